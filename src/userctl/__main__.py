@@ -1,0 +1,3 @@
+from userctl.cli.main import main
+
+main()

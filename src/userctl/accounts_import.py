@@ -1,0 +1,190 @@
+"""`userctl accounts import FILE.csv`: which bank accounts a CSV file registers (DESIGN §5), for
+organizations whose platform does not register them itself. Pure: the caller reads the file and
+the existing accounts, and writes what this returns in one transaction.
+
+Idempotent by key: a row identical to a registered account is "unchanged". A row that reuses a
+key with different values is an error, because userctl never edits a bank account (assignments
+and audit history refer to it by key). Every bad row is reported, as FILE:LINE:COL, and then
+nothing is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Final, Mapping, Sequence
+
+from userctl.errors import InputError, Problem
+from userctl.state import BankAccount
+
+COLUMNS: Final = ("key", "bank", "account_type", "masked_number", "currency")
+MAX_LENGTH: Final = {"key": 100, "bank": 100, "account_type": 32, "masked_number": 32}  # as in the database
+MAX_UNMASKED_DIGITS: Final = 4
+
+_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CURRENCY: Final = re.compile(r"[A-Z]{3}")
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    new: tuple[BankAccount, ...]
+    unchanged: tuple[BankAccount, ...]
+
+
+@dataclass
+class _Reader:
+    source: str
+    raw_lines: list[str]
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, line: int, message: str, column: str = "row", col: int | None = None) -> None:
+        self.problems.append(Problem(message, (column,), self.source, line, col))
+
+
+def plan_import(data: bytes, source: str, existing: Mapping[str, BankAccount]) -> ImportPlan:
+    """The accounts of `data` (CSV with a header) that are new and those already registered;
+    raises InputError naming every bad row."""
+    text = _decode(data, source)
+    reader = _Reader(source, _LINE_BREAK.split(text))
+    rows = _parse(text, reader)
+    new: list[BankAccount] = []
+    unchanged: list[BankAccount] = []
+    for line, cols, account in rows:
+        registered = existing.get(account.key)
+        if registered is None:
+            new.append(account)
+        elif registered == account:
+            unchanged.append(account)
+        else:
+            differences = ", ".join(
+                f"{name} {getattr(account, name)!r} here, {getattr(registered, name)!r} registered"
+                for name in COLUMNS
+                if getattr(account, name) != getattr(registered, name)
+            )
+            reader.problem(
+                line,
+                f"bank account {account.key!r} is already registered with other values ({differences}): "
+                "userctl never edits a bank account; correct the row or use a new key",
+                "key",
+                cols.get("key"),
+            )
+    if reader.problems:
+        raise InputError(sorted(reader.problems, key=lambda p: (p.line or 0, p.col or 0)))
+    return ImportPlan(tuple(new), tuple(unchanged))
+
+
+def _decode(data: bytes, source: str) -> str:
+    try:
+        # utf-8-sig: spreadsheets commonly start their CSV exports with a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise InputError([Problem("the file is not UTF-8 text; save it as UTF-8 CSV", (), source, line, col)]) from None
+
+
+def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None], BankAccount]]:
+    """(line, column positions, account) of every good row; problems go to `reader`."""
+    records = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(records, None)
+        if header is None or not any(h.strip() for h in header):
+            reader.problem(1, f"empty file: the first line must be the header {','.join(COLUMNS)}", "header")
+            return []
+        index = _header(header, reader)
+        accounts: list[tuple[int, dict[str, int | None], BankAccount]] = []
+        first_line: dict[str, int] = {}
+        previous_end = records.line_num
+        for fields in records:
+            line, previous_end = previous_end + 1, records.line_num
+            if not any(f.strip() for f in fields):
+                continue  # blank lines, and the empty rows spreadsheets leave at the end
+            if index is None:
+                continue  # the header is wrong: its problem is reported, rows cannot be read
+            parsed = _row(line, fields, index, reader)
+            if parsed is None:
+                continue
+            cols, account = parsed
+            if account.key in first_line:
+                reader.problem(line, f"key {account.key!r} is also on line {first_line[account.key]}", "key", cols["key"])
+                continue
+            first_line[account.key] = line
+            accounts.append((line, cols, account))
+        return accounts
+    except csv.Error as exc:
+        reader.problem(records.line_num, f"not valid CSV: {exc}")
+        return []
+
+
+def _header(header: Sequence[str], reader: _Reader) -> dict[str, int] | None:
+    names = [h.strip() for h in header]
+    cols = _columns(reader.raw_lines[0] if reader.raw_lines else "", len(names))
+    ok = True
+    for i, name in enumerate(names):
+        if name not in COLUMNS:
+            reader.problem(1, f"unknown column {name!r}: the columns are {', '.join(COLUMNS)}", "header", cols[i])
+            ok = False
+        elif names.index(name) != i:
+            reader.problem(1, f"column {name!r} appears twice", "header", cols[i])
+            ok = False
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        reader.problem(1, f"missing column(s) {', '.join(missing)}: the header must name {','.join(COLUMNS)}", "header")
+        ok = False
+    return {name: names.index(name) for name in COLUMNS} if ok else None
+
+
+def _row(
+    line: int, fields: Sequence[str], index: Mapping[str, int], reader: _Reader
+) -> tuple[dict[str, int | None], BankAccount] | None:
+    if len(fields) != len(index):
+        reader.problem(line, f"expected {len(index)} fields ({', '.join(sorted(index, key=index.__getitem__))}), found {len(fields)}")
+        return None
+    raw = reader.raw_lines[line - 1] if line - 1 < len(reader.raw_lines) else ""
+    positions = _columns(raw, len(fields))
+    values = {name: fields[i].strip() for name, i in index.items()}
+    cols = {name: positions[i] for name, i in index.items()}
+    before = len(reader.problems)
+    for name in COLUMNS:
+        message = _check(name, values[name])
+        if message:
+            reader.problem(line, message, name, cols[name])
+    if len(reader.problems) > before:
+        return None
+    return cols, BankAccount(**values)
+
+
+def _check(name: str, value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    limit = MAX_LENGTH.get(name)
+    if limit is not None and len(value) > limit:
+        return f"at most {limit} characters, found {len(value)}"
+    if name == "key" and not _KEY.fullmatch(value):
+        return f"{value!r} is not a valid key: letters, digits, '.', '_' and '-', starting with a letter or digit"
+    if name == "currency" and not _CURRENCY.fullmatch(value):
+        return f"{value!r} is not a currency code: 3 upper-case letters, e.g. COP or USD"
+    if name == "masked_number":
+        digits = sum(c.isdigit() for c in value)
+        if digits > MAX_UNMASKED_DIGITS:
+            return (f"{value!r} shows {digits} digits: at most the last {MAX_UNMASKED_DIGITS} may be unmasked "
+                    "(e.g. ****1234); never put a full account number in a file")
+    return None
+
+
+def _columns(raw: str, count: int) -> list[int | None]:
+    """1-based column of each field on its line, when the line is simple enough to know it
+    (no quoting); otherwise None, and the problem points at the start of the line."""
+    parts = raw.split(",")
+    if '"' in raw or len(parts) != count:
+        return [None] * count
+    cols: list[int | None] = []
+    col = 1
+    for part in parts:
+        cols.append(col + (len(part) - len(part.lstrip())))
+        col += len(part) + 1
+    return cols

@@ -1,0 +1,260 @@
+"""Apply a plan (DESIGN §4): lock → preconditions → authorise → 2FA → guards → execute → audit →
+outbox → commit. Everything happens in one transaction; any error rolls all of it back, the
+audit events included. Apply never runs DDL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from userctl import guards
+from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired
+from userctl.plan import Change, Plan, bank_account_address, organization_address, role_address, user_address
+from userctl.planner import PlanOptions, bank_account_record, organization_settings
+from userctl.state import LiveState, record_hash, role_record, user_record
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from userctl import approvals
+    from userctl.db.executor import Executor
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    applied: int
+    verified_by: str
+    audit_head: str | None
+    invitations_queued: int
+    serial: int
+
+
+def current_preconditions(live: LiveState, addresses: list[str]) -> dict[str, str]:
+    """The hash each address has now, computed exactly as the planner computed it."""
+    by_address: dict[str, str] = {}
+    wanted = set(addresses)
+    org = live.organization
+    if organization_address(org.slug) in wanted:
+        by_address[organization_address(org.slug)] = record_hash(organization_settings(org))
+    for address in wanted:
+        if address in by_address:
+            continue
+        by_address[address] = "absent"
+    for email, user in live.users.items():
+        a = user_address(email)
+        if a in wanted:
+            by_address[a] = record_hash(user_record(user))
+    for name, role in live.roles.items():
+        a = role_address(name)
+        if a in wanted:
+            by_address[a] = record_hash(role_record(role))
+    for key, account in live.bank_accounts.items():
+        a = bank_account_address(key)
+        if a in wanted:
+            by_address[a] = record_hash(bank_account_record(account))
+    return by_address
+
+
+def check_preconditions(plan: Plan, live: LiveState) -> None:
+    if plan.organization != live.organization.slug:
+        raise StalePlan(f"the plan is for organization {plan.organization!r}, not {live.organization.slug!r}")
+    now = current_preconditions(live, list(plan.preconditions))
+    stale = sorted(a for a, expected in plan.preconditions.items() if now[a] != expected)
+    if stale:
+        shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+        raise StalePlan(
+            f"the plan is stale: {len(stale)} row(s) it touches changed since it was made: {shown}. "
+            "Nothing was written; plan again."
+        )
+
+
+def required_permissions(changes: tuple[Change, ...]) -> set[str]:
+    """DESIGN §1 "Operator": users.add to create users, users.manage for any other user change
+    (a replace deletes, so it needs both), roles.manage for any role change."""
+    needed: set[str] = set()
+    for c in changes:
+        if c.kind == "role":
+            needed.add("roles.manage")
+        elif c.kind == "user" and c.action in ("create", "replace"):
+            needed.add("users.add")
+            if c.action == "replace":
+                needed.add("users.manage")
+        else:
+            needed.add("users.manage")
+    return needed
+
+
+def apply_plan(
+    engine: "Engine",
+    plan: Plan,
+    operator: str,
+    *,
+    otp_code: str | None,
+    allow_mass_removal: bool = False,
+    lock_timeout_s: float = 30.0,
+    now: dt.datetime,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    from userctl.otp import failures_recorded
+
+    operator = operator.strip().lower()
+    refuse_blocked(plan)
+    with failures_recorded(engine, now):
+        return _apply_locked(engine, plan, operator, otp_code, allow_mass_removal, lock_timeout_s, now, progress)
+
+
+def refuse_blocked(plan: Plan) -> None:
+    if plan.blocked:
+        raise GuardBlocked("the plan has blocking findings and cannot be applied: " + "; ".join(f.message for f in plan.findings if f.blocking))
+
+
+def approve_plan(
+    engine: "Engine", plan: Plan, operator: str, otp_code: str, *, now: dt.datetime, valid_for: dt.timedelta, lock_timeout_s: float = 30.0
+) -> "approvals.ApprovalRow":
+    """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
+    from userctl import approvals, audit, otp
+    from userctl.db.engine import begin_write, lock_organization
+    from userctl.db.snapshot import read_live_state
+    from userctl.operators import load_operator
+
+    refuse_blocked(plan)
+    with otp.failures_recorded(engine, now):
+        with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=plan.organization) as conn:
+            org_id = lock_organization(conn, plan.organization, lock_timeout_s)
+            check_preconditions(plan, read_live_state(conn, plan.organization))
+            me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
+            otp.verify_operator_code(conn, me.id, otp_code, now)
+            row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
+            audit.append_events(
+                conn,
+                org_id,
+                [audit.AuditRecord(operator=me.email, verified_by="totp", plan_digest=plan.digest, action="plan.approve",
+                                   address=organization_address(plan.organization), before=None,
+                                   after={"expires_at": row.expires_at.isoformat() + "Z"})],
+                now,
+            )
+    return row
+
+
+def _apply_locked(
+    engine: "Engine",
+    plan: Plan,
+    operator: str,
+    otp_code: str | None,
+    allow_mass_removal: bool,
+    lock_timeout_s: float,
+    now: dt.datetime,
+    progress: Progress | None,
+) -> ApplyResult:
+    from userctl import audit, notify
+    from userctl.db.engine import begin_write, lock_organization
+    from userctl.db.executor import Executor
+    from userctl.db.snapshot import read_live_state
+    from userctl.operators import load_operator
+
+    changes = plan.active_changes
+    digest = plan.digest  # a hash over the whole plan: computed once, not once per audit event
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=plan.organization) as conn:
+        org_id = lock_organization(conn, plan.organization, lock_timeout_s)
+        live = read_live_state(conn, plan.organization)
+        check_preconditions(plan, live)
+        if not changes:
+            return ApplyResult(0, "none", None, 0, live.organization.serial)
+        me = load_operator(conn, org_id, operator, required_permissions(changes))
+        verified_by = "none"
+        if plan.requires_2fa:
+            verified_by = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
+        executor = Executor(conn, org_id, now)
+        options = PlanOptions(allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")), operator=operator)
+        blocking = [f for f in guards.check(live, changes, options) if f.blocking]
+        if blocking:
+            raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
+        created = _run_refusing_held_rows(executor, changes, progress, plan.organization)
+        for email, user_id in created:
+            notify.queue_invitation(conn, org_id, user_id, email, now)
+        head = audit.append_events(
+            conn,
+            org_id,
+            [
+                audit.AuditRecord(
+                    operator=operator,
+                    verified_by=verified_by,
+                    plan_digest=digest,
+                    action=f"{c.kind}.{c.action}",
+                    address=c.address,
+                    before=c.before,
+                    after=c.after,
+                )
+                for c in changes
+            ],
+            now,
+        )
+        serial = executor.bump_serial()
+    return ApplyResult(len(changes), verified_by, head, len(created), serial)
+
+
+def _run_refusing_held_rows(
+    executor: "Executor", changes: tuple[Change, ...], progress: Progress | None, organization: str
+) -> list[tuple[str, int]]:
+    """Execute the changes. The organization lock keeps other applies out, but the platform may
+    hold a row this plan writes; waiting for it longer than --lock-timeout (the backend's lock
+    timeout, set by `lock_organization`, covers every statement of the transaction) is the same
+    "locked" refusal as the organization lock, not a database error."""
+    from sqlalchemy.exc import DBAPIError
+
+    from userctl.db.engine import _is_lock_timeout
+
+    try:
+        return executor.run(changes, progress)
+    except DBAPIError as exc:
+        if _is_lock_timeout(exc):
+            raise LockTimeout(
+                f"a row this plan writes in organization {organization} is locked by another transaction; "
+                "nothing was written: retry later or raise --lock-timeout"
+            ) from None
+        raise
+
+
+def _confirm(
+    conn: "Connection",
+    org_id: int,
+    plan: Plan,
+    operator_id: int,
+    live: LiveState,
+    otp_code: str | None,
+    now: dt.datetime,
+) -> str:
+    """2FA for this plan: the operator's own TOTP code, or an unexpired approval of this exact
+    digest. Returns how the operator was verified, for the audit log."""
+    from userctl import approvals, otp
+    from userctl.operators import load_operator
+
+    if otp_code is not None:
+        otp.verify_operator_code(conn, operator_id, otp_code, now)
+        return "totp"
+    four_eyes = live.organization.four_eyes
+    found = approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=operator_id if four_eyes else None)
+    void: list[str] = []
+    for approval in found:
+        # An approval counts only while its approver could still confirm this plan themselves:
+        # deactivating or demoting someone must also withdraw what they approved.
+        try:
+            approver = load_operator(conn, org_id, approval.approver_email, required_permissions(plan.active_changes))
+        except NotAuthorized as exc:
+            void.append(str(exc))
+            continue
+        if approver.id != approval.approver_id:
+            void.append(f"{approval.approver_email} was deleted and re-created since approving")
+            continue
+        approvals.mark_used(conn, approval.id, now)
+        return f"approval:{approval.approver_email}"
+    if void:
+        raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
+    why = " by another operator (four-eyes is on)" if four_eyes else ""
+    raise TwoFactorRequired(
+        f"{plan.summary()['requires_2fa']} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "
+        f"or have this exact plan approved{why} with `userctl approve PLAN --operator EMAIL --otp-code CODE`"
+    )

@@ -1,0 +1,251 @@
+"""The audit trail (DESIGN §4 "Audit"): append-only events, hash-chained per organization.
+
+Each event stores the hash of the previous one (`prev_hash`; the first event of an organization
+chains onto GENESIS) and its own `hash`, a SHA-256 over the canonical JSON of every stored field
+— its `seq`, time and `prev_hash` included — so editing, deleting or reordering a row breaks the
+chain. Anyone with write access could rebuild a bare hash chain after an edit, so when
+USERCTL_AUDIT_KEY is set each event also carries an HMAC of the same bytes, which they cannot
+forge without the key. Truncating the tail leaves a valid shorter chain: only comparing the head
+with one recorded earlier (`apply` prints it; `audit verify --head`) detects that.
+
+These functions work inside the caller's transaction and never commit. Appending assumes the
+caller holds the organization lock (`db.engine.lock_organization`): reading the last event and
+inserting after it is then race-free; the unique (organization_id, seq) key turns any writer
+that skipped the lock into an error rather than a forked chain.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, Row, insert, or_, select
+
+from userctl.clock import iso_z, naive_utc
+from userctl.db.models import AuditEvent
+from userctl.plan import assignment_address, user_address
+from userctl.state import canonical_json
+
+GENESIS = "0" * 64
+ENV_KEY = "USERCTL_AUDIT_KEY"
+
+_table = AuditEvent.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One event to append. `before`/`after` are plain JSON-able data (never secrets or codes);
+    `verified_by` says how the operator proved who they are: totp, approval, none, init..."""
+
+    operator: str
+    verified_by: str
+    action: str
+    address: str
+    before: Any = None
+    after: Any = None
+    plan_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    events: int
+    head: str  # hash of the last event, GENESIS for an empty chain
+    hmac_checked: bool
+    problem: str | None = None  # the first thing wrong, naming the event; None when intact
+    bad_seq: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def audit_key() -> bytes | None:
+    key = os.environ.get(ENV_KEY)
+    return key.encode("utf-8") if key else None
+
+
+def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime) -> str:
+    """Append `events` in order after the organization's last event (one batched INSERT);
+    returns the new chain head."""
+    last = conn.execute(
+        select(_table.c.seq, _table.c.hash)
+        .where(_table.c.organization_id == org_id)
+        .order_by(_table.c.seq.desc())
+        .limit(1)
+    ).first()
+    seq, head = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+    if not events:
+        return head
+    # Whole seconds: MariaDB's DATETIME keeps no fraction, and the hash must survive the round trip.
+    created_at = naive_utc(now).replace(microsecond=0)
+    key = audit_key()
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        seq += 1
+        row: dict[str, Any] = {
+            "organization_id": org_id,
+            "seq": seq,
+            "created_at": created_at,
+            "operator": event.operator,
+            "verified_by": event.verified_by,
+            "plan_digest": event.plan_digest,
+            "action": event.action,
+            "address": event.address,
+            "before": None if event.before is None else canonical_json(event.before),
+            "after": None if event.after is None else canonical_json(event.after),
+            "prev_hash": head,
+        }
+        payload = _payload(row)
+        row["hash"] = head = hashlib.sha256(payload).hexdigest()
+        row["hmac"] = _hmac(key, payload) if key else None
+        rows.append(row)
+    conn.execute(insert(AuditEvent), rows)
+    return head
+
+
+def chain_head(conn: Connection, org_id: int) -> str:
+    head = conn.execute(
+        select(_table.c.hash).where(_table.c.organization_id == org_id).order_by(_table.c.seq.desc()).limit(1)
+    ).scalar_one_or_none()
+    return GENESIS if head is None else str(head)
+
+
+def verify_chain(conn: Connection, org_id: int, head: str | None = None) -> VerifyResult:
+    """Recompute the whole chain of one organization and report the FIRST bad event: missing
+    (a gap in seq), reordered (chained onto an event now found elsewhere, or written before its
+    predecessor), altered (contents no longer match the hash, or the HMAC when the key is set);
+    then, when `head` is given, that the last event's hash is exactly it."""
+    rows = conn.execute(
+        select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
+    ).all()
+    key = audit_key()
+    position_of_hash = {str(r.hash): int(r.seq) for r in rows}
+    previous: Row[Any] | None = None
+    for row in rows:
+        problem = _check(row, previous, position_of_hash, key)
+        if problem is not None:
+            return VerifyResult(len(rows), _last_hash(rows), key is not None, problem, int(row.seq))
+        previous = row
+    last = _last_hash(rows)
+    if head is not None and head.strip().lower() != last:
+        wanted = head.strip().lower()
+        if wanted in position_of_hash:
+            at = position_of_hash[wanted]
+            problem = (
+                f"the chain head is {last}, not {wanted}: that hash is event #{at}, "
+                f"and {len(rows) - at} event(s) were appended after it"
+            )
+        else:
+            problem = (
+                f"the chain head is {last}, not {wanted}, which is no event of this chain: "
+                "events were removed from the end or the chain was rewritten"
+            )
+        return VerifyResult(len(rows), last, key is not None, problem, None)
+    return VerifyResult(len(rows), last, key is not None)
+
+
+def _check(row: Row[Any], previous: Row[Any] | None, position_of_hash: dict[str, int], key: bytes | None) -> str | None:
+    expected_seq = 1 if previous is None else int(previous.seq) + 1
+    expected_prev = GENESIS if previous is None else str(previous.hash)
+    name = _name(row)
+    if int(row.seq) != expected_seq:
+        if previous is not None and int(row.seq) == int(previous.seq):
+            return f"{name} has the same seq as the event before it"
+        after = f"#{previous.seq}" if previous is not None else "the start"
+        return f"event #{expected_seq} is missing: the chain jumps from {after} to {name} (an event was deleted)"
+    if str(row.prev_hash) != expected_prev:
+        moved_to = position_of_hash.get(str(row.prev_hash))
+        if moved_to is not None and moved_to != expected_seq - 1:
+            return f"{name} is out of order: it was written right after the event now at #{moved_to}"
+        before = "the start of the chain" if previous is None else f"event #{previous.seq}"
+        return (
+            f"{name} does not chain onto {before}: its prev_hash differs "
+            f"({before} was altered, or events between them were removed)"
+        )
+    if previous is not None and int(row.id) < int(previous.id):
+        return f"{name} is out of order: it was written before event #{previous.seq} (id {previous.id})"
+    payload = _payload(row._mapping)
+    if hashlib.sha256(payload).hexdigest() != str(row.hash):
+        return f"{name} was altered: its contents no longer match its hash"
+    if key is not None:
+        if row.hmac is None:
+            return f"{name} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
+        if not hmac.compare_digest(str(row.hmac), _hmac(key, payload)):
+            return f"{name} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
+    return None
+
+
+def _payload(row: Any) -> bytes:
+    """The bytes that are hashed: every stored field but the id and the hash/HMAC themselves."""
+    created_at: dt.datetime = row["created_at"]
+    return canonical_json(
+        {
+            "organization_id": int(row["organization_id"]),
+            "seq": int(row["seq"]),
+            "time": iso_z(created_at),
+            "operator": row["operator"],
+            "verified_by": row["verified_by"],
+            "plan_digest": row["plan_digest"],
+            "action": row["action"],
+            "address": row["address"],
+            "before": row["before"],
+            "after": row["after"],
+            "prev_hash": row["prev_hash"],
+        }
+    ).encode("utf-8")
+
+
+def _hmac(key: bytes, payload: bytes) -> str:
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()
+
+
+def _name(row: Row[Any]) -> str:
+    return f"event #{row.seq} (id {row.id}, {iso_z(row.created_at)}, {row.action} {row.address})"
+
+
+def _last_hash(rows: Sequence[Row[Any]]) -> str:
+    return str(rows[-1].hash) if rows else GENESIS
+
+
+def list_events(
+    conn: Connection, org_id: int, *, since: dt.datetime | None = None, user: str | None = None
+) -> list[dict[str, Any]]:
+    """Events in chain order as plain data. `user` selects the events that user performed as
+    operator or that were about them (their user, their bank-account assignments)."""
+    query = select(_table).where(_table.c.organization_id == org_id)
+    if since is not None:
+        query = query.where(_table.c.created_at >= naive_utc(since))
+    if user is not None:
+        email = user.strip().lower()
+        # Every assignment address of this user starts like this one to an empty key.
+        assignments = assignment_address(email, "").removesuffix(' ""]')
+        query = query.where(
+            or_(
+                _table.c.operator == email,
+                _table.c.address == user_address(email),
+                _table.c.address.startswith(assignments, autoescape=True),
+            )
+        )
+    rows = conn.execute(query.order_by(_table.c.seq, _table.c.id)).all()
+    return [
+        {
+            "seq": int(r.seq),
+            "time": iso_z(r.created_at),
+            "operator": r.operator,
+            "verified_by": r.verified_by,
+            "plan_digest": r.plan_digest,
+            "action": r.action,
+            "address": r.address,
+            "before": None if r.before is None else json.loads(r.before),
+            "after": None if r.after is None else json.loads(r.after),
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+            "hmac": r.hmac,
+        }
+        for r in rows
+    ]

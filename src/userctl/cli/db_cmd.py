@@ -1,0 +1,27 @@
+"""`userctl db`: the schema, versioned by the migrations shipped with userctl (DESIGN §1b)."""
+
+from __future__ import annotations
+
+import click
+
+from userctl.cli.context import app
+
+
+@click.group()
+def db() -> None:
+    """Database schema maintenance."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Run pending migrations (creates the tables in an empty database)."""
+    from userctl.db import migrate
+    from userctl.db.engine import redacted
+
+    engine = app().engine()
+    before, after = migrate.upgrade(engine)
+    where = redacted(engine.url)
+    if before == after:
+        click.echo(f"Database at {where} is already at revision {after}.")
+    else:
+        click.echo(f"Database at {where} upgraded from {before or 'empty'} to revision {after}.")

@@ -1,0 +1,40 @@
+"""`userctl export`: the live organization as a desired-state file, the starting point for
+managing an existing organization as code. Planning the exported file shows no changes."""
+
+from __future__ import annotations
+
+import click
+
+from userctl.cli.context import app
+
+
+@click.command()
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
+              help="Write the file here (atomically) instead of to standard output.")
+@click.option("--schema", "schema", metavar="URL|PATH", default=None,
+              help="Where the first line's $schema points editors (default: the published schema URL); "
+                   "e.g. a path relative to the file, to a copy saved with `userctl schema`.")
+def export(output: str | None, schema: str | None) -> None:
+    """Write the organization's roles and users as desired-state YAML (`--organization` picks
+    the organization when the database holds several)."""
+    from userctl.cli.organization import resolve_organization
+    from userctl.cli.plan_cmd import write_atomically
+    from userctl.db.engine import begin_read
+    from userctl.db.migrate import require_current
+    from userctl.db.snapshot import read_live_state
+    from userctl.export import SCHEMA_URL, export_yaml, warnings
+
+    ctx = app()
+    engine = ctx.engine()
+    require_current(engine)
+    with begin_read(engine) as conn:
+        _org_id, org = resolve_organization(conn, ctx.organization)
+        live = read_live_state(conn, org.slug)
+    text = export_yaml(live, schema or SCHEMA_URL)
+    for warning in warnings(live):
+        click.echo(f"Warning: {warning}", err=True)
+    if output:
+        write_atomically(output, text)
+        click.echo(f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}", err=True)
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,61 @@
+"""`userctl mfa enroll EMAIL`: (re)issue a user's authenticator, confirmed by another admin."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from userctl.cli.apply_cmd import lock_option, operator_option, otp_option
+from userctl.cli.context import app
+from userctl.errors import UsageError
+
+
+@click.group()
+def mfa() -> None:
+    """Authenticators (TOTP) of the organization's users."""
+
+
+@mfa.command()
+@click.argument("email")
+@operator_option
+@otp_option
+@lock_option
+@click.option("--json", "as_json", is_flag=True, help="Print {organization, user, totp_secret, otpauth_uri, audit_head} as JSON, for scripts.")
+def enroll(email: str, operator: str, otp_code: str | None, lock_timeout: float, as_json: bool) -> None:
+    """Give EMAIL (an active user) a new authenticator; the old one stops working. Another admin
+    with users.manage confirms with their own TOTP code. The secret is shown once."""
+    from userctl.cli.organization import resolve_organization
+    from userctl.clock import utcnow
+    from userctl.db.engine import begin_read
+    from userctl.db.migrate import require_current
+    from userctl.mfa import enroll_user
+
+    ctx = app()
+    engine = ctx.engine()
+    require_current(engine)
+    with begin_read(engine) as conn:
+        _, org = resolve_organization(conn, ctx.organization)
+    if otp_code is None:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError("mfa enroll needs the operator's --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
+        otp_code = click.prompt(f"TOTP code of {operator}", hide_input=True, err=True)
+    result = enroll_user(engine, org.slug, email, operator, otp_code, now=utcnow(), lock_timeout_s=lock_timeout)
+
+    if as_json:
+        click.echo(json.dumps({
+            "organization": result.organization,
+            "user": result.email,
+            "totp_secret": result.secret,
+            "otpauth_uri": result.otpauth_uri,
+            "audit_head": result.audit_head,
+        }, indent=2))
+        return
+
+    from userctl.totp_display import enrolment_text
+
+    click.echo(f"Enrolled a new authenticator for {result.email} in {result.organization}, confirmed by {operator.strip().lower()}.")
+    click.echo(f"Audit head: {result.audit_head}")
+    click.echo()
+    click.echo(enrolment_text(result.email, result.otpauth_uri), nl=False)

@@ -1,0 +1,102 @@
+"""`userctl notifications list` / `send`: the invitation outbox (DESIGN §4 step 5).
+
+Both work on every organization of the database unless `--organization` names one, so a single
+scheduled `notifications send` retries everything that is still queued."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from userctl.cli.context import app
+from userctl.errors import UsageError, UserctlError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+# queued → sent; cancelled when the user was deleted before delivery.
+STATUSES = ("queued", "sent", "cancelled")
+_COLUMNS = ("id", "organization", "recipient", "status", "attempts", "created_at", "sent_at", "last_error")
+
+
+@click.group()
+def notifications() -> None:
+    """The invitation outbox."""
+
+
+@notifications.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only notifications in this state.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_(status: str | None, fmt: str) -> None:
+    """Show the outbox, oldest first. Invitation tokens are never shown (nor stored)."""
+    from userctl import notify
+    from userctl.db.engine import begin_read
+
+    engine = _engine()
+    with begin_read(engine) as conn:
+        org_id = _organization_id(conn)
+        rows = notify.list_notifications(conn, org_id, status)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif rows:
+        click.echo(_table(rows))
+    else:
+        click.echo("no notifications")
+
+
+@notifications.command()
+def send() -> None:
+    """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25).
+    Exits 1 when some could not be sent: they stay queued for the next run."""
+    from userctl import notify
+    from userctl.clock import utcnow
+    from userctl.db.engine import begin_read
+
+    smtp_url = os.environ.get(notify.ENV_SMTP_URL)
+    if not smtp_url:
+        raise UsageError(
+            f"{notify.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
+            "or smtps://user:password@host:465) and rerun"
+        )
+    engine = _engine()
+    with begin_read(engine) as conn:
+        org_id = _organization_id(conn)
+    report = notify.send_queued(engine, smtp_url, utcnow(), org_id)
+    summary = f"invitations: {report.sent} sent, {report.failed} failed"
+    if report.cancelled:
+        summary += f", {report.cancelled} cancelled (user deleted)"
+    click.echo(summary)
+    for line in report.errors:
+        click.echo(f"  not sent: {line}", err=True)
+    if report.failed:
+        raise UserctlError(
+            f"{report.failed} invitation(s) could not be sent and stay queued; "
+            "fix the cause above and rerun `userctl notifications send`"
+        )
+
+
+def _engine() -> "Engine":
+    from userctl.db.migrate import require_current
+
+    engine = app().engine()
+    require_current(engine)
+    return engine
+
+
+def _organization_id(conn: "Connection") -> int | None:
+    slug = app().organization
+    if slug is None:
+        return None
+    from userctl.db.snapshot import read_organization
+
+    return read_organization(conn, slug)[0]
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cells = [[c.upper().replace("_", " ") for c in _COLUMNS]]
+    cells += [["" if r[c] is None else str(r[c]) for c in _COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)

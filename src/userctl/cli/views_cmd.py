@@ -1,0 +1,176 @@
+"""Everyday views of the live database — `users list/show`, `roles list`, `accounts list` — all in
+one read-only transaction, and `accounts import`, which registers bank accounts from a CSV file."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+
+import click
+
+from userctl.cli.context import app
+from userctl.state import LIVE_STATUSES
+from userctl.views import DETAIL_FORMATS, FORMATS
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from userctl.state import Organization
+
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _format_option(choices: tuple[str, ...]) -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True)
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[tuple["Connection", int, "Organization"]]:
+    """A read-only snapshot of the chosen organization (`--organization`, or the only one)."""
+    from userctl.cli.organization import resolve_organization
+    from userctl.db.engine import begin_read
+    from userctl.db.migrate import require_current
+
+    ctx = app()
+    engine = ctx.engine()
+    require_current(engine)
+    with begin_read(engine) as conn:
+        org_id, org = resolve_organization(conn, ctx.organization)
+        yield conn, org_id, org
+
+
+@click.group()
+def users() -> None:
+    """List and inspect the organization's users (read-only)."""
+
+
+@users.command("list")
+@click.option("--status", type=click.Choice(LIVE_STATUSES), help="Only users with this status.")
+@click.option("--role", metavar="NAME", help="Only holders of this role (exact name).")
+@click.option("--search", metavar="TEXT", help="Case-insensitive part of the first name, last name or email.")
+@_format_option(FORMATS)
+def list_users(status: str | None, role: str | None, search: str | None, fmt: str) -> None:
+    """Users sorted by id: name, username (email), phone, role, 2FA, status."""
+    from userctl.db.listings import list_users as read_list
+    from userctl.db.snapshot import read_roles
+    from userctl.errors import NotFound
+    from userctl.views import USER_COLUMNS, matches_search, render, user_row
+
+    with _reading() as (conn, org_id, org):
+        if role is not None and role not in read_roles(conn, org_id, [role]):
+            known = sorted(read_roles(conn, org_id))
+            raise NotFound(f"organization {org.slug} has no role {role!r}; its roles: {', '.join(known) or 'none'}")
+        listed = read_list(conn, org_id, status=status, role=role)
+    rows = [user_row(item.user) for item in listed if search is None or matches_search(item.user, search)]
+    click.echo(render(USER_COLUMNS, rows, fmt, empty="No users match."), nl=False)
+
+
+@users.command("show")
+@click.argument("email")
+@_format_option(DETAIL_FORMATS)
+def show_user(email: str, fmt: str) -> None:
+    """Every field of one user, their role and permissions, and the organization's bank accounts
+    split into assigned and unassigned."""
+    from userctl.db.listings import user_timestamps
+    from userctl.db.snapshot import read_bank_accounts, read_roles, read_users
+    from userctl.errors import NotFound
+    from userctl.views import render_user_detail, user_detail
+
+    key = email.strip().lower()
+    with _reading() as (conn, org_id, org):
+        user = read_users(conn, org_id, [key]).get(key)
+        if user is None:
+            raise NotFound(f"organization {org.slug} has no user {email!r} (see `userctl users list --search`)")
+        role = read_roles(conn, org_id, [user.role])[user.role]
+        accounts = read_bank_accounts(conn, org_id)
+        stamps = user_timestamps(conn, org_id, key)
+    detail = user_detail(user, role, accounts, stamps.created_at if stamps else None, stamps.updated_at if stamps else None)
+    click.echo(render_user_detail(detail, fmt), nl=False)
+
+
+@click.group()
+def roles() -> None:
+    """List the organization's roles (read-only)."""
+
+
+@roles.command("list")
+@_format_option(FORMATS)
+def list_roles(fmt: str) -> None:
+    """Roles by name: description, number of permissions, number of users holding it."""
+    from userctl.db.listings import role_user_counts
+    from userctl.db.snapshot import read_roles
+    from userctl.views import ROLE_COLUMNS, render, role_row
+
+    with _reading() as (conn, org_id, _org):
+        all_roles = read_roles(conn, org_id)
+        counts = role_user_counts(conn, org_id)
+    rows = [role_row(all_roles[name], counts.get(name, 0)) for name in sorted(all_roles)]
+    click.echo(render(ROLE_COLUMNS, rows, fmt, empty="No roles."), nl=False)
+
+
+@click.group()
+def accounts() -> None:
+    """The organization's payout bank accounts: list them, or register them from a CSV file."""
+
+
+@accounts.command("list")
+@_format_option(FORMATS)
+def list_accounts(fmt: str) -> None:
+    """Bank accounts by key: bank, type, masked number, currency, assigned users."""
+    from userctl.db.listings import account_holders
+    from userctl.db.snapshot import read_bank_accounts
+    from userctl.views import ACCOUNT_COLUMNS, account_row, render
+
+    with _reading() as (conn, org_id, _org):
+        registered = read_bank_accounts(conn, org_id)
+        holders = account_holders(conn, org_id)
+    rows = [account_row(registered[key], holders.get(key, [])) for key in sorted(registered)]
+    click.echo(render(ACCOUNT_COLUMNS, rows, fmt, empty="No bank accounts."), nl=False)
+
+
+@accounts.command("import")
+@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
+@click.option("--lock-timeout", "lock_timeout_s", type=float, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
+              help="Seconds to wait for a concurrent apply to finish.")
+def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> None:
+    """Register bank accounts from a CSV file with the header
+    key,bank,account_type,masked_number,currency. Accounts already registered with the same
+    values are left alone; any bad row imports nothing."""
+    from userctl import audit
+    from userctl.accounts_import import plan_import
+    from userctl.cli.organization import resolve_organization
+    from userctl.clock import utcnow
+    from userctl.db.engine import begin_write, lock_organization
+    from userctl.db.migrate import require_current
+    from userctl.db.rows import insert_bank_account
+    from userctl.db.snapshot import read_bank_accounts
+    from userctl.plan import bank_account_address
+    from userctl.views import account_record
+
+    data = Path(path).read_bytes()
+    ctx = app()
+    engine = ctx.engine()
+    require_current(engine)
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=ctx.organization) as conn:
+        org_id, org = resolve_organization(conn, ctx.organization)
+        lock_organization(conn, org.slug, lock_timeout_s)
+        result = plan_import(data, path, read_bank_accounts(conn, org_id))
+        for account in result.new:
+            insert_bank_account(conn, org_id, account)
+        # Registering an account is a change to the organization like any other: it is audited
+        # (unverified: importing accounts needs no 2FA, it grants nobody anything).
+        audit.append_events(
+            conn,
+            org_id,
+            [
+                audit.AuditRecord(operator=(operator or "unknown").strip().lower(), verified_by="none",
+                                  action="bank_account.import", address=bank_account_address(a.key), after=account_record(a))
+                for a in result.new
+            ],
+            utcnow(),
+        )
+    click.echo(f"{org.slug}: imported {len(result.new)}, unchanged {len(result.unchanged)}")

@@ -1,0 +1,29 @@
+"""The one convention for instants: naive UTC, as the database stores them (SQLite and MariaDB
+keep no zone). Functions that depend on time take `now` as an argument so tests control it;
+only the CLI edge reads the real clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` as naive UTC: an aware value is converted, a naive one is taken as UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def unix_seconds(moment: dt.datetime) -> int:
+    """Seconds since the epoch. Never `datetime.timestamp()` on a naive value: Python (and pyotp)
+    would read it as local time."""
+    return int(naive_utc(moment).replace(tzinfo=dt.UTC).timestamp())
+
+
+def iso_z(moment: dt.datetime) -> str:
+    """How instants are shown to people and pipelines: ISO 8601 with an explicit Z."""
+    return naive_utc(moment).isoformat() + "Z"

@@ -1,0 +1,230 @@
+"""Engines for the three supported backends, with the transaction shapes userctl needs:
+read-only snapshots for planning, write transactions for apply, and the organization lock.
+
+SQLite needs care: pysqlite's own transaction handling issues BEGIN lazily (and never before a
+SELECT), so a "transaction" would not be one. We switch it off and emit BEGIN ourselves, which
+also lets a write transaction take the database write lock up front with BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+
+from userctl.errors import DatabaseError, LockTimeout, NotFound
+
+# How long a writer waits for SQLite's write lock when the caller gives no lock timeout.
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10
+
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mariadb+pymysql": "mysql+pymysql",
+}
+# The execution option a write transaction sets so that the SQLite `begin` hook issues
+# BEGIN IMMEDIATE instead of a deferred BEGIN.
+_SQLITE_BEGIN = "userctl_sqlite_begin"
+
+
+def normalise_url(url: str) -> URL:
+    """Accept the URL spellings people paste (`postgres://`, `mysql://`, `mariadb://`) and pick
+    the drivers userctl ships with."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            f"cannot parse database URL {url!r}: expected e.g. sqlite:///userctl.db, "
+            "postgresql://user@host/db or mysql://user@host/db"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername, parsed.drivername)
+    parsed = parsed.set(drivername=driver)
+    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def redacted(url: str | URL) -> str:
+    """The URL as it may appear in messages: never the password."""
+    try:
+        return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def create_engine_for(url: str) -> Engine:
+    parsed = normalise_url(url)
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        connect_args["timeout"] = DEFAULT_BUSY_TIMEOUT_S
+    elif backend in ("postgresql", "mysql"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    else:
+        raise DatabaseError(
+            f"unsupported database {parsed.drivername!r} in {redacted(parsed)}: "
+            "use sqlite, postgresql or mysql/mariadb"
+        )
+    try:
+        engine = create_engine(parsed, connect_args=connect_args)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise DatabaseError(
+            f"no driver for {parsed.drivername} ({exc}): install userctl[postgres] or userctl[mysql]"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    event.listen(engine, "handle_error", _connect_error_handler(parsed))
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, see module doc
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN, "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def _connect_error_handler(url: URL) -> Any:
+    def handle(ctx: ExceptionContext) -> None:
+        # Only failures to reach the database become one clear sentence here; errors of a
+        # statement keep their type so callers can react to them (lock timeouts, conflicts).
+        if ctx.connection is not None and not ctx.is_disconnect:
+            return
+        if not isinstance(ctx.original_exception, Exception) or isinstance(ctx.original_exception, DatabaseError):
+            return
+        reason = str(ctx.original_exception).strip().splitlines()[0] if str(ctx.original_exception).strip() else type(
+            ctx.original_exception
+        ).__name__
+        raise DatabaseError(f"cannot connect to the database at {redacted(url)}: {reason}")
+
+    return handle
+
+
+def backend_of(bind: Engine | Connection) -> str:
+    """'sqlite', 'postgresql' or 'mysql' (MariaDB reports itself as mysql)."""
+    return bind.dialect.name
+
+
+@contextlib.contextmanager
+def begin_read(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction over a consistent snapshot: planning can never write, and its
+    several SELECTs see one state of the database."""
+    with engine.connect() as conn:
+        backend = backend_of(conn)
+        if backend == "sqlite":
+            # SQLite has no read-only transactions; query_only refuses writes on the connection.
+            _sqlite_pragma(conn, "query_only = ON")
+        try:
+            with conn.begin():
+                if backend == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                elif backend == "mysql":
+                    # MariaDB starts the transaction lazily; this must precede the first read.
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield conn
+        finally:
+            if backend == "sqlite":
+                _sqlite_pragma(conn, "query_only = OFF")
+
+
+def _sqlite_pragma(conn: Connection, pragma: str) -> None:
+    # Straight to the driver: through SQLAlchemy the statement would open a transaction.
+    conn.connection.driver_connection.execute(f"PRAGMA {pragma}")  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def begin_write(
+    engine: Engine, *, lock_timeout_s: float | None = None, organization: str | None = None
+) -> Iterator[Connection]:
+    """A read-write transaction, committed when the block ends normally, rolled back otherwise.
+
+    On SQLite it takes the database write lock immediately (BEGIN IMMEDIATE), waiting up to
+    `lock_timeout_s`; a timeout becomes LockTimeout naming `organization`. On PostgreSQL and
+    MariaDB writers only serialise per organization, through `lock_organization`.
+    """
+    with engine.connect() as conn:
+        if backend_of(conn) == "sqlite":
+            timeout_ms = int(1000 * (DEFAULT_BUSY_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s))
+            _sqlite_pragma(conn, f"busy_timeout = {timeout_ms}")
+            conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+            try:
+                transaction = conn.begin()
+            except OperationalError as exc:
+                if _is_sqlite_busy(exc):
+                    raise _lock_timeout(organization) from None
+                raise
+        else:
+            transaction = conn.begin()
+        with transaction:
+            yield conn
+
+
+def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
+    """Serialise writers of one organization; returns its id. Must run first in a transaction
+    opened by `begin_write`. Raises LockTimeout after `timeout_s`, NotFound if absent."""
+    from userctl.db.models import Organization
+
+    backend = backend_of(conn)
+    query = select(Organization.id).where(Organization.slug == slug)
+    if backend == "sqlite":
+        # BEGIN IMMEDIATE in begin_write already holds the (database-wide) write lock.
+        org_id = conn.execute(query).scalar_one_or_none()
+    else:
+        if backend == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'")
+        else:
+            # MariaDB's granularity is whole seconds; never 0, which would mean "do not wait".
+            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(timeout_s))}")
+        try:
+            org_id = conn.execute(query.with_for_update()).scalar_one_or_none()
+        except DBAPIError as exc:
+            if _is_lock_timeout(exc):
+                raise _lock_timeout(slug) from None
+            raise
+    if org_id is None:
+        raise NotFound(f"organization {slug!r} does not exist in this database")
+    return int(org_id)
+
+
+def _lock_timeout(organization: str | None) -> LockTimeout:
+    what = f"organization {organization}" if organization else "the database"
+    return LockTimeout(f"{what} is locked by another apply; retry later or raise --lock-timeout")
+
+
+def _is_sqlite_busy(exc: OperationalError) -> bool:
+    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
+
+
+def _is_lock_timeout(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "55P03":  # PostgreSQL lock_not_available
+        return True
+    args: tuple[object, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] == 1205  # MariaDB ER_LOCK_WAIT_TIMEOUT
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a file-backed SQLite URL, else None (server databases, :memory:)."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if parsed.database.startswith("file:"):
+        return None
+    return os.path.abspath(parsed.database)

@@ -1,0 +1,190 @@
+"""Execute a plan's changes against the database: a dispatch table by (kind, action), with
+consecutive changes of one kind written as one batch (executemany), in the plan's order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import groupby
+from typing import Any, Callable, Iterable, Sequence
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from userctl.clock import naive_utc
+from userctl.db import models
+from userctl.db.rows import insert_role
+from userctl.plan import Change
+from userctl.state import Role
+
+CHUNK = 1000
+Handler = Callable[["Executor", Sequence[Change]], None]
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class Executor:
+    def __init__(self, conn: Connection, organization_id: int, now: dt.datetime) -> None:
+        self.conn = conn
+        self.org_id = organization_id
+        self.now = naive_utc(now)
+        self.created: list[tuple[str, int]] = []
+        self._role_ids = self._ids(models.Role.name, models.Role.id, models.Role.organization_id)
+        self._user_ids = self._ids(models.User.email, models.User.id, models.User.organization_id)
+        self._bank_ids = self._ids(models.BankAccount.key, models.BankAccount.id, models.BankAccount.organization_id)
+
+    def _ids(self, key: Any, ident: Any, org_column: Any) -> dict[str, int]:
+        return {k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))}
+
+    def user_id(self, email: str) -> int:
+        return self._user_ids[email]
+
+    def run(self, changes: Sequence[Change], progress: Callable[[int], None] | None = None) -> list[tuple[str, int]]:
+        """Apply `changes` (already in plan order); returns (email, id) of every user created."""
+        for (kind, action), group in groupby(changes, key=lambda c: (c.kind, c.action)):
+            batch = list(group)
+            HANDLERS[(kind, action)](self, batch)
+            if progress is not None:
+                progress(len(batch))
+        return self.created
+
+    def bump_serial(self) -> int:
+        org = models.Organization
+        self.conn.execute(update(org).where(org.id == self.org_id).values(serial=org.serial + 1))
+        return int(self.conn.execute(select(org.serial).where(org.id == self.org_id)).scalar_one())
+
+    # --- roles ---------------------------------------------------------------------------------
+
+    def create_roles(self, changes: Sequence[Change]) -> None:
+        for c in changes:
+            after = c.after or {}
+            self._role_ids[c.key[0]] = insert_role(
+                self.conn, self.org_id, Role(after["name"], after["description"], frozenset(after["permissions"]))
+            )
+
+    def update_roles(self, changes: Sequence[Change]) -> None:
+        perms = models.RolePermission
+        for c in changes:
+            role_id = self._role_ids[c.key[0]]
+            if "description" in c.diff:
+                self.conn.execute(
+                    update(models.Role).where(models.Role.id == role_id).values(description=c.diff["description"]["after"])
+                )
+            permissions = c.diff.get("permissions", {})
+            if permissions.get("added"):
+                self.conn.execute(insert(perms), [{"role_id": role_id, "permission": p} for p in permissions["added"]])
+            if permissions.get("removed"):
+                self.conn.execute(
+                    delete(perms).where(perms.role_id == role_id, perms.permission.in_(permissions["removed"]))
+                )
+
+    def delete_roles(self, changes: Sequence[Change]) -> None:
+        ids = [self._role_ids.pop(c.key[0]) for c in changes]
+        self.conn.execute(delete(models.RolePermission).where(models.RolePermission.role_id.in_(ids)))
+        self.conn.execute(delete(models.Role).where(models.Role.id.in_(ids)))
+
+    # --- users ---------------------------------------------------------------------------------
+
+    def create_users(self, changes: Sequence[Change]) -> None:
+        rows = []
+        for c in changes:
+            a = c.after or {}
+            rows.append(
+                {
+                    "organization_id": self.org_id,
+                    "email": a["email"],
+                    "id_type": a["id_type"],
+                    "id_number": a["id_number"],
+                    "phone": a["phone"],
+                    "first_name": a["first_name"],
+                    "last_name": a["last_name"],
+                    "role_id": self._role_ids[a["role"]],
+                    "status": a["status"],
+                    "two_factor": a["two_factor"],
+                    "totp_enrolled": False,
+                    "force_password_reset": a["force_password_reset"],
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                }
+            )
+        self.conn.execute(insert(models.User), rows)
+        emails = [r["email"] for r in rows]
+        for part in _chunks(emails):
+            found = dict(
+                self.conn.execute(
+                    select(models.User.email, models.User.id).where(
+                        models.User.organization_id == self.org_id, models.User.email.in_(part)
+                    )
+                ).all()
+            )
+            self._user_ids.update(found)
+        self.created.extend((e, self._user_ids[e]) for e in emails)
+
+    def replace_users(self, changes: Sequence[Change]) -> None:
+        self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])
+        self.create_users(changes)
+
+    def update_users(self, changes: Sequence[Change]) -> None:
+        """update / change_role / activate / deactivate / set_two_factor / disable_two_factor:
+        set the fields of each change's diff; rows setting the same fields share one statement."""
+        by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for c in changes:
+            values = {name: d["after"] for name, d in c.diff.items()}
+            if "role" in values:
+                values["role_id"] = self._role_ids[values.pop("role")]
+            values["updated_at"] = self.now
+            by_fields.setdefault(tuple(sorted(values)), []).append(
+                {"b_id": self._user_ids[c.key[0]], **{f"b_{k}": v for k, v in values.items()}}
+            )
+        user = models.User
+        for fields, rows in by_fields.items():
+            stmt = update(user).where(user.id == bindparam("b_id")).values({f: bindparam(f"b_{f}") for f in fields})
+            self.conn.execute(stmt, rows)
+        disabled = [self._user_ids[c.key[0]] for c in changes if c.action == "disable_two_factor"]
+        for part in _chunks(disabled):
+            # Disabling 2FA removes the enrolled authenticator (studio guide).
+            self.conn.execute(delete(models.TotpSecret).where(models.TotpSecret.user_id.in_(part)))
+
+    def delete_users(self, changes: Sequence[Change]) -> None:
+        self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])
+
+    def _delete_user_rows(self, ids: list[int]) -> None:
+        for part in _chunks(ids):
+            # Explicit rather than trusting ON DELETE CASCADE, which SQLite enforces only per connection.
+            for column in (models.UserBankAccount.user_id, models.TotpSecret.user_id, models.OtpUse.user_id, models.Approval.approver_id):
+                self.conn.execute(delete(column.table).where(column.in_(part)))
+            self.conn.execute(
+                update(models.Notification).where(models.Notification.user_id.in_(part)).values(user_id=None)
+            )
+            self.conn.execute(delete(models.User).where(models.User.id.in_(part)))
+
+    # --- assignments ---------------------------------------------------------------------------
+
+    def _pairs(self, changes: Sequence[Change]) -> list[dict[str, int]]:
+        return [{"b_user": self._user_ids[c.key[0]], "b_bank": self._bank_ids[c.key[1]]} for c in changes]
+
+    def assign(self, changes: Sequence[Change]) -> None:
+        self.conn.execute(
+            insert(models.UserBankAccount),
+            [{"user_id": p["b_user"], "bank_account_id": p["b_bank"]} for p in self._pairs(changes)],
+        )
+
+    def unassign(self, changes: Sequence[Change]) -> None:
+        uba = models.UserBankAccount
+        stmt = delete(uba).where(uba.user_id == bindparam("b_user"), uba.bank_account_id == bindparam("b_bank"))
+        self.conn.execute(stmt, self._pairs(changes))
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("role", "create"): Executor.create_roles,
+    ("role", "update"): Executor.update_roles,
+    ("role", "delete"): Executor.delete_roles,
+    ("user", "create"): Executor.create_users,
+    ("user", "replace"): Executor.replace_users,
+    ("user", "delete"): Executor.delete_users,
+    **{("user", a): Executor.update_users for a in ("update", "change_role", "activate", "deactivate", "set_two_factor", "disable_two_factor")},
+    ("assignment", "assign"): Executor.assign,
+    ("assignment", "unassign"): Executor.unassign,
+}

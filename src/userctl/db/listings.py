@@ -1,0 +1,87 @@
+"""Reads for the everyday views (`users list/show`, `roles list`, `accounts list`) that the
+planner's snapshot does not need: user ids (the lists are sorted by id, as in the dashboard),
+timestamps, and counts. Set-based Core SELECTs inside the caller's (read-only) transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from userctl import state
+from userctl.db import models
+
+
+@dataclass(frozen=True, slots=True)
+class ListedUser:
+    id: int
+    user: state.User  # bank_accounts left empty: the list does not show them
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamps:
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def list_users(conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None) -> list[ListedUser]:
+    """Users of the organization sorted by id, filtered by status and exact role name."""
+    u, r = models.User, models.Role
+    query = (
+        select(
+            u.id, u.email, u.first_name, u.last_name, u.id_type, u.id_number, u.phone, r.name,
+            u.status, u.two_factor, u.force_password_reset, u.totp_enrolled,
+        )
+        .join(r, r.id == u.role_id)
+        .where(u.organization_id == org_id)
+        .order_by(u.id)
+    )
+    if status is not None:
+        query = query.where(u.status == status)
+    if role is not None:
+        query = query.where(r.name == role)
+    return [
+        ListedUser(
+            int(row[0]),
+            state.User(
+                row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+                bool(row[10]), frozenset(), bool(row[11]),
+            ),
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def user_timestamps(conn: Connection, org_id: int, email: str) -> Timestamps | None:
+    u = models.User
+    row = conn.execute(
+        select(u.created_at, u.updated_at).where(u.organization_id == org_id, u.email == email.lower())
+    ).one_or_none()
+    return None if row is None else Timestamps(row.created_at, row.updated_at)
+
+
+def role_user_counts(conn: Connection, org_id: int) -> dict[str, int]:
+    """Role name -> how many users hold it (roles nobody holds are absent)."""
+    u, r = models.User, models.Role
+    rows = conn.execute(
+        select(r.name, func.count(u.id)).join(u, u.role_id == r.id).where(r.organization_id == org_id).group_by(r.name)
+    )
+    return {name: int(count) for name, count in rows}
+
+
+def account_holders(conn: Connection, org_id: int) -> dict[str, list[str]]:
+    """Bank-account key -> emails of the users it is assigned to, sorted."""
+    u, uba, ba = models.User, models.UserBankAccount, models.BankAccount
+    rows = conn.execute(
+        select(ba.key, u.email)
+        .join(uba, uba.bank_account_id == ba.id)
+        .join(u, u.id == uba.user_id)
+        .where(ba.organization_id == org_id)
+    )
+    holders: defaultdict[str, list[str]] = defaultdict(list)
+    for key, email in rows:
+        holders[key].append(email.lower())
+    return {key: sorted(emails) for key, emails in holders.items()}

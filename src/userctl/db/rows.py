@@ -1,0 +1,103 @@
+"""Core inserts of the domain rows from the plain types of `userctl.state`: shared by `init`,
+`init --demo` and the test factories, so that every writer fills the same columns the same way."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Connection
+
+from userctl import state
+from userctl.db import models
+from userctl.secrets import encrypt_secret
+
+
+def insert_organization(conn: Connection, org: state.Organization) -> int:
+    result = conn.execute(
+        insert(models.Organization).values(
+            slug=org.slug,
+            name=org.name,
+            two_factor_policy=org.two_factor_policy,
+            min_admins=org.min_admins,
+            four_eyes=org.four_eyes,
+            serial=org.serial,
+            created_at=models.utcnow(),
+        )
+    )
+    return _new_id(result.inserted_primary_key)
+
+
+def insert_role(conn: Connection, organization_id: int, role: state.Role) -> int:
+    result = conn.execute(
+        insert(models.Role).values(organization_id=organization_id, name=role.name, description=role.description)
+    )
+    role_id = _new_id(result.inserted_primary_key)
+    if role.permissions:
+        conn.execute(
+            insert(models.RolePermission),
+            [{"role_id": role_id, "permission": p} for p in sorted(role.permissions)],
+        )
+    return role_id
+
+
+def insert_user(conn: Connection, organization_id: int, user: state.User, role_id: int) -> int:
+    """Insert the user row only; `user.role` and `user.bank_accounts` are the caller's to resolve."""
+    now = models.utcnow()
+    result = conn.execute(
+        insert(models.User).values(
+            organization_id=organization_id,
+            email=user.email.lower(),
+            id_type=user.id_type,
+            id_number=user.id_number,
+            phone=user.phone,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            role_id=role_id,
+            status=user.status,
+            two_factor=user.two_factor,
+            totp_enrolled=user.totp_enrolled,
+            force_password_reset=user.force_password_reset,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return _new_id(result.inserted_primary_key)
+
+
+def insert_bank_account(conn: Connection, organization_id: int, account: state.BankAccount) -> int:
+    result = conn.execute(
+        insert(models.BankAccount).values(
+            organization_id=organization_id,
+            key=account.key,
+            bank=account.bank,
+            account_type=account.account_type,
+            masked_number=account.masked_number,
+            currency=account.currency,
+        )
+    )
+    return _new_id(result.inserted_primary_key)
+
+
+def insert_assignments(conn: Connection, pairs: Iterable[tuple[int, int]]) -> None:
+    """Assign bank accounts: (user_id, bank_account_id) pairs."""
+    rows = [{"user_id": u, "bank_account_id": b} for u, b in pairs]
+    if rows:
+        conn.execute(insert(models.UserBankAccount), rows)
+
+
+def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
+    """Enrol an authenticator: keep the (encrypted) secret and mark the user enrolled."""
+    conn.execute(
+        insert(models.TotpSecret).values(
+            user_id=user_id, secret=encrypt_secret(secret), created_at=models.utcnow(), failed_attempts=0
+        )
+    )
+    conn.execute(
+        update(models.User).where(models.User.id == user_id).values(totp_enrolled=True, updated_at=models.utcnow())
+    )
+
+
+def _new_id(primary_key: object) -> int:
+    assert primary_key is not None
+    return int(primary_key[0])  # type: ignore[index]

@@ -1,0 +1,1 @@
+"""The desired state: strict YAML loading, JSON Schema and semantic validation (DESIGN §2)."""

@@ -1,0 +1,99 @@
+"""The fast parser: yaml_rs (Rust), used only when a cheap scan of the file shows that it cannot
+disagree with the precise parser (strict_yaml).
+
+yaml_rs reads plain scalars exactly as strict_yaml does (see scalars) and refuses duplicate keys,
+but it accepts anchors, aliases, tags, `True`/`yes`-style words, control characters and tabs in
+indentation. Rather than trust it on those, `suspicion` looks for anything that could introduce
+them; a hit sends the file to the precise parser, which gives the verdict. False alarms only cost
+time; a miss would be a bug, so the loader tests run both parsers over every fixture and require
+the same verdict. Several documents need no scan: yaml_rs then returns a list, refused here.
+
+The scan works on the raw bytes with C-speed primitives (one `translate` finds every watched
+byte; regexes start with a literal so that they jump between candidates): a regex starting with
+a character class crawls through a 30 MB file.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from typing import Any, Final
+
+# Bytes worth a look: C0 controls and DEL (libyaml refuses them, yaml_rs does not); the
+# indicators & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab (libyaml refuses
+# it in indentation), % (directive); and lead bytes of multi-byte suspects: { (for ${...}),
+# \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM, U+FFFE/FFFF).
+_CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
+_INDICATORS: Final = frozenset(b"&*!?<\t")
+_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%{\xc2\xe2\xef")
+_UNWATCHED: Final = bytes(b for b in range(256) if b not in _WATCHED)
+_SECOND_LOOK: Final = {
+    ord("%"): re.compile(rb"(?:\A|\n)%"),  # a directive starts a line
+    ord("{"): re.compile(rb"\$\{"),
+    0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
+    0xE2: re.compile(rb"\xe2\x80[\xa8\xa9]"),
+    0xEF: re.compile(rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])"),
+}
+# An indicator matters only where a node starts: after a line's indentation, after ': ', '- ',
+# '? ', or a flow bracket or comma. Inside a scalar ("R&D", "Ruiz & Co", "Admin!") it is text.
+_TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
+_INDICATOR_AT_NODE: Final = re.compile(rb"[:\-?,\[{\n]" + _TOKEN_START)
+_INDICATOR_AT_START: Final = re.compile(_TOKEN_START)
+
+# An ambiguous boolean (scalars.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as a whole plain scalar: a mapping value, a
+# block-sequence entry, a flow-collection entry, or anything starting a line (a key, or a value
+# on a line of its own). Possessive quantifiers keep each attempt to one try.
+_WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
+_END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
+_AMBIGUOUS: Final = tuple(
+    re.compile(rf"{start}(?:{_WORDS}){_END}".encode())
+    for start in (r":\s++", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
+)
+_AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
+
+
+def suspicion(data: bytes) -> str | None:
+    """Why the file needs the precise parser, or None when the fast parser can be trusted."""
+    found = set(data.translate(None, _UNWATCHED))
+    for byte in sorted(found):
+        if byte in _CONTROLS:
+            return f"contains the control character {bytes([byte])!r}"
+        second_look = _SECOND_LOOK.get(byte)
+        if second_look is not None and second_look.search(data):
+            return f"contains {second_look.pattern!r}"
+    if found & _INDICATORS and (_INDICATOR_AT_NODE.search(data) or _INDICATOR_AT_START.match(data)):
+        return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
+    for pattern in _AMBIGUOUS:
+        if pattern.search(data):
+            return "has a plain ambiguous boolean"
+    if _AMBIGUOUS_AT_START.match(data):
+        return "has a plain ambiguous boolean"
+    return None
+
+
+def parse_fast(data: bytes) -> dict[str, Any] | None:
+    """The document (UTF-8 already checked) as a dict, or None when the precise parser must decide."""
+    if suspicion(data) is not None:
+        return None
+    return parse_unguarded(data)
+
+
+def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
+    """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
+    import yaml_rs
+
+    enabled = gc.isenabled()
+    gc.disable()  # a parse allocates millions of objects that all survive: collections are waste
+    try:
+        # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently, which is
+        # why the reader checks it first.
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError):
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+    return value if isinstance(value, dict) else None
+

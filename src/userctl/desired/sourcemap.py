@@ -1,0 +1,124 @@
+"""Where each part of a parsed document came from: path -> (line, column).
+
+Built by the marked parser alongside the value, and only when a problem has to be located. It is
+kept compact because a 100,000-user file has over a million entries: each container's marks are
+one array of packed integers in insertion order (a Python dict keeps the order in which the parser
+inserted the keys), and a key's index is looked up only when a location is asked for.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from userctl.errors import Path
+
+# A mark is one integer: line << 32 | column, both 0-based (strict_yaml packs them inline).
+_COL_BITS = 32
+_COL_MASK = (1 << _COL_BITS) - 1
+
+
+def unpack(mark: int) -> tuple[int, int]:
+    """The 1-based (line, column) of a packed mark."""
+    return (mark >> _COL_BITS) + 1, (mark & _COL_MASK) + 1
+
+
+class Marks(Protocol):
+    """What locating a problem needs; SourceMap, or SlicedSourceMap for a fast-parsed file."""
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]: ...
+
+    def value(self, path: Path) -> Any: ...
+
+    def source_text(self, path: Path) -> str | None: ...
+
+
+class SourceMap:
+    """Marks of one document. Mappings store (key mark, value mark) per entry, sequences one mark
+    per item; `raw` keeps the source text of plain scalars read as numbers or null, so that a
+    message can quote what the author wrote (`0123456`, not 123456)."""
+
+    def __init__(
+        self,
+        root: Any,
+        root_mark: int,
+        marks: dict[int, array[int]],
+        raw: dict[tuple[int, str | int], str],
+    ) -> None:
+        self.root = root
+        self._root_mark = root_mark
+        self._marks = marks  # id(container) -> packed marks; ids stay valid while `root` lives
+        self._raw = raw
+        self._indexes: dict[int, dict[str, int]] = {}
+        self._folded: dict[int, dict[str, str]] = {}
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """(line, col) of the value at `path`, or of its key with `key=True`. A path that goes
+        beyond what exists (a missing field) gives the position of the deepest part that does."""
+        mark = self._root_mark
+        node = self.root
+        for i, step in enumerate(path):
+            found = self._child(node, step)
+            if found is None:
+                break
+            index, child = found
+            marks = self._marks[id(node)]
+            if isinstance(node, dict):
+                last = i == len(path) - 1
+                mark = marks[2 * index] if key and last else marks[2 * index + 1]
+            else:
+                mark = marks[index]
+            node = child
+        return unpack(mark)
+
+    def value(self, path: Path) -> Any:
+        node = self.root
+        for step in path:
+            found = self._child(node, step)
+            if found is None:
+                return None
+            node = found[1]
+        return node
+
+    def source_text(self, path: Path) -> str | None:
+        """The text as written of a plain scalar that was read as a number or null."""
+        if not path:
+            return None
+        parent = self.value(path[:-1])
+        if not isinstance(parent, (dict, list)):
+            return None
+        step = path[-1]
+        if isinstance(parent, dict) and isinstance(step, str):
+            step = self._resolve_key(parent, step) or step
+        return self._raw.get((id(parent), step))
+
+    def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
+        if isinstance(node, dict) and isinstance(step, str):
+            real = self._resolve_key(node, step)
+            if real is None:
+                return None
+            return self._index(node)[real], node[real]
+        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            return step, node[step]
+        return None
+
+    def _resolve_key(self, node: dict[str, Any], step: str) -> str | None:
+        if step in node:
+            return step
+        # Paths from the planner carry emails lower-cased; the file may spell them otherwise.
+        folded = self._folded.get(id(node))
+        if folded is None:
+            folded = self._folded[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
+        return folded.get(step.lower())
+
+    def _index(self, node: dict[str, Any]) -> dict[str, int]:
+        index = self._indexes.get(id(node))
+        if index is None:
+            index = self._indexes[id(node)] = {k: i for i, k in enumerate(node)}
+        return index
+
+
+def iter_prefixes(path: Path) -> Iterable[Path]:
+    for i in range(len(path) + 1):
+        yield path[:i]

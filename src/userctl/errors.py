@@ -1,0 +1,100 @@
+"""One error hierarchy; each class carries its exit code (DESIGN §5). Only the CLI turns these
+into exit codes and messages, so helpers never call sys.exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the input. `file`/`line`/`col` (1-based) are known once located."""
+
+    message: str
+    path: Path = ()
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+
+    def dotted_path(self) -> str:
+        parts: list[str] = []
+        for p in self.path:
+            if isinstance(p, int):
+                parts.append(f"[{p}]")
+            else:
+                parts.append(("." if parts else "") + p)
+        return "".join(parts) or "(document)"
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}:{self.col or 1}"
+            where += ": "
+        return f"{where}{self.dotted_path()}: {self.message}"
+
+
+class UserctlError(Exception):
+    exit_code = 1
+
+
+class InputError(UserctlError):
+    """Bad input: every problem found, reported together."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(UserctlError):
+    """Wrong options or arguments (beyond what click itself rejects)."""
+
+
+class DatabaseError(UserctlError):
+    """The database is unreachable, not migrated, or holds something unexpected."""
+
+
+class NotFound(UserctlError):
+    """An organization, user or file named on the command line does not exist."""
+
+
+class Refused(UserctlError):
+    """A safety mechanism said no: guards, 2FA, approvals, stale plans, locks (exit 4)."""
+
+    exit_code = 4
+
+
+class GuardBlocked(Refused):
+    pass
+
+
+class StalePlan(Refused):
+    pass
+
+
+class LockTimeout(Refused):
+    pass
+
+
+class TwoFactorRequired(Refused):
+    pass
+
+
+class TwoFactorFailed(Refused):
+    pass
+
+
+class NotAuthorized(Refused):
+    pass
+
+
+class ConfirmationRequired(Refused):
+    pass
+
+
+class AuditChainBroken(UserctlError):
+    """`audit verify` found an altered, missing or reordered event, or a head mismatch."""

@@ -1,0 +1,129 @@
+"""Live state → desired-state YAML (DESIGN §5 `userctl export`): the file a team commits to
+start managing an existing organization as code. Pure: no database, no clock.
+
+The text is written by hand rather than by a YAML dumper, because it must carry comments (a
+dumper cannot write them), must never contain anchors, aliases or tags, and must be read back
+by the strict loader exactly as meant: every field is written, in a fixed order, sorted, so
+the same live state always gives the same bytes (a re-export diffs cleanly in git).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Final
+
+from userctl.state import LiveState, Role, User
+
+SCHEMA_URL: Final = "https://userctl.dev/schemas/userctl.schema.json"
+INDENT: Final = "  "
+PENDING_COMMENT: Final = "# pending registration (invited)"
+
+# A plain scalar is written unquoted only when it starts with a letter and holds nothing that
+# YAML gives a meaning to (no `:`, `#`, quotes, brackets, commas, leading/trailing spaces...).
+_PLAIN: Final = re.compile(r"[^\W\d_][\w.@+\- ]*(?<! )")
+# Words that some YAML reader (1.1 or 1.2) takes for a boolean or null when unquoted; the strict
+# loader refuses the ambiguous ones, so they are always quoted.
+_KEYWORDS: Final = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
+
+
+def modeline(schema: str = SCHEMA_URL) -> str:
+    """The first line: tells editors using the YAML language server which schema to check with."""
+    return f"# yaml-language-server: $schema={schema}"
+
+
+def export_yaml(live: LiveState, schema: str = SCHEMA_URL) -> str:
+    """The desired-state file that declares `live` exactly: planning it against the same
+    database shows no changes (`warnings` names the states no file can declare)."""
+    lines = [
+        modeline(schema),
+        f"# Exported by `userctl export` from organization {live.organization.slug}. This file is the",
+        "# whole truth for the organization: users and roles absent from it are deleted at apply.",
+        "version: 1",
+        f"organization: {scalar(live.organization.slug)}",
+    ]
+    lines.append("roles:" if live.roles else "roles: {}")
+    for name in sorted(live.roles):
+        lines.extend(_role_lines(live.roles[name]))
+    lines.append("users:" if live.users else "users: {}")
+    for email in sorted(live.users):
+        lines.extend(_user_lines(live.users[email]))
+    return "\n".join(lines) + "\n"
+
+
+def warnings(live: LiveState) -> list[str]:
+    """What the export cannot round-trip, for the person running it."""
+    return [
+        f"{user.email} is inactive but still holds bank accounts ({', '.join(sorted(user.bank_accounts))}), "
+        "which no file can declare and an inactive user cannot be changed: the file will not plan until "
+        "you delete them (remove them from the file) or reactivate them (status: active)"
+        for _, user in sorted(live.users.items())
+        if user.status == "inactive" and user.bank_accounts
+    ]
+
+
+def _role_lines(role: Role) -> list[str]:
+    return [
+        f"{INDENT}{scalar(role.name)}:",
+        f"{INDENT * 2}description: {scalar(role.description)}",
+        f"{INDENT * 2}permissions: {flow_list(role.permissions)}",
+    ]
+
+
+def _user_lines(user: User) -> list[str]:
+    field = INDENT * 2
+    status = user.status
+    head = f"{INDENT}{scalar(user.email)}:"
+    if status == "invited":
+        # The platform activates invited users when they register; a desired state can only
+        # say `active`, which the planner shows as pending rather than as a change.
+        status = "active"
+        head += "  " + PENDING_COMMENT
+    lines = [
+        head,
+        f"{field}first_name: {scalar(user.first_name)}",
+        f"{field}last_name: {scalar(user.last_name)}",
+        f"{field}id_type: {scalar(user.id_type)}",
+        # Always quoted: document numbers and phones look like numbers to YAML.
+        f"{field}id_number: {quoted(user.id_number)}",
+        f"{field}phone: {quoted(user.phone)}",
+        f"{field}role: {scalar(user.role)}",
+        f"{field}status: {status}",
+        f"{field}two_factor: {scalar(user.two_factor)}",
+        f"{field}force_password_reset: {'true' if user.force_password_reset else 'false'}",
+    ]
+    accounts = user.bank_accounts
+    if user.status == "inactive" and accounts:
+        # Only the platform can leave this state behind: DESIGN §1 forbids declaring accounts for
+        # an inactive user, and an inactive user cannot be modified. Written as the file must
+        # say it, so that `plan` stops at this user and says what to do.
+        lines.append(f"{field}# still assigned in the database: {', '.join(sorted(accounts))}; an inactive user")
+        lines.append(f"{field}# can hold none and cannot be changed: delete or reactivate them")
+        accounts = frozenset()
+    lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
+    return lines
+
+
+def scalar(text: str) -> str:
+    """`text` as a YAML scalar that every YAML reader reads back as this exact string."""
+    if _PLAIN.fullmatch(text) and text.lower() not in _KEYWORDS:
+        return text
+    return quoted(text)
+
+
+def quoted(text: str) -> str:
+    """A double-quoted scalar. JSON's string syntax is valid YAML; characters that are not
+    printable (which JSON leaves as they are beyond the C0 controls) are escaped too."""
+    encoded = json.dumps(text, ensure_ascii=False)
+    if encoded.isprintable():
+        return encoded
+    return "".join(c if c.isprintable() else _escape(c) for c in encoded)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def flow_list(items: frozenset[str]) -> str:
+    return "[" + ", ".join(scalar(item) for item in sorted(items)) + "]"

@@ -1,0 +1,91 @@
+"""Guards: findings on a plan (DESIGN §3). They never hide a change; a blocking finding makes the
+plan unappliable, and apply runs the same checks again on the state it actually finds."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from userctl.plan import Change, Finding
+from userctl.simulate import apply_changes
+from userctl.state import LiveState
+
+REMOVAL_MIN_USERS = 10
+REMOVAL_MAX_SHARE = 0.25
+SELF_HARM_ACTIONS = frozenset({"delete", "deactivate", "replace", "disable_two_factor"})
+
+
+class GuardOptions(Protocol):
+    @property
+    def allow_mass_removal(self) -> bool: ...
+
+    @property
+    def operator(self) -> str | None: ...
+
+
+def check(live: LiveState, changes: Sequence[Change], options: GuardOptions) -> tuple[Finding, ...]:
+    after = apply_changes(live, changes)
+    active = [c for c in changes if not c.deferred]
+    return (
+        *_removal(live, active, options.allow_mass_removal),
+        *_admins(live, after),
+        *_self(live, after, active, options.operator),
+    )
+
+
+def _removal(live: LiveState, changes: Sequence[Change], allowed: bool) -> list[Finding]:
+    total = len(live.users)
+    removed = {c.key[0] for c in changes if c.kind == "user" and c.action in ("delete", "deactivate")}
+    if total < REMOVAL_MIN_USERS or len(removed) <= total * REMOVAL_MAX_SHARE:
+        return []
+    counts = f"{len(removed)} of {total} users ({100 * len(removed) / total:.0f}%) would be deleted or deactivated"
+    if allowed:
+        return [Finding("removal_guard", False, f"{counts}; allowed by --allow-mass-removal")]
+    return [
+        Finding(
+            "removal_guard",
+            True,
+            f"{counts}, more than {REMOVAL_MAX_SHARE:.0%}: is the file truncated? "
+            "If this is intended, plan again with --allow-mass-removal",
+        )
+    ]
+
+
+def _admins(live: LiveState, after: LiveState) -> list[Finding]:
+    need = live.organization.min_admins
+    admins = [
+        u.email
+        for u in after.users.values()
+        if u.status == "active" and u.totp_enrolled and u.role in after.roles and "users.manage" in after.roles[u.role].permissions
+    ]
+    if len(admins) >= need:
+        return []
+    return [
+        Finding(
+            "admin_guard",
+            True,
+            f"after this plan {len(admins)} active user(s) would hold users.manage with 2FA enrolled; "
+            f"the organization requires at least {need}, so nobody could manage users any more",
+        )
+    ]
+
+
+def _self(live: LiveState, after: LiveState, changes: Sequence[Change], operator: str | None) -> list[Finding]:
+    if operator is None:
+        return []
+    email = operator.lower()
+    me = live.users.get(email)
+    if me is None:
+        return [Finding("self_guard", True, f"operator {email} is not a user of organization {live.organization.slug}")]
+    findings = [
+        Finding("self_guard", True, f"operator {email} cannot {c.action.replace('_', ' ')} themselves")
+        for c in changes
+        if c.kind == "user" and c.key[0] == email and c.action in SELF_HARM_ACTIONS
+    ]
+    mine_after = after.users.get(email)
+    if mine_after is not None and me.role in live.roles:
+        before = live.roles[me.role].permissions
+        now = after.roles[mine_after.role].permissions if mine_after.role in after.roles else frozenset()
+        lost = sorted(before - now)
+        if lost:
+            findings.append(Finding("self_guard", True, f"operator {email} cannot demote themselves (would lose {', '.join(lost)})"))
+    return findings

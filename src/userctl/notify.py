@@ -1,0 +1,268 @@
+"""The invitation outbox (DESIGN §4 step 5): apply queues one row per created user inside its
+transaction (a rollback queues nothing); delivery happens after commit, one row per short
+transaction, and failures stay queued for `userctl notifications send` to retry.
+
+The registration token is generated at delivery time, sent only in the email and stored only as
+its SHA-256, so nobody who can read the tables (or the output, or the logs) can use an
+invitation. Re-sending an invitation issues a fresh token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from userctl.clock import iso_z, naive_utc
+from userctl.db.models import Notification, Organization, User
+from userctl.errors import UsageError
+
+INVITATION_TTL = dt.timedelta(days=7)
+ENV_SMTP_URL = "USERCTL_SMTP_URL"
+ENV_BASE_URL = "USERCTL_INVITE_BASE_URL"
+ENV_FROM = "USERCTL_SMTP_FROM"
+DEFAULT_BASE_URL = "https://platform.invalid/register"
+DEFAULT_FROM = "no-reply@platform.invalid"
+SMTP_TIMEOUT_S = 10.0
+_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:  # what messages may show: never the password
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0  # the user was deleted before the invitation went out
+    errors: tuple[str, ...] = ()  # "recipient: reason", one per failure
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://[user:password@]host[:port]` (plain), `smtp+starttls://...`, `smtps://...` (TLS)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in _SCHEMES or not parts.hostname:
+        raise UsageError(
+            f"{ENV_SMTP_URL} must look like smtp://host:port, smtp+starttls://user:password@host:587 "
+            "or smtps://user:password@host:465"
+        )
+    return SmtpTarget(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or _SCHEMES[parts.scheme],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, now: dt.datetime) -> None:
+    """Queue an invitation for a user just created, inside the caller's transaction."""
+    conn.execute(
+        insert(Notification).values(
+            organization_id=org_id,
+            user_id=user_id,
+            recipient=email.strip().lower(),
+            kind="invitation",
+            status="queued",
+            attempts=0,
+            created_at=naive_utc(now),
+        )
+    )
+
+
+def send_queued(engine: Engine, smtp_url: str, now: dt.datetime, org_id: int | None = None) -> SendReport:
+    """Deliver every queued invitation (of one organization, or all), each in its own short
+    transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
+    A failure leaves the row queued with one more attempt and the reason; the rest go on."""
+    from userctl.db.engine import begin_read, begin_write
+
+    target = parse_smtp_url(smtp_url)
+    moment = naive_utc(now)
+    query = select(Notification.id).where(Notification.status == "queued")
+    if org_id is not None:
+        query = query.where(Notification.organization_id == org_id)
+    with begin_read(engine) as conn:
+        ids = list(conn.execute(query.order_by(Notification.id)).scalars())
+    sent = failed = cancelled = 0
+    errors: list[str] = []
+    mailer = _Mailer(target)
+    try:
+        for notification_id in ids:
+            with begin_write(engine) as conn:
+                outcome = _deliver_one(conn, mailer, notification_id, moment)
+            if outcome is None:
+                continue
+            if outcome == "sent":
+                sent += 1
+            elif outcome == "cancelled":
+                cancelled += 1
+            else:
+                failed += 1
+                errors.append(outcome)
+    finally:
+        mailer.close()
+    return SendReport(sent, failed, cancelled, tuple(errors))
+
+
+def _deliver_one(conn: Connection, mailer: "_Mailer", notification_id: int, now: dt.datetime) -> str | None:
+    """'sent', 'cancelled', an error line, or None when another process got there first."""
+    n = Notification
+    row = conn.execute(
+        select(n.id, n.user_id, n.recipient, n.kind, Organization.name.label("org_name"), User.first_name)
+        .join(Organization, Organization.id == n.organization_id)
+        .outerjoin(User, User.id == n.user_id)
+        .where(n.id == notification_id, n.status == "queued")
+        .with_for_update(of=n)  # two concurrent senders never deliver one invitation twice
+    ).first()
+    if row is None:
+        return None
+    if row.user_id is None:
+        conn.execute(update(n).where(n.id == notification_id).values(status="cancelled"))
+        return "cancelled"
+    token = secrets.token_urlsafe(32)
+    try:
+        mailer.send(_invitation_email(row.recipient, row.first_name, row.org_name, token))
+    except (smtplib.SMTPException, OSError) as exc:
+        reason = _describe(exc).replace(token, "[token]")
+        conn.execute(
+            update(n).where(n.id == notification_id).values(attempts=n.attempts + 1, last_error=reason[:500])
+        )
+        return f"{row.recipient}: {reason}"
+    conn.execute(
+        update(n)
+        .where(n.id == notification_id)
+        .values(
+            status="sent",
+            token_hash=token_hash(token),
+            expires_at=now + INVITATION_TTL,
+            sent_at=now,
+            attempts=n.attempts + 1,
+            last_error=None,
+        )
+    )
+    return "sent"
+
+
+def token_hash(token: str) -> str:
+    """What the platform compares a presented registration token with: hex SHA-256."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def registration_link(token: str) -> str:
+    base = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    return f"{base}{'&' if '?' in base else '?'}token={token}"
+
+
+def _invitation_email(recipient: str, first_name: str | None, org_name: str, token: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = os.environ.get(ENV_FROM) or DEFAULT_FROM
+    message["To"] = recipient
+    message["Subject"] = f"You are invited to {org_name}"
+    greeting = f"Hello {first_name}," if first_name else "Hello,"
+    days = INVITATION_TTL.days
+    message.set_content(
+        f"{greeting}\n\n"
+        f"You have been invited to operate the {org_name} business account.\n"
+        f"Finish your registration (set your password and enrol your authenticator) within {days} days:\n\n"
+        f"{registration_link(token)}\n\n"
+        "If you did not expect this invitation, ignore this email.\n"
+    )
+    return message
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        return f"SMTP {exc.smtp_code} {text}".strip()
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+class _Mailer:
+    """One SMTP session reused across messages; dropped after any failure so the next message
+    starts from a fresh connection."""
+
+    def __init__(self, target: SmtpTarget) -> None:
+        self.target = target
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            self._smtp.send_message(message)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> smtplib.SMTP:
+        t = self.target
+        smtp: smtplib.SMTP
+        if t.scheme == "smtps":
+            smtp = smtplib.SMTP_SSL(t.host, t.port, timeout=SMTP_TIMEOUT_S, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(t.host, t.port, timeout=SMTP_TIMEOUT_S)
+            if t.scheme == "smtp+starttls":
+                smtp.starttls(context=ssl.create_default_context())
+        if t.username:
+            smtp.login(t.username, t.password or "")
+        return smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def list_notifications(conn: Connection, org_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    """The outbox as plain data, oldest first. Never the token (only its hash is stored, and
+    that is left out too: nothing a reader needs)."""
+    n = Notification
+    query = select(
+        n.id, Organization.slug, n.recipient, n.kind, n.status, n.attempts, n.last_error,
+        n.created_at, n.sent_at, n.expires_at,
+    ).join(Organization, Organization.id == n.organization_id)
+    if org_id is not None:
+        query = query.where(n.organization_id == org_id)
+    if status is not None:
+        query = query.where(n.status == status)
+    return [
+        {
+            "id": int(r.id),
+            "organization": r.slug,
+            "recipient": r.recipient,
+            "kind": r.kind,
+            "status": r.status,
+            "attempts": int(r.attempts),
+            "last_error": r.last_error,
+            "created_at": iso_z(r.created_at),
+            "sent_at": None if r.sent_at is None else iso_z(r.sent_at),
+            "expires_at": None if r.expires_at is None else iso_z(r.expires_at),
+        }
+        for r in conn.execute(query.order_by(n.id))
+    ]

@@ -1,0 +1,209 @@
+"""TOTP confirmation of operators (DESIGN §4 "TOTP"): RFC 6238 via pyotp, 30-second steps,
+±1 step of drift, each step usable once per operator, and a lockout after repeated wrong codes.
+
+How a command uses it — the lockout must outlive the rollback that a wrong code causes:
+
+    with otp.failures_recorded(engine, now):          # OUTSIDE the write transaction
+        with begin_write(engine) as conn:
+            ...lock, checks...
+            otp.verify_operator_code(conn, operator.id, code, now)
+            ...writes...
+
+`verify_operator_code` works inside the caller's transaction: it records the used time step
+(so a replay, even by a concurrent process, fails on a unique key) and resets the failure
+counter, all of which commit or roll back with the caller's changes. A wrong code raises
+`WrongCode`; the caller's transaction then rolls back, and `failures_recorded` — which must
+enclose that transaction, not sit inside it — books the failure with `record_failure` in a
+short transaction of its own (on SQLite a second writer could not even start while the
+caller's BEGIN IMMEDIATE holds the database) and re-raises with the attempts left or the
+lockout time. Codes and secrets never appear in messages, logs or audit events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyotp
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from userctl.audit import AuditRecord, append_events
+from userctl.clock import iso_z, naive_utc, unix_seconds
+from userctl.db.models import Organization, OtpUse, TotpSecret, User
+from userctl.errors import TwoFactorFailed
+from userctl.plan import user_address
+from userctl.secrets import decrypt_secret
+
+STEP_SECONDS = 30
+DRIFT_STEPS = 1
+MAX_FAILURES = 5
+LOCKOUT = dt.timedelta(minutes=15)
+# pyotp alone would accept full-width and other Unicode digits; a code is six ASCII digits.
+_CODE = re.compile(r"[0-9]{6}")
+
+
+class WrongCode(TwoFactorFailed):
+    """A well-formed code that matches none of the accepted steps: it counts towards the lockout.
+    Carries the operator so that `failures_recorded` can book it after the rollback."""
+
+    def __init__(self, user_id: int, email: str) -> None:
+        self.user_id = user_id
+        self.email = email
+        super().__init__(f"wrong one-time code for operator {email}")
+
+
+@dataclass(frozen=True, slots=True)
+class FailureOutcome:
+    email: str
+    failed_attempts: int  # consecutive wrong codes so far (0 once a lockout starts)
+    locked_until: dt.datetime | None
+
+    def message(self) -> str:
+        if self.locked_until is not None:
+            return (
+                f"wrong one-time code for operator {self.email}: {MAX_FAILURES} wrong codes in a row, "
+                f"so {self.email} is locked out of confirmations until {iso_z(self.locked_until)}"
+            )
+        left = MAX_FAILURES - self.failed_attempts
+        return (
+            f"wrong one-time code for operator {self.email}: check the authenticator's clock and "
+            f"use the current code ({left} attempt(s) left before a {_minutes(LOCKOUT)}-minute lockout)"
+        )
+
+
+def generate_secret() -> str:
+    """A fresh 160-bit secret, base32 (32 characters)."""
+    return pyotp.random_base32(32)
+
+
+def provisioning_uri(secret: str, email: str, org: str) -> str:
+    """The otpauth:// URI an authenticator app scans; the issuer names userctl and the
+    organization's slug `org`, so one phone can hold operators of several organizations."""
+    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(name=email, issuer_name=f"userctl ({org})")
+
+
+def enroll(conn: Connection, user_id: int) -> str:
+    """(Re)create the user's authenticator secret and mark them enrolled; returns the plain
+    secret, to be shown once. The previous secret stops working with this transaction."""
+    from userctl.db.rows import store_totp_secret
+
+    secret = generate_secret()
+    conn.execute(delete(TotpSecret).where(TotpSecret.user_id == user_id))
+    store_totp_secret(conn, user_id, secret)
+    return secret
+
+
+def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.datetime) -> None:
+    """Accept `code` from operator `user_id` at `now`, or raise TwoFactorFailed saying why
+    (`WrongCode` when it should count towards the lockout). See the module doc for the calling
+    pattern that keeps failures recorded."""
+    moment = naive_utc(now)
+    row = conn.execute(
+        select(User.email, TotpSecret.secret, TotpSecret.locked_until)
+        .join(TotpSecret, TotpSecret.user_id == User.id)
+        .where(User.id == user_id)
+    ).first()
+    if row is None:
+        raise TwoFactorFailed(f"operator (user id {user_id}) has no authenticator enrolled with userctl")
+    email = str(row.email)
+    if row.locked_until is not None and row.locked_until > moment:
+        raise TwoFactorFailed(
+            f"operator {email} is locked out of confirmations until {iso_z(row.locked_until)} "
+            f"after {MAX_FAILURES} wrong codes; wait, then use a fresh code"
+        )
+    if not isinstance(code, str) or _CODE.fullmatch(code) is None:
+        # Not a guess at all (a typo, an empty variable): refused without counting.
+        raise TwoFactorFailed("a one-time code is exactly six digits 0-9; copy it from the authenticator app")
+    step = _matching_step(decrypt_secret(str(row.secret)), code, unix_seconds(moment) // STEP_SECONDS)
+    if step is None:
+        raise WrongCode(user_id, email)
+    last_used = conn.execute(select(func.max(OtpUse.time_step)).where(OtpUse.user_id == user_id)).scalar()
+    if last_used is not None and step <= int(last_used):
+        raise TwoFactorFailed(_replayed(email))
+    try:
+        # A savepoint: on PostgreSQL a failed INSERT would otherwise abort the caller's transaction.
+        with conn.begin_nested():
+            conn.execute(insert(OtpUse).values(user_id=user_id, time_step=step, used_at=moment))
+    except IntegrityError:
+        raise TwoFactorFailed(_replayed(email)) from None
+    # Older steps can never be accepted again (step <= last used), so their rows are dead weight.
+    conn.execute(delete(OtpUse).where(OtpUse.user_id == user_id, OtpUse.time_step < step))
+    conn.execute(update(TotpSecret).where(TotpSecret.user_id == user_id).values(failed_attempts=0, locked_until=None))
+
+
+def _matching_step(secret: str, code: str, current: int) -> int | None:
+    """The time step whose code is `code`, within the drift window. Every candidate is compared
+    in constant time so the answer's timing says nothing about near misses."""
+    totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
+    found: int | None = None
+    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code) and found is None:
+            found = step
+    return found
+
+
+def _replayed(email: str) -> str:
+    return f"this code of operator {email} was already used; wait for the next one"
+
+
+def record_failure(engine: Engine, user_id: int, now: dt.datetime) -> FailureOutcome | None:
+    """Book one wrong code in its own transaction (so it survives the caller's rollback), start
+    the lockout at the MAX_FAILURES-th in a row, and audit both. Call only when no transaction
+    of this process holds a write lock (see `failures_recorded`). None when the operator or
+    their authenticator has meanwhile been removed: there is nothing left to lock."""
+    from userctl.db.engine import begin_write, lock_organization
+
+    moment = naive_utc(now)
+    with begin_write(engine) as conn:
+        target = conn.execute(
+            select(User.email, User.organization_id, Organization.slug)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(User.id == user_id)
+        ).first()
+        if target is None:
+            return None
+        org_id = lock_organization(conn, str(target.slug), timeout_s=30)
+        failed_so_far = conn.execute(
+            select(TotpSecret.failed_attempts).where(TotpSecret.user_id == user_id)
+        ).scalar_one_or_none()
+        if failed_so_far is None:
+            return None
+        attempts = failed_so_far + 1
+        locked_until = moment + LOCKOUT if attempts >= MAX_FAILURES else None
+        conn.execute(
+            update(TotpSecret)
+            .where(TotpSecret.user_id == user_id)
+            .values(failed_attempts=0 if locked_until else attempts, locked_until=locked_until)
+        )
+        email = str(target.email)
+        events = [
+            AuditRecord(email, "none", "otp.failure", user_address(email), after={"failed_attempts": attempts})
+        ]
+        if locked_until is not None:
+            events.append(
+                AuditRecord(email, "none", "otp.lockout", user_address(email), after={"locked_until": iso_z(locked_until)})
+            )
+        append_events(conn, org_id, events, moment)
+    return FailureOutcome(email, 0 if locked_until else attempts, locked_until)
+
+
+@contextlib.contextmanager
+def failures_recorded(engine: Engine, now: dt.datetime) -> Iterator[None]:
+    """Enclose the caller's write transaction: a WrongCode escaping it (after its rollback) is
+    booked by `record_failure` and re-raised as TwoFactorFailed with the attempts left."""
+    try:
+        yield
+    except WrongCode as exc:
+        outcome = record_failure(engine, exc.user_id, now)
+        if outcome is None:
+            raise
+        raise TwoFactorFailed(outcome.message()) from None
+
+
+def _minutes(delta: dt.timedelta) -> int:
+    return int(delta.total_seconds() // 60)

@@ -1,0 +1,431 @@
+"""The pure planner: diff(desired, live, options) -> Plan (DESIGN §3).
+
+No database, no terminal, no clock: the same inputs give the same plan, byte for byte.
+Identity keys and set arithmetic decide what exists on which side; records that differ are then
+compared field by field. Errors (an immutable field changed, an inactive user modified, ...) are
+collected and raised together as one InputError whose problems carry desired-state paths, which
+the CLI turns into FILE:LINE:COL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from userctl import guards
+from userctl.errors import InputError, Problem
+from userctl.plan import (
+    PHASES,
+    Change,
+    Plan,
+    bank_account_address,
+    organization_address,
+    role_address,
+    user_address,
+)
+from userctl.state import (
+    IMMUTABLE_USER_FIELDS,
+    BankAccount,
+    DesiredState,
+    LiveState,
+    Organization,
+    Role,
+    User,
+    record_hash,
+    role_record,
+    user_record,
+)
+
+PHASE = {name: i for i, name in enumerate(PHASES)}
+
+# Within a phase, one user's changes keep this order (an update before a role change...).
+ACTION_RANK = {
+    "create": 0,
+    "replace": 0,
+    "activate": 0,
+    "update": 1,
+    "change_role": 2,
+    "set_two_factor": 3,
+    "disable_two_factor": 3,
+    "assign": 0,
+    "unassign": 0,
+    "deactivate": 0,
+    "delete": 0,
+}
+
+DESTRUCTIVE_USER_ACTIONS = frozenset({"delete", "deactivate", "replace", "change_role", "disable_two_factor"})
+PROFILE_FIELDS = ("first_name", "last_name", "force_password_reset")
+PENDING_NOTE = "pending registration: the platform activates the user when they finish registering"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    prune: bool = True
+    replace: frozenset[str] = frozenset()  # lower-case emails to delete and re-create
+    allow_mass_removal: bool = False
+    operator: str | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "prune": self.prune,
+            "replace": sorted(self.replace),
+            "allow_mass_removal": self.allow_mass_removal,
+            "operator": self.operator,
+        }
+
+
+def user_fields(user: User) -> dict[str, Any]:
+    """A user as shown in user changes: assignments are changes of their own."""
+    record = user_record(user)
+    del record["bank_accounts"]
+    return record
+
+
+def is_destructive(kind: str, action: str, diff: dict[str, dict[str, Any]]) -> bool:
+    if kind == "user":
+        return action in DESTRUCTIVE_USER_ACTIONS
+    if kind == "assignment":
+        return action == "unassign"
+    return action == "delete" or bool(diff.get("permissions", {}).get("removed"))
+
+
+def requires_2fa(kind: str, action: str, destructive: bool, policy: str) -> bool:
+    # Under policy `all` every change to an existing user or role needs 2FA; creates never
+    # touch an existing row.
+    return destructive or (policy == "all" and action != "create")
+
+
+def field_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        entry: dict[str, Any] = {"before": old, "after": new}
+        if isinstance(old, list) or isinstance(new, list):
+            entry["added"] = sorted(set(new or ()) - set(old or ()))
+            entry["removed"] = sorted(set(old or ()) - set(new or ()))
+        out[name] = entry
+    return out
+
+
+@dataclass
+class _Builder:
+    live: LiveState
+    options: PlanOptions
+    changes: list[Change] = field(default_factory=list)
+    preconditions: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def policy(self) -> str:
+        return self.live.organization.two_factor_policy
+
+    def error(self, path: tuple[str, ...], message: str) -> None:
+        self.problems.append(Problem(message, path))
+
+    def add(
+        self,
+        kind: str,
+        key: tuple[str, ...],
+        action: str,
+        phase: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        *,
+        deferred: bool = False,
+        note: str | None = None,
+        diff: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any] | None:
+        diff = diff if diff is not None else field_diff(before or {}, after or {})
+        destructive = not deferred and is_destructive(kind, action, diff)
+        self.changes.append(
+            Change(
+                kind=kind,
+                key=key,
+                action=action,
+                phase=PHASE[phase],
+                before=before,
+                after=after,
+                diff=diff,
+                destructive=destructive,
+                requires_2fa=not deferred and requires_2fa(kind, action, destructive, self.policy),
+                deferred=deferred,
+                note=note,
+            )
+        )
+        return after
+
+    def expect_user(self, email: str) -> None:
+        live = self.live.users.get(email)
+        self.preconditions[user_address(email)] = record_hash(user_record(live) if live else None)
+
+    def expect_role(self, name: str) -> None:
+        live = self.live.roles.get(name)
+        self.preconditions.setdefault(role_address(name), record_hash(role_record(live) if live else None))
+
+    def expect_bank_account(self, account: BankAccount) -> None:
+        self.preconditions[bank_account_address(account.key)] = record_hash(bank_account_record(account))
+
+
+def bank_account_record(account: BankAccount) -> dict[str, Any]:
+    return {
+        "key": account.key,
+        "bank": account.bank,
+        "account_type": account.account_type,
+        "masked_number": account.masked_number,
+        "currency": account.currency,
+    }
+
+
+def organization_settings(org: Organization) -> dict[str, Any]:
+    """What of the organization row a plan relies on (its serial moves with every apply)."""
+    return {"two_factor_policy": org.two_factor_policy, "min_admins": org.min_admins, "four_eyes": org.four_eyes}
+
+
+def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOptions()) -> Plan:
+    b = _Builder(live, options)
+    if desired.organization != live.organization.slug:
+        b.error(("organization",), f"the file declares {desired.organization!r} but the live state is {live.organization.slug!r}")
+    _check_replace_option(desired, live, b)
+    _plan_roles(desired, live, b)
+    _plan_users(desired, live, b)
+    if b.problems:
+        raise InputError(sorted(b.problems, key=lambda p: tuple(str(x) for x in p.path)))
+    changes = tuple(sorted(b.changes, key=_order))
+    if any(not c.deferred for c in changes):
+        b.preconditions[organization_address(live.organization.slug)] = record_hash(organization_settings(live.organization))
+    else:
+        b.preconditions.clear()
+    findings = guards.check(live, changes, options)
+    return Plan(
+        organization=live.organization.slug,
+        two_factor_policy=live.organization.two_factor_policy,
+        changes=changes,
+        preconditions=dict(sorted(b.preconditions.items())),
+        findings=findings,
+        options=options.to_data(),
+    )
+
+
+def _order(change: Change) -> tuple[int, str, int]:
+    return (change.phase, change.address, ACTION_RANK.get(change.action, 0))
+
+
+def _check_replace_option(desired: DesiredState, live: LiveState, b: _Builder) -> None:
+    for email in sorted(b.options.replace):
+        if email not in desired.users or email not in live.users:
+            b.error(("users", email), f"--replace {email}: the user must exist both in the file and in the database")
+
+
+def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
+    for name in sorted(desired.roles):
+        want = desired.roles[name]
+        have = live.roles.get(name)
+        if have is None:
+            b.expect_role(name)
+            b.add("role", (name,), "create", "role.create", None, role_record(want))
+            continue
+        if have == want:
+            continue
+        b.expect_role(name)
+        start = role_record(have)
+        added = want.permissions - have.permissions
+        middle = start
+        if added or want.description != have.description:
+            # Permissions are added early and removed last, so nobody loses access mid-apply.
+            middle = role_record(Role(name, want.description, have.permissions | added))
+            b.add("role", (name,), "update", "role.create", start, middle)
+        if have.permissions - want.permissions:
+            b.add("role", (name,), "update", "role.delete", middle, role_record(want))
+    if not b.options.prune:
+        return
+    holders = _role_holders_after(desired, live, b.options)
+    for name in sorted(set(live.roles) - set(desired.roles)):
+        held_by = holders.get(name, [])
+        if held_by:
+            shown = ", ".join(sorted(held_by)[:5]) + (f" and {len(held_by) - 5} more" if len(held_by) > 5 else "")
+            b.error(("roles", name), f"role {name!r} is not in the file, so it would be deleted, but it is still held by {shown}")
+            continue
+        b.expect_role(name)
+        b.add("role", (name,), "delete", "role.delete", role_record(live.roles[name]), None)
+
+
+def _role_holders_after(desired: DesiredState, live: LiveState, options: PlanOptions) -> dict[str, list[str]]:
+    holders: dict[str, list[str]] = {}
+    for email, user in desired.users.items():
+        holders.setdefault(user.role, []).append(email)
+    if not options.prune:
+        for email, user in live.users.items():
+            if email not in desired.users:
+                holders.setdefault(user.role, []).append(email)
+    return holders
+
+
+def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
+    role_exists = set(desired.roles) | (set() if b.options.prune else set(live.roles))
+    for email in sorted(desired.users):
+        want = desired.users[email]
+        if want.role not in role_exists:
+            b.error(("users", email, "role"), f"unknown role {want.role!r}")
+            continue
+        have = live.users.get(email)
+        if have is None:
+            _plan_create(email, want, b)
+        elif email in b.options.replace:
+            _plan_replace(email, want, have, b)
+        else:
+            _plan_update(email, want, have, b)
+    if b.options.prune:
+        for email in sorted(set(live.users) - set(desired.users)):
+            _plan_delete(email, live.users[email], b)
+
+
+def _created(want: User) -> User:
+    # A created user starts `invited`; the platform activates them when they register.
+    return User(
+        email=want.email,
+        first_name=want.first_name,
+        last_name=want.last_name,
+        id_type=want.id_type,
+        id_number=want.id_number,
+        phone=want.phone,
+        role=want.role,
+        status="invited",
+        two_factor=want.two_factor,
+        force_password_reset=want.force_password_reset,
+    )
+
+
+def _created_inactive(email: str, want: User, b: _Builder) -> bool:
+    if want.status == "inactive":
+        b.error(("users", email, "status"), "a new user cannot be created inactive: declare them active to invite them, or leave them out")
+    return want.status == "inactive"
+
+
+def _plan_create(email: str, want: User, b: _Builder) -> None:
+    if _created_inactive(email, want, b):
+        return
+    b.expect_user(email)
+    b.expect_role(want.role)
+    b.add("user", (email,), "create", "user.create", None, user_fields(_created(want)),
+          note="an invitation is emailed; the user stays invited until they register")
+    _plan_deferred_assignments(email, want.bank_accounts, b, "the user is created invited")
+
+
+def _plan_replace(email: str, want: User, have: User, b: _Builder) -> None:
+    if _created_inactive(email, want, b):
+        return
+    b.expect_user(email)
+    b.expect_role(want.role)
+    note = "deletes the user and creates them again, invited"
+    if have.bank_accounts:
+        note += "; removes their bank accounts: " + ", ".join(sorted(have.bank_accounts))
+    b.add("user", (email,), "replace", "user.create", user_fields(have), user_fields(_created(want)), note=note)
+    _plan_deferred_assignments(email, want.bank_accounts, b, "the user is re-created invited")
+
+
+def _plan_deferred_assignments(email: str, keys: Iterable[str], b: _Builder, why: str) -> None:
+    for key in sorted(keys):
+        if _check_bank_account(email, key, b):
+            _assign(email, key, b, deferred=True, note=f"deferred: bank accounts can only be assigned to active users ({why})")
+
+
+def _assignment(email: str, key: str) -> dict[str, Any]:
+    return {"user": email, "bank_account": key}
+
+
+def _assign(email: str, key: str, b: _Builder, *, deferred: bool = False, note: str | None = None) -> None:
+    b.add("assignment", (email, key), "assign", "assignment.assign", None, _assignment(email, key),
+          diff={"assigned": {"before": False, "after": True}}, deferred=deferred, note=note)
+
+
+def _unassign(email: str, key: str, b: _Builder) -> None:
+    b.add("assignment", (email, key), "unassign", "assignment.unassign", _assignment(email, key), None,
+          diff={"assigned": {"before": True, "after": False}})
+
+
+def _check_bank_account(email: str, key: str, b: _Builder) -> bool:
+    if key not in b.live.bank_accounts:
+        b.error(("users", email, "bank_accounts"), f"unknown bank account {key!r} (see `userctl accounts list`)")
+        return False
+    return True
+
+
+def _comparable(user: User) -> tuple[object, ...]:
+    return (user.first_name, user.last_name, user.role, user.two_factor, user.force_password_reset,
+            user.bank_accounts, user.status, user.id_type, user.id_number, user.phone)
+
+
+def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
+    if _comparable(want) == _comparable(have):
+        return  # the common case at scale: one tuple comparison per unchanged user
+    bad = [f for f in IMMUTABLE_USER_FIELDS if getattr(want, f) != getattr(have, f)]
+    for name in bad:
+        b.error(("users", email, name),
+                f"{name} of {email} cannot be changed ({getattr(have, name)!r} -> {getattr(want, name)!r}): "
+                f"it is fixed at creation; use --replace {email} to delete and re-create the user")
+    if bad:
+        return
+    steps: list[tuple[str, str, dict[str, Any]]] = []  # (action, phase, fields set)
+    if have.status == "inactive" and want.status == "active":
+        steps.append(("activate", "user.activate", {"status": "active"}))
+    profile = {f: getattr(want, f) for f in PROFILE_FIELDS if getattr(want, f) != getattr(have, f)}
+    if profile:
+        steps.append(("update", "user.update", profile))
+    if want.role != have.role:
+        steps.append(("change_role", "user.update", {"role": want.role}))
+    if want.two_factor != have.two_factor:
+        if want.two_factor == "disabled":
+            steps.append(("disable_two_factor", "user.update", {"two_factor": "disabled", "totp_enrolled": False}))
+        else:
+            steps.append(("set_two_factor", "user.update", {"two_factor": want.two_factor}))
+    if want.status == "inactive" and have.status != "inactive":
+        steps.append(("deactivate", "user.deactivate", {"status": "inactive"}))
+
+    ends_active = want.status == "active"
+    to_assign = sorted(want.bank_accounts - have.bank_accounts)
+    to_unassign = sorted(have.bank_accounts - want.bank_accounts)
+
+    if have.status == "inactive" and want.status == "inactive":
+        if steps or to_assign or to_unassign:
+            changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor") if getattr(want, f) != getattr(have, f)]
+            if to_assign or to_unassign:
+                changed.append("bank_accounts")
+            for name in changed:
+                b.error(("users", email, name),
+                        f"{email} is inactive: an inactive user cannot be modified, only deleted or reactivated (status: active)")
+        return
+
+    touched = bool(steps or to_assign or to_unassign)
+    if touched:
+        b.expect_user(email)
+    if want.role != have.role:
+        b.expect_role(want.role)
+    record = user_fields(have)
+    for action, phase, values in steps:
+        after = {**record, **values}
+        b.add("user", (email,), action, phase, record, after)
+        record = after
+    if have.status == "invited" and ends_active:
+        b.add("user", (email,), "activate", "user.activate", user_fields(have), {**user_fields(have), "status": "active"},
+              deferred=True, note=PENDING_NOTE)
+    for key in to_unassign:
+        _unassign(email, key, b)
+    for key in to_assign:
+        if not _check_bank_account(email, key, b):
+            continue
+        if not ends_active:
+            b.error(("users", email, "bank_accounts"), f"bank account {key!r}: bank accounts can only be assigned to active users")
+        elif have.status == "invited":
+            _assign(email, key, b, deferred=True, note="deferred: " + PENDING_NOTE)
+        else:
+            b.expect_bank_account(b.live.bank_accounts[key])
+            _assign(email, key, b)
+
+
+def _plan_delete(email: str, have: User, b: _Builder) -> None:
+    b.expect_user(email)
+    for key in sorted(have.bank_accounts):
+        _unassign(email, key, b)
+    b.add("user", (email,), "delete", "user.delete", user_fields(have), None)

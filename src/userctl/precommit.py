@@ -1,0 +1,52 @@
+"""The pre-commit hook (`.pre-commit-hooks.yaml`, id `userctl-validate`): `userctl validate` for
+the files pre-commit passes.
+
+pre-commit appends the changed files to the hook's entry as arguments, but `validate -f` takes
+one desired state: a file, or a directory whose files together are one state (roles in one
+file, users split by team — a team file alone would name roles it does not declare). So this
+validates each file on its own, except those inside a directory given with `--dir`, which is
+validated once as a whole. Each validation is the real `userctl validate`, run in this process.
+
+    python -m userctl.precommit [--dir DIR]... FILE...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+
+def targets(files: Sequence[str], directories: Sequence[str]) -> list[str]:
+    """What to validate, in order, each once: the given directories that hold one of `files`,
+    and every other file."""
+    roots = [os.path.normpath(d) for d in directories]
+    chosen: list[str] = []
+    for path in files:
+        parent = os.path.dirname(os.path.normpath(path))
+        target = next((root for root in roots if os.path.abspath(parent) == os.path.abspath(root)), path)
+        if target not in chosen:
+            chosen.append(target)
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from userctl.cli.main import cli
+
+    parser = argparse.ArgumentParser(prog="python -m userctl.precommit", description="userctl validate for the files pre-commit passes.")
+    parser.add_argument("--dir", dest="directories", action="append", default=[], metavar="DIR",
+                        help="a directory whose *.yaml files form one desired state (repeatable)")
+    parser.add_argument("files", nargs="*", metavar="FILE")
+    args = parser.parse_args(argv)
+    worst = 0
+    for target in targets(args.files, args.directories):
+        try:
+            cli.main(args=["validate", "-f", target], prog_name="userctl")
+        except SystemExit as done:  # the CLI always ends with sys.exit(code)
+            code = done.code if isinstance(done.code, int) else 1
+            worst = max(worst, code)
+    return worst
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

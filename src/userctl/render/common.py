@@ -1,0 +1,83 @@
+"""What every renderer says the same way: symbols, flags, value and diff wording, the summary."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+SYMBOLS = {"create": "+", "assign": "+", "delete": "-", "unassign": "-", "replace": "-/+"}
+# Fields a create shows, in reading order (email is already in the address).
+SHOWN_ON_CREATE = (
+    "first_name", "last_name", "id_type", "id_number", "phone", "role", "status", "two_factor",
+    "force_password_reset", "description", "permissions",
+)
+
+
+def symbol(change: Mapping[str, Any]) -> str:
+    if change["deferred"]:
+        return "#"
+    return SYMBOLS.get(change["action"], "~")
+
+
+def flags(change: Mapping[str, Any]) -> list[str]:
+    out = []
+    if change["deferred"]:
+        out.append("deferred")
+    if change["destructive"]:
+        out.append("destructive")
+    if change["requires_2fa"]:
+        out.append("2FA")
+    return out
+
+
+def value(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(str(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    return json.dumps(v)
+
+
+def detail_lines(change: Mapping[str, Any]) -> list[str]:
+    """Per-field lines under a change: the values a create sets, the fields others change."""
+    if change["action"] == "create" and change["after"] is not None and change["kind"] != "assignment":
+        after = change["after"]
+        return [f"{name} = {value(after[name])}" for name in SHOWN_ON_CREATE if name in after]
+    if change["kind"] == "assignment" or change["action"] == "delete":
+        return []
+    lines = []
+    for name, d in change["diff"].items():
+        if "added" in d:
+            parts = [f"+{x}" for x in d["added"]] + [f"-{x}" for x in d["removed"]]
+            lines.append(f"{name}: {' '.join(parts)}")
+        else:
+            lines.append(f"{name}: {value(d['before'])} -> {value(d['after'])}")
+    return lines
+
+
+def summary_line(summary: Mapping[str, int]) -> str:
+    if summary["total"] == 0:
+        text = "No changes. The live state matches the file."
+    else:
+        text = (
+            f"Plan: {summary['create']} to create, {summary['update']} to update, "
+            f"{summary['replace']} to replace, {summary['delete']} to delete"
+            f" ({summary['destructive']} destructive, {summary['requires_2fa']} need 2FA)."
+        )
+    if summary["deferred"]:
+        text += f" {summary['deferred']} deferred (not applied now)."
+    return text
+
+
+def two_factor_line(data: Mapping[str, Any]) -> str:
+    n = data["summary"]["requires_2fa"]
+    if not n:
+        return "No step needs a 2FA confirmation."
+    return (
+        f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or approve this exact plan "
+        f"first with `userctl approve plan.json --operator EMAIL --otp-code CODE`."
+    )
+
+
+def is_blocked(data: Mapping[str, Any]) -> bool:
+    return any(f["blocking"] for f in data["findings"])

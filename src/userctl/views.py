@@ -1,0 +1,228 @@
+"""The read-only views (`users list/show`, `roles list`, `accounts list`) as plain rows, and the
+three ways of printing them: an aligned table for people, JSON and CSV for scripts. Pure: the
+CLI reads the database and hands the rows here.
+
+Every format shows the same columns; JSON and CSV use the field names as keys/headers so a
+script does not depend on the human headers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Iterable, Mapping, Sequence
+
+from userctl.clock import iso_z
+from userctl.state import BankAccount, Role, User
+
+FORMATS: Final = ("table", "json", "csv")
+DETAIL_FORMATS: Final = ("table", "json")
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    header: str
+
+
+USER_COLUMNS: Final = (
+    Column("first_name", "First name"),
+    Column("last_name", "Last name"),
+    Column("email", "Username"),
+    Column("phone", "Phone"),
+    Column("role", "Role"),
+    Column("two_factor", "2FA"),
+    Column("status", "Status"),
+)
+ROLE_COLUMNS: Final = (
+    Column("name", "Name"),
+    Column("description", "Description"),
+    Column("permissions", "Permissions"),
+    Column("users", "Users"),
+)
+ACCOUNT_FIELDS: Final = (
+    Column("key", "Key"),
+    Column("bank", "Bank"),
+    Column("account_type", "Type"),
+    Column("masked_number", "Number"),
+    Column("currency", "Currency"),
+)
+ACCOUNT_COLUMNS: Final = (*ACCOUNT_FIELDS, Column("assigned_users", "Assigned users"))
+
+
+def two_factor_label(user: User) -> str:
+    """The 2FA column: an enrolled authenticator says more than the setting that asked for it."""
+    return "enrolled" if user.totp_enrolled else user.two_factor
+
+
+def matches_search(user: User, text: str) -> bool:
+    """`--search`: a case-insensitive substring of the first name, last name, full name or email."""
+    needle = text.casefold()
+    return any(
+        needle in value.casefold()
+        for value in (user.first_name, user.last_name, f"{user.first_name} {user.last_name}", user.email)
+    )
+
+
+def user_row(user: User) -> dict[str, Any]:
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "phone": user.phone,
+        "role": user.role,
+        "two_factor": two_factor_label(user),
+        "status": user.status,
+    }
+
+
+def role_row(role: Role, users: int) -> dict[str, Any]:
+    return {"name": role.name, "description": role.description, "permissions": len(role.permissions), "users": users}
+
+
+def account_record(account: BankAccount) -> dict[str, Any]:
+    return {
+        "key": account.key,
+        "bank": account.bank,
+        "account_type": account.account_type,
+        "masked_number": account.masked_number,
+        "currency": account.currency,
+    }
+
+
+def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
+    return {**account_record(account), "assigned_users": sorted(holders)}
+
+
+def render(columns: Sequence[Column], rows: Sequence[Row], fmt: str, *, empty: str) -> str:
+    """`rows` in `fmt`; `empty` is what the table says when there is nothing to show."""
+    if fmt == "json":
+        return json.dumps([{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return _csv(columns, rows)
+    if fmt == "table":
+        return table(columns, rows) if rows else empty + "\n"
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "") -> str:
+    cells = [[c.header.upper() for c in columns]] + [[_cell(row[c.key]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    out = io.StringIO()
+    for line in cells:
+        padded = "  ".join(value.ljust(width) for value, width in zip(line, widths))
+        out.write(indent + padded.rstrip() + "\n")
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    # One physical line per row, whatever a description holds.
+    return " ".join(str(value).split()) if value != "" else "-"
+
+
+def _csv(columns: Sequence[Column], rows: Iterable[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([c.key for c in columns])
+    for row in rows:
+        writer.writerow([_csv_cell(row[c.key]) for c in columns])
+    return out.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def user_detail(
+    user: User,
+    role: Role,
+    accounts: Mapping[str, BankAccount],
+    created_at: dt.datetime | None = None,
+    updated_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """`users show`: every field of the user (never a TOTP secret: it is not even read), their
+    role with its permissions, and the organization's bank accounts split into assigned and
+    unassigned, as the dashboard's "Role and bank accounts" module shows them."""
+    return {
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "id_type": user.id_type,
+        "id_number": user.id_number,
+        "phone": user.phone,
+        "status": user.status,
+        "two_factor": user.two_factor,
+        "totp_enrolled": user.totp_enrolled,
+        "force_password_reset": user.force_password_reset,
+        "created_at": iso_z(created_at) if created_at else None,
+        "updated_at": iso_z(updated_at) if updated_at else None,
+        "role": {"name": role.name, "description": role.description, "permissions": sorted(role.permissions)},
+        "bank_accounts": {
+            "assigned": [account_record(accounts[k]) for k in sorted(user.bank_accounts) if k in accounts],
+            "unassigned": [account_record(a) for k, a in sorted(accounts.items()) if k not in user.bank_accounts],
+        },
+    }
+
+
+_STATUS_NOTES: Final = {
+    "invited": "invited (pending registration)",
+    "inactive": "inactive (cannot log in; can only be reactivated or deleted)",
+}
+
+
+def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}")
+    role = detail["role"]
+    enrolled = "enrolled" if detail["totp_enrolled"] else "not enrolled"
+    fields = [
+        ("Email", detail["email"]),
+        ("First name", detail["first_name"]),
+        ("Last name", detail["last_name"]),
+        ("ID", f"{detail['id_type']} {detail['id_number']}"),
+        ("Phone", detail["phone"]),
+        ("Status", _STATUS_NOTES.get(detail["status"], detail["status"])),
+        ("2FA", f"{detail['two_factor']}, authenticator {enrolled}"),
+        ("Force password reset", "yes" if detail["force_password_reset"] else "no"),
+        ("Created", detail["created_at"] or "-"),
+        ("Updated", detail["updated_at"] or "-"),
+    ]
+    out = io.StringIO()
+    out.write("User data\n")
+    _write_fields(out, fields)
+    out.write("\nRole and bank accounts\n")
+    _write_fields(
+        out,
+        [
+            ("Role", role["name"] + (f" ({role['description']})" if role["description"] else "")),
+            ("Permissions", ", ".join(role["permissions"]) or "none"),
+        ],
+    )
+    for title, accounts in (("Assigned accounts", detail["bank_accounts"]["assigned"]),
+                            ("Unassigned accounts", detail["bank_accounts"]["unassigned"])):
+        out.write(f"  {title}:\n")
+        out.write(table(ACCOUNT_FIELDS, accounts, indent="    ") if accounts else "    none\n")
+    if detail["status"] != "active" and detail["bank_accounts"]["unassigned"]:
+        out.write("  (bank accounts can only be assigned to active users)\n")
+    return out.getvalue()
+
+
+def _write_fields(out: io.StringIO, fields: Sequence[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in fields) + 1
+    for name, value in fields:
+        out.write(f"  {(name + ':').ljust(width)}  {value}\n")

@@ -1,0 +1,294 @@
+"""The audit hash chain: an intact chain verifies; editing, deleting, reordering and truncating
+events are each detected and the first bad event named; the HMAC defeats a rebuilt chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from userctl import audit
+from userctl.audit import GENESIS, AuditRecord, append_events, verify_chain
+from userctl.db.models import AuditEvent
+from userctl.state import canonical_json
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
+events_t = AuditEvent.__table__
+
+
+@pytest.fixture(autouse=True)
+def no_audit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(audit.ENV_KEY, raising=False)
+
+
+def records(n: int, start: int = 1) -> list[AuditRecord]:
+    return [
+        AuditRecord(
+            operator="ana@acme.co",
+            verified_by="totp",
+            action="user.update",
+            address=f'user["u{i}@acme.co"]',
+            before={"first_name": f"Old{i}"},
+            after={"first_name": f"New{i}", "note": "ñandú ✓"},
+            plan_digest="sha256:" + "ab" * 32,
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def seed(engine: Engine, org_id: int, n: int = 5) -> str:
+    """n events in two batches (two applies), a minute apart."""
+    with engine.begin() as conn:
+        append_events(conn, org_id, records(2), T0)
+    with engine.begin() as conn:
+        return append_events(conn, org_id, records(n - 2, start=3), T0 + dt.timedelta(minutes=1))
+
+
+def verify(engine: Engine, org_id: int, head: str | None = None) -> audit.VerifyResult:
+    with engine.connect() as conn:
+        return verify_chain(conn, org_id, head)
+
+
+def execute(engine: Engine, statement: sa.Executable) -> None:
+    with engine.begin() as conn:
+        conn.execute(statement)
+
+
+def test_intact_chain_verifies_and_returns_its_head(engine: Engine, factory) -> None:
+    org = factory.org()
+    head = seed(engine, org)
+    result = verify(engine, org, head)
+    assert result.ok, result.problem
+    assert (result.events, result.head) == (5, head)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(events_t).order_by(events_t.c.seq)).all()
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
+    assert json.loads(rows[0].after) == {"first_name": "New1", "note": "ñandú ✓"}
+    assert all(r.hmac is None for r in rows)
+
+
+def test_empty_chain_is_intact_with_the_genesis_head(engine: Engine, factory) -> None:
+    org = factory.org()
+    assert verify(engine, org) == audit.VerifyResult(0, GENESIS, False)
+    with engine.begin() as conn:
+        assert append_events(conn, org, [], T0) == GENESIS
+
+
+def test_organizations_have_separate_chains(engine: Engine, factory) -> None:
+    acme, other = factory.org("acme"), factory.org("other")
+    seed(engine, acme)
+    with engine.begin() as conn:
+        head = append_events(conn, other, records(1), T0)
+    assert verify(engine, other, head).events == 1
+    assert verify(engine, acme).ok
+
+
+def test_an_edited_event_is_named(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    execute(engine, events_t.update().where(events_t.c.seq == 3).values(after=canonical_json({"first_name": "Eve"})))
+    result = verify(engine, org)
+    assert not result.ok and result.bad_seq == 3
+    assert "event #3" in (result.problem or "") and "altered" in (result.problem or "")
+
+
+def test_an_edited_event_with_its_hash_recomputed_breaks_the_next_link(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    rebuild(engine, org, edit_seq=2, only_that_row=True)
+    result = verify(engine, org)
+    assert result.bad_seq == 3
+    assert "does not chain onto event #2" in (result.problem or "")
+
+
+def test_a_deleted_event_is_named(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    execute(engine, events_t.delete().where(events_t.c.seq == 2))
+    result = verify(engine, org)
+    assert not result.ok and result.bad_seq == 3
+    assert "event #2 is missing" in (result.problem or "")
+
+
+def test_swapped_events_are_named_as_out_of_order(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.begin() as conn:  # through a free seq: the unique key forbids a direct swap
+        conn.execute(events_t.update().where(events_t.c.seq == 2).values(seq=-2))
+        conn.execute(events_t.update().where(events_t.c.seq == 3).values(seq=2))
+        conn.execute(events_t.update().where(events_t.c.seq == -2).values(seq=3))
+    result = verify(engine, org)
+    assert not result.ok and result.bad_seq == 2
+    assert "event #2" in (result.problem or "") and "out of order" in (result.problem or "")
+
+
+def test_a_truncated_tail_is_caught_only_with_the_head(engine: Engine, factory) -> None:
+    org = factory.org()
+    head = seed(engine, org)
+    execute(engine, events_t.delete().where(events_t.c.seq == 5))
+    assert verify(engine, org).ok  # a shorter chain is still a valid chain...
+    result = verify(engine, org, head)  # ...but not the one whose head was recorded
+    assert not result.ok
+    assert head in (result.problem or "") and "removed from the end" in (result.problem or "")
+
+
+def test_a_head_followed_by_later_events_says_so(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.connect() as conn:
+        third = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 3)).scalar_one()
+    result = verify(engine, org, third)
+    assert not result.ok and "event #3" in (result.problem or "") and "2 event(s) were appended" in (result.problem or "")
+
+
+def test_without_a_key_a_rebuilt_chain_passes(engine: Engine, factory) -> None:
+    """Why the HMAC exists: with write access one can recompute a bare hash chain."""
+    org = factory.org()
+    seed(engine, org)
+    rebuild(engine, org, edit_seq=2)
+    assert verify(engine, org).ok
+
+
+def test_with_a_key_a_rebuilt_chain_fails_its_hmac(engine: Engine, factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(audit.ENV_KEY, "k" * 40)
+    org = factory.org()
+    seed(engine, org)
+    assert verify(engine, org).ok and verify(engine, org).hmac_checked
+    rebuild(engine, org, edit_seq=2)
+    result = verify(engine, org)
+    assert not result.ok and result.bad_seq == 2
+    assert "HMAC" in (result.problem or "")
+
+
+def test_a_wrong_key_fails_and_a_stripped_hmac_fails(engine: Engine, factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(audit.ENV_KEY, "right-key")
+    org = factory.org()
+    seed(engine, org)
+    monkeypatch.setenv(audit.ENV_KEY, "wrong-key")
+    assert verify(engine, org).bad_seq == 1
+    monkeypatch.setenv(audit.ENV_KEY, "right-key")
+    execute(engine, events_t.update().where(events_t.c.seq == 4).values(hmac=None))
+    result = verify(engine, org)
+    assert result.bad_seq == 4 and "no HMAC" in (result.problem or "")
+
+
+def rebuild(engine: Engine, org_id: int, edit_seq: int, only_that_row: bool = False) -> None:
+    """What an attacker with write access but without the key can do: edit an event, then
+    recompute the bare hashes (of that row only, or of the whole chain from there on)."""
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(events_t).where(events_t.c.organization_id == org_id).order_by(events_t.c.seq)
+        ).all()
+        prev = GENESIS
+        for row in rows:
+            data = dict(row._mapping)
+            if row.seq < edit_seq or (only_that_row and row.seq > edit_seq):
+                prev = row.hash
+                continue
+            if row.seq == edit_seq:
+                data["after"] = canonical_json({"first_name": "Mallory"})
+            data["prev_hash"] = prev
+            payload = canonical_json(
+                {
+                    "organization_id": data["organization_id"],
+                    "seq": data["seq"],
+                    "time": data["created_at"].isoformat() + "Z",
+                    **{k: data[k] for k in ("operator", "verified_by", "plan_digest", "action", "address", "before", "after", "prev_hash")},
+                }
+            ).encode()
+            prev = hashlib.sha256(payload).hexdigest()
+            conn.execute(
+                events_t.update()
+                .where(events_t.c.id == row.id)
+                .values(after=data["after"], prev_hash=data["prev_hash"], hash=prev)
+            )
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_verify_intact_then_broken(engine: Engine, factory, runner) -> None:
+    org = factory.org()
+    head = seed(engine, org)
+    result = runner("audit", "verify", "--head", head)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"audit chain intact: 5 events, head {head}"
+    assert "HMACs not checked" in result.stderr
+
+    execute(engine, events_t.update().where(events_t.c.seq == 4).values(address='user["eve@acme.co"]'))
+    result = runner("audit", "verify")
+    assert result.exit_code == 1
+    assert "audit chain of acme-payments is broken: event #4" in result.stderr and "altered" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_verify_detects_a_truncated_tail_with_head(engine: Engine, factory, runner) -> None:
+    org = factory.org()
+    head = seed(engine, org)
+    execute(engine, events_t.delete().where(events_t.c.seq == 5))
+    assert runner("audit", "verify").exit_code == 0
+    result = runner("audit", "verify", "--head", head)
+    assert result.exit_code == 1 and "removed from the end" in result.stderr
+
+
+def test_cli_verify_with_key_reports_hmac(engine: Engine, factory, runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(audit.ENV_KEY, "audit-key")
+    org = factory.org()
+    seed(engine, org)
+    result = runner("audit", "verify")
+    assert result.exit_code == 0 and "HMACs not checked" not in result.stderr
+    rebuild(engine, org, edit_seq=1)
+    result = runner("audit", "verify")
+    assert result.exit_code == 1 and "event #1" in result.stderr and "HMAC" in result.stderr
+
+
+def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:
+    org = factory.org()
+    with engine.begin() as conn:
+        append_events(conn, org, [AuditRecord("ana@acme.co", "totp", "user.create", 'user["bob@acme.co"]', None, {"x": 1})], T0)
+        append_events(
+            conn,
+            org,
+            [
+                AuditRecord("carl@acme.co", "approval", "assignment.assign", 'assignment["bob@acme.co" -> "ops-main"]'),
+                AuditRecord("carl@acme.co", "approval", "role.update", 'role["Admin"]'),
+                AuditRecord("ana@acme.co", "totp", "user.update", 'user["bob@acme.com"]'),
+            ],
+            T0 + dt.timedelta(days=1),
+        )
+    text = runner("audit", "log")
+    assert text.exit_code == 0
+    assert text.stdout.splitlines()[0] == '2026-03-01T12:00:00Z  ana@acme.co  totp  user.create  user["bob@acme.co"]'
+    assert len(text.stdout.splitlines()) == 4
+
+    data = json.loads(runner("audit", "log", "--format", "json").stdout)
+    assert [e["seq"] for e in data] == [1, 2, 3, 4]
+    assert data[0]["after"] == {"x": 1} and data[0]["before"] is None and len(data[0]["hash"]) == 64
+
+    about_bob = json.loads(runner("audit", "log", "--user", "Bob@Acme.co", "--format", "json").stdout)
+    assert [e["seq"] for e in about_bob] == [1, 2]  # not bob@acme.com
+    by_carl = json.loads(runner("audit", "log", "--user", "carl@acme.co", "--format", "json").stdout)
+    assert [e["seq"] for e in by_carl] == [2, 3]
+    since = json.loads(runner("audit", "log", "--since", "2026-03-02", "--format", "json").stdout)
+    assert [e["seq"] for e in since] == [2, 3, 4]
+    aware = json.loads(runner("audit", "log", "--since", "2026-03-01T13:00:00+02:00", "--format", "json").stdout)
+    assert [e["seq"] for e in aware] == [1, 2, 3, 4]  # 11:00 UTC
+
+    bad = runner("audit", "log", "--since", "yesterday")
+    assert bad.exit_code == 1 and "--since 'yesterday' is not an ISO date" in bad.stderr
+
+
+def test_cli_needs_an_organization_when_there_are_several(factory, runner) -> None:
+    factory.org("acme")
+    factory.org("zeta")
+    result = runner("audit", "verify")
+    assert result.exit_code == 1 and "2 organizations (acme, zeta): choose one with --organization" in result.stderr
+    assert runner("--organization", "zeta", "audit", "verify").exit_code == 0
+    missing = runner("--organization", "nope", "audit", "log")
+    assert missing.exit_code == 1 and "'nope' does not exist" in missing.stderr

@@ -1,0 +1,182 @@
+"""`userctl plan` through the real CLI against real databases: output formats, saved plans,
+exit codes, located errors, and that planning never writes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import jsonschema
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tests.conftest import Factory, Runner
+from tests.yaml_files import write_desired
+from userctl import plan as planmod
+from userctl.cli.context import AppContext
+from userctl.state import DesiredState, Role, User
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+ADMIN = Role("Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"}))
+OPS = Role("Ops", "Payouts", frozenset({"payouts.view", "payouts.create"}))
+
+
+def admin_user(**kw: object) -> User:
+    base = dict(email="root@acme.co", first_name="Root", last_name="Admin", id_type="CC", id_number="1000",
+                phone="+573000000001", role="Admin", status="active", two_factor="required")
+    base.update(kw)
+    return User(**base)  # type: ignore[arg-type]
+
+
+def ops_user(**kw: object) -> User:
+    base = dict(email="bob@acme.co", first_name="Bob", last_name="Ops", id_type="CC", id_number="2000",
+                phone="+573000000002", role="Ops", status="active", two_factor="optional",
+                bank_accounts=frozenset({"ops-main"}))
+    base.update(kw)
+    return User(**base)  # type: ignore[arg-type]
+
+
+def seed(factory: Factory) -> None:
+    org = factory.org("acme", two_factor_policy="destructive")
+    admin = factory.role(org, "Admin", sorted(ADMIN.permissions), ADMIN.description)
+    ops = factory.role(org, "Ops", sorted(OPS.permissions), OPS.description)
+    root = admin_user()
+    factory.enrol(factory.user(org, root.email, admin, **_fields(root)))
+    bob = ops_user()
+    bob_id = factory.user(org, bob.email, ops, **_fields(bob))
+    factory.assign(bob_id, factory.bank_account(org, "ops-main"))
+    factory.bank_account(org, "payroll")
+
+
+def _fields(u: User) -> dict[str, object]:
+    return dict(first_name=u.first_name, last_name=u.last_name, id_type=u.id_type, id_number=u.id_number,
+                phone=u.phone, status=u.status, two_factor=u.two_factor)
+
+
+def desired(*users: User, roles: tuple[Role, ...] = (ADMIN, OPS)) -> DesiredState:
+    return DesiredState("acme", {r.name: r for r in roles}, {u.email: u for u in (admin_user(), *users)})
+
+
+def dump_tables(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return {name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr) for name, t in meta.tables.items()}
+
+
+def test_no_changes_exits_0(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user()))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "No changes" in result.output
+
+
+def test_changes_without_2fa_exit_2_and_with_2fa_exit_3(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    assert '~ user["bob@acme.co"] update' in result.output
+    assert runner("plan", "-f", str(f)).exit_code == 0  # without --detailed-exitcode changes are success
+
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(role="Admin")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 3, result.output
+    assert "change_role  [destructive, 2FA]" in result.output
+
+
+def test_blocking_finding_exits_4_and_still_shows_the_plan(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(), roles=(Role("Admin", "", frozenset({"users.view"})), OPS)))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 4
+    assert 'role["Admin"] update' in result.output and "BLOCKED [admin_guard]" in result.output
+
+
+def test_self_guard_with_operator(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    want = DesiredState("acme", {"Admin": ADMIN, "Ops": OPS},
+                        {"root@acme.co": admin_user(two_factor="disabled"), "bob@acme.co": ops_user(role="Admin")})
+    f = write_desired(tmp_path / "users.yaml", want)
+    result = runner("plan", "-f", str(f), "--operator", "root@acme.co")
+    assert result.exit_code == 4
+    assert "self_guard" in result.output
+
+
+def test_immutable_field_error_is_located_and_replace_lifts_it(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(phone="+573009999999")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 1
+    lines = f.read_text().splitlines()
+    phone_line = next(i for i, l in enumerate(lines, 1) if "+573009999999" in l)
+    assert f"{f}:{phone_line}:" in result.output
+    assert "phone of bob@acme.co cannot be changed" in result.output and "--replace bob@acme.co" in result.output
+    assert "Traceback" not in result.output
+
+    result = runner("plan", "-f", str(f), "--replace", "BOB@acme.co", "--detailed-exitcode")
+    assert result.exit_code == 3, result.output
+    assert '-/+ user["bob@acme.co"] replace' in result.output
+
+
+def test_no_prune_keeps_absent_users(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired())
+    pruned = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert pruned.exit_code == 3 and '- user["bob@acme.co"] delete' in pruned.output
+    kept = runner("plan", "-f", str(f), "--detailed-exitcode", "--no-prune")
+    assert kept.exit_code == 0, kept.output
+
+
+def test_formats_and_saved_plan(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="B", bank_accounts=frozenset({"payroll"})),
+                                                       ops_user(email="new@acme.co", id_number="3000", phone="+573000000003")))
+    out = tmp_path / "plan.json"
+    result = runner("plan", "-f", str(f), "--format", "json", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert json.loads(out.read_text()) == data  # the saved plan is the JSON output
+    assert planmod.loads(out.read_text()).digest == data["digest"]
+    assert {c["action"] for c in data["changes"]} == {"create", "update", "unassign", "assign"}
+
+    md = runner("plan", "-f", str(f), "--format", "markdown")
+    assert md.output.startswith("### userctl plan: `acme`") and "<details>" in md.output
+    page = runner("plan", "-f", str(f), "--format", "html")
+    assert page.output.startswith("<!DOCTYPE html>") and data["digest"] in page.output
+
+
+def test_planning_never_writes(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+    seed(factory)
+    before = dump_tables(engine)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(role="Admin"), ops_user(email="n@acme.co", id_number="3000", phone="+573000000003")))
+    assert runner("plan", "-f", str(f), "--detailed-exitcode").exit_code == 3
+    assert dump_tables(engine) == before
+
+
+def test_unknown_organization_and_bad_file_exit_1(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory)
+    other = write_desired(tmp_path / "other.yaml", replace(desired(), organization="globex"))
+    result = runner("plan", "-f", str(other))
+    assert result.exit_code == 1 and "globex" in result.output and "Traceback" not in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\norganization: acme\nusers:\n  x@acme.co:\n    first_name: yes\n")
+    result = runner("plan", "-f", str(bad))
+    assert result.exit_code == 1 and f"{bad}:5:" in result.output
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert AppContext().color(Tty()) is True
+    assert AppContext(no_color=True).color(Tty()) is False
+    assert AppContext().color(object()) is False
+    monkeypatch.setenv("NO_COLOR", "")
+    assert AppContext().color(Tty()) is False  # any value, even empty, disables colour

@@ -1,0 +1,97 @@
+"""The pre-commit hook of `.pre-commit-hooks.yaml`, run exactly as pre-commit runs it: the
+hook's `entry`, then its `args`, then the staged files that match `files`, in a subprocess whose
+PATH starts with the hook's Python environment (here: this test's)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from userctl.precommit import targets
+
+HOOKS = Path(__file__).resolve().parent.parent / ".pre-commit-hooks.yaml"
+
+GOOD = """\
+version: 1
+organization: acme-payments
+roles:
+  Admin:
+    permissions: [users.manage]
+users:
+  ana@acme.co:
+    first_name: Ana
+    last_name: Pérez
+    id_type: CC
+    id_number: "1020304050"
+    phone: "+573001112233"
+    role: Admin
+"""
+ROLES_ONLY = "version: 1\norganization: acme-payments\nroles:\n  Admin:\n    permissions: [users.manage]\n"
+USERS_ONLY = GOOD.split("users:\n", 1)[1]
+
+
+def _hook() -> dict[str, Any]:
+    hooks = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))
+    (hook,) = [h for h in hooks if h["id"] == "userctl-validate"]
+    return dict(hook)
+
+
+def _run_hook(cwd: Path, files: Sequence[str], extra_args: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    hook = _hook()
+    pattern = re.compile(hook["files"])
+    staged = [f for f in files if pattern.search(f)]  # pre-commit passes only matching files
+    command = [*shlex.split(hook["entry"]), *hook.get("args", []), *extra_args, *staged]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_hook_definition() -> None:
+    hook = _hook()
+    assert hook["language"] == "python"
+    assert hook.get("pass_filenames", True) is True
+    pattern = re.compile(hook["files"])
+    assert pattern.search("users.yaml") and pattern.search("org/team.yml")
+    assert not pattern.search("README.md") and not pattern.search("users.yaml.bak")
+
+
+def test_good_file_passes(tmp_path: Path) -> None:
+    (tmp_path / "users.yaml").write_text(GOOD, encoding="utf-8")
+    result = _run_hook(tmp_path, ["users.yaml", "README.md"])
+    assert result.returncode == 0, result.stderr
+    assert "users.yaml: valid" in result.stdout
+
+
+def test_bad_file_fails_with_file_line_col(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text(GOOD.replace('"1020304050"', "0123456"), encoding="utf-8")
+    result = _run_hook(tmp_path, ["good.yaml", "bad.yaml"])
+    assert result.returncode == 1
+    assert re.search(r"^bad\.yaml:11:16: users\.ana@acme\.co\.id_number: .*quote", result.stderr, re.M), result.stderr
+    assert "good.yaml" not in result.stderr and "good.yaml: valid" in result.stdout
+
+
+def test_a_directory_of_files_is_validated_as_one_desired_state(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "roles.yaml").write_text(ROLES_ONLY, encoding="utf-8")
+    (users / "team-a.yaml").write_text("version: 1\norganization: acme-payments\nusers:\n" + USERS_ONLY, encoding="utf-8")
+    # Alone, the team file names a role it does not declare...
+    alone = _run_hook(tmp_path, ["users/team-a.yaml"])
+    assert alone.returncode == 1 and "Admin" in alone.stderr
+    # ...declared as one desired state with --dir (the hook's `args`), it is valid.
+    together = _run_hook(tmp_path, ["users/team-a.yaml", "users/roles.yaml"], ["--dir", "users"])
+    assert together.returncode == 0, together.stderr
+    assert together.stdout.count("valid") == 1
+
+
+def test_targets_group_files_of_a_declared_directory() -> None:
+    assert targets(["a.yaml", "org/x.yaml", "org/y.yaml", "b.yml", "org/sub/z.yaml"], ["org/"]) == [
+        "a.yaml", "org", "b.yml", "org/sub/z.yaml"]
+    assert targets(["a.yaml", "a.yaml"], []) == ["a.yaml"]

@@ -1,0 +1,110 @@
+"""Renderers on hand-made plans: each reads the plan's data and shows what reviewers need."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from userctl.plan import Finding, Plan
+from userctl.planner import PlanOptions, diff
+from userctl.render import render
+from userctl.render.markdown import render as render_markdown
+
+from tests.planner_states import desired, live, user
+
+SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+
+
+def sample_plan(**kw: Any) -> Plan:
+    bob = user("bob@acme.co", 1, bank_accounts=frozenset({"ops-main"}))
+    state = live([bob, user("gone@acme.co", 2), user("ivy@acme.co", 3, status="invited")])
+    want = desired([
+        replace(bob, first_name="Roberto", role="Admin"),
+        user("new@acme.co", 4, bank_accounts=frozenset({"payroll"})),
+        user("ivy@acme.co", 3),
+    ])
+    return diff(want, state, PlanOptions(**kw))
+
+
+def test_text_uses_terraform_symbols_and_field_diffs() -> None:
+    out = render(sample_plan().to_data(), "text")
+    lines = out.splitlines()
+    assert '+ user["new@acme.co"] create' in lines
+    assert '~ user["bob@acme.co"] update' in lines
+    assert '~ user["bob@acme.co"] change_role  [destructive, 2FA]' in lines
+    assert '- user["gone@acme.co"] delete  [destructive, 2FA]' in lines
+    assert '    first_name: "First" -> "Roberto"' in lines
+    assert '# user["ivy@acme.co"] activate  [deferred]' in lines
+    assert lines[-1].startswith("Plan: 1 to create, 2 to update, 0 to replace, 1 to delete")
+    assert "\x1b[" not in out
+
+
+def test_text_replace_symbol_and_colour_only_when_asked() -> None:
+    p = diff(desired([user("bob@acme.co", 1, phone="+5731100000")]), live([user("bob@acme.co", 1)]),
+             PlanOptions(replace=frozenset({"bob@acme.co"})))
+    plain = render(p.to_data(), "text")
+    assert '-/+ user["bob@acme.co"] replace  [destructive, 2FA]' in plain.splitlines()
+    coloured = render(p.to_data(), "text", color=True)
+    assert "\x1b[" in coloured and re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+def test_text_no_changes() -> None:
+    state = live([user("bob@acme.co", 1)])
+    assert "No changes" in render(diff(desired([user("bob@acme.co", 1)]), state).to_data(), "text")
+
+
+def test_text_shows_blocking_findings() -> None:
+    p = replace(sample_plan(), findings=(Finding("admin_guard", True, "nobody left"),))
+    assert "BLOCKED [admin_guard]: nobody left" in render(p.to_data(), "text")
+
+
+def test_json_validates_against_the_plan_schema() -> None:
+    data = json.loads(render(sample_plan(operator="root@acme.co").to_data(), "json"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert data["format_version"] == 1
+    assert {"address", "action", "before", "after", "diff", "destructive", "requires_2fa", "deferred"} <= set(data["changes"][0])
+    bad = {**data, "changes": [{**data["changes"][0], "action": "explode"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(SCHEMA).validate(bad)
+
+
+def test_markdown_puts_summary_then_destructive_then_folded_details() -> None:
+    md = render(sample_plan().to_data(), "markdown")
+    table = md.index("| create | update |")
+    destructive = md.index("Destructive steps (2)")
+    twofa = md.index("**2FA:** 2 step(s) need a 2FA confirmation")
+    details = md.index("<details>")
+    assert table < destructive < twofa < details
+    assert '- `user["gone@acme.co"]` delete' in md
+    assert md.rstrip().endswith("</details>")
+
+
+def test_markdown_blocked_plan_says_so_first() -> None:
+    p = replace(sample_plan(), findings=(Finding("removal_guard", True, "too many"),))
+    md = render(p.to_data(), "markdown")
+    assert md.index("cannot be applied") < md.index("<details>")
+
+
+def test_markdown_is_capped_and_says_what_was_cut() -> None:
+    many = [user(f"n{i:04d}@acme.co", 100 + i) for i in range(2000)]
+    p = diff(desired(many), live())
+    md = render_markdown(p.to_data(), max_chars=20_000)
+    assert len(md) <= 20_000
+    assert re.search(r"… \d+ more lines cut to keep this comment under 20000 characters", md)
+    assert md.rstrip().endswith("</details>")
+
+
+def test_html_is_one_self_contained_page() -> None:
+    p = diff(desired([user("x<script>@acme.co", 9, first_name="<b>Bold</b>")]), live())
+    page = render(p.to_data(), "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page and "&lt;b&gt;Bold&lt;/b&gt;" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "<link" not in page
+    assert p.digest in page

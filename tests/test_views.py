@@ -1,0 +1,227 @@
+"""The read-only views through the real CLI on every backend: `users list` (filters, order,
+formats), `users show`, `roles list`, `accounts list`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import Factory, Runner
+from userctl.views import USER_COLUMNS, Column, render
+
+
+@dataclass
+class Acme:
+    secret: str  # zoe's TOTP secret: must never appear in any output
+
+
+def _populate(factory: Factory) -> Acme:
+    """Users inserted in an order that is neither alphabetical by email nor by name, so that
+    sorting by id is observable; a second organization that must never leak in."""
+    org = factory.org("acme-payments")
+    admin = factory.role(org, "SuperAdmin", ["users.view", "users.manage", "roles.manage"], "Full access, incl. users")
+    ops = factory.role(org, "Payouts Operator", ["payouts.view", "payouts.create"])
+    factory.role(org, "Auditor", ["audit.view"], "Read-only")
+    zoe = factory.user(org, "zoe@acme.co", admin, first_name="Zoe", last_name="Zapata", phone="+573000000001",
+                       status="active", two_factor="required")
+    secret = factory.enrol(zoe)
+    factory.user(org, "ana@acme.co", ops, first_name="Ana", last_name="Arango", status="invited", two_factor="required")
+    factory.user(org, "bob@acme.co", ops, first_name="Bob", last_name="Brown", status="inactive", two_factor="disabled")
+    carla = factory.user(org, "carla.perez@acme.co", ops, first_name="Carla", last_name="PÉREZ", status="active",
+                         two_factor="optional", force_password_reset=True)
+    factory.user(org, "dan@acme.co", admin, first_name="Dan", last_name="Díaz", status="active", two_factor="optional")
+    main = factory.bank_account(org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321")
+    usd = factory.bank_account(org, "usd-1", bank="Citi", masked_number="****9876", currency="USD")
+    factory.bank_account(org, "spare", bank="Davivienda", masked_number="****0000")
+    factory.assign(zoe, main)
+    factory.assign(carla, main)
+    factory.assign(carla, usd)
+
+    other = factory.org("other-co")
+    factory.user(other, "stranger@other.co", factory.role(other, "SuperAdmin", ["audit.view"]), first_name="Ana")
+    return Acme(secret)
+
+
+ORDER_BY_ID = ["zoe@acme.co", "ana@acme.co", "bob@acme.co", "carla.perez@acme.co", "dan@acme.co"]
+
+
+def _emails(runner: Runner, *args: str) -> list[str]:
+    result = runner("--organization", "acme-payments", "users", "list", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    return [row["email"] for row in json.loads(result.stdout)]
+
+
+def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    result = runner("--organization", "acme-payments", "users", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["FIRST", "NAME", "LAST", "NAME", "USERNAME", "PHONE", "ROLE", "2FA", "STATUS"]
+    assert [line.split()[2] for line in lines[1:]] == ORDER_BY_ID
+    # Aligned: every column starts at the same offset on every line.
+    starts = [lines[0].index(header) for header in ("USERNAME", "PHONE", "ROLE", "2FA", "STATUS")]
+    for line in lines[1:]:
+        assert all(line[s - 2 : s] == "  " and line[s] != " " for s in starts), line
+    assert lines[1].split() == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin", "enrolled", "active"]
+    assert "stranger@other.co" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ORDER_BY_ID),
+        (("--status", "invited"), ["ana@acme.co"]),
+        (("--status", "active"), ["zoe@acme.co", "carla.perez@acme.co", "dan@acme.co"]),
+        (("--status", "inactive"), ["bob@acme.co"]),
+        (("--role", "SuperAdmin"), ["zoe@acme.co", "dan@acme.co"]),
+        (("--role", "Payouts Operator"), ["ana@acme.co", "bob@acme.co", "carla.perez@acme.co"]),
+        (("--role", "Auditor"), []),
+        (("--search", "ZAP"), ["zoe@acme.co"]),  # last name, case-insensitive
+        (("--search", "carla"), ["carla.perez@acme.co"]),  # first name
+        (("--search", "pérez"), ["carla.perez@acme.co"]),  # non-ASCII, stored upper-case
+        (("--search", "díaz"), ["dan@acme.co"]),
+        (("--search", "Dan Dí"), ["dan@acme.co"]),  # full name
+        (("--search", "BOB@ACME"), ["bob@acme.co"]),  # email
+        (("--search", "a"), ORDER_BY_ID),
+        (("--search", "nobody"), []),
+        (("--status", "active", "--role", "Payouts Operator"), ["carla.perez@acme.co"]),
+        (("--status", "active", "--search", "acme.co", "--role", "SuperAdmin"), ["zoe@acme.co", "dan@acme.co"]),
+        (("--status", "inactive", "--role", "SuperAdmin"), []),
+        (("--status", "invited", "--search", "arango", "--role", "Payouts Operator"), ["ana@acme.co"]),
+    ],
+)
+def test_users_list_filters(runner: Runner, factory: Factory, args: tuple[str, ...], expected: list[str]) -> None:
+    _populate(factory)
+    assert _emails(runner, *args) == expected
+
+
+def test_users_list_json_and_csv_carry_the_same_rows(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    as_json = json.loads(runner("--organization", "acme-payments", "users", "list", "--format", "json").stdout)
+    result = runner("--organization", "acme-payments", "users", "list", "--format", "csv")
+    assert result.exit_code == 0
+    as_csv = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert as_csv == as_json
+    assert as_json[3] == {
+        "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[3]["phone"],
+        "role": "Payouts Operator", "two_factor": "optional", "status": "active",
+    }
+    assert [r["two_factor"] for r in as_json] == ["enrolled", "required", "disabled", "optional", "optional"]
+    assert list(as_csv[0]) == [c.key for c in USER_COLUMNS]
+
+
+def test_users_list_unknown_role_and_empty_results(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    result = runner("--organization", "acme-payments", "users", "list", "--role", "superadmin")
+    assert result.exit_code == 1
+    assert "has no role 'superadmin'" in result.stderr and "Auditor, Payouts Operator, SuperAdmin" in result.stderr
+    empty = runner("--organization", "acme-payments", "users", "list", "--search", "nobody")
+    assert (empty.exit_code, empty.stdout) == (0, "No users match.\n")
+    empty_csv = runner("--organization", "acme-payments", "users", "list", "--search", "nobody", "--format", "csv")
+    assert empty_csv.stdout == "first_name,last_name,email,phone,role,two_factor,status\n"
+
+
+def test_organization_is_chosen_or_asked_for(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    ambiguous = runner("users", "list")
+    assert ambiguous.exit_code == 1
+    assert "acme-payments, other-co" in ambiguous.stderr and "--organization" in ambiguous.stderr
+    other = runner("--organization", "other-co", "users", "list", "--format", "json")
+    assert [u["email"] for u in json.loads(other.stdout)] == ["stranger@other.co"]
+    unknown = runner("--organization", "nope", "roles", "list")
+    assert unknown.exit_code == 1 and "'nope' does not exist" in unknown.stderr
+
+
+def test_single_organization_needs_no_option(runner: Runner, factory: Factory) -> None:
+    org = factory.org("solo")
+    factory.user(org, "one@solo.co", factory.role(org, "Admin"))
+    result = runner("users", "list", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].split(",")[2] == "one@solo.co"
+
+
+def test_users_show_lists_assigned_and_unassigned_accounts(runner: Runner, factory: Factory) -> None:
+    acme = _populate(factory)
+    result = runner("--organization", "acme-payments", "users", "show", "Carla.Perez@ACME.co", "--format", "json")
+    assert result.exit_code == 0, result.output
+    detail = json.loads(result.stdout)
+    assert detail["email"] == "carla.perez@acme.co"
+    assert (detail["status"], detail["two_factor"], detail["totp_enrolled"], detail["force_password_reset"]) == (
+        "active", "optional", False, True)
+    assert detail["role"] == {"name": "Payouts Operator", "description": "", "permissions": ["payouts.create", "payouts.view"]}
+    assert [a["key"] for a in detail["bank_accounts"]["assigned"]] == ["ops-main", "usd-1"]
+    assert [a["key"] for a in detail["bank_accounts"]["unassigned"]] == ["spare"]
+    assert detail["bank_accounts"]["assigned"][1] == {
+        "key": "usd-1", "bank": "Citi", "account_type": "savings", "masked_number": "****9876", "currency": "USD"}
+    assert detail["created_at"].endswith("Z")
+
+    text = runner("--organization", "acme-payments", "users", "show", "zoe@acme.co").stdout
+    user_data, role_and_accounts = text.split("\nRole and bank accounts\n")
+    assert user_data.startswith("User data\n") and "Zapata" in user_data
+    assert "2FA:" in user_data and "required, authenticator enrolled" in user_data
+    assert "Role:" in role_and_accounts and "SuperAdmin (Full access, incl. users)" in role_and_accounts
+    assert "roles.manage, users.manage, users.view" in role_and_accounts
+    assigned, unassigned = role_and_accounts.split("  Unassigned accounts:\n")
+    assert "ops-main" in assigned and "spare" not in assigned
+    assert "spare" in unassigned and "usd-1" in unassigned and "ops-main" not in unassigned
+    assert acme.secret not in text and acme.secret not in result.stdout
+
+
+def test_users_show_pending_user_and_unknown_email(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    text = runner("--organization", "acme-payments", "users", "show", "ana@acme.co").stdout
+    assert "invited (pending registration)" in text
+    assert "Assigned accounts:\n    none\n" in text
+    assert "(bank accounts can only be assigned to active users)" in text
+    missing = runner("--organization", "acme-payments", "users", "show", "ghost@acme.co")
+    assert missing.exit_code == 1
+    assert "has no user 'ghost@acme.co'" in missing.stderr and "Traceback" not in missing.output
+
+
+def test_roles_list(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    result = runner("--organization", "acme-payments", "roles", "list", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == [
+        {"name": "Auditor", "description": "Read-only", "permissions": "1", "users": "0"},
+        {"name": "Payouts Operator", "description": "", "permissions": "2", "users": "3"},
+        {"name": "SuperAdmin", "description": "Full access, incl. users", "permissions": "3", "users": "2"},
+    ]
+    as_json = json.loads(runner("--organization", "acme-payments", "roles", "list", "--format", "json").stdout)
+    assert as_json[2] == {"name": "SuperAdmin", "description": "Full access, incl. users", "permissions": 3, "users": 2}
+    table = runner("--organization", "acme-payments", "roles", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DESCRIPTION", "PERMISSIONS", "USERS"]
+    assert table[2].split() == ["Payouts", "Operator", "-", "2", "3"]
+
+
+def test_accounts_list(runner: Runner, factory: Factory) -> None:
+    _populate(factory)
+    result = runner("--organization", "acme-payments", "accounts", "list", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {"key": "ops-main", "bank": "Bancolombia", "account_type": "checking", "masked_number": "****4321",
+         "currency": "COP", "assigned_users": ["carla.perez@acme.co", "zoe@acme.co"]},
+        {"key": "spare", "bank": "Davivienda", "account_type": "savings", "masked_number": "****0000",
+         "currency": "COP", "assigned_users": []},
+        {"key": "usd-1", "bank": "Citi", "account_type": "savings", "masked_number": "****9876",
+         "currency": "USD", "assigned_users": ["carla.perez@acme.co"]},
+    ]
+    as_csv = list(csv.DictReader(io.StringIO(runner("--organization", "acme-payments", "accounts", "list",
+                                                    "--format", "csv").stdout)))
+    assert as_csv[0]["assigned_users"] == "carla.perez@acme.co, zoe@acme.co"
+    table = runner("--organization", "acme-payments", "accounts", "list").stdout.splitlines()
+    assert table[0].split() == ["KEY", "BANK", "TYPE", "NUMBER", "CURRENCY", "ASSIGNED", "USERS"]
+    assert table[2].split() == ["spare", "Davivienda", "savings", "****0000", "COP", "-"]
+
+
+def test_render_escapes_what_csv_and_tables_cannot_hold() -> None:
+    columns = (Column("name", "Name"), Column("note", "Note"))
+    rows = [{"name": 'a "quoted", name', "note": "two\nlines"}]
+    assert list(csv.reader(io.StringIO(render(columns, rows, "csv", empty="")))) == [
+        ["name", "note"], ['a "quoted", name', "two\nlines"]]
+    assert render(columns, rows, "table", empty="").splitlines()[1] == 'a "quoted", name  two lines'
+    assert json.loads(render(columns, rows, "json", empty="")) == rows

@@ -315,8 +315,12 @@ def test_deep_nesting_is_refused_the_same_way_on_both_paths(tmp_path: Path, dept
     auto, precise = _outcome(str(f), "auto"), _outcome(str(f), "precise")
     assert auto == precise
     assert isinstance(auto, list) and len(auto) == 1
-    if depth >= 64:
-        assert auto[0] == f"{f}:3:71: roles[0]: nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
+    too_deep = "nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
+    if 64 <= depth < 1000:
+        assert auto[0] == f"{f}:3:71: roles[0]: {too_deep}"
+    elif depth >= 1000:
+        # libyaml (>= 0.2.6) stops scanning at 1000 open brackets, before our own check sees level 65.
+        assert auto[0] in (f"{f}:3:71: roles[0]: {too_deep}", f"{f}:3:1007: (document): {too_deep}")
 
 
 # --- directories ---------------------------------------------------------------------------------

@@ -241,11 +241,7 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
             m = event.start_mark
             mark = (m.line << 32) | m.column
             if len(stack) >= MAX_DEPTH:
-                b.problem(
-                    f"nested more than {MAX_DEPTH} levels deep (the format needs 4); check the brackets and indentation",
-                    mark,
-                    b.path()[:2],
-                )
+                b.problem(_TOO_DEEP, mark, b.path()[:2])
                 b.root, b.done = None, False
                 return
             if event.anchor is not None or event.tag is not None:
@@ -305,8 +301,15 @@ def _decorations(b: _Builder, event: Any, mark: int, source: str | None = None) 
         _refuse(b, mark, source, f"tags ({tag}) are not allowed; write the plain value, quoted if it is a string")
 
 
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep (the format needs 4); check the brackets and indentation"
+
+
 def _syntax_problem(text: str, exc: Any) -> Problem:
     mark = exc.problem_mark or exc.context_mark
+    if "maximum nesting depth" in str(exc.problem):
+        # libyaml >= 0.2.6 scans flow brackets ahead of its events and stops at 1000 levels before
+        # our own limit is reached: the same mistake, reported in the same words, at libyaml's mark.
+        return Problem(_TOO_DEEP, line=mark.line + 1, col=mark.column + 1)
     message = f"YAML syntax error: {exc.problem or exc.context}"
     if exc.context and exc.problem and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"

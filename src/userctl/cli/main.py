@@ -50,7 +50,7 @@ class UserctlGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override, unused-ignore]
         """Run without click's standalone handling so that every failure — ours, click's usage
         errors, the database's — is mapped to an exit code here and nowhere else."""
         kwargs["standalone_mode"] = False

@@ -268,6 +268,29 @@ def test_policy_all_requires_2fa_for_every_change_to_existing_rows() -> None:
     assert not default.changes[0].requires_2fa
 
 
+@pytest.mark.parametrize("case", ["activate", "assign", "unassign", "role update", "role delete", "change_role"])
+def test_policy_all_requires_2fa_for_every_kind_of_change_to_existing_rows(case: str) -> None:
+    eve = user("eve@acme.co", 4, status="inactive")
+    roles = [ADMIN, OPS, Role("Legacy")]
+    base = [BOB, CAROL, eve]
+    wanted = {
+        "activate": (desired([BOB, CAROL, replace(eve, status="active")], roles=roles), 'user["eve@acme.co"]', "activate"),
+        "assign": (desired([replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL, eve], roles=roles),
+                   'assignment["bob@acme.co" -> "payroll"]', "assign"),
+        "unassign": (desired([replace(BOB, bank_accounts=frozenset()), CAROL, eve], roles=roles),
+                     'assignment["bob@acme.co" -> "ops-main"]', "unassign"),
+        "role update": (desired(base, roles=[ADMIN, Role("Ops", "Payouts", OPS.permissions | {"audit.view"}), Role("Legacy")]),
+                        'role["Ops"]', "update"),
+        "role delete": (desired(base), 'role["Legacy"]', "delete"),
+        "change_role": (desired([BOB, replace(CAROL, role="Legacy"), eve], roles=roles), 'user["carol@acme.co"]', "change_role"),
+    }
+    want, address, action = wanted[case]
+    strict = only(diff(want, live(base, roles=roles, two_factor_policy="all")), address, action)
+    default = only(diff(want, live(base, roles=roles)), address, action)
+    assert strict.requires_2fa
+    assert default.requires_2fa == default.destructive  # the default policy asks only for destructive steps
+
+
 def test_preconditions_record_before_states() -> None:
     state = live([BOB, CAROL])
     p = diff(desired([replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL]), state)
@@ -275,6 +298,26 @@ def test_preconditions_record_before_states() -> None:
     assert p.preconditions['bank_account["payroll"]'].startswith("sha256:")
     assert 'organization["acme"]' in p.preconditions
     assert 'user["carol@acme.co"]' not in p.preconditions  # untouched rows never make a plan stale
+
+
+def test_a_role_change_depends_on_the_target_role() -> None:
+    auditor = Role("Auditor", "", frozenset({"audit.view"}))
+    state = live([BOB], roles=[ADMIN, OPS, auditor])
+    p = diff(desired([replace(BOB, role="Auditor")], roles=[ADMIN, OPS, auditor]), state)
+    only(p, 'user["bob@acme.co"]', "change_role")
+    assert p.preconditions['role["Auditor"]'] == record_hash(role_record(auditor))
+    assert 'role["Ops"]' not in p.preconditions  # the role left behind is not written
+
+
+def test_a_pending_users_deferred_work_does_not_depend_on_their_row() -> None:
+    # When the platform activates Ivy (she registers), a plan that only defers her assignment
+    # must stay appliable: it writes nothing of hers.
+    ivy = user("ivy@acme.co", 7, status="invited")
+    state = live([BOB, ivy])
+    p = diff(desired([replace(BOB, first_name="B"), replace(ivy, status="active", bank_accounts=frozenset({"payroll"}))]), state)
+    assert only(p, 'assignment["ivy@acme.co" -> "payroll"]', "assign").deferred
+    assert 'user["ivy@acme.co"]' not in p.preconditions and 'user["bob@acme.co"]' in p.preconditions
+    assert 'bank_account["payroll"]' not in p.preconditions
 
 
 # --- guards -----------------------------------------------------------------------------------
@@ -313,8 +356,45 @@ def test_admin_guard_blocks_locking_everyone_out() -> None:
 
 
 def test_admin_guard_honours_min_admins() -> None:
-    p = diff(desired([BOB]), live([BOB], min_admins=2))
-    assert [f.code for f in p.findings] == ["admin_guard"]
+    second = user("second@acme.co", 11, role="Admin", totp_enrolled=True)
+    state = live([BOB, second], min_admins=2)
+    p = diff(desired([BOB, replace(second, totp_enrolled=False, role="Ops")]), state)  # 2 admins -> 1
+    assert [(f.code, f.blocking) for f in p.findings] == [("admin_guard", True)]
+    assert "at least 2" in p.findings[0].message
+
+
+def test_admin_guard_does_not_block_a_plan_that_removes_no_admin() -> None:
+    # Already one short of min_admins: a plan that removes nobody is shown with a warning, not
+    # blocked (blocking it would also block the plan that enrols the missing admin).
+    state = live([BOB], min_admins=2)
+    p = diff(desired([replace(BOB, first_name="Bobby")]), state)
+    assert [(f.code, f.blocking) for f in p.findings] == [("admin_guard", False)]
+    assert not p.blocked and "removes none" in p.findings[0].message
+    assert not diff(desired_from(state), state).blocked  # nothing to do is never blocked
+
+
+def test_removal_guard_counts_deactivations() -> None:
+    users = many(11)  # 12 users with root
+    want = desired([replace(u, status="inactive") if i < 4 else u for i, u in enumerate(users)])
+    p = diff(want, live(users))
+    [f] = p.findings
+    assert f.code == "removal_guard" and f.blocking and "4 of 12" in f.message
+    assert [c.action for c in p.changes] == ["deactivate"] * 4
+
+
+def test_removal_guard_starts_at_exactly_ten_users() -> None:
+    users = many(9)  # 10 users with root
+    p = diff(desired(users[3:]), live(users))  # 3 of 10 = 30%
+    assert [(f.code, f.blocking) for f in p.findings] == [("removal_guard", True)]
+    assert "3 of 10" in p.findings[0].message
+    fewer = many(8)  # 9 users: the guard does not apply
+    assert not diff(desired(fewer[3:]), live(fewer)).findings
+
+
+def test_self_guard_names_an_operator_who_is_not_a_user() -> None:
+    p = diff(desired([replace(BOB, first_name="B")]), live([BOB]), PlanOptions(operator="ghost@acme.co"))
+    [f] = p.findings
+    assert (f.code, f.blocking) == ("self_guard", True) and "ghost@acme.co is not a user of organization acme" in f.message
 
 
 def test_self_guard() -> None:
@@ -345,6 +425,37 @@ def big_plan(**opts: object) -> Plan:
 
 def test_same_input_gives_byte_identical_json() -> None:
     assert planmod.dumps(big_plan()) == planmod.dumps(big_plan())
+
+
+def _reversed(mapping: dict) -> dict:  # type: ignore[type-arg]
+    return dict(reversed(list(mapping.items())))
+
+
+def test_plan_does_not_depend_on_the_order_of_its_inputs() -> None:
+    state = live([BOB, CAROL, user("eve@acme.co", 4, status="inactive")], roles=[ADMIN, OPS, Role("Legacy")])
+    want = desired([replace(BOB, first_name="B", bank_accounts=frozenset({"payroll", "ops-backup"})),
+                    user("new@acme.co", 5, bank_accounts=frozenset({"payroll", "ops-main"}))])
+    flipped_state = replace(state, roles=_reversed(dict(state.roles)), users=_reversed(dict(state.users)),
+                            bank_accounts=_reversed(dict(state.bank_accounts)))
+    flipped_want = replace(want, roles=_reversed(dict(want.roles)), users=_reversed(dict(want.users)))
+    assert planmod.dumps(diff(want, state)) == planmod.dumps(diff(flipped_want, flipped_state))
+
+
+def test_plan_bytes_do_not_depend_on_hash_randomisation() -> None:
+    # Sets of permissions and bank accounts iterate in a per-process order: the JSON must not.
+    import subprocess
+    import sys
+
+    script = (
+        "from tests.test_planner import big_plan; from userctl import plan; import sys; "
+        "sys.stdout.write(plan.dumps(big_plan()))"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) == 1 and planmod.dumps(big_plan()) in outputs
 
 
 def test_digest_changes_when_anything_in_the_plan_changes() -> None:

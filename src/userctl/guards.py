@@ -50,23 +50,25 @@ def _removal(live: LiveState, changes: Sequence[Change], allowed: bool) -> list[
     ]
 
 
+def _admin_count(state: LiveState) -> int:
+    return sum(
+        1
+        for u in state.users.values()
+        if u.status == "active" and u.totp_enrolled and u.role in state.roles and "users.manage" in state.roles[u.role].permissions
+    )
+
+
 def _admins(live: LiveState, after: LiveState) -> list[Finding]:
     need = live.organization.min_admins
-    admins = [
-        u.email
-        for u in after.users.values()
-        if u.status == "active" and u.totp_enrolled and u.role in after.roles and "users.manage" in after.roles[u.role].permissions
-    ]
-    if len(admins) >= need:
+    now, then = _admin_count(live), _admin_count(after)
+    if then >= need:
         return []
-    return [
-        Finding(
-            "admin_guard",
-            True,
-            f"after this plan {len(admins)} active user(s) would hold users.manage with 2FA enrolled; "
-            f"the organization requires at least {need}, so nobody could manage users any more",
-        )
-    ]
+    counts = f"after this plan {then} active user(s) would hold users.manage with 2FA enrolled; the organization requires at least {need}"
+    if then >= now:
+        # Already short before the plan: a plan that removes no admin cannot be the lock-out the
+        # guard exists to stop, and blocking it would also block the plan that fixes the shortfall.
+        return [Finding("admin_guard", False, f"{counts} (it has {now} now; this plan removes none)")]
+    return [Finding("admin_guard", True, f"{counts}, so nobody could manage users any more")]
 
 
 def _self(live: LiveState, after: LiveState, changes: Sequence[Change], operator: str | None) -> list[Finding]:

@@ -397,7 +397,10 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
                         f"{email} is inactive: an inactive user cannot be modified, only deleted or reactivated (status: active)")
         return
 
-    touched = bool(steps or to_assign or to_unassign)
+    # A pending user's deferred assignments write nothing, so they must not make the plan depend
+    # on the user's row: the platform flips it to active when they register, and that alone
+    # must not turn a reviewed plan stale.
+    touched = bool(steps or to_unassign or (to_assign and have.status != "invited"))
     if touched:
         b.expect_user(email)
     if want.role != have.role:

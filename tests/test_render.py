@@ -74,6 +74,25 @@ def test_json_validates_against_the_plan_schema() -> None:
         jsonschema.Draft202012Validator(SCHEMA).validate(bad)
 
 
+def test_json_with_findings_validates_against_the_plan_schema() -> None:
+    p = replace(sample_plan(), findings=(Finding("admin_guard", True, "nobody left"), Finding("removal_guard", False, "allowed")))
+    data = json.loads(render(p.to_data(), "json"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    assert [(f["code"], f["blocking"]) for f in data["findings"]] == [("admin_guard", True), ("removal_guard", False)]
+    bad = {**data, "findings": [{"code": "admin_guard", "blocking": "yes", "message": "x"}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(SCHEMA).validate(bad)
+
+
+def test_plan_schema_enums_match_the_planner() -> None:
+    from userctl.plan import ACTIONS, PHASES
+
+    change = SCHEMA["$defs"]["change"]["properties"]
+    assert set(change["action"]["enum"]) == {a for actions in ACTIONS.values() for a in actions}
+    assert change["phase"]["enum"] == list(PHASES)
+    assert set(change["kind"]["enum"]) == set(ACTIONS)
+
+
 def test_markdown_puts_summary_then_destructive_then_folded_details() -> None:
     md = render(sample_plan().to_data(), "markdown")
     table = md.index("| create | update |")
@@ -96,8 +115,29 @@ def test_markdown_is_capped_and_says_what_was_cut() -> None:
     p = diff(desired(many), live())
     md = render_markdown(p.to_data(), max_chars=20_000)
     assert len(md) <= 20_000
-    assert re.search(r"… \d+ more lines cut to keep this comment under 20000 characters", md)
+    cut = re.search(r"… (\d+) more change\(s\) not shown here \((\d+) of them destructive, listed above\), "
+                    r"to keep this comment under 20000 characters", md)
+    assert cut, md[-500:]
+    shown = re.search(r"<summary>Changes \((\d+) of 2000 shown\)</summary>", md)
+    assert shown and int(shown.group(1)) + int(cut.group(1)) == 2000 and cut.group(2) == "0"
+    assert md.count('+ user["n') == int(shown.group(1))  # whole changes only: each shown with its fields
+    assert md.count("    phone = ") == int(shown.group(1))
     assert md.rstrip().endswith("</details>")
+
+
+def test_markdown_cap_counts_the_destructive_changes_it_leaves_out() -> None:
+    many = [user(f"n{i:04d}@acme.co", 100 + i) for i in range(400)]
+    state = live(many)
+    p = diff(desired([]), state, PlanOptions(allow_mass_removal=True))  # 400 destructive deletes
+    md = render_markdown(p.to_data(), max_chars=20_000)
+    cut = re.search(r"… (\d+) more change\(s\) not shown here \((\d+) of them destructive", md)
+    assert cut and cut.group(1) == cut.group(2) and int(cut.group(1)) > 0
+    assert "**:warning: Destructive steps (400):**" in md
+
+
+def test_markdown_that_fits_is_not_cut() -> None:
+    md = render(sample_plan().to_data(), "markdown")
+    assert "not shown here" not in md and f"<summary>All changes ({len(sample_plan().changes)})</summary>" in md
 
 
 def test_html_is_one_self_contained_page() -> None:

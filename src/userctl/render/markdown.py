@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from userctl.render.common import is_blocked, summary_line, two_factor_line
-from userctl.render.text import render as render_text
+from userctl.render.text import change_lines, header
 
 # GitHub refuses comments over 65,536 characters; leave room for the wrapper.
 MAX_CHARS = 60_000
@@ -41,13 +41,33 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
         head.append("")
     head += [f"**2FA:** {two_factor_line(data)}", "", f"Plan digest: `{data['digest']}`", ""]
 
-    body = render_text(data, color=False)
-    fence_open, fence_close = "```diff\n", "```\n"
-    wrapper = f"<details><summary>All changes ({len(data['changes'])})</summary>\n\n" + fence_open + fence_close + "\n</details>\n"
-    budget = max_chars - len("\n".join(head)) - len(wrapper) - 200
-    if len(body) > budget:
-        kept = body[: max(budget, 0)].rsplit("\n", 1)[0] + "\n"
-        cut_lines = body.count("\n") - kept.count("\n")
-        body = kept + f"… {cut_lines} more lines cut to keep this comment under {max_chars} characters; run `userctl plan` for the full plan.\n"
-    details = f"<details><summary>All changes ({len(data['changes'])})</summary>\n\n" + fence_open + body + fence_close + "\n</details>\n"
+    # Cut between whole changes, never inside one, and say how many (and how many destructive)
+    # the comment leaves out: a reviewer must not mistake a capped comment for the whole plan.
+    changes = data["changes"]
+    budget = max_chars - len("\n".join(head)) - 600
+    lines = [header(data), ""]
+    used = len(lines[0]) + 2
+    shown = 0
+    for change in changes:
+        block = change_lines(change)
+        size = sum(len(line) + 1 for line in block)
+        if used + size > budget:
+            break
+        lines += block
+        used += size
+        shown += 1
+    total = len(changes)
+    if shown < total:
+        left = changes[shown:]
+        destructive_left = sum(1 for c in left if c["destructive"])
+        lines += [
+            "",
+            f"… {total - shown} more change(s) not shown here ({destructive_left} of them destructive, listed above), "
+            f"to keep this comment under {max_chars} characters; run `userctl plan` for the full plan.",
+        ]
+        title = f"Changes ({shown} of {total} shown)"
+    else:
+        title = f"All changes ({total})"
+    body = "\n".join(lines) + "\n"
+    details = f"<details><summary>{title}</summary>\n\n```diff\n" + body + "```\n\n</details>\n"
     return "\n".join(head) + "\n" + details

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 import click
 
@@ -11,26 +11,43 @@ from userctl.render.common import detail_lines, flags, summary_line, symbol
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 
 
+class _Paint(Protocol):
+    def __call__(self, s: str, fg: str | None = None, bold: bool = False) -> str: ...
+
+
+def _plain(s: str, fg: str | None = None, bold: bool = False) -> str:
+    return s
+
+
+def header(data: Mapping[str, Any]) -> str:
+    return (
+        f"userctl plan for organization {data['organization']!r} "
+        f"(2FA policy: {data['two_factor_policy']}, digest {data['digest'][:19]}…)"
+    )
+
+
+def change_lines(change: Mapping[str, Any], paint: _Paint = _plain) -> list[str]:
+    """One change as its head line and indented details (the markdown cap cuts between these)."""
+    sym = symbol(change)
+    tags = flags(change)
+    head = f"{sym} {change['address']} {change['action']}"
+    if tags:
+        head += "  [" + ", ".join(tags) + "]"
+    out = [paint(head, COLORS[sym], bold=change["destructive"])]
+    for line in detail_lines(change):
+        out.append(paint(f"    {line}", COLORS[sym] if sym != "#" else "bright_black"))
+    if change["note"]:
+        out.append(paint(f"    ({change['note']})", "bright_black"))
+    return out
+
+
 def render(data: Mapping[str, Any], *, color: bool = False) -> str:
     def paint(s: str, fg: str | None = None, bold: bool = False) -> str:
         return click.style(s, fg=fg, bold=bold) if color else s
 
-    out = [
-        f"userctl plan for organization {data['organization']!r} "
-        f"(2FA policy: {data['two_factor_policy']}, digest {data['digest'][:19]}…)",
-        "",
-    ]
+    out = [header(data), ""]
     for change in data["changes"]:
-        sym = symbol(change)
-        tags = flags(change)
-        head = f"{sym} {change['address']} {change['action']}"
-        if tags:
-            head += "  [" + ", ".join(tags) + "]"
-        out.append(paint(head, COLORS[sym], bold=change["destructive"]))
-        for line in detail_lines(change):
-            out.append(paint(f"    {line}", COLORS[sym] if sym != "#" else "bright_black"))
-        if change["note"]:
-            out.append(paint(f"    ({change['note']})", "bright_black"))
+        out += change_lines(change, paint)
     if data["changes"]:
         out.append("")
     for finding in data["findings"]:

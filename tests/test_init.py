@@ -213,6 +213,8 @@ def test_demo_makes_the_example_plan_show_every_kind_of_change(runner: Runner, e
         for field in change["diff"]
     }
     assert {"first_name", "last_name", "two_factor", "force_password_reset"} <= updated_fields
+    removals = [c for c in data["changes"] if c["kind"] == "role" and c["action"] == "update" and c["diff"].get("permissions", {}).get("removed")]
+    assert removals and all(c["destructive"] and c["requires_2fa"] for c in removals)
 
     # The demo admin is the one given with --admin, as the file declares them: no change.
     assert not [c for c in data["changes"] if c["address"] == f'user["{ADMIN}"]']

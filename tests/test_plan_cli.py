@@ -38,8 +38,8 @@ def ops_user(**kw: object) -> User:
     return User(**base)  # type: ignore[arg-type]
 
 
-def seed(factory: Factory) -> None:
-    org = factory.org("acme", two_factor_policy="destructive")
+def seed(factory: Factory, policy: str = "destructive") -> None:
+    org = factory.org("acme", two_factor_policy=policy)
     admin = factory.role(org, "Admin", sorted(ADMIN.permissions), ADMIN.description)
     ops = factory.role(org, "Ops", sorted(OPS.permissions), OPS.description)
     root = admin_user()
@@ -86,6 +86,20 @@ def test_changes_without_2fa_exit_2_and_with_2fa_exit_3(runner: Runner, factory:
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 3, result.output
     assert "change_role  [destructive, 2FA]" in result.output
+
+
+def test_policy_all_in_the_database_makes_any_change_need_2fa(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    seed(factory, policy="all")
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 3, result.output
+    assert '~ user["bob@acme.co"] update  [2FA]' in result.output and "2FA policy: all" in result.output
+    # The file cannot weaken the policy: it has no say in it.
+    text = f.read_text()
+    assert 'organization: "acme"\n' in text
+    f.write_text(text.replace('organization: "acme"\n', 'organization: "acme"\ntwo_factor_policy: destructive\n', 1))
+    refused = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert refused.exit_code == 1 and "two_factor_policy" in refused.output
 
 
 def test_blocking_finding_exits_4_and_still_shows_the_plan(runner: Runner, factory: Factory, tmp_path: Path) -> None:

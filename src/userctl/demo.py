@@ -23,8 +23,9 @@ ROLES: Final[tuple[Role, ...]] = (
     Role("Payouts Operator", "Creates payouts from the company's bank accounts", frozenset({"payouts.view", "payouts.create"})),
     Role("Payouts Approver", "Approves payouts created by operators",
          frozenset({"payouts.view", "payouts.approve", "bank_accounts.view"})),
+    # The file drops payouts.view: a role update that removes a permission (destructive, 2FA).
     Role("Developer", "Integrations: webhooks, API settings and BioPay diagnostics",
-         frozenset({"company_settings.manage", "biopay.attempts.view", "biopay.settings.view"})),
+         frozenset({"company_settings.manage", "biopay.attempts.view", "biopay.settings.view", "payouts.view"})),
     # Absent from the file and held only by a user who is deleted too: a role delete.
     # ("Compliance Analyst" is absent here and declared in the file: a role create.)
     Role("Legacy Viewer", "Read-only access from the old dashboard", frozenset({"users.view", "payouts.view"})),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import replace
@@ -148,3 +149,12 @@ def test_html_is_one_self_contained_page() -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<link" not in page
     assert p.digest in page
+
+
+def test_html_shows_the_planning_options_and_preconditions() -> None:
+    p = diff(desired([user("new@acme.co", 9)]), live(), PlanOptions(operator="root@acme.co", prune=False))
+    page = render(p.to_data(), "html")
+    assert "--operator: root@acme.co" in page and "no (--no-prune)" in page
+    assert p.preconditions
+    for address, expected in p.preconditions.items():
+        assert f"<td><code>{html.escape(address)}</code></td><td><code>{expected}</code></td>" in page

@@ -35,6 +35,19 @@ def render(data: Mapping[str, Any]) -> str:
         for f in data["findings"]
     )
     counts = "".join(f"<td>{s[k]}</td>" for k in ("create", "update", "replace", "delete", "deferred", "destructive", "requires_2fa"))
+    # What the digest covers besides the changes, so an auditor can see how the plan was made
+    # and what it expected to find.
+    o = data["options"]
+    options = (
+        f"<li>prune absent users and roles: <b>{'yes' if o['prune'] else 'no (--no-prune)'}</b></li>"
+        f"<li>--replace: {e(', '.join(o['replace'])) if o['replace'] else 'none'}</li>"
+        f"<li>--allow-mass-removal: {'given' if o['allow_mass_removal'] else 'not given'}</li>"
+        f"<li>--operator: {e(o['operator']) if o['operator'] else 'not given'}</li>"
+    )
+    expected = "".join(
+        f"<tr><td><code>{e(address)}</code></td><td><code>{e(value)}</code></td></tr>"
+        for address, value in data["preconditions"].items()
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>userctl plan: {e(data['organization'])}</title>
@@ -51,6 +64,13 @@ def render(data: Mapping[str, Any]) -> str:
 <h2>Changes, in apply order</h2>
 <table><tr><th>#</th><th></th><th>address</th><th>action</th><th>flags</th><th>details</th></tr>
 {''.join(rows)}
+</table>
+<h2>Planning options</h2>
+<ul>{options}</ul>
+<h2>Preconditions</h2>
+<p>Apply refuses the whole plan as stale if any of these rows no longer has this hash (or is no longer absent).</p>
+<table><tr><th>row</th><th>expected</th></tr>
+{expected}
 </table>
 </body></html>
 """

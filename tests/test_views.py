@@ -9,8 +9,10 @@ import json
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import Factory, Runner
+from userctl.db import models
 from userctl.views import USER_COLUMNS, Column, render
 
 
@@ -19,10 +21,22 @@ class Acme:
     secret: str  # zoe's TOTP secret: must never appear in any output
 
 
+def _renumber(factory: Factory, user_id: int, new_id: int) -> int:
+    """Give a user another id (before anything references it), so that id order can differ from
+    the order rows were inserted in, which is the order a database returns them unless asked."""
+    with factory.engine.begin() as conn:
+        conn.execute(sa.update(models.User).where(models.User.id == user_id).values(id=new_id))
+    return new_id
+
+
 def _populate(factory: Factory) -> Acme:
-    """Users inserted in an order that is neither alphabetical by email nor by name, so that
-    sorting by id is observable; a second organization that must never leak in."""
+    """Users whose id order is neither their insertion order, nor alphabetical by email or name,
+    nor grouped by role, so that sorting by id is observable; a second organization that must
+    never leak in."""
     org = factory.org("acme-payments")
+    # A placeholder takes the lowest id, then hands it to dan, inserted last: dan's row is stored
+    # after everyone else's (a PostgreSQL scan meets it last) but sorts first by id.
+    placeholder = factory.user(org, "placeholder@acme.co", factory.role(org, "Placeholder"))
     admin = factory.role(org, "SuperAdmin", ["users.view", "users.manage", "roles.manage"], "Full access, incl. users")
     ops = factory.role(org, "Payouts Operator", ["payouts.view", "payouts.create"])
     factory.role(org, "Auditor", ["audit.view"], "Read-only")
@@ -33,7 +47,12 @@ def _populate(factory: Factory) -> Acme:
     factory.user(org, "bob@acme.co", ops, first_name="Bob", last_name="Brown", status="inactive", two_factor="disabled")
     carla = factory.user(org, "carla.perez@acme.co", ops, first_name="Carla", last_name="PÉREZ", status="active",
                          two_factor="optional", force_password_reset=True)
-    factory.user(org, "dan@acme.co", admin, first_name="Dan", last_name="Díaz", status="active", two_factor="optional")
+    dan = factory.user(org, "dan@acme.co", admin, first_name="Dan", last_name="Díaz", status="active",
+                       two_factor="optional")
+    with factory.engine.begin() as conn:
+        conn.execute(sa.delete(models.User).where(models.User.id == placeholder))
+        conn.execute(sa.delete(models.Role).where(models.Role.name == "Placeholder"))
+    _renumber(factory, dan, placeholder)
     main = factory.bank_account(org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321")
     usd = factory.bank_account(org, "usd-1", bank="Citi", masked_number="****9876", currency="USD")
     factory.bank_account(org, "spare", bank="Davivienda", masked_number="****0000")
@@ -46,7 +65,7 @@ def _populate(factory: Factory) -> Acme:
     return Acme(secret)
 
 
-ORDER_BY_ID = ["zoe@acme.co", "ana@acme.co", "bob@acme.co", "carla.perez@acme.co", "dan@acme.co"]
+ORDER_BY_ID = ["dan@acme.co", "zoe@acme.co", "ana@acme.co", "bob@acme.co", "carla.perez@acme.co"]
 
 
 def _emails(runner: Runner, *args: str) -> list[str]:
@@ -66,7 +85,7 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
     starts = [lines[0].index(header) for header in ("USERNAME", "PHONE", "ROLE", "2FA", "STATUS")]
     for line in lines[1:]:
         assert all(line[s - 2 : s] == "  " and line[s] != " " for s in starts), line
-    assert lines[1].split() == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin", "enrolled", "active"]
+    assert lines[2].split() == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin", "enrolled", "active"]
     assert "stranger@other.co" not in result.stdout
 
 
@@ -75,9 +94,9 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
     [
         ((), ORDER_BY_ID),
         (("--status", "invited"), ["ana@acme.co"]),
-        (("--status", "active"), ["zoe@acme.co", "carla.perez@acme.co", "dan@acme.co"]),
+        (("--status", "active"), ["dan@acme.co", "zoe@acme.co", "carla.perez@acme.co"]),
         (("--status", "inactive"), ["bob@acme.co"]),
-        (("--role", "SuperAdmin"), ["zoe@acme.co", "dan@acme.co"]),
+        (("--role", "SuperAdmin"), ["dan@acme.co", "zoe@acme.co"]),
         (("--role", "Payouts Operator"), ["ana@acme.co", "bob@acme.co", "carla.perez@acme.co"]),
         (("--role", "Auditor"), []),
         (("--search", "ZAP"), ["zoe@acme.co"]),  # last name, case-insensitive
@@ -89,7 +108,7 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
         (("--search", "a"), ORDER_BY_ID),
         (("--search", "nobody"), []),
         (("--status", "active", "--role", "Payouts Operator"), ["carla.perez@acme.co"]),
-        (("--status", "active", "--search", "acme.co", "--role", "SuperAdmin"), ["zoe@acme.co", "dan@acme.co"]),
+        (("--status", "active", "--search", "acme.co", "--role", "SuperAdmin"), ["dan@acme.co", "zoe@acme.co"]),
         (("--status", "inactive", "--role", "SuperAdmin"), []),
         (("--status", "invited", "--search", "arango", "--role", "Payouts Operator"), ["ana@acme.co"]),
     ],
@@ -106,11 +125,11 @@ def test_users_list_json_and_csv_carry_the_same_rows(runner: Runner, factory: Fa
     assert result.exit_code == 0
     as_csv = list(csv.DictReader(io.StringIO(result.stdout)))
     assert as_csv == as_json
-    assert as_json[3] == {
-        "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[3]["phone"],
+    assert as_json[4] == {
+        "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[4]["phone"],
         "role": "Payouts Operator", "two_factor": "optional", "status": "active",
     }
-    assert [r["two_factor"] for r in as_json] == ["enrolled", "required", "disabled", "optional", "optional"]
+    assert [r["two_factor"] for r in as_json] == ["optional", "enrolled", "required", "disabled", "optional"]
     assert list(as_csv[0]) == [c.key for c in USER_COLUMNS]
 
 

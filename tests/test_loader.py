@@ -366,8 +366,8 @@ def test_a_directory_with_yml_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("version: 1\norganization: x-org\n")
     (tmp_path / "team.yml").write_text("version: 1\norganization: x-org\n")
     assert problems_of(tmp_path) == [
-        f"{tmp_path}/team.yml: (document): only *.yaml files are loaded from a directory: rename it to .yaml if it "
-        "declares roles or users, or move it out of the directory"
+        f"{tmp_path}/team.yml:1:1: (document): only *.yaml files are loaded from a directory: rename it to .yaml if "
+        "it declares roles or users, or move it out of the directory"
     ]
 
 
@@ -375,7 +375,123 @@ def test_a_directory_without_yaml_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / ".hidden.yaml").write_text("version: 1\norganization: x-org\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.yaml").write_text("version: 1\norganization: x-org\n")
+    # A directory has no line to point at: it is named alone.
     assert problems_of(tmp_path) == [f"{tmp_path}: (document): the directory holds no *.yaml file"]
+
+
+ROLES_FILE = "version: 1\norganization: x-org\nroles:\n  Admin:\n    permissions: [users.view]\n"
+
+
+def test_a_subdirectory_named_yaml_is_reported_not_skipped(tmp_path: Path) -> None:
+    """Skipping it would leave its users out of the desired state: apply would delete them."""
+    (tmp_path / "a.yaml").write_text(ROLES_FILE)
+    (tmp_path / "team.yaml").mkdir()
+    (tmp_path / "team.yaml" / "users.yaml").write_text(ROLES_FILE)
+    assert problems_of(tmp_path) == [
+        f"{tmp_path}/team.yaml:1:1: (document): this is a directory, not a file: only the *.yaml files directly "
+        "in the directory given are read; rename it so that its name does not end in .yaml, or move it out"
+    ]
+
+
+def test_a_broken_link_named_yaml_is_reported_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ROLES_FILE)
+    (tmp_path / "team.yaml").symlink_to(tmp_path / "gone.yaml")
+    assert problems_of(tmp_path) == [
+        f"{tmp_path}/team.yaml:1:1: (document): this is a broken link: it points to {tmp_path}/gone.yaml, "
+        "which does not exist; fix the link or remove it"
+    ]
+
+
+USERS_FILE = (
+    "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n    last_name: Ruiz\n"
+    "    id_type: CC\n    id_number: '1234'\n    phone: '+5730011122'\n    role: Admin\n"
+)
+
+
+@pytest.mark.parametrize(
+    "broken,expected",
+    [
+        (ROLES_FILE + "  Ops: [\n", ":7:1: (document): YAML syntax error"),
+        (ROLES_FILE + "---\n", ":6:1: (document): several YAML documents"),
+        ("", ":1:1: (document): the file is empty"),
+        (b"roles: \xff\n", ":1:8: (document): the file is not UTF-8"),
+    ],
+    ids=["syntax", "several documents", "empty", "not utf-8"],
+)
+def test_a_file_that_fails_to_parse_causes_no_false_alarms_in_the_others(
+    tmp_path: Path, broken: str | bytes, expected: str
+) -> None:
+    """The roles users refer to may be declared in the broken file: only its own problem is true."""
+    a = tmp_path / "a.yaml"
+    a.write_bytes(broken if isinstance(broken, bytes) else broken.encode())
+    (tmp_path / "b.yaml").write_text(USERS_FILE)
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{a}{expected}")
+
+
+def test_a_broken_entry_causes_no_false_alarms_in_the_others(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "gone.yaml")
+    (tmp_path / "b.yaml").write_text(USERS_FILE)
+    (problem,) = problems_of(tmp_path)
+    assert problem.startswith(f"{tmp_path}/a.yaml:1:1: (document): this is a broken link")
+
+
+def test_a_broken_file_still_lets_per_file_and_duplicate_problems_through(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ROLES_FILE + "  Ops: [\n")
+    (tmp_path / "b.yaml").write_text(USERS_FILE.replace("'1234'", "1234") + USERS_FILE.split("users:\n")[1])
+    assert [p.split(": ", 2)[:2] for p in problems_of(tmp_path)] == [
+        [f"{tmp_path}/a.yaml:7:1", "(document)"],  # the syntax error
+        [f"{tmp_path}/b.yaml:8:16", "users.ana@x.co.id_number"],  # a number where a string belongs
+        [f"{tmp_path}/b.yaml:11:3", "users.ana@x.co"],  # declared twice: true whatever a.yaml holds
+    ]
+
+
+def test_with_every_file_parsed_an_unknown_role_is_still_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ROLES_FILE.replace("Admin", "Viewer"))
+    (tmp_path / "b.yaml").write_text(USERS_FILE)
+    (problem,) = problems_of(tmp_path)
+    assert problem == f"{tmp_path}/b.yaml:10:11: users.ana@x.co.role: unknown role 'Admin'; declared roles: Viewer"
+
+
+def test_a_link_to_a_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "roles.yaml").write_text(ROLES_FILE)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "roles.yaml").symlink_to(tmp_path / "elsewhere" / "roles.yaml")
+    assert set(load_desired(tmp_path / "d").roles) == {"Admin"}
+
+
+def test_a_pipe_named_yaml_in_a_directory_is_reported_without_blocking(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(ROLES_FILE)
+    os.mkfifo(tmp_path / "team.yaml")  # opening it would wait for a writer forever
+    assert problems_of(tmp_path) == [
+        f"{tmp_path}/team.yaml:1:1: (document): this is not a regular file (a pipe, socket or device); "
+        "a directory's *.yaml entries must be files"
+    ]
+
+
+def test_a_broken_link_given_directly_is_one_clear_problem(tmp_path: Path) -> None:
+    (tmp_path / "users.yaml").symlink_to("nowhere.yaml")
+    assert problems_of(tmp_path / "users.yaml") == [
+        f"{tmp_path}/users.yaml:1:1: (document): this is a broken link: it points to nowhere.yaml, "
+        "which does not exist; fix the link or remove it"
+    ]
+
+
+def test_an_unreadable_file_is_located_at_its_start(tmp_path: Path) -> None:
+    f = tmp_path / "secret.yaml"
+    f.write_text(ROLES_FILE)
+    f.chmod(0)
+    if os.geteuid() == 0:  # root reads whatever the mode: this file fails its read instead
+        f, reason = Path("/proc/self/mem"), "Input/output error"
+    else:
+        reason = "Permission denied"
+    assert problems_of(f) == [f"{f}:1:1: (document): cannot read the file: {reason}"]
+
+
+def test_dev_null_is_an_empty_file_not_a_missing_one() -> None:
+    (problem,) = problems_of("/dev/null")
+    assert problem.startswith("/dev/null:1:1: (document): the file is empty")
 
 
 # --- locate --------------------------------------------------------------------------------------

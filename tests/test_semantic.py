@@ -138,3 +138,17 @@ def test_organization_must_agree_across_documents() -> None:
         ("b.yaml", ("organization",), "organization 'two' differs from 'one' declared at a.yaml:1; "
          "the files of a directory must all declare the same organization")
     ]
+
+
+def test_roles_that_are_not_a_mapping_leave_role_references_unchecked(tmp_path: Path) -> None:
+    """The schema reports `roles:`; "unknown role" on every user would be noise about the same mistake."""
+    text = "version: 1\norganization: sem-org\nroles: [Admin]\nusers:\n" + user("a@b.co")
+    found = problems(tmp_path, text)
+    assert [p.split(": ")[1] for p in found] == ["roles"]
+
+
+def test_role_references_unchecked_when_a_file_could_not_be_parsed() -> None:
+    docs = [("b.yaml", {"users": {"a@b.co": {"role": "Admin"}, "A@B.co": {"role": "Admin"}}})]
+    assert semantic.check(docs, _at, roles_known=True)[0].message.startswith("unknown role 'Admin'")
+    # Duplicates stay true whatever the unparsed file declares.
+    assert [p.message.split(" (")[0] for p in semantic.check(docs, _at, roles_known=False)] == ["'A@B.co' and 'a@b.co'"]

@@ -9,8 +9,11 @@ FILE:LINE:COL.
 
 A directory: every `*.yaml` file in it (not hidden, not in subdirectories), in name order. Each
 file carries `version` and `organization` (the same in all), and any of `roles` and `users`.
-A `*.yml` file there is refused rather than silently skipped: the desired state is the whole
-truth, so a user in an ignored file would be deleted at apply.
+A `*.yml` file there is refused rather than silently skipped, and so is a `*.yaml` entry that
+cannot be read as a file (a subdirectory, a broken link): the desired state is the whole truth,
+so a user in an ignored file would be deleted at apply. When any file could not be read or
+parsed, references to roles are not checked (its roles are unknown), so that the only problems
+reported are true ones.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from userctl.desired import fast_yaml, schema, semantic
-from userctl.desired.reader import Source, read_source
+from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
 from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.sourcemap import Marks, iter_prefixes
 from userctl.desired.strict_yaml import MAX_DEPTH, nesting_depth, parse_marked
@@ -35,6 +38,7 @@ _MISNAMED = (
     "only *.yaml files are loaded from a directory: rename it to .yaml if it declares roles or users, "
     "or move it out of the directory"
 )
+_NOT_REGULAR = "this is not a regular file (a pipe, socket or device); a directory's *.yaml entries must be files"
 
 
 @dataclass
@@ -87,19 +91,23 @@ def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> S
 
 
 def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Document]:
-    problems: list[Problem] = []
+    files, problems = desired_files(path)
+    complete = not problems  # every file of the desired state was read and parsed
     documents: list[_Document] = []
-    for file in desired_files(path):
+    for file in files:
         try:
             source = read_source(file)
         except InputError as exc:
             problems.extend(exc.problems)
+            complete = False
             continue
         document = _parse(source, parser)
         problems.extend(document.problems)
         if document.value is not None:
             documents.append(document)
-    problems.extend(_semantic_problems(documents))
+        else:
+            complete = False
+    problems.extend(_semantic_problems(documents, complete=complete))
     if problems:
         raise InputError(sorted(problems, key=_place))
     return documents
@@ -127,26 +135,39 @@ def locate(problems: Sequence[Problem], desired: DesiredState) -> list[Problem]:
     return sorted(located, key=_place)
 
 
-def desired_files(path: str | os.PathLike[str]) -> list[str]:
-    """The files making up the desired state, named as messages will show them."""
+def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem]]:
+    """The files making up the desired state, named as messages will show them, and a problem
+    for each entry of a directory that names itself part of it but cannot be read as a file.
+    Such an entry is never skipped: its users would be missing from the desired state, and
+    deleted at apply."""
     shown = os.fspath(path)
-    if os.path.isfile(shown):
-        return [shown]
     if not os.path.isdir(shown):
+        if os.path.lexists(shown):
+            # A regular file, or whatever reads like one: a pipe (`-f <(git show HEAD:users.yaml)`),
+            # /dev/null (then empty); read_source names a broken link.
+            return [shown], []
         raise NotFound(f"{shown}: no such file or directory")
-    names = sorted(n for n in os.listdir(shown) if not n.startswith(".") and os.path.isfile(os.path.join(shown, n)))
-    misnamed = [n for n in names if n.endswith(".yml")]
-    if misnamed:
-        raise InputError(
-            [
-                Problem(_MISNAMED, file=os.path.join(shown, n))
-                for n in misnamed
-            ]
-        )
-    files = [os.path.join(shown, n) for n in names if n.endswith(".yaml")]
-    if not files:
+    files: list[str] = []
+    problems: list[Problem] = []
+    for name in sorted(os.listdir(shown)):
+        if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+            continue
+        entry = os.path.join(shown, name)
+        if os.path.isdir(entry):
+            if name.endswith(".yaml"):
+                problems.append(at_start(entry, DIRECTORY))
+        elif name.endswith(".yml"):
+            problems.append(at_start(entry, _MISNAMED))
+        elif not os.path.exists(entry):
+            problems.append(at_start(entry, broken_link(entry)))
+        elif not os.path.isfile(entry):
+            problems.append(at_start(entry, _NOT_REGULAR))  # not opened: a pipe would wait for a writer
+        else:
+            files.append(entry)
+    if not files and not problems:
+        # A directory has no line to point at: FILE alone names it.
         raise InputError([Problem("the directory holds no *.yaml file", file=shown)])
-    return files
+    return files, problems
 
 
 def _parse(source: Source, parser: Parser) -> _Document:
@@ -172,13 +193,16 @@ def _parse(source: Source, parser: Parser) -> _Document:
     return document
 
 
-def _semantic_problems(documents: list[_Document]) -> list[Problem]:
+def _semantic_problems(documents: list[_Document], *, complete: bool) -> list[Problem]:
+    """`complete` is false when some file of the desired state could not be read or parsed: the
+    roles it declares are unknown, so a reference to a role is not checked (the file's own
+    problem is the one to fix; "unknown role" elsewhere would be a false alarm)."""
     by_file = {d.file: d for d in documents}
 
     def at(file: str, path: Path, *, key: bool = False) -> tuple[int, int]:
         return by_file[file].marks.position(path, key=key)
 
-    found = semantic.check([(d.file, d.value) for d in documents if d.value is not None], at)
+    found = semantic.check([(d.file, d.value) for d in documents if d.value is not None], at, roles_known=complete)
     return [p for p in found if p.file is None or not by_file[p.file].is_tainted(p.path)]
 
 

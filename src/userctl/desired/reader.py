@@ -48,11 +48,32 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
                 raise InputError([_too_big(shown, size)])
             # One byte more than allowed tells a file that grew while being read.
             data = fh.read(MAX_FILE_BYTES + 1)
+    except IsADirectoryError:
+        raise InputError([at_start(shown, DIRECTORY)]) from None
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise InputError([at_start(shown, broken_link(path))]) from None
+        raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
     except OSError as exc:
-        raise InputError([Problem(f"cannot read the file: {exc.strerror or exc}", file=shown)]) from None
+        raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
     if len(data) > MAX_FILE_BYTES:
         raise InputError([_too_big(shown, len(data))])
     return Source(shown, check(data, shown))
+
+
+DIRECTORY: Final = (
+    "this is a directory, not a file: only the *.yaml files directly in the directory given are read; "
+    "rename it so that its name does not end in .yaml, or move it out"
+)
+
+
+def broken_link(path: str | os.PathLike[str]) -> str:
+    return f"this is a broken link: it points to {os.readlink(path)}, which does not exist; fix the link or remove it"
+
+
+def at_start(file: str, message: str) -> Problem:
+    """A problem with the file as a whole, placed at its start so that FILE:LINE:COL still holds."""
+    return Problem(message, file=file, line=1, col=1)
 
 
 def check(data: bytes, file: str) -> bytes:

@@ -38,11 +38,16 @@ class _Report:
         return f"line {line}" if file == here else f"{file}:{line}"
 
 
-def check(documents: Sequence[Document], at: Locator) -> list[Problem]:
+def check(documents: Sequence[Document], at: Locator, *, roles_known: bool = True) -> list[Problem]:
+    """`roles_known=False`: some file of the desired state could not be parsed, so the roles it
+    declares are unknown and references to roles go unchecked. Duplicates are still reported:
+    two declarations found are two declarations, whatever a broken file holds."""
     report = _Report(at)
+    # A `roles:` that is not a mapping (the schema says so) declares roles nobody can read either.
+    roles_known = roles_known and all(isinstance(doc.get("roles", {}), dict) for _, doc in documents)
     _check_organization(documents, report)
     roles = _check_roles(documents, report)
-    _check_users(documents, roles, report)
+    _check_users(documents, roles if roles_known else None, report)
     return report.problems
 
 
@@ -79,7 +84,7 @@ def _check_roles(documents: Sequence[Document], report: _Report) -> dict[str, st
     return declared
 
 
-def _check_users(documents: Sequence[Document], roles: Mapping[str, str], report: _Report) -> None:
+def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report) -> None:
     # The one loop over every user: written for speed (it runs on every valid 100k-user load).
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
     email_files: dict[str, str] = {}  # only filled when there are several files
@@ -102,7 +107,7 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str], report
                 continue
             get = user.get
             role = get("role")
-            if role not in roles and role.__class__ is str:
+            if roles is not None and role not in roles and role.__class__ is str:
                 report(file, ("users", email, "role"), f"unknown role '{role}'{_known(role, roles)}")
             id_number = get("id_number")
             if id_number.__class__ is str:

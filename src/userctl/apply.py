@@ -228,15 +228,45 @@ def _confirm(
     now: dt.datetime,
 ) -> str:
     """2FA for this plan: the operator's own TOTP code, or an unexpired approval of this exact
-    digest. Returns how the operator was verified, for the audit log."""
+    digest. Under four-eyes only an approval by another operator counts: the applier's own code
+    would let one person both review and apply. Returns how the operator was verified, for the
+    audit log."""
     from userctl import approvals, otp
-    from userctl.operators import load_operator
 
-    if otp_code is not None:
+    four_eyes = live.organization.four_eyes
+    if otp_code is not None and not four_eyes:
         otp.verify_operator_code(conn, operator_id, otp_code, now)
         return "totp"
-    four_eyes = live.organization.four_eyes
-    found = approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=operator_id if four_eyes else None)
+    approval, void = eligible_approval(conn, org_id, plan, operator_id, four_eyes, now)
+    if approval is not None:
+        approvals.mark_used(conn, approval.id, now)
+        return f"approval:{approval.approver_email}"
+    if void:
+        raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
+    steps = plan.summary()["requires_2fa"]
+    if four_eyes:
+        own = " (the applier's own --otp-code does not count)" if otp_code is not None else ""
+        raise TwoFactorRequired(
+            f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires four eyes{own}: "
+            "someone else must approve this exact plan first, by another operator (four-eyes is on), with "
+            "`userctl approve PLAN --operator EMAIL --otp-code CODE`; then apply it again"
+        )
+    raise TwoFactorRequired(
+        f"{steps} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "
+        "or have this exact plan approved with `userctl approve PLAN --operator EMAIL --otp-code CODE`"
+    )
+
+
+def eligible_approval(
+    conn: "Connection", org_id: int, plan: Plan, applier_id: int, four_eyes: bool, now: dt.datetime
+) -> "tuple[approvals.ApprovalRow | None, list[str]]":
+    """The oldest approval that confirms `plan` for applier `applier_id` (under four-eyes, by
+    someone else), and why each approval passed over no longer counts. The one rule used both by
+    apply itself and by the CLI when deciding whether to ask for a code."""
+    from userctl import approvals
+    from userctl.operators import load_operator
+
+    found = approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=applier_id if four_eyes else None)
     void: list[str] = []
     for approval in found:
         # An approval counts only while its approver could still confirm this plan themselves:
@@ -249,12 +279,32 @@ def _confirm(
         if approver.id != approval.approver_id:
             void.append(f"{approval.approver_email} was deleted and re-created since approving")
             continue
-        approvals.mark_used(conn, approval.id, now)
-        return f"approval:{approval.approver_email}"
-    if void:
-        raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
-    why = " by another operator (four-eyes is on)" if four_eyes else ""
-    raise TwoFactorRequired(
-        f"{plan.summary()['requires_2fa']} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "
-        f"or have this exact plan approved{why} with `userctl approve PLAN --operator EMAIL --otp-code CODE`"
-    )
+        return approval, void
+    return None, void
+
+
+def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.datetime) -> bool:
+    """Whether asking `operator` for a TOTP code could confirm `plan`: not when an approval
+    already confirms it for them, not under four-eyes (only another operator's approval counts
+    there), and not when apply will refuse the operator anyway. A read-only look: apply decides
+    again under its lock."""
+    from sqlalchemy import select
+
+    from userctl.db.engine import begin_read
+    from userctl.db.models import Organization
+    from userctl.operators import load_operator
+
+    with begin_read(engine) as conn:
+        org = conn.execute(
+            select(Organization.id, Organization.four_eyes).where(Organization.slug == plan.organization)
+        ).first()
+        if org is None:
+            return False
+        try:
+            me = load_operator(conn, int(org.id), operator, required_permissions(plan.active_changes))
+        except NotAuthorized:
+            return False
+        if org.four_eyes:
+            return False
+        approval, _ = eligible_approval(conn, int(org.id), plan, me.id, False, now)
+        return approval is None

@@ -64,7 +64,7 @@ def apply(
     lock_timeout: float,
 ) -> None:
     """Apply a saved PLAN_FILE (no YAML needed) or the desired state in -f FILE, in one transaction."""
-    from userctl.apply import apply_plan
+    from userctl.apply import apply_plan, code_can_confirm
     from userctl.clock import utcnow
     from userctl.db.migrate import require_current
     from userctl.planning import plan_from_file
@@ -89,7 +89,7 @@ def apply(
             raise ConfirmationRequired("refusing to apply without confirmation: no terminal to ask on; pass --yes")
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         click.confirm(f"Apply these {len(the_plan.active_changes)} changes to {the_plan.organization}?", abort=True, err=True)
-    if otp_code is None and the_plan.requires_2fa and _interactive() and not _has_approval(engine, the_plan, operator):
+    if otp_code is None and the_plan.requires_2fa and _interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
 
     now = utcnow()
@@ -109,18 +109,6 @@ def apply(
         click.echo(f"Queued {result.invitations_queued} invitation email(s).")
     click.echo(f"Audit chain head: {result.audit_head}")
     _deliver_invitations(engine, result.invitations_queued)
-
-
-def _has_approval(engine: object, plan: Plan, operator: str) -> bool:
-    from userctl import approvals
-    from userctl.clock import utcnow
-    from userctl.db.engine import begin_read
-    from userctl.db.models import Organization
-    from sqlalchemy import select
-
-    with begin_read(engine) as conn:  # type: ignore[arg-type]
-        org_id = conn.execute(select(Organization.id).where(Organization.slug == plan.organization)).scalar_one_or_none()
-        return org_id is not None and approvals.find(conn, org_id, plan.digest, utcnow()) is not None
 
 
 def _deliver_invitations(engine: object, queued: int) -> None:

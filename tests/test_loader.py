@@ -76,6 +76,47 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path: Path)
     assert problem.startswith(f"{f}:1:1: (document): the file is 64.0 MiB, over the 64 MiB limit")
 
 
+SEVERAL = "several YAML documents in one file: a file holds exactly one"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "version: 1\nversion: 1\norganization: x-org\n",  # a duplicate key
+        "version: 1\norganization: x-org\nroles: {A: &a {permissions: []}, B: *a}\n",  # anchor and alias
+        "%YAML 1.2\n---\nversion: yes\norganization: x-org\n",  # a directive, an ambiguous boolean
+    ],
+    ids=["duplicate key", "anchor and alias", "directive and boolean"],
+)
+@pytest.mark.parametrize("parser", ["auto", "precise"])
+def test_several_documents_are_refused_before_anything_else(tmp_path: Path, first: str, parser: str) -> None:
+    f = tmp_path / "two.yaml"
+    f.write_text(first + "---\nversion: 1\norganization: x-org\n")
+    (problem,) = problems_of(f, parser=parser)
+    assert problem.startswith(f"{f}:{first.count(chr(10)) + 1}:1: (document): {SEVERAL}")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"version: 1\nversion: 1\n\xff\n---\n", b"\n# nothing\n"],
+    ids=["not utf-8", "empty"],
+)
+def test_unreadable_bytes_are_refused_before_anything_else(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_bytes(content)
+    (problem,) = problems_of(f)
+    assert problem.startswith(f"{f}:") and ("not UTF-8" in problem or "is empty" in problem)
+
+
+def test_an_oversize_file_is_refused_whatever_it_holds(tmp_path: Path) -> None:
+    f = tmp_path / "huge.yaml"
+    with open(f, "wb") as fh:
+        fh.write(b"version: 1\nversion: 1\n\xff\n---\n")
+        fh.truncate(MAX_FILE_BYTES + 1)
+    (problem,) = problems_of(f)
+    assert problem.startswith(f"{f}:1:1: (document): the file is 64.0 MiB")
+
+
 def test_the_size_limit_is_64_mib() -> None:
     assert MAX_FILE_BYTES == 64 * 1024 * 1024
 

@@ -257,6 +257,10 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
             m = event.start_mark
             mark = (m.line << 32) | m.column
             if documents > 1:
+                # Refused before anything else: what the first document holds is moot, so the
+                # problems found in it so far are dropped.
+                b.problems.clear()
+                b.tainted.clear()
                 b.problem(
                     "several YAML documents in one file: a file holds exactly one "
                     "(remove this '---', or move what follows to a file of its own)",

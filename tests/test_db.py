@@ -38,6 +38,61 @@ def test_every_model_table_exists_and_nothing_else(engine: Engine) -> None:
     assert tables == set(Base.metadata.tables) | {migrate.VERSION_TABLE}
 
 
+# DESIGN §1b, written out here rather than read from the models: the platform's dashboard and
+# registration flow query these names, so renaming one in the models must fail this test.
+CONTRACT_COLUMNS = {
+    "organizations": {"id", "slug", "name", "two_factor_policy", "min_admins", "four_eyes"},
+    "roles": {"id", "organization_id", "name", "description"},
+    "role_permissions": {"role_id", "permission"},
+    "users": {
+        "id", "organization_id", "email", "id_type", "id_number", "phone", "first_name", "last_name", "role_id",
+        "status", "two_factor", "totp_enrolled", "force_password_reset", "created_at", "updated_at",
+    },
+    "bank_accounts": {"id", "organization_id", "key", "bank", "account_type", "masked_number", "currency"},
+    "user_bank_accounts": {"user_id", "bank_account_id"},
+}
+BOOKKEEPING_TABLES = {"totp_secrets", "audit_events", "approvals", "otp_uses", "notifications"}
+CONTRACT_UNIQUE = {
+    "organizations": {("slug",)},
+    "roles": {("organization_id", "name")},
+    "users": {("organization_id", "email"), ("organization_id", "id_type", "id_number")},
+    "bank_accounts": {("organization_id", "key")},
+}
+CONTRACT_FOREIGN_KEYS = {
+    "roles": {(("organization_id",), "organizations", ("id",))},
+    "role_permissions": {(("role_id",), "roles", ("id",))},
+    "users": {(("organization_id",), "organizations", ("id",)), (("role_id",), "roles", ("id",))},
+    "bank_accounts": {(("organization_id",), "organizations", ("id",))},
+    "user_bank_accounts": {(("user_id",), "users", ("id",)), (("bank_account_id",), "bank_accounts", ("id",))},
+}
+
+
+def _unique_column_sets(inspector: sa.Inspector, table: str) -> set[tuple[str, ...]]:
+    # A unique constraint may surface as a constraint or as a unique index, depending on the backend.
+    found = {tuple(sorted(u["column_names"])) for u in inspector.get_unique_constraints(table)}
+    found |= {tuple(sorted(c for c in i["column_names"] if c)) for i in inspector.get_indexes(table) if i["unique"]}
+    return found
+
+
+def test_the_tables_the_platform_relies_on_have_their_names_keys_and_references(engine: Engine) -> None:
+    inspector = sa.inspect(engine)
+    tables = set(inspector.get_table_names())
+    assert set(CONTRACT_COLUMNS) | BOOKKEEPING_TABLES <= tables
+    for table, columns in CONTRACT_COLUMNS.items():
+        assert columns <= {c["name"] for c in inspector.get_columns(table)}, table
+    for table, uniques in CONTRACT_UNIQUE.items():
+        assert {tuple(sorted(u)) for u in uniques} <= _unique_column_sets(inspector, table), table
+    for table, references in CONTRACT_FOREIGN_KEYS.items():
+        found = {
+            (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+            for fk in inspector.get_foreign_keys(table)
+        }
+        assert references <= found, table
+    # The link tables hold each pair once.
+    assert set(inspector.get_pk_constraint("role_permissions")["constrained_columns"]) == {"role_id", "permission"}
+    assert set(inspector.get_pk_constraint("user_bank_accounts")["constrained_columns"]) == {"user_id", "bank_account_id"}
+
+
 def test_read_transactions_refuse_writes(engine: Engine, factory: Factory) -> None:
     factory.org("acme-payments")
     with pytest.raises(sa.exc.DBAPIError):

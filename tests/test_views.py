@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -52,7 +53,8 @@ def _populate(factory: Factory) -> Acme:
     with factory.engine.begin() as conn:
         conn.execute(sa.delete(models.User).where(models.User.id == placeholder))
         conn.execute(sa.delete(models.Role).where(models.Role.name == "Placeholder"))
-    _renumber(factory, dan, placeholder)
+    dan = _renumber(factory, dan, placeholder)
+    factory.enrol(dan)  # enrolled although 2FA is only optional for him
     main = factory.bank_account(org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321")
     usd = factory.bank_account(org, "usd-1", bank="Citi", masked_number="****9876", currency="USD")
     factory.bank_account(org, "spare", bank="Davivienda", masked_number="****0000")
@@ -85,7 +87,15 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
     starts = [lines[0].index(header) for header in ("USERNAME", "PHONE", "ROLE", "2FA", "STATUS")]
     for line in lines[1:]:
         assert all(line[s - 2 : s] == "  " and line[s] != " " for s in starts), line
-    assert lines[2].split() == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin", "enrolled", "active"]
+    cells = {line.split()[2]: re.split(r" {2,}", line) for line in lines[1:]}
+    assert cells["zoe@acme.co"] == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin",
+                                    "required, enrolled", "active"]
+    # The 2FA cell shows the setting and the enrollment, each whatever the other is.
+    assert {email: row[5] for email, row in cells.items()} == {
+        "dan@acme.co": "optional, enrolled", "zoe@acme.co": "required, enrolled",
+        "ana@acme.co": "required, not enrolled", "bob@acme.co": "disabled, not enrolled",
+        "carla.perez@acme.co": "optional, not enrolled",
+    }
     assert "stranger@other.co" not in result.stdout
 
 
@@ -124,13 +134,17 @@ def test_users_list_json_and_csv_carry_the_same_rows(runner: Runner, factory: Fa
     result = runner("--organization", "acme-payments", "users", "list", "--format", "csv")
     assert result.exit_code == 0
     as_csv = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert as_csv == as_json
+    # The same rows; CSV spells the boolean as text.
+    assert as_csv == [{**row, "totp_enrolled": "true" if row["totp_enrolled"] else "false"} for row in as_json]
     assert as_json[4] == {
         "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[4]["phone"],
-        "role": "Payouts Operator", "two_factor": "optional", "status": "active",
+        "role": "Payouts Operator", "two_factor": "optional", "totp_enrolled": False, "status": "active",
     }
-    assert [r["two_factor"] for r in as_json] == ["optional", "enrolled", "required", "disabled", "optional"]
-    assert list(as_csv[0]) == [c.key for c in USER_COLUMNS]
+    # Two fields, never merged: the setting, and whether an authenticator is enrolled.
+    assert [(r["two_factor"], r["totp_enrolled"]) for r in as_json] == [
+        ("optional", True), ("required", True), ("required", False), ("disabled", False), ("optional", False)]
+    assert list(as_csv[0]) == [c.key for c in USER_COLUMNS] == [
+        "first_name", "last_name", "email", "phone", "role", "two_factor", "totp_enrolled", "status"]
 
 
 def test_users_list_unknown_role_and_empty_results(runner: Runner, factory: Factory) -> None:
@@ -141,7 +155,7 @@ def test_users_list_unknown_role_and_empty_results(runner: Runner, factory: Fact
     empty = runner("--organization", "acme-payments", "users", "list", "--search", "nobody")
     assert (empty.exit_code, empty.stdout) == (0, "No users match.\n")
     empty_csv = runner("--organization", "acme-payments", "users", "list", "--search", "nobody", "--format", "csv")
-    assert empty_csv.stdout == "first_name,last_name,email,phone,role,two_factor,status\n"
+    assert empty_csv.stdout == "first_name,last_name,email,phone,role,two_factor,totp_enrolled,status\n"
 
 
 def test_organization_is_chosen_or_asked_for(runner: Runner, factory: Factory) -> None:
@@ -181,7 +195,7 @@ def test_users_show_lists_assigned_and_unassigned_accounts(runner: Runner, facto
     text = runner("--organization", "acme-payments", "users", "show", "zoe@acme.co").stdout
     user_data, role_and_accounts = text.split("\nRole and bank accounts\n")
     assert user_data.startswith("User data\n") and "Zapata" in user_data
-    assert "2FA:" in user_data and "required, authenticator enrolled" in user_data
+    assert "  2FA:                   required, enrolled\n" in user_data
     assert "Role:" in role_and_accounts and "SuperAdmin (Full access, incl. users)" in role_and_accounts
     assert "roles.manage, users.manage, users.view" in role_and_accounts
     assigned, unassigned = role_and_accounts.split("  Unassigned accounts:\n")

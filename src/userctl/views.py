@@ -37,7 +37,16 @@ USER_COLUMNS: Final = (
     Column("phone", "Phone"),
     Column("role", "Role"),
     Column("two_factor", "2FA"),
+    Column("totp_enrolled", "TOTP enrolled"),
     Column("status", "Status"),
+)
+# The table puts both 2FA fields in one cell ("required, enrolled"): the setting says what the
+# platform asks of the user, enrollment whether they have an authenticator, and neither implies
+# the other (an optional user may have enrolled; a required one may not have yet).
+USER_TABLE_COLUMNS: Final = tuple(
+    Column("two_factor_label", c.header) if c.key == "two_factor" else c
+    for c in USER_COLUMNS
+    if c.key != "totp_enrolled"
 )
 ROLE_COLUMNS: Final = (
     Column("name", "Name"),
@@ -55,9 +64,9 @@ ACCOUNT_FIELDS: Final = (
 ACCOUNT_COLUMNS: Final = (*ACCOUNT_FIELDS, Column("assigned_users", "Assigned users"))
 
 
-def two_factor_label(user: User) -> str:
-    """The 2FA column: an enrolled authenticator says more than the setting that asked for it."""
-    return "enrolled" if user.totp_enrolled else user.two_factor
+def two_factor_label(two_factor: str, totp_enrolled: bool) -> str:
+    """The 2FA cell of the tables: the setting, then whether an authenticator is enrolled."""
+    return f"{two_factor}, {'enrolled' if totp_enrolled else 'not enrolled'}"
 
 
 def matches_search(user: User, text: str) -> bool:
@@ -76,7 +85,9 @@ def user_row(user: User) -> dict[str, Any]:
         "email": user.email,
         "phone": user.phone,
         "role": user.role,
-        "two_factor": two_factor_label(user),
+        "two_factor": user.two_factor,
+        "totp_enrolled": user.totp_enrolled,
+        "two_factor_label": two_factor_label(user.two_factor, user.totp_enrolled),
         "status": user.status,
     }
 
@@ -99,14 +110,23 @@ def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
     return {**account_record(account), "assigned_users": sorted(holders)}
 
 
-def render(columns: Sequence[Column], rows: Sequence[Row], fmt: str, *, empty: str) -> str:
-    """`rows` in `fmt`; `empty` is what the table says when there is nothing to show."""
+def render(
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    fmt: str,
+    *,
+    empty: str,
+    table_columns: Sequence[Column] | None = None,
+) -> str:
+    """`rows` in `fmt`; `empty` is what the table says when there is nothing to show.
+    `table_columns`, when given, are what the table shows instead of `columns` (cells made for
+    people from several fields); JSON and CSV always carry `columns`."""
     if fmt == "json":
         return json.dumps([{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _csv(columns, rows)
     if fmt == "table":
-        return table(columns, rows) if rows else empty + "\n"
+        return table(table_columns or columns, rows) if rows else empty + "\n"
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -189,7 +209,6 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
     role = detail["role"]
-    enrolled = "enrolled" if detail["totp_enrolled"] else "not enrolled"
     fields = [
         ("Email", detail["email"]),
         ("First name", detail["first_name"]),
@@ -197,7 +216,7 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
         ("ID", f"{detail['id_type']} {detail['id_number']}"),
         ("Phone", detail["phone"]),
         ("Status", _STATUS_NOTES.get(detail["status"], detail["status"])),
-        ("2FA", f"{detail['two_factor']}, authenticator {enrolled}"),
+        ("2FA", two_factor_label(detail["two_factor"], detail["totp_enrolled"])),
         ("Force password reset", "yes" if detail["force_password_reset"] else "no"),
         ("Created", detail["created_at"] or "-"),
         ("Updated", detail["updated_at"] or "-"),

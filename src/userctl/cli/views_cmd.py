@@ -53,11 +53,12 @@ def users() -> None:
 @click.option("--search", metavar="TEXT", help="Case-insensitive part of the first name, last name or email.")
 @_format_option(FORMATS)
 def list_users(status: str | None, role: str | None, search: str | None, fmt: str) -> None:
-    """Users sorted by id: name, username (email), phone, role, 2FA, status."""
+    """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
+    authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status."""
     from userctl.db.listings import list_users as read_list
     from userctl.db.snapshot import read_roles
     from userctl.errors import NotFound
-    from userctl.views import USER_COLUMNS, matches_search, render, user_row
+    from userctl.views import USER_COLUMNS, USER_TABLE_COLUMNS, matches_search, render, user_row
 
     with _reading() as (conn, org_id, org):
         if role is not None and role not in read_roles(conn, org_id, [role]):
@@ -65,7 +66,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
             raise NotFound(f"organization {org.slug} has no role {role!r}; its roles: {', '.join(known) or 'none'}")
         listed = read_list(conn, org_id, status=status, role=role)
     rows = [user_row(item.user) for item in listed if search is None or matches_search(item.user, search)]
-    click.echo(render(USER_COLUMNS, rows, fmt, empty="No users match."), nl=False)
+    click.echo(render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS), nl=False)
 
 
 @users.command("show")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +221,23 @@ def test_demo_makes_the_example_plan_show_every_kind_of_change(runner: Runner, e
 
     # The demo admin is the one given with --admin, as the file declares them: no change.
     assert not [c for c in data["changes"] if c["address"] == f'user["{ADMIN}"]']
+
+
+def test_without_a_database_url_init_creates_userctl_db_in_the_current_directory(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("USERCTL_DATABASE_URL", "USERCTL_ORGANIZATION")}
+    done = subprocess.run(
+        [sys.executable, "-m", "userctl", "init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["organization"] == "small-co"
+    assert (tmp_path / "userctl.db").is_file()
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'userctl.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(models.Organization.slug)).scalars().all() == ["small-co"]
+    finally:
+        engine.dispose()
 
 
 def test_db_upgrade_migrates_an_empty_database(empty_db_url: str) -> None:

@@ -63,7 +63,10 @@ def _populate(factory: Factory) -> Acme:
     factory.assign(carla, usd)
 
     other = factory.org("other-co")
-    factory.user(other, "stranger@other.co", factory.role(other, "SuperAdmin", ["audit.view"]), first_name="Ana")
+    stranger = factory.user(other, "stranger@other.co", factory.role(other, "SuperAdmin", ["audit.view"]),
+                            first_name="Ana")
+    # The same key as one of acme's accounts, held by the other organization's user.
+    factory.assign(stranger, factory.bank_account(other, "ops-main", bank="Banco de Bogotá", masked_number="****5555"))
     return Acme(secret)
 
 
@@ -249,6 +252,14 @@ def test_accounts_list(runner: Runner, factory: Factory) -> None:
     table = runner("--organization", "acme-payments", "accounts", "list").stdout.splitlines()
     assert table[0].split() == ["KEY", "BANK", "TYPE", "NUMBER", "CURRENCY", "ASSIGNED", "USERS"]
     assert table[2].split() == ["spare", "Davivienda", "savings", "****0000", "COP", "-"]
+    assert "stranger" not in "\n".join(table) and "Bogotá" not in "\n".join(table)
+    # The other organization's account of the same key, and only it, with its own holder.
+    other = runner("--organization", "other-co", "accounts", "list", "--format", "json")
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.stdout) == [
+        {"key": "ops-main", "bank": "Banco de Bogotá", "account_type": "savings", "masked_number": "****5555",
+         "currency": "COP", "assigned_users": ["stranger@other.co"]},
+    ]
 
 
 def test_render_escapes_what_csv_and_tables_cannot_hold() -> None:

@@ -178,10 +178,10 @@ def begin_write(
 def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
     """Serialise writers of one organization; returns its id. Must run first in a transaction
     opened by `begin_write`. Raises LockTimeout after `timeout_s`, NotFound if absent."""
-    from userctl.db.models import Organization
+    from userctl.db.tables import organizations
 
     backend = backend_of(conn)
-    query = select(Organization.id).where(Organization.slug == slug)
+    query = select(organizations.c.id).where(organizations.c.slug == slug)
     if backend == "sqlite":
         # BEGIN IMMEDIATE in begin_write already holds the (database-wide) write lock.
         org_id = conn.execute(query).scalar_one_or_none()

@@ -1,182 +1,159 @@
-"""The database contract (DESIGN §1b). The platform shares these tables: names are public.
+"""The database contract (DESIGN §1b) as ORM classes, for the code that writes: each class is
+mapped onto the Core table of the same name in `userctl.db.tables`, which holds the one
+definition (columns, constraints, defaults). Read paths that must start fast import `tables`
+instead and never pay for `sqlalchemy.orm`.
 
-Schema changes go through Alembic migrations in `migrations/versions/`, never `create_all`.
-Times are naive UTC everywhere (SQLite and MariaDB keep no zone).
+Attributes carry `Mapped[...]` annotations for type checkers only: the columns come from the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped
 
-# Deterministic constraint names so migrations are identical on every backend.
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from userctl.db import tables
+from userctl.db.tables import NAMING, utcnow
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+__all__ = [
+    "NAMING", "utcnow", "Base", "Organization", "Role", "RolePermission", "User", "BankAccount",
+    "UserBankAccount", "TotpSecret", "OtpUse", "AuditEvent", "Approval", "Notification",
+]
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = tables.metadata
 
 
 class Organization(Base):
-    __tablename__ = "organizations"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slug: Mapped[str] = mapped_column(String(100), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    two_factor_policy: Mapped[str] = mapped_column(String(20), default="destructive")
-    min_admins: Mapped[int] = mapped_column(Integer, default=1)
-    four_eyes: Mapped[bool] = mapped_column(Boolean, default=False)
-    serial: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table__ = tables.organizations
+    id: Mapped[int]
+    slug: Mapped[str]
+    name: Mapped[str]
+    two_factor_policy: Mapped[str]
+    min_admins: Mapped[int]
+    four_eyes: Mapped[bool]
+    serial: Mapped[int]
+    created_at: Mapped[dt.datetime]
 
 
 class Role(Base):
-    __tablename__ = "roles"
-    __table_args__ = (UniqueConstraint("organization_id", "name", name="uq_roles_org_name"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    description: Mapped[str] = mapped_column(String(500), default="")
+    __table__ = tables.roles
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    name: Mapped[str]
+    description: Mapped[str]
 
 
 class RolePermission(Base):
-    __tablename__ = "role_permissions"
-    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
-    permission: Mapped[str] = mapped_column(String(64), primary_key=True)
+    __table__ = tables.role_permissions
+    role_id: Mapped[int]
+    permission: Mapped[str]
 
 
 class User(Base):
-    __tablename__ = "users"
-    __table_args__ = (
-        UniqueConstraint("organization_id", "email", name="uq_users_org_email"),
-        UniqueConstraint("organization_id", "id_type", "id_number", name="uq_users_org_identity"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(254))  # stored lower-case
-    id_type: Mapped[str] = mapped_column(String(8))
-    id_number: Mapped[str] = mapped_column(String(20))
-    phone: Mapped[str] = mapped_column(String(16))
-    first_name: Mapped[str] = mapped_column(String(100))
-    last_name: Mapped[str] = mapped_column(String(100))
-    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="invited")
-    two_factor: Mapped[str] = mapped_column(String(16), default="optional")
-    totp_enrolled: Mapped[bool] = mapped_column(Boolean, default=False)
-    force_password_reset: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    __table__ = tables.users
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    email: Mapped[str]  # stored lower-case
+    id_type: Mapped[str]
+    id_number: Mapped[str]
+    phone: Mapped[str]
+    first_name: Mapped[str]
+    last_name: Mapped[str]
+    role_id: Mapped[int]
+    status: Mapped[str]
+    two_factor: Mapped[str]
+    totp_enrolled: Mapped[bool]
+    force_password_reset: Mapped[bool]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
 
 
 class BankAccount(Base):
-    __tablename__ = "bank_accounts"
-    __table_args__ = (UniqueConstraint("organization_id", "key", name="uq_bank_accounts_org_key"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    key: Mapped[str] = mapped_column(String(100))
-    bank: Mapped[str] = mapped_column(String(100))
-    account_type: Mapped[str] = mapped_column(String(32))
-    masked_number: Mapped[str] = mapped_column(String(32))
-    currency: Mapped[str] = mapped_column(String(3))
+    __table__ = tables.bank_accounts
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    key: Mapped[str]
+    bank: Mapped[str]
+    account_type: Mapped[str]
+    masked_number: Mapped[str]
+    currency: Mapped[str]
 
 
 class UserBankAccount(Base):
-    __tablename__ = "user_bank_accounts"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    bank_account_id: Mapped[int] = mapped_column(
-        ForeignKey("bank_accounts.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    __table__ = tables.user_bank_accounts
+    user_id: Mapped[int]
+    bank_account_id: Mapped[int]
 
 
 class TotpSecret(Base):
     """An operator's authenticator secret, kept apart from `users` (encrypted when
     USERCTL_SECRET_KEY is set), with the wrong-code counter that drives the lockout."""
 
-    __tablename__ = "totp_secrets"
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    secret: Mapped[str] = mapped_column(String(512))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    __table__ = tables.totp_secrets
+    user_id: Mapped[int]
+    secret: Mapped[str]
+    created_at: Mapped[dt.datetime]
+    failed_attempts: Mapped[int]
+    locked_until: Mapped[dt.datetime | None]
 
 
 class OtpUse(Base):
     """One row per (operator, TOTP time step) used: the unique key makes replay impossible even
     across two processes racing with the same code."""
 
-    __tablename__ = "otp_uses"
-    __table_args__ = (UniqueConstraint("user_id", "time_step", name="uq_otp_uses_user_step"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    time_step: Mapped[int] = mapped_column(BigInteger)
-    used_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    __table__ = tables.otp_uses
+    id: Mapped[int]
+    user_id: Mapped[int]
+    time_step: Mapped[int]
+    used_at: Mapped[dt.datetime]
 
 
 class AuditEvent(Base):
-    __tablename__ = "audit_events"
-    __table_args__ = (UniqueConstraint("organization_id", "seq", name="uq_audit_events_org_seq"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    operator: Mapped[str] = mapped_column(String(254))
-    verified_by: Mapped[str] = mapped_column(String(32))  # totp / approval / none / init
-    plan_digest: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    action: Mapped[str] = mapped_column(String(40))
-    address: Mapped[str] = mapped_column(String(400))
-    before: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON
-    after: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON
-    prev_hash: Mapped[str] = mapped_column(String(80))
-    hash: Mapped[str] = mapped_column(String(80))
-    hmac: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    __table__ = tables.audit_events
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    seq: Mapped[int]
+    created_at: Mapped[dt.datetime]
+    operator: Mapped[str]
+    verified_by: Mapped[str]  # totp / approval / none / init
+    plan_digest: Mapped[str | None]
+    action: Mapped[str]
+    address: Mapped[str]
+    before: Mapped[str | None]  # canonical JSON
+    after: Mapped[str | None]  # canonical JSON
+    prev_hash: Mapped[str]
+    hash: Mapped[str]
+    hmac: Mapped[str | None]
 
 
 class Approval(Base):
-    __tablename__ = "approvals"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    plan_digest: Mapped[str] = mapped_column(String(80), index=True)
-    approver_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    approver_email: Mapped[str] = mapped_column(String(254))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    __table__ = tables.approvals
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    plan_digest: Mapped[str]
+    approver_id: Mapped[int]
+    approver_email: Mapped[str]
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
 
 
 class Notification(Base):
     """The invitation outbox. The token is generated when the email is sent and only its hash
     is kept, so nobody reading this table can use an invitation."""
 
-    __tablename__ = "notifications"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
-    recipient: Mapped[str] = mapped_column(String(254))
-    kind: Mapped[str] = mapped_column(String(32), default="invitation")
-    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued / sent
-    token_hash: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    __table__ = tables.notifications
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    user_id: Mapped[int | None]
+    recipient: Mapped[str]
+    kind: Mapped[str]
+    status: Mapped[str]  # queued / sent
+    token_hash: Mapped[str | None]
+    expires_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int]
+    last_error: Mapped[str | None]
+    created_at: Mapped[dt.datetime]
+    sent_at: Mapped[dt.datetime | None]

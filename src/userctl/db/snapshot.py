@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
-from userctl.db import models
+from userctl.db import tables
 from userctl.errors import NotFound
 from userctl.gcpause import gc_paused
 
@@ -24,12 +24,12 @@ T = TypeVar("T")
 
 
 def organization_slugs(conn: Connection) -> list[str]:
-    return list(conn.execute(select(models.Organization.slug).order_by(models.Organization.slug)).scalars())
+    return list(conn.execute(select(tables.organizations.c.slug).order_by(tables.organizations.c.slug)).scalars())
 
 
 def read_organization(conn: Connection, slug: str) -> tuple[int, state.Organization]:
     """The organization's id and row; NotFound naming the slug (and what exists) when absent."""
-    o = models.Organization
+    o = tables.organizations.c
     row = conn.execute(
         select(o.id, o.slug, o.name, o.two_factor_policy, o.min_admins, o.four_eyes, o.serial).where(o.slug == slug)
     ).one_or_none()
@@ -60,9 +60,9 @@ def read_live_state(conn: Connection, slug: str) -> state.LiveState:
 
 def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = None) -> dict[str, state.Role]:
     """Roles of the organization by name: all of them, or just `names` (absent ones are left out)."""
-    r, rp = models.Role, models.RolePermission
+    r, rp = tables.roles.c, tables.role_permissions.c
     roles_q = select(r.id, r.name, r.description).where(r.organization_id == org_id)
-    perms_q = select(rp.role_id, rp.permission).join(r, r.id == rp.role_id).where(r.organization_id == org_id)
+    perms_q = select(rp.role_id, rp.permission).join(tables.roles, r.id == rp.role_id).where(r.organization_id == org_id)
     if names is None:
         role_rows = conn.execute(roles_q).all()
         perm_rows = conn.execute(perms_q).all()
@@ -81,24 +81,24 @@ def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = No
 def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = None) -> dict[str, state.User]:
     """Users of the organization keyed by lower-case email, with their role name and bank
     accounts: all of them, or just `emails` (lower-case; absent ones are left out)."""
-    u, r, uba, ba = models.User, models.Role, models.UserBankAccount, models.BankAccount
+    u, r, uba, ba = tables.users.c, tables.roles.c, tables.user_bank_accounts.c, tables.bank_accounts.c
     users_q = (
         select(
             u.id, u.email, u.first_name, u.last_name, u.id_type, u.id_number, u.phone, r.name,
             u.status, u.two_factor, u.force_password_reset, u.totp_enrolled,
         )
-        .join(r, r.id == u.role_id)
+        .join(tables.roles, r.id == u.role_id)
         .where(u.organization_id == org_id)
     )
     accounts_q = (
-        select(uba.user_id, ba.key).join(ba, ba.id == uba.bank_account_id).where(ba.organization_id == org_id)
+        select(uba.user_id, ba.key).join(tables.bank_accounts, ba.id == uba.bank_account_id).where(ba.organization_id == org_id)
     )
     if emails is None:
         user_rows = conn.execute(users_q).all()
         account_rows = conn.execute(accounts_q).all()
     else:
         user_rows = _chunked_rows(conn, users_q, u.email, emails)
-        account_rows = _chunked_rows(conn, accounts_q.join(u, u.id == uba.user_id), u.email, emails)
+        account_rows = _chunked_rows(conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email, emails)
     accounts: defaultdict[int, set[str]] = defaultdict(set)
     for user_id, key in account_rows:
         accounts[user_id].add(key)
@@ -115,7 +115,7 @@ def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = N
 
 
 def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAccount]:
-    ba = models.BankAccount
+    ba = tables.bank_accounts.c
     rows = conn.execute(
         select(ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency).where(ba.organization_id == org_id)
     )

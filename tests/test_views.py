@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import Factory, Runner
+from userctl.clock import iso_z
 from userctl.db import models
 from userctl.views import USER_COLUMNS, Column, render
 
@@ -47,7 +48,8 @@ def _populate(factory: Factory) -> Acme:
     factory.user(org, "ana@acme.co", ops, first_name="Ana", last_name="Arango", status="invited", two_factor="required")
     factory.user(org, "bob@acme.co", ops, first_name="Bob", last_name="Brown", status="inactive", two_factor="disabled")
     carla = factory.user(org, "carla.perez@acme.co", ops, first_name="Carla", last_name="PÉREZ", status="active",
-                         two_factor="optional", force_password_reset=True)
+                         two_factor="optional", force_password_reset=True, id_type="CE", id_number="E-778899",
+                         phone="+573115550101")
     dan = factory.user(org, "dan@acme.co", admin, first_name="Dan", last_name="Díaz", status="active",
                        two_factor="optional")
     with factory.engine.begin() as conn:
@@ -184,16 +186,40 @@ def test_users_show_lists_assigned_and_unassigned_accounts(runner: Runner, facto
     acme = _populate(factory)
     result = runner("--organization", "acme-payments", "users", "show", "Carla.Perez@ACME.co", "--format", "json")
     assert result.exit_code == 0, result.output
-    detail = json.loads(result.stdout)
-    assert detail["email"] == "carla.perez@acme.co"
-    assert (detail["status"], detail["two_factor"], detail["totp_enrolled"], detail["force_password_reset"]) == (
-        "active", "optional", False, True)
-    assert detail["role"] == {"name": "Payouts Operator", "description": "", "permissions": ["payouts.create", "payouts.view"]}
-    assert [a["key"] for a in detail["bank_accounts"]["assigned"]] == ["ops-main", "usd-1"]
-    assert [a["key"] for a in detail["bank_accounts"]["unassigned"]] == ["spare"]
-    assert detail["bank_accounts"]["assigned"][1] == {
-        "key": "usd-1", "bank": "Citi", "account_type": "savings", "masked_number": "****9876", "currency": "USD"}
-    assert detail["created_at"].endswith("Z")
+    with factory.engine.connect() as conn:
+        created, updated = conn.execute(
+            sa.select(models.User.created_at, models.User.updated_at).where(models.User.email == "carla.perez@acme.co")
+        ).one()
+    # The whole object: every field, the role with its permissions, the accounts of acme only
+    # (other-co's "ops-main" is not among them), and no TOTP secret anywhere.
+    assert json.loads(result.stdout) == {
+        "email": "carla.perez@acme.co",
+        "first_name": "Carla",
+        "last_name": "PÉREZ",
+        "id_type": "CE",
+        "id_number": "E-778899",
+        "phone": "+573115550101",
+        "status": "active",
+        "two_factor": "optional",
+        "totp_enrolled": False,
+        "force_password_reset": True,
+        "created_at": iso_z(created),
+        "updated_at": iso_z(updated),
+        "role": {"name": "Payouts Operator", "description": "", "permissions": ["payouts.create", "payouts.view"]},
+        "bank_accounts": {
+            "assigned": [
+                {"key": "ops-main", "bank": "Bancolombia", "account_type": "checking", "masked_number": "****4321",
+                 "currency": "COP"},
+                {"key": "usd-1", "bank": "Citi", "account_type": "savings", "masked_number": "****9876",
+                 "currency": "USD"},
+            ],
+            "unassigned": [
+                {"key": "spare", "bank": "Davivienda", "account_type": "savings", "masked_number": "****0000",
+                 "currency": "COP"},
+            ],
+        },
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", json.loads(result.stdout)["created_at"])
 
     text = runner("--organization", "acme-payments", "users", "show", "zoe@acme.co").stdout
     user_data, role_and_accounts = text.split("\nRole and bank accounts\n")

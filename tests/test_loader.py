@@ -379,6 +379,7 @@ def test_conflicts_across_files_name_both_places() -> None:
     b = os.path.join("dir_conflicts", "b.yaml")
     a = os.path.join("dir_conflicts", "a.yaml")
     assert problems_of("dir_conflicts") == [
+        f"{a}:21:31: users.zed@split.example.bank_accounts[1]: bank account 'ops-main' is listed twice (first at line 21)",
         f"{b}:2:15: organization: organization 'other-org' differs from 'split-org' declared at {a}:2; "
         "the files of a directory must all declare the same organization",
         f"{b}:4:3: roles.Admin: role 'Admin' is declared twice (also at {a}:4)",

@@ -58,8 +58,11 @@ def test_one_problem_is_singular() -> None:
 def test_problems_in_several_files_are_sorted_by_file_then_line() -> None:
     result = run("validate", "-f", "dir_conflicts")
     lines = result.stderr.splitlines()
-    assert result.exit_code == 1 and lines[-1] == "5 problems found"
-    assert all(line.startswith(os.path.join("dir_conflicts", "b.yaml:")) for line in lines[:-1])
+    assert result.exit_code == 1 and lines[-1] == "6 problems found"
+    places = [(file, int(line)) for file, line, *_ in (entry.split(":") for entry in lines[:-1])]
+    a, b = os.path.join("dir_conflicts", "a.yaml"), os.path.join("dir_conflicts", "b.yaml")
+    # a.yaml's one problem is on line 21, below most of b.yaml's: by file first, it still comes first.
+    assert places == [(a, 21), (b, 2), (b, 4), (b, 7), (b, 14), (b, 25)]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.yaml")))
@@ -105,6 +108,60 @@ def test_organization_option_must_match_the_file() -> None:
 def test_a_missing_file_is_one_clear_error() -> None:
     result = run("validate", "-f", "missing.yaml")
     assert (result.exit_code, result.stderr) == (1, "Error: missing.yaml: no such file or directory\n")
+
+
+def _write_bad(tmp_path: Path, kind: str) -> Path:
+    from userctl.desired.reader import MAX_FILE_BYTES
+
+    f = tmp_path / f"{kind}.yaml"
+    if kind == "empty":
+        f.write_text("# nothing but a comment\n\n")
+    elif kind == "not_utf8":
+        f.write_bytes("version: 1\norganization: x-org\nroles:\n  Opé: {permissions: []}\n".encode("latin-1"))
+    else:
+        with open(f, "wb") as fh:  # sparse: no disk used, and never read
+            fh.truncate(MAX_FILE_BYTES + 1)
+    return f
+
+
+@pytest.mark.parametrize(
+    "kind,where,message",
+    [
+        ("empty", "1:1", "the file is empty"),
+        ("not_utf8", "4:5", "the file is not UTF-8: byte 0xe9 at line 4, column 5"),
+        ("oversize", "1:1", "the file is 64.0 MiB, over the 64 MiB limit"),
+    ],
+)
+def test_unreadable_files_are_one_located_problem_through_the_cli(
+    tmp_path: Path, kind: str, where: str, message: str
+) -> None:
+    f = _write_bad(tmp_path, kind)
+    result = run("validate", "-f", str(f))
+    assert result.exit_code == 1 and result.stdout == ""
+    first, count = result.stderr.splitlines()
+    assert first.startswith(f"{f}:{where}: (document): {message}")
+    assert count == "1 problem found" and "Traceback" not in result.stderr
+
+
+def test_dev_null_is_reported_as_empty_not_missing() -> None:
+    result = run("validate", "-f", "/dev/null")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("/dev/null:1:1: (document): the file is empty")
+    assert "no such file" not in result.stderr
+
+
+def test_a_broken_file_of_a_directory_makes_no_false_alarms_in_the_others(tmp_path: Path) -> None:
+    (tmp_path / "a-roles.yaml").write_text("version: 1\norganization: x-org\nroles:\n  Admin: {permissions: [\n")
+    (tmp_path / "b-users.yaml").write_text(
+        "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n    last_name: Ruiz\n"
+        "    id_type: CC\n    id_number: '1234'\n    phone: '+5730011122'\n    role: Admin\n"
+    )
+    (tmp_path / "c-team.yaml").mkdir()
+    result = run("validate", "-f", str(tmp_path))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 1 and lines[-1] == "2 problems found", result.stderr
+    assert lines[0].startswith(f"{tmp_path}/a-roles.yaml:") and "YAML syntax error" in lines[0]
+    assert lines[1].startswith(f"{tmp_path}/c-team.yaml:1:1: (document): this is a directory")
 
 
 def test_the_file_option_is_required() -> None:

@@ -155,6 +155,30 @@ def test_export_chooses_the_organization(runner: Runner, factory: Factory) -> No
         "role": "Admin", "status": "active", "two_factor": "optional", "force_password_reset": False, "bank_accounts": []}}
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_an_unwritable_output_is_one_clear_error(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+    # `export -o` and `plan --out` share the atomic writer: a target in a directory that does not
+    # exist is named as the user gave it, never the writer's temporary file.
+    _populate(factory)
+    target = tmp_path / "missing_dir" / "users.yaml"
+    exported = runner("export", "-o", str(target))
+    assert exported.exit_code == 1
+    assert exported.stderr == f"Error: cannot write {target}: No such file or directory\n"
+    assert not target.parent.exists()
+
+    good = tmp_path / "users.yaml"
+    assert runner("export", "-o", str(good)).exit_code == 0
+    assert runner("export", "-o", str(good)).exit_code == 0  # overwrites in place
+    plan_target = tmp_path / "missing_dir" / "plan.json"
+    planned = runner("plan", "-f", str(good), "--out", str(plan_target))
+    assert planned.exit_code == 1
+    assert planned.stderr == f"Error: cannot write {plan_target}: No such file or directory\n"
+    assert planned.stdout == ""
+    assert runner("plan", "-f", str(good), "--out", str(tmp_path / "plan.json")).exit_code == 0
+    # Nothing left behind by the writer.
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_an_inactive_user_holding_accounts_is_flagged(runner: Runner, factory: Factory, tmp_path: Path) -> None:
     # Only the platform can leave accounts on an inactive user: no file can declare it (DESIGN §1),
     # and an inactive user cannot be changed. The export says so, and planning stops at that user.

@@ -24,15 +24,22 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """A reader (or a crashed run) never sees half a plan file."""
+    """A reader (or a crashed run) never sees half a file (a plan, an export)."""
+    from userctl.errors import UsageError
+
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".userctl-plan-")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".userctl-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            # The temporary file is ours; the path the user gave is what they can fix.
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
 
 

@@ -30,6 +30,7 @@ class ApplyResult:
     audit_head: str | None
     invitations_queued: int
     serial: int
+    organization_id: int
 
 
 def current_preconditions(live: LiveState, addresses: list[str]) -> dict[str, str]:
@@ -162,7 +163,7 @@ def _apply_locked(
         live = read_live_state(conn, plan.organization)
         check_preconditions(plan, live)
         if not changes:
-            return ApplyResult(0, "none", None, 0, live.organization.serial)
+            return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
         me = load_operator(conn, org_id, operator, required_permissions(changes))
         verified_by = "none"
         if plan.requires_2fa:
@@ -193,7 +194,7 @@ def _apply_locked(
             now,
         )
         serial = executor.bump_serial()
-    return ApplyResult(len(changes), verified_by, head, len(created), serial)
+    return ApplyResult(len(changes), verified_by, head, len(created), serial, org_id)
 
 
 def _run_refusing_held_rows(

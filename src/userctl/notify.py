@@ -92,13 +92,14 @@ def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, no
     )
 
 
-def send_queued(engine: Engine, smtp_url: str, now: dt.datetime, org_id: int | None = None) -> SendReport:
+def send_queued(engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None) -> SendReport:
     """Deliver every queued invitation (of one organization, or all), each in its own short
     transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
-    A failure leaves the row queued with one more attempt and the reason; the rest go on."""
+    A failure leaves the row queued with one more attempt and the reason; the rest go on.
+    `smtp` is a URL, or a target parsed earlier (apply parses it before it writes anything)."""
     from userctl.db.engine import begin_read, begin_write
 
-    target = parse_smtp_url(smtp_url)
+    target = parse_smtp_url(smtp) if isinstance(smtp, str) else smtp
     moment = naive_utc(now)
     query = select(Notification.id).where(Notification.status == "queued")
     if org_id is not None:

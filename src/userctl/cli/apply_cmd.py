@@ -6,14 +6,20 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from userctl.cli.context import app
 from userctl.cli.plan_cmd import make_options, planning_options
-from userctl.errors import ConfirmationRequired, UsageError
+from userctl.errors import ConfirmationRequired, UsageError, UserctlError
 from userctl.plan import Plan, loads
 from userctl.render import render
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from userctl.notify import SmtpTarget
 
 PROGRESS_THRESHOLD = 300
 
@@ -72,6 +78,8 @@ def apply(
     ctx = app()
     if (plan_file is None) == (path is None):
         raise UsageError("give either a saved PLAN file or -f FILE, not both and not neither")
+    # Parsed before anything is written: a typo found only after commit would fail a committed apply.
+    smtp = _smtp_target()
     engine = ctx.engine()
     if plan_file is not None:
         if no_prune or replace:
@@ -108,21 +116,36 @@ def apply(
     if result.invitations_queued:
         click.echo(f"Queued {result.invitations_queued} invitation email(s).")
     click.echo(f"Audit chain head: {result.audit_head}")
-    _deliver_invitations(engine, result.invitations_queued)
+    _deliver_invitations(engine, smtp, result.organization_id, result.invitations_queued)
 
 
-def _deliver_invitations(engine: object, queued: int) -> None:
-    """After commit: a rolled-back apply never gets here, so it never sends anything."""
-    url = os.environ.get("USERCTL_SMTP_URL")
+def _smtp_target() -> "SmtpTarget | None":
+    from userctl import notify
+
+    url = os.environ.get(notify.ENV_SMTP_URL)
+    return notify.parse_smtp_url(url) if url else None
+
+
+def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: int, queued: int) -> None:
+    """After commit (a rolled-back apply never gets here, so it never sends anything), deliver
+    this organization's queued invitations. The apply is committed whatever happens here, so a
+    failure is a warning: the emails stay queued for `userctl notifications send`."""
     if not queued:
         return
-    if not url:
+    if smtp is None:
         click.echo("USERCTL_SMTP_URL is not set: invitations stay queued (`userctl notifications send`).", err=True)
         return
+    from sqlalchemy.exc import SQLAlchemyError
+
     from userctl import notify
     from userctl.clock import utcnow
 
-    report = notify.send_queued(engine, url, utcnow())  # type: ignore[arg-type]
+    try:
+        report = notify.send_queued(engine, smtp, utcnow(), org_id)
+    except (UserctlError, SQLAlchemyError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"warning: invitations not sent ({reason}); they stay queued: retry with `userctl notifications send`.", err=True)
+        return
     click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if report.failed:
         click.echo("Some invitations could not be sent; retry with `userctl notifications send`.", err=True)

@@ -163,6 +163,42 @@ def test_inactive_admin_is_refused(runner: Runner, engine: Engine, tmp_path: Pat
     assert sum(_counts(engine).values()) == 0
 
 
+def test_admin_with_two_factor_disabled_is_refused(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+    text = SMALL.replace("    two_factor: required\n", "    two_factor: disabled\n", 1)
+    result = runner("init", "-f", _write(tmp_path, text), "--admin", "boss@small.co")
+    assert result.exit_code == 1
+    assert "--admin boss@small.co is declared with two_factor: disabled" in result.stderr
+    assert "otpauth" not in result.output and "Traceback" not in result.output
+    assert sum(_counts(engine).values()) == 0
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        ('id_type: CC\n    id_number: "12345678"', 'id_type: CC\n    id_number: "79845120"'),  # carlos.gomez's
+        ("Boss@Small.co:", "Carlos.Gomez@acme.co:"),  # carlos.gomez's email, written in another case
+    ],
+    ids=["identity document", "email"],
+)
+def test_demo_users_that_collide_with_the_admin_are_left_out(
+    runner: Runner, engine: Engine, tmp_path: Path, identity: tuple[str, str]
+) -> None:
+    """The admin is the file's; a demo user holding their identity would be the same person twice."""
+    text = SMALL.replace(*identity, 1)
+    admin = "carlos.gomez@acme.co" if "Carlos" in identity[1] else "boss@small.co"
+    result = runner("init", "-f", _write(tmp_path, text), "--admin", admin, "--demo")
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        users = {email: first for email, first in conn.execute(sa.select(models.User.email, models.User.first_name))}
+    assert users[admin] == "Bea"  # as the file declares them
+    assert "carlos.gomez@acme.co" not in set(users) - {admin}
+    assert "maria.rodriguez@acme.co" in users  # the other demo users are there
+    with engine.connect() as conn:
+        carlos_ids = conn.execute(sa.select(sa.func.count()).select_from(models.User)
+                                  .where(models.User.id_number == "79845120")).scalar_one()
+    assert carlos_ids == (1 if "79845120" in identity[1] else 0)
+
+
 def test_invalid_file_is_reported_before_the_database_is_touched(empty_db_url: str, tmp_path: Path) -> None:
     result = Runner(empty_db_url)("init", "-f", _write(tmp_path, SMALL.replace("version: 1", "version: 2")),
                                   "--admin", "boss@small.co")

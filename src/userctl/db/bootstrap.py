@@ -118,7 +118,9 @@ def _create_demo(
         if role.name not in role_ids:
             role_ids[role.name] = rows.insert_role(conn, org_id, role)
     pairs = [(admin_id, account_ids[k]) for k in sorted(admin.bank_accounts) if k in account_ids]
-    users = [u for u in demo.USERS if u.email != admin.email]
+    # A demo user holding the admin's email or identity document would be the admin twice (and
+    # break a unique key): the file's admin wins, as everywhere else in the demo.
+    users = [u for u in demo.USERS if u.email != admin.email and (u.id_type, u.id_number) != (admin.id_type, admin.id_number)]
     for user in users:
         user_id = rows.insert_user(conn, org_id, user, role_ids[user.role])
         pairs.extend((user_id, account_ids[k]) for k in sorted(user.bank_accounts))

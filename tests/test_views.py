@@ -233,6 +233,37 @@ def test_users_show_lists_assigned_and_unassigned_accounts(runner: Runner, facto
     assert acme.secret not in text and acme.secret not in result.stdout
 
 
+def test_users_show_csv_is_one_field_value_row_per_field(runner: Runner, factory: Factory) -> None:
+    acme = _populate(factory)
+    shown = runner("--organization", "acme-payments", "users", "show", "carla.perez@acme.co", "--format", "json")
+    detail = json.loads(shown.stdout)
+    result = runner("--organization", "acme-payments", "users", "show", "carla.perez@acme.co", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert list(csv.reader(io.StringIO(result.stdout))) == [
+        ["field", "value"],
+        ["email", "carla.perez@acme.co"],
+        ["first_name", "Carla"],
+        ["last_name", "PÉREZ"],
+        ["id_type", "CE"],
+        ["id_number", "E-778899"],
+        ["phone", "+573115550101"],
+        ["status", "active"],
+        ["two_factor", "optional"],
+        ["totp_enrolled", "false"],
+        ["force_password_reset", "true"],
+        ["created_at", detail["created_at"]],
+        ["updated_at", detail["updated_at"]],
+        ["role", "Payouts Operator"],
+        ["role_description", ""],
+        ["role_permissions", "payouts.create, payouts.view"],
+        ["assigned_accounts", "ops-main, usd-1"],
+        ["unassigned_accounts", "spare"],
+    ]
+    zoe = runner("--organization", "acme-payments", "users", "show", "zoe@acme.co", "--format", "csv").stdout
+    assert "role_description,\"Full access, incl. users\"\n" in zoe and acme.secret not in zoe
+    assert "csv: a field,value row per field" in runner("users", "show", "--help").stdout
+
+
 def test_users_show_pending_user_and_unknown_email(runner: Runner, factory: Factory) -> None:
     _populate(factory)
     text = runner("--organization", "acme-payments", "users", "show", "ana@acme.co").stdout

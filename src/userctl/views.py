@@ -19,7 +19,6 @@ from userctl.clock import iso_z
 from userctl.state import BankAccount, Role, User
 
 FORMATS: Final = ("table", "json", "csv")
-DETAIL_FORMATS: Final = ("table", "json")
 
 Row = Mapping[str, Any]
 
@@ -203,9 +202,29 @@ _STATUS_NOTES: Final = {
 }
 
 
+def detail_csv_rows(detail: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """`users show --format csv` as (field, value) pairs: the user's fields as in JSON, then the
+    role and the accounts by key, flattened (an account's details are in `accounts list`)."""
+    role, accounts = detail["role"], detail["bank_accounts"]
+    return [
+        *((key, value) for key, value in detail.items() if key not in ("role", "bank_accounts")),
+        ("role", role["name"]),
+        ("role_description", role["description"]),
+        ("role_permissions", role["permissions"]),
+        ("assigned_accounts", [a["key"] for a in accounts["assigned"]]),
+        ("unassigned_accounts", [a["key"] for a in accounts["unassigned"]]),
+    ]
+
+
 def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out_csv = io.StringIO()
+        writer = csv.writer(out_csv, lineterminator="\n")
+        writer.writerow(["field", "value"])
+        writer.writerows((key, "" if value is None else _csv_cell(value)) for key, value in detail_csv_rows(detail))
+        return out_csv.getvalue()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
     role = detail["role"]

@@ -11,7 +11,7 @@ import click
 
 from userctl.cli.context import app
 from userctl.state import LIVE_STATUSES
-from userctl.views import DETAIL_FORMATS, FORMATS
+from userctl.views import FORMATS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -23,8 +23,8 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _format_option(choices: tuple[str, ...]) -> Callable[[F], F]:
-    return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True)
+def _format_option(choices: tuple[str, ...], help_text: str | None = None) -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True, help=help_text)
 
 
 @contextlib.contextmanager
@@ -71,7 +71,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
 
 @users.command("show")
 @click.argument("email")
-@_format_option(DETAIL_FORMATS)
+@_format_option(FORMATS, help_text="csv: a field,value row per field; accounts by key (details: `accounts list`).")
 def show_user(email: str, fmt: str) -> None:
     """Every field of one user, their role and permissions, and the organization's bank accounts
     split into assigned and unassigned."""

@@ -5,8 +5,11 @@ backend); the same database always gives the same bytes."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 import yaml_rs
@@ -17,7 +20,7 @@ from userctl import state
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_live_state
 from userctl.desired.loader import load_desired
-from userctl.export import export_yaml, modeline, scalar, warnings
+from userctl.export import SCHEMA_HINT, export_yaml, modeline, scalar, warnings
 from userctl.planner import PlanOptions, diff
 
 # Strings that YAML would misread, or refuse, if they were written plain.
@@ -107,10 +110,11 @@ def test_export_is_deterministic_and_complete(runner: Runner, factory: Factory, 
 
     text = first.stdout
     lines = text.splitlines()
-    assert lines[0] == modeline() == "# yaml-language-server: $schema=https://userctl.dev/schemas/userctl.schema.json"
-    relative = runner("export", "--schema", "userctl.schema.json").stdout
-    assert relative.splitlines()[0] == "# yaml-language-server: $schema=userctl.schema.json"
-    assert relative.splitlines()[1:] == lines[1:]
+    assert lines[0] == modeline() == "# yaml-language-server: $schema=userctl.schema.json"
+    assert lines[1] == SCHEMA_HINT
+    relative = runner("export", "--schema", "../schemas/userctl.schema.json").stdout
+    assert relative.splitlines()[0] == "# yaml-language-server: $schema=../schemas/userctl.schema.json"
+    assert relative.splitlines()[1:] == lines[2:]  # a schema of the user's choosing needs no hint
     assert "\nversion: 1\norganization: acme-payments\nroles:\n" in text
     data = yaml.safe_load(text)
     assert list(data["roles"]) == ["Auditor: read-only", "Payouts Operator", "SuperAdmin", "yes"]
@@ -138,6 +142,26 @@ def test_export_is_deterministic_and_complete(runner: Runner, factory: Factory, 
     # The invited user is exported active, with a comment saying why.
     invited = lines.index("  new.hire@acme.co:  # pending registration (invited)")
     assert lines[invited + 7] == "    status: active"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_default_modeline_names_the_schema_once_the_hint_is_followed(runner: Runner, factory: Factory,
+                                                                         tmp_path: Path) -> None:
+    _populate(factory)
+    exported = tmp_path / "users.yaml"
+    assert runner("export", "-o", str(exported)).exit_code == 0
+    first, hint = exported.read_text(encoding="utf-8").splitlines()[:2]
+    # Do what the second line says, in the file's directory...
+    command = re.fullmatch(r"# Editors check this file against \S+ beside it: `userctl (\w+) > (\S+)`\.", hint)
+    assert command is not None, hint
+    printed = runner(command.group(1))
+    assert printed.exit_code == 0
+    (tmp_path / command.group(2)).write_text(printed.stdout, encoding="utf-8")
+    # ...and the first line leads to the desired-state schema, which the exported file satisfies.
+    target = (exported.parent / first.removeprefix("# yaml-language-server: $schema=")).resolve()
+    schema = json.loads(target.read_text(encoding="utf-8"))
+    assert schema == json.loads((Path(__file__).resolve().parent.parent / "schemas" / "userctl.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(exported.read_text(encoding="utf-8")), schema)
 
 
 def test_export_chooses_the_organization(runner: Runner, factory: Factory) -> None:

@@ -15,7 +15,10 @@ from typing import Final
 
 from userctl.state import LiveState, Role, User
 
-SCHEMA_URL: Final = "https://userctl.dev/schemas/userctl.schema.json"
+# The schema is not published anywhere: the default modeline points at a copy beside the file
+# (`userctl schema > userctl.schema.json`), which the next line of the export says how to make.
+SCHEMA_PATH: Final = "userctl.schema.json"
+SCHEMA_HINT: Final = f"# Editors check this file against {SCHEMA_PATH} beside it: `userctl schema > {SCHEMA_PATH}`."
 INDENT: Final = "  "
 PENDING_COMMENT: Final = "# pending registration (invited)"
 
@@ -27,16 +30,18 @@ _PLAIN: Final = re.compile(r"[^\W\d_][\w.@+\- ]*(?<! )")
 _KEYWORDS: Final = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
 
 
-def modeline(schema: str = SCHEMA_URL) -> str:
-    """The first line: tells editors using the YAML language server which schema to check with."""
+def modeline(schema: str = SCHEMA_PATH) -> str:
+    """The first line: tells editors using the YAML language server which schema to check with
+    (a path is relative to the file)."""
     return f"# yaml-language-server: $schema={schema}"
 
 
-def export_yaml(live: LiveState, schema: str = SCHEMA_URL) -> str:
+def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     """The desired-state file that declares `live` exactly: planning it against the same
     database shows no changes (`warnings` names the states no file can declare)."""
     lines = [
         modeline(schema),
+        *([SCHEMA_HINT] if schema == SCHEMA_PATH else []),
         f"# Exported by `userctl export` from organization {live.organization.slug}. This file is the",
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
         "version: 1",

@@ -11,9 +11,9 @@ from userctl.cli.context import app
 @click.command()
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
               help="Write the file here (atomically) instead of to standard output.")
-@click.option("--schema", "schema", metavar="URL|PATH", default=None,
-              help="Where the first line's $schema points editors (default: the published schema URL); "
-                   "e.g. a path relative to the file, to a copy saved with `userctl schema`.")
+@click.option("--schema", "schema", metavar="PATH|URL", default=None,
+              help="Where the first line's $schema points editors, relative to the file (default: "
+                   "userctl.schema.json beside it, saved with `userctl schema > userctl.schema.json`).")
 def export(output: str | None, schema: str | None) -> None:
     """Write the organization's roles and users as desired-state YAML (`--organization` picks
     the organization when the database holds several)."""
@@ -22,7 +22,7 @@ def export(output: str | None, schema: str | None) -> None:
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current
     from userctl.db.snapshot import read_live_state
-    from userctl.export import SCHEMA_URL, export_yaml, warnings
+    from userctl.export import SCHEMA_PATH, export_yaml, warnings
 
     ctx = app()
     engine = ctx.engine()
@@ -30,7 +30,7 @@ def export(output: str | None, schema: str | None) -> None:
     with begin_read(engine) as conn:
         _org_id, org = resolve_organization(conn, ctx.organization)
         live = read_live_state(conn, org.slug)
-    text = export_yaml(live, schema or SCHEMA_URL)
+    text = export_yaml(live, schema or SCHEMA_PATH)
     for warning in warnings(live):
         click.echo(f"Warning: {warning}", err=True)
     if output:

@@ -1,5 +1,6 @@
 """Execute a plan's changes against the database: a dispatch table by (kind, action), with
-consecutive changes of one kind written as one batch (executemany), in the plan's order."""
+consecutive changes of one kind written in batches (executemany, CHUNK rows at a time), in the
+plan's order. Progress is reported per batch, so a bar keeps moving through one big group."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from userctl.state import Role
 
 CHUNK = 1000
 Handler = Callable[["Executor", Sequence[Change]], None]
+Progress = Callable[[int], None]
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -31,6 +33,7 @@ class Executor:
         self.org_id = organization_id
         self.now = naive_utc(now)
         self.created: list[tuple[str, int]] = []
+        self._progress: Progress | None = None
         self._role_ids = self._ids(models.Role.name, models.Role.id, models.Role.organization_id)
         self._user_ids = self._ids(models.User.email, models.User.id, models.User.organization_id)
         self._bank_ids = self._ids(models.BankAccount.key, models.BankAccount.id, models.BankAccount.organization_id)
@@ -41,14 +44,22 @@ class Executor:
     def user_id(self, email: str) -> int:
         return self._user_ids[email]
 
-    def run(self, changes: Sequence[Change], progress: Callable[[int], None] | None = None) -> list[tuple[str, int]]:
-        """Apply `changes` (already in plan order); returns (email, id) of every user created."""
-        for (kind, action), group in groupby(changes, key=lambda c: (c.kind, c.action)):
-            batch = list(group)
-            HANDLERS[(kind, action)](self, batch)
-            if progress is not None:
-                progress(len(batch))
+    def run(self, changes: Sequence[Change], progress: Progress | None = None) -> list[tuple[str, int]]:
+        """Apply `changes` (already in plan order); returns (email, id) of every user created.
+        `progress` gets the number of changes done after each batch; the numbers add up to
+        len(changes)."""
+        self._progress = progress
+        try:
+            for (kind, action), group in groupby(changes, key=lambda c: (c.kind, c.action)):
+                HANDLERS[(kind, action)](self, list(group))
+        finally:
+            self._progress = None
         return self.created
+
+    def _done(self, count: int) -> None:
+        """Every handler reports each change exactly once, after the batch that wrote it."""
+        if self._progress is not None and count:
+            self._progress(count)
 
     def bump_serial(self) -> int:
         org = models.Organization
@@ -63,6 +74,7 @@ class Executor:
             self._role_ids[c.key[0]] = insert_role(
                 self.conn, self.org_id, Role(after["name"], after["description"], frozenset(after["permissions"]))
             )
+            self._done(1)
 
     def update_roles(self, changes: Sequence[Change]) -> None:
         perms = models.RolePermission
@@ -79,11 +91,13 @@ class Executor:
                 self.conn.execute(
                     delete(perms).where(perms.role_id == role_id, perms.permission.in_(permissions["removed"]))
                 )
+            self._done(1)
 
     def delete_roles(self, changes: Sequence[Change]) -> None:
         ids = [self._role_ids.pop(c.key[0]) for c in changes]
         self.conn.execute(delete(models.RolePermission).where(models.RolePermission.role_id.in_(ids)))
         self.conn.execute(delete(models.Role).where(models.Role.id.in_(ids)))
+        self._done(len(ids))
 
     # --- users ---------------------------------------------------------------------------------
 
@@ -109,18 +123,19 @@ class Executor:
                     "updated_at": self.now,
                 }
             )
-        self.conn.execute(insert(models.User), rows)
-        emails = [r["email"] for r in rows]
-        for part in _chunks(emails):
+        for part in _chunks(rows):
+            self.conn.execute(insert(models.User), list(part))
+            emails = [r["email"] for r in part]
             found = dict(
                 self.conn.execute(
                     select(models.User.email, models.User.id).where(
-                        models.User.organization_id == self.org_id, models.User.email.in_(part)
+                        models.User.organization_id == self.org_id, models.User.email.in_(emails)
                     )
                 ).all()
             )
             self._user_ids.update(found)
-        self.created.extend((e, self._user_ids[e]) for e in emails)
+            self.created.extend((e, self._user_ids[e]) for e in emails)
+            self._done(len(part))
 
     def replace_users(self, changes: Sequence[Change]) -> None:
         self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])
@@ -141,16 +156,18 @@ class Executor:
         user = models.User
         for fields, rows in by_fields.items():
             stmt = update(user).where(user.id == bindparam("b_id")).values({f: bindparam(f"b_{f}") for f in fields})
-            self.conn.execute(stmt, rows)
+            for part in _chunks(rows):
+                self.conn.execute(stmt, list(part))
+                self._done(len(part))
         disabled = [self._user_ids[c.key[0]] for c in changes if c.action == "disable_two_factor"]
         for part in _chunks(disabled):
             # Disabling 2FA removes the enrolled authenticator (studio guide).
             self.conn.execute(delete(models.TotpSecret).where(models.TotpSecret.user_id.in_(part)))
 
     def delete_users(self, changes: Sequence[Change]) -> None:
-        self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])
+        self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes], report=True)
 
-    def _delete_user_rows(self, ids: list[int]) -> None:
+    def _delete_user_rows(self, ids: list[int], *, report: bool = False) -> None:
         for part in _chunks(ids):
             # Explicit rather than trusting ON DELETE CASCADE, which SQLite enforces only per connection.
             for column in (models.UserBankAccount.user_id, models.TotpSecret.user_id, models.OtpUse.user_id, models.Approval.approver_id):
@@ -159,6 +176,8 @@ class Executor:
                 update(models.Notification).where(models.Notification.user_id.in_(part)).values(user_id=None)
             )
             self.conn.execute(delete(models.User).where(models.User.id.in_(part)))
+            if report:  # a replace reports its users once, when they are created again
+                self._done(len(part))
 
     # --- assignments ---------------------------------------------------------------------------
 
@@ -166,15 +185,19 @@ class Executor:
         return [{"b_user": self._user_ids[c.key[0]], "b_bank": self._bank_ids[c.key[1]]} for c in changes]
 
     def assign(self, changes: Sequence[Change]) -> None:
-        self.conn.execute(
-            insert(models.UserBankAccount),
-            [{"user_id": p["b_user"], "bank_account_id": p["b_bank"]} for p in self._pairs(changes)],
-        )
+        for part in _chunks(changes):
+            self.conn.execute(
+                insert(models.UserBankAccount),
+                [{"user_id": p["b_user"], "bank_account_id": p["b_bank"]} for p in self._pairs(part)],
+            )
+            self._done(len(part))
 
     def unassign(self, changes: Sequence[Change]) -> None:
         uba = models.UserBankAccount
         stmt = delete(uba).where(uba.user_id == bindparam("b_user"), uba.bank_account_id == bindparam("b_bank"))
-        self.conn.execute(stmt, self._pairs(changes))
+        for part in _chunks(changes):
+            self.conn.execute(stmt, self._pairs(part))
+            self._done(len(part))
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {

@@ -43,10 +43,15 @@ def _hook() -> dict[str, Any]:
     return dict(hook)
 
 
+def _selected(hook: dict[str, Any], path: str) -> bool:
+    """pre-commit's choice of files for a hook: `files` searched, `exclude` not (both default to
+    matching nothing excluded)."""
+    return bool(re.search(hook.get("files", ""), path)) and not re.search(hook.get("exclude", "^$"), path)
+
+
 def _run_hook(cwd: Path, files: Sequence[str], extra_args: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     hook = _hook()
-    pattern = re.compile(hook["files"])
-    staged = [f for f in files if pattern.search(f)]  # pre-commit passes only matching files
+    staged = [f for f in files if _selected(hook, f)]  # pre-commit passes only matching files
     command = [*shlex.split(hook["entry"]), *hook.get("args", []), *extra_args, *staged]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -56,9 +61,24 @@ def test_hook_definition() -> None:
     hook = _hook()
     assert hook["language"] == "python"
     assert hook.get("pass_filenames", True) is True
-    pattern = re.compile(hook["files"])
-    assert pattern.search("users.yaml") and pattern.search("org/team.yml")
-    assert not pattern.search("README.md") and not pattern.search("users.yaml.bak")
+    # By default: a users.yaml, or the *.yaml files of a users/ directory, in any folder...
+    for path in ("users.yaml", "users/team.yaml", "org/users.yaml", "org/users/roles.yaml"):
+        assert _selected(hook, path), path
+    # ...and no other YAML of a repository, which userctl validate would reject.
+    for path in (".pre-commit-config.yaml", ".github/workflows/x.yml", ".github/workflows/users.yaml",
+                 "docker-compose.yml", "team.yaml", "users.yml", "users/sub/deep.yaml", "myusers.yaml",
+                 "users.yaml.bak", "README.md"):
+        assert not _selected(hook, path), path
+
+
+def test_other_yaml_of_the_repository_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "users.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n", encoding="utf-8")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "x.yml").write_text("on: push\njobs: {}\n", encoding="utf-8")
+    result = _run_hook(tmp_path, ["users.yaml", ".pre-commit-config.yaml", ".github/workflows/x.yml"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("valid") == 1 and "users.yaml: valid" in result.stdout
 
 
 def test_good_file_passes(tmp_path: Path) -> None:
@@ -69,12 +89,14 @@ def test_good_file_passes(tmp_path: Path) -> None:
 
 
 def test_bad_file_fails_with_file_line_col(tmp_path: Path) -> None:
-    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
-    (tmp_path / "bad.yaml").write_text(GOOD.replace('"1020304050"', "0123456"), encoding="utf-8")
-    result = _run_hook(tmp_path, ["good.yaml", "bad.yaml"])
+    (tmp_path / "users.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "users.yaml").write_text(GOOD.replace('"1020304050"', "0123456"), encoding="utf-8")
+    result = _run_hook(tmp_path, ["users.yaml", "other/users.yaml"])
     assert result.returncode == 1
-    assert re.search(r"^bad\.yaml:11:16: users\.ana@acme\.co\.id_number: .*quote", result.stderr, re.M), result.stderr
-    assert "good.yaml" not in result.stderr and "good.yaml: valid" in result.stdout
+    assert re.search(r"^other/users\.yaml:11:16: users\.ana@acme\.co\.id_number: .*quote", result.stderr, re.M), \
+        result.stderr
+    assert result.stderr.count("users.yaml") == 1 and "users.yaml: valid" in result.stdout
 
 
 def test_a_directory_of_files_is_validated_as_one_desired_state(tmp_path: Path) -> None:

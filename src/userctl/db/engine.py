@@ -171,8 +171,11 @@ def begin_write(
                 raise
         else:
             transaction = conn.begin()
-        with transaction:
-            yield conn
+        try:
+            with transaction:
+                yield conn
+        finally:
+            _restore_mariadb_lock_wait(conn)
 
 
 def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
@@ -189,8 +192,14 @@ def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
         if backend == "postgresql":
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'")
         else:
-            # MariaDB's granularity is whole seconds; never 0, which would mean "do not wait".
-            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, round(timeout_s))}")
+            # MariaDB has no per-transaction setting: the session's value is saved here and put
+            # back by begin_write once the transaction is over, so that the pooled connection
+            # does not keep this apply's timeout. Whole seconds; never 0 ("do not wait").
+            conn.exec_driver_sql(
+                f"SET {_MARIADB_SAVED_LOCK_WAIT} = @@SESSION.innodb_lock_wait_timeout, "
+                f"SESSION innodb_lock_wait_timeout = {max(1, round(timeout_s))}"
+            )
+            conn.info[_MARIADB_SAVED_LOCK_WAIT] = True
         try:
             org_id = conn.execute(query.with_for_update()).scalar_one_or_none()
         except DBAPIError as exc:
@@ -200,6 +209,25 @@ def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
     if org_id is None:
         raise NotFound(f"organization {slug!r} does not exist in this database")
     return int(org_id)
+
+
+_MARIADB_SAVED_LOCK_WAIT = "@userctl_saved_lock_wait"
+
+
+def _restore_mariadb_lock_wait(conn: Connection) -> None:
+    """Undo lock_organization's session setting, after commit or rollback. Straight to the
+    driver, so that SQLAlchemy opens no new transaction for it; a connection that cannot take it
+    (it died with the transaction) is discarded rather than returned to the pool."""
+    if not conn.info.pop(_MARIADB_SAVED_LOCK_WAIT, False):
+        return
+    try:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {_MARIADB_SAVED_LOCK_WAIT}")
+        finally:
+            cursor.close()
+    except Exception:  # noqa: BLE001 - whatever the driver raises, the connection must not be reused
+        conn.invalidate()
 
 
 def _lock_timeout(organization: str | None) -> LockTimeout:

@@ -2,8 +2,9 @@
 three ways of printing them: an aligned table for people, JSON and CSV for scripts. Pure: the
 CLI reads the database and hands the rows here.
 
-Every format shows the same columns; JSON and CSV use the field names as keys/headers so a
-script does not depend on the human headers.
+Every format shows the same fields; JSON and CSV use the field names as keys/headers so a
+script does not depend on the human headers, and keep each field on its own (a table cell may
+show two, like the users list's 2FA).
 """
 
 from __future__ import annotations

@@ -374,9 +374,11 @@ def test_malformed_codes_are_refused_without_counting(
 def test_wrong_code_is_refused_and_only_the_failure_is_recorded(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     before = domain_tables(engine)
-    result = runner(*apply_args(path, "root@acme.co", wrong_code(org.root)))
+    code = wrong_code(org.root)
+    result = runner(*apply_args(path, "root@acme.co", code))
     assert result.exit_code == 4, result.output
     assert "wrong one-time code" in result.stderr and "4 attempt(s) left" in result.stderr
+    assert code not in result.output
     assert domain_tables(engine) == before
     assert [r.failed_attempts for r in rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == org.root.user_id)] == [1]
     assert [e.action for e in rows_of(engine, m.AuditEvent)] == ["otp.failure"]

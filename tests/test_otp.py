@@ -74,7 +74,7 @@ def test_provisioning_uri_names_the_account_and_issuer() -> None:
     assert "secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP" in uri and "issuer=userctl%20%28acme-payments%29" in uri
 
 
-def test_failure_messages_never_contain_the_code() -> None:
+def test_failure_outcome_messages() -> None:
     outcome = otp.FailureOutcome("ana@acme.co", 3, None)
     assert "2 attempt(s) left" in outcome.message()
     locked = otp.FailureOutcome("ana@acme.co", 0, dt.datetime(2026, 3, 1, 12, 15))
@@ -82,6 +82,35 @@ def test_failure_messages_never_contain_the_code() -> None:
 
 
 # --- against the database -------------------------------------------------------------------
+
+
+def test_failure_messages_never_contain_the_code(engine: Engine, op: Any) -> None:
+    """Every way a real code can be refused: wrong (real codes of this secret, far outside the
+    drift window), the lockout, a locked-out right code, a replay, and malformed versions of a
+    real code. None of the messages, nor the audit trail, repeats the code."""
+    refused: list[tuple[str, str]] = []
+
+    def refuse(code: str, moment: dt.datetime) -> str:
+        with pytest.raises(TwoFactorFailed) as caught:
+            confirm(engine, op, code, moment)
+        refused.append((code, str(caught.value)))
+        return str(caught.value)
+
+    for steps in (5, 9, 13, 17):
+        assert "attempt(s) left" in refuse(code_at(op.secret, T0, steps), T0)
+    assert "locked out of confirmations until" in refuse(code_at(op.secret, T0, 21), T0)
+    assert "is locked out" in refuse(code_at(op.secret, T0), T0)
+    later = T0 + dt.timedelta(minutes=20)
+    used = code_at(op.secret, later)
+    confirm(engine, op, used, later)
+    assert "already used" in refuse(used, later)
+    assert "six digits" in refuse(used + "7", later)
+    assert "six digits" in refuse(used.translate(str.maketrans("0123456789", "０１２３４５６７８９")), later)
+
+    trail = " ".join(str(v) for e in audit_rows(engine) for v in (e.operator, e.address, e.before, e.after))
+    for code, message in refused:
+        assert code not in message, message
+        assert code not in trail
 
 
 def test_current_code_is_accepted_and_its_step_recorded(engine: Engine, op: Any) -> None:

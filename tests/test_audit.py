@@ -228,6 +228,29 @@ def test_cli_verify_intact_then_broken(engine: Engine, factory, runner) -> None:
     assert "Traceback" not in result.output
 
 
+def test_cli_verify_names_a_deleted_event(engine: Engine, factory, runner) -> None:
+    org = factory.org()
+    seed(engine, org)
+    execute(engine, events_t.delete().where(events_t.c.seq == 2))
+    result = runner("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "audit chain of acme-payments is broken" in result.stderr and "event #2 is missing" in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_cli_verify_names_reordered_events(engine: Engine, factory, runner) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.begin() as conn:  # through a free seq: the unique key forbids a direct swap
+        conn.execute(events_t.update().where(events_t.c.seq == 3).values(seq=-3))
+        conn.execute(events_t.update().where(events_t.c.seq == 4).values(seq=3))
+        conn.execute(events_t.update().where(events_t.c.seq == -3).values(seq=4))
+    result = runner("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "audit chain of acme-payments is broken: event #3" in result.stderr and "out of order" in result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
 def test_cli_verify_detects_a_truncated_tail_with_head(engine: Engine, factory, runner) -> None:
     org = factory.org()
     head = seed(engine, org)

@@ -4,7 +4,11 @@ transaction, and failures stay queued for `userctl notifications send` to retry.
 
 The registration token is generated at delivery time, sent only in the email and stored only as
 its SHA-256, so nobody who can read the tables (or the output, or the logs) can use an
-invitation. Re-sending an invitation issues a fresh token.
+invitation. Why at delivery and not when apply queues the row: a token made at queue time would
+have to wait in the outbox in plain text until it is sent (perhaps days, while SMTP is down);
+made at delivery, no plaintext token is ever stored anywhere. So a queued row has no token hash
+and no expiry yet, and the 7-day expiry (INVITATION_TTL) is measured from sending, not from the
+apply: the invitee always gets the full seven days. Re-sending an invitation issues a fresh token.
 """
 
 from __future__ import annotations

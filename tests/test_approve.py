@@ -174,7 +174,7 @@ def test_four_eyes_the_approver_cannot_apply_their_own_approval(
     own = runner(*apply_args(path, "root@acme.co"))
 
     assert own.exit_code == 4, own.output
-    assert "by another operator (four-eyes is on)" in own.stderr
+    assert "requires four eyes" in own.stderr and "someone else must approve this exact plan" in own.stderr
     assert tables(engine) == before  # the approval is still unused
 
     other = runner(*apply_args(path, lead.email))

@@ -249,8 +249,8 @@ def _confirm(
         own = " (the applier's own --otp-code does not count)" if otp_code is not None else ""
         raise TwoFactorRequired(
             f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires four eyes{own}: "
-            "someone else must approve this exact plan first, by another operator (four-eyes is on), with "
-            "`userctl approve PLAN --operator EMAIL --otp-code CODE`; then apply it again"
+            "someone else must approve this exact plan with "
+            "`userctl approve PLAN --operator THEIR-EMAIL --otp-code THEIR-CODE`, then apply it again"
         )
     raise TwoFactorRequired(
         f"{steps} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "

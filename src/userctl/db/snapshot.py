@@ -1,7 +1,9 @@
 """The live state of one organization, read with a few set-based Core SELECTs into the plain
-types of `userctl.state` (DESIGN §3, §6): one query per table, never one per user, so 100k
-users read in about a second. Callers provide the transaction (`begin_read` for planning,
-`begin_write` for apply's precondition re-reads)."""
+types of `userctl.state` (DESIGN §3, §6): one query per table, never one per user. The two big
+ones (all users, all assignments) are Core SELECTs compiled for the backend and run on the
+driver's own cursor: at 100k users SQLAlchemy's result rows would add a tenth of a second for
+nothing, as every column is read as the driver gives it. Callers provide the transaction
+(`begin_read` for planning, `begin_write` for apply's precondition re-reads)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Collection, Iterable, Iterator, TypeVar, Unpack
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from userctl import state
 from userctl.db import tables
@@ -94,8 +97,8 @@ def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = N
         select(uba.user_id, ba.key).join(tables.bank_accounts, ba.id == uba.bank_account_id).where(ba.organization_id == org_id)
     )
     if emails is None:
-        user_rows = conn.execute(users_q).all()
-        account_rows = conn.execute(accounts_q).all()
+        user_rows = _driver_rows(conn, users_q)
+        account_rows = _driver_rows(conn, accounts_q)
     else:
         user_rows = _chunked_rows(conn, users_q, u.email, emails)
         account_rows = _chunked_rows(conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email, emails)
@@ -120,6 +123,25 @@ def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAcc
         select(ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency).where(ba.organization_id == org_id)
     )
     return {key: state.BankAccount(key, bank, account_type, masked, currency) for key, bank, account_type, masked, currency in rows}
+
+
+def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> list[Any]:
+    """All rows of `query` as the driver's own tuples, inside the connection's transaction.
+    Booleans arrive as the backend stores them (0/1 on SQLite and MariaDB): callers convert."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    args: Any = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None, "a connection inside a transaction has its driver connection"
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(compiled.string, args)
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # The same exception a Core execute raises, so callers and the CLI treat it alike.
+        raise DBAPIError.instance(compiled.string, args, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
 
 
 def _chunked_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[str]) -> list[Any]:

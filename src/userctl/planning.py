@@ -22,14 +22,16 @@ def plan_from_file(engine: "Engine", path: str | os.PathLike[str], options: Plan
     from userctl.db.snapshot import read_live_state
     from userctl.desired.loader import load_desired, locate
 
-    desired = load_desired(path)
-    if organization is not None and organization != desired.organization:
-        raise UsageError(f"--organization {organization} does not match the file, which declares {desired.organization!r}")
-    require_current(engine)
-    with begin_read(engine) as conn:
-        live = read_live_state(conn, desired.organization)
-    try:
-        with gc_paused():
+    # One pause around the three bulk steps (the loader's and the snapshot's own pauses nest
+    # inside it): no collection runs between them, over objects that all survive.
+    with gc_paused():
+        desired = load_desired(path)
+        if organization is not None and organization != desired.organization:
+            raise UsageError(f"--organization {organization} does not match the file, which declares {desired.organization!r}")
+        require_current(engine)
+        with begin_read(engine) as conn:
+            live = read_live_state(conn, desired.organization)
+        try:
             return diff(desired, live, options)
-    except InputError as exc:
-        raise InputError(locate(exc.problems, desired)) from None
+        except InputError as exc:
+            raise InputError(locate(exc.problems, desired)) from None

@@ -1,0 +1,52 @@
+"""What `userctl plan` imports (DESIGN §6): at 10k users, importing the ORM and Alembic would
+cost a third of the time budget, so the plan path reads through Core tables and checks the
+schema revision with plain SQL. Checked structurally, in a fresh interpreter, not by a timer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Factory
+from tests.test_speed_snapshot import ORG_YAML
+
+# Runs the real entry point and reports, when the process exits, which heavy modules it loaded.
+PROBE = """
+import atexit, json, sys
+def report():
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] == "alembic" or m.startswith("sqlalchemy.orm"))
+    print(json.dumps({"heavy": heavy, "sqlalchemy": "sqlalchemy" in sys.modules}), file=sys.stderr)
+atexit.register(report)
+sys.argv = ["userctl", *sys.argv[1:]]
+from userctl.cli.main import main
+main()
+"""
+
+
+def _run(db_url: str, *args: str) -> tuple[int, dict[str, object], str]:
+    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_plan_imports_neither_the_orm_nor_alembic(db_url: str, factory: Factory, tmp_path: Path) -> None:
+    org = factory.org()
+    factory.role(org, "R", ["users.view"])
+    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    code, loaded, out = _run(db_url, "plan", "-f", str(tmp_path / "org.yaml"), "--detailed-exitcode")
+    assert code == 2 and "first@acme.co" in out  # it did plan, reading the database
+    assert loaded == {"heavy": [], "sqlalchemy": True}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_validate_imports_no_database_layer_at_all(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    code, loaded, _ = _run(db_url, "validate", "-f", str(tmp_path / "org.yaml"))
+    assert code == 0
+    assert loaded == {"heavy": [], "sqlalchemy": False}

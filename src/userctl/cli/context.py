@@ -30,6 +30,13 @@ class AppContext:
             self._engine = create_engine_for(self.database_url)
         return self._engine
 
+    def close(self) -> None:
+        """Give the pooled connections back to the server when the command ends: a process that
+        runs many commands (a test suite, a long-lived script) must not hold one pool each."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def color(self, stream: object = None) -> bool:
         """Colour only on a terminal, never with NO_COLOR (any value) or --no-color."""
         if self.no_color or "NO_COLOR" in os.environ:

@@ -112,6 +112,7 @@ def _unexpected(exc: Exception) -> str:
 def cli(ctx: click.Context, database_url: str, organization: str | None, no_color: bool, debug: bool) -> None:
     """Manage a business account's users, roles and payout bank-account assignments as code."""
     ctx.obj = AppContext(database_url=database_url, organization=organization, no_color=no_color, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def main() -> None:

@@ -1,0 +1,32 @@
+"""Each CLI command gives its database connections back when it ends: a process that runs many
+commands (this test suite, a long-lived script) must not keep one connection pool per command."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tests.conftest import Factory, Runner
+
+COUNT = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+    "mariadb": "SELECT count(*) FROM information_schema.processlist WHERE db = database()",
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_commands_close_their_connections(backend: str, runner: Runner, factory: Factory, engine: Engine) -> None:
+    org = factory.org("acme-payments")
+    factory.user(org, "ana@acme.co", factory.role(org, "Admin", ["users.manage"]))
+
+    def connections() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(COUNT[backend])).scalar_one())
+
+    before = connections()
+    for _ in range(5):
+        result = runner("users", "list", "--format", "json")
+        assert result.exit_code == 0, result.output
+        assert "ana@acme.co" in result.stdout
+    assert connections() == before

@@ -172,6 +172,32 @@ def test_planning_never_writes(runner: Runner, factory: Factory, engine: Engine,
     assert dump_tables(engine) == before
 
 
+def test_planning_reads_in_a_transaction_that_refuses_writes(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from userctl.db import snapshot
+
+    seed(factory)
+    attempts: list[str] = []
+    original = snapshot.read_live_state
+
+    def read_then_try_to_write(conn: sa.Connection, slug: str) -> object:
+        live = original(conn, slug)
+        # A savepoint keeps the (expected) failure from poisoning the rest of the transaction.
+        with pytest.raises(sa.exc.DBAPIError) as refused, conn.begin_nested():
+            conn.execute(sa.text("UPDATE organizations SET name = 'written by plan'"))
+        attempts.append(str(refused.value.orig))
+        return live
+
+    monkeypatch.setattr(snapshot, "read_live_state", read_then_try_to_write)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    assert len(attempts) == 1 and any(w in attempts[0].lower() for w in ("read-only", "readonly", "read only")), attempts
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM organizations")).scalar_one() != "written by plan"
+
+
 def test_unknown_organization_and_bad_file_exit_1(runner: Runner, factory: Factory, tmp_path: Path) -> None:
     seed(factory)
     other = write_desired(tmp_path / "other.yaml", replace(desired(), organization="globex"))

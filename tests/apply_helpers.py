@@ -136,6 +136,17 @@ def save_plan(engine: Engine, desired: DesiredState, tmp_path: Path, name: str =
     return path
 
 
+def drop_gone(engine: Engine) -> DesiredState:
+    """A small destructive plan's desired state (2FA under the default policy): gone@acme.co is
+    deleted and unassigned."""
+    return with_users(exported(live_state(engine)), drop=["gone@acme.co"])
+
+
+def drop_gone_plan(engine: Engine, tmp_path: Path) -> Path:
+    """The same, saved as plan.json in tmp_path."""
+    return save_plan(engine, drop_gone(engine), tmp_path)
+
+
 def rename(desired: DesiredState, email: str, first_name: str) -> DesiredState:
     return with_users(desired, replace(desired.users[email], first_name=first_name))
 

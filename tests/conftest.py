@@ -20,12 +20,11 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import click.testing
 import pyotp
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from userctl import state
@@ -33,6 +32,9 @@ from userctl.db import rows
 from userctl.db.engine import create_engine_for
 from userctl.db.migrate import upgrade
 from userctl.db.models import Base
+
+if TYPE_CHECKING:
+    from tests.apply_helpers import Org
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_URLS = {
@@ -294,6 +296,22 @@ class Factory:
 @pytest.fixture
 def factory(engine: Engine) -> Factory:
     return Factory(engine)
+
+
+@pytest.fixture
+def org(factory: Factory) -> "Org":
+    """The apply tests' organization (tests/apply_helpers.build_org); a module may override it."""
+    from tests.apply_helpers import build_org
+
+    return build_org(factory)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees."""
+    from tests.apply_helpers import clean_environment
+
+    clean_environment(monkeypatch)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,8 +23,8 @@ from tests.apply_helpers import (
     Org,
     apply_args,
     build_org,
-    clean_environment,
     code_at,
+    drop_gone,
     every_change,
     exported,
     live_state,
@@ -50,21 +50,6 @@ T0 = dt.datetime(2026, 3, 1, 12, 0, 10)  # 10 s into a 30 s step
 ALL_ACTIONS = {(kind, action) for kind, actions in ACTIONS.items() for action in actions}
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 HEAD = re.compile(r"Audit chain head: ([0-9a-f]{64})")
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
-@pytest.fixture
-def org(factory: Factory) -> Org:
-    return build_org(factory)
-
-
-def drop_gone(engine: Engine) -> Any:
-    """A small destructive plan's desired state: gone@acme.co is deleted (and unassigned)."""
-    return with_users(exported(live_state(engine)), drop=["gone@acme.co"])
 
 
 def domain_tables(engine: Engine) -> dict[str, Any]:

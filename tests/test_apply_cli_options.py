@@ -10,36 +10,17 @@ from sqlalchemy.engine import Engine
 
 from tests.apply_helpers import (
     Org,
-    build_org,
-    clean_environment,
-    exported,
-    live_state,
+    drop_gone_plan,
     rows_of,
-    save_plan,
     tables,
-    with_users,
 )
-from tests.conftest import Factory, Runner
+from tests.conftest import Runner
 from userctl.db import models as m
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
-@pytest.fixture
-def org(factory: Factory) -> Org:
-    return build_org(factory)
-
-
-def drop_gone(engine: Engine, tmp_path: Path) -> Path:
-    return save_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]), tmp_path)
 
 
 @pytest.mark.parametrize("command", ["apply", "approve"])
 def test_operator_is_required(engine: Engine, org: Org, runner: Runner, tmp_path: Path, command: str) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
     extra = ["--yes"] if command == "apply" else []
 
@@ -52,7 +33,7 @@ def test_operator_is_required(engine: Engine, org: Org, runner: Runner, tmp_path
 
 
 def test_operator_from_the_environment(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
 
     result = runner("apply", str(path), "--otp-code", org.root.code(), "--yes", env={"USERCTL_OPERATOR": "Root@Acme.co"})
 
@@ -63,7 +44,7 @@ def test_operator_from_the_environment(engine: Engine, org: Org, runner: Runner,
 
 
 def test_approver_from_the_environment(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
 
     result = runner("approve", str(path), "--otp-code", org.root.code(), env={"USERCTL_OPERATOR": "root@acme.co"})
 

@@ -25,7 +25,6 @@ from tests.apply_helpers import (
     ADMIN_PERMS,
     ORG,
     build_org,
-    clean_environment,
     every_change,
     exported,
     live_state,
@@ -49,11 +48,6 @@ PATIENCE_S = 60.0  # how long to wait for a subprocess to reach the expected poi
 def backend(request: pytest.FixtureRequest) -> str:
     """Row locks, lock waits and sessions that outlive their client exist on the servers."""
     return str(request.param)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
 
 
 @pytest.fixture

@@ -9,20 +9,14 @@ import re
 from pathlib import Path
 
 import pyotp
-import pytest
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import clean_environment, rows_of
+from tests.apply_helpers import rows_of
 from tests.conftest import Runner
 from userctl.db import models as m
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "users.yaml")
 ADMIN = "ana.perez@acme.co"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
 
 
 def test_demo_plan_applied_end_to_end(runner: Runner, engine: Engine) -> None:

@@ -15,7 +15,7 @@ from tests.apply_helpers import (
     Org,
     apply_args,
     build_org,
-    clean_environment,
+    drop_gone_plan,
     exported,
     live_state,
     make_plan,
@@ -32,11 +32,6 @@ from userctl.clock import utcnow
 from userctl.db import models as m
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
 @pytest.fixture
 def org(factory: Factory) -> Org:
     return build_org(factory, four_eyes=True)
@@ -47,15 +42,10 @@ def lead(factory: Factory, org: Org) -> Operator:
     return factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
 
 
-def drop_gone(engine: Engine, tmp_path: Path) -> Path:
-    """A destructive plan (needs 2FA under the default policy)."""
-    return save_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]), tmp_path)
-
-
 def test_under_four_eyes_the_appliers_own_code_is_refused(
     engine: Engine, org: Org, lead: Operator, runner: Runner, tmp_path: Path
 ) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     assert plan_of(path).requires_2fa
     before = tables(engine)
 
@@ -93,7 +83,7 @@ def test_without_four_eyes_the_appliers_own_code_still_suffices(
     engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
 ) -> None:
     org = build_org(factory, four_eyes=False)
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     result = runner(*apply_args(path, "root@acme.co", org.root.code()))
     assert result.exit_code == 0, result.output
     assert "verified by totp" in result.stdout

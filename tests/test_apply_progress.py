@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 
 from tests.apply_helpers import (
@@ -14,7 +13,6 @@ from tests.apply_helpers import (
     ORG,
     apply_args,
     build_org,
-    clean_environment,
     code_at,
     every_change,
     exported,
@@ -32,11 +30,6 @@ from userctl.db.engine import begin_write
 from userctl.db.executor import CHUNK, Executor
 from userctl.planner import PlanOptions
 from userctl.state import DesiredState
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
 
 
 def bulk_org(factory: Factory) -> tuple[int, Operator]:

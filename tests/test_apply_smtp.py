@@ -16,7 +16,6 @@ from tests.apply_helpers import (
     ADMIN_PERMS,
     apply_args,
     build_org,
-    clean_environment,
     exported,
     live_state,
     new_user,
@@ -32,11 +31,6 @@ from userctl.db import models as m
 from userctl.db.engine import begin_write
 
 NOW = dt.datetime(2026, 3, 1, 9, 30, 0)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.apply_helpers import (
     ORG,
     Org,
     build_org,
-    clean_environment,
+    drop_gone_plan,
     exported,
     live_state,
     make_plan,
@@ -31,7 +31,6 @@ from tests.apply_helpers import (
     rows_of,
     save_plan,
     tables,
-    with_users,
 )
 from tests.conftest import Factory
 from userctl.apply import approve_plan
@@ -107,23 +106,8 @@ def terminal(db_url: str, tmp_path: Path) -> Iterator[type[Terminal]]:
             t.proc.wait()
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
-@pytest.fixture
-def org(factory: Factory) -> Org:
-    return build_org(factory)
-
-
-def drop_gone(engine: Engine, tmp_path: Path) -> Path:
-    """Destructive, so it needs 2FA."""
-    return save_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]), tmp_path)
-
-
 def test_declining_the_confirmation_writes_nothing(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
 
     t = terminal(["apply", str(path), "--operator", "root@acme.co"])
@@ -139,7 +123,7 @@ def test_declining_the_confirmation_writes_nothing(engine: Engine, org: Org, tmp
 def test_accepting_then_one_hidden_code_before_the_first_write(
     engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
 ) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
 
     t = terminal(["apply", str(path), "--operator", "root@acme.co"])
@@ -158,7 +142,7 @@ def test_accepting_then_one_hidden_code_before_the_first_write(
 
 
 def test_code_given_up_front_is_not_asked_for(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     t = terminal(["apply", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code(), "--yes"])
     assert t.finish() == 0, t.output
     assert TOTP_PROMPT not in t.output and CONFIRM not in t.output
@@ -168,7 +152,7 @@ def test_an_approval_that_no_longer_counts_does_not_stop_the_prompt(
     engine: Engine, factory: Factory, org: Org, tmp_path: Path, terminal: type[Terminal]
 ) -> None:
     lead = factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     from tests.apply_helpers import plan_of
 
     approve_plan(engine, plan_of(path), lead.email, lead.code(), now=utcnow(), valid_for=dt.timedelta(hours=1))
@@ -187,7 +171,7 @@ def test_under_four_eyes_no_code_is_asked_for_and_apply_says_who_must_approve(
     engine: Engine, factory: Factory, tmp_path: Path, terminal: type[Terminal]
 ) -> None:
     build_org(factory, four_eyes=True)
-    path = drop_gone(engine, tmp_path)
+    path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
 
     t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes"])

@@ -16,8 +16,6 @@ from sqlalchemy.engine import Engine
 from tests.apply_helpers import (
     Org,
     apply_args,
-    build_org,
-    clean_environment,
     code_at,
     every_change,
     exported,
@@ -28,7 +26,7 @@ from tests.apply_helpers import (
     save_plan,
     tables,
 )
-from tests.conftest import Factory, Runner
+from tests.conftest import Runner
 from tests.test_notify import SmtpServer
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
@@ -39,16 +37,6 @@ from userctl.planner import PlanOptions
 
 DDL = re.compile(r"^\s*(CREATE|ALTER|DROP|TRUNCATE|RENAME|GRANT|REVOKE)\b", re.IGNORECASE)
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
-@pytest.fixture
-def org(factory: Factory) -> Org:
-    return build_org(factory)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from tests.apply_helpers import (
     Org,
     apply_args,
     build_org,
-    clean_environment,
     code_at,
     exported,
     live_state,
@@ -31,20 +30,16 @@ from tests.apply_helpers import (
 from tests.conftest import Factory, Operator, Runner
 from userctl.apply import apply_plan, approve_plan
 from userctl.db import models as m
-from userctl.errors import GuardBlocked, NotAuthorized, StalePlan, TwoFactorFailed, TwoFactorRequired
+from userctl.errors import (
+    GuardBlocked,
+    NotAuthorized,
+    StalePlan,
+    TwoFactorFailed,
+    TwoFactorRequired,
+)
 from userctl.state import DesiredState
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 10)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    clean_environment(monkeypatch)
-
-
-@pytest.fixture
-def org(factory: Factory) -> Org:
-    return build_org(factory)
 
 
 @pytest.fixture

@@ -1,0 +1,47 @@
+"""parse_fast runs yaml_rs on a second thread while the pre-scan runs: the verdict is still the
+scan's (a suspicious file's value is never used), and what the parse raises reaches the caller."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from userctl.desired import fast_yaml
+
+ALIASED = b"a: &x b\nc: *x\n"
+
+
+def test_a_suspicious_file_gives_no_value_even_though_yaml_rs_reads_it() -> None:
+    assert fast_yaml.parse_unguarded(ALIASED) == {"a": "b", "c": "b"}  # yaml_rs alone would accept it
+    assert fast_yaml.suspicion(ALIASED) is not None
+    assert fast_yaml.parse_fast(ALIASED) is None
+
+
+def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
+    data = b"version: 1\norganization: acme\nusers:\n  a@x.co:\n    id_number: '0123'\n    status: active\n"
+    assert fast_yaml.parse_fast(data) == {
+        "version": 1,
+        "organization": "acme",
+        "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
+    }
+
+
+def test_what_the_parse_raises_on_its_thread_is_raised_to_the_caller() -> None:
+    # parse_unguarded turns yaml_rs's own errors into None; anything else must not be lost on
+    # the other thread. yaml_rs reads a file-like object: this one fails as it is read.
+    class Broken(Exception):
+        pass
+
+    class Unreadable:
+        def read(self, *args: object) -> bytes:
+            raise Broken("read failed")
+
+    with pytest.raises(Broken, match="read failed"):
+        fast_yaml._Background(Unreadable()).result()  # type: ignore[arg-type]
+
+
+def test_no_parse_thread_outlives_the_call() -> None:
+    fast_yaml.parse_fast(ALIASED)
+    fast_yaml.parse_fast(b"a: 1\n")
+    assert not [t for t in threading.enumerate() if t.name == "userctl-yaml-parse"]

@@ -3,7 +3,10 @@ scan's (a suspicious file's value is never used), and what the parse raises reac
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -38,10 +41,27 @@ def test_what_the_parse_raises_on_its_thread_is_raised_to_the_caller() -> None:
             raise Broken("read failed")
 
     with pytest.raises(Broken, match="read failed"):
-        fast_yaml._Background(Unreadable()).result()  # type: ignore[arg-type]
+        fast_yaml.BackgroundParse(Unreadable()).result()  # type: ignore[arg-type]
 
 
 def test_no_parse_thread_outlives_the_call() -> None:
     fast_yaml.parse_fast(ALIASED)
     fast_yaml.parse_fast(b"a: 1\n")
     assert not [t for t in threading.enumerate() if t.name == "userctl-yaml-parse"]
+
+
+def test_many_loads_each_on_a_new_parse_thread_in_a_fresh_process(tmp_path: Path) -> None:
+    # yaml_rs 0.1.6 crashes once the thread that first imported it has ended; each load parses on
+    # a thread of its own, so fast_yaml imports yaml_rs itself, on the importing thread.
+    path = tmp_path / "users.yaml"
+    path.write_text("version: 1\norganization: acme\nroles: {}\nusers: {}\n", encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from userctl.desired.loader import load_desired\n"
+        "assert 'yaml_rs' in sys.modules\n"
+        "for _ in range(40):\n"
+        "    assert load_desired(sys.argv[1]).organization == 'acme'\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]

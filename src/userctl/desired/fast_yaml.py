@@ -20,6 +20,12 @@ import re
 import threading
 from typing import Any, Final
 
+# Imported here, on the thread importing the loader, never first on a parse thread: yaml_rs 0.1.6
+# crashes (SIGSEGV) in any later call once the thread that first imported it has ended.
+import yaml_rs
+
+from userctl.gcpause import gc_paused
+
 # Bytes worth a look: C0 controls and DEL (libyaml refuses them, yaml_rs does not); the
 # indicators & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab (libyaml refuses
 # it in indentation), % (directive); and lead bytes of multi-byte suspects: { (for ${...}),
@@ -72,34 +78,41 @@ def suspicion(data: bytes) -> str | None:
     return None
 
 
-def parse_fast(data: bytes) -> dict[str, Any] | None:
+def parse_fast(data: bytes, started: BackgroundParse | None = None) -> dict[str, Any] | None:
     """The document (UTF-8 already checked) as a dict, or None when the precise parser must decide.
+    `started`: the parse of these very bytes, begun earlier (the loader's prefetch).
 
     yaml_rs releases the GIL while it parses (it holds it again to build the Python objects), so
     it parses on a second thread while the scan, pure-Python regexes, runs on this one: about
     0.05-0.1 s less at 100,000 users on two cores. When the scan finds something, the value is
     dropped unread; that parse cost at most one fast parse of a file within the size limit, as
     yaml_rs caps alias expansion and nesting."""
-    parse = _Background(data)
-    reason = suspicion(data)
-    value = parse.result()
+    assert started is None or started.data is data, "a prefetched parse is of the same bytes"
+    with gc_paused():  # before the thread starts: see BackgroundParse
+        parse = started if started is not None else BackgroundParse(data)
+        reason = suspicion(data)
+        value = parse.result()
     return value if reason is None else None
 
 
-class _Background:
+class BackgroundParse:
     """parse_unguarded(data) on a thread of its own; result() waits for it, and re-raises here
-    whatever it raised there."""
+    whatever it raised there. Not a daemon thread: one left running when the process ends (an
+    error before its result was wanted) is waited for, not stopped inside yaml_rs's Rust code.
+
+    Start it with the collector paused (gcpause.gc_paused): parse_unguarded, finding it enabled,
+    would switch it off and on again from the other thread, under the feet of this one."""
 
     def __init__(self, data: bytes) -> None:
-        self._data = data
+        self.data = data
         self._value: dict[str, Any] | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._value = parse_unguarded(self._data)
+            self._value = parse_unguarded(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
             self._error = exc
 
@@ -112,8 +125,6 @@ class _Background:
 
 def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
     """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
-    import yaml_rs
-
     enabled = gc.isenabled()
     gc.disable()  # a parse allocates millions of objects that all survive: collections are waste
     try:

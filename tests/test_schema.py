@@ -42,7 +42,7 @@ def test_enums_are_the_shared_constants() -> None:
 
 
 def test_user_properties_are_the_user_fields_the_file_declares() -> None:
-    # The loader builds User(**fields): the names must match one for one.
+    # The loader fills each User field from the property of the same name: the names must match one for one.
     fields = {f.name for f in dataclasses.fields(state.User)} - {"email", "totp_enrolled"}
     assert set(USER["properties"]) == fields
     assert set(ROLE["properties"]) == {f.name for f in dataclasses.fields(state.Role)} - {"name"}

@@ -158,3 +158,56 @@ def test_html_shows_the_planning_options_and_preconditions() -> None:
     assert p.preconditions
     for address, expected in p.preconditions.items():
         assert f"<td><code>{html.escape(address)}</code></td><td><code>{expected}</code></td>" in page
+
+
+def hand_made_plan() -> Plan:
+    """Written out change by change, not derived by the planner: the renderers must show what a
+    plan says, whatever produced it."""
+    from userctl.plan import PHASES, Change
+
+    phase = PHASES.index
+    return Plan(
+        organization="acme",
+        two_factor_policy="all",
+        changes=(
+            Change("role", ("Auditor",), "create", phase("role.create"), None,
+                   {"name": "Auditor", "description": "Reads", "permissions": ["audit.view"]},
+                   {"permissions": {"before": None, "after": ["audit.view"], "added": ["audit.view"], "removed": []}}),
+            Change("user", ("zoe@acme.co",), "set_two_factor", phase("user.update"),
+                   {"two_factor": "optional"}, {"two_factor": "required"},
+                   {"two_factor": {"before": "optional", "after": "required"}}, requires_2fa=True),
+            Change("assignment", ("zoe@acme.co", "ops-main"), "assign", phase("assignment.assign"), None,
+                   {"user": "zoe@acme.co", "bank_account": "ops-main"}, {"assigned": {"before": False, "after": True}},
+                   deferred=True, note="deferred: pending registration"),
+            Change("role", ("Legacy",), "delete", phase("role.delete"),
+                   {"name": "Legacy", "description": "", "permissions": []}, None, {},
+                   destructive=True, requires_2fa=True),
+        ),
+        preconditions={'role["Legacy"]': "sha256:" + "0" * 64},
+        findings=(Finding("removal_guard", False, "allowed by --allow-mass-removal"),),
+        options={"prune": True, "replace": [], "allow_mass_removal": True, "operator": None},
+    )
+
+
+def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
+    data = hand_made_plan().to_data()
+    text = render(data, "text").splitlines()
+    assert '+ role["Auditor"] create' in text and "    permissions = [audit.view]" in text
+    assert '~ user["zoe@acme.co"] set_two_factor  [2FA]' in text
+    assert '    two_factor: "optional" -> "required"' in text
+    assert '# assignment["zoe@acme.co" -> "ops-main"] assign  [deferred]' in text
+    assert '- role["Legacy"] delete  [destructive, 2FA]' in text
+    assert "note [removal_guard]: allowed by --allow-mass-removal" in text
+    assert text[-1] == "Plan: 1 to create, 1 to update, 0 to replace, 1 to delete (1 destructive, 2 need 2FA). 1 deferred (not applied now)."
+
+    md = render(data, "markdown")
+    assert "| 1 | 1 | 0 | 1 | 1 | 1 | 2 |" in md
+    assert md.index("Destructive steps (1)") < md.index("<details>") and '- `role["Legacy"]` delete' in md
+    assert "2 step(s) need a 2FA confirmation" in md
+
+    page = render(data, "html")
+    assert "set_two_factor" in page and "allowed by --allow-mass-removal" in page and "policy: <b>all</b>" in page
+
+    again = json.loads(render(data, "json"))
+    jsonschema.Draft202012Validator(SCHEMA).validate(again)
+    assert again == json.loads(json.dumps(data))

@@ -267,7 +267,7 @@ def _role_holders_after(desired: DesiredState, live: LiveState, options: PlanOpt
 def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     role_exists = set(desired.roles) | (set() if b.options.prune else set(live.roles))
     # The one loop over every user (100,000 at scale), nearly all unchanged: lookups are bound
-    # once, and an unchanged user costs one comparison here, not a call.
+    # once, and an unchanged user costs one tuple comparison here, with no call to _plan_update.
     wanted, existing, to_replace = desired.users, live.users.get, b.options.replace
     for email in sorted(wanted):
         want = wanted[email]

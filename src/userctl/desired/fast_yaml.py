@@ -15,7 +15,6 @@ a character class crawls through a 30 MB file.
 
 from __future__ import annotations
 
-import gc
 import re
 import threading
 from typing import Any, Final
@@ -125,18 +124,14 @@ class BackgroundParse:
 
 def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
     """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
-    enabled = gc.isenabled()
-    gc.disable()  # a parse allocates millions of objects that all survive: collections are waste
+    # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently, which is
+    # why the reader checks it first.
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     try:
-        # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently, which is
-        # why the reader checks it first.
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+        with gc_paused():  # a parse allocates millions of objects that all survive
+            value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
     except (yaml_rs.YAMLDecodeError, ValueError, RecursionError):
         return None
-    finally:
-        if enabled:
-            gc.enable()
     return value if isinstance(value, dict) else None
 

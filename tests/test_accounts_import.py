@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory, Runner
-from userctl.accounts_import import plan_import
-from userctl.audit import list_events
+from userctl.apply.accounts_import import plan_import
+from userctl.apply.audit import list_events
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_bank_accounts
 from userctl.errors import InputError

@@ -38,7 +38,8 @@ from tests.apply_helpers import (
     with_users,
 )
 from tests.conftest import Factory, Operator, Runner
-from userctl import audit, notify
+from userctl.apply import audit
+from userctl.apply import outbox
 from userctl.apply import apply_plan
 from userctl.db import models as m
 from userctl.errors import TwoFactorFailed
@@ -685,7 +686,7 @@ def test_apply_delivers_invitations_over_smtp_after_commit(
     stored = {n.recipient: n for n in rows_of(engine, m.Notification)}
     for recipient, token in tokens.items():
         assert stored[recipient].status == "sent"
-        assert stored[recipient].token_hash == notify.token_hash(token)
+        assert stored[recipient].token_hash == outbox.token_hash(token)
         assert token not in result.output  # the token lives only in the email
     assert all(subject.startswith("You are invited to ACME Payments") for subject in (msg["Subject"] for _, msg in inbox.messages))
 
@@ -714,7 +715,7 @@ def test_invitations_stay_queued_while_smtp_is_down_and_are_sent_later(
     assert later.exit_code == 0, later.output
     token = inbox.links()["late@acme.co"]
     [row] = rows_of(engine, m.Notification)
-    assert (row.status, row.token_hash) == ("sent", notify.token_hash(token))
+    assert (row.status, row.token_hash) == ("sent", outbox.token_hash(token))
 
 
 @pytest.mark.parametrize("why", ["stale", "wrong code"])

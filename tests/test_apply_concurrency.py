@@ -35,7 +35,7 @@ from tests.apply_helpers import (
     tables,
 )
 from tests.conftest import BACKENDS, Factory, Runner
-from userctl import audit
+from userctl.apply import audit
 from userctl.db import models as m
 from userctl.db.engine import begin_write
 from userctl.state import DesiredState

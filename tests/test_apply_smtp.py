@@ -26,7 +26,7 @@ from tests.apply_helpers import (
 )
 from tests.conftest import Factory, Runner
 from tests.test_notify import SmtpServer
-from userctl import notify
+from userctl.apply import outbox
 from userctl.db import models as m
 from userctl.db.engine import begin_write
 
@@ -107,7 +107,7 @@ def test_apply_delivers_only_its_own_organizations_invitations(
     other = factory.org("other-co", name="Other Co")
     other_user = factory.user(other, "waiting@other.co", factory.role(other, "Admin", ADMIN_PERMS), status="invited")
     with begin_write(engine) as conn:  # another organization's backlog, e.g. its SMTP was down
-        notify.queue_invitation(conn, other, other_user, "waiting@other.co", NOW)
+        outbox.queue_invitation(conn, other, other_user, "waiting@other.co", NOW)
     path = invite_plan(engine, tmp_path, "new@acme.co")
     smtp.start()
 

@@ -151,7 +151,7 @@ def test_approval_is_used_once(engine: Engine, org: Org, lead: Operator) -> None
     apply_plan(engine, plan, lead.email, otp_code=None, now=T0 + dt.timedelta(minutes=1))
     [approval] = rows_of(engine, m.Approval)
     assert approval.used_at == T0 + dt.timedelta(minutes=1)
-    from userctl import approvals
+    from userctl.apply import approvals
 
     with engine.connect() as conn:
         assert approvals.find(conn, org.id, plan.digest, T0 + dt.timedelta(minutes=2)) is None

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from userctl import audit
-from userctl.audit import GENESIS, AuditRecord, append_events, verify_chain
+from userctl.apply import audit
+from userctl.apply.audit import GENESIS, AuditRecord, append_events, verify_chain
 from userctl.db.models import AuditEvent
 from userctl.state import canonical_json
 

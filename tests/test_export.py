@@ -20,7 +20,7 @@ from userctl import state
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_live_state
 from userctl.desired.loader import load_desired
-from userctl.export import SCHEMA_HINT, export_yaml, modeline, scalar, warnings
+from userctl.desired.export import SCHEMA_HINT, export_yaml, modeline, scalar, warnings
 from userctl.planner import PlanOptions, diff
 
 # Strings that YAML would misread, or refuse, if they were written plain.

@@ -20,7 +20,7 @@ from userctl.db.engine import begin_read, create_engine_for
 from userctl.db.snapshot import read_live_state
 from userctl.desired.loader import load_desired
 from userctl.planner import PlanOptions, diff
-from userctl.secrets import decrypt_secret
+from userctl.apply.secret_store import decrypt_secret
 
 EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "users.yaml")
 ADMIN = "ana.perez@acme.co"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 
-from userctl import notify
+from userctl.apply import outbox
 from userctl.db.engine import begin_write
 from userctl.db.models import Notification
 from userctl.errors import UsageError
@@ -75,11 +75,11 @@ def invited(factory: Any, engine: Engine) -> dict[str, Any]:
     role = factory.role(org, "Viewer", ["users.view"])
     user = factory.user(org, "nuevo@acme.co", role, status="invited", first_name="Nuevo")
     with begin_write(engine) as conn:
-        notify.queue_invitation(conn, org, user, "Nuevo@Acme.co", NOW)
+        outbox.queue_invitation(conn, org, user, "Nuevo@Acme.co", NOW)
     return {"org": org, "user": user, "email": "nuevo@acme.co"}
 
 
-def outbox(engine: Engine) -> list[Any]:
+def queued_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(Notification).order_by(Notification.id)).all())
 
@@ -104,7 +104,7 @@ def token_of(message: Message) -> str:
     ],
 )
 def test_smtp_urls(url: str, expected: tuple[Any, ...]) -> None:
-    t = notify.parse_smtp_url(url)
+    t = outbox.parse_smtp_url(url)
     assert (t.scheme, t.host, t.port, t.username, t.password) == expected
     assert "p@ss" not in str(t) and "p@ss" not in repr(t)
 
@@ -112,14 +112,14 @@ def test_smtp_urls(url: str, expected: tuple[Any, ...]) -> None:
 @pytest.mark.parametrize("url", ["http://mail", "mail.internal:25", "smtp://", "smtp://mail:notaport"])
 def test_bad_smtp_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError, match="USERCTL_SMTP_URL must look like"):
-        notify.parse_smtp_url(url)
+        outbox.parse_smtp_url(url)
 
 
 def test_registration_link_uses_the_configured_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(notify.ENV_BASE_URL, raising=False)
-    assert notify.registration_link("T") == "https://platform.invalid/register?token=T"
-    monkeypatch.setenv(notify.ENV_BASE_URL, "https://app.acme.co/join?lang=es")
-    assert notify.registration_link("T") == "https://app.acme.co/join?lang=es&token=T"
+    monkeypatch.delenv(outbox.ENV_BASE_URL, raising=False)
+    assert outbox.registration_link("T") == "https://platform.invalid/register?token=T"
+    monkeypatch.setenv(outbox.ENV_BASE_URL, "https://app.acme.co/join?lang=es")
+    assert outbox.registration_link("T") == "https://app.acme.co/join?lang=es&token=T"
 
 
 # --- against the database and a real SMTP server -------------------------------------------
@@ -127,34 +127,34 @@ def test_registration_link_uses_the_configured_base(monkeypatch: pytest.MonkeyPa
 
 def test_delivery_sends_the_token_and_stores_only_its_hash(engine: Engine, invited: dict[str, Any], smtp: SmtpServer) -> None:
     smtp.start()
-    report = notify.send_queued(engine, smtp.url, NOW)
+    report = outbox.send_queued(engine, smtp.url, NOW)
     assert (report.sent, report.failed, report.errors) == (1, 0, ())
     [message] = smtp.inbox.messages
     assert message["To"] == "nuevo@acme.co" and "Acme Payments" in message["Subject"]
     token = token_of(message)
     assert len(token) >= 43  # 32 random bytes, base64url
-    [row] = outbox(engine)
+    [row] = queued_rows(engine)
     assert row.status == "sent" and row.attempts == 1 and row.last_error is None
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert row.sent_at == NOW and row.expires_at == NOW + dt.timedelta(days=7)
     assert not any(token in str(value) for value in row)
-    assert notify.send_queued(engine, smtp.url, NOW).sent == 0  # nothing left to send
+    assert outbox.send_queued(engine, smtp.url, NOW).sent == 0  # nothing left to send
 
 
 def test_server_down_keeps_it_queued_then_notifications_send_delivers(
     engine: Engine, invited: dict[str, Any], smtp: SmtpServer, runner: Any
 ) -> None:
-    report = notify.send_queued(engine, smtp.url, NOW)
+    report = outbox.send_queued(engine, smtp.url, NOW)
     assert (report.sent, report.failed) == (0, 1)
     assert report.errors[0].startswith("nuevo@acme.co: ")
-    [row] = outbox(engine)
+    [row] = queued_rows(engine)
     assert (row.status, row.attempts, row.token_hash) == ("queued", 1, None)
     assert row.last_error and "refused" in row.last_error.lower()
 
     result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
     assert result.exit_code == 1
     assert "0 sent, 1 failed" in result.stdout and "stay queued" in result.stderr
-    assert outbox(engine)[0].attempts == 2
+    assert queued_rows(engine)[0].attempts == 2
 
     smtp.start()
     result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
@@ -163,7 +163,7 @@ def test_server_down_keeps_it_queued_then_notifications_send_delivers(
     [message] = smtp.inbox.messages
     token = token_of(message)
     assert token not in result.output
-    [row] = outbox(engine)
+    [row] = queued_rows(engine)
     assert (row.status, row.attempts) == ("sent", 3)
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
 
@@ -179,9 +179,9 @@ def test_a_rolled_back_transaction_queues_nothing(engine: Engine, factory: Any) 
     user = factory.user(org, "x@acme.co", factory.role(org, "R"), status="invited")
     with pytest.raises(RuntimeError):
         with begin_write(engine) as conn:
-            notify.queue_invitation(conn, org, user, "x@acme.co", NOW)
+            outbox.queue_invitation(conn, org, user, "x@acme.co", NOW)
             raise RuntimeError("apply failed after queueing")
-    assert outbox(engine) == []
+    assert queued_rows(engine) == []
 
 
 def test_an_invitation_for_a_deleted_user_is_cancelled(engine: Engine, invited: dict[str, Any], smtp: SmtpServer) -> None:
@@ -190,17 +190,17 @@ def test_an_invitation_for_a_deleted_user_is_cancelled(engine: Engine, invited: 
     with engine.begin() as conn:
         conn.execute(sa.delete(User).where(User.id == invited["user"]))
     smtp.start()
-    report = notify.send_queued(engine, smtp.url, NOW)
+    report = outbox.send_queued(engine, smtp.url, NOW)
     assert (report.sent, report.cancelled) == (0, 1)
     assert smtp.inbox.messages == []
-    assert outbox(engine)[0].status == "cancelled"
+    assert queued_rows(engine)[0].status == "cancelled"
 
 
 def test_send_is_limited_to_one_organization_when_asked(engine: Engine, invited: dict[str, Any], factory: Any, smtp: SmtpServer, runner: Any) -> None:
     other = factory.org("other")
     user = factory.user(other, "o@other.co", factory.role(other, "R"), status="invited")
     with begin_write(engine) as conn:
-        notify.queue_invitation(conn, other, user, "o@other.co", NOW)
+        outbox.queue_invitation(conn, other, user, "o@other.co", NOW)
     smtp.start()
     result = runner("--organization", "other", "notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
     assert result.exit_code == 0 and "1 sent" in result.stdout

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from userctl import otp
+from userctl.apply import otp
 from userctl.clock import unix_seconds
 from userctl.db.engine import begin_write
 from userctl.db.models import AuditEvent, OtpUse, TotpSecret, User

@@ -7,7 +7,7 @@ import pyotp
 import pytest
 
 from userctl.errors import UsageError
-from userctl.secrets import ENV_KEY, decrypt_secret, encrypt_secret
+from userctl.apply.secret_store import ENV_KEY, decrypt_secret, encrypt_secret
 
 SECRET = pyotp.random_base32(32)
 

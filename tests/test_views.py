@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tests.conftest import Factory, Runner
 from userctl.clock import iso_z
 from userctl.db import models
-from userctl.views import USER_COLUMNS, Column, render
+from userctl.render.tables import USER_COLUMNS, Column, render
 
 
 @dataclass

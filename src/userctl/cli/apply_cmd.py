@@ -19,7 +19,7 @@ from userctl.render import render
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from userctl.notify import SmtpTarget
+    from userctl.apply.outbox import SmtpTarget
 
 PROGRESS_THRESHOLD = 300
 
@@ -70,10 +70,10 @@ def apply(
     lock_timeout: float,
 ) -> None:
     """Apply a saved PLAN_FILE (no YAML needed) or the desired state in -f FILE, in one transaction."""
-    from userctl.apply import apply_plan, code_can_confirm
+    from userctl.apply.transaction import apply_plan, code_can_confirm
     from userctl.clock import utcnow
     from userctl.db.migrate import require_current
-    from userctl.planning import plan_from_file
+    from userctl.cli.planning import plan_from_file
 
     ctx = app()
     if (plan_file is None) == (path is None):
@@ -120,10 +120,10 @@ def apply(
 
 
 def _smtp_target() -> "SmtpTarget | None":
-    from userctl import notify
+    from userctl.apply import outbox
 
-    url = os.environ.get(notify.ENV_SMTP_URL)
-    return notify.parse_smtp_url(url) if url else None
+    url = os.environ.get(outbox.ENV_SMTP_URL)
+    return outbox.parse_smtp_url(url) if url else None
 
 
 def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: int, queued: int) -> None:
@@ -137,11 +137,11 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
         return
     from sqlalchemy.exc import SQLAlchemyError
 
-    from userctl import notify
+    from userctl.apply import outbox
     from userctl.clock import utcnow
 
     try:
-        report = notify.send_queued(engine, smtp, utcnow(), org_id)
+        report = outbox.send_queued(engine, smtp, utcnow(), org_id)
     except (UserctlError, SQLAlchemyError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"warning: invitations not sent ({reason}); they stay queued: retry with `userctl notifications send`.", err=True)
@@ -159,7 +159,7 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
 @lock_option
 def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""
-    from userctl.apply import approve_plan
+    from userctl.apply.transaction import approve_plan
     from userctl.clock import utcnow
     from userctl.db.migrate import require_current
 

@@ -24,7 +24,7 @@ def audit() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def log(since: str | None, user: str | None, fmt: str) -> None:
     """Show the events, oldest first."""
-    from userctl import audit as trail
+    from userctl.apply import audit as trail
     from userctl.cli.organization import resolve_organization
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current
@@ -48,7 +48,7 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
 def verify(head: str | None) -> None:
     """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set); exit 1 naming the
     first altered, missing or reordered event."""
-    from userctl import audit as trail
+    from userctl.apply import audit as trail
     from userctl.cli.organization import resolve_organization
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current

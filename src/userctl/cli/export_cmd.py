@@ -22,7 +22,7 @@ def export(output: str | None, schema: str | None) -> None:
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current
     from userctl.db.snapshot import read_live_state
-    from userctl.export import SCHEMA_PATH, export_yaml, warnings
+    from userctl.desired.export import SCHEMA_PATH, export_yaml, warnings
 
     ctx = app()
     engine = ctx.engine()

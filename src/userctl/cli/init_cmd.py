@@ -24,7 +24,7 @@ def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
     declared there and the admin (active, with a new TOTP authenticator shown once).
 
     Everything else in FILE is then created by `userctl plan` / `userctl apply`."""
-    from userctl.db.bootstrap import initialise
+    from userctl.apply.bootstrap import initialise
     from userctl.desired.loader import load_desired
 
     ctx = app()
@@ -42,7 +42,7 @@ def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
         }, indent=2))
         return
 
-    from userctl.totp_display import enrolment_text
+    from userctl.render.enrolment import enrolment_text
 
     admin = desired.users[result.admin]
     click.echo(f"Created organization {result.organization} with role {admin.role!r} and administrator {result.admin}.")

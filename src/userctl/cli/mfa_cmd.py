@@ -30,7 +30,7 @@ def enroll(email: str, operator: str, otp_code: str | None, lock_timeout: float,
     from userctl.clock import utcnow
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current
-    from userctl.mfa import enroll_user
+    from userctl.apply.enrolment import enroll_user
 
     ctx = app()
     engine = ctx.engine()
@@ -53,7 +53,7 @@ def enroll(email: str, operator: str, otp_code: str | None, lock_timeout: float,
         }, indent=2))
         return
 
-    from userctl.totp_display import enrolment_text
+    from userctl.render.enrolment import enrolment_text
 
     click.echo(f"Enrolled a new authenticator for {result.email} in {result.organization}, confirmed by {operator.strip().lower()}.")
     click.echo(f"Audit head: {result.audit_head}")

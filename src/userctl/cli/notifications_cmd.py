@@ -32,13 +32,13 @@ def notifications() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_(status: str | None, fmt: str) -> None:
     """Show the outbox, oldest first. Invitation tokens are never shown (nor stored)."""
-    from userctl import notify
+    from userctl.apply import outbox
     from userctl.db.engine import begin_read
 
     engine = _engine()
     with begin_read(engine) as conn:
         org_id = _organization_id(conn)
-        rows = notify.list_notifications(conn, org_id, status)
+        rows = outbox.list_notifications(conn, org_id, status)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     elif rows:
@@ -51,20 +51,20 @@ def list_(status: str | None, fmt: str) -> None:
 def send() -> None:
     """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25).
     Exits 1 when some could not be sent: they stay queued for the next run."""
-    from userctl import notify
+    from userctl.apply import outbox
     from userctl.clock import utcnow
     from userctl.db.engine import begin_read
 
-    smtp_url = os.environ.get(notify.ENV_SMTP_URL)
+    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
     if not smtp_url:
         raise UsageError(
-            f"{notify.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
+            f"{outbox.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
             "or smtps://user:password@host:465) and rerun"
         )
     engine = _engine()
     with begin_read(engine) as conn:
         org_id = _organization_id(conn)
-    report = notify.send_queued(engine, smtp_url, utcnow(), org_id)
+    report = outbox.send_queued(engine, smtp_url, utcnow(), org_id)
     summary = f"invitations: {report.sent} sent, {report.failed} failed"
     if report.cancelled:
         summary += f", {report.cancelled} cancelled (user deleted)"

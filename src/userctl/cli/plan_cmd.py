@@ -85,7 +85,7 @@ def plan(
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.desired.loader import prefetching
-    from userctl.planning import plan_from_file
+    from userctl.cli.planning import plan_from_file
 
     ctx = app()
     with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer

@@ -11,7 +11,7 @@ import click
 
 from userctl.cli.context import app
 from userctl.state import LIVE_STATUSES
-from userctl.views import FORMATS
+from userctl.render.tables import FORMATS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -58,7 +58,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     from userctl.db.listings import list_users as read_list
     from userctl.db.snapshot import read_roles
     from userctl.errors import NotFound
-    from userctl.views import USER_COLUMNS, USER_TABLE_COLUMNS, matches_search, render, user_row
+    from userctl.render.tables import USER_COLUMNS, USER_TABLE_COLUMNS, matches_search, render, user_row
 
     with _reading() as (conn, org_id, org):
         if role is not None and role not in read_roles(conn, org_id, [role]):
@@ -78,7 +78,7 @@ def show_user(email: str, fmt: str) -> None:
     from userctl.db.listings import user_timestamps
     from userctl.db.snapshot import read_bank_accounts, read_roles, read_users
     from userctl.errors import NotFound
-    from userctl.views import render_user_detail, user_detail
+    from userctl.render.tables import render_user_detail, user_detail
 
     key = email.strip().lower()
     with _reading() as (conn, org_id, org):
@@ -103,7 +103,7 @@ def list_roles(fmt: str) -> None:
     """Roles by name: description, number of permissions, number of users holding it."""
     from userctl.db.listings import role_user_counts
     from userctl.db.snapshot import read_roles
-    from userctl.views import ROLE_COLUMNS, render, role_row
+    from userctl.render.tables import ROLE_COLUMNS, render, role_row
 
     with _reading() as (conn, org_id, _org):
         all_roles = read_roles(conn, org_id)
@@ -123,7 +123,7 @@ def list_accounts(fmt: str) -> None:
     """Bank accounts by key: bank, type, masked number, currency, assigned users."""
     from userctl.db.listings import account_holders
     from userctl.db.snapshot import read_bank_accounts
-    from userctl.views import ACCOUNT_COLUMNS, account_row, render
+    from userctl.render.tables import ACCOUNT_COLUMNS, account_row, render
 
     with _reading() as (conn, org_id, _org):
         registered = read_bank_accounts(conn, org_id)
@@ -141,8 +141,8 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> N
     """Register bank accounts from a CSV file with the header
     key,bank,account_type,masked_number,currency. Accounts already registered with the same
     values are left alone; any bad row imports nothing."""
-    from userctl import audit
-    from userctl.accounts_import import plan_import
+    from userctl.apply import audit
+    from userctl.apply.accounts_import import plan_import
     from userctl.cli.organization import resolve_organization
     from userctl.clock import utcnow
     from userctl.db.engine import begin_write, lock_organization
@@ -150,7 +150,7 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> N
     from userctl.db.rows import insert_bank_account
     from userctl.db.snapshot import read_bank_accounts
     from userctl.plan import bank_account_address
-    from userctl.views import account_record
+    from userctl.render.tables import account_record
 
     data = Path(path).read_bytes()
     ctx = app()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models
-from userctl.secrets import encrypt_secret
+from userctl.apply.secret_store import encrypt_secret
 
 
 def insert_organization(conn: Connection, org: state.Organization) -> int:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
-from userctl import otp
-from userctl.audit import AuditRecord, append_events
+from userctl.apply import otp
+from userctl.apply.audit import AuditRecord, append_events
 from userctl.db.models import User
 from userctl.errors import NotAuthorized, NotFound, UsageError
-from userctl.operators import load_operator
+from userctl.apply.operators import load_operator
 from userctl.plan import user_address
 
 CONFIRMER_NEEDS = frozenset({"users.manage"})

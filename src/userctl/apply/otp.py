@@ -32,12 +32,12 @@ import pyotp
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from userctl.audit import AuditRecord, append_events
+from userctl.apply.audit import AuditRecord, append_events
 from userctl.clock import iso_z, naive_utc, unix_seconds
 from userctl.db.models import Organization, OtpUse, TotpSecret, User
 from userctl.errors import TwoFactorFailed
 from userctl.plan import user_address
-from userctl.secrets import decrypt_secret
+from userctl.apply.secret_store import decrypt_secret
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1

@@ -17,7 +17,7 @@ from userctl.state import LiveState, record_hash, role_record, user_record
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from userctl import approvals
+    from userctl.apply import approvals
     from userctl.db.executor import Executor
 
 Progress = Callable[[int], None]
@@ -99,7 +99,7 @@ def apply_plan(
     now: dt.datetime,
     progress: Progress | None = None,
 ) -> ApplyResult:
-    from userctl.otp import failures_recorded
+    from userctl.apply.otp import failures_recorded
 
     operator = operator.strip().lower()
     refuse_blocked(plan)
@@ -116,10 +116,12 @@ def approve_plan(
     engine: "Engine", plan: Plan, operator: str, otp_code: str, *, now: dt.datetime, valid_for: dt.timedelta, lock_timeout_s: float = 30.0
 ) -> "approvals.ApprovalRow":
     """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
-    from userctl import approvals, audit, otp
+    from userctl.apply import approvals
+    from userctl.apply import audit
+    from userctl.apply import otp
     from userctl.db.engine import begin_write, lock_organization
     from userctl.db.snapshot import read_live_state
-    from userctl.operators import load_operator
+    from userctl.apply.operators import load_operator
 
     refuse_blocked(plan)
     with otp.failures_recorded(engine, now):
@@ -150,11 +152,12 @@ def _apply_locked(
     now: dt.datetime,
     progress: Progress | None,
 ) -> ApplyResult:
-    from userctl import audit, notify
+    from userctl.apply import audit
+    from userctl.apply import outbox
     from userctl.db.engine import begin_write, lock_organization
     from userctl.db.executor import Executor
     from userctl.db.snapshot import read_live_state
-    from userctl.operators import load_operator
+    from userctl.apply.operators import load_operator
 
     changes = plan.active_changes
     digest = plan.digest  # a hash over the whole plan: computed once, not once per audit event
@@ -175,7 +178,7 @@ def _apply_locked(
             raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
         created = _run_refusing_held_rows(executor, changes, progress, plan.organization)
         for email, user_id in created:
-            notify.queue_invitation(conn, org_id, user_id, email, now)
+            outbox.queue_invitation(conn, org_id, user_id, email, now)
         head = audit.append_events(
             conn,
             org_id,
@@ -232,7 +235,8 @@ def _confirm(
     digest. Under four-eyes only an approval by another operator counts: the applier's own code
     would let one person both review and apply. Returns how the operator was verified, for the
     audit log."""
-    from userctl import approvals, otp
+    from userctl.apply import approvals
+    from userctl.apply import otp
 
     four_eyes = live.organization.four_eyes
     if otp_code is not None and not four_eyes:
@@ -264,8 +268,8 @@ def eligible_approval(
     """The oldest approval that confirms `plan` for applier `applier_id` (under four-eyes, by
     someone else), and why each approval passed over no longer counts. The one rule used both by
     apply itself and by the CLI when deciding whether to ask for a code."""
-    from userctl import approvals
-    from userctl.operators import load_operator
+    from userctl.apply import approvals
+    from userctl.apply.operators import load_operator
 
     found = approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=applier_id if four_eyes else None)
     void: list[str] = []
@@ -293,7 +297,7 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
 
     from userctl.db.engine import begin_read
     from userctl.db.models import Organization
-    from userctl.operators import load_operator
+    from userctl.apply.operators import load_operator
 
     with begin_read(engine) as conn:
         org = conn.execute(

@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from userctl import demo, otp, state
-from userctl.audit import AuditRecord, append_events
+from userctl import state
+from userctl.apply import demo
+from userctl.apply import otp
+from userctl.apply.audit import AuditRecord, append_events
 from userctl.clock import utcnow
 from userctl.db import rows
 from userctl.db.engine import begin_write

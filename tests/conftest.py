@@ -34,7 +34,7 @@ from userctl.db.migrate import upgrade
 from userctl.db.models import Base
 
 if TYPE_CHECKING:
-    from tests.apply_helpers import Org
+    from tests.apply.apply_helpers import Org
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_URLS = {
@@ -300,8 +300,8 @@ def factory(engine: Engine) -> Factory:
 
 @pytest.fixture
 def org(factory: Factory) -> "Org":
-    """The apply tests' organization (tests/apply_helpers.build_org); a module may override it."""
-    from tests.apply_helpers import build_org
+    """The apply tests' organization (tests/apply/apply_helpers.build_org); a module may override it."""
+    from tests.apply.apply_helpers import build_org
 
     return build_org(factory)
 
@@ -309,7 +309,7 @@ def org(factory: Factory) -> "Org":
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees."""
-    from tests.apply_helpers import clean_environment
+    from tests.apply.apply_helpers import clean_environment
 
     clean_environment(monkeypatch)
 

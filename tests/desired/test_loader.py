@@ -21,7 +21,7 @@ from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.strict_yaml import parse_marked
 from userctl.errors import InputError, NotFound, Problem
 
-FIXTURES = Path(__file__).parent / "fixtures" / "loader"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "loader"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.yaml"))
 VALID = [n for n in ALL_FIXTURES if n.startswith("valid_")]
 INVALID = [n for n in ALL_FIXTURES if n.startswith("invalid_")]

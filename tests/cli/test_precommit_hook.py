@@ -16,7 +16,7 @@ import yaml
 
 from userctl.precommit import targets
 
-HOOKS = Path(__file__).resolve().parent.parent / ".pre-commit-hooks.yaml"
+HOOKS = Path(__file__).resolve().parents[2] / ".pre-commit-hooks.yaml"
 
 GOOD = """\
 version: 1

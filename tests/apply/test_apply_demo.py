@@ -11,11 +11,11 @@ from pathlib import Path
 import pyotp
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import rows_of
+from tests.apply.apply_helpers import rows_of
 from tests.conftest import Runner
 from userctl.db import models as m
 
-EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "users.yaml")
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "users.yaml")
 ADMIN = "ana.perez@acme.co"
 
 

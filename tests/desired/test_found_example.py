@@ -13,7 +13,7 @@ from typing import Any
 
 from userctl.desired.loader import load_desired
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "users.yaml"
 SCHEMA: dict[str, Any] = json.loads((ROOT / "schemas" / "userctl.schema.json").read_text(encoding="utf-8"))
 USER_SCHEMA: dict[str, Any] = SCHEMA["$defs"]["user"]

@@ -13,7 +13,7 @@ from userctl.plan import PHASES, Change, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.state import DesiredState, Role, record_hash, role_record, user_record
 
-from tests.planner_states import ACCOUNTS, ADMIN, OPS, ROOT, desired, desired_from, live, user
+from tests.core.planner_states import ACCOUNTS, ADMIN, OPS, ROOT, desired, desired_from, live, user
 
 
 def actions(p: Plan) -> list[tuple[str, str]]:
@@ -447,7 +447,7 @@ def test_plan_bytes_do_not_depend_on_hash_randomisation() -> None:
     import sys
 
     script = (
-        "from tests.test_planner import big_plan; from userctl import plan; import sys; "
+        "from tests.core.test_planner import big_plan; from userctl import plan; import sys; "
         "sys.stdout.write(plan.dumps(big_plan()))"
     )
     outputs = {

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     apply_args,
     build_org,
@@ -25,7 +25,7 @@ from tests.apply_helpers import (
     with_users,
 )
 from tests.conftest import Factory, Runner
-from tests.test_notify import SmtpServer
+from tests.apply.test_notify import SmtpServer
 from userctl.apply import outbox
 from userctl.db import models as m
 from userctl.db.engine import begin_write

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     ORG,
     Org,
@@ -153,7 +153,7 @@ def test_an_approval_that_no_longer_counts_does_not_stop_the_prompt(
 ) -> None:
     lead = factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
     path = drop_gone_plan(engine, tmp_path)
-    from tests.apply_helpers import plan_of
+    from tests.apply.apply_helpers import plan_of
 
     approve_plan(engine, plan_of(path), lead.email, lead.code(), now=utcnow(), valid_for=dt.timedelta(hours=1))
     with engine.begin() as conn:  # the approver has left: apply would not count the approval

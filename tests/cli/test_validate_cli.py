@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from userctl.cli.main import cli
 from userctl.desired.schema import schema_text
 
-FIXTURES = Path(__file__).parent / "fixtures" / "loader"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "loader"
 
 
 @pytest.fixture(autouse=True)

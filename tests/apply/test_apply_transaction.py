@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     Org,
     apply_args,
     code_at,
@@ -27,7 +27,7 @@ from tests.apply_helpers import (
     tables,
 )
 from tests.conftest import Runner
-from tests.test_notify import SmtpServer
+from tests.apply.test_notify import SmtpServer
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
@@ -109,7 +109,7 @@ def test_failure_after_the_audit_events_rolls_back_everything_and_sends_nothing(
 
 
 def plan_changes(path: Path) -> list[Any]:
-    from tests.apply_helpers import plan_of
+    from tests.apply.apply_helpers import plan_of
 
     return list(plan_of(path).active_changes)
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     Org,
     apply_args,
     build_org,

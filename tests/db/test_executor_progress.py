@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     ORG,
     apply_args,

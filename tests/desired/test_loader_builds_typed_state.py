@@ -1,4 +1,4 @@
-"""The typed state the loader builds (its hot loop passes User's fields by position, for speed):
+"""The typed state the loader builds (its hot loop passes User's fields by position, not by keyword):
 every field lands where it belongs, absent optional fields take User's defaults, emails are
 lower-cased, and each user and role keeps the file that declares it."""
 

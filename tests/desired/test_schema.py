@@ -17,8 +17,8 @@ from userctl.desired.loader import load_desired
 from userctl.desired.strict_yaml import parse_marked
 from userctl.errors import InputError
 
-ROOT = Path(__file__).parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "loader"
+ROOT = Path(__file__).parents[2]
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "loader"
 DOC = schema.schema_document()
 USER = DOC["$defs"]["user"]
 ROLE = DOC["$defs"]["role"]

@@ -22,7 +22,7 @@ from userctl.desired.loader import load_desired
 from userctl.planner import PlanOptions, diff
 from userctl.apply.secret_store import decrypt_secret
 
-EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "users.yaml")
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "users.yaml")
 ADMIN = "ana.perez@acme.co"
 
 

@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory, Runner
-from tests.yaml_files import write_desired
+from tests.cli.yaml_files import write_desired
 from userctl import plan as planmod
 from userctl.cli.context import AppContext
 from userctl.state import DesiredState, Role, User
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 ADMIN = Role("Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"}))
 OPS = Role("Ops", "Payouts", frozenset({"payouts.view", "payouts.create"}))
 

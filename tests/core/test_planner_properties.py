@@ -12,7 +12,7 @@ from userctl.planner import PlanOptions, diff
 from userctl.simulate import apply_changes
 from userctl.state import PERMISSIONS, DesiredState, LiveState, Role, User
 
-from tests.planner_states import ACCOUNTS, ROOT, ADMIN, live as make_live
+from tests.core.planner_states import ACCOUNTS, ROOT, ADMIN, live as make_live
 
 EMAILS = [f"u{i}@acme.co" for i in range(8)]
 ROLE_NAMES = ["Admin", "Ops", "Audit", "Support"]

@@ -17,9 +17,9 @@ from userctl.planner import PlanOptions, diff
 from userctl.render import render
 from userctl.render.markdown import render as render_markdown
 
-from tests.planner_states import desired, live, user
+from tests.core.planner_states import desired, live, user
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "plan.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 
 
 def sample_plan(**kw: Any) -> Plan:

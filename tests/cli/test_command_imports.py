@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Factory
-from tests.test_speed_snapshot import ORG_YAML
+from tests.db.test_snapshot_driver_cursor import ORG_YAML
 
 # Runs the real entry point and reports, when the process exits, which heavy modules it loaded.
 PROBE = """

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     Org,
     apply_args,

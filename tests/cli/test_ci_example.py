@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 from tests.conftest import Factory, Runner
 from userctl.cli.main import cli
 
-WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "github-actions.yml"
+WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "github-actions.yml"
 
 
 def _steps() -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from tests.apply_helpers import (
+from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     ORG,
     build_org,

@@ -91,7 +91,7 @@ def test_export_round_trips_with_no_changes(runner: Runner, factory: Factory, en
 
 def test_the_demo_organization_round_trips(runner: Runner, tmp_path: Path) -> None:
     # Adoption as a team would do it: an organization built by other means, exported, planned.
-    example = Path(__file__).resolve().parent.parent / "examples" / "users.yaml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "users.yaml"
     init = runner("init", "-f", str(example), "--admin", "ana.perez@acme.co", "--demo", "--json")
     assert init.exit_code == 0, init.output
     out = tmp_path / "exported.yaml"
@@ -160,7 +160,7 @@ def test_the_default_modeline_names_the_schema_once_the_hint_is_followed(runner:
     # ...and the first line leads to the desired-state schema, which the exported file satisfies.
     target = (exported.parent / first.removeprefix("# yaml-language-server: $schema=")).resolve()
     schema = json.loads(target.read_text(encoding="utf-8"))
-    assert schema == json.loads((Path(__file__).resolve().parent.parent / "schemas" / "userctl.schema.json").read_text())
+    assert schema == json.loads((Path(__file__).resolve().parents[2] / "schemas" / "userctl.schema.json").read_text())
     jsonschema.validate(yaml.safe_load(exported.read_text(encoding="utf-8")), schema)
 
 

@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING
 
 import click
 
+from userctl.cli.common import (
+    interactive,
+    lock_option,
+    make_options,
+    operator_option,
+    otp_option,
+    plan_from_file,
+    planning_options,
+)
 from userctl.cli.context import app
-from userctl.cli.plan_cmd import make_options, planning_options
 from userctl.errors import ConfirmationRequired, UsageError, UserctlError
 from userctl.plan import Plan, loads
 from userctl.render import render
@@ -24,10 +32,6 @@ if TYPE_CHECKING:
 PROGRESS_THRESHOLD = 300
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
 def read_saved_plan(path: str) -> Plan:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -36,18 +40,6 @@ def read_saved_plan(path: str) -> Plan:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
     return loads(text, source=path)
-
-
-operator_option = click.option(
-    "--operator", envvar="USERCTL_OPERATOR", required=True, metavar="EMAIL",
-    help="Who confirms: a user of the organization with an enrolled authenticator (or USERCTL_OPERATOR).",
-)
-otp_option = click.option(
-    "--otp-code", envvar="USERCTL_OTP_CODE", metavar="CODE",
-    help="Six-digit TOTP code (or USERCTL_OTP_CODE); asked for on a terminal when needed.",
-)
-lock_option = click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-                           help="Seconds to wait for another apply of this organization.")
 
 
 @click.command()
@@ -73,7 +65,6 @@ def apply(
     from userctl.apply.transaction import apply_plan, code_can_confirm
     from userctl.clock import utcnow
     from userctl.db.migrate import require_current
-    from userctl.cli.planning import plan_from_file
 
     ctx = app()
     if (plan_file is None) == (path is None):
@@ -93,11 +84,11 @@ def apply(
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return
     if not yes:
-        if not _interactive():
+        if not interactive():
             raise ConfirmationRequired("refusing to apply without confirmation: no terminal to ask on; pass --yes")
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         click.confirm(f"Apply these {len(the_plan.active_changes)} changes to {the_plan.organization}?", abort=True, err=True)
-    if otp_code is None and the_plan.requires_2fa and _interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
+    if otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
 
     now = utcnow()
@@ -168,7 +159,7 @@ def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: floa
     require_current(engine)
     the_plan = read_saved_plan(plan_file)
     if otp_code is None:
-        if not _interactive():
+        if not interactive():
             raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
     row = approve_plan(engine, the_plan, operator, otp_code, now=utcnow(), valid_for=dt.timedelta(hours=valid_for),

@@ -8,7 +8,7 @@ import json
 
 import click
 
-from userctl.cli.context import app
+from userctl.cli.common import reading
 from userctl.clock import naive_utc
 from userctl.errors import AuditChainBroken, UsageError
 
@@ -25,16 +25,9 @@ def audit() -> None:
 def log(since: str | None, user: str | None, fmt: str) -> None:
     """Show the events, oldest first."""
     from userctl.apply import audit as trail
-    from userctl.cli.organization import resolve_organization
-    from userctl.db.engine import begin_read
-    from userctl.db.migrate import require_current
 
     since_at = _parse_since(since) if since is not None else None
-    ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_read(engine) as conn:
-        org_id, _ = resolve_organization(conn, ctx.organization)
+    with reading() as (conn, org_id, _org):
         events = trail.list_events(conn, org_id, since=since_at, user=user)
     if fmt == "json":
         click.echo(json.dumps(events, indent=2, ensure_ascii=False))
@@ -49,15 +42,8 @@ def verify(head: str | None) -> None:
     """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set); exit 1 naming the
     first altered, missing or reordered event."""
     from userctl.apply import audit as trail
-    from userctl.cli.organization import resolve_organization
-    from userctl.db.engine import begin_read
-    from userctl.db.migrate import require_current
 
-    ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_read(engine) as conn:
-        org_id, org = resolve_organization(conn, ctx.organization)
+    with reading() as (conn, org_id, org):
         result = trail.verify_chain(conn, org_id, head)
     if not result.ok:
         raise AuditChainBroken(f"audit chain of {org.slug} is broken: {result.problem}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.context import app
+from userctl.cli.common import reading, write_atomically
 
 
 @click.command()
@@ -17,18 +17,10 @@ from userctl.cli.context import app
 def export(output: str | None, schema: str | None) -> None:
     """Write the organization's roles and users as desired-state YAML (`--organization` picks
     the organization when the database holds several)."""
-    from userctl.cli.organization import resolve_organization
-    from userctl.cli.plan_cmd import write_atomically
-    from userctl.db.engine import begin_read
-    from userctl.db.migrate import require_current
     from userctl.db.snapshot import read_live_state
     from userctl.desired.export import SCHEMA_PATH, export_yaml, warnings
 
-    ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_read(engine) as conn:
-        _org_id, org = resolve_organization(conn, ctx.organization)
+    with reading() as (conn, _org_id, org):
         live = read_live_state(conn, org.slug)
     text = export_yaml(live, schema or SCHEMA_PATH)
     for warning in warnings(live):

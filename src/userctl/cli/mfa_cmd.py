@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
-from userctl.cli.apply_cmd import lock_option, operator_option, otp_option
+from userctl.cli.common import interactive, lock_option, operator_option, otp_option, reading
 from userctl.cli.context import app
 from userctl.errors import UsageError
 
@@ -26,22 +25,17 @@ def mfa() -> None:
 def enroll(email: str, operator: str, otp_code: str | None, lock_timeout: float, as_json: bool) -> None:
     """Give EMAIL (an active user) a new authenticator; the old one stops working. Another admin
     with users.manage confirms with their own TOTP code. The secret is shown once."""
-    from userctl.cli.organization import resolve_organization
-    from userctl.clock import utcnow
-    from userctl.db.engine import begin_read
-    from userctl.db.migrate import require_current
     from userctl.apply.enrolment import enroll_user
+    from userctl.clock import utcnow
 
-    ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_read(engine) as conn:
-        _, org = resolve_organization(conn, ctx.organization)
+    # Before the prompt: a wrong --organization fails without asking anyone for a code.
+    with reading() as (_conn, _org_id, org):
+        pass
     if otp_code is None:
-        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        if not interactive():
             raise UsageError("mfa enroll needs the operator's --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
         otp_code = click.prompt(f"TOTP code of {operator}", hide_input=True, err=True)
-    result = enroll_user(engine, org.slug, email, operator, otp_code, now=utcnow(), lock_timeout_s=lock_timeout)
+    result = enroll_user(app().engine(), org.slug, email, operator, otp_code, now=utcnow(), lock_timeout_s=lock_timeout)
 
     if as_json:
         click.echo(json.dumps({

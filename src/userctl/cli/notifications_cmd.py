@@ -5,21 +5,20 @@ scheduled `notifications send` retries everything that is still queued."""
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from userctl.cli.common import reading_database
 from userctl.cli.context import app
 from userctl.errors import UsageError, UserctlError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Connection
 
 # queued → sent; cancelled when the user was deleted before delivery.
 STATUSES = ("queued", "sent", "cancelled")
-_COLUMNS = ("id", "organization", "recipient", "status", "attempts", "created_at", "sent_at", "last_error")
 
 
 @click.group()
@@ -33,18 +32,13 @@ def notifications() -> None:
 def list_(status: str | None, fmt: str) -> None:
     """Show the outbox, oldest first. Invitation tokens are never shown (nor stored)."""
     from userctl.apply import outbox
-    from userctl.db.engine import begin_read
+    from userctl.render.tables import NOTIFICATION_COLUMNS, NOTIFICATION_TABLE_COLUMNS, render, verbatim_cell
 
-    engine = _engine()
-    with begin_read(engine) as conn:
+    with reading_database() as conn:
         org_id = _organization_id(conn)
         rows = outbox.list_notifications(conn, org_id, status)
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif rows:
-        click.echo(_table(rows))
-    else:
-        click.echo("no notifications")
+    click.echo(render(NOTIFICATION_COLUMNS, rows, fmt, empty="no notifications",
+                      table_columns=NOTIFICATION_TABLE_COLUMNS, cell=verbatim_cell), nl=False)
 
 
 @notifications.command()
@@ -53,7 +47,6 @@ def send() -> None:
     Exits 1 when some could not be sent: they stay queued for the next run."""
     from userctl.apply import outbox
     from userctl.clock import utcnow
-    from userctl.db.engine import begin_read
 
     smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
     if not smtp_url:
@@ -61,10 +54,9 @@ def send() -> None:
             f"{outbox.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
             "or smtps://user:password@host:465) and rerun"
         )
-    engine = _engine()
-    with begin_read(engine) as conn:
+    with reading_database() as conn:
         org_id = _organization_id(conn)
-    report = outbox.send_queued(engine, smtp_url, utcnow(), org_id)
+    report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
     summary = f"invitations: {report.sent} sent, {report.failed} failed"
     if report.cancelled:
         summary += f", {report.cancelled} cancelled (user deleted)"
@@ -78,14 +70,6 @@ def send() -> None:
         )
 
 
-def _engine() -> "Engine":
-    from userctl.db.migrate import require_current
-
-    engine = app().engine()
-    require_current(engine)
-    return engine
-
-
 def _organization_id(conn: "Connection") -> int | None:
     slug = app().organization
     if slug is None:
@@ -93,10 +77,3 @@ def _organization_id(conn: "Connection") -> int | None:
     from userctl.db.snapshot import read_organization
 
     return read_organization(conn, slug)[0]
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    cells = [[c.upper().replace("_", " ") for c in _COLUMNS]]
-    cells += [["" if r[c] is None else str(r[c]) for c in _COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)

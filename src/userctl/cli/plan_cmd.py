@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import click
 
+from userctl.cli.common import make_options, plan_from_file, planning_options, write_atomically
 from userctl.cli.context import app
 from userctl.plan import Plan, dumps
-from userctl.planner import PlanOptions
 from userctl.render import FORMATS, render
 
 EXIT_NO_CHANGES, EXIT_CHANGES, EXIT_CHANGES_2FA, EXIT_BLOCKED = 0, 2, 3, 4
@@ -21,49 +18,6 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
     if not detailed or not plan.active_changes:
         return EXIT_NO_CHANGES
     return EXIT_CHANGES_2FA if plan.requires_2fa else EXIT_CHANGES
-
-
-def write_atomically(path: str, text: str) -> None:
-    """A reader (or a crashed run) never sees half a file (a plan, an export)."""
-    from userctl.errors import UsageError
-
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".userctl-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            # The temporary file is ours; the path the user gave is what they can fix.
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
-
-
-def planning_options(f: click.decorators.FC) -> click.decorators.FC:
-    """Options that shape a plan, shared by `plan` and `apply -f`."""
-    for decorator in reversed(
-        [
-            click.option("--no-prune", is_flag=True, help="Keep users and roles that are absent from the file."),
-            click.option("--replace", "replace", multiple=True, metavar="EMAIL",
-                         help="Delete and re-create this user (needed to change id_type, id_number or phone). Repeatable."),
-            click.option("--allow-mass-removal", is_flag=True, help="Lift the guard against removing over 25% of the users."),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None) -> PlanOptions:
-    return PlanOptions(
-        prune=not no_prune,
-        replace=frozenset(e.strip().lower() for e in replace),
-        allow_mass_removal=allow_mass_removal,
-        operator=operator.strip().lower() if operator else None,
-    )
 
 
 @click.command()
@@ -85,7 +39,6 @@ def plan(
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.desired.loader import prefetching
-    from userctl.cli.planning import plan_from_file
 
     ctx = app()
     with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer

@@ -3,43 +3,21 @@ one read-only transaction, and `accounts import`, which registers bank accounts 
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import click
 
+from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, reading
 from userctl.cli.context import app
-from userctl.state import LIVE_STATUSES
 from userctl.render.tables import FORMATS
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from userctl.state import Organization
-
-DEFAULT_LOCK_TIMEOUT_S = 30.0
+from userctl.state import LIVE_STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _format_option(choices: tuple[str, ...], help_text: str | None = None) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True, help=help_text)
-
-
-@contextlib.contextmanager
-def _reading() -> Iterator[tuple["Connection", int, "Organization"]]:
-    """A read-only snapshot of the chosen organization (`--organization`, or the only one)."""
-    from userctl.cli.organization import resolve_organization
-    from userctl.db.engine import begin_read
-    from userctl.db.migrate import require_current
-
-    ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_read(engine) as conn:
-        org_id, org = resolve_organization(conn, ctx.organization)
-        yield conn, org_id, org
 
 
 @click.group()
@@ -60,7 +38,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     from userctl.errors import NotFound
     from userctl.render.tables import USER_COLUMNS, USER_TABLE_COLUMNS, matches_search, render, user_row
 
-    with _reading() as (conn, org_id, org):
+    with reading() as (conn, org_id, org):
         if role is not None and role not in read_roles(conn, org_id, [role]):
             known = sorted(read_roles(conn, org_id))
             raise NotFound(f"organization {org.slug} has no role {role!r}; its roles: {', '.join(known) or 'none'}")
@@ -81,7 +59,7 @@ def show_user(email: str, fmt: str) -> None:
     from userctl.render.tables import render_user_detail, user_detail
 
     key = email.strip().lower()
-    with _reading() as (conn, org_id, org):
+    with reading() as (conn, org_id, org):
         user = read_users(conn, org_id, [key]).get(key)
         if user is None:
             raise NotFound(f"organization {org.slug} has no user {email!r} (see `userctl users list --search`)")
@@ -105,7 +83,7 @@ def list_roles(fmt: str) -> None:
     from userctl.db.snapshot import read_roles
     from userctl.render.tables import ROLE_COLUMNS, render, role_row
 
-    with _reading() as (conn, org_id, _org):
+    with reading() as (conn, org_id, _org):
         all_roles = read_roles(conn, org_id)
         counts = role_user_counts(conn, org_id)
     rows = [role_row(all_roles[name], counts.get(name, 0)) for name in sorted(all_roles)]
@@ -125,7 +103,7 @@ def list_accounts(fmt: str) -> None:
     from userctl.db.snapshot import read_bank_accounts
     from userctl.render.tables import ACCOUNT_COLUMNS, account_row, render
 
-    with _reading() as (conn, org_id, _org):
+    with reading() as (conn, org_id, _org):
         registered = read_bank_accounts(conn, org_id)
         holders = account_holders(conn, org_id)
     rows = [account_row(registered[key], holders.get(key, [])) for key in sorted(registered)]
@@ -141,37 +119,10 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> N
     """Register bank accounts from a CSV file with the header
     key,bank,account_type,masked_number,currency. Accounts already registered with the same
     values are left alone; any bad row imports nothing."""
-    from userctl.apply import audit
-    from userctl.apply.accounts_import import plan_import
-    from userctl.cli.organization import resolve_organization
+    from userctl.apply.accounts_import import import_bank_accounts
     from userctl.clock import utcnow
-    from userctl.db.engine import begin_write, lock_organization
-    from userctl.db.migrate import require_current
-    from userctl.db.rows import insert_bank_account
-    from userctl.db.snapshot import read_bank_accounts
-    from userctl.plan import bank_account_address
-    from userctl.render.tables import account_record
 
     data = Path(path).read_bytes()
     ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=ctx.organization) as conn:
-        org_id, org = resolve_organization(conn, ctx.organization)
-        lock_organization(conn, org.slug, lock_timeout_s)
-        result = plan_import(data, path, read_bank_accounts(conn, org_id))
-        for account in result.new:
-            insert_bank_account(conn, org_id, account)
-        # Registering an account is a change to the organization like any other: it is audited
-        # (unverified: importing accounts needs no 2FA, it grants nobody anything).
-        audit.append_events(
-            conn,
-            org_id,
-            [
-                audit.AuditRecord(operator=(operator or "unknown").strip().lower(), verified_by="none",
-                                  action="bank_account.import", address=bank_account_address(a.key), after=account_record(a))
-                for a in result.new
-            ],
-            utcnow(),
-        )
-    click.echo(f"{org.slug}: imported {len(result.new)}, unchanged {len(result.unchanged)}")
+    result = import_bank_accounts(ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow())
+    click.echo(f"{result.organization}: imported {len(result.plan.new)}, unchanged {len(result.plan.unchanged)}")

@@ -1,10 +1,10 @@
-"""The read-only views (`users list/show`, `roles list`, `accounts list`) as plain rows, and the
-three ways of printing them: an aligned table for people, JSON and CSV for scripts. Pure: the
-CLI reads the database and hands the rows here.
+"""The read-only views (`users list/show`, `roles list`, `accounts list`, `notifications list`)
+as plain rows, and the three ways of printing them: an aligned table for people, JSON and CSV
+for scripts. Pure: the CLI reads the database and hands the rows here.
 
-Every format shows the same fields; JSON and CSV use the field names as keys/headers so a
-script does not depend on the human headers, and keep each field on its own (a table cell may
-show two, like the users list's 2FA).
+JSON and CSV carry every field, under its field name, so a script does not depend on the human
+headers, and keep each field on its own; a table cell may show two (like the users list's 2FA),
+and a table may leave out what people do not need (the outbox's expiry).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Final, Iterable, Mapping, Sequence
+from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
 from userctl.state import BankAccount, Role, User
@@ -62,6 +62,26 @@ ACCOUNT_FIELDS: Final = (
     Column("currency", "Currency"),
 )
 ACCOUNT_COLUMNS: Final = (*ACCOUNT_FIELDS, Column("assigned_users", "Assigned users"))
+NOTIFICATION_COLUMNS: Final = (
+    Column("id", "ID"),
+    Column("organization", "Organization"),
+    Column("recipient", "Recipient"),
+    Column("kind", "Kind"),
+    Column("status", "Status"),
+    Column("attempts", "Attempts"),
+    Column("last_error", "Last error"),
+    Column("created_at", "Created at"),
+    Column("sent_at", "Sent at"),
+    Column("expires_at", "Expires at"),
+)
+# The table leaves out the kind (every notification is an invitation) and the expiry, and puts
+# the error last: it is the one cell of any length.
+NOTIFICATION_TABLE_COLUMNS: Final = tuple(
+    column
+    for key in ("id", "organization", "recipient", "status", "attempts", "created_at", "sent_at", "last_error")
+    for column in NOTIFICATION_COLUMNS
+    if column.key == key
+)
 
 
 def two_factor_label(two_factor: str, totp_enrolled: bool) -> str:
@@ -110,36 +130,6 @@ def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
     return {**account_record(account), "assigned_users": sorted(holders)}
 
 
-def render(
-    columns: Sequence[Column],
-    rows: Sequence[Row],
-    fmt: str,
-    *,
-    empty: str,
-    table_columns: Sequence[Column] | None = None,
-) -> str:
-    """`rows` in `fmt`; `empty` is what the table says when there is nothing to show.
-    `table_columns`, when given, are what the table shows instead of `columns` (cells made for
-    people from several fields); JSON and CSV always carry `columns`."""
-    if fmt == "json":
-        return json.dumps([{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False) + "\n"
-    if fmt == "csv":
-        return _csv(columns, rows)
-    if fmt == "table":
-        return table(table_columns or columns, rows) if rows else empty + "\n"
-    raise ValueError(f"unknown format {fmt!r}")
-
-
-def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "") -> str:
-    cells = [[c.header.upper() for c in columns]] + [[_cell(row[c.key]) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    out = io.StringIO()
-    for line in cells:
-        padded = "  ".join(value.ljust(width) for value, width in zip(line, widths))
-        out.write(indent + padded.rstrip() + "\n")
-    return out.getvalue()
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -147,6 +137,47 @@ def _cell(value: Any) -> str:
         return ", ".join(str(v) for v in value) or "-"
     # One physical line per row, whatever a description holds.
     return " ".join(str(value).split()) if value != "" else "-"
+
+
+def verbatim_cell(value: Any) -> str:
+    """A cell as stored, None as nothing: the outbox shows its records (an SMTP server's error
+    among them) exactly as delivery left them."""
+    return "" if value is None else str(value)
+
+
+Cell = Callable[[Any], str]
+
+
+def render(
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    fmt: str,
+    *,
+    empty: str,
+    table_columns: Sequence[Column] | None = None,
+    cell: Cell = _cell,
+) -> str:
+    """`rows` in `fmt`; `empty` is what the table says when there is nothing to show.
+    `table_columns`, when given, are what the table shows instead of `columns` (cells made for
+    people from several fields); JSON and CSV always carry `columns`. `cell` writes the
+    table's cells."""
+    if fmt == "json":
+        return json.dumps([{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        return _csv(columns, rows)
+    if fmt == "table":
+        return table(table_columns or columns, rows, cell=cell) if rows else empty + "\n"
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell: Cell = _cell) -> str:
+    cells = [[c.header.upper() for c in columns]] + [[cell(row[c.key]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    out = io.StringIO()
+    for line in cells:
+        padded = "  ".join(value.ljust(width) for value, width in zip(line, widths))
+        out.write(indent + padded.rstrip() + "\n")
+    return out.getvalue()
 
 
 def _csv(columns: Sequence[Column], rows: Iterable[Row]) -> str:

@@ -1,0 +1,148 @@
+"""What several commands share: their common options, the atomic file write, the terminal check,
+planning a desired-state file against the live database, and a read-only view of the chosen
+organization.
+
+Imported by `plan`, which must not load the ORM or Alembic: only click, the standard library and
+light userctl modules at the top; everything that touches the database is imported inside the
+functions that need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from typing import TYPE_CHECKING, Iterator
+
+import click
+
+from userctl import state
+from userctl.cli.context import app
+from userctl.errors import InputError, NotFound, UsageError
+from userctl.gcpause import gc_paused
+from userctl.plan import Plan
+from userctl.planner import PlanOptions, diff
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+operator_option = click.option(
+    "--operator", envvar="USERCTL_OPERATOR", required=True, metavar="EMAIL",
+    help="Who confirms: a user of the organization with an enrolled authenticator (or USERCTL_OPERATOR).",
+)
+otp_option = click.option(
+    "--otp-code", envvar="USERCTL_OTP_CODE", metavar="CODE",
+    help="Six-digit TOTP code (or USERCTL_OTP_CODE); asked for on a terminal when needed.",
+)
+lock_option = click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT_S,
+                           show_default=True, help="Seconds to wait for another apply of this organization.")
+
+
+def planning_options(f: click.decorators.FC) -> click.decorators.FC:
+    """Options that shape a plan, shared by `plan` and `apply -f`."""
+    for decorator in reversed(
+        [
+            click.option("--no-prune", is_flag=True, help="Keep users and roles that are absent from the file."),
+            click.option("--replace", "replace", multiple=True, metavar="EMAIL",
+                         help="Delete and re-create this user (needed to change id_type, id_number or phone). Repeatable."),
+            click.option("--allow-mass-removal", is_flag=True, help="Lift the guard against removing over 25% of the users."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None) -> PlanOptions:
+    return PlanOptions(
+        prune=not no_prune,
+        replace=frozenset(e.strip().lower() for e in replace),
+        allow_mass_removal=allow_mass_removal,
+        operator=operator.strip().lower() if operator else None,
+    )
+
+
+def interactive() -> bool:
+    """Whether there is someone to ask: a prompt needs a keyboard on stdin, and is written to
+    stderr so that it never mixes into output a script captures."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def write_atomically(path: str, text: str) -> None:
+    """A reader (or a crashed run) never sees half a file (a plan, an export)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".userctl-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            # The temporary file is ours; the path the user gave is what they can fix.
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise
+
+
+def plan_from_file(engine: "Engine", path: str | os.PathLike[str], options: PlanOptions, organization: str | None = None) -> Plan:
+    """The edge around the pure planner: load the file, read the live snapshot in a read-only
+    transaction, plan, and turn planner problems into FILE:LINE:COL."""
+    from userctl.db.engine import begin_read
+    from userctl.db.migrate import require_current
+    from userctl.db.snapshot import read_live_state
+    from userctl.desired.loader import load_desired, locate
+
+    # One pause around the three bulk steps (the loader's and the snapshot's own pauses nest
+    # inside it): no collection runs between them, over objects that all survive.
+    with gc_paused():
+        desired = load_desired(path)
+        if organization is not None and organization != desired.organization:
+            raise UsageError(f"--organization {organization} does not match the file, which declares {desired.organization!r}")
+        require_current(engine)
+        with begin_read(engine) as conn:
+            live = read_live_state(conn, desired.organization)
+        try:
+            return diff(desired, live, options)
+        except InputError as exc:
+            raise InputError(locate(exc.problems, desired)) from None
+
+
+def resolve_organization(conn: "Connection", slug: str | None) -> tuple[int, state.Organization]:
+    """The organization a command without a desired-state file works on: `slug` (the global
+    `--organization`), or the only one in the database."""
+    from userctl.db.snapshot import organization_slugs, read_organization
+
+    if slug is None:
+        slugs = organization_slugs(conn)
+        if not slugs:
+            raise NotFound("this database holds no organization yet: run `userctl init -f FILE --admin EMAIL`")
+        if len(slugs) > 1:
+            raise UsageError(
+                f"this database holds {len(slugs)} organizations ({', '.join(slugs)}): choose one with --organization"
+            )
+        slug = slugs[0]
+    return read_organization(conn, slug)
+
+
+@contextlib.contextmanager
+def reading_database() -> Iterator["Connection"]:
+    """A read-only transaction on a database whose schema this userctl knows."""
+    from userctl.db.engine import begin_read
+    from userctl.db.migrate import require_current
+
+    engine = app().engine()
+    require_current(engine)
+    with begin_read(engine) as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[tuple["Connection", int, state.Organization]]:
+    """A read-only snapshot of the chosen organization (`--organization`, or the only one)."""
+    with reading_database() as conn:
+        org_id, org = resolve_organization(conn, app().organization)
+        yield conn, org_id, org

@@ -26,6 +26,7 @@ from sqlalchemy import insert, select
 sys.path.insert(0, str(Path(__file__).parent))
 from gen_org import BANK_ACCOUNT_KEYS, generate  # noqa: E402
 
+from userctl.clock import utcnow  # noqa: E402
 from userctl.db import models  # noqa: E402
 from userctl.db.engine import create_engine_for  # noqa: E402
 from userctl.db.migrate import upgrade  # noqa: E402
@@ -42,7 +43,7 @@ def seed(db_url: str, doc: dict, n: int) -> None:  # type: ignore[type-arg]
     active = [e for e in emails[1:] if users[e].get("status", "active") == "active"]  # inactive users cannot be edited
     renamed = set(active[0::200])  # 0.5%
     missing = set(active[1::400])  # 0.25%: in the file, not in the database -> create
-    now = models.utcnow()
+    now = utcnow()
     with engine.begin() as conn:
         org_id = conn.execute(insert(models.Organization).values(slug=doc["organization"], name="Bench", two_factor_policy="destructive",
                                                                   min_admins=1, four_eyes=False, serial=0, created_at=now)).inserted_primary_key[0]

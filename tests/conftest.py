@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from userctl import state
+from userctl.apply import otp
 from userctl.db import rows
 from userctl.db.engine import create_engine_for
 from userctl.db.migrate import upgrade
@@ -284,7 +285,7 @@ class Factory:
         """Give the user a TOTP authenticator (stored as `init`/`mfa enroll` would); returns the secret."""
         secret = secret or pyotp.random_base32(32)
         with self.engine.begin() as conn:
-            rows.store_totp_secret(conn, user_id, secret)
+            otp.store_totp_secret(conn, user_id, secret)
         return secret
 
     def operator(self, org_id: int, email: str, role_id: int, **fields: Any) -> Operator:

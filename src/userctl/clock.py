@@ -1,6 +1,8 @@
 """The one convention for instants: naive UTC, as the database stores them (SQLite and MariaDB
-keep no zone). Functions that depend on time take `now` as an argument so tests control it;
-only the CLI edge reads the real clock."""
+keep no zone). Functions that decide by time (TOTP steps, lockouts, approval expiry, the audit
+log) take `now` as an argument so tests control it; the real clock is read only at the edges: the
+CLI, and the created_at/updated_at stamps of rows written outside a plan (db/rows.py, init, TOTP
+enrolment)."""
 
 from __future__ import annotations
 

@@ -38,6 +38,12 @@ class Problem:
         return f"{where}{self.dotted_path()}: {self.message}"
 
 
+def first_few(names: Sequence[str], limit: int) -> str:
+    """How a message names many things: the first `limit`, then how many more."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 class UserctlError(Exception):
     exit_code = 1
 

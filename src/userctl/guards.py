@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from userctl.plan import Change, Finding
+from userctl.plan import ACTION_TABLE, Change, Finding
 from userctl.simulate import apply_changes
 from userctl.state import LiveState
 
 REMOVAL_MIN_USERS = 10
 REMOVAL_MAX_SHARE = 0.25
-SELF_HARM_ACTIONS = frozenset({"delete", "deactivate", "replace", "disable_two_factor"})
 
 
 class GuardOptions(Protocol):
@@ -34,7 +33,7 @@ def check(live: LiveState, changes: Sequence[Change], options: GuardOptions) -> 
 
 def _removal(live: LiveState, changes: Sequence[Change], allowed: bool) -> list[Finding]:
     total = len(live.users)
-    removed = {c.key[0] for c in changes if c.kind == "user" and c.action in ("delete", "deactivate")}
+    removed = {c.key[0] for c in changes if ACTION_TABLE[(c.kind, c.action)].removes_user}
     if total < REMOVAL_MIN_USERS or len(removed) <= total * REMOVAL_MAX_SHARE:
         return []
     counts = f"{len(removed)} of {total} users ({100 * len(removed) / total:.0f}%) would be deleted or deactivated"
@@ -81,7 +80,7 @@ def _self(live: LiveState, after: LiveState, changes: Sequence[Change], operator
     findings = [
         Finding("self_guard", True, f"operator {email} cannot {c.action.replace('_', ' ')} themselves")
         for c in changes
-        if c.kind == "user" and c.key[0] == email and c.action in SELF_HARM_ACTIONS
+        if c.kind == "user" and c.key[0] == email and ACTION_TABLE[(c.kind, c.action)].self_harm
     ]
     mine_after = after.users.get(email)
     if mine_after is not None and me.role in live.roles:

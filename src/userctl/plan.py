@@ -8,43 +8,100 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, Final, Mapping
+from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
 
 from userctl.errors import InputError, Problem, Refused
-from userctl.state import canonical_json
+from userctl.state import FingerprintKind, canonical_json
 
 FORMAT_VERSION: Final = 1
 
-# Apply order (DESIGN §3). A change's phase decides where it runs; within a phase changes are
-# sorted by address so that the same inputs always give byte-identical plans.
-PHASES: Final[tuple[str, ...]] = (
-    "role.create",  # and role.update that only adds permissions / edits the description
-    "user.activate",
-    "user.create",  # and user.replace: the old row goes, the new one is created
-    "user.update",  # update, change_role, set_two_factor, disable_two_factor
-    "assignment.unassign",
-    "assignment.assign",
-    "user.deactivate",
-    "user.delete",
-    "role.delete",  # and role.update that removes permissions
-)
+Kind = Literal["role", "user", "assignment"]
+Action = Literal[
+    "create", "update", "delete",
+    "change_role", "activate", "deactivate", "set_two_factor", "disable_two_factor", "replace",
+    "assign", "unassign",
+]
+Phase = Literal[
+    "role.create", "user.activate", "user.create", "user.update", "assignment.unassign", "assignment.assign",
+    "user.deactivate", "user.delete", "role.delete",
+]
+Bucket = Literal["create", "update", "replace", "delete"]
 
-ACTIONS: Final[dict[str, tuple[str, ...]]] = {
-    "role": ("create", "update", "delete"),
-    "user": (
-        "create",
-        "update",
-        "change_role",
-        "activate",
-        "deactivate",
-        "set_two_factor",
-        "disable_two_factor",
-        "delete",
-        "replace",
-    ),
-    "assignment": ("assign", "unassign"),
+# Apply order (DESIGN §3). A change's phase decides where it runs; within a phase changes are
+# sorted by address, then by the action's rank, so that the same inputs always give
+# byte-identical plans.
+PHASES: Final[tuple[Phase, ...]] = get_args(Phase)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRule:
+    """Everything the planner, guards, apply, simulation and renderers know about one action."""
+
+    phase: Phase
+    # Within a phase, one user's changes keep this order (an update before a role change...).
+    rank: int
+    symbol: str  # + ~ - -/+ in text and markdown
+    bucket: Bucket  # where the summary counts it
+    destructive: bool
+    # Permissions the operator's role must hold to apply it (DESIGN §1 "Operator").
+    needs: tuple[str, ...]
+    # Counts toward the removal guard (a user leaves the active organization).
+    removes_user: bool = False
+    # Refused by the self guard when the operator would do it to themselves.
+    self_harm: bool = False
+    # A field whose removed items make the change destructive, and then run in `destructive_phase`
+    # (permissions are added early and removed last, so nobody loses access mid-apply).
+    destructive_if_removed: str | None = None
+    destructive_phase: Phase | None = None
+
+
+_USERS_MANAGE = ("users.manage",)
+ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
+    ("role", "create"): ActionRule("role.create", 0, "+", "create", False, ("roles.manage",)),
+    ("role", "update"): ActionRule("role.create", 0, "~", "update", False, ("roles.manage",),
+                                   destructive_if_removed="permissions", destructive_phase="role.delete"),
+    ("role", "delete"): ActionRule("role.delete", 0, "-", "delete", True, ("roles.manage",)),
+    ("user", "create"): ActionRule("user.create", 0, "+", "create", False, ("users.add",)),
+    # A replace deletes the old row, so it needs both.
+    ("user", "replace"): ActionRule("user.create", 0, "-/+", "replace", True, ("users.add", "users.manage"), self_harm=True),
+    ("user", "activate"): ActionRule("user.activate", 0, "~", "update", False, _USERS_MANAGE),
+    ("user", "update"): ActionRule("user.update", 1, "~", "update", False, _USERS_MANAGE),
+    ("user", "change_role"): ActionRule("user.update", 2, "~", "update", True, _USERS_MANAGE),
+    ("user", "set_two_factor"): ActionRule("user.update", 3, "~", "update", False, _USERS_MANAGE),
+    ("user", "disable_two_factor"): ActionRule("user.update", 3, "~", "update", True, _USERS_MANAGE, self_harm=True),
+    ("user", "deactivate"): ActionRule("user.deactivate", 0, "~", "update", True, _USERS_MANAGE, removes_user=True, self_harm=True),
+    ("user", "delete"): ActionRule("user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True),
+    ("assignment", "unassign"): ActionRule("assignment.unassign", 0, "-", "update", True, _USERS_MANAGE),
+    ("assignment", "assign"): ActionRule("assignment.assign", 0, "+", "update", False, _USERS_MANAGE),
 }
+
+# The actions of each kind, as plan.schema.json enumerates them.
+ACTIONS: Final[Mapping[Kind, tuple[Action, ...]]] = {
+    kind: tuple(a for (k, a) in ACTION_TABLE if k == kind) for kind in get_args(Kind)
+}
+
+
+def is_destructive(kind: Kind, action: Action, diff: Mapping[str, Mapping[str, Any]]) -> bool:
+    r = ACTION_TABLE[(kind, action)]
+    return r.destructive or (r.destructive_if_removed is not None and bool(diff.get(r.destructive_if_removed, {}).get("removed")))
+
+
+def phase_of(kind: Kind, action: Action, destructive: bool) -> int:
+    r = ACTION_TABLE[(kind, action)]
+    return PHASES.index(r.destructive_phase if destructive and r.destructive_phase else r.phase)
+
+
+def requires_2fa(action: Action, destructive: bool, policy: str) -> bool:
+    # Under policy `all` every change to an existing user or role needs 2FA; creates never
+    # touch an existing row.
+    return destructive or (policy == "all" and action != "create")
+
+
+def required_permissions(changes: Iterable["Change"]) -> set[str]:
+    """What the operator's role must hold to apply `changes`."""
+    return {p for c in changes for p in ACTION_TABLE[(c.kind, c.action)].needs}
 
 
 def role_address(name: str) -> str:
@@ -67,6 +124,22 @@ def organization_address(slug: str) -> str:
     return f"organization[{json.dumps(slug, ensure_ascii=False)}]"
 
 
+_ADDRESS = re.compile(r"(user|role|bank_account|organization)\[(\".*\")\]", re.DOTALL)
+
+
+def parse_address(address: str) -> "tuple[FingerprintKind, str] | None":
+    """(kind, key) of a precondition's address (user, role, bank account or organization), or
+    None when it is not one."""
+    match = _ADDRESS.fullmatch(address)
+    if match is None:
+        return None
+    try:
+        key = json.loads(match.group(2))
+    except json.JSONDecodeError:
+        return None
+    return (cast("FingerprintKind", match.group(1)), key) if isinstance(key, str) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One step of a plan.
@@ -76,10 +149,10 @@ class Change:
     inside its kind: (name,) for roles, (email,) for users, (email, bank key) for assignments.
     """
 
-    kind: str
+    kind: Kind
     key: tuple[str, ...]
-    action: str
-    phase: int
+    action: Action
+    phase: int  # an index into PHASES
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
     diff: Mapping[str, Mapping[str, Any]]
@@ -114,10 +187,13 @@ class Change:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "Change":
+        kind, action = data["kind"], data["action"]
+        if (kind, action) not in ACTION_TABLE:
+            raise ValueError(f"unknown action {kind}.{action}")
         return cls(
-            kind=data["kind"],
+            kind=kind,
             key=tuple(data["key"]),
-            action=data["action"],
+            action=action,
             phase=PHASES.index(data["phase"]),
             before=data["before"],
             after=data["after"],
@@ -169,7 +245,7 @@ class Plan:
             if c.deferred:
                 deferred += 1
                 continue
-            counts[_summary_bucket(c)] += 1
+            counts[ACTION_TABLE[(c.kind, c.action)].bucket] += 1
             destructive += c.destructive
             needs_2fa += c.requires_2fa
         return {
@@ -205,12 +281,6 @@ class Plan:
             "findings": [f.to_data() for f in self.findings],
             "summary": self.summary(),
         }
-
-
-def _summary_bucket(change: Change) -> str:
-    if change.action in ("create", "delete", "replace"):
-        return change.action
-    return "update"
 
 
 def compute_digest(content: Mapping[str, Any]) -> str:

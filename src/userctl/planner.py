@@ -9,51 +9,36 @@ the CLI turns into FILE:LINE:COL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from userctl import guards
-from userctl.errors import InputError, Problem
+from userctl.errors import InputError, Problem, first_few
 from userctl.plan import (
-    PHASES,
+    ACTION_TABLE,
+    Action,
     Change,
+    Kind,
     Plan,
     bank_account_address,
+    is_destructive,
     organization_address,
+    phase_of,
+    requires_2fa,
     role_address,
     user_address,
 )
 from userctl.state import (
     IMMUTABLE_USER_FIELDS,
-    BankAccount,
     DesiredState,
     LiveState,
-    Organization,
     Role,
     User,
-    record_hash,
+    fingerprint,
     role_record,
     user_record,
 )
 
-PHASE = {name: i for i, name in enumerate(PHASES)}
-
-# Within a phase, one user's changes keep this order (an update before a role change...).
-ACTION_RANK = {
-    "create": 0,
-    "replace": 0,
-    "activate": 0,
-    "update": 1,
-    "change_role": 2,
-    "set_two_factor": 3,
-    "disable_two_factor": 3,
-    "assign": 0,
-    "unassign": 0,
-    "deactivate": 0,
-    "delete": 0,
-}
-
-DESTRUCTIVE_USER_ACTIONS = frozenset({"delete", "deactivate", "replace", "change_role", "disable_two_factor"})
 PROFILE_FIELDS = ("first_name", "last_name", "force_password_reset")
 PENDING_NOTE = "pending registration: the platform activates the user when they finish registering"
 
@@ -79,20 +64,6 @@ def user_fields(user: User) -> dict[str, Any]:
     record = user_record(user)
     del record["bank_accounts"]
     return record
-
-
-def is_destructive(kind: str, action: str, diff: dict[str, dict[str, Any]]) -> bool:
-    if kind == "user":
-        return action in DESTRUCTIVE_USER_ACTIONS
-    if kind == "assignment":
-        return action == "unassign"
-    return action == "delete" or bool(diff.get("permissions", {}).get("removed"))
-
-
-def requires_2fa(kind: str, action: str, destructive: bool, policy: str) -> bool:
-    # Under policy `all` every change to an existing user or role needs 2FA; creates never
-    # touch an existing row.
-    return destructive or (policy == "all" and action != "create")
 
 
 def field_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -126,17 +97,16 @@ class _Builder:
 
     def add(
         self,
-        kind: str,
+        kind: Kind,
         key: tuple[str, ...],
-        action: str,
-        phase: str,
+        action: Action,
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
         *,
         deferred: bool = False,
         note: str | None = None,
         diff: dict[str, dict[str, Any]] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> None:
         diff = diff if diff is not None else field_diff(before or {}, after or {})
         destructive = not deferred and is_destructive(kind, action, diff)
         self.changes.append(
@@ -144,43 +114,25 @@ class _Builder:
                 kind=kind,
                 key=key,
                 action=action,
-                phase=PHASE[phase],
+                phase=phase_of(kind, action, destructive),
                 before=before,
                 after=after,
                 diff=diff,
                 destructive=destructive,
-                requires_2fa=not deferred and requires_2fa(kind, action, destructive, self.policy),
+                requires_2fa=not deferred and requires_2fa(action, destructive, self.policy),
                 deferred=deferred,
                 note=note,
             )
         )
-        return after
 
     def expect_user(self, email: str) -> None:
-        live = self.live.users.get(email)
-        self.preconditions[user_address(email)] = record_hash(user_record(live) if live else None)
+        self.preconditions[user_address(email)] = fingerprint(self.live, "user", email)
 
     def expect_role(self, name: str) -> None:
-        live = self.live.roles.get(name)
-        self.preconditions.setdefault(role_address(name), record_hash(role_record(live) if live else None))
+        self.preconditions.setdefault(role_address(name), fingerprint(self.live, "role", name))
 
-    def expect_bank_account(self, account: BankAccount) -> None:
-        self.preconditions[bank_account_address(account.key)] = record_hash(bank_account_record(account))
-
-
-def bank_account_record(account: BankAccount) -> dict[str, Any]:
-    return {
-        "key": account.key,
-        "bank": account.bank,
-        "account_type": account.account_type,
-        "masked_number": account.masked_number,
-        "currency": account.currency,
-    }
-
-
-def organization_settings(org: Organization) -> dict[str, Any]:
-    """What of the organization row a plan relies on (its serial moves with every apply)."""
-    return {"two_factor_policy": org.two_factor_policy, "min_admins": org.min_admins, "four_eyes": org.four_eyes}
+    def expect_bank_account(self, key: str) -> None:
+        self.preconditions[bank_account_address(key)] = fingerprint(self.live, "bank_account", key)
 
 
 def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOptions()) -> Plan:
@@ -194,7 +146,8 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         raise InputError(sorted(b.problems, key=lambda p: tuple(str(x) for x in p.path)))
     changes = tuple(sorted(b.changes, key=_order))
     if any(not c.deferred for c in changes):
-        b.preconditions[organization_address(live.organization.slug)] = record_hash(organization_settings(live.organization))
+        slug = live.organization.slug
+        b.preconditions[organization_address(slug)] = fingerprint(live, "organization", slug)
     else:
         b.preconditions.clear()
     findings = guards.check(live, changes, options)
@@ -209,7 +162,7 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
 
 
 def _order(change: Change) -> tuple[int, str, int]:
-    return (change.phase, change.address, ACTION_RANK.get(change.action, 0))
+    return (change.phase, change.address, ACTION_TABLE[(change.kind, change.action)].rank)
 
 
 def _check_replace_option(desired: DesiredState, live: LiveState, b: _Builder) -> None:
@@ -224,7 +177,7 @@ def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
         have = live.roles.get(name)
         if have is None:
             b.expect_role(name)
-            b.add("role", (name,), "create", "role.create", None, role_record(want))
+            b.add("role", (name,), "create", None, role_record(want))
             continue
         if have == want:
             continue
@@ -235,9 +188,9 @@ def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
         if added or want.description != have.description:
             # Permissions are added early and removed last, so nobody loses access mid-apply.
             middle = role_record(Role(name, want.description, have.permissions | added))
-            b.add("role", (name,), "update", "role.create", start, middle)
+            b.add("role", (name,), "update", start, middle)
         if have.permissions - want.permissions:
-            b.add("role", (name,), "update", "role.delete", middle, role_record(want))
+            b.add("role", (name,), "update", middle, role_record(want))
     if not b.options.prune:
         return
     removed = sorted(set(live.roles) - set(desired.roles))
@@ -246,11 +199,11 @@ def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     for name in removed:
         held_by = holders.get(name, [])
         if held_by:
-            shown = ", ".join(sorted(held_by)[:5]) + (f" and {len(held_by) - 5} more" if len(held_by) > 5 else "")
+            shown = first_few(sorted(held_by), 5)
             b.error(("roles", name), f"role {name!r} is not in the file, so it would be deleted, but it is still held by {shown}")
             continue
         b.expect_role(name)
-        b.add("role", (name,), "delete", "role.delete", role_record(live.roles[name]), None)
+        b.add("role", (name,), "delete", role_record(live.roles[name]), None)
 
 
 def _role_holders_after(desired: DesiredState, live: LiveState, options: PlanOptions) -> dict[str, list[str]]:
@@ -287,19 +240,9 @@ def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
 
 
 def _created(want: User) -> User:
-    # A created user starts `invited`; the platform activates them when they register.
-    return User(
-        email=want.email,
-        first_name=want.first_name,
-        last_name=want.last_name,
-        id_type=want.id_type,
-        id_number=want.id_number,
-        phone=want.phone,
-        role=want.role,
-        status="invited",
-        two_factor=want.two_factor,
-        force_password_reset=want.force_password_reset,
-    )
+    # A created user starts `invited` (the platform activates them when they register), with no
+    # bank account (assignments are changes of their own) and no authenticator.
+    return replace(want, status="invited", bank_accounts=frozenset(), totp_enrolled=False)
 
 
 def _created_inactive(email: str, want: User, b: _Builder) -> bool:
@@ -313,7 +256,7 @@ def _plan_create(email: str, want: User, b: _Builder) -> None:
         return
     b.expect_user(email)
     b.expect_role(want.role)
-    b.add("user", (email,), "create", "user.create", None, user_fields(_created(want)),
+    b.add("user", (email,), "create", None, user_fields(_created(want)),
           note="an invitation is emailed; the user stays invited until they register")
     _plan_deferred_assignments(email, want.bank_accounts, b, "the user is created invited")
 
@@ -326,7 +269,7 @@ def _plan_replace(email: str, want: User, have: User, b: _Builder) -> None:
     note = "deletes the user and creates them again, invited"
     if have.bank_accounts:
         note += "; removes their bank accounts: " + ", ".join(sorted(have.bank_accounts))
-    b.add("user", (email,), "replace", "user.create", user_fields(have), user_fields(_created(want)), note=note)
+    b.add("user", (email,), "replace", user_fields(have), user_fields(_created(want)), note=note)
     _plan_deferred_assignments(email, want.bank_accounts, b, "the user is re-created invited")
 
 
@@ -341,12 +284,12 @@ def _assignment(email: str, key: str) -> dict[str, Any]:
 
 
 def _assign(email: str, key: str, b: _Builder, *, deferred: bool = False, note: str | None = None) -> None:
-    b.add("assignment", (email, key), "assign", "assignment.assign", None, _assignment(email, key),
+    b.add("assignment", (email, key), "assign", None, _assignment(email, key),
           diff={"assigned": {"before": False, "after": True}}, deferred=deferred, note=note)
 
 
 def _unassign(email: str, key: str, b: _Builder) -> None:
-    b.add("assignment", (email, key), "unassign", "assignment.unassign", _assignment(email, key), None,
+    b.add("assignment", (email, key), "unassign", _assignment(email, key), None,
           diff={"assigned": {"before": True, "after": False}})
 
 
@@ -367,70 +310,85 @@ def _comparable(user: User) -> tuple[object, ...]:
 
 def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     """`want` differs from `have` in some declared field (the caller compared them)."""
+    if not _immutable_fields_kept(email, want, have, b):
+        return
+    steps = _update_steps(want, have)
+    to_assign = sorted(want.bank_accounts - have.bank_accounts)
+    to_unassign = sorted(have.bank_accounts - want.bank_accounts)
+    if have.status == "inactive" and want.status == "inactive":
+        _refuse_inactive_changes(email, want, have, bool(to_assign or to_unassign), b)
+        return
+    # A pending user's deferred assignments write nothing, so they must not make the plan depend
+    # on the user's row: the platform flips it to active when they register, and that alone
+    # must not turn a reviewed plan stale.
+    if steps or to_unassign or (to_assign and have.status != "invited"):
+        b.expect_user(email)
+    if want.role != have.role:
+        b.expect_role(want.role)
+    record = user_fields(have)
+    for action, values in steps:
+        after = {**record, **values}
+        b.add("user", (email,), action, record, after)
+        record = after
+    if have.status == "invited" and want.status == "active":
+        b.add("user", (email,), "activate", user_fields(have), {**user_fields(have), "status": "active"},
+              deferred=True, note=PENDING_NOTE)
+    for key in to_unassign:
+        _unassign(email, key, b)
+    _plan_assignments(email, to_assign, want, have, b)
+
+
+def _immutable_fields_kept(email: str, want: User, have: User, b: _Builder) -> bool:
     bad = [f for f in IMMUTABLE_USER_FIELDS if getattr(want, f) != getattr(have, f)]
     for name in bad:
         b.error(("users", email, name),
                 f"{name} of {email} cannot be changed ({getattr(have, name)!r} -> {getattr(want, name)!r}): "
                 f"it is fixed at creation; use --replace {email} to delete and re-create the user")
-    if bad:
-        return
-    steps: list[tuple[str, str, dict[str, Any]]] = []  # (action, phase, fields set)
+    return not bad
+
+
+def _update_steps(want: User, have: User) -> list[tuple[Action, dict[str, Any]]]:
+    """The user changes that take `have` to `want`, each with the fields it sets, in order."""
+    steps: list[tuple[Action, dict[str, Any]]] = []
     if have.status == "inactive" and want.status == "active":
-        steps.append(("activate", "user.activate", {"status": "active"}))
+        steps.append(("activate", {"status": "active"}))
     profile = {f: getattr(want, f) for f in PROFILE_FIELDS if getattr(want, f) != getattr(have, f)}
     if profile:
-        steps.append(("update", "user.update", profile))
+        steps.append(("update", profile))
     if want.role != have.role:
-        steps.append(("change_role", "user.update", {"role": want.role}))
+        steps.append(("change_role", {"role": want.role}))
     if want.two_factor != have.two_factor:
         if want.two_factor == "disabled":
-            steps.append(("disable_two_factor", "user.update", {"two_factor": "disabled", "totp_enrolled": False}))
+            steps.append(("disable_two_factor", {"two_factor": "disabled", "totp_enrolled": False}))
         else:
-            steps.append(("set_two_factor", "user.update", {"two_factor": want.two_factor}))
+            steps.append(("set_two_factor", {"two_factor": want.two_factor}))
     if want.status == "inactive" and have.status != "inactive":
-        steps.append(("deactivate", "user.deactivate", {"status": "inactive"}))
+        steps.append(("deactivate", {"status": "inactive"}))
+    return steps
 
-    ends_active = want.status == "active"
-    to_assign = sorted(want.bank_accounts - have.bank_accounts)
-    to_unassign = sorted(have.bank_accounts - want.bank_accounts)
 
-    if have.status == "inactive" and want.status == "inactive":
-        if steps or to_assign or to_unassign:
-            changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor") if getattr(want, f) != getattr(have, f)]
-            if to_assign or to_unassign:
-                changed.append("bank_accounts")
-            for name in changed:
-                b.error(("users", email, name),
-                        f"{email} is inactive: an inactive user cannot be modified, only deleted or reactivated (status: active)")
-        return
+def _refuse_inactive_changes(email: str, want: User, have: User, accounts_changed: bool, b: _Builder) -> None:
+    """An inactive user who stays inactive cannot be modified, only deleted or reactivated."""
+    changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor") if getattr(want, f) != getattr(have, f)]
+    if accounts_changed:
+        changed.append("bank_accounts")
+    for name in changed:
+        b.error(("users", email, name),
+                f"{email} is inactive: an inactive user cannot be modified, only deleted or reactivated (status: active)")
 
-    # A pending user's deferred assignments write nothing, so they must not make the plan depend
-    # on the user's row: the platform flips it to active when they register, and that alone
-    # must not turn a reviewed plan stale.
-    touched = bool(steps or to_unassign or (to_assign and have.status != "invited"))
-    if touched:
-        b.expect_user(email)
-    if want.role != have.role:
-        b.expect_role(want.role)
-    record = user_fields(have)
-    for action, phase, values in steps:
-        after = {**record, **values}
-        b.add("user", (email,), action, phase, record, after)
-        record = after
-    if have.status == "invited" and ends_active:
-        b.add("user", (email,), "activate", "user.activate", user_fields(have), {**user_fields(have), "status": "active"},
-              deferred=True, note=PENDING_NOTE)
-    for key in to_unassign:
-        _unassign(email, key, b)
+
+def _plan_assignments(email: str, to_assign: list[str], want: User, have: User, b: _Builder) -> None:
+    """Bank accounts can only be assigned to active users: to a pending one the assignment is
+    deferred, to one declared inactive it is an error."""
     for key in to_assign:
         if not _check_bank_account(email, key, b):
             continue
-        if not ends_active:
+        if want.status != "active":
             b.error(("users", email, "bank_accounts"), f"bank account {key!r}: bank accounts can only be assigned to active users")
         elif have.status == "invited":
             _assign(email, key, b, deferred=True, note="deferred: " + PENDING_NOTE)
         else:
-            b.expect_bank_account(b.live.bank_accounts[key])
+            b.expect_bank_account(key)
             _assign(email, key, b)
 
 
@@ -438,4 +396,4 @@ def _plan_delete(email: str, have: User, b: _Builder) -> None:
     b.expect_user(email)
     for key in sorted(have.bank_accounts):
         _unassign(email, key, b)
-    b.add("user", (email,), "delete", "user.delete", user_fields(have), None)
+    b.add("user", (email,), "delete", user_fields(have), None)

@@ -7,31 +7,10 @@ really leads to the desired state; both use this one function, driven by the cha
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from userctl.plan import Change
-from userctl.state import LiveState, Role, User
-
-
-def user_from_record(record: Mapping[str, Any]) -> User:
-    return User(
-        email=record["email"],
-        first_name=record["first_name"],
-        last_name=record["last_name"],
-        id_type=record["id_type"],
-        id_number=record["id_number"],
-        phone=record["phone"],
-        role=record["role"],
-        status=record["status"],
-        two_factor=record["two_factor"],
-        force_password_reset=record["force_password_reset"],
-        bank_accounts=frozenset(record.get("bank_accounts", ())),
-        totp_enrolled=record.get("totp_enrolled", False),
-    )
-
-
-def role_from_record(record: Mapping[str, Any]) -> Role:
-    return Role(record["name"], record["description"], frozenset(record["permissions"]))
+from userctl.state import LiveState, role_from_record, user_from_record
 
 
 def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any, Final, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, Literal, Mapping
 
 PERMISSIONS: Final[tuple[str, ...]] = (
     "users.view",
@@ -104,6 +104,21 @@ class LiveState:
     bank_accounts: Mapping[str, BankAccount]
 
 
+# The user's fields, in record order: declared once, by the dataclass. The loader, the snapshot,
+# the executor, export and the views derive theirs from it (the hot loops build users
+# positionally, in this order; tests hold them to it).
+USER_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(User))
+# Columns of the `users` table with the same name as the field: `role` is stored as role_id,
+# `bank_accounts` in a table of its own.
+USER_COLUMNS: Final[tuple[str, ...]] = tuple(f for f in USER_FIELDS if f not in ("role", "bank_accounts"))
+# What the platform sets, never the file.
+PLATFORM_USER_FIELDS: Final[tuple[str, ...]] = ("totp_enrolled",)
+# What a desired-state file declares under a user's email, in the order export writes it.
+DECLARED_USER_FIELDS: Final[tuple[str, ...]] = tuple(
+    f for f in USER_FIELDS if f != "email" and f not in PLATFORM_USER_FIELDS
+)
+
+
 def role_record(role: Role) -> dict[str, Any]:
     return {
         "name": role.name,
@@ -112,24 +127,35 @@ def role_record(role: Role) -> dict[str, Any]:
     }
 
 
+def role_from_record(record: Mapping[str, Any]) -> Role:
+    return Role(record["name"], record["description"], frozenset(record["permissions"]))
+
+
 def user_record(user: User, *, live: bool = True) -> dict[str, Any]:
     """The user as plain data. `live=False` leaves out what only the platform sets."""
-    record: dict[str, Any] = {
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "id_type": user.id_type,
-        "id_number": user.id_number,
-        "phone": user.phone,
-        "role": user.role,
-        "status": user.status,
-        "two_factor": user.two_factor,
-        "force_password_reset": user.force_password_reset,
-        "bank_accounts": sorted(user.bank_accounts),
-    }
-    if live:
-        record["totp_enrolled"] = user.totp_enrolled
+    record = {name: getattr(user, name) for name in USER_FIELDS}
+    record["bank_accounts"] = sorted(user.bank_accounts)
+    if not live:
+        for name in PLATFORM_USER_FIELDS:
+            del record[name]
     return record
+
+
+def user_from_record(record: Mapping[str, Any]) -> User:
+    """The inverse of `user_record`; a record without bank accounts or platform fields (a user
+    change's record) takes User's defaults for them."""
+    values = {name: record[name] for name in USER_FIELDS if name in record}
+    values["bank_accounts"] = frozenset(record.get("bank_accounts", ()))
+    return User(**values)
+
+
+def bank_account_record(account: BankAccount) -> dict[str, Any]:
+    return {name.name: getattr(account, name.name) for name in fields(BankAccount)}
+
+
+def organization_settings(org: Organization) -> dict[str, Any]:
+    """What of the organization row a plan relies on (its serial moves with every apply)."""
+    return {"two_factor_policy": org.two_factor_policy, "min_admins": org.min_admins, "four_eyes": org.four_eyes}
 
 
 def canonical_json(data: Any) -> str:
@@ -142,3 +168,28 @@ def record_hash(record: Mapping[str, Any] | None) -> str:
     if record is None:
         return "absent"
     return "sha256:" + hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+
+
+# What a plan can depend on: the rows it writes, the roles and bank accounts it relies on, and
+# the organization's settings.
+FingerprintKind = Literal["user", "role", "bank_account", "organization"]
+
+
+def live_record(live: LiveState, kind: FingerprintKind, key: str) -> dict[str, Any] | None:
+    """The record of one row of `live`, or None when it is absent."""
+    if kind == "user":
+        user = live.users.get(key)
+        return user_record(user) if user is not None else None
+    if kind == "role":
+        role = live.roles.get(key)
+        return role_record(role) if role is not None else None
+    if kind == "bank_account":
+        account = live.bank_accounts.get(key)
+        return bank_account_record(account) if account is not None else None
+    return organization_settings(live.organization) if key == live.organization.slug else None
+
+
+def fingerprint(live: LiveState, kind: FingerprintKind, key: str) -> str:
+    """The one precondition hash: the planner records it, apply compares it on the locked rows.
+    Both call this, so they cannot drift apart and make every plan stale."""
+    return record_hash(live_record(live, kind, key))

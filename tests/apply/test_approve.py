@@ -154,7 +154,7 @@ def test_approval_is_used_once(engine: Engine, org: Org, lead: Operator) -> None
     from userctl.apply import approvals
 
     with engine.connect() as conn:
-        assert approvals.find(conn, org.id, plan.digest, T0 + dt.timedelta(minutes=2)) is None
+        assert approvals.candidates(conn, org.id, plan.digest, T0 + dt.timedelta(minutes=2)) == []
 
 
 def test_four_eyes_the_approver_cannot_apply_their_own_approval(

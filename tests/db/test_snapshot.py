@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory
 from userctl import state
+from userctl.clock import utcnow
 from userctl.db import models
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import organization_slugs, read_live_state, read_roles, read_users
@@ -108,7 +109,7 @@ def test_partial_reads_handle_more_rows_than_one_in_list_chunk(engine: Engine, f
     org = factory.org()
     role = factory.role(org, "R", ["users.view"])
     account = factory.bank_account(org, "main")
-    now = models.utcnow()
+    now = utcnow()
     with engine.begin() as conn:
         conn.execute(sa.insert(models.User), [
             dict(organization_id=org, email=f"u{i}@acme.co", id_type="CC", id_number=f"{100000 + i}",

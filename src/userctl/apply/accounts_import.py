@@ -16,13 +16,13 @@ import datetime as dt
 import io
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Final, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
 from userctl.errors import InputError, Problem
-from userctl.state import BankAccount, Organization, bank_account_record
+from userctl.state import BankAccount, bank_account_record
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 COLUMNS: Final = ("key", "bank", "account_type", "masked_number", "currency")
 MAX_LENGTH: Final = {"key": 100, "bank": 100, "account_type": 32, "masked_number": 32}  # as in the database
@@ -95,22 +95,19 @@ def import_bank_accounts(
     operator: str | None,
     lock_timeout_s: float,
     now: dt.datetime,
-    *,
-    resolve: Callable[["Connection", str | None], tuple[int, Organization]],
 ) -> ImportResult:
-    """Register the new accounts of `data` in `organization`, all or none. `resolve` is the
-    CLI's rule for which organization that is (`--organization`, or the only one): it runs in
-    the writing transaction, after the SQLite write lock is taken."""
+    """Register the new accounts of `data` in `organization` (None: the only one in the
+    database), all or none."""
     from userctl.apply import audit
     from userctl.db.engine import begin_write, lock_organization
     from userctl.db.migrate import require_current
     from userctl.db.rows import insert_bank_account
-    from userctl.db.snapshot import read_bank_accounts
+    from userctl.db.snapshot import read_bank_accounts, resolve_organization
     from userctl.plan import bank_account_address
 
     require_current(engine)
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
-        org_id, org = resolve(conn, organization)
+        org_id, org = resolve_organization(conn, organization)
         lock_organization(conn, org.slug, lock_timeout_s)
         result = plan_import(data, source, read_bank_accounts(conn, org_id))
         for account in result.new:

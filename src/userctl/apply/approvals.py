@@ -42,14 +42,6 @@ def record(
     return ApprovalRow(int(result.inserted_primary_key[0]), approver_id, approver_email, expires)  # type: ignore[index]
 
 
-def find(
-    conn: Connection, organization_id: int, digest: str, now: dt.datetime, exclude_approver: int | None = None
-) -> ApprovalRow | None:
-    """The oldest unused, unexpired approval of exactly this digest (by someone else under four-eyes)."""
-    found = candidates(conn, organization_id, digest, now, exclude_approver)
-    return found[0] if found else None
-
-
 def candidates(
     conn: Connection, organization_id: int, digest: str, now: dt.datetime, exclude_approver: int | None = None
 ) -> list[ApprovalRow]:

@@ -10,8 +10,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from userctl import state
-from userctl.apply import demo
-from userctl.apply import otp
+from userctl.apply import demo, otp
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.clock import utcnow
 from userctl.db import rows

@@ -33,11 +33,11 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from userctl.apply.audit import AuditRecord, append_events
-from userctl.clock import iso_z, naive_utc, unix_seconds
+from userctl.apply.secret_store import decrypt_secret, encrypt_secret
+from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
 from userctl.db.models import Organization, OtpUse, TotpSecret, User
 from userctl.errors import TwoFactorFailed
 from userctl.plan import user_address
-from userctl.apply.secret_store import decrypt_secret
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -90,8 +90,6 @@ def provisioning_uri(secret: str, email: str, org: str) -> str:
 def enroll(conn: Connection, user_id: int) -> str:
     """(Re)create the user's authenticator secret and mark them enrolled; returns the plain
     secret, to be shown once. The previous secret stops working with this transaction."""
-    from userctl.db.rows import store_totp_secret
-
     secret = generate_secret()
     conn.execute(delete(TotpSecret).where(TotpSecret.user_id == user_id))
     store_totp_secret(conn, user_id, secret)
@@ -134,6 +132,12 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
     # Older steps can never be accepted again (step <= last used), so their rows are dead weight.
     conn.execute(delete(OtpUse).where(OtpUse.user_id == user_id, OtpUse.time_step < step))
     conn.execute(update(TotpSecret).where(TotpSecret.user_id == user_id).values(failed_attempts=0, locked_until=None))
+
+
+def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
+    """Enrol an authenticator: keep the (encrypted) secret and mark the user enrolled."""
+    conn.execute(insert(TotpSecret).values(user_id=user_id, secret=encrypt_secret(secret), created_at=utcnow(), failed_attempts=0))
+    conn.execute(update(User).where(User.id == user_id).values(totp_enrolled=True, updated_at=utcnow()))
 
 
 def _matching_step(secret: str, code: str, current: int) -> int | None:

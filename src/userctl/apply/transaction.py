@@ -1,5 +1,5 @@
-"""Apply a plan (DESIGN §4): lock → preconditions → authorise → 2FA → guards → execute → audit →
-outbox → commit. Everything happens in one transaction; any error rolls all of it back, the
+"""Apply a plan (DESIGN §4): lock → preconditions → authorise → 2FA → guards → execute → outbox →
+audit → serial → commit. Everything happens in one transaction; any error rolls all of it back, the
 audit events included. Apply never runs DDL."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from userctl import guards
-from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired
-from userctl.plan import Change, Plan, bank_account_address, organization_address, role_address, user_address
-from userctl.planner import PlanOptions, bank_account_record, organization_settings
-from userctl.state import LiveState, record_hash, role_record, user_record
+from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired, first_few
+from userctl.plan import Change, Plan, organization_address, parse_address, required_permissions
+from userctl.planner import PlanOptions
+from userctl.state import LiveState, fingerprint
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -33,59 +33,23 @@ class ApplyResult:
     organization_id: int
 
 
-def current_preconditions(live: LiveState, addresses: list[str]) -> dict[str, str]:
-    """The hash each address has now, computed exactly as the planner computed it."""
-    by_address: dict[str, str] = {}
-    wanted = set(addresses)
-    org = live.organization
-    if organization_address(org.slug) in wanted:
-        by_address[organization_address(org.slug)] = record_hash(organization_settings(org))
-    for address in wanted:
-        if address in by_address:
-            continue
-        by_address[address] = "absent"
-    for email, user in live.users.items():
-        a = user_address(email)
-        if a in wanted:
-            by_address[a] = record_hash(user_record(user))
-    for name, role in live.roles.items():
-        a = role_address(name)
-        if a in wanted:
-            by_address[a] = record_hash(role_record(role))
-    for key, account in live.bank_accounts.items():
-        a = bank_account_address(key)
-        if a in wanted:
-            by_address[a] = record_hash(bank_account_record(account))
-    return by_address
-
-
 def check_preconditions(plan: Plan, live: LiveState) -> None:
     if plan.organization != live.organization.slug:
         raise StalePlan(f"the plan is for organization {plan.organization!r}, not {live.organization.slug!r}")
-    now = current_preconditions(live, list(plan.preconditions))
-    stale = sorted(a for a, expected in plan.preconditions.items() if now[a] != expected)
+    stale = sorted(a for a, expected in plan.preconditions.items() if _fingerprint_of(live, a) != expected)
     if stale:
-        shown = ", ".join(stale[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+        shown = first_few(stale, 10)
         raise StalePlan(
             f"the plan is stale: {len(stale)} row(s) it touches changed since it was made: {shown}. "
             "Nothing was written; plan again."
         )
 
 
-def required_permissions(changes: tuple[Change, ...]) -> set[str]:
-    """DESIGN §1 "Operator": users.add to create users, users.manage for any other user change
-    (a replace deletes, so it needs both), roles.manage for any role change."""
-    needed: set[str] = set()
-    for c in changes:
-        if c.kind == "role":
-            needed.add("roles.manage")
-        elif c.kind == "user" and c.action in ("create", "replace"):
-            needed.add("users.add")
-            if c.action == "replace":
-                needed.add("users.manage")
-        else:
-            needed.add("users.manage")
-    return needed
+def _fingerprint_of(live: LiveState, address: str) -> str:
+    """The hash `address` has in `live`, by the planner's own function; an address that names
+    nothing a plan can depend on is "absent"."""
+    parsed = parse_address(address)
+    return fingerprint(live, *parsed) if parsed is not None else "absent"
 
 
 def apply_plan(
@@ -116,9 +80,7 @@ def approve_plan(
     engine: "Engine", plan: Plan, operator: str, otp_code: str, *, now: dt.datetime, valid_for: dt.timedelta, lock_timeout_s: float = 30.0
 ) -> "approvals.ApprovalRow":
     """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
-    from userctl.apply import approvals
-    from userctl.apply import audit
-    from userctl.apply import otp
+    from userctl.apply import approvals, audit, otp
     from userctl.db.engine import begin_write, lock_organization
     from userctl.db.snapshot import read_live_state
     from userctl.apply.operators import load_operator
@@ -152,8 +114,7 @@ def _apply_locked(
     now: dt.datetime,
     progress: Progress | None,
 ) -> ApplyResult:
-    from userctl.apply import audit
-    from userctl.apply import outbox
+    from userctl.apply import audit, outbox
     from userctl.db.engine import begin_write, lock_organization
     from userctl.db.executor import Executor
     from userctl.db.snapshot import read_live_state
@@ -235,8 +196,7 @@ def _confirm(
     digest. Under four-eyes only an approval by another operator counts: the applier's own code
     would let one person both review and apply. Returns how the operator was verified, for the
     audit log."""
-    from userctl.apply import approvals
-    from userctl.apply import otp
+    from userctl.apply import approvals, otp
 
     four_eyes = live.organization.four_eyes
     if otp_code is not None and not four_eyes:

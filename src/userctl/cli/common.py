@@ -19,7 +19,7 @@ import click
 
 from userctl import state
 from userctl.cli.context import app
-from userctl.errors import InputError, NotFound, UsageError
+from userctl.errors import InputError, UsageError
 from userctl.gcpause import gc_paused
 from userctl.plan import Plan
 from userctl.planner import PlanOptions, diff
@@ -111,23 +111,6 @@ def plan_from_file(engine: "Engine", path: str | os.PathLike[str], options: Plan
             raise InputError(locate(exc.problems, desired)) from None
 
 
-def resolve_organization(conn: "Connection", slug: str | None) -> tuple[int, state.Organization]:
-    """The organization a command without a desired-state file works on: `slug` (the global
-    `--organization`), or the only one in the database."""
-    from userctl.db.snapshot import organization_slugs, read_organization
-
-    if slug is None:
-        slugs = organization_slugs(conn)
-        if not slugs:
-            raise NotFound("this database holds no organization yet: run `userctl init -f FILE --admin EMAIL`")
-        if len(slugs) > 1:
-            raise UsageError(
-                f"this database holds {len(slugs)} organizations ({', '.join(slugs)}): choose one with --organization"
-            )
-        slug = slugs[0]
-    return read_organization(conn, slug)
-
-
 @contextlib.contextmanager
 def reading_database() -> Iterator["Connection"]:
     """A read-only transaction on a database whose schema this userctl knows."""
@@ -144,5 +127,7 @@ def reading_database() -> Iterator["Connection"]:
 def reading() -> Iterator[tuple["Connection", int, state.Organization]]:
     """A read-only snapshot of the chosen organization (`--organization`, or the only one)."""
     with reading_database() as conn:
+        from userctl.db.snapshot import resolve_organization
+
         org_id, org = resolve_organization(conn, app().organization)
         yield conn, org_id, org

@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, reading, resolve_organization
+from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, reading
 from userctl.cli.context import app
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
@@ -124,6 +124,5 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> N
 
     data = Path(path).read_bytes()
     ctx = app()
-    result = import_bank_accounts(ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow(),
-                                  resolve=resolve_organization)
+    result = import_bank_accounts(ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow())
     click.echo(f"{result.organization}: imported {len(result.plan.new)}, unchanged {len(result.plan.unchanged)}")

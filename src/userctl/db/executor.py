@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import groupby
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from userctl.clock import naive_utc
 from userctl.db import models
+from userctl.db.batches import chunks
 from userctl.db.rows import insert_role
-from userctl.plan import Change
-from userctl.state import Role
+from userctl.plan import ACTION_TABLE, Change
+from userctl.state import USER_COLUMNS, role_from_record
 
+T = TypeVar("T")
 CHUNK = 1000
 Handler = Callable[["Executor", Sequence[Change]], None]
 Progress = Callable[[int], None]
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    return chunks(items, CHUNK)
 
 
 class Executor:
@@ -40,9 +41,6 @@ class Executor:
 
     def _ids(self, key: Any, ident: Any, org_column: Any) -> dict[str, int]:
         return {k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))}
-
-    def user_id(self, email: str) -> int:
-        return self._user_ids[email]
 
     def run(self, changes: Sequence[Change], progress: Progress | None = None) -> list[tuple[str, int]]:
         """Apply `changes` (already in plan order); returns (email, id) of every user created.
@@ -71,9 +69,7 @@ class Executor:
     def create_roles(self, changes: Sequence[Change]) -> None:
         for c in changes:
             after = c.after or {}
-            self._role_ids[c.key[0]] = insert_role(
-                self.conn, self.org_id, Role(after["name"], after["description"], frozenset(after["permissions"]))
-            )
+            self._role_ids[c.key[0]] = insert_role(self.conn, self.org_id, role_from_record(after))
             self._done(1)
 
     def update_roles(self, changes: Sequence[Change]) -> None:
@@ -108,17 +104,10 @@ class Executor:
             rows.append(
                 {
                     "organization_id": self.org_id,
-                    "email": a["email"],
-                    "id_type": a["id_type"],
-                    "id_number": a["id_number"],
-                    "phone": a["phone"],
-                    "first_name": a["first_name"],
-                    "last_name": a["last_name"],
-                    "role_id": self._role_ids[a["role"]],
-                    "status": a["status"],
-                    "two_factor": a["two_factor"],
+                    **{name: a[name] for name in USER_COLUMNS},
+                    # A new row never has an authenticator, whatever a change's record says.
                     "totp_enrolled": False,
-                    "force_password_reset": a["force_password_reset"],
+                    "role_id": self._role_ids[a["role"]],
                     "created_at": self.now,
                     "updated_at": self.now,
                 }
@@ -160,9 +149,9 @@ class Executor:
                 self.conn.execute(stmt, list(part))
                 self._done(len(part))
         disabled = [self._user_ids[c.key[0]] for c in changes if c.action == "disable_two_factor"]
-        for part in _chunks(disabled):
+        for ids in _chunks(disabled):
             # Disabling 2FA removes the enrolled authenticator (studio guide).
-            self.conn.execute(delete(models.TotpSecret).where(models.TotpSecret.user_id.in_(part)))
+            self.conn.execute(delete(models.TotpSecret).where(models.TotpSecret.user_id.in_(ids)))
 
     def delete_users(self, changes: Sequence[Change]) -> None:
         self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes], report=True)
@@ -200,6 +189,8 @@ class Executor:
             self._done(len(part))
 
 
+# One handler per row of plan.ACTION_TABLE (a test holds them to it); the user changes that
+# only set fields of the row share one.
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("role", "create"): Executor.create_roles,
     ("role", "update"): Executor.update_roles,
@@ -207,7 +198,11 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("user", "create"): Executor.create_users,
     ("user", "replace"): Executor.replace_users,
     ("user", "delete"): Executor.delete_users,
-    **{("user", a): Executor.update_users for a in ("update", "change_role", "activate", "deactivate", "set_two_factor", "disable_two_factor")},
+    **{
+        key: Executor.update_users
+        for key in ACTION_TABLE
+        if key[0] == "user" and key[1] not in ("create", "replace", "delete")
+    },
     ("assignment", "assign"): Executor.assign,
     ("assignment", "unassign"): Executor.unassign,
 }

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
-from userctl.db import models
+from userctl.db import models, tables
+from userctl.db.snapshot import user_from_row, user_query
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,30 +30,13 @@ class Timestamps:
 
 def list_users(conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None) -> list[ListedUser]:
     """Users of the organization sorted by id, filtered by status and exact role name."""
-    u, r = models.User, models.Role
-    query = (
-        select(
-            u.id, u.email, u.first_name, u.last_name, u.id_type, u.id_number, u.phone, r.name,
-            u.status, u.two_factor, u.force_password_reset, u.totp_enrolled,
-        )
-        .join(r, r.id == u.role_id)
-        .where(u.organization_id == org_id)
-        .order_by(u.id)
-    )
+    u, r = tables.users.c, tables.roles.c
+    query = user_query().where(u.organization_id == org_id).order_by(u.id)
     if status is not None:
         query = query.where(u.status == status)
     if role is not None:
         query = query.where(r.name == role)
-    return [
-        ListedUser(
-            int(row[0]),
-            state.User(
-                row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
-                bool(row[10]), frozenset(), bool(row[11]),
-            ),
-        )
-        for row in conn.execute(query)
-    ]
+    return [ListedUser(int(row[0]), user_from_row(row, frozenset())) for row in conn.execute(query)]
 
 
 def user_timestamps(conn: Connection, org_id: int, email: str) -> Timestamps | None:

@@ -13,10 +13,10 @@ import datetime as dt
 from sqlalchemy.orm import DeclarativeBase, Mapped
 
 from userctl.db import tables
-from userctl.db.tables import NAMING, utcnow
+from userctl.db.tables import NAMING
 
 __all__ = [
-    "NAMING", "utcnow", "Base", "Organization", "Role", "RolePermission", "User", "BankAccount",
+    "NAMING", "Base", "Organization", "Role", "RolePermission", "User", "BankAccount",
     "UserBankAccount", "TotpSecret", "OtpUse", "AuditEvent", "Approval", "Notification",
 ]
 
@@ -117,7 +117,7 @@ class AuditEvent(Base):
     seq: Mapped[int]
     created_at: Mapped[dt.datetime]
     operator: Mapped[str]
-    verified_by: Mapped[str]  # totp / approval / none / init
+    verified_by: Mapped[str]  # totp / approval:EMAIL / none / init
     plan_digest: Mapped[str | None]
     action: Mapped[str]
     address: Mapped[str]
@@ -150,7 +150,7 @@ class Notification(Base):
     user_id: Mapped[int | None]
     recipient: Mapped[str]
     kind: Mapped[str]
-    status: Mapped[str]  # queued / sent
+    status: Mapped[str]  # queued / sent / cancelled
     token_hash: Mapped[str | None]
     expires_at: Mapped[dt.datetime | None]
     attempts: Mapped[int]

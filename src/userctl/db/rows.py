@@ -1,16 +1,17 @@
 """Core inserts of the domain rows from the plain types of `userctl.state`: shared by `init`,
-`init --demo` and the test factories, so that every writer fills the same columns the same way."""
+`init --demo`, the executor and the test factories, so that every writer fills the same columns
+the same way."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
 from userctl import state
+from userctl.clock import utcnow
 from userctl.db import models
-from userctl.apply.secret_store import encrypt_secret
 
 
 def insert_organization(conn: Connection, org: state.Organization) -> int:
@@ -22,7 +23,7 @@ def insert_organization(conn: Connection, org: state.Organization) -> int:
             min_admins=org.min_admins,
             four_eyes=org.four_eyes,
             serial=org.serial,
-            created_at=models.utcnow(),
+            created_at=utcnow(),
         )
     )
     return _new_id(result.inserted_primary_key)
@@ -43,24 +44,11 @@ def insert_role(conn: Connection, organization_id: int, role: state.Role) -> int
 
 def insert_user(conn: Connection, organization_id: int, user: state.User, role_id: int) -> int:
     """Insert the user row only; `user.role` and `user.bank_accounts` are the caller's to resolve."""
-    now = models.utcnow()
+    now = utcnow()
+    columns = {name: getattr(user, name) for name in state.USER_COLUMNS}
+    columns["email"] = user.email.lower()
     result = conn.execute(
-        insert(models.User).values(
-            organization_id=organization_id,
-            email=user.email.lower(),
-            id_type=user.id_type,
-            id_number=user.id_number,
-            phone=user.phone,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            role_id=role_id,
-            status=user.status,
-            two_factor=user.two_factor,
-            totp_enrolled=user.totp_enrolled,
-            force_password_reset=user.force_password_reset,
-            created_at=now,
-            updated_at=now,
-        )
+        insert(models.User).values(organization_id=organization_id, **columns, role_id=role_id, created_at=now, updated_at=now)
     )
     return _new_id(result.inserted_primary_key)
 
@@ -84,18 +72,6 @@ def insert_assignments(conn: Connection, pairs: Iterable[tuple[int, int]]) -> No
     rows = [{"user_id": u, "bank_account_id": b} for u, b in pairs]
     if rows:
         conn.execute(insert(models.UserBankAccount), rows)
-
-
-def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
-    """Enrol an authenticator: keep the (encrypted) secret and mark the user enrolled."""
-    conn.execute(
-        insert(models.TotpSecret).values(
-            user_id=user_id, secret=encrypt_secret(secret), created_at=models.utcnow(), failed_attempts=0
-        )
-    )
-    conn.execute(
-        update(models.User).where(models.User.id == user_id).values(totp_enrolled=True, updated_at=models.utcnow())
-    )
 
 
 def _new_id(primary_key: object) -> int:

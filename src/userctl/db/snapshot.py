@@ -8,7 +8,7 @@ nothing, as every column is read as the driver gives it. Callers provide the tra
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Collection, Iterable, Iterator, TypeVar, Unpack
+from typing import Any, Collection, Iterable, Sequence, Unpack
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
@@ -16,14 +16,13 @@ from sqlalchemy.exc import DBAPIError
 
 from userctl import state
 from userctl.db import tables
-from userctl.errors import NotFound
+from userctl.db.batches import chunks
+from userctl.errors import NotFound, UsageError
 from userctl.gcpause import gc_paused
 
 # Keeps each IN (...) list well under every backend's bound-parameter limit.
 _CHUNK = 500
 _NO_ACCOUNTS: frozenset[str] = frozenset()
-
-T = TypeVar("T")
 
 
 def organization_slugs(conn: Connection) -> list[str]:
@@ -48,6 +47,21 @@ def read_organization(conn: Connection, slug: str) -> tuple[int, state.Organizat
         four_eyes=bool(row.four_eyes),
         serial=int(row.serial),
     )
+
+
+def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state.Organization]:
+    """The organization a command without a desired-state file works on: `slug` (the global
+    `--organization`), or the only one in the database."""
+    if slug is None:
+        slugs = organization_slugs(conn)
+        if not slugs:
+            raise NotFound("this database holds no organization yet: run `userctl init -f FILE --admin EMAIL`")
+        if len(slugs) > 1:
+            raise UsageError(
+                f"this database holds {len(slugs)} organizations ({', '.join(slugs)}): choose one with --organization"
+            )
+        slug = slugs[0]
+    return read_organization(conn, slug)
 
 
 def read_live_state(conn: Connection, slug: str) -> state.LiveState:
@@ -84,15 +98,8 @@ def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = No
 def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = None) -> dict[str, state.User]:
     """Users of the organization keyed by lower-case email, with their role name and bank
     accounts: all of them, or just `emails` (lower-case; absent ones are left out)."""
-    u, r, uba, ba = tables.users.c, tables.roles.c, tables.user_bank_accounts.c, tables.bank_accounts.c
-    users_q = (
-        select(
-            u.id, u.email, u.first_name, u.last_name, u.id_type, u.id_number, u.phone, r.name,
-            u.status, u.two_factor, u.force_password_reset, u.totp_enrolled,
-        )
-        .join(tables.roles, r.id == u.role_id)
-        .where(u.organization_id == org_id)
-    )
+    u, uba, ba = tables.users.c, tables.user_bank_accounts.c, tables.bank_accounts.c
+    users_q = user_query().where(u.organization_id == org_id)
     accounts_q = (
         select(uba.user_id, ba.key).join(tables.bank_accounts, ba.id == uba.bank_account_id).where(ba.organization_id == org_id)
     )
@@ -106,15 +113,27 @@ def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = N
     for user_id, key in account_rows:
         accounts[user_id].add(key)
     users: dict[str, state.User] = {}
-    # One loop, positional arguments in state.User's field order: this runs for every user.
     for row in user_rows:
         keys = accounts.get(row[0])
-        email = row[1].lower()
-        users[email] = state.User(
-            email, row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
-            bool(row[10]), frozenset(keys) if keys else _NO_ACCOUNTS, bool(row[11]),
-        )
+        user = user_from_row(row, frozenset(keys) if keys else _NO_ACCOUNTS)
+        users[user.email] = user
     return users
+
+
+def user_query() -> Select[Unpack[tuple[Any, ...]]]:
+    """users.id, then the user's fields in `state.USER_FIELDS` order (the role by name; bank
+    accounts are read apart), for `user_from_row`."""
+    u, r = tables.users.c, tables.roles.c
+    fields = [r.name if f == "role" else u[f] for f in state.USER_FIELDS if f != "bank_accounts"]
+    return select(u.id, *fields).join(tables.roles, r.id == u.role_id)
+
+
+def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
+    """A row of `user_query` as a User. Positional, in `state.USER_FIELDS` order: this runs for
+    every user, and a keyword call with a dict per user costs a third more."""
+    return state.User(
+        row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], bool(row[10]), accounts, bool(row[11])
+    )
 
 
 def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAccount]:
@@ -146,11 +165,6 @@ def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> li
 
 def _chunked_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[str]) -> list[Any]:
     rows: list[Any] = []
-    for chunk in _chunks(sorted(set(values)), _CHUNK):
+    for chunk in chunks(sorted(set(values)), _CHUNK):
         rows.extend(conn.execute(query.where(column.in_(chunk))).all())
     return rows
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

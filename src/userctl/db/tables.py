@@ -11,8 +11,6 @@ Times are naive UTC everywhere (SQLite and MariaDB keep no zone).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -27,6 +25,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from userctl.clock import utcnow
+
 # Deterministic constraint names so migrations are identical on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -36,10 +36,6 @@ NAMING = {
 }
 
 metadata = MetaData(naming_convention=NAMING)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _org_fk(ondelete: str | None = "CASCADE") -> Column[int]:
@@ -151,7 +147,7 @@ audit_events = Table(
     Column("seq", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("operator", String(254), nullable=False),
-    Column("verified_by", String(32), nullable=False),  # totp / approval / none / init
+    Column("verified_by", String(32), nullable=False),  # totp / approval:EMAIL / none / init
     Column("plan_digest", String(80), nullable=True),
     Column("action", String(40), nullable=False),
     Column("address", String(400), nullable=False),
@@ -186,7 +182,7 @@ notifications = Table(
     Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
     Column("recipient", String(254), nullable=False),
     Column("kind", String(32), nullable=False, default="invitation"),
-    Column("status", String(16), nullable=False, default="queued"),  # queued / sent
+    Column("status", String(16), nullable=False, default="queued"),  # queued / sent / cancelled
     Column("token_hash", String(80), nullable=True),
     Column("expires_at", DateTime, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Final
 
-from userctl.state import LiveState, Role, User
+from userctl.state import DECLARED_USER_FIELDS, LiveState, Role, User
 
 # The schema is not published anywhere: the default modeline points at a copy beside the file
 # (`userctl schema > userctl.schema.json`), which the next line of the export says how to make.
@@ -84,29 +84,30 @@ def _user_lines(user: User) -> list[str]:
         # say `active`, which the planner shows as pending rather than as a change.
         status = "active"
         head += "  " + PENDING_COMMENT
-    lines = [
-        head,
-        f"{field}first_name: {scalar(user.first_name)}",
-        f"{field}last_name: {scalar(user.last_name)}",
-        f"{field}id_type: {scalar(user.id_type)}",
-        # Always quoted: document numbers and phones look like numbers to YAML.
-        f"{field}id_number: {quoted(user.id_number)}",
-        f"{field}phone: {quoted(user.phone)}",
-        f"{field}role: {scalar(user.role)}",
-        f"{field}status: {status}",
-        f"{field}two_factor: {scalar(user.two_factor)}",
-        f"{field}force_password_reset: {'true' if user.force_password_reset else 'false'}",
-    ]
     accounts = user.bank_accounts
-    if user.status == "inactive" and accounts:
-        # Only the platform can leave this state behind: DESIGN §1 forbids declaring accounts for
-        # an inactive user, and an inactive user cannot be modified. Written as the file must
-        # say it, so that `plan` stops at this user and says what to do.
-        lines.append(f"{field}# still assigned in the database: {', '.join(sorted(accounts))}; an inactive user")
-        lines.append(f"{field}# can hold none and cannot be changed: delete or reactivate them")
-        accounts = frozenset()
-    lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
+    lines = [head]
+    for name in DECLARED_USER_FIELDS:
+        if name == "bank_accounts":
+            if user.status == "inactive" and accounts:
+                # Only the platform can leave this state behind: DESIGN §1 forbids declaring
+                # accounts for an inactive user, and an inactive user cannot be modified. Written
+                # as the file must say it, so that `plan` stops at this user and says what to do.
+                lines.append(f"{field}# still assigned in the database: {', '.join(sorted(accounts))}; an inactive user")
+                lines.append(f"{field}# can hold none and cannot be changed: delete or reactivate them")
+                accounts = frozenset()
+            lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
+        elif name == "status":
+            lines.append(f"{field}status: {status}")
+        else:
+            lines.append(f"{field}{name}: {_value(name, getattr(user, name))}")
     return lines
+
+
+def _value(name: str, value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # Always quoted: document numbers and phones look like numbers to YAML.
+    return quoted(value) if name in ("id_number", "phone") else scalar(value)
 
 
 def scalar(text: str) -> str:

@@ -67,10 +67,6 @@ def resolve_plain(text: str) -> Scalar:
     return text
 
 
-def is_ambiguous_boolean(text: str) -> bool:
-    return text in AMBIGUOUS_BOOLEANS
-
-
 def describe_kind(value: object) -> str:
     """What a non-string value was read as, for messages ("a number", "null"...)."""
     if value is None:

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from userctl.errors import Path, Problem
+from userctl.errors import Path, Problem, first_few
 
 
 class Locator(Protocol):
@@ -172,5 +172,5 @@ def _known(role: str, roles: Mapping[str, str]) -> str:
         return f" (did you mean '{close[0]}'?)"
     if not names:
         return "; the desired state declares no roles"
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    shown = first_few(names, 10)
     return f"; declared roles: {shown}"

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from userctl.desired.sourcemap import SourceMap
+from userctl.desired.sourcemap import SourceMap, resolve_key
 from userctl.desired.strict_yaml import MarkedDocument, parse_marked
 from userctl.errors import Path
 
@@ -201,13 +201,7 @@ class SlicedSourceMap:
         return entries
 
     def _real_key(self, node: dict[str, Any], step: str) -> str | None:
-        if step in node:
-            return step
-        # Paths from the planner carry emails lower-cased; the file may spell them otherwise.
-        folded = self._folded.get(id(node))
-        if folded is None:
-            folded = self._folded[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
-        return folded.get(step.lower())
+        return resolve_key(node, step, self._folded)
 
     def _marked_whole(self) -> SourceMap:
         if self._whole is None:

@@ -24,6 +24,18 @@ def unpack(mark: int) -> tuple[int, int]:
     return (mark >> _COL_BITS) + 1, (mark & _COL_MASK) + 1
 
 
+def resolve_key(node: dict[str, Any], step: str, folded_by_node: dict[int, dict[str, str]]) -> str | None:
+    """The key of `node` that path step `step` names. Paths from the planner carry emails
+    lower-cased; the file may spell them otherwise. `folded_by_node` caches each mapping's
+    lower-cased keys for the map's lifetime (the document it maps is never changed)."""
+    if step in node:
+        return step
+    folded = folded_by_node.get(id(node))
+    if folded is None:
+        folded = folded_by_node[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
+    return folded.get(step.lower())
+
+
 class Marks(Protocol):
     """What locating a problem needs; SourceMap, or SlicedSourceMap for a fast-parsed file."""
 
@@ -104,13 +116,7 @@ class SourceMap:
         return None
 
     def _resolve_key(self, node: dict[str, Any], step: str) -> str | None:
-        if step in node:
-            return step
-        # Paths from the planner carry emails lower-cased; the file may spell them otherwise.
-        folded = self._folded.get(id(node))
-        if folded is None:
-            folded = self._folded[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
-        return folded.get(step.lower())
+        return resolve_key(node, step, self._folded)
 
     def _index(self, node: dict[str, Any]) -> dict[str, int]:
         index = self._indexes.get(id(node))

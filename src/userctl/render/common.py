@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-SYMBOLS = {"create": "+", "assign": "+", "delete": "-", "unassign": "-", "replace": "-/+"}
+from userctl.plan import ACTION_TABLE
+
 # Fields a create shows, in reading order (email is already in the address).
 SHOWN_ON_CREATE = (
     "first_name", "last_name", "id_type", "id_number", "phone", "role", "status", "two_factor",
@@ -16,7 +17,7 @@ SHOWN_ON_CREATE = (
 def symbol(change: Mapping[str, Any]) -> str:
     if change["deferred"]:
         return "#"
-    return SYMBOLS.get(change["action"], "~")
+    return ACTION_TABLE[(change["kind"], change["action"])].symbol
 
 
 def flags(change: Mapping[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
-from userctl.state import BankAccount, Role, User
+from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
 
@@ -116,18 +116,8 @@ def role_row(role: Role, users: int) -> dict[str, Any]:
     return {"name": role.name, "description": role.description, "permissions": len(role.permissions), "users": users}
 
 
-def account_record(account: BankAccount) -> dict[str, Any]:
-    return {
-        "key": account.key,
-        "bank": account.bank,
-        "account_type": account.account_type,
-        "masked_number": account.masked_number,
-        "currency": account.currency,
-    }
-
-
 def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
-    return {**account_record(account), "assigned_users": sorted(holders)}
+    return {**bank_account_record(account), "assigned_users": sorted(holders)}
 
 
 def _cell(value: Any) -> str:
@@ -197,6 +187,17 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
+def _detail_fields() -> tuple[str, ...]:
+    # Every field of the record but those shown apart (role, bank accounts), in its order, except
+    # that enrolment stands next to the 2FA setting, as on the dashboard.
+    shown = [f for f in USER_FIELDS if f not in ("role", "bank_accounts", "totp_enrolled")]
+    shown.insert(shown.index("two_factor") + 1, "totp_enrolled")
+    return tuple(shown)
+
+
+_DETAIL_FIELDS: Final = _detail_fields()
+
+
 def user_detail(
     user: User,
     role: Role,
@@ -208,22 +209,13 @@ def user_detail(
     role with its permissions, and the organization's bank accounts split into assigned and
     unassigned, as the dashboard's "Role and bank accounts" module shows them."""
     return {
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "id_type": user.id_type,
-        "id_number": user.id_number,
-        "phone": user.phone,
-        "status": user.status,
-        "two_factor": user.two_factor,
-        "totp_enrolled": user.totp_enrolled,
-        "force_password_reset": user.force_password_reset,
+        **{name: getattr(user, name) for name in _DETAIL_FIELDS},
         "created_at": iso_z(created_at) if created_at else None,
         "updated_at": iso_z(updated_at) if updated_at else None,
-        "role": {"name": role.name, "description": role.description, "permissions": sorted(role.permissions)},
+        "role": role_record(role),
         "bank_accounts": {
-            "assigned": [account_record(accounts[k]) for k in sorted(user.bank_accounts) if k in accounts],
-            "unassigned": [account_record(a) for k, a in sorted(accounts.items()) if k not in user.bank_accounts],
+            "assigned": [bank_account_record(accounts[k]) for k in sorted(user.bank_accounts) if k in accounts],
+            "unassigned": [bank_account_record(a) for k, a in sorted(accounts.items()) if k not in user.bank_accounts],
         },
     }
 

@@ -60,7 +60,7 @@ class ActionRule:
 _USERS_MANAGE = ("users.manage",)
 ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
     ("role", "create"): ActionRule("role.create", 0, "+", "create", False, ("roles.manage",)),
-    ("role", "update"): ActionRule("role.create", 0, "~", "update", False, ("roles.manage",),
+    ("role", "update"): ActionRule("role.create", 1, "~", "update", False, ("roles.manage",),
                                    destructive_if_removed="permissions", destructive_phase="role.delete"),
     ("role", "delete"): ActionRule("role.delete", 0, "-", "delete", True, ("roles.manage",)),
     ("user", "create"): ActionRule("user.create", 0, "+", "create", False, ("users.add",)),

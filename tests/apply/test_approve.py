@@ -254,3 +254,22 @@ def _around_now() -> list[float]:
 
     now = time.time()
     return [now + 30 * s for s in range(-3, 4)]
+
+
+def test_an_approver_with_a_long_address_approves_and_the_pipeline_applies(
+    engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    # audit_events.verified_by holds "approval:<email>": PostgreSQL and MariaDB enforce its
+    # width, so a realistic corporate address must fit (it did not at VARCHAR(32)).
+    email = "maria.fernanda.rodriguez-castellanos@payments.acme-holdings.co"
+    approver = factory.operator(org.id, email, org.roles["Admin"])
+    path = save_plan(engine, drop(engine, "gone@acme.co"), tmp_path)
+
+    approved = runner(*approve_args(path, email, approver.code()))
+    assert approved.exit_code == 0, approved.output
+    applied = runner(*apply_args(path, org.root.email))
+
+    assert applied.exit_code == 0, applied.output
+    assert f"verified by approval:{email}" in applied.stdout
+    verified = {e.verified_by for e in rows_of(engine, m.AuditEvent) if e.action != "plan.approve"}
+    assert verified == {f"approval:{email}"}

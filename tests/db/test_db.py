@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,36 @@ def test_every_migration_file_is_shipped_as_package_data() -> None:
     assert "db/migrations/versions/0001_initial.py" in shipped
     missing = [f for f in shipped if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)]
     assert missing == []
+
+
+def test_a_database_at_0001_upgrades_and_keeps_its_audit_events(empty_db_url: str) -> None:
+    # 0002 widens audit_events.verified_by: an existing chain must survive the change (SQLite
+    # copies the table in batch mode), and the column must then take "approval:" + any email.
+    from alembic import command
+
+    engine = create_engine_for(empty_db_url)
+    try:
+        config = migrate.alembic_config()
+        with begin_write(engine) as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        row = {
+            "organization_id": 1, "seq": 1, "created_at": dt.datetime(2026, 1, 1), "operator": "root@acme.co",
+            "verified_by": "totp", "plan_digest": None, "action": "user.create", "address": 'user["a@acme.co"]',
+            "before": None, "after": "{}", "prev_hash": "0" * 64, "hash": "1" * 64, "hmac": None,
+        }
+        with engine.begin() as conn:
+            conn.execute(sa.insert(models.Organization).values(
+                id=1, slug="acme", name="Acme", two_factor_policy="destructive", min_admins=1, four_eyes=False,
+                serial=0, created_at=dt.datetime(2026, 1, 1),
+            ))
+            conn.execute(sa.insert(models.AuditEvent).values(**row))
+        assert migrate.upgrade(engine) == ("0001", migrate.HEAD_REVISION)
+        long = "approval:" + "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 61
+        assert len(long) == len("approval:") + 254
+        with engine.begin() as conn:
+            conn.execute(sa.insert(models.AuditEvent).values(**{**row, "seq": 2, "verified_by": long}))
+            kept = conn.execute(sa.select(models.AuditEvent.verified_by).order_by(models.AuditEvent.seq)).scalars().all()
+        assert kept == ["totp", long]
+    finally:
+        engine.dispose()

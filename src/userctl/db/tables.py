@@ -147,7 +147,8 @@ audit_events = Table(
     Column("seq", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("operator", String(254), nullable=False),
-    Column("verified_by", String(32), nullable=False),  # totp / approval:EMAIL / none / init
+    # totp / approval:EMAIL / none / init: wide enough for "approval:" and the longest email (254).
+    Column("verified_by", String(300), nullable=False),
     Column("plan_digest", String(80), nullable=True),
     Column("action", String(40), nullable=False),
     Column("address", String(400), nullable=False),

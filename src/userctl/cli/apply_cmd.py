@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from userctl.cli.common import (
+    FiniteRange,
     interactive,
     lock_option,
     make_options,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from userctl.apply.outbox import SmtpTarget
 
 PROGRESS_THRESHOLD = 300
+# An approval is for a reviewed plan about to be applied, not a standing permission.
+MAX_APPROVAL_HOURS = 168.0
 
 
 def read_saved_plan(path: str) -> Plan:
@@ -146,7 +149,8 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @operator_option
 @otp_option
-@click.option("--valid-for", type=click.FloatRange(min=0.01), default=24.0, show_default=True, help="Hours the approval stays valid.")
+@click.option("--valid-for", type=FiniteRange(min=0.01, max=MAX_APPROVAL_HOURS), default=24.0, show_default=True,
+              help=f"Hours the approval stays valid (at most {MAX_APPROVAL_HOURS:g}: a week).")
 @lock_option
 def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""

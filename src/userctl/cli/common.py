@@ -10,10 +10,11 @@ functions that need it.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
@@ -37,7 +38,21 @@ otp_option = click.option(
     "--otp-code", envvar="USERCTL_OTP_CODE", metavar="CODE",
     help="Six-digit TOTP code (or USERCTL_OTP_CODE); asked for on a terminal when needed.",
 )
-lock_option = click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT_S,
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses NaN, which compares false with every bound and so would
+    pass any range (and then fail deep inside, as "unexpected ValueError")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number: float = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
+# A day: long enough for any queue of applies, short enough to be a mistake past it.
+MAX_LOCK_TIMEOUT_S = 86400.0
+lock_timeout_type = FiniteRange(min=0, max=MAX_LOCK_TIMEOUT_S)
+lock_option = click.option("--lock-timeout", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S,
                            show_default=True, help="Seconds to wait for another apply of this organization.")
 
 

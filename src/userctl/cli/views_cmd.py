@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, reading
+from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, reading
 from userctl.cli.context import app
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
@@ -113,7 +113,7 @@ def list_accounts(fmt: str) -> None:
 @accounts.command("import")
 @click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
 @click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
-@click.option("--lock-timeout", "lock_timeout_s", type=float, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
+@click.option("--lock-timeout", "lock_timeout_s", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
               help="Seconds to wait for a concurrent apply to finish.")
 def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> None:
     """Register bank accounts from a CSV file with the header

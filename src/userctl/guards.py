@@ -21,8 +21,9 @@ class GuardOptions(Protocol):
     def operator(self) -> str | None: ...
 
 
-def check(live: LiveState, changes: Sequence[Change], options: GuardOptions) -> tuple[Finding, ...]:
-    after = apply_changes(live, changes)
+def check(live: LiveState, changes: Sequence[Change], options: GuardOptions, after: LiveState | None = None) -> tuple[Finding, ...]:
+    """`after`: the state the changes lead to, when the caller has it already."""
+    after = after if after is not None else apply_changes(live, changes)
     active = [c for c in changes if not c.deferred]
     return (
         *_removal(live, active, options.allow_mass_removal),

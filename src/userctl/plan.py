@@ -28,6 +28,11 @@ Phase = Literal[
     "user.deactivate", "user.delete", "role.delete",
 ]
 Bucket = Literal["create", "update", "replace", "delete"]
+# How a change can grant privilege (DESIGN §3), judged by `risk.assess` on the live state and the
+# state the plan leads to: never; always (a payout bank account); when the user's role after the
+# change holds a privileged permission; when the new role holds one the old did not; when a role
+# gains one (every holder gains it).
+Grant = Literal["never", "always", "role", "role_gain", "added"]
 
 # Apply order (DESIGN §3). A change's phase decides where it runs; within a phase changes are
 # sorted by address, then by the action's rank, so that the same inputs always give
@@ -47,6 +52,7 @@ class ActionRule:
     destructive: bool
     # Permissions the operator's role must hold to apply it (DESIGN §1 "Operator").
     needs: tuple[str, ...]
+    grants: Grant = "never"
     # Counts toward the removal guard (a user leaves the active organization).
     removes_user: bool = False
     # Refused by the self guard when the operator would do it to themselves.
@@ -60,21 +66,23 @@ class ActionRule:
 _USERS_MANAGE = ("users.manage",)
 ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
     ("role", "create"): ActionRule("role.create", 0, "+", "create", False, ("roles.manage",)),
-    ("role", "update"): ActionRule("role.create", 1, "~", "update", False, ("roles.manage",),
+    ("role", "update"): ActionRule("role.create", 1, "~", "update", False, ("roles.manage",), grants="added",
                                    destructive_if_removed="permissions", destructive_phase="role.delete"),
     ("role", "delete"): ActionRule("role.delete", 0, "-", "delete", True, ("roles.manage",)),
-    ("user", "create"): ActionRule("user.create", 0, "+", "create", False, ("users.add",)),
+    ("user", "create"): ActionRule("user.create", 0, "+", "create", False, ("users.add",), grants="role"),
     # A replace deletes the old row, so it needs both.
-    ("user", "replace"): ActionRule("user.create", 0, "-/+", "replace", True, ("users.add", "users.manage"), self_harm=True),
-    ("user", "activate"): ActionRule("user.activate", 0, "~", "update", False, _USERS_MANAGE),
+    ("user", "replace"): ActionRule("user.create", 0, "-/+", "replace", True, ("users.add", "users.manage"), grants="role",
+                                   self_harm=True),
+    # Reactivating a user gives them back everything their role holds.
+    ("user", "activate"): ActionRule("user.activate", 0, "~", "update", False, _USERS_MANAGE, grants="role"),
     ("user", "update"): ActionRule("user.update", 1, "~", "update", False, _USERS_MANAGE),
-    ("user", "change_role"): ActionRule("user.update", 2, "~", "update", True, _USERS_MANAGE),
+    ("user", "change_role"): ActionRule("user.update", 2, "~", "update", True, _USERS_MANAGE, grants="role_gain"),
     ("user", "set_two_factor"): ActionRule("user.update", 3, "~", "update", False, _USERS_MANAGE),
     ("user", "disable_two_factor"): ActionRule("user.update", 3, "~", "update", True, _USERS_MANAGE, self_harm=True),
     ("user", "deactivate"): ActionRule("user.deactivate", 0, "~", "update", True, _USERS_MANAGE, removes_user=True, self_harm=True),
     ("user", "delete"): ActionRule("user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True),
     ("assignment", "unassign"): ActionRule("assignment.unassign", 0, "-", "update", True, _USERS_MANAGE),
-    ("assignment", "assign"): ActionRule("assignment.assign", 0, "+", "update", False, _USERS_MANAGE),
+    ("assignment", "assign"): ActionRule("assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"),
 }
 
 # The actions of each kind, as plan.schema.json enumerates them.
@@ -93,10 +101,10 @@ def phase_of(kind: Kind, action: Action, destructive: bool) -> int:
     return PHASES.index(r.destructive_phase if destructive and r.destructive_phase else r.phase)
 
 
-def requires_2fa(action: Action, destructive: bool, policy: str) -> bool:
+def requires_2fa(action: Action, destructive: bool, grants_privilege: bool, policy: str) -> bool:
     # Under policy `all` every change to an existing user or role needs 2FA; creates never
     # touch an existing row.
-    return destructive or (policy == "all" and action != "create")
+    return destructive or grants_privilege or (policy == "all" and action != "create")
 
 
 def required_permissions(changes: Iterable["Change"]) -> set[str]:
@@ -160,6 +168,7 @@ class Change:
     requires_2fa: bool = False
     deferred: bool = False
     note: str | None = None
+    grants_privilege: bool = False
 
     @property
     def address(self) -> str:
@@ -180,6 +189,7 @@ class Change:
             "after": self.after,
             "diff": self.diff,
             "destructive": self.destructive,
+            "grants_privilege": self.grants_privilege,
             "requires_2fa": self.requires_2fa,
             "deferred": self.deferred,
             "note": self.note,
@@ -199,6 +209,7 @@ class Change:
             after=data["after"],
             diff=data["diff"],
             destructive=data["destructive"],
+            grants_privilege=data["grants_privilege"],
             requires_2fa=data["requires_2fa"],
             deferred=data["deferred"],
             note=data.get("note"),
@@ -240,19 +251,21 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         counts = {"create": 0, "update": 0, "replace": 0, "delete": 0}
-        deferred = destructive = needs_2fa = 0
+        deferred = destructive = privilege = needs_2fa = 0
         for c in self.changes:
             if c.deferred:
                 deferred += 1
                 continue
             counts[ACTION_TABLE[(c.kind, c.action)].bucket] += 1
             destructive += c.destructive
+            privilege += c.grants_privilege
             needs_2fa += c.requires_2fa
         return {
             **counts,
             "total": sum(counts.values()),
             "deferred": deferred,
             "destructive": destructive,
+            "grants_privilege": privilege,
             "requires_2fa": needs_2fa,
         }
 

@@ -24,10 +24,11 @@ from userctl.plan import (
     is_destructive,
     organization_address,
     phase_of,
-    requires_2fa,
     role_address,
     user_address,
 )
+from userctl.risk import assess
+from userctl.simulate import apply_changes
 from userctl.state import (
     IMMUTABLE_USER_FIELDS,
     DesiredState,
@@ -88,10 +89,6 @@ class _Builder:
     preconditions: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def policy(self) -> str:
-        return self.live.organization.two_factor_policy
-
     def error(self, path: tuple[str, ...], message: str) -> None:
         self.problems.append(Problem(message, path))
 
@@ -108,6 +105,8 @@ class _Builder:
         diff: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         diff = diff if diff is not None else field_diff(before or {}, after or {})
+        # Risk flags are set once the whole plan is known (risk.assess); the phase of a role
+        # update depends on whether it removes permissions.
         destructive = not deferred and is_destructive(kind, action, diff)
         self.changes.append(
             Change(
@@ -118,8 +117,6 @@ class _Builder:
                 before=before,
                 after=after,
                 diff=diff,
-                destructive=destructive,
-                requires_2fa=not deferred and requires_2fa(action, destructive, self.policy),
                 deferred=deferred,
                 note=note,
             )
@@ -150,7 +147,9 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         b.preconditions[organization_address(slug)] = fingerprint(live, "organization", slug)
     else:
         b.preconditions.clear()
-    findings = guards.check(live, changes, options)
+    after = apply_changes(live, changes)
+    changes = assess(live, changes, after)
+    findings = guards.check(live, changes, options, after)
     return Plan(
         organization=live.organization.slug,
         two_factor_policy=live.organization.two_factor_policy,

@@ -29,6 +29,17 @@ PERMISSIONS: Final[tuple[str, ...]] = (
     "biopay.settings.view",
     "audit.view",
 )
+# Permissions that move money, manage people or configure the account (DESIGN §3): granting one,
+# to a user or to a role everyone holding it, needs 2FA like a destructive change.
+PRIVILEGED_PERMISSIONS: Final[frozenset[str]] = frozenset({
+    "users.add",
+    "users.manage",
+    "roles.manage",
+    "payouts.create",
+    "payouts.approve",
+    "bank_accounts.manage",
+    "company_settings.manage",
+})
 ID_TYPES: Final[tuple[str, ...]] = ("CC", "CE", "NIT", "PP", "TI", "DNI")
 DESIRED_STATUSES: Final[tuple[str, ...]] = ("active", "inactive")
 LIVE_STATUSES: Final[tuple[str, ...]] = ("invited", "active", "inactive")

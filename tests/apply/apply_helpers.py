@@ -69,6 +69,15 @@ def build_org(factory: Factory, *, four_eyes: bool = False, min_admins: int = 1,
     return Org(org, roles, root, users, accounts)
 
 
+def bulk_org(factory: Factory) -> tuple[int, Operator]:
+    """acme-payments with only its operator root@acme.co (Admin) and the unprivileged Support role
+    that `new_user` gives: the start of a plan of many plain creates."""
+    org = factory.org(ORG)
+    admin = factory.role(org, "Admin", ADMIN_PERMS)
+    factory.role(org, SUPPORT.name, sorted(SUPPORT.permissions), SUPPORT.description)
+    return org, factory.operator(org, "root@acme.co", admin)
+
+
 def live_state(engine: Engine, slug: str = ORG) -> LiveState:
     with begin_read(engine) as conn:
         return read_live_state(conn, slug)
@@ -91,7 +100,9 @@ def with_users(desired: DesiredState, *changed: User, drop: Iterable[str] = ()) 
     return replace(desired, users=users)
 
 
-def new_user(email: str, n: int, role: str = "Ops", **fields: Any) -> User:
+def new_user(email: str, n: int, role: str = "Support", **fields: Any) -> User:
+    """A user to create. Support holds no privileged permission, so creating one is a plain change
+    (no 2FA); a test that means a privileged user says role="Ops" or "Admin"."""
     values: dict[str, Any] = dict(
         email=email, first_name="New", last_name=f"Person{n}", id_type="CC", id_number=f"{7000000 + n}",
         phone=f"+5731100{n:05d}", role=role, status="active", two_factor="required",
@@ -115,7 +126,7 @@ def every_change(engine: Engine) -> tuple[DesiredState, dict[str, Any]]:
     del users["gone@acme.co"]
     users["re@acme.co"] = replace(users["re@acme.co"], phone="+573009999999", role="Auditor")
     users["acct@acme.co"] = replace(users["acct@acme.co"], bank_accounts=frozenset({"ops-backup"}))
-    users["new1@acme.co"] = new_user("new1@acme.co", 1, bank_accounts=frozenset({"payroll"}))
+    users["new1@acme.co"] = new_user("new1@acme.co", 1, role="Ops", bank_accounts=frozenset({"payroll"}))
     users["new2@acme.co"] = new_user("new2@acme.co", 2, role="Auditor")
     roles = dict(d.roles)
     roles["Support"] = Role("Support", "Helps customers and calls", frozenset({"customers.view", "calls.access"}))

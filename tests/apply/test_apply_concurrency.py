@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine, make_url
 from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     ORG,
+    bulk_org,
     build_org,
     every_change,
     exported,
@@ -283,13 +284,11 @@ def test_sqlite_apply_killed_mid_way_is_all_or_nothing(
     """A plan creating 20,000 users; the apply is killed a second after it has begun writing
     (SQLite's rollback journal exists). Reopening the database rolls the journal back: none of the users,
     invitations or audit events exist — unless the commit won the race, then all of them do."""
-    org = factory.org(ORG)
-    admin = factory.role(org, "Admin", ADMIN_PERMS)
-    factory.operator(org, "root@acme.co", admin)
+    bulk_org(factory)
     live = exported(live_state(engine))
     many = 20_000
     users = dict(live.users)
-    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i, role="Admin")) for i in range(many))
+    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i)) for i in range(many))
     path = save_plan(engine, DesiredState(ORG, live.roles, users), tmp_path)
     database = make_url(db_url).database
     assert database is not None

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
-    ADMIN_PERMS,
     ORG,
+    bulk_org,
     Org,
     build_org,
     drop_gone_plan,
@@ -183,11 +183,10 @@ def test_under_four_eyes_no_code_is_asked_for_and_apply_says_who_must_approve(
 
 
 def test_a_big_apply_shows_a_progress_bar_on_the_terminal(engine: Engine, factory: Factory, tmp_path: Path, terminal: type[Terminal]) -> None:
-    org = factory.org(ORG)
-    factory.operator(org, "root@acme.co", factory.role(org, "Admin", ADMIN_PERMS))
+    bulk_org(factory)
     live = exported(live_state(engine))
     users = dict(live.users)
-    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i, role="Admin")) for i in range(2500))
+    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i)) for i in range(2500))
     plan = make_plan(engine, DesiredState(ORG, live.roles, users))
     assert not plan.requires_2fa
     path = save_plan(engine, DesiredState(ORG, live.roles, users), tmp_path)

@@ -74,7 +74,8 @@ def test_user_create_starts_invited_and_defers_bank_accounts() -> None:
     p = diff(desired([new]), live())
     create = only(p, 'user["new@acme.co"]', "create")
     assert create.after is not None and create.after["status"] == "invited"
-    assert not create.destructive and not create.requires_2fa
+    # Ops holds payouts.create: creating one of its users grants privilege (tests/core/test_risk.py)
+    assert not create.destructive and create.grants_privilege and create.requires_2fa
     assign = only(p, 'assignment["new@acme.co" -> "payroll"]', "assign")
     assert assign.deferred and not assign.requires_2fa
     assert p.summary()["create"] == 1 and p.summary()["deferred"] == 1 and p.summary()["total"] == 1
@@ -259,7 +260,7 @@ def test_apply_order_follows_design() -> None:
 
 def test_policy_all_requires_2fa_for_every_change_to_existing_rows() -> None:
     state = live([BOB], two_factor_policy="all")
-    p = diff(desired([replace(BOB, first_name="B"), user("new@acme.co", 5)], roles=[ADMIN, OPS, Role("New")]), state)
+    p = diff(desired([replace(BOB, first_name="B"), user("new@acme.co", 5, role="New")], roles=[ADMIN, OPS, Role("New")]), state)
     assert only(p, 'user["bob@acme.co"]', "update").requires_2fa
     assert not only(p, 'user["bob@acme.co"]', "update").destructive
     assert not only(p, 'user["new@acme.co"]', "create").requires_2fa
@@ -288,7 +289,8 @@ def test_policy_all_requires_2fa_for_every_kind_of_change_to_existing_rows(case:
     strict = only(diff(want, live(base, roles=roles, two_factor_policy="all")), address, action)
     default = only(diff(want, live(base, roles=roles)), address, action)
     assert strict.requires_2fa
-    assert default.requires_2fa == default.destructive  # the default policy asks only for destructive steps
+    # the default policy asks only for destructive and privilege-granting steps
+    assert default.requires_2fa == (default.destructive or default.grants_privilege)
 
 
 def test_preconditions_record_before_states() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
-    ADMIN_PERMS,
     ORG,
+    bulk_org,
     apply_args,
     build_org,
     code_at,
@@ -22,7 +22,7 @@ from tests.apply.apply_helpers import (
     rows_of,
     save_plan,
 )
-from tests.conftest import Factory, Operator, Runner
+from tests.conftest import Factory, Runner
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
@@ -32,16 +32,10 @@ from userctl.planner import PlanOptions
 from userctl.state import DesiredState
 
 
-def bulk_org(factory: Factory) -> tuple[int, Operator]:
-    org = factory.org(ORG)
-    admin = factory.role(org, "Admin", ADMIN_PERMS)
-    return org, factory.operator(org, "root@acme.co", admin)
-
-
 def with_new_users(engine: Engine, count: int) -> DesiredState:
     live = exported(live_state(engine))
     users = dict(live.users)
-    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i, role="Admin")) for i in range(count))
+    users.update((f"bulk{i}@acme.co", new_user(f"bulk{i}@acme.co", i)) for i in range(count))
     return DesiredState(ORG, live.roles, users)
 
 

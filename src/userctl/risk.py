@@ -1,0 +1,56 @@
+"""The risk of each change (DESIGN §3): destructive, privilege-granting, needing 2FA.
+
+One function, judged on the live state and the state the plan leads to. The planner flags a plan
+with it; apply runs it again on a saved plan under the organization lock and refuses the plan
+when its stated flags differ, so no flag in a file is ever trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from userctl.plan import ACTION_TABLE, Change, is_destructive, requires_2fa
+from userctl.simulate import apply_changes
+from userctl.state import PRIVILEGED_PERMISSIONS, LiveState
+
+
+def assess(live: LiveState, changes: Sequence[Change], after: LiveState | None = None) -> tuple[Change, ...]:
+    """`changes` with their flags set from their action and diff under `live`'s 2FA policy.
+    `after` is the state the changes lead to, when the caller has it already."""
+    after = after if after is not None else apply_changes(live, changes)
+    policy = live.organization.two_factor_policy
+    judged = []
+    for change in changes:
+        if change.deferred:
+            flags = (False, False, False)
+        else:
+            destructive = is_destructive(change.kind, change.action, change.diff)
+            grants = grants_privilege(change, live, after)
+            flags = (destructive, grants, requires_2fa(change.action, destructive, grants, policy))
+        if flags != (change.destructive, change.grants_privilege, change.requires_2fa):
+            change = replace(change, destructive=flags[0], grants_privilege=flags[1], requires_2fa=flags[2])
+        judged.append(change)
+    return tuple(judged)
+
+
+def grants_privilege(change: Change, live: LiveState, after: LiveState) -> bool:
+    """Whether `change` gives someone a privileged permission they did not have, or a payout
+    bank account."""
+    grant = ACTION_TABLE[(change.kind, change.action)].grants
+    if grant == "never":
+        return False
+    if grant == "always":
+        return True
+    if grant == "added":
+        return not PRIVILEGED_PERMISSIONS.isdisjoint(change.diff.get("permissions", {}).get("added", ()))
+    new_role = (change.after or {}).get("role")
+    gained = _privileges(after, new_role)
+    if grant == "role_gain":
+        gained = gained - _privileges(live, (change.before or {}).get("role"))
+    return bool(gained)
+
+
+def _privileges(state: LiveState, role: str | None) -> frozenset[str]:
+    found = state.roles.get(role) if role is not None else None
+    return found.permissions & PRIVILEGED_PERMISSIONS if found is not None else frozenset()

@@ -82,6 +82,15 @@ class StalePlan(Refused):
     pass
 
 
+class ForgedPlan(Refused):
+    """A saved plan asks for something the planner would not have written for the live state:
+    flags, policy or changes that re-deriving them does not give back."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail  # what differs, for callers that word their own refusal
+
+
 class LockTimeout(Refused):
     pass
 

@@ -6,16 +6,21 @@ walks a plan its own way. Nothing here does I/O.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
 
+from userctl.clock import iso_z, naive_utc
 from userctl.errors import InputError, Problem, Refused
 from userctl.state import FingerprintKind, canonical_json
 
-FORMAT_VERSION: Final = 1
+# 2: changes carry grants_privilege; a plan carries its provenance.
+FORMAT_VERSION: Final = 2
 
 Kind = Literal["role", "user", "assignment"]
 Action = Literal[
@@ -235,6 +240,9 @@ class Plan:
     preconditions: Mapping[str, str]
     findings: tuple[Finding, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Where the plan came from: when, by which userctl, from which files (SHA-256) and git commit.
+    # Evidence for a reader and for --max-age; apply trusts none of it (see replan.py).
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def active_changes(self) -> tuple[Change, ...]:
@@ -270,8 +278,9 @@ class Plan:
         }
 
     def signed_content(self) -> dict[str, Any]:
-        """What the digest covers: organization, policy, changes, preconditions and the options
-        that shaped them (so `allow_mass_removal` cannot be switched on by editing the file)."""
+        """What the digest covers: organization, policy, changes, preconditions, the options that
+        shaped them and the provenance. An approval is bound to this digest; the digest proves
+        nothing else, since anyone can recompute it."""
         return {
             "format_version": FORMAT_VERSION,
             "organization": self.organization,
@@ -279,6 +288,7 @@ class Plan:
             "changes": [c.to_data() for c in self.changes],
             "preconditions": dict(sorted(self.preconditions.items())),
             "options": dict(self.options),
+            "provenance": dict(self.provenance),
         }
 
     @property
@@ -310,22 +320,52 @@ def dumps_data(data: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+PROVENANCE_KEYS: Final = ("created_at", "userctl_version", "files", "git_commit")
+
+
+def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None) -> dict[str, Any]:
+    """A plan's provenance: when (UTC), by which userctl, from which files (path -> SHA-256) and
+    git commit."""
+    from userctl import __version__
+
+    return {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
+            "git_commit": git_commit}
+
+
+def made_at(plan: Plan) -> dt.datetime | None:
+    """When a saved plan says it was made (naive UTC), or None for an unstamped one."""
+    text = plan.provenance.get("created_at")
+    return naive_utc(dt.datetime.fromisoformat(text)) if isinstance(text, str) else None
+
+# A saved plan is read whole into memory: a cap keeps `apply /dev/zero` from reading forever. A
+# plan of 100,000 users' changes is about 150 MB of indented JSON.
+MAX_PLAN_BYTES: Final = 512 * 1024 * 1024
+
+
 def loads(text: str, source: str = "plan") -> Plan:
-    """Read a saved plan, refusing one whose content no longer matches its digest."""
+    """Read a saved plan: JSON that plan.schema.json accepts (so every kind, action and field is
+    one the planner writes) and whose content still matches its digest."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError([Problem(f"not a saved plan: invalid JSON ({exc.msg})", (), source, exc.lineno, exc.colno)])
+    except RecursionError:
+        raise InputError([Problem("not a saved plan: nested too deeply", (), source)]) from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "digest" not in data:
-        raise InputError([Problem(f"not a saved userctl plan (format_version {FORMAT_VERSION} expected)", (), source)])
+        raise InputError([Problem(f"not a saved userctl plan (format_version {FORMAT_VERSION} expected): plan again", (), source)])
+    _check_schema(data, source)
+    missing = sorted(set(PROVENANCE_KEYS) - set(data["provenance"]))
+    if missing:
+        raise InputError([Problem(f"saved plan is malformed: its provenance lacks {', '.join(missing)}: plan again", (), source)])
     try:
         plan = Plan(
             organization=data["organization"],
             two_factor_policy=data["two_factor_policy"],
             changes=tuple(Change.from_data(c) for c in data["changes"]),
             preconditions=data["preconditions"],
-            findings=tuple(Finding(**f) for f in data.get("findings", [])),
-            options=data.get("options", {}),
+            findings=tuple(Finding(**f) for f in data["findings"]),
+            options=data["options"],
+            provenance=data["provenance"],
         )
         actual = plan.digest
     except (KeyError, TypeError, ValueError) as exc:
@@ -336,3 +376,22 @@ def loads(text: str, source: str = "plan") -> Plan:
             f"{data['digest']}; plan again instead of editing a saved plan"
         )
     return plan
+
+
+PLAN_SCHEMA_PATH: Final = Path(__file__).resolve().parent / "schemas" / "plan.schema.json"
+
+
+@functools.cache
+def _plan_validator() -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _check_schema(data: Any, source: str) -> None:
+    error = next(iter(_plan_validator().iter_errors(data)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.instance_path) or "(document)"
+        message = str(error.message)
+        shown = message if len(message) <= 200 else message[:200] + "…"
+        raise InputError([Problem(f"saved plan is malformed at {where}: {shown}", (), source)])

@@ -10,7 +10,16 @@ from dataclasses import replace
 from typing import Iterable
 
 from userctl.plan import Change
-from userctl.state import LiveState, role_from_record, user_from_record
+from userctl.state import LiveState, Role, User, role_from_record, user_from_record
+
+
+class DoesNotFit(ValueError):
+    """A change that cannot be made to the state it is applied to (it names a row that is not
+    there, or carries values of the wrong shape): only a forged plan has one."""
+
+    def __init__(self, change: Change, reason: str) -> None:
+        super().__init__(f"{change.address} {change.action}: {reason}")
+        self.change = change
 
 
 def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
@@ -19,21 +28,28 @@ def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
     for change in changes:
         if change.deferred:
             continue
-        name = change.key[0]
-        if change.kind == "role":
-            if change.after is None:
-                del roles[name]
-            else:
-                roles[name] = role_from_record(change.after)
-        elif change.kind == "user":
-            if change.after is None:
-                del users[name]
-            elif change.action in ("create", "replace"):
-                users[name] = user_from_record(change.after)
-            else:
-                users[name] = replace(users[name], **{f: d["after"] for f, d in change.diff.items()})
-        else:
-            user, key = users[name], change.key[1]
-            accounts = user.bank_accounts | {key} if change.action == "assign" else user.bank_accounts - {key}
-            users[name] = replace(user, bank_accounts=accounts)
+        try:
+            _apply_one(change, roles, users)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DoesNotFit(change, f"{type(exc).__name__} {exc}") from exc
     return LiveState(live.organization, roles, users, live.bank_accounts)
+
+
+def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User]) -> None:
+    name = change.key[0]
+    if change.kind == "role":
+        if change.after is None:
+            del roles[name]
+        else:
+            roles[name] = role_from_record(change.after)
+    elif change.kind == "user":
+        if change.after is None:
+            del users[name]
+        elif change.action in ("create", "replace"):
+            users[name] = user_from_record(change.after)
+        else:
+            users[name] = replace(users[name], **{f: d["after"] for f, d in change.diff.items()})
+    else:
+        user, key = users[name], change.key[1]
+        accounts = user.bank_accounts | {key} if change.action == "assign" else user.bank_accounts - {key}
+        users[name] = replace(user, bank_accounts=accounts)

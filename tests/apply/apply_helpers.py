@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory, Operator
-from userctl.clock import unix_seconds
+from userctl.clock import unix_seconds, utcnow
 from userctl.db.engine import begin_read
 from userctl.db.models import Base
 from userctl.db.snapshot import read_live_state
-from userctl.plan import Plan, dumps
+from userctl.plan import Plan, dumps, provenance
 from userctl.planner import PlanOptions, diff
 from userctl.state import DesiredState, LiveState, Role, User
 
@@ -139,9 +139,14 @@ def make_plan(engine: Engine, desired: DesiredState, options: PlanOptions = Plan
     return diff(desired, live_state(engine, desired.organization), options)
 
 
+def stamped(plan: Plan, at: dt.datetime | None = None) -> Plan:
+    """`plan` with the provenance `plan` gives it (made now, or `at`; from no file)."""
+    return replace(plan, provenance=provenance(at or utcnow(), {}, None))
+
+
 def save_plan(engine: Engine, desired: DesiredState, tmp_path: Path, name: str = "plan.json", **options: Any) -> Path:
     """Plan `desired` against the live database and save it as `plan --out` would."""
-    plan = make_plan(engine, desired, PlanOptions(**options))
+    plan = stamped(make_plan(engine, desired, PlanOptions(**options)))
     path = tmp_path / name
     path.write_text(dumps(plan), encoding="utf-8")
     return path

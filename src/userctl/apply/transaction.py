@@ -1,5 +1,5 @@
-"""Apply a plan (DESIGN §4): lock → preconditions → authorise → 2FA → guards → execute → outbox →
-audit → serial → commit. Everything happens in one transaction; any error rolls all of it back, the
+"""Apply a plan (DESIGN §4): lock → preconditions → re-derive (a forged plan stops here) → authorise
+→ 2FA → guards → execute → outbox → audit → serial → commit. Everything happens in one transaction; any error rolls all of it back, the
 audit events included. Apply never runs DDL."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from userctl import guards
 from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired, first_few
 from userctl.plan import Change, Plan, organization_address, parse_address, required_permissions
 from userctl.planner import PlanOptions
+from userctl.replan import check_rederived
 from userctl.state import LiveState, fingerprint
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ def approve_plan(
     with otp.failures_recorded(engine, now):
         with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=plan.organization) as conn:
             org_id = lock_organization(conn, plan.organization, lock_timeout_s)
-            check_preconditions(plan, read_live_state(conn, plan.organization))
+            live = read_live_state(conn, plan.organization)
+            check_preconditions(plan, live)
+            check_rederived(plan, live)
             me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
             otp.verify_operator_code(conn, me.id, otp_code, now)
             row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
@@ -126,6 +129,7 @@ def _apply_locked(
         org_id = lock_organization(conn, plan.organization, lock_timeout_s)
         live = read_live_state(conn, plan.organization)
         check_preconditions(plan, live)
+        check_rederived(plan, live)
         if not changes:
             return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
         me = load_operator(conn, org_id, operator, required_permissions(changes))

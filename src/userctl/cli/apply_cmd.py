@@ -13,6 +13,7 @@ import click
 from userctl.cli.common import (
     FiniteRange,
     interactive,
+    max_age_option,
     lock_option,
     make_options,
     operator_option,
@@ -21,38 +22,64 @@ from userctl.cli.common import (
     planning_options,
 )
 from userctl.cli.context import app
-from userctl.errors import ConfirmationRequired, UsageError, UserctlError
-from userctl.plan import Plan, loads
+from userctl.clock import iso_z
+from userctl.errors import ConfirmationRequired, Refused, UsageError, UserctlError
+from userctl.plan import MAX_PLAN_BYTES, Plan, loads, made_at
 from userctl.render import render
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from userctl.apply.outbox import SmtpTarget
+    from userctl.planner import PlanOptions
 
 PROGRESS_THRESHOLD = 300
+# Clocks of the planning and the applying machine may disagree a little.
+CLOCK_SKEW = dt.timedelta(minutes=5)
 # An approval is for a reviewed plan about to be applied, not a standing permission.
 MAX_APPROVAL_HOURS = 168.0
 
 
-def read_saved_plan(path: str) -> Plan:
+def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_age_days: float) -> Plan:
+    """The saved plan at `path`, checked for everything that needs no database: its size, format
+    and digest, that it is for the organization asked for, and that it is not older than
+    --max-age. Apply still re-derives it under the lock (replan.py)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read saved plan {path}: {exc.strerror}") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise UsageError(f"{path} is larger than {MAX_PLAN_BYTES // 2**20} MiB: not a saved plan")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
-    return loads(text, source=path)
+    plan = loads(text, source=path)
+    if organization is not None and organization != plan.organization:
+        raise UsageError(f"--organization {organization} does not match {path}, which is a plan for {plan.organization!r}")
+    made = made_at(plan)
+    assert made is not None  # loads refuses a saved plan without its provenance
+    if made > now + CLOCK_SKEW:
+        raise Refused(f"{path} says it was made at {iso_z(made)}, in the future: refused; plan again")
+    if now - made > dt.timedelta(days=max_age_days):
+        age = (now - made).total_seconds() / 86400
+        raise Refused(f"{path} was made at {iso_z(made)}, {age:.1f} days ago, longer ago than --max-age "
+                      f"{max_age_days:g} days: the live state may have moved on since it was reviewed; plan again")
+    return plan
 
 
 @click.command()
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
-@click.option("-f", "--file", "path", type=click.Path(), help="Plan and apply this desired-state file in one go.")
+@click.option("-f", "--file", "path", type=click.Path(),
+              help="The desired-state file or directory. Alone: plan and apply it in one go. With PLAN_FILE: apply "
+                   "PLAN_FILE only if FILE plans to exactly it (what a pipeline runs on the merged branch).")
 @operator_option
 @otp_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @planning_options
 @lock_option
+@max_age_option
 def apply(
     plan_file: str | None,
     path: str | None,
@@ -63,26 +90,32 @@ def apply(
     replace: tuple[str, ...],
     allow_mass_removal: bool,
     lock_timeout: float,
+    max_age: float,
 ) -> None:
-    """Apply a saved PLAN_FILE (no YAML needed) or the desired state in -f FILE, in one transaction."""
+    """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
+    in one transaction."""
     from userctl.apply.transaction import apply_plan, code_can_confirm
     from userctl.clock import utcnow
     from userctl.db.migrate import require_current
 
     ctx = app()
-    if (plan_file is None) == (path is None):
-        raise UsageError("give either a saved PLAN file or -f FILE, not both and not neither")
+    if plan_file is None and path is None:
+        raise UsageError("give a saved PLAN file, -f FILE, or both (PLAN -f FILE applies PLAN only if FILE still plans to it)")
     # Parsed before anything is written: a typo found only after commit would fail a committed apply.
     smtp = _smtp_target()
     engine = ctx.engine()
-    if plan_file is not None:
-        if no_prune or replace:
-            raise UsageError("--no-prune and --replace shape a new plan: use them with `plan` or `apply -f`")
-        require_current(engine)
-        the_plan = read_saved_plan(plan_file)
-    else:
+    now = utcnow()
+    if plan_file is None:
         assert path is not None
-        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization)
+        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization, now)
+    else:
+        if path is None and (no_prune or replace):
+            raise UsageError("--no-prune and --replace shape a new plan: use them with `plan`, `apply -f FILE` or `apply PLAN -f FILE`")
+        require_current(engine)
+        the_plan = read_saved_plan(plan_file, ctx.organization, now, max_age)
+        if path is not None:
+            _refuse_unless_file_plans_to(engine, the_plan, plan_file, path, make_options(
+                no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, now)
     if not the_plan.active_changes:
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return
@@ -94,7 +127,6 @@ def apply(
     if otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
 
-    now = utcnow()
     total = len(the_plan.active_changes)
     if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
         with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
@@ -111,6 +143,19 @@ def apply(
         click.echo(f"Queued {result.invitations_queued} invitation email(s).")
     click.echo(f"Audit chain head: {result.audit_head}")
     _deliver_invitations(engine, smtp, result.organization_id, result.invitations_queued)
+
+
+def _refuse_unless_file_plans_to(
+    engine: "Engine", saved: Plan, plan_file: str, path: str, options: "PlanOptions", organization: str | None, now: dt.datetime
+) -> None:
+    """The pipeline's guarantee: what is applied is what was reviewed, and no more than the merged
+    file says. An artifact from a pull request's own CI job cannot carry anything else."""
+    from userctl.replan import same_plan
+
+    why = same_plan(saved, plan_from_file(engine, path, options, organization, now))
+    if why is not None:
+        raise Refused(f"{plan_file} does not match {path} on this branch: {why}. Nothing was written: plan {path} "
+                      "again and have that plan reviewed")
 
 
 def _smtp_target() -> "SmtpTarget | None":
@@ -152,7 +197,8 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
 @click.option("--valid-for", type=FiniteRange(min=0.01, max=MAX_APPROVAL_HOURS), default=24.0, show_default=True,
               help=f"Hours the approval stays valid (at most {MAX_APPROVAL_HOURS:g}: a week).")
 @lock_option
-def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float) -> None:
+@max_age_option
+def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float, max_age: float) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""
     from userctl.apply.transaction import approve_plan
     from userctl.clock import utcnow
@@ -161,11 +207,12 @@ def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: floa
     ctx = app()
     engine = ctx.engine()
     require_current(engine)
-    the_plan = read_saved_plan(plan_file)
+    now = utcnow()
+    the_plan = read_saved_plan(plan_file, ctx.organization, now, max_age)
     if otp_code is None:
         if not interactive():
             raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
-    row = approve_plan(engine, the_plan, operator, otp_code, now=utcnow(), valid_for=dt.timedelta(hours=valid_for),
+    row = approve_plan(engine, the_plan, operator, otp_code, now=now, valid_for=dt.timedelta(hours=valid_for),
                        lock_timeout_s=lock_timeout)
     click.echo(f"Approved plan {the_plan.digest} for {the_plan.organization} by {operator.lower()}, valid until {row.expires_at.isoformat()}Z.")

@@ -10,10 +10,15 @@ functions that need it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import math
 import os
+import subprocess
 import sys
 import tempfile
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import click
@@ -22,7 +27,7 @@ from userctl import state
 from userctl.cli.context import app
 from userctl.errors import InputError, UsageError
 from userctl.gcpause import gc_paused
-from userctl.plan import Plan
+from userctl.plan import Plan, provenance
 from userctl.planner import PlanOptions, diff
 
 if TYPE_CHECKING:
@@ -54,6 +59,13 @@ MAX_LOCK_TIMEOUT_S = 86400.0
 lock_timeout_type = FiniteRange(min=0, max=MAX_LOCK_TIMEOUT_S)
 lock_option = click.option("--lock-timeout", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S,
                            show_default=True, help="Seconds to wait for another apply of this organization.")
+
+
+DEFAULT_MAX_AGE_DAYS = 7.0
+max_age_option = click.option(
+    "--max-age", type=FiniteRange(min=0, max=3650), default=DEFAULT_MAX_AGE_DAYS, show_default=True, metavar="DAYS",
+    help="Refuse a saved plan made longer ago than this: what was reviewed then may no longer be what is wanted.",
+)
 
 
 def planning_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -103,7 +115,9 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def plan_from_file(engine: "Engine", path: str | os.PathLike[str], options: PlanOptions, organization: str | None = None) -> Plan:
+def plan_from_file(
+    engine: "Engine", path: str | os.PathLike[str], options: PlanOptions, organization: str | None, now: dt.datetime
+) -> Plan:
     """The edge around the pure planner: load the file, read the live snapshot in a read-only
     transaction, plan, and turn planner problems into FILE:LINE:COL."""
     from userctl.db.engine import begin_read
@@ -121,9 +135,29 @@ def plan_from_file(engine: "Engine", path: str | os.PathLike[str], options: Plan
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
         try:
-            return diff(desired, live, options)
+            planned = diff(desired, live, options)
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
+    return replace(planned, provenance=provenance(now, file_hashes(path), git_commit(path)))
+
+
+def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The SHA-256 of each desired-state file `path` names (a file, or a directory's *.yaml), by
+    the path as given."""
+    files = sorted(Path(path).glob("*.yaml")) if os.path.isdir(path) else [Path(path)]
+    return {str(f): "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+
+def git_commit(path: str | os.PathLike[str]) -> str | None:
+    """HEAD of the git work tree holding `path`, when it is in one (and git is installed)."""
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        found = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True,
+                               timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and len(commit) in (40, 64) else None
 
 
 @contextlib.contextmanager

@@ -38,11 +38,13 @@ def plan(
     operator: str | None,
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
+    from userctl.clock import utcnow
     from userctl.desired.loader import prefetching
 
     ctx = app()
     with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer
-        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization)
+        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization,
+                                utcnow())
     if out:
         write_atomically(out, dumps(result))
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)

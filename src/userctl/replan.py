@@ -1,0 +1,127 @@
+"""A saved plan is evidence, never authority (DESIGN §3): before apply (or an approval) trusts a
+saved plan, it re-derives the plan from the live state and refuses anything else as forged.
+
+The digest of a saved plan proves only that nobody edited it since the digest was computed, and
+anyone can compute one: a pull request's CI job can hand the merge job any file it likes. So the
+only things trusted here are the live state (read under the organization lock) and the planner:
+- the plan's 2FA policy must be the organization's;
+- each change's flags must be what `risk.assess` gives for the live state;
+- planning the state the plan leads to against the live state must give back exactly the plan's
+  changes and preconditions. A change the planner would refuse (an immutable field, an inactive
+  user, an unknown role or bank account, an assignment to a pending user) cannot be written so
+  that this holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from userctl.errors import ForgedPlan, InputError
+from userctl.plan import Change, Plan
+from userctl.planner import PlanOptions, diff
+from userctl.risk import assess
+from userctl.simulate import DoesNotFit, apply_changes
+from userctl.state import DesiredState, LiveState
+
+
+def check_rederived(plan: Plan, live: LiveState) -> None:
+    """Refuse `plan` (ForgedPlan) unless the planner, given the live state, writes exactly it."""
+    slug = live.organization.slug
+    if plan.two_factor_policy != live.organization.two_factor_policy:
+        raise _forged(plan, f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
+                            f"{live.organization.two_factor_policy!r}")
+    try:
+        after = apply_changes(live, plan.changes)
+    except DoesNotFit as exc:
+        raise _forged(plan, f"{exc} does not fit the live state of {slug}") from None
+    for stated, judged in zip(plan.changes, assess(live, plan.changes, after)):
+        if _flags(stated) != _flags(judged):
+            raise _forged(plan, f"{stated.address} {stated.action} is marked {_shown(stated)}, but it is {_shown(judged)}")
+    try:
+        replanned = diff(_desired_after(live, plan.changes, after), live, options_of(plan.options))
+    except InputError as exc:
+        raise _forged(plan, f"the planner refuses what it asks: {exc.problems[0]}") from None
+    _same_changes(plan, plan.changes, replanned.changes)
+    if dict(replanned.preconditions) != dict(plan.preconditions):
+        missing = sorted(set(replanned.preconditions) - set(plan.preconditions))
+        extra = sorted(set(plan.preconditions) - set(replanned.preconditions))
+        detail = f"it omits {missing[0]}" if missing else f"it adds {extra[0]}" if extra else "their hashes differ"
+        raise _forged(plan, f"its preconditions are not the ones its changes depend on: {detail}")
+
+
+def same_plan(saved: Plan, fresh: Plan) -> str | None:
+    """Why `saved` is not `fresh` (changes, preconditions, options; provenance aside), or None."""
+    try:
+        _same_changes(saved, saved.changes, fresh.changes)
+    except ForgedPlan as exc:
+        return exc.detail
+    if dict(saved.options) != dict(fresh.options):
+        differ = sorted(k for k in set(saved.options) | set(fresh.options) if saved.options.get(k) != fresh.options.get(k))
+        return f"the planning options differ ({', '.join(differ)})"
+    if dict(saved.preconditions) != dict(fresh.preconditions):
+        return "the rows it depends on differ"
+    return None
+
+
+def options_of(data: Mapping[str, Any]) -> PlanOptions:
+    return PlanOptions(
+        prune=bool(data["prune"]),
+        replace=frozenset(data["replace"]),
+        allow_mass_removal=bool(data["allow_mass_removal"]),
+        operator=data["operator"],
+    )
+
+
+def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveState) -> DesiredState:
+    """The desired state a file must have declared to get `changes`: the state they lead to, with
+    what deferred changes wait for (a pending user declared active, their bank accounts)."""
+    pending = {c.key[0] for c in changes if c.deferred and c.kind == "user" and c.action == "activate"}
+    waiting: dict[str, set[str]] = {}
+    for c in changes:
+        if c.deferred and c.kind == "assignment":
+            waiting.setdefault(c.key[0], set()).add(c.key[1])
+    users = dict(after.users)
+    for email in pending | set(waiting):
+        if email in users:
+            user = users[email]
+            users[email] = replace(
+                user,
+                status="active" if email in pending else user.status,
+                bank_accounts=user.bank_accounts | waiting.get(email, set()),
+            )
+    return DesiredState(live.organization.slug, dict(after.roles), users)
+
+
+def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:
+    for mine, theirs in zip(stated, derived):
+        if mine.to_data() != theirs.to_data():
+            raise _forged(plan, f"{mine.address} {mine.action} is not what the planner writes "
+                                f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})")
+    if len(stated) != len(derived):
+        if len(stated) > len(derived):
+            raise _forged(plan, f"{stated[len(derived)].address} {stated[len(derived)].action} is a change the planner does not write")
+        raise _forged(plan, f"it leaves out {derived[len(stated)].address} {derived[len(stated)].action}")
+
+
+def _difference(mine: Change, theirs: Change) -> str:
+    a, b = mine.to_data(), theirs.to_data()
+    fields = [k for k in a if a[k] != b.get(k)]
+    return f"; {', '.join(fields)} differ" if fields and (mine.address, mine.action) == (theirs.address, theirs.action) else ""
+
+
+def _flags(change: Change) -> tuple[bool, bool, bool]:
+    return (change.destructive, change.grants_privilege, change.requires_2fa)
+
+
+def _shown(change: Change) -> str:
+    names = [n for n, on in zip(("destructive", "privilege", "2FA"), _flags(change)) if on]
+    return "[" + ", ".join(names) + "]" if names else "without risk"
+
+
+def _forged(plan: Plan, detail: str) -> ForgedPlan:
+    return ForgedPlan(
+        f"the saved plan for {plan.organization} is not one userctl would write for the live state, so it is "
+        f"refused as forged: {detail}. Nothing was written; plan again from the desired-state file.",
+        detail,
+    )

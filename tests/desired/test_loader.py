@@ -188,7 +188,7 @@ def test_defaults_apply_to_absent_fields() -> None:
     ana = load_desired("valid_block_scalars.yaml").users["maria@text.example"]
     assert (ana.status, ana.force_password_reset, ana.bank_accounts) == ("active", False, frozenset())
     roles = load_desired("valid_block_scalars.yaml").roles
-    assert roles["Support"].description == "Answers customers.\nCan view users, no changes.\n"
+    assert roles["Support"].description == "Answers customers; can view users, no changes."
     assert roles["Ops"].description == "Operates payouts every day"
 
 

@@ -3,9 +3,9 @@
 Per file: read (size, UTF-8, not empty), then parse. When the fast parser can vouch for a file
 (fast_yaml), its value is the precise parser's and only marks are missing: the schema runs on it
 directly, and the few marks a problem needs are computed around that problem (sliced_marks). Any
-other file is parsed precisely, with marks, applying the strict rules (strict_yaml). The semantic
-rules then run across all files, and every problem found anywhere is raised at once, sorted by
-FILE:LINE:COL.
+other file is parsed precisely, with marks, applying the strict rules (strict_yaml). Either way the
+characters of every string are checked (characters), then the semantic rules run across all
+files, and every problem found anywhere is raised at once, sorted by FILE:LINE:COL.
 
 A directory: every `*.yaml` file in it (not hidden, not in subdirectories), in name order. Each
 file carries `version` and `organization` (the same in all), and any of `roles` and `users`.
@@ -27,7 +27,7 @@ from dataclasses import MISSING, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
-from userctl.desired import fast_yaml, schema, semantic
+from userctl.desired import characters, fast_yaml, schema, semantic
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
 from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.sourcemap import Marks, iter_prefixes
@@ -57,6 +57,7 @@ class _Document:
     value: dict[str, Any] | None
     marks: Marks
     tainted: set[Path] = field(default_factory=set)  # paths a strict-rule problem already covers
+    refused: set[Path] = field(default_factory=set)  # strings refused for their characters
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -64,6 +65,11 @@ class _Document:
         return self.source.file
 
     def is_tainted(self, path: Path) -> bool:
+        """Whether a later problem at `path` would repeat one already reported: a strict rule
+        broken there or above, or a string refused for its characters (any other message about
+        it would quote the very characters that mislead)."""
+        if path in self.refused:
+            return True
         return bool(self.tainted) and any(prefix in self.tainted for prefix in iter_prefixes(path))
 
 
@@ -250,13 +256,22 @@ def _parse(source: Source, parser: Parser, started: fast_yaml.BackgroundParse | 
                 pass  # e.g. a key that is not a string: the precise parser will say so
             else:
                 if not found or nesting_depth(value) <= MAX_DEPTH:  # deeper: the precise parser refuses it
-                    return _Document(source, value, marks, problems=[replace(p, file=source.file) for p in found])
+                    return _checked(_Document(source, value, marks), [], found)
     marked = parse_marked(source.text)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
-    found = list(marked.problems)
-    if marked.value is not None:
-        found += [p for p in schema.check(marked.value, marked.sourcemap) if not document.is_tainted(p.path)]
-    document.problems = [replace(p, file=source.file) for p in found]
+    found = schema.check(marked.value, marked.sourcemap) if marked.value is not None else []
+    return _checked(document, marked.problems, found)
+
+
+def _checked(document: _Document, strict: list[Problem], found: list[Problem]) -> _Document:
+    """`document` with its problems: the strict rules' (`strict`), its strings' characters', and
+    the schema's (`found`) but where one of the others already speaks."""
+    if document.value is not None:
+        refused = characters.check(document.value, document.source.data, document.marks)
+        document.refused = {p.path for p in refused}
+        strict = strict + refused
+    kept = [p for p in found if not document.is_tainted(p.path)]
+    document.problems = [replace(p, file=document.file) for p in strict + kept]
     return document
 
 

@@ -1,0 +1,185 @@
+"""The characters a desired state's strings may hold: what a reviewer reads must be what is stored.
+
+Refused in every string value and mapping key, anywhere in a document:
+- control and format characters (Unicode Cc and Cf: NUL, escape, tab, line feed, zero-width
+  spaces and joiners, bidi embeddings, overrides and isolates, the BOM, the soft hyphen), and the
+  line and paragraph separators (Zl, Zp), which break a line as a line feed does. They show as
+  nothing, or rearrange what follows, and YAML's double-quoted escapes (`"\\0"`, `"\\u202E"`) put
+  them in a value whose source reads as plain ASCII (a NUL would pass and then fail on PostgreSQL);
+- text not in NFC: a decomposed accent looks like the composed one and is another string;
+- in an email (a key of `users`) any character that is not ASCII: a Cyrillic a (U+0430) looks like
+  a Latin one, and the address is a second identity.
+
+Nearly every file needs no look at its strings at all: `screen` reads the bytes once and, when it
+can, proves that no string of the document can hold any of these.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import unicodedata
+from typing import Any, Final
+
+from userctl.desired.sourcemap import Marks
+from userctl.errors import Path, Problem
+
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+# unicodedata has no name for a control character; these are Unicode's name aliases for them.
+_C0_NAMES: Final = (
+    "NULL|START OF HEADING|START OF TEXT|END OF TEXT|END OF TRANSMISSION|ENQUIRY|ACKNOWLEDGE|ALERT|"
+    "BACKSPACE|CHARACTER TABULATION|LINE FEED|LINE TABULATION|FORM FEED|CARRIAGE RETURN|SHIFT OUT|"
+    "SHIFT IN|DATA LINK ESCAPE|DEVICE CONTROL ONE|DEVICE CONTROL TWO|DEVICE CONTROL THREE|"
+    "DEVICE CONTROL FOUR|NEGATIVE ACKNOWLEDGE|SYNCHRONOUS IDLE|END OF TRANSMISSION BLOCK|CANCEL|"
+    "END OF MEDIUM|SUBSTITUTE|ESCAPE|INFORMATION SEPARATOR FOUR|INFORMATION SEPARATOR THREE|"
+    "INFORMATION SEPARATOR TWO|INFORMATION SEPARATOR ONE"
+).split("|")
+CONTROL_NAMES: Final = {**dict(enumerate(_C0_NAMES)), 0x7F: "DELETE", 0x85: "NEXT LINE"}
+
+# Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
+# less the backslash (a double-quoted escape can spell anything) and `|` and `>` (a block scalar
+# keeps its line breaks). False alarms only cost the walk over every string.
+_INERT: Final = bytes(sorted(set(range(0x20, 0x7F)) - set(b"\\|>"))) + b"\n"
+_CR: Final = 0x0D
+# The UTF-8 of U+00C0..U+027F (the letters of Latin-1, Latin Extended-A and -B: every accented
+# name of the languages this product serves): lead bytes 0xC3-0xC9 and continuation bytes. None of
+# these characters is refused, each is NFC, and none composes with its neighbour, ASCII or not
+# (test_loader_characters proves all three), so text made of them and ASCII is NFC.
+LATIN_BYTES: Final = frozenset(range(0x80, 0xC0)) | frozenset(range(0xC3, 0xCA))
+# Where a line holds nothing but spaces, a multi-line scalar folds the line break into a line feed
+# (one line break alone folds into a space). One literal-led pattern finds such a line after an LF
+# or a CRLF; a file breaking lines with a lone CR is walked instead (an alternation for it would
+# make the search crawl: 200 ms instead of 25 at 100,000 users).
+_BLANK_LINE: Final = re.compile(rb"\n *+[\r\n]")
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
+
+_USERS: Final[Path] = ("users",)
+
+
+class Screen(enum.Enum):
+    CLEAN = enum.auto()  # no string can hold a refused character
+    EMAILS = enum.auto()  # only an email can: it holds a letter of LATIN_BYTES, fine anywhere else
+    WALK = enum.auto()  # every string must be looked at
+
+
+def screen(data: bytes) -> Screen:
+    """What `data` (a document's UTF-8, already checked) leaves to check in its strings.
+
+    Without escapes and block scalars, a string holds the characters of the text it was read
+    from, with single line breaks folded into spaces: when that text holds only ASCII and Latin
+    letters, and no blank line that would fold into a line feed, no string can be refused, except
+    an email for being non-ASCII. One `translate` and one search: about 40 ms for a 100,000-user
+    file, against about 200 ms for the walk over its million strings."""
+    rest = set(data.translate(None, _INERT))
+    carriage_return = _CR in rest
+    rest.discard(_CR)
+    if not rest <= LATIN_BYTES:
+        return Screen.WALK
+    if _BLANK_LINE.search(data) or (carriage_return and _LONE_CR.search(data)):
+        return Screen.WALK
+    return Screen.EMAILS if rest else Screen.CLEAN
+
+
+def check(value: dict[str, Any], data: bytes, marks: Marks) -> list[Problem]:
+    """A problem for every string of `value` (read from `data`) holding a refused character,
+    located with `marks` at the value, or at the key for a key."""
+    verdict = screen(data)
+    if verdict is Screen.CLEAN:
+        return []
+    found = _walk(value) if verdict is Screen.WALK else _emails(value)
+    problems: list[Problem] = []
+    for path, key, message in found:
+        line, col = marks.position(path, key=key)
+        problems.append(Problem(message, path, line=line, col=col))
+    return problems
+
+
+_Found = list[tuple[Path, bool, str]]  # (path, at the key, message)
+
+
+def _walk(root: dict[str, Any]) -> _Found:
+    # Iterative: a document may nest deep before the schema refuses it. Paths are built only for
+    # containers and problems, never for each of a million clean strings.
+    found: _Found = []
+    pending: list[tuple[Path, Any]] = [((), root)]
+    while pending:
+        path, node = pending.pop()
+        key_problem = _email_problem if path == _USERS else _text_problem
+        steps: Any = node.items() if node.__class__ is dict else enumerate(node)
+        for step, child in steps:
+            if step.__class__ is str and not (step.isprintable() and step.isascii()):
+                message = key_problem(step)
+                if message is not None:
+                    found.append((path + (step,), True, message))
+            if child.__class__ is str:
+                if not (child.isprintable() and child.isascii()):
+                    message = _text_problem(child)
+                    if message is not None:
+                        found.append((path + (step,), False, message))
+            elif child.__class__ is dict or child.__class__ is list:
+                pending.append((path + (step,), child))
+    return found
+
+
+def _emails(root: dict[str, Any]) -> _Found:
+    users = root.get("users")
+    if users.__class__ is not dict or "".join(users).isascii():
+        return []
+    found: _Found = []
+    for email in users:
+        message = _email_problem(email)
+        if message is not None:
+            found.append((_USERS + (email,), True, message))
+    return found
+
+
+def _text_problem(text: str) -> str | None:
+    """Why `text` is refused as a value or a key, or None."""
+    if not text.isprintable():  # false for every refused character (and for a few spaces, fine)
+        hidden = _hidden(text)
+        if hidden:
+            return hidden
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        # Only text free of hidden characters gets here: the spelling shown is safe to copy.
+        nfc = json.dumps(unicodedata.normalize("NFC", text), ensure_ascii=False)
+        return (
+            "is not in Unicode NFC form (a decomposed accent looks the same but is stored differently): "
+            f"write it in NFC, as {nfc}"
+        )
+    return None
+
+
+def _email_problem(email: str) -> str | None:
+    """Why `email` is refused as a user's address, or None."""
+    hidden = _hidden(email)
+    if hidden:
+        return hidden
+    for position, char in enumerate(email, 1):
+        if not char.isascii():
+            return (
+                f"contains {_named(char)} at position {position}: email addresses must be ASCII, "
+                "as a look-alike address is a second identity; use the ASCII address"
+            )
+    return None
+
+
+def _hidden(text: str) -> str | None:
+    category = unicodedata.category
+    hidden = [(i, c) for i, c in enumerate(text, 1) if category(c) in _REFUSED_CATEGORIES]
+    if not hidden:
+        return None
+    position, char = hidden[0]
+    first = f"contains {_named(char)} at position {position}"
+    if len(hidden) == 1:
+        return f"{first}, a control or format character that would display differently from what is stored: remove it"
+    return (
+        f"{first} and {len(hidden) - 1} more control or format characters, which would display differently "
+        "from what is stored: remove them"
+    )
+
+
+def _named(char: str) -> str:
+    code = ord(char)
+    return f"U+{code:04X} {unicodedata.name(char, '') or CONTROL_NAMES.get(code, '<control>')}"

@@ -139,8 +139,11 @@ def test_users_list_json_and_csv_carry_the_same_rows(runner: Runner, factory: Fa
     result = runner("--organization", "acme-payments", "users", "list", "--format", "csv")
     assert result.exit_code == 0
     as_csv = list(csv.DictReader(io.StringIO(result.stdout)))
-    # The same rows; CSV spells the boolean as text.
-    assert as_csv == [{**row, "totp_enrolled": "true" if row["totp_enrolled"] else "false"} for row in as_json]
+    # The same rows; CSV spells the boolean as text, and quotes the phone numbers: they start
+    # with `+`, which a spreadsheet takes for a formula (OWASP "CSV Injection").
+    assert all(row["phone"].startswith("+") for row in as_json)
+    assert as_csv == [{**row, "totp_enrolled": "true" if row["totp_enrolled"] else "false", "phone": "'" + row["phone"]}
+                      for row in as_json]
     assert as_json[4] == {
         "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[4]["phone"],
         "role": "Payouts Operator", "two_factor": "optional", "totp_enrolled": False, "status": "active",
@@ -246,7 +249,7 @@ def test_users_show_csv_is_one_field_value_row_per_field(runner: Runner, factory
         ["last_name", "PÉREZ"],
         ["id_type", "CE"],
         ["id_number", "E-778899"],
-        ["phone", "+573115550101"],
+        ["phone", "'+573115550101"],  # a leading + is a formula to a spreadsheet
         ["status", "active"],
         ["two_factor", "optional"],
         ["totp_enrolled", "false"],
@@ -326,3 +329,43 @@ def test_render_escapes_what_csv_and_tables_cannot_hold() -> None:
         ["name", "note"], ['a "quoted", name', "two\nlines"]]
     assert render(columns, rows, "table", empty="").splitlines()[1] == 'a "quoted", name  two lines'
     assert json.loads(render(columns, rows, "json", empty="")) == rows
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(runner: Runner, factory: Factory) -> None:
+    """OWASP "CSV Injection": a cell that starts with =, +, -, @, a tab or a carriage return gets a
+    leading single quote, so that a spreadsheet opening the export shows it as text instead of
+    running it. Phone numbers start with + and are quoted too; numbers are not."""
+    org = factory.org("acme-payments")
+    role = factory.role(org, "=cmd|' /C calc'!A0", ["users.view"], "@SUM(1+1)")
+    mallory = factory.user(org, "mallory@acme.co", role, first_name='=HYPERLINK("http://evil","x")', last_name="-2+3",
+                           phone="+573001112233", id_number="@1")
+    factory.user(org, "tab@acme.co", role, first_name="\tTab", last_name="\rReturn", phone="3001112233")
+    factory.assign(mallory, factory.bank_account(org, "+key", bank="=Bank", masked_number="-1234"))
+
+    listed = runner("users", "list", "--format", "csv")
+    assert listed.exit_code == 0, listed.output
+    assert [row[:5] for row in csv.reader(io.StringIO(listed.stdout))][1:] == [
+        ["'=HYPERLINK(\"http://evil\",\"x\")", "'-2+3", "mallory@acme.co", "'+573001112233", "'=cmd|' /C calc'!A0"],
+        ["'\tTab", "'\rReturn", "tab@acme.co", "3001112233", "'=cmd|' /C calc'!A0"],
+    ]
+    shown = dict(csv.reader(io.StringIO(runner("users", "show", "mallory@acme.co", "--format", "csv").stdout)))
+    assert (shown["first_name"], shown["id_number"], shown["phone"]) == ("'=HYPERLINK(\"http://evil\",\"x\")", "'@1", "'+573001112233")
+    assert (shown["role"], shown["role_description"], shown["assigned_accounts"]) == ("'=cmd|' /C calc'!A0", "'@SUM(1+1)", "'+key")
+    assert shown["email"] == "mallory@acme.co" and shown["force_password_reset"] == "false"
+    roles = list(csv.DictReader(io.StringIO(runner("roles", "list", "--format", "csv").stdout)))
+    assert roles == [{"name": "'=cmd|' /C calc'!A0", "description": "'@SUM(1+1)", "permissions": "1", "users": "2"}]
+    accounts = list(csv.DictReader(io.StringIO(runner("accounts", "list", "--format", "csv").stdout)))
+    assert [(a["key"], a["bank"], a["masked_number"], a["assigned_users"]) for a in accounts] == [
+        ("'+key", "'=Bank", "'-1234", "mallory@acme.co")]
+    # JSON is data for scripts, not for spreadsheets: unchanged.
+    as_json = json.loads(runner("users", "list", "--format", "json").stdout)
+    assert as_json[0]["first_name"] == '=HYPERLINK("http://evil","x")' and as_json[0]["phone"] == "+573001112233"
+
+
+def test_csv_quotes_formula_cells_but_not_numbers() -> None:
+    columns = (Column("text", "Text"), Column("count", "Count"), Column("items", "Items"))
+    rows = [{"text": "-5", "count": -5, "items": ["@a", "b"]}, {"text": "a=b\rc", "count": 3, "items": []}]
+    written = render(columns, rows, "csv", empty="")
+    assert list(csv.reader(io.StringIO(written, newline=""))) == [
+        ["text", "count", "items"], ["'-5", "-5", "'@a, b"], ["a=b\rc", "3", ""]]
+    assert written.endswith('"a=b\rc",3,\n')  # a carriage return is quoted like a newline

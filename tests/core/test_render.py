@@ -16,8 +16,9 @@ from userctl.plan import Finding, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.render import render
 from userctl.render.markdown import render as render_markdown
+from userctl.state import Role
 
-from tests.core.planner_states import desired, live, user
+from tests.core.planner_states import ADMIN, OPS, desired, live, user
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 
@@ -36,13 +37,16 @@ def sample_plan(**kw: Any) -> Plan:
 def test_text_uses_terraform_symbols_and_field_diffs() -> None:
     out = render(sample_plan().to_data(), "text")
     lines = out.splitlines()
-    assert '+ user["new@acme.co"] create' in lines
+    # The new user's role, Ops, holds payouts.create: creating them grants privilege; so does
+    # moving bob from Ops to Admin (users.add, users.manage, roles.manage).
+    assert '+ user["new@acme.co"] create  [privilege, 2FA]' in lines
     assert '~ user["bob@acme.co"] update' in lines
-    assert '~ user["bob@acme.co"] change_role  [destructive, 2FA]' in lines
+    assert '~ user["bob@acme.co"] change_role  [destructive, privilege, 2FA]' in lines
     assert '- user["gone@acme.co"] delete  [destructive, 2FA]' in lines
     assert '    first_name: "First" -> "Roberto"' in lines
     assert '# user["ivy@acme.co"] activate  [deferred]' in lines
-    assert lines[-1].startswith("Plan: 1 to create, 2 to update, 0 to replace, 1 to delete")
+    assert lines[-1].startswith("Plan: 1 to create, 2 to update, 0 to replace, 1 to delete"
+                                " (2 destructive, 2 grant privilege, 3 need 2FA)")
     assert "\x1b[" not in out
 
 
@@ -50,7 +54,7 @@ def test_text_replace_symbol_and_colour_only_when_asked() -> None:
     p = diff(desired([user("bob@acme.co", 1, phone="+5731100000")]), live([user("bob@acme.co", 1)]),
              PlanOptions(replace=frozenset({"bob@acme.co"})))
     plain = render(p.to_data(), "text")
-    assert '-/+ user["bob@acme.co"] replace  [destructive, 2FA]' in plain.splitlines()
+    assert '-/+ user["bob@acme.co"] replace  [destructive, privilege, 2FA]' in plain.splitlines()
     coloured = render(p.to_data(), "text", color=True)
     assert "\x1b[" in coloured and re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
 
@@ -68,7 +72,7 @@ def test_text_shows_blocking_findings() -> None:
 def test_json_validates_against_the_plan_schema() -> None:
     data = json.loads(render(sample_plan(operator="root@acme.co").to_data(), "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 2
     assert {"address", "action", "before", "after", "diff", "destructive", "requires_2fa", "deferred"} <= set(data["changes"][0])
     bad = {**data, "changes": [{**data["changes"][0], "action": "explode"}]}
     with pytest.raises(jsonschema.ValidationError):
@@ -94,14 +98,19 @@ def test_plan_schema_enums_match_the_planner() -> None:
     assert set(change["kind"]["enum"]) == set(ACTIONS)
 
 
-def test_markdown_puts_summary_then_destructive_then_folded_details() -> None:
+def test_markdown_puts_summary_then_destructive_then_privilege_then_folded_details() -> None:
     md = render(sample_plan().to_data(), "markdown")
     table = md.index("| create | update |")
-    destructive = md.index("Destructive steps (2)")
-    twofa = md.index("**2FA:** 2 step(s) need a 2FA confirmation")
+    destructive = md.index("**:warning: Destructive steps (2):**")
+    privilege = md.index("**:key: Privilege-granting steps (2):**")
+    twofa = md.index("**2FA:** 3 step(s) need a 2FA confirmation")
     details = md.index("<details>")
-    assert table < destructive < twofa < details
-    assert '- `user["gone@acme.co"]` delete' in md
+    assert table < destructive < privilege < twofa < details
+    assert md.index('- `user["gone@acme.co"]` delete') < privilege
+    assert privilege < md.index('- `user["new@acme.co"]` create') < twofa
+    # A step both destructive and privilege-granting is in both lists.
+    assert md.count('- `user["bob@acme.co"]` change_role') == 2
+    assert "| 1 | 2 | 0 | 1 | 2 | 2 | 2 | 3 |" in md
     assert md.rstrip().endswith("</details>")
 
 
@@ -111,34 +120,46 @@ def test_markdown_blocked_plan_says_so_first() -> None:
     assert md.index("cannot be applied") < md.index("<details>")
 
 
+# A role without privileged permissions: creating its users is a plain change.
+VIEWER = Role("Viewer", "Reads", frozenset({"users.view"}))
+
+
 def test_markdown_is_capped_and_says_what_was_cut() -> None:
-    many = [user(f"n{i:04d}@acme.co", 100 + i) for i in range(2000)]
-    p = diff(desired(many), live())
+    many = [user(f"n{i:04d}@acme.co", 100 + i, role="Viewer") for i in range(2000)]
+    p = diff(desired(many, roles=[ADMIN, OPS, VIEWER]), live(roles=[ADMIN, OPS, VIEWER]))
     md = render_markdown(p.to_data(), max_chars=20_000)
     assert len(md) <= 20_000
-    cut = re.search(r"… (\d+) more change\(s\) not shown here \((\d+) of them destructive, listed above\), "
-                    r"to keep this comment under 20000 characters", md)
+    cut = re.search(r"\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment under 20000 characters:\n"
+                    r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.create\)\n\n"
+                    r"The full plan is the `plan.json` artifact, or `userctl show plan.json`\.\n\n</details>\n$", md)
     assert cut, md[-500:]
     shown = re.search(r"<summary>Changes \((\d+) of 2000 shown\)</summary>", md)
-    assert shown and int(shown.group(1)) + int(cut.group(1)) == 2000 and cut.group(2) == "0"
+    assert shown and int(shown.group(1)) + int(cut.group(1)) == 2000 and cut.group(1) == cut.group(2) == cut.group(3)
     assert md.count('+ user["n') == int(shown.group(1))  # whole changes only: each shown with its fields
     assert md.count("    phone = ") == int(shown.group(1))
+    assert "named above" not in md and "Destructive steps" not in md and "Privilege-granting steps" not in md
     assert md.rstrip().endswith("</details>")
 
 
-def test_markdown_cap_counts_the_destructive_changes_it_leaves_out() -> None:
+def test_markdown_cap_names_every_destructive_change_it_leaves_out() -> None:
     many = [user(f"n{i:04d}@acme.co", 100 + i) for i in range(400)]
     state = live(many)
     p = diff(desired([]), state, PlanOptions(allow_mass_removal=True))  # 400 destructive deletes
     md = render_markdown(p.to_data(), max_chars=20_000)
-    cut = re.search(r"… (\d+) more change\(s\) not shown here \((\d+) of them destructive", md)
-    assert cut and cut.group(1) == cut.group(2) and int(cut.group(1)) > 0
-    assert "**:warning: Destructive steps (400):**" in md
+    assert len(md) <= 20_000
+    head = md[: md.index("<details>")]
+    assert "**:warning: Destructive steps (400):**\n- user.delete × 400: `user[\"n0000@acme.co\"]`, " in head
+    assert all(f'`user["n{i:04d}@acme.co"]`' in head for i in range(400))
+    cut = re.search(r"… (\d+) more change\(s\) not shown in this diff, to keep this comment under 20000 characters:\n"
+                    r"- (\d+) destructive or privilege-granting \((\d+) user\.delete\), each named above\n\n", md)
+    assert cut and cut.group(1) == cut.group(2) == cut.group(3) and int(cut.group(1)) > 0
+    assert "not named" not in md
 
 
 def test_markdown_that_fits_is_not_cut() -> None:
     md = render(sample_plan().to_data(), "markdown")
-    assert "not shown here" not in md and f"<summary>All changes ({len(sample_plan().changes)})</summary>" in md
+    assert "not shown in this diff" not in md and "more change(s)" not in md
+    assert f"<summary>All changes ({len(sample_plan().changes)})</summary>" in md
 
 
 def test_html_is_one_self_contained_page() -> None:
@@ -198,10 +219,11 @@ def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
     assert '# assignment["zoe@acme.co" -> "ops-main"] assign  [deferred]' in text
     assert '- role["Legacy"] delete  [destructive, 2FA]' in text
     assert "note [removal_guard]: allowed by --allow-mass-removal" in text
-    assert text[-1] == "Plan: 1 to create, 1 to update, 0 to replace, 1 to delete (1 destructive, 2 need 2FA). 1 deferred (not applied now)."
+    assert text[-1] == ("Plan: 1 to create, 1 to update, 0 to replace, 1 to delete"
+                        " (1 destructive, 0 grant privilege, 2 need 2FA). 1 deferred (not applied now).")
 
     md = render(data, "markdown")
-    assert "| 1 | 1 | 0 | 1 | 1 | 1 | 2 |" in md
+    assert "| 1 | 1 | 0 | 1 | 1 | 1 | 0 | 2 |" in md
     assert md.index("Destructive steps (1)") < md.index("<details>") and '- `role["Legacy"]` delete' in md
     assert "2 step(s) need a 2FA confirmation" in md
 

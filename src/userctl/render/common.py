@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from typing import Any, Mapping
 
 from userctl.plan import ACTION_TABLE
@@ -26,16 +28,45 @@ def flags(change: Mapping[str, Any]) -> list[str]:
         out.append("deferred")
     if change["destructive"]:
         out.append("destructive")
+    if change["grants_privilege"]:
+        out.append("privilege")
     if change["requires_2fa"]:
         out.append("2FA")
     return out
 
 
+# Anything but printable ASCII: the fast path of `printable` skips the usual all-ASCII text.
+_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control (Unicode Cc: ESC, BEL, C1...) and format character (Cf: U+202E
+    RIGHT-TO-LEFT OVERRIDE, zero-width joiners...) written as an escape (`\\x1b`, `\\u202e`).
+
+    Names, emails and descriptions come from a file anyone may propose in a pull request: raw,
+    an ESC would drive the reviewer's terminal (clear it, retitle it) and a bidi override would
+    make the text read differently from what it is, in a terminal, a PR comment or an HTML page.
+    A backslash already in the text is left as it is: the escape is for reading, not parsing."""
+    if not _NOT_PLAIN_ASCII.search(text):
+        return text
+    return "".join(_escape(ch) if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def value(v: Any) -> str:
+    """A value as every renderer shows it: strings JSON-quoted, lists bare. The one place values
+    are formatted, so the one place control characters are escaped (json.dumps escapes C0 but,
+    with ensure_ascii=False, leaves DEL, C1 and Cf characters raw)."""
     if isinstance(v, list):
-        return "[" + ", ".join(str(x) for x in v) + "]"
+        return "[" + ", ".join(printable(str(x)) for x in v) + "]"
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+        return printable(json.dumps(v, ensure_ascii=False))
     return json.dumps(v)
 
 
@@ -49,7 +80,7 @@ def detail_lines(change: Mapping[str, Any]) -> list[str]:
     lines = []
     for name, d in change["diff"].items():
         if "added" in d:
-            parts = [f"+{x}" for x in d["added"]] + [f"-{x}" for x in d["removed"]]
+            parts = [f"+{printable(str(x))}" for x in d["added"]] + [f"-{printable(str(x))}" for x in d["removed"]]
             lines.append(f"{name}: {' '.join(parts)}")
         else:
             lines.append(f"{name}: {value(d['before'])} -> {value(d['after'])}")
@@ -63,7 +94,8 @@ def summary_line(summary: Mapping[str, int]) -> str:
         text = (
             f"Plan: {summary['create']} to create, {summary['update']} to update, "
             f"{summary['replace']} to replace, {summary['delete']} to delete"
-            f" ({summary['destructive']} destructive, {summary['requires_2fa']} need 2FA)."
+            f" ({summary['destructive']} destructive, {summary['grants_privilege']} grant privilege,"
+            f" {summary['requires_2fa']} need 2FA)."
         )
     if summary["deferred"]:
         text += f" {summary['deferred']} deferred (not applied now)."

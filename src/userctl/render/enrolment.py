@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+from userctl.render.common import printable
+
 
 def qr_text(data: str) -> str:
     """`data` as a QR code of half-block characters, drawn light-on-dark: the common terminal
@@ -21,7 +23,7 @@ def qr_text(data: str) -> str:
 
 def enrolment_text(email: str, uri: str) -> str:
     return (
-        f"Authenticator for {email}: scan this QR code with an authenticator app\n"
+        f"Authenticator for {printable(email)}: scan this QR code with an authenticator app\n"
         "(Google Authenticator, 1Password, Authy...), or add the URI below by hand.\n\n"
         f"{qr_text(uri)}\n"
         f"{uri}\n\n"

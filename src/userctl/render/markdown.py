@@ -1,73 +1,240 @@
-"""A PR comment: summary table first, then what blocks and what is destructive (and whether a
-2FA approval is needed), then every change folded in <details>, capped in size."""
+"""A PR comment: summary table first, then what blocks, every destructive and every
+privilege-granting step by address, whether a 2FA approval is needed, then every change folded in
+<details>, capped in size.
+
+The cap never hides a risky step: the risky steps are named before any room is given to the
+details, so only changes that are neither destructive nor privilege-granting can be missing from
+the comment, and the comment counts, by action, whatever it leaves out. Only when even the risky
+addresses cannot all be named does it name as many as fit and say how many of which action are
+not named, and where the whole plan is.
+
+Everything taken from the plan's data is escaped: addresses go in code spans (`code`), free text
+through `inline`; the diff block is a code block (no markdown or HTML inside it), and no line of
+it can close its fence (each starts with a symbol, four spaces or "userctl").
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
-from userctl.render.common import is_blocked, summary_line, two_factor_line
+from userctl.render.common import is_blocked, printable, summary_line, symbol, two_factor_line
 from userctl.render.text import change_lines, header
 
 # GitHub refuses comments over 65,536 characters; leave room for the wrapper.
 MAX_CHARS = 60_000
+# Up to this many steps of a list are written one a line; more are grouped by action, their
+# addresses on the group's line.
 MAX_LISTED = 50
+FULL_PLAN = "The full plan is the `plan.json` artifact, or `userctl show plan.json`."
+# GitHub colours `!` lines of a diff block (`~` lines would stay plain): updates are written so.
+DIFF_SYMBOLS: Mapping[str, str] = {"~": "!"}
+# The risky lists, in the order they are shown, and the flag that puts a change in each.
+RISK_LISTS = (
+    ("**:warning: Destructive steps ({n}):**", "destructive"),
+    ("**:key: Privilege-granting steps ({n}):**", "grants_privilege"),
+)
+
+
+def code(text: str) -> str:
+    """`text` as an inline code span that shows it verbatim (CommonMark): delimited by a backtick
+    run longer than any inside it, padded with a space (which the parser strips) when it begins or
+    ends with a backtick or a space (not when it is only spaces, which the parser keeps as they
+    are). Control characters are escaped first: a raw newline would end the span's line, and the
+    markdown around it could then start an HTML block."""
+    text = printable(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.strip(" ") and (text[0] in "` " or text[-1] in "` ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_INLINE_SPECIAL = re.compile(r"[\\`*_\[\]~|]")
+
+
+def inline(text: str) -> str:
+    """Free text (a finding's message naming users and roles) as markdown that shows it as it is:
+    `<`, `>` and `&` as entities (no raw HTML), the punctuation of links, emphasis, code spans and
+    table cells backslash-escaped, control characters escaped."""
+    text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(), text)
+
+
+def _size(lines: Sequence[str]) -> int:
+    """Characters of `lines` joined, each with its newline."""
+    return sum(len(line) + 1 for line in lines)
+
+
+def _label(change: Mapping[str, Any]) -> str:
+    return f"{change['kind']}.{change['action']}"
+
+
+def _is_risky(change: Mapping[str, Any]) -> bool:
+    return bool(change["destructive"] or change["grants_privilege"])
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{n} {label}" for label, n in counter.most_common())
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One entry of a risky list (a change both destructive and privilege-granting is in both)."""
+
+    index: int  # of the change in the plan
+    label: str  # kind.action, the group it is counted in
+    address: str  # as a code span
+    action: str
+
+
+_Lists = Sequence[tuple[str, Sequence[_Step]]]
+
+
+def _risk_lists(changes: Sequence[Mapping[str, Any]]) -> _Lists:
+    lists = []
+    for title, flag in RISK_LISTS:
+        steps = [_Step(i, _label(c), code(c["address"]), c["action"]) for i, c in enumerate(changes) if c[flag]]
+        if steps:
+            lists.append((title.format(n=len(steps)), steps))
+    return lists
+
+
+def _list_lines(lists: _Lists, named: set[tuple[int, int]], compact: bool, max_chars: int) -> tuple[list[str], set[int]]:
+    """The risky lists naming the steps in `named` ((list, position) pairs), and the indices of the
+    risky changes named in neither list. A short list that names all its steps is written one step
+    a line unless `compact`; otherwise each action is one line: its count, then its addresses."""
+    lines: list[str] = []
+    for li, (title, steps) in enumerate(lists):
+        lines.append(title)
+        if not compact and len(steps) <= MAX_LISTED and all((li, si) in named for si in range(len(steps))):
+            lines += [f"- {s.address} {s.action}" for s in steps]
+        else:
+            groups: dict[str, list[tuple[int, _Step]]] = {}
+            for si, s in enumerate(steps):
+                groups.setdefault(s.label, []).append((si, s))
+            for label, group in groups.items():
+                shown = [s.address for si, s in group if (li, si) in named]
+                line = f"- {label} × {len(group)}: " + ", ".join(shown)
+                if len(shown) < len(group):
+                    line += f"{' ' if shown else ''}… and {len(group) - len(shown)} more not named here"
+                lines.append(line)
+        lines.append("")
+    named_changes = {lists[li][1][si].index for li, si in named}
+    unnamed = {s.index for _, steps in lists for s in steps} - named_changes
+    if unnamed:
+        labels = {s.index: s.label for _, steps in lists for s in steps}
+        counts = Counter(labels[i] for i in sorted(unnamed))
+        lines += [
+            f"**:warning: {len(unnamed)} destructive or privilege-granting step(s) are not named in this comment "
+            f"({_counts(counts)}), to keep it under {max_chars} characters. {FULL_PLAN}**",
+            "",
+        ]
+    return lines, unnamed
+
+
+def _risky(changes: Sequence[Mapping[str, Any]], budget: int, max_chars: int) -> tuple[list[str], set[int]]:
+    """The risky lists within `budget` characters: every step named when they fit, else as many as
+    fit, in order (the indices of the risky changes left unnamed are returned)."""
+    lists = _risk_lists(changes)
+    every = {(li, si) for li, (_, steps) in enumerate(lists) for si in range(len(steps))}
+    lines, unnamed = _list_lines(lists, every, compact=False, max_chars=max_chars)
+    if _size(lines) <= budget:
+        return lines, unnamed
+    # Name steps in order while they fit. The lists naming none (every group line and the note at
+    # their longest) bound the rest: each named step adds at most its address and a separator.
+    room = budget - _size(_list_lines(lists, set(), compact=True, max_chars=max_chars)[0])
+    named: set[tuple[int, int]] = set()
+    for li, si in sorted(every):
+        cost = len(lists[li][1][si].address) + 2
+        if cost > room:
+            break
+        named.add((li, si))
+        room -= cost
+    return _list_lines(lists, named, compact=True, max_chars=max_chars)
+
+
+def _cut_note(named: Counter[str], unnamed: Counter[str], plain: Counter[str], max_chars: int) -> list[str]:
+    """What the diff block leaves out, by kind, as markdown lines after it."""
+    cut = sum(named.values()) + sum(unnamed.values()) + sum(plain.values())
+    lines = [f"… {cut} more change(s) not shown in this diff, to keep this comment under {max_chars} characters:"]
+    if named:
+        lines.append(f"- {sum(named.values())} destructive or privilege-granting ({_counts(named)}), each named above")
+    if unnamed:
+        lines.append(f"- {sum(unnamed.values())} destructive or privilege-granting ({_counts(unnamed)}), "
+                     "not named in this comment either")
+    if plain:
+        lines.append(f"- {sum(plain.values())} neither destructive nor privilege-granting ({_counts(plain)})")
+    return lines + ["", FULL_PLAN]
+
+
+def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_chars: int) -> str:
+    """Every change in a folded diff block, cut between whole changes (never inside one) to fit in
+    `budget` characters, and a note counting by kind the changes it leaves out."""
+    changes = data["changes"]
+    total = len(changes)
+
+    def wrap(title: str, body: list[str], note: list[str]) -> str:
+        after = "\n".join(note) + "\n\n" if note else ""
+        return (f"<details><summary>{title}</summary>\n\n```diff\n" + "\n".join(body) + "\n```\n\n"
+                + after + "</details>\n")
+
+    def note(shown: int) -> list[str]:
+        named: Counter[str] = Counter()
+        left_unnamed: Counter[str] = Counter()
+        plain: Counter[str] = Counter()
+        for i in range(shown, total):
+            c = changes[i]
+            (plain if not _is_risky(c) else left_unnamed if i in unnamed else named)[_label(c)] += 1
+        return _cut_note(named, left_unnamed, plain, max_chars)
+
+    body = [header(data), ""]
+    blocks = [change_lines(c, shown_symbol=DIFF_SYMBOLS.get(symbol(c))) for c in changes]
+    whole = wrap(f"All changes ({total})", body + [line for block in blocks for line in block], [])
+    if len(whole) <= budget:
+        return whole
+    # Room for the changes: the budget less the wrapper and the note when nothing is shown (the
+    # note only shrinks as more is shown).
+    room = budget - len(wrap(f"Changes ({total} of {total} shown)", body, note(0)))
+    shown = 0
+    for block in blocks:
+        size = _size(block)
+        if size > room:
+            break
+        body += block
+        room -= size
+        shown += 1
+    return wrap(f"Changes ({shown} of {total} shown)", body, note(shown))
 
 
 def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     s = data["summary"]
-    head = [
-        f"### userctl plan: `{data['organization']}`",
+    top = [
+        f"### userctl plan: {code(data['organization'])}",
         "",
-        "| create | update | replace | delete | deferred | destructive | need 2FA |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s['create']} | {s['update']} | {s['replace']} | {s['delete']} | {s['deferred']} | {s['destructive']} | {s['requires_2fa']} |",
+        "| create | update | replace | delete | deferred | destructive | grant privilege | need 2FA |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {s['create']} | {s['update']} | {s['replace']} | {s['delete']} | {s['deferred']} | {s['destructive']} "
+        f"| {s['grants_privilege']} | {s['requires_2fa']} |",
         "",
         f"**{summary_line(s)}**",
         "",
     ]
     if is_blocked(data):
-        head.append("**:no_entry: This plan cannot be applied:**")
+        top.append("**:no_entry: This plan cannot be applied:**")
     for f in data["findings"]:
-        head.append(f"- {'**blocking**' if f['blocking'] else 'note'} `{f['code']}`: {f['message']}")
+        top.append(f"- {'**blocking**' if f['blocking'] else 'note'} {code(f['code'])}: {inline(f['message'])}")
     if data["findings"]:
-        head.append("")
-    destructive = [c for c in data["changes"] if c["destructive"]]
-    if destructive:
-        head.append(f"**:warning: Destructive steps ({len(destructive)}):**")
-        for c in destructive[:MAX_LISTED]:
-            head.append(f"- `{c['address']}` {c['action']}")
-        if len(destructive) > MAX_LISTED:
-            head.append(f"- … and {len(destructive) - MAX_LISTED} more (see the details below)")
-        head.append("")
-    head += [f"**2FA:** {two_factor_line(data)}", "", f"Plan digest: `{data['digest']}`", ""]
+        top.append("")
+    tail = [f"**2FA:** {two_factor_line(data)}", "", f"Plan digest: {code(data['digest'])}", ""]
 
-    # Cut between whole changes, never inside one, and say how many (and how many destructive)
-    # the comment leaves out: a reviewer must not mistake a capped comment for the whole plan.
+    # The risky lists come first: they may use everything but the room the details need to say
+    # what they leave out (at most: every change, each counted in every way).
     changes = data["changes"]
-    budget = max_chars - len("\n".join(head)) - 600
-    lines = [header(data), ""]
-    used = len(lines[0]) + 2
-    shown = 0
-    for change in changes:
-        block = change_lines(change)
-        size = sum(len(line) + 1 for line in block)
-        if used + size > budget:
-            break
-        lines += block
-        used += size
-        shown += 1
-    total = len(changes)
-    if shown < total:
-        left = changes[shown:]
-        destructive_left = sum(1 for c in left if c["destructive"])
-        lines += [
-            "",
-            f"… {total - shown} more change(s) not shown here ({destructive_left} of them destructive, listed above), "
-            f"to keep this comment under {max_chars} characters; run `userctl plan` for the full plan.",
-        ]
-        title = f"Changes ({shown} of {total} shown)"
-    else:
-        title = f"All changes ({total})"
-    body = "\n".join(lines) + "\n"
-    details = f"<details><summary>{title}</summary>\n\n```diff\n" + body + "```\n\n</details>\n"
-    return "\n".join(head) + "\n" + details
+    every: Counter[str] = Counter(_label(c) for c in changes)
+    total = str(len(changes))
+    least_details = (len(header(data)) + 100 + 2 * len(total)
+                     + _size(_cut_note(every, every, every, max_chars)))
+    risky, unnamed = _risky(changes, max_chars - _size(top) - _size(tail) - least_details, max_chars)
+    head = top + risky + tail
+    return "\n".join(head) + "\n" + _details(data, max_chars - _size(head), unnamed, max_chars)

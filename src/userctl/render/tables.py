@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
+from userctl.render.common import printable
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
@@ -131,7 +132,7 @@ def _cell(value: Any) -> str:
 
 def verbatim_cell(value: Any) -> str:
     """A cell as stored, None as nothing: the outbox shows its records (an SMTP server's error
-    among them) exactly as delivery left them."""
+    among them) as delivery left them, but for the control characters `table` escapes."""
     return "" if value is None else str(value)
 
 
@@ -161,7 +162,9 @@ def render(
 
 
 def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell: Cell = _cell) -> str:
-    cells = [[c.header.upper() for c in columns]] + [[cell(row[c.key]) for c in columns] for row in rows]
+    # Whatever `cell` writes, no control or format character reaches the terminal raw (an ESC in
+    # a name could rewrite the screen, a bidi override reorder a row): `printable` escapes them.
+    cells = [[c.header.upper() for c in columns]] + [[printable(cell(row[c.key])) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     out = io.StringIO()
     for line in cells:
@@ -171,20 +174,38 @@ def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell
 
 
 def _csv(columns: Sequence[Column], rows: Iterable[Row]) -> str:
+    return _csv_lines([[c.key for c in columns], *([_csv_cell(row[c.key]) for c in columns] for row in rows)])
+
+
+def _csv_lines(rows: Iterable[Sequence[str]]) -> str:
+    """CSV rows, each ending in "\\n", quoting every value that holds a line break, "\\r" included.
+    Python's writer quotes only the characters of its line terminator, and a bare "\\r" left
+    unquoted breaks the row for every reader: each row is written ending in "\\r\\n", the "\\r"
+    then dropped."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([c.key for c in columns])
     for row in rows:
-        writer.writerow([_csv_cell(row[c.key]) for c in columns])
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\r\n").writerow(row)
+        out.write(line.getvalue()[:-2] + "\n")
     return out.getvalue()
+
+
+# What a spreadsheet takes for the start of a formula (OWASP "CSV Injection"): a cell such as
+# `=HYPERLINK(...)` in a name would run when an auditor opens the export.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+    if isinstance(value, (int, float)):
+        return str(value)  # a number is never a formula, and a count keeps its sign
+    text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    # A leading single quote makes a spreadsheet show the cell as text, as OWASP recommends. It
+    # also quotes every phone number, which starts with `+` ("'+573001112233"): to a spreadsheet
+    # a `+` cell is a formula too. A script that wants the stored value drops a leading quote
+    # (JSON carries the values unchanged).
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _detail_fields() -> tuple[str, ...]:
@@ -244,11 +265,8 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        out_csv = io.StringIO()
-        writer = csv.writer(out_csv, lineterminator="\n")
-        writer.writerow(["field", "value"])
-        writer.writerows((key, "" if value is None else _csv_cell(value)) for key, value in detail_csv_rows(detail))
-        return out_csv.getvalue()
+        return _csv_lines([["field", "value"],
+                           *([key, "" if value is None else _csv_cell(value)] for key, value in detail_csv_rows(detail))])
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
     role = detail["role"]
@@ -287,4 +305,4 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
 def _write_fields(out: io.StringIO, fields: Sequence[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in fields) + 1
     for name, value in fields:
-        out.write(f"  {(name + ':').ljust(width)}  {value}\n")
+        out.write(f"  {(name + ':').ljust(width)}  {printable(str(value))}\n")

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Protocol
 
 import click
 
-from userctl.render.common import detail_lines, flags, summary_line, symbol
+from userctl.render.common import detail_lines, flags, printable, summary_line, symbol
 
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 
@@ -20,24 +20,27 @@ def _plain(s: str, fg: str | None = None, bold: bool = False) -> str:
 
 
 def header(data: Mapping[str, Any]) -> str:
-    return (
+    return printable(
         f"userctl plan for organization {data['organization']!r} "
         f"(2FA policy: {data['two_factor_policy']}, digest {data['digest'][:19]}…)"
     )
 
 
-def change_lines(change: Mapping[str, Any], paint: _Paint = _plain) -> list[str]:
-    """One change as its head line and indented details (the markdown cap cuts between these)."""
+def change_lines(change: Mapping[str, Any], paint: _Paint = _plain, shown_symbol: str | None = None) -> list[str]:
+    """One change as its head line and indented details (the markdown cap cuts between these).
+    `shown_symbol` replaces the change's symbol at the start of the head line (markdown writes
+    updates as `!`, which GitHub colours). Nothing taken from the data reaches the terminal
+    unescaped: addresses and notes go through `printable`, values through `value`."""
     sym = symbol(change)
     tags = flags(change)
-    head = f"{sym} {change['address']} {change['action']}"
+    head = f"{shown_symbol or sym} {printable(change['address'])} {change['action']}"
     if tags:
         head += "  [" + ", ".join(tags) + "]"
     out = [paint(head, COLORS[sym], bold=change["destructive"])]
     for line in detail_lines(change):
         out.append(paint(f"    {line}", COLORS[sym] if sym != "#" else "bright_black"))
     if change["note"]:
-        out.append(paint(f"    ({change['note']})", "bright_black"))
+        out.append(paint(f"    ({printable(change['note'])})", "bright_black"))
     return out
 
 
@@ -52,7 +55,7 @@ def render(data: Mapping[str, Any], *, color: bool = False) -> str:
         out.append("")
     for finding in data["findings"]:
         label = "BLOCKED" if finding["blocking"] else "note"
-        out.append(paint(f"{label} [{finding['code']}]: {finding['message']}", "red" if finding["blocking"] else "cyan", bold=finding["blocking"]))
+        out.append(paint(printable(f"{label} [{finding['code']}]: {finding['message']}"), "red" if finding["blocking"] else "cyan", bold=finding["blocking"]))
     if data["findings"]:
         out.append("")
     out.append(paint(summary_line(data["summary"]), bold=True))

@@ -5,6 +5,7 @@ the CLI's decision whether to ask for a code follows the very rule apply enforce
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def lead(factory: Factory, org: Org) -> Operator:
     return factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
 
 
-def test_under_four_eyes_the_appliers_own_code_is_refused(
+def test_under_four_eyes_the_appliers_own_code_alone_is_refused(
     engine: Engine, org: Org, lead: Operator, runner: Runner, tmp_path: Path
 ) -> None:
     path = drop_gone_plan(engine, tmp_path)
@@ -52,8 +53,8 @@ def test_under_four_eyes_the_appliers_own_code_is_refused(
     result = runner(*apply_args(path, "root@acme.co", org.root.code()))
 
     assert result.exit_code == 4, result.output
-    assert "requires four eyes" in result.stderr and "own --otp-code does not count" in result.stderr
-    assert "someone else must approve this exact plan" in result.stderr and "userctl approve" in result.stderr
+    assert "requires four eyes" in result.stderr and "there is your own code" in result.stderr
+    assert "Someone else must approve it" in result.stderr and "userctl approve" in result.stderr
     assert "Traceback" not in result.output
     assert tables(engine) == before  # not even the code's time step was spent
 
@@ -61,10 +62,47 @@ def test_under_four_eyes_the_appliers_own_code_is_refused(
     assert approved.exit_code == 0, approved.output
     applied = runner(*apply_args(path, "root@acme.co", org.root.code()))
     assert applied.exit_code == 0, applied.output
-    assert "verified by approval:lead@acme.co" in applied.stdout
+    assert "verified by totp+approval:lead@acme.co" in applied.stdout
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co") == []
     events = [e for e in rows_of(engine, m.AuditEvent) if e.action != "plan.approve"]
-    assert {(e.operator, e.verified_by) for e in events} == {("root@acme.co", "approval:lead@acme.co")}
+    assert {(e.operator, e.verified_by, e.operator_verified) for e in events} == {("root@acme.co", "totp+approval:lead@acme.co", True)}
+
+
+def test_under_four_eyes_one_person_under_two_names_is_refused(
+    engine: Engine, org: Org, lead: Operator, runner: Runner, tmp_path: Path
+) -> None:
+    """root approves, then applies naming lead without lead's code: one person proved it."""
+    path = drop_gone_plan(engine, tmp_path)
+    assert runner("approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()).exit_code == 0
+    before = tables(engine)
+
+    result = runner(*apply_args(path, lead.email))
+
+    assert result.exit_code == 4, result.output
+    assert "two different people must confirm" in result.stderr and "an approval by root@acme.co" in result.stderr
+    assert tables(engine) == before
+    assert rows_of(engine, m.User, m.User.email == "gone@acme.co")
+
+
+def test_under_four_eyes_two_approvals_by_two_operators_apply_without_a_code(
+    engine: Engine, factory: Factory, org: Org, lead: Operator, runner: Runner, tmp_path: Path
+) -> None:
+    third = factory.operator(org.id, "third@acme.co", org.roles["Admin"])
+    path = drop_gone_plan(engine, tmp_path)
+    assert runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code()).exit_code == 0
+    # The same approver twice is still one person.
+    again = runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code(at=time.time() + 30))
+    assert again.exit_code == 0, again.output
+    assert runner(*apply_args(path, "root@acme.co")).exit_code == 4
+    assert runner("approve", str(path), "--operator", third.email, "--otp-code", third.code()).exit_code == 0
+
+    applied = runner(*apply_args(path, "root@acme.co"))
+
+    assert applied.exit_code == 0, applied.output
+    assert "verified by approval:lead@acme.co+approval:third@acme.co" in applied.stdout
+    events = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.delete"]
+    # root was only named: the log says so.
+    assert [(e.operator, e.operator_verified) for e in events] == [("root@acme.co", False)]
 
 
 def test_under_four_eyes_a_plan_needing_no_2fa_is_applied_by_one_person(
@@ -92,17 +130,19 @@ def test_without_four_eyes_the_appliers_own_code_still_suffices(
 # --- when the CLI asks for a code ------------------------------------------------------------------
 
 
-def test_own_approval_under_four_eyes_is_no_reason_to_skip_or_ask(
-    engine: Engine, org: Org, lead: Operator
+def test_under_four_eyes_a_code_is_asked_for_only_beside_someone_elses_approval(
+    engine: Engine, factory: Factory, org: Org, lead: Operator
 ) -> None:
-    """Under four-eyes a code can never confirm, so there is nothing to ask for; only another
-    operator's approval confirms (and then apply needs no code either)."""
+    """A code alone cannot confirm under four eyes; beside another operator's approval it can;
+    with two operators' approvals none is needed."""
     plan = make_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]))
     now = utcnow()
     assert code_can_confirm(engine, plan, "root@acme.co", now) is False
     approve_plan(engine, plan, "root@acme.co", org.root.code(), now=now, valid_for=dt.timedelta(hours=1))
-    assert code_can_confirm(engine, plan, "root@acme.co", now) is False
-    # The approver is not the applier: lead's apply would go through on root's approval.
+    assert code_can_confirm(engine, plan, "root@acme.co", now) is False  # their own approval is no second person
+    assert code_can_confirm(engine, plan, "lead@acme.co", now) is True
+    third = factory.operator(org.id, "third@acme.co", org.roles["Admin"])
+    approve_plan(engine, plan, third.email, third.code(), now=now, valid_for=dt.timedelta(hours=1))
     assert code_can_confirm(engine, plan, "lead@acme.co", now) is False
 
 

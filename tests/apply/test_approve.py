@@ -169,12 +169,17 @@ def test_four_eyes_the_approver_cannot_apply_their_own_approval(
     own = runner(*apply_args(path, "root@acme.co"))
 
     assert own.exit_code == 4, own.output
-    assert "requires four eyes" in own.stderr and "someone else must approve this exact plan" in own.stderr
+    assert "requires four eyes" in own.stderr and "two different people must confirm" in own.stderr
     assert tables(engine) == before  # the approval is still unused
 
-    other = runner(*apply_args(path, lead.email))
+    named = runner(*apply_args(path, lead.email))  # a second name without a code proves nothing
+    assert named.exit_code == 4, named.output
+    assert "there is an approval by root@acme.co" in named.stderr
+    assert tables(engine) == before
+
+    other = runner(*apply_args(path, lead.email, lead.code()))
     assert other.exit_code == 0, other.output
-    assert "verified by approval:root@acme.co" in other.stdout
+    assert "verified by totp+approval:root@acme.co" in other.stdout
 
 
 @pytest.mark.parametrize("change", ["deactivated", "demoted"])

@@ -200,6 +200,8 @@ def rebuild(engine: Engine, org_id: int, edit_seq: int, only_that_row: bool = Fa
                     "seq": data["seq"],
                     "time": data["created_at"].isoformat() + "Z",
                     **{k: data[k] for k in ("operator", "verified_by", "plan_digest", "action", "address", "before", "after", "prev_hash")},
+                    # An attacker who rebuilds the chain covers every field, this one too.
+                    **({"operator_verified": bool(data["operator_verified"])} if data["operator_verified"] is not None else {}),
                 }
             ).encode()
             prev = hashlib.sha256(payload).hexdigest()

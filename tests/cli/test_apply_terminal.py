@@ -177,8 +177,8 @@ def test_under_four_eyes_no_code_is_asked_for_and_apply_says_who_must_approve(
     t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes"])
 
     assert t.finish() == 4, t.output
-    assert TOTP_PROMPT not in t.output
-    assert "someone else must approve this exact plan" in " ".join(t.output.split())
+    assert TOTP_PROMPT not in t.output  # nobody else has approved: a code alone cannot confirm
+    assert "two different people must confirm" in " ".join(t.output.split())
     assert tables(engine) == before
 
 

@@ -40,7 +40,9 @@ _table = AuditEvent.__table__
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """One event to append. `before`/`after` are plain JSON-able data (never secrets or codes);
-    `verified_by` says how the operator proved who they are: totp, approval, none, init..."""
+    `verified_by` says how the change was confirmed (totp, approval:EMAIL, both joined by "+",
+    none, init); `operator_verified` whether the named operator themselves proved who they are
+    with a code, so that no event claims more than was checked."""
 
     operator: str
     verified_by: str
@@ -49,6 +51,7 @@ class AuditRecord:
     before: Any = None
     after: Any = None
     plan_digest: str | None = None
+    operator_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], 
             "created_at": created_at,
             "operator": event.operator,
             "verified_by": event.verified_by,
+            "operator_verified": event.operator_verified,
             "plan_digest": event.plan_digest,
             "action": event.action,
             "address": event.address,
@@ -181,23 +185,26 @@ def _check(row: Row[Any], previous: Row[Any] | None, position_of_hash: dict[str,
 
 
 def _payload(row: Any) -> bytes:
-    """The bytes that are hashed: every stored field but the id and the hash/HMAC themselves."""
+    """The bytes that are hashed: every stored field but the id and the hash/HMAC themselves.
+    operator_verified is covered when present: events written before it existed keep the hash
+    they were written with."""
     created_at: dt.datetime = row["created_at"]
-    return canonical_json(
-        {
-            "organization_id": int(row["organization_id"]),
-            "seq": int(row["seq"]),
-            "time": iso_z(created_at),
-            "operator": row["operator"],
-            "verified_by": row["verified_by"],
-            "plan_digest": row["plan_digest"],
-            "action": row["action"],
-            "address": row["address"],
-            "before": row["before"],
-            "after": row["after"],
-            "prev_hash": row["prev_hash"],
-        }
-    ).encode("utf-8")
+    fields: dict[str, Any] = {
+        "organization_id": int(row["organization_id"]),
+        "seq": int(row["seq"]),
+        "time": iso_z(created_at),
+        "operator": row["operator"],
+        "verified_by": row["verified_by"],
+        "plan_digest": row["plan_digest"],
+        "action": row["action"],
+        "address": row["address"],
+        "before": row["before"],
+        "after": row["after"],
+        "prev_hash": row["prev_hash"],
+    }
+    if row["operator_verified"] is not None:
+        fields["operator_verified"] = bool(row["operator_verified"])  # MariaDB reads back 0/1
+    return canonical_json(fields).encode("utf-8")
 
 
 def _hmac(key: bytes, payload: bytes) -> str:
@@ -238,6 +245,7 @@ def list_events(
             "time": iso_z(r.created_at),
             "operator": r.operator,
             "verified_by": r.verified_by,
+            "operator_verified": None if r.operator_verified is None else bool(r.operator_verified),
             "plan_digest": r.plan_digest,
             "action": r.action,
             "address": r.address,

@@ -72,6 +72,7 @@ def enroll_user(
                     AuditRecord(
                         operator=confirmer.email,
                         verified_by="totp",
+                        operator_verified=True,
                         action="mfa.enroll",
                         address=user_address(email),
                         before={"totp_enrolled": bool(target.totp_enrolled)},

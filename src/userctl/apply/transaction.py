@@ -99,7 +99,7 @@ def approve_plan(
             audit.append_events(
                 conn,
                 org_id,
-                [audit.AuditRecord(operator=me.email, verified_by="totp", plan_digest=plan.digest, action="plan.approve",
+                [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
                                    address=organization_address(plan.organization), before=None,
                                    after={"expires_at": row.expires_at.isoformat() + "Z"})],
                 now,
@@ -133,9 +133,9 @@ def _apply_locked(
         if not changes:
             return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
         me = load_operator(conn, org_id, operator, required_permissions(changes))
-        verified_by = "none"
+        confirmed = Confirmation("none", False)
         if plan.requires_2fa:
-            verified_by = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
+            confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
         executor = Executor(conn, org_id, now)
         options = PlanOptions(allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")), operator=operator)
         blocking = [f for f in guards.check(live, changes, options) if f.blocking]
@@ -150,7 +150,8 @@ def _apply_locked(
             [
                 audit.AuditRecord(
                     operator=operator,
-                    verified_by=verified_by,
+                    verified_by=confirmed.verified_by,
+                    operator_verified=confirmed.operator_verified,
                     plan_digest=digest,
                     action=f"{c.kind}.{c.action}",
                     address=c.address,
@@ -162,7 +163,7 @@ def _apply_locked(
             now,
         )
         serial = executor.bump_serial()
-    return ApplyResult(len(changes), verified_by, head, len(created), serial, org_id)
+    return ApplyResult(len(changes), confirmed.verified_by, head, len(created), serial, org_id)
 
 
 def _run_refusing_held_rows(
@@ -187,6 +188,15 @@ def _run_refusing_held_rows(
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """How a plan's 2FA was met: `verified_by` for the audit log (totp, approval:EMAIL, or two
+    proofs joined by "+"), and whether the applier themselves gave a code."""
+
+    verified_by: str
+    operator_verified: bool
+
+
 def _confirm(
     conn: "Connection",
     org_id: int,
@@ -195,30 +205,38 @@ def _confirm(
     live: LiveState,
     otp_code: str | None,
     now: dt.datetime,
-) -> str:
-    """2FA for this plan: the operator's own TOTP code, or an unexpired approval of this exact
-    digest. Under four-eyes only an approval by another operator counts: the applier's own code
-    would let one person both review and apply. Returns how the operator was verified, for the
-    audit log."""
+) -> Confirmation:
+    """2FA for this plan (DESIGN §4). Without four eyes: the applier's own TOTP code, or one
+    unexpired approval of this exact digest. Under four eyes, two different people must have
+    proved it: the applier's code and an approval by someone else, or approvals by two different
+    operators. A named operator without a code proves nothing."""
     from userctl.apply import approvals, otp
 
     four_eyes = live.organization.four_eyes
-    if otp_code is not None and not four_eyes:
+    own = otp_code is not None
+    if otp_code is not None:
         otp.verify_operator_code(conn, operator_id, otp_code, now)
-        return "totp"
-    approval, void = eligible_approval(conn, org_id, plan, operator_id, four_eyes, now)
-    if approval is not None:
-        approvals.mark_used(conn, approval.id, now)
-        return f"approval:{approval.approver_email}"
-    if void:
-        raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
+        if not four_eyes:
+            return Confirmation("totp", True)
+    needed = 2 if four_eyes and not own else 1
+    # With the applier's own code, only someone else's approval adds a second person.
+    found, void = eligible_approvals(conn, org_id, plan, operator_id if own else None, now)
+    if len(found) >= needed:
+        used = found[:needed]
+        for approval in used:
+            approvals.mark_used(conn, approval.id, now)
+        proofs = (["totp"] if own else []) + [f"approval:{a.approver_email}" for a in used]
+        return Confirmation("+".join(proofs), own)
     steps = plan.summary()["requires_2fa"]
+    if void and not found:
+        raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
     if four_eyes:
-        own = " (the applier's own --otp-code does not count)" if otp_code is not None else ""
+        have = (["your own code"] if own else []) + [f"an approval by {a.approver_email}" for a in found]
         raise TwoFactorRequired(
-            f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires four eyes{own}: "
-            "someone else must approve this exact plan with "
-            "`userctl approve PLAN --operator THEIR-EMAIL --otp-code THEIR-CODE`, then apply it again"
+            f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires four eyes: "
+            f"two different people must confirm this exact plan, and there is {' and '.join(have) or 'no confirmation'}. "
+            + ("Someone else must approve it" if own else "Give your own --otp-code as well as another operator's approval, or have two operators approve it")
+            + " with `userctl approve PLAN --operator THEIR-EMAIL --otp-code THEIR-CODE`, then apply it again"
         )
     raise TwoFactorRequired(
         f"{steps} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "
@@ -226,18 +244,20 @@ def _confirm(
     )
 
 
-def eligible_approval(
-    conn: "Connection", org_id: int, plan: Plan, applier_id: int, four_eyes: bool, now: dt.datetime
-) -> "tuple[approvals.ApprovalRow | None, list[str]]":
-    """The oldest approval that confirms `plan` for applier `applier_id` (under four-eyes, by
-    someone else), and why each approval passed over no longer counts. The one rule used both by
-    apply itself and by the CLI when deciding whether to ask for a code."""
+def eligible_approvals(
+    conn: "Connection", org_id: int, plan: Plan, exclude_approver: int | None, now: dt.datetime
+) -> "tuple[list[approvals.ApprovalRow], list[str]]":
+    """The approvals that still confirm `plan`, oldest first, one per approver (and none by
+    `exclude_approver`), and why each approval passed over no longer counts. The one rule used
+    both by apply itself and by the CLI when deciding whether to ask for a code."""
     from userctl.apply import approvals
     from userctl.apply.operators import load_operator
 
-    found = approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=applier_id if four_eyes else None)
+    found: list[approvals.ApprovalRow] = []
     void: list[str] = []
-    for approval in found:
+    for approval in approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=exclude_approver):
+        if any(a.approver_id == approval.approver_id for a in found):
+            continue
         # An approval counts only while its approver could still confirm this plan themselves:
         # deactivating or demoting someone must also withdraw what they approved.
         try:
@@ -248,15 +268,14 @@ def eligible_approval(
         if approver.id != approval.approver_id:
             void.append(f"{approval.approver_email} was deleted and re-created since approving")
             continue
-        return approval, void
-    return None, void
+        found.append(approval)
+    return found, void
 
 
 def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.datetime) -> bool:
-    """Whether asking `operator` for a TOTP code could confirm `plan`: not when an approval
-    already confirms it for them, not under four-eyes (only another operator's approval counts
-    there), and not when apply will refuse the operator anyway. A read-only look: apply decides
-    again under its lock."""
+    """Whether asking `operator` for a TOTP code could confirm `plan`: not when approvals already
+    confirm it, not under four eyes unless someone else has approved, and not when apply will
+    refuse the operator anyway. A read-only look: apply decides again under its lock."""
     from sqlalchemy import select
 
     from userctl.db.engine import begin_read
@@ -273,7 +292,11 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
             me = load_operator(conn, int(org.id), operator, required_permissions(plan.active_changes))
         except NotAuthorized:
             return False
-        if org.four_eyes:
-            return False
-        approval, _ = eligible_approval(conn, int(org.id), plan, me.id, False, now)
-        return approval is None
+        if not org.four_eyes:
+            found, _ = eligible_approvals(conn, int(org.id), plan, None, now)
+            return not found
+        # Under four eyes a code helps only beside someone else's approval, and is not needed
+        # when two operators have approved.
+        others, _ = eligible_approvals(conn, int(org.id), plan, me.id, now)
+        everyone, _ = eligible_approvals(conn, int(org.id), plan, None, now)
+        return bool(others) and len(everyone) < 2

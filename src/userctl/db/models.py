@@ -117,7 +117,8 @@ class AuditEvent(Base):
     seq: Mapped[int]
     created_at: Mapped[dt.datetime]
     operator: Mapped[str]
-    verified_by: Mapped[str]  # totp / approval:EMAIL / none / init
+    verified_by: Mapped[str]  # totp / approval:EMAIL / none / init, or two proofs joined by "+"
+    operator_verified: Mapped[bool | None]
     plan_digest: Mapped[str | None]
     action: Mapped[str]
     address: Mapped[str]

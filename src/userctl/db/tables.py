@@ -147,8 +147,11 @@ audit_events = Table(
     Column("seq", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("operator", String(254), nullable=False),
-    # totp / approval:EMAIL / none / init: wide enough for "approval:" and the longest email (254).
-    Column("verified_by", String(300), nullable=False),
+    # How the change was confirmed: totp / approval:EMAIL / none / init, or two proofs joined by
+    # "+" under four eyes: wide enough for two approvals by the longest emails (254 each).
+    Column("verified_by", String(600), nullable=False),
+    # Whether the named operator proved who they are with a code (NULL: written before 0002).
+    Column("operator_verified", Boolean, nullable=True),
     Column("plan_digest", String(80), nullable=True),
     Column("action", String(40), nullable=False),
     Column("address", String(400), nullable=False),

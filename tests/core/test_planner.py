@@ -3,7 +3,13 @@ guards, preconditions, determinism and the digest."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import json
+
 from dataclasses import replace
+
+from typing import Any
 
 import pytest
 
@@ -479,7 +485,7 @@ def test_digest_changes_when_anything_in_the_plan_changes() -> None:
 
 
 def test_saved_plan_round_trips_and_tampering_is_refused() -> None:
-    p = big_plan()
+    p = replace(big_plan(), provenance=planmod.provenance(dt.datetime(2026, 3, 1, 12, 0), {"users.yaml": "sha256:" + "0" * 64}, None))
     text = planmod.dumps(p)
     again = planmod.loads(text)
     assert again.digest == p.digest and again.changes == p.changes and again.preconditions == p.preconditions
@@ -487,3 +493,32 @@ def test_saved_plan_round_trips_and_tampering_is_refused() -> None:
         planmod.loads(text.replace('"first_name": "B"', '"first_name": "Mallory"', 1))
     with pytest.raises(InputError):
         planmod.loads("{not json")
+    assert again.provenance == p.provenance
+
+
+def _resigned(data: dict[str, Any]) -> str:
+    signed = {k: v for k, v in data.items() if k not in ("digest", "findings", "summary")}
+    return json.dumps({**data, "digest": planmod.compute_digest(signed)})
+
+
+def test_a_saved_plan_the_schema_refuses_is_malformed_whatever_its_digest() -> None:
+    p = replace(big_plan(), provenance=planmod.provenance(dt.datetime(2026, 3, 1, 12, 0), {}, None))
+    data = json.loads(planmod.dumps(p))
+    unknown = json.loads(json.dumps(data))
+    unknown["changes"][0]["action"] = "explode"
+    with pytest.raises(InputError, match=r"malformed at changes/0/action"):
+        planmod.loads(_resigned(unknown))
+    extra = json.loads(json.dumps(data))
+    extra["changes"][0]["sneaky"] = True
+    with pytest.raises(InputError, match="malformed at changes/0"):
+        planmod.loads(_resigned(extra))
+    bare = json.loads(json.dumps(data))
+    bare["provenance"] = {}
+    with pytest.raises(InputError, match="provenance lacks created_at"):
+        planmod.loads(_resigned(bare))
+    old = json.loads(json.dumps(data))
+    old["format_version"] = 1
+    with pytest.raises(InputError, match="format_version 2 expected"):
+        planmod.loads(_resigned(old))
+    with pytest.raises(InputError, match="nested too deeply"):
+        planmod.loads("[" * 100_000 + "]" * 100_000)

@@ -6,6 +6,7 @@ and the progress bar of a big apply."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import select
 import subprocess
@@ -198,3 +199,32 @@ def test_a_big_apply_shows_a_progress_bar_on_the_terminal(engine: Engine, factor
     # The bar moved in between (per batch), not straight from nothing to done.
     shown = {p for p in ("40%", "80%") if p in t.output}
     assert shown, t.output
+
+
+def test_approve_shows_the_plan_asks_to_confirm_then_asks_for_the_code(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    digest = json.loads(path.read_text())["digest"]
+
+    t = terminal(["approve", str(path), "--operator", "root@acme.co"])
+    t.expect("Approve this plan for acme-payments?")
+    shown = t.output
+    assert 'user["gone@acme.co"] delete  [destructive, 2FA]' in shown
+    assert 'assignment["gone@acme.co" -> "ops-main"] unassign' in shown
+    assert f"Digest: {digest}" in shown and "Plan: 0 to create" in shown
+    assert TOTP_PROMPT not in shown  # the question comes before the code
+    t.send("y")
+    t.expect(TOTP_PROMPT)
+    t.send(org.root.code())
+    assert t.finish() == 0, t.output
+    assert rows_of(engine, m.Approval)
+
+
+def test_approve_yes_skips_the_question_never_the_code(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    t = terminal(["approve", str(path), "--operator", "root@acme.co", "--yes"])
+    t.expect(TOTP_PROMPT)
+    assert "Approve this plan" not in t.output and "Digest: sha256:" in t.output
+    t.send(org.root.code())
+    assert t.finish() == 0, t.output

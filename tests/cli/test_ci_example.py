@@ -57,7 +57,7 @@ def test_every_userctl_command_of_the_workflow_parses() -> None:
 def test_the_workflow_plans_for_review_and_applies_the_reviewed_plan() -> None:
     plan, apply = _userctl_commands()[1:]
     assert {"--format", "markdown", "--out", "plan.json", "--detailed-exitcode"} <= set(plan)
-    assert apply[:2] == ["apply", "plan.json"] and "--yes" in apply and "--operator" in apply
+    assert apply[:4] == ["apply", "plan.json", "-f", "users.yaml"] and "--yes" in apply and "--operator" in apply
     text = WORKFLOW.read_text(encoding="utf-8")
     assert "secrets.USERCTL_DATABASE_URL" in text and "vars.USERCTL_OPERATOR" in text
     assert """if: ${{ !contains(fromJSON('["0", "2", "3"]'), steps.plan.outputs.exitcode) }}""" in text
@@ -206,7 +206,7 @@ def test_the_comment_posts_the_markdown_and_the_artifact_is_the_saved_plan() -> 
     assert upload["with"]["path"] == "plan.json" and upload["with"]["name"] == "userctl-plan"
 
 
-def test_the_apply_job_applies_the_downloaded_plan_and_never_plans_again() -> None:
+def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans_to_it() -> None:
     steps = _job("apply")["steps"]
     scripts = [s.get("run", "") for s in steps]
     download = next(i for i, s in enumerate(scripts) if "gh run download" in s)
@@ -214,9 +214,10 @@ def test_the_apply_job_applies_the_downloaded_plan_and_never_plans_again() -> No
     commands = [shlex.split(line.strip()) for s in scripts for line in s.splitlines() if line.strip().startswith("userctl ")]
     assert len(commands) == 1
     (apply,) = commands
-    assert apply[1:3] == ["apply", "plan.json"]
-    assert "-f" not in apply and "--file" not in apply
-    # The apply runs after the download, and no step of the job plans anything.
+    # The artifact came from the pull request's own job: it is applied only if the merged
+    # users.yaml plans to exactly it.
+    assert apply[1:5] == ["apply", "plan.json", "-f", "users.yaml"]
+    # The apply runs after the download, and no step of the job saves a new plan.
     assert next(i for i, s in enumerate(scripts) if s.startswith("userctl apply")) > download
     assert not any("userctl plan" in s for s in scripts)
 
@@ -289,3 +290,34 @@ def test_the_recommended_read_only_role_can_plan_and_nothing_else(db_url: str, f
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP OWNED BY {role}")
             conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def test_the_apply_step_applies_the_reviewed_plan_and_refuses_one_the_merged_file_does_not_give(
+    db_url: str, factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apply step's own command, run as the job runs it (in the checkout, with the artifact
+    downloaded next to users.yaml): a plan the merged file gives is applied; a plan from the pull
+    request's job that asks for more than the merged file says is refused, nothing written."""
+    org = factory.org("acme-payments")
+    admin = factory.role(org, "Admin", ["users.view", "users.manage", "users.add"])
+    operator = factory.operator(org, "ana@acme.co", admin, first_name="Ana")
+    factory.user(org, "bob@acme.co", admin, first_name="Bob")
+    run = Runner(db_url)
+    monkeypatch.chdir(tmp_path)
+    assert run("export", "-o", "users.yaml").exit_code == 0
+    merged = Path("users.yaml").read_text(encoding="utf-8")
+    (step,) = [s for s in _job("apply")["steps"] if s.get("name") == "Apply"]
+    command = shlex.split(step["run"].replace("${{ vars.USERCTL_OPERATOR }}", operator.email))[1:]
+
+    # The pull request's job planned something else than what was merged: bob deleted.
+    Path("users.yaml").write_text(re.sub(r"  bob@acme.co:.*?(?=\n  \S|\Z)", "", merged, flags=re.S), encoding="utf-8")
+    assert run("plan", "-f", "users.yaml", "--out", "plan.json").exit_code == 0
+    assert [c["action"] for c in json.loads(Path("plan.json").read_text())["changes"]] == ["delete"]
+    Path("users.yaml").write_text(merged.replace("first_name: Ana", "first_name: Anna"), encoding="utf-8")
+    refused = run(*command, "--otp-code", operator.code())
+    assert refused.exit_code == 4 and "does not match users.yaml on this branch" in refused.stderr, refused.output
+
+    assert run("plan", "-f", "users.yaml", "--out", "plan.json").exit_code == 0
+    applied = run(*command)
+    assert applied.exit_code == 0, applied.output
+    assert run("plan", "-f", "users.yaml", "--detailed-exitcode").exit_code == 0

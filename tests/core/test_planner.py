@@ -4,11 +4,8 @@ guards, preconditions, determinism and the digest."""
 from __future__ import annotations
 
 import datetime as dt
-
 import json
-
 from dataclasses import replace
-
 from typing import Any
 
 import pytest

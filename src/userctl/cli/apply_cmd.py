@@ -14,6 +14,7 @@ from userctl.cli.common import (
     FiniteRange,
     interactive,
     max_age_option,
+    read_plan_file,
     lock_option,
     make_options,
     operator_option,
@@ -24,8 +25,9 @@ from userctl.cli.common import (
 from userctl.cli.context import app
 from userctl.clock import iso_z
 from userctl.errors import ConfirmationRequired, Refused, UsageError, UserctlError
-from userctl.plan import MAX_PLAN_BYTES, Plan, loads, made_at
+from userctl.plan import Plan, made_at
 from userctl.render import render
+from userctl.render.text import approval_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -44,18 +46,7 @@ def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_a
     """The saved plan at `path`, checked for everything that needs no database: its size, format
     and digest, that it is for the organization asked for, and that it is not older than
     --max-age. Apply still re-derives it under the lock (replan.py)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PLAN_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read saved plan {path}: {exc.strerror}") from None
-    if len(data) > MAX_PLAN_BYTES:
-        raise UsageError(f"{path} is larger than {MAX_PLAN_BYTES // 2**20} MiB: not a saved plan")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
-    plan = loads(text, source=path)
+    plan = read_plan_file(path)
     if organization is not None and organization != plan.organization:
         raise UsageError(f"--organization {organization} does not match {path}, which is a plan for {plan.organization!r}")
     made = made_at(plan)
@@ -198,7 +189,10 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
               help=f"Hours the approval stays valid (at most {MAX_APPROVAL_HOURS:g}: a week).")
 @lock_option
 @max_age_option
-def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float, max_age: float) -> None:
+@click.option("--yes", is_flag=True, help="Do not ask to confirm on a terminal (the TOTP code is still required).")
+def approve(
+    plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float, max_age: float, yes: bool
+) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""
     from userctl.apply.transaction import approve_plan
     from userctl.clock import utcnow
@@ -209,6 +203,10 @@ def approve(plan_file: str, operator: str, otp_code: str | None, valid_for: floa
     require_current(engine)
     now = utcnow()
     the_plan = read_saved_plan(plan_file, ctx.organization, now, max_age)
+    # An approver never signs blind: what the code will confirm comes first.
+    click.echo(approval_text(the_plan.to_data(), color=ctx.color()), nl=False)
+    if not yes and interactive():
+        click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
     if otp_code is None:
         if not interactive():
             raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")

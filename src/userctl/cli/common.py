@@ -27,7 +27,7 @@ from userctl import state
 from userctl.cli.context import app
 from userctl.errors import InputError, UsageError
 from userctl.gcpause import gc_paused
-from userctl.plan import Plan, provenance
+from userctl.plan import MAX_PLAN_BYTES, Plan, loads, provenance
 from userctl.planner import PlanOptions, diff
 
 if TYPE_CHECKING:
@@ -95,6 +95,22 @@ def interactive() -> bool:
     """Whether there is someone to ask: a prompt needs a keyboard on stdin, and is written to
     stderr so that it never mixes into output a script captures."""
     return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def read_plan_file(path: str) -> Plan:
+    """A saved plan whose size, format and digest are right; nothing about it is trusted yet."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read saved plan {path}: {exc.strerror}") from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise UsageError(f"{path} is larger than {MAX_PLAN_BYTES // 2**20} MiB: not a saved plan")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
+    return loads(text, source=path)
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "plan": "userctl.cli.plan_cmd:plan",
     "apply": "userctl.cli.apply_cmd:apply",
     "approve": "userctl.cli.apply_cmd:approve",
+    "show": "userctl.cli.show_cmd:show",
     "audit": "userctl.cli.audit_cmd:audit",
     "mfa": "userctl.cli.mfa_cmd:mfa",
     "notifications": "userctl.cli.notifications_cmd:notifications",

@@ -44,9 +44,41 @@ def change_lines(change: Mapping[str, Any], paint: _Paint = _plain, shown_symbol
     return out
 
 
-def render(data: Mapping[str, Any], *, color: bool = False) -> str:
+def _painter(color: bool) -> _Paint:
     def paint(s: str, fg: str | None = None, bold: bool = False) -> str:
         return click.style(s, fg=fg, bold=bold) if color else s
+
+    return paint
+
+
+def provenance_line(data: Mapping[str, Any]) -> str:
+    """Where a saved plan says it came from: evidence for a reader, trusted by nobody."""
+    p = data.get("provenance") or {}
+    if not p:
+        return ""
+    files = ", ".join(f"{name} ({digest[:15]}…)" for name, digest in p["files"].items()) or "no file"
+    commit = f" at git commit {p['git_commit'][:12]}" if p["git_commit"] else ""
+    return printable(f"Made {p['created_at']} by userctl {p['userctl_version']} from {files}{commit}.")
+
+
+def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
+    """What `approve` shows before it asks for a code: the plan's summary, every destructive and
+    privilege-granting step, and the digest the approval will be bound to."""
+    paint = _painter(color)
+    out = [header(data), provenance_line(data), ""]
+    risky = [c for c in data["changes"] if c["destructive"] or c["grants_privilege"]]
+    if risky:
+        out.append(f"Destructive or privilege-granting steps ({len(risky)}):")
+        for change in risky:
+            out += change_lines(change, paint)
+        out.append("")
+    out.append(paint(summary_line(data["summary"]), bold=True))
+    out.append(f"Digest: {data['digest']}")
+    return "\n".join(line for line in out if line is not None) + "\n"
+
+
+def render(data: Mapping[str, Any], *, color: bool = False) -> str:
+    paint = _painter(color)
 
     out = [header(data), ""]
     for change in data["changes"]:

@@ -1,0 +1,75 @@
+"""`userctl show PLAN`: a saved plan rendered as plan renders it, after its format and digest are
+checked, with no database; and what `approve` prints before it asks for a code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.apply.apply_helpers import Org, drop_gone, drop_gone_plan, rows_of, tables
+from tests.cli.yaml_files import write_desired
+from tests.conftest import Runner
+from userctl.db import models as m
+
+
+def test_show_renders_a_saved_plan_with_where_it_came_from(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+    yaml_file = write_desired(tmp_path / "users.yaml", drop_gone(engine))
+    assert runner("plan", "-f", str(yaml_file), "--out", str(tmp_path / "plan.json")).exit_code == 0
+    saved = json.loads((tmp_path / "plan.json").read_text())
+
+    text = runner("show", str(tmp_path / "plan.json"))
+
+    assert text.exit_code == 0, text.output
+    assert re.search(rf"^Made \S+Z by userctl \S+ from {re.escape(str(yaml_file))} \(sha256:", text.stdout, re.M)
+    assert 'user["gone@acme.co"] delete  [destructive, 2FA]' in text.stdout
+    assert saved["digest"][:19] in text.stdout
+    as_json = runner("show", str(tmp_path / "plan.json"), "--format", "json")
+    assert json.loads(as_json.stdout) == saved
+    assert runner("show", str(tmp_path / "plan.json"), "--format", "markdown").stdout.startswith("### userctl plan")
+    assert runner("show", str(tmp_path / "plan.json"), "--format", "html").stdout.startswith("<!DOCTYPE html>")
+
+
+def test_show_needs_no_database(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    result = runner("--database-url", f"sqlite:///{tmp_path / 'nowhere' / 'none.db'}", "show", str(path))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_show_refuses_an_edited_plan_and_a_file_that_is_no_plan(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    edited = path.with_name("edited.json")
+    edited.write_text(path.read_text().replace("gone@acme.co", "gon3@acme.co"))
+    result = runner("show", str(edited))
+    assert result.exit_code == 4 and "modified after it was written" in result.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2")
+    result = runner("show", str(junk))
+    assert result.exit_code == 1 and "not a saved plan" in result.stderr and "Traceback" not in result.output
+
+
+def test_approve_prints_the_risky_steps_and_the_digest(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    digest = json.loads(path.read_text())["digest"]
+
+    result = runner("approve", str(path), "--operator", org.root.email, "--otp-code", org.root.code())
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Destructive or privilege-granting steps (2):" in out
+    assert 'user["gone@acme.co"] delete  [destructive, 2FA]' in out
+    assert f"Digest: {digest}" in out
+    assert out.index(f"Digest: {digest}") < out.index("Approved plan")
+    assert rows_of(engine, m.Approval)
+
+
+def test_apply_of_something_endless_is_refused_at_the_size_cap(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+    # /dev/zero is no plan: refused after reading at most the size cap, never read forever.
+    before = tables(engine)
+    result = runner("apply", "/dev/zero", "--operator", org.root.email, "--yes")
+    assert result.exit_code == 1 and "larger than" in result.stderr
+    assert tables(engine) == before

@@ -95,18 +95,19 @@ def apply(
     # Parsed before anything is written: a typo found only after commit would fail a committed apply.
     smtp = _smtp_target()
     engine = ctx.engine()
-    now = utcnow()
+    started = utcnow()
     if plan_file is None:
         assert path is not None
-        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization, now)
+        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization,
+                                  started)
     else:
         if path is None and (no_prune or replace):
             raise UsageError("--no-prune and --replace shape a new plan: use them with `plan`, `apply -f FILE` or `apply PLAN -f FILE`")
         require_current(engine)
-        the_plan = read_saved_plan(plan_file, ctx.organization, now, max_age)
+        the_plan = read_saved_plan(plan_file, ctx.organization, started, max_age)
         if path is not None:
             _refuse_unless_file_plans_to(engine, the_plan, plan_file, path, make_options(
-                no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, now)
+                no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, started)
     if not the_plan.active_changes:
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return
@@ -118,6 +119,8 @@ def apply(
     if otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
 
+    # Read again after the prompts: the TOTP code is checked against this moment.
+    now = utcnow()
     total = len(the_plan.active_changes)
     if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
         with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
@@ -201,8 +204,7 @@ def approve(
     ctx = app()
     engine = ctx.engine()
     require_current(engine)
-    now = utcnow()
-    the_plan = read_saved_plan(plan_file, ctx.organization, now, max_age)
+    the_plan = read_saved_plan(plan_file, ctx.organization, utcnow(), max_age)
     # An approver never signs blind: what the code will confirm comes first.
     click.echo(approval_text(the_plan.to_data(), color=ctx.color()), nl=False)
     if not yes and interactive():
@@ -211,6 +213,7 @@ def approve(
         if not interactive():
             raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
-    row = approve_plan(engine, the_plan, operator, otp_code, now=now, valid_for=dt.timedelta(hours=valid_for),
+    # The clock is read after the prompts: the code is checked against this moment.
+    row = approve_plan(engine, the_plan, operator, otp_code, now=utcnow(), valid_for=dt.timedelta(hours=valid_for),
                        lock_timeout_s=lock_timeout)
     click.echo(f"Approved plan {the_plan.digest} for {the_plan.organization} by {operator.lower()}, valid until {row.expires_at.isoformat()}Z.")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from userctl.printable import printable
+
 Path = tuple[str | int, ...]
 
 
@@ -35,7 +37,9 @@ class Problem:
             if self.line is not None:
                 where += f":{self.line}:{self.col or 1}"
             where += ": "
-        return f"{where}{self.dotted_path()}: {self.message}"
+        # A path names keys from the file: a refused key (an RLO in a role name) must not reach
+        # the terminal raw in the very message that refuses it.
+        return printable(f"{where}{self.dotted_path()}: {self.message}")
 
 
 def first_few(names: Sequence[str], limit: int) -> str:

@@ -19,7 +19,7 @@ from tests.core.planner_states import ADMIN, OPS, desired, live, user
 from userctl.plan import Finding, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.render import render
-from userctl.render.common import printable
+from userctl.printable import printable
 from userctl.render.markdown import MAX_CHARS, code, inline
 from userctl.render.markdown import render as render_markdown
 from userctl.render.tables import Column, render_user_detail, table, user_detail, verbatim_cell

@@ -123,7 +123,7 @@ def test_a_hidden_character_in_a_role_name_is_refused_at_the_key_and_at_each_ref
     tmp_path: Path, parser: str
 ) -> None:
     f = write(tmp_path, document(role="Admin\u200b"))
-    path = "roles.Admin\u200b"
+    path = "roles.Admin\\u200b"  # the message itself shows the character escaped
     message = f"contains U+200B ZERO WIDTH SPACE at position 6, {HIDDEN}"
     assert problems(f, parser) == [f"{f}:4:3: {path}: {message}", f"{f}:14:11: users.ana@x.co.role: {message}"]
 
@@ -210,7 +210,7 @@ def test_a_lookalike_of_a_declared_email_is_refused_not_taken_for_another_user(t
 
 def test_a_hidden_character_in_an_email_is_named_as_such(tmp_path: Path) -> None:
     f = write(tmp_path, document(email="ana\u200b@x.co"))
-    assert problems(f) == [f"{f}:8:3: users.ana\u200b@x.co: contains U+200B ZERO WIDTH SPACE at position 4, {HIDDEN}"]
+    assert problems(f) == [f"{f}:8:3: users.ana\\u200b@x.co: contains U+200B ZERO WIDTH SPACE at position 4, {HIDDEN}"]
 
 
 # --- what stays valid ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from userctl.render.common import printable
+from userctl.printable import printable
 
 
 def qr_text(data: str) -> str:

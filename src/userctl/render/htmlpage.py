@@ -9,7 +9,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Mapping
 
-from userctl.render.common import detail_lines, flags, is_blocked, printable, summary_line, symbol, two_factor_line
+from userctl.printable import printable
+from userctl.render.common import detail_lines, flags, is_blocked, summary_line, symbol, two_factor_line
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#1b1f24}

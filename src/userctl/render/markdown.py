@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from userctl.render.common import is_blocked, printable, summary_line, symbol, two_factor_line
+from userctl.printable import printable
+from userctl.render.common import is_blocked, summary_line, symbol, two_factor_line
 from userctl.render.text import change_lines, header
 
 # GitHub refuses comments over 65,536 characters; leave room for the wrapper.

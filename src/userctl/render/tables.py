@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
-from userctl.render.common import printable
+from userctl.printable import printable
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")

@@ -6,7 +6,8 @@ from typing import Any, Mapping, Protocol
 
 import click
 
-from userctl.render.common import detail_lines, flags, printable, summary_line, symbol
+from userctl.printable import printable
+from userctl.render.common import detail_lines, flags, summary_line, symbol
 
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 

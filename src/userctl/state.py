@@ -49,6 +49,74 @@ TWO_FACTOR_POLICIES: Final[tuple[str, ...]] = ("destructive", "all")
 # Fields fixed at creation: the platform treats them as the user's identity documents.
 IMMUTABLE_USER_FIELDS: Final[tuple[str, ...]] = ("id_type", "id_number", "phone")
 
+# What the platform's stored strings may hold (DESIGN §2: every value fits the database column it
+# goes to, one declared limit per field). A value the loader accepts must never be refused by the
+# database: the desired-state schema and the columns were two lists of numbers kept equal by hand,
+# and nothing bounded what the database derives from them (an audit address quotes a name).
+Charset = Literal["text", "ascii"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The one declaration of a string column: db/tables.py sizes the column VARCHAR(max_length)
+    from it, and userctl.schema.json bounds the value the file gives it (tests hold the schema's
+    maxLength, pattern and enum to it), so the loader refuses a longer value at FILE:LINE:COL
+    rather than the database at apply. Lengths count characters (code points), as JSON Schema's
+    maxLength and VARCHAR(n) on PostgreSQL and on MariaDB in utf8mb4 all do."""
+
+    # The column's width. The schema's maxLength equals it; a pattern or a closed set of values
+    # may admit only shorter values (the column keeps room for the platform's).
+    max_length: int
+    # "text": any character but control and format ones, in NFC (desired/characters.py refuses
+    # the rest in every string of a file); "ascii": ASCII only (an email: a look-alike address is
+    # a second identity).
+    charset: Charset = "text"
+    # What the whole value must match, spelt as the schema spells it (ECMA-262, which Python reads
+    # the same for these).
+    pattern: str | None = None
+    # The values a closed field may take (what the platform may write, when it writes more than a
+    # file may declare: users.status).
+    values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        too_long = [v for v in self.values if len(v) > self.max_length]
+        if too_long:
+            raise ValueError(f"values wider than their column ({self.max_length} characters): {too_long}")
+
+
+SLUG_PATTERN: Final = "^[a-z0-9][a-z0-9-]{1,62}$"  # a DNS label: 63 characters at most
+EMAIL_PATTERN: Final = (
+    "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    "@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$"
+)
+ID_NUMBER_PATTERN: Final = "^[A-Za-z0-9]{4,20}$"
+PHONE_PATTERN: Final = "^\\+[0-9]{8,15}$"  # E.164
+NAME_PATTERN: Final = "\\S"  # not only spaces
+
+# "table.column" -> its limit, for every string column of the tables the platform shares (DESIGN
+# §1b). The bookkeeping tables take theirs from these where they hold the same thing (an email).
+LIMITS: Final[Mapping[str, Limit]] = {
+    "organizations.slug": Limit(100, "ascii", SLUG_PATTERN),
+    "organizations.name": Limit(200),
+    "organizations.two_factor_policy": Limit(20, "ascii", values=TWO_FACTOR_POLICIES),
+    "roles.name": Limit(100),
+    "roles.description": Limit(500),
+    "role_permissions.permission": Limit(64, "ascii", values=PERMISSIONS),
+    "users.email": Limit(254, "ascii", EMAIL_PATTERN),  # RFC 5321's longest path, less its brackets
+    "users.id_type": Limit(8, "ascii", values=ID_TYPES),
+    "users.id_number": Limit(20, "ascii", ID_NUMBER_PATTERN),
+    "users.phone": Limit(16, "ascii", PHONE_PATTERN),
+    "users.first_name": Limit(100, pattern=NAME_PATTERN),
+    "users.last_name": Limit(100, pattern=NAME_PATTERN),
+    "users.status": Limit(16, "ascii", values=LIVE_STATUSES),
+    "users.two_factor": Limit(16, "ascii", values=TWO_FACTOR),
+    "bank_accounts.key": Limit(100),
+    "bank_accounts.bank": Limit(100),
+    "bank_accounts.account_type": Limit(32),
+    "bank_accounts.masked_number": Limit(32),
+    "bank_accounts.currency": Limit(3, "ascii"),  # ISO 4217
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Role:

@@ -11,6 +11,8 @@ Times are naive UTC everywhere (SQLite and MariaDB keep no zone).
 
 from __future__ import annotations
 
+from typing import Any, Final
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,6 +28,8 @@ from sqlalchemy import (
 )
 
 from userctl.clock import utcnow
+from userctl.plan import assignment_address, bank_account_address, organization_address, role_address, user_address
+from userctl.state import LIMITS
 
 # Deterministic constraint names so migrations are identical on every backend.
 NAMING = {
@@ -42,14 +46,74 @@ def _org_fk(ondelete: str | None = "CASCADE") -> Column[int]:
     return Column("organization_id", ForeignKey("organizations.id", ondelete=ondelete), nullable=False, index=True)
 
 
+def _width(column: str) -> int:
+    """The declared width of `column` ("table.column"): state.LIMITS, which the desired-state
+    schema is held to as well."""
+    return LIMITS[column].max_length
+
+
+def _declared(table: str, name: str, **options: Any) -> Column[str]:
+    """A string column as wide as its declaration in state.LIMITS."""
+    return Column(name, String(_width(f"{table}.{name}")), **options)
+
+
+# MariaDB compares strings in the database's collation, and its defaults (utf8mb4_general_ci,
+# utf8mb4_unicode_ci) take "Admin" and "admin", "Émile" and "Emile", "ops" and "ops " and any two
+# emoji for one string: two roles the file declares apart would collide on their unique key, and
+# a lookup by name could find the other. Names that identify a row are compared as the loader,
+# PostgreSQL and SQLite compare them: code point by code point, trailing spaces included
+# (utf8mb4_nopad_bin; migration 0003 picks MySQL's equivalent there).
+EXACT_COLLATION: Final = "utf8mb4_nopad_bin"
+
+
+def _exact(table: str, name: str, **options: Any) -> Column[str]:
+    """A declared string column that identifies a row, compared exactly on every backend."""
+    width = _width(f"{table}.{name}")
+    # A generic String with a collation, not mysql.VARCHAR: importing the MySQL dialect would cost
+    # `userctl plan` on the other backends about 15 ms.
+    return Column(name, String(width).with_variant(String(width, collation=EXACT_COLLATION), "mysql", "mariadb"), **options)
+
+
+EMAIL_WIDTH: Final = _width("users.email")
+# The character JSON quoting writes widest: a C0 control, as \u0000 (tests check every code point).
+_WIDEST_CHARACTER: Final = "\x00"
+
+
+def widest_address() -> int:
+    """The longest address an audit event can name (the plan's role["…"], user["…"],
+    assignment["…" -> "…"], the import's bank_account["…"], organization["…"]): every name as long
+    as its column allows, made of the character its quoting writes widest. Not only what a valid
+    file can hold (quotes and backslashes, which double: 474 characters for an assignment of the
+    longest email and a key of 100 quotes): an unassignment or a deletion names a row the platform
+    wrote, which the column alone bounds."""
+
+    def worst(column: str) -> str:
+        return _WIDEST_CHARACTER * _width(column)
+
+    email, key = worst("users.email"), worst("bank_accounts.key")
+    return max(
+        len(address)
+        for address in (
+            organization_address(worst("organizations.slug")),
+            role_address(worst("roles.name")),
+            user_address(email),
+            assignment_address(email, key),
+            bank_account_address(key),
+        )
+    )
+
+
+ADDRESS_WIDTH: Final = widest_address()
+
+
 # Columns are NOT NULL unless they say otherwise, as the ORM's `Mapped[T]` made them.
 organizations = Table(
     "organizations",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("slug", String(100), nullable=False, unique=True),
-    Column("name", String(200), nullable=False),
-    Column("two_factor_policy", String(20), nullable=False, default="destructive"),
+    _declared("organizations", "slug", nullable=False, unique=True),
+    _declared("organizations", "name", nullable=False),
+    _declared("organizations", "two_factor_policy", nullable=False, default="destructive"),
     Column("min_admins", Integer, nullable=False, default=1),
     Column("four_eyes", Boolean, nullable=False, default=False),
     Column("serial", Integer, nullable=False, default=0),
@@ -61,8 +125,8 @@ roles = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     _org_fk(),
-    Column("name", String(100), nullable=False),
-    Column("description", String(500), nullable=False, default=""),
+    _exact("roles", "name", nullable=False),
+    _declared("roles", "description", nullable=False, default=""),
     UniqueConstraint("organization_id", "name", name="uq_roles_org_name"),
 )
 
@@ -70,7 +134,7 @@ role_permissions = Table(
     "role_permissions",
     metadata,
     Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
-    Column("permission", String(64), primary_key=True),
+    _declared("role_permissions", "permission", primary_key=True),
 )
 
 users = Table(
@@ -78,15 +142,15 @@ users = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     _org_fk(),
-    Column("email", String(254), nullable=False),  # stored lower-case
-    Column("id_type", String(8), nullable=False),
-    Column("id_number", String(20), nullable=False),
-    Column("phone", String(16), nullable=False),
-    Column("first_name", String(100), nullable=False),
-    Column("last_name", String(100), nullable=False),
+    _declared("users", "email", nullable=False),  # stored lower-case
+    _declared("users", "id_type", nullable=False),
+    _declared("users", "id_number", nullable=False),
+    _declared("users", "phone", nullable=False),
+    _declared("users", "first_name", nullable=False),
+    _declared("users", "last_name", nullable=False),
     Column("role_id", ForeignKey("roles.id"), nullable=False, index=True),
-    Column("status", String(16), nullable=False, default="invited"),
-    Column("two_factor", String(16), nullable=False, default="optional"),
+    _declared("users", "status", nullable=False, default="invited"),
+    _declared("users", "two_factor", nullable=False, default="optional"),
     Column("totp_enrolled", Boolean, nullable=False, default=False),
     Column("force_password_reset", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
@@ -100,11 +164,11 @@ bank_accounts = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     _org_fk(),
-    Column("key", String(100), nullable=False),
-    Column("bank", String(100), nullable=False),
-    Column("account_type", String(32), nullable=False),
-    Column("masked_number", String(32), nullable=False),
-    Column("currency", String(3), nullable=False),
+    _exact("bank_accounts", "key", nullable=False),
+    _declared("bank_accounts", "bank", nullable=False),
+    _declared("bank_accounts", "account_type", nullable=False),
+    _declared("bank_accounts", "masked_number", nullable=False),
+    _declared("bank_accounts", "currency", nullable=False),
     UniqueConstraint("organization_id", "key", name="uq_bank_accounts_org_key"),
 )
 
@@ -146,7 +210,7 @@ audit_events = Table(
     _org_fk(ondelete=None),
     Column("seq", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
-    Column("operator", String(254), nullable=False),
+    Column("operator", String(EMAIL_WIDTH), nullable=False),
     # How the change was confirmed: totp / approval:EMAIL / none / init, or two proofs joined by
     # "+" under four eyes: wide enough for two approvals by the longest emails (254 each).
     Column("verified_by", String(600), nullable=False),
@@ -154,7 +218,7 @@ audit_events = Table(
     Column("operator_verified", Boolean, nullable=True),
     Column("plan_digest", String(80), nullable=True),
     Column("action", String(40), nullable=False),
-    Column("address", String(400), nullable=False),
+    Column("address", String(ADDRESS_WIDTH), nullable=False),  # computed by widest_address()
     Column("before", Text, nullable=True),  # canonical JSON
     Column("after", Text, nullable=True),  # canonical JSON
     Column("prev_hash", String(80), nullable=False),
@@ -170,7 +234,7 @@ approvals = Table(
     _org_fk(),
     Column("plan_digest", String(80), nullable=False, index=True),
     Column("approver_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("approver_email", String(254), nullable=False),
+    Column("approver_email", String(EMAIL_WIDTH), nullable=False),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("expires_at", DateTime, nullable=False),
     Column("used_at", DateTime, nullable=True),
@@ -184,7 +248,7 @@ notifications = Table(
     Column("id", Integer, primary_key=True),
     _org_fk(),
     Column("user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
-    Column("recipient", String(254), nullable=False),
+    Column("recipient", String(EMAIL_WIDTH), nullable=False),
     Column("kind", String(32), nullable=False, default="invitation"),
     Column("status", String(16), nullable=False, default="queued"),  # queued / sent / cancelled
     Column("token_hash", String(80), nullable=True),

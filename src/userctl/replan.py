@@ -22,12 +22,14 @@ from userctl.plan import Change, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.risk import assess
 from userctl.simulate import DoesNotFit, apply_changes
-from userctl.state import DesiredState, LiveState
+from userctl.printable import printable
+from userctl.state import DesiredState, LiveState, limit_problem
 
 
 def check_rederived(plan: Plan, live: LiveState) -> None:
     """Refuse `plan` (ForgedPlan) unless the planner, given the live state, writes exactly it."""
     slug = live.organization.slug
+    _check_values(plan)
     if plan.two_factor_policy != live.organization.two_factor_policy:
         raise _forged(plan, f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
                             f"{live.organization.two_factor_policy!r}")
@@ -62,6 +64,36 @@ def same_plan(saved: Plan, fresh: Plan) -> str | None:
     if dict(saved.preconditions) != dict(fresh.preconditions):
         return "the rows it depends on differ"
     return None
+
+
+# What a change's record holds, by the column each value is stored in (the planner never checks
+# a value: the loader did, and a saved plan skips the loader).
+_ROLE_COLUMNS: dict[str, str] = {"name": "roles.name", "description": "roles.description"}
+_USER_COLUMNS: dict[str, str] = {
+    name: f"users.{name}"
+    for name in ("email", "id_type", "id_number", "phone", "first_name", "last_name", "status", "two_factor")
+}
+
+
+def _check_values(plan: Plan) -> None:
+    """Every value a change writes fits its column and the character rules, as if it had come
+    through the loader: a hand-written plan must not store what no file could declare."""
+    for change in plan.changes:
+        if change.after is None and change.kind != "assignment":
+            continue  # a delete writes no value
+        record = change.after or {}
+        if change.kind == "role":
+            checks = [(column, record.get(field)) for field, column in _ROLE_COLUMNS.items()]
+            checks += [("role_permissions.permission", p) for p in record.get("permissions") or ()]
+        elif change.kind == "user":
+            checks = [(column, record.get(field)) for field, column in _USER_COLUMNS.items() if field in record]
+            checks.append(("roles.name", record.get("role")))
+        else:
+            checks = [("bank_accounts.key", change.key[1] if len(change.key) > 1 else None)]
+        for column, value in checks:
+            problem = limit_problem(column, value)
+            if problem is not None:
+                raise _forged(plan, f"{printable(change.address)} {change.action}: {printable(problem)}")
 
 
 def options_of(data: Mapping[str, Any]) -> PlanOptions:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, Mapping
 
@@ -116,6 +118,30 @@ LIMITS: Final[Mapping[str, Limit]] = {
     "bank_accounts.masked_number": Limit(32),
     "bank_accounts.currency": Limit(3, "ascii"),  # ISO 4217
 }
+
+
+def limit_problem(column: str, value: object) -> str | None:
+    """Why `value` cannot be stored in `column` ("table.column" of LIMITS), or None. The loader
+    enforces the same rules through the schema and desired/characters.py; this is for values that
+    come from anywhere else (a saved plan, which apply never trusts)."""
+    limit = LIMITS[column]
+    if not isinstance(value, str):
+        return f"{column} must be text, not {type(value).__name__}"
+    if len(value) > limit.max_length:
+        return f"{column} is {len(value)} characters, more than the {limit.max_length} it holds"
+    if limit.charset == "ascii" and not value.isascii():
+        return f"{column} must be ASCII"
+    if limit.charset == "text":
+        hidden = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf")), None)
+        if hidden is not None:
+            return f"{column} contains U+{ord(hidden):04X}, a control or format character"
+        if not unicodedata.is_normalized("NFC", value):
+            return f"{column} is not in Unicode NFC form"
+    if limit.pattern is not None and re.search(limit.pattern, value) is None:
+        return f"{column} does not match {limit.pattern}"
+    if limit.values and value not in limit.values:
+        return f"{column} is not one of {', '.join(limit.values)}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

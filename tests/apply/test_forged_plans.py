@@ -34,7 +34,7 @@ from tests.cli.yaml_files import write_desired
 from tests.conftest import Factory, Runner
 from userctl.db import models as m
 from userctl.plan import compute_digest, dumps, user_address
-from userctl.state import fingerprint, user_record
+from userctl.state import Role, fingerprint, user_record
 
 Data = dict[str, Any]
 
@@ -253,3 +253,21 @@ def test_organization_must_match_a_saved_plan(engine: Engine, org: Org, runner: 
     path = save_plan(engine, drop_gone(engine), tmp_path)
     result = runner("--organization", "other-co", *apply_args(path, org.root.email, org.root.code()))
     assert result.exit_code == 1 and "does not match" in result.stderr and "acme-payments" in result.stderr
+
+
+@pytest.mark.parametrize("name, why", [("R" * 150, "150 characters, more than the 100"), ("Ops\u202eevil", "U+202E")])
+def test_a_value_no_file_could_declare_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path, name: str, why: str) -> None:
+    # The planner never checks a value (the loader did); a hand-written plan skips the loader.
+    live = exported(live_state(engine))
+    path = save_plan(engine, replace(live, roles={**live.roles, "Viewer": Role("Viewer", "", frozenset({"users.view"}))}), tmp_path)
+
+    def rename_role(data: Data) -> None:
+        create = change_of(data, 'role["Viewer"]', "create")
+        create["after"]["name"] = name
+        create["key"] = [name]
+        create["address"] = "role[" + json.dumps(name, ensure_ascii=False) + "]"
+        data["preconditions"][create["address"]] = data["preconditions"].pop('role["Viewer"]')
+
+    forged = forge(path, rename_role)
+    stderr = refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email, org.root.code()))
+    assert why in stderr and "\u202e" not in stderr

@@ -242,6 +242,7 @@ def test_scalars_read_back_as_the_same_string(text: str) -> None:
 def test_tricky_values_pass_the_strict_loader(tmp_path: Path) -> None:
     roles = {t: state.Role(t or "empty", t) for t in TRICKY if t.strip() and t.isprintable()}
     roles = {r.name: r for r in roles.values() if not r.name.startswith(" ") and not r.name.endswith(" ")}
+    del roles["Null"]  # "null" again to the loader, which compares role names ignoring case
     users = {
         "ana@acme.co": state.User("ana@acme.co", "Ana", "Pérez", "CC", "0123456", "+573001112233", "yes",
                                   status="active", two_factor="disabled", force_password_reset=True)

@@ -4,6 +4,7 @@ errors become messages and exit codes (DESIGN §5)."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import click
 
 from userctl import __version__
 from userctl.cli.context import DEFAULT_DATABASE_URL, AppContext
-from userctl.errors import UserctlError
+from userctl.errors import DatabaseError, UsageError, UserctlError
 
 # Each sub-command lives in its own module, imported only when used: a pipeline running
 # `userctl validate` never pays for SQLAlchemy or Alembic.
@@ -51,12 +52,24 @@ class UserctlGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; a database error becomes a DatabaseError here, while the command's
+        engine is still open to ask which revision the schema is at (see _database_error)."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            raise DatabaseError(_database_error(exc, ctx)) from exc
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override, unused-ignore]
         """Run without click's standalone handling so that every failure — ours, click's usage
         errors, the database's — is mapped to an exit code here and nowhere else."""
         kwargs["standalone_mode"] = False
-        debug = "--debug" in (kwargs.get("args") or (args[0] if args else None) or sys.argv[1:])
+        argv = list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:])
+        debug = "--debug" in argv
         try:
+            _refuse_undecodable(argv)
             code = super().main(*args, **kwargs)
         except UserctlError as exc:
             if debug:
@@ -84,17 +97,76 @@ def _is_multiline(exc: UserctlError) -> bool:
     return "\n" in str(exc)
 
 
-def _unexpected(exc: Exception) -> str:
-    from sqlalchemy.exc import SQLAlchemyError
+def _refuse_undecodable(argv: list[str]) -> None:
+    """Refuse an argument, or a USERCTL_* variable, whose bytes are not text in the locale's
+    encoding. Python hands them over anyway, each bad byte as a lone surrogate, which no database,
+    digest or file can store: the first statement to meet one would fail as an "unexpected" error.
+    The message names the argument, never its value: it may be a password or a code."""
+    encoding = sys.getfilesystemencoding()
+    named = [(_argument_name(argv, i), value) for i, value in enumerate(argv)]
+    named += [(name, value) for name, value in os.environ.items() if name.startswith("USERCTL_")]
+    for what, value in named:
+        try:
+            value.encode(encoding)
+        except UnicodeEncodeError as exc:
+            byte = ord(exc.object[exc.start]) & 0xFF  # surrogateescape keeps the byte in the low bits
+            shown = encoding.upper()
+            raise UsageError(f"{what} is not {shown} text (byte 0x{byte:02x} cannot be decoded): give it in {shown}") from None
 
-    if isinstance(exc, SQLAlchemyError):
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return (
-            f"Error: database error: {first}\n"
-            "Check --database-url / USERCTL_DATABASE_URL and run `userctl db upgrade`; "
-            "rerun with --debug for details."
-        )
+
+def _argument_name(argv: list[str], i: int) -> str:
+    """How a message names argv[i]: the option it is the value of, or its position."""
+    option, equals, _ = argv[i].partition("=")
+    if option.startswith("--") and equals:
+        return f"the value of {option}"
+    if i > 0 and argv[i - 1].startswith("-") and "=" not in argv[i - 1]:
+        return f"the value of {argv[i - 1]}"
+    return f"argument {i + 1}"
+
+
+def _unexpected(exc: Exception) -> str:
+    if _is_database_error(exc):  # outside a command (its invoke turns them into DatabaseError)
+        return f"Error: database error: {_database_reason(exc)}; rerun with --debug for details."
     return f"Error: unexpected {type(exc).__name__}: {exc}. Rerun with --debug for the traceback."
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    # Without importing SQLAlchemy: a command that never loaded it (validate) cannot have raised one.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
+# Commands that migrate the schema themselves: their failure is not cured by running them again.
+_MIGRATING = frozenset({"db", "init"})
+
+
+def _database_error(exc: Exception, ctx: click.Context) -> str:
+    """What failed, in one sentence; with "run `userctl db upgrade`" only when the schema really is
+    behind. Any statement can fail ("value too long", "text fields cannot contain NUL"), and on an
+    up-to-date schema an upgrade hint would send the reader after the wrong cause."""
+    reason = f"database error: {_database_reason(exc)}"
+    app = ctx.find_object(AppContext)
+    if app is None or ctx.invoked_subcommand in _MIGRATING:
+        return f"{reason}; rerun with --debug for details"
+    from userctl.db.migrate import revision_problem
+
+    try:
+        problem = revision_problem(app.engine())
+    except Exception:  # noqa: BLE001 - the revision is unknown: say only what failed
+        problem = None
+    return f"{reason}; {problem}" if problem else f"{reason}; rerun with --debug for details"
+
+
+def _database_reason(exc: Exception) -> str:
+    """The driver's own words, on one line: psycopg's message, the text of pymysql's (code, text)."""
+    orig = getattr(exc, "orig", None) or exc
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]
+    else:
+        text = str(orig)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
 
 
 @click.group(cls=UserctlGroup, context_settings={"help_option_names": ["-h", "--help"]})

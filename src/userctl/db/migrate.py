@@ -66,26 +66,31 @@ def current(engine: Engine) -> str | None:
 
 def require_current(engine: Engine) -> None:
     """Refuse to work on a database that is missing, uninitialised or at another revision."""
+    problem = revision_problem(engine)
+    if problem is not None:
+        raise DatabaseError(problem)
+
+
+def revision_problem(engine: Engine) -> str | None:
+    """Why this userctl cannot work on the database's schema, as a sentence naming what to do,
+    or None when the schema is at HEAD_REVISION. The CLI asks it too when a statement fails, so
+    that "run `userctl db upgrade`" is said only when the revision really is behind."""
     url = redacted(engine.url)
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
     if path is not None and not os.path.exists(path):
         # Checked before connecting, which would leave an empty database file behind.
-        raise DatabaseError(f"no database at {url}: create it with `userctl init -f FILE --admin EMAIL`")
+        return f"no database at {url}: create it with `userctl init -f FILE --admin EMAIL`"
     revision = current(engine)
     if revision is None:
-        raise DatabaseError(
-            f"database at {url} is not initialised: run `userctl init -f FILE --admin EMAIL` "
-            "or `userctl db upgrade`"
+        return f"database at {url} is not initialised: run `userctl init -f FILE --admin EMAIL` or `userctl db upgrade`"
+    if revision == HEAD_REVISION:
+        return None
+    if not _known(revision):
+        return (
+            f"database at {url} is at revision {revision}, which this userctl does not know "
+            "(a newer userctl migrated it): upgrade userctl"
         )
-    if revision != HEAD_REVISION:
-        if not _known(revision):
-            raise DatabaseError(
-                f"database at {url} is at revision {revision}, which this userctl does not know "
-                "(a newer userctl migrated it): upgrade userctl"
-            )
-        raise DatabaseError(
-            f"database at {url} is at revision {revision}, expected {HEAD_REVISION}: run `userctl db upgrade`"
-        )
+    return f"database at {url} is at revision {revision}, expected {HEAD_REVISION}: run `userctl db upgrade`"
 
 
 def _known(revision: str) -> bool:

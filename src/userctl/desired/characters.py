@@ -8,19 +8,26 @@ Refused in every string value and mapping key, anywhere in a document:
   them in a value whose source reads as plain ASCII (a NUL would pass and then fail on PostgreSQL);
 - text not in NFC: a decomposed accent looks like the composed one and is another string;
 - in an email (a key of `users`) any character that is not ASCII: a Cyrillic a (U+0430) looks like
-  a Latin one, and the address is a second identity.
+  a Latin one, and the address is a second identity;
+- in a name (the organization, a role's name and each reference to it, a user's first and last
+  name, a bank-account key) letters of two of the scripts whose letters look alike: Latin, Greek
+  and Cyrillic. "Аdmin" with a Cyrillic А reads as "Admin" and is another string. A name wholly
+  in one script is fine; digits, spaces and punctuation belong to none. Descriptions are prose
+  and may quote a word in another script.
 
 Nearly every file needs no look at its strings at all: `screen` reads the bytes once and, when it
-can, proves that no string of the document can hold any of these.
+can, proves that no string of the document can hold any of these (its Latin letters are all Latin
+by name, so they cannot mix scripts either).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import unicodedata
-from typing import Any, Final
+from typing import Any, Callable, Final
 
 from userctl.desired.sourcemap import Marks
 from userctl.errors import Path, Problem
@@ -56,6 +63,17 @@ _BLANK_LINE: Final = re.compile(rb"\n *+[\r\n]")
 _LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
 _USERS: Final[Path] = ("users",)
+_NAMES_OF_A_USER: Final = ("first_name", "last_name", "role")
+
+# The scripts whose letters look alike, as the Unicode names of their letters begin. A letter's
+# script is read from its name (unicodedata has no Script property); these blocks hold every
+# letter so named (test_lookalike_names checks the whole of Unicode).
+_SCRIPTS: Final = ("LATIN", "GREEK", "CYRILLIC")
+_SCRIPT_BLOCKS: Final = (
+    (0x0041, 0x0530), (0x1C80, 0x1C90), (0x1D00, 0x2000), (0x2090, 0x20A0), (0x2180, 0x2190), (0x2C60, 0x2C80),
+    (0x2DE0, 0x2E00), (0xA640, 0xA6A0), (0xA720, 0xA800), (0xAB30, 0xAB70), (0xFB00, 0xFB07), (0x10780, 0x107C0),
+    (0x1DF00, 0x1E090),
+)
 
 
 class Screen(enum.Enum):
@@ -88,7 +106,11 @@ def check(value: dict[str, Any], data: bytes, marks: Marks) -> list[Problem]:
     verdict = screen(data)
     if verdict is Screen.CLEAN:
         return []
-    found = _walk(value) if verdict is Screen.WALK else _emails(value)
+    if verdict is Screen.WALK:
+        found = _walk(value)
+        found += _mixed_names(value, {(path, key) for path, key, _ in found})
+    else:
+        found = _emails(value)
     problems: list[Problem] = []
     for path, key, message in found:
         line, col = marks.position(path, key=key)
@@ -133,6 +155,109 @@ def _emails(root: dict[str, Any]) -> _Found:
         if message is not None:
             found.append((_USERS + (email,), True, message))
     return found
+
+
+def _mixed_names(root: dict[str, Any], refused: set[tuple[Path, bool]]) -> _Found:
+    """A problem for each name (see the module's docstring) that mixes scripts, but those already
+    refused for another reason: one problem per string. A user's names are looked at inline, with
+    no path built unless refused: a walked file may hold 100,000 users written in Cyrillic."""
+    found: _Found = []
+
+    def check(path: Path, text: Any, key: bool = False) -> None:
+        if text.__class__ is str and not text.isascii() and (path, key) not in refused:
+            message = mixed_scripts(text)
+            if message is not None:
+                found.append((path, key, message))
+
+    check(("organization",), root.get("organization"))
+    roles = root.get("roles")
+    if roles.__class__ is dict:
+        for name in roles:
+            check(("roles", name), name, key=True)
+    users = root.get("users")
+    if users.__class__ is not dict:
+        return found
+    script_of, other_than = _scripts()
+    for email, user in users.items():
+        if user.__class__ is not dict:
+            continue
+        get = user.get
+        for field in _NAMES_OF_A_USER:
+            text = get(field)
+            # mixed_scripts' first test, inline: a name in one script is the rule.
+            if text.__class__ is str and not text.isascii():
+                first = script_of.get(text[0])
+                if first is None or other_than[first](text) is not None:
+                    check(("users", email, field), text)
+        accounts = get("bank_accounts")
+        if accounts.__class__ is list:
+            for i, account in enumerate(accounts):
+                if account.__class__ is str and not account.isascii():
+                    check(("users", email, "bank_accounts", i), account)
+    return found
+
+
+def mixed_scripts(text: str) -> str | None:
+    """Why `text` is refused as a name for mixing Latin, Greek and Cyrillic letters, or None. The
+    letter named is the first one outside the script most of its letters are in (the script of
+    the first letter, on a tie): in "Аdmin", the Cyrillic А."""
+    script_of, other_than = _scripts()
+    first = script_of.get(text[:1])
+    if first is not None and other_than[first](text) is None:
+        return None  # a name that starts with a letter and keeps to its script: one search
+    letters = [(position, char, script) for position, char in enumerate(text, 1) if (script := script_of.get(char))]
+    counts = {script: sum(1 for entry in letters if entry[2] == script) for script in _SCRIPTS}
+    if sum(1 for count in counts.values() if count) < 2:
+        return None
+    usual = max(_SCRIPTS, key=lambda script: (counts[script], script == letters[0][2]))
+    position, char, _ = next(entry for entry in letters if entry[2] != usual)
+    return f"mixes scripts: {_named(char)} at position {position} among {usual.title()} letters; write it in one script"
+
+
+_Search = Callable[[str], "re.Match[str] | None"]
+
+
+@functools.cache
+def _scripts() -> tuple[dict[str, str], dict[str, _Search]]:
+    """Each letter of _SCRIPTS with its script, and for each script a search for a letter of the
+    others. Built once, when a file is walked (a few milliseconds): a file the screen passes
+    never needs them."""
+    script_of: dict[str, str] = {}
+    for start, end in _SCRIPT_BLOCKS:
+        for code in range(start, end):
+            script = _script_of(chr(code))
+            if script is not None:
+                script_of[chr(code)] = script
+    other_than = {
+        script: _search_for(sorted(ord(c) for c, other in script_of.items() if other != script)) for script in _SCRIPTS
+    }
+    return script_of, other_than
+
+
+def _search_for(codes: list[int]) -> _Search:
+    """A search for any of `codes` (sorted), as a character class of ranges. The letters beyond
+    U+FFFF get a class of their own: with them in it, `re` could not use its fast table for the rest."""
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+
+    def char_class(selected: list[list[int]]) -> str:
+        return "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in selected) + "]"
+
+    basic = [r for r in runs if r[1] < 0x10000]
+    beyond = [r for r in runs if r[1] >= 0x10000]
+    return re.compile(char_class(basic) + ("|" + char_class(beyond) if beyond else "")).search
+
+
+def _script_of(char: str) -> str | None:
+    """LATIN, GREEK or CYRILLIC for a letter of one of them, else None."""
+    if not char.isalpha():
+        return None
+    script = unicodedata.name(char, "").partition(" ")[0]
+    return script if script in _SCRIPTS else None
 
 
 def _text_problem(text: str) -> str | None:

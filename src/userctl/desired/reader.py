@@ -7,16 +7,21 @@ and comments.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import sys
 from typing import Final
 
 from userctl.errors import InputError, Problem
 
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 _BOM_BYTES: Final = "\ufeff".encode("utf-8")
-# Stops at the first line holding anything else, so it costs nothing on a real file.
-_ONLY_COMMENTS: Final = re.compile(rb"(?:[ \t\r]*(?:#[^\n]*)?\n)*[ \t\r]*(?:#[^\n]*)?")
+# Stops at the first line holding anything else, so it costs nothing on a real file. A byte order
+# mark counts as blank: libyaml skips one wherever a token may start, so a file of nothing but
+# BOMs (the first one is already gone) is no document at all, not a document of nothing.
+_BLANK: Final = rb"(?:[ \t\r]|\xef\xbb\xbf)*"
+_ONLY_COMMENTS: Final = re.compile(rb"(?:%s(?:#[^\n]*)?\n)*%s(?:#[^\n]*)?" % (_BLANK, _BLANK))
 
 
 class Source:
@@ -41,6 +46,10 @@ class Source:
 def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:
     """The checked content of `path`; raises InputError naming `file` (default: `path`)."""
     shown = file if file is not None else os.fspath(path)
+    if not _is_text(shown):
+        # A name read from a directory, its undecodable bytes as lone surrogates: a saved plan
+        # records the files it was made from, and could not store this one's name.
+        raise InputError([at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")])
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -55,10 +64,23 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
             raise InputError([at_start(shown, broken_link(path))]) from None
         raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError([at_start(shown, broken_link(path))]) from None
         raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
     if len(data) > MAX_FILE_BYTES:
         raise InputError([_too_big(shown, len(data))])
     return Source(shown, check(data, shown))
+
+
+_FS_ENCODING: Final = sys.getfilesystemencoding()
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode(_FS_ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 DIRECTORY: Final = (
@@ -68,7 +90,27 @@ DIRECTORY: Final = (
 
 
 def broken_link(path: str | os.PathLike[str]) -> str:
-    return f"this is a broken link: it points to {os.readlink(path)}, which does not exist; fix the link or remove it"
+    """Why `path`, a symbolic link, cannot be read: it points to nothing, or round in a loop (where
+    "does not exist" would send the reader looking for a file that is there)."""
+    try:
+        target: str | None = os.readlink(path)
+    except OSError:
+        target = None  # not a link itself: a directory on the way to it is the loop, or it is gone
+    try:
+        os.stat(path)
+        looped = False
+    except OSError as exc:
+        looped = exc.errno == errno.ELOOP
+    if looped and target is not None:
+        return (
+            f"this is a symbolic link loop: it points to {target}, and following the links never reaches a file; "
+            "fix the link or remove it"
+        )
+    if looped:
+        return "this path runs through a symbolic link loop; fix the link or remove it"
+    if target is not None:
+        return f"this is a broken link: it points to {target}, which does not exist; fix the link or remove it"
+    return "this file went away while it was being read; run the command again"
 
 
 def at_start(file: str, message: str) -> Problem:

@@ -1,7 +1,11 @@
 """The rules that span entries, run after the schema over every file of a desired state:
-one organization; each role and user declared once (emails compared case-insensitively); roles
-referenced by users exist; `id_type`+`id_number` unique; a bank account listed once per user;
-no bank accounts for a user declared inactive.
+one organization; each role and user declared once (emails compared case-insensitively, role
+names after NFC and case folding); roles referenced by users exist, spelt exactly as declared;
+`id_type`+`id_number` unique; a bank account listed once per user (keys compared after NFC and
+case folding); no bank accounts for a user declared inactive.
+
+Names that fold equal are one name: "Admin" and "admin" read as the same role to a reviewer, who
+would approve a grant of one believing it the other; two such roles are one too many.
 
 The documents may hold schema errors (every problem is reported at once), so each rule looks
 only at values of the type it expects and leaves the rest to the schema's messages.
@@ -10,6 +14,7 @@ only at values of the type it expects and leaves the rest to the schema's messag
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -69,18 +74,41 @@ def _check_organization(documents: Sequence[Document], report: _Report) -> None:
             )
 
 
+def fold(name: str) -> str:
+    """The form in which names that look alike are one name: NFC, then case folding (and NFC
+    again, as folding may decompose a letter, e.g. U+01F0 into j and a combining caron)."""
+    if name.isascii():
+        return name.lower()  # the same as casefold() for ASCII, and several times faster
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
 def _check_roles(documents: Sequence[Document], report: _Report) -> dict[str, str]:
     """Role name -> the file declaring it first."""
     declared: dict[str, str] = {}
+    folded: dict[str, tuple[str, str]] = {}  # folded name -> (the name as first declared, its file)
     for file, doc in documents:
         roles = doc.get("roles")
         if not isinstance(roles, dict):
             continue
         for name in roles:
+            path: Path = ("roles", name)
             first = declared.setdefault(name, file)
             if first != file:
-                where = report.place(file, first, ("roles", name))
-                report(file, ("roles", name), f"role '{name}' is declared twice (also at {where})", key=True)
+                where = report.place(file, first, path)
+                report(file, path, f"role '{name}' is declared twice (also at {where})", key=True)
+                continue
+            if name.__class__ is not str:
+                continue  # the schema says what is wrong with it
+            other, other_file = folded.setdefault(fold(name), (name, file))
+            if other != name:
+                where = report.place(file, other_file, ("roles", other))
+                report(
+                    file,
+                    path,
+                    f"'{name}' and '{other}' (at {where}) are the same role: role names are compared ignoring case "
+                    "(after Unicode NFC normalisation); rename one or remove it",
+                    key=True,
+                )
     return declared
 
 
@@ -89,6 +117,7 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None,
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
     email_files: dict[str, str] = {}  # only filled when there are several files
     identities: dict[str, dict[str, str]] = {}  # id_type -> id_number -> email
+    folded_roles: dict[str, str] | None = None  # folded name -> declared name, built at the first unknown role
     several = len(documents) > 1
     for file, doc in documents:
         users = doc.get("users")
@@ -107,8 +136,11 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None,
                 continue
             get = user.get
             role = get("role")
-            if roles is not None and role not in roles and role.__class__ is str:
-                report(file, ("users", email, "role"), f"unknown role '{role}'{_known(role, roles)}")
+            # The type first: `role in roles` raises for a list or a mapping (the schema reports those).
+            if roles is not None and role.__class__ is str and role not in roles:
+                if folded_roles is None:
+                    folded_roles = {fold(name): name for name in roles if name.__class__ is str}
+                report(file, ("users", email, "role"), f"unknown role '{role}'{_known(role, roles, folded_roles)}")
             id_number = get("id_number")
             if id_number.__class__ is str:
                 id_type = get("id_type")
@@ -152,20 +184,35 @@ def _check_accounts(file: str, email: str, user: Mapping[str, Any], accounts: li
             "bank accounts can only be assigned to active users: this user is declared inactive; "
             "remove its bank_accounts or make it active",
         )
-    keys = [a for a in accounts if isinstance(a, str)]
-    if len(set(keys)) == len(keys):
+    if len(accounts) < 2:
+        return  # nearly every user: nothing to compare
+    keys = [a for a in accounts if a.__class__ is str]
+    if len({fold(k) for k in keys}) == len(keys):
         return
     first_index: dict[str, int] = {}
     for i, key in enumerate(accounts):
-        if not isinstance(key, str):
+        if key.__class__ is not str:
             continue
-        first = first_index.setdefault(key, i)
+        first = first_index.setdefault(fold(key), i)
         if first != i:
             where = report.place(file, file, path + (first,), key=False)
-            report(file, path + (i,), f"bank account '{key}' is listed twice (first at {where})")
+            if accounts[first] == key:
+                message = f"bank account '{key}' is listed twice (first at {where})"
+            else:
+                message = (
+                    f"bank accounts '{key}' and '{accounts[first]}' (at {where}) are the same account: keys are compared "
+                    "ignoring case (after Unicode NFC normalisation); list it once"
+                )
+            report(file, path + (i,), message)
 
 
-def _known(role: str, roles: Mapping[str, str]) -> str:
+def _known(role: str, roles: Mapping[str, str], folded: Mapping[str, str]) -> str:
+    """What to say after "unknown role": the declared role it matches but for case or Unicode
+    form (the reference must be exact, as apply looks the role up by name), a close spelling,
+    or the roles declared."""
+    same = folded.get(fold(role))
+    if same is not None:
+        return f" (did you mean '{same}'? a role is referenced exactly as declared)"
     names = sorted(roles)
     close = difflib.get_close_matches(role, names, n=1, cutoff=0.6)
     if close:

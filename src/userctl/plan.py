@@ -368,7 +368,7 @@ def loads(text: str, source: str = "plan") -> Plan:
             provenance=data["provenance"],
         )
         actual = plan.digest
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InputError([Problem(f"saved plan is malformed: {exc}", (), source)])
     if actual != data["digest"]:
         raise Refused(
@@ -389,7 +389,11 @@ def _plan_validator() -> Any:
 
 
 def _check_schema(data: Any, source: str) -> None:
-    error = next(iter(_plan_validator().iter_errors(data)), None)
+    try:
+        error = next(iter(_plan_validator().iter_errors(data)), None)
+    except UnicodeEncodeError:
+        # JSON may spell a lone surrogate ("\ud800"), which is no text at all.
+        raise InputError([Problem("saved plan is malformed: it holds a lone surrogate, which is not text", (), source)]) from None
     if error is not None:
         where = "/".join(str(p) for p in error.instance_path) or "(document)"
         message = str(error.message)

@@ -131,7 +131,8 @@ def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
     try:
         with gc_paused():  # a parse allocates millions of objects that all survive
             value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
-    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError):
+    # TypeError: a mapping key that holds a list or a mapping (the precise parser then says what).
+    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError, TypeError):
         return None
     return value if isinstance(value, dict) else None
 

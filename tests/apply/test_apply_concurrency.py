@@ -112,7 +112,7 @@ def lock_waiters(engine: Engine) -> list[str]:
             # nor innodb_lock_waits, so: a session still running a statement that the test's
             # lock blocks is waiting for it.
             sql = ("SELECT info FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() "
-                   "AND command = 'Query' AND (info LIKE '%FOR UPDATE' OR info LIKE 'DELETE FROM users%')")
+                   "AND command = 'Query' AND (info LIKE '%FOR UPDATE' OR info LIKE 'DELETE FROM %')")
         return [str(q) for q in conn.execute(sa.text(sql)).scalars()]
 
 
@@ -249,8 +249,9 @@ def test_two_concurrent_applies_of_one_user_never_lose_an_update(
 def test_apply_killed_mid_way_leaves_no_partial_state(
     backend: str, engine: Engine, factory: Factory, tmp_path: Path, userctl: Callable[..., Any]
 ) -> None:
-    """The test locks the row of the user the plan deletes (the last user phase): the apply
-    writes every earlier phase, then blocks on that row; it is SIGKILLed there."""
+    """The test locks the authenticator row of the user whose 2FA the plan disables (the user
+    rows themselves apply locks before it writes anything): the apply writes the roles, creates
+    and updates users, then blocks deleting that row; it is SIGKILLed there."""
     org = build_org(factory)
     desired, options = every_change(engine)
     path = save_plan(engine, desired, tmp_path, **options)
@@ -258,12 +259,14 @@ def test_apply_killed_mid_way_leaves_no_partial_state(
 
     with engine.connect() as holder:
         transaction = holder.begin()
-        holder.execute(sa.select(m.User.id).where(m.User.id == org.users["gone@acme.co"]).with_for_update())
+        holder.execute(
+            sa.select(m.TotpSecret.user_id).where(m.TotpSecret.user_id == org.users["no2fa@acme.co"]).with_for_update()
+        )
         proc = userctl(*apply_cmd(path, "root@acme.co", "--otp-code", org.root.code(),
                                                     "--lock-timeout", str(2 * PATIENCE_S)))
         wait_until(
-            lambda: [q for q in lock_waiters(engine) if q.lstrip().upper().startswith("DELETE FROM USERS")],
-            "the apply to block deleting the locked user row",
+            lambda: [q for q in lock_waiters(engine) if q.lstrip().upper().startswith("DELETE FROM TOTP_SECRETS")],
+            "the apply to block deleting the locked authenticator row",
         )
         # Mid-way for real: the earlier phases are written (uncommitted), the user deletion waits.
         assert uncommitted_user_exists(engine, "new1@acme.co")

@@ -1,6 +1,7 @@
 """TOTP confirmation with real pyotp codes on every backend: drift window, ASCII-only codes,
-single use per step (also across two transactions racing), and the lockout that survives the
-rollback of the confirming transaction. The clock is always passed in, never read."""
+single use per step (also across two transactions racing), and the lockout, booked in the
+confirming transaction while everything else it did is rolled back. The clock is always passed
+in, never read."""
 
 from __future__ import annotations
 
@@ -41,12 +42,15 @@ def op(factory: Any) -> Any:
 
 
 def confirm(engine: Engine, op: Any, code: str, now: dt.datetime, *, also: sa.Executable | None = None) -> None:
-    """The calling pattern of every command: failures booked outside the write transaction."""
-    with otp.failures_recorded(engine, now):
-        with begin_write(engine) as conn:
-            if also is not None:
-                conn.execute(also)
-            otp.verify_operator_code(conn, op.user_id, code, now)
+    """The calling pattern of every command: the check inside otp.locked_write, which books a
+    wrong code in the same locked transaction (and undoes `also`, run before the check)."""
+
+    def work(conn: sa.Connection, _org_id: int) -> None:
+        if also is not None:
+            conn.execute(also)
+        otp.verify_operator_code(conn, op.user_id, code, now)
+
+    otp.locked_write(engine, "acme-payments", work, now=now, lock_timeout_s=5)
 
 
 def totp_row(engine: Engine, user_id: int) -> Any:

@@ -99,16 +99,19 @@ def import_bank_accounts(
     """Register the new accounts of `data` in `organization` (None: the only one in the
     database), all or none."""
     from userctl.apply import audit
-    from userctl.db.engine import begin_write, lock_organization
+    from userctl.db.engine import begin_read, begin_write, lock_organization
     from userctl.db.migrate import require_current
     from userctl.db.rows import insert_bank_account
     from userctl.db.snapshot import read_bank_accounts, resolve_organization
     from userctl.plan import bank_account_address
 
     require_current(engine)
-    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
-        org_id, org = resolve_organization(conn, organization)
-        lock_organization(conn, org.slug, lock_timeout_s)
+    # Which organization, in a transaction of its own: the write transaction below must take
+    # the lock before it reads anything (see lock_organization).
+    with begin_read(engine) as conn:
+        slug = resolve_organization(conn, organization)[1].slug
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
+        org_id = lock_organization(conn, slug, lock_timeout_s)
         result = plan_import(data, source, read_bank_accounts(conn, org_id))
         for account in result.new:
             insert_bank_account(conn, org_id, account)
@@ -125,7 +128,7 @@ def import_bank_accounts(
             ],
             now,
         )
-    return ImportResult(org.slug, result)
+    return ImportResult(slug, result)
 
 
 def _decode(data: bytes, source: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from userctl.apply import otp
 from userctl.apply.audit import AuditRecord, append_events
@@ -41,44 +41,44 @@ def enroll_user(
     """Give `email` (an active user of `organization`) a new authenticator secret, confirmed by
     `operator` with `code`. The previous secret stops working. One transaction, under the
     organization lock; a wrong code is booked towards the operator's lockout."""
-    from userctl.db.engine import begin_write, lock_organization
-
     email, operator = email.strip().lower(), operator.strip().lower()
     if email == operator:
         raise NotAuthorized(
             f"{operator} cannot confirm the enrolment of their own authenticator: "
             "another admin with users.manage must run `userctl mfa enroll` for them"
         )
-    with otp.failures_recorded(engine, now):
-        with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
-            org_id = lock_organization(conn, organization, lock_timeout_s)
-            confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS)
-            target = conn.execute(
-                select(User.id, User.status, User.totp_enrolled).where(User.organization_id == org_id, User.email == email)
-            ).first()
-            if target is None:
-                raise NotFound(f"user {email} does not exist in organization {organization}")
-            if target.status != "active":
-                raise UsageError(
-                    f"user {email} is {target.status}: only active users are enrolled with userctl "
-                    "(invited users enrol when they finish registration; reactivate an inactive user first)"
-                )
-            otp.verify_operator_code(conn, confirmer.id, code, now)
-            secret = otp.enroll(conn, int(target.id))
-            head = append_events(
-                conn,
-                org_id,
-                [
-                    AuditRecord(
-                        operator=confirmer.email,
-                        verified_by="totp",
-                        operator_verified=True,
-                        action="mfa.enroll",
-                        address=user_address(email),
-                        before={"totp_enrolled": bool(target.totp_enrolled)},
-                        after={"totp_enrolled": True},
-                    )
-                ],
-                now,
+
+    def enroll(conn: Connection, org_id: int) -> tuple[str, str]:
+        confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS)
+        target = conn.execute(
+            select(User.id, User.status, User.totp_enrolled).where(User.organization_id == org_id, User.email == email)
+        ).first()
+        if target is None:
+            raise NotFound(f"user {email} does not exist in organization {organization}")
+        if target.status != "active":
+            raise UsageError(
+                f"user {email} is {target.status}: only active users are enrolled with userctl "
+                "(invited users enrol when they finish registration; reactivate an inactive user first)"
             )
+        otp.verify_operator_code(conn, confirmer.id, code, now)
+        secret = otp.enroll(conn, int(target.id))
+        head = append_events(
+            conn,
+            org_id,
+            [
+                AuditRecord(
+                    operator=confirmer.email,
+                    verified_by="totp",
+                    operator_verified=True,
+                    action="mfa.enroll",
+                    address=user_address(email),
+                    before={"totp_enrolled": bool(target.totp_enrolled)},
+                    after={"totp_enrolled": True},
+                )
+            ],
+            now,
+        )
+        return secret, head
+
+    secret, head = otp.locked_write(engine, organization, enroll, now=now, lock_timeout_s=lock_timeout_s)
     return Enrolment(organization, email, secret, otp.provisioning_uri(secret, email, organization), head)

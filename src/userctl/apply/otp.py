@@ -1,32 +1,37 @@
 """TOTP confirmation of operators (DESIGN §4 "TOTP"): RFC 6238 via pyotp, 30-second steps,
 ±1 step of drift, each step usable once per operator, and a lockout after repeated wrong codes.
 
-How a command uses it — the lockout must outlive the rollback that a wrong code causes:
+How a command uses it — a wrong code must be counted in the same locked unit that checked it:
 
-    with otp.failures_recorded(engine, now):          # OUTSIDE the write transaction
-        with begin_write(engine) as conn:
-            ...lock, checks...
-            otp.verify_operator_code(conn, operator.id, code, now)
-            ...writes...
+    result = otp.locked_write(engine, organization, work, now=now, lock_timeout_s=timeout)
 
-`verify_operator_code` works inside the caller's transaction: it records the used time step
-(so a replay, even by a concurrent process, fails on a unique key) and resets the failure
-counter, all of which commit or roll back with the caller's changes. A wrong code raises
-`WrongCode`; the caller's transaction then rolls back, and `failures_recorded` — which must
-enclose that transaction, not sit inside it — books the failure with `record_failure` in a
-short transaction of its own (on SQLite a second writer could not even start while the
-caller's BEGIN IMMEDIATE holds the database) and re-raises with the attempts left or the
-lockout time. Codes and secrets never appear in messages, logs or audit events.
+    def work(conn, org_id):                           # under the organization lock
+        ...checks (reads only)...
+        otp.verify_operator_code(conn, operator.id, code, now)
+        ...writes...
+
+`locked_write` opens the write transaction, takes the organization lock as its first statement
+and runs `work` inside a savepoint. `verify_operator_code` works inside that transaction: it
+locks the operator's totp_secrets row, refuses a locked-out operator without looking at the
+code, records the used time step (so a replay, even by a concurrent process, fails on a unique
+key) and resets the failure counter, all of which commit or roll back with the caller's changes.
+A wrong code raises `WrongCode`: `locked_write` then rolls back to the savepoint (whatever `work`
+did is undone: a rolled-back command writes nothing else), books the failure, starting the
+lockout at the MAX_FAILURES-th in a row, commits that alone and raises TwoFactorFailed with the
+attempts left or the lockout time. The lock is held from the check to the booking's commit, so
+parallel guesses are checked one after the other, each seeing the failures booked before it:
+no more than MAX_FAILURES codes are ever checked before the lockout. (The booking used to run
+after the rollback, in a transaction of its own: by then the next guess had been checked.)
+Codes and secrets never appear in messages, logs or audit events.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, TypeVar
 
 import pyotp
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -35,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.secret_store import decrypt_secret, encrypt_secret
 from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
-from userctl.db.models import Organization, OtpUse, TotpSecret, User
+from userctl.db.models import OtpUse, TotpSecret, User
 from userctl.errors import TwoFactorFailed
 from userctl.plan import user_address
 
@@ -45,11 +50,12 @@ MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 # pyotp alone would accept full-width and other Unicode digits; a code is six ASCII digits.
 _CODE = re.compile(r"[0-9]{6}")
+T = TypeVar("T")
 
 
 class WrongCode(TwoFactorFailed):
     """A well-formed code that matches none of the accepted steps: it counts towards the lockout.
-    Carries the operator so that `failures_recorded` can book it after the rollback."""
+    Carries the operator so that `locked_write` can book it."""
 
     def __init__(self, user_id: int, email: str) -> None:
         self.user_id = user_id
@@ -98,17 +104,19 @@ def enroll(conn: Connection, user_id: int) -> str:
 
 def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.datetime) -> None:
     """Accept `code` from operator `user_id` at `now`, or raise TwoFactorFailed saying why
-    (`WrongCode` when it should count towards the lockout). See the module doc for the calling
-    pattern that keeps failures recorded."""
+    (`WrongCode` when it should count towards the lockout). Call it inside `locked_write` (see
+    the module doc), before the first write."""
     moment = naive_utc(now)
+    # FOR UPDATE: the lockout and the counter are read and written by one check at a time,
+    # whatever lock the caller holds (every caller also holds the organization's).
     row = conn.execute(
-        select(User.email, TotpSecret.secret, TotpSecret.locked_until)
-        .join(TotpSecret, TotpSecret.user_id == User.id)
-        .where(User.id == user_id)
+        select(TotpSecret.secret, TotpSecret.locked_until, TotpSecret.failed_attempts)
+        .where(TotpSecret.user_id == user_id)
+        .with_for_update()
     ).first()
     if row is None:
         raise TwoFactorFailed(f"operator (user id {user_id}) has no authenticator enrolled with userctl")
-    email = str(row.email)
+    email = str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one())
     if row.locked_until is not None and row.locked_until > moment:
         raise TwoFactorFailed(
             f"operator {email} is locked out of confirmations until {iso_z(row.locked_until)} "
@@ -131,7 +139,8 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
         raise TwoFactorFailed(_replayed(email)) from None
     # Older steps can never be accepted again (step <= last used), so their rows are dead weight.
     conn.execute(delete(OtpUse).where(OtpUse.user_id == user_id, OtpUse.time_step < step))
-    conn.execute(update(TotpSecret).where(TotpSecret.user_id == user_id).values(failed_attempts=0, locked_until=None))
+    if row.failed_attempts or row.locked_until is not None:  # only a row with something to reset is written
+        conn.execute(update(TotpSecret).where(TotpSecret.user_id == user_id).values(failed_attempts=0, locked_until=None))
 
 
 def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
@@ -155,58 +164,53 @@ def _replayed(email: str) -> str:
     return f"this code of operator {email} was already used; wait for the next one"
 
 
-def record_failure(engine: Engine, user_id: int, now: dt.datetime) -> FailureOutcome | None:
-    """Book one wrong code in its own transaction (so it survives the caller's rollback), start
-    the lockout at the MAX_FAILURES-th in a row, and audit both. Call only when no transaction
-    of this process holds a write lock (see `failures_recorded`). None when the operator or
-    their authenticator has meanwhile been removed: there is nothing left to lock."""
+def locked_write(
+    engine: Engine, organization: str, work: Callable[[Connection, int], T], *, now: dt.datetime, lock_timeout_s: float
+) -> T:
+    """Run `work(conn, organization_id)` in one write transaction that takes the organization's
+    lock before anything else, and commit it. A `WrongCode` raised by `work` undoes what `work`
+    did and commits the failure's booking instead, in the same transaction and so under the same
+    lock as the check; then TwoFactorFailed says how many attempts are left. Any other error
+    rolls everything back."""
     from userctl.db.engine import begin_write, lock_organization
 
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
+        org_id = lock_organization(conn, organization, lock_timeout_s)
+        # Taken after the lock: rolling back to it keeps the lock until the booking commits.
+        before_work = conn.begin_nested()
+        try:
+            result = work(conn, org_id)
+        except WrongCode as wrong:
+            before_work.rollback()
+            outcome = _book_failure(conn, org_id, wrong, now)
+        else:
+            before_work.commit()
+            return result
+    raise TwoFactorFailed(outcome.message())
+
+
+def _book_failure(conn: Connection, org_id: int, wrong: WrongCode, now: dt.datetime) -> FailureOutcome:
+    """Count one wrong code of `wrong.user_id` (an operator of organization `org_id`, whose lock
+    the caller holds), start the lockout at the MAX_FAILURES-th in a row, and audit both."""
     moment = naive_utc(now)
-    with begin_write(engine) as conn:
-        target = conn.execute(
-            select(User.email, User.organization_id, Organization.slug)
-            .join(Organization, Organization.id == User.organization_id)
-            .where(User.id == user_id)
-        ).first()
-        if target is None:
-            return None
-        org_id = lock_organization(conn, str(target.slug), timeout_s=30)
-        failed_so_far = conn.execute(
-            select(TotpSecret.failed_attempts).where(TotpSecret.user_id == user_id)
-        ).scalar_one_or_none()
-        if failed_so_far is None:
-            return None
-        attempts = failed_so_far + 1
-        locked_until = moment + LOCKOUT if attempts >= MAX_FAILURES else None
-        conn.execute(
-            update(TotpSecret)
-            .where(TotpSecret.user_id == user_id)
-            .values(failed_attempts=0 if locked_until else attempts, locked_until=locked_until)
+    # Locked again: on PostgreSQL rolling back to the savepoint released the lock `work` took.
+    failed_so_far = conn.execute(
+        select(TotpSecret.failed_attempts).where(TotpSecret.user_id == wrong.user_id).with_for_update()
+    ).scalar_one()
+    attempts = failed_so_far + 1
+    locked_until = moment + LOCKOUT if attempts >= MAX_FAILURES else None
+    conn.execute(
+        update(TotpSecret)
+        .where(TotpSecret.user_id == wrong.user_id)
+        .values(failed_attempts=0 if locked_until else attempts, locked_until=locked_until)
+    )
+    events = [AuditRecord(wrong.email, "none", "otp.failure", user_address(wrong.email), after={"failed_attempts": attempts})]
+    if locked_until is not None:
+        events.append(
+            AuditRecord(wrong.email, "none", "otp.lockout", user_address(wrong.email), after={"locked_until": iso_z(locked_until)})
         )
-        email = str(target.email)
-        events = [
-            AuditRecord(email, "none", "otp.failure", user_address(email), after={"failed_attempts": attempts})
-        ]
-        if locked_until is not None:
-            events.append(
-                AuditRecord(email, "none", "otp.lockout", user_address(email), after={"locked_until": iso_z(locked_until)})
-            )
-        append_events(conn, org_id, events, moment)
-    return FailureOutcome(email, 0 if locked_until else attempts, locked_until)
-
-
-@contextlib.contextmanager
-def failures_recorded(engine: Engine, now: dt.datetime) -> Iterator[None]:
-    """Enclose the caller's write transaction: a WrongCode escaping it (after its rollback) is
-    booked by `record_failure` and re-raised as TwoFactorFailed with the attempts left."""
-    try:
-        yield
-    except WrongCode as exc:
-        outcome = record_failure(engine, exc.user_id, now)
-        if outcome is None:
-            raise
-        raise TwoFactorFailed(outcome.message()) from None
+    append_events(conn, org_id, events, moment)
+    return FailureOutcome(wrong.email, 0 if locked_until else attempts, locked_until)
 
 
 def _minutes(delta: dt.timedelta) -> int:

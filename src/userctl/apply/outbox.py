@@ -96,26 +96,37 @@ def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, no
     )
 
 
-def send_queued(engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None) -> SendReport:
+def send_queued(
+    engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None, *, lock_timeout_s: float = 30.0
+) -> SendReport:
     """Deliver every queued invitation (of one organization, or all), each in its own short
     transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
     A failure leaves the row queued with one more attempt and the reason; the rest go on.
-    `smtp` is a URL, or a target parsed earlier (apply parses it before it writes anything)."""
-    from userctl.db.engine import begin_read, begin_write
+    `smtp` is a URL, or a target parsed earlier (apply parses it before it writes anything).
+
+    Each delivery takes its organization's lock first, like every writer: locks are then always
+    taken organization first, rows after, and a delivery waits for an apply (which may delete
+    the invitee, updating this very row) instead of deadlocking with it."""
+    from userctl.db.engine import begin_read, begin_write, lock_organization
 
     target = parse_smtp_url(smtp) if isinstance(smtp, str) else smtp
     moment = naive_utc(now)
-    query = select(Notification.id).where(Notification.status == "queued")
+    query = (
+        select(Notification.id, Organization.slug)
+        .join(Organization, Organization.id == Notification.organization_id)
+        .where(Notification.status == "queued")
+    )
     if org_id is not None:
         query = query.where(Notification.organization_id == org_id)
     with begin_read(engine) as conn:
-        ids = list(conn.execute(query.order_by(Notification.id)).scalars())
+        queued = [(int(i), str(slug)) for i, slug in conn.execute(query.order_by(Notification.id))]
     sent = failed = cancelled = 0
     errors: list[str] = []
     mailer = _Mailer(target)
     try:
-        for notification_id in ids:
-            with begin_write(engine) as conn:
+        for notification_id, slug in queued:
+            with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
+                lock_organization(conn, slug, lock_timeout_s)
                 outcome = _deliver_one(conn, mailer, notification_id, moment)
             if outcome is None:
                 continue

@@ -1,16 +1,18 @@
-"""Apply a plan (DESIGN §4): lock → preconditions → re-derive (a forged plan stops here) → authorise
-→ 2FA → guards → execute → outbox → audit → serial → commit. Everything happens in one transaction; any error rolls all of it back, the
-audit events included. Apply never runs DDL."""
+"""Apply a plan (DESIGN §4): lock → lock the rows it names → preconditions → re-derive (a forged
+plan stops here) → authorise → 2FA → guards → execute → outbox → audit → serial → commit.
+Everything happens in one transaction; any error rolls all of it back, the audit events included
+(a wrong code leaves only its own booking, see `otp.locked_write`). Apply never runs DDL."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import guards
 from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired, first_few
-from userctl.plan import Change, Plan, organization_address, parse_address, required_permissions
+from userctl.plan import Plan, organization_address, parse_address, required_permissions
 from userctl.planner import PlanOptions
 from userctl.replan import check_rederived
 from userctl.state import LiveState, fingerprint
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from userctl.apply import approvals
-    from userctl.db.executor import Executor
 
 Progress = Callable[[int], None]
 
@@ -64,12 +65,17 @@ def apply_plan(
     now: dt.datetime,
     progress: Progress | None = None,
 ) -> ApplyResult:
-    from userctl.apply.otp import failures_recorded
+    from userctl.apply import otp
 
     operator = operator.strip().lower()
     refuse_blocked(plan)
-    with failures_recorded(engine, now):
-        return _apply_locked(engine, plan, operator, otp_code, allow_mass_removal, lock_timeout_s, now, progress)
+    return otp.locked_write(
+        engine,
+        plan.organization,
+        lambda conn, org_id: _apply_locked(conn, org_id, plan, operator, otp_code, allow_mass_removal, now, progress),
+        now=now,
+        lock_timeout_s=lock_timeout_s,
+    )
 
 
 def refuse_blocked(plan: Plan) -> None:
@@ -82,103 +88,107 @@ def approve_plan(
 ) -> "approvals.ApprovalRow":
     """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
     from userctl.apply import approvals, audit, otp
-    from userctl.db.engine import begin_write, lock_organization
     from userctl.db.snapshot import read_live_state
     from userctl.apply.operators import load_operator
 
     refuse_blocked(plan)
-    with otp.failures_recorded(engine, now):
-        with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=plan.organization) as conn:
-            org_id = lock_organization(conn, plan.organization, lock_timeout_s)
-            live = read_live_state(conn, plan.organization)
-            check_preconditions(plan, live)
-            check_rederived(plan, live)
-            me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
-            otp.verify_operator_code(conn, me.id, otp_code, now)
-            row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
-            audit.append_events(
-                conn,
-                org_id,
-                [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
-                                   address=organization_address(plan.organization), before=None,
-                                   after={"expires_at": row.expires_at.isoformat() + "Z"})],
-                now,
-            )
-    return row
+
+    def approve(conn: "Connection", org_id: int) -> approvals.ApprovalRow:
+        live = read_live_state(conn, plan.organization)
+        check_preconditions(plan, live)
+        check_rederived(plan, live)
+        me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
+        otp.verify_operator_code(conn, me.id, otp_code, now)
+        row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
+        audit.append_events(
+            conn,
+            org_id,
+            [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
+                               address=organization_address(plan.organization), before=None,
+                               after={"expires_at": row.expires_at.isoformat() + "Z"})],
+            now,
+        )
+        return row
+
+    return otp.locked_write(engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s)
 
 
 def _apply_locked(
-    engine: "Engine",
+    conn: "Connection",
+    org_id: int,
     plan: Plan,
     operator: str,
     otp_code: str | None,
     allow_mass_removal: bool,
-    lock_timeout_s: float,
     now: dt.datetime,
     progress: Progress | None,
 ) -> ApplyResult:
+    """Steps 2-4 of DESIGN §4, in the transaction `otp.locked_write` opened with the lock taken."""
     from userctl.apply import audit, outbox
-    from userctl.db.engine import begin_write, lock_organization
     from userctl.db.executor import Executor
-    from userctl.db.snapshot import read_live_state
+    from userctl.db.snapshot import lock_rows, read_live_state
     from userctl.apply.operators import load_operator
 
     changes = plan.active_changes
     digest = plan.digest  # a hash over the whole plan: computed once, not once per audit event
-    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=plan.organization) as conn:
-        org_id = lock_organization(conn, plan.organization, lock_timeout_s)
-        live = read_live_state(conn, plan.organization)
-        check_preconditions(plan, live)
-        check_rederived(plan, live)
-        if not changes:
-            return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
-        me = load_operator(conn, org_id, operator, required_permissions(changes))
-        confirmed = Confirmation("none", False)
-        if plan.requires_2fa:
-            confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
-        executor = Executor(conn, org_id, now)
-        options = PlanOptions(allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")), operator=operator)
-        blocking = [f for f in guards.check(live, changes, options) if f.blocking]
-        if blocking:
-            raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
-        created = _run_refusing_held_rows(executor, changes, progress, plan.organization)
-        for email, user_id in created:
-            outbox.queue_invitation(conn, org_id, user_id, email, now)
-        head = audit.append_events(
-            conn,
-            org_id,
-            [
-                audit.AuditRecord(
-                    operator=operator,
-                    verified_by=confirmed.verified_by,
-                    operator_verified=confirmed.operator_verified,
-                    plan_digest=digest,
-                    action=f"{c.kind}.{c.action}",
-                    address=c.address,
-                    before=c.before,
-                    after=c.after,
-                )
-                for c in changes
-            ],
-            now,
-        )
-        serial = executor.bump_serial()
+    # The rows the preconditions name are locked before they are read: a row the platform
+    # is changing is waited for (within --lock-timeout), and its committed value is what the
+    # check sees, so apply refuses as stale instead of writing over it, and every audit
+    # event's `before` is the row as it was written over.
+    with _refusing_held_rows(plan.organization):
+        lock_rows(conn, org_id, _touched(plan))
+    live = read_live_state(conn, plan.organization)
+    check_preconditions(plan, live)
+    check_rederived(plan, live)
+    if not changes:
+        return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
+    me = load_operator(conn, org_id, operator, required_permissions(changes))
+    confirmed = Confirmation("none", False)
+    if plan.requires_2fa:
+        confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
+    executor = Executor(conn, org_id, now)
+    options = PlanOptions(allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")), operator=operator)
+    blocking = [f for f in guards.check(live, changes, options) if f.blocking]
+    if blocking:
+        raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
+    with _refusing_held_rows(plan.organization):
+        created = executor.run(changes, progress)
+    for email, user_id in created:
+        outbox.queue_invitation(conn, org_id, user_id, email, now)
+    head = audit.append_events(
+        conn,
+        org_id,
+        [
+            audit.AuditRecord(
+                operator=operator,
+                verified_by=confirmed.verified_by,
+                operator_verified=confirmed.operator_verified,
+                plan_digest=digest,
+                action=f"{c.kind}.{c.action}",
+                address=c.address,
+                before=c.before,
+                after=c.after,
+            )
+            for c in changes
+        ],
+        now,
+    )
+    serial = executor.bump_serial()
     return ApplyResult(len(changes), confirmed.verified_by, head, len(created), serial, org_id)
 
 
-def _run_refusing_held_rows(
-    executor: "Executor", changes: tuple[Change, ...], progress: Progress | None, organization: str
-) -> list[tuple[str, int]]:
-    """Execute the changes. The organization lock keeps other applies out, but the platform may
-    hold a row this plan writes; waiting for it longer than --lock-timeout (the backend's lock
-    timeout, set by `lock_organization`, covers every statement of the transaction) is the same
-    "locked" refusal as the organization lock, not a database error."""
+@contextlib.contextmanager
+def _refusing_held_rows(organization: str) -> Iterator[None]:
+    """The organization lock keeps other applies out, but the platform may hold a row this plan
+    writes; waiting for it longer than --lock-timeout (the backend's lock timeout, set by
+    `lock_organization`, covers every statement of the transaction) is the same "locked"
+    refusal as the organization lock, not a database error."""
     from sqlalchemy.exc import DBAPIError
 
     from userctl.db.engine import _is_lock_timeout
 
     try:
-        return executor.run(changes, progress)
+        yield
     except DBAPIError as exc:
         if _is_lock_timeout(exc):
             raise LockTimeout(
@@ -186,6 +196,17 @@ def _run_refusing_held_rows(
                 "nothing was written: retry later or raise --lock-timeout"
             ) from None
         raise
+
+
+def _touched(plan: Plan) -> dict[str, set[str]]:
+    """The keys of the rows the plan's preconditions name, by kind (user, role, bank_account);
+    the organization's own row is locked already."""
+    touched: dict[str, set[str]] = {"user": set(), "role": set(), "bank_account": set()}
+    for address in plan.preconditions:
+        parsed = parse_address(address)
+        if parsed is not None and parsed[0] in touched:
+            touched[parsed[0]].add(parsed[1])
+    return touched
 
 
 @dataclass(frozen=True, slots=True)

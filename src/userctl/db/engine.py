@@ -34,6 +34,10 @@ _DRIVERS = {
 # The execution option a write transaction sets so that the SQLite `begin` hook issues
 # BEGIN IMMEDIATE instead of a deferred BEGIN.
 _SQLITE_BEGIN = "userctl_sqlite_begin"
+# Statements a write transaction has sent so far (conn.info, present only inside begin_write):
+# lock_organization refuses to come after any, see there. Those run on the driver's own cursor
+# (snapshot's big reads) are not seen, which only makes the check lenient.
+_STATEMENTS_SENT = "userctl_statements_sent"
 
 
 def normalise_url(url: str) -> URL:
@@ -83,7 +87,13 @@ def create_engine_for(url: str) -> Engine:
     if backend == "sqlite":
         _configure_sqlite(engine)
     event.listen(engine, "handle_error", _connect_error_handler(parsed))
+    event.listen(engine, "before_cursor_execute", _count_statement)
     return engine
+
+
+def _count_statement(conn: Connection, *_args: Any) -> None:
+    if _STATEMENTS_SENT in conn.info:
+        conn.info[_STATEMENTS_SENT] += 1
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -156,7 +166,8 @@ def begin_write(
 
     On SQLite it takes the database write lock immediately (BEGIN IMMEDIATE), waiting up to
     `lock_timeout_s`; a timeout becomes LockTimeout naming `organization`. On PostgreSQL and
-    MariaDB writers only serialise per organization, through `lock_organization`.
+    MariaDB writers only serialise per organization, through `lock_organization`, which must
+    then be the transaction's first statement.
     """
     with engine.connect() as conn:
         if backend_of(conn) == "sqlite":
@@ -171,18 +182,33 @@ def begin_write(
                 raise
         else:
             transaction = conn.begin()
+        # Counted from here: on SQLite the BEGIN IMMEDIATE above is the lock, not a read.
+        conn.info[_STATEMENTS_SENT] = 0
         try:
             with transaction:
                 yield conn
         finally:
+            conn.info.pop(_STATEMENTS_SENT, None)  # info belongs to the pooled connection
             _restore_mariadb_lock_wait(conn)
 
 
 def lock_organization(conn: Connection, slug: str, timeout_s: float) -> int:
     """Serialise writers of one organization; returns its id. Must run first in a transaction
-    opened by `begin_write`. Raises LockTimeout after `timeout_s`, NotFound if absent."""
+    opened by `begin_write`. Raises LockTimeout after `timeout_s`, NotFound if absent.
+
+    First, before any read: MariaDB's REPEATABLE READ snapshot starts at a transaction's first
+    plain read, so a writer that read anything (even just to find the organization) before
+    waiting here would go on seeing the database as it was before the writer it waited for
+    committed: the last audit event's seq among it (a duplicate seq), or a row it then writes
+    over. A locking read takes no snapshot, so reads after this one see every committed write.
+    Callers that must resolve the organization first do so in a transaction of their own."""
     from userctl.db.tables import organizations
 
+    if conn.info.get(_STATEMENTS_SENT):
+        raise RuntimeError(
+            "lock_organization must be the first statement of the write transaction "
+            f"({conn.info[_STATEMENTS_SENT]} statement(s) were sent before it)"
+        )
     backend = backend_of(conn)
     query = select(organizations.c.id).where(organizations.c.slug == slug)
     if backend == "sqlite":

@@ -3,12 +3,13 @@ types of `userctl.state` (DESIGN §3, §6): one query per table, never one per u
 ones (all users, all assignments) are Core SELECTs compiled for the backend and run on the
 driver's own cursor: at 100k users SQLAlchemy's result rows would add a tenth of a second for
 nothing, as every column is read as the driver gives it. Callers provide the transaction
-(`begin_read` for planning, `begin_write` for apply's precondition re-reads)."""
+(`begin_read` for planning, `begin_write` for apply's precondition re-reads). Only `lock_rows`,
+which apply calls first, locks anything: planning reads never do."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Collection, Iterable, Sequence, Unpack
+from typing import Any, Collection, Iterable, Mapping, Sequence, Unpack
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
@@ -73,6 +74,36 @@ def read_live_state(conn: Connection, slug: str) -> state.LiveState:
             users=read_users(conn, org_id),
             bank_accounts=read_bank_accounts(conn, org_id),
         )
+
+
+def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]) -> None:
+    """Lock (SELECT ... FOR UPDATE, in chunks) every row that makes up the records of the users,
+    roles and bank accounts named in `keys` ({"user": emails, "role": names, "bank_account":
+    keys}): the user rows and their bank-account assignments, the role rows and their
+    permissions, the bank-account rows. Apply calls it before reading the state its
+    preconditions are checked on, so that nothing changes those rows between the check and the
+    writes; a row another transaction holds is waited for, within the lock timeout. Absent rows
+    lock nothing. On SQLite BEGIN IMMEDIATE already holds the whole database."""
+    if conn.dialect.name == "sqlite":
+        return
+    r, rp, u, uba, ba = (t.c for t in (tables.roles, tables.role_permissions, tables.users,
+                                       tables.user_bank_accounts, tables.bank_accounts))
+    role_ids = _lock(conn, select(r.id).where(r.organization_id == org_id), r.name, keys.get("role", ()))
+    _lock(conn, select(rp.role_id, rp.permission), rp.role_id, role_ids)
+    user_ids = _lock(conn, select(u.id).where(u.organization_id == org_id), u.email, keys.get("user", ()))
+    _lock(conn, select(uba.user_id, uba.bank_account_id), uba.user_id, user_ids)
+    _lock(conn, select(ba.id).where(ba.organization_id == org_id), ba.key, keys.get("bank_account", ()))
+
+
+def _lock(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[Any]) -> list[int]:
+    """The first column of the rows of `query` whose `column` is one of `values`, those rows
+    locked FOR UPDATE chunk by chunk, each chunk in the order of the selected columns (a fixed
+    order: two transactions locking the same rows wait for each other rather than deadlock)."""
+    found: list[int] = []
+    for chunk in chunks(sorted(set(values)), _CHUNK):
+        locking = query.where(column.in_(chunk)).order_by(*query.selected_columns).with_for_update()
+        found.extend(int(v) for v in conn.execute(locking).scalars())
+    return found
 
 
 def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = None) -> dict[str, state.Role]:

@@ -10,7 +10,8 @@ from sqlalchemy.engine import Engine
 from tests.conftest import Factory, Runner
 
 COUNT = {
-    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+    # Client connections only: an autovacuum worker visiting the database is not the CLI's.
+    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
     "mariadb": "SELECT count(*) FROM information_schema.processlist WHERE db = database()",
 }
 

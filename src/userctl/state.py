@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, Mapping
+
+from userctl.names import email_problem, mixed_scripts, text_problem
 
 PERMISSIONS: Final[tuple[str, ...]] = (
     "users.view",
@@ -120,6 +121,10 @@ LIMITS: Final[Mapping[str, Limit]] = {
 }
 
 
+# The names a reviewer compares by eye: refused when they mix look-alike scripts (as the loader does).
+NAME_COLUMNS: Final = frozenset({"roles.name", "users.first_name", "users.last_name", "bank_accounts.key"})
+
+
 def limit_problem(column: str, value: object) -> str | None:
     """Why `value` cannot be stored in `column` ("table.column" of LIMITS), or None. The loader
     enforces the same rules through the schema and desired/characters.py; this is for values that
@@ -129,14 +134,15 @@ def limit_problem(column: str, value: object) -> str | None:
         return f"{column} must be text, not {type(value).__name__}"
     if len(value) > limit.max_length:
         return f"{column} is {len(value)} characters, more than the {limit.max_length} it holds"
-    if limit.charset == "ascii" and not value.isascii():
-        return f"{column} must be ASCII"
-    if limit.charset == "text":
-        hidden = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf")), None)
-        if hidden is not None:
-            return f"{column} contains U+{ord(hidden):04X}, a control or format character"
-        if not unicodedata.is_normalized("NFC", value):
-            return f"{column} is not in Unicode NFC form"
+    # The loader's own character rules (userctl.names), so a value is judged alike wherever it came from.
+    if column == "users.email":
+        problem = email_problem(value)
+    else:
+        problem = text_problem(value) or (
+            "must be ASCII" if limit.charset == "ascii" and not value.isascii() else None
+        ) or (mixed_scripts(value) if column in NAME_COLUMNS and not value.isascii() else None)
+    if problem is not None:
+        return f"{column} {problem}"
     if limit.pattern is not None and re.search(limit.pattern, value) is None:
         return f"{column} does not match {limit.pattern}"
     if limit.values and value not in limit.values:

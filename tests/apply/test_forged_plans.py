@@ -255,7 +255,9 @@ def test_organization_must_match_a_saved_plan(engine: Engine, org: Org, runner: 
     assert result.exit_code == 1 and "does not match" in result.stderr and "acme-payments" in result.stderr
 
 
-@pytest.mark.parametrize("name, why", [("R" * 150, "150 characters, more than the 100"), ("Ops\u202eevil", "U+202E")])
+@pytest.mark.parametrize("name, why", [
+    ("R" * 150, "150 characters, more than the 100"), ("Ops\u202eevil", "U+202E"), ("\u0410dmin", "mixes scripts"),
+])
 def test_a_value_no_file_could_declare_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path, name: str, why: str) -> None:
     # The planner never checks a value (the loader did); a hand-written plan skips the loader.
     live = exported(live_state(engine))

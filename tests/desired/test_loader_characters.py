@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from userctl.cli.main import cli
+from userctl import names
 from userctl.desired import characters
 from userctl.desired.characters import Screen
 from userctl.desired.loader import check_desired, load_desired
@@ -147,7 +148,7 @@ def test_several_hidden_characters_are_counted_after_the_first(tmp_path: Path) -
 def test_every_control_character_has_its_unicode_name() -> None:
     controls = {c for c in range(0x100) if unicodedata.category(chr(c)) == "Cc"}
     assert controls == set(range(0x20)) | set(range(0x7F, 0xA0))  # the rest are "<control>" in messages
-    named = characters.CONTROL_NAMES
+    named = names.CONTROL_NAMES
     assert set(named) == set(range(0x20)) | {0x7F, 0x85}
     assert all(unicodedata.lookup(name) == chr(c) for c, name in named.items())  # Unicode's own aliases
 

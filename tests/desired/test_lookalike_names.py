@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.desired.test_loader_characters import HIDDEN, PARSERS, document, problems, source_at, write
+from userctl import names
 from userctl.desired import characters
 from userctl.desired.loader import check_desired, load_desired
 from userctl.desired.semantic import fold
@@ -196,11 +197,11 @@ def test_a_description_may_quote_another_script(tmp_path: Path) -> None:
 
 def test_scripts_are_read_from_letters_only() -> None:
     for name in ["R2-D2", "Ωμέγα-3 ®", "Москва 2024", "Ölçek", "ǅemal", "ʼApostrophe", "Ὀδυσσεύς"]:
-        assert characters.mixed_scripts(name) is None, name
+        assert names.mixed_scripts(name) is None, name
     # Modifier letters and letters beyond U+FFFF carry their script too.
-    assert characters.mixed_scripts("ᴀdmin") is None  # U+1D00 LATIN LETTER SMALL CAPITAL A
-    assert characters.mixed_scripts("ab\U0001DF00") is None  # U+1DF00 LATIN SMALL LETTER FENG DIGRAPH WITH TRILL
-    assert characters.mixed_scripts("Ад\U0001DF00") == (
+    assert names.mixed_scripts("ᴀdmin") is None  # U+1D00 LATIN LETTER SMALL CAPITAL A
+    assert names.mixed_scripts("ab\U0001DF00") is None  # U+1DF00 LATIN SMALL LETTER FENG DIGRAPH WITH TRILL
+    assert names.mixed_scripts("Ад\U0001DF00") == (
         "mixes scripts: U+1DF00 LATIN SMALL LETTER FENG DIGRAPH WITH TRILL at position 3 among Cyrillic letters; "
         "write it in one script"
     )
@@ -209,11 +210,11 @@ def test_scripts_are_read_from_letters_only() -> None:
 def test_the_script_blocks_hold_every_letter_of_the_three_scripts() -> None:
     """characters reads a letter's script from its Unicode name, and looks for such letters only in
     _SCRIPT_BLOCKS (a scan of all of Unicode would cost every walked file a second)."""
-    in_blocks = {code for start, end in characters._SCRIPT_BLOCKS for code in range(start, end)}
+    in_blocks = {code for start, end in names.SCRIPT_BLOCKS for code in range(start, end)}
     outside = [
         f"U+{code:04X} {unicodedata.name(chr(code))}"
         for code in range(0x110000)
-        if code not in in_blocks and characters._script_of(chr(code)) is not None
+        if code not in in_blocks and names._script_of(chr(code)) is not None
     ]
     assert outside == []
 
@@ -222,4 +223,4 @@ def test_the_letters_the_screen_lets_through_are_all_latin() -> None:
     """A file the screen passes (ASCII and the Latin letters of LATIN_BYTES) is never walked, so it
     must not be able to mix scripts: every letter it can hold is Latin."""
     letters = [chr(c) for c in [*range(0x20, 0x7F), *range(0xC0, 0x280)] if chr(c).isalpha()]
-    assert {characters._script_of(c) for c in letters} == {"LATIN"}
+    assert {names._script_of(c) for c in letters} == {"LATIN"}

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
 from userctl.errors import InputError, Problem
-from userctl.state import BankAccount, bank_account_record
+from userctl.state import LIMITS, BankAccount, bank_account_record
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 COLUMNS: Final = ("key", "bank", "account_type", "masked_number", "currency")
-MAX_LENGTH: Final = {"key": 100, "bank": 100, "account_type": 32, "masked_number": 32}  # as in the database
+# The columns' widths, as declared once for the loader and the database.
+MAX_LENGTH: Final = {name: LIMITS[f"bank_accounts.{name}"].max_length for name in COLUMNS if name != "currency"}
 MAX_UNMASKED_DIGITS: Final = 4
 
 _KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

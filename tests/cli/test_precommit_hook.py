@@ -99,16 +99,36 @@ def test_bad_file_fails_with_file_line_col(tmp_path: Path) -> None:
     assert result.stderr.count("users.yaml") == 1 and "users.yaml: valid" in result.stdout
 
 
-def test_a_directory_of_files_is_validated_as_one_desired_state(tmp_path: Path) -> None:
+def test_a_users_directory_is_validated_as_one_desired_state_by_default(tmp_path: Path) -> None:
     users = tmp_path / "users"
     users.mkdir()
     (users / "roles.yaml").write_text(ROLES_ONLY, encoding="utf-8")
     (users / "team-a.yaml").write_text("version: 1\norganization: acme-payments\nusers:\n" + USERS_ONLY, encoding="utf-8")
-    # Alone, the team file names a role it does not declare...
+    # Only the team file is staged: it names a role declared in roles.yaml, which is read with it.
     alone = _run_hook(tmp_path, ["users/team-a.yaml"])
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.count("valid") == 1
+    both = _run_hook(tmp_path, ["users/team-a.yaml", "users/roles.yaml"])
+    assert both.returncode == 0 and both.stdout.count("valid") == 1, both.stderr
+    # A mistake in any file of the directory is reported at its own FILE:LINE:COL.
+    (users / "team-a.yaml").write_text("version: 1\norganization: acme-payments\nusers:\n"
+                                       + USERS_ONLY.replace("role: Admin", "role: Admn"), encoding="utf-8")
+    broken = _run_hook(tmp_path, ["users/team-a.yaml"])
+    assert broken.returncode == 1
+    assert re.search(r"users/team-a\.yaml:\d+:\d+: .*Admn", broken.stderr), broken.stderr
+
+
+def test_another_directory_is_one_desired_state_only_when_declared(tmp_path: Path) -> None:
+    org = tmp_path / "org"
+    org.mkdir()
+    (org / "roles.yaml").write_text(ROLES_ONLY, encoding="utf-8")
+    (org / "team-a.yaml").write_text("version: 1\norganization: acme-payments\nusers:\n" + USERS_ONLY, encoding="utf-8")
+    # Selected by a project's own `files:` pattern, each file of a directory not named users/ is
+    # a desired state of its own: the team file alone names a role it does not declare...
+    alone = _run_hook(tmp_path, [], ["org/team-a.yaml"])
     assert alone.returncode == 1 and "Admin" in alone.stderr
     # ...declared as one desired state with --dir (the hook's `args`), it is valid.
-    together = _run_hook(tmp_path, ["users/team-a.yaml", "users/roles.yaml"], ["--dir", "users"])
+    together = _run_hook(tmp_path, [], ["--dir", "org", "org/team-a.yaml", "org/roles.yaml"])
     assert together.returncode == 0, together.stderr
     assert together.stdout.count("valid") == 1
 
@@ -116,4 +136,6 @@ def test_a_directory_of_files_is_validated_as_one_desired_state(tmp_path: Path) 
 def test_targets_group_files_of_a_declared_directory() -> None:
     assert targets(["a.yaml", "org/x.yaml", "org/y.yaml", "b.yml", "org/sub/z.yaml"], ["org/"]) == [
         "a.yaml", "org", "b.yml", "org/sub/z.yaml"]
+    assert targets(["users/a.yaml", "users.yaml", "x/users/b.yaml", "users/c.yaml", "team/users.yaml"], []) == [
+        "users", "users.yaml", "x/users", "team/users.yaml"]
     assert targets(["a.yaml", "a.yaml"], []) == ["a.yaml"]

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.apply.apply_helpers import Org, drop_gone, drop_gone_plan, rows_of, tables
+from dataclasses import replace
+
+from tests.apply.apply_helpers import (Org, bulk_org, drop_gone, drop_gone_plan, exported, live_state, new_user, rows_of,
+                                       save_plan, tables)
 from tests.cli.yaml_files import write_desired
-from tests.conftest import Runner
+from tests.conftest import Factory, Runner
 from userctl.db import models as m
 
 
@@ -73,3 +76,24 @@ def test_apply_of_something_endless_is_refused_at_the_size_cap(engine: Engine, o
     result = runner("apply", "/dev/zero", "--operator", org.root.email, "--yes")
     assert result.exit_code == 1 and "larger than" in result.stderr
     assert tables(engine) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_show_writes_the_whole_plan_as_markdown_for_a_job_summary(engine: Engine, factory: Factory, runner: Runner,
+                                                                  tmp_path: Path) -> None:
+    """The pipeline's job summary holds what the pull-request comment cuts: with --max-chars a
+    plan too long for a comment is written whole."""
+    bulk_org(factory)
+    desired = exported(live_state(engine))
+    desired = replace(desired, users={**desired.users, **{u.email: u for u in (new_user(f"n{i}@acme.co", i) for i in range(400))}})
+    path = save_plan(engine, desired, tmp_path)
+
+    comment = runner("show", str(path), "--format", "markdown")
+    summary = runner("show", str(path), "--format", "markdown", "--max-chars", "1000000")
+
+    assert comment.exit_code == 0 and summary.exit_code == 0, summary.output
+    assert len(comment.stdout) <= 60_000 < len(summary.stdout) <= 1_000_000
+    assert "more change(s) not shown" in comment.stdout and "not shown" not in summary.stdout
+    assert all(f'user["n{i}@acme.co"]' in summary.stdout for i in range(400))
+    too_small = runner("show", str(path), "--format", "markdown", "--max-chars", "10")
+    assert too_small.exit_code == 1 and "--max-chars" in too_small.stderr

@@ -7,12 +7,19 @@ import click
 from userctl.cli.common import read_plan_file
 from userctl.cli.context import app
 from userctl.render import FORMATS, render
+from userctl.render.markdown import MAX_CHARS as MARKDOWN_CHARS
+
+# Room for the summary table, the lists of risky steps and the notes about what was cut.
+MIN_MARKDOWN_CHARS = 2_000
 
 
 @click.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-def show(plan_file: str, fmt: str) -> None:
+@click.option("--max-chars", type=click.IntRange(min=MIN_MARKDOWN_CHARS), metavar="N",
+              help=f"Markdown only: the most characters to write (default {MARKDOWN_CHARS}, a pull-request comment; "
+                   "a GitHub job summary holds 1000000). Only plain changes are ever cut.")
+def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
     """Show a saved PLAN_FILE (a pull request's plan.json artifact) as plan would: text, json,
     markdown or html. Needs no database. Checks the file's format and digest only: apply still
     re-derives the plan from the live state and refuses it when it is not what the planner writes.
@@ -23,4 +30,4 @@ def show(plan_file: str, fmt: str) -> None:
     data = the_plan.to_data()
     if fmt == "text":
         click.echo(provenance_line(data))
-    click.echo(render(data, fmt, color=app().color()), nl=False)
+    click.echo(render(data, fmt, color=app().color(), max_chars=max_chars), nl=False)

@@ -280,3 +280,13 @@ def test_audit_verify_exits_1_without_a_database(tmp_path: Path) -> None:
     missing = Runner(f"sqlite:///{tmp_path / 'nowhere.db'}")("audit", "verify", "--format", "json")
     assert missing.exit_code == 1 and missing.stdout == "" and "Traceback" not in missing.output
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_json_apply_without_a_terminal_asks_nothing_new(runner: Runner, engine: Engine, org: Org, tmp_path: Path) -> None:
+    plan = save_plan(engine, drop_gone(engine), tmp_path)
+    unconfirmed = runner("apply", str(plan), "--operator", org.root.email, "--format", "json")
+    assert unconfirmed.exit_code == 4 and unconfirmed.stdout == "" and "pass --yes" in unconfirmed.stderr
+    no_code = runner(*apply_args(plan, org.root.email, None, "--format", "json"))
+    assert no_code.exit_code == 4 and no_code.stdout == "" and "TOTP code" not in no_code.stderr
+    unsigned = runner("approve", str(plan), "--operator", org.root.email, "--format", "json")
+    assert unsigned.exit_code == 1 and unsigned.stdout == "" and "needs --otp-code" in unsigned.stderr

@@ -1,6 +1,6 @@
-"""The published JSON Schemas: schemas/ is the packaged folder file for file (a schema edited in
-one place only would document one output and check another), each is a valid draft 2020-12
-schema that a user can find by its `$id` and title, and the README lists every one."""
+"""The published JSON Schemas: schemas/ is the packaged folder itself (a schema edited in one
+place only would document one output and check another), each is a valid draft 2020-12 schema
+that a user can find by its `$id` and title, and the README lists every one."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ NAMES = sorted(p.name for p in PUBLISHED.glob("*.json"))
 
 
 def test_the_schemas_folder_is_the_packaged_folder() -> None:
-    assert NAMES == sorted(p.name for p in PACKAGED.glob("*.json"))
-    for name in NAMES:
-        assert (PUBLISHED / name).read_bytes() == (PACKAGED / name).read_bytes(), name
+    # schemas/ is a link to the package's folder: one copy, which the package ships and checks with.
+    assert PUBLISHED.is_symlink() and PUBLISHED.resolve() == PACKAGED.resolve()
 
 
 @pytest.mark.parametrize("name", NAMES)

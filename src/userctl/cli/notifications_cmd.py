@@ -63,7 +63,8 @@ def send(fmt: str) -> None:
 
         from userctl.render import results
 
-        click.echo(results.document(results.notifications_sent([asdict(d) for d in report.deliveries])), nl=False)
+        click.echo(results.document(results.notifications_sent(report.sent, report.failed, report.cancelled,
+                                                              [asdict(d) for d in report.deliveries])), nl=False)
     summary = f"invitations: {report.sent} sent, {report.failed} failed"
     if report.cancelled:
         summary += f", {report.cancelled} cancelled (user deleted)"

@@ -26,6 +26,12 @@ def unix_seconds(moment: dt.datetime) -> int:
     return int(naive_utc(moment).replace(tzinfo=dt.UTC).timestamp())
 
 
+# Whole seconds: MariaDB's DATETIME keeps no fraction, so a finer stamp could not be the same
+# everywhere, and a pipeline comparing two outputs must not see 12:00:00Z beside 12:00:00.123Z.
+RFC3339_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def iso_z(moment: dt.datetime) -> str:
-    """How instants are shown to people and pipelines: ISO 8601 with an explicit Z."""
-    return naive_utc(moment).isoformat() + "Z"
+    """How every instant is shown to people and written in JSON: RFC 3339 UTC in whole seconds
+    with a trailing Z (2026-03-01T12:00:00Z), whatever the backend stored."""
+    return naive_utc(moment).strftime(RFC3339_UTC_FORMAT)

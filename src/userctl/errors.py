@@ -116,4 +116,7 @@ class ConfirmationRequired(Refused):
 
 
 class AuditChainBroken(UserctlError):
-    """`audit verify` found an altered, missing or reordered event, or a head mismatch."""
+    """`audit verify` found an altered, missing or reordered event, or a head mismatch: exit 4,
+    so that a pipeline tells a tampered trail from a verification that could not run (exit 1)."""
+
+    exit_code = 4

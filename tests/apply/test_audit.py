@@ -225,7 +225,7 @@ def test_cli_verify_intact_then_broken(engine: Engine, factory, runner) -> None:
 
     execute(engine, events_t.update().where(events_t.c.seq == 4).values(address='user["eve@acme.co"]'))
     result = runner("audit", "verify")
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "audit chain of acme-payments is broken: event #4" in result.stderr and "altered" in result.stderr
     assert "Traceback" not in result.output
 
@@ -235,7 +235,7 @@ def test_cli_verify_names_a_deleted_event(engine: Engine, factory, runner) -> No
     seed(engine, org)
     execute(engine, events_t.delete().where(events_t.c.seq == 2))
     result = runner("audit", "verify")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output
     assert "audit chain of acme-payments is broken" in result.stderr and "event #2 is missing" in result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
 
@@ -248,7 +248,7 @@ def test_cli_verify_names_reordered_events(engine: Engine, factory, runner) -> N
         conn.execute(events_t.update().where(events_t.c.seq == 4).values(seq=3))
         conn.execute(events_t.update().where(events_t.c.seq == -3).values(seq=4))
     result = runner("audit", "verify")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output
     assert "audit chain of acme-payments is broken: event #3" in result.stderr and "out of order" in result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
 
@@ -259,7 +259,7 @@ def test_cli_verify_detects_a_truncated_tail_with_head(engine: Engine, factory, 
     execute(engine, events_t.delete().where(events_t.c.seq == 5))
     assert runner("audit", "verify").exit_code == 0
     result = runner("audit", "verify", "--head", head)
-    assert result.exit_code == 1 and "removed from the end" in result.stderr
+    assert result.exit_code == 4 and "removed from the end" in result.stderr
 
 
 def test_cli_verify_with_key_reports_hmac(engine: Engine, factory, runner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,7 +270,7 @@ def test_cli_verify_with_key_reports_hmac(engine: Engine, factory, runner, monke
     assert result.exit_code == 0 and "HMACs not checked" not in result.stderr
     rebuild(engine, org, edit_seq=1)
     result = runner("audit", "verify")
-    assert result.exit_code == 1 and "event #1" in result.stderr and "HMAC" in result.stderr
+    assert result.exit_code == 4 and "event #1" in result.stderr and "HMAC" in result.stderr
 
 
 def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:

@@ -174,3 +174,51 @@ def test_schema_prints_exactly_the_schema_file() -> None:
     assert result.exit_code == 0
     assert result.stdout == schema_text()
     assert result.stdout == (FIXTURES.parent.parent.parent / "schemas" / "userctl.schema.json").read_text(encoding="utf-8")
+
+
+# --- --format json and github --------------------------------------------------------------
+
+
+def test_json_lists_every_problem_with_its_place() -> None:
+    from tests.cli.json_outputs import checked
+
+    result = run("validate", "-f", "invalid_semantic.yaml", "--format", "json")
+    assert result.exit_code == 1
+    data = checked("validate.schema.json", result.stdout)
+    expected = (FIXTURES / "invalid_semantic.expected").read_text(encoding="utf-8").splitlines()
+    assert (data["valid"], data["files"]) == (False, ["invalid_semantic.yaml"])
+    assert [f"{p['file']}:{p['line']}:{p['col']}: {p['path']}: {p['message']}" for p in data["problems"]] == expected
+
+
+def test_json_of_a_valid_directory() -> None:
+    from tests.cli.json_outputs import checked
+
+    result = run("validate", "-f", "dir_valid", "--format", "json")
+    assert (result.exit_code, result.stderr) == (0, "")
+    data = checked("validate.schema.json", result.stdout)
+    assert (data["valid"], data["roles"], data["users"], data["problems"], len(data["files"])) == (True, 2, 2, [], 3)
+
+
+def test_github_prints_one_annotation_per_problem_and_nothing_when_valid() -> None:
+    result = run("validate", "-f", "invalid_semantic.yaml", "--format", "github")
+    assert result.exit_code == 1
+    expected = (FIXTURES / "invalid_semantic.expected").read_text(encoding="utf-8").splitlines()
+    assert len(result.stdout.splitlines()) == len(expected)
+    first = result.stdout.splitlines()[0]
+    assert first == "::error file=invalid_semantic.yaml,line=15,col=11::users.ana@semantic.example.role: unknown role 'Admn' (did you mean 'Admin'?)"
+    valid = run("validate", "-f", "valid_full.yaml", "--format", "github")
+    assert (valid.exit_code, valid.stdout) == (0, "")
+    assert "valid" in valid.stderr
+
+
+def test_github_escapes_what_would_end_a_property_or_the_message(tmp_path: Path) -> None:
+    folder = tmp_path / "team,a:b%"
+    folder.mkdir()
+    (folder / "users.yaml").write_text('version: 1\norganization: acme\nroles: {}\nusers:\n  a@acme.co:\n    role: "50%"\n',
+                                      encoding="utf-8")
+    result = run("validate", "-f", str(folder / "users.yaml"), "--format", "github")
+    assert result.exit_code == 1
+    shown = str(folder / "users.yaml").replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+    lines = result.stdout.splitlines()
+    assert all(line.startswith(f"::error file={shown},line=") for line in lines)
+    assert any("::users.a@acme.co.role: unknown role '50%25'" in line for line in lines)

@@ -44,6 +44,7 @@ class ImportPlan:
 class ImportResult:
     organization: str
     plan: ImportPlan
+    audit_head: str | None = None  # the chain head after the import's events
 
 
 @dataclass
@@ -118,7 +119,7 @@ def import_bank_accounts(
             insert_bank_account(conn, org_id, account)
         # Registering an account is a change to the organization like any other: it is audited
         # (unverified: importing accounts needs no 2FA, it grants nobody anything).
-        audit.append_events(
+        head = audit.append_events(
             conn,
             org_id,
             [
@@ -129,7 +130,7 @@ def import_bank_accounts(
             ],
             now,
         )
-    return ImportResult(slug, result)
+    return ImportResult(slug, result, head)
 
 
 def _decode(data: bytes, source: str) -> str:

@@ -61,6 +61,7 @@ class VerifyResult:
     hmac_checked: bool
     problem: str | None = None  # the first thing wrong, naming the event; None when intact
     bad_seq: int | None = None
+    bad_id: int | None = None  # the row id of that event, which stays put when seqs are edited
 
     @property
     def ok(self) -> bool:
@@ -75,13 +76,7 @@ def audit_key() -> bytes | None:
 def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime) -> str:
     """Append `events` in order after the organization's last event (one batched INSERT);
     returns the new chain head."""
-    last = conn.execute(
-        select(_table.c.seq, _table.c.hash)
-        .where(_table.c.organization_id == org_id)
-        .order_by(_table.c.seq.desc())
-        .limit(1)
-    ).first()
-    seq, head = (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+    seq, head = tail(conn, org_id)
     if not events:
         return head
     # Whole seconds: MariaDB's DATETIME keeps no fraction, and the hash must survive the round trip.
@@ -112,11 +107,19 @@ def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], 
     return head
 
 
+def tail(conn: Connection, org_id: int) -> tuple[int, str]:
+    """The seq and hash of the organization's last event; (0, GENESIS) before the first."""
+    last = conn.execute(
+        select(_table.c.seq, _table.c.hash)
+        .where(_table.c.organization_id == org_id)
+        .order_by(_table.c.seq.desc())
+        .limit(1)
+    ).first()
+    return (int(last.seq), str(last.hash)) if last is not None else (0, GENESIS)
+
+
 def chain_head(conn: Connection, org_id: int) -> str:
-    head = conn.execute(
-        select(_table.c.hash).where(_table.c.organization_id == org_id).order_by(_table.c.seq.desc()).limit(1)
-    ).scalar_one_or_none()
-    return GENESIS if head is None else str(head)
+    return tail(conn, org_id)[1]
 
 
 def verify_chain(conn: Connection, org_id: int, head: str | None = None) -> VerifyResult:
@@ -133,7 +136,7 @@ def verify_chain(conn: Connection, org_id: int, head: str | None = None) -> Veri
     for row in rows:
         problem = _check(row, previous, position_of_hash, key)
         if problem is not None:
-            return VerifyResult(len(rows), _last_hash(rows), key is not None, problem, int(row.seq))
+            return VerifyResult(len(rows), _last_hash(rows), key is not None, problem, int(row.seq), int(row.id))
         previous = row
     last = _last_hash(rows)
     if head is not None and head.strip().lower() != last:
@@ -192,7 +195,7 @@ def _payload(row: Any) -> bytes:
     fields: dict[str, Any] = {
         "organization_id": int(row["organization_id"]),
         "seq": int(row["seq"]),
-        "time": iso_z(created_at),
+        "time": _hashed_time(created_at),
         "operator": row["operator"],
         "verified_by": row["verified_by"],
         "plan_digest": row["plan_digest"],
@@ -205,6 +208,12 @@ def _payload(row: Any) -> bytes:
     if row["operator_verified"] is not None:
         fields["operator_verified"] = bool(row["operator_verified"])  # MariaDB reads back 0/1
     return canonical_json(fields).encode("utf-8")
+
+
+def _hashed_time(created_at: dt.datetime) -> str:
+    """The time as the hash covers it: frozen at the form events were first written in (Python's
+    isoformat, any fraction kept), so a change to how times are shown never breaks a chain."""
+    return naive_utc(created_at).isoformat() + "Z"
 
 
 def _hmac(key: bytes, payload: bytes) -> str:

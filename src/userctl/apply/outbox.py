@@ -53,11 +53,24 @@ class SmtpTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """What became of one queued invitation: sent, failed (with the reason, never the token) or
+    cancelled (the user was deleted before it went out)."""
+
+    id: int
+    organization: str
+    recipient: str
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SendReport:
     sent: int = 0
     failed: int = 0
     cancelled: int = 0  # the user was deleted before the invitation went out
     errors: tuple[str, ...] = ()  # "recipient: reason", one per failure
+    deliveries: tuple[Delivery, ...] = ()
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:
@@ -120,30 +133,27 @@ def send_queued(
         query = query.where(Notification.organization_id == org_id)
     with begin_read(engine) as conn:
         queued = [(int(i), str(slug)) for i, slug in conn.execute(query.order_by(Notification.id))]
-    sent = failed = cancelled = 0
-    errors: list[str] = []
+    deliveries: list[Delivery] = []
     mailer = _Mailer(target)
     try:
         for notification_id, slug in queued:
             with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
                 lock_organization(conn, slug, lock_timeout_s)
                 outcome = _deliver_one(conn, mailer, notification_id, moment)
-            if outcome is None:
-                continue
-            if outcome == "sent":
-                sent += 1
-            elif outcome == "cancelled":
-                cancelled += 1
-            else:
-                failed += 1
-                errors.append(outcome)
+            if outcome is not None:
+                deliveries.append(Delivery(notification_id, slug, *outcome))
     finally:
         mailer.close()
-    return SendReport(sent, failed, cancelled, tuple(errors))
+    counts = {status: sum(d.status == status for d in deliveries) for status in ("sent", "failed", "cancelled")}
+    errors = tuple(f"{d.recipient}: {d.reason}" for d in deliveries if d.status == "failed")
+    return SendReport(counts["sent"], counts["failed"], counts["cancelled"], errors, tuple(deliveries))
 
 
-def _deliver_one(conn: Connection, mailer: "_Mailer", notification_id: int, now: dt.datetime) -> str | None:
-    """'sent', 'cancelled', an error line, or None when another process got there first."""
+def _deliver_one(
+    conn: Connection, mailer: "_Mailer", notification_id: int, now: dt.datetime
+) -> tuple[str, str, str | None] | None:
+    """(recipient, 'sent' / 'cancelled' / 'failed', the reason of a failure), or None when another
+    process got there first."""
     n = Notification
     row = conn.execute(
         select(n.id, n.user_id, n.recipient, n.kind, Organization.name.label("org_name"), User.first_name)
@@ -156,7 +166,7 @@ def _deliver_one(conn: Connection, mailer: "_Mailer", notification_id: int, now:
         return None
     if row.user_id is None:
         conn.execute(update(n).where(n.id == notification_id).values(status="cancelled"))
-        return "cancelled"
+        return row.recipient, "cancelled", None
     token = secrets.token_urlsafe(32)
     try:
         mailer.send(_invitation_email(row.recipient, row.first_name, row.org_name, token))
@@ -165,7 +175,7 @@ def _deliver_one(conn: Connection, mailer: "_Mailer", notification_id: int, now:
         conn.execute(
             update(n).where(n.id == notification_id).values(attempts=n.attempts + 1, last_error=reason[:500])
         )
-        return f"{row.recipient}: {reason}"
+        return row.recipient, "failed", reason
     conn.execute(
         update(n)
         .where(n.id == notification_id)
@@ -178,7 +188,7 @@ def _deliver_one(conn: Connection, mailer: "_Mailer", notification_id: int, now:
             last_error=None,
         )
     )
-    return "sent"
+    return row.recipient, "sent", None
 
 
 def token_hash(token: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import guards
+from userctl.clock import iso_z
 from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired, first_few
 from userctl.plan import Plan, organization_address, parse_address, required_permissions
 from userctl.planner import PlanOptions
@@ -33,6 +34,18 @@ class ApplyResult:
     invitations_queued: int
     serial: int
     organization_id: int
+    operator_verified: bool = False  # the applier gave a code of their own
+    approvers: tuple[str, ...] = ()  # whose approvals this apply used up
+    audit_seqs: tuple[int, int] | None = None  # first and last seq of the events it appended
+    invited: tuple[str, ...] = ()  # the emails whose invitations it queued
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveResult:
+    approval_id: int
+    approver: str
+    expires_at: dt.datetime
+    audit_head: str
 
 
 def check_preconditions(plan: Plan, live: LiveState) -> None:
@@ -85,7 +98,7 @@ def refuse_blocked(plan: Plan) -> None:
 
 def approve_plan(
     engine: "Engine", plan: Plan, operator: str, otp_code: str, *, now: dt.datetime, valid_for: dt.timedelta, lock_timeout_s: float = 30.0
-) -> "approvals.ApprovalRow":
+) -> ApproveResult:
     """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
     from userctl.apply import approvals, audit, otp
     from userctl.db.snapshot import read_live_state
@@ -93,22 +106,22 @@ def approve_plan(
 
     refuse_blocked(plan)
 
-    def approve(conn: "Connection", org_id: int) -> approvals.ApprovalRow:
+    def approve(conn: "Connection", org_id: int) -> ApproveResult:
         live = read_live_state(conn, plan.organization)
         check_preconditions(plan, live)
         check_rederived(plan, live)
         me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
         otp.verify_operator_code(conn, me.id, otp_code, now)
         row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
-        audit.append_events(
+        head = audit.append_events(
             conn,
             org_id,
             [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
                                address=organization_address(plan.organization), before=None,
-                               after={"expires_at": row.expires_at.isoformat() + "Z"})],
+                               after={"expires_at": iso_z(row.expires_at)})],
             now,
         )
-        return row
+        return ApproveResult(row.id, me.email, row.expires_at, head)
 
     return otp.locked_write(engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s)
 
@@ -174,7 +187,9 @@ def _apply_locked(
         now,
     )
     serial = executor.bump_serial()
-    return ApplyResult(len(changes), confirmed.verified_by, head, len(created), serial, org_id)
+    last_seq = audit.tail(conn, org_id)[0]
+    return ApplyResult(len(changes), confirmed.verified_by, head, len(created), serial, org_id, confirmed.operator_verified,
+                       confirmed.approvers, (last_seq - len(changes) + 1, last_seq), tuple(email for email, _ in created))
 
 
 @contextlib.contextmanager
@@ -216,6 +231,7 @@ class Confirmation:
 
     verified_by: str
     operator_verified: bool
+    approvers: tuple[str, ...] = ()
 
 
 def _confirm(
@@ -247,7 +263,7 @@ def _confirm(
         for approval in used:
             approvals.mark_used(conn, approval.id, now)
         proofs = (["totp"] if own else []) + [f"approval:{a.approver_email}" for a in used]
-        return Confirmation("+".join(proofs), own)
+        return Confirmation("+".join(proofs), own, tuple(a.approver_email for a in used))
     steps = plan.summary()["requires_2fa"]
     if void and not found:
         raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))

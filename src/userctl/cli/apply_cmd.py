@@ -21,6 +21,7 @@ from userctl.cli.common import (
     otp_option,
     plan_from_file,
     planning_options,
+    result_format_option,
 )
 from userctl.cli.context import app
 from userctl.clock import iso_z
@@ -32,7 +33,8 @@ from userctl.render.text import approval_text
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from userctl.apply.outbox import SmtpTarget
+    from userctl.apply.outbox import SendReport, SmtpTarget
+    from userctl.apply.transaction import ApplyResult
     from userctl.planner import PlanOptions
 
 PROGRESS_THRESHOLD = 300
@@ -71,6 +73,7 @@ def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_a
 @planning_options
 @lock_option
 @max_age_option
+@result_format_option("apply.schema.json")
 def apply(
     plan_file: str | None,
     path: str | None,
@@ -82,6 +85,7 @@ def apply(
     allow_mass_removal: bool,
     lock_timeout: float,
     max_age: float,
+    fmt: str,
 ) -> None:
     """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
     in one transaction."""
@@ -108,13 +112,17 @@ def apply(
         if path is not None:
             _refuse_unless_file_plans_to(engine, the_plan, plan_file, path, make_options(
                 no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, started)
+    as_json = fmt == "json"
     if not the_plan.active_changes:
-        click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
+        if as_json:
+            click.echo(_applied_document(the_plan, operator, None, None, started), nl=False)
+        else:
+            click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return
     if not yes:
         if not interactive():
             raise ConfirmationRequired("refusing to apply without confirmation: no terminal to ask on; pass --yes")
-        click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
+        click.echo(render(the_plan.to_data(), "text", color=ctx.color(sys.stderr if as_json else None)), nl=False, err=as_json)
         click.confirm(f"Apply these {len(the_plan.active_changes)} changes to {the_plan.organization}?", abort=True, err=True)
     if otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
@@ -129,14 +137,41 @@ def apply(
     else:
         result = apply_plan(engine, the_plan, operator, otp_code=otp_code, allow_mass_removal=allow_mass_removal,
                             lock_timeout_s=lock_timeout, now=now)
-    click.echo(
-        f"Applied {result.applied} change(s) to {the_plan.organization} (serial {result.serial}), "
-        f"verified by {result.verified_by}."
-    )
-    if result.invitations_queued:
-        click.echo(f"Queued {result.invitations_queued} invitation email(s).")
-    click.echo(f"Audit chain head: {result.audit_head}")
-    _deliver_invitations(engine, smtp, result.organization_id, result.invitations_queued)
+    if not as_json:
+        click.echo(
+            f"Applied {result.applied} change(s) to {the_plan.organization} (serial {result.serial}), "
+            f"verified by {result.verified_by}."
+        )
+        if result.invitations_queued:
+            click.echo(f"Queued {result.invitations_queued} invitation email(s).")
+        click.echo(f"Audit chain head: {result.audit_head}")
+    report = _deliver_invitations(engine, smtp, result.organization_id, result.invitations_queued)
+    if report is not None and not as_json:
+        click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
+    if as_json:
+        delivery = None if report is None else (report.sent, report.failed)
+        click.echo(_applied_document(the_plan, operator, result, delivery, now), nl=False)
+
+
+def _applied_document(plan: Plan, operator: str, result: "ApplyResult | None", delivery: tuple[int, int] | None,
+                      at: dt.datetime) -> str:
+    """`apply --format json`; `result` is None when the plan had nothing to apply."""
+    from userctl.render import results
+
+    return results.document(results.applied(
+        organization=plan.organization,
+        plan_digest=plan.digest,
+        actions=[f"{c.kind}.{c.action}" for c in plan.active_changes] if result is not None else [],
+        operator=operator.strip().lower(),
+        operator_verified=result is not None and result.operator_verified,
+        approvers=result.approvers if result is not None else (),
+        serial=result.serial if result is not None else None,
+        audit_head=result.audit_head if result is not None else None,
+        audit_seqs=result.audit_seqs if result is not None else None,
+        invited=result.invited if result is not None else (),
+        delivery=delivery,
+        at=at,
+    ))
 
 
 def _refuse_unless_file_plans_to(
@@ -159,15 +194,15 @@ def _smtp_target() -> "SmtpTarget | None":
     return outbox.parse_smtp_url(url) if url else None
 
 
-def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: int, queued: int) -> None:
+def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: int, queued: int) -> "SendReport | None":
     """After commit (a rolled-back apply never gets here, so it never sends anything), deliver
-    this organization's queued invitations. The apply is committed whatever happens here, so a
-    failure is a warning: the emails stay queued for `userctl notifications send`."""
+    this organization's queued invitations; None when not tried. The apply is committed whatever
+    happens here, so a failure is a warning: the emails stay queued for `userctl notifications send`."""
     if not queued:
-        return
+        return None
     if smtp is None:
         click.echo("USERCTL_SMTP_URL is not set: invitations stay queued (`userctl notifications send`).", err=True)
-        return
+        return None
     from sqlalchemy.exc import SQLAlchemyError
 
     from userctl.apply import outbox
@@ -178,10 +213,10 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
     except (UserctlError, SQLAlchemyError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"warning: invitations not sent ({reason}); they stay queued: retry with `userctl notifications send`.", err=True)
-        return
-    click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
+        return None
     if report.failed:
         click.echo("Some invitations could not be sent; retry with `userctl notifications send`.", err=True)
+    return report
 
 
 @click.command()
@@ -193,8 +228,10 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
 @lock_option
 @max_age_option
 @click.option("--yes", is_flag=True, help="Do not ask to confirm on a terminal (the TOTP code is still required).")
+@result_format_option("approve.schema.json")
 def approve(
-    plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float, max_age: float, yes: bool
+    plan_file: str, operator: str, otp_code: str | None, valid_for: float, lock_timeout: float, max_age: float, yes: bool,
+    fmt: str,
 ) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""
     from userctl.apply.transaction import approve_plan
@@ -205,8 +242,9 @@ def approve(
     engine = ctx.engine()
     require_current(engine)
     the_plan = read_saved_plan(plan_file, ctx.organization, utcnow(), max_age)
+    as_json = fmt == "json"
     # An approver never signs blind: what the code will confirm comes first.
-    click.echo(approval_text(the_plan.to_data(), color=ctx.color()), nl=False)
+    click.echo(approval_text(the_plan.to_data(), color=ctx.color(sys.stderr if as_json else None)), nl=False, err=as_json)
     if not yes and interactive():
         click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
     if otp_code is None:
@@ -214,6 +252,15 @@ def approve(
             raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
         otp_code = click.prompt("TOTP code", hide_input=True, err=True)
     # The clock is read after the prompts: the code is checked against this moment.
-    row = approve_plan(engine, the_plan, operator, otp_code, now=utcnow(), valid_for=dt.timedelta(hours=valid_for),
-                       lock_timeout_s=lock_timeout)
-    click.echo(f"Approved plan {the_plan.digest} for {the_plan.organization} by {operator.lower()}, valid until {row.expires_at.isoformat()}Z.")
+    now = utcnow()
+    done = approve_plan(engine, the_plan, operator, otp_code, now=now, valid_for=dt.timedelta(hours=valid_for),
+                        lock_timeout_s=lock_timeout)
+    if as_json:
+        from userctl.render import results
+
+        click.echo(results.document(results.approved(
+            organization=the_plan.organization, plan_digest=the_plan.digest, approver=done.approver,
+            approval_id=done.approval_id, valid_until=done.expires_at, audit_head=done.audit_head, at=now)), nl=False)
+        return
+    click.echo(f"Approved plan {the_plan.digest} for {the_plan.organization} by {done.approver}, valid until {iso_z(done.expires_at)}.")
+    click.echo(f"Audit chain head: {done.audit_head}")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import click
 
-from userctl.cli.common import reading
+from userctl.cli.common import reading, result_format_option
 from userctl.clock import naive_utc
 from userctl.errors import AuditChainBroken, UsageError
 
@@ -38,18 +39,38 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
 
 @audit.command("verify")
 @click.option("--head", metavar="HASH", help="The chain head recorded earlier (printed by apply): the chain must end exactly there.")
-def verify(head: str | None) -> None:
-    """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set); exit 1 naming the
-    first altered, missing or reordered event."""
+@result_format_option("audit-verify.schema.json")
+def verify(head: str | None, fmt: str) -> None:
+    """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set). Exits 0 when it is
+    intact, 4 naming the first altered, missing or reordered event (or a head that does not
+    match --head), 1 when it could not be checked (no database, unknown organization, bad --head)."""
     from userctl.apply import audit as trail
+    from userctl.render import results
 
+    expected = _parse_head(head) if head is not None else None
     with reading() as (conn, org_id, org):
-        result = trail.verify_chain(conn, org_id, head)
+        result = trail.verify_chain(conn, org_id, expected)
+    if fmt == "json":
+        click.echo(results.document(results.chain_verification(
+            organization=org.slug, events=result.events, head=result.head, expected_head=expected,
+            hmac_checked=result.hmac_checked, problem=result.problem, bad_seq=result.bad_seq, bad_id=result.bad_id)), nl=False)
     if not result.ok:
         raise AuditChainBroken(f"audit chain of {org.slug} is broken: {result.problem}")
     if not result.hmac_checked:
         click.echo(f"note: HMACs not checked ({trail.ENV_KEY} is not set); a rebuilt chain would pass", err=True)
-    click.echo(f"audit chain intact: {result.events} events, head {result.head}")
+    if fmt == "text":
+        click.echo(f"audit chain intact: {result.events} events, head {result.head}")
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _parse_head(value: str) -> str:
+    """--head as a chain hash; anything else is a mistake in the command, not a broken chain."""
+    wanted = value.strip().lower()
+    if not _HASH.fullmatch(wanted):
+        raise UsageError(f"--head {value!r} is not a chain head: 64 hexadecimal digits, as `apply` prints it")
+    return wanted
 
 
 def _parse_since(value: str) -> dt.datetime:

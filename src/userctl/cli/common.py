@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
@@ -66,6 +66,13 @@ max_age_option = click.option(
     "--max-age", type=FiniteRange(min=0, max=3650), default=DEFAULT_MAX_AGE_DAYS, show_default=True, metavar="DAYS",
     help="Refuse a saved plan made longer ago than this: what was reviewed then may no longer be what is wanted.",
 )
+
+
+def result_format_option(schema: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
+    """`--format text|json` of a command that acts: json is one document on stdout, described by
+    `schema` in schemas/; prompts, progress and notes then go to stderr only."""
+    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help=f"json: one document on stdout (schemas/{schema}); everything else goes to stderr.")
 
 
 def planning_options(f: click.decorators.FC) -> click.decorators.FC:

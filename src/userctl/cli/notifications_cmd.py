@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.common import reading_database
+from userctl.cli.common import reading_database, result_format_option
 from userctl.cli.context import app
 from userctl.errors import UsageError, UserctlError
 
@@ -42,7 +42,8 @@ def list_(status: str | None, fmt: str) -> None:
 
 
 @notifications.command()
-def send() -> None:
+@result_format_option("notifications-send.schema.json")
+def send(fmt: str) -> None:
     """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25).
     Exits 1 when some could not be sent: they stay queued for the next run."""
     from userctl.apply import outbox
@@ -57,10 +58,17 @@ def send() -> None:
     with reading_database() as conn:
         org_id = _organization_id(conn)
     report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
+    if fmt == "json":
+        from dataclasses import asdict
+
+        from userctl.render import results
+
+        click.echo(results.document(results.notifications_sent(report.sent, report.failed, report.cancelled,
+                                                              [asdict(d) for d in report.deliveries])), nl=False)
     summary = f"invitations: {report.sent} sent, {report.failed} failed"
     if report.cancelled:
         summary += f", {report.cancelled} cancelled (user deleted)"
-    click.echo(summary)
+    click.echo(summary, err=fmt == "json")
     for line in report.errors:
         click.echo(f"  not sent: {line}", err=True)
     if report.failed:

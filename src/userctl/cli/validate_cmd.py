@@ -22,25 +22,41 @@ def _plural(n: int, word: str) -> str:
     metavar="PATH",
     help="Desired-state file, or a directory whose *.yaml files form one desired state.",
 )
-def validate(path: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
+    help="text: problems on stderr; json: one document on stdout (schemas/validate.schema.json); github: one "
+         "workflow annotation per problem on stdout.",
+)
+def validate(path: str, fmt: str) -> None:
     """Check a desired-state file against the schema and the semantic rules (no database).
 
     Prints one line on success; otherwise every problem as FILE:LINE:COL: PATH: message on
-    stderr, then their count, and exits 1."""
-    from userctl.desired.loader import check_desired
+    stderr, then their count, and exits 1. The exit code is the same in every format."""
+    from userctl.desired.loader import check_desired, desired_files
+    from userctl.render import results
 
     try:
         summary = check_desired(path)
     except InputError as exc:
+        if fmt == "json":
+            click.echo(results.document(results.validation(desired_files(path)[0], exc.problems)), nl=False)
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            if fmt == "github":
+                click.echo(results.github_annotation(problem))
+            elif fmt == "text":
+                click.echo(str(problem), err=True)
         click.echo(f"{_plural(len(exc.problems), 'problem')} found", err=True)
         click.get_current_context().exit(1)
     organization = app().organization
     if organization is not None and organization != summary.organization:
         raise UsageError(f"--organization {organization} does not match {path}, which declares {summary.organization!r}")
+    if fmt == "json":
+        click.echo(results.document(results.validation(summary.files, (), summary.organization, summary.roles, summary.users)),
+                   nl=False)
+        return
     files = f", {_plural(len(summary.files), 'file')}" if len(summary.files) > 1 else ""
-    click.echo(f"{path}: valid ({_plural(summary.roles, 'role')}, {_plural(summary.users, 'user')}{files})")
+    # github: a valid file makes no annotation; the line goes to the log (stderr) only.
+    click.echo(f"{path}: valid ({_plural(summary.roles, 'role')}, {_plural(summary.users, 'user')}{files})", err=fmt == "github")
 
 
 @click.command()

@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, reading
+from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, reading, result_format_option
 from userctl.cli.context import app
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
@@ -115,7 +115,8 @@ def list_accounts(fmt: str) -> None:
 @click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
 @click.option("--lock-timeout", "lock_timeout_s", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
               help="Seconds to wait for a concurrent apply to finish.")
-def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> None:
+@result_format_option("accounts-import.schema.json")
+def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt: str) -> None:
     """Register bank accounts from a CSV file with the header
     key,bank,account_type,masked_number,currency. Accounts already registered with the same
     values are left alone; any bad row imports nothing."""
@@ -125,4 +126,11 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float) -> N
     data = Path(path).read_bytes()
     ctx = app()
     result = import_bank_accounts(ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow())
+    if fmt == "json":
+        from userctl.render import results
+
+        click.echo(results.document(results.accounts_imported(
+            result.organization, [a.key for a in result.plan.new], [a.key for a in result.plan.unchanged],
+            result.audit_head)), nl=False)
+        return
     click.echo(f"{result.organization}: imported {len(result.plan.new)}, unchanged {len(result.plan.unchanged)}")

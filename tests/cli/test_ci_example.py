@@ -40,13 +40,15 @@ def _userctl_commands() -> list[list[str]]:
             line = line.strip()
             if line.startswith("userctl "):
                 words = shlex.split(line)
-                commands.append(words[1 : words.index(">")] if ">" in words else words[1:])
+                redirect = next((i for i, w in enumerate(words) if w.startswith(">")), len(words))
+                commands.append(words[1:redirect])
             elif line.startswith("userctl"):
                 raise AssertionError(f"a userctl line this test cannot read: {line}")
     return commands
 
 
-def test_every_userctl_command_of_the_workflow_parses() -> None:
+def test_every_userctl_command_of_the_workflow_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERCTL_OPERATOR", "ops@acme.co")  # the apply job's env
     commands = _userctl_commands()
     assert [c[0] for c in commands] == ["validate", "plan", "show", "plan", "show", "apply", "plan"]
     for args in commands:

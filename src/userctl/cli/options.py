@@ -19,8 +19,9 @@ PREFIX = "USERCTL"
 
 # Options that mean the same thing wherever they appear share one variable, USERCTL_<OPTION>: a
 # pipeline sets USERCTL_OPERATOR once for plan, apply and approve. Every other option (--format,
-# whose choices differ per command; --yes, which a pipeline should say per command) gets click's
-# command-prefixed name, USERCTL_<COMMAND>[_<SUB>]_<OPTION>.
+# whose choices differ per command; --yes, which a pipeline should say per command) gets the
+# command-prefixed name of click's auto_envvar_prefix, USERCTL_<COMMAND>[_<SUB>]_<OPTION>, but
+# from the long flag (USERCTL_PLAN_FORMAT) rather than the parameter's name (`fmt`).
 SHARED = frozenset({
     "DATABASE_URL", "ORGANIZATION", "NO_COLOR", "DEBUG", "CONNECT_TIMEOUT",
     "FILE", "OPERATOR", "OTP_CODE", "LOCK_TIMEOUT", "MAX_AGE",
@@ -34,12 +35,6 @@ ENVIRONMENT: dict[str, str] = {
     "USERCTL_AUDIT_KEY": "HMAC key of the audit chain: audit events carry an HMAC, audit verify checks it (secret)",
     "USERCTL_SMTP_URL": "SMTP server for invitations, smtp[s|+starttls]://[user:password@]host[:port] (secret)",
 }
-# Where each of them is read, for the README's table.
-ENVIRONMENT_USED_BY: dict[str, str] = {
-    "USERCTL_SECRET_KEY": "init, apply, approve, mfa enroll",
-    "USERCTL_AUDIT_KEY": "every command that writes; audit verify",
-    "USERCTL_SMTP_URL": "apply, notifications send",
-}
 
 # Examples ending each command's --help, by command path. Each names its own command path
 # (tests/cli/test_env_options.py holds every command to it).
@@ -52,7 +47,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "schema": ("userctl schema > userctl.schema.json",),
     "plan": ("userctl plan -f users.yaml", "userctl plan -f users.yaml --format markdown --out plan.json --detailed-exitcode"),
     "apply": ("userctl apply -f users.yaml --operator ana@acme.co",
-              "userctl apply plan.json -f users.yaml --operator \"$USERCTL_OPERATOR\" --yes"),
+              "USERCTL_OPERATOR=bot@acme.co userctl apply plan.json -f users.yaml --yes"),
     "approve": ("userctl approve plan.json --operator ana@acme.co",),
     "show": ("userctl show plan.json", "userctl show plan.json --format html > plan.html"),
     "audit": ("userctl audit verify --head HASH",),

@@ -9,10 +9,9 @@ import sys
 from typing import Any
 
 import click
-
-from userctl import __version__
 from click.core import ParameterSource
 
+from userctl import __version__
 from userctl.cli.context import DEFAULT_DATABASE_URL, ENV_DATABASE_URL, AppContext
 from userctl.cli.options import environment_epilog, epilog, prepare
 from userctl.errors import DatabaseError, UsageError, UserctlError

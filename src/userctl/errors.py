@@ -107,6 +107,11 @@ class TwoFactorFailed(Refused):
     pass
 
 
+class CodeRejected(TwoFactorFailed):
+    """A code the operator may type again: a wrong one (counted towards the lockout, which it did
+    not start) or one that is not six digits (not a guess: not counted)."""
+
+
 class NotAuthorized(Refused):
     pass
 

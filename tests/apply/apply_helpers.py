@@ -5,6 +5,7 @@ snapshot of every table to prove that a refused apply wrote nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -186,8 +187,9 @@ CLEAN_ENV = ("USERCTL_OTP_CODE", "USERCTL_OPERATOR", "USERCTL_SMTP_URL", "USERCT
 
 
 def clean_environment(monkeypatch: Any) -> None:
-    """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees."""
-    for name in CLEAN_ENV:
+    """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees:
+    every option has a variable, so all of them go (but the test servers' URLs)."""
+    for name in {*CLEAN_ENV, *(n for n in os.environ if n.startswith("USERCTL_") and not n.startswith("USERCTL_TEST_"))}:
         monkeypatch.delenv(name, raising=False)
 
 

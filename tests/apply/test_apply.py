@@ -38,6 +38,7 @@ from tests.apply.apply_helpers import (
     with_users,
 )
 from tests.conftest import Factory, Operator, Runner
+from tests.apply.test_notify import send_env
 from userctl.apply import audit
 from userctl.apply import outbox
 from userctl.apply import apply_plan
@@ -667,7 +668,7 @@ def smtp() -> Iterator[tuple[Inbox, Controller]]:
 
 
 def _smtp_env(controller: Controller) -> dict[str, str | None]:
-    return {"USERCTL_SMTP_URL": f"smtp://127.0.0.1:{controller.port}"}
+    return send_env(f"smtp://127.0.0.1:{controller.port}")
 
 
 def test_apply_delivers_invitations_over_smtp_after_commit(
@@ -697,7 +698,7 @@ def test_invitations_stay_queued_while_smtp_is_down_and_are_sent_later(
     port = free_port()  # nothing listens there yet
     path = save_plan(engine, with_users(exported(live_state(engine)), new_user("late@acme.co", 9)), tmp_path)
 
-    result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": f"smtp://127.0.0.1:{port}"})
+    result = runner(*apply_args(path, "root@acme.co"), env=send_env(f"smtp://127.0.0.1:{port}"))
 
     assert result.exit_code == 0, result.output  # the apply itself is committed
     assert "0 sent, 1 still queued" in result.stdout and "notifications send" in result.stderr
@@ -709,7 +710,7 @@ def test_invitations_stay_queued_while_smtp_is_down_and_are_sent_later(
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        later = runner("notifications", "send", env={"USERCTL_SMTP_URL": f"smtp://127.0.0.1:{port}"})
+        later = runner("notifications", "send", env=send_env(f"smtp://127.0.0.1:{port}"))
     finally:
         controller.stop()
     assert later.exit_code == 0, later.output

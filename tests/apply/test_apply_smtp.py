@@ -25,7 +25,7 @@ from tests.apply.apply_helpers import (
     with_users,
 )
 from tests.conftest import Factory, Runner
-from tests.apply.test_notify import SmtpServer
+from tests.apply.test_notify import SmtpServer, part, send_env
 from userctl.apply import outbox
 from userctl.db import models as m
 from userctl.db.engine import begin_write
@@ -76,7 +76,7 @@ def test_delivery_refused_after_commit_is_a_warning_and_the_email_stays_queued(
     smtp.inbox = Rejecting()  # type: ignore[assignment]
     smtp.start()
 
-    result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner(*apply_args(path, "root@acme.co"), env=send_env(smtp.url))
 
     assert result.exit_code == 0, result.output
     assert "Applied 1 change(s)" in result.stdout and "0 sent, 1 still queued" in result.stdout
@@ -93,7 +93,7 @@ def test_unreachable_server_after_commit_is_a_warning_and_the_email_stays_queued
     build_org(factory)
     path = invite_plan(engine, tmp_path)  # smtp is never started: nothing listens on its port
 
-    result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner(*apply_args(path, "root@acme.co"), env=send_env(smtp.url))
 
     assert result.exit_code == 0, result.output
     assert "0 sent, 1 still queued" in result.stdout and "notifications send" in result.stderr
@@ -111,10 +111,41 @@ def test_apply_delivers_only_its_own_organizations_invitations(
     path = invite_plan(engine, tmp_path, "new@acme.co")
     smtp.start()
 
-    result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner(*apply_args(path, "root@acme.co"), env=send_env(smtp.url))
 
     assert result.exit_code == 0, result.output
     assert "Invitations: 1 sent, 0 still queued." in result.stdout
     assert [message["To"] for message in smtp.inbox.messages] == ["new@acme.co"]
     status = {n.recipient: n.status for n in rows_of(engine, m.Notification)}
     assert status == {"new@acme.co": "sent", "waiting@other.co": "queued"}
+
+
+def test_an_apply_that_would_invite_without_an_invite_base_url_is_refused_before_anything_is_written(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path, smtp: SmtpServer
+) -> None:
+    build_org(factory)
+    path = invite_plan(engine, tmp_path)
+    smtp.start()
+    before = tables(engine)
+
+    result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": smtp.url})
+
+    assert result.exit_code == 1, result.output
+    assert "1 invitation(s) would be sent" in result.stderr and "USERCTL_INVITE_BASE_URL" in result.stderr
+    assert "Traceback" not in result.output and "Applied" not in result.stdout
+    assert tables(engine) == before and smtp.inbox.messages == []
+
+
+def test_the_invite_base_url_option_sets_the_link(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path, smtp: SmtpServer
+) -> None:
+    build_org(factory)
+    path = invite_plan(engine, tmp_path)
+    smtp.start()
+
+    result = runner(*apply_args(path, "root@acme.co", None, "--invite-base-url", "https://app.acme.co/join?lang=es"),
+                    env={"USERCTL_SMTP_URL": smtp.url})
+
+    assert result.exit_code == 0, result.output
+    [message] = smtp.inbox.messages
+    assert "https://app.acme.co/join?lang=es&token=" in part(message, "text/plain")

@@ -27,7 +27,7 @@ from tests.apply.apply_helpers import (
     tables,
 )
 from tests.conftest import Runner
-from tests.apply.test_notify import SmtpServer
+from tests.apply.test_notify import SmtpServer, send_env
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
@@ -97,7 +97,7 @@ def test_failure_after_the_audit_events_rolls_back_everything_and_sends_nothing(
 
     monkeypatch.setattr(Executor, "bump_serial", failing_bump)
 
-    result = runner(*apply_args(path, "root@acme.co", org.root.code()), env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner(*apply_args(path, "root@acme.co", org.root.code()), env=send_env(smtp.url))
 
     assert result.exit_code == 1, result.output
     assert "injected failure" in result.stderr and "Traceback" not in result.output

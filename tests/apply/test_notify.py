@@ -11,6 +11,7 @@ import re
 import socket
 from email import message_from_bytes
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from typing import Any, Iterator
 
 import pytest
@@ -25,6 +26,12 @@ from userctl.errors import UsageError
 
 NOW = dt.datetime(2026, 3, 1, 9, 30, 0)
 LINK = re.compile(r"https://\S+")
+BASE_URL = "https://app.acme.co/join"
+
+
+def send_env(smtp_url: str) -> dict[str, str | None]:
+    """What a scheduled `notifications send` (or an apply that invites) is given."""
+    return {"USERCTL_SMTP_URL": smtp_url, "USERCTL_INVITE_BASE_URL": BASE_URL}
 
 
 class Inbox:
@@ -84,10 +91,15 @@ def queued_rows(engine: Engine) -> list[Any]:
         return list(conn.execute(sa.select(Notification).order_by(Notification.id)).all())
 
 
-def token_of(message: Message) -> str:
-    body = message.get_payload(decode=True)
+def part(message: Message, content_type: str) -> str:
+    [found] = [p for p in message.walk() if p.get_content_type() == content_type]
+    body = found.get_payload(decode=True)
     assert isinstance(body, bytes)
-    [link] = LINK.findall(body.decode())
+    return body.decode(found.get_content_charset() or "utf-8")
+
+
+def token_of(message: Message) -> str:
+    [link] = LINK.findall(part(message, "text/plain"))
     return link.split("token=", 1)[1]
 
 
@@ -115,11 +127,15 @@ def test_bad_smtp_urls_are_usage_errors(url: str) -> None:
         outbox.parse_smtp_url(url)
 
 
-def test_registration_link_uses_the_configured_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(outbox.ENV_BASE_URL, raising=False)
-    assert outbox.registration_link("T") == "https://platform.invalid/register?token=T"
-    monkeypatch.setenv(outbox.ENV_BASE_URL, "https://app.acme.co/join?lang=es")
-    assert outbox.registration_link("T") == "https://app.acme.co/join?lang=es&token=T"
+def test_registration_link_appends_the_token_to_the_base() -> None:
+    assert outbox.registration_link("T", "https://app.acme.co/join") == "https://app.acme.co/join?token=T"
+    assert outbox.registration_link("T", "https://app.acme.co/join?lang=es") == "https://app.acme.co/join?lang=es&token=T"
+
+
+@pytest.mark.parametrize("url", ["app.acme.co/join", "ftp://app.acme.co", "https://", "  "])
+def test_a_base_url_that_is_no_web_address_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="USERCTL_INVITE_BASE_URL must be the registration page's URL"):
+        outbox.parse_base_url(url)
 
 
 # --- against the database and a real SMTP server -------------------------------------------
@@ -151,13 +167,13 @@ def test_server_down_keeps_it_queued_then_notifications_send_delivers(
     assert (row.status, row.attempts, row.token_hash) == ("queued", 1, None)
     assert row.last_error and "refused" in row.last_error.lower()
 
-    result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner("notifications", "send", env=send_env(smtp.url))
     assert result.exit_code == 1
     assert "0 sent, 1 failed" in result.stdout and "stay queued" in result.stderr
     assert queued_rows(engine)[0].attempts == 2
 
     smtp.start()
-    result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner("notifications", "send", env=send_env(smtp.url))
     assert result.exit_code == 0, result.output
     assert "1 sent, 0 failed" in result.stdout
     [message] = smtp.inbox.messages
@@ -202,7 +218,7 @@ def test_send_is_limited_to_one_organization_when_asked(engine: Engine, invited:
     with begin_write(engine) as conn:
         outbox.queue_invitation(conn, other, user, "o@other.co", NOW)
     smtp.start()
-    result = runner("--organization", "other", "notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner("--organization", "other", "notifications", "send", env=send_env(smtp.url))
     assert result.exit_code == 0 and "1 sent" in result.stdout
     assert [m["To"] for m in smtp.inbox.messages] == ["o@other.co"]
     table = runner("notifications", "list", "--status", "queued")
@@ -220,3 +236,38 @@ def test_send_without_smtp_url_is_a_clear_error(runner: Any, invited: dict[str, 
 def outbox_status(runner: Any) -> list[str]:
     result = runner("notifications", "list", "--format", "json")
     return [n["status"] for n in json.loads(result.stdout)]
+
+
+def test_the_email_has_date_message_id_and_a_text_and_an_escaped_html_part(
+    engine: Engine, factory: Any, smtp: SmtpServer, runner: Any
+) -> None:
+    org = factory.org("acme-payments", name="Acme & <Sons>")
+    user = factory.user(org, "nuevo@acme.co", factory.role(org, "Viewer"), status="invited", first_name="<b>Nuevo</b>")
+    with begin_write(engine) as conn:
+        outbox.queue_invitation(conn, org, user, "nuevo@acme.co", NOW)
+    smtp.start()
+
+    result = runner("notifications", "send", "--smtp-from", "Acme <invites@acme.co>", env=send_env(smtp.url))
+
+    assert result.exit_code == 0, result.output
+    [message] = smtp.inbox.messages
+    assert message["From"] == "Acme <invites@acme.co>"
+    assert parsedate_to_datetime(message["Date"]).utcoffset() == dt.timedelta(0)
+    assert re.fullmatch(r"<[^@<>\s]+@acme\.co>", message["Message-ID"])
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.get_payload()] == ["text/plain", "text/html"]
+    text, page = part(message, "text/plain"), part(message, "text/html")
+    link = f"{BASE_URL}?token={token_of(message)}"
+    assert link in text and "Hello <b>Nuevo</b>," in text  # plain text shows the name as it is
+    assert f'<a href="{link}">{link}</a>' in page
+    assert "&lt;b&gt;Nuevo&lt;/b&gt;" in page and "Acme &amp; &lt;Sons&gt;" in page and "<b>" not in page
+
+
+def test_send_without_an_invite_base_url_is_refused_before_anything_is_sent(
+    runner: Any, invited: dict[str, Any], smtp: SmtpServer
+) -> None:
+    smtp.start()
+    result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
+    assert result.exit_code == 1
+    assert "USERCTL_INVITE_BASE_URL (or --invite-base-url)" in result.stderr and "Traceback" not in result.output
+    assert smtp.inbox.messages == [] and outbox_status(runner) == ["queued"]

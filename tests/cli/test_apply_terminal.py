@@ -1,7 +1,7 @@
 """`userctl apply` on a real terminal (a pty, with `.venv/bin/userctl` as a subprocess; SQLite is
 enough, the terminal logic does not depend on the backend): the confirmation prompt, the hidden
-TOTP prompt asked exactly once and before anything is written, when a code is asked for at all,
-and the progress bar of a big apply."""
+TOTP prompt asked before anything is written, when a code is asked for at all, asked again after a
+wrong code (at most three times, each counted), and the progress bar of a big apply."""
 
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ class Terminal:
             self._eof = True
         self.output += data.decode("utf-8", "replace")
 
-    def expect(self, text: str) -> None:
+    def expect(self, text: str, times: int = 1) -> None:
+        """Wait until `text` has been shown `times` times in all."""
         deadline = time.monotonic() + PATIENCE_S
-        while text not in self.output:
+        while self.output.count(text) < times:
             if self._eof or time.monotonic() > deadline:
                 pytest.fail(f"never saw {text!r}; the terminal showed:\n{self.output}")
             self._read(deadline)
@@ -228,3 +229,85 @@ def test_approve_yes_skips_the_question_never_the_code(engine: Engine, org: Org,
     assert "Approve this plan" not in t.output and "Digest: sha256:" in t.output
     t.send(org.root.code())
     assert t.finish() == 0, t.output
+
+
+def not_a_current_code(op: Operator) -> str:
+    """A six-digit code that is none of the operator's codes near now (two steps either side, so
+    the minute the test takes cannot make it right)."""
+    now = time.time()
+    near = {op.code(now + 30 * s) for s in range(-2, 3)}
+    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in near)
+
+
+def failures_of(engine: Engine, op: Operator) -> tuple[int, list[str]]:
+    [(count,)] = rows_of(engine, m.TotpSecret.failed_attempts, m.TotpSecret.user_id == op.user_id)
+    events = [action for (action,) in rows_of(engine, m.AuditEvent.action) if action.startswith("otp.")]
+    return int(count), events
+
+
+def without_otp_rows(snapshot: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
+    """Every table but those a wrong code's booking writes (the counter and its audit events)."""
+    return {name: rows for name, rows in snapshot.items() if name not in ("totp_secrets", "audit_events")}
+
+
+def test_a_wrong_code_at_the_prompt_is_asked_again_and_counted_then_the_right_one_applies(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    before = tables(engine)
+
+    t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes"])
+    t.expect(TOTP_PROMPT)
+    t.send(not_a_current_code(org.root))
+    t.expect("4 attempt(s) left")
+    assert failures_of(engine, org.root) == (1, ["otp.failure"])  # counted before the next question
+    assert without_otp_rows(tables(engine)) == without_otp_rows(before)  # and nothing else written
+    t.expect(TOTP_PROMPT, times=2)
+    t.send(org.root.code())
+
+    assert t.finish() == 0, t.output
+    assert "verified by totp" in t.output
+    assert rows_of(engine, m.User, m.User.email == "gone@acme.co") == []
+    assert failures_of(engine, org.root)[0] == 0  # a right code resets the counter
+
+
+def test_three_wrong_codes_at_the_prompt_end_the_apply_with_nothing_applied(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    before = tables(engine)
+
+    t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes"])
+    for attempt in range(1, 4):
+        t.expect(TOTP_PROMPT, times=attempt)
+        t.send(not_a_current_code(org.root))
+
+    assert t.finish() == 4, t.output
+    assert t.output.count(TOTP_PROMPT) == 3
+    assert "2 attempt(s) left before" in t.output
+    assert failures_of(engine, org.root) == (3, ["otp.failure"] * 3)
+    assert without_otp_rows(tables(engine)) == without_otp_rows(before)
+
+
+def test_a_wrong_code_given_as_an_option_is_not_asked_again(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+
+    t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes", "--otp-code", not_a_current_code(org.root)])
+
+    assert t.finish() == 4, t.output
+    assert TOTP_PROMPT not in t.output and "wrong one-time code" in t.output
+    assert failures_of(engine, org.root) == (1, ["otp.failure"])
+
+
+def test_approve_asks_again_after_a_wrong_code(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+    path = drop_gone_plan(engine, tmp_path)
+    t = terminal(["approve", str(path), "--operator", "root@acme.co", "--yes"])
+    t.expect(TOTP_PROMPT)
+    t.send(not_a_current_code(org.root))
+    t.expect(TOTP_PROMPT, times=2)
+    assert "attempt(s) left" in t.output
+    t.send(org.root.code())
+    assert t.finish() == 0, t.output
+    assert t.output.count(TOTP_PROMPT) == 2 and rows_of(engine, m.Approval)

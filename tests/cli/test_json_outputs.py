@@ -192,7 +192,8 @@ def test_notifications_send_reports_each_email_and_no_token(runner: Runner, engi
         conn.execute(sa.update(m.Notification).where(m.Notification.user_id == gone_id).values(user_id=None))
 
     smtp = SmtpServer()  # not started: delivery fails, with the reason
-    down = runner("notifications", "send", "--format", "json", env={"USERCTL_SMTP_URL": smtp.url})
+    down = runner("notifications", "send", "--format", "json", "--invite-base-url", "https://app.acme.co/register",
+                      env={"USERCTL_SMTP_URL": smtp.url})
     assert down.exit_code == 1
     failed = checked("notifications-send.schema.json", down.stdout)
     assert (failed["sent"], failed["failed"], failed["cancelled"]) == (0, 1, 1)
@@ -201,7 +202,8 @@ def test_notifications_send_reports_each_email_and_no_token(runner: Runner, engi
 
     smtp.start()
     try:
-        up = runner("notifications", "send", "--format", "json", env={"USERCTL_SMTP_URL": smtp.url})
+        up = runner("notifications", "send", "--format", "json", "--invite-base-url", "https://app.acme.co/register",
+                      env={"USERCTL_SMTP_URL": smtp.url})
     finally:
         smtp.stop()
     assert up.exit_code == 0, up.output

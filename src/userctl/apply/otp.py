@@ -17,8 +17,8 @@ code, records the used time step (so a replay, even by a concurrent process, fai
 key) and resets the failure counter, all of which commit or roll back with the caller's changes.
 A wrong code raises `WrongCode`: `locked_write` then rolls back to the savepoint (whatever `work`
 did is undone: a rolled-back command writes nothing else), books the failure, starting the
-lockout at the MAX_FAILURES-th in a row, commits that alone and raises TwoFactorFailed with the
-attempts left or the lockout time. The lock is held from the check to the booking's commit, so
+lockout at the MAX_FAILURES-th in a row, commits that alone and raises CodeRejected with the
+attempts left (the CLI may ask again) or TwoFactorFailed with the lockout time. The lock is held from the check to the booking's commit, so
 parallel guesses are checked one after the other, each seeing the failures booked before it:
 no more than MAX_FAILURES codes are ever checked before the lockout. (The booking used to run
 after the rollback, in a transaction of its own: by then the next guess had been checked.)
@@ -41,7 +41,7 @@ from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.secret_store import decrypt_secret, encrypt_secret
 from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
 from userctl.db.models import OtpUse, TotpSecret, User
-from userctl.errors import TwoFactorFailed
+from userctl.errors import CodeRejected, TwoFactorFailed
 from userctl.plan import user_address
 
 STEP_SECONDS = 30
@@ -124,7 +124,7 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
         )
     if not isinstance(code, str) or _CODE.fullmatch(code) is None:
         # Not a guess at all (a typo, an empty variable): refused without counting.
-        raise TwoFactorFailed("a one-time code is exactly six digits 0-9; copy it from the authenticator app")
+        raise CodeRejected("a one-time code is exactly six digits 0-9; copy it from the authenticator app")
     step = _matching_step(decrypt_secret(str(row.secret)), code, unix_seconds(moment) // STEP_SECONDS)
     if step is None:
         raise WrongCode(user_id, email)
@@ -186,7 +186,7 @@ def locked_write(
         else:
             before_work.commit()
             return result
-    raise TwoFactorFailed(outcome.message())
+    raise (TwoFactorFailed if outcome.locked_until else CodeRejected)(outcome.message())
 
 
 def _book_failure(conn: Connection, org_id: int, wrong: WrongCode, now: dt.datetime) -> FailureOutcome:

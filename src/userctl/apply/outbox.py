@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
+import html
 import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,7 +34,7 @@ from userctl.errors import UsageError
 INVITATION_TTL = dt.timedelta(days=7)
 ENV_SMTP_URL = "USERCTL_SMTP_URL"
 ENV_BASE_URL = "USERCTL_INVITE_BASE_URL"
-ENV_FROM = "USERCTL_SMTP_FROM"
+ENV_FROM = "USERCTL_SMTP_FROM"  # read by click as the options' variables, see cli/common.py
 DEFAULT_BASE_URL = "https://platform.invalid/register"
 DEFAULT_FROM = "no-reply@platform.invalid"
 SMTP_TIMEOUT_S = 10.0
@@ -62,6 +63,28 @@ class Delivery:
     recipient: str
     status: str
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Letterhead:
+    """What an invitation says it comes from and where its link points (USERCTL_SMTP_FROM,
+    USERCTL_INVITE_BASE_URL, or their options; the CLI refuses to send without a base URL)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    sender: str = DEFAULT_FROM
+
+
+def parse_base_url(url: str) -> str:
+    """The registration page's URL, refused unless it is an http(s) URL with a host: a typo here
+    would go out in every invitation."""
+    value = url.strip()
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"{ENV_BASE_URL} must be the registration page's URL, e.g. https://app.example.com/register")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +133,8 @@ def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, no
 
 
 def send_queued(
-    engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None, *, lock_timeout_s: float = 30.0
+    engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None, *,
+    letterhead: Letterhead = Letterhead(), lock_timeout_s: float = 30.0,
 ) -> SendReport:
     """Deliver every queued invitation (of one organization, or all), each in its own short
     transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
@@ -139,7 +163,7 @@ def send_queued(
         for notification_id, slug in queued:
             with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
                 lock_organization(conn, slug, lock_timeout_s)
-                outcome = _deliver_one(conn, mailer, notification_id, moment)
+                outcome = _deliver_one(conn, mailer, letterhead, notification_id, moment)
             if outcome is not None:
                 deliveries.append(Delivery(notification_id, slug, *outcome))
     finally:
@@ -150,7 +174,7 @@ def send_queued(
 
 
 def _deliver_one(
-    conn: Connection, mailer: "_Mailer", notification_id: int, now: dt.datetime
+    conn: Connection, mailer: "_Mailer", letterhead: Letterhead, notification_id: int, now: dt.datetime
 ) -> tuple[str, str, str | None] | None:
     """(recipient, 'sent' / 'cancelled' / 'failed', the reason of a failure), or None when another
     process got there first."""
@@ -169,7 +193,7 @@ def _deliver_one(
         return row.recipient, "cancelled", None
     token = secrets.token_urlsafe(32)
     try:
-        mailer.send(_invitation_email(row.recipient, row.first_name, row.org_name, token))
+        mailer.send(invitation_email(row.recipient, row.first_name, row.org_name, token, letterhead))
     except (smtplib.SMTPException, OSError) as exc:
         reason = _describe(exc).replace(token, "[token]")
         conn.execute(
@@ -196,24 +220,40 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def registration_link(token: str) -> str:
-    base = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-    return f"{base}{'&' if '?' in base else '?'}token={token}"
+def registration_link(token: str, base_url: str) -> str:
+    return f"{base_url}{'&' if '?' in base_url else '?'}token={token}"
 
 
-def _invitation_email(recipient: str, first_name: str | None, org_name: str, token: str) -> EmailMessage:
+def invitation_email(recipient: str, first_name: str | None, org_name: str, token: str, letterhead: Letterhead) -> EmailMessage:
+    """A message a mail server accepts (Date, Message-ID) in two parts, plain text and HTML; the
+    names come from the desired-state file, so the HTML part escapes them."""
     message = EmailMessage()
-    message["From"] = os.environ.get(ENV_FROM) or DEFAULT_FROM
+    message["From"] = letterhead.sender
     message["To"] = recipient
     message["Subject"] = f"You are invited to {org_name}"
-    greeting = f"Hello {first_name}," if first_name else "Hello,"
+    # UTC as +0000: formatdate's "-0000" means "zone unknown" (RFC 5322 3.3).
+    message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
+    # The sender's own domain, not this machine's name (which make_msgid would look up).
+    message["Message-ID"] = make_msgid(domain=parseaddr(letterhead.sender)[1].rpartition("@")[2] or "userctl.invalid")
+    link = registration_link(token, letterhead.base_url)
     days = INVITATION_TTL.days
     message.set_content(
-        f"{greeting}\n\n"
+        f"{'Hello ' + first_name + ',' if first_name else 'Hello,'}\n\n"
         f"You have been invited to operate the {org_name} business account.\n"
         f"Finish your registration (set your password and enrol your authenticator) within {days} days:\n\n"
-        f"{registration_link(token)}\n\n"
+        f"{link}\n\n"
         "If you did not expect this invitation, ignore this email.\n"
+    )
+    e = html.escape
+    message.add_alternative(
+        "<!DOCTYPE html>\n<html><body>\n"
+        f"<p>{'Hello ' + e(first_name) + ',' if first_name else 'Hello,'}</p>\n"
+        f"<p>You have been invited to operate the <strong>{e(org_name)}</strong> business account.</p>\n"
+        f"<p>Finish your registration (set your password and enrol your authenticator) within {days} days:</p>\n"
+        f'<p><a href="{e(link)}">{e(link)}</a></p>\n'
+        "<p>If you did not expect this invitation, ignore this email.</p>\n"
+        "</body></html>\n",
+        subtype="html",
     )
     return message
 

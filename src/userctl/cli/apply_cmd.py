@@ -13,6 +13,8 @@ import click
 from userctl.cli.common import (
     FiniteRange,
     interactive,
+    invitation_options,
+    letterhead,
     max_age_option,
     read_plan_file,
     lock_option,
@@ -22,6 +24,7 @@ from userctl.cli.common import (
     plan_from_file,
     planning_options,
     result_format_option,
+    with_code,
 )
 from userctl.cli.context import app
 from userctl.clock import iso_z
@@ -33,8 +36,8 @@ from userctl.render.text import approval_text
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from userctl.apply.outbox import SendReport, SmtpTarget
-    from userctl.apply.transaction import ApplyResult
+    from userctl.apply.outbox import Letterhead, SendReport, SmtpTarget
+    from userctl.apply.transaction import ApplyResult, ApproveResult
     from userctl.planner import PlanOptions
 
 PROGRESS_THRESHOLD = 300
@@ -73,6 +76,7 @@ def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_a
 @planning_options
 @lock_option
 @max_age_option
+@invitation_options
 @result_format_option("apply.schema.json")
 def apply(
     plan_file: str | None,
@@ -85,6 +89,8 @@ def apply(
     allow_mass_removal: bool,
     lock_timeout: float,
     max_age: float,
+    invite_base_url: str | None,
+    smtp_from: str | None,
     fmt: str,
 ) -> None:
     """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
@@ -119,24 +125,30 @@ def apply(
         else:
             click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return
+    # Every user the executor creates (a replace too) is invited.
+    invited = sum(1 for c in the_plan.active_changes if c.kind == "user" and c.action in ("create", "replace"))
+    letter = letterhead(invite_base_url, smtp_from, f"{invited} invitation(s)" if smtp and invited else None)
     if not yes:
         if not interactive():
             raise ConfirmationRequired("refusing to apply without confirmation: no terminal to ask on; pass --yes")
         click.echo(render(the_plan.to_data(), "text", color=ctx.color(sys.stderr if as_json else None)), nl=False, err=as_json)
         click.confirm(f"Apply these {len(the_plan.active_changes)} changes to {the_plan.organization}?", abort=True, err=True)
-    if otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow()):
-        otp_code = click.prompt("TOTP code", hide_input=True, err=True)
-
-    # Read again after the prompts: the TOTP code is checked against this moment.
-    now = utcnow()
+    ask = otp_code is None and the_plan.requires_2fa and interactive() and code_can_confirm(engine, the_plan, operator, utcnow())
     total = len(the_plan.active_changes)
-    if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
-        with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-            result = apply_plan(engine, the_plan, operator, otp_code=otp_code, allow_mass_removal=allow_mass_removal,
-                                lock_timeout_s=lock_timeout, now=now, progress=bar.update)
-    else:
-        result = apply_plan(engine, the_plan, operator, otp_code=otp_code, allow_mass_removal=allow_mass_removal,
-                            lock_timeout_s=lock_timeout, now=now)
+    moments: list[dt.datetime] = []
+
+    def run(code: str | None) -> "ApplyResult":
+        # Read after the prompt: the TOTP code is checked against this moment.
+        now = utcnow()
+        moments.append(now)
+        if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
+            with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+                return apply_plan(engine, the_plan, operator, otp_code=code, allow_mass_removal=allow_mass_removal,
+                                  lock_timeout_s=lock_timeout, now=now, progress=bar.update)
+        return apply_plan(engine, the_plan, operator, otp_code=code, allow_mass_removal=allow_mass_removal,
+                          lock_timeout_s=lock_timeout, now=now)
+
+    result = with_code(run, otp_code, ask)
     if not as_json:
         click.echo(
             f"Applied {result.applied} change(s) to {the_plan.organization} (serial {result.serial}), "
@@ -145,12 +157,12 @@ def apply(
         if result.invitations_queued:
             click.echo(f"Queued {result.invitations_queued} invitation email(s).")
         click.echo(f"Audit chain head: {result.audit_head}")
-    report = _deliver_invitations(engine, smtp, result.organization_id, result.invitations_queued)
+    report = _deliver_invitations(engine, smtp, letter, result.organization_id, result.invitations_queued)
     if report is not None and not as_json:
         click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if as_json:
         delivery = None if report is None else (report.sent, report.failed)
-        click.echo(_applied_document(the_plan, operator, result, delivery, now), nl=False)
+        click.echo(_applied_document(the_plan, operator, result, delivery, moments[-1]), nl=False)
 
 
 def _applied_document(plan: Plan, operator: str, result: "ApplyResult | None", delivery: tuple[int, int] | None,
@@ -194,7 +206,9 @@ def _smtp_target() -> "SmtpTarget | None":
     return outbox.parse_smtp_url(url) if url else None
 
 
-def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: int, queued: int) -> "SendReport | None":
+def _deliver_invitations(
+    engine: "Engine", smtp: "SmtpTarget | None", letter: "Letterhead", org_id: int, queued: int
+) -> "SendReport | None":
     """After commit (a rolled-back apply never gets here, so it never sends anything), deliver
     this organization's queued invitations; None when not tried. The apply is committed whatever
     happens here, so a failure is a warning: the emails stay queued for `userctl notifications send`."""
@@ -209,7 +223,7 @@ def _deliver_invitations(engine: "Engine", smtp: "SmtpTarget | None", org_id: in
     from userctl.clock import utcnow
 
     try:
-        report = outbox.send_queued(engine, smtp, utcnow(), org_id)
+        report = outbox.send_queued(engine, smtp, utcnow(), org_id, letterhead=letter)
     except (UserctlError, SQLAlchemyError, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"warning: invitations not sent ({reason}); they stay queued: retry with `userctl notifications send`.", err=True)
@@ -247,20 +261,23 @@ def approve(
     click.echo(approval_text(the_plan.to_data(), color=ctx.color(sys.stderr if as_json else None)), nl=False, err=as_json)
     if not yes and interactive():
         click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
-    if otp_code is None:
-        if not interactive():
-            raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
-        otp_code = click.prompt("TOTP code", hide_input=True, err=True)
-    # The clock is read after the prompts: the code is checked against this moment.
-    now = utcnow()
-    done = approve_plan(engine, the_plan, operator, otp_code, now=now, valid_for=dt.timedelta(hours=valid_for),
-                        lock_timeout_s=lock_timeout)
+    if otp_code is None and not interactive():
+        raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
+    moments: list[dt.datetime] = []
+
+    def run(code: str | None) -> "ApproveResult":
+        # The clock is read after each prompt: the code is checked against this moment.
+        moments.append(utcnow())
+        return approve_plan(engine, the_plan, operator, code or "", now=moments[-1],
+                            valid_for=dt.timedelta(hours=valid_for), lock_timeout_s=lock_timeout)
+
+    done = with_code(run, otp_code, ask=otp_code is None)
     if as_json:
         from userctl.render import results
 
         click.echo(results.document(results.approved(
             organization=the_plan.organization, plan_digest=the_plan.digest, approver=done.approver,
-            approval_id=done.approval_id, valid_until=done.expires_at, audit_head=done.audit_head, at=now)), nl=False)
+            approval_id=done.approval_id, valid_until=done.expires_at, audit_head=done.audit_head, at=moments[-1])), nl=False)
         return
     click.echo(f"Approved plan {the_plan.digest} for {the_plan.organization} by {done.approver}, valid until {iso_z(done.expires_at)}.")
     click.echo(f"Audit chain head: {done.audit_head}")

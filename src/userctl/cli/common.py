@@ -19,13 +19,13 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
 
 from userctl import state
 from userctl.cli.context import app
-from userctl.errors import InputError, UsageError
+from userctl.errors import CodeRejected, InputError, UsageError
 from userctl.gcpause import gc_paused
 from userctl.plan import MAX_PLAN_BYTES, Plan, loads, provenance
 from userctl.planner import PlanOptions, diff
@@ -89,6 +89,37 @@ def planning_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
+def invitation_options(f: click.decorators.FC) -> click.decorators.FC:
+    """Where invitation emails come from and link to, for the commands that send them."""
+    for decorator in reversed(
+        [
+            click.option("--invite-base-url", metavar="URL",
+                         help="The registration page invitations link to (the token is appended); needed to send them."),
+            click.option("--smtp-from", metavar="ADDRESS", help="The From of invitation emails [default: no-reply@platform.invalid]."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+if TYPE_CHECKING:
+    from userctl.apply.outbox import Letterhead
+
+
+def letterhead(invite_base_url: str | None, smtp_from: str | None, invitations: str | None) -> "Letterhead":
+    """The invitations' letterhead; `invitations`, when there are some to send, says which (for
+    the refusal when no --invite-base-url says where their links point)."""
+    from userctl.apply import outbox
+
+    if not (invite_base_url or "").strip():
+        if invitations is not None:
+            # Without it every link would point at platform.invalid, and no invitee could register.
+            raise UsageError(f"{invitations} would be sent over {outbox.ENV_SMTP_URL} with a link to nowhere: set "
+                             f"{outbox.ENV_BASE_URL} (or --invite-base-url) to the registration page's URL. Nothing was written")
+        return outbox.Letterhead(sender=smtp_from or outbox.DEFAULT_FROM)
+    return outbox.Letterhead(outbox.parse_base_url(invite_base_url or ""), smtp_from or outbox.DEFAULT_FROM)
+
+
 def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None) -> PlanOptions:
     return PlanOptions(
         prune=not no_prune,
@@ -96,6 +127,29 @@ def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: b
         allow_mass_removal=allow_mass_removal,
         operator=operator.strip().lower() if operator else None,
     )
+
+
+T = TypeVar("T")
+# Typing slips happen; three tries stay well inside the lockout (otp.MAX_FAILURES in a row).
+MAX_PROMPTED_CODES = 3
+
+
+def with_code(run: Callable[[str | None], T], code: str | None, ask: bool, prompt: str = "TOTP code") -> T:
+    """`run(code)`, where `ask` says the code is to be typed at a hidden prompt. A typed code that
+    is rejected is asked for again, up to MAX_PROMPTED_CODES times: each try is a whole `run`,
+    so it is checked, and a wrong one counted, in its own locked transaction that writes nothing
+    else (otp.locked_write). A code given by option or variable is never tried again: nobody
+    is there to type another."""
+    for attempt in range(1, MAX_PROMPTED_CODES + 1):
+        if ask:
+            code = click.prompt(prompt, hide_input=True, err=True)
+        try:
+            return run(code)
+        except CodeRejected as exc:
+            if not ask or attempt == MAX_PROMPTED_CODES:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def interactive() -> bool:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from userctl.errors import UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 DEFAULT_DATABASE_URL = "sqlite:///userctl.db"
+ENV_DATABASE_URL = "USERCTL_DATABASE_URL"
 
 
 @dataclass
@@ -21,13 +24,29 @@ class AppContext:
     organization: str | None = None
     no_color: bool = False
     debug: bool = False
+    connect_timeout: int | None = None  # None: the engine's default
+    # Where database_url came from, for the message when it is empty.
+    database_url_from: str = "--database-url"
     _engine: "Engine | None" = field(default=None, repr=False)
+
+    def set_global(self, name: str, value: Any, given_as: str) -> None:
+        """A global option given after the sub-command (see cli/options.py)."""
+        setattr(self, name, value)
+        if name == "database_url":
+            self.database_url_from = given_as
 
     def engine(self) -> "Engine":
         if self._engine is None:
+            if not self.database_url.strip():
+                # A missing CI secret gives an empty variable: falling back to the SQLite default
+                # would plan against (or apply to) an empty local database instead.
+                emptiness = "set but empty" if self.database_url_from == ENV_DATABASE_URL else "empty"
+                raise UsageError(f"{self.database_url_from} is {emptiness}: give the database URL "
+                                 f"(unset {ENV_DATABASE_URL} and omit --database-url for the default {DEFAULT_DATABASE_URL})")
             from userctl.db.engine import create_engine_for
 
-            self._engine = create_engine_for(self.database_url)
+            timeout = {} if self.connect_timeout is None else {"connect_timeout": self.connect_timeout}
+            self._engine = create_engine_for(self.database_url, **timeout)
         return self._engine
 
     def close(self) -> None:

@@ -9,9 +9,11 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from userctl import __version__
-from userctl.cli.context import DEFAULT_DATABASE_URL, AppContext
+from userctl.cli.context import DEFAULT_DATABASE_URL, ENV_DATABASE_URL, AppContext
+from userctl.cli.options import environment_epilog, epilog, prepare
 from userctl.errors import DatabaseError, UsageError, UserctlError
 
 # Each sub-command lives in its own module, imported only when used: a pipeline running
@@ -50,7 +52,15 @@ class UserctlGroup(click.Group):
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        prepare(command, (cmd_name,), self)
         return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            # click suggests from `self.commands`, which a lazy group leaves empty.
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; a database error becomes a DatabaseError here, while the command's
@@ -67,7 +77,7 @@ class UserctlGroup(click.Group):
         errors, the database's — is mapped to an exit code here and nowhere else."""
         kwargs["standalone_mode"] = False
         argv = list(kwargs.get("args") or (args[0] if args else None) or sys.argv[1:])
-        debug = "--debug" in argv
+        debug = "--debug" in argv or _env_flag("USERCTL_DEBUG")
         try:
             _refuse_undecodable(argv)
             code = super().main(*args, **kwargs)
@@ -91,6 +101,15 @@ class UserctlGroup(click.Group):
             _report(_unexpected(exc))
             code = 1
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _env_flag(name: str) -> bool:
+    """A flag's variable as click reads it (strictly: a value that is not a boolean is false here,
+    and click then refuses it as a usage error)."""
+    try:
+        return bool(os.environ.get(name) and click.BOOL.convert(os.environ[name], None, None))
+    except click.BadParameter:
+        return False
 
 
 def _is_multiline(exc: UserctlError) -> bool:
@@ -169,22 +188,40 @@ def _database_reason(exc: Exception) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
-@click.group(cls=UserctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=UserctlGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=environment_epilog() + "\n\n" + epilog(()))
 @click.version_option(__version__, prog_name="userctl")
 @click.option(
     "--database-url",
-    envvar="USERCTL_DATABASE_URL",
+    envvar=ENV_DATABASE_URL,
     default=DEFAULT_DATABASE_URL,
     show_default=True,
+    show_envvar=True,
     help="SQLAlchemy URL: sqlite:///FILE, postgresql+psycopg://..., mysql+pymysql://...",
 )
-@click.option("--organization", envvar="USERCTL_ORGANIZATION", help="Organization slug, when the database holds several.")
-@click.option("--no-color", is_flag=True, help="Never colour output (NO_COLOR is honoured too).")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--organization", envvar="USERCTL_ORGANIZATION", show_envvar=True,
+              help="Organization slug, when the database holds several.")
+@click.option("--connect-timeout", type=click.IntRange(1, 3600), envvar="USERCTL_CONNECT_TIMEOUT", show_envvar=True,
+              metavar="SECONDS", help="Give up on a database server that does not answer a new connection within this "
+                                      "many seconds (default 10).")
+@click.option("--no-color", is_flag=True, envvar="USERCTL_NO_COLOR", show_envvar=True,
+              help="Never colour output (NO_COLOR is honoured too).")
+@click.option("--debug", is_flag=True, envvar="USERCTL_DEBUG", show_envvar=True, help="Show tracebacks.")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str, organization: str | None, no_color: bool, debug: bool) -> None:
-    """Manage a business account's users, roles and payout bank-account assignments as code."""
-    ctx.obj = AppContext(database_url=database_url, organization=organization, no_color=no_color, debug=debug)
+def cli(ctx: click.Context, database_url: str, organization: str | None, connect_timeout: int | None, no_color: bool,
+        debug: bool) -> None:
+    """Manage a business account's users, roles and payout bank-account assignments as code.
+
+    The global options are accepted after the sub-command too, where they win."""
+    given_as = "--database-url"
+    source = ctx.get_parameter_source("database_url")
+    if source is ParameterSource.ENVIRONMENT:
+        given_as = ENV_DATABASE_URL
+    elif source is ParameterSource.DEFAULT and ENV_DATABASE_URL in os.environ:
+        # click reads an empty variable as unset; here it is a missing secret, not a default.
+        database_url, given_as = os.environ[ENV_DATABASE_URL], ENV_DATABASE_URL
+    ctx.obj = AppContext(database_url=database_url, organization=organization, no_color=no_color, debug=debug,
+                         connect_timeout=connect_timeout, database_url_from=given_as)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from userctl.cli.common import interactive, lock_option, operator_option, otp_option, reading
+from userctl.cli.common import interactive, lock_option, operator_option, otp_option, reading, with_code
 from userctl.cli.context import app
 from userctl.errors import UsageError
 
@@ -31,11 +31,11 @@ def enroll(email: str, operator: str, otp_code: str | None, lock_timeout: float,
     # Before the prompt: a wrong --organization fails without asking anyone for a code.
     with reading() as (_conn, _org_id, org):
         pass
-    if otp_code is None:
-        if not interactive():
-            raise UsageError("mfa enroll needs the operator's --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
-        otp_code = click.prompt(f"TOTP code of {operator}", hide_input=True, err=True)
-    result = enroll_user(app().engine(), org.slug, email, operator, otp_code, now=utcnow(), lock_timeout_s=lock_timeout)
+    if otp_code is None and not interactive():
+        raise UsageError("mfa enroll needs the operator's --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
+    result = with_code(lambda code: enroll_user(app().engine(), org.slug, email, operator, code or "", now=utcnow(),
+                                                lock_timeout_s=lock_timeout),
+                       otp_code, ask=otp_code is None, prompt=f"TOTP code of {operator}")
 
     if as_json:
         click.echo(json.dumps({

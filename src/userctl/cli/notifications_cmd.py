@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.common import reading_database, result_format_option
+from userctl.cli.common import invitation_options, letterhead, reading_database, result_format_option
 from userctl.cli.context import app
 from userctl.errors import UsageError, UserctlError
 
@@ -42,10 +42,12 @@ def list_(status: str | None, fmt: str) -> None:
 
 
 @notifications.command()
+@invitation_options
 @result_format_option("notifications-send.schema.json")
-def send(fmt: str) -> None:
-    """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25).
-    Exits 1 when some could not be sent: they stay queued for the next run."""
+def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
+    """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25),
+    each with a new link to --invite-base-url. Exits 1 when some could not be sent: they stay
+    queued for the next run."""
     from userctl.apply import outbox
     from userctl.clock import utcnow
 
@@ -55,9 +57,11 @@ def send(fmt: str) -> None:
             f"{outbox.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
             "or smtps://user:password@host:465) and rerun"
         )
+    # Refused even with nothing queued: a scheduled run must not wait for an invitation to fail.
+    letter = letterhead(invite_base_url, smtp_from, "queued invitations")
     with reading_database() as conn:
         org_id = _organization_id(conn)
-    report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
+    report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id, letterhead=letter)
     if fmt == "json":
         from dataclasses import asdict
 

@@ -65,14 +65,20 @@ def redacted(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
-def create_engine_for(url: str) -> Engine:
+def create_engine_for(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Engine:
+    """An engine for `url`. A server that accepts the TCP connection but never answers fails
+    within `connect_timeout` seconds on every backend."""
     parsed = normalise_url(url)
     backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         connect_args["timeout"] = DEFAULT_BUSY_TIMEOUT_S
-    elif backend in ("postgresql", "mysql"):
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    elif backend == "postgresql":
+        connect_args["connect_timeout"] = connect_timeout  # libpq's: covers the whole handshake
+    elif backend == "mysql":
+        # PyMySQL's connect_timeout covers only the TCP connect; the handshake is read with the
+        # read timeout, which is widened again once connected (_widen_mysql_timeouts).
+        connect_args.update(connect_timeout=connect_timeout, read_timeout=connect_timeout, write_timeout=connect_timeout)
     else:
         raise DatabaseError(
             f"unsupported database {parsed.drivername!r} in {redacted(parsed)}: "
@@ -86,6 +92,8 @@ def create_engine_for(url: str) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine)
+    elif backend == "mysql":
+        event.listen(engine, "connect", _widen_mysql_timeouts)
     event.listen(engine, "handle_error", _connect_error_handler(parsed))
     event.listen(engine, "before_cursor_execute", _count_statement)
     return engine
@@ -94,6 +102,15 @@ def create_engine_for(url: str) -> Engine:
 def _count_statement(conn: Connection, *_args: Any) -> None:
     if _STATEMENTS_SENT in conn.info:
         conn.info[_STATEMENTS_SENT] += 1
+
+
+def _widen_mysql_timeouts(dbapi_connection: Any, _record: Any) -> None:
+    """After the handshake, no read timeout: a statement may legitimately wait longer than the
+    connect timeout (for a row lock, bounded by --lock-timeout through innodb_lock_wait_timeout;
+    for a big batch). PyMySQL reads the timeouts from these attributes before every read and
+    write, and has no public setter for them."""
+    dbapi_connection._read_timeout = None
+    dbapi_connection._write_timeout = None
 
 
 def _configure_sqlite(engine: Engine) -> None:

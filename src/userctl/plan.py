@@ -334,13 +334,15 @@ def dumps_data(data: Mapping[str, Any]) -> str:
 PROVENANCE_KEYS: Final = ("created_at", "userctl_version", "files", "git_commit")
 
 
-def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None) -> dict[str, Any]:
+def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None,
+               database: str | None = None) -> dict[str, Any]:
     """A plan's provenance: when (UTC), by which userctl, from which files (path -> SHA-256) and
-    git commit."""
+    git commit, against which database (its display form, without credentials)."""
     from userctl import __version__
 
-    return {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
+    made = {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
             "git_commit": git_commit}
+    return made if database is None else {**made, "database": database}
 
 
 def made_at(plan: Plan) -> dt.datetime | None:

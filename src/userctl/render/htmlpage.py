@@ -72,22 +72,20 @@ def _counts(rows: Sequence[Row], changes: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{by[b]} {b}" for b in ("create", "update", "replace", "delete", "deferred") if by[b])
 
 
-def _finalize(value: Any) -> Any:
-    from markupsafe import Markup
-
-    if isinstance(value, Markup):
-        return value
-    return printable(str(value))
-
-
 @functools.cache
 def _template() -> "Template":
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:
+        """The one gate of every printed value: the page's own markup as it is, anything else
+        made printable (then HTML-escaped by autoescape)."""
+        return value if isinstance(value, Markup) else printable(value if isinstance(value, str) else str(value))
 
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
-        finalize=_finalize,
+        finalize=finalize,
         undefined=StrictUndefined,  # a name the template gets wrong fails, never prints ""
         trim_blocks=True,
         lstrip_blocks=True,

@@ -175,6 +175,10 @@ def test_the_table_of_contents_leads_to_every_group(browser: Any, page_html: str
                             "Planning options", "Preconditions (69)"], contents
         # Every link on the page (the contents, and each risky step's number) leads somewhere.
         assert len(links) == 15 and all(link["found"] for link in links), [link for link in links if not link["found"]]
+        # A page this small is an ordinary page: everything laid out at once (a full-page
+        # screenshot or a reader's quick scroll never meets an empty placeholder).
+        assert visit.js("() => [...document.querySelectorAll('section')].map(s => getComputedStyle(s).contentVisibility)") \
+            == ["visible"] * 7
         visit.page.click('nav a[href="#users"]')
         assert visit.page.url.endswith("#users")
         assert abs(visit.js("() => document.getElementById('users').getBoundingClientRect().top")) < 2
@@ -231,7 +235,14 @@ def test_a_2000_change_page_loads_every_row(browser: Any, engine: Engine, org: O
             rows: document.querySelectorAll('#users tbody tr[id]').length,
             attention: document.querySelectorAll('#attention tbody tr').length,
             last: document.getElementById('c2000').innerText.replaceAll('\u00a0', ' ')})""")
+        # Such a page lays out its tables below the fold only when they are scrolled to, and all
+        # of them when printed.
+        lazy = "() => [...document.querySelectorAll('.group, #preconditions')].map(s => getComputedStyle(s).contentVisibility)"
+        on_screen = visit.js(lazy)
+        visit.page.emulate_media(media="print")
+        printed = visit.js(lazy)
     assert counted["rows"] == 2000 and counted["attention"] == 1
+    assert on_screen == ["auto"] * 4 and printed == ["visible"] * 4
     assert '+ user["bulk1998@acme.co"] create' in counted["last"]
 
 

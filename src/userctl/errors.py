@@ -42,10 +42,12 @@ class Problem:
         return printable(f"{where}{self.dotted_path()}: {self.message}")
 
 
-def first_few(names: Sequence[str], limit: int) -> str:
-    """How a message names many things: the first `limit`, then how many more."""
+def first_few(names: Sequence[str], limit: int, unlisted: int = 0) -> str:
+    """How a message names many things: the first `limit`, then how many more (`unlisted`: how
+    many there are beyond `names`, for a list that was capped before it got here)."""
     shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+    more = max(len(names) - limit, 0) + unlisted
+    return shown + (f" and {more} more" if more else "")
 
 
 class UserctlError(Exception):

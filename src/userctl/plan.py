@@ -174,6 +174,11 @@ class Change:
     deferred: bool = False
     note: str | None = None
     grants_privilege: bool = False
+    # What the change takes away, as evidence for a reviewer, read from the live state by the
+    # planner (`planner._with_impact`) and re-derived by apply like the rest: a removed or deactivated
+    # user's bank accounts ({"bank_accounts": FEW}); the users who keep a role that loses
+    # permissions ({"holders": FEW}). FEW is {"shown": the first IMPACT_SHOWN names, "more": N}.
+    impact: Mapping[str, Any] | None = None
 
     @property
     def address(self) -> str:
@@ -184,7 +189,7 @@ class Change:
         return assignment_address(self.key[0], self.key[1])
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data = {
             "address": self.address,
             "kind": self.kind,
             "key": list(self.key),
@@ -199,6 +204,11 @@ class Change:
             "deferred": self.deferred,
             "note": self.note,
         }
+        # Only where there is one: most changes take nothing away, and a plan saved before this
+        # field existed keeps its digest.
+        if self.impact is not None:
+            data["impact"] = self.impact
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "Change":
@@ -218,6 +228,7 @@ class Change:
             requires_2fa=data["requires_2fa"],
             deferred=data["deferred"],
             note=data.get("note"),
+            impact=data.get("impact"),
         )
 
 
@@ -323,13 +334,15 @@ def dumps_data(data: Mapping[str, Any]) -> str:
 PROVENANCE_KEYS: Final = ("created_at", "userctl_version", "files", "git_commit")
 
 
-def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None) -> dict[str, Any]:
+def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None,
+               database: str | None = None) -> dict[str, Any]:
     """A plan's provenance: when (UTC), by which userctl, from which files (path -> SHA-256) and
-    git commit."""
+    git commit, against which database (its display form, without credentials)."""
     from userctl import __version__
 
-    return {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
+    made = {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
             "git_commit": git_commit}
+    return made if database is None else {**made, "database": database}
 
 
 def made_at(plan: Plan) -> dt.datetime | None:

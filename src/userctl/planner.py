@@ -148,7 +148,7 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
     else:
         b.preconditions.clear()
     after = apply_changes(live, changes)
-    changes = assess(live, changes, after)
+    changes = assess(live, _with_impact(live, changes, after), after)
     findings = guards.check(live, changes, options, after)
     return Plan(
         organization=live.organization.slug,
@@ -158,6 +158,40 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         findings=findings,
         options=options.to_data(),
     )
+
+
+# How many names a change's impact lists; the rest are counted.
+IMPACT_SHOWN = 10
+
+
+def _few(names: Iterable[str]) -> dict[str, Any]:
+    ordered = sorted(names)
+    return {"shown": ordered[:IMPACT_SHOWN], "more": max(len(ordered) - IMPACT_SHOWN, 0)}
+
+
+def _with_impact(live: LiveState, changes: tuple[Change, ...], after: LiveState) -> tuple[Change, ...]:
+    """`changes` with what each takes away (Change.impact), from the live state: the bank
+    accounts of a user who leaves; the users who lose a role's removed permissions, which are the
+    role's holders who keep it (one who moves to another role loses it by their own change)."""
+    def removes(c: Change) -> bool:
+        field = ACTION_TABLE[(c.kind, c.action)].destructive_if_removed
+        return field is not None and bool(c.diff.get(field, {}).get("removed"))
+
+    losing = {c.key[0] for c in changes if c.kind == "role" and removes(c)}
+    holders: dict[str, list[str]] = {name: [] for name in losing}
+    if losing:  # a loop over every user: only when some role loses a permission
+        for email, user in live.users.items():
+            kept = after.users.get(email)
+            if user.role in losing and kept is not None and kept.role == user.role:
+                holders[user.role].append(email)
+    out = []
+    for c in changes:
+        if c.kind == "user" and ACTION_TABLE[(c.kind, c.action)].removes_user:
+            c = replace(c, impact={"bank_accounts": _few(live.users[c.key[0]].bank_accounts)})
+        elif c.kind == "role" and removes(c):
+            c = replace(c, impact={"holders": _few(holders[c.key[0]])})
+        out.append(c)
+    return tuple(out)
 
 
 def _order(change: Change) -> tuple[int, str, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from userctl.errors import ForgedPlan, InputError
+from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.plan import Change, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.risk import assess
@@ -58,6 +58,8 @@ def same_plan(saved: Plan, fresh: Plan) -> str | None:
         _same_changes(saved, saved.changes, fresh.changes)
     except ForgedPlan as exc:
         return exc.detail
+    except StalePlan as exc:
+        return str(exc)
     if dict(saved.options) != dict(fresh.options):
         differ = sorted(k for k in set(saved.options) | set(fresh.options) if saved.options.get(k) != fresh.options.get(k))
         return f"the planning options differ ({', '.join(differ)})"
@@ -128,6 +130,8 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
 def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:
     for mine, theirs in zip(stated, derived):
         if mine.to_data() != theirs.to_data():
+            if replace(mine, impact=theirs.impact) == theirs:
+                raise _impact_differs(mine)
             raise _forged(plan, f"{mine.address} {mine.action} is not what the planner writes "
                                 f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})")
     if len(stated) != len(derived):
@@ -149,6 +153,16 @@ def _flags(change: Change) -> tuple[bool, bool, bool]:
 def _shown(change: Change) -> str:
     names = [n for n, on in zip(("destructive", "privilege", "2FA"), _flags(change)) if on]
     return "[" + ", ".join(names) + "]" if names else "without risk"
+
+
+def _impact_differs(change: Change) -> StalePlan:
+    """A change's impact names rows its preconditions do not pin (who holds a role), so it can go
+    out of date without the plan being forged: stale, either way not to be trusted."""
+    what = ("the bank accounts it says the user holds" if change.kind == "user"
+            else "the users it says lose the removed permissions")
+    return StalePlan(f"the plan is stale: for {printable(change.address)} {change.action}, {what} are not those of "
+                     "the live state (they changed since the plan was made, or the plan was edited). Nothing was "
+                     "written; plan again.")
 
 
 def _forged(plan: Plan, detail: str) -> ForgedPlan:

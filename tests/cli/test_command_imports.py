@@ -19,7 +19,7 @@ from tests.db.test_snapshot_driver_cursor import ORG_YAML
 PROBE = """
 import atexit, json, sys
 def report():
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] == "alembic" or m.startswith("sqlalchemy.orm"))
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "jinja2") or m.startswith("sqlalchemy.orm"))
     print(json.dumps({"heavy": heavy, "sqlalchemy": "sqlalchemy" in sys.modules}), file=sys.stderr)
 atexit.register(report)
 sys.argv = ["userctl", *sys.argv[1:]]

@@ -4,7 +4,6 @@ taken from the desired-state file can inject markdown, HTML or terminal control 
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import string
@@ -13,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 
 from hypothesis import given
+from markupsafe import escape
 from hypothesis import strategies as st
 
 from tests.core.planner_states import ADMIN, OPS, desired, live, user
@@ -60,10 +60,13 @@ def test_every_format_flags_the_steps_that_grant_privilege() -> None:
     assert "Destructive steps" not in md
 
     page = render(data, "html")
-    assert "<th>destructive</th><th>grant privilege</th><th>need 2FA</th>" in page
-    assert "<td>0</td><td>3</td><td>3</td></tr></table>" in page
-    assert page.count('<tr class="privilege">') == 3
-    assert page.count("<span class=flag>privilege</span><span class=flag>2FA</span>") == 3
+    assert "<th>destructive</th><th>grant privilege</th><th>need 2FA</th></tr></thead>" in page
+    assert '<td>0</td><td class="hot">3</td><td class="hot">3</td>' in page
+    # Each step is listed under "Needs attention" first, then in its kind's table.
+    attention = page.split('<section id="attention"', 1)[1].split("</section>", 1)[0]
+    assert attention.count('<tr class="privilege">') == 3
+    assert page.count('<tr class="privilege" id="c') == 3
+    assert page.count('<span class="flag privilege">privilege</span><span class="flag twofa">2FA</span>') == 6
 
     as_json = json.loads(render(data, "json"))
     assert [c["grants_privilege"] for c in as_json["changes"]] == [True, True, True]
@@ -242,14 +245,16 @@ def test_markdown_escapes_everything_from_the_file() -> None:
 def test_html_escapes_everything_from_the_file() -> None:
     page = render(evil_plan().to_data(), "html")
     assert "<script" not in page and "<img" not in page and "<b>Pay" not in page
-    assert html.escape(f'role[{json.dumps(EVIL_ROLE)}]') in page
-    assert html.escape(json.dumps(EVIL_LAST_NAME)) in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert str(escape(f'role[{json.dumps(EVIL_ROLE)}]')) in page
+    assert str(escape(json.dumps(EVIL_LAST_NAME))) in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "&lt;b&gt;Pay&lt;/b&gt; &amp; approve | all" in page
     # Every tag on the page is one of the page's own.
     assert {tag.split()[0] for tag in re.findall(r"<(/?[a-zA-Z0-9!]+)[^>]*>", page)} <= {
-        "!DOCTYPE", "html", "/html", "head", "/head", "meta", "title", "/title", "style", "/style", "body", "/body",
-        "h1", "/h1", "h2", "/h2", "p", "/p", "b", "/b", "code", "/code", "table", "/table", "tr", "/tr", "th", "/th",
-        "td", "/td", "ul", "/ul", "li", "/li", "span", "/span", "pre", "/pre"}
+        "!DOCTYPE", "html", "/html", "head", "/head", "meta", "link", "title", "/title", "style", "/style", "body",
+        "/body", "header", "/header", "main", "/main", "section", "/section", "nav", "/nav", "ol", "/ol", "dl", "/dl",
+        "dt", "/dt", "dd", "/dd", "br", "a", "/a", "h1", "/h1", "h2", "/h2", "p", "/p", "b", "/b", "code", "/code",
+        "div", "/div", "table", "/table", "thead", "/thead", "tbody", "/tbody", "tr", "/tr", "th", "/th", "td", "/td",
+        "ul", "/ul", "li", "/li", "span", "/span"}
 
 
 ANSI = "\x1b[2J\x1b]0;pwned\x07"

@@ -197,7 +197,7 @@ def plan_from_file(
 ) -> Plan:
     """The edge around the pure planner: load the file, read the live snapshot in a read-only
     transaction, plan, and turn planner problems into FILE:LINE:COL."""
-    from userctl.db.engine import begin_read
+    from userctl.db.engine import begin_read, shown
     from userctl.db.migrate import require_current
     from userctl.db.snapshot import read_live_state
     from userctl.desired.loader import load_desired, locate
@@ -215,7 +215,7 @@ def plan_from_file(
             planned = diff(desired, live, options)
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
-    return replace(planned, provenance=provenance(now, file_hashes(path), git_commit(path)))
+    return replace(planned, provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)))
 
 
 def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:

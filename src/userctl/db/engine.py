@@ -65,6 +65,17 @@ def redacted(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+def shown(url: URL) -> str:
+    """The database as a plan tells its readers: backend, host, port and name, or a SQLite file's
+    name. Never the user or password, nor the query, which can carry either (or a key file)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        name = url.database or ""
+        return f"sqlite: {os.path.basename(name) if name and name != ':memory:' else 'in memory'}"
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{backend}://{url.host or ''}{port}/{url.database or ''}"
+
+
 def create_engine_for(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Engine:
     """An engine for `url`. A server that accepts the TCP connection but never answers fails
     within `connect_timeout` seconds on every backend."""

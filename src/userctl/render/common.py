@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any, Mapping
 
+from userctl.errors import first_few
 from userctl.plan import ACTION_TABLE
 from userctl.printable import printable
 
@@ -47,6 +48,11 @@ def value(v: Any) -> str:
 
 
 def detail_lines(change: Mapping[str, Any]) -> list[str]:
+    """Every line under a change: its fields, then what it takes away."""
+    return field_lines(change) + impact_lines(change)
+
+
+def field_lines(change: Mapping[str, Any]) -> list[str]:
     """Per-field lines under a change: the values a create sets, the fields others change."""
     if change["action"] == "create" and change["after"] is not None and change["kind"] != "assignment":
         after = change["after"]
@@ -60,6 +66,29 @@ def detail_lines(change: Mapping[str, Any]) -> list[str]:
             lines.append(f"{name}: {' '.join(parts)}")
         else:
             lines.append(f"{name}: {value(d['before'])} -> {value(d['after'])}")
+    return lines
+
+
+def names(few: Mapping[str, Any]) -> str:
+    """A capped list of names from a change's impact, worded as messages word lists."""
+    return first_few([printable(n) for n in few["shown"]], len(few["shown"]), few["more"]) or "none"
+
+
+def impact_lines(change: Mapping[str, Any]) -> list[str]:
+    """What a change takes away: the record a delete or deactivation leaves behind (its user's
+    name, role, status and bank accounts; a role's permissions), and who loses the permissions a
+    role gives up."""
+    impact, before = change.get("impact") or {}, change["before"]
+    lines = []
+    if change["kind"] == "role" and change["action"] == "delete" and before is not None:
+        lines.append(f"was: {value(before['description'])}, permissions: {', '.join(map(printable, before['permissions'])) or 'none'}")
+    if "bank_accounts" in impact and before is not None:
+        name = printable(f"{before.get('first_name', '')} {before.get('last_name', '')}".strip())
+        lines.append(f"was: {name or '(no name)'}, role {printable(str(before.get('role')))}, {printable(str(before.get('status')))}, "
+                     f"bank accounts: {names(impact['bank_accounts'])}")
+    if "holders" in impact:
+        removed = change["diff"].get("permissions", {}).get("removed") or []
+        lines.append(f"users who lose {', '.join(map(printable, removed))}: {names(impact['holders'])}")
     return lines
 
 

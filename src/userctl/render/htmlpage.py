@@ -1,90 +1,120 @@
-"""One self-contained HTML page for auditors: inline CSS, no scripts, no external assets.
+"""The auditor's page: one self-contained HTML file (inline CSS, no script, no external request),
+rendered from `templates/plan.html.j2`.
 
-Every string from the plan goes through `e`: control and format characters escaped (a bidi
-override would make an address read as another), then HTML-escaped, quotes included, so it is
-safe in text and in attributes alike."""
+Data in, string out. This module shapes the plan's data into what the template shows (risky steps
+first, then every change by kind, with counts); the template only lays it out. Everything it
+prints passes through one gate, the environment's `finalize`: control and format characters are
+escaped (a bidi override would make an address read as another), then autoescape HTML-escapes
+the text, quotes included, so it is safe in text and in attributes alike. Only the page's own
+markup (a `Markup` value) passes unchanged, and this module makes none from the plan's data.
+
+Jinja2 is imported on first use: `plan` in any other format never loads it.
+"""
 
 from __future__ import annotations
 
-from html import escape
-from typing import Any, Mapping
+import functools
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from userctl.plan import ACTION_TABLE
 from userctl.printable import printable
-from userctl.render.common import detail_lines, flags, is_blocked, summary_line, symbol, two_factor_line
+from userctl.render.common import field_lines, flags, impact_lines, is_blocked, summary_line, symbol, two_factor_line
 
-STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#1b1f24}
-h1{font-size:1.4em}table{border-collapse:collapse;width:100%;margin:1em 0}
-th,td{border:1px solid #d0d7de;padding:.35em .6em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code,pre{font-family:ui-monospace,monospace;font-size:.92em}
-pre{margin:0;white-space:pre-wrap}.destructive{background:#fff1f0}.privilege{background:#fff8e1}.deferred{color:#6e7781}
-.blocking{color:#b42318;font-weight:bold}.flag{display:inline-block;border-radius:3px;padding:0 .35em;margin-right:.2em;background:#eaeef2}
-"""
+if TYPE_CHECKING:
+    from jinja2 import Template
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# From this many changes on, the tables below the fold are laid out only when scrolled to or
+# printed: a big page opens several times faster, a small one stays an ordinary page.
+LAZY_FROM = 300
+# The groups of the page, in order: (anchor, heading, kind).
+GROUPS = (("roles", "Roles", "role"), ("users", "Users", "user"), ("assignments", "Bank-account assignments", "assignment"))
 
 
-def e(text: str) -> str:
-    """`text` safe anywhere in the page, attribute values included."""
-    return escape(printable(text))
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One change as the page shows it."""
+
+    number: int  # its place in the apply order, from 1
+    anchor: str  # the id of its row in its group's table
+    symbol: str
+    address: str
+    action: str
+    kind: str
+    flags: tuple[str, ...]
+    tone: str  # the row's CSS class: destructive, privilege, deferred or plain
+    fields: tuple[str, ...]
+    impact: tuple[str, ...]  # what it takes away: the before-state, who loses a permission
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    anchor: str
+    title: str
+    rows: tuple[Row, ...]
+    counts: str  # "2 create, 1 delete"
+
+
+def _row(number: int, change: Mapping[str, Any]) -> Row:
+    tone = ("deferred" if change["deferred"] else "destructive" if change["destructive"]
+            else "privilege" if change["grants_privilege"] else "plain")
+    return Row(number, f"c{number}", symbol(change), change["address"], change["action"], change["kind"],
+               tuple(flags(change)), tone, tuple(field_lines(change)), tuple(impact_lines(change)), change["note"])
+
+
+def _counts(rows: Sequence[Row], changes: Sequence[Mapping[str, Any]]) -> str:
+    by: Counter[str] = Counter()
+    for row in rows:
+        change = changes[row.number - 1]
+        by["deferred" if change["deferred"] else ACTION_TABLE[(change["kind"], change["action"])].bucket] += 1
+    return ", ".join(f"{by[b]} {b}" for b in ("create", "update", "replace", "delete", "deferred") if by[b])
+
+
+@functools.cache
+def _template() -> "Template":
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:
+        """The one gate of every printed value: the page's own markup as it is, anything else
+        made printable (then HTML-escaped by autoescape)."""
+        return value if isinstance(value, Markup) else printable(value if isinstance(value, str) else str(value))
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        finalize=finalize,
+        undefined=StrictUndefined,  # a name the template gets wrong fails, never prints ""
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("plan.html.j2")
 
 
 def render(data: Mapping[str, Any]) -> str:
-    s = data["summary"]
-    rows = []
-    for i, c in enumerate(data["changes"], 1):
-        cls = ("deferred" if c["deferred"] else "destructive" if c["destructive"]
-               else "privilege" if c["grants_privilege"] else "")
-        # Escaped line by line: the newlines between lines are the page's own.
-        details = "\n".join(e(line) for line in detail_lines(c) + ([f"({c['note']})"] if c["note"] else []))
-        rows.append(
-            f'<tr class="{cls}"><td>{i}</td><td><code>{e(symbol(c))}</code></td><td><code>{e(c["address"])}</code></td>'
-            f"<td>{e(c['action'])}</td><td>{''.join(f'<span class=flag>{e(f)}</span>' for f in flags(c))}</td>"
-            f"<td><pre>{details}</pre></td></tr>"
-        )
-    findings = "".join(
-        f'<li class="{"blocking" if f["blocking"] else ""}">{e("blocking" if f["blocking"] else "note")} '
-        f"<code>{e(f['code'])}</code>: {e(f['message'])}</li>"
-        for f in data["findings"]
+    changes = data["changes"]
+    rows = [_row(i, c) for i, c in enumerate(changes, 1)]
+    groups = []
+    for anchor, title, kind in GROUPS:
+        mine = tuple(r for r in rows if r.kind == kind)
+        groups.append(Group(anchor, title, mine, _counts(mine, changes)))
+    provenance = data.get("provenance") or {}
+    return _template().render(
+        data=data,
+        summary=data["summary"],
+        summary_line=summary_line(data["summary"]),
+        two_factor_line=two_factor_line(data),
+        blocked=is_blocked(data),
+        provenance=provenance,
+        files=sorted((provenance.get("files") or {}).items()),
+        attention=[r for r in rows if r.tone in ("destructive", "privilege")],
+        groups=groups,
+        options=data["options"],
+        preconditions=sorted(data["preconditions"].items()),
+        lazy=len(changes) >= LAZY_FROM,
     )
-    counts = "".join(
-        f"<td>{e(str(s[k]))}</td>"
-        for k in ("create", "update", "replace", "delete", "deferred", "destructive", "grants_privilege", "requires_2fa")
-    )
-    # What the digest covers besides the changes, so an auditor can see how the plan was made
-    # and what it expected to find.
-    o = data["options"]
-    options = (
-        f"<li>prune absent users and roles: <b>{'yes' if o['prune'] else 'no (--no-prune)'}</b></li>"
-        f"<li>--replace: {e(', '.join(o['replace'])) if o['replace'] else 'none'}</li>"
-        f"<li>--allow-mass-removal: {'given' if o['allow_mass_removal'] else 'not given'}</li>"
-        f"<li>--operator: {e(o['operator']) if o['operator'] else 'not given'}</li>"
-    )
-    expected = "".join(
-        f"<tr><td><code>{e(address)}</code></td><td><code>{e(value)}</code></td></tr>"
-        for address, value in data["preconditions"].items()
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>userctl plan: {e(data['organization'])}</title>
-<style>{STYLE}</style></head>
-<body>
-<h1>userctl plan: <code>{e(data['organization'])}</code></h1>
-<p>2FA policy: <b>{e(data['two_factor_policy'])}</b> &middot; digest <code>{e(data['digest'])}</code></p>
-<table><tr><th>create</th><th>update</th><th>replace</th><th>delete</th><th>deferred</th><th>destructive</th><th>grant privilege</th><th>need 2FA</th></tr>
-<tr>{counts}</tr></table>
-<p><b>{e(summary_line(s))}</b></p>
-<p>{e(two_factor_line(data))}</p>
-{'<p class="blocking">This plan cannot be applied.</p>' if is_blocked(data) else ''}
-{f'<h2>Findings</h2><ul>{findings}</ul>' if findings else ''}
-<h2>Changes, in apply order</h2>
-<table><tr><th>#</th><th></th><th>address</th><th>action</th><th>flags</th><th>details</th></tr>
-{''.join(rows)}
-</table>
-<h2>Planning options</h2>
-<ul>{options}</ul>
-<h2>Preconditions</h2>
-<p>Apply refuses the whole plan as stale if any of these rows no longer has this hash (or is no longer absent).</p>
-<table><tr><th>row</th><th>expected</th></tr>
-{expected}
-</table>
-</body></html>
-"""

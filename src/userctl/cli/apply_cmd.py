@@ -21,6 +21,7 @@ from userctl.cli.common import (
     otp_option,
     plan_from_file,
     planning_options,
+    reason_option,
 )
 from userctl.cli.context import app
 from userctl.clock import iso_z
@@ -71,6 +72,7 @@ def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_a
 @planning_options
 @lock_option
 @max_age_option
+@reason_option
 def apply(
     plan_file: str | None,
     path: str | None,
@@ -82,6 +84,7 @@ def apply(
     allow_mass_removal: bool,
     lock_timeout: float,
     max_age: float,
+    reason: str | None,
 ) -> None:
     """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
     in one transaction."""
@@ -98,16 +101,20 @@ def apply(
     started = utcnow()
     if plan_file is None:
         assert path is not None
-        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization,
-                                  started)
+        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator, reason),
+                                  ctx.organization, started)
     else:
         if path is None and (no_prune or replace):
             raise UsageError("--no-prune and --replace shape a new plan: use them with `plan`, `apply -f FILE` or `apply PLAN -f FILE`")
         require_current(engine)
         the_plan = read_saved_plan(plan_file, ctx.organization, started, max_age)
+        saved_reason = the_plan.options.get("reason")
+        if reason is not None and reason != saved_reason:
+            raise UsageError(f"--reason differs from the reason {plan_file} was made with ({saved_reason!r}): "
+                             "a saved plan's reason is part of what was reviewed; plan again to change it")
         if path is not None:
             _refuse_unless_file_plans_to(engine, the_plan, plan_file, path, make_options(
-                no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, started)
+                no_prune, replace, allow_mass_removal, the_plan.options.get("operator"), saved_reason), ctx.organization, started)
     if not the_plan.active_changes:
         click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
         return

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any, Mapping
 
 from userctl.printable import printable
-from userctl.render.common import detail_lines, flags, is_blocked, summary_line, symbol, two_factor_line
+from userctl.render.common import action_label, detail_lines, flags, is_blocked, reason_line, summary_line, symbol, two_factor_line
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#1b1f24}
@@ -37,7 +37,7 @@ def render(data: Mapping[str, Any]) -> str:
         details = "\n".join(e(line) for line in detail_lines(c) + ([f"({c['note']})"] if c["note"] else []))
         rows.append(
             f'<tr class="{cls}"><td>{i}</td><td><code>{e(symbol(c))}</code></td><td><code>{e(c["address"])}</code></td>'
-            f"<td>{e(c['action'])}</td><td>{''.join(f'<span class=flag>{e(f)}</span>' for f in flags(c))}</td>"
+            f"<td>{e(action_label(c))}</td><td>{''.join(f'<span class=flag>{e(f)}</span>' for f in flags(c))}</td>"
             f"<td><pre>{details}</pre></td></tr>"
         )
     findings = "".join(
@@ -57,6 +57,7 @@ def render(data: Mapping[str, Any]) -> str:
         f"<li>--replace: {e(', '.join(o['replace'])) if o['replace'] else 'none'}</li>"
         f"<li>--allow-mass-removal: {'given' if o['allow_mass_removal'] else 'not given'}</li>"
         f"<li>--operator: {e(o['operator']) if o['operator'] else 'not given'}</li>"
+        f"<li>--reason: {e(o['reason']) if o.get('reason') else 'not given'}</li>"
     )
     expected = "".join(
         f"<tr><td><code>{e(address)}</code></td><td><code>{e(value)}</code></td></tr>"
@@ -72,6 +73,7 @@ def render(data: Mapping[str, Any]) -> str:
 <table><tr><th>create</th><th>update</th><th>replace</th><th>delete</th><th>deferred</th><th>destructive</th><th>grant privilege</th><th>need 2FA</th></tr>
 <tr>{counts}</tr></table>
 <p><b>{e(summary_line(s))}</b></p>
+{f'<p>{e(reason)}</p>' if (reason := reason_line(data)) else ''}
 <p>{e(two_factor_line(data))}</p>
 {'<p class="blocking">This plan cannot be applied.</p>' if is_blocked(data) else ''}
 {f'<h2>Findings</h2><ul>{findings}</ul>' if findings else ''}

@@ -20,7 +20,7 @@ from userctl.state import KEYED_POLICY_RULES, PERMISSIONS, POLICY_RULES, LiveSta
 ROLE_MAILBOXES: Final[frozenset[str]] = frozenset({
     "accounting", "accounts", "admin", "administrator", "billing", "compliance", "contact", "finance", "help",
     "hello", "hr", "info", "it", "legal", "no-reply", "noreply", "office", "ops", "operations", "payments",
-    "payouts", "postmaster", "root", "sales", "security", "support", "team", "treasury", "webmaster",
+    "payouts", "postmaster", "sales", "security", "support", "team", "treasury", "webmaster",
 })
 # How many users a violation names before it counts the rest.
 SHOWN = 5
@@ -67,7 +67,7 @@ def check(state: LiveState, policies: Policies | None = None) -> list[Violation]
         if shared and mailbox(email) is not None:
             found.append(Violation(
                 "forbid_shared_mailboxes",
-                f"{email} is a shared role mailbox ({mailbox(email)}@): each account must belong to one person",
+                f"forbid_shared_mailboxes: {email} is a shared role mailbox ({mailbox(email)}@): each account must belong to one person",
                 ("users", email)))
         role = state.roles.get(user.role)
         if role is None or not watched:
@@ -114,7 +114,7 @@ def _two_factor(state: LiveState, policies: Policies, held: Mapping[str, list[st
         user = state.users[email]
         found.append(Violation(
             "require_two_factor",
-            f"{email} holds {', '.join(lacking[email])} through role {user.role!r} but is declared two_factor: "
+            f"require_two_factor: {email} holds {', '.join(lacking[email])} through role {user.role!r} but is declared two_factor: "
             f"{user.two_factor}; holders of {', '.join(sorted(required))} must be two_factor: required",
             ("users", email, "two_factor")))
     return found

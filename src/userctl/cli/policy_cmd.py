@@ -9,6 +9,7 @@ import click
 
 from userctl.cli.common import reading
 from userctl.errors import PolicyViolation
+from userctl.printable import printable
 
 
 @click.group()
@@ -41,5 +42,5 @@ def check(fmt: str) -> None:
     if violations:
         if fmt == "text":
             for v in violations:
-                click.echo(f"{v.rule}: {v.message}")
+                click.echo(printable(v.message))
         raise PolicyViolation(f"{len(violations)} policy violation(s) in {org.slug}'s live database")

@@ -15,6 +15,7 @@ from userctl.clock import naive_utc
 from userctl.db import models
 from userctl.db.batches import chunks
 from userctl.db.rows import insert_role
+from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change
 from userctl.state import USER_COLUMNS, canonical_json, role_from_record
 
@@ -232,7 +233,3 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("policy", "delete"): Executor.delete_policies,
 }
 
-
-def _stored(name: str, value: Any) -> Any:
-    """A user field as its column takes it: an expiry is a DATE (SQLite's Date type takes only dates)."""
-    return dt.date.fromisoformat(value) if name == "expires" and value is not None else value

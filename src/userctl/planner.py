@@ -163,7 +163,7 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         b.preconditions.clear()
     after = apply_changes(live, changes)
     changes = assess(live, changes, after, today)
-    findings = (*guards.check(live, changes, options, after), *policy_findings(live, after, options.reason),
+    findings = (*guards.check(live, changes, options, after), *policy_findings(live, after, options.reason if _writes(changes) else "(nothing to apply)"),
                 *_expiry_notes(after, today))
     return Plan(
         organization=live.organization.slug,
@@ -175,9 +175,13 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
     )
 
 
+def _writes(changes: Iterable[Change]) -> bool:
+    return any(not c.deferred for c in changes)
+
+
 def policy_findings(live: LiveState, after: LiveState, reason: str | None) -> list[Finding]:
     """The policies in force after the plan, judged on the state it leaves behind; a reason is
-    required when the policies before or after it say so."""
+    required when the policies before or after it say so (a plan that writes nothing needs none)."""
     found = policies.check(after)
     missing = policies.reason_violation(reason, live.policies, after.policies)
     return [v.finding() for v in ([missing] if missing else []) + found]

@@ -163,7 +163,8 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         b.preconditions.clear()
     after = apply_changes(live, changes)
     changes = assess(live, changes, after, today)
-    findings = (*guards.check(live, changes, options, after), *policy_findings(live, after, options.reason if _writes(changes) else "(nothing to apply)"),
+    findings = (*guards.check(live, changes, options, after),
+                *policy_findings(live, after, options.reason, writes=any(not c.deferred for c in changes)),
                 *_expiry_notes(after, today))
     return Plan(
         organization=live.organization.slug,
@@ -175,15 +176,11 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
     )
 
 
-def _writes(changes: Iterable[Change]) -> bool:
-    return any(not c.deferred for c in changes)
-
-
-def policy_findings(live: LiveState, after: LiveState, reason: str | None) -> list[Finding]:
+def policy_findings(live: LiveState, after: LiveState, reason: str | None, *, writes: bool = True) -> list[Finding]:
     """The policies in force after the plan, judged on the state it leaves behind; a reason is
-    required when the policies before or after it say so (a plan that writes nothing needs none)."""
+    required when the policies before or after it say so, of a plan that `writes` anything."""
     found = policies.check(after)
-    missing = policies.reason_violation(reason, live.policies, after.policies)
+    missing = policies.reason_violation(reason, live.policies, after.policies) if writes else None
     return [v.finding() for v in ([missing] if missing else []) + found]
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
@@ -172,7 +172,7 @@ def plan_from_file(
     return replace(planned, findings=findings, provenance=provenance(now, file_hashes(path), git_commit(path)))
 
 
-def located_findings(findings: Iterable[Finding], desired: state.DesiredState) -> Iterator[Finding]:
+def located_findings(findings: tuple[Finding, ...], desired: state.DesiredState) -> Iterator[Finding]:
     """Findings about a declaration (a policy violation, an expiry) with its FILE:LINE:COL."""
     from userctl.desired.loader import locate
 

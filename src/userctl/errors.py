@@ -88,6 +88,10 @@ class StalePlan(Refused):
     pass
 
 
+class PolicyViolation(Refused):
+    """The state a plan leaves behind (or the live one) breaks the organization's policies."""
+
+
 class ForgedPlan(Refused):
     """A saved plan asks for something the planner would not have written for the live state:
     flags, policy or changes that re-deriving them does not give back."""

@@ -22,22 +22,22 @@ from userctl.state import FingerprintKind, canonical_json
 # 2: changes carry grants_privilege; a plan carries its provenance.
 FORMAT_VERSION: Final = 2
 
-Kind = Literal["role", "user", "assignment"]
+Kind = Literal["role", "user", "assignment", "policy"]
 Action = Literal[
     "create", "update", "delete",
     "change_role", "activate", "deactivate", "set_two_factor", "disable_two_factor", "replace",
-    "assign", "unassign",
+    "assign", "unassign", "set_expiry", "expire",
 ]
 Phase = Literal[
     "role.create", "user.activate", "user.create", "user.update", "assignment.unassign", "assignment.assign",
-    "user.deactivate", "user.delete", "role.delete",
+    "user.deactivate", "user.delete", "role.delete", "policy",
 ]
 Bucket = Literal["create", "update", "replace", "delete"]
 # How a change can grant privilege (DESIGN §3), judged by `risk.assess` on the live state and the
 # state the plan leads to: never; always (a payout bank account); when the user's role after the
 # change holds a privileged permission; when the new role holds one the old did not; when a role
 # gains one (every holder gains it).
-Grant = Literal["never", "always", "role", "role_gain", "added"]
+Grant = Literal["never", "always", "role", "role_gain", "added", "expiry"]
 
 # Apply order (DESIGN §3). A change's phase decides where it runs; within a phase changes are
 # sorted by address, then by the action's rank, so that the same inputs always give
@@ -66,6 +66,12 @@ class ActionRule:
     # (permissions are added early and removed last, so nobody loses access mid-apply).
     destructive_if_removed: str | None = None
     destructive_phase: Phase | None = None
+    # A field whose change is destructive when it loosens what it held (a policy's value).
+    destructive_if_weakened: str | None = None
+    # Needs no new 2FA although destructive: an earlier, confirmed change decided it (an expiry).
+    confirmed_earlier: bool = False
+    # How renderers name the action, when not by its name.
+    label: str | None = None
 
 
 _USERS_MANAGE = ("users.manage",)
@@ -88,6 +94,15 @@ ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
     ("user", "delete"): ActionRule("user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True),
     ("assignment", "unassign"): ActionRule("assignment.unassign", 0, "-", "update", True, _USERS_MANAGE),
     ("assignment", "assign"): ActionRule("assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"),
+    ("user", "set_expiry"): ActionRule("user.update", 4, "~", "update", False, _USERS_MANAGE, grants="expiry"),
+    # The day after a user's expiry: they are deactivated with no new code, since the change
+    # that set the expiry was confirmed when it was applied.
+    ("user", "expire"): ActionRule("user.deactivate", 1, "~", "update", True, _USERS_MANAGE, removes_user=True,
+                                   self_harm=True, confirmed_earlier=True, label="deactivate [expired]"),
+    # Policies constrain roles and who holds them; loosening one is destructive, tightening plain.
+    ("policy", "create"): ActionRule("policy", 0, "+", "create", False, ("roles.manage",)),
+    ("policy", "update"): ActionRule("policy", 1, "~", "update", False, ("roles.manage",), destructive_if_weakened="value"),
+    ("policy", "delete"): ActionRule("policy", 2, "-", "delete", False, ("roles.manage",), destructive_if_weakened="value"),
 }
 
 # The actions of each kind, as plan.schema.json enumerates them.
@@ -98,7 +113,26 @@ ACTIONS: Final[Mapping[Kind, tuple[Action, ...]]] = {
 
 def is_destructive(kind: Kind, action: Action, diff: Mapping[str, Mapping[str, Any]]) -> bool:
     r = ACTION_TABLE[(kind, action)]
+    if r.destructive_if_weakened is not None and r.destructive_if_weakened in diff:
+        d = diff[r.destructive_if_weakened]
+        return weakens(d.get("before"), d.get("after"))
     return r.destructive or (r.destructive_if_removed is not None and bool(diff.get(r.destructive_if_removed, {}).get("removed")))
+
+
+def weakens(before: Any, after: Any) -> bool:
+    """Whether a policy's value going from `before` to `after` (None: absent) allows something
+    it did not: a permission taken off a list, a higher limit, a rule turned off or removed."""
+    if before is None or before is False or before == []:
+        return False  # nothing was enforced
+    if after is None:
+        return True
+    if isinstance(before, bool) or isinstance(after, bool):
+        return before is True and after is not True
+    if isinstance(before, list):
+        return not isinstance(after, list) or bool(set(before) - set(after))
+    if isinstance(before, int):
+        return not isinstance(after, int) or after > before
+    return True
 
 
 def phase_of(kind: Kind, action: Action, destructive: bool) -> int:
@@ -106,9 +140,11 @@ def phase_of(kind: Kind, action: Action, destructive: bool) -> int:
     return PHASES.index(r.destructive_phase if destructive and r.destructive_phase else r.phase)
 
 
-def requires_2fa(action: Action, destructive: bool, grants_privilege: bool, policy: str) -> bool:
+def requires_2fa(kind: Kind, action: Action, destructive: bool, grants_privilege: bool, policy: str) -> bool:
     # Under policy `all` every change to an existing user or role needs 2FA; creates never
-    # touch an existing row.
+    # touch an existing row. An expiry was confirmed when it was set.
+    if ACTION_TABLE[(kind, action)].confirmed_earlier and not grants_privilege:
+        return False
     return destructive or grants_privilege or (policy == "all" and action != "create")
 
 
@@ -137,7 +173,11 @@ def organization_address(slug: str) -> str:
     return f"organization[{json.dumps(slug, ensure_ascii=False)}]"
 
 
-_ADDRESS = re.compile(r"(user|role|bank_account|organization)\[(\".*\")\]", re.DOTALL)
+def policy_address(key: tuple[str, ...]) -> str:
+    return f"policy[{json.dumps('.'.join(k for k in key if k), ensure_ascii=False)}]"
+
+
+_ADDRESS = re.compile(r"(user|role|bank_account|organization|policy)\[(\".*\")\]", re.DOTALL)
 
 
 def parse_address(address: str) -> "tuple[FingerprintKind, str] | None":
@@ -186,6 +226,8 @@ class Change:
             return role_address(self.key[0])
         if self.kind == "user":
             return user_address(self.key[0])
+        if self.kind == "policy":
+            return policy_address(self.key)
         return assignment_address(self.key[0], self.key[1])
 
     def to_data(self) -> dict[str, Any]:
@@ -234,9 +276,12 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    code: str  # removal_guard / admin_guard / self_guard / mass_removal_allowed ...
+    code: str  # removal_guard / admin_guard / self_guard / policy.RULE / expiry ...
     blocking: bool
     message: str
+    # The desired-state path of what the finding is about, for the CLI to give its FILE:LINE:COL
+    # (not saved: the message carries the place once located).
+    path: tuple[str | int, ...] = field(default=(), compare=False)
 
     def to_data(self) -> dict[str, Any]:
         return {"code": self.code, "blocking": self.blocking, "message": self.message}

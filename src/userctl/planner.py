@@ -9,10 +9,11 @@ the CLI turns into FILE:LINE:COL.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
-from userctl import guards
+from userctl import guards, policies
 from userctl.errors import InputError, Problem, first_few
 from userctl.plan import (
     ACTION_TABLE,
@@ -20,10 +21,12 @@ from userctl.plan import (
     Change,
     Kind,
     Plan,
+    Finding,
     bank_account_address,
     is_destructive,
     organization_address,
     phase_of,
+    policy_address,
     role_address,
     user_address,
 )
@@ -36,12 +39,16 @@ from userctl.state import (
     Role,
     User,
     fingerprint,
+    policy_record,
+    policy_text,
     role_record,
     user_record,
 )
 
 PROFILE_FIELDS = ("first_name", "last_name", "force_password_reset")
 PENDING_NOTE = "pending registration: the platform activates the user when they finish registering"
+# Users whose access ends within this many days are named in the plan.
+EXPIRY_NOTICE_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,8 @@ class PlanOptions:
     replace: frozenset[str] = frozenset()  # lower-case emails to delete and re-create
     allow_mass_removal: bool = False
     operator: str | None = None
+    # Why the plan is made (--reason, e.g. the ticket): recorded in the plan and every audit event.
+    reason: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -57,6 +66,7 @@ class PlanOptions:
             "replace": sorted(self.replace),
             "allow_mass_removal": self.allow_mass_removal,
             "operator": self.operator,
+            "reason": self.reason,
         }
 
 
@@ -88,6 +98,8 @@ class _Builder:
     changes: list[Change] = field(default_factory=list)
     preconditions: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Users whose declared expiry has passed: planned as deactivated, whatever their status says.
+    expired: frozenset[str] = frozenset()
 
     def error(self, path: tuple[str, ...], message: str) -> None:
         self.problems.append(Problem(message, path))
@@ -132,11 +144,13 @@ class _Builder:
         self.preconditions[bank_account_address(key)] = fingerprint(self.live, "bank_account", key)
 
 
-def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOptions()) -> Plan:
-    b = _Builder(live, options)
+def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOptions(), today: dt.date | None = None) -> Plan:
+    """`today`: the UTC date expiries are judged on (none are without it)."""
+    b = _Builder(live, options, expired=_expired(desired, today))
     if desired.organization != live.organization.slug:
         b.error(("organization",), f"the file declares {desired.organization!r} but the live state is {live.organization.slug!r}")
     _check_replace_option(desired, live, b)
+    _plan_policies(desired, live, b)
     _plan_roles(desired, live, b)
     _plan_users(desired, live, b)
     if b.problems:
@@ -148,8 +162,10 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
     else:
         b.preconditions.clear()
     after = apply_changes(live, changes)
-    changes = assess(live, _with_impact(live, changes, after), after)
-    findings = guards.check(live, changes, options, after)
+    changes = assess(live, _with_impact(live, changes, after), after, today)
+    findings = (*guards.check(live, changes, options, after),
+                *policy_findings(live, after, options.reason, writes=any(not c.deferred for c in changes)),
+                *_expiry_notes(after, today))
     return Plan(
         organization=live.organization.slug,
         two_factor_policy=live.organization.two_factor_policy,
@@ -192,6 +208,52 @@ def _with_impact(live: LiveState, changes: tuple[Change, ...], after: LiveState)
             c = replace(c, impact={"holders": _few(holders[c.key[0]])})
         out.append(c)
     return tuple(out)
+
+
+def policy_findings(live: LiveState, after: LiveState, reason: str | None, *, writes: bool = True) -> list[Finding]:
+    """The policies in force after the plan, judged on the state it leaves behind; a reason is
+    required when the policies before or after it say so, of a plan that `writes` anything."""
+    found = policies.check(after)
+    missing = policies.reason_violation(reason, live.policies, after.policies) if writes else None
+    return [v.finding() for v in ([missing] if missing else []) + found]
+
+
+def _expired(desired: DesiredState, today: dt.date | None) -> frozenset[str]:
+    if today is None:
+        return frozenset()
+    day = today.isoformat()
+    return frozenset(e for e, u in desired.users.items() if u.expires is not None and u.expires < day)
+
+
+def _expiry_notes(after: LiveState, today: dt.date | None) -> list[Finding]:
+    if today is None:
+        return []
+    notes = []
+    for email in sorted(e for e, u in after.users.items() if u.expires is not None and u.status != "inactive"):
+        left = (dt.date.fromisoformat(after.users[email].expires or "") - today).days
+        if 0 <= left <= EXPIRY_NOTICE_DAYS:
+            when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
+            notes.append(Finding("expiry", False, f"{email} expires {when} ({after.users[email].expires}): "
+                                                  "deactivated by the first plan after that day", ("users", email, "expires")))
+    return notes
+
+
+def _plan_policies(desired: DesiredState, live: LiveState, b: _Builder) -> None:
+    """Policies are declared whole: one absent from the file is removed (loosening, if it held
+    anything), like a role. A file with no `policies:` section leaves them as they are only
+    under --no-prune."""
+    wanted, have = desired.policies, live.policies
+    keys = set(wanted) | (set(have) if b.options.prune else set())
+    for key in sorted(keys):
+        want, old = wanted.get(key), have.get(key)
+        if want == old:
+            continue
+        b.preconditions[policy_address(key)] = fingerprint(live, "policy", policy_text(key))
+        before = policy_record(key, old) if old is not None else None
+        after = policy_record(key, want) if want is not None else None
+        action: Action = "create" if old is None else "delete" if want is None else "update"
+        b.add("policy", key, action, before, after, diff={"value": {"before": before and before["value"],
+                                                                     "after": after and after["value"]}})
 
 
 def _order(change: Change) -> tuple[int, str, int]:
@@ -257,6 +319,10 @@ def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     wanted, existing, to_replace = desired.users, live.users.get, b.options.replace
     for email in sorted(wanted):
         want = wanted[email]
+        if email in b.expired:
+            # The file may still say active: after its expiry a user is planned inactive, and only
+            # removing or extending the expiry (a grant, 2FA) gives the access back.
+            want = replace(want, status="inactive")
         if want.role not in role_exists:
             b.error(("users", email, "role"), f"unknown role {want.role!r}")
             continue
@@ -279,6 +345,10 @@ def _created(want: User) -> User:
 
 
 def _created_inactive(email: str, want: User, b: _Builder) -> bool:
+    if email in b.expired:
+        b.error(("users", email, "expires"), f"{email} expired on {want.expires}: a new user cannot be created expired; "
+                                             "give a later date or leave them out")
+        return True
     if want.status == "inactive":
         b.error(("users", email, "status"), "a new user cannot be created inactive: declare them active to invite them, or leave them out")
     return want.status == "inactive"
@@ -338,7 +408,7 @@ def _comparable(user: User) -> tuple[object, ...]:
     # platform). A plain function on purpose: its attribute reads are specialised for slots, and
     # measured faster than operator.attrgetter, which looks each name up.
     return (user.first_name, user.last_name, user.role, user.two_factor, user.force_password_reset,
-            user.bank_accounts, user.status, user.id_type, user.id_number, user.phone)
+            user.bank_accounts, user.status, user.id_type, user.id_number, user.phone, user.expires)
 
 
 def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
@@ -346,6 +416,8 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     if not _immutable_fields_kept(email, want, have, b):
         return
     steps = _update_steps(want, have)
+    if email in b.expired:
+        steps = [("expire" if action == "deactivate" else action, values) for action, values in steps]
     to_assign = sorted(want.bank_accounts - have.bank_accounts)
     to_unassign = sorted(have.bank_accounts - want.bank_accounts)
     if have.status == "inactive" and want.status == "inactive":
@@ -361,7 +433,9 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     record = user_fields(have)
     for action, values in steps:
         after = {**record, **values}
-        b.add("user", (email,), action, record, after)
+        note = f"expired on {want.expires}: deactivated with no new code (the expiry was confirmed when set)" \
+            if action == "expire" else None
+        b.add("user", (email,), action, record, after, note=note)
         record = after
     if have.status == "invited" and want.status == "active":
         b.add("user", (email,), "activate", user_fields(have), {**user_fields(have), "status": "active"},
@@ -395,6 +469,8 @@ def _update_steps(want: User, have: User) -> list[tuple[Action, dict[str, Any]]]
             steps.append(("disable_two_factor", {"two_factor": "disabled", "totp_enrolled": False}))
         else:
             steps.append(("set_two_factor", {"two_factor": want.two_factor}))
+    if want.expires != have.expires:
+        steps.append(("set_expiry", {"expires": want.expires}))
     if want.status == "inactive" and have.status != "inactive":
         steps.append(("deactivate", {"status": "inactive"}))
     return steps
@@ -402,7 +478,7 @@ def _update_steps(want: User, have: User) -> list[tuple[Action, dict[str, Any]]]
 
 def _refuse_inactive_changes(email: str, want: User, have: User, accounts_changed: bool, b: _Builder) -> None:
     """An inactive user who stays inactive cannot be modified, only deleted or reactivated."""
-    changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor") if getattr(want, f) != getattr(have, f)]
+    changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor", "expires") if getattr(want, f) != getattr(have, f)]
     if accounts_changed:
         changed.append("bank_accounts")
     for name in changed:

@@ -14,20 +14,50 @@ only things trusted here are the live state (read under the organization lock) a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import Any, Mapping
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.plan import Change, Plan
 from userctl.planner import PlanOptions, diff
+from userctl.policies import value_problem
 from userctl.risk import assess
 from userctl.simulate import DoesNotFit, apply_changes
 from userctl.printable import printable
+from userctl.names import text_problem
 from userctl.state import DesiredState, LiveState, limit_problem
 
+# The longest reason a plan may carry (a ticket id or a pull request's title).
+MAX_REASON = 500
 
-def check_rederived(plan: Plan, live: LiveState) -> None:
-    """Refuse `plan` (ForgedPlan) unless the planner, given the live state, writes exactly it."""
+
+def reason_problem(reason: object) -> str | None:
+    """Why `reason` cannot be a plan's reason, or None (the CLI and apply judge it alike)."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or not reason.strip():
+        return "the reason must be non-empty text"
+    if len(reason) > MAX_REASON:
+        return f"the reason is {len(reason)} characters, more than {MAX_REASON}"
+    problem = text_problem(reason)
+    return f"the reason {problem}" if problem else None
+
+
+def is_date(value: object) -> bool:
+    """An ISO calendar date, YYYY-MM-DD, that exists."""
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def check_rederived(plan: Plan, live: LiveState, today: dt.date | None = None) -> None:
+    """Refuse `plan` (ForgedPlan) unless the planner, given the live state (and `today`, the UTC
+    date expiries are judged on), writes exactly it."""
     slug = live.organization.slug
     _check_values(plan)
     if plan.two_factor_policy != live.organization.two_factor_policy:
@@ -37,11 +67,11 @@ def check_rederived(plan: Plan, live: LiveState) -> None:
         after = apply_changes(live, plan.changes)
     except DoesNotFit as exc:
         raise _forged(plan, f"{exc} does not fit the live state of {slug}") from None
-    for stated, judged in zip(plan.changes, assess(live, plan.changes, after)):
+    for stated, judged in zip(plan.changes, assess(live, plan.changes, after, today)):
         if _flags(stated) != _flags(judged):
             raise _forged(plan, f"{stated.address} {stated.action} is marked {_shown(stated)}, but it is {_shown(judged)}")
     try:
-        replanned = diff(_desired_after(live, plan.changes, after), live, options_of(plan.options))
+        replanned = diff(_desired_after(live, plan.changes, after), live, options_of(plan.options), today)
     except InputError as exc:
         raise _forged(plan, f"the planner refuses what it asks: {exc.problems[0]}") from None
     _same_changes(plan, plan.changes, replanned.changes)
@@ -80,7 +110,16 @@ _USER_COLUMNS: dict[str, str] = {
 def _check_values(plan: Plan) -> None:
     """Every value a change writes fits its column and the character rules, as if it had come
     through the loader: a hand-written plan must not store what no file could declare."""
+    problem = reason_problem(plan.options.get("reason"))
+    if problem is not None:
+        raise _forged(plan, printable(problem))
     for change in plan.changes:
+        if change.kind == "policy":
+            problem = value_problem((change.key[0], change.key[1] if len(change.key) > 1 else ""),
+                                    None if change.after is None else change.after.get("value"))
+            if problem is not None:
+                raise _forged(plan, f"{printable(change.address)} {change.action}: {printable(problem)}")
+            continue
         if change.after is None and change.kind != "assignment":
             continue  # a delete writes no value
         record = change.after or {}
@@ -90,6 +129,8 @@ def _check_values(plan: Plan) -> None:
         elif change.kind == "user":
             checks = [(column, record.get(field)) for field, column in _USER_COLUMNS.items() if field in record]
             checks.append(("roles.name", record.get("role")))
+            if record.get("expires") is not None and not is_date(record["expires"]):
+                raise _forged(plan, f"{printable(change.address)} {change.action}: expires is not a date YYYY-MM-DD")
         else:
             checks = [("bank_accounts.key", change.key[1] if len(change.key) > 1 else None)]
         for column, value in checks:
@@ -104,6 +145,7 @@ def options_of(data: Mapping[str, Any]) -> PlanOptions:
         replace=frozenset(data["replace"]),
         allow_mass_removal=bool(data["allow_mass_removal"]),
         operator=data["operator"],
+        reason=data.get("reason"),
     )
 
 
@@ -124,7 +166,7 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
                 status="active" if email in pending else user.status,
                 bank_accounts=user.bank_accounts | waiting.get(email, set()),
             )
-    return DesiredState(live.organization.slug, dict(after.roles), users)
+    return DesiredState(live.organization.slug, dict(after.roles), users, policies=dict(after.policies))
 
 
 def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:

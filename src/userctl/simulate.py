@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from userctl.plan import Change
-from userctl.state import LiveState, Role, User, role_from_record, user_from_record
+from userctl.state import LiveState, PolicyKey, PolicyValue, Role, User, role_from_record, user_from_record
 
 
 class DoesNotFit(ValueError):
@@ -25,19 +25,22 @@ class DoesNotFit(ValueError):
 def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
     roles = dict(live.roles)
     users = dict(live.users)
+    policies = dict(live.policies)
     for change in changes:
         if change.deferred:
             continue
         try:
-            _apply_one(change, roles, users)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            _apply_one(change, roles, users, policies)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise DoesNotFit(change, f"{type(exc).__name__} {exc}") from exc
-    return LiveState(live.organization, roles, users, live.bank_accounts)
+    return LiveState(live.organization, roles, users, live.bank_accounts, policies)
 
 
-def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User]) -> None:
+def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User], policies: dict[PolicyKey, PolicyValue]) -> None:
     name = change.key[0]
-    if change.kind == "role":
+    if change.kind == "policy":
+        _apply_policy(change, policies)
+    elif change.kind == "role":
         if change.after is None:
             del roles[name]
         else:
@@ -53,3 +56,11 @@ def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User]) -
         user, key = users[name], change.key[1]
         accounts = user.bank_accounts | {key} if change.action == "assign" else user.bank_accounts - {key}
         users[name] = replace(user, bank_accounts=accounts)
+
+
+def _apply_policy(change: Change, policies: dict[PolicyKey, PolicyValue]) -> None:
+    key = (change.key[0], change.key[1])
+    if change.after is None:
+        del policies[key]
+    else:
+        policies[key] = change.after["value"]

@@ -172,6 +172,8 @@ class User:
     bank_accounts: frozenset[str] = frozenset()
     # Live only: set by the platform when the user enrols an authenticator.
     totp_enrolled: bool = False
+    # The last day the user may log in (ISO YYYY-MM-DD, UTC); the plan deactivates them after it.
+    expires: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,20 @@ class Organization:
     serial: int = 0
 
 
+# The access policies an organization may declare (its `policies:` section), each stored as rows
+# keyed (rule, name): `name` is a rule's entry (a separation-of-duties set, a permission of
+# max_holders) or "" for the rules that hold one value.
+POLICY_RULES: Final[tuple[str, ...]] = (
+    "separation_of_duties", "require_two_factor", "max_holders", "forbid_shared_mailboxes", "require_reason",
+)
+# The rules whose value is one mapping from an entry's name to its value.
+KEYED_POLICY_RULES: Final[frozenset[str]] = frozenset({"separation_of_duties", "max_holders"})
+PolicyKey = tuple[str, str]
+# A policy's value: a sorted list of permissions, a number of holders, or whether a rule is on.
+PolicyValue = list[str] | int | bool
+Policies = Mapping[PolicyKey, PolicyValue]
+
+
 @dataclass(frozen=True, slots=True)
 class DesiredState:
     """One organization's desired state, as declared in one file or a directory of files."""
@@ -203,6 +219,7 @@ class DesiredState:
     # ("roles", name) / ("users", email) -> the file that declares it; lets errors found later
     # (by the planner) be traced back to FILE:LINE:COL without the planner doing any I/O.
     origins: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    policies: Policies = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +230,7 @@ class LiveState:
     roles: Mapping[str, Role]
     users: Mapping[str, User]  # keyed by lower-case email
     bank_accounts: Mapping[str, BankAccount]
+    policies: Policies = field(default_factory=dict)
 
 
 # The user's fields, in record order: declared once, by the dataclass. The loader, the snapshot,
@@ -260,6 +278,16 @@ def user_from_record(record: Mapping[str, Any]) -> User:
     return User(**values)
 
 
+def policy_text(key: PolicyKey) -> str:
+    """How a policy is named in addresses and messages: `rule`, or `rule.name` for an entry
+    (rules hold no dot, so the first one splits them back)."""
+    return f"{key[0]}.{key[1]}" if key[1] else key[0]
+
+
+def policy_record(key: PolicyKey, value: PolicyValue) -> dict[str, Any]:
+    return {"rule": key[0], "name": key[1], "value": sorted(value) if isinstance(value, list) else value}
+
+
 def bank_account_record(account: BankAccount) -> dict[str, Any]:
     return {name.name: getattr(account, name.name) for name in fields(BankAccount)}
 
@@ -283,7 +311,7 @@ def record_hash(record: Mapping[str, Any] | None) -> str:
 
 # What a plan can depend on: the rows it writes, the roles and bank accounts it relies on, and
 # the organization's settings.
-FingerprintKind = Literal["user", "role", "bank_account", "organization"]
+FingerprintKind = Literal["user", "role", "bank_account", "organization", "policy"]
 
 
 def live_record(live: LiveState, kind: FingerprintKind, key: str) -> dict[str, Any] | None:
@@ -297,6 +325,10 @@ def live_record(live: LiveState, kind: FingerprintKind, key: str) -> dict[str, A
     if kind == "bank_account":
         account = live.bank_accounts.get(key)
         return bank_account_record(account) if account is not None else None
+    if kind == "policy":
+        rule, _, name = key.partition(".")  # policy_text's inverse
+        value = live.policies.get((rule, name))
+        return policy_record((rule, name), value) if value is not None else None
     return organization_settings(live.organization) if key == live.organization.slug else None
 
 

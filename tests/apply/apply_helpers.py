@@ -16,7 +16,9 @@ from sqlalchemy.engine import Engine
 from tests.conftest import Factory, Operator
 from userctl.clock import unix_seconds, utcnow
 from userctl.db.engine import begin_read
+from userctl.db import models as m
 from userctl.db.models import Base
+from userctl.db.rows import insert_user
 from userctl.db.snapshot import read_live_state
 from userctl.plan import Plan, dumps, provenance
 from userctl.planner import PlanOptions, diff
@@ -90,7 +92,7 @@ def exported(live: LiveState) -> DesiredState:
         e: replace(u, totp_enrolled=False, status="active" if u.status == "invited" else u.status)
         for e, u in live.users.items()
     }
-    return DesiredState(live.organization.slug, dict(live.roles), users)
+    return DesiredState(live.organization.slug, dict(live.roles), users, policies=dict(live.policies))
 
 
 def with_users(desired: DesiredState, *changed: User, drop: Iterable[str] = ()) -> DesiredState:
@@ -114,7 +116,15 @@ def new_user(email: str, n: int, role: str = "Support", **fields: Any) -> User:
 
 def every_change(engine: Engine) -> tuple[DesiredState, dict[str, Any]]:
     """The desired state that makes every kind of change to `build_org`'s organization, and the
-    planning options it needs (`--replace re@acme.co`, planned by the operator)."""
+    planning options it needs (`--replace re@acme.co`, planned by the operator). It first gives the
+    organization two policies (one to tighten, one to remove) and a user whose expiry has passed."""
+    with engine.begin() as conn:
+        org_id, support = conn.execute(sa.select(m.Role.organization_id, m.Role.id).where(m.Role.name == "Support")).one()
+        conn.execute(sa.insert(m.Policy), [
+            {"organization_id": org_id, "rule": "max_holders", "name": "users.manage", "value": "5"},
+            {"organization_id": org_id, "rule": "require_reason", "name": "", "value": "false"},
+        ])
+        insert_user(conn, org_id, replace(new_user("temp@acme.co", 3), expires="2020-01-31"), support)
     live = live_state(engine)
     d = exported(live)
     users = dict(d.users)
@@ -129,15 +139,17 @@ def every_change(engine: Engine) -> tuple[DesiredState, dict[str, Any]]:
     users["acct@acme.co"] = replace(users["acct@acme.co"], bank_accounts=frozenset({"ops-backup"}))
     users["new1@acme.co"] = new_user("new1@acme.co", 1, role="Ops", bank_accounts=frozenset({"payroll"}))
     users["new2@acme.co"] = new_user("new2@acme.co", 2, role="Auditor")
+    users["tf@acme.co"] = replace(users["tf@acme.co"], expires="2099-12-31")  # a first expiry: plain
     roles = dict(d.roles)
     roles["Support"] = Role("Support", "Helps customers and calls", frozenset({"customers.view", "calls.access"}))
     roles["Auditor"] = Role("Auditor", "Reads the audit log", frozenset({"audit.view", "users.view"}))
     del roles["Legacy"]
-    return DesiredState(d.organization, roles, users), {"replace": frozenset({"re@acme.co"}), "operator": "root@acme.co"}
+    policies = {("max_holders", "users.manage"): 4, ("forbid_shared_mailboxes", ""): True}
+    return DesiredState(d.organization, roles, users, policies=policies), {"replace": frozenset({"re@acme.co"}), "operator": "root@acme.co"}
 
 
 def make_plan(engine: Engine, desired: DesiredState, options: PlanOptions = PlanOptions()) -> Plan:
-    return diff(desired, live_state(engine, desired.organization), options)
+    return diff(desired, live_state(engine, desired.organization), options, utcnow().date())
 
 
 def stamped(plan: Plan, at: dt.datetime | None = None) -> Plan:

@@ -377,6 +377,8 @@ def test_no_value_is_pasted_into_a_script() -> None:
         for step in job["steps"]:
             assert "${{" not in step.get("run", ""), (name, step.get("name"))
     assert "vars.USERCTL_OPERATOR" in _job("apply")["env"]["USERCTL_OPERATOR"]
+    # The pull request's title becomes the plan's reason, through the environment too.
+    assert "github.event.pull_request.title" in _job("plan")["env"]["USERCTL_REASON"]
 
 
 # --- The apply job: in order, none dropped -------------------------------------------------------

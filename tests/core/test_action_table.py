@@ -76,11 +76,14 @@ def test_the_table_says_what_the_design_says() -> None:
     destructive = {k for k, r in ACTION_TABLE.items() if r.destructive}
     assert destructive == {
         ("user", "delete"), ("user", "deactivate"), ("user", "replace"), ("user", "change_role"),
-        ("user", "disable_two_factor"), ("assignment", "unassign"), ("role", "delete"),
+        ("user", "disable_two_factor"), ("assignment", "unassign"), ("role", "delete"), ("user", "expire"),
     }
     assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_removed} == {("role", "update")}
+    # Loosening a policy is destructive (DESIGN §3); an expiry's deactivation needs no new code.
+    assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_weakened} == {("policy", "update"), ("policy", "delete")}
+    assert {k for k, r in ACTION_TABLE.items() if r.confirmed_earlier} == {("user", "expire")}
     assert {k for k, r in ACTION_TABLE.items() if r.self_harm} == {
-        ("user", "delete"), ("user", "deactivate"), ("user", "replace"), ("user", "disable_two_factor"),
+        ("user", "delete"), ("user", "deactivate"), ("user", "replace"), ("user", "disable_two_factor"), ("user", "expire"),
     }
     assert required_permissions([_change("user", "replace")]) == {"users.add", "users.manage"}
     assert required_permissions([_change("role", "update"), _change("assignment", "assign")]) == {"roles.manage", "users.manage"}
@@ -150,6 +153,8 @@ def test_every_precondition_the_planner_records_is_the_fingerprint_of_its_addres
 
 
 def _other(value: Any) -> Any:
+    if value is None:  # an optional field: expires
+        return "2030-01-01"
     if isinstance(value, bool):
         return not value
     if isinstance(value, frozenset):

@@ -143,7 +143,7 @@ def messages(tmp_path: Path, text: str) -> list[str]:
         (BASE + "users:\n  a@b.co:\n" + USER_OK + "    status: 1\n",
          "14:13: users.a@b.co.status: 1 is not allowed; use one of: active, inactive"),
         (BASE + "users:\n  a@b.co:\n" + USER_OK + "    rol: Admin\n",
-         "14:5: users.a@b.co.rol: unknown field 'rol' (did you mean 'role'?); allowed: bank_accounts, first_name, "
+         "14:5: users.a@b.co.rol: unknown field 'rol' (did you mean 'role'?); allowed: bank_accounts, expires, first_name, "
          "force_password_reset, id_number, id_type, last_name, phone, role, status, two_factor"),
         (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("'+573001112233'", "'+57 300 111 2233'"),
          '12:12: users.a@b.co.phone: "+57 300 111 2233" is not valid; expected phone number in E.164 format: '

@@ -52,6 +52,8 @@ class AuditRecord:
     after: Any = None
     plan_digest: str | None = None
     operator_verified: bool = False
+    reason: str | None = None  # the plan's --reason
+    refers_to: int | None = None  # seq of the earlier event this one follows from
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], 
             "before": None if event.before is None else canonical_json(event.before),
             "after": None if event.after is None else canonical_json(event.after),
             "prev_hash": head,
+            "reason": event.reason,
+            "refers_to": event.refers_to,
         }
         payload = _payload(row)
         row["hash"] = head = hashlib.sha256(payload).hexdigest()
@@ -207,6 +211,11 @@ def _payload(row: Any) -> bytes:
     }
     if row["operator_verified"] is not None:
         fields["operator_verified"] = bool(row["operator_verified"])  # MariaDB reads back 0/1
+    # Likewise the reason and the earlier event, added by migration 0004.
+    if row["reason"] is not None:
+        fields["reason"] = row["reason"]
+    if row["refers_to"] is not None:
+        fields["refers_to"] = int(row["refers_to"])
     return canonical_json(fields).encode("utf-8")
 
 
@@ -263,6 +272,24 @@ def list_events(
             "prev_hash": r.prev_hash,
             "hash": r.hash,
             "hmac": r.hmac,
+            "reason": r.reason,
+            "refers_to": None if r.refers_to is None else int(r.refers_to),
         }
         for r in rows
     ]
+
+
+def expiry_set_by(conn: Connection, org_id: int, email: str) -> int | None:
+    """The seq of the last event that gave `email` the expiry they have (a create, replace or
+    set_expiry whose record carries one), or None when no event did (the row was written
+    outside userctl)."""
+    rows = conn.execute(
+        select(_table.c.seq, _table.c.after)
+        .where(_table.c.organization_id == org_id, _table.c.address == user_address(email),
+               _table.c.action.in_(("user.create", "user.replace", "user.set_expiry")))
+        .order_by(_table.c.seq.desc())
+    )
+    for seq, after in rows:
+        if after is not None and json.loads(after).get("expires") is not None:
+            return int(seq)
+    return None

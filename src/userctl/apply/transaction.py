@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import guards
 from userctl.clock import iso_z
-from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, StalePlan, TwoFactorRequired, first_few
+from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, PolicyViolation, StalePlan, TwoFactorRequired, first_few
 from userctl.plan import Plan, organization_address, parse_address, required_permissions
-from userctl.planner import PlanOptions
+from userctl.planner import PlanOptions, policy_findings
 from userctl.replan import check_rederived
+from userctl.simulate import apply_changes
 from userctl.state import LiveState, fingerprint
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def approve_plan(
     def approve(conn: "Connection", org_id: int) -> ApproveResult:
         live = read_live_state(conn, plan.organization)
         check_preconditions(plan, live)
-        check_rederived(plan, live)
+        check_rederived(plan, live, now.date())
         me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
         otp.verify_operator_code(conn, me.id, otp_code, now)
         row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
@@ -118,7 +119,7 @@ def approve_plan(
             org_id,
             [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
                                address=organization_address(plan.organization), before=None,
-                               after={"expires_at": iso_z(row.expires_at)})],
+                               after={"expires_at": iso_z(row.expires_at)}, reason=plan.options.get("reason"))],
             now,
         )
         return ApproveResult(row.id, me.email, row.expires_at, head)
@@ -152,7 +153,7 @@ def _apply_locked(
         lock_rows(conn, org_id, _touched(plan))
     live = read_live_state(conn, plan.organization)
     check_preconditions(plan, live)
-    check_rederived(plan, live)
+    check_rederived(plan, live, now.date())
     if not changes:
         return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
     me = load_operator(conn, org_id, operator, required_permissions(changes))
@@ -164,6 +165,14 @@ def _apply_locked(
     blocking = [f for f in guards.check(live, changes, options) if f.blocking]
     if blocking:
         raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
+    # The policies judge the state this plan leaves on the live rows as they are now: a change
+    # made since planning (a role given a permission, a user added) can make it break one.
+    reason = plan.options.get("reason")
+    violations = [f for f in policy_findings(live, apply_changes(live, changes), reason) if f.blocking]
+    if violations:
+        raise PolicyViolation(f"refused: the result of this plan on the current state of {plan.organization} would break "
+                              f"its policies: " + "; ".join(f.message for f in violations) + ". Nothing was written.")
+    refers = {c.key[0]: audit.expiry_set_by(conn, org_id, c.key[0]) for c in changes if c.action == "expire"}
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
     for email, user_id in created:
@@ -181,6 +190,8 @@ def _apply_locked(
                 address=c.address,
                 before=c.before,
                 after=c.after,
+                reason=reason,
+                refers_to=refers.get(c.key[0]) if c.action == "expire" else None,
             )
             for c in changes
         ],

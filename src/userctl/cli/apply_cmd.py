@@ -25,6 +25,7 @@ from userctl.cli.common import (
     planning_options,
     result_format_option,
     with_code,
+    reason_option,
 )
 from userctl.cli.context import app
 from userctl.clock import iso_z
@@ -78,6 +79,7 @@ def read_saved_plan(path: str, organization: str | None, now: dt.datetime, max_a
 @max_age_option
 @invitation_options
 @result_format_option("apply.schema.json")
+@reason_option
 def apply(
     plan_file: str | None,
     path: str | None,
@@ -91,6 +93,7 @@ def apply(
     max_age: float,
     invite_base_url: str | None,
     smtp_from: str | None,
+    reason: str | None,
     fmt: str,
 ) -> None:
     """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
@@ -108,16 +111,20 @@ def apply(
     started = utcnow()
     if plan_file is None:
         assert path is not None
-        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization,
-                                  started)
+        the_plan = plan_from_file(engine, path, make_options(no_prune, replace, allow_mass_removal, operator, reason),
+                                  ctx.organization, started)
     else:
         if path is None and (no_prune or replace):
             raise UsageError("--no-prune and --replace shape a new plan: use them with `plan`, `apply -f FILE` or `apply PLAN -f FILE`")
         require_current(engine)
         the_plan = read_saved_plan(plan_file, ctx.organization, started, max_age)
+        saved_reason = the_plan.options.get("reason")
+        if reason is not None and reason != saved_reason:
+            raise UsageError(f"--reason differs from the reason {plan_file} was made with ({saved_reason!r}): "
+                             "a saved plan's reason is part of what was reviewed; plan again to change it")
         if path is not None:
             _refuse_unless_file_plans_to(engine, the_plan, plan_file, path, make_options(
-                no_prune, replace, allow_mass_removal, the_plan.options.get("operator")), ctx.organization, started)
+                no_prune, replace, allow_mass_removal, the_plan.options.get("operator"), saved_reason), ctx.organization, started)
     as_json = fmt == "json"
     if not the_plan.active_changes:
         if as_json:

@@ -12,6 +12,7 @@ import click
 from userctl.cli.common import reading, result_format_option
 from userctl.clock import naive_utc
 from userctl.errors import AuditChainBroken, UsageError
+from userctl.printable import printable
 
 
 @click.group()
@@ -34,7 +35,9 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
         click.echo(json.dumps(events, indent=2, ensure_ascii=False))
         return
     for e in events:
-        click.echo("  ".join((e["time"], e["operator"], e["verified_by"], e["action"], e["address"])))
+        extra = ([f"(follows #{e['refers_to']})"] if e["refers_to"] is not None else []) + (
+            [f"reason: {e['reason']}"] if e["reason"] else [])
+        click.echo(printable("  ".join((e["time"], e["operator"], e["verified_by"], e["action"], e["address"], *extra))))
 
 
 @audit.command("verify")

@@ -25,9 +25,9 @@ import click
 
 from userctl import state
 from userctl.cli.context import app
-from userctl.errors import CodeRejected, InputError, UsageError
+from userctl.errors import CodeRejected, InputError, Problem, UsageError
 from userctl.gcpause import gc_paused
-from userctl.plan import MAX_PLAN_BYTES, Plan, loads, provenance
+from userctl.plan import MAX_PLAN_BYTES, Finding, Plan, loads, provenance
 from userctl.planner import PlanOptions, diff
 
 if TYPE_CHECKING:
@@ -120,12 +120,26 @@ def letterhead(invite_base_url: str | None, smtp_from: str | None, invitations: 
     return outbox.Letterhead(outbox.parse_base_url(invite_base_url or ""), smtp_from or outbox.DEFAULT_FROM)
 
 
-def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None) -> PlanOptions:
+reason_option = click.option(
+    "--reason", envvar="USERCTL_REASON", metavar="TEXT",
+    help="Why this change is made (a ticket id, the pull request's title): recorded in the plan and in every audit "
+         "event of its apply (or USERCTL_REASON). Required when the policies say require_reason.",
+)
+
+
+def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None,
+                 reason: str | None = None) -> PlanOptions:
+    from userctl.replan import reason_problem
+
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise UsageError(f"--reason: {problem}")
     return PlanOptions(
         prune=not no_prune,
         replace=frozenset(e.strip().lower() for e in replace),
         allow_mass_removal=allow_mass_removal,
         operator=operator.strip().lower() if operator else None,
+        reason=reason,
     )
 
 
@@ -212,10 +226,26 @@ def plan_from_file(
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
         try:
-            planned = diff(desired, live, options)
+            planned = diff(desired, live, options, now.date())
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
-    return replace(planned, provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)))
+        findings = tuple(located_findings(planned.findings, desired))
+    return replace(planned, findings=findings, provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)))
+
+
+def located_findings(findings: tuple[Finding, ...], desired: state.DesiredState) -> Iterator[Finding]:
+    """Findings about a declaration (a policy violation, an expiry) with its FILE:LINE:COL."""
+    from userctl.desired.loader import locate
+
+    placed = {f.path for f in findings if f.path}
+    where = {p.path: p for p in locate([Problem("", p) for p in placed], desired)} if placed else {}
+    for f in findings:
+        problem = where.get(f.path)
+        if problem is None or problem.file is None:
+            yield f
+            continue
+        at = f"{problem.file}:{problem.line}:{problem.col or 1}" if problem.line is not None else problem.file
+        yield replace(f, message=f"{at}: {f.message}")
 
 
 def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "users": "userctl.cli.views_cmd:users",
     "roles": "userctl.cli.views_cmd:roles",
     "accounts": "userctl.cli.views_cmd:accounts",
+    "policy": "userctl.cli.policy_cmd:policy",
 }
 
 

@@ -67,6 +67,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "accounts": ("userctl accounts list",),
     "accounts list": ("userctl accounts list --format csv",),
     "accounts import": ("userctl accounts import accounts.csv --operator ana@acme.co",),
+    "policy": ("userctl policy check",),
+    "policy check": ("userctl policy check --format json",),
 }
 
 

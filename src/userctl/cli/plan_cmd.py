@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import make_options, plan_from_file, planning_options, write_atomically
+from userctl.cli.common import make_options, plan_from_file, planning_options, reason_option, write_atomically
 from userctl.cli.context import app
 from userctl.plan import Plan, dumps
 from userctl.render import FORMATS, render
@@ -27,6 +27,7 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 3 when some need 2FA.")
 @planning_options
 @click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Who will apply: enables the self guard.")
+@reason_option
 def plan(
     path: str,
     fmt: str,
@@ -36,6 +37,7 @@ def plan(
     replace: tuple[str, ...],
     allow_mass_removal: bool,
     operator: str | None,
+    reason: str | None,
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.clock import utcnow
@@ -43,7 +45,7 @@ def plan(
 
     ctx = app()
     with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer
-        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator), ctx.organization,
+        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator, reason), ctx.organization,
                                 utcnow())
     if out:
         write_atomically(out, dumps(result))

@@ -15,8 +15,9 @@ from userctl.clock import naive_utc
 from userctl.db import models
 from userctl.db.batches import chunks
 from userctl.db.rows import insert_role
+from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change
-from userctl.state import USER_COLUMNS, role_from_record
+from userctl.state import USER_COLUMNS, canonical_json, role_from_record
 
 T = TypeVar("T")
 CHUNK = 1000
@@ -104,7 +105,7 @@ class Executor:
             rows.append(
                 {
                     "organization_id": self.org_id,
-                    **{name: a[name] for name in USER_COLUMNS},
+                    **{name: _stored(name, a.get(name)) for name in USER_COLUMNS},
                     # A new row never has an authenticator, whatever a change's record says.
                     "totp_enrolled": False,
                     "role_id": self._role_ids[a["role"]],
@@ -135,7 +136,7 @@ class Executor:
         set the fields of each change's diff; rows setting the same fields share one statement."""
         by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for c in changes:
-            values = {name: d["after"] for name, d in c.diff.items()}
+            values = {name: _stored(name, d["after"]) for name, d in c.diff.items()}
             if "role" in values:
                 values["role_id"] = self._role_ids[values.pop("role")]
             values["updated_at"] = self.now
@@ -167,6 +168,28 @@ class Executor:
             self.conn.execute(delete(models.User).where(models.User.id.in_(part)))
             if report:  # a replace reports its users once, when they are created again
                 self._done(len(part))
+
+    # --- policies ------------------------------------------------------------------------------
+
+    def create_policies(self, changes: Sequence[Change]) -> None:
+        self.conn.execute(insert(models.Policy), [
+            {"organization_id": self.org_id, "rule": c.key[0], "name": c.key[1], "value": canonical_json((c.after or {})["value"])}
+            for c in changes
+        ])
+        self._done(len(changes))
+
+    def update_policies(self, changes: Sequence[Change]) -> None:
+        p = models.Policy
+        for c in changes:
+            self.conn.execute(update(p).where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])
+                              .values(value=canonical_json((c.after or {})["value"])))
+        self._done(len(changes))
+
+    def delete_policies(self, changes: Sequence[Change]) -> None:
+        p = models.Policy
+        for c in changes:
+            self.conn.execute(delete(p).where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1]))
+        self._done(len(changes))
 
     # --- assignments ---------------------------------------------------------------------------
 
@@ -205,4 +228,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     },
     ("assignment", "assign"): Executor.assign,
     ("assignment", "unassign"): Executor.unassign,
+    ("policy", "create"): Executor.create_policies,
+    ("policy", "update"): Executor.update_policies,
+    ("policy", "delete"): Executor.delete_policies,
 }
+

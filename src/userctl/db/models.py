@@ -16,7 +16,7 @@ from userctl.db import tables
 from userctl.db.tables import NAMING
 
 __all__ = [
-    "NAMING", "Base", "Organization", "Role", "RolePermission", "User", "BankAccount",
+    "NAMING", "Base", "Organization", "Role", "RolePermission", "User", "Policy", "BankAccount",
     "UserBankAccount", "TotpSecret", "OtpUse", "AuditEvent", "Approval", "Notification",
 ]
 
@@ -66,8 +66,18 @@ class User(Base):
     two_factor: Mapped[str]
     totp_enrolled: Mapped[bool]
     force_password_reset: Mapped[bool]
+    expires: Mapped[dt.date | None]  # column expires_at
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+
+
+class Policy(Base):
+    __table__ = tables.policies
+    id: Mapped[int]
+    organization_id: Mapped[int]
+    rule: Mapped[str]
+    name: Mapped[str]
+    value: Mapped[str]  # canonical JSON
 
 
 class BankAccount(Base):
@@ -127,6 +137,8 @@ class AuditEvent(Base):
     prev_hash: Mapped[str]
     hash: Mapped[str]
     hmac: Mapped[str | None]
+    reason: Mapped[str | None]
+    refers_to: Mapped[int | None]
 
 
 class Approval(Base):

@@ -4,7 +4,8 @@ the same way."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import datetime as dt
+from typing import Any, Iterable
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -42,10 +43,15 @@ def insert_role(conn: Connection, organization_id: int, role: state.Role) -> int
     return role_id
 
 
+def stored(name: str, value: Any) -> Any:
+    """A user field as its column takes it: an expiry is a DATE (SQLite's Date type takes only dates)."""
+    return dt.date.fromisoformat(value) if name == "expires" and value is not None else value
+
+
 def insert_user(conn: Connection, organization_id: int, user: state.User, role_id: int) -> int:
     """Insert the user row only; `user.role` and `user.bank_accounts` are the caller's to resolve."""
     now = utcnow()
-    columns = {name: getattr(user, name) for name in state.USER_COLUMNS}
+    columns = {name: stored(name, getattr(user, name)) for name in state.USER_COLUMNS}
     columns["email"] = user.email.lower()
     result = conn.execute(
         insert(models.User).values(organization_id=organization_id, **columns, role_id=role_id, created_at=now, updated_at=now)

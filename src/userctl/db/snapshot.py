@@ -8,6 +8,7 @@ which apply calls first, locks anything: planning reads never do."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, Collection, Iterable, Mapping, Sequence, Unpack
 
@@ -73,6 +74,7 @@ def read_live_state(conn: Connection, slug: str) -> state.LiveState:
             roles=read_roles(conn, org_id),
             users=read_users(conn, org_id),
             bank_accounts=read_bank_accounts(conn, org_id),
+            policies=read_policies(conn, org_id),
         )
 
 
@@ -162,9 +164,18 @@ def user_query() -> Select[Unpack[tuple[Any, ...]]]:
 def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     """A row of `user_query` as a User. Positional, in `state.USER_FIELDS` order: this runs for
     every user, and a keyword call with a dict per user costs a third more."""
+    expires = row[12]
     return state.User(
-        row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], bool(row[10]), accounts, bool(row[11])
+        row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], bool(row[10]), accounts, bool(row[11]),
+        # The raw SQLite driver gives the stored text, the others a date.
+        expires if expires is None or expires.__class__ is str else expires.isoformat(),
     )
+
+
+def read_policies(conn: Connection, org_id: int) -> dict[state.PolicyKey, state.PolicyValue]:
+    p = tables.policies.c
+    rows = conn.execute(select(p.rule, p.name, p.value).where(p.organization_id == org_id))
+    return {(rule, name): json.loads(value) for rule, name, value in rows}
 
 
 def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAccount]:

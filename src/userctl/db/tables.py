@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -153,6 +154,8 @@ users = Table(
     _declared("users", "two_factor", nullable=False, default="optional"),
     Column("totp_enrolled", Boolean, nullable=False, default=False),
     Column("force_password_reset", Boolean, nullable=False, default=False),
+    # The user's last day of access (DESIGN §1b names the column expires_at); the field is `expires`.
+    Column("expires_at", Date, key="expires", nullable=True),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
     UniqueConstraint("organization_id", "email", name="uq_users_org_email"),
@@ -177,6 +180,19 @@ user_bank_accounts = Table(
     metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("bank_account_id", ForeignKey("bank_accounts.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+# An organization's access policies (state.POLICY_RULES), one row per rule or rule entry; `name` is
+# "" for the rules that hold one value. `value` is canonical JSON: a list, a number or a boolean.
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _org_fk(),
+    Column("rule", String(40), nullable=False),
+    Column("name", String(100).with_variant(String(100, collation=EXACT_COLLATION), "mysql", "mariadb"), nullable=False),
+    Column("value", Text, nullable=False),
+    UniqueConstraint("organization_id", "rule", "name", name="uq_policies_org_rule_name"),
 )
 
 # An operator's authenticator secret, kept apart from `users` (encrypted when USERCTL_SECRET_KEY
@@ -224,6 +240,10 @@ audit_events = Table(
     Column("prev_hash", String(80), nullable=False),
     Column("hash", String(80), nullable=False),
     Column("hmac", String(80), nullable=True),
+    # The plan's --reason (NULL: none given, or written before 0004), and the seq of the earlier
+    # event this one follows from (an expiry's deactivation names the event that set the expiry).
+    Column("reason", Text, nullable=True),
+    Column("refers_to", Integer, nullable=True),
     UniqueConstraint("organization_id", "seq", name="uq_audit_events_org_seq"),
 )
 

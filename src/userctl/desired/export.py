@@ -13,7 +13,7 @@ import json
 import re
 from typing import Final
 
-from userctl.state import DECLARED_USER_FIELDS, LiveState, Role, User
+from userctl.state import DECLARED_USER_FIELDS, KEYED_POLICY_RULES, POLICY_RULES, LiveState, Policies, Role, User
 
 # The schema is not published anywhere: the default modeline points at a copy beside the file
 # (`userctl schema > userctl.schema.json`), which the next line of the export says how to make.
@@ -46,6 +46,7 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
         "version: 1",
         f"organization: {scalar(live.organization.slug)}",
+        *_policy_lines(live.policies),
     ]
     lines.append("roles:" if live.roles else "roles: {}")
     for name in sorted(live.roles):
@@ -65,6 +66,30 @@ def warnings(live: LiveState) -> list[str]:
         for _, user in sorted(live.users.items())
         if user.status == "inactive" and user.bank_accounts
     ]
+
+
+def _policy_lines(policies: Policies) -> list[str]:
+    """The `policies:` section, rules in their documented order; none when there are none."""
+    if not policies:
+        return []
+    lines = ["policies:"]
+    for rule in POLICY_RULES:
+        if rule in KEYED_POLICY_RULES:
+            entries = sorted((name, value) for (r, name), value in policies.items() if r == rule)
+            if entries:
+                lines.append(f"{INDENT}{rule}:")
+                lines += [f"{INDENT * 2}{scalar(name)}: {_policy_value(value)}" for name, value in entries]
+        elif (rule, "") in policies:
+            lines.append(f"{INDENT}{rule}: {_policy_value(policies[(rule, '')])}")
+    return lines
+
+
+def _policy_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return flow_list(frozenset(value))
+    return str(value)
 
 
 def _role_lines(role: Role) -> list[str]:
@@ -98,8 +123,11 @@ def _user_lines(user: User) -> list[str]:
             lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
         elif name == "status":
             lines.append(f"{field}status: {status}")
+        elif name == "expires":
+            if user.expires is not None:
+                lines.append(f"{field}expires: {quoted(user.expires)}")
         else:
-            lines.append(f"{field}{name}: {_value(name, getattr(user, name))}")
+            lines.append(f"{field}{name}: {_value(name, getattr(user, name))}")  # every other field is set
     return lines
 
 

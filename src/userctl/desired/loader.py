@@ -27,6 +27,7 @@ from dataclasses import MISSING, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
+from userctl import policies
 from userctl.desired import characters, fast_yaml, schema, semantic
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
 from userctl.desired.sliced_marks import SlicedSourceMap
@@ -34,7 +35,7 @@ from userctl.desired.sourcemap import Marks, iter_prefixes
 from userctl.desired.strict_yaml import MAX_DEPTH, nesting_depth, parse_marked
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
-from userctl.state import DesiredState, Role, User
+from userctl.state import DesiredState, LiveState, Organization, PolicyKey, PolicyValue, Role, User
 
 Parser = Literal["auto", "precise"]
 _MISNAMED = (
@@ -149,6 +150,9 @@ def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> S
     building 100,000 frozen User objects would cost a fifth of its time budget)."""
     with gc_paused():  # as in load_desired
         documents = _load_documents(path, parser)
+        found = _policy_problems(documents)
+        if found:
+            raise InputError(found)
         values = [d.value for d in documents if d.value is not None]
         return Summary(
             files=tuple(d.file for d in documents),
@@ -186,11 +190,25 @@ def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Docum
     return documents
 
 
-def locate(problems: Sequence[Problem], desired: DesiredState) -> list[Problem]:
+def _policy_problems(documents: list[_Document]) -> list[Problem]:
+    """The policy violations a valid desired state decides alone, judged on the state it declares
+    (the plan judges them again on the state it leaves, with what only the database knows: users
+    kept by --no-prune, expiries that have passed, the reason). Each at its FILE:LINE:COL."""
+    if not any(d.value is not None and "policies" in d.value for d in documents):
+        return []  # most files: no typed state is built for nothing
+    desired = _build(documents)
+    state = LiveState(Organization(desired.organization, desired.organization), desired.roles, desired.users, {},
+                      desired.policies)
+    violations = [Problem(v.message, v.path) for v in policies.check(state)]
+    return locate(violations, desired, {d.file: d.marks for d in documents})
+
+
+def locate(problems: Sequence[Problem], desired: DesiredState, marks: dict[str, Marks] | None = None) -> list[Problem]:
     """Fill in FILE:LINE:COL for problems found after loading (by the planner), which carry
-    only a path such as ("users", email, "phone") or ("roles", name)."""
+    only a path such as ("users", email, "phone") or ("roles", name). `marks`: the files' marks
+    when the caller has them already."""
     files = sorted(set(desired.origins.values()))
-    maps: dict[str, Marks | None] = {}
+    maps: dict[str, Marks | None] = dict(marks or {})
     located: list[Problem] = []
     for problem in problems:
         file = problem.file or _declaring_file(problem.path, desired, files)
@@ -292,12 +310,16 @@ def _build(documents: list[_Document]) -> DesiredState:
     roles: dict[str, Role] = {}
     users: dict[str, User] = {}
     origins: dict[tuple[str, str], str] = {}
+    policies: dict[PolicyKey, PolicyValue] = {}
     organization = ""
     for document in documents:
         value = document.value
         assert value is not None  # documents without a value were reported as problems
         file = document.file
         organization = value["organization"]
+        if "policies" in value:
+            policies.update(policies_of(value["policies"]))
+            origins[("policies", "")] = file
         for name, role in value.get("roles", {}).items():
             roles[name] = Role(name, role.get("description", ""), frozenset(role["permissions"]))
             origins[("roles", name)] = file
@@ -322,14 +344,33 @@ def _build(documents: list[_Document]) -> DesiredState:
                 get("two_factor", _DEFAULT_TWO_FACTOR),
                 get("force_password_reset", _DEFAULT_FORCE_PASSWORD_RESET),
                 frozenset(accounts) if accounts else _NO_ACCOUNTS,
+                False,
+                get("expires"),
             )
             origins[("users", email)] = file
-    return DesiredState(organization=organization, roles=roles, users=users, origins=origins)
+    return DesiredState(organization=organization, roles=roles, users=users, origins=origins, policies=policies)
+
+
+def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
+    """A file's `policies:` section (schema-checked) as the rows it declares."""
+    found: dict[PolicyKey, PolicyValue] = {}
+    for name, permissions in section.get("separation_of_duties", {}).items():
+        found[("separation_of_duties", name)] = sorted(permissions)
+    if "require_two_factor" in section:
+        found[("require_two_factor", "")] = sorted(section["require_two_factor"])
+    for permission, limit in section.get("max_holders", {}).items():
+        found[("max_holders", permission)] = limit
+    for rule in ("forbid_shared_mailboxes", "require_reason"):
+        if rule in section:
+            found[(rule, "")] = section[rule]
+    return found
 
 
 def _declaring_file(path: Path, desired: DesiredState, files: list[str]) -> str | None:
     if len(path) >= 2 and path[0] in ("roles", "users"):
         return desired.origins.get((str(path[0]), str(path[1])))
+    if path and path[0] == "policies":
+        return desired.origins.get(("policies", ""))
     # The organization (and version) are declared by every file: name the only one if so.
     if path and path[0] in ("organization", "version") and len(files) == 1:
         return files[0]

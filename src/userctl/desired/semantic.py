@@ -13,6 +13,7 @@ only at values of the type it expects and leaves the rest to the schema's messag
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,7 @@ def check(documents: Sequence[Document], at: Locator, *, roles_known: bool = Tru
     # A `roles:` that is not a mapping (the schema says so) declares roles nobody can read either.
     roles_known = roles_known and all(isinstance(doc.get("roles", {}), dict) for _, doc in documents)
     _check_organization(documents, report)
+    _check_policies(documents, report)
     roles = _check_roles(documents, report)
     _check_users(documents, roles if roles_known else None, report)
     return report.problems
@@ -72,6 +74,28 @@ def _check_organization(documents: Sequence[Document], report: _Report) -> None:
                 f"organization '{org}' differs from '{first[1]}' declared at {where}; "
                 "the files of a directory must all declare the same organization",
             )
+
+
+def _check_policies(documents: Sequence[Document], report: _Report) -> None:
+    """One `policies:` section per desired state: two would have to be merged by some rule a
+    reviewer cannot see."""
+    first: str | None = None
+    for file, doc in documents:
+        if "policies" not in doc:
+            continue
+        if first is None:
+            first = file
+            continue
+        where = report.place(file, first, ("policies",))
+        report(file, ("policies",), f"policies are declared twice (also at {where}); declare them in one file", key=True)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def fold(name: str) -> str:
@@ -154,6 +178,9 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None,
             accounts = get("bank_accounts")
             if accounts and accounts.__class__ is list:
                 _check_accounts(file, email, user, accounts, report)
+            expires = get("expires")
+            if expires is not None and expires.__class__ is str and len(expires) == 10 and not _is_date(expires):
+                report(file, ("users", email, "expires"), f"expires {expires} is not a day of the calendar")
 
 
 def _duplicate_identity(file: str, email: str, holder_file: str, holder: str, user: Mapping[str, Any], report: _Report) -> None:

@@ -13,7 +13,7 @@ from userctl.printable import printable
 # Fields a create shows, in reading order (email is already in the address).
 SHOWN_ON_CREATE = (
     "first_name", "last_name", "id_type", "id_number", "phone", "role", "status", "two_factor",
-    "force_password_reset", "description", "permissions",
+    "force_password_reset", "expires", "description", "permissions", "value",
 )
 
 
@@ -21,6 +21,17 @@ def symbol(change: Mapping[str, Any]) -> str:
     if change["deferred"]:
         return "#"
     return ACTION_TABLE[(change["kind"], change["action"])].symbol
+
+
+def action_label(change: Mapping[str, Any]) -> str:
+    """The action as shown: its name, or the table's label for it (`deactivate [expired]`)."""
+    return ACTION_TABLE[(change["kind"], change["action"])].label or change["action"]
+
+
+def reason_line(data: Mapping[str, Any]) -> str | None:
+    """The plan's --reason, as every format shows it, or None."""
+    reason = data["options"].get("reason")
+    return f"Reason: {printable(reason)}" if reason else None
 
 
 def flags(change: Mapping[str, Any]) -> list[str]:
@@ -56,7 +67,8 @@ def field_lines(change: Mapping[str, Any]) -> list[str]:
     """Per-field lines under a change: the values a create sets, the fields others change."""
     if change["action"] == "create" and change["after"] is not None and change["kind"] != "assignment":
         after = change["after"]
-        return [f"{name} = {value(after[name])}" for name in SHOWN_ON_CREATE if name in after]
+        # An optional field left unset (no expiry) says nothing.
+        return [f"{name} = {value(after[name])}" for name in SHOWN_ON_CREATE if after.get(name) is not None]
     if change["kind"] == "assignment" or change["action"] == "delete":
         return []
     lines = []

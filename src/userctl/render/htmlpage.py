@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from userctl.plan import ACTION_TABLE
 from userctl.printable import printable
-from userctl.render.common import field_lines, flags, impact_lines, is_blocked, summary_line, symbol, two_factor_line
+from userctl.render.common import (action_label, field_lines, flags, impact_lines, is_blocked, reason_line, summary_line,
+                                   symbol, two_factor_line)
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -32,7 +33,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # printed: a big page opens several times faster, a small one stays an ordinary page.
 LAZY_FROM = 300
 # The groups of the page, in order: (anchor, heading, kind).
-GROUPS = (("roles", "Roles", "role"), ("users", "Users", "user"), ("assignments", "Bank-account assignments", "assignment"))
+GROUPS = (("policies", "Policies", "policy"), ("roles", "Roles", "role"), ("users", "Users", "user"),
+          ("assignments", "Bank-account assignments", "assignment"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class Group:
 def _row(number: int, change: Mapping[str, Any]) -> Row:
     tone = ("deferred" if change["deferred"] else "destructive" if change["destructive"]
             else "privilege" if change["grants_privilege"] else "plain")
-    return Row(number, f"c{number}", symbol(change), change["address"], change["action"], change["kind"],
+    return Row(number, f"c{number}", symbol(change), change["address"], action_label(change), change["kind"],
                tuple(flags(change)), tone, tuple(field_lines(change)), tuple(impact_lines(change)), change["note"])
 
 
@@ -109,6 +111,7 @@ def render(data: Mapping[str, Any]) -> str:
         summary=data["summary"],
         summary_line=summary_line(data["summary"]),
         two_factor_line=two_factor_line(data),
+        reason_line=reason_line(data),
         blocked=is_blocked(data),
         provenance=provenance,
         files=sorted((provenance.get("files") or {}).items()),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from userctl.printable import printable
-from userctl.render.common import is_blocked, summary_line, symbol, two_factor_line
+from userctl.render.common import action_label, is_blocked, reason_line, summary_line, symbol, two_factor_line
 from userctl.render.text import change_lines, header
 
 # GitHub refuses comments over 65,536 characters; leave room for the wrapper.
@@ -95,7 +95,7 @@ _Lists = Sequence[tuple[str, Sequence[_Step]]]
 def _risk_lists(changes: Sequence[Mapping[str, Any]]) -> _Lists:
     lists = []
     for title, flag in RISK_LISTS:
-        steps = [_Step(i, _label(c), code(c["address"]), c["action"]) for i, c in enumerate(changes) if c[flag]]
+        steps = [_Step(i, _label(c), code(c["address"]), action_label(c)) for i, c in enumerate(changes) if c[flag]]
         if steps:
             lists.append((title.format(n=len(steps)), steps))
     return lists
@@ -221,6 +221,9 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
         f"**{summary_line(s)}**",
         "",
     ]
+    reason = reason_line(data)
+    if reason:
+        top += [inline(reason), ""]
     if is_blocked(data):
         top.append("**:no_entry: This plan cannot be applied:**")
     for f in data["findings"]:

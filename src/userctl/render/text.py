@@ -7,7 +7,7 @@ from typing import Any, Mapping, Protocol
 import click
 
 from userctl.printable import printable
-from userctl.render.common import detail_lines, flags, summary_line, symbol
+from userctl.render.common import action_label, detail_lines, flags, reason_line, summary_line, symbol
 
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 
@@ -34,7 +34,7 @@ def change_lines(change: Mapping[str, Any], paint: _Paint = _plain, shown_symbol
     unescaped: addresses and notes go through `printable`, values through `value`."""
     sym = symbol(change)
     tags = flags(change)
-    head = f"{shown_symbol or sym} {printable(change['address'])} {change['action']}"
+    head = f"{shown_symbol or sym} {printable(change['address'])} {action_label(change)}"
     if tags:
         head += "  [" + ", ".join(tags) + "]"
     out = [paint(head, COLORS[sym], bold=change["destructive"])]
@@ -66,7 +66,7 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
     """What `approve` shows before it asks for a code: the plan's summary, every destructive and
     privilege-granting step, and the digest the approval will be bound to."""
     paint = _painter(color)
-    out = [header(data), provenance_line(data), ""]
+    out = [header(data), provenance_line(data), *filter(None, [reason_line(data)]), ""]
     risky = [c for c in data["changes"] if c["destructive"] or c["grants_privilege"]]
     if risky:
         out.append(f"Destructive or privilege-granting steps ({len(risky)}):")
@@ -81,7 +81,7 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
 def render(data: Mapping[str, Any], *, color: bool = False) -> str:
     paint = _painter(color)
 
-    out = [header(data), ""]
+    out = [header(data), *filter(None, [reason_line(data)]), ""]
     for change in data["changes"]:
         out += change_lines(change, paint)
     if data["changes"]:

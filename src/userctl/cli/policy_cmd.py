@@ -1,0 +1,46 @@
+"""`userctl policy check`: the organization's policies judged on the live database as it is now
+(no file), for drift made outside userctl; a scheduled pipeline alerts on exit 4."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from userctl.cli.common import reading
+from userctl.errors import PolicyViolation
+from userctl.printable import printable
+
+
+@click.group()
+def policy() -> None:
+    """The organization's access policies."""
+
+
+@policy.command("check")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(fmt: str) -> None:
+    """Judge the policies stored for the organization against its live users and roles: exit 0
+    when none is broken, 4 when some is."""
+    from userctl import policies
+    from userctl.db.snapshot import read_live_state
+    from userctl.state import policy_text
+
+    with reading() as (conn, _org_id, org):
+        live = read_live_state(conn, org.slug)
+    violations = policies.check(live)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "organization": org.slug,
+            "policies": [{"policy": policy_text(key), "value": value} for key, value in sorted(live.policies.items())],
+            "violations": [{"rule": v.rule, "message": v.message} for v in violations],
+        }, indent=2, ensure_ascii=False))
+    elif not live.policies:
+        click.echo(f"{org.slug} declares no policies.")
+    elif not violations:
+        click.echo(f"{org.slug}: {len(live.policies)} polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken.")
+    if violations:
+        if fmt == "text":
+            for v in violations:
+                click.echo(printable(v.message))
+        raise PolicyViolation(f"{len(violations)} policy violation(s) in {org.slug}'s live database")

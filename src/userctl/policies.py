@@ -1,0 +1,162 @@
+"""Access policies (DESIGN §1 "Policies"): the rules an organization declares in its `policies:`
+section, judged on a whole state. The planner judges the state a plan leaves behind (the one the
+guards judge), apply judges it again under the lock, `validate` judges the file's own state and
+`policy check` the live database. One function for all four, so they cannot disagree.
+
+Each violation names its rule, the roles or users at fault and the path of the offending
+declaration in a desired-state file, which the edges turn into FILE:LINE:COL. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Mapping
+
+from userctl.errors import Path, first_few
+from userctl.plan import Finding
+from userctl.state import KEYED_POLICY_RULES, PERMISSIONS, POLICY_RULES, LiveState, Policies, PolicyKey, policy_text
+
+# Local parts of shared role mailboxes (PCI DSS 8.2.2: one person per account). The one list.
+ROLE_MAILBOXES: Final[frozenset[str]] = frozenset({
+    "accounting", "accounts", "admin", "administrator", "billing", "compliance", "contact", "finance", "help",
+    "hello", "hr", "info", "it", "legal", "no-reply", "noreply", "office", "ops", "operations", "payments",
+    "payouts", "postmaster", "sales", "security", "support", "team", "treasury", "webmaster",
+})
+# How many users a violation names before it counts the rest.
+SHOWN = 5
+# The rules `validate` can decide from a file alone: require_reason is about a plan, not a state.
+STATE_RULES: Final[tuple[str, ...]] = tuple(r for r in POLICY_RULES if r != "require_reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    message: str
+    # Where a desired-state file declares what breaks the rule, e.g. ("users", email, "two_factor").
+    path: Path = ()
+
+    def finding(self) -> Finding:
+        return Finding(f"policy.{self.rule}", True, self.message, self.path)
+
+
+def mailbox(email: str) -> str | None:
+    """The role mailbox `email` is, or None: its local part, less any +tag, compared lower-case."""
+    local = email.rpartition("@")[0].lower().partition("+")[0]
+    return local if local in ROLE_MAILBOXES else None
+
+
+def requires_reason(*policies: Policies) -> bool:
+    return any(p.get(("require_reason", "")) is True for p in policies)
+
+
+def check(state: LiveState, policies: Policies | None = None) -> list[Violation]:
+    """Every violation of `policies` (by default the state's own) by `state`'s roles and users.
+    Inactive users hold nothing: they cannot log in."""
+    policies = state.policies if policies is None else policies
+    if not policies:
+        return []
+    found: list[Violation] = []
+    found += _separation_of_duties(state, policies)
+    held: dict[str, list[str]] = {}  # permission -> the active users holding it, by email
+    watched = set(_list(policies, ("require_two_factor", ""))) | {name for rule, name in policies if rule == "max_holders"}
+    shared = policies.get(("forbid_shared_mailboxes", "")) is True
+    for email in sorted(state.users):
+        user = state.users[email]
+        if user.status == "inactive":
+            continue
+        if shared and mailbox(email) is not None:
+            found.append(Violation(
+                "forbid_shared_mailboxes",
+                f"forbid_shared_mailboxes: {email} is a shared role mailbox ({mailbox(email)}@): each account must belong to one person",
+                ("users", email)))
+        role = state.roles.get(user.role)
+        if role is None or not watched:
+            continue
+        for permission in role.permissions & watched:
+            held.setdefault(permission, []).append(email)
+    found += _two_factor(state, policies, held)
+    found += _max_holders(policies, held)
+    return found
+
+
+def _list(policies: Policies, key: PolicyKey) -> list[str]:
+    value = policies.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _separation_of_duties(state: LiveState, policies: Policies) -> list[Violation]:
+    found = []
+    for (rule, name), value in sorted(policies.items()):
+        if rule != "separation_of_duties" or not isinstance(value, list):
+            continue
+        for role_name in sorted(state.roles):
+            together = sorted(state.roles[role_name].permissions & set(value))
+            if len(together) > 1:
+                holders = sorted(e for e, u in state.users.items() if u.role == role_name and u.status != "inactive")
+                who = f", held by {first_few(holders, SHOWN)}" if holders else ""
+                found.append(Violation(
+                    rule,
+                    f"separation_of_duties.{name}: role {role_name!r} holds {' and '.join(together)} together{who}; "
+                    f"no single role may hold more than one of {', '.join(sorted(value))}",
+                    ("roles", role_name, "permissions")))
+    return found
+
+
+def _two_factor(state: LiveState, policies: Policies, held: Mapping[str, list[str]]) -> list[Violation]:
+    found = []
+    required = _list(policies, ("require_two_factor", ""))
+    lacking: dict[str, list[str]] = {}  # email -> the permissions that require it
+    for permission in sorted(required):
+        for email in held.get(permission, ()):
+            if state.users[email].two_factor != "required":
+                lacking.setdefault(email, []).append(permission)
+    for email in sorted(lacking):
+        user = state.users[email]
+        found.append(Violation(
+            "require_two_factor",
+            f"require_two_factor: {email} holds {', '.join(lacking[email])} through role {user.role!r} but is declared two_factor: "
+            f"{user.two_factor}; holders of {', '.join(sorted(required))} must be two_factor: required",
+            ("users", email, "two_factor")))
+    return found
+
+
+def _max_holders(policies: Policies, held: Mapping[str, list[str]]) -> list[Violation]:
+    found = []
+    for (rule, permission), limit in sorted(policies.items()):
+        if rule != "max_holders" or not isinstance(limit, int) or isinstance(limit, bool):
+            continue
+        holders = held.get(permission, [])
+        if len(holders) > limit:
+            found.append(Violation(
+                rule,
+                f"max_holders.{permission}: {len(holders)} active users would hold {permission}, more than {limit}: "
+                f"{first_few(holders, 10)}",
+                ("policies", rule, permission)))
+    return found
+
+
+def reason_violation(reason: str | None, *policies: Policies) -> Violation | None:
+    if reason or not requires_reason(*policies):
+        return None
+    return Violation("require_reason", "policies.require_reason: every plan must carry a reason: plan again with "
+                                       "--reason TEXT (or USERCTL_REASON), e.g. the ticket or pull request it implements")
+
+
+def value_problem(key: PolicyKey, value: Any) -> str | None:
+    """Why `value` cannot be the policy `key` (a saved plan's values are never trusted), or None.
+    `value` None: the policy is removed, only its key is judged."""
+    rule, name = key
+    if rule not in POLICY_RULES:
+        return f"{rule!r} is not a policy rule ({', '.join(POLICY_RULES)})"
+    if (rule in KEYED_POLICY_RULES) != bool(name):
+        return f"{policy_text(key)} is not a policy entry"
+    if value is None:
+        return None
+    if rule == "max_holders":
+        ok = name in PERMISSIONS and isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+    elif rule in ("separation_of_duties", "require_two_factor"):
+        ok = (isinstance(value, list) and all(p in PERMISSIONS for p in value) and value == sorted(set(value))
+              and (rule != "separation_of_duties" or (len(name) <= 100 and len(value) >= 2)))
+    else:
+        ok = isinstance(value, bool)
+    return None if ok else f"{policy_text(key)} cannot hold {value!r}"

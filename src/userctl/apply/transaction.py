@@ -153,8 +153,7 @@ def _apply_locked(
         raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
-    for email, user_id in created:
-        outbox.queue_invitation(conn, org_id, user_id, email, now)
+    outbox.queue_invitations(conn, org_id, created, now)
     head = audit.append_events(
         conn,
         org_id,

@@ -27,14 +27,13 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import Connection, Row, insert, or_, select
 
 from userctl.clock import iso_z, naive_utc
-from userctl.db.models import AuditEvent
+# The Core table, not the ORM model: `audit verify` and `audit log` then never import sqlalchemy.orm.
+from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import canonical_json
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
-
-_table = AuditEvent.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +107,7 @@ def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], 
         row["hash"] = head = hashlib.sha256(payload).hexdigest()
         row["hmac"] = _hmac(key, payload) if key else None
         rows.append(row)
-    conn.execute(insert(AuditEvent), rows)
+    conn.execute(insert(_table), rows)
     return head
 
 
@@ -177,31 +176,30 @@ def _check(row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int
     given hash) only chooses between two messages for a broken link, never whether it is one."""
     expected_seq = 1 if previous is None else int(previous.seq) + 1
     expected_prev = GENESIS if previous is None else str(previous.hash)
-    name = _name(row)
     if int(row.seq) != expected_seq:
         if previous is not None and int(row.seq) == int(previous.seq):
-            return f"{name} has the same seq as the event before it"
+            return f"{_name(row)} has the same seq as the event before it"
         after = f"#{previous.seq}" if previous is not None else "the start"
-        return f"event #{expected_seq} is missing: the chain jumps from {after} to {name} (an event was deleted)"
+        return f"event #{expected_seq} is missing: the chain jumps from {after} to {_name(row)} (an event was deleted)"
     if str(row.prev_hash) != expected_prev:
         moved_to = seq_of(str(row.prev_hash))
         if moved_to is not None and moved_to != expected_seq - 1:
-            return f"{name} is out of order: it was written right after the event now at #{moved_to}"
+            return f"{_name(row)} is out of order: it was written right after the event now at #{moved_to}"
         before = "the start of the chain" if previous is None else f"event #{previous.seq}"
         return (
-            f"{name} does not chain onto {before}: its prev_hash differs "
+            f"{_name(row)} does not chain onto {before}: its prev_hash differs "
             f"({before} was altered, or events between them were removed)"
         )
     if previous is not None and int(row.id) < int(previous.id):
-        return f"{name} is out of order: it was written before event #{previous.seq} (id {previous.id})"
+        return f"{_name(row)} is out of order: it was written before event #{previous.seq} (id {previous.id})"
     payload = _payload(row._mapping)
     if hashlib.sha256(payload).hexdigest() != str(row.hash):
-        return f"{name} was altered: its contents no longer match its hash"
+        return f"{_name(row)} was altered: its contents no longer match its hash"
     if key is not None:
         if row.hmac is None:
-            return f"{name} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
+            return f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
         if not hmac.compare_digest(str(row.hmac), _hmac(key, payload)):
-            return f"{name} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
+            return f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
     return None
 
 

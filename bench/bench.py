@@ -216,6 +216,13 @@ def accounts_csv(tmp: Path) -> Path:
     return path
 
 
+def with_one_mistake(text: str) -> str:
+    """The same organization with the last id_number unquoted (a number where a string goes)."""
+    head, _, tail = text.rpartition('id_number: "')
+    number, _, rest = tail.partition('"')
+    return f"{head}id_number: 0{number}{rest}"
+
+
 # --- one backend, one size ----------------------------------------------------------------------
 
 
@@ -239,6 +246,11 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
 
         if backend == "sqlite":  # no database: once per size
             emit(Row("validate", "-", n_label, run([USERCTL, "validate", "-f", str(drift)], env, RUNS),
+                     run(floor("parse", str(drift)), env, RUNS)))
+            # A mistake sends the file to the precise parser, which locates it: what a PR author waits for.
+            wrong = tmp / f"wrong{n}.yaml"
+            wrong.write_text(with_one_mistake(drift.read_text(encoding="utf-8")), encoding="utf-8")
+            emit(Row("validate (1 problem)", "-", n_label, run([USERCTL, "validate", "-f", str(wrong)], env, RUNS, check=False),
                      run(floor("parse", str(drift)), env, RUNS)))
         write_floor = run(floor("write", spec, org_id, str(base)), env)
         emit(Row("apply (creates)", backend, n_label,

@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,23 +135,34 @@ class Measured:
     peak_mb: float
     code: int
     out: str
+    cpu: float = 0.0  # user + system seconds of the process (of the best run): steadier than wall time on a busy machine
+
+
+def _time_report(path: str) -> tuple[float, float]:
+    """(peak RSS MB, user + system CPU seconds) from /usr/bin/time -v's report."""
+    text = Path(path).read_text()
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text))
+    return (int(rss.group(1)) / 1024 if rss else 0.0), cpu
 
 
 def run(cmd: list[str], env: dict[str, str], runs: int = 1, check: bool = True) -> Measured:
     """The whole process under /usr/bin/time: best wall seconds of `runs`, their highest peak RSS."""
-    best, peak, last = float("inf"), 0.0, None
+    best, peak, cpu, last = float("inf"), 0.0, 0.0, None
     with tempfile.NamedTemporaryFile(suffix=".time") as report:
         for _ in range(runs):
             start = time.perf_counter()
             proc = subprocess.run([TIME, "-v", "-o", report.name, *cmd], env=env, capture_output=True, text=True, check=False)
-            best = min(best, time.perf_counter() - start)
-            rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", Path(report.name).read_text())
-            peak = max(peak, int(rss.group(1)) / 1024 if rss else 0.0)
+            seconds = time.perf_counter() - start
+            rss, used = _time_report(report.name)
+            if seconds < best:
+                best, cpu = seconds, used
+            peak = max(peak, rss)
             last = proc
     assert last is not None
     if check and last.returncode not in (0, 2, 3):
         raise SystemExit(f"{' '.join(cmd[:4])}... exited {last.returncode}:\n{last.stdout[-2000:]}\n{last.stderr[-2000:]}")
-    return Measured(best, peak, last.returncode, last.stdout)
+    return Measured(best, peak, last.returncode, last.stdout, cpu)
 
 
 def environment(target: Target, organization: str | None = None) -> dict[str, str]:
@@ -193,11 +205,13 @@ class Row:
 
     def line(self) -> str:
         ratio = self.mine.seconds / self.floor.seconds if self.floor.seconds else float("nan")
+        cpu_ratio = self.mine.cpu / self.floor.cpu if self.floor.cpu else float("nan")
         return (f"| {self.step} | {self.backend} | {self.n} | {self.mine.seconds:.2f} | {self.mine.peak_mb:.0f} | "
-                f"{self.floor.seconds:.2f} | {ratio:.2f}× |")
+                f"{self.floor.seconds:.2f} | {ratio:.2f}× | {self.mine.cpu:.2f} / {self.floor.cpu:.2f} | {cpu_ratio:.2f}× |")
 
 
-HEADER = "| step | backend | N | seconds | peak MB | floor s | ratio |\n|---|---|---:|---:|---:|---:|---:|"
+HEADER = ("| step | backend | N | seconds | peak MB | floor s | ratio | client CPU s (userctl / floor) | CPU ratio |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def floor(kind: str, *args: str) -> list[str]:
@@ -361,10 +375,10 @@ def run_to(sink: Any, cmd: list[str], env: dict[str, str]) -> Measured:
         proc = subprocess.run([TIME, "-v", "-o", report.name, *cmd], env=env, stdout=sink, stderr=subprocess.PIPE, text=True,
                               check=False)
         seconds = time.perf_counter() - start
-        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", Path(report.name).read_text())
+        rss, cpu = _time_report(report.name)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    return Measured(seconds, int(rss.group(1)) / 1024 if rss else 0.0, 0, "")
+    return Measured(seconds, rss, 0, "", cpu)
 
 
 # --- many organizations at once -----------------------------------------------------------------
@@ -414,6 +428,8 @@ def main(argv: list[str]) -> None:
                         help="backends that get the event counts above 10k (MariaDB's load alone is minutes)")
     parser.add_argument("--no-concurrency", action="store_true")
     args = parser.parse_args(argv)
+    # Stopped with kill: unwind, so that every database this run created is dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in (args.sizes or ("10000" if args.quick else "10000,100000")).split(",")]
     events = [int(s) for s in (args.events or ("10000" if args.quick else "10000,1000000")).split(",")]
     backends = [b for b in args.backends.split(",") if b == "sqlite" or reachable(b)]

@@ -230,6 +230,29 @@ def accounts_csv(tmp: Path) -> Path:
     return path
 
 
+def register_everyone(target: Target, desired: Path) -> None:
+    """What happens as invitees register: they become active, and the bank accounts the file
+    gives them (deferred until then) are assigned. Otherwise every later plan would hold a
+    deferred activation per user and a deferred assignment per account, and "1% drift" would be
+    a plan of the whole organization."""
+    import yaml_rs
+    from sqlalchemy import text
+
+    from userctl.db.engine import create_engine_for
+
+    users = yaml_rs.loads(desired.read_text(encoding="utf-8"))["users"]
+    engine = create_engine_for(target.url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE users SET status = 'active' WHERE status = 'invited'"))
+        ids = dict(conn.execute(text("SELECT email, id FROM users")).all())
+        banks = dict(conn.execute(text("SELECT bank_accounts.key, id FROM bank_accounts")).all())
+        pairs = [{"u": ids[e], "b": banks[k]} for e, u in users.items() for k in u.get("bank_accounts", [])]
+        conn.execute(text("DELETE FROM user_bank_accounts"))
+        if pairs:
+            conn.execute(text("INSERT INTO user_bank_accounts (user_id, bank_account_id) VALUES (:u, :b)"), pairs)
+    engine.dispose()
+
+
 def with_one_mistake(text: str) -> str:
     """The same organization with the last id_number unquoted (a number where a string goes)."""
     head, _, tail = text.rpartition('id_number: "')
@@ -269,6 +292,7 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
         write_floor = run(floor("write", spec, org_id, str(base)), env)
         emit(Row("apply (creates)", backend, n_label,
                  run([USERCTL, "apply", "-f", str(base), "--operator", ADMIN, "--yes", "--otp-code", codes.next()], env), write_floor))
+        register_everyone(target, base)
         emit(Row("plan (1% drift)", backend, n_label, run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
                  run(floor("read", spec, org_id, str(drift)), env, RUNS)))
         read_floor = run(floor("read", spec, org_id), env, RUNS)

@@ -420,19 +420,25 @@ def concurrent_steps(n_orgs: int, changes: int, tmp: Path) -> str:
     against 8 others applied one at a time (the slowest of those is the baseline)."""
     target = make_target("postgresql", tmp, "many")
     try:
-        jobs: list[tuple[list[str], dict[str, str]]] = []
+        jobs: list[tuple[Path, Codes, dict[str, str]]] = []
         for i in range(2 * n_orgs):
             slug = f"org-{i:02d}"
-            path = tmp / f"{slug}.yaml"
+            path, saved = tmp / f"{slug}.yaml", tmp / f"{slug}-plan.json"
             path.write_text(generate(changes, seed=i, organization=slug, inactive=False), encoding="utf-8")
             env = environment(target, slug)
             secret = json.loads(run([USERCTL, "init", "-f", str(path), "--admin", ADMIN, "--json"], env).out)["totp_secret"]
             run([USERCTL, "accounts", "import", str(accounts_csv(tmp)), "--operator", ADMIN], env)
-            jobs.append(([USERCTL, "apply", "-f", str(path), "--operator", ADMIN, "--yes", "--otp-code", Codes(secret).next()], env))
-        alone = [run(cmd, env) for cmd, env in jobs[:n_orgs]]
+            run([USERCTL, "plan", "-f", str(path), "--out", str(saved)], env)  # saved untimed, see apply_saved
+            jobs.append((saved, Codes(secret), env))
+
+        def apply_cmd(saved: Path, codes: Codes) -> list[str]:  # the code taken just before the apply starts
+            return [USERCTL, "apply", str(saved), "--operator", ADMIN, "--yes", "--otp-code", codes.next()]
+
+        alone = [run(apply_cmd(saved, codes), env) for saved, codes, env in jobs[:n_orgs]]
         cpu_before = os.times()
         start = time.perf_counter()
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for cmd, env in jobs[n_orgs:]]
+        procs = [subprocess.Popen(apply_cmd(saved, codes), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for saved, codes, env in jobs[n_orgs:]]
         errors = [p.communicate()[1] for p in procs]
         wall = time.perf_counter() - start
         cpu_after = os.times()

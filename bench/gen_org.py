@@ -42,13 +42,20 @@ def user_email(i: int) -> str:
     return f"user{i:06d}@bench.example.com"
 
 
-def generate(n_users: int, seed: int) -> str:
-    """The YAML text of an organization with `n_users` users (user 0 is an enrolled-able admin)."""
+def generate(n_users: int, seed: int, organization: str = ORGANIZATION, *, rename_every: int = 0,
+             drop_every: int = 0, extra: int = 0, inactive: bool = True) -> str:
+    """The YAML text of an organization with `n_users` users (user 0 is an enrolled-able admin).
+
+    Drift against that organization, for plan and apply benchmarks: every `rename_every`-th
+    active user renamed (i % rename_every == 1), every `drop_every`-th active user left out
+    (i % drop_every == 2), and `extra` new users appended. The random draws are the same with or
+    without drift, so every other user is exactly as in the undrifted file. `inactive=False`
+    makes every user active (apply creates users active only: they are invited)."""
     rng = random.Random(seed)
     out: list[str] = [
         "# yaml-language-server: $schema=../schemas/userctl.schema.json",
         "version: 1",
-        f"organization: {ORGANIZATION}",
+        f"organization: {organization}",
         "roles:",
     ]
     for name, (description, permissions) in ROLES.items():
@@ -58,24 +65,29 @@ def generate(n_users: int, seed: int) -> str:
     out.append("users:")
     role_names = list(_ROLE_WEIGHTS)
     weights = list(_ROLE_WEIGHTS.values())
-    for i in range(n_users):
+    for i in range(n_users + extra):
         role = "SuperAdmin" if i == 0 else rng.choices(role_names, weights)[0]
-        status = "active" if i == 0 or rng.random() > 0.05 else "inactive"
+        status = "active" if i == 0 or rng.random() > 0.05 or not inactive else "inactive"
         two_factor = "required" if role == "SuperAdmin" else rng.choice(("optional", "optional", "required"))
-        out.append(f"  {user_email(i)}:")
-        out.append(f"    first_name: {rng.choice(FIRST_NAMES)}")
-        out.append(f"    last_name: {rng.choice(LAST_NAMES)} {rng.choice(LAST_NAMES)}")
-        out.append(f"    id_type: {rng.choice(ID_TYPES)}")
+        # Inactive users cannot be edited: drift touches active ones only.
+        drifts = status == "active" and 0 < i < n_users
+        lines: list[str] = []
+        lines.append(f"  {user_email(i)}:")
+        lines.append(f"    first_name: {rng.choice(FIRST_NAMES)}{'x' if drifts and rename_every and i % rename_every == 1 else ''}")
+        lines.append(f"    last_name: {rng.choice(LAST_NAMES)} {rng.choice(LAST_NAMES)}")
+        lines.append(f"    id_type: {rng.choice(ID_TYPES)}")
         # Index-derived so that id_type+id_number stays unique whatever the random draws.
-        out.append(f'    id_number: "{1_020_000_000 + i * 37}"')
-        out.append(f'    phone: "+5730{rng.randrange(10_000_000, 99_999_999)}"')
-        out.append(f"    role: {role}")
-        out.append(f"    status: {status}")
-        out.append(f"    two_factor: {two_factor}")
-        out.append(f"    force_password_reset: {'true' if rng.random() < 0.1 else 'false'}")
+        lines.append(f'    id_number: "{1_020_000_000 + i * 37}"')
+        lines.append(f'    phone: "+5730{rng.randrange(10_000_000, 99_999_999)}"')
+        lines.append(f"    role: {role}")
+        lines.append(f"    status: {status}")
+        lines.append(f"    two_factor: {two_factor}")
+        lines.append(f"    force_password_reset: {'true' if rng.random() < 0.1 else 'false'}")
         if status == "active" and role in ("Payouts Operator", "Payouts Approver") and rng.random() < 0.5:
             keys = sorted(rng.sample(BANK_ACCOUNT_KEYS, rng.randint(1, 3)))
-            out.append(f"    bank_accounts: [{', '.join(keys)}]")
+            lines.append(f"    bank_accounts: [{', '.join(keys)}]")
+        if not (drifts and drop_every and i % drop_every == 2):
+            out.extend(lines)
     out.append("")
     return "\n".join(out)
 

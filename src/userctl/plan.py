@@ -153,24 +153,29 @@ def required_permissions(changes: Iterable["Change"]) -> set[str]:
     return {p for c in changes for p in ACTION_TABLE[(c.kind, c.action)].needs}
 
 
+# json.dumps(x, ensure_ascii=False), with the encoder built once rather than per call: the
+# planner quotes every user's address several times (a tenth of an apply of 10k creates).
+_quoted = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def role_address(name: str) -> str:
-    return f"role[{json.dumps(name, ensure_ascii=False)}]"
+    return f"role[{_quoted(name)}]"
 
 
 def user_address(email: str) -> str:
-    return f"user[{json.dumps(email, ensure_ascii=False)}]"
+    return f"user[{_quoted(email)}]"
 
 
 def assignment_address(email: str, key: str) -> str:
-    return f"assignment[{json.dumps(email, ensure_ascii=False)} -> {json.dumps(key, ensure_ascii=False)}]"
+    return f"assignment[{_quoted(email)} -> {_quoted(key)}]"
 
 
 def bank_account_address(key: str) -> str:
-    return f"bank_account[{json.dumps(key, ensure_ascii=False)}]"
+    return f"bank_account[{_quoted(key)}]"
 
 
 def organization_address(slug: str) -> str:
-    return f"organization[{json.dumps(slug, ensure_ascii=False)}]"
+    return f"organization[{_quoted(slug)}]"
 
 
 def policy_address(key: tuple[str, ...]) -> str:

@@ -297,9 +297,14 @@ def organization_settings(org: Organization) -> dict[str, Any]:
     return {"two_factor_policy": org.two_factor_policy, "min_admins": org.min_admins, "four_eyes": org.four_eyes}
 
 
+# What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds on
+# every call, built once: that construction was a fifth of hashing an audit event.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(data: Any) -> str:
     """The one canonical encoding used for hashes and digests: sorted keys, no spaces, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def record_hash(record: Mapping[str, Any] | None) -> str:

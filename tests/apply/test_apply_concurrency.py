@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -207,6 +208,48 @@ def test_applies_of_different_organizations_do_not_block_each_other(
     assert proc.returncode == 0, out + err
     assert rows_of(engine, m.User.first_name, m.User.email == "worker@other.co") == [("After",)]
     assert rows_of(engine, m.User.first_name, m.User.email == "calm@acme.co") == [("Calm",)]
+
+
+def test_two_organizations_applies_overlap_in_time(
+    backend: str, engine: Engine, factory: Factory, tmp_path: Path, userctl: Callable[..., Any]
+) -> None:
+    """A real apply of acme-payments holds its organization lock, paused at a row the test holds
+    (the platform editing calm@acme.co), while other-co's whole apply (an update, a create with
+    its invitation, audit events, the serial) runs and commits within a one-second lock timeout;
+    then acme-payments' apply resumes and commits too. So one organization's apply never waits
+    for another's, not merely for a lock held by the test."""
+    org = build_org(factory)
+    other = factory.org("other-co")
+    admin = factory.role(other, "Admin", ADMIN_PERMS)
+    factory.role(other, "Support", ["users.view"])
+    factory.operator(other, "boss@other.co", admin)
+    factory.user(other, "worker@other.co", admin, first_name="Before")
+    first = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Paused"), tmp_path, "a.json")
+    desired_b = rename(exported(live_state(engine, "other-co")), "worker@other.co", "After")
+    desired_b = replace(desired_b, users={**desired_b.users, "new@other.co": new_user("new@other.co", 1)})
+    second = save_plan(engine, desired_b, tmp_path, "b.json")
+
+    with engine.connect() as holder:
+        transaction = holder.begin()
+        holder.execute(sa.select(m.User.id).where(m.User.id == org.users["calm@acme.co"]).with_for_update())
+        proc_a = userctl(*apply_cmd(first, "root@acme.co", "--lock-timeout", str(PATIENCE_S)))
+        wait_until(lambda: lock_waiters(engine), "acme-payments' apply to wait for calm@acme.co's row")
+        proc_b = userctl(*apply_cmd(second, "boss@other.co", "--lock-timeout", "1"))
+        out_b, err_b = proc_b.communicate(timeout=PATIENCE_S)
+        a_still_running = proc_a.poll() is None
+        transaction.rollback()
+    out_a, err_a = proc_a.communicate(timeout=PATIENCE_S)
+
+    assert proc_b.returncode == 0, out_b + err_b
+    assert a_still_running, "acme-payments' apply ended before other-co's: they did not overlap"
+    assert proc_a.returncode == 0, out_a + err_a
+    assert rows_of(engine, m.User.first_name, m.User.email.in_(["calm@acme.co", "worker@other.co"])) in (
+        [("Paused",), ("After",)], [("After",), ("Paused",)])
+    assert rows_of(engine, m.User.email, m.User.email == "new@other.co") == [("new@other.co",)]
+    with engine.connect() as conn:
+        for slug in (ORG, "other-co"):
+            org_id = conn.execute(sa.select(m.Organization.id).where(m.Organization.slug == slug)).scalar_one()
+            assert audit.verify_chain(conn, org_id).ok
 
 
 def test_two_concurrent_applies_of_one_user_never_lose_an_update(

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from tests.apply.apply_helpers import (
     Org,
     apply_args,
+    bulk_org,
     code_at,
     every_change,
     exported,
@@ -26,12 +27,12 @@ from tests.apply.apply_helpers import (
     save_plan,
     tables,
 )
-from tests.conftest import Runner
+from tests.conftest import Factory, Runner
 from tests.apply.test_notify import SmtpServer, send_env
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
-from userctl.db.executor import Executor
+from userctl.db.executor import CHUNK, Executor
 from userctl.errors import DatabaseError, StalePlan
 from userctl.planner import PlanOptions
 
@@ -143,3 +144,31 @@ def test_the_lock_timeout_does_not_outlive_the_apply_on_the_pooled_connection(
         apply_plan(engine, plan, "root@acme.co", otp_code=None, now=utcnow(), lock_timeout_s=7)
     assert session_lock_wait(engine, backend) == (session, default)
     assert rows_of(engine, m.User.first_name, m.User.email == "calm@acme.co") == [("Pooled",)]
+
+
+def test_many_creates_write_each_table_in_batches_not_row_by_row(engine: Engine, factory: Factory) -> None:
+    """2,500 creates: the users, their invitations and their audit events are each written in a
+    few batched statements (executemany), whatever the number of users: the statement count per
+    table is pinned, the time is the benchmark's business."""
+    from tests.db.test_executor_progress import with_new_users
+    from userctl.apply.outbox import INVITATION_BATCH
+
+    _, root = bulk_org(factory)
+    plan = make_plan(engine, with_new_users(engine, 2500))
+    inserts: dict[str, int] = {}
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        match = re.match(r"\s*INSERT INTO (\w+)", statement, re.IGNORECASE)
+        if match:
+            inserts[match.group(1).strip('"`')] = inserts.get(match.group(1).strip('"`'), 0) + 1
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        result = apply_plan(engine, plan, "root@acme.co", otp_code=None, now=utcnow())
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert result.applied == result.invitations_queued == 2500
+    assert len(rows_of(engine, m.Notification.id)) == 2500
+    assert inserts["notifications"] == -(-2500 // INVITATION_BATCH)
+    assert inserts["users"] == -(-2500 // CHUNK) and inserts["audit_events"] == 1

@@ -212,6 +212,60 @@ def rebuild(engine: Engine, org_id: int, edit_seq: int, only_that_row: bool = Fa
             )
 
 
+# --- streaming: the chain is read in bounded batches, never whole ----------------------------
+
+
+def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first_batch(engine: Engine, factory) -> None:
+    org = factory.org()
+    with engine.begin() as conn:
+        head = append_events(conn, org, records(10), T0)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org, head, batch_size=3) == audit.VerifyResult(10, head, False)
+        seventh = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 7)).scalar_one()
+        assert verify_chain(conn, org, seventh, batch_size=3).problem == (
+            f"the chain head is {head}, not {seventh}: that hash is event #7, and 3 event(s) were appended after it")
+    with engine.begin() as conn:  # swap #7 and #8 through a free seq
+        conn.execute(events_t.update().where(events_t.c.seq == 7).values(seq=-7))
+        conn.execute(events_t.update().where(events_t.c.seq == 8).values(seq=7))
+        conn.execute(events_t.update().where(events_t.c.seq == -7).values(seq=8))
+    with engine.connect() as conn:
+        result = verify_chain(conn, org, head, batch_size=3)
+        # The message names where the event it chains onto now is, found after the stream ended.
+        assert (result.events, result.head, result.bad_seq) == (10, head, 7)
+        assert "out of order: it was written right after the event now at #8" in (result.problem or "")
+
+
+def test_cli_verify_streams_the_events_through_a_server_side_cursor(engine: Engine, factory, runner) -> None:
+    """Memory flat in the number of events: `audit verify` reads the chain with a streaming
+    cursor (PostgreSQL: a named server-side cursor; MariaDB: an unbuffered one), VERIFY_BATCH
+    rows per fetch, rather than fetching every row at once."""
+    org = factory.org()
+    seed(engine, org)
+    seen: list[tuple[object, dict[str, object]]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM audit_events" in statement and "ORDER BY audit_events.seq, audit_events.id" in statement:
+            seen.append((cursor, dict(context.execution_options)))
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        result = runner("audit", "verify")
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1
+    cursor, options = seen[0]
+    assert options.get("stream_results") is True and options.get("yield_per") == audit.VERIFY_BATCH
+    if engine.dialect.name == "postgresql":
+        import psycopg
+
+        assert isinstance(cursor, psycopg.ServerCursor)
+    elif engine.dialect.name == "mysql":
+        import pymysql.cursors
+
+        assert isinstance(cursor, pymysql.cursors.SSCursor)
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 

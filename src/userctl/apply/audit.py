@@ -22,19 +22,18 @@ import hmac
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, Row, insert, or_, select
 
 from userctl.clock import iso_z, naive_utc
-from userctl.db.models import AuditEvent
+# The Core table, not the ORM model: `audit verify` and `audit log` then never import sqlalchemy.orm.
+from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import canonical_json
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
-
-_table = AuditEvent.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +106,7 @@ def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], 
         row["hash"] = head = hashlib.sha256(payload).hexdigest()
         row["hmac"] = _hmac(key, payload) if key else None
         rows.append(row)
-    conn.execute(insert(AuditEvent), rows)
+    conn.execute(insert(_table), rows)
     return head
 
 
@@ -126,68 +125,89 @@ def chain_head(conn: Connection, org_id: int) -> str:
     return tail(conn, org_id)[1]
 
 
-def verify_chain(conn: Connection, org_id: int, head: str | None = None) -> VerifyResult:
+# Rows fetched per round trip by verify_chain: memory stays flat however long the chain is.
+VERIFY_BATCH = 2000
+
+
+def verify_chain(conn: Connection, org_id: int, head: str | None = None, *, batch_size: int = VERIFY_BATCH) -> VerifyResult:
     """Recompute the whole chain of one organization and report the FIRST bad event: missing
     (a gap in seq), reordered (chained onto an event now found elsewhere, or written before its
     predecessor), altered (contents no longer match the hash, or the HMAC when the key is set);
-    then, when `head` is given, that the last event's hash is exactly it."""
-    rows = conn.execute(
-        select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
-    ).all()
+    then, when `head` is given, that the last event's hash is exactly it.
+
+    The events are streamed (a server-side cursor, `batch_size` rows per fetch) and only the
+    previous one is kept. The stream finds the first bad event; its message, which may name an
+    event further on, is written once the stream is closed (MariaDB's unbuffered cursor allows no
+    other statement while it is open)."""
     key = audit_key()
-    position_of_hash = {str(r.hash): int(r.seq) for r in rows}
+    query = select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
+    events, last = 0, GENESIS
     previous: Row[Any] | None = None
-    for row in rows:
-        problem = _check(row, previous, position_of_hash, key)
-        if problem is not None:
-            return VerifyResult(len(rows), _last_hash(rows), key is not None, problem, int(row.seq), int(row.id))
-        previous = row
-    last = _last_hash(rows)
+    bad: tuple[Row[Any], Row[Any] | None] | None = None
+    for row in conn.execution_options(stream_results=True, yield_per=batch_size).execute(query):
+        events += 1
+        last = str(row.hash)
+        if bad is None:
+            if _check(row, previous, lambda _hash: None, key) is not None:
+                bad = (row, previous)
+            previous = row
+
+    def seq_of(hash_: str) -> int | None:
+        found = conn.execute(
+            select(_table.c.seq).where(_table.c.organization_id == org_id, _table.c.hash == hash_).order_by(_table.c.seq).limit(1)
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    if bad is not None:
+        row, before = bad
+        return VerifyResult(events, last, key is not None, _check(row, before, seq_of, key), int(row.seq),
+                            int(row.id))
     if head is not None and head.strip().lower() != last:
         wanted = head.strip().lower()
-        if wanted in position_of_hash:
-            at = position_of_hash[wanted]
+        at = seq_of(wanted)
+        if at is not None:
             problem = (
                 f"the chain head is {last}, not {wanted}: that hash is event #{at}, "
-                f"and {len(rows) - at} event(s) were appended after it"
+                f"and {events - at} event(s) were appended after it"
             )
         else:
             problem = (
                 f"the chain head is {last}, not {wanted}, which is no event of this chain: "
                 "events were removed from the end or the chain was rewritten"
             )
-        return VerifyResult(len(rows), last, key is not None, problem, None)
-    return VerifyResult(len(rows), last, key is not None)
+        return VerifyResult(events, last, key is not None, problem, None)
+    return VerifyResult(events, last, key is not None)
 
 
-def _check(row: Row[Any], previous: Row[Any] | None, position_of_hash: dict[str, int], key: bytes | None) -> str | None:
+def _check(row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int | None], key: bytes | None) -> str | None:
+    """What is wrong with `row` after `previous`, or None. `seq_of` (the seq of the event with a
+    given hash) only chooses between two messages for a broken link, never whether it is one."""
     expected_seq = 1 if previous is None else int(previous.seq) + 1
     expected_prev = GENESIS if previous is None else str(previous.hash)
-    name = _name(row)
     if int(row.seq) != expected_seq:
         if previous is not None and int(row.seq) == int(previous.seq):
-            return f"{name} has the same seq as the event before it"
+            return f"{_name(row)} has the same seq as the event before it"
         after = f"#{previous.seq}" if previous is not None else "the start"
-        return f"event #{expected_seq} is missing: the chain jumps from {after} to {name} (an event was deleted)"
+        return f"event #{expected_seq} is missing: the chain jumps from {after} to {_name(row)} (an event was deleted)"
     if str(row.prev_hash) != expected_prev:
-        moved_to = position_of_hash.get(str(row.prev_hash))
+        moved_to = seq_of(str(row.prev_hash))
         if moved_to is not None and moved_to != expected_seq - 1:
-            return f"{name} is out of order: it was written right after the event now at #{moved_to}"
+            return f"{_name(row)} is out of order: it was written right after the event now at #{moved_to}"
         before = "the start of the chain" if previous is None else f"event #{previous.seq}"
         return (
-            f"{name} does not chain onto {before}: its prev_hash differs "
+            f"{_name(row)} does not chain onto {before}: its prev_hash differs "
             f"({before} was altered, or events between them were removed)"
         )
     if previous is not None and int(row.id) < int(previous.id):
-        return f"{name} is out of order: it was written before event #{previous.seq} (id {previous.id})"
+        return f"{_name(row)} is out of order: it was written before event #{previous.seq} (id {previous.id})"
     payload = _payload(row._mapping)
     if hashlib.sha256(payload).hexdigest() != str(row.hash):
-        return f"{name} was altered: its contents no longer match its hash"
+        return f"{_name(row)} was altered: its contents no longer match its hash"
     if key is not None:
         if row.hmac is None:
-            return f"{name} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
+            return f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
         if not hmac.compare_digest(str(row.hmac), _hmac(key, payload)):
-            return f"{name} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
+            return f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
     return None
 
 
@@ -231,10 +251,6 @@ def _hmac(key: bytes, payload: bytes) -> str:
 
 def _name(row: Row[Any]) -> str:
     return f"event #{row.seq} (id {row.id}, {iso_z(row.created_at)}, {row.action} {row.address})"
-
-
-def _last_hash(rows: Sequence[Row[Any]]) -> str:
-    return str(rows[-1].hash) if rows else GENESIS
 
 
 def list_events(

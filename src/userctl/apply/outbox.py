@@ -22,12 +22,13 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from userctl.clock import iso_z, naive_utc
+from userctl.db.batches import chunks
 from userctl.db.models import Notification, Organization, User
 from userctl.errors import UsageError
 
@@ -38,6 +39,7 @@ ENV_FROM = "USERCTL_SMTP_FROM"  # read by click as the options' variables, see c
 DEFAULT_BASE_URL = "https://platform.invalid/register"
 DEFAULT_FROM = "no-reply@platform.invalid"
 SMTP_TIMEOUT_S = 10.0
+INVITATION_BATCH = 1000  # rows per INSERT statement (executemany) when an apply queues invitations
 _SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
@@ -119,17 +121,19 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 
 def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, now: dt.datetime) -> None:
     """Queue an invitation for a user just created, inside the caller's transaction."""
-    conn.execute(
-        insert(Notification).values(
-            organization_id=org_id,
-            user_id=user_id,
-            recipient=email.strip().lower(),
-            kind="invitation",
-            status="queued",
-            attempts=0,
-            created_at=naive_utc(now),
-        )
-    )
+    queue_invitations(conn, org_id, [(email, user_id)], now)
+
+
+def queue_invitations(conn: Connection, org_id: int, invitees: Sequence[tuple[str, int]], now: dt.datetime) -> None:
+    """Queue one invitation per (email, user id) just created: a few batched INSERTs, not one
+    statement per user (100k creates would otherwise be 100k round trips)."""
+    rows = [
+        {"organization_id": org_id, "user_id": user_id, "recipient": email.strip().lower(), "kind": "invitation",
+         "status": "queued", "attempts": 0, "created_at": naive_utc(now)}
+        for email, user_id in invitees
+    ]
+    for part in chunks(rows, INVITATION_BATCH):
+        conn.execute(insert(Notification), list(part))
 
 
 def send_queued(

@@ -175,8 +175,7 @@ def _apply_locked(
     refers = {c.key[0]: audit.expiry_set_by(conn, org_id, c.key[0]) for c in changes if c.action == "expire"}
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
-    for email, user_id in created:
-        outbox.queue_invitation(conn, org_id, user_id, email, now)
+    outbox.queue_invitations(conn, org_id, created, now)
     head = audit.append_events(
         conn,
         org_id,

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "users": "userctl.cli.views_cmd:users",
     "roles": "userctl.cli.views_cmd:roles",
     "accounts": "userctl.cli.views_cmd:accounts",
+    "activity": "userctl.cli.activity_cmd:activity",
 }
 
 

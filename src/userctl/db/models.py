@@ -68,6 +68,7 @@ class User(Base):
     force_password_reset: Mapped[bool]
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    last_login_at: Mapped[dt.datetime | None]
 
 
 class BankAccount(Base):

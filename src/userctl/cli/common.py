@@ -138,6 +138,8 @@ def plan_from_file(
     transaction, plan, and turn planner problems into FILE:LINE:COL."""
     from userctl.db.engine import begin_read
     from userctl.db.migrate import require_current
+    from userctl import hygiene
+    from userctl.db.hygiene import read_hygiene
     from userctl.db.snapshot import read_live_state
     from userctl.desired.loader import load_desired, locate
 
@@ -150,10 +152,12 @@ def plan_from_file(
         require_current(engine)
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
+            facts, settings = read_hygiene(conn, desired.organization, now)
         try:
             planned = diff(desired, live, options)
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
+        planned = hygiene.with_findings(planned, facts, settings, now)  # every plan shows them (issue 13)
     return replace(planned, provenance=provenance(now, file_hashes(path), git_commit(path)))
 
 

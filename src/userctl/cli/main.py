@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "roles": "userctl.cli.views_cmd:roles",
     "accounts": "userctl.cli.views_cmd:accounts",
     "activity": "userctl.cli.activity_cmd:activity",
+    "hygiene": "userctl.cli.hygiene_cmd:hygiene",
 }
 
 

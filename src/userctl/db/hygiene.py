@@ -1,0 +1,65 @@
+"""What the hygiene findings and the access review read: the organization's review settings and
+the users and invitations hygiene looks at (`userctl.hygiene` decides). Set-based Core SELECTs
+inside the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection
+
+from userctl.db import tables
+from userctl.hygiene import Account, HygieneFacts, Invitation, ReviewSettings, dormant_cutoff
+from userctl.db.snapshot import read_organization, read_roles
+
+
+def settings_for(conn: Connection, org_id: int) -> ReviewSettings:
+    """The organization's `max_inactive_days`, `review_every_days` and which hygiene findings
+    block. The defaults until the stored policies (migration 0004) are read here: this is the
+    one place that wires them."""
+    del conn, org_id
+    return ReviewSettings()
+
+
+def read_facts(conn: Connection, org_id: int, settings: ReviewSettings, now: dt.datetime, *,
+               everyone: bool = False) -> HygieneFacts:
+    """The users hygiene may flag — active ones not seen since the dormancy cutoff or without an
+    authenticator (`everyone`: all users, for the review) — and the latest invitation of every
+    user still invited. The filter runs in the database: a plan of 100k users reads only the few."""
+    u, n = tables.users.c, tables.notifications.c
+    roles = read_roles(conn, org_id)
+    role_names = {int(i): name for i, name in conn.execute(
+        select(tables.roles.c.id, tables.roles.c.name).where(tables.roles.c.organization_id == org_id))}
+    query = select(u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at).where(u.organization_id == org_id)
+    if not everyone:
+        cutoff = dormant_cutoff(settings, now)
+        query = query.where(u.status == "active", or_(func.coalesce(u.last_login_at, u.created_at) < cutoff,
+                                                      u.totp_enrolled == False))  # noqa: E712 - SQL, not Python
+    accounts = []
+    for email, status, role_id, enrolled, created_at, last_login_at in conn.execute(query):
+        role = role_names[int(role_id)]
+        accounts.append(Account(str(email).lower(), status, role, roles[role].permissions, bool(enrolled), created_at, last_login_at))
+    latest = (
+        select(n.user_id, func.max(n.id).label("id"))
+        .where(n.organization_id == org_id, n.user_id.is_not(None))
+        .group_by(n.user_id)
+        .subquery()
+    )
+    invitations = [
+        Invitation(str(email).lower(), expires_at)
+        for email, expires_at in conn.execute(
+            select(u.email, n.expires_at)
+            .join(latest, latest.c.id == n.id)
+            .join(tables.users, u.id == n.user_id)
+            .where(u.status == "invited", n.status == "sent", n.expires_at.is_not(None))
+        )
+    ]
+    return HygieneFacts(tuple(accounts), tuple(invitations))
+
+
+def read_hygiene(conn: Connection, slug: str, now: dt.datetime) -> tuple[HygieneFacts, ReviewSettings]:
+    """What a plan's hygiene findings need, in the plan's read transaction."""
+    org_id = read_organization(conn, slug)[0]
+    settings = settings_for(conn, org_id)
+    return read_facts(conn, org_id, settings, now), settings

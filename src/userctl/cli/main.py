@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "accounts": "userctl.cli.views_cmd:accounts",
     "activity": "userctl.cli.activity_cmd:activity",
     "hygiene": "userctl.cli.hygiene_cmd:hygiene",
+    "review": "userctl.cli.review_cmd:review",
 }
 
 

@@ -205,3 +205,58 @@ def review_status(events: Sequence[Mapping[str, Any]], settings: ReviewSettings,
     last = done[-1]
     due = naive_utc(dt.datetime.fromisoformat(str(last["time"]))) + dt.timedelta(days=settings.review_every_days)
     return ReviewStatus(last, due, naive_utc(now) > due)
+
+
+# The evidence of an audit period (`userctl evidence`): pure selections over the audit events.
+
+JOINER_ACTIONS: Final = {"user.create": "joiner", "user.activate": "joiner", "user.replace": "joiner",
+                         "user.change_role": "mover", "user.deactivate": "leaver", "user.delete": "leaver"}
+
+
+def in_period(events: Iterable[Mapping[str, Any]], since: dt.datetime, until: dt.datetime) -> list[Mapping[str, Any]]:
+    """The events at or after `since` and before `until` (naive UTC)."""
+    return [e for e in events if since <= naive_utc(dt.datetime.fromisoformat(str(e["time"]))) < until]
+
+
+def applied_plans(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every plan applied in `period` (events carrying its digest, approvals aside), with its
+    approvals (found anywhere in `events`: a plan may be approved before the period starts),
+    operator, how it was verified, reasons and changes."""
+    approvals = approvals_by_digest(events)
+    plans: dict[str, dict[str, Any]] = {}
+    for e in period:
+        digest = e.get("plan_digest")
+        if not digest or e["action"] == APPROVE_ACTION:
+            continue
+        plan = plans.setdefault(str(digest), {
+            "plan_digest": digest, "applied_at": e["time"], "operator": e["operator"], "verified_by": e["verified_by"],
+            "operator_verified": e.get("operator_verified"),
+            "approved_by": [a for a in approvals.get(str(digest), ()) if a["time"] <= str(e["time"])],
+            "reasons": [], "changes": [],
+        })
+        reason = reason_of(e)
+        if reason not in plan["reasons"]:
+            plan["reasons"].append(reason)
+        plan["changes"].append({"seq": e["seq"], "action": e["action"], "address": e["address"]})
+    return list(plans.values())
+
+
+def joiners_movers_leavers(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Creations and reactivations (joiners), role changes (movers), deactivations and deletions
+    (leavers) in `period`, each with time, operator, approval and reason."""
+    approvals = approvals_by_digest(events)
+    rows: list[dict[str, Any]] = []
+    for e in period:
+        kind = JOINER_ACTIONS.get(str(e["action"]))
+        if kind is None:
+            continue
+        before, after = e.get("before") or {}, e.get("after") or {}
+        granted = provenance(e, approvals) or {}
+        rows.append({
+            "time": e["time"], "kind": kind, "action": e["action"], "user": e["address"],
+            "role_before": before.get("role"), "role_after": after.get("role"),
+            "operator": e["operator"], "verified_by": e["verified_by"],
+            "approved_by": [a["approver"] for a in granted.get("approved_by", ())],
+            "reason": reason_of(e), "plan_digest": e.get("plan_digest"), "seq": e["seq"],
+        })
+    return rows

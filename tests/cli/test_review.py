@@ -144,3 +144,58 @@ def test_attest_with_a_real_code_is_an_audit_event(runner: Runner, applied: tupl
     overdue = runner("review", "status")
     assert overdue.exit_code == 4
     assert "overdue" in overdue.stderr and "next due" in overdue.stdout
+
+
+def test_evidence_pack_contents_and_manifest(runner: Runner, applied: tuple[Org, Operator, dict[str, Any]],
+                                             tmp_path: Path) -> None:
+    import hashlib
+    import re
+
+    from userctl.clock import utcnow
+
+    org, _approver, plan = applied
+    path, report = _report(runner, tmp_path)
+    assert runner("review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", org.root.code()).exit_code == 0
+    today = utcnow().date()
+    out = tmp_path / "evidence"
+    result = runner("evidence", "--since", (today - dt.timedelta(days=30)).isoformat(), "--until", today.isoformat(),
+                    "-o", str(out))
+    assert result.exit_code == 0, result.output
+
+    # The manifest covers every other file, and its sums are right.
+    names = sorted(p.name for p in out.iterdir())
+    sums = dict(reversed(line.split("  ", 1)) for line in (out / "SHA256SUMS").read_text(encoding="utf-8").splitlines())
+    assert sorted(sums) == sorted(n for n in names if n != "SHA256SUMS")
+    for name, digest in sums.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+
+    log = json.loads((out / "audit-log.json").read_text(encoding="utf-8"))
+    head = runner("audit", "verify").stdout.split("head ")[1].strip()
+    assert log["verification"]["ok"] is True and log["verification"]["chain_head"] == head
+    assert [e["action"] for e in log["events"]][-1] == "review.attest"
+
+    plans = json.loads((out / "plans.json").read_text(encoding="utf-8"))
+    assert [(p["plan_digest"], p["operator"], [a["approver"] for a in p["approved_by"]], p["reasons"]) for p in plans] == [
+        (plan["digest"], "root@acme.co", ["approver@acme.co"], ["—"])]
+    assert {c["address"] for c in plans[0]["changes"]} == {'user["mover@acme.co"]', 'assignment["acct@acme.co" -> "ops-backup"]'}
+
+    jml = list(csv.DictReader(io.StringIO((out / "joiners-movers-leavers.csv").read_text(encoding="utf-8"))))
+    assert [(r["kind"], r["user"], r["role_before"], r["role_after"], r["operator"], r["approved_by"], r["reason"]) for r in jml] == [
+        ("mover", 'user["mover@acme.co"]', "Ops", "Admin", "root@acme.co", "approver@acme.co", "—")]
+    attestations = json.loads((out / "attestations.json").read_text(encoding="utf-8"))
+    assert [a["after"]["report_digest"] for a in attestations] == [report["digest"]]
+    assert json.loads((out / "policy-results.json").read_text(encoding="utf-8"))["violations"] == []
+    assert {f["code"] for f in json.loads((out / "hygiene.json").read_text(encoding="utf-8"))["findings"]} == {"privileged_without_2fa"}
+
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert set(re.findall(r'href="([^"]+)"', index)) == set(names) - {"index.html"}
+    assert head in index and "intact" in index
+
+    # A non-empty directory is refused (nothing changed) unless --force; a period without the apply has no plan.
+    refused = runner("evidence", "--since", "2020-01-01", "--until", "2020-12-31", "-o", str(out))
+    assert refused.exit_code == 1 and "is not empty" in refused.stderr
+    assert json.loads((out / "plans.json").read_text(encoding="utf-8")) != []
+    forced = runner("evidence", "--since", "2020-01-01", "--until", "2020-12-31", "-o", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "plans.json").read_text(encoding="utf-8")) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".userctl-evidence")]

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "activity": "userctl.cli.activity_cmd:activity",
     "hygiene": "userctl.cli.hygiene_cmd:hygiene",
     "review": "userctl.cli.review_cmd:review",
+    "evidence": "userctl.cli.evidence_cmd:evidence",
 }
 
 

@@ -4,7 +4,7 @@ requests; the table's header repeats on every printed page and no row is split a
 
 from __future__ import annotations
 
-from typing import Any, Final, Mapping
+from typing import Any, Final, Mapping, Sequence
 
 from userctl.render.htmlpage import e
 from userctl.render.tables import _csv_cell, _csv_lines
@@ -118,3 +118,60 @@ def render_html(data: Mapping[str, Any]) -> str:
 <p>To attest this review: <code>userctl review attest REPORT.json --reviewer EMAIL --otp-code CODE</code> with the JSON form of this report (same digest).</p>
 </body></html>
 """
+
+
+# The evidence pack's pages and tables (`userctl evidence`).
+
+JML_COLUMNS: Final = ("time", "kind", "action", "user", "role_before", "role_after", "operator", "verified_by", "approved_by",
+                      "reason", "plan_digest", "seq")
+AUDIT_COLUMNS: Final = ("seq", "time", "operator", "verified_by", "operator_verified", "plan_digest", "action", "address",
+                        "reason", "hash")
+
+
+def records_csv(columns: tuple[str, ...], records: Sequence[Mapping[str, Any]]) -> str:
+    """`records` as CSV, every value as in JSON but lists joined and nothing as an empty cell."""
+    return _csv_lines([list(columns), *(["" if r.get(c) is None else _csv_cell(r.get(c)) for c in columns] for r in records)])
+
+
+def _page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{e(title)}</h1>
+{body}
+</body></html>
+"""
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == []:
+        return NONE
+    if isinstance(value, list):
+        return e(", ".join(v if isinstance(v, str) else f"{v.get('approver')} ({v.get('time')})" for v in value))
+    return e(str(value))
+
+
+def records_html(title: str, columns: tuple[str, ...], records: Sequence[Mapping[str, Any]], intro: str = "") -> str:
+    head = "".join(f"<th>{e(c)}</th>" for c in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in records)
+    return _page(title, f"<p>{e(intro)}</p><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+                        f"<p>{len(records)} row(s).</p>")
+
+
+def plans_html(title: str, plans: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for p in plans:
+        changes = "".join(f"<li>#{c['seq']} <code>{e(c['action'])}</code> <code>{e(c['address'])}</code></li>" for c in p["changes"])
+        parts.append(
+            f"<h2>Plan <code>{e(p['plan_digest'])}</code></h2><p>Applied {e(p['applied_at'])} by {e(p['operator'])}, "
+            f"verified {e(verified(p))}; approved by {_cell(p['approved_by'])}; reason(s): {e('; '.join(p['reasons']))}</p>"
+            f"<ul>{changes}</ul>"
+        )
+    return _page(title, "".join(parts) or "<p>No plan was applied in this period.</p>")
+
+
+def index_html(title: str, facts: list[tuple[str, str]], files: list[tuple[str, str]]) -> str:
+    listed = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
+    links = "".join(f'<li><a href="{e(name)}">{e(name)}</a>: {e(what)}</li>' for name, what in files)
+    return _page(title, f"<table>{listed}</table><h2>Files</h2><ul>{links}</ul>"
+                        "<p>Check every file against <code>SHA256SUMS</code>: <code>sha256sum -c SHA256SUMS</code>.</p>")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Collection, Final, Iterable, Sequence
+from typing import Any, Callable, Collection, Final, Iterable, Sequence
 
 from userctl.clock import iso_z, naive_utc
 from userctl.plan import Finding, Plan
@@ -85,26 +85,41 @@ def is_dormant(account: Account, settings: ReviewSettings, now: dt.datetime) -> 
     return account.status == "active" and last_seen < dormant_cutoff(settings, now)
 
 
-def findings(facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime) -> list[Finding]:
-    """Every hygiene finding, by kind then email."""
+def findings(facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime, limit: int | None = None) -> list[Finding]:
+    """Every hygiene finding, by kind then email; with `limit`, the first `limit` of each kind
+    and then one that counts the rest (only those shown are worded)."""
     moment = naive_utc(now)
-    found: list[Finding] = []
     accounts = sorted((a for a in facts.accounts if a.email not in facts.skip), key=lambda a: a.email)
-    for a in accounts:
-        if is_dormant(a, settings, moment):
-            found.append(_finding(DORMANT, settings, _dormant_message(a, settings, moment)))
-    for invitation in sorted(facts.invitations, key=lambda i: i.email):
-        if invitation.email not in facts.skip and invitation.expires_at < moment:
-            found.append(_finding(STALE_INVITATION, settings, (
-                f"{invitation.email} never registered: their invitation expired {iso_z(invitation.expires_at)}; "
-                f"send a new one with `userctl notifications resend {invitation.email}`, or remove them from the file")))
-    for a in accounts:
-        held = privileged(a.permissions)
-        if a.status == "active" and held and not a.totp_enrolled:
-            found.append(_finding(PRIVILEGED_WITHOUT_2FA, settings, (
-                f"{a.email} holds {', '.join(held)} (role {a.role}) without an enrolled authenticator: "
-                "have them enrol, and set `two_factor: required` for them in the file")))
+    dormant = [a for a in accounts if is_dormant(a, settings, moment)]
+    stale = sorted((i for i in facts.invitations if i.email not in facts.skip and i.expires_at < moment), key=lambda i: i.email)
+    unenrolled = [a for a in accounts if a.status == "active" and not a.totp_enrolled and not PRIVILEGED_PERMISSIONS.isdisjoint(a.permissions)]
+    found: list[Finding] = []
+
+    def dormant_message(a: Any) -> str:
+        return _dormant_message(a, settings, moment)
+
+    kinds: tuple[tuple[str, Sequence[Any], Callable[[Any], str]], ...] = (
+        (DORMANT, dormant, dormant_message),
+        (STALE_INVITATION, stale, _stale_message),
+        (PRIVILEGED_WITHOUT_2FA, unenrolled, _unenrolled_message),
+    )
+    for code, items, word in kinds:
+        shown = items if limit is None else items[:limit]
+        found.extend(_finding(code, settings, word(item)) for item in shown)
+        if len(items) > len(shown):
+            found.append(_finding(code, settings, f"and {len(items) - len(shown)} more {code} finding(s): "
+                                                  "`userctl hygiene` lists them all"))
     return found
+
+
+def _stale_message(invitation: Any) -> str:
+    return (f"{invitation.email} never registered: their invitation expired {iso_z(invitation.expires_at)}; "
+            f"send a new one with `userctl notifications resend {invitation.email}`, or remove them from the file")
+
+
+def _unenrolled_message(a: Any) -> str:
+    return (f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role}) without an enrolled authenticator: "
+            "have them enrol, and set `two_factor: required` for them in the file")
 
 
 def _dormant_message(a: Account, settings: ReviewSettings, now: dt.datetime) -> str:
@@ -126,11 +141,16 @@ def skipped_by(changes: Iterable[tuple[str, str, str]]) -> frozenset[str]:
     return frozenset(email for kind, action, email in changes if kind == "user" and action in ("deactivate", "delete"))
 
 
+# A plan shows this many findings of each kind, then one that counts the rest: an organization of
+# 100k users may have thousands, and a plan (a PR comment) must stay readable and fast.
+PLAN_LIMIT: Final = 10
+
+
 def with_findings(plan: Plan, facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime) -> Plan:
     """`plan` with the hygiene findings of the live state it was planned on appended (after the
     guards'), leaving out users it already deactivates or deletes."""
     skip = skipped_by((c.kind, c.action, c.key[0]) for c in plan.active_changes)
-    found = findings(replace(facts, skip=facts.skip | skip), settings, now)
+    found = findings(replace(facts, skip=facts.skip | skip), settings, now, PLAN_LIMIT)
     return replace(plan, findings=(*plan.findings, *found))
 
 

@@ -112,3 +112,17 @@ def test_every_plan_shows_the_findings_without_blocking(runner: Runner, factory:
     fixing = write_desired(tmp_path / "fix.yaml", replace(desired, users=users))
     data = json.loads(runner("plan", "-f", str(fixing), "--format", "json").stdout)
     assert [f["message"].split(":")[0] for f in data["findings"] if f["code"] == "dormant_user"] == ["ghost@acme.co"]
+
+
+def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(runner: Runner, factory: Factory, engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    org = factory.org(ORG)
+    admin = factory.role(org, "Admin", ADMIN_PERMS)
+    factory.operator(org, "root@acme.co", admin)
+    for i in range(13):
+        factory.user(org, f"admin{i:02d}@acme.co", admin)
+    path = write_desired(tmp_path / "users.yaml", exported(live_state(engine, ORG)))
+    found = json.loads(runner("plan", "-f", str(path), "--format", "json").stdout)["findings"]
+    assert [f["message"].split(" ")[0] for f in found] == [f"admin{i:02d}@acme.co" for i in range(10)] + ["and"]
+    assert found[-1]["message"] == "and 3 more privileged_without_2fa finding(s): `userctl hygiene` lists them all"
+    assert len(json.loads(runner("hygiene", "--format", "json").stdout)["findings"]) == 13

@@ -152,7 +152,7 @@ def plan_from_file(
         require_current(engine)
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
-            facts, settings = read_hygiene(conn, desired.organization, now)
+            facts, settings = read_hygiene(conn, live, now)
         try:
             planned = diff(desired, live, options)
         except InputError as exc:

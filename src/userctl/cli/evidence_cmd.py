@@ -91,7 +91,7 @@ def evidence(since: str, until: str, out: str, force: bool) -> None:
     if end <= start:
         raise UsageError(f"--until {until} is not after --since {since}")
     with reading() as (conn, org_id, org):
-        files, intact = read_evidence(conn, org_id, org, start, end, utcnow())
+        files, intact = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
     files[MANIFEST] = manifest(files)
     write_directory(out, files, force)
     click.echo(f"{org.slug}: evidence for {since} to {until} written to {out} ({len(files)} files; open index.html)")

@@ -49,7 +49,7 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
             raise Refused(f"{source}: {problem}")
     else:
         with reading() as (conn, org_id, org):
-            data = read_report(conn, org_id, org, utcnow())
+            data = read_report(conn, org_id, org, utcnow().replace(microsecond=0))
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
     else:

@@ -25,7 +25,7 @@ def approvers(granted: Mapping[str, Any] | None) -> str:
 
 def verified(granted: Mapping[str, Any]) -> str:
     how = str(granted["verified_by"])
-    if granted.get("operator_verified") is False:
+    if granted.get("operator_verified") is False and how != "init":  # init enrols the admin: no code to give yet
         how += " (operator gave no code)"
     return how
 

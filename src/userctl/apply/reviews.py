@@ -68,68 +68,27 @@ def attest(engine: "Engine", organization: str, report: Mapping[str, Any], revie
 
 
 def read_evidence(conn: "Connection", org_id: int, org: Organization, since: dt.datetime, until: dt.datetime,
-                  now: dt.datetime) -> tuple[dict[str, str], bool]:
-    """The evidence pack of [since, until) as file name -> text (SHA256SUMS aside), and whether
-    the audit chain verified. Every file opens without userctl: JSON, CSV and HTML."""
-    import json
-
+                  now: dt.datetime) -> dict[str, Any]:
+    """The evidence of [since, until) as data, for `render.review.evidence_files`: the whole
+    chain's verification, the period's events, the plans applied, joiners/movers/leavers,
+    attestations, and the access review as of now (its policy results and hygiene findings)."""
     from userctl.apply.audit import ENV_KEY, list_events, verify_chain
     from userctl.clock import iso_z
-    from userctl.render import review as page
 
     verified = verify_chain(conn, org_id)
     events = list_events(conn, org_id)
     period = review.in_period(events, since, until)
-    plans = review.applied_plans(events, period)
-    jml = review.joiners_movers_leavers(events, period)
-    attested = review.attestations(period)
-    report = read_report(conn, org_id, org, now)
-    violations = report["summary"]["policy_violations"]
-    verification = {"ok": verified.ok, "events": verified.events, "chain_head": verified.head,
-                    "hmac_checked": verified.hmac_checked, "problem": verified.problem, "verified_at": iso_z(now)}
-    window = {"since": iso_z(since), "until": iso_z(until) + " (exclusive)"}
-
-    def dump(data: Any) -> str:
-        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-
-    title = f"{org.name} ({org.slug})"
-    files = {
-        "audit-log.json": dump({"organization": org.slug, "period": window, "verification": verification,
-                                "events": list(period)}),
-        "audit-log.csv": page.records_csv(page.AUDIT_COLUMNS, list(period)),
-        "plans.json": dump(plans),
-        "plans.html": page.plans_html(f"Plans applied, {title}", plans),
-        "joiners-movers-leavers.csv": page.records_csv(page.JML_COLUMNS, jml),
-        "joiners-movers-leavers.html": page.records_html(f"Joiners, movers and leavers, {title}", page.JML_COLUMNS, jml,
-                                                         f"{window['since']} to {window['until']}"),
-        "attestations.json": dump(list(attested)),
-        "policy-results.json": dump({"checked_at": iso_z(now), "violations": violations}),
-        "hygiene.json": dump({"checked_at": iso_z(now), "settings": report["settings"], "findings": report["findings"]}),
-        "review.json": dump(report),
-        "review.html": page.render_html(report),
+    return {
+        "organization": org.slug,
+        "title": f"{org.name} ({org.slug})",
+        "generated_at": iso_z(now),
+        "period": {"since": iso_z(since), "until": iso_z(until) + " (exclusive)"},
+        "verification": {"ok": verified.ok, "events": verified.events, "chain_head": verified.head,
+                         "hmac_checked": verified.hmac_checked, "hmac_key": ENV_KEY, "problem": verified.problem,
+                         "verified_at": iso_z(now)},
+        "events": period,
+        "plans": review.applied_plans(events, period),
+        "joiners_movers_leavers": review.joiners_movers_leavers(events, period),
+        "attestations": review.attestations(period),
+        "review": read_report(conn, org_id, org, now),
     }
-    chain = (f"intact: {verified.events} events" if verified.ok else f"BROKEN: {verified.problem}") + (
-        "" if verified.hmac_checked else f" (HMACs not checked: {ENV_KEY} was not set)")
-    facts = [
-        ("organization", title), ("period", f"{window['since']} to {window['until']}"), ("generated", iso_z(now)),
-        ("audit chain", chain), ("chain head", verified.head), ("events in the period", str(len(period))),
-        ("plans applied", str(len(plans))), ("joiners / movers / leavers",
-                                             " / ".join(str(sum(r["kind"] == k for r in jml)) for k in ("joiner", "mover", "leaver"))),
-        ("review attestations in the period", str(len(attested))), ("policy violations now", str(len(violations))),
-        ("hygiene findings now", str(len(report["findings"]))),
-    ]
-    described = [
-        ("audit-log.json", "the audit events of the period, with the whole chain's verification and head"),
-        ("audit-log.csv", "the same events for a spreadsheet"),
-        ("plans.html", "every plan applied in the period: operator, verification, approvals, reasons, changes"),
-        ("plans.json", "the same as data"),
-        ("joiners-movers-leavers.html", "creations, role changes, deactivations and deletions, with operator, approval, reason"),
-        ("joiners-movers-leavers.csv", "the same for a spreadsheet (sampling)"),
-        ("attestations.json", "access reviews attested in the period"),
-        ("review.html", "the access review as of now"), ("review.json", "the same, with its digest"),
-        ("policy-results.json", "the policies checked against the live state now"),
-        ("hygiene.json", "dormant users, expired invitations, privileged users without 2FA, now"),
-        ("SHA256SUMS", "the SHA-256 of every file of this pack"),
-    ]
-    files["index.html"] = page.index_html(f"Audit evidence: {title}", facts, described)
-    return files, verified.ok

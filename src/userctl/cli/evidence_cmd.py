@@ -86,14 +86,16 @@ def evidence(since: str, until: str, out: str, force: bool) -> None:
     Exits 1 (after writing the pack, which says so) when the audit chain does not verify."""
     from userctl.apply.reviews import read_evidence
     from userctl.clock import utcnow
+    from userctl.render.review import evidence_files
 
     start, end = parse_bound("--since", since, end=False), parse_bound("--until", until, end=True)
     if end <= start:
         raise UsageError(f"--until {until} is not after --since {since}")
     with reading() as (conn, org_id, org):
-        files, intact = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
+        evidence = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
+    files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
     write_directory(out, files, force)
     click.echo(f"{org.slug}: evidence for {since} to {until} written to {out} ({len(files)} files; open index.html)")
-    if not intact:
+    if not evidence["verification"]["ok"]:
         raise AuditChainBroken(f"the audit chain of {org.slug} does not verify: the pack records this (audit-log.json, index.html)")

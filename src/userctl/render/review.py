@@ -175,3 +175,57 @@ def index_html(title: str, facts: list[tuple[str, str]], files: list[tuple[str, 
     links = "".join(f'<li><a href="{e(name)}">{e(name)}</a>: {e(what)}</li>' for name, what in files)
     return _page(title, f"<table>{listed}</table><h2>Files</h2><ul>{links}</ul>"
                         "<p>Check every file against <code>SHA256SUMS</code>: <code>sha256sum -c SHA256SUMS</code>.</p>")
+
+
+def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
+    """The evidence pack (`apply.reviews.read_evidence`'s data) as file name -> text, SHA256SUMS
+    aside. Every file opens without userctl: JSON, CSV and HTML."""
+    import json
+
+    def dump(data: Any) -> str:
+        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+    v, window, title, report = evidence["verification"], evidence["period"], evidence["title"], evidence["review"]
+    events, plans, jml, attested = (list(evidence[k]) for k in ("events", "plans", "joiners_movers_leavers", "attestations"))
+    violations = report["summary"]["policy_violations"]
+    checked = evidence["generated_at"]
+    files = {
+        "audit-log.json": dump({"organization": evidence["organization"], "period": window,
+                                "verification": {k: v[k] for k in v if k != "hmac_key"}, "events": events}),
+        "audit-log.csv": records_csv(AUDIT_COLUMNS, events),
+        "plans.json": dump(plans),
+        "plans.html": plans_html(f"Plans applied, {title}", plans),
+        "joiners-movers-leavers.csv": records_csv(JML_COLUMNS, jml),
+        "joiners-movers-leavers.html": records_html(f"Joiners, movers and leavers, {title}", JML_COLUMNS, jml,
+                                                    f"{window['since']} to {window['until']}"),
+        "attestations.json": dump(attested),
+        "policy-results.json": dump({"checked_at": checked, "violations": violations}),
+        "hygiene.json": dump({"checked_at": checked, "settings": report["settings"], "findings": report["findings"]}),
+        "review.json": dump(report),
+        "review.html": render_html(report),
+    }
+    chain = (f"intact: {v['events']} events" if v["ok"] else f"BROKEN: {v['problem']}") + (
+        "" if v["hmac_checked"] else f" (HMACs not checked: {v['hmac_key']} was not set)")
+    counts = " / ".join(str(sum(r["kind"] == k for r in jml)) for k in ("joiner", "mover", "leaver"))
+    facts = [
+        ("organization", title), ("period", f"{window['since']} to {window['until']}"), ("generated", checked),
+        ("audit chain", chain), ("chain head", v["chain_head"]), ("events in the period", str(len(events))),
+        ("plans applied", str(len(plans))), ("joiners / movers / leavers", counts),
+        ("review attestations in the period", str(len(attested))), ("policy violations now", str(len(violations))),
+        ("hygiene findings now", str(len(report["findings"]))),
+    ]
+    described = [
+        ("audit-log.json", "the audit events of the period, with the whole chain's verification and head"),
+        ("audit-log.csv", "the same events for a spreadsheet"),
+        ("plans.html", "every plan applied in the period: operator, verification, approvals, reasons, changes"),
+        ("plans.json", "the same as data"),
+        ("joiners-movers-leavers.html", "creations, role changes, deactivations and deletions, with operator, approval, reason"),
+        ("joiners-movers-leavers.csv", "the same for a spreadsheet (sampling)"),
+        ("attestations.json", "access reviews attested in the period"),
+        ("review.html", "the access review as of now"), ("review.json", "the same, with its digest"),
+        ("policy-results.json", "the policies checked against the live state now"),
+        ("hygiene.json", "dormant users, expired invitations, privileged users without 2FA, now"),
+        ("SHA256SUMS", "the SHA-256 of every file of this pack"),
+    ]
+    files["index.html"] = index_html(f"Audit evidence: {title}", facts, described)
+    return files

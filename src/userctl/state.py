@@ -200,6 +200,7 @@ class Organization:
 # max_holders) or "" for the rules that hold one value.
 POLICY_RULES: Final[tuple[str, ...]] = (
     "separation_of_duties", "require_two_factor", "max_holders", "forbid_shared_mailboxes", "require_reason",
+    "max_inactive_days", "review_every_days",
 )
 # The rules whose value is one mapping from an entry's name to its value.
 KEYED_POLICY_RULES: Final[frozenset[str]] = frozenset({"separation_of_duties", "max_holders"})

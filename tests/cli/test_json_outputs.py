@@ -292,3 +292,31 @@ def test_json_apply_without_a_terminal_asks_nothing_new(runner: Runner, engine: 
     assert no_code.exit_code == 4 and no_code.stdout == "" and "TOTP code" not in no_code.stderr
     unsigned = runner("approve", str(plan), "--operator", org.root.email, "--format", "json")
     assert unsigned.exit_code == 1 and unsigned.stdout == "" and "needs --otp-code" in unsigned.stderr
+
+
+def test_the_auditor_commands_in_json(runner: Runner, tmp_path: Path) -> None:
+    """policy check, hygiene, review and review status on the applied demo: each document
+    validates against its schema, and they agree with each other."""
+    init = runner("init", "-f", EXAMPLE, "--admin", ADMIN, "--demo", "--json")
+    totp = pyotp.TOTP(checked("init.schema.json", init.stdout)["totp_secret"])
+    applied = runner("apply", "-f", EXAMPLE, "--operator", ADMIN, "--yes", "--otp-code", totp.now(),
+                     "--reason", "TICKET-7: onboarding")
+    assert applied.exit_code == 0, applied.output
+
+    policy = runner("policy", "check", "--format", "json")
+    assert policy.exit_code == 0, policy.output
+    checks = checked("policy-check.schema.json", policy.stdout)
+    assert {p["policy"] for p in checks["policies"]} >= {"separation_of_duties.maker_checker", "max_holders.users.manage"}
+    assert checks["violations"] == []
+
+    hygiene = checked("hygiene.schema.json", runner("hygiene", "--format", "json").stdout)
+    review = runner("review", "--format", "json")
+    assert review.exit_code == 0, review.output
+    report = checked("review.schema.json", review.stdout)
+    assert report["findings"] == hygiene["findings"] and report["settings"] == hygiene["settings"]
+    grants = [g["granted_by"] for u in report["users"] for g in u["grants"] if g["granted_by"] and g["granted_by"]["plan_digest"]]
+    assert grants and {g["reason"] for g in grants} == {"TICKET-7: onboarding"}
+
+    status = runner("review", "status", "--format", "json")
+    assert status.exit_code == 4  # never attested
+    assert checked("review-status.schema.json", status.stdout)["overdue"] is True

@@ -86,7 +86,7 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
     result = runner("--organization", "acme-payments", "users", "list")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["FIRST", "NAME", "LAST", "NAME", "USERNAME", "PHONE", "ROLE", "2FA", "STATUS"]
+    assert lines[0].split() == ["FIRST", "NAME", "LAST", "NAME", "USERNAME", "PHONE", "ROLE", "2FA", "STATUS", "LAST", "LOGIN"]
     assert [line.split()[2] for line in lines[1:]] == ORDER_BY_ID
     # Aligned: every column starts at the same offset on every line.
     starts = [lines[0].index(header) for header in ("USERNAME", "PHONE", "ROLE", "2FA", "STATUS")]
@@ -94,7 +94,7 @@ def test_users_list_table_is_sorted_by_id_with_every_column(runner: Runner, fact
         assert all(line[s - 2 : s] == "  " and line[s] != " " for s in starts), line
     cells = {line.split()[2]: re.split(r" {2,}", line) for line in lines[1:]}
     assert cells["zoe@acme.co"] == ["Zoe", "Zapata", "zoe@acme.co", "+573000000001", "SuperAdmin",
-                                    "required, enrolled", "active"]
+                                    "required, enrolled", "active", "never"]
     # The 2FA cell shows the setting and the enrollment, each whatever the other is.
     assert {email: row[5] for email, row in cells.items()} == {
         "dan@acme.co": "optional, enrolled", "zoe@acme.co": "required, enrolled",
@@ -142,17 +142,18 @@ def test_users_list_json_and_csv_carry_the_same_rows(runner: Runner, factory: Fa
     # The same rows; CSV spells the boolean as text, and quotes the phone numbers: they start
     # with `+`, which a spreadsheet takes for a formula (OWASP "CSV Injection").
     assert all(row["phone"].startswith("+") for row in as_json)
-    assert as_csv == [{**row, "totp_enrolled": "true" if row["totp_enrolled"] else "false", "phone": "'" + row["phone"]}
-                      for row in as_json]
+    assert as_csv == [{**row, "totp_enrolled": "true" if row["totp_enrolled"] else "false", "phone": "'" + row["phone"],
+                       "last_login_at": ""} for row in as_json]
     assert as_json[4] == {
         "first_name": "Carla", "last_name": "PÉREZ", "email": "carla.perez@acme.co", "phone": as_json[4]["phone"],
         "role": "Payouts Operator", "two_factor": "optional", "totp_enrolled": False, "status": "active",
+        "last_login_at": None,
     }
     # Two fields, never merged: the setting, and whether an authenticator is enrolled.
     assert [(r["two_factor"], r["totp_enrolled"]) for r in as_json] == [
         ("optional", True), ("required", True), ("required", False), ("disabled", False), ("optional", False)]
     assert list(as_csv[0]) == [c.key for c in USER_COLUMNS] == [
-        "first_name", "last_name", "email", "phone", "role", "two_factor", "totp_enrolled", "status"]
+        "first_name", "last_name", "email", "phone", "role", "two_factor", "totp_enrolled", "status", "last_login_at"]
 
 
 def test_users_list_unknown_role_and_empty_results(runner: Runner, factory: Factory) -> None:
@@ -163,7 +164,7 @@ def test_users_list_unknown_role_and_empty_results(runner: Runner, factory: Fact
     empty = runner("--organization", "acme-payments", "users", "list", "--search", "nobody")
     assert (empty.exit_code, empty.stdout) == (0, "No users match.\n")
     empty_csv = runner("--organization", "acme-payments", "users", "list", "--search", "nobody", "--format", "csv")
-    assert empty_csv.stdout == "first_name,last_name,email,phone,role,two_factor,totp_enrolled,status\n"
+    assert empty_csv.stdout == "first_name,last_name,email,phone,role,two_factor,totp_enrolled,status,last_login_at\n"
 
 
 def test_organization_is_chosen_or_asked_for(runner: Runner, factory: Factory) -> None:
@@ -209,6 +210,7 @@ def test_users_show_lists_assigned_and_unassigned_accounts(runner: Runner, facto
         "expires": None,
         "created_at": iso_z(created),
         "updated_at": iso_z(updated),
+        "last_login_at": None,
         "role": {"name": "Payouts Operator", "description": "", "permissions": ["payouts.create", "payouts.view"]},
         "bank_accounts": {
             "assigned": [
@@ -258,6 +260,7 @@ def test_users_show_csv_is_one_field_value_row_per_field(runner: Runner, factory
         ["expires", ""],
         ["created_at", detail["created_at"]],
         ["updated_at", detail["updated_at"]],
+        ["last_login_at", ""],
         ["role", "Payouts Operator"],
         ["role_description", ""],
         ["role_permissions", "payouts.create, payouts.view"],

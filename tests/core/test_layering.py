@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 # The pure core: no I/O, no database, no terminal.
-CORE = {"errors", "clock", "state", "plan", "planner", "risk", "replan", "guards", "simulate", "gcpause", "printable", "names", "policies"}
+CORE = {"errors", "clock", "state", "plan", "planner", "risk", "replan", "guards", "simulate", "gcpause", "printable", "names", "policies", "hygiene", "review"}
 # What each layer may import from userctl, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},

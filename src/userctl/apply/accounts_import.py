@@ -146,15 +146,32 @@ def _decode(data: bytes, source: str) -> str:
 
 def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None], BankAccount]]:
     """(line, column positions, account) of every good row; problems go to `reader`."""
+    accounts: list[tuple[int, dict[str, int | None], BankAccount]] = []
+    first_line: dict[str, int] = {}
+    for line, values, cols in csv_rows(text, reader, COLUMNS):
+        account = _row(line, values, cols, reader)
+        if account is None:
+            continue
+        if account.key in first_line:
+            reader.problem(line, f"key {account.key!r} is also on line {first_line[account.key]}", "key", cols["key"])
+            continue
+        first_line[account.key] = line
+        accounts.append((line, cols, account))
+    return accounts
+
+
+def csv_rows(text: str, reader: _Reader, columns: Sequence[str]) -> list[tuple[int, dict[str, str], dict[str, int | None]]]:
+    """(line, stripped value by column, 1-based column by column) of every non-blank row of a CSV
+    `text` whose header names exactly `columns`, in any order; a bad header, a row with the
+    wrong number of fields or invalid CSV go to `reader`. Shared with `activity import`."""
     records = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, dict[str, str], dict[str, int | None]]] = []
     try:
         header = next(records, None)
         if header is None or not any(h.strip() for h in header):
-            reader.problem(1, f"empty file: the first line must be the header {','.join(COLUMNS)}", "header")
+            reader.problem(1, f"empty file: the first line must be the header {','.join(columns)}", "header")
             return []
-        index = _header(header, reader)
-        accounts: list[tuple[int, dict[str, int | None], BankAccount]] = []
-        first_line: dict[str, int] = {}
+        index = _header(header, reader, columns)
         previous_end = records.line_num
         for fields in records:
             line, previous_end = previous_end + 1, records.line_num
@@ -162,49 +179,39 @@ def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None],
                 continue  # blank lines, and the empty rows spreadsheets leave at the end
             if index is None:
                 continue  # the header is wrong: its problem is reported, rows cannot be read
-            parsed = _row(line, fields, index, reader)
-            if parsed is None:
+            if len(fields) != len(index):
+                reader.problem(line, f"expected {len(index)} fields ({', '.join(sorted(index, key=index.__getitem__))}), found {len(fields)}")
                 continue
-            cols, account = parsed
-            if account.key in first_line:
-                reader.problem(line, f"key {account.key!r} is also on line {first_line[account.key]}", "key", cols["key"])
-                continue
-            first_line[account.key] = line
-            accounts.append((line, cols, account))
-        return accounts
+            raw = reader.raw_lines[line - 1] if line - 1 < len(reader.raw_lines) else ""
+            positions = _columns(raw, len(fields))
+            rows.append((line, {name: fields[i].strip() for name, i in index.items()}, {name: positions[i] for name, i in index.items()}))
+        return rows
     except csv.Error as exc:
         reader.problem(records.line_num, f"not valid CSV: {exc}")
         return []
 
 
-def _header(header: Sequence[str], reader: _Reader) -> dict[str, int] | None:
+def _header(header: Sequence[str], reader: _Reader, columns: Sequence[str] = COLUMNS) -> dict[str, int] | None:
+    """Column name -> index when the header names exactly `columns` (any order); problems go to
+    `reader`. Shared with `activity import`."""
     names = [h.strip() for h in header]
     cols = _columns(reader.raw_lines[0] if reader.raw_lines else "", len(names))
     ok = True
     for i, name in enumerate(names):
-        if name not in COLUMNS:
-            reader.problem(1, f"unknown column {name!r}: the columns are {', '.join(COLUMNS)}", "header", cols[i])
+        if name not in columns:
+            reader.problem(1, f"unknown column {name!r}: the columns are {', '.join(columns)}", "header", cols[i])
             ok = False
         elif names.index(name) != i:
             reader.problem(1, f"column {name!r} appears twice", "header", cols[i])
             ok = False
-    missing = [c for c in COLUMNS if c not in names]
+    missing = [c for c in columns if c not in names]
     if missing:
-        reader.problem(1, f"missing column(s) {', '.join(missing)}: the header must name {','.join(COLUMNS)}", "header")
+        reader.problem(1, f"missing column(s) {', '.join(missing)}: the header must name {','.join(columns)}", "header")
         ok = False
-    return {name: names.index(name) for name in COLUMNS} if ok else None
+    return {name: names.index(name) for name in columns} if ok else None
 
 
-def _row(
-    line: int, fields: Sequence[str], index: Mapping[str, int], reader: _Reader
-) -> tuple[dict[str, int | None], BankAccount] | None:
-    if len(fields) != len(index):
-        reader.problem(line, f"expected {len(index)} fields ({', '.join(sorted(index, key=index.__getitem__))}), found {len(fields)}")
-        return None
-    raw = reader.raw_lines[line - 1] if line - 1 < len(reader.raw_lines) else ""
-    positions = _columns(raw, len(fields))
-    values = {name: fields[i].strip() for name, i in index.items()}
-    cols = {name: positions[i] for name, i in index.items()}
+def _row(line: int, values: Mapping[str, str], cols: Mapping[str, int | None], reader: _Reader) -> BankAccount | None:
     before = len(reader.problems)
     for name in COLUMNS:
         message = _check(name, values[name])
@@ -212,7 +219,7 @@ def _row(
             reader.problem(line, message, name, cols[name])
     if len(reader.problems) > before:
         return None
-    return cols, BankAccount(**values)
+    return BankAccount(**values)
 
 
 def _check(name: str, value: str) -> str | None:

@@ -136,6 +136,31 @@ def queue_invitations(conn: Connection, org_id: int, invitees: Sequence[tuple[st
         conn.execute(insert(Notification), list(part))
 
 
+def queue_resend(engine: Engine, organization: str, email: str, operator: str | None, now: dt.datetime, *,
+                 lock_timeout_s: float = 30.0) -> None:
+    """Queue a fresh invitation for `email`, a user of `organization` still `invited` (their
+    earlier one expired or was lost), under the organization lock, audited. Earlier queued
+    rows are cancelled: one invitation goes out, with a new token."""
+    from userctl.apply.audit import AuditRecord, append_events
+    from userctl.db.engine import begin_write, lock_organization
+    from userctl.errors import NotFound
+    from userctl.plan import user_address
+
+    key = email.strip().lower()
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
+        org_id = lock_organization(conn, organization, lock_timeout_s)
+        user = conn.execute(select(User.id, User.status).where(User.organization_id == org_id, User.email == key)).first()
+        if user is None:
+            raise NotFound(f"organization {organization} has no user {email!r}")
+        if user.status != "invited":
+            raise UsageError(f"{key} is {user.status}, not invited: only a user who never registered gets an invitation")
+        conn.execute(update(Notification).where(Notification.user_id == user.id, Notification.status == "queued")
+                     .values(status="cancelled"))
+        queue_invitation(conn, org_id, int(user.id), key, now)
+        append_events(conn, org_id, [AuditRecord(operator=(operator or "unknown").strip().lower(), verified_by="none",
+                                                 action="notification.resend", address=user_address(key))], now)
+
+
 def send_queued(
     engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None, *,
     letterhead: Letterhead = Letterhead(), lock_timeout_s: float = 30.0,

@@ -211,7 +211,9 @@ def plan_from_file(
 ) -> Plan:
     """The edge around the pure planner: load the file, read the live snapshot in a read-only
     transaction, plan, and turn planner problems into FILE:LINE:COL."""
+    from userctl import hygiene
     from userctl.db.engine import begin_read, shown
+    from userctl.db.hygiene import read_hygiene
     from userctl.db.migrate import require_current
     from userctl.db.snapshot import read_live_state
     from userctl.desired.loader import load_desired, locate
@@ -225,10 +227,12 @@ def plan_from_file(
         require_current(engine)
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
+            facts, settings = read_hygiene(conn, live, now)
         try:
             planned = diff(desired, live, options, now.date())
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
+        planned = hygiene.with_findings(planned, facts, settings, now)  # every plan shows them (issue 13)
         findings = tuple(located_findings(planned.findings, desired))
     return replace(planned, findings=findings, provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)))
 

@@ -35,6 +35,10 @@ COMMANDS: dict[str, str] = {
     "roles": "userctl.cli.views_cmd:roles",
     "accounts": "userctl.cli.views_cmd:accounts",
     "policy": "userctl.cli.policy_cmd:policy",
+    "activity": "userctl.cli.activity_cmd:activity",
+    "hygiene": "userctl.cli.hygiene_cmd:hygiene",
+    "review": "userctl.cli.review_cmd:review",
+    "evidence": "userctl.cli.evidence_cmd:evidence",
 }
 
 

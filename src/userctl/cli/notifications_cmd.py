@@ -82,6 +82,29 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
         )
 
 
+@notifications.command()
+@click.argument("email")
+@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who resent it.")
+def resend(email: str, operator: str | None) -> None:
+    """Queue a new invitation (a fresh token, 7 days from sending) for a user who is still
+    invited, e.g. one whose invitation expired; sent now when USERCTL_SMTP_URL is set, else by
+    the next `userctl notifications send`."""
+    from userctl.apply import outbox
+    from userctl.clock import utcnow
+    from userctl.db.snapshot import resolve_organization
+
+    with reading_database() as conn:
+        org_id, org = resolve_organization(conn, app().organization)
+    outbox.queue_resend(app().engine(), org.slug, email, operator, utcnow())
+    click.echo(f"{org.slug}: a new invitation for {email.strip().lower()} is queued")
+    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
+    if smtp_url:
+        report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
+        click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
+        if report.failed:
+            raise UserctlError(f"{report.failed} invitation(s) could not be sent and stay queued: {'; '.join(report.errors)}")
+
+
 def _organization_id(conn: "Connection") -> int | None:
     slug = app().organization
     if slug is None:

@@ -69,6 +69,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "accounts import": ("userctl accounts import accounts.csv --operator ana@acme.co",),
     "policy": ("userctl policy check",),
     "policy check": ("userctl policy check --format json",),
+    "activity": ("userctl activity import logins.csv --operator ana@acme.co",),
+    "activity import": ("userctl activity import logins.csv --operator ana@acme.co",),
+    "hygiene": ("userctl hygiene", "userctl hygiene --format json"),
+    "notifications resend": ("userctl notifications resend nuevo@acme.co --operator ana@acme.co",),
+    "review": ("userctl review --format html > review.html", "userctl review --format json > review.json"),
+    "review attest": ("userctl review attest review.json --reviewer cfo@acme.co --note 'Q4 review'",),
+    "review status": ("userctl review status --format json",),
+    "evidence": ("userctl evidence --since 2026-01-01 --until 2026-12-31 -o evidence/",),
 }
 
 

@@ -32,7 +32,8 @@ def users() -> None:
 @_format_option(FORMATS)
 def list_users(status: str | None, role: str | None, search: str | None, fmt: str) -> None:
     """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
-    authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status."""
+    authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status,
+    last login ("never" when none is known; null in JSON)."""
     from userctl.db.listings import list_users as read_list
     from userctl.db.snapshot import read_roles
     from userctl.errors import NotFound
@@ -43,7 +44,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
             known = sorted(read_roles(conn, org_id))
             raise NotFound(f"organization {org.slug} has no role {role!r}; its roles: {', '.join(known) or 'none'}")
         listed = read_list(conn, org_id, status=status, role=role)
-    rows = [user_row(item.user) for item in listed if search is None or matches_search(item.user, search)]
+    rows = [user_row(item.user, item.last_login_at) for item in listed if search is None or matches_search(item.user, search)]
     click.echo(render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS), nl=False)
 
 
@@ -66,7 +67,8 @@ def show_user(email: str, fmt: str) -> None:
         role = read_roles(conn, org_id, [user.role])[user.role]
         accounts = read_bank_accounts(conn, org_id)
         stamps = user_timestamps(conn, org_id, key)
-    detail = user_detail(user, role, accounts, stamps.created_at if stamps else None, stamps.updated_at if stamps else None)
+    detail = user_detail(user, role, accounts, stamps.created_at if stamps else None, stamps.updated_at if stamps else None,
+                         stamps.last_login_at if stamps else None)
     click.echo(render_user_detail(detail, fmt), nl=False)
 
 

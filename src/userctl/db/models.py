@@ -69,6 +69,7 @@ class User(Base):
     expires: Mapped[dt.date | None]  # column expires_at
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    last_login_at: Mapped[dt.datetime | None]
 
 
 class Policy(Base):

@@ -158,6 +158,7 @@ users = Table(
     Column("expires_at", Date, key="expires", nullable=True),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    Column("last_login_at", DateTime, nullable=True),  # written by the platform (migration 0005)
     UniqueConstraint("organization_id", "email", name="uq_users_org_email"),
     UniqueConstraint("organization_id", "id_type", "id_number", name="uq_users_org_identity"),
 )

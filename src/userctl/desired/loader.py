@@ -360,7 +360,7 @@ def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
         found[("require_two_factor", "")] = sorted(section["require_two_factor"])
     for permission, limit in section.get("max_holders", {}).items():
         found[("max_holders", permission)] = limit
-    for rule in ("forbid_shared_mailboxes", "require_reason"):
+    for rule in ("forbid_shared_mailboxes", "require_reason", "max_inactive_days", "review_every_days"):
         if rule in section:
             found[(rule, "")] = section[rule]
     return found

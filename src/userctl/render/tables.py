@@ -40,12 +40,13 @@ USER_COLUMNS: Final = (
     Column("two_factor", "2FA"),
     Column("totp_enrolled", "TOTP enrolled"),
     Column("status", "Status"),
+    Column("last_login_at", "Last login"),
 )
 # The table puts both 2FA fields in one cell ("required, enrolled"): the setting says what the
 # platform asks of the user, enrollment whether they have an authenticator, and neither implies
 # the other (an optional user may have enrolled; a required one may not have yet).
 USER_TABLE_COLUMNS: Final = tuple(
-    Column("two_factor_label", c.header) if c.key == "two_factor" else c
+    Column(f"{c.key.removesuffix('_at')}_label", c.header) if c.key in ("two_factor", "last_login_at") else c
     for c in USER_COLUMNS
     if c.key != "totp_enrolled"
 )
@@ -99,7 +100,12 @@ def matches_search(user: User, text: str) -> bool:
     )
 
 
-def user_row(user: User) -> dict[str, Any]:
+def last_login_label(last_login_at: dt.datetime | None) -> str:
+    """How a last login is shown to people: the instant, or "never" when none is known."""
+    return iso_z(last_login_at) if last_login_at is not None else "never"
+
+
+def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "first_name": user.first_name,
         "last_name": user.last_name,
@@ -110,6 +116,8 @@ def user_row(user: User) -> dict[str, Any]:
         "totp_enrolled": user.totp_enrolled,
         "two_factor_label": two_factor_label(user.two_factor, user.totp_enrolled),
         "status": user.status,
+        "last_login_at": iso_z(last_login_at) if last_login_at is not None else None,
+        "last_login_label": last_login_label(last_login_at),
     }
 
 
@@ -196,6 +204,8 @@ _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""  # as `users show` writes an unknown value (a last login never recorded)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -225,6 +235,7 @@ def user_detail(
     accounts: Mapping[str, BankAccount],
     created_at: dt.datetime | None = None,
     updated_at: dt.datetime | None = None,
+    last_login_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """`users show`: every field of the user (never a TOTP secret: it is not even read), their
     role with its permissions, and the organization's bank accounts split into assigned and
@@ -233,6 +244,7 @@ def user_detail(
         **{name: getattr(user, name) for name in _DETAIL_FIELDS},
         "created_at": iso_z(created_at) if created_at else None,
         "updated_at": iso_z(updated_at) if updated_at else None,
+        "last_login_at": iso_z(last_login_at) if last_login_at else None,
         "role": role_record(role),
         "bank_accounts": {
             "assigned": [bank_account_record(accounts[k]) for k in sorted(user.bank_accounts) if k in accounts],
@@ -281,6 +293,7 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
         ("Force password reset", "yes" if detail["force_password_reset"] else "no"),
         ("Created", detail["created_at"] or "-"),
         ("Updated", detail["updated_at"] or "-"),
+        ("Last login", detail["last_login_at"] or "never"),
     ]
     out = io.StringIO()
     out.write("User data\n")

@@ -1,0 +1,95 @@
+"""The access review at the edge: reading one organization's report (users, grants joined to the
+audit log, hygiene findings, policy results) and recording a reviewer's TOTP attestation of one
+exact report as an audit event, under the organization lock like every writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Mapping
+
+from userctl import hygiene, review
+from userctl.errors import Refused
+from userctl.state import LiveState, Organization
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+# A reviewer reads the log the report is joined to.
+REVIEWER_PERMISSION = "audit.view"
+
+
+def policy_results(live: LiveState) -> list[dict[str, Any]]:
+    """The organization's current policy violations (what `policy check` reports), as {code,
+    message} records."""
+    from userctl import policies
+
+    return [{"code": f"policy.{v.rule}", "message": v.message} for v in policies.check(live)]
+
+
+def read_report(conn: "Connection", org_id: int, org: Organization, now: dt.datetime) -> dict[str, Any]:
+    """The access review of organization `org_id` as it is now, in the caller's transaction."""
+    from userctl.apply.audit import chain_head, list_events
+    from userctl.db.hygiene import read_facts, settings_for
+    from userctl.db.snapshot import read_live_state
+
+    live = read_live_state(conn, org.slug)
+    settings = settings_for(conn, org_id)
+    everyone = read_facts(conn, org_id, settings, now, everyone=True)
+    flagged = hygiene.findings(read_facts(conn, org_id, settings, now), settings, now)
+    users = [
+        review.ReviewUser(a, live.users[a.email].first_name, live.users[a.email].last_name, live.users[a.email].two_factor,
+                          live.users[a.email].bank_accounts)
+        for a in everyone.accounts
+    ]
+    return review.build_report(org.slug, org.name, users, list_events(conn, org_id), flagged, policy_results(live), settings,
+                               chain_head(conn, org_id), now)
+
+
+def attest(engine: "Engine", organization: str, report: Mapping[str, Any], reviewer: str, otp_code: str, note: str | None,
+           *, now: dt.datetime, lock_timeout_s: float) -> str:
+    """Record `reviewer`'s TOTP-confirmed attestation of `report` (checked: its digest recomputed
+    from its content, and that it is this organization's); returns the new audit chain head."""
+    from userctl.apply import audit, otp
+    from userctl.apply.operators import load_operator
+    from userctl.plan import organization_address
+
+    problem = review.report_problem(report, organization)
+    if problem is not None:
+        raise Refused(f"cannot attest this report: {problem}")
+
+    def work(conn: "Connection", org_id: int) -> str:
+        me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION])
+        otp.verify_operator_code(conn, me.id, otp_code, now)
+        return audit.append_events(conn, org_id, [audit.AuditRecord(
+            operator=me.email, verified_by="totp", operator_verified=True, action=review.ATTEST_ACTION,
+            address=organization_address(organization), after=review.attestation_record(report, me.email, note),
+        )], now)
+
+    return otp.locked_write(engine, organization, work, now=now, lock_timeout_s=lock_timeout_s)
+
+
+def read_evidence(conn: "Connection", org_id: int, org: Organization, since: dt.datetime, until: dt.datetime,
+                  now: dt.datetime) -> dict[str, Any]:
+    """The evidence of [since, until) as data, for `render.review.evidence_files`: the whole
+    chain's verification, the period's events, the plans applied, joiners/movers/leavers,
+    attestations, and the access review as of now (its policy results and hygiene findings)."""
+    from userctl.apply.audit import ENV_KEY, list_events, verify_chain
+    from userctl.clock import iso_z
+
+    verified = verify_chain(conn, org_id)
+    events = list_events(conn, org_id)
+    period = review.in_period(events, since, until)
+    return {
+        "organization": org.slug,
+        "title": f"{org.name} ({org.slug})",
+        "generated_at": iso_z(now),
+        "period": {"since": iso_z(since), "until": iso_z(until) + " (exclusive)"},
+        "verification": {"ok": verified.ok, "events": verified.events, "chain_head": verified.head,
+                         "hmac_checked": verified.hmac_checked, "hmac_key": ENV_KEY, "problem": verified.problem,
+                         "verified_at": iso_z(now)},
+        "events": period,
+        "plans": review.applied_plans(events, period),
+        "joiners_movers_leavers": review.joiners_movers_leavers(events, period),
+        "attestations": review.attestations(period),
+        "review": read_report(conn, org_id, org, now),
+    }

@@ -1,0 +1,32 @@
+"""`userctl activity import FILE.csv`: last logins from a platform that keeps them elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
+from userctl.cli.context import app
+
+
+@click.group()
+def activity() -> None:
+    """Users' last logins (read by `userctl hygiene` and the access review)."""
+
+
+@activity.command("import")
+@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
+@click.option("--lock-timeout", "lock_timeout_s", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
+              help="Seconds to wait for a concurrent apply to finish.")
+def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
+    """Record last logins from a CSV file with the header email,last_login_at (ISO 8601, UTC when
+    no zone is given). A time already recorded, or older than the recorded one, is left alone;
+    any bad row imports nothing."""
+    from userctl.apply.activity import import_activity
+    from userctl.clock import utcnow
+
+    ctx = app()
+    result = import_activity(ctx.engine(), ctx.organization, Path(path).read_bytes(), path, operator, lock_timeout_s, utcnow())
+    click.echo(f"{result.organization}: last logins updated {len(result.plan.updated)}, unchanged {result.plan.unchanged}")

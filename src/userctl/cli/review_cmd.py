@@ -1,0 +1,108 @@
+"""`userctl review` (the access-review report), `review attest REPORT.json` (a reviewer's TOTP
+sign-off of that exact report, an audit event) and `review status` (exit 4 when overdue)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from userctl.cli.common import lock_option, otp_option, reading
+from userctl.cli.context import app
+from userctl.errors import Refused, UsageError
+
+EXIT_OVERDUE_MESSAGE = "the access review is overdue"
+
+
+def _read_report_file(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UsageError(f"{path} is not a report: not JSON (write one with `userctl review --format json`)") from None
+
+
+@click.group(invoke_without_command=True)
+@click.option("--format", "fmt", type=click.Choice(["html", "csv", "json"]), default="html", show_default=True)
+@click.option("--from", "source", metavar="REPORT.json", type=click.Path(dir_okay=False),
+              help="Render this saved JSON report (its digest checked) instead of reading the database: the page shows "
+                   "exactly the report a reviewer attests.")
+@click.pass_context
+def review(ctx: click.Context, fmt: str, source: str | None) -> None:
+    """The access review of the organization as it is now: every user with role, permissions,
+    bank accounts, status, 2FA and last login, and for each grant the apply that made it (when,
+    plan digest, operator, verified how, approved by whom, why), with a digest of its own."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from userctl import review as core
+    from userctl.apply.reviews import read_report
+    from userctl.clock import utcnow
+    from userctl.render.review import render_csv, render_html
+
+    if source is not None:
+        data = _read_report_file(source)
+        problem = core.report_problem(data, str(data.get("organization")) if isinstance(data, dict) else "")
+        if problem is not None:
+            raise Refused(f"{source}: {problem}")
+    else:
+        with reading() as (conn, org_id, org):
+            data = read_report(conn, org_id, org, utcnow().replace(microsecond=0))
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+    else:
+        click.echo(render_csv(data) if fmt == "csv" else render_html(data), nl=False)
+
+
+@review.command()
+@click.argument("path", metavar="REPORT.json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--reviewer", required=True, metavar="EMAIL",
+              help="Who reviewed: an active user holding audit.view, with an enrolled authenticator.")
+@otp_option
+@click.option("--note", metavar="TEXT", help="Recorded with the attestation (what was found, what follows).")
+@lock_option
+def attest(path: str, reviewer: str, otp_code: str | None, note: str | None, lock_timeout: float) -> None:
+    """Confirm with a TOTP code that you reviewed this exact report (its digest is recomputed from
+    the file); recorded as an audit event, chained and HMAC'd like the others."""
+    from userctl.apply.reviews import attest as record
+    from userctl.clock import utcnow
+    from userctl.cli.common import interactive
+
+    if not otp_code:
+        if not interactive():
+            raise UsageError("--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP")
+        otp_code = click.prompt(f"TOTP code of {reviewer}", hide_input=True, err=True)
+    data = _read_report_file(path)
+    with reading() as (_conn, _org_id, org):
+        slug = org.slug
+    head = record(app().engine(), slug, data, reviewer, str(otp_code), note, now=utcnow(), lock_timeout_s=lock_timeout)
+    click.echo(f"Attested review {data['digest']} of {slug} by {reviewer.strip().lower()}; audit chain head {head}")
+
+
+@review.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status(fmt: str) -> None:
+    """When the last attested review was; exit 4 when there is none or it is older than
+    policies.review_every_days (default 182), for a scheduled pipeline."""
+    from userctl import review as core
+    from userctl.apply.audit import list_events
+    from userctl.clock import utcnow
+    from userctl.db.hygiene import settings_for
+
+    now = utcnow()
+    with reading() as (conn, org_id, org):
+        settings = settings_for(conn, org_id)
+        result = core.review_status(list_events(conn, org_id), settings, now)
+    data: dict[str, Any] = {"organization": org.slug, **result.to_data(settings)}
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif result.last is None:
+        click.echo(f"{org.slug}: no access review was ever attested")
+    else:
+        click.echo(f"{org.slug}: last review attested {data['last_attested_at']} by {data['reviewer']} "
+                   f"(report {data['report_digest']}); next due {data['due_at']}")
+    if result.overdue:
+        raise Refused(f"{EXIT_OVERDUE_MESSAGE}: attest one every {settings.review_every_days} days "
+                      "(`userctl review --format json > review.json`, then `userctl review attest review.json`)")

@@ -1,0 +1,158 @@
+"""Account hygiene (PCI DSS 8.2.6, 7.2.4): findings about the live organization that no plan
+causes but every plan should show — users dormant past the policy's limit, invitations that
+expired unused, holders of a privileged permission without an authenticator — and the two
+settings the access review runs on. Pure: callers read the facts and the settings at the edges
+(`db.hygiene`) and hand them here.
+
+The findings are shown, not enforced: a finding blocks (a plan, `userctl hygiene`'s exit) only
+when its code is in the `blocking` set, which the organization's policies choose.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Collection, Final, Iterable, Sequence
+
+from userctl.clock import iso_z, naive_utc
+from userctl.plan import Finding, Plan
+from userctl.state import PRIVILEGED_PERMISSIONS
+
+# Defaults of `policies.max_inactive_days` (PCI DSS 8.2.6) and `policies.review_every_days`
+# (PCI DSS 7.2.4: at least every six months).
+DEFAULT_MAX_INACTIVE_DAYS: Final = 90
+DEFAULT_REVIEW_EVERY_DAYS: Final = 182
+
+DORMANT: Final = "dormant_user"
+STALE_INVITATION: Final = "stale_invitation"
+PRIVILEGED_WITHOUT_2FA: Final = "privileged_without_2fa"
+CODES: Final = (DORMANT, STALE_INVITATION, PRIVILEGED_WITHOUT_2FA)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """What the organization's policies say about hygiene and reviews (the defaults until it
+    declares otherwise). `blocking`: finding codes that block instead of informing."""
+
+    max_inactive_days: int = DEFAULT_MAX_INACTIVE_DAYS
+    review_every_days: int = DEFAULT_REVIEW_EVERY_DAYS
+    blocking: frozenset[str] = frozenset()
+
+    def to_data(self) -> dict[str, object]:
+        return {"max_inactive_days": self.max_inactive_days, "review_every_days": self.review_every_days,
+                "blocking": sorted(self.blocking)}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One user as hygiene sees them."""
+
+    email: str
+    status: str
+    role: str
+    permissions: frozenset[str]
+    totp_enrolled: bool
+    created_at: dt.datetime
+    last_login_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """The latest invitation sent to a user who is still `invited`."""
+
+    email: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HygieneFacts:
+    accounts: Sequence[Account] = ()
+    invitations: Sequence[Invitation] = ()
+    skip: frozenset[str] = field(default_factory=frozenset)  # emails a plan already deactivates or deletes
+
+
+def dormant_cutoff(settings: ReviewSettings, now: dt.datetime) -> dt.datetime:
+    """Users whose last login (or, never having logged in, creation) is before this are dormant."""
+    return naive_utc(now) - dt.timedelta(days=settings.max_inactive_days)
+
+
+def privileged(permissions: Iterable[str]) -> list[str]:
+    return sorted(PRIVILEGED_PERMISSIONS.intersection(permissions))
+
+
+def is_dormant(account: Account, settings: ReviewSettings, now: dt.datetime) -> bool:
+    last_seen = account.last_login_at or account.created_at
+    return account.status == "active" and last_seen < dormant_cutoff(settings, now)
+
+
+def findings(facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime, limit: int | None = None) -> list[Finding]:
+    """Every hygiene finding, by kind then email; with `limit`, the first `limit` of each kind
+    and then one that counts the rest (only those shown are worded)."""
+    moment = naive_utc(now)
+    accounts = sorted((a for a in facts.accounts if a.email not in facts.skip), key=lambda a: a.email)
+    dormant = [a for a in accounts if is_dormant(a, settings, moment)]
+    stale = sorted((i for i in facts.invitations if i.email not in facts.skip and i.expires_at < moment), key=lambda i: i.email)
+    unenrolled = [a for a in accounts if a.status == "active" and not a.totp_enrolled and not PRIVILEGED_PERMISSIONS.isdisjoint(a.permissions)]
+    found: list[Finding] = []
+
+    def dormant_message(a: Any) -> str:
+        return _dormant_message(a, settings, moment)
+
+    kinds: tuple[tuple[str, Sequence[Any], Callable[[Any], str]], ...] = (
+        (DORMANT, dormant, dormant_message),
+        (STALE_INVITATION, stale, _stale_message),
+        (PRIVILEGED_WITHOUT_2FA, unenrolled, _unenrolled_message),
+    )
+    for code, items, word in kinds:
+        shown = items if limit is None else items[:limit]
+        found.extend(_finding(code, settings, word(item)) for item in shown)
+        if len(items) > len(shown):
+            found.append(_finding(code, settings, f"and {len(items) - len(shown)} more {code} finding(s): "
+                                                  "`userctl hygiene` lists them all"))
+    return found
+
+
+def _stale_message(invitation: Any) -> str:
+    return (f"{invitation.email} never registered: their invitation expired {iso_z(invitation.expires_at)}; "
+            f"send a new one with `userctl notifications resend {invitation.email}`, or remove them from the file")
+
+
+def _unenrolled_message(a: Any) -> str:
+    return (f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role}) without an enrolled authenticator: "
+            "have them enrol, and set `two_factor: required` for them in the file")
+
+
+def _dormant_message(a: Account, settings: ReviewSettings, now: dt.datetime) -> str:
+    if a.last_login_at is not None:
+        since = f"no login for {(now - a.last_login_at).days} days (last {iso_z(a.last_login_at)})"
+    else:
+        since = f"never logged in since created {(now - a.created_at).days} days ago ({iso_z(a.created_at)})"
+    return (f"{a.email}: {since}, over the {settings.max_inactive_days}-day limit (PCI DSS 8.2.6); deactivate them: "
+            f"in the file, under `users:` → `{a.email}:`, change `status: active` to `status: inactive`")
+
+
+def _finding(code: str, settings: ReviewSettings, message: str) -> Finding:
+    return Finding(code, code in settings.blocking, message)
+
+
+def skipped_by(changes: Iterable[tuple[str, str, str]]) -> frozenset[str]:
+    """Emails whose user a plan's (kind, action, email) changes deactivate or delete: a plan that
+    already fixes a dormant account is not told to fix it."""
+    return frozenset(email for kind, action, email in changes if kind == "user" and action in ("deactivate", "delete"))
+
+
+# A plan shows this many findings of each kind, then one that counts the rest: an organization of
+# 100k users may have thousands, and a plan (a PR comment) must stay readable and fast.
+PLAN_LIMIT: Final = 10
+
+
+def with_findings(plan: Plan, facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime) -> Plan:
+    """`plan` with the hygiene findings of the live state it was planned on appended (after the
+    guards'), leaving out users it already deactivates or deletes."""
+    skip = skipped_by((c.kind, c.action, c.key[0]) for c in plan.active_changes)
+    found = findings(replace(facts, skip=facts.skip | skip), settings, now, PLAN_LIMIT)
+    return replace(plan, findings=(*plan.findings, *found))
+
+
+def count_codes(found: Collection[Finding]) -> dict[str, int]:
+    return {code: sum(f.code == code for f in found) for code in CODES}

@@ -1,0 +1,128 @@
+"""Hygiene findings (issue 13): dormant users, invitations expired unused, privileged users
+without 2FA, through `userctl hygiene` and on every plan. Time is controlled by moving the stored
+timestamps (last login, creation, invitation expiry), never the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tests.apply.apply_helpers import ADMIN_PERMS, exported, live_state
+from tests.cli.yaml_files import write_desired
+from tests.conftest import Factory, Runner
+from userctl.apply import outbox
+from userctl.clock import utcnow
+from userctl.db import tables
+
+ORG = "acme-payments"
+
+
+def _set(engine: Engine, table: sa.Table, where: Any, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(table).where(where).values(**values))
+
+
+def _org(factory: Factory, engine: Engine) -> int:
+    org = factory.org(ORG)
+    admin = factory.role(org, "Admin", ADMIN_PERMS)
+    support = factory.role(org, "Support", ["users.view"])
+    factory.operator(org, "root@acme.co", admin)
+    for email in ("fresh@acme.co", "sleepy@acme.co", "ghost@acme.co", "edge@acme.co"):
+        factory.user(org, email, support)
+    factory.user(org, "bare-admin@acme.co", admin)  # privileged, no authenticator
+    invited = factory.user(org, "late@acme.co", support, status="invited")
+    factory.user(org, "pending@acme.co", support, status="invited")
+    now = utcnow().replace(microsecond=0)
+    u = tables.users.c
+    _set(engine, tables.users, u.organization_id == org, last_login_at=now - dt.timedelta(days=1))
+    _set(engine, tables.users, u.email == "sleepy@acme.co", last_login_at=now - dt.timedelta(days=120))
+    _set(engine, tables.users, u.email == "edge@acme.co", last_login_at=now - dt.timedelta(days=89))
+    _set(engine, tables.users, u.email == "ghost@acme.co", last_login_at=None, created_at=now - dt.timedelta(days=200))
+    with engine.begin() as conn:
+        outbox.queue_invitation(conn, org, invited, "late@acme.co", now)
+    # As delivery leaves a sent invitation, expired yesterday.
+    n = tables.notifications.c
+    _set(engine, tables.notifications, n.recipient == "late@acme.co", status="sent", sent_at=now - dt.timedelta(days=8),
+         expires_at=now - dt.timedelta(days=1))
+    return org
+
+
+def test_hygiene_lists_each_kind_of_finding(runner: Runner, factory: Factory, engine: Engine) -> None:
+    _org(factory, engine)
+    result = runner("hygiene", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["settings"] == {"max_inactive_days": 90, "review_every_days": 182, "blocking": []}
+    found = [(f["code"], f["message"].split(" ")[0].rstrip(":"), f["blocking"]) for f in report["findings"]]
+    assert found == [
+        ("dormant_user", "ghost@acme.co", False),
+        ("dormant_user", "sleepy@acme.co", False),
+        ("stale_invitation", "late@acme.co", False),
+        ("privileged_without_2fa", "bare-admin@acme.co", False),
+    ]
+    messages = {f["message"].split(" ")[0].rstrip(":"): f["message"] for f in report["findings"]}
+    assert "no login for 120 days" in messages["sleepy@acme.co"]
+    assert "under `users:` → `sleepy@acme.co:`, change `status: active` to `status: inactive`" in messages["sleepy@acme.co"]
+    assert "never logged in since created 200 days ago" in messages["ghost@acme.co"]
+    assert "`userctl notifications resend late@acme.co`" in messages["late@acme.co"]
+    assert "roles.manage, users.add, users.manage" in messages["bare-admin@acme.co"]
+
+    text = runner("hygiene").stdout
+    assert text.splitlines()[1].startswith("dormant_user: sleepy@acme.co: no login for 120 days")
+
+
+def test_resend_clears_the_stale_invitation(runner: Runner, factory: Factory, engine: Engine) -> None:
+    org = _org(factory, engine)
+    resent = runner("notifications", "resend", "LATE@acme.co", "--operator", "root@acme.co")
+    assert resent.exit_code == 0, resent.output
+    assert "a new invitation for late@acme.co is queued" in resent.stdout
+    codes = [f["code"] for f in json.loads(runner("hygiene", "--format", "json").stdout)["findings"]]
+    assert "stale_invitation" not in codes
+    with engine.connect() as conn:
+        n = tables.notifications.c
+        assert conn.execute(sa.select(n.status).where(n.recipient == "late@acme.co").order_by(n.id)).scalars().all() == ["sent", "queued"]
+    refused = runner("notifications", "resend", "fresh@acme.co")
+    assert refused.exit_code == 1 and "is active, not invited" in refused.stderr
+    assert runner("audit", "verify").exit_code == 0
+    del org
+
+
+def test_every_plan_shows_the_findings_without_blocking(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+    _org(factory, engine)
+    desired = exported(live_state(engine, ORG))
+    same = write_desired(tmp_path / "users.yaml", desired)
+    planned = runner("plan", "-f", str(same), "--format", "json", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.output  # no changes: findings inform, they do not block
+    codes = [(f["code"], f["blocking"]) for f in json.loads(planned.stdout)["findings"]]
+    assert codes == [("dormant_user", False), ("dormant_user", False), ("stale_invitation", False),
+                     ("privileged_without_2fa", False)]
+    text = runner("plan", "-f", str(same)).stdout
+    assert "sleepy@acme.co: no login for 120 days" in text
+
+    # A plan that deactivates the dormant user is not told to deactivate them.
+    from dataclasses import replace
+
+    users = dict(desired.users)
+    users["sleepy@acme.co"] = replace(users["sleepy@acme.co"], status="inactive")
+    fixing = write_desired(tmp_path / "fix.yaml", replace(desired, users=users))
+    data = json.loads(runner("plan", "-f", str(fixing), "--format", "json").stdout)
+    assert [f["message"].split(":")[0] for f in data["findings"] if f["code"] == "dormant_user"] == ["ghost@acme.co"]
+
+
+def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(runner: Runner, factory: Factory, engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    org = factory.org(ORG)
+    admin = factory.role(org, "Admin", ADMIN_PERMS)
+    factory.operator(org, "root@acme.co", admin)
+    for i in range(13):
+        factory.user(org, f"admin{i:02d}@acme.co", admin)
+    path = write_desired(tmp_path / "users.yaml", exported(live_state(engine, ORG)))
+    found = json.loads(runner("plan", "-f", str(path), "--format", "json").stdout)["findings"]
+    assert [f["message"].split(" ")[0] for f in found] == [f"admin{i:02d}@acme.co" for i in range(10)] + ["and"]
+    assert found[-1]["message"] == "and 3 more privileged_without_2fa finding(s): `userctl hygiene` lists them all"
+    assert len(json.loads(runner("hygiene", "--format", "json").stdout)["findings"]) == 13

@@ -22,6 +22,10 @@ ROLE_MAILBOXES: Final[frozenset[str]] = frozenset({
     "hello", "hr", "info", "it", "legal", "no-reply", "noreply", "office", "ops", "operations", "payments",
     "payouts", "postmaster", "sales", "security", "support", "team", "treasury", "webmaster",
 })
+# The rules that hold a number of days (hygiene and access reviews read them; nothing here judges
+# them), and their bound, as the JSON Schema gives it.
+DAY_RULES: Final[frozenset[str]] = frozenset({"max_inactive_days", "review_every_days"})
+MAX_DAYS: Final = 3650
 # How many users a violation names before it counts the rest.
 SHOWN = 5
 # The rules `validate` can decide from a file alone: require_reason is about a plan, not a state.
@@ -157,6 +161,8 @@ def value_problem(key: PolicyKey, value: Any) -> str | None:
     elif rule in ("separation_of_duties", "require_two_factor"):
         ok = (isinstance(value, list) and all(p in PERMISSIONS for p in value) and value == sorted(set(value))
               and (rule != "separation_of_duties" or (len(name) <= 100 and len(value) >= 2)))
+    elif rule in DAY_RULES:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS
     else:
         ok = isinstance(value, bool)
     return None if ok else f"{policy_text(key)} cannot hold {value!r}"

@@ -126,3 +126,28 @@ def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(runner: Runner
     assert [f["message"].split(" ")[0] for f in found] == [f"admin{i:02d}@acme.co" for i in range(10)] + ["and"]
     assert found[-1]["message"] == "and 3 more privileged_without_2fa finding(s): `userctl hygiene` lists them all"
     assert len(json.loads(runner("hygiene", "--format", "json").stdout)["findings"]) == 13
+
+
+def test_declared_review_policies_set_the_days_and_make_dormant_users_block(runner: Runner, factory: Factory, engine: Engine,
+                                                                           tmp_path: Path) -> None:
+    """`max_inactive_days` and `review_every_days` are policies like the others: applied through a
+    plan, then hygiene, plans and `review status` follow them, and a declared dormancy limit
+    blocks a plan that leaves a dormant user active."""
+    _org(factory, engine)
+    path = write_desired(tmp_path / "users.yaml", exported(live_state(engine, ORG)))
+    path.write_text(path.read_text(encoding="utf-8") + "policies:\n  max_inactive_days: 100\n  review_every_days: 30\n",
+                    encoding="utf-8")
+    # Undeclared until this apply: the defaults inform, nothing blocks it.
+    applied = runner("apply", "-f", str(path), "--operator", "root@acme.co", "--yes")
+    assert applied.exit_code == 0, applied.output
+
+    report = json.loads(runner("hygiene", "--format", "json").stdout)
+    assert report["settings"] == {"max_inactive_days": 100, "review_every_days": 30, "blocking": ["dormant_user"]}
+    dormant = [(f["message"].split(":")[0], f["blocking"]) for f in report["findings"] if f["code"] == "dormant_user"]
+    assert dormant == [("ghost@acme.co", True), ("sleepy@acme.co", True)]  # edge@ (89 days) is not, at 100
+
+    planned = runner("plan", "-f", str(path), "--detailed-exitcode")
+    assert planned.exit_code == 4, planned.output
+    assert "sleepy@acme.co: no login for 120 days" in planned.stdout
+    status = json.loads(runner("review", "status", "--format", "json").stdout)
+    assert status["review_every_days"] == 30

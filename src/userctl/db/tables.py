@@ -20,6 +20,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -278,4 +279,7 @@ notifications = Table(
     Column("last_error", String(500), nullable=True),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("sent_at", DateTime, nullable=True),
+    # Deleting a user sets its invitations' user_id to NULL: without this index each deleted
+    # user's foreign-key action scans the whole outbox, and deleting many users is quadratic.
+    Index("ix_notifications_user_id", "user_id"),
 )

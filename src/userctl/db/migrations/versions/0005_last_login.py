@@ -3,7 +3,7 @@ by `userctl activity import`), NULL when never known. Read by the hygiene findin
 PCI DSS 8.2.6) and shown by `users list/show` and the access review.
 
 Revision ID: 0005
-Revises: 0003 (0004, the policies, when both are merged)
+Revises: 0004
 Create Date: 2026-12-02
 """
 

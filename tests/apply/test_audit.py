@@ -371,3 +371,30 @@ def test_cli_needs_an_organization_when_there_are_several(factory, runner) -> No
     assert runner("--organization", "zeta", "audit", "verify").exit_code == 0
     missing = runner("--organization", "nope", "audit", "log")
     assert missing.exit_code == 1 and "'nope' does not exist" in missing.stderr
+
+
+def test_cli_log_streams_the_events_and_writes_the_same_document(engine: Engine, factory, runner) -> None:  # type: ignore[no-untyped-def]
+    """`audit log --format json` reads with the streaming cursor (memory flat in the number of
+    events) and writes, event by event, exactly the document `json.dumps` of the list would."""
+    org = factory.org()
+    seed(engine, org)
+    seen: list[dict[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM audit_events" in statement and "ORDER BY audit_events.seq, audit_events.id" in statement:
+            seen.append(dict(context.execution_options))
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        result = runner("audit", "log", "--format", "json")
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1 and seen[0].get("stream_results") is True and seen[0].get("yield_per") == audit.VERIFY_BATCH
+    with engine.connect() as conn:
+        events = audit.list_events(conn, org)
+    assert len(events) > 1
+    assert result.stdout == json.dumps(events, indent=2, ensure_ascii=False) + "\n"
+    # No event at all is an empty array, as before.
+    empty = runner("audit", "log", "--format", "json", "--user", "nobody@acme.co")
+    assert empty.exit_code == 0 and empty.stdout == "[]\n"

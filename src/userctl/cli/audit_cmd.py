@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import textwrap
+from typing import Any, Iterator
 
 import click
 
@@ -29,15 +31,26 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
     from userctl.apply import audit as trail
 
     since_at = _parse_since(since) if since is not None else None
+    # Streamed: each event is written as it is read, so the log's size never sits in memory.
     with reading() as (conn, org_id, _org):
-        events = trail.list_events(conn, org_id, since=since_at, user=user)
-    if fmt == "json":
-        click.echo(json.dumps(events, indent=2, ensure_ascii=False))
-        return
-    for e in events:
-        extra = ([f"(follows #{e['refers_to']})"] if e["refers_to"] is not None else []) + (
-            [f"reason: {e['reason']}"] if e["reason"] else [])
-        click.echo(printable("  ".join((e["time"], e["operator"], e["verified_by"], e["action"], e["address"], *extra))))
+        events = trail.iter_events(conn, org_id, since=since_at, user=user)
+        if fmt == "json":
+            _echo_json_array(events)
+            return
+        for e in events:
+            extra = ([f"(follows #{e['refers_to']})"] if e["refers_to"] is not None else []) + (
+                [f"reason: {e['reason']}"] if e["reason"] else [])
+            click.echo(printable("  ".join((e["time"], e["operator"], e["verified_by"], e["action"], e["address"], *extra))))
+
+
+def _echo_json_array(items: Iterator[Any]) -> None:
+    """`json.dumps(list(items), indent=2)`, byte for byte, written one item at a time."""
+    first = True
+    for item in items:
+        body = textwrap.indent(json.dumps(item, indent=2, ensure_ascii=False), "  ")
+        click.echo(("[\n" if first else ",\n") + body, nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 @audit.command("verify")

@@ -33,6 +33,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 # printed: a big page opens several times faster, a small one stays an ordinary page.
 LAZY_FROM = 300
 # The groups of the page, in order: (anchor, heading, kind).
+# Policies change rarely: their group is shown only when it has a change; the others always are.
+ALWAYS_SHOWN = frozenset({"role", "user", "assignment"})
 GROUPS = (("policies", "Policies", "policy"), ("roles", "Roles", "role"), ("users", "Users", "user"),
           ("assignments", "Bank-account assignments", "assignment"))
 
@@ -104,7 +106,8 @@ def render(data: Mapping[str, Any]) -> str:
     groups = []
     for anchor, title, kind in GROUPS:
         mine = tuple(r for r in rows if r.kind == kind)
-        groups.append(Group(anchor, title, mine, _counts(mine, changes)))
+        if mine or kind in ALWAYS_SHOWN:
+            groups.append(Group(anchor, title, mine, _counts(mine, changes)))
     provenance = data.get("provenance") or {}
     return _template().render(
         data=data,
@@ -113,6 +116,10 @@ def render(data: Mapping[str, Any]) -> str:
         two_factor_line=two_factor_line(data),
         reason_line=reason_line(data),
         blocked=is_blocked(data),
+        # What blocks the plan comes first; notes (hygiene, expiries) after the risky steps, so a
+        # long list of them never pushes those below the fold.
+        blocking=[f for f in data["findings"] if f["blocking"]],
+        notes=[f for f in data["findings"] if not f["blocking"]],
         provenance=provenance,
         files=sorted((provenance.get("files") or {}).items()),
         attention=[r for r in rows if r.tone in ("destructive", "privilege")],

@@ -151,3 +151,24 @@ def test_declared_review_policies_set_the_days_and_make_dormant_users_block(runn
     assert "sleepy@acme.co: no login for 120 days" in planned.stdout
     status = json.loads(runner("review", "status", "--format", "json").stdout)
     assert status["review_every_days"] == 30
+
+
+    # A saved plan's findings are outside its digest: deleting the blocking ones from the file
+    # does not get its change applied, since apply judges the dormant users again under its lock.
+    path.write_text(path.read_text(encoding="utf-8").replace('first_name: "', 'first_name: "Re', 1), encoding="utf-8")
+    saved = tmp_path / "plan.json"
+    assert runner("plan", "-f", str(path), "--out", str(saved)).exit_code == 4
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    assert data["changes"] and any(f["blocking"] for f in data["findings"])
+    data["findings"] = [f for f in data["findings"] if not f["blocking"]]
+    saved.write_text(json.dumps(data), encoding="utf-8")
+
+    def rows() -> list[Any]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(tables.users).order_by(tables.users.c.id))]
+
+    before = rows()
+    refused = runner("apply", str(saved), "--operator", "root@acme.co", "--yes")
+    assert refused.exit_code == 4, refused.output
+    assert "sleepy@acme.co: no login for 120 days" in refused.stderr and "Nothing was written" in refused.stderr
+    assert rows() == before

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import guards
@@ -127,6 +127,23 @@ def approve_plan(
     return otp.locked_write(engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s)
 
 
+def _refuse_blocking_hygiene(conn: "Connection", org_id: int, plan: Plan, live: LiveState, now: dt.datetime) -> None:
+    """The hygiene findings a policy makes blocking (a dormant user left active under a declared
+    max_inactive_days), judged again on the live rows: a saved plan's findings are outside its
+    digest, so a plan whose blocking finding was deleted from the file must not pass here."""
+    from userctl import hygiene
+    from userctl.db.hygiene import read_hygiene, settings_for
+
+    if not settings_for(conn, org_id).blocking:
+        return
+    facts, settings = read_hygiene(conn, live, now)
+    found = hygiene.with_findings(replace(plan, findings=()), facts, settings, now).findings
+    blocking = [f for f in found if f.blocking]
+    if blocking:
+        raise GuardBlocked(f"refused by {plan.organization}'s policies on the current state: "
+                           + "; ".join(f.message for f in blocking) + ". Nothing was written.")
+
+
 def _apply_locked(
     conn: "Connection",
     org_id: int,
@@ -172,6 +189,7 @@ def _apply_locked(
     if violations:
         raise PolicyViolation(f"refused: the result of this plan on the current state of {plan.organization} would break "
                               f"its policies: " + "; ".join(f.message for f in violations) + ". Nothing was written.")
+    _refuse_blocking_hygiene(conn, org_id, plan, live, now)
     refers = {c.key[0]: audit.expiry_set_by(conn, org_id, c.key[0]) for c in changes if c.action == "expire"}
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)

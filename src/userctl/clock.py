@@ -20,6 +20,12 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
+def parse_utc(text: str) -> dt.datetime:
+    """An ISO 8601 date or date-time as naive UTC (a value without a zone is UTC already): the one
+    reading of every instant a user or a file gives. Raises ValueError."""
+    return naive_utc(dt.datetime.fromisoformat(text.strip()))
+
+
 def unix_seconds(moment: dt.datetime) -> int:
     """Seconds since the epoch. Never `datetime.timestamp()` on a naive value: Python (and pyotp)
     would read it as local time."""

@@ -116,6 +116,18 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def free_text_problem(text: object, what: str, limit: int) -> str | None:
+    """Why `text` cannot be a free-text field written into the audit log and shown on its pages
+    (a plan's reason, a review's note), or None: non-empty, at most `limit` characters, and held
+    to the rule every shown string follows."""
+    if not isinstance(text, str) or not text.strip():
+        return f"{what} must be non-empty text"
+    if len(text) > limit:
+        return f"{what} is {len(text)} characters, more than {limit}"
+    problem = text_problem(text)
+    return f"{what} {problem}" if problem else None
+
+
 def email_problem(email: str) -> str | None:
     """Why `email` is refused as a user's address, or None."""
     hidden = hidden_characters(email)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
 
-from userctl.clock import iso_z, naive_utc
+from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
 from userctl.state import FingerprintKind, canonical_json
 
@@ -398,7 +398,7 @@ def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: st
 def made_at(plan: Plan) -> dt.datetime | None:
     """When a saved plan says it was made (naive UTC), or None for an unstamped one."""
     text = plan.provenance.get("created_at")
-    return naive_utc(dt.datetime.fromisoformat(text)) if isinstance(text, str) else None
+    return parse_utc(text) if isinstance(text, str) else None
 
 # A saved plan is read whole into memory: a cap keeps `apply /dev/zero` from reading forever. A
 # plan of 100,000 users' changes is about 150 MB of indented JSON.

@@ -25,7 +25,7 @@ from userctl.policies import value_problem
 from userctl.risk import assess
 from userctl.simulate import DoesNotFit, apply_changes
 from userctl.printable import printable
-from userctl.names import text_problem
+from userctl.names import free_text_problem
 from userctl.state import DesiredState, LiveState, limit_problem
 
 # The longest reason a plan may carry (a ticket id or a pull request's title).
@@ -34,14 +34,7 @@ MAX_REASON = 500
 
 def reason_problem(reason: object) -> str | None:
     """Why `reason` cannot be a plan's reason, or None (the CLI and apply judge it alike)."""
-    if reason is None:
-        return None
-    if not isinstance(reason, str) or not reason.strip():
-        return "the reason must be non-empty text"
-    if len(reason) > MAX_REASON:
-        return f"the reason is {len(reason)} characters, more than {MAX_REASON}"
-    problem = text_problem(reason)
-    return f"the reason {problem}" if problem else None
+    return None if reason is None else free_text_problem(reason, "the reason", MAX_REASON)
 
 
 def is_date(value: object) -> bool:

@@ -120,6 +120,11 @@ def test_attest_with_a_real_code_is_an_audit_event(runner: Runner, applied: tupl
     bad = runner("review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", wrong)
     assert bad.exit_code == 4 and "4 attempt(s) left" in bad.stderr
 
+    # The note goes into the audit log and onto the evidence pages: a hidden character is refused,
+    # before the code is checked (it stays unused) and with nothing written.
+    hidden = runner("review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", org.root.code(),
+                    "--note", "fine \u202eenif")
+    assert hidden.exit_code == 1 and "--note: the note" in hidden.stderr, hidden.output
     done = runner("review", "attest", str(path), "--reviewer", "ROOT@acme.co", "--otp-code", org.root.code(), "--note", "all fine")
     assert done.exit_code == 0, done.output
     replay = runner("review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", org.root.code())

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _decode, _LINE_BREAK, _Reader, csv_rows
-from userctl.clock import iso_z, naive_utc
+from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.errors import InputError
 
 if TYPE_CHECKING:
@@ -42,10 +42,9 @@ def parse_instant(text: str) -> dt.datetime | None:
     """An ISO 8601 date or date-time as naive UTC whole seconds (a time without a zone is UTC;
     MariaDB keeps no fraction, and idempotence compares what it stored), or None."""
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return parse_utc(text).replace(microsecond=0)
     except ValueError:
         return None
-    return naive_utc(moment).replace(microsecond=0)
 
 
 def plan_activity(data: bytes, source: str, recorded: Mapping[str, dt.datetime | None], now: dt.datetime) -> ActivityPlan:

@@ -8,12 +8,15 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, Mapping
 
 from userctl import hygiene, review
-from userctl.errors import Refused
+from userctl.errors import Refused, UsageError
+from userctl.names import free_text_problem
 from userctl.state import LiveState, Organization
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
+# What an attestation's note may hold: a paragraph, not a document.
+MAX_NOTE = 2000
 # A reviewer reads the log the report is joined to.
 REVIEWER_PERMISSION = "audit.view"
 
@@ -56,6 +59,10 @@ def attest(engine: "Engine", organization: str, report: Mapping[str, Any], revie
     problem = review.report_problem(report, organization)
     if problem is not None:
         raise Refused(f"cannot attest this report: {problem}")
+    # The note goes into the audit log and the evidence pages: held to the reason's rule.
+    problem = None if note is None else free_text_problem(note, "the note", MAX_NOTE)
+    if problem is not None:
+        raise UsageError(f"--note: {problem}")
 
     def work(conn: "Connection", org_id: int) -> str:
         me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION])

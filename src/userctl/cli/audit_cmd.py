@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import click
 
 from userctl.cli.common import reading, result_format_option
-from userctl.clock import naive_utc
+from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 from userctl.printable import printable
 
@@ -91,7 +91,6 @@ def _parse_head(value: str) -> str:
 
 def _parse_since(value: str) -> dt.datetime:
     try:
-        moment = dt.datetime.fromisoformat(value.strip())
+        return parse_utc(value)
     except ValueError:
         raise UsageError(f"--since {value!r} is not an ISO date or date-time, e.g. 2026-03-01 or 2026-03-01T12:00Z") from None
-    return naive_utc(moment)

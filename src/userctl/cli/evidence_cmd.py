@@ -12,7 +12,7 @@ import tempfile
 import click
 
 from userctl.cli.common import reading
-from userctl.clock import naive_utc
+from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 
 MANIFEST = "SHA256SUMS"
@@ -25,7 +25,7 @@ def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
         if len(value.strip()) == 10:
             day = dt.date.fromisoformat(value.strip())
             return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
-        return naive_utc(dt.datetime.fromisoformat(value.strip()))
+        return parse_utc(value)
     except ValueError:
         raise UsageError(f"{option} {value!r} is not an ISO date or date-time, e.g. 2026-01-01 or 2026-06-30T18:00Z") from None
 

@@ -3,8 +3,6 @@ privileged users without 2FA), against the live database alone."""
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from userctl.cli.common import reading
@@ -27,8 +25,10 @@ def hygiene(fmt: str) -> None:
         settings = settings_for(conn, org_id)
         found = core.findings(read_facts(conn, org_id, settings, now), settings, now)
     if fmt == "json":
-        click.echo(json.dumps({"organization": org.slug, "checked_at": iso_z(now), "settings": settings.to_data(),
-                               "findings": [f.to_data() for f in found]}, indent=2, ensure_ascii=False))
+        from userctl.render.results import document
+
+        click.echo(document({"organization": org.slug, "checked_at": iso_z(now), "settings": settings.to_data(),
+                             "findings": [f.to_data() for f in found]}), nl=False)
     elif not found:
         click.echo(f"{org.slug}: no hygiene findings")
     else:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from userctl.cli.common import reading
 from userctl.errors import PolicyViolation
 from userctl.printable import printable
+from userctl.render.results import document
 
 
 @click.group()
@@ -30,11 +29,11 @@ def check(fmt: str) -> None:
         live = read_live_state(conn, org.slug)
     violations = policies.check(live)
     if fmt == "json":
-        click.echo(json.dumps({
+        click.echo(document({
             "organization": org.slug,
             "policies": [{"policy": policy_text(key), "value": value} for key, value in sorted(live.policies.items())],
             "violations": [{"rule": v.rule, "message": v.message} for v in violations],
-        }, indent=2, ensure_ascii=False))
+        }), nl=False)
     elif not live.policies:
         click.echo(f"{org.slug} declares no policies.")
     elif not violations:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from userctl.cli.common import lock_option, otp_option, reading
+from userctl.cli.common import interactive, lock_option, otp_option, reading, with_code
 from userctl.cli.context import app
 from userctl.errors import Refused, UsageError
 
@@ -68,16 +68,16 @@ def attest(path: str, reviewer: str, otp_code: str | None, note: str | None, loc
     the file); recorded as an audit event, chained and HMAC'd like the others."""
     from userctl.apply.reviews import attest as record
     from userctl.clock import utcnow
-    from userctl.cli.common import interactive
 
-    if not otp_code:
-        if not interactive():
-            raise UsageError("--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP")
-        otp_code = click.prompt(f"TOTP code of {reviewer}", hide_input=True, err=True)
+    if not otp_code and not interactive():
+        raise UsageError("--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP")
     data = _read_report_file(path)
     with reading() as (_conn, _org_id, org):
         slug = org.slug
-    head = record(app().engine(), slug, data, reviewer, str(otp_code), note, now=utcnow(), lock_timeout_s=lock_timeout)
+    # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
+    head = with_code(lambda code: record(app().engine(), slug, data, reviewer, code or "", note, now=utcnow(),
+                                         lock_timeout_s=lock_timeout),
+                     otp_code or None, ask=not otp_code, prompt=f"TOTP code of {reviewer}")
     click.echo(f"Attested review {data['digest']} of {slug} by {reviewer.strip().lower()}; audit chain head {head}")
 
 

@@ -4,7 +4,8 @@ PostgreSQL and MariaDB (the servers when reachable; each run creates its own dat
 them after). Absolute seconds differ between machines and minutes; the ratio to the floor is what
 carries over.
 
-    python bench/bench.py             # 10k and 100k users, audit log of 10k and 1M events, 8 organizations at once
+    python bench/bench.py             # 10k and 100k users, audit log of 10k and 1M events,
+                                      # 8 organizations at once
     python bench/bench.py --quick     # 10k users and 10k events only
     python bench/bench.py --sizes 50000 --backends sqlite,postgresql --events 10000
 
@@ -70,21 +71,37 @@ class Target:
 
 def sqlite_target(tmp: Path, name: str) -> Target:
     path = tmp / f"{name}.db"
-    return Target("sqlite", f"sqlite:///{path}", {"backend": "sqlite", "path": str(path)}, lambda: path.unlink(missing_ok=True))
+    return Target(
+        "sqlite",
+        f"sqlite:///{path}",
+        {"backend": "sqlite", "path": str(path)},
+        lambda: path.unlink(missing_ok=True),
+    )
 
 
 def postgresql_target(name: str) -> Target:
     import psycopg
 
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True, connect_timeout=3) as conn:
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True, connect_timeout=3
+    ) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    return Target("postgresql", f"postgresql://postgres@127.0.0.1:5432/{name}",
-                  {"backend": "postgresql", "conninfo": f"host=127.0.0.1 port=5432 user=postgres dbname={name}"}, drop)
+    return Target(
+        "postgresql",
+        f"postgresql://postgres@127.0.0.1:5432/{name}",
+        {
+            "backend": "postgresql",
+            "conninfo": f"host=127.0.0.1 port=5432 user=postgres dbname={name}",
+        },
+        drop,
+    )
 
 
 def mariadb_target(name: str) -> Target:
@@ -98,9 +115,12 @@ def mariadb_target(name: str) -> Target:
             conn.close()
 
     admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    return Target("mariadb", f"mysql://root@127.0.0.1:3306/{name}",
-                  {"backend": "mysql", "host": "127.0.0.1", "port": 3306, "user": "root", "database": name},
-                  lambda: admin(f"DROP DATABASE IF EXISTS `{name}`"))
+    return Target(
+        "mariadb",
+        f"mysql://root@127.0.0.1:3306/{name}",
+        {"backend": "mysql", "host": "127.0.0.1", "port": 3306, "user": "root", "database": name},
+        lambda: admin(f"DROP DATABASE IF EXISTS `{name}`"),
+    )
 
 
 def make_target(backend: str, tmp: Path, label: str) -> Target:
@@ -115,7 +135,9 @@ def reachable(backend: str) -> bool:
         if backend == "postgresql":
             import psycopg
 
-            psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3).close()
+            psycopg.connect(
+                "host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3
+            ).close()
         elif backend == "mariadb":
             import pymysql
 
@@ -135,7 +157,9 @@ class Measured:
     peak_mb: float
     code: int
     out: str
-    cpu: float = 0.0  # user + system seconds of the process (of the best run): steadier than wall time on a busy machine
+    # User + system seconds of the process (of the best run): steadier than wall time on a busy
+    # machine.
+    cpu: float = 0.0
 
 
 def _time_report(path: str) -> tuple[float, float]:
@@ -147,12 +171,19 @@ def _time_report(path: str) -> tuple[float, float]:
 
 
 def run(cmd: list[str], env: dict[str, str], runs: int = 1, check: bool = True) -> Measured:
-    """The whole process under /usr/bin/time: best wall seconds of `runs`, their highest peak RSS."""
+    """The whole process under /usr/bin/time: best wall seconds of `runs`, their
+    highest peak RSS."""
     best, peak, cpu, last = float("inf"), 0.0, 0.0, None
     with tempfile.NamedTemporaryFile(suffix=".time") as report:
         for _ in range(runs):
             start = time.perf_counter()
-            proc = subprocess.run([TIME, "-v", "-o", report.name, *cmd], env=env, capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [TIME, "-v", "-o", report.name, *cmd],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             seconds = time.perf_counter() - start
             rss, used = _time_report(report.name)
             if seconds < best:
@@ -161,13 +192,21 @@ def run(cmd: list[str], env: dict[str, str], runs: int = 1, check: bool = True) 
             last = proc
     assert last is not None
     if check and last.returncode not in (0, 2, 3):
-        raise SystemExit(f"{' '.join(cmd[:4])}... exited {last.returncode}:\n{last.stdout[-2000:]}\n{last.stderr[-2000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd[:4])}... exited {last.returncode}:\n"
+            f"{last.stdout[-2000:]}\n{last.stderr[-2000:]}"
+        )
     return Measured(best, peak, last.returncode, last.stdout, cpu)
 
 
 def environment(target: Target, organization: str | None = None) -> dict[str, str]:
-    # As an installed userctl runs: bytecode cached (PYTHONDONTWRITEBYTECODE would recompile every run).
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("USERCTL_")}
+    # As an installed userctl runs: bytecode cached (PYTHONDONTWRITEBYTECODE would recompile every
+    # run).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("USERCTL_")
+    }
     env.update(USERCTL_DATABASE_URL=target.url, NO_COLOR="1")
     if organization:
         env["USERCTL_ORGANIZATION"] = organization
@@ -206,12 +245,17 @@ class Row:
     def line(self) -> str:
         ratio = self.mine.seconds / self.floor.seconds if self.floor.seconds else float("nan")
         cpu_ratio = self.mine.cpu / self.floor.cpu if self.floor.cpu else float("nan")
-        return (f"| {self.step} | {self.backend} | {self.n} | {self.mine.seconds:.2f} | {self.mine.peak_mb:.0f} | "
-                f"{self.floor.seconds:.2f} | {ratio:.2f}× | {self.mine.cpu:.2f} / {self.floor.cpu:.2f} | {cpu_ratio:.2f}× |")
+        return (
+            f"| {self.step} | {self.backend} | {self.n} | {self.mine.seconds:.2f} | "
+            f"{self.mine.peak_mb:.0f} | {self.floor.seconds:.2f} | {ratio:.2f}× | "
+            f"{self.mine.cpu:.2f} / {self.floor.cpu:.2f} | {cpu_ratio:.2f}× |"
+        )
 
 
-HEADER = ("| step | backend | N | seconds | peak MB | floor s | ratio | client CPU s (userctl / floor) | CPU ratio |\n"
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = (
+    "| step | backend | N | seconds | peak MB | floor s | ratio | client CPU s (userctl / floor) | "
+    "CPU ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def floor(kind: str, *args: str) -> list[str]:
@@ -219,24 +263,39 @@ def floor(kind: str, *args: str) -> list[str]:
 
 
 def human(n: int) -> str:
-    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    return (
+        f"{n // 1_000_000}M"
+        if n >= 1_000_000 and n % 1_000_000 == 0
+        else f"{n // 1000}k"
+        if n % 1000 == 0
+        else str(n)
+    )
 
 
 def accounts_csv(tmp: Path) -> Path:
     """The bank accounts the generated users are assigned to, for `userctl accounts import`."""
     path = tmp / "accounts.csv"
-    path.write_text("key,bank,account_type,masked_number,currency\n"
-                    + "".join(f"{k},Bench Bank,savings,****{i:04d},COP\n" for i, k in enumerate(BANK_ACCOUNT_KEYS)))
+    path.write_text(
+        "key,bank,account_type,masked_number,currency\n"
+        + "".join(
+            f"{k},Bench Bank,savings,****{i:04d},COP\n" for i, k in enumerate(BANK_ACCOUNT_KEYS)
+        )
+    )
     return path
 
 
-def apply_saved(desired: Path, tmp: Path, env: dict[str, str], codes: Codes, *options: str) -> Measured:
+def apply_saved(
+    desired: Path, tmp: Path, env: dict[str, str], codes: Codes, *options: str
+) -> Measured:
     """`userctl apply PLAN` of the plan saved (untimed) by `userctl plan --out`, as the pipeline
     applies a reviewed plan. Not `apply -f FILE`: that checks the code against the time its own
     planning ended, and at 100k users on a busy machine that is past the code's validity."""
     saved = tmp / "apply-plan.json"
     run([USERCTL, "plan", "-f", str(desired), "--out", str(saved), *options], env)
-    return run([USERCTL, "apply", str(saved), "--operator", ADMIN, "--yes", "--otp-code", codes.next()], env)
+    return run(
+        [USERCTL, "apply", str(saved), "--operator", ADMIN, "--yes", "--otp-code", codes.next()],
+        env,
+    )
 
 
 def register_everyone(target: Target, desired: Path) -> None:
@@ -255,10 +314,17 @@ def register_everyone(target: Target, desired: Path) -> None:
         conn.execute(text("UPDATE users SET status = 'active' WHERE status = 'invited'"))
         ids = dict(conn.execute(text("SELECT email, id FROM users")).all())
         banks = dict(conn.execute(text("SELECT bank_accounts.key, id FROM bank_accounts")).all())
-        pairs = [{"u": ids[e], "b": banks[k]} for e, u in users.items() for k in u.get("bank_accounts", [])]
+        pairs = [
+            {"u": ids[e], "b": banks[k]}
+            for e, u in users.items()
+            for k in u.get("bank_accounts", [])
+        ]
         conn.execute(text("DELETE FROM user_bank_accounts"))
         if pairs:
-            conn.execute(text("INSERT INTO user_bank_accounts (user_id, bank_account_id) VALUES (:u, :b)"), pairs)
+            conn.execute(
+                text("INSERT INTO user_bank_accounts (user_id, bank_account_id) VALUES (:u, :b)"),
+                pairs,
+            )
     engine.dispose()
 
 
@@ -279,8 +345,16 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
         if not base.exists():
             # All active: apply creates users active only (invited); 5% inactive would be refused.
             base.write_text(generate(n, seed=1, inactive=False), encoding="utf-8")
-            drift.write_text(generate(n, seed=1, rename_every=200, drop_every=400, extra=n // 400, inactive=False), encoding="utf-8")
-            mixed.write_text(generate(n, seed=1, rename_every=2, drop_every=4, extra=n // 4, inactive=False), encoding="utf-8")
+            drift.write_text(
+                generate(
+                    n, seed=1, rename_every=200, drop_every=400, extra=n // 400, inactive=False
+                ),
+                encoding="utf-8",
+            )
+            mixed.write_text(
+                generate(n, seed=1, rename_every=2, drop_every=4, extra=n // 4, inactive=False),
+                encoding="utf-8",
+            )
         accounts = accounts_csv(tmp)
         env = environment(target)
         spec = json.dumps(target.spec)
@@ -291,32 +365,95 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
         org_id = "1"
 
         if backend == "sqlite":  # no database: once per size
-            emit(Row("validate", "-", n_label, run([USERCTL, "validate", "-f", str(drift)], env, RUNS),
-                     run(floor("parse", str(drift)), env, RUNS)))
-            # A mistake sends the file to the precise parser, which locates it: what a PR author waits for.
+            emit(
+                Row(
+                    "validate",
+                    "-",
+                    n_label,
+                    run([USERCTL, "validate", "-f", str(drift)], env, RUNS),
+                    run(floor("parse", str(drift)), env, RUNS),
+                )
+            )
+            # A mistake sends the file to the precise parser, which locates it: what a PR author
+            # waits for.
             wrong = tmp / f"wrong{n}.yaml"
             wrong.write_text(with_one_mistake(drift.read_text(encoding="utf-8")), encoding="utf-8")
-            emit(Row("validate (1 problem)", "-", n_label, run([USERCTL, "validate", "-f", str(wrong)], env, RUNS, check=False),
-                     run(floor("parse", str(drift)), env, RUNS)))
+            emit(
+                Row(
+                    "validate (1 problem)",
+                    "-",
+                    n_label,
+                    run([USERCTL, "validate", "-f", str(wrong)], env, RUNS, check=False),
+                    run(floor("parse", str(drift)), env, RUNS),
+                )
+            )
         write_floor = run(floor("write", spec, org_id, str(base)), env)
-        emit(Row("apply (creates)", backend, n_label, apply_saved(base, tmp, env, codes), write_floor))
+        emit(
+            Row(
+                "apply (creates)", backend, n_label, apply_saved(base, tmp, env, codes), write_floor
+            )
+        )
         register_everyone(target, base)
-        emit(Row("plan (1% drift)", backend, n_label, run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
-                 run(floor("read", spec, org_id, str(drift)), env, RUNS)))
+        emit(
+            Row(
+                "plan (1% drift)",
+                backend,
+                n_label,
+                run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
+                run(floor("read", spec, org_id, str(drift)), env, RUNS),
+            )
+        )
         read_floor = run(floor("read", spec, org_id), env, RUNS)
-        emit(Row("export", backend, n_label, run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS), read_floor))
-        emit(Row("users list", backend, n_label, run([USERCTL, "users", "list"], env, RUNS), read_floor))
+        emit(
+            Row(
+                "export",
+                backend,
+                n_label,
+                run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
+                read_floor,
+            )
+        )
+        emit(
+            Row(
+                "users list",
+                backend,
+                n_label,
+                run([USERCTL, "users", "list"], env, RUNS),
+                read_floor,
+            )
+        )
         write_floor = run(floor("write", spec, org_id, str(mixed)), env)
-        emit(Row("apply (mixed)", backend, f"{n_label} ({write_floor.out.strip()} changes)",
-                 apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"), write_floor))
+        emit(
+            Row(
+                "apply (mixed)",
+                backend,
+                f"{n_label} ({write_floor.out.strip()} changes)",
+                apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"),
+                write_floor,
+            )
+        )
     finally:
         target.drop()
 
 
 # --- the audit log ------------------------------------------------------------------------------
 
-AUDIT_COLUMNS = ("organization_id", "seq", "created_at", "operator", "verified_by", "operator_verified", "plan_digest",
-                 "action", "address", "before", "after", "prev_hash", "hash", "hmac")
+AUDIT_COLUMNS = (
+    "organization_id",
+    "seq",
+    "created_at",
+    "operator",
+    "verified_by",
+    "operator_verified",
+    "plan_digest",
+    "action",
+    "address",
+    "before",
+    "after",
+    "prev_hash",
+    "hash",
+    "hmac",
+)
 
 
 def audit_rows(count: int) -> Iterator[tuple[Any, ...]]:
@@ -326,11 +463,20 @@ def audit_rows(count: int) -> Iterator[tuple[Any, ...]]:
     digest = "sha256:" + "ab" * 32
     for seq in range(1, count + 1):
         email = user_email(seq % 100_000)
-        row = {"organization_id": AUDIT_ORG_ID, "seq": seq, "created_at": created + dt.timedelta(seconds=seq // 1000),
-               "operator": ADMIN, "verified_by": "totp", "operator_verified": True, "plan_digest": digest,
-               "action": "user.update", "address": f'user["{email}"]',
-               "before": canonical_json({"first_name": "Ana"}), "after": canonical_json({"first_name": f"Ana {seq}"}),
-               "prev_hash": head}
+        row = {
+            "organization_id": AUDIT_ORG_ID,
+            "seq": seq,
+            "created_at": created + dt.timedelta(seconds=seq // 1000),
+            "operator": ADMIN,
+            "verified_by": "totp",
+            "operator_verified": True,
+            "plan_digest": digest,
+            "action": "user.update",
+            "address": f'user["{email}"]',
+            "before": canonical_json({"first_name": "Ana"}),
+            "after": canonical_json({"first_name": f"Ana {seq}"}),
+            "prev_hash": head,
+        }
         head = row["hash"] = hashlib.sha256(audit._payload(row)).hexdigest()
         row["hmac"] = None
         yield tuple(row[c] for c in AUDIT_COLUMNS)
@@ -338,9 +484,15 @@ def audit_rows(count: int) -> Iterator[tuple[Any, ...]]:
 
 def load_events(target: Target, count: int) -> None:
     """The organization and its `count` events, straight into the tables with the raw driver."""
-    org = ("INSERT INTO organizations (id, slug, name, two_factor_policy, min_admins, four_eyes, serial, created_at) "
-           f"VALUES ({AUDIT_ORG_ID}, '{AUDIT_SLUG}', 'Audit bench', 'destructive', 1, FALSE, 0, '2026-01-01 00:00:00')")
-    insert = f"INSERT INTO audit_events ({', '.join(AUDIT_COLUMNS)}) VALUES ({', '.join(['?'] * len(AUDIT_COLUMNS))})"
+    org = (
+        "INSERT INTO organizations (id, slug, name, two_factor_policy, min_admins, four_eyes, "
+        f"serial, created_at) VALUES ({AUDIT_ORG_ID}, '{AUDIT_SLUG}', 'Audit bench', "
+        "'destructive', 1, FALSE, 0, '2026-01-01 00:00:00')"
+    )
+    insert = (
+        f"INSERT INTO audit_events ({', '.join(AUDIT_COLUMNS)}) VALUES "
+        f"({', '.join(['?'] * len(AUDIT_COLUMNS))})"
+    )
     batch: list[tuple[Any, ...]] = []
     if target.backend == "sqlite":
         import sqlite3
@@ -360,14 +512,22 @@ def load_events(target: Target, count: int) -> None:
 
         with psycopg.connect(target.spec["conninfo"]) as conn:
             conn.execute(org)
-            with conn.cursor().copy(f"COPY audit_events ({', '.join(AUDIT_COLUMNS)}) FROM STDIN") as copy:
+            with conn.cursor().copy(
+                f"COPY audit_events ({', '.join(AUDIT_COLUMNS)}) FROM STDIN"
+            ) as copy:
                 for row in audit_rows(count):
                     copy.write_row(row)
     else:
         import pymysql
 
         spec = target.spec
-        conn = pymysql.connect(host=spec["host"], port=spec["port"], user=spec["user"], database=spec["database"], charset="utf8mb4")
+        conn = pymysql.connect(
+            host=spec["host"],
+            port=spec["port"],
+            user=spec["user"],
+            database=spec["database"],
+            charset="utf8mb4",
+        )
         cur = conn.cursor()
         cur.execute(org)
         insert = insert.replace("?", "%s").replace("before, after", "`before`, `after`")
@@ -393,8 +553,15 @@ def audit_steps(backend: str, count: int, tmp: Path, emit: Callable[[Row], None]
             raise SystemExit(f"audit verify did not pass on {backend}: {verify.out}")
         emit(Row("audit verify", backend, human(count), verify, events_floor))
         with tempfile.TemporaryFile() as sink:  # the JSON is not kept in the bench's memory
-            emit(Row("audit log --format json", backend, human(count),
-                     run_to(sink, [USERCTL, "audit", "log", "--format", "json"], env), events_floor))
+            emit(
+                Row(
+                    "audit log --format json",
+                    backend,
+                    human(count),
+                    run_to(sink, [USERCTL, "audit", "log", "--format", "json"], env),
+                    events_floor,
+                )
+            )
     finally:
         target.drop()
 
@@ -403,8 +570,14 @@ def run_to(sink: Any, cmd: list[str], env: dict[str, str]) -> Measured:
     """`run` with standard output to a file: a million events' JSON is gigabytes of pipe."""
     with tempfile.NamedTemporaryFile(suffix=".time") as report:
         start = time.perf_counter()
-        proc = subprocess.run([TIME, "-v", "-o", report.name, *cmd], env=env, stdout=sink, stderr=subprocess.PIPE, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [TIME, "-v", "-o", report.name, *cmd],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         seconds = time.perf_counter() - start
         rss, cpu = _time_report(report.name)
     if proc.returncode != 0:
@@ -424,55 +597,107 @@ def concurrent_steps(n_orgs: int, changes: int, tmp: Path) -> str:
         for i in range(2 * n_orgs):
             slug = f"org-{i:02d}"
             path, saved = tmp / f"{slug}.yaml", tmp / f"{slug}-plan.json"
-            path.write_text(generate(changes, seed=i, organization=slug, inactive=False), encoding="utf-8")
+            path.write_text(
+                generate(changes, seed=i, organization=slug, inactive=False), encoding="utf-8"
+            )
             env = environment(target, slug)
-            secret = json.loads(run([USERCTL, "init", "-f", str(path), "--admin", ADMIN, "--json"], env).out)["totp_secret"]
+            secret = json.loads(
+                run([USERCTL, "init", "-f", str(path), "--admin", ADMIN, "--json"], env).out
+            )["totp_secret"]
             run([USERCTL, "accounts", "import", str(accounts_csv(tmp)), "--operator", ADMIN], env)
-            run([USERCTL, "plan", "-f", str(path), "--out", str(saved)], env)  # saved untimed, see apply_saved
+            run(
+                [USERCTL, "plan", "-f", str(path), "--out", str(saved)], env
+            )  # saved untimed, see apply_saved
             jobs.append((saved, Codes(secret), env))
 
-        def apply_cmd(saved: Path, codes: Codes) -> list[str]:  # the code taken just before the apply starts
-            return [USERCTL, "apply", str(saved), "--operator", ADMIN, "--yes", "--otp-code", codes.next()]
+        def apply_cmd(
+            saved: Path, codes: Codes
+        ) -> list[str]:  # the code taken just before the apply starts
+            return [
+                USERCTL,
+                "apply",
+                str(saved),
+                "--operator",
+                ADMIN,
+                "--yes",
+                "--otp-code",
+                codes.next(),
+            ]
 
         alone = [run(apply_cmd(saved, codes), env) for saved, codes, env in jobs[:n_orgs]]
         cpu_before = os.times()
         start = time.perf_counter()
-        procs = [subprocess.Popen(apply_cmd(saved, codes), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                 for saved, codes, env in jobs[n_orgs:]]
+        procs = [
+            subprocess.Popen(
+                apply_cmd(saved, codes),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for saved, codes, env in jobs[n_orgs:]
+        ]
         errors = [p.communicate()[1] for p in procs]
         wall = time.perf_counter() - start
         cpu_after = os.times()
         failed = [e for p, e in zip(procs, errors) if p.returncode != 0]
         if failed:
             raise SystemExit(f"{len(failed)} concurrent applies failed: {failed[0][-2000:]}")
-        cpu = (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system)
+        cpu = (cpu_after.children_user - cpu_before.children_user) + (
+            cpu_after.children_system - cpu_before.children_system
+        )
         slowest = max(m.seconds for m in alone)
         cores = os.cpu_count() or 1
         bound = max(slowest, cpu / cores)
-        return (f"| {n_orgs} organizations × {changes:,} creates, PostgreSQL | {wall:.1f} s | slowest alone {slowest:.1f} s | "
-                f"{wall / slowest:.2f}× | client CPU {cpu:.1f} s / {cores} cores = {cpu / cores:.1f} s | {wall / bound:.2f}× |")
+        return (
+            f"| {n_orgs} organizations × {changes:,} creates, PostgreSQL | {wall:.1f} s | slowest "
+            f"alone {slowest:.1f} s | {wall / slowest:.2f}× | client CPU {cpu:.1f} s / {cores} "
+            f"cores = {cpu / cores:.1f} s | {wall / bound:.2f}× |"
+        )
     finally:
         target.drop()
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="10k users and 10k events only, no concurrency run")
+    parser.add_argument(
+        "--quick", action="store_true", help="10k users and 10k events only, no concurrency run"
+    )
     parser.add_argument("--sizes", help="comma-separated user counts (default 10000,100000)")
-    parser.add_argument("--events", help="comma-separated audit event counts (default 10000,1000000)")
+    parser.add_argument(
+        "--events", help="comma-separated audit event counts (default 10000,1000000)"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
-    parser.add_argument("--big-events-backends", default="sqlite,postgresql",
-                        help="backends that get the event counts above 10k (MariaDB's load alone is minutes)")
+    parser.add_argument(
+        "--big-events-backends",
+        default="sqlite,postgresql",
+        help="backends that get the event counts above 10k (MariaDB's load alone is minutes)",
+    )
     parser.add_argument("--no-concurrency", action="store_true")
     args = parser.parse_args(argv)
     # Stopped with kill: unwind, so that every database this run created is dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    sizes = [int(s) for s in (args.sizes if args.sizes is not None else "10000" if args.quick else "10000,100000").split(",") if s]
-    events = [int(s) for s in (args.events if args.events is not None else "10000" if args.quick else "10000,1000000").split(",") if s]
+    sizes = [
+        int(s)
+        for s in (
+            args.sizes if args.sizes is not None else "10000" if args.quick else "10000,100000"
+        ).split(",")
+        if s
+    ]
+    events = [
+        int(s)
+        for s in (
+            args.events if args.events is not None else "10000" if args.quick else "10000,1000000"
+        ).split(",")
+        if s
+    ]
     backends = [b for b in args.backends.split(",") if b == "sqlite" or reachable(b)]
     started = time.perf_counter()
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, best of {RUNS} for read-only steps",
-          flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+        f"best of {RUNS} for read-only steps",
+        flush=True,
+    )
     print(HEADER, flush=True)
     emit: Callable[[Row], None] = lambda row: print(row.line(), flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
@@ -485,7 +710,10 @@ def main(argv: list[str]) -> None:
                     audit_steps(backend, count, Path(tmp), emit)
         if not (args.quick or args.no_concurrency) and "postgresql" in backends:
             print()
-            print("| run | wall | baseline | ratio | CPU-bound floor | ratio to max(slowest, CPU/cores) |")
+            print(
+                "| run | wall | baseline | ratio | CPU-bound floor | ratio "
+                "to max(slowest, CPU/cores) |"
+            )
             print("|---|---:|---:|---:|---:|---:|")
             print(concurrent_steps(8, 5000, Path(tmp)), flush=True)
     print(f"\n# whole run: {time.perf_counter() - started:.0f} s", flush=True)

@@ -20,21 +20,77 @@ BANK_ACCOUNT_KEYS: tuple[str, ...] = tuple(f"acct-{i:03d}" for i in range(1, 41)
 ROLES: dict[str, tuple[str, list[str]]] = {
     "SuperAdmin": (
         "Full access",
-        ["users.view", "users.add", "users.manage", "roles.manage", "audit.view", "company_settings.manage"],
+        [
+            "users.view",
+            "users.add",
+            "users.manage",
+            "roles.manage",
+            "audit.view",
+            "company_settings.manage",
+        ],
     ),
-    "Payouts Operator": ("Creates payouts", ["payouts.view", "payouts.create", "bank_accounts.view"]),
-    "Payouts Approver": ("Approves payouts", ["payouts.view", "payouts.approve", "bank_accounts.view"]),
+    "Payouts Operator": (
+        "Creates payouts",
+        ["payouts.view", "payouts.create", "bank_accounts.view"],
+    ),
+    "Payouts Approver": (
+        "Approves payouts",
+        ["payouts.view", "payouts.approve", "bank_accounts.view"],
+    ),
     "KYC Analyst": ("Reviews customers", ["customers.view", "calls.access", "travel_rule.view"]),
     "Auditor": ("Read-only audit access", ["users.view", "audit.view", "payouts.view"]),
     "Viewer": ("Read-only", ["users.view", "payouts.view"]),
 }
 # Admins first so that every generated organization has someone able to manage users.
-_ROLE_WEIGHTS = {"SuperAdmin": 1, "Payouts Operator": 40, "Payouts Approver": 10, "KYC Analyst": 25, "Auditor": 4, "Viewer": 20}
+_ROLE_WEIGHTS = {
+    "SuperAdmin": 1,
+    "Payouts Operator": 40,
+    "Payouts Approver": 10,
+    "KYC Analyst": 25,
+    "Auditor": 4,
+    "Viewer": 20,
+}
 
-FIRST_NAMES = ("Ana", "Luis", "María", "José", "Camila", "Andrés", "Valentina", "Julián", "Sofía", "Mateo",
-               "Isabella", "Santiago", "Daniela", "Sebastián", "Laura", "Nicolás", "Paula", "Felipe")
-LAST_NAMES = ("Pérez", "Gómez", "Rodríguez", "Martínez", "López", "García", "Hernández", "Díaz", "Moreno",
-              "Álvarez", "Romero", "Torres", "Ramírez", "Castro", "Vargas", "Muñoz", "Rojas", "Ortiz")
+FIRST_NAMES = (
+    "Ana",
+    "Luis",
+    "María",
+    "José",
+    "Camila",
+    "Andrés",
+    "Valentina",
+    "Julián",
+    "Sofía",
+    "Mateo",
+    "Isabella",
+    "Santiago",
+    "Daniela",
+    "Sebastián",
+    "Laura",
+    "Nicolás",
+    "Paula",
+    "Felipe",
+)
+LAST_NAMES = (
+    "Pérez",
+    "Gómez",
+    "Rodríguez",
+    "Martínez",
+    "López",
+    "García",
+    "Hernández",
+    "Díaz",
+    "Moreno",
+    "Álvarez",
+    "Romero",
+    "Torres",
+    "Ramírez",
+    "Castro",
+    "Vargas",
+    "Muñoz",
+    "Rojas",
+    "Ortiz",
+)
 ID_TYPES = ("CC", "CC", "CC", "CE", "PP", "NIT", "TI", "DNI")
 
 
@@ -42,8 +98,16 @@ def user_email(i: int) -> str:
     return f"user{i:06d}@bench.example.com"
 
 
-def generate(n_users: int, seed: int, organization: str = ORGANIZATION, *, rename_every: int = 0,
-             drop_every: int = 0, extra: int = 0, inactive: bool = True) -> str:
+def generate(
+    n_users: int,
+    seed: int,
+    organization: str = ORGANIZATION,
+    *,
+    rename_every: int = 0,
+    drop_every: int = 0,
+    extra: int = 0,
+    inactive: bool = True,
+) -> str:
     """The YAML text of an organization with `n_users` users (user 0 is an enrolled-able admin).
 
     Drift against that organization, for plan and apply benchmarks: every `rename_every`-th
@@ -68,12 +132,15 @@ def generate(n_users: int, seed: int, organization: str = ORGANIZATION, *, renam
     for i in range(n_users + extra):
         role = "SuperAdmin" if i == 0 else rng.choices(role_names, weights)[0]
         status = "active" if i == 0 or rng.random() > 0.05 or not inactive else "inactive"
-        two_factor = "required" if role == "SuperAdmin" else rng.choice(("optional", "optional", "required"))
+        two_factor = (
+            "required" if role == "SuperAdmin" else rng.choice(("optional", "optional", "required"))
+        )
         # Inactive users cannot be edited: drift touches active ones only.
         drifts = status == "active" and 0 < i < n_users
         lines: list[str] = []
         lines.append(f"  {user_email(i)}:")
-        lines.append(f"    first_name: {rng.choice(FIRST_NAMES)}{'x' if drifts and rename_every and i % rename_every == 1 else ''}")
+        renamed = drifts and rename_every and i % rename_every == 1
+        lines.append(f"    first_name: {rng.choice(FIRST_NAMES)}{'x' if renamed else ''}")
         lines.append(f"    last_name: {rng.choice(LAST_NAMES)} {rng.choice(LAST_NAMES)}")
         lines.append(f"    id_type: {rng.choice(ID_TYPES)}")
         # Index-derived so that id_type+id_number stays unique whatever the random draws.
@@ -83,7 +150,11 @@ def generate(n_users: int, seed: int, organization: str = ORGANIZATION, *, renam
         lines.append(f"    status: {status}")
         lines.append(f"    two_factor: {two_factor}")
         lines.append(f"    force_password_reset: {'true' if rng.random() < 0.1 else 'false'}")
-        if status == "active" and role in ("Payouts Operator", "Payouts Approver") and rng.random() < 0.5:
+        if (
+            status == "active"
+            and role in ("Payouts Operator", "Payouts Approver")
+            and rng.random() < 0.5
+        ):
             keys = sorted(rng.sample(BANK_ACCOUNT_KEYS, rng.randint(1, 3)))
             lines.append(f"    bank_accounts: [{', '.join(keys)}]")
         if not (drifts and drop_every and i % drop_every == 2):

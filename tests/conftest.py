@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_URLS = {
-    "postgresql": ("USERCTL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "postgresql": (
+        "USERCTL_TEST_POSTGRES_URL",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    ),
     "mariadb": ("USERCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 SERVER_NAMES = {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}
@@ -72,14 +75,18 @@ class Server:
         self.error: str | None = None
         try:
             # AUTOCOMMIT: CREATE/DROP DATABASE cannot run inside a transaction on PostgreSQL.
-            self._admin = create_engine_for(self.url.render_as_string(hide_password=False)).execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
+            self._admin = create_engine_for(
+                self.url.render_as_string(hide_password=False)
+            ).execution_options(isolation_level="AUTOCOMMIT")
             with self._admin.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", reported once
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.error = reason.split(": ", 1)[1] if reason.startswith("cannot connect to the database") else reason
+            self.error = (
+                reason.split(": ", 1)[1]
+                if reason.startswith("cannot connect to the database")
+                else reason
+            )
 
     def require(self) -> None:
         if self.error is not None:
@@ -92,7 +99,9 @@ class Server:
         name = f"{self.prefix}_{next(self._counter)}"
         with self._admin.connect() as conn:
             if self.backend == "mariadb":
-                conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                conn.exec_driver_sql(
+                    f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
             else:
                 conn.exec_driver_sql(f"CREATE DATABASE {name}")
         self._created.append(name)
@@ -113,7 +122,9 @@ class Server:
     def close(self) -> None:
         for name in list(self._created):
             try:
-                self.drop_database(self.url.set(database=name).render_as_string(hide_password=False))
+                self.drop_database(
+                    self.url.set(database=name).render_as_string(hide_password=False)
+                )
             except Exception:  # noqa: BLE001 - best effort at teardown; the name is unique anyway
                 pass
         if self._admin is not None:
@@ -213,11 +224,17 @@ class Runner:
 
     db_url: str
 
-    def __call__(self, *args: str, input: str | None = None, env: dict[str, str | None] | None = None) -> click.testing.Result:
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str | None] | None = None
+    ) -> click.testing.Result:
         from userctl.cli.main import cli
 
         return click.testing.CliRunner().invoke(
-            cli, ["--database-url", self.db_url, *args], input=input or "", env=env, catch_exceptions=False
+            cli,
+            ["--database-url", self.db_url, *args],
+            input=input or "",
+            env=env,
+            catch_exceptions=False,
         )
 
 
@@ -245,16 +262,34 @@ class Factory:
         self.engine = engine
         self._seq = itertools.count(1)
 
-    def org(self, slug: str = "acme-payments", *, name: str | None = None, two_factor_policy: str = "destructive",
-            min_admins: int = 1, four_eyes: bool = False, serial: int = 0) -> int:
-        org = state.Organization(slug=slug, name=name or slug, two_factor_policy=two_factor_policy,
-                                 min_admins=min_admins, four_eyes=four_eyes, serial=serial)
+    def org(
+        self,
+        slug: str = "acme-payments",
+        *,
+        name: str | None = None,
+        two_factor_policy: str = "destructive",
+        min_admins: int = 1,
+        four_eyes: bool = False,
+        serial: int = 0,
+    ) -> int:
+        org = state.Organization(
+            slug=slug,
+            name=name or slug,
+            two_factor_policy=two_factor_policy,
+            min_admins=min_admins,
+            four_eyes=four_eyes,
+            serial=serial,
+        )
         with self.engine.begin() as conn:
             return rows.insert_organization(conn, org)
 
-    def role(self, org_id: int, name: str, permissions: Sequence[str] = (), description: str = "") -> int:
+    def role(
+        self, org_id: int, name: str, permissions: Sequence[str] = (), description: str = ""
+    ) -> int:
         with self.engine.begin() as conn:
-            return rows.insert_role(conn, org_id, state.Role(name, description, frozenset(permissions)))
+            return rows.insert_role(
+                conn, org_id, state.Role(name, description, frozenset(permissions))
+            )
 
     def user(self, org_id: int, email: str, role_id: int, **fields: Any) -> int:
         n = next(self._seq)
@@ -270,19 +305,32 @@ class Factory:
         }
         values.update(fields)
         with self.engine.begin() as conn:
-            return rows.insert_user(conn, org_id, state.User(email=email.lower(), **values), role_id)
+            return rows.insert_user(
+                conn, org_id, state.User(email=email.lower(), **values), role_id
+            )
 
-    def bank_account(self, org_id: int, key: str, *, bank: str = "Bancolombia", account_type: str = "savings",
-                     masked_number: str = "****1234", currency: str = "COP") -> int:
+    def bank_account(
+        self,
+        org_id: int,
+        key: str,
+        *,
+        bank: str = "Bancolombia",
+        account_type: str = "savings",
+        masked_number: str = "****1234",
+        currency: str = "COP",
+    ) -> int:
         with self.engine.begin() as conn:
-            return rows.insert_bank_account(conn, org_id, state.BankAccount(key, bank, account_type, masked_number, currency))
+            return rows.insert_bank_account(
+                conn, org_id, state.BankAccount(key, bank, account_type, masked_number, currency)
+            )
 
     def assign(self, user_id: int, bank_account_id: int) -> None:
         with self.engine.begin() as conn:
             rows.insert_assignments(conn, [(user_id, bank_account_id)])
 
     def enrol(self, user_id: int, secret: str | None = None) -> str:
-        """Give the user a TOTP authenticator (stored as `init`/`mfa enroll` would); returns the secret."""
+        """Give the user a TOTP authenticator (stored as `init`/`mfa enroll` would);
+        returns the secret."""
         secret = secret or pyotp.random_base32(32)
         with self.engine.begin() as conn:
             otp.store_totp_secret(conn, user_id, secret)
@@ -290,7 +338,9 @@ class Factory:
 
     def operator(self, org_id: int, email: str, role_id: int, **fields: Any) -> Operator:
         """An active user with an enrolled authenticator, able to confirm with real TOTP codes."""
-        user_id = self.user(org_id, email, role_id, status="active", two_factor="required", **fields)
+        user_id = self.user(
+            org_id, email, role_id, status="active", two_factor="required", **fields
+        )
         return Operator(user_id, email.lower(), self.enrol(user_id))
 
 
@@ -301,7 +351,8 @@ def factory(engine: Engine) -> Factory:
 
 @pytest.fixture
 def org(factory: Factory) -> "Org":
-    """The apply tests' organization (tests/apply/apply_helpers.build_org); a module may override it."""
+    """The apply tests' organization (tests/apply/apply_helpers.build_org); a
+    module may override it."""
     from tests.apply.apply_helpers import build_org
 
     return build_org(factory)
@@ -309,7 +360,8 @@ def org(factory: Factory) -> "Org":
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees."""
+    """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change
+    what a test sees."""
     from tests.apply.apply_helpers import clean_environment
 
     clean_environment(monkeypatch)

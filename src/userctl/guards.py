@@ -21,7 +21,12 @@ class GuardOptions(Protocol):
     def operator(self) -> str | None: ...
 
 
-def check(live: LiveState, changes: Sequence[Change], options: GuardOptions, after: LiveState | None = None) -> tuple[Finding, ...]:
+def check(
+    live: LiveState,
+    changes: Sequence[Change],
+    options: GuardOptions,
+    after: LiveState | None = None,
+) -> tuple[Finding, ...]:
     """`after`: the state the changes lead to, when the caller has it already."""
     after = after if after is not None else apply_changes(live, changes)
     active = [c for c in changes if not c.deferred]
@@ -37,7 +42,10 @@ def _removal(live: LiveState, changes: Sequence[Change], allowed: bool) -> list[
     removed = {c.key[0] for c in changes if ACTION_TABLE[(c.kind, c.action)].removes_user}
     if total < REMOVAL_MIN_USERS or len(removed) <= total * REMOVAL_MAX_SHARE:
         return []
-    counts = f"{len(removed)} of {total} users ({100 * len(removed) / total:.0f}%) would be deleted or deactivated"
+    counts = (
+        f"{len(removed)} of {total} users ({100 * len(removed) / total:.0f}%) "
+        "would be deleted or deactivated"
+    )
     if allowed:
         return [Finding("removal_guard", False, f"{counts}; allowed by --allow-mass-removal")]
     return [
@@ -54,7 +62,10 @@ def _admin_count(state: LiveState) -> int:
     return sum(
         1
         for u in state.users.values()
-        if u.status == "active" and u.totp_enrolled and u.role in state.roles and "users.manage" in state.roles[u.role].permissions
+        if u.status == "active"
+        and u.totp_enrolled
+        and u.role in state.roles
+        and "users.manage" in state.roles[u.role].permissions
     )
 
 
@@ -63,31 +74,56 @@ def _admins(live: LiveState, after: LiveState) -> list[Finding]:
     now, then = _admin_count(live), _admin_count(after)
     if then >= need:
         return []
-    counts = f"after this plan {then} active user(s) would hold users.manage with 2FA enrolled; the organization requires at least {need}"
+    counts = (
+        f"after this plan {then} active user(s) would hold users.manage with 2FA enrolled; the "
+        f"organization requires at least {need}"
+    )
     if then >= now:
         # Already short before the plan: a plan that removes no admin cannot be the lock-out the
         # guard exists to stop, and blocking it would also block the plan that fixes the shortfall.
-        return [Finding("admin_guard", False, f"{counts} (it has {now} now; this plan removes none)")]
+        return [
+            Finding("admin_guard", False, f"{counts} (it has {now} now; this plan removes none)")
+        ]
     return [Finding("admin_guard", True, f"{counts}, so nobody could manage users any more")]
 
 
-def _self(live: LiveState, after: LiveState, changes: Sequence[Change], operator: str | None) -> list[Finding]:
+def _self(
+    live: LiveState, after: LiveState, changes: Sequence[Change], operator: str | None
+) -> list[Finding]:
     if operator is None:
         return []
     email = operator.lower()
     me = live.users.get(email)
     if me is None:
-        return [Finding("self_guard", True, f"operator {email} is not a user of organization {live.organization.slug}")]
+        return [
+            Finding(
+                "self_guard",
+                True,
+                f"operator {email} is not a user of organization {live.organization.slug}",
+            )
+        ]
     findings = [
-        Finding("self_guard", True, f"operator {email} cannot {c.action.replace('_', ' ')} themselves")
+        Finding(
+            "self_guard", True, f"operator {email} cannot {c.action.replace('_', ' ')} themselves"
+        )
         for c in changes
         if c.kind == "user" and c.key[0] == email and ACTION_TABLE[(c.kind, c.action)].self_harm
     ]
     mine_after = after.users.get(email)
     if mine_after is not None and me.role in live.roles:
         before = live.roles[me.role].permissions
-        now = after.roles[mine_after.role].permissions if mine_after.role in after.roles else frozenset()
+        now = (
+            after.roles[mine_after.role].permissions
+            if mine_after.role in after.roles
+            else frozenset()
+        )
         lost = sorted(before - now)
         if lost:
-            findings.append(Finding("self_guard", True, f"operator {email} cannot demote themselves (would lose {', '.join(lost)})"))
+            findings.append(
+                Finding(
+                    "self_guard",
+                    True,
+                    f"operator {email} cannot demote themselves (would lose {', '.join(lost)})",
+                )
+            )
     return findings

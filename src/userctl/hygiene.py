@@ -39,8 +39,11 @@ class ReviewSettings:
     blocking: frozenset[str] = frozenset()
 
     def to_data(self) -> dict[str, object]:
-        return {"max_inactive_days": self.max_inactive_days, "review_every_days": self.review_every_days,
-                "blocking": sorted(self.blocking)}
+        return {
+            "max_inactive_days": self.max_inactive_days,
+            "review_every_days": self.review_every_days,
+            "blocking": sorted(self.blocking),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,9 @@ class Invitation:
 class HygieneFacts:
     accounts: Sequence[Account] = ()
     invitations: Sequence[Invitation] = ()
-    skip: frozenset[str] = field(default_factory=frozenset)  # emails a plan already deactivates or deletes
+    skip: frozenset[str] = field(
+        default_factory=frozenset
+    )  # emails a plan already deactivates or deletes
 
 
 def dormant_cutoff(settings: ReviewSettings, now: dt.datetime) -> dt.datetime:
@@ -85,14 +90,27 @@ def is_dormant(account: Account, settings: ReviewSettings, now: dt.datetime) -> 
     return account.status == "active" and last_seen < dormant_cutoff(settings, now)
 
 
-def findings(facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime, limit: int | None = None) -> list[Finding]:
+def findings(
+    facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime, limit: int | None = None
+) -> list[Finding]:
     """Every hygiene finding, by kind then email; with `limit`, the first `limit` of each kind
     and then one that counts the rest (only those shown are worded)."""
     moment = naive_utc(now)
-    accounts = sorted((a for a in facts.accounts if a.email not in facts.skip), key=lambda a: a.email)
+    accounts = sorted(
+        (a for a in facts.accounts if a.email not in facts.skip), key=lambda a: a.email
+    )
     dormant = [a for a in accounts if is_dormant(a, settings, moment)]
-    stale = sorted((i for i in facts.invitations if i.email not in facts.skip and i.expires_at < moment), key=lambda i: i.email)
-    unenrolled = [a for a in accounts if a.status == "active" and not a.totp_enrolled and not PRIVILEGED_PERMISSIONS.isdisjoint(a.permissions)]
+    stale = sorted(
+        (i for i in facts.invitations if i.email not in facts.skip and i.expires_at < moment),
+        key=lambda i: i.email,
+    )
+    unenrolled = [
+        a
+        for a in accounts
+        if a.status == "active"
+        and not a.totp_enrolled
+        and not PRIVILEGED_PERMISSIONS.isdisjoint(a.permissions)
+    ]
     found: list[Finding] = []
 
     def dormant_message(a: Any) -> str:
@@ -107,28 +125,46 @@ def findings(facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime, li
         shown = items if limit is None else items[:limit]
         found.extend(_finding(code, settings, word(item)) for item in shown)
         if len(items) > len(shown):
-            found.append(_finding(code, settings, f"and {len(items) - len(shown)} more {code} finding(s): "
-                                                  "`userctl hygiene` lists them all"))
+            found.append(
+                _finding(
+                    code,
+                    settings,
+                    f"and {len(items) - len(shown)} more {code} finding(s): "
+                    "`userctl hygiene` lists them all",
+                )
+            )
     return found
 
 
 def _stale_message(invitation: Any) -> str:
-    return (f"{invitation.email} never registered: their invitation expired {iso_z(invitation.expires_at)}; "
-            f"send a new one with `userctl notifications resend {invitation.email}`, or remove them from the file")
+    return (
+        f"{invitation.email} never registered: their invitation expired "
+        f"{iso_z(invitation.expires_at)}; send a new one with "
+        f"`userctl notifications resend {invitation.email}`, or remove them from the file"
+    )
 
 
 def _unenrolled_message(a: Any) -> str:
-    return (f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role}) without an enrolled authenticator: "
-            "have them enrol, and set `two_factor: required` for them in the file")
+    return (
+        f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role}) "
+        "without an enrolled authenticator: have them enrol, and set "
+        "`two_factor: required` for them in the file"
+    )
 
 
 def _dormant_message(a: Account, settings: ReviewSettings, now: dt.datetime) -> str:
     if a.last_login_at is not None:
         since = f"no login for {(now - a.last_login_at).days} days (last {iso_z(a.last_login_at)})"
     else:
-        since = f"never logged in since created {(now - a.created_at).days} days ago ({iso_z(a.created_at)})"
-    return (f"{a.email}: {since}, over the {settings.max_inactive_days}-day limit (PCI DSS 8.2.6); deactivate them: "
-            f"in the file, under `users:` → `{a.email}:`, change `status: active` to `status: inactive`")
+        since = (
+            f"never logged in since created {(now - a.created_at).days} "
+            f"days ago ({iso_z(a.created_at)})"
+        )
+    return (
+        f"{a.email}: {since}, over the {settings.max_inactive_days}-day limit (PCI DSS "
+        f"8.2.6); deactivate them: in the file, under `users:` → `{a.email}:`, change "
+        "`status: active` to `status: inactive`"
+    )
 
 
 def _finding(code: str, settings: ReviewSettings, message: str) -> Finding:
@@ -138,7 +174,11 @@ def _finding(code: str, settings: ReviewSettings, message: str) -> Finding:
 def skipped_by(changes: Iterable[tuple[str, str, str]]) -> frozenset[str]:
     """Emails whose user a plan's (kind, action, email) changes deactivate or delete: a plan that
     already fixes a dormant account is not told to fix it."""
-    return frozenset(email for kind, action, email in changes if kind == "user" and action in ("deactivate", "delete"))
+    return frozenset(
+        email
+        for kind, action, email in changes
+        if kind == "user" and action in ("deactivate", "delete")
+    )
 
 
 # A plan shows this many findings of each kind, then one that counts the rest: an organization of
@@ -146,7 +186,9 @@ def skipped_by(changes: Iterable[tuple[str, str, str]]) -> frozenset[str]:
 PLAN_LIMIT: Final = 10
 
 
-def with_findings(plan: Plan, facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime) -> Plan:
+def with_findings(
+    plan: Plan, facts: HygieneFacts, settings: ReviewSettings, now: dt.datetime
+) -> Plan:
     """`plan` with the hygiene findings of the live state it was planned on appended (after the
     guards'), leaving out users it already deactivates or deletes."""
     skip = skipped_by((c.kind, c.action, c.key[0]) for c in plan.active_changes)

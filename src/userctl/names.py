@@ -31,8 +31,18 @@ CONTROL_NAMES: Final = {**dict(enumerate(_C0_NAMES)), 0x7F: "DELETE", 0x85: "NEX
 # letter so named (test_lookalike_names checks the whole of Unicode).
 SCRIPTS: Final = ("LATIN", "GREEK", "CYRILLIC")
 SCRIPT_BLOCKS: Final = (
-    (0x0041, 0x0530), (0x1C80, 0x1C90), (0x1D00, 0x2000), (0x2090, 0x20A0), (0x2180, 0x2190), (0x2C60, 0x2C80),
-    (0x2DE0, 0x2E00), (0xA640, 0xA6A0), (0xA720, 0xA800), (0xAB30, 0xAB70), (0xFB00, 0xFB07), (0x10780, 0x107C0),
+    (0x0041, 0x0530),
+    (0x1C80, 0x1C90),
+    (0x1D00, 0x2000),
+    (0x2090, 0x20A0),
+    (0x2180, 0x2190),
+    (0x2C60, 0x2C80),
+    (0x2DE0, 0x2E00),
+    (0xA640, 0xA6A0),
+    (0xA720, 0xA800),
+    (0xAB30, 0xAB70),
+    (0xFB00, 0xFB07),
+    (0x10780, 0x107C0),
     (0x1DF00, 0x1E090),
 )
 
@@ -45,13 +55,20 @@ def mixed_scripts(text: str) -> str | None:
     first = script_of.get(text[:1])
     if first is not None and other_than[first](text) is None:
         return None  # a name that starts with a letter and keeps to its script: one search
-    letters = [(position, char, script) for position, char in enumerate(text, 1) if (script := script_of.get(char))]
+    letters = [
+        (position, char, script)
+        for position, char in enumerate(text, 1)
+        if (script := script_of.get(char))
+    ]
     counts = {script: sum(1 for entry in letters if entry[2] == script) for script in SCRIPTS}
     if sum(1 for count in counts.values() if count) < 2:
         return None
     usual = max(SCRIPTS, key=lambda script: (counts[script], script == letters[0][2]))
     position, char, _ = next(entry for entry in letters if entry[2] != usual)
-    return f"mixes scripts: {named(char)} at position {position} among {usual.title()} letters; write it in one script"
+    return (
+        f"mixes scripts: {named(char)} at position {position} among {usual.title()} "
+        "letters; write it in one script"
+    )
 
 
 _Search = Callable[[str], "re.Match[str] | None"]
@@ -69,14 +86,16 @@ def letter_scripts() -> tuple[dict[str, str], dict[str, _Search]]:
             if script is not None:
                 script_of[chr(code)] = script
     other_than = {
-        script: _search_for(sorted(ord(c) for c, other in script_of.items() if other != script)) for script in SCRIPTS
+        script: _search_for(sorted(ord(c) for c, other in script_of.items() if other != script))
+        for script in SCRIPTS
     }
     return script_of, other_than
 
 
 def _search_for(codes: list[int]) -> _Search:
     """A search for any of `codes` (sorted), as a character class of ranges. The letters beyond
-    U+FFFF get a class of their own: with them in it, `re` could not use its fast table for the rest."""
+    U+FFFF get a class of their own: with them in it, `re` could not use its fast
+    table for the rest."""
     runs: list[list[int]] = []
     for code in codes:
         if runs and runs[-1][1] == code - 1:
@@ -85,7 +104,13 @@ def _search_for(codes: list[int]) -> _Search:
             runs.append([code, code])
 
     def char_class(selected: list[list[int]]) -> str:
-        return "[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in selected) + "]"
+        return (
+            "["
+            + "".join(
+                re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in selected
+            )
+            + "]"
+        )
 
     basic = [r for r in runs if r[1] < 0x10000]
     beyond = [r for r in runs if r[1] >= 0x10000]
@@ -110,8 +135,8 @@ def text_problem(text: str) -> str | None:
         # Only text free of hidden characters gets here: the spelling shown is safe to copy.
         nfc = json.dumps(unicodedata.normalize("NFC", text), ensure_ascii=False)
         return (
-            "is not in Unicode NFC form (a decomposed accent looks the same but is stored differently): "
-            f"write it in NFC, as {nfc}"
+            "is not in Unicode NFC form (a decomposed accent looks the same but is stored "
+            f"differently): write it in NFC, as {nfc}"
         )
     return None
 
@@ -150,10 +175,13 @@ def hidden_characters(text: str) -> str | None:
     position, char = hidden[0]
     first = f"contains {named(char)} at position {position}"
     if len(hidden) == 1:
-        return f"{first}, a control or format character that would display differently from what is stored: remove it"
+        return (
+            f"{first}, a control or format character that would display differently "
+            "from what is stored: remove it"
+        )
     return (
-        f"{first} and {len(hidden) - 1} more control or format characters, which would display differently "
-        "from what is stored: remove them"
+        f"{first} and {len(hidden) - 1} more control or format characters, which would display "
+        "differently from what is stored: remove them"
     )
 
 

@@ -24,13 +24,31 @@ FORMAT_VERSION: Final = 2
 
 Kind = Literal["role", "user", "assignment", "policy"]
 Action = Literal[
-    "create", "update", "delete",
-    "change_role", "activate", "deactivate", "set_two_factor", "disable_two_factor", "replace",
-    "assign", "unassign", "set_expiry", "expire",
+    "create",
+    "update",
+    "delete",
+    "change_role",
+    "activate",
+    "deactivate",
+    "set_two_factor",
+    "disable_two_factor",
+    "replace",
+    "assign",
+    "unassign",
+    "set_expiry",
+    "expire",
 ]
 Phase = Literal[
-    "role.create", "user.activate", "user.create", "user.update", "assignment.unassign", "assignment.assign",
-    "user.deactivate", "user.delete", "role.delete", "policy",
+    "role.create",
+    "user.activate",
+    "user.create",
+    "user.update",
+    "assignment.unassign",
+    "assignment.assign",
+    "user.deactivate",
+    "user.delete",
+    "role.delete",
+    "policy",
 ]
 Bucket = Literal["create", "update", "replace", "delete"]
 # How a change can grant privilege (DESIGN §3), judged by `risk.assess` on the live state and the
@@ -77,32 +95,81 @@ class ActionRule:
 _USERS_MANAGE = ("users.manage",)
 ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
     ("role", "create"): ActionRule("role.create", 0, "+", "create", False, ("roles.manage",)),
-    ("role", "update"): ActionRule("role.create", 1, "~", "update", False, ("roles.manage",), grants="added",
-                                   destructive_if_removed="permissions", destructive_phase="role.delete"),
+    ("role", "update"): ActionRule(
+        "role.create",
+        1,
+        "~",
+        "update",
+        False,
+        ("roles.manage",),
+        grants="added",
+        destructive_if_removed="permissions",
+        destructive_phase="role.delete",
+    ),
     ("role", "delete"): ActionRule("role.delete", 0, "-", "delete", True, ("roles.manage",)),
-    ("user", "create"): ActionRule("user.create", 0, "+", "create", False, ("users.add",), grants="role"),
+    ("user", "create"): ActionRule(
+        "user.create", 0, "+", "create", False, ("users.add",), grants="role"
+    ),
     # A replace deletes the old row, so it needs both.
-    ("user", "replace"): ActionRule("user.create", 0, "-/+", "replace", True, ("users.add", "users.manage"), grants="role",
-                                   self_harm=True),
+    ("user", "replace"): ActionRule(
+        "user.create",
+        0,
+        "-/+",
+        "replace",
+        True,
+        ("users.add", "users.manage"),
+        grants="role",
+        self_harm=True,
+    ),
     # Reactivating a user gives them back everything their role holds.
-    ("user", "activate"): ActionRule("user.activate", 0, "~", "update", False, _USERS_MANAGE, grants="role"),
+    ("user", "activate"): ActionRule(
+        "user.activate", 0, "~", "update", False, _USERS_MANAGE, grants="role"
+    ),
     ("user", "update"): ActionRule("user.update", 1, "~", "update", False, _USERS_MANAGE),
-    ("user", "change_role"): ActionRule("user.update", 2, "~", "update", True, _USERS_MANAGE, grants="role_gain"),
+    ("user", "change_role"): ActionRule(
+        "user.update", 2, "~", "update", True, _USERS_MANAGE, grants="role_gain"
+    ),
     ("user", "set_two_factor"): ActionRule("user.update", 3, "~", "update", False, _USERS_MANAGE),
-    ("user", "disable_two_factor"): ActionRule("user.update", 3, "~", "update", True, _USERS_MANAGE, self_harm=True),
-    ("user", "deactivate"): ActionRule("user.deactivate", 0, "~", "update", True, _USERS_MANAGE, removes_user=True, self_harm=True),
-    ("user", "delete"): ActionRule("user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True),
-    ("assignment", "unassign"): ActionRule("assignment.unassign", 0, "-", "update", True, _USERS_MANAGE),
-    ("assignment", "assign"): ActionRule("assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"),
-    ("user", "set_expiry"): ActionRule("user.update", 4, "~", "update", False, _USERS_MANAGE, grants="expiry"),
+    ("user", "disable_two_factor"): ActionRule(
+        "user.update", 3, "~", "update", True, _USERS_MANAGE, self_harm=True
+    ),
+    ("user", "deactivate"): ActionRule(
+        "user.deactivate", 0, "~", "update", True, _USERS_MANAGE, removes_user=True, self_harm=True
+    ),
+    ("user", "delete"): ActionRule(
+        "user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True
+    ),
+    ("assignment", "unassign"): ActionRule(
+        "assignment.unassign", 0, "-", "update", True, _USERS_MANAGE
+    ),
+    ("assignment", "assign"): ActionRule(
+        "assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"
+    ),
+    ("user", "set_expiry"): ActionRule(
+        "user.update", 4, "~", "update", False, _USERS_MANAGE, grants="expiry"
+    ),
     # The day after a user's expiry: they are deactivated with no new code, since the change
     # that set the expiry was confirmed when it was applied.
-    ("user", "expire"): ActionRule("user.deactivate", 1, "~", "update", True, _USERS_MANAGE, removes_user=True,
-                                   self_harm=True, confirmed_earlier=True, label="deactivate [expired]"),
+    ("user", "expire"): ActionRule(
+        "user.deactivate",
+        1,
+        "~",
+        "update",
+        True,
+        _USERS_MANAGE,
+        removes_user=True,
+        self_harm=True,
+        confirmed_earlier=True,
+        label="deactivate [expired]",
+    ),
     # Policies constrain roles and who holds them; loosening one is destructive, tightening plain.
     ("policy", "create"): ActionRule("policy", 0, "+", "create", False, ("roles.manage",)),
-    ("policy", "update"): ActionRule("policy", 1, "~", "update", False, ("roles.manage",), destructive_if_weakened="value"),
-    ("policy", "delete"): ActionRule("policy", 2, "-", "delete", False, ("roles.manage",), destructive_if_weakened="value"),
+    ("policy", "update"): ActionRule(
+        "policy", 1, "~", "update", False, ("roles.manage",), destructive_if_weakened="value"
+    ),
+    ("policy", "delete"): ActionRule(
+        "policy", 2, "-", "delete", False, ("roles.manage",), destructive_if_weakened="value"
+    ),
 }
 
 # The actions of each kind, as plan.schema.json enumerates them.
@@ -116,7 +183,10 @@ def is_destructive(kind: Kind, action: Action, diff: Mapping[str, Mapping[str, A
     if r.destructive_if_weakened is not None and r.destructive_if_weakened in diff:
         d = diff[r.destructive_if_weakened]
         return weakens(d.get("before"), d.get("after"))
-    return r.destructive or (r.destructive_if_removed is not None and bool(diff.get(r.destructive_if_removed, {}).get("removed")))
+    return r.destructive or (
+        r.destructive_if_removed is not None
+        and bool(diff.get(r.destructive_if_removed, {}).get("removed"))
+    )
 
 
 def weakens(before: Any, after: Any) -> bool:
@@ -140,7 +210,9 @@ def phase_of(kind: Kind, action: Action, destructive: bool) -> int:
     return PHASES.index(r.destructive_phase if destructive and r.destructive_phase else r.phase)
 
 
-def requires_2fa(kind: Kind, action: Action, destructive: bool, grants_privilege: bool, policy: str) -> bool:
+def requires_2fa(
+    kind: Kind, action: Action, destructive: bool, grants_privilege: bool, policy: str
+) -> bool:
     # Under policy `all` every change to an existing user or role needs 2FA; creates never
     # touch an existing row. An expiry was confirmed when it was set.
     if ACTION_TABLE[(kind, action)].confirmed_earlier and not grants_privilege:
@@ -220,9 +292,10 @@ class Change:
     note: str | None = None
     grants_privilege: bool = False
     # What the change takes away, as evidence for a reviewer, read from the live state by the
-    # planner (`planner._with_impact`) and re-derived by apply like the rest: a removed or deactivated
-    # user's bank accounts ({"bank_accounts": FEW}); the users who keep a role that loses
-    # permissions ({"holders": FEW}). FEW is {"shown": the first IMPACT_SHOWN names, "more": N}.
+    # planner (`planner._with_impact`) and re-derived by apply like the rest: a removed or
+    # deactivated user's bank accounts ({"bank_accounts": FEW}); the users who keep a role that
+    # loses permissions ({"holders": FEW}). FEW is
+    # {"shown": the first IMPACT_SHOWN names, "more": N}.
     impact: Mapping[str, Any] | None = None
 
     @property
@@ -384,14 +457,22 @@ def dumps_data(data: Mapping[str, Any]) -> str:
 PROVENANCE_KEYS: Final = ("created_at", "userctl_version", "files", "git_commit")
 
 
-def provenance(created_at: dt.datetime, files: Mapping[str, str], git_commit: str | None,
-               database: str | None = None) -> dict[str, Any]:
+def provenance(
+    created_at: dt.datetime,
+    files: Mapping[str, str],
+    git_commit: str | None,
+    database: str | None = None,
+) -> dict[str, Any]:
     """A plan's provenance: when (UTC), by which userctl, from which files (path -> SHA-256) and
     git commit, against which database (its display form, without credentials)."""
     from userctl import __version__
 
-    made = {"created_at": iso_z(created_at), "userctl_version": __version__, "files": dict(sorted(files.items())),
-            "git_commit": git_commit}
+    made = {
+        "created_at": iso_z(created_at),
+        "userctl_version": __version__,
+        "files": dict(sorted(files.items())),
+        "git_commit": git_commit,
+    }
     return made if database is None else {**made, "database": database}
 
 
@@ -399,6 +480,7 @@ def made_at(plan: Plan) -> dt.datetime | None:
     """When a saved plan says it was made (naive UTC), or None for an unstamped one."""
     text = plan.provenance.get("created_at")
     return parse_utc(text) if isinstance(text, str) else None
+
 
 # A saved plan is read whole into memory: a cap keeps `apply /dev/zero` from reading forever. A
 # plan of 100,000 users' changes is about 150 MB of indented JSON.
@@ -411,15 +493,43 @@ def loads(text: str, source: str = "plan") -> Plan:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError([Problem(f"not a saved plan: invalid JSON ({exc.msg})", (), source, exc.lineno, exc.colno)])
+        raise InputError(
+            [
+                Problem(
+                    f"not a saved plan: invalid JSON ({exc.msg})", (), source, exc.lineno, exc.colno
+                )
+            ]
+        )
     except RecursionError:
         raise InputError([Problem("not a saved plan: nested too deeply", (), source)]) from None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION or "digest" not in data:
-        raise InputError([Problem(f"not a saved userctl plan (format_version {FORMAT_VERSION} expected): plan again", (), source)])
+    if (
+        not isinstance(data, dict)
+        or data.get("format_version") != FORMAT_VERSION
+        or "digest" not in data
+    ):
+        raise InputError(
+            [
+                Problem(
+                    "not a saved userctl plan (format_version "
+                    f"{FORMAT_VERSION} expected): plan again",
+                    (),
+                    source,
+                )
+            ]
+        )
     _check_schema(data, source)
     missing = sorted(set(PROVENANCE_KEYS) - set(data["provenance"]))
     if missing:
-        raise InputError([Problem(f"saved plan is malformed: its provenance lacks {', '.join(missing)}: plan again", (), source)])
+        raise InputError(
+            [
+                Problem(
+                    "saved plan is malformed: its provenance lacks "
+                    f"{', '.join(missing)}: plan again",
+                    (),
+                    source,
+                )
+            ]
+        )
     try:
         plan = Plan(
             organization=data["organization"],
@@ -448,7 +558,9 @@ PLAN_SCHEMA_PATH: Final = Path(__file__).resolve().parent / "schemas" / "plan.sc
 def _plan_validator() -> Any:
     import jsonschema_rs
 
-    return jsonschema_rs.Draft202012Validator(json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8")))
+    return jsonschema_rs.Draft202012Validator(
+        json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8"))
+    )
 
 
 def _check_schema(data: Any, source: str) -> None:
@@ -456,7 +568,15 @@ def _check_schema(data: Any, source: str) -> None:
         error = next(iter(_plan_validator().iter_errors(data)), None)
     except UnicodeEncodeError:
         # JSON may spell a lone surrogate ("\ud800"), which is no text at all.
-        raise InputError([Problem("saved plan is malformed: it holds a lone surrogate, which is not text", (), source)]) from None
+        raise InputError(
+            [
+                Problem(
+                    "saved plan is malformed: it holds a lone surrogate, which is not text",
+                    (),
+                    source,
+                )
+            ]
+        ) from None
     if error is not None:
         where = "/".join(str(p) for p in error.instance_path) or "(document)"
         message = str(error.message)

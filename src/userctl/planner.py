@@ -19,9 +19,9 @@ from userctl.plan import (
     ACTION_TABLE,
     Action,
     Change,
+    Finding,
     Kind,
     Plan,
-    Finding,
     bank_account_address,
     is_destructive,
     organization_address,
@@ -144,11 +144,20 @@ class _Builder:
         self.preconditions[bank_account_address(key)] = fingerprint(self.live, "bank_account", key)
 
 
-def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOptions(), today: dt.date | None = None) -> Plan:
+def diff(
+    desired: DesiredState,
+    live: LiveState,
+    options: PlanOptions = PlanOptions(),
+    today: dt.date | None = None,
+) -> Plan:
     """`today`: the UTC date expiries are judged on (none are without it)."""
     b = _Builder(live, options, expired=_expired(desired, today))
     if desired.organization != live.organization.slug:
-        b.error(("organization",), f"the file declares {desired.organization!r} but the live state is {live.organization.slug!r}")
+        b.error(
+            ("organization",),
+            f"the file declares {desired.organization!r} but the live "
+            f"state is {live.organization.slug!r}",
+        )
     _check_replace_option(desired, live, b)
     _plan_policies(desired, live, b)
     _plan_roles(desired, live, b)
@@ -163,9 +172,11 @@ def diff(desired: DesiredState, live: LiveState, options: PlanOptions = PlanOpti
         b.preconditions.clear()
     after = apply_changes(live, changes)
     changes = assess(live, _with_impact(live, changes, after), after, today)
-    findings = (*guards.check(live, changes, options, after),
-                *policy_findings(live, after, options.reason, writes=any(not c.deferred for c in changes)),
-                *_expiry_notes(after, today))
+    findings = (
+        *guards.check(live, changes, options, after),
+        *policy_findings(live, after, options.reason, writes=any(not c.deferred for c in changes)),
+        *_expiry_notes(after, today),
+    )
     return Plan(
         organization=live.organization.slug,
         two_factor_policy=live.organization.two_factor_policy,
@@ -185,10 +196,13 @@ def _few(names: Iterable[str]) -> dict[str, Any]:
     return {"shown": ordered[:IMPACT_SHOWN], "more": max(len(ordered) - IMPACT_SHOWN, 0)}
 
 
-def _with_impact(live: LiveState, changes: tuple[Change, ...], after: LiveState) -> tuple[Change, ...]:
+def _with_impact(
+    live: LiveState, changes: tuple[Change, ...], after: LiveState
+) -> tuple[Change, ...]:
     """`changes` with what each takes away (Change.impact), from the live state: the bank
     accounts of a user who leaves; the users who lose a role's removed permissions, which are the
     role's holders who keep it (one who moves to another role loses it by their own change)."""
+
     def removes(c: Change) -> bool:
         field = ACTION_TABLE[(c.kind, c.action)].destructive_if_removed
         return field is not None and bool(c.diff.get(field, {}).get("removed"))
@@ -210,7 +224,9 @@ def _with_impact(live: LiveState, changes: tuple[Change, ...], after: LiveState)
     return tuple(out)
 
 
-def policy_findings(live: LiveState, after: LiveState, reason: str | None, *, writes: bool = True) -> list[Finding]:
+def policy_findings(
+    live: LiveState, after: LiveState, reason: str | None, *, writes: bool = True
+) -> list[Finding]:
     """The policies in force after the plan, judged on the state it leaves behind; a reason is
     required when the policies before or after it say so, of a plan that `writes` anything."""
     found = policies.check(after)
@@ -222,19 +238,30 @@ def _expired(desired: DesiredState, today: dt.date | None) -> frozenset[str]:
     if today is None:
         return frozenset()
     day = today.isoformat()
-    return frozenset(e for e, u in desired.users.items() if u.expires is not None and u.expires < day)
+    return frozenset(
+        e for e, u in desired.users.items() if u.expires is not None and u.expires < day
+    )
 
 
 def _expiry_notes(after: LiveState, today: dt.date | None) -> list[Finding]:
     if today is None:
         return []
     notes = []
-    for email in sorted(e for e, u in after.users.items() if u.expires is not None and u.status != "inactive"):
+    for email in sorted(
+        e for e, u in after.users.items() if u.expires is not None and u.status != "inactive"
+    ):
         left = (dt.date.fromisoformat(after.users[email].expires or "") - today).days
         if 0 <= left <= EXPIRY_NOTICE_DAYS:
             when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
-            notes.append(Finding("expiry", False, f"{email} expires {when} ({after.users[email].expires}): "
-                                                  "deactivated by the first plan after that day", ("users", email, "expires")))
+            notes.append(
+                Finding(
+                    "expiry",
+                    False,
+                    f"{email} expires {when} ({after.users[email].expires}): "
+                    "deactivated by the first plan after that day",
+                    ("users", email, "expires"),
+                )
+            )
     return notes
 
 
@@ -252,8 +279,16 @@ def _plan_policies(desired: DesiredState, live: LiveState, b: _Builder) -> None:
         before = policy_record(key, old) if old is not None else None
         after = policy_record(key, want) if want is not None else None
         action: Action = "create" if old is None else "delete" if want is None else "update"
-        b.add("policy", key, action, before, after, diff={"value": {"before": before and before["value"],
-                                                                     "after": after and after["value"]}})
+        b.add(
+            "policy",
+            key,
+            action,
+            before,
+            after,
+            diff={
+                "value": {"before": before and before["value"], "after": after and after["value"]}
+            },
+        )
 
 
 def _order(change: Change) -> tuple[int, str, int]:
@@ -263,7 +298,10 @@ def _order(change: Change) -> tuple[int, str, int]:
 def _check_replace_option(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     for email in sorted(b.options.replace):
         if email not in desired.users or email not in live.users:
-            b.error(("users", email), f"--replace {email}: the user must exist both in the file and in the database")
+            b.error(
+                ("users", email),
+                f"--replace {email}: the user must exist both in the file and in the database",
+            )
 
 
 def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
@@ -295,13 +333,19 @@ def _plan_roles(desired: DesiredState, live: LiveState, b: _Builder) -> None:
         held_by = holders.get(name, [])
         if held_by:
             shown = first_few(sorted(held_by), 5)
-            b.error(("roles", name), f"role {name!r} is not in the file, so it would be deleted, but it is still held by {shown}")
+            b.error(
+                ("roles", name),
+                f"role {name!r} is not in the file, so it would be deleted, "
+                f"but it is still held by {shown}",
+            )
             continue
         b.expect_role(name)
         b.add("role", (name,), "delete", role_record(live.roles[name]), None)
 
 
-def _role_holders_after(desired: DesiredState, live: LiveState, options: PlanOptions) -> dict[str, list[str]]:
+def _role_holders_after(
+    desired: DesiredState, live: LiveState, options: PlanOptions
+) -> dict[str, list[str]]:
     holders: dict[str, list[str]] = {}
     for email, user in desired.users.items():
         holders.setdefault(user.role, []).append(email)
@@ -346,11 +390,18 @@ def _created(want: User) -> User:
 
 def _created_inactive(email: str, want: User, b: _Builder) -> bool:
     if email in b.expired:
-        b.error(("users", email, "expires"), f"{email} expired on {want.expires}: a new user cannot be created expired; "
-                                             "give a later date or leave them out")
+        b.error(
+            ("users", email, "expires"),
+            f"{email} expired on {want.expires}: a new user cannot be created expired; "
+            "give a later date or leave them out",
+        )
         return True
     if want.status == "inactive":
-        b.error(("users", email, "status"), "a new user cannot be created inactive: declare them active to invite them, or leave them out")
+        b.error(
+            ("users", email, "status"),
+            "a new user cannot be created inactive: declare them active to "
+            "invite them, or leave them out",
+        )
     return want.status == "inactive"
 
 
@@ -359,8 +410,14 @@ def _plan_create(email: str, want: User, b: _Builder) -> None:
         return
     b.expect_user(email)
     b.expect_role(want.role)
-    b.add("user", (email,), "create", None, user_fields(_created(want)),
-          note="an invitation is emailed; the user stays invited until they register")
+    b.add(
+        "user",
+        (email,),
+        "create",
+        None,
+        user_fields(_created(want)),
+        note="an invitation is emailed; the user stays invited until they register",
+    )
     _plan_deferred_assignments(email, want.bank_accounts, b, "the user is created invited")
 
 
@@ -379,26 +436,51 @@ def _plan_replace(email: str, want: User, have: User, b: _Builder) -> None:
 def _plan_deferred_assignments(email: str, keys: Iterable[str], b: _Builder, why: str) -> None:
     for key in sorted(keys):
         if _check_bank_account(email, key, b):
-            _assign(email, key, b, deferred=True, note=f"deferred: bank accounts can only be assigned to active users ({why})")
+            _assign(
+                email,
+                key,
+                b,
+                deferred=True,
+                note=f"deferred: bank accounts can only be assigned to active users ({why})",
+            )
 
 
 def _assignment(email: str, key: str) -> dict[str, Any]:
     return {"user": email, "bank_account": key}
 
 
-def _assign(email: str, key: str, b: _Builder, *, deferred: bool = False, note: str | None = None) -> None:
-    b.add("assignment", (email, key), "assign", None, _assignment(email, key),
-          diff={"assigned": {"before": False, "after": True}}, deferred=deferred, note=note)
+def _assign(
+    email: str, key: str, b: _Builder, *, deferred: bool = False, note: str | None = None
+) -> None:
+    b.add(
+        "assignment",
+        (email, key),
+        "assign",
+        None,
+        _assignment(email, key),
+        diff={"assigned": {"before": False, "after": True}},
+        deferred=deferred,
+        note=note,
+    )
 
 
 def _unassign(email: str, key: str, b: _Builder) -> None:
-    b.add("assignment", (email, key), "unassign", _assignment(email, key), None,
-          diff={"assigned": {"before": True, "after": False}})
+    b.add(
+        "assignment",
+        (email, key),
+        "unassign",
+        _assignment(email, key),
+        None,
+        diff={"assigned": {"before": True, "after": False}},
+    )
 
 
 def _check_bank_account(email: str, key: str, b: _Builder) -> bool:
     if key not in b.live.bank_accounts:
-        b.error(("users", email, "bank_accounts"), f"unknown bank account {key!r} (see `userctl accounts list`)")
+        b.error(
+            ("users", email, "bank_accounts"),
+            f"unknown bank account {key!r} (see `userctl accounts list`)",
+        )
         return False
     return True
 
@@ -407,8 +489,19 @@ def _comparable(user: User) -> tuple[object, ...]:
     # What the file declares of a user: all but the email (the key) and totp_enrolled (set by the
     # platform). A plain function on purpose: its attribute reads are specialised for slots, and
     # measured faster than operator.attrgetter, which looks each name up.
-    return (user.first_name, user.last_name, user.role, user.two_factor, user.force_password_reset,
-            user.bank_accounts, user.status, user.id_type, user.id_number, user.phone, user.expires)
+    return (
+        user.first_name,
+        user.last_name,
+        user.role,
+        user.two_factor,
+        user.force_password_reset,
+        user.bank_accounts,
+        user.status,
+        user.id_type,
+        user.id_number,
+        user.phone,
+        user.expires,
+    )
 
 
 def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
@@ -417,7 +510,9 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
         return
     steps = _update_steps(want, have)
     if email in b.expired:
-        steps = [("expire" if action == "deactivate" else action, values) for action, values in steps]
+        steps = [
+            ("expire" if action == "deactivate" else action, values) for action, values in steps
+        ]
     to_assign = sorted(want.bank_accounts - have.bank_accounts)
     to_unassign = sorted(have.bank_accounts - want.bank_accounts)
     if have.status == "inactive" and want.status == "inactive":
@@ -433,13 +528,24 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     record = user_fields(have)
     for action, values in steps:
         after = {**record, **values}
-        note = f"expired on {want.expires}: deactivated with no new code (the expiry was confirmed when set)" \
-            if action == "expire" else None
+        note = (
+            f"expired on {want.expires}: deactivated with no new code (the "
+            "expiry was confirmed when set)"
+            if action == "expire"
+            else None
+        )
         b.add("user", (email,), action, record, after, note=note)
         record = after
     if have.status == "invited" and want.status == "active":
-        b.add("user", (email,), "activate", user_fields(have), {**user_fields(have), "status": "active"},
-              deferred=True, note=PENDING_NOTE)
+        b.add(
+            "user",
+            (email,),
+            "activate",
+            user_fields(have),
+            {**user_fields(have), "status": "active"},
+            deferred=True,
+            note=PENDING_NOTE,
+        )
     for key in to_unassign:
         _unassign(email, key, b)
     _plan_assignments(email, to_assign, want, have, b)
@@ -448,9 +554,12 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
 def _immutable_fields_kept(email: str, want: User, have: User, b: _Builder) -> bool:
     bad = [f for f in IMMUTABLE_USER_FIELDS if getattr(want, f) != getattr(have, f)]
     for name in bad:
-        b.error(("users", email, name),
-                f"{name} of {email} cannot be changed ({getattr(have, name)!r} -> {getattr(want, name)!r}): "
-                f"it is fixed at creation; use --replace {email} to delete and re-create the user")
+        b.error(
+            ("users", email, name),
+            f"{name} of {email} cannot be changed ({getattr(have, name)!r} -> "
+            f"{getattr(want, name)!r}): it is fixed at creation; use --replace {email} "
+            "to delete and re-create the user",
+        )
     return not bad
 
 
@@ -476,24 +585,38 @@ def _update_steps(want: User, have: User) -> list[tuple[Action, dict[str, Any]]]
     return steps
 
 
-def _refuse_inactive_changes(email: str, want: User, have: User, accounts_changed: bool, b: _Builder) -> None:
+def _refuse_inactive_changes(
+    email: str, want: User, have: User, accounts_changed: bool, b: _Builder
+) -> None:
     """An inactive user who stays inactive cannot be modified, only deleted or reactivated."""
-    changed = [f for f in (*PROFILE_FIELDS, "role", "two_factor", "expires") if getattr(want, f) != getattr(have, f)]
+    changed = [
+        f
+        for f in (*PROFILE_FIELDS, "role", "two_factor", "expires")
+        if getattr(want, f) != getattr(have, f)
+    ]
     if accounts_changed:
         changed.append("bank_accounts")
     for name in changed:
-        b.error(("users", email, name),
-                f"{email} is inactive: an inactive user cannot be modified, only deleted or reactivated (status: active)")
+        b.error(
+            ("users", email, name),
+            f"{email} is inactive: an inactive user cannot be modified, only deleted "
+            "or reactivated (status: active)",
+        )
 
 
-def _plan_assignments(email: str, to_assign: list[str], want: User, have: User, b: _Builder) -> None:
+def _plan_assignments(
+    email: str, to_assign: list[str], want: User, have: User, b: _Builder
+) -> None:
     """Bank accounts can only be assigned to active users: to a pending one the assignment is
     deferred, to one declared inactive it is an error."""
     for key in to_assign:
         if not _check_bank_account(email, key, b):
             continue
         if want.status != "active":
-            b.error(("users", email, "bank_accounts"), f"bank account {key!r}: bank accounts can only be assigned to active users")
+            b.error(
+                ("users", email, "bank_accounts"),
+                f"bank account {key!r}: bank accounts can only be assigned to active users",
+            )
         elif have.status == "invited":
             _assign(email, key, b, deferred=True, note="deferred: " + PENDING_NOTE)
         else:

@@ -14,14 +14,49 @@ from typing import Any, Final, Mapping
 
 from userctl.errors import Path, first_few
 from userctl.plan import Finding
-from userctl.state import KEYED_POLICY_RULES, PERMISSIONS, POLICY_RULES, LiveState, Policies, PolicyKey, policy_text
+from userctl.state import (
+    KEYED_POLICY_RULES,
+    PERMISSIONS,
+    POLICY_RULES,
+    LiveState,
+    Policies,
+    PolicyKey,
+    policy_text,
+)
 
 # Local parts of shared role mailboxes (PCI DSS 8.2.2: one person per account). The one list.
-ROLE_MAILBOXES: Final[frozenset[str]] = frozenset({
-    "accounting", "accounts", "admin", "administrator", "billing", "compliance", "contact", "finance", "help",
-    "hello", "hr", "info", "it", "legal", "no-reply", "noreply", "office", "ops", "operations", "payments",
-    "payouts", "postmaster", "sales", "security", "support", "team", "treasury", "webmaster",
-})
+ROLE_MAILBOXES: Final[frozenset[str]] = frozenset(
+    {
+        "accounting",
+        "accounts",
+        "admin",
+        "administrator",
+        "billing",
+        "compliance",
+        "contact",
+        "finance",
+        "help",
+        "hello",
+        "hr",
+        "info",
+        "it",
+        "legal",
+        "no-reply",
+        "noreply",
+        "office",
+        "ops",
+        "operations",
+        "payments",
+        "payouts",
+        "postmaster",
+        "sales",
+        "security",
+        "support",
+        "team",
+        "treasury",
+        "webmaster",
+    }
+)
 # The rules that hold a number of days (hygiene and access reviews read them; nothing here judges
 # them), and their bound, as the JSON Schema gives it.
 DAY_RULES: Final[frozenset[str]] = frozenset({"max_inactive_days", "review_every_days"})
@@ -62,17 +97,23 @@ def check(state: LiveState, policies: Policies | None = None) -> list[Violation]
     found: list[Violation] = []
     found += _separation_of_duties(state, policies)
     held: dict[str, list[str]] = {}  # permission -> the active users holding it, by email
-    watched = set(_list(policies, ("require_two_factor", ""))) | {name for rule, name in policies if rule == "max_holders"}
+    watched = set(_list(policies, ("require_two_factor", ""))) | {
+        name for rule, name in policies if rule == "max_holders"
+    }
     shared = policies.get(("forbid_shared_mailboxes", "")) is True
     for email in sorted(state.users):
         user = state.users[email]
         if user.status == "inactive":
             continue
         if shared and mailbox(email) is not None:
-            found.append(Violation(
-                "forbid_shared_mailboxes",
-                f"forbid_shared_mailboxes: {email} is a shared role mailbox ({mailbox(email)}@): each account must belong to one person",
-                ("users", email)))
+            found.append(
+                Violation(
+                    "forbid_shared_mailboxes",
+                    f"forbid_shared_mailboxes: {email} is a shared role mailbox "
+                    f"({mailbox(email)}@): each account must belong to one person",
+                    ("users", email),
+                )
+            )
         role = state.roles.get(user.role)
         if role is None or not watched:
             continue
@@ -96,17 +137,27 @@ def _separation_of_duties(state: LiveState, policies: Policies) -> list[Violatio
         for role_name in sorted(state.roles):
             together = sorted(state.roles[role_name].permissions & set(value))
             if len(together) > 1:
-                holders = sorted(e for e, u in state.users.items() if u.role == role_name and u.status != "inactive")
+                holders = sorted(
+                    e
+                    for e, u in state.users.items()
+                    if u.role == role_name and u.status != "inactive"
+                )
                 who = f", held by {first_few(holders, SHOWN)}" if holders else ""
-                found.append(Violation(
-                    rule,
-                    f"separation_of_duties.{name}: role {role_name!r} holds {' and '.join(together)} together{who}; "
-                    f"no single role may hold more than one of {', '.join(sorted(value))}",
-                    ("roles", role_name, "permissions")))
+                found.append(
+                    Violation(
+                        rule,
+                        f"separation_of_duties.{name}: role {role_name!r} holds "
+                        f"{' and '.join(together)} together{who}; no single role may hold more "
+                        f"than one of {', '.join(sorted(value))}",
+                        ("roles", role_name, "permissions"),
+                    )
+                )
     return found
 
 
-def _two_factor(state: LiveState, policies: Policies, held: Mapping[str, list[str]]) -> list[Violation]:
+def _two_factor(
+    state: LiveState, policies: Policies, held: Mapping[str, list[str]]
+) -> list[Violation]:
     found = []
     required = _list(policies, ("require_two_factor", ""))
     lacking: dict[str, list[str]] = {}  # email -> the permissions that require it
@@ -116,11 +167,15 @@ def _two_factor(state: LiveState, policies: Policies, held: Mapping[str, list[st
                 lacking.setdefault(email, []).append(permission)
     for email in sorted(lacking):
         user = state.users[email]
-        found.append(Violation(
-            "require_two_factor",
-            f"require_two_factor: {email} holds {', '.join(lacking[email])} through role {user.role!r} but is declared two_factor: "
-            f"{user.two_factor}; holders of {', '.join(sorted(required))} must be two_factor: required",
-            ("users", email, "two_factor")))
+        found.append(
+            Violation(
+                "require_two_factor",
+                f"require_two_factor: {email} holds {', '.join(lacking[email])} through role "
+                f"{user.role!r} but is declared two_factor: {user.two_factor}; holders of "
+                f"{', '.join(sorted(required))} must be two_factor: required",
+                ("users", email, "two_factor"),
+            )
+        )
     return found
 
 
@@ -131,19 +186,25 @@ def _max_holders(policies: Policies, held: Mapping[str, list[str]]) -> list[Viol
             continue
         holders = held.get(permission, [])
         if len(holders) > limit:
-            found.append(Violation(
-                rule,
-                f"max_holders.{permission}: {len(holders)} active users would hold {permission}, more than {limit}: "
-                f"{first_few(holders, 10)}",
-                ("policies", rule, permission)))
+            found.append(
+                Violation(
+                    rule,
+                    f"max_holders.{permission}: {len(holders)} active users would hold "
+                    f"{permission}, more than {limit}: {first_few(holders, 10)}",
+                    ("policies", rule, permission),
+                )
+            )
     return found
 
 
 def reason_violation(reason: str | None, *policies: Policies) -> Violation | None:
     if reason or not requires_reason(*policies):
         return None
-    return Violation("require_reason", "policies.require_reason: every plan must carry a reason: plan again with "
-                                       "--reason TEXT (or USERCTL_REASON), e.g. the ticket or pull request it implements")
+    return Violation(
+        "require_reason",
+        "policies.require_reason: every plan must carry a reason: plan again with "
+        "--reason TEXT (or USERCTL_REASON), e.g. the ticket or pull request it implements",
+    )
 
 
 def value_problem(key: PolicyKey, value: Any) -> str | None:
@@ -157,10 +218,19 @@ def value_problem(key: PolicyKey, value: Any) -> str | None:
     if value is None:
         return None
     if rule == "max_holders":
-        ok = name in PERMISSIONS and isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+        ok = (
+            name in PERMISSIONS
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and 0 <= value <= 1_000_000
+        )
     elif rule in ("separation_of_duties", "require_two_factor"):
-        ok = (isinstance(value, list) and all(p in PERMISSIONS for p in value) and value == sorted(set(value))
-              and (rule != "separation_of_duties" or (len(name) <= 100 and len(value) >= 2)))
+        ok = (
+            isinstance(value, list)
+            and all(p in PERMISSIONS for p in value)
+            and value == sorted(set(value))
+            and (rule != "separation_of_duties" or (len(name) <= 100 and len(value) >= 2))
+        )
     elif rule in DAY_RULES:
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS
     else:

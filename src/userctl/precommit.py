@@ -17,7 +17,6 @@ import argparse
 import os
 from typing import Sequence
 
-
 # The directory name the hook's `files` pattern selects whole: `users/*.yaml` is one desired state.
 STATE_DIRECTORY = "users"
 
@@ -29,7 +28,9 @@ def targets(files: Sequence[str], directories: Sequence[str]) -> list[str]:
     chosen: list[str] = []
     for path in files:
         parent = os.path.dirname(os.path.normpath(path))
-        declared = next((root for root in roots if os.path.abspath(parent) == os.path.abspath(root)), None)
+        declared = next(
+            (root for root in roots if os.path.abspath(parent) == os.path.abspath(root)), None
+        )
         target = declared or (parent if os.path.basename(parent) == STATE_DIRECTORY else path)
         if target not in chosen:
             chosen.append(target)
@@ -39,9 +40,18 @@ def targets(files: Sequence[str], directories: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     from userctl.cli.main import cli
 
-    parser = argparse.ArgumentParser(prog="python -m userctl.precommit", description="userctl validate for the files pre-commit passes.")
-    parser.add_argument("--dir", dest="directories", action="append", default=[], metavar="DIR",
-                        help="a directory whose *.yaml files form one desired state (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m userctl.precommit",
+        description="userctl validate for the files pre-commit passes.",
+    )
+    parser.add_argument(
+        "--dir",
+        dest="directories",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory whose *.yaml files form one desired state (repeatable)",
+    )
     parser.add_argument("files", nargs="*", metavar="FILE")
     args = parser.parse_args(argv)
     worst = 0

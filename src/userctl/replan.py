@@ -19,13 +19,13 @@ from dataclasses import replace
 from typing import Any, Mapping
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
+from userctl.names import free_text_problem
 from userctl.plan import Change, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.policies import value_problem
+from userctl.printable import printable
 from userctl.risk import assess
 from userctl.simulate import DoesNotFit, apply_changes
-from userctl.printable import printable
-from userctl.names import free_text_problem
 from userctl.state import DesiredState, LiveState, limit_problem
 
 # The longest reason a plan may carry (a ticket id or a pull request's title).
@@ -54,24 +54,39 @@ def check_rederived(plan: Plan, live: LiveState, today: dt.date | None = None) -
     slug = live.organization.slug
     _check_values(plan)
     if plan.two_factor_policy != live.organization.two_factor_policy:
-        raise _forged(plan, f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
-                            f"{live.organization.two_factor_policy!r}")
+        raise _forged(
+            plan,
+            f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
+            f"{live.organization.two_factor_policy!r}",
+        )
     try:
         after = apply_changes(live, plan.changes)
     except DoesNotFit as exc:
         raise _forged(plan, f"{exc} does not fit the live state of {slug}") from None
     for stated, judged in zip(plan.changes, assess(live, plan.changes, after, today)):
         if _flags(stated) != _flags(judged):
-            raise _forged(plan, f"{stated.address} {stated.action} is marked {_shown(stated)}, but it is {_shown(judged)}")
+            raise _forged(
+                plan,
+                f"{stated.address} {stated.action} is marked "
+                f"{_shown(stated)}, but it is {_shown(judged)}",
+            )
     try:
-        replanned = diff(_desired_after(live, plan.changes, after), live, options_of(plan.options), today)
+        replanned = diff(
+            _desired_after(live, plan.changes, after), live, options_of(plan.options), today
+        )
     except InputError as exc:
         raise _forged(plan, f"the planner refuses what it asks: {exc.problems[0]}") from None
     _same_changes(plan, plan.changes, replanned.changes)
     if dict(replanned.preconditions) != dict(plan.preconditions):
         missing = sorted(set(replanned.preconditions) - set(plan.preconditions))
         extra = sorted(set(plan.preconditions) - set(replanned.preconditions))
-        detail = f"it omits {missing[0]}" if missing else f"it adds {extra[0]}" if extra else "their hashes differ"
+        detail = (
+            f"it omits {missing[0]}"
+            if missing
+            else f"it adds {extra[0]}"
+            if extra
+            else "their hashes differ"
+        )
         raise _forged(plan, f"its preconditions are not the ones its changes depend on: {detail}")
 
 
@@ -84,7 +99,11 @@ def same_plan(saved: Plan, fresh: Plan) -> str | None:
     except StalePlan as exc:
         return str(exc)
     if dict(saved.options) != dict(fresh.options):
-        differ = sorted(k for k in set(saved.options) | set(fresh.options) if saved.options.get(k) != fresh.options.get(k))
+        differ = sorted(
+            k
+            for k in set(saved.options) | set(fresh.options)
+            if saved.options.get(k) != fresh.options.get(k)
+        )
         return f"the planning options differ ({', '.join(differ)})"
     if dict(saved.preconditions) != dict(fresh.preconditions):
         return "the rows it depends on differ"
@@ -96,7 +115,16 @@ def same_plan(saved: Plan, fresh: Plan) -> str | None:
 _ROLE_COLUMNS: dict[str, str] = {"name": "roles.name", "description": "roles.description"}
 _USER_COLUMNS: dict[str, str] = {
     name: f"users.{name}"
-    for name in ("email", "id_type", "id_number", "phone", "first_name", "last_name", "status", "two_factor")
+    for name in (
+        "email",
+        "id_type",
+        "id_number",
+        "phone",
+        "first_name",
+        "last_name",
+        "status",
+        "two_factor",
+    )
 }
 
 
@@ -108,10 +136,14 @@ def _check_values(plan: Plan) -> None:
         raise _forged(plan, printable(problem))
     for change in plan.changes:
         if change.kind == "policy":
-            problem = value_problem((change.key[0], change.key[1] if len(change.key) > 1 else ""),
-                                    None if change.after is None else change.after.get("value"))
+            problem = value_problem(
+                (change.key[0], change.key[1] if len(change.key) > 1 else ""),
+                None if change.after is None else change.after.get("value"),
+            )
             if problem is not None:
-                raise _forged(plan, f"{printable(change.address)} {change.action}: {printable(problem)}")
+                raise _forged(
+                    plan, f"{printable(change.address)} {change.action}: {printable(problem)}"
+                )
             continue
         if change.after is None and change.kind != "assignment":
             continue  # a delete writes no value
@@ -120,16 +152,26 @@ def _check_values(plan: Plan) -> None:
             checks = [(column, record.get(field)) for field, column in _ROLE_COLUMNS.items()]
             checks += [("role_permissions.permission", p) for p in record.get("permissions") or ()]
         elif change.kind == "user":
-            checks = [(column, record.get(field)) for field, column in _USER_COLUMNS.items() if field in record]
+            checks = [
+                (column, record.get(field))
+                for field, column in _USER_COLUMNS.items()
+                if field in record
+            ]
             checks.append(("roles.name", record.get("role")))
             if record.get("expires") is not None and not is_date(record["expires"]):
-                raise _forged(plan, f"{printable(change.address)} {change.action}: expires is not a date YYYY-MM-DD")
+                raise _forged(
+                    plan,
+                    f"{printable(change.address)} {change.action}: "
+                    "expires is not a date YYYY-MM-DD",
+                )
         else:
             checks = [("bank_accounts.key", change.key[1] if len(change.key) > 1 else None)]
         for column, value in checks:
             problem = limit_problem(column, value)
             if problem is not None:
-                raise _forged(plan, f"{printable(change.address)} {change.action}: {printable(problem)}")
+                raise _forged(
+                    plan, f"{printable(change.address)} {change.action}: {printable(problem)}"
+                )
 
 
 def options_of(data: Mapping[str, Any]) -> PlanOptions:
@@ -145,7 +187,9 @@ def options_of(data: Mapping[str, Any]) -> PlanOptions:
 def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveState) -> DesiredState:
     """The desired state a file must have declared to get `changes`: the state they lead to, with
     what deferred changes wait for (a pending user declared active, their bank accounts)."""
-    pending = {c.key[0] for c in changes if c.deferred and c.kind == "user" and c.action == "activate"}
+    pending = {
+        c.key[0] for c in changes if c.deferred and c.kind == "user" and c.action == "activate"
+    }
     waiting: dict[str, set[str]] = {}
     for c in changes:
         if c.deferred and c.kind == "assignment":
@@ -159,7 +203,9 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
                 status="active" if email in pending else user.status,
                 bank_accounts=user.bank_accounts | waiting.get(email, set()),
             )
-    return DesiredState(live.organization.slug, dict(after.roles), users, policies=dict(after.policies))
+    return DesiredState(
+        live.organization.slug, dict(after.roles), users, policies=dict(after.policies)
+    )
 
 
 def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:
@@ -167,18 +213,31 @@ def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change,
         if mine.to_data() != theirs.to_data():
             if replace(mine, impact=theirs.impact) == theirs:
                 raise _impact_differs(mine)
-            raise _forged(plan, f"{mine.address} {mine.action} is not what the planner writes "
-                                f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})")
+            raise _forged(
+                plan,
+                f"{mine.address} {mine.action} is not what the planner writes "
+                f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})",
+            )
     if len(stated) != len(derived):
         if len(stated) > len(derived):
-            raise _forged(plan, f"{stated[len(derived)].address} {stated[len(derived)].action} is a change the planner does not write")
-        raise _forged(plan, f"it leaves out {derived[len(stated)].address} {derived[len(stated)].action}")
+            raise _forged(
+                plan,
+                f"{stated[len(derived)].address} {stated[len(derived)].action} is a "
+                "change the planner does not write",
+            )
+        raise _forged(
+            plan, f"it leaves out {derived[len(stated)].address} {derived[len(stated)].action}"
+        )
 
 
 def _difference(mine: Change, theirs: Change) -> str:
     a, b = mine.to_data(), theirs.to_data()
     fields = [k for k in a if a[k] != b.get(k)]
-    return f"; {', '.join(fields)} differ" if fields and (mine.address, mine.action) == (theirs.address, theirs.action) else ""
+    return (
+        f"; {', '.join(fields)} differ"
+        if fields and (mine.address, mine.action) == (theirs.address, theirs.action)
+        else ""
+    )
 
 
 def _flags(change: Change) -> tuple[bool, bool, bool]:
@@ -193,16 +252,22 @@ def _shown(change: Change) -> str:
 def _impact_differs(change: Change) -> StalePlan:
     """A change's impact names rows its preconditions do not pin (who holds a role), so it can go
     out of date without the plan being forged: stale, either way not to be trusted."""
-    what = ("the bank accounts it says the user holds" if change.kind == "user"
-            else "the users it says lose the removed permissions")
-    return StalePlan(f"the plan is stale: for {printable(change.address)} {change.action}, {what} are not those of "
-                     "the live state (they changed since the plan was made, or the plan was edited). Nothing was "
-                     "written; plan again.")
+    what = (
+        "the bank accounts it says the user holds"
+        if change.kind == "user"
+        else "the users it says lose the removed permissions"
+    )
+    return StalePlan(
+        f"the plan is stale: for {printable(change.address)} {change.action}, {what} are not those "
+        "of the live state (they changed since the plan was made, or the plan was edited). "
+        "Nothing was written; plan again."
+    )
 
 
 def _forged(plan: Plan, detail: str) -> ForgedPlan:
     return ForgedPlan(
-        f"the saved plan for {plan.organization} is not one userctl would write for the live state, so it is "
-        f"refused as forged: {detail}. Nothing was written; plan again from the desired-state file.",
+        f"the saved plan for {plan.organization} is not one userctl would write for the "
+        f"live state, so it is refused as forged: {detail}. Nothing was written; plan "
+        "again from the desired-state file.",
         detail,
     )

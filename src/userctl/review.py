@@ -35,7 +35,9 @@ class ReviewUser:
     bank_accounts: frozenset[str]
 
 
-def grant_events(events: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
+def grant_events(
+    events: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, Mapping[str, Any]]]:
     """The event that last granted each user their role (by user address) and each bank account
     (by assignment address): a creation, re-creation or reactivation, or a change of role; an
     assignment."""
@@ -45,9 +47,14 @@ def grant_events(events: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Mapping
         action, after, before = str(event["action"]), event.get("after"), event.get("before")
         if action.endswith(".assign"):
             accounts[str(event["address"])] = event
-        elif isinstance(after, Mapping) and "role" in after and (
-            action.rsplit(".", 1)[-1] in ("create", "replace", "activate")
-            or not isinstance(before, Mapping) or before.get("role") != after.get("role")
+        elif (
+            isinstance(after, Mapping)
+            and "role" in after
+            and (
+                action.rsplit(".", 1)[-1] in ("create", "replace", "activate")
+                or not isinstance(before, Mapping)
+                or before.get("role") != after.get("role")
+            )
         ):
             roles[str(event["address"])] = event
     return roles, accounts
@@ -58,7 +65,9 @@ def approvals_by_digest(events: Iterable[Mapping[str, Any]]) -> dict[str, list[d
     found: dict[str, list[dict[str, str]]] = {}
     for event in events:
         if event["action"] == APPROVE_ACTION and event.get("plan_digest"):
-            found.setdefault(str(event["plan_digest"]), []).append({"approver": str(event["operator"]), "time": str(event["time"])})
+            found.setdefault(str(event["plan_digest"]), []).append(
+                {"approver": str(event["operator"]), "time": str(event["time"])}
+            )
     return found
 
 
@@ -68,13 +77,19 @@ def reason_of(event: Mapping[str, Any]) -> str | None:
     return str(reason) if reason else None
 
 
-def provenance(event: Mapping[str, Any] | None, approvals: Mapping[str, Sequence[Mapping[str, str]]]) -> dict[str, Any] | None:
+def provenance(
+    event: Mapping[str, Any] | None, approvals: Mapping[str, Sequence[Mapping[str, str]]]
+) -> dict[str, Any] | None:
     """How a grant came about, from the event that made it (None: no audit record, e.g. written
     by the platform or before userctl)."""
     if event is None:
         return None
     digest = event.get("plan_digest")
-    approved = [a for a in approvals.get(str(digest), ()) if a["time"] <= str(event["time"])] if digest else []
+    approved = (
+        [a for a in approvals.get(str(digest), ()) if a["time"] <= str(event["time"])]
+        if digest
+        else []
+    )
     return {
         "time": event["time"],
         "seq": event["seq"],
@@ -109,24 +124,37 @@ def build_report(
         role_event = roles.get(user_address(a.email))
         if role_event is not None and (role_event.get("after") or {}).get("role") != a.role:
             role_event = None  # the role changed outside userctl since: no record of this grant
-        rows.append({
-            "email": a.email,
-            "name": f"{u.first_name} {u.last_name}",
-            "status": a.status,
-            "role": a.role,
-            "permissions": sorted(a.permissions),
-            "privileged_permissions": held,
-            "two_factor": u.two_factor,
-            "totp_enrolled": a.totp_enrolled,
-            "last_login_at": iso_z(a.last_login_at) if a.last_login_at else None,
-            "dormant": is_dormant(a, settings, now),
-            "grants": [
-                {"kind": "role", "name": a.role, "granted_by": provenance(role_event, approvals)},
-                *({"kind": "bank_account", "name": key,
-                   "granted_by": provenance(accounts.get(assignment_address(a.email, key)), approvals)}
-                  for key in sorted(u.bank_accounts)),
-            ],
-        })
+        rows.append(
+            {
+                "email": a.email,
+                "name": f"{u.first_name} {u.last_name}",
+                "status": a.status,
+                "role": a.role,
+                "permissions": sorted(a.permissions),
+                "privileged_permissions": held,
+                "two_factor": u.two_factor,
+                "totp_enrolled": a.totp_enrolled,
+                "last_login_at": iso_z(a.last_login_at) if a.last_login_at else None,
+                "dormant": is_dormant(a, settings, now),
+                "grants": [
+                    {
+                        "kind": "role",
+                        "name": a.role,
+                        "granted_by": provenance(role_event, approvals),
+                    },
+                    *(
+                        {
+                            "kind": "bank_account",
+                            "name": key,
+                            "granted_by": provenance(
+                                accounts.get(assignment_address(a.email, key)), approvals
+                            ),
+                        }
+                        for key in sorted(u.bank_accounts)
+                    ),
+                ],
+            }
+        )
     content: dict[str, Any] = {
         "kind": REPORT_KIND,
         "format_version": REPORT_VERSION,
@@ -138,7 +166,11 @@ def build_report(
         "summary": {
             "users": len(rows),
             "active_users": sum(r["status"] == "active" for r in rows),
-            "privileged_users": [r["email"] for r in rows if r["privileged_permissions"] and r["status"] != "inactive"],
+            "privileged_users": [
+                r["email"]
+                for r in rows
+                if r["privileged_permissions"] and r["status"] != "inactive"
+            ],
             "dormant_users": [r["email"] for r in rows if r["dormant"]],
             "policy_violations": list(policy_results),
             "hygiene_findings": len(findings),
@@ -156,12 +188,24 @@ def report_digest(data: Mapping[str, Any]) -> str:
 
 def report_problem(data: Any, organization: str) -> str | None:
     """Why `data` (a report's JSON) cannot be attested for `organization`, or None."""
-    if not isinstance(data, dict) or data.get("kind") != REPORT_KIND or data.get("format_version") != REPORT_VERSION:
-        return f"not a userctl access review (format_version {REPORT_VERSION}): run `userctl review --format json`"
+    if (
+        not isinstance(data, dict)
+        or data.get("kind") != REPORT_KIND
+        or data.get("format_version") != REPORT_VERSION
+    ):
+        return (
+            f"not a userctl access review (format_version {REPORT_VERSION}): run "
+            "`userctl review --format json`"
+        )
     if data.get("digest") != report_digest(data):
-        return f"its content does not match its digest {data.get('digest')}: the report was edited after it was made"
+        return (
+            f"its content does not match its digest {data.get('digest')}: the "
+            "report was edited after it was made"
+        )
     if data.get("organization") != organization:
-        return f"it is the review of organization {data.get('organization')!r}, not of {organization}"
+        return (
+            f"it is the review of organization {data.get('organization')!r}, not of {organization}"
+        )
     return None
 
 
@@ -191,35 +235,53 @@ class ReviewStatus:
         return {
             "last_attested_at": self.last["time"] if self.last else None,
             "reviewer": self.last["operator"] if self.last else None,
-            "report_digest": (self.last.get("after") or {}).get("report_digest") if self.last else None,
+            "report_digest": (self.last.get("after") or {}).get("report_digest")
+            if self.last
+            else None,
             "review_every_days": settings.review_every_days,
             "due_at": iso_z(self.due_at) if self.due_at else None,
             "overdue": self.overdue,
         }
 
 
-def review_status(events: Sequence[Mapping[str, Any]], settings: ReviewSettings, now: dt.datetime) -> ReviewStatus:
+def review_status(
+    events: Sequence[Mapping[str, Any]], settings: ReviewSettings, now: dt.datetime
+) -> ReviewStatus:
     """Overdue when no review was ever attested, or the last one is older than the interval."""
     done = attestations(events)
     if not done:
         return ReviewStatus(None, None, True)
     last = done[-1]
-    due = naive_utc(dt.datetime.fromisoformat(str(last["time"]))) + dt.timedelta(days=settings.review_every_days)
+    due = naive_utc(dt.datetime.fromisoformat(str(last["time"]))) + dt.timedelta(
+        days=settings.review_every_days
+    )
     return ReviewStatus(last, due, naive_utc(now) > due)
 
 
 # The evidence of an audit period (`userctl evidence`): pure selections over the audit events.
 
-JOINER_ACTIONS: Final = {"user.create": "joiner", "user.activate": "joiner", "user.replace": "joiner",
-                         "user.change_role": "mover", "user.deactivate": "leaver", "user.delete": "leaver"}
+JOINER_ACTIONS: Final = {
+    "user.create": "joiner",
+    "user.activate": "joiner",
+    "user.replace": "joiner",
+    "user.change_role": "mover",
+    "user.deactivate": "leaver",
+    "user.delete": "leaver",
+}
 
 
-def in_period(events: Iterable[Mapping[str, Any]], since: dt.datetime, until: dt.datetime) -> list[Mapping[str, Any]]:
+def in_period(
+    events: Iterable[Mapping[str, Any]], since: dt.datetime, until: dt.datetime
+) -> list[Mapping[str, Any]]:
     """The events at or after `since` and before `until` (naive UTC)."""
-    return [e for e in events if since <= naive_utc(dt.datetime.fromisoformat(str(e["time"]))) < until]
+    return [
+        e for e in events if since <= naive_utc(dt.datetime.fromisoformat(str(e["time"]))) < until
+    ]
 
 
-def applied_plans(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def applied_plans(
+    events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Every plan applied in `period` (events carrying its digest, approvals aside), with its
     approvals (found anywhere in `events`: a plan may be approved before the period starts),
     operator, how it was verified, reasons and changes."""
@@ -229,12 +291,21 @@ def applied_plans(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[
         digest = e.get("plan_digest")
         if not digest or e["action"] == APPROVE_ACTION:
             continue
-        plan = plans.setdefault(str(digest), {
-            "plan_digest": digest, "applied_at": e["time"], "operator": e["operator"], "verified_by": e["verified_by"],
-            "operator_verified": e.get("operator_verified"),
-            "approved_by": [a for a in approvals.get(str(digest), ()) if a["time"] <= str(e["time"])],
-            "reasons": [], "changes": [],
-        })
+        plan = plans.setdefault(
+            str(digest),
+            {
+                "plan_digest": digest,
+                "applied_at": e["time"],
+                "operator": e["operator"],
+                "verified_by": e["verified_by"],
+                "operator_verified": e.get("operator_verified"),
+                "approved_by": [
+                    a for a in approvals.get(str(digest), ()) if a["time"] <= str(e["time"])
+                ],
+                "reasons": [],
+                "changes": [],
+            },
+        )
         reason = reason_of(e)
         if reason is not None and reason not in plan["reasons"]:
             plan["reasons"].append(reason)
@@ -242,7 +313,9 @@ def applied_plans(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[
     return list(plans.values())
 
 
-def joiners_movers_leavers(events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def joiners_movers_leavers(
+    events: Sequence[Mapping[str, Any]], period: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Creations and reactivations (joiners), role changes (movers), deactivations and deletions
     (leavers) in `period`, each with time, operator, approval and reason."""
     approvals = approvals_by_digest(events)
@@ -253,11 +326,20 @@ def joiners_movers_leavers(events: Sequence[Mapping[str, Any]], period: Sequence
             continue
         before, after = e.get("before") or {}, e.get("after") or {}
         granted = provenance(e, approvals) or {}
-        rows.append({
-            "time": e["time"], "kind": kind, "action": e["action"], "user": e["address"],
-            "role_before": before.get("role"), "role_after": after.get("role"),
-            "operator": e["operator"], "verified_by": e["verified_by"],
-            "approved_by": [a["approver"] for a in granted.get("approved_by", ())],
-            "reason": reason_of(e), "plan_digest": e.get("plan_digest"), "seq": e["seq"],
-        })
+        rows.append(
+            {
+                "time": e["time"],
+                "kind": kind,
+                "action": e["action"],
+                "user": e["address"],
+                "role_before": before.get("role"),
+                "role_after": after.get("role"),
+                "operator": e["operator"],
+                "verified_by": e["verified_by"],
+                "approved_by": [a["approver"] for a in granted.get("approved_by", ())],
+                "reason": reason_of(e),
+                "plan_digest": e.get("plan_digest"),
+                "seq": e["seq"],
+            }
+        )
     return rows

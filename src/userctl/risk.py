@@ -16,8 +16,12 @@ from userctl.simulate import apply_changes
 from userctl.state import PRIVILEGED_PERMISSIONS, LiveState
 
 
-def assess(live: LiveState, changes: Sequence[Change], after: LiveState | None = None, today: dt.date | None = None
-           ) -> tuple[Change, ...]:
+def assess(
+    live: LiveState,
+    changes: Sequence[Change],
+    after: LiveState | None = None,
+    today: dt.date | None = None,
+) -> tuple[Change, ...]:
     """`changes` with their flags set from their action and diff under `live`'s 2FA policy.
     `after` is the state the changes lead to, when the caller has it already; `today` (UTC) tells
     an expiry set in the past."""
@@ -30,14 +34,22 @@ def assess(live: LiveState, changes: Sequence[Change], after: LiveState | None =
         else:
             destructive = is_destructive(change.kind, change.action, change.diff)
             grants = grants_privilege(change, live, after, today)
-            flags = (destructive, grants, requires_2fa(change.kind, change.action, destructive, grants, policy))
+            flags = (
+                destructive,
+                grants,
+                requires_2fa(change.kind, change.action, destructive, grants, policy),
+            )
         if flags != (change.destructive, change.grants_privilege, change.requires_2fa):
-            change = replace(change, destructive=flags[0], grants_privilege=flags[1], requires_2fa=flags[2])
+            change = replace(
+                change, destructive=flags[0], grants_privilege=flags[1], requires_2fa=flags[2]
+            )
         judged.append(change)
     return tuple(judged)
 
 
-def grants_privilege(change: Change, live: LiveState, after: LiveState, today: dt.date | None = None) -> bool:
+def grants_privilege(
+    change: Change, live: LiveState, after: LiveState, today: dt.date | None = None
+) -> bool:
     """Whether `change` gives someone a privileged permission they did not have, a payout bank
     account, or access for longer."""
     grant = ACTION_TABLE[(change.kind, change.action)].grants
@@ -49,7 +61,9 @@ def grants_privilege(change: Change, live: LiveState, after: LiveState, today: d
         d = change.diff.get("expires", {})
         return expiry_grants(d.get("before"), d.get("after"), today)
     if grant == "added":
-        return not PRIVILEGED_PERMISSIONS.isdisjoint(change.diff.get("permissions", {}).get("added", ()))
+        return not PRIVILEGED_PERMISSIONS.isdisjoint(
+            change.diff.get("permissions", {}).get("added", ())
+        )
     new_role = (change.after or {}).get("role")
     gained = _privileges(after, new_role)
     if grant == "role_gain":

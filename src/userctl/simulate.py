@@ -10,7 +10,15 @@ from dataclasses import replace
 from typing import Iterable
 
 from userctl.plan import Change
-from userctl.state import LiveState, PolicyKey, PolicyValue, Role, User, role_from_record, user_from_record
+from userctl.state import (
+    LiveState,
+    PolicyKey,
+    PolicyValue,
+    Role,
+    User,
+    role_from_record,
+    user_from_record,
+)
 
 
 class DoesNotFit(ValueError):
@@ -36,7 +44,12 @@ def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
     return LiveState(live.organization, roles, users, live.bank_accounts, policies)
 
 
-def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User], policies: dict[PolicyKey, PolicyValue]) -> None:
+def _apply_one(
+    change: Change,
+    roles: dict[str, Role],
+    users: dict[str, User],
+    policies: dict[PolicyKey, PolicyValue],
+) -> None:
     name = change.key[0]
     if change.kind == "policy":
         _apply_policy(change, policies)
@@ -54,7 +67,9 @@ def _apply_one(change: Change, roles: dict[str, Role], users: dict[str, User], p
             users[name] = replace(users[name], **{f: d["after"] for f, d in change.diff.items()})
     else:
         user, key = users[name], change.key[1]
-        accounts = user.bank_accounts | {key} if change.action == "assign" else user.bank_accounts - {key}
+        accounts = (
+            user.bank_accounts | {key} if change.action == "assign" else user.bank_accounts - {key}
+        )
         users[name] = replace(user, bank_accounts=accounts)
 
 

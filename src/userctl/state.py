@@ -34,15 +34,17 @@ PERMISSIONS: Final[tuple[str, ...]] = (
 )
 # Permissions that move money, manage people or configure the account (DESIGN §3): granting one,
 # to a user or to a role everyone holding it, needs 2FA like a destructive change.
-PRIVILEGED_PERMISSIONS: Final[frozenset[str]] = frozenset({
-    "users.add",
-    "users.manage",
-    "roles.manage",
-    "payouts.create",
-    "payouts.approve",
-    "bank_accounts.manage",
-    "company_settings.manage",
-})
+PRIVILEGED_PERMISSIONS: Final[frozenset[str]] = frozenset(
+    {
+        "users.add",
+        "users.manage",
+        "roles.manage",
+        "payouts.create",
+        "payouts.approve",
+        "bank_accounts.manage",
+        "company_settings.manage",
+    }
+)
 ID_TYPES: Final[tuple[str, ...]] = ("CC", "CE", "NIT", "PP", "TI", "DNI")
 DESIRED_STATUSES: Final[tuple[str, ...]] = ("active", "inactive")
 LIVE_STATUSES: Final[tuple[str, ...]] = ("invited", "active", "inactive")
@@ -84,7 +86,9 @@ class Limit:
     def __post_init__(self) -> None:
         too_long = [v for v in self.values if len(v) > self.max_length]
         if too_long:
-            raise ValueError(f"values wider than their column ({self.max_length} characters): {too_long}")
+            raise ValueError(
+                f"values wider than their column ({self.max_length} characters): {too_long}"
+            )
 
 
 SLUG_PATTERN: Final = "^[a-z0-9][a-z0-9-]{1,62}$"  # a DNS label: 63 characters at most
@@ -121,8 +125,11 @@ LIMITS: Final[Mapping[str, Limit]] = {
 }
 
 
-# The names a reviewer compares by eye: refused when they mix look-alike scripts (as the loader does).
-NAME_COLUMNS: Final = frozenset({"roles.name", "users.first_name", "users.last_name", "bank_accounts.key"})
+# The names a reviewer compares by eye: refused when they mix look-alike scripts (as the loader
+# does).
+NAME_COLUMNS: Final = frozenset(
+    {"roles.name", "users.first_name", "users.last_name", "bank_accounts.key"}
+)
 
 
 def limit_problem(column: str, value: object) -> str | None:
@@ -134,13 +141,16 @@ def limit_problem(column: str, value: object) -> str | None:
         return f"{column} must be text, not {type(value).__name__}"
     if len(value) > limit.max_length:
         return f"{column} is {len(value)} characters, more than the {limit.max_length} it holds"
-    # The loader's own character rules (userctl.names), so a value is judged alike wherever it came from.
+    # The loader's own character rules (userctl.names), so a value is judged alike wherever it came
+    # from.
     if column == "users.email":
         problem = email_problem(value)
     else:
-        problem = text_problem(value) or (
-            "must be ASCII" if limit.charset == "ascii" and not value.isascii() else None
-        ) or (mixed_scripts(value) if column in NAME_COLUMNS and not value.isascii() else None)
+        problem = (
+            text_problem(value)
+            or ("must be ASCII" if limit.charset == "ascii" and not value.isascii() else None)
+            or (mixed_scripts(value) if column in NAME_COLUMNS and not value.isascii() else None)
+        )
     if problem is not None:
         return f"{column} {problem}"
     if limit.pattern is not None and re.search(limit.pattern, value) is None:
@@ -199,8 +209,13 @@ class Organization:
 # keyed (rule, name): `name` is a rule's entry (a separation-of-duties set, a permission of
 # max_holders) or "" for the rules that hold one value.
 POLICY_RULES: Final[tuple[str, ...]] = (
-    "separation_of_duties", "require_two_factor", "max_holders", "forbid_shared_mailboxes", "require_reason",
-    "max_inactive_days", "review_every_days",
+    "separation_of_duties",
+    "require_two_factor",
+    "max_holders",
+    "forbid_shared_mailboxes",
+    "require_reason",
+    "max_inactive_days",
+    "review_every_days",
 )
 # The rules whose value is one mapping from an entry's name to its value.
 KEYED_POLICY_RULES: Final[frozenset[str]] = frozenset({"separation_of_duties", "max_holders"})
@@ -240,7 +255,9 @@ class LiveState:
 USER_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(User))
 # Columns of the `users` table with the same name as the field: `role` is stored as role_id,
 # `bank_accounts` in a table of its own.
-USER_COLUMNS: Final[tuple[str, ...]] = tuple(f for f in USER_FIELDS if f not in ("role", "bank_accounts"))
+USER_COLUMNS: Final[tuple[str, ...]] = tuple(
+    f for f in USER_FIELDS if f not in ("role", "bank_accounts")
+)
 # What the platform sets, never the file.
 PLATFORM_USER_FIELDS: Final[tuple[str, ...]] = ("totp_enrolled",)
 # What a desired-state file declares under a user's email, in the order export writes it.
@@ -286,7 +303,11 @@ def policy_text(key: PolicyKey) -> str:
 
 
 def policy_record(key: PolicyKey, value: PolicyValue) -> dict[str, Any]:
-    return {"rule": key[0], "name": key[1], "value": sorted(value) if isinstance(value, list) else value}
+    return {
+        "rule": key[0],
+        "name": key[1],
+        "value": sorted(value) if isinstance(value, list) else value,
+    }
 
 
 def bank_account_record(account: BankAccount) -> dict[str, Any]:
@@ -295,7 +316,11 @@ def bank_account_record(account: BankAccount) -> dict[str, Any]:
 
 def organization_settings(org: Organization) -> dict[str, Any]:
     """What of the organization row a plan relies on (its serial moves with every apply)."""
-    return {"two_factor_policy": org.two_factor_policy, "min_admins": org.min_admins, "four_eyes": org.four_eyes}
+    return {
+        "two_factor_policy": org.two_factor_policy,
+        "min_admins": org.min_admins,
+        "four_eyes": org.four_eyes,
+    }
 
 
 # What json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds on

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory, Operator
 from userctl.clock import unix_seconds, utcnow
-from userctl.db.engine import begin_read
 from userctl.db import models as m
+from userctl.db.engine import begin_read
 from userctl.db.models import Base
 from userctl.db.rows import insert_user
 from userctl.db.snapshot import read_live_state
@@ -43,14 +43,34 @@ class Org:
     accounts: dict[str, int]
 
 
-def build_org(factory: Factory, *, four_eyes: bool = False, min_admins: int = 1, policy: str = "destructive",
-              extra_users: int = 0) -> Org:
+def build_org(
+    factory: Factory,
+    *,
+    four_eyes: bool = False,
+    min_admins: int = 1,
+    policy: str = "destructive",
+    extra_users: int = 0,
+) -> Org:
     """acme-payments: roles Admin/Ops/Support/Legacy, the operator root@acme.co (Admin, enrolled),
     ten users in every state the apply test needs to change, and three bank accounts."""
-    org = factory.org(ORG, name="ACME Payments", two_factor_policy=policy, min_admins=min_admins, four_eyes=four_eyes)
-    roles = {r.name: factory.role(org, r.name, sorted(r.permissions), r.description) for r in (ADMIN, OPS, SUPPORT, LEGACY)}
-    root = factory.operator(org, "root@acme.co", roles["Admin"], first_name="Root", last_name="Admin")
-    accounts = {k: factory.bank_account(org, k, masked_number=f"****{i:04d}") for i, k in enumerate(("ops-main", "ops-backup", "payroll"))}
+    org = factory.org(
+        ORG,
+        name="ACME Payments",
+        two_factor_policy=policy,
+        min_admins=min_admins,
+        four_eyes=four_eyes,
+    )
+    roles = {
+        r.name: factory.role(org, r.name, sorted(r.permissions), r.description)
+        for r in (ADMIN, OPS, SUPPORT, LEGACY)
+    }
+    root = factory.operator(
+        org, "root@acme.co", roles["Admin"], first_name="Root", last_name="Admin"
+    )
+    accounts = {
+        k: factory.bank_account(org, k, masked_number=f"****{i:04d}")
+        for i, k in enumerate(("ops-main", "ops-backup", "payroll"))
+    }
     ops = roles["Ops"]
     users = {
         "upd@acme.co": factory.user(org, "upd@acme.co", ops, first_name="Old"),
@@ -92,7 +112,9 @@ def exported(live: LiveState) -> DesiredState:
         e: replace(u, totp_enrolled=False, status="active" if u.status == "invited" else u.status)
         for e, u in live.users.items()
     }
-    return DesiredState(live.organization.slug, dict(live.roles), users, policies=dict(live.policies))
+    return DesiredState(
+        live.organization.slug, dict(live.roles), users, policies=dict(live.policies)
+    )
 
 
 def with_users(desired: DesiredState, *changed: User, drop: Iterable[str] = ()) -> DesiredState:
@@ -107,8 +129,15 @@ def new_user(email: str, n: int, role: str = "Support", **fields: Any) -> User:
     """A user to create. Support holds no privileged permission, so creating one is a plain change
     (no 2FA); a test that means a privileged user says role="Ops" or "Admin"."""
     values: dict[str, Any] = dict(
-        email=email, first_name="New", last_name=f"Person{n}", id_type="CC", id_number=f"{7000000 + n}",
-        phone=f"+5731100{n:05d}", role=role, status="active", two_factor="required",
+        email=email,
+        first_name="New",
+        last_name=f"Person{n}",
+        id_type="CC",
+        id_number=f"{7000000 + n}",
+        phone=f"+5731100{n:05d}",
+        role=role,
+        status="active",
+        two_factor="required",
     )
     values.update(fields)
     return User(**values)
@@ -119,16 +148,30 @@ def every_change(engine: Engine) -> tuple[DesiredState, dict[str, Any]]:
     planning options it needs (`--replace re@acme.co`, planned by the operator). It first gives the
     organization two policies (one to tighten, one to remove) and a user whose expiry has passed."""
     with engine.begin() as conn:
-        org_id, support = conn.execute(sa.select(m.Role.organization_id, m.Role.id).where(m.Role.name == "Support")).one()
-        conn.execute(sa.insert(m.Policy), [
-            {"organization_id": org_id, "rule": "max_holders", "name": "users.manage", "value": "5"},
-            {"organization_id": org_id, "rule": "require_reason", "name": "", "value": "false"},
-        ])
-        insert_user(conn, org_id, replace(new_user("temp@acme.co", 3), expires="2020-01-31"), support)
+        org_id, support = conn.execute(
+            sa.select(m.Role.organization_id, m.Role.id).where(m.Role.name == "Support")
+        ).one()
+        conn.execute(
+            sa.insert(m.Policy),
+            [
+                {
+                    "organization_id": org_id,
+                    "rule": "max_holders",
+                    "name": "users.manage",
+                    "value": "5",
+                },
+                {"organization_id": org_id, "rule": "require_reason", "name": "", "value": "false"},
+            ],
+        )
+        insert_user(
+            conn, org_id, replace(new_user("temp@acme.co", 3), expires="2020-01-31"), support
+        )
     live = live_state(engine)
     d = exported(live)
     users = dict(d.users)
-    users["upd@acme.co"] = replace(users["upd@acme.co"], first_name="New", force_password_reset=True)
+    users["upd@acme.co"] = replace(
+        users["upd@acme.co"], first_name="New", force_password_reset=True
+    )
     users["mover@acme.co"] = replace(users["mover@acme.co"], role="Support")
     users["back@acme.co"] = replace(users["back@acme.co"], status="active")
     users["leaver@acme.co"] = replace(users["leaver@acme.co"], status="inactive")
@@ -137,15 +180,26 @@ def every_change(engine: Engine) -> tuple[DesiredState, dict[str, Any]]:
     del users["gone@acme.co"]
     users["re@acme.co"] = replace(users["re@acme.co"], phone="+573009999999", role="Auditor")
     users["acct@acme.co"] = replace(users["acct@acme.co"], bank_accounts=frozenset({"ops-backup"}))
-    users["new1@acme.co"] = new_user("new1@acme.co", 1, role="Ops", bank_accounts=frozenset({"payroll"}))
+    users["new1@acme.co"] = new_user(
+        "new1@acme.co", 1, role="Ops", bank_accounts=frozenset({"payroll"})
+    )
     users["new2@acme.co"] = new_user("new2@acme.co", 2, role="Auditor")
-    users["tf@acme.co"] = replace(users["tf@acme.co"], expires="2099-12-31")  # a first expiry: plain
+    users["tf@acme.co"] = replace(
+        users["tf@acme.co"], expires="2099-12-31"
+    )  # a first expiry: plain
     roles = dict(d.roles)
-    roles["Support"] = Role("Support", "Helps customers and calls", frozenset({"customers.view", "calls.access"}))
-    roles["Auditor"] = Role("Auditor", "Reads the audit log", frozenset({"audit.view", "users.view"}))
+    roles["Support"] = Role(
+        "Support", "Helps customers and calls", frozenset({"customers.view", "calls.access"})
+    )
+    roles["Auditor"] = Role(
+        "Auditor", "Reads the audit log", frozenset({"audit.view", "users.view"})
+    )
     del roles["Legacy"]
     policies = {("max_holders", "users.manage"): 4, ("forbid_shared_mailboxes", ""): True}
-    return DesiredState(d.organization, roles, users, policies=policies), {"replace": frozenset({"re@acme.co"}), "operator": "root@acme.co"}
+    return DesiredState(d.organization, roles, users, policies=policies), {
+        "replace": frozenset({"re@acme.co"}),
+        "operator": "root@acme.co",
+    }
 
 
 def make_plan(engine: Engine, desired: DesiredState, options: PlanOptions = PlanOptions()) -> Plan:
@@ -157,7 +211,9 @@ def stamped(plan: Plan, at: dt.datetime | None = None) -> Plan:
     return replace(plan, provenance=provenance(at or utcnow(), {}, None))
 
 
-def save_plan(engine: Engine, desired: DesiredState, tmp_path: Path, name: str = "plan.json", **options: Any) -> Path:
+def save_plan(
+    engine: Engine, desired: DesiredState, tmp_path: Path, name: str = "plan.json", **options: Any
+) -> Path:
     """Plan `desired` against the live database and save it as `plan --out` would."""
     plan = stamped(make_plan(engine, desired, PlanOptions(**options)))
     path = tmp_path / name
@@ -194,14 +250,25 @@ def code_at(op: Operator, moment: dt.datetime, steps: int = 0) -> str:
     return op.code(unix_seconds(moment) + 30 * steps)
 
 
-CLEAN_ENV = ("USERCTL_OTP_CODE", "USERCTL_OPERATOR", "USERCTL_SMTP_URL", "USERCTL_AUDIT_KEY", "USERCTL_SECRET_KEY",
-             "USERCTL_ORGANIZATION", "USERCTL_DATABASE_URL", "NO_COLOR")
+CLEAN_ENV = (
+    "USERCTL_OTP_CODE",
+    "USERCTL_OPERATOR",
+    "USERCTL_SMTP_URL",
+    "USERCTL_AUDIT_KEY",
+    "USERCTL_SECRET_KEY",
+    "USERCTL_ORGANIZATION",
+    "USERCTL_DATABASE_URL",
+    "NO_COLOR",
+)
 
 
 def clean_environment(monkeypatch: Any) -> None:
     """A developer's shell (USERCTL_OTP_CODE, USERCTL_SMTP_URL...) must not change what a test sees:
     every option has a variable, so all of them go (but the test servers' URLs)."""
-    for name in {*CLEAN_ENV, *(n for n in os.environ if n.startswith("USERCTL_") and not n.startswith("USERCTL_TEST_"))}:
+    for name in {
+        *CLEAN_ENV,
+        *(n for n in os.environ if n.startswith("USERCTL_") and not n.startswith("USERCTL_TEST_")),
+    }:
         monkeypatch.delenv(name, raising=False)
 
 

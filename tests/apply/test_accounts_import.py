@@ -39,7 +39,9 @@ def _problems(text: str, existing: dict[str, BankAccount] | None = None) -> list
     return [str(p) for p in caught.value.problems]
 
 
-def test_import_registers_then_is_idempotent(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_import_registers_then_is_idempotent(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = factory.org("acme-payments")
     factory.bank_account(org, "legacy", bank="Davivienda", masked_number="****1111")
     path = _write(tmp_path, GOOD)
@@ -53,7 +55,11 @@ def test_import_registers_then_is_idempotent(runner: Runner, factory: Factory, e
         "usd-1": BankAccount("usd-1", "Citi", "savings", "****9876", "USD"),
     }
 
-    again = runner("accounts", "import", _write(tmp_path, GOOD + "new-one,Citi,savings,****0001,USD\n", "more.csv"))
+    again = runner(
+        "accounts",
+        "import",
+        _write(tmp_path, GOOD + "new-one,Citi,savings,****0001,USD\n", "more.csv"),
+    )
     assert again.exit_code == 0, again.output
     assert again.stdout == "acme-payments: imported 1, unchanged 2\n"
     assert len(_accounts(engine, org)) == 4
@@ -68,9 +74,13 @@ def test_import_registers_then_is_idempotent(runner: Runner, factory: Factory, e
     ]
 
 
-def test_a_bad_row_imports_nothing(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_a_bad_row_imports_nothing(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = factory.org("acme-payments")
-    factory.bank_account(org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321")
+    factory.bank_account(
+        org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321"
+    )
     path = _write(
         tmp_path,
         HEADER
@@ -84,14 +94,17 @@ def test_a_bad_row_imports_nothing(runner: Runner, factory: Factory, engine: Eng
         f"{path}:3:1: key: bank account 'ops-main' is already registered with other values "
         "(bank 'Davivienda' here, 'Bancolombia' registered): userctl never edits a bank account; "
         "correct the row or use a new key",
-        f"{path}:4:27: currency: 'usd' is not a currency code: 3 upper-case letters, e.g. COP or USD",
+        f"{path}:4:27: currency: 'usd' is not a currency code: 3 "
+        "upper-case letters, e.g. COP or USD",
     ]
     assert set(_accounts(engine, org)) == {"ops-main"}
     with begin_read(engine) as conn:
         assert list_events(conn, org) == []
 
 
-def test_import_needs_an_organization_and_a_file(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_import_needs_an_organization_and_a_file(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     factory.org("acme-payments")
     factory.org("other-co")
     path = _write(tmp_path, GOOD)
@@ -117,14 +130,17 @@ def test_every_bad_row_is_reported_with_its_line_and_column() -> None:
         + "ok-3,Citi,savings,****0003\n"  # missing column
         + "ok 4,,savings,****0004,US\n"  # bad key, empty bank, bad currency
         + "ok-1,Citi,savings,****0001,USD\n"  # duplicate of line 2
-        + '"ok-5","Banco, S.A.",savings,****0005,EURO\n'  # quoted: columns unknown, the line is known
+        # quoted: columns unknown, the line is known
+        + '"ok-5","Banco, S.A.",savings,****0005,EURO\n'
     )
     assert _problems(text) == [
         "a.csv:3:1: key: must not be empty",
-        "a.csv:4:19: masked_number: '1234567890' shows 10 digits: at most the last 4 may be unmasked "
-        "(e.g. ****1234); never put a full account number in a file",
-        "a.csv:5:1: row: expected 5 fields (key, bank, account_type, masked_number, currency), found 4",
-        "a.csv:6:1: key: 'ok 4' is not a valid key: letters, digits, '.', '_' and '-', starting with a letter or digit",
+        "a.csv:4:19: masked_number: '1234567890' shows 10 digits: at most the last 4 may be "
+        "unmasked (e.g. ****1234); never put a full account number in a file",
+        "a.csv:5:1: row: expected 5 fields (key, bank, account_type, "
+        "masked_number, currency), found 4",
+        "a.csv:6:1: key: 'ok 4' is not a valid key: letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit",
         "a.csv:6:6: bank: must not be empty",
         "a.csv:6:24: currency: 'US' is not a currency code: 3 upper-case letters, e.g. COP or USD",
         "a.csv:7:1: key: key 'ok-1' is also on line 2",
@@ -135,14 +151,30 @@ def test_every_bad_row_is_reported_with_its_line_and_column() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "a.csv:1:1: header: empty file: the first line must be the header key,bank,account_type,masked_number,currency"),
-        ("ops-main,Citi,savings,****1,COP\n",
-         "a.csv:1:1: header: unknown column 'ops-main': the columns are key, bank, account_type, masked_number, currency"),
-        ("key,bank,type,masked_number,currency\n",
-         "a.csv:1:10: header: unknown column 'type': the columns are key, bank, account_type, masked_number, currency"),
-        ("key,bank,account_type,masked_number\n",
-         "a.csv:1:1: header: missing column(s) currency: the header must name key,bank,account_type,masked_number,currency"),
-        ("key,key,bank,account_type,masked_number,currency\n", "a.csv:1:5: header: column 'key' appears twice"),
+        (
+            "",
+            "a.csv:1:1: header: empty file: the first line must be the header "
+            "key,bank,account_type,masked_number,currency",
+        ),
+        (
+            "ops-main,Citi,savings,****1,COP\n",
+            "a.csv:1:1: header: unknown column 'ops-main': the columns are key, bank, "
+            "account_type, masked_number, currency",
+        ),
+        (
+            "key,bank,type,masked_number,currency\n",
+            "a.csv:1:10: header: unknown column 'type': the columns are key, bank, "
+            "account_type, masked_number, currency",
+        ),
+        (
+            "key,bank,account_type,masked_number\n",
+            "a.csv:1:1: header: missing column(s) currency: the header must name "
+            "key,bank,account_type,masked_number,currency",
+        ),
+        (
+            "key,key,bank,account_type,masked_number,currency\n",
+            "a.csv:1:5: header: column 'key' appears twice",
+        ),
     ],
 )
 def test_the_header_is_required(text: str, expected: str) -> None:
@@ -165,11 +197,15 @@ def test_header_order_spreadsheet_habits_and_unchanged_rows() -> None:
     # The row after a multi-line record is counted from its real line.
     bad = text + "cop,x-1,Citi,savings,****1\r\n"
     assert _problems(bad, existing) == [
-        "a.csv:7:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD"]
+        "a.csv:7:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD"
+    ]
 
 
 def test_a_file_that_is_not_utf8_is_refused_where_it_breaks() -> None:
     data = (HEADER + "ops,Caf").encode("utf-8") + b"\xe9,savings,****1,COP\n"
     with pytest.raises(InputError) as caught:
         plan_import(data, "a.csv", {})
-    assert str(caught.value.problems[0]) == "a.csv:2:8: (document): the file is not UTF-8 text; save it as UTF-8 CSV"
+    assert (
+        str(caught.value.problems[0])
+        == "a.csv:2:8: (document): the file is not UTF-8 text; save it as UTF-8 CSV"
+    )

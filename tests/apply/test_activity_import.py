@@ -31,16 +31,24 @@ def _org(factory: Factory) -> int:
     return org
 
 
-def test_import_records_last_logins_then_is_idempotent(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_import_records_last_logins_then_is_idempotent(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = _org(factory)
     path = tmp_path / "logins.csv"
-    path.write_text("email,last_login_at\nAna@acme.co,2026-11-30T08:15:00Z\nbo@acme.co,2026-10-01 09:00:00\n", encoding="utf-8")
+    path.write_text(
+        "email,last_login_at\nAna@acme.co,2026-11-30T08:15:00Z\nbo@acme.co,2026-10-01 09:00:00\n",
+        encoding="utf-8",
+    )
 
     first = runner("activity", "import", str(path), "--operator", "ops@acme.co")
     assert first.exit_code == 0, first.output
     assert first.stdout == "acme-payments: last logins updated 2, unchanged 0\n"
-    assert _logins(engine) == {"ana@acme.co": dt.datetime(2026, 11, 30, 8, 15), "bo@acme.co": dt.datetime(2026, 10, 1, 9),
-                               "cy@acme.co": None}
+    assert _logins(engine) == {
+        "ana@acme.co": dt.datetime(2026, 11, 30, 8, 15),
+        "bo@acme.co": dt.datetime(2026, 10, 1, 9),
+        "cy@acme.co": None,
+    }
 
     again = runner("activity", "import", str(path))
     assert again.exit_code == 0, again.output
@@ -48,7 +56,12 @@ def test_import_records_last_logins_then_is_idempotent(runner: Runner, factory: 
 
     # An older export never moves a last login back; a later one moves it forward.
     older = tmp_path / "older.csv"
-    older.write_text("last_login_at,email\n2026-01-01T00:00:00+05:00,ana@acme.co\n2026-11-01T10:00:00-05:00,bo@acme.co\n", encoding="utf-8")
+    older.write_text(
+        "last_login_at,email\n"
+        "2026-01-01T00:00:00+05:00,ana@acme.co\n"
+        "2026-11-01T10:00:00-05:00,bo@acme.co\n",
+        encoding="utf-8",
+    )
     third = runner("activity", "import", str(older))
     assert third.stdout == "acme-payments: last logins updated 1, unchanged 1\n", third.output
     assert _logins(engine)["ana@acme.co"] == dt.datetime(2026, 11, 30, 8, 15)
@@ -57,21 +70,34 @@ def test_import_records_last_logins_then_is_idempotent(runner: Runner, factory: 
     # Each import that changed something is one audit event naming the file's hash.
     with begin_read(engine) as conn:
         events = [e for e in list_events(conn, org) if e["action"] == "activity.import"]
-    assert [(e["operator"], e["after"]["updated"]) for e in events] == [("ops@acme.co", 2), ("unknown", 1)]
+    assert [(e["operator"], e["after"]["updated"]) for e in events] == [
+        ("ops@acme.co", 2),
+        ("unknown", 1),
+    ]
     assert runner("audit", "verify").exit_code == 0
 
     # users list/show show it; "never" (null in JSON) when unknown.
     listed = json.loads(runner("users", "list", "--format", "json").stdout)
     assert {u["email"]: u["last_login_at"] for u in listed} == {
-        "ana@acme.co": "2026-11-30T08:15:00Z", "bo@acme.co": "2026-11-01T15:00:00Z", "cy@acme.co": None}
+        "ana@acme.co": "2026-11-30T08:15:00Z",
+        "bo@acme.co": "2026-11-01T15:00:00Z",
+        "cy@acme.co": None,
+    }
     table = runner("users", "list").stdout
     assert "LAST LOGIN" in table and "2026-11-30T08:15:00Z" in table and "never" in table
     shown = runner("users", "show", "ana@acme.co").stdout
     assert "Last login:" in shown and "2026-11-30T08:15:00Z" in shown
-    assert json.loads(runner("users", "show", "cy@acme.co", "--format", "json").stdout)["last_login_at"] is None
+    assert (
+        json.loads(runner("users", "show", "cy@acme.co", "--format", "json").stdout)[
+            "last_login_at"
+        ]
+        is None
+    )
 
 
-def test_a_bad_row_imports_nothing(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_a_bad_row_imports_nothing(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = _org(factory)
     tomorrow = (utcnow() + dt.timedelta(days=1)).date().isoformat()
     path = tmp_path / "logins.csv"
@@ -88,7 +114,9 @@ def test_a_bad_row_imports_nothing(runner: Runner, factory: Factory, engine: Eng
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == f"{path}:3:1: email: no user 'zed@acme.co' in this organization"
-    assert lines[1].startswith(f"{path}:4:12: last_login_at: 'yesterday' is not an ISO 8601 date-time")
+    assert lines[1].startswith(
+        f"{path}:4:12: last_login_at: 'yesterday' is not an ISO 8601 date-time"
+    )
     assert lines[2].startswith(f"{path}:5:12: last_login_at: {tomorrow}T00:00:00Z is in the future")
     assert lines[3] == f"{path}:6:1: email: ana@acme.co is also on line 2"
     assert _logins(engine) == {"ana@acme.co": None, "bo@acme.co": None, "cy@acme.co": None}

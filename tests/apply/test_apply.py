@@ -37,11 +37,9 @@ from tests.apply.apply_helpers import (
     tables,
     with_users,
 )
-from tests.conftest import Factory, Operator, Runner
 from tests.apply.test_notify import send_env
-from userctl.apply import audit
-from userctl.apply import outbox
-from userctl.apply import apply_plan
+from tests.conftest import Factory, Operator, Runner
+from userctl.apply import apply_plan, audit, outbox
 from userctl.db import models as m
 from userctl.errors import TwoFactorFailed
 from userctl.plan import ACTIONS
@@ -57,7 +55,11 @@ HEAD = re.compile(r"Audit chain head: ([0-9a-f]{64})")
 def domain_tables(engine: Engine) -> dict[str, Any]:
     """The tables a refused apply must leave alone (a wrong code is booked in the others)."""
     everything = tables(engine)
-    return {name: rows for name, rows in everything.items() if name not in ("totp_secrets", "audit_events")}
+    return {
+        name: rows
+        for name, rows in everything.items()
+        if name not in ("totp_secrets", "audit_events")
+    }
 
 
 def wrong_code(op: Operator) -> str:
@@ -82,9 +84,14 @@ def test_apply_makes_every_kind_of_change_in_one_audited_transaction(
     desired, options = every_change(engine)
     path = save_plan(engine, desired, tmp_path, **options)
     plan = plan_of(path)
-    # The scenario really covers every action, including a role update that adds and one that removes.
+    # The scenario really covers every action, including a role update that adds and one that
+    # removes.
     assert {(c.kind, c.action) for c in plan.active_changes} == ALL_ACTIONS
-    role_updates = [c.diff["permissions"] for c in plan.active_changes if c.kind == "role" and c.action == "update"]
+    role_updates = [
+        c.diff["permissions"]
+        for c in plan.active_changes
+        if c.kind == "role" and c.action == "update"
+    ]
     assert [bool(p["added"]) for p in role_updates] == [True, False]
     assert [bool(p["removed"]) for p in role_updates] == [False, True]
 
@@ -105,20 +112,32 @@ def test_apply_makes_every_kind_of_change_in_one_audited_transaction(
     again = make_plan(engine, desired, PlanOptions(operator="root@acme.co"))
     assert again.active_changes == ()
     assert {(c.key[0], c.action) for c in again.changes} == {
-        ("new1@acme.co", "activate"), ("new1@acme.co", "assign"), ("new2@acme.co", "activate"), ("re@acme.co", "activate"),
+        ("new1@acme.co", "activate"),
+        ("new1@acme.co", "assign"),
+        ("new2@acme.co", "activate"),
+        ("re@acme.co", "activate"),
     }
 
     users = {u.email: u for u in rows_of(engine, m.User)}
-    assert {e: users[e].status for e in ("new1@acme.co", "new2@acme.co", "re@acme.co")} == dict.fromkeys(
-        ("new1@acme.co", "new2@acme.co", "re@acme.co"), "invited"
+    assert {
+        e: users[e].status for e in ("new1@acme.co", "new2@acme.co", "re@acme.co")
+    } == dict.fromkeys(("new1@acme.co", "new2@acme.co", "re@acme.co"), "invited")
+    assert (
+        users["re@acme.co"].id != org.users["re@acme.co"]
+        and users["re@acme.co"].phone == "+573009999999"
     )
-    assert users["re@acme.co"].id != org.users["re@acme.co"] and users["re@acme.co"].phone == "+573009999999"
     assert "gone@acme.co" not in users
-    assert (users["upd@acme.co"].first_name, users["upd@acme.co"].force_password_reset) == ("New", True)
+    assert (users["upd@acme.co"].first_name, users["upd@acme.co"].force_password_reset) == (
+        "New",
+        True,
+    )
     assert users["mover@acme.co"].role_id == org.roles["Support"]
     assert users["back@acme.co"].status == "active" and users["leaver@acme.co"].status == "inactive"
     assert users["tf@acme.co"].two_factor == "required"
-    assert (users["no2fa@acme.co"].two_factor, users["no2fa@acme.co"].totp_enrolled) == ("disabled", False)
+    assert (users["no2fa@acme.co"].two_factor, users["no2fa@acme.co"].totp_enrolled) == (
+        "disabled",
+        False,
+    )
     # Disabling 2FA removed the enrolled authenticator; the operator's is untouched.
     assert {r.user_id for r in rows_of(engine, m.TotpSecret)} == {org.root.user_id}
 
@@ -131,9 +150,12 @@ def test_apply_makes_every_kind_of_change_in_one_audited_transaction(
             ).all()
         )
         roles: dict[str, tuple[str, set[str]]] = {
-            name: (desc, set()) for name, desc in conn.execute(sa.select(m.Role.name, m.Role.description))
+            name: (desc, set())
+            for name, desc in conn.execute(sa.select(m.Role.name, m.Role.description))
         }
-        for name, permission in conn.execute(sa.select(m.Role.name, m.RolePermission.permission).join(m.RolePermission)):
+        for name, permission in conn.execute(
+            sa.select(m.Role.name, m.RolePermission.permission).join(m.RolePermission)
+        ):
             roles[name][1].add(permission)
         serial = conn.execute(sa.select(m.Organization.serial)).scalar_one()
     assert assigned == {("acct@acme.co", "ops-backup")}
@@ -153,8 +175,12 @@ def test_apply_makes_every_kind_of_change_in_one_audited_transaction(
     ]
 
     events = sorted(rows_of(engine, m.AuditEvent), key=lambda e: e.seq)
-    assert [(e.action, e.address) for e in events] == [(f"{c.kind}.{c.action}", c.address) for c in plan.active_changes]
-    assert {(e.operator, e.verified_by, e.plan_digest) for e in events} == {("root@acme.co", "totp", plan.digest)}
+    assert [(e.action, e.address) for e in events] == [
+        (f"{c.kind}.{c.action}", c.address) for c in plan.active_changes
+    ]
+    assert {(e.operator, e.verified_by, e.plan_digest) for e in events} == {
+        ("root@acme.co", "totp", plan.digest)
+    }
     assert printed.group(1) == events[-1].hash
     with engine.connect() as conn:
         verified = audit.verify_chain(conn, org.id, head=printed.group(1))
@@ -162,15 +188,26 @@ def test_apply_makes_every_kind_of_change_in_one_audited_transaction(
     assert verified.events == n
 
 
-def test_apply_bumps_the_serial_once_per_apply(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    first = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "One"), tmp_path, name="1.json")
+def test_apply_bumps_the_serial_once_per_apply(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    first = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "One"), tmp_path, name="1.json"
+    )
     assert runner(*apply_args(first, "root@acme.co")).exit_code == 0
-    second = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Two"), tmp_path, name="2.json")
+    second = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Two"), tmp_path, name="2.json"
+    )
     result = runner(*apply_args(second, "root@acme.co"))
     assert result.exit_code == 0, result.output
     assert "(serial 2), verified by none." in result.stdout  # a rename needs no 2FA
     with engine.connect() as conn:
-        assert conn.execute(sa.select(m.User.first_name).where(m.User.email == "calm@acme.co")).scalar_one() == "Two"
+        assert (
+            conn.execute(
+                sa.select(m.User.first_name).where(m.User.email == "calm@acme.co")
+            ).scalar_one()
+            == "Two"
+        )
         assert audit.verify_chain(conn, org.id).events == 2
 
 
@@ -181,12 +218,22 @@ def desired_yaml(desired: DesiredState) -> str:
     document = {
         "version": 1,
         "organization": desired.organization,
-        "roles": {r.name: {"description": r.description, "permissions": sorted(r.permissions)} for r in desired.roles.values()},
+        "roles": {
+            r.name: {"description": r.description, "permissions": sorted(r.permissions)}
+            for r in desired.roles.values()
+        },
         "users": {
             u.email: {
-                "first_name": u.first_name, "last_name": u.last_name, "id_type": u.id_type, "id_number": u.id_number,
-                "phone": u.phone, "role": u.role, "status": u.status, "two_factor": u.two_factor,
-                "force_password_reset": u.force_password_reset, "bank_accounts": sorted(u.bank_accounts),
+                "first_name": u.first_name,
+                "last_name": u.last_name,
+                "id_type": u.id_type,
+                "id_number": u.id_number,
+                "phone": u.phone,
+                "role": u.role,
+                "status": u.status,
+                "two_factor": u.two_factor,
+                "force_password_reset": u.force_password_reset,
+                "bank_accounts": sorted(u.bank_accounts),
             }
             for u in desired.users.values()
         },
@@ -212,19 +259,25 @@ def test_file_planned_saved_and_applied_without_it_then_apply_f(
     assert applied.exit_code == 0, applied.output
     assert "Applied 3 change(s)" in applied.stdout  # unassign + delete gone, create yaml.new
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
-    assert [u.status for u in rows_of(engine, m.User, m.User.email == "yaml.new@acme.co")] == ["invited"]
+    assert [u.status for u in rows_of(engine, m.User, m.User.email == "yaml.new@acme.co")] == [
+        "invited"
+    ]
 
     source.write_text(desired_yaml(rename(desired, "calm@acme.co", "Serena")), encoding="utf-8")
     direct = runner("apply", "-f", str(source), "--operator", "root@acme.co", "--yes")
     assert direct.exit_code == 0, direct.output
     assert "Applied 1 change(s) to acme-payments (serial 2), verified by none." in direct.stdout
-    assert [u.first_name for u in rows_of(engine, m.User, m.User.email == "calm@acme.co")] == ["Serena"]
+    assert [u.first_name for u in rows_of(engine, m.User, m.User.email == "calm@acme.co")] == [
+        "Serena"
+    ]
     again = runner("apply", "-f", str(source), "--operator", "root@acme.co", "--yes")
     assert again.exit_code == 0, again.output
     assert "No changes" in again.stdout
 
 
-def test_apply_f_reports_bad_input_with_its_location(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_apply_f_reports_bad_input_with_its_location(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     desired = drop_gone(engine)
     source = tmp_path / "users.yaml"
     text = desired_yaml(desired).replace("role: Ops", "role: Nope", 1)
@@ -232,7 +285,7 @@ def test_apply_f_reports_bad_input_with_its_location(engine: Engine, org: Org, r
     before = tables(engine)
     result = runner("apply", "-f", str(source), "--operator", "root@acme.co", "--yes")
     assert result.exit_code == 1, result.output
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "role: Nope" in l)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "role: Nope" in row)
     assert f"{source}:{line}:" in result.stderr and "unknown role 'Nope'" in result.stderr
     assert tables(engine) == before
 
@@ -262,21 +315,45 @@ def _delete_tf(engine: Engine, factory: Factory, org: Org) -> None:
 
 
 STALE_EDITS = {
-    "user renamed": (_sql(lambda o: sa.update(m.User).where(m.User.id == o.users["upd@acme.co"]).values(first_name="Sneaky")),
-                     'user["upd@acme.co"]'),
+    "user renamed": (
+        _sql(
+            lambda o: (
+                sa.update(m.User)
+                .where(m.User.id == o.users["upd@acme.co"])
+                .values(first_name="Sneaky")
+            )
+        ),
+        'user["upd@acme.co"]',
+    ),
     "user the plan creates appeared": (_create_new1, 'user["new1@acme.co"]'),
     "user the plan updates was deleted": (_delete_tf, 'user["tf@acme.co"]'),
     "bank account given to a touched user": (_assign_upd, 'user["upd@acme.co"]'),
     "role the plan relies on changed": (
-        _sql(lambda o: sa.insert(m.RolePermission).values(role_id=o.roles["Ops"], permission="payouts.approve")),
+        _sql(
+            lambda o: sa.insert(m.RolePermission).values(
+                role_id=o.roles["Ops"], permission="payouts.approve"
+            )
+        ),
         'role["Ops"]',
     ),
     "bank account the plan assigns changed": (
-        _sql(lambda o: sa.update(m.BankAccount).where(m.BankAccount.id == o.accounts["ops-backup"]).values(masked_number="****9999")),
+        _sql(
+            lambda o: (
+                sa.update(m.BankAccount)
+                .where(m.BankAccount.id == o.accounts["ops-backup"])
+                .values(masked_number="****9999")
+            )
+        ),
         'bank_account["ops-backup"]',
     ),
     "organization policy tightened": (
-        _sql(lambda o: sa.update(m.Organization).where(m.Organization.id == o.id).values(two_factor_policy="all")),
+        _sql(
+            lambda o: (
+                sa.update(m.Organization)
+                .where(m.Organization.id == o.id)
+                .values(two_factor_policy="all")
+            )
+        ),
         'organization["acme-payments"]',
     ),
 }
@@ -300,13 +377,21 @@ def test_stale_plan_is_refused_naming_the_row_and_writes_nothing(
     assert tables(engine) == before
 
 
-def test_plan_survives_unrelated_activity(engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_plan_survives_unrelated_activity(
+    engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     desired, options = every_change(engine)
     path = save_plan(engine, desired, tmp_path, **options)
     # A busy organization: other users, accounts, organizations and applies move on meanwhile.
     with engine.begin() as conn:
-        conn.execute(sa.update(m.User).where(m.User.email == "calm@acme.co").values(first_name="Renamed"))
-        conn.execute(sa.update(m.Organization).where(m.Organization.id == org.id).values(serial=41, name="ACME Renamed"))
+        conn.execute(
+            sa.update(m.User).where(m.User.email == "calm@acme.co").values(first_name="Renamed")
+        )
+        conn.execute(
+            sa.update(m.Organization)
+            .where(m.Organization.id == org.id)
+            .values(serial=41, name="ACME Renamed")
+        )
     factory.assign(org.users["calm@acme.co"], org.accounts["payroll"])
     factory.bank_account(org.id, "fx-usd", currency="USD")
     factory.user(org.id, "newcomer@acme.co", org.roles["Ops"])
@@ -318,13 +403,25 @@ def test_plan_survives_unrelated_activity(engine: Engine, factory: Factory, org:
     assert result.exit_code == 0, result.output
     assert "(serial 42)" in result.stdout
     with engine.connect() as conn:
-        names = dict(conn.execute(sa.select(m.User.email, m.User.first_name).where(m.User.organization_id == org.id)).all())
-        elsewhere = conn.execute(sa.select(m.User.first_name).where(m.User.organization_id == other)).scalar_one()
-    assert names["calm@acme.co"] == "Renamed" and names["upd@acme.co"] == "New" and "newcomer@acme.co" in names
+        names = dict(
+            conn.execute(
+                sa.select(m.User.email, m.User.first_name).where(m.User.organization_id == org.id)
+            ).all()
+        )
+        elsewhere = conn.execute(
+            sa.select(m.User.first_name).where(m.User.organization_id == other)
+        ).scalar_one()
+    assert (
+        names["calm@acme.co"] == "Renamed"
+        and names["upd@acme.co"] == "New"
+        and "newcomer@acme.co" in names
+    )
     assert elsewhere == "Elsewhere"
 
 
-def test_plan_for_an_organization_that_is_gone_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_plan_for_an_organization_that_is_gone_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     with engine.begin() as conn:  # the organization the plan was made for is renamed away
         conn.execute(sa.update(m.Organization).values(slug="acme-renamed"))
@@ -358,7 +455,9 @@ def test_malformed_codes_are_refused_without_counting(
     assert tables(engine) == before  # not even booked as a wrong guess
 
 
-def test_wrong_code_is_refused_and_only_the_failure_is_recorded(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_wrong_code_is_refused_and_only_the_failure_is_recorded(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     before = domain_tables(engine)
     code = wrong_code(org.root)
@@ -367,11 +466,16 @@ def test_wrong_code_is_refused_and_only_the_failure_is_recorded(engine: Engine, 
     assert "wrong one-time code" in result.stderr and "4 attempt(s) left" in result.stderr
     assert code not in result.output
     assert domain_tables(engine) == before
-    assert [r.failed_attempts for r in rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == org.root.user_id)] == [1]
+    assert [
+        r.failed_attempts
+        for r in rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == org.root.user_id)
+    ] == [1]
     assert [e.action for e in rows_of(engine, m.AuditEvent)] == ["otp.failure"]
 
 
-def test_code_from_the_environment_is_used(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_code_from_the_environment_is_used(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_OTP_CODE": org.root.code()})
     assert result.exit_code == 0, result.output
@@ -391,7 +495,9 @@ def test_under_policy_all_every_change_to_an_existing_user_needs_a_code(
     engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
 ) -> None:
     org = build_org(factory, policy="all")
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Strict"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Strict"), tmp_path
+    )
     before = tables(engine)
     refused = runner(*apply_args(path, "root@acme.co"))
     assert refused.exit_code == 4 and "1 step(s) of this plan need 2FA" in refused.stderr
@@ -401,12 +507,16 @@ def test_under_policy_all_every_change_to_an_existing_user_needs_a_code(
     assert "verified by totp" in applied.stdout
 
 
-def test_replayed_code_is_refused_for_the_next_plan(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_replayed_code_is_refused_for_the_next_plan(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     code = org.root.code()
     first = save_plan(engine, drop_gone(engine), tmp_path, name="first.json")
     assert runner(*apply_args(first, "root@acme.co", code)).exit_code == 0
     live = live_state(engine)
-    second = save_plan(engine, with_users(exported(live), drop=["leaver@acme.co"]), tmp_path, name="second.json")
+    second = save_plan(
+        engine, with_users(exported(live), drop=["leaver@acme.co"]), tmp_path, name="second.json"
+    )
     before = tables(engine)
 
     result = runner(*apply_args(second, "root@acme.co", code))
@@ -416,7 +526,9 @@ def test_replayed_code_is_refused_for_the_next_plan(engine: Engine, org: Org, ru
     assert tables(engine) == before
 
 
-def test_five_wrong_codes_lock_the_operator_out_until_the_lockout_expires(engine: Engine, org: Org) -> None:
+def test_five_wrong_codes_lock_the_operator_out_until_the_lockout_expires(
+    engine: Engine, org: Org
+) -> None:
     plan = make_plan(engine, drop_gone(engine))
     valid_near_t0 = {code_at(org.root, T0, s) for s in range(-2, 30)}
     wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid_near_t0)
@@ -424,7 +536,9 @@ def test_five_wrong_codes_lock_the_operator_out_until_the_lockout_expires(engine
     messages = []
     for attempt in range(5):
         with pytest.raises(TwoFactorFailed) as refused:
-            apply_plan(engine, plan, "root@acme.co", otp_code=wrong, now=T0 + dt.timedelta(seconds=attempt))
+            apply_plan(
+                engine, plan, "root@acme.co", otp_code=wrong, now=T0 + dt.timedelta(seconds=attempt)
+            )
         messages.append(str(refused.value))
     assert "1 attempt(s) left" in messages[3]
     assert "locked out of confirmations until 2026-03-01T12:15:14Z" in messages[4]
@@ -436,16 +550,19 @@ def test_five_wrong_codes_lock_the_operator_out_until_the_lockout_expires(engine
         apply_plan(engine, plan, "root@acme.co", otp_code=code_at(org.root, during), now=during)
     assert tables(engine) == locked
     assert domain_tables(engine) == before
-    assert [e.action for e in rows_of(engine, m.AuditEvent)] == ["otp.failure"] * 5 + ["otp.lockout"]
+    assert [e.action for e in rows_of(engine, m.AuditEvent)] == ["otp.failure"] * 5 + [
+        "otp.lockout"
+    ]
 
     after = T0 + dt.timedelta(minutes=16)
     result = apply_plan(engine, plan, "root@acme.co", otp_code=code_at(org.root, after), now=after)
     assert (result.applied, result.verified_by) == (2, "totp")
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
     # A success resets the counter: the next wrong code starts again at one.
-    assert [(r.failed_attempts, r.locked_until) for r in rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == org.root.user_id)] == [
-        (0, None)
-    ]
+    assert [
+        (r.failed_attempts, r.locked_until)
+        for r in rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == org.root.user_id)
+    ] == [(0, None)]
 
 
 # --- operators --------------------------------------------------------------------------------
@@ -505,14 +622,24 @@ def test_operator_needs_the_permissions_of_what_the_plan_changes(
     engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path
 ) -> None:
     """users.add to create users, users.manage for other user changes, roles.manage for roles."""
-    inviter = factory.operator(org.id, "inviter@acme.co", factory.role(org.id, "Inviter", ["users.add", "users.view"]))
-    role_admin = factory.operator(org.id, "roles@acme.co", factory.role(org.id, "RoleAdmin", ["roles.manage"]))
+    inviter = factory.operator(
+        org.id, "inviter@acme.co", factory.role(org.id, "Inviter", ["users.add", "users.view"])
+    )
+    role_admin = factory.operator(
+        org.id, "roles@acme.co", factory.role(org.id, "RoleAdmin", ["roles.manage"])
+    )
     live = exported(live_state(engine))
-    creates = save_plan(engine, with_users(live, new_user("invitee@acme.co", 5)), tmp_path, name="creates.json")
+    creates = save_plan(
+        engine, with_users(live, new_user("invitee@acme.co", 5)), tmp_path, name="creates.json"
+    )
     roles = dict(live.roles)
     roles["Viewer"] = Role("Viewer", "Reads", frozenset({"users.view"}))
-    role_only = save_plan(engine, DesiredState(live.organization, roles, live.users), tmp_path, name="roles.json")
-    renames = save_plan(engine, rename(live, "calm@acme.co", "Renamed"), tmp_path, name="renames.json")
+    role_only = save_plan(
+        engine, DesiredState(live.organization, roles, live.users), tmp_path, name="roles.json"
+    )
+    renames = save_plan(
+        engine, rename(live, "calm@acme.co", "Renamed"), tmp_path, name="renames.json"
+    )
 
     refused = runner(*apply_args(renames, inviter.email))
     assert refused.exit_code == 4 and "lacks users.manage" in refused.stderr
@@ -532,8 +659,13 @@ def test_operator_needs_the_permissions_of_what_the_plan_changes(
 # --- guards -----------------------------------------------------------------------------------
 
 
-def test_plan_blocked_at_plan_time_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    desired = with_users(exported(live_state(engine)), drop=["gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co"])
+def test_plan_blocked_at_plan_time_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    desired = with_users(
+        exported(live_state(engine)),
+        drop=["gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co"],
+    )
     path = save_plan(engine, desired, tmp_path)
     assert plan_of(path).blocked  # 4 of 11 users
     before = tables(engine)
@@ -547,7 +679,10 @@ def test_blocked_plan_with_its_findings_edited_out_is_still_refused(
     engine: Engine, org: Org, runner: Runner, tmp_path: Path
 ) -> None:
     """Findings are derived data outside the digest: apply must judge the changes themselves."""
-    desired = with_users(exported(live_state(engine)), drop=["gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co"])
+    desired = with_users(
+        exported(live_state(engine)),
+        drop=["gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co"],
+    )
     path = save_plan(engine, desired, tmp_path)
     import json
 
@@ -570,7 +705,9 @@ def test_guard_failing_on_the_state_found_at_apply_time_refuses_the_plan(
     org = build_org(factory, min_admins=2)
     factory.operator(org.id, "admin2@acme.co", org.roles["Admin"])
     admin3 = factory.operator(org.id, "admin3@acme.co", org.roles["Admin"])
-    path = save_plan(engine, with_users(exported(live_state(engine)), drop=["admin2@acme.co"]), tmp_path)
+    path = save_plan(
+        engine, with_users(exported(live_state(engine)), drop=["admin2@acme.co"]), tmp_path
+    )
     assert not plan_of(path).blocked
     with engine.begin() as conn:
         conn.execute(sa.update(m.User).where(m.User.id == admin3.user_id).values(status="inactive"))
@@ -583,10 +720,16 @@ def test_guard_failing_on_the_state_found_at_apply_time_refuses_the_plan(
     assert tables(engine) == before
 
 
-def test_self_guard_applies_to_whoever_applies(engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_self_guard_applies_to_whoever_applies(
+    engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     admin2 = factory.operator(org.id, "admin2@acme.co", org.roles["Admin"])
-    path = save_plan(engine, with_users(exported(live_state(engine)), drop=["admin2@acme.co"]), tmp_path,
-                     operator="root@acme.co")
+    path = save_plan(
+        engine,
+        with_users(exported(live_state(engine)), drop=["admin2@acme.co"]),
+        tmp_path,
+        operator="root@acme.co",
+    )
     assert not plan_of(path).blocked
     before = tables(engine)
     result = runner(*apply_args(path, admin2.email, admin2.code()))
@@ -598,7 +741,9 @@ def test_self_guard_applies_to_whoever_applies(engine: Engine, factory: Factory,
 # --- confirmation -----------------------------------------------------------------------------
 
 
-def test_without_yes_and_without_a_terminal_apply_refuses(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_without_yes_and_without_a_terminal_apply_refuses(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     before = tables(engine)
     result = runner("apply", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code())
@@ -607,7 +752,9 @@ def test_without_yes_and_without_a_terminal_apply_refuses(engine: Engine, org: O
     assert tables(engine) == before
 
 
-def test_plan_without_changes_applies_nothing(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_plan_without_changes_applies_nothing(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, exported(live_state(engine)), tmp_path)
     before = tables(engine)
     result = runner(*apply_args(path, "root@acme.co"))
@@ -616,7 +763,9 @@ def test_plan_without_changes_applies_nothing(engine: Engine, org: Org, runner: 
     assert tables(engine) == before
 
 
-def test_saved_plan_that_is_not_a_plan_is_bad_input(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_saved_plan_that_is_not_a_plan_is_bad_input(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = tmp_path / "plan.json"
     path.write_text('{"format_version": 1,\n "changes": [', encoding="utf-8")
     result = runner(*apply_args(path, "root@acme.co"))
@@ -689,21 +838,31 @@ def test_apply_delivers_invitations_over_smtp_after_commit(
         assert stored[recipient].status == "sent"
         assert stored[recipient].token_hash == outbox.token_hash(token)
         assert token not in result.output  # the token lives only in the email
-    assert all(subject.startswith("You are invited to ACME Payments") for subject in (msg["Subject"] for _, msg in inbox.messages))
+    assert all(
+        subject.startswith("You are invited to ACME Payments")
+        for subject in (msg["Subject"] for _, msg in inbox.messages)
+    )
 
 
 def test_invitations_stay_queued_while_smtp_is_down_and_are_sent_later(
     engine: Engine, org: Org, runner: Runner, tmp_path: Path
 ) -> None:
     port = free_port()  # nothing listens there yet
-    path = save_plan(engine, with_users(exported(live_state(engine)), new_user("late@acme.co", 9)), tmp_path)
+    path = save_plan(
+        engine, with_users(exported(live_state(engine)), new_user("late@acme.co", 9)), tmp_path
+    )
 
     result = runner(*apply_args(path, "root@acme.co"), env=send_env(f"smtp://127.0.0.1:{port}"))
 
     assert result.exit_code == 0, result.output  # the apply itself is committed
     assert "0 sent, 1 still queued" in result.stdout and "notifications send" in result.stderr
     [row] = rows_of(engine, m.Notification)
-    assert (row.recipient, row.status, row.attempts, row.token_hash) == ("late@acme.co", "queued", 1, None)
+    assert (row.recipient, row.status, row.attempts, row.token_hash) == (
+        "late@acme.co",
+        "queued",
+        1,
+        None,
+    )
     assert rows_of(engine, m.User, m.User.email == "late@acme.co")
 
     inbox = Inbox()
@@ -721,7 +880,12 @@ def test_invitations_stay_queued_while_smtp_is_down_and_are_sent_later(
 
 @pytest.mark.parametrize("why", ["stale", "wrong code"])
 def test_rolled_back_apply_queues_and_sends_nothing(
-    engine: Engine, org: Org, runner: Runner, tmp_path: Path, smtp: tuple[Inbox, Controller], why: str
+    engine: Engine,
+    org: Org,
+    runner: Runner,
+    tmp_path: Path,
+    smtp: tuple[Inbox, Controller],
+    why: str,
 ) -> None:
     inbox, controller = smtp
     desired, options = every_change(engine)
@@ -729,7 +893,9 @@ def test_rolled_back_apply_queues_and_sends_nothing(
     code = org.root.code()
     if why == "stale":
         with engine.begin() as conn:
-            conn.execute(sa.update(m.User).where(m.User.email == "upd@acme.co").values(last_name="Changed"))
+            conn.execute(
+                sa.update(m.User).where(m.User.email == "upd@acme.co").values(last_name="Changed")
+            )
     else:
         code = wrong_code(org.root)
     before = domain_tables(engine)

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Engine, make_url
 from tests.apply.apply_helpers import (
     ADMIN_PERMS,
     ORG,
-    bulk_org,
     build_org,
+    bulk_org,
     every_change,
     exported,
     live_state,
@@ -62,8 +62,12 @@ def userctl(db_url: str, tmp_path: Path) -> Iterator[Callable[..., "subprocess.P
 
     def start(*args: str) -> "subprocess.Popen[str]":
         proc = subprocess.Popen(
-            [sys.executable, "-m", "userctl", *args], cwd=tmp_path, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "userctl", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(proc)
         return proc
@@ -96,7 +100,9 @@ def holding_organization_lock(engine: Engine, backend: str, slug: str = ORG) -> 
         return
     with engine.connect() as conn:
         transaction = conn.begin()
-        conn.execute(sa.select(m.Organization.id).where(m.Organization.slug == slug).with_for_update())
+        conn.execute(
+            sa.select(m.Organization.id).where(m.Organization.slug == slug).with_for_update()
+        )
         try:
             yield
         finally:
@@ -107,13 +113,19 @@ def lock_waiters(engine: Engine) -> list[str]:
     """The statements of other sessions of this test's database blocked on a lock the test holds."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            sql = "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            sql = (
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
         else:
             # MariaDB lists a session waiting on a unique secondary index in neither innodb_trx
             # nor innodb_lock_waits, so: a session still running a statement that the test's
             # lock blocks is waiting for it.
-            sql = ("SELECT info FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() "
-                   "AND command = 'Query' AND (info LIKE '%FOR UPDATE' OR info LIKE 'DELETE FROM %')")
+            sql = (
+                "SELECT info FROM information_schema.processlist WHERE db = DATABASE() AND "
+                "id <> CONNECTION_ID() AND command = 'Query' AND (info LIKE '%FOR UPDATE' "
+                "OR info LIKE 'DELETE FROM %')"
+            )
         return [str(q) for q in conn.execute(sa.text(sql)).scalars()]
 
 
@@ -122,22 +134,36 @@ def uncommitted_user_exists(engine: Engine, email: str) -> bool:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             # No dirty reads on PostgreSQL: a waiting session that has written holds an xid.
-            return bool(conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL")).scalar_one())
+            return bool(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL"
+                    )
+                ).scalar_one()
+            )
         conn = conn.execution_options(isolation_level="READ UNCOMMITTED")
-        return bool(conn.execute(sa.select(sa.func.count()).select_from(m.User).where(m.User.email == email)).scalar_one())
+        return bool(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(m.User).where(m.User.email == email)
+            ).scalar_one()
+        )
 
 
 def open_transactions(engine: Engine) -> int:
     """Transactions of other sessions still open in this test's database."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            sql = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL")
+            sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+            )
         else:
-            sql = ("SELECT count(*) FROM information_schema.innodb_trx t JOIN information_schema.processlist p "
-                   "ON p.id = t.trx_mysql_thread_id WHERE p.db = DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()")
+            sql = (
+                "SELECT count(*) FROM information_schema.innodb_trx t JOIN "
+                "information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE p.db = "
+                "DATABASE() AND t.trx_mysql_thread_id <> CONNECTION_ID()"
+            )
         return int(conn.execute(sa.text(sql)).scalar_one())
 
 
@@ -153,7 +179,9 @@ def test_second_apply_waits_for_the_lock_then_refuses_as_locked(
     backend: str, engine: Engine, factory: Factory, tmp_path: Path, userctl: Callable[..., Any]
 ) -> None:
     build_org(factory)
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Waiting"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Waiting"), tmp_path
+    )
     before = tables(engine)
 
     with holding_organization_lock(engine, backend):
@@ -161,7 +189,9 @@ def test_second_apply_waits_for_the_lock_then_refuses_as_locked(
         out, err = proc.communicate(timeout=PATIENCE_S)
 
     assert proc.returncode == 4, out + err
-    assert "organization acme-payments is locked by another apply" in err and "--lock-timeout" in err
+    assert (
+        "organization acme-payments is locked by another apply" in err and "--lock-timeout" in err
+    )
     assert "Traceback" not in err
     assert tables(engine) == before
 
@@ -174,9 +204,14 @@ def test_lock_timeout_option_is_honoured(
     """In-process (no interpreter start-up in the measurement): the refusal comes after about
     the second asked for — neither at once nor after the 30 s default."""
     org = build_org(factory)
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Waiting"), tmp_path)
-    args = [*apply_cmd(path, "root@acme.co")] if command == "apply" else [
-        "approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()]
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Waiting"), tmp_path
+    )
+    args = (
+        [*apply_cmd(path, "root@acme.co")]
+        if command == "apply"
+        else ["approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()]
+    )
     before = tables(engine)
 
     with holding_organization_lock(engine, backend):
@@ -224,16 +259,24 @@ def test_two_organizations_applies_overlap_in_time(
     factory.role(other, "Support", ["users.view"])
     factory.operator(other, "boss@other.co", admin)
     factory.user(other, "worker@other.co", admin, first_name="Before")
-    first = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Paused"), tmp_path, "a.json")
+    first = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Paused"), tmp_path, "a.json"
+    )
     desired_b = rename(exported(live_state(engine, "other-co")), "worker@other.co", "After")
-    desired_b = replace(desired_b, users={**desired_b.users, "new@other.co": new_user("new@other.co", 1)})
+    desired_b = replace(
+        desired_b, users={**desired_b.users, "new@other.co": new_user("new@other.co", 1)}
+    )
     second = save_plan(engine, desired_b, tmp_path, "b.json")
 
     with engine.connect() as holder:
         transaction = holder.begin()
-        holder.execute(sa.select(m.User.id).where(m.User.id == org.users["calm@acme.co"]).with_for_update())
+        holder.execute(
+            sa.select(m.User.id).where(m.User.id == org.users["calm@acme.co"]).with_for_update()
+        )
         proc_a = userctl(*apply_cmd(first, "root@acme.co", "--lock-timeout", str(PATIENCE_S)))
-        wait_until(lambda: lock_waiters(engine), "acme-payments' apply to wait for calm@acme.co's row")
+        wait_until(
+            lambda: lock_waiters(engine), "acme-payments' apply to wait for calm@acme.co's row"
+        )
         proc_b = userctl(*apply_cmd(second, "boss@other.co", "--lock-timeout", "1"))
         out_b, err_b = proc_b.communicate(timeout=PATIENCE_S)
         a_still_running = proc_a.poll() is None
@@ -243,12 +286,15 @@ def test_two_organizations_applies_overlap_in_time(
     assert proc_b.returncode == 0, out_b + err_b
     assert a_still_running, "acme-payments' apply ended before other-co's: they did not overlap"
     assert proc_a.returncode == 0, out_a + err_a
-    assert rows_of(engine, m.User.first_name, m.User.email.in_(["calm@acme.co", "worker@other.co"])) in (
-        [("Paused",), ("After",)], [("After",), ("Paused",)])
+    assert rows_of(
+        engine, m.User.first_name, m.User.email.in_(["calm@acme.co", "worker@other.co"])
+    ) in ([("Paused",), ("After",)], [("After",), ("Paused",)])
     assert rows_of(engine, m.User.email, m.User.email == "new@other.co") == [("new@other.co",)]
     with engine.connect() as conn:
         for slug in (ORG, "other-co"):
-            org_id = conn.execute(sa.select(m.Organization.id).where(m.Organization.slug == slug)).scalar_one()
+            org_id = conn.execute(
+                sa.select(m.Organization.id).where(m.Organization.slug == slug)
+            ).scalar_one()
             assert audit.verify_chain(conn, org_id).ok
 
 
@@ -261,14 +307,21 @@ def test_two_concurrent_applies_of_one_user_never_lose_an_update(
     org = build_org(factory)
     live = exported(live_state(engine))
     alpha = save_plan(engine, rename(live, "calm@acme.co", "Alpha"), tmp_path, name="alpha.json")
-    bravo = save_plan(engine, rename(rename(live, "calm@acme.co", "Bravo"), "upd@acme.co", "Bravo"), tmp_path, name="bravo.json")
+    bravo = save_plan(
+        engine,
+        rename(rename(live, "calm@acme.co", "Bravo"), "upd@acme.co", "Bravo"),
+        tmp_path,
+        name="bravo.json",
+    )
 
     with holding_organization_lock(engine, backend):
         procs = {
             name: userctl(*apply_cmd(plan, "root@acme.co", "--lock-timeout", str(PATIENCE_S)))
             for name, plan in (("Alpha", alpha), ("Bravo", bravo))
         }
-        wait_until(lambda: len(lock_waiters(engine)) >= 2, "both applies to wait for the organization lock")
+        wait_until(
+            lambda: len(lock_waiters(engine)) >= 2, "both applies to wait for the organization lock"
+        )
     results = {name: (p.wait(timeout=PATIENCE_S), *p.communicate()) for name, p in procs.items()}
 
     assert sorted(rc for rc, _, _ in results.values()) == [0, 4], results
@@ -303,12 +356,26 @@ def test_apply_killed_mid_way_leaves_no_partial_state(
     with engine.connect() as holder:
         transaction = holder.begin()
         holder.execute(
-            sa.select(m.TotpSecret.user_id).where(m.TotpSecret.user_id == org.users["no2fa@acme.co"]).with_for_update()
+            sa.select(m.TotpSecret.user_id)
+            .where(m.TotpSecret.user_id == org.users["no2fa@acme.co"])
+            .with_for_update()
         )
-        proc = userctl(*apply_cmd(path, "root@acme.co", "--otp-code", org.root.code(),
-                                                    "--lock-timeout", str(2 * PATIENCE_S)))
+        proc = userctl(
+            *apply_cmd(
+                path,
+                "root@acme.co",
+                "--otp-code",
+                org.root.code(),
+                "--lock-timeout",
+                str(2 * PATIENCE_S),
+            )
+        )
         wait_until(
-            lambda: [q for q in lock_waiters(engine) if q.lstrip().upper().startswith("DELETE FROM TOTP_SECRETS")],
+            lambda: [
+                q
+                for q in lock_waiters(engine)
+                if q.lstrip().upper().startswith("DELETE FROM TOTP_SECRETS")
+            ],
             "the apply to block deleting the locked authenticator row",
         )
         # Mid-way for real: the earlier phases are written (uncommitted), the user deletion waits.
@@ -325,11 +392,17 @@ def test_apply_killed_mid_way_leaves_no_partial_state(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_sqlite_apply_killed_mid_way_is_all_or_nothing(
-    backend: str, engine: Engine, factory: Factory, db_url: str, tmp_path: Path, userctl: Callable[..., Any]
+    backend: str,
+    engine: Engine,
+    factory: Factory,
+    db_url: str,
+    tmp_path: Path,
+    userctl: Callable[..., Any],
 ) -> None:
     """A plan creating 20,000 users; the apply is killed a second after it has begun writing
-    (SQLite's rollback journal exists). Reopening the database rolls the journal back: none of the users,
-    invitations or audit events exist — unless the commit won the race, then all of them do."""
+    (SQLite's rollback journal exists). Reopening the database rolls the journal back: none of the
+    users, invitations or audit events exist — unless the commit won the race,
+    then all of them do."""
     bulk_org(factory)
     live = exported(live_state(engine))
     many = 20_000
@@ -364,12 +437,16 @@ def test_row_held_by_another_transaction_is_a_lock_refusal(
     """The platform (or anything else) holds a row the plan writes for longer than
     --lock-timeout: a clear "locked" refusal (exit 4) and nothing written, not a database error."""
     org = build_org(factory)
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Blocked"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Blocked"), tmp_path
+    )
     before = tables(engine)
 
     with engine.connect() as holder:
         transaction = holder.begin()
-        holder.execute(sa.select(m.User.id).where(m.User.id == org.users["calm@acme.co"]).with_for_update())
+        holder.execute(
+            sa.select(m.User.id).where(m.User.id == org.users["calm@acme.co"]).with_for_update()
+        )
         proc = userctl(*apply_cmd(path, "root@acme.co", "--lock-timeout", "1"))
         out, err = proc.communicate(timeout=PATIENCE_S)
         transaction.rollback()

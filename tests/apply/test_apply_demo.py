@@ -27,7 +27,9 @@ def test_demo_plan_applied_end_to_end(runner: Runner, engine: Engine) -> None:
     planned = runner("plan", "-f", EXAMPLE, "--detailed-exitcode")
     assert planned.exit_code == 3, planned.output  # every kind of change, some needing 2FA
 
-    applied = runner("apply", "-f", EXAMPLE, "--operator", ADMIN, "--otp-code", pyotp.TOTP(secret).now(), "--yes")
+    applied = runner(
+        "apply", "-f", EXAMPLE, "--operator", ADMIN, "--otp-code", pyotp.TOTP(secret).now(), "--yes"
+    )
 
     assert applied.exit_code == 0, applied.output
     assert "verified by totp" in applied.stdout

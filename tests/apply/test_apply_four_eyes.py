@@ -65,7 +65,9 @@ def test_under_four_eyes_the_appliers_own_code_alone_is_refused(
     assert "verified by totp+approval:lead@acme.co" in applied.stdout
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co") == []
     events = [e for e in rows_of(engine, m.AuditEvent) if e.action != "plan.approve"]
-    assert {(e.operator, e.verified_by, e.operator_verified) for e in events} == {("root@acme.co", "totp+approval:lead@acme.co", True)}
+    assert {(e.operator, e.verified_by, e.operator_verified) for e in events} == {
+        ("root@acme.co", "totp+approval:lead@acme.co", True)
+    }
 
 
 def test_under_four_eyes_one_person_under_two_names_is_refused(
@@ -73,13 +75,21 @@ def test_under_four_eyes_one_person_under_two_names_is_refused(
 ) -> None:
     """root approves, then applies naming lead without lead's code: one person proved it."""
     path = drop_gone_plan(engine, tmp_path)
-    assert runner("approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()).exit_code == 0
+    assert (
+        runner(
+            "approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()
+        ).exit_code
+        == 0
+    )
     before = tables(engine)
 
     result = runner(*apply_args(path, lead.email))
 
     assert result.exit_code == 4, result.output
-    assert "two different people must confirm" in result.stderr and "an approval by root@acme.co" in result.stderr
+    assert (
+        "two different people must confirm" in result.stderr
+        and "an approval by root@acme.co" in result.stderr
+    )
     assert tables(engine) == before
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co")
 
@@ -89,12 +99,22 @@ def test_under_four_eyes_two_approvals_by_two_operators_apply_without_a_code(
 ) -> None:
     third = factory.operator(org.id, "third@acme.co", org.roles["Admin"])
     path = drop_gone_plan(engine, tmp_path)
-    assert runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code()).exit_code == 0
+    assert (
+        runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code()).exit_code
+        == 0
+    )
     # The same approver twice is still one person.
-    again = runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code(at=time.time() + 30))
+    again = runner(
+        "approve", str(path), "--operator", lead.email, "--otp-code", lead.code(at=time.time() + 30)
+    )
     assert again.exit_code == 0, again.output
     assert runner(*apply_args(path, "root@acme.co")).exit_code == 4
-    assert runner("approve", str(path), "--operator", third.email, "--otp-code", third.code()).exit_code == 0
+    assert (
+        runner(
+            "approve", str(path), "--operator", third.email, "--otp-code", third.code()
+        ).exit_code
+        == 0
+    )
 
     applied = runner(*apply_args(path, "root@acme.co"))
 
@@ -108,7 +128,9 @@ def test_under_four_eyes_two_approvals_by_two_operators_apply_without_a_code(
 def test_under_four_eyes_a_plan_needing_no_2fa_is_applied_by_one_person(
     engine: Engine, org: Org, runner: Runner, tmp_path: Path
 ) -> None:
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Quiet"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Quiet"), tmp_path
+    )
     assert not plan_of(path).requires_2fa
 
     result = runner(*apply_args(path, "root@acme.co"))
@@ -127,7 +149,7 @@ def test_without_four_eyes_the_appliers_own_code_still_suffices(
     assert "verified by totp" in result.stdout
 
 
-# --- when the CLI asks for a code ------------------------------------------------------------------
+# --- when the CLI asks for a code -----------------------------------------------------------------
 
 
 def test_under_four_eyes_a_code_is_asked_for_only_beside_someone_elses_approval(
@@ -138,8 +160,12 @@ def test_under_four_eyes_a_code_is_asked_for_only_beside_someone_elses_approval(
     plan = make_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]))
     now = utcnow()
     assert code_can_confirm(engine, plan, "root@acme.co", now) is False
-    approve_plan(engine, plan, "root@acme.co", org.root.code(), now=now, valid_for=dt.timedelta(hours=1))
-    assert code_can_confirm(engine, plan, "root@acme.co", now) is False  # their own approval is no second person
+    approve_plan(
+        engine, plan, "root@acme.co", org.root.code(), now=now, valid_for=dt.timedelta(hours=1)
+    )
+    assert (
+        code_can_confirm(engine, plan, "root@acme.co", now) is False
+    )  # their own approval is no second person
     assert code_can_confirm(engine, plan, "lead@acme.co", now) is True
     third = factory.operator(org.id, "third@acme.co", org.roles["Admin"])
     approve_plan(engine, plan, third.email, third.code(), now=now, valid_for=dt.timedelta(hours=1))
@@ -164,7 +190,9 @@ def test_an_approval_that_no_longer_counts_means_a_code_is_asked_for(
     assert code_can_confirm(engine, plan, "root@acme.co", now) is True
 
 
-def test_no_code_is_asked_of_an_operator_apply_will_refuse(engine: Engine, factory: Factory) -> None:
+def test_no_code_is_asked_of_an_operator_apply_will_refuse(
+    engine: Engine, factory: Factory
+) -> None:
     build_org(factory, four_eyes=False)
     plan = make_plan(engine, with_users(exported(live_state(engine)), drop=["gone@acme.co"]))
     assert code_can_confirm(engine, plan, "nobody@acme.co", utcnow()) is False

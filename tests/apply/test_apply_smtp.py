@@ -24,8 +24,8 @@ from tests.apply.apply_helpers import (
     tables,
     with_users,
 )
-from tests.conftest import Factory, Runner
 from tests.apply.test_notify import SmtpServer, part, send_env
+from tests.conftest import Factory, Runner
 from userctl.apply import outbox
 from userctl.db import models as m
 from userctl.db.engine import begin_write
@@ -64,7 +64,9 @@ def test_malformed_smtp_url_is_refused_before_anything_is_written(
 class Rejecting:
     """A server that is up but refuses every message."""
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         return "550 5.1.1 mailbox unavailable"
 
 
@@ -105,7 +107,9 @@ def test_apply_delivers_only_its_own_organizations_invitations(
 ) -> None:
     build_org(factory)
     other = factory.org("other-co", name="Other Co")
-    other_user = factory.user(other, "waiting@other.co", factory.role(other, "Admin", ADMIN_PERMS), status="invited")
+    other_user = factory.user(
+        other, "waiting@other.co", factory.role(other, "Admin", ADMIN_PERMS), status="invited"
+    )
     with begin_write(engine) as conn:  # another organization's backlog, e.g. its SMTP was down
         outbox.queue_invitation(conn, other, other_user, "waiting@other.co", NOW)
     path = invite_plan(engine, tmp_path, "new@acme.co")
@@ -120,7 +124,7 @@ def test_apply_delivers_only_its_own_organizations_invitations(
     assert status == {"new@acme.co": "sent", "waiting@other.co": "queued"}
 
 
-def test_an_apply_that_would_invite_without_an_invite_base_url_is_refused_before_anything_is_written(
+def test_an_apply_that_would_invite_without_invite_base_url_is_refused_before_anything_is_written(
     engine: Engine, factory: Factory, runner: Runner, tmp_path: Path, smtp: SmtpServer
 ) -> None:
     build_org(factory)
@@ -131,7 +135,10 @@ def test_an_apply_that_would_invite_without_an_invite_base_url_is_refused_before
     result = runner(*apply_args(path, "root@acme.co"), env={"USERCTL_SMTP_URL": smtp.url})
 
     assert result.exit_code == 1, result.output
-    assert "1 invitation(s) would be sent" in result.stderr and "USERCTL_INVITE_BASE_URL" in result.stderr
+    assert (
+        "1 invitation(s) would be sent" in result.stderr
+        and "USERCTL_INVITE_BASE_URL" in result.stderr
+    )
     assert "Traceback" not in result.output and "Applied" not in result.stdout
     assert tables(engine) == before and smtp.inbox.messages == []
 
@@ -143,8 +150,12 @@ def test_the_invite_base_url_option_sets_the_link(
     path = invite_plan(engine, tmp_path)
     smtp.start()
 
-    result = runner(*apply_args(path, "root@acme.co", None, "--invite-base-url", "https://app.acme.co/join?lang=es"),
-                    env={"USERCTL_SMTP_URL": smtp.url})
+    result = runner(
+        *apply_args(
+            path, "root@acme.co", None, "--invite-base-url", "https://app.acme.co/join?lang=es"
+        ),
+        env={"USERCTL_SMTP_URL": smtp.url},
+    )
 
     assert result.exit_code == 0, result.output
     [message] = smtp.inbox.messages

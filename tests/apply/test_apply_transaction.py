@@ -27,8 +27,8 @@ from tests.apply.apply_helpers import (
     save_plan,
     tables,
 )
-from tests.conftest import Factory, Runner
 from tests.apply.test_notify import SmtpServer, send_env
+from tests.conftest import Factory, Runner
 from userctl.apply import apply_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
@@ -51,7 +51,9 @@ def smtp() -> Iterator[SmtpServer]:
 def capture(engine: Engine) -> list[str]:
     statements: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -65,7 +67,9 @@ def is_lock(statement: str, backend: str) -> bool:
     return "FROM ORGANIZATIONS" in flat and flat.endswith("FOR UPDATE")
 
 
-def test_apply_runs_no_ddl_and_takes_the_organization_lock_first(engine: Engine, org: Org, backend: str) -> None:
+def test_apply_runs_no_ddl_and_takes_the_organization_lock_first(
+    engine: Engine, org: Org, backend: str
+) -> None:
     desired, options = every_change(engine)
     plan = make_plan(engine, desired, PlanOptions(**options))
     now = utcnow()
@@ -79,11 +83,18 @@ def test_apply_runs_no_ddl_and_takes_the_organization_lock_first(engine: Engine,
     first_write = next(i for i, s in enumerate(statements) if WRITE.match(s))
     assert locks and locks[0] < first_write, statements[: first_write + 1]
     if backend != "sqlite":
-        assert not any(" ".join(s.split()).upper().startswith("BEGIN IMMEDIATE") for s in statements)
+        assert not any(
+            " ".join(s.split()).upper().startswith("BEGIN IMMEDIATE") for s in statements
+        )
 
 
 def test_failure_after_the_audit_events_rolls_back_everything_and_sends_nothing(
-    engine: Engine, org: Org, runner: Runner, tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    org: Org,
+    runner: Runner,
+    tmp_path: Path,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     desired, options = every_change(engine)
     path = save_plan(engine, desired, tmp_path, **options)
@@ -92,8 +103,18 @@ def test_failure_after_the_audit_events_rolls_back_everything_and_sends_nothing(
 
     def failing_bump(self: Executor) -> int:
         # The last write of an apply: by now users, invitations and audit events are all written.
-        count = lambda table: int(self.conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())  # noqa: E731
-        seen_in_transaction.append((count(m.User.__table__), count(m.Notification.__table__), count(m.AuditEvent.__table__)))
+        def count(table: sa.FromClause) -> int:
+            return int(
+                self.conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            )
+
+        seen_in_transaction.append(
+            (
+                count(m.User.__table__),
+                count(m.Notification.__table__),
+                count(m.AuditEvent.__table__),
+            )
+        )
         raise DatabaseError("injected failure while bumping the serial")
 
     monkeypatch.setattr(Executor, "bump_serial", failing_bump)
@@ -122,9 +143,13 @@ def session_lock_wait(engine: Engine, backend: str) -> tuple[Any, str]:
     """(server session id, this session's lock timeout) of the pooled connection."""
     with engine.connect() as conn:
         if backend == "mariadb":
-            row = conn.exec_driver_sql("SELECT CONNECTION_ID(), @@SESSION.innodb_lock_wait_timeout").one()
+            row = conn.exec_driver_sql(
+                "SELECT CONNECTION_ID(), @@SESSION.innodb_lock_wait_timeout"
+            ).one()
         else:
-            row = conn.exec_driver_sql("SELECT pg_backend_pid(), current_setting('lock_timeout')").one()
+            row = conn.exec_driver_sql(
+                "SELECT pg_backend_pid(), current_setting('lock_timeout')"
+            ).one()
         return row[0], str(row[1])
 
 
@@ -146,7 +171,9 @@ def test_the_lock_timeout_does_not_outlive_the_apply_on_the_pooled_connection(
     assert rows_of(engine, m.User.first_name, m.User.email == "calm@acme.co") == [("Pooled",)]
 
 
-def test_many_creates_write_each_table_in_batches_not_row_by_row(engine: Engine, factory: Factory) -> None:
+def test_many_creates_write_each_table_in_batches_not_row_by_row(
+    engine: Engine, factory: Factory
+) -> None:
     """2,500 creates: the users, their invitations and their audit events are each written in a
     few batched statements (executemany), whatever the number of users: the statement count per
     table is pinned, the time is the benchmark's business."""
@@ -157,7 +184,9 @@ def test_many_creates_write_each_table_in_batches_not_row_by_row(engine: Engine,
     plan = make_plan(engine, with_new_users(engine, 2500))
     inserts: dict[str, int] = {}
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
         match = re.match(r"\s*INSERT INTO (\w+)", statement, re.IGNORECASE)
         if match:
             inserts[match.group(1).strip('"`')] = inserts.get(match.group(1).strip('"`'), 0) + 1

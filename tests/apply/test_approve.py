@@ -66,12 +66,24 @@ def test_approved_plan_is_applied_without_a_code(
     approved = runner(*approve_args(path, "Root@Acme.co", org.root.code()))
 
     assert approved.exit_code == 0, approved.output
-    assert re.search(rf"Approved plan {re.escape(digest)} for acme-payments by root@acme.co, valid until \S+Z\.", approved.stdout)
+    assert re.search(
+        rf"Approved plan {re.escape(digest)} for acme-payments by root@acme.co, valid until \S+Z\.",
+        approved.stdout,
+    )
     [approval] = rows_of(engine, m.Approval)
-    assert (approval.plan_digest, approval.approver_email, approval.used_at) == (digest, "root@acme.co", None)
+    assert (approval.plan_digest, approval.approver_email, approval.used_at) == (
+        digest,
+        "root@acme.co",
+        None,
+    )
     assert approval.expires_at - approval.created_at == dt.timedelta(hours=24)
     [event] = rows_of(engine, m.AuditEvent)
-    assert (event.action, event.operator, event.verified_by, event.plan_digest) == ("plan.approve", "root@acme.co", "totp", digest)
+    assert (event.action, event.operator, event.verified_by, event.plan_digest) == (
+        "plan.approve",
+        "root@acme.co",
+        "totp",
+        digest,
+    )
 
     applied = runner(*apply_args(path, lead.email))
 
@@ -79,7 +91,9 @@ def test_approved_plan_is_applied_without_a_code(
     assert "verified by approval:root@acme.co" in applied.stdout
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
     changes = [e for e in rows_of(engine, m.AuditEvent) if e.action != "plan.approve"]
-    assert {(e.operator, e.verified_by) for e in changes} == {("lead@acme.co", "approval:root@acme.co")}
+    assert {(e.operator, e.verified_by) for e in changes} == {
+        ("lead@acme.co", "approval:root@acme.co")
+    }
     assert len(changes) == 2
     [approval] = rows_of(engine, m.Approval)
     assert approval.used_at is not None
@@ -107,7 +121,9 @@ def test_edited_plan_is_refused_by_approve_and_apply(
     assert tables(engine) == before
 
 
-def test_approval_covers_only_its_own_plan(engine: Engine, org: Org, lead: Operator, runner: Runner, tmp_path: Path) -> None:
+def test_approval_covers_only_its_own_plan(
+    engine: Engine, org: Org, lead: Operator, runner: Runner, tmp_path: Path
+) -> None:
     approved_path = save_plan(engine, drop(engine, "gone@acme.co"), tmp_path, name="approved.json")
     other_path = save_plan(engine, drop(engine, "leaver@acme.co"), tmp_path, name="other.json")
     assert runner(*approve_args(approved_path, "root@acme.co", org.root.code())).exit_code == 0
@@ -122,7 +138,9 @@ def test_approval_covers_only_its_own_plan(engine: Engine, org: Org, lead: Opera
 
 def test_approval_expires(engine: Engine, org: Org, lead: Operator) -> None:
     plan = make_plan(engine, drop(engine, "gone@acme.co"))
-    row = approve_plan(engine, plan, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=dt.timedelta(hours=1))
+    row = approve_plan(
+        engine, plan, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=dt.timedelta(hours=1)
+    )
     assert row.expires_at == T0 + dt.timedelta(hours=1)
     before = tables(engine)
 
@@ -147,7 +165,9 @@ def test_approval_validity_is_chosen_on_the_command_line(
 def test_approval_is_used_once(engine: Engine, org: Org, lead: Operator) -> None:
     """Applying consumes the approval: it is never found again."""
     plan = make_plan(engine, drop(engine, "gone@acme.co"))
-    approve_plan(engine, plan, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=dt.timedelta(hours=1))
+    approve_plan(
+        engine, plan, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=dt.timedelta(hours=1)
+    )
     apply_plan(engine, plan, lead.email, otp_code=None, now=T0 + dt.timedelta(minutes=1))
     [approval] = rows_of(engine, m.Approval)
     assert approval.used_at == T0 + dt.timedelta(minutes=1)
@@ -202,7 +222,9 @@ def test_approval_by_an_approver_no_longer_eligible_does_not_count(
     assert tables(engine) == before
 
 
-def test_approve_with_a_wrong_code_records_no_approval(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_approve_with_a_wrong_code_records_no_approval(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop(engine, "gone@acme.co"), tmp_path)
     near = {org.root.code(at) for at in _around_now()}
     wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in near)
@@ -227,10 +249,14 @@ def test_stale_blocked_or_unauthorised_plans_cannot_be_approved(
     engine: Engine, factory: Factory, org: Org
 ) -> None:
     stale = make_plan(engine, drop(engine, "gone@acme.co"))
-    blocked = make_plan(engine, drop(engine, "gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co"))
+    blocked = make_plan(
+        engine, drop(engine, "gone@acme.co", "calm@acme.co", "tf@acme.co", "upd@acme.co")
+    )
     assert blocked.blocked
     with engine.begin() as conn:
-        conn.execute(sa.update(m.User).where(m.User.email == "gone@acme.co").values(first_name="Changed"))
+        conn.execute(
+            sa.update(m.User).where(m.User.email == "gone@acme.co").values(first_name="Changed")
+        )
     opsy = factory.operator(org.id, "opsy@acme.co", org.roles["Ops"])
     before = tables(engine)
     valid = dt.timedelta(hours=1)
@@ -238,7 +264,9 @@ def test_stale_blocked_or_unauthorised_plans_cannot_be_approved(
     with pytest.raises(StalePlan, match=re.escape('user["gone@acme.co"]')):
         approve_plan(engine, stale, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=valid)
     with pytest.raises(GuardBlocked):
-        approve_plan(engine, blocked, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=valid)
+        approve_plan(
+            engine, blocked, "root@acme.co", code_at(org.root, T0), now=T0, valid_for=valid
+        )
     fresh = make_plan(engine, drop(engine, "gone@acme.co"))
     with pytest.raises(NotAuthorized, match="lacks users.manage"):
         approve_plan(engine, fresh, opsy.email, code_at(opsy, T0), now=T0, valid_for=valid)

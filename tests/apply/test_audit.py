@@ -92,13 +92,20 @@ def test_organizations_have_separate_chains(engine: Engine, factory) -> None:
 def test_an_edited_event_is_named(engine: Engine, factory) -> None:
     org = factory.org()
     seed(engine, org)
-    execute(engine, events_t.update().where(events_t.c.seq == 3).values(after=canonical_json({"first_name": "Eve"})))
+    execute(
+        engine,
+        events_t.update()
+        .where(events_t.c.seq == 3)
+        .values(after=canonical_json({"first_name": "Eve"})),
+    )
     result = verify(engine, org)
     assert not result.ok and result.bad_seq == 3
     assert "event #3" in (result.problem or "") and "altered" in (result.problem or "")
 
 
-def test_an_edited_event_with_its_hash_recomputed_breaks_the_next_link(engine: Engine, factory) -> None:
+def test_an_edited_event_with_its_hash_recomputed_breaks_the_next_link(
+    engine: Engine, factory
+) -> None:
     org = factory.org()
     seed(engine, org)
     rebuild(engine, org, edit_seq=2, only_that_row=True)
@@ -144,7 +151,11 @@ def test_a_head_followed_by_later_events_says_so(engine: Engine, factory) -> Non
     with engine.connect() as conn:
         third = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 3)).scalar_one()
     result = verify(engine, org, third)
-    assert not result.ok and "event #3" in (result.problem or "") and "2 event(s) were appended" in (result.problem or "")
+    assert (
+        not result.ok
+        and "event #3" in (result.problem or "")
+        and "2 event(s) were appended" in (result.problem or "")
+    )
 
 
 def test_without_a_key_a_rebuilt_chain_passes(engine: Engine, factory) -> None:
@@ -155,7 +166,9 @@ def test_without_a_key_a_rebuilt_chain_passes(engine: Engine, factory) -> None:
     assert verify(engine, org).ok
 
 
-def test_with_a_key_a_rebuilt_chain_fails_its_hmac(engine: Engine, factory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_a_key_a_rebuilt_chain_fails_its_hmac(
+    engine: Engine, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(audit.ENV_KEY, "k" * 40)
     org = factory.org()
     seed(engine, org)
@@ -166,7 +179,9 @@ def test_with_a_key_a_rebuilt_chain_fails_its_hmac(engine: Engine, factory, monk
     assert "HMAC" in (result.problem or "")
 
 
-def test_a_wrong_key_fails_and_a_stripped_hmac_fails(engine: Engine, factory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_key_fails_and_a_stripped_hmac_fails(
+    engine: Engine, factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(audit.ENV_KEY, "right-key")
     org = factory.org()
     seed(engine, org)
@@ -199,9 +214,25 @@ def rebuild(engine: Engine, org_id: int, edit_seq: int, only_that_row: bool = Fa
                     "organization_id": data["organization_id"],
                     "seq": data["seq"],
                     "time": data["created_at"].isoformat() + "Z",
-                    **{k: data[k] for k in ("operator", "verified_by", "plan_digest", "action", "address", "before", "after", "prev_hash")},
+                    **{
+                        k: data[k]
+                        for k in (
+                            "operator",
+                            "verified_by",
+                            "plan_digest",
+                            "action",
+                            "address",
+                            "before",
+                            "after",
+                            "prev_hash",
+                        )
+                    },
                     # An attacker who rebuilds the chain covers every field, this one too.
-                    **({"operator_verified": bool(data["operator_verified"])} if data["operator_verified"] is not None else {}),
+                    **(
+                        {"operator_verified": bool(data["operator_verified"])}
+                        if data["operator_verified"] is not None
+                        else {}
+                    ),
                 }
             ).encode()
             prev = hashlib.sha256(payload).hexdigest()
@@ -215,7 +246,9 @@ def rebuild(engine: Engine, org_id: int, edit_seq: int, only_that_row: bool = Fa
 # --- streaming: the chain is read in bounded batches, never whole ----------------------------
 
 
-def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first_batch(engine: Engine, factory) -> None:
+def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first_batch(
+    engine: Engine, factory
+) -> None:
     org = factory.org()
     with engine.begin() as conn:
         head = append_events(conn, org, records(10), T0)
@@ -223,7 +256,9 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
         assert verify_chain(conn, org, head, batch_size=3) == audit.VerifyResult(10, head, False)
         seventh = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 7)).scalar_one()
         assert verify_chain(conn, org, seventh, batch_size=3).problem == (
-            f"the chain head is {head}, not {seventh}: that hash is event #7, and 3 event(s) were appended after it")
+            f"the chain head is {head}, not {seventh}: that hash is event #7, and 3 "
+            "event(s) were appended after it"
+        )
     with engine.begin() as conn:  # swap #7 and #8 through a free seq
         conn.execute(events_t.update().where(events_t.c.seq == 7).values(seq=-7))
         conn.execute(events_t.update().where(events_t.c.seq == 8).values(seq=7))
@@ -232,10 +267,14 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
         result = verify_chain(conn, org, head, batch_size=3)
         # The message names where the event it chains onto now is, found after the stream ended.
         assert (result.events, result.head, result.bad_seq) == (10, head, 7)
-        assert "out of order: it was written right after the event now at #8" in (result.problem or "")
+        assert "out of order: it was written right after the event now at #8" in (
+            result.problem or ""
+        )
 
 
-def test_cli_verify_streams_the_events_through_a_server_side_cursor(engine: Engine, factory, runner) -> None:
+def test_cli_verify_streams_the_events_through_a_server_side_cursor(
+    engine: Engine, factory, runner
+) -> None:
     """Memory flat in the number of events: `audit verify` reads the chain with a streaming
     cursor (PostgreSQL: a named server-side cursor; MariaDB: an unbuffered one), VERIFY_BATCH
     rows per fetch, rather than fetching every row at once."""
@@ -244,7 +283,10 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(engine: Engi
     seen: list[tuple[object, dict[str, object]]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "FROM audit_events" in statement and "ORDER BY audit_events.seq, audit_events.id" in statement:
+        if (
+            "FROM audit_events" in statement
+            and "ORDER BY audit_events.seq, audit_events.id" in statement
+        ):
             seen.append((cursor, dict(context.execution_options)))
 
     sa.event.listen(sa.Engine, "before_cursor_execute", record)
@@ -277,10 +319,15 @@ def test_cli_verify_intact_then_broken(engine: Engine, factory, runner) -> None:
     assert result.stdout.strip() == f"audit chain intact: 5 events, head {head}"
     assert "HMACs not checked" in result.stderr
 
-    execute(engine, events_t.update().where(events_t.c.seq == 4).values(address='user["eve@acme.co"]'))
+    execute(
+        engine, events_t.update().where(events_t.c.seq == 4).values(address='user["eve@acme.co"]')
+    )
     result = runner("audit", "verify")
     assert result.exit_code == 4
-    assert "audit chain of acme-payments is broken: event #4" in result.stderr and "altered" in result.stderr
+    assert (
+        "audit chain of acme-payments is broken: event #4" in result.stderr
+        and "altered" in result.stderr
+    )
     assert "Traceback" not in result.output
 
 
@@ -290,7 +337,10 @@ def test_cli_verify_names_a_deleted_event(engine: Engine, factory, runner) -> No
     execute(engine, events_t.delete().where(events_t.c.seq == 2))
     result = runner("audit", "verify")
     assert result.exit_code == 4, result.output
-    assert "audit chain of acme-payments is broken" in result.stderr and "event #2 is missing" in result.stderr
+    assert (
+        "audit chain of acme-payments is broken" in result.stderr
+        and "event #2 is missing" in result.stderr
+    )
     assert "Traceback" not in result.output and result.stdout == ""
 
 
@@ -303,7 +353,10 @@ def test_cli_verify_names_reordered_events(engine: Engine, factory, runner) -> N
         conn.execute(events_t.update().where(events_t.c.seq == -3).values(seq=4))
     result = runner("audit", "verify")
     assert result.exit_code == 4, result.output
-    assert "audit chain of acme-payments is broken: event #3" in result.stderr and "out of order" in result.stderr
+    assert (
+        "audit chain of acme-payments is broken: event #3" in result.stderr
+        and "out of order" in result.stderr
+    )
     assert "Traceback" not in result.output and result.stdout == ""
 
 
@@ -316,7 +369,9 @@ def test_cli_verify_detects_a_truncated_tail_with_head(engine: Engine, factory, 
     assert result.exit_code == 4 and "removed from the end" in result.stderr
 
 
-def test_cli_verify_with_key_reports_hmac(engine: Engine, factory, runner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_verify_with_key_reports_hmac(
+    engine: Engine, factory, runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(audit.ENV_KEY, "audit-key")
     org = factory.org()
     seed(engine, org)
@@ -330,12 +385,26 @@ def test_cli_verify_with_key_reports_hmac(engine: Engine, factory, runner, monke
 def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:
     org = factory.org()
     with engine.begin() as conn:
-        append_events(conn, org, [AuditRecord("ana@acme.co", "totp", "user.create", 'user["bob@acme.co"]', None, {"x": 1})], T0)
         append_events(
             conn,
             org,
             [
-                AuditRecord("carl@acme.co", "approval", "assignment.assign", 'assignment["bob@acme.co" -> "ops-main"]'),
+                AuditRecord(
+                    "ana@acme.co", "totp", "user.create", 'user["bob@acme.co"]', None, {"x": 1}
+                )
+            ],
+            T0,
+        )
+        append_events(
+            conn,
+            org,
+            [
+                AuditRecord(
+                    "carl@acme.co",
+                    "approval",
+                    "assignment.assign",
+                    'assignment["bob@acme.co" -> "ops-main"]',
+                ),
                 AuditRecord("carl@acme.co", "approval", "role.update", 'role["Admin"]'),
                 AuditRecord("ana@acme.co", "totp", "user.update", 'user["bob@acme.com"]'),
             ],
@@ -343,20 +412,29 @@ def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:
         )
     text = runner("audit", "log")
     assert text.exit_code == 0
-    assert text.stdout.splitlines()[0] == '2026-03-01T12:00:00Z  ana@acme.co  totp  user.create  user["bob@acme.co"]'
+    assert (
+        text.stdout.splitlines()[0]
+        == '2026-03-01T12:00:00Z  ana@acme.co  totp  user.create  user["bob@acme.co"]'
+    )
     assert len(text.stdout.splitlines()) == 4
 
     data = json.loads(runner("audit", "log", "--format", "json").stdout)
     assert [e["seq"] for e in data] == [1, 2, 3, 4]
     assert data[0]["after"] == {"x": 1} and data[0]["before"] is None and len(data[0]["hash"]) == 64
 
-    about_bob = json.loads(runner("audit", "log", "--user", "Bob@Acme.co", "--format", "json").stdout)
+    about_bob = json.loads(
+        runner("audit", "log", "--user", "Bob@Acme.co", "--format", "json").stdout
+    )
     assert [e["seq"] for e in about_bob] == [1, 2]  # not bob@acme.com
-    by_carl = json.loads(runner("audit", "log", "--user", "carl@acme.co", "--format", "json").stdout)
+    by_carl = json.loads(
+        runner("audit", "log", "--user", "carl@acme.co", "--format", "json").stdout
+    )
     assert [e["seq"] for e in by_carl] == [2, 3]
     since = json.loads(runner("audit", "log", "--since", "2026-03-02", "--format", "json").stdout)
     assert [e["seq"] for e in since] == [2, 3, 4]
-    aware = json.loads(runner("audit", "log", "--since", "2026-03-01T13:00:00+02:00", "--format", "json").stdout)
+    aware = json.loads(
+        runner("audit", "log", "--since", "2026-03-01T13:00:00+02:00", "--format", "json").stdout
+    )
     assert [e["seq"] for e in aware] == [1, 2, 3, 4]  # 11:00 UTC
 
     bad = runner("audit", "log", "--since", "yesterday")
@@ -367,13 +445,18 @@ def test_cli_needs_an_organization_when_there_are_several(factory, runner) -> No
     factory.org("acme")
     factory.org("zeta")
     result = runner("audit", "verify")
-    assert result.exit_code == 1 and "2 organizations (acme, zeta): choose one with --organization" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "2 organizations (acme, zeta): choose one with --organization" in result.stderr
+    )
     assert runner("--organization", "zeta", "audit", "verify").exit_code == 0
     missing = runner("--organization", "nope", "audit", "log")
     assert missing.exit_code == 1 and "'nope' does not exist" in missing.stderr
 
 
-def test_cli_log_streams_the_events_and_writes_the_same_document(engine: Engine, factory, runner) -> None:  # type: ignore[no-untyped-def]
+def test_cli_log_streams_the_events_and_writes_the_same_document(
+    engine: Engine, factory, runner
+) -> None:  # type: ignore[no-untyped-def]
     """`audit log --format json` reads with the streaming cursor (memory flat in the number of
     events) and writes, event by event, exactly the document `json.dumps` of the list would."""
     org = factory.org()
@@ -381,7 +464,10 @@ def test_cli_log_streams_the_events_and_writes_the_same_document(engine: Engine,
     seen: list[dict[str, object]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if "FROM audit_events" in statement and "ORDER BY audit_events.seq, audit_events.id" in statement:
+        if (
+            "FROM audit_events" in statement
+            and "ORDER BY audit_events.seq, audit_events.id" in statement
+        ):
             seen.append(dict(context.execution_options))
 
     sa.event.listen(sa.Engine, "before_cursor_execute", record)
@@ -390,7 +476,11 @@ def test_cli_log_streams_the_events_and_writes_the_same_document(engine: Engine,
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", record)
     assert result.exit_code == 0, result.output
-    assert len(seen) == 1 and seen[0].get("stream_results") is True and seen[0].get("yield_per") == audit.VERIFY_BATCH
+    assert (
+        len(seen) == 1
+        and seen[0].get("stream_results") is True
+        and seen[0].get("yield_per") == audit.VERIFY_BATCH
+    )
     with engine.connect() as conn:
         events = audit.list_events(conn, org)
     assert len(events) > 1

@@ -71,21 +71,32 @@ def _lower_flags(data: Data) -> None:
         c.update(destructive=False, grants_privilege=False, requires_2fa=False)
 
 
-def test_a_delete_marked_as_needing_no_2fa_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_a_delete_marked_as_needing_no_2fa_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = forge(save_plan(engine, drop_gone(engine), tmp_path), _lower_flags)
     stderr = refused_as_forged(engine, runner, path, *apply_args(path, org.root.email))
-    assert "gone@acme.co" in stderr and "is marked without risk, but it is [destructive, 2FA]" in stderr
+    assert (
+        "gone@acme.co" in stderr
+        and "is marked without risk, but it is [destructive, 2FA]" in stderr
+    )
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co")
 
 
-def test_the_same_forgery_is_refused_even_with_a_valid_code(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_the_same_forgery_is_refused_even_with_a_valid_code(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = forge(save_plan(engine, drop_gone(engine), tmp_path), _lower_flags)
     refused_as_forged(engine, runner, path, *apply_args(path, org.root.email, org.root.code()))
 
 
-def test_a_plan_claiming_a_weaker_policy_is_refused(engine: Engine, factory: Factory, runner: Runner, tmp_path: Path) -> None:
+def test_a_plan_claiming_a_weaker_policy_is_refused(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
+) -> None:
     org = build_org(factory, policy="all")
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path
+    )
 
     def weaker(data: Data) -> None:
         data["two_factor_policy"] = "destructive"
@@ -97,16 +108,31 @@ def test_a_plan_claiming_a_weaker_policy_is_refused(engine: Engine, factory: Fac
     assert "policy" in stderr
 
 
-def test_options_edited_to_spare_or_replace_users_are_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_options_edited_to_spare_or_replace_users_are_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     no_prune = forge(path, lambda d: d["options"].update(prune=False))
-    refused_as_forged(engine, runner, no_prune, *apply_args(no_prune, org.root.email, org.root.code()))
+    refused_as_forged(
+        engine, runner, no_prune, *apply_args(no_prune, org.root.email, org.root.code())
+    )
     replaced = forge(path, lambda d: d["options"].update(replace=["calm@acme.co"]))
-    refused_as_forged(engine, runner, replaced, *apply_args(replaced, org.root.email, org.root.code(at=dt.datetime.now(dt.UTC).timestamp() + 30)))
+    refused_as_forged(
+        engine,
+        runner,
+        replaced,
+        *apply_args(
+            replaced, org.root.email, org.root.code(at=dt.datetime.now(dt.UTC).timestamp() + 30)
+        ),
+    )
 
 
-def test_an_update_of_an_immutable_field_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path)
+def test_an_update_of_an_immutable_field_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path
+    )
 
     def new_identity(data: Data) -> None:
         update = change_of(data, user_address("calm@acme.co"), "update")
@@ -114,49 +140,84 @@ def test_an_update_of_an_immutable_field_is_refused(engine: Engine, org: Org, ru
         update["after"]["id_number"] = "999999"
 
     forged = forge(path, new_identity)
-    stderr = refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email, org.root.code()))
+    stderr = refused_as_forged(
+        engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
+    )
     assert "id_number" in stderr
 
 
-def test_a_change_to_an_inactive_user_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path)
+def test_a_change_to_an_inactive_user_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path
+    )
     live = live_state(engine)
     back = user_record(live.users["back@acme.co"])
     del back["bank_accounts"]
 
     def touch_inactive(data: Data) -> None:
         update = copy.deepcopy(change_of(data, user_address("calm@acme.co"), "update"))
-        update.update(address=user_address("back@acme.co"), key=["back@acme.co"], before=back,
-                      after={**back, "first_name": "Sneaky"}, diff={"first_name": {"before": back["first_name"], "after": "Sneaky"}})
+        update.update(
+            address=user_address("back@acme.co"),
+            key=["back@acme.co"],
+            before=back,
+            after={**back, "first_name": "Sneaky"},
+            diff={"first_name": {"before": back["first_name"], "after": "Sneaky"}},
+        )
         data["changes"].append(update)
         # The right precondition too: only the planner's refusal is left to catch it.
-        data["preconditions"][user_address("back@acme.co")] = fingerprint(live, "user", "back@acme.co")
+        data["preconditions"][user_address("back@acme.co")] = fingerprint(
+            live, "user", "back@acme.co"
+        )
 
     forged = forge(path, touch_inactive)
-    stderr = refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email, org.root.code()))
+    stderr = refused_as_forged(
+        engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
+    )
     assert "inactive" in stderr or "back@acme.co" in stderr
 
 
 @pytest.mark.parametrize("who, key", [("back@acme.co", "payroll"), ("calm@acme.co", "offshore")])
-def test_an_invented_assignment_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path, who: str, key: str) -> None:
+def test_an_invented_assignment_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, who: str, key: str
+) -> None:
     # An inactive user cannot be given a bank account; an account the organization does not have
     # cannot be given to anyone.
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Renamed"), tmp_path
+    )
 
     def assign(data: Data) -> None:
-        data["changes"].append({
-            "address": f'assignment["{who}" -> "{key}"]', "kind": "assignment", "key": [who, key], "action": "assign",
-            "phase": "assignment.assign", "before": None, "after": {"user": who, "bank_account": key},
-            "diff": {"assigned": {"before": False, "after": True}}, "destructive": False, "grants_privilege": True,
-            "requires_2fa": True, "deferred": False, "note": None,
-        })
+        data["changes"].append(
+            {
+                "address": f'assignment["{who}" -> "{key}"]',
+                "kind": "assignment",
+                "key": [who, key],
+                "action": "assign",
+                "phase": "assignment.assign",
+                "before": None,
+                "after": {"user": who, "bank_account": key},
+                "diff": {"assigned": {"before": False, "after": True}},
+                "destructive": False,
+                "grants_privilege": True,
+                "requires_2fa": True,
+                "deferred": False,
+                "note": None,
+            }
+        )
 
     forged = forge(path, assign)
     refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email, org.root.code()))
-    assert not {r.user_id for r in rows_of(engine, m.UserBankAccount)} & {org.users["back@acme.co"], org.users["calm@acme.co"]}
+    assert not {r.user_id for r in rows_of(engine, m.UserBankAccount)} & {
+        org.users["back@acme.co"],
+        org.users["calm@acme.co"],
+    }
 
 
-def test_a_change_to_another_organizations_user_is_refused(engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_a_change_to_another_organizations_user_is_refused(
+    engine: Engine, factory: Factory, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     other = factory.org("other-co")
     role = factory.role(other, "Staff", ["users.view"])
     factory.user(other, "victim@other.co", role)
@@ -164,8 +225,11 @@ def test_a_change_to_another_organizations_user_is_refused(engine: Engine, facto
 
     def delete_victim(data: Data) -> None:
         delete = copy.deepcopy(change_of(data, user_address("gone@acme.co"), "delete"))
-        delete.update(address=user_address("victim@other.co"), key=["victim@other.co"],
-                      before={**delete["before"], "email": "victim@other.co"})
+        delete.update(
+            address=user_address("victim@other.co"),
+            key=["victim@other.co"],
+            before={**delete["before"], "email": "victim@other.co"},
+        )
         data["changes"].append(delete)
 
     forged = forge(path, delete_victim)
@@ -173,12 +237,26 @@ def test_a_change_to_another_organizations_user_is_refused(engine: Engine, facto
     assert rows_of(engine, m.User, m.User.email == "victim@other.co")
 
 
-def test_approve_refuses_a_forged_plan_too(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_approve_refuses_a_forged_plan_too(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = forge(save_plan(engine, drop_gone(engine), tmp_path), _lower_flags)
-    refused_as_forged(engine, runner, path, "approve", str(path), "--operator", org.root.email, "--otp-code", org.root.code())
+    refused_as_forged(
+        engine,
+        runner,
+        path,
+        "approve",
+        str(path),
+        "--operator",
+        org.root.email,
+        "--otp-code",
+        org.root.code(),
+    )
 
 
-def test_an_honest_plan_of_every_kind_of_change_is_not_taken_for_a_forgery(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_an_honest_plan_of_every_kind_of_change_is_not_taken_for_a_forgery(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     desired, options = every_change(engine)
     path = save_plan(engine, desired, tmp_path, **options)
     result = runner(*apply_args(path, org.root.email, org.root.code()))
@@ -188,15 +266,21 @@ def test_an_honest_plan_of_every_kind_of_change_is_not_taken_for_a_forgery(engin
 # --- apply PLAN -f FILE ---------------------------------------------------------------------------
 
 
-def test_apply_plan_with_its_own_file_applies_the_saved_plan(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_apply_plan_with_its_own_file_applies_the_saved_plan(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     desired = drop_gone(engine)
     yaml_file = write_desired(tmp_path / "users.yaml", desired)
     planned = runner("plan", "-f", str(yaml_file), "--out", str(tmp_path / "plan.json"))
     assert planned.exit_code == 0, planned.output
     saved = json.loads((tmp_path / "plan.json").read_text())
-    assert saved["provenance"]["files"] == {str(yaml_file): saved["provenance"]["files"][str(yaml_file)]}
+    assert saved["provenance"]["files"] == {
+        str(yaml_file): saved["provenance"]["files"][str(yaml_file)]
+    }
 
-    result = runner(*apply_args(tmp_path / "plan.json", org.root.email, org.root.code()), "-f", str(yaml_file))
+    result = runner(
+        *apply_args(tmp_path / "plan.json", org.root.email, org.root.code()), "-f", str(yaml_file)
+    )
 
     assert result.exit_code == 0, result.output
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
@@ -204,9 +288,13 @@ def test_apply_plan_with_its_own_file_applies_the_saved_plan(engine: Engine, org
     assert event.plan_digest == saved["digest"]  # the reviewed plan, not a new plan of the file
 
 
-def test_apply_plan_with_a_file_that_differs_by_one_user_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_apply_plan_with_a_file_that_differs_by_one_user_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
-    merged = write_desired(tmp_path / "users.yaml", with_users(drop_gone(engine), drop=["calm@acme.co"]))
+    merged = write_desired(
+        tmp_path / "users.yaml", with_users(drop_gone(engine), drop=["calm@acme.co"])
+    )
     before = tables(engine)
 
     result = runner(*apply_args(path, org.root.email, org.root.code()), "-f", str(merged))
@@ -217,7 +305,7 @@ def test_apply_plan_with_a_file_that_differs_by_one_user_is_refused(engine: Engi
     assert tables(engine) == before
 
 
-# --- --max-age -------------------------------------------------------------------------------------
+# --- --max-age ------------------------------------------------------------------------------------
 
 
 def _saved_at(engine: Engine, tmp_path: Path, made: dt.datetime) -> Path:
@@ -229,11 +317,18 @@ def _saved_at(engine: Engine, tmp_path: Path, made: dt.datetime) -> Path:
 
 
 @pytest.mark.parametrize("command", ["apply", "approve"])
-def test_a_plan_older_than_max_age_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path, command: str) -> None:
-    old = _saved_at(engine, tmp_path, dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=8))
+def test_a_plan_older_than_max_age_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, command: str
+) -> None:
+    old = _saved_at(
+        engine, tmp_path, dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=8)
+    )
     before = tables(engine)
-    args = apply_args(old, org.root.email, org.root.code()) if command == "apply" else [
-        "approve", str(old), "--operator", org.root.email, "--otp-code", org.root.code()]
+    args = (
+        apply_args(old, org.root.email, org.root.code())
+        if command == "apply"
+        else ["approve", str(old), "--operator", org.root.email, "--otp-code", org.root.code()]
+    )
 
     result = runner(*args)
 
@@ -243,25 +338,50 @@ def test_a_plan_older_than_max_age_is_refused(engine: Engine, org: Org, runner: 
     assert runner(*args, "--max-age", "9").exit_code == 0
 
 
-def test_a_plan_made_in_the_future_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
-    future = _saved_at(engine, tmp_path, dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1))
+def test_a_plan_made_in_the_future_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    future = _saved_at(
+        engine, tmp_path, dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
+    )
     result = runner(*apply_args(future, org.root.email, org.root.code()))
     assert result.exit_code == 4 and "in the future" in result.stderr
 
 
-def test_organization_must_match_a_saved_plan(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_organization_must_match_a_saved_plan(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
-    result = runner("--organization", "other-co", *apply_args(path, org.root.email, org.root.code()))
-    assert result.exit_code == 1 and "does not match" in result.stderr and "acme-payments" in result.stderr
+    result = runner(
+        "--organization", "other-co", *apply_args(path, org.root.email, org.root.code())
+    )
+    assert (
+        result.exit_code == 1
+        and "does not match" in result.stderr
+        and "acme-payments" in result.stderr
+    )
 
 
-@pytest.mark.parametrize("name, why", [
-    ("R" * 150, "150 characters, more than the 100"), ("Ops\u202eevil", "U+202E"), ("\u0410dmin", "mixes scripts"),
-])
-def test_a_value_no_file_could_declare_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path, name: str, why: str) -> None:
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("R" * 150, "150 characters, more than the 100"),
+        ("Ops\u202eevil", "U+202E"),
+        ("\u0410dmin", "mixes scripts"),
+    ],
+)
+def test_a_value_no_file_could_declare_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, name: str, why: str
+) -> None:
     # The planner never checks a value (the loader did); a hand-written plan skips the loader.
     live = exported(live_state(engine))
-    path = save_plan(engine, replace(live, roles={**live.roles, "Viewer": Role("Viewer", "", frozenset({"users.view"}))}), tmp_path)
+    path = save_plan(
+        engine,
+        replace(
+            live, roles={**live.roles, "Viewer": Role("Viewer", "", frozenset({"users.view"}))}
+        ),
+        tmp_path,
+    )
 
     def rename_role(data: Data) -> None:
         create = change_of(data, 'role["Viewer"]', "create")
@@ -271,5 +391,7 @@ def test_a_value_no_file_could_declare_is_refused(engine: Engine, org: Org, runn
         data["preconditions"][create["address"]] = data["preconditions"].pop('role["Viewer"]')
 
     forged = forge(path, rename_role)
-    stderr = refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email, org.root.code()))
+    stderr = refused_as_forged(
+        engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
+    )
     assert why in stderr and "\u202e" not in stderr

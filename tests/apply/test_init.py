@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import Runner
+from userctl.apply.secret_store import decrypt_secret
 from userctl.db import migrate, models
 from userctl.db.engine import begin_read, create_engine_for
 from userctl.db.snapshot import read_live_state
 from userctl.desired.loader import load_desired
 from userctl.planner import PlanOptions, diff
-from userctl.apply.secret_store import decrypt_secret
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "users.yaml")
 ADMIN = "ana.perez@acme.co"
@@ -87,7 +87,11 @@ def test_init_creates_the_organization_the_admin_role_and_the_admin_only(
     assert set(live.users) == {"boss@small.co"}
     boss = live.users["boss@small.co"]
     assert (boss.status, boss.totp_enrolled, boss.two_factor, boss.role, boss.first_name) == (
-        "active", True, "required", "Admin", "Bea"
+        "active",
+        True,
+        "required",
+        "Admin",
+        "Bea",
     )
     counts = _counts(engine)
     assert counts["totp_secrets"] == 1
@@ -95,7 +99,9 @@ def test_init_creates_the_organization_the_admin_role_and_the_admin_only(
     assert counts["bank_accounts"] == 0
 
 
-def test_init_json_gives_a_working_secret_for_scripts(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+def test_init_json_gives_a_working_secret_for_scripts(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
     result = runner("init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -111,9 +117,13 @@ def test_init_json_gives_a_working_secret_for_scripts(runner: Runner, engine: En
     assert decrypt_secret(stored) == data["totp_secret"]
 
 
-def test_secret_is_encrypted_at_rest_when_a_key_is_set(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+def test_secret_is_encrypted_at_rest_when_a_key_is_set(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
     env: dict[str, str | None] = {"USERCTL_SECRET_KEY": "correct horse battery staple"}
-    result = runner("init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json", env=env)
+    result = runner(
+        "init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json", env=env
+    )
     assert result.exit_code == 0, result.output
     secret = json.loads(result.stdout)["totp_secret"]
     with engine.connect() as conn:
@@ -122,7 +132,9 @@ def test_secret_is_encrypted_at_rest_when_a_key_is_set(runner: Runner, engine: E
     assert decrypt_secret(stored, "correct horse battery staple") == secret
 
 
-def test_init_twice_is_refused_and_changes_nothing(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+def test_init_twice_is_refused_and_changes_nothing(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
     path = _write(tmp_path, SMALL)
     assert runner("init", "-f", path, "--admin", "boss@small.co").exit_code == 0
     with engine.connect() as conn:
@@ -148,7 +160,9 @@ def test_admin_missing_from_the_file_is_refused_and_nothing_is_written(
     assert sum(_counts(engine).values()) == 0
 
 
-def test_admin_whose_role_cannot_manage_users_is_refused(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+def test_admin_whose_role_cannot_manage_users_is_refused(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
     result = runner("init", "-f", _write(tmp_path, SMALL), "--admin", "viewer@small.co")
     assert result.exit_code == 1
     assert "role 'Viewer', which does not hold users.manage" in result.stderr
@@ -156,14 +170,18 @@ def test_admin_whose_role_cannot_manage_users_is_refused(runner: Runner, engine:
 
 
 def test_inactive_admin_is_refused(runner: Runner, engine: Engine, tmp_path: Path) -> None:
-    text = SMALL.replace("    two_factor: required\n", "    two_factor: required\n    status: inactive\n", 1)
+    text = SMALL.replace(
+        "    two_factor: required\n", "    two_factor: required\n    status: inactive\n", 1
+    )
     result = runner("init", "-f", _write(tmp_path, text), "--admin", "boss@small.co")
     assert result.exit_code == 1
     assert "must be active" in result.stderr
     assert sum(_counts(engine).values()) == 0
 
 
-def test_admin_with_two_factor_disabled_is_refused(runner: Runner, engine: Engine, tmp_path: Path) -> None:
+def test_admin_with_two_factor_disabled_is_refused(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
     text = SMALL.replace("    two_factor: required\n", "    two_factor: disabled\n", 1)
     result = runner("init", "-f", _write(tmp_path, text), "--admin", "boss@small.co")
     assert result.exit_code == 1
@@ -175,33 +193,53 @@ def test_admin_with_two_factor_disabled_is_refused(runner: Runner, engine: Engin
 @pytest.mark.parametrize(
     "identity",
     [
-        ('id_type: CC\n    id_number: "12345678"', 'id_type: CC\n    id_number: "79845120"'),  # carlos.gomez's
-        ("Boss@Small.co:", "Carlos.Gomez@acme.co:"),  # carlos.gomez's email, written in another case
+        (
+            'id_type: CC\n    id_number: "12345678"',
+            'id_type: CC\n    id_number: "79845120"',
+        ),  # carlos.gomez's
+        (
+            "Boss@Small.co:",
+            "Carlos.Gomez@acme.co:",
+        ),  # carlos.gomez's email, written in another case
     ],
     ids=["identity document", "email"],
 )
 def test_demo_users_that_collide_with_the_admin_are_left_out(
     runner: Runner, engine: Engine, tmp_path: Path, identity: tuple[str, str]
 ) -> None:
-    """The admin is the file's; a demo user holding their identity would be the same person twice."""
+    """The admin is the file's; a demo user holding their identity would be the
+    same person twice."""
     text = SMALL.replace(*identity, 1)
     admin = "carlos.gomez@acme.co" if "Carlos" in identity[1] else "boss@small.co"
     result = runner("init", "-f", _write(tmp_path, text), "--admin", admin, "--demo")
     assert result.exit_code == 0, result.output
     with engine.connect() as conn:
-        users = {email: first for email, first in conn.execute(sa.select(models.User.email, models.User.first_name))}
+        users = {
+            email: first
+            for email, first in conn.execute(sa.select(models.User.email, models.User.first_name))
+        }
     assert users[admin] == "Bea"  # as the file declares them
     assert "carlos.gomez@acme.co" not in set(users) - {admin}
     assert "maria.rodriguez@acme.co" in users  # the other demo users are there
     with engine.connect() as conn:
-        carlos_ids = conn.execute(sa.select(sa.func.count()).select_from(models.User)
-                                  .where(models.User.id_number == "79845120")).scalar_one()
+        carlos_ids = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(models.User)
+            .where(models.User.id_number == "79845120")
+        ).scalar_one()
     assert carlos_ids == (1 if "79845120" in identity[1] else 0)
 
 
-def test_invalid_file_is_reported_before_the_database_is_touched(empty_db_url: str, tmp_path: Path) -> None:
-    result = Runner(empty_db_url)("init", "-f", _write(tmp_path, SMALL.replace("version: 1", "version: 2")),
-                                  "--admin", "boss@small.co")
+def test_invalid_file_is_reported_before_the_database_is_touched(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    result = Runner(empty_db_url)(
+        "init",
+        "-f",
+        _write(tmp_path, SMALL.replace("version: 1", "version: 2")),
+        "--admin",
+        "boss@small.co",
+    )
     assert result.exit_code == 1
     assert "users.yaml" in result.stderr
     engine = create_engine_for(empty_db_url)
@@ -224,7 +262,9 @@ def _actions(plan_data: dict[str, Any]) -> set[tuple[str, str]]:
     return found
 
 
-def test_demo_makes_the_example_plan_show_every_kind_of_change(runner: Runner, engine: Engine) -> None:
+def test_demo_makes_the_example_plan_show_every_kind_of_change(
+    runner: Runner, engine: Engine
+) -> None:
     result = runner("init", "-f", EXAMPLE, "--admin", ADMIN, "--demo")
     assert result.exit_code == 0, result.output
 
@@ -234,36 +274,76 @@ def test_demo_makes_the_example_plan_show_every_kind_of_change(runner: Runner, e
     assert statuses.count("invited") == 1 and statuses.count("inactive") == 1
     desired = load_desired(EXAMPLE)
     assert set(live.users) - set(desired.users)  # somebody to delete
-    assert set(live.bank_accounts) - {k for u in desired.users.values() for k in u.bank_accounts}  # unreferenced
+    assert set(live.bank_accounts) - {
+        k for u in desired.users.values() for k in u.bank_accounts
+    }  # unreferenced
 
     plan = diff(desired, live, PlanOptions(operator=ADMIN))
     assert not plan.blocked, plan.to_data()["findings"]
     data = plan.to_data()
     actions = _actions(data)
     expected = {
-        ("role", "create"), ("role", "update"), ("role", "delete"),
-        ("user", "create"), ("user", "update"), ("user", "change_role"), ("user", "activate"),
-        ("user", "deactivate"), ("user", "set_two_factor"), ("user", "disable_two_factor"), ("user", "delete"),
-        ("assignment", "assign"), ("assignment", "unassign"), ("assignment", "deferred"),
+        ("role", "create"),
+        ("role", "update"),
+        ("role", "delete"),
+        ("user", "create"),
+        ("user", "update"),
+        ("user", "change_role"),
+        ("user", "activate"),
+        ("user", "deactivate"),
+        ("user", "set_two_factor"),
+        ("user", "disable_two_factor"),
+        ("user", "delete"),
+        ("assignment", "assign"),
+        ("assignment", "unassign"),
+        ("assignment", "deferred"),
     }
     assert expected <= actions, sorted(expected - actions)
     updated_fields = {
-        field for change in data["changes"] if change["kind"] == "user" and change["action"] != "create"
+        field
+        for change in data["changes"]
+        if change["kind"] == "user" and change["action"] != "create"
         for field in change["diff"]
     }
     assert {"first_name", "last_name", "two_factor", "force_password_reset"} <= updated_fields
-    removals = [c for c in data["changes"] if c["kind"] == "role" and c["action"] == "update" and c["diff"].get("permissions", {}).get("removed")]
+    removals = [
+        c
+        for c in data["changes"]
+        if c["kind"] == "role"
+        and c["action"] == "update"
+        and c["diff"].get("permissions", {}).get("removed")
+    ]
     assert removals and all(c["destructive"] and c["requires_2fa"] for c in removals)
 
     # The demo admin is the one given with --admin, as the file declares them: no change.
     assert not [c for c in data["changes"] if c["address"] == f'user["{ADMIN}"]']
 
 
-def test_without_a_database_url_init_creates_userctl_db_in_the_current_directory(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("USERCTL_DATABASE_URL", "USERCTL_ORGANIZATION")}
+def test_without_a_database_url_init_creates_userctl_db_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("USERCTL_DATABASE_URL", "USERCTL_ORGANIZATION")
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "userctl", "init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "userctl",
+            "init",
+            "-f",
+            _write(tmp_path, SMALL),
+            "--admin",
+            "boss@small.co",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["organization"] == "small-co"
@@ -292,13 +372,20 @@ def test_db_upgrade_migrates_an_empty_database(empty_db_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://postgres:hunter2@127.0.0.1:1/x", "mysql://root@127.0.0.1:1/x", "sqlite:////no/such/dir/x.db"]
+    "url",
+    [
+        "postgresql://postgres:hunter2@127.0.0.1:1/x",
+        "mysql://root@127.0.0.1:1/x",
+        "sqlite:////no/such/dir/x.db",
+    ],
 )
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["init", "-f", EXAMPLE, "--admin", ADMIN]])
 def test_unreachable_database_gives_one_clear_line(url: str, command: list[str]) -> None:
     result = Runner(url)(*command)
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to the database at"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot connect to the database at"), (
+        result.stderr
+    )
     assert "hunter2" not in result.stderr
     assert result.stdout == ""

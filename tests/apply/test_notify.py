@@ -111,7 +111,10 @@ def token_of(message: Message) -> str:
     [
         ("smtp://mail.internal", ("smtp", "mail.internal", 25, None, None)),
         ("smtp://127.0.0.1:2525", ("smtp", "127.0.0.1", 2525, None, None)),
-        ("smtp+starttls://bot%40acme.co:p%40ss@mail:587", ("smtp+starttls", "mail", 587, "bot@acme.co", "p@ss")),
+        (
+            "smtp+starttls://bot%40acme.co:p%40ss@mail:587",
+            ("smtp+starttls", "mail", 587, "bot@acme.co", "p@ss"),
+        ),
         ("smtps://u:p@mail", ("smtps", "mail", 465, "u", "p")),
     ],
 )
@@ -121,27 +124,39 @@ def test_smtp_urls(url: str, expected: tuple[Any, ...]) -> None:
     assert "p@ss" not in str(t) and "p@ss" not in repr(t)
 
 
-@pytest.mark.parametrize("url", ["http://mail", "mail.internal:25", "smtp://", "smtp://mail:notaport"])
+@pytest.mark.parametrize(
+    "url", ["http://mail", "mail.internal:25", "smtp://", "smtp://mail:notaport"]
+)
 def test_bad_smtp_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError, match="USERCTL_SMTP_URL must look like"):
         outbox.parse_smtp_url(url)
 
 
 def test_registration_link_appends_the_token_to_the_base() -> None:
-    assert outbox.registration_link("T", "https://app.acme.co/join") == "https://app.acme.co/join?token=T"
-    assert outbox.registration_link("T", "https://app.acme.co/join?lang=es") == "https://app.acme.co/join?lang=es&token=T"
+    assert (
+        outbox.registration_link("T", "https://app.acme.co/join")
+        == "https://app.acme.co/join?token=T"
+    )
+    assert (
+        outbox.registration_link("T", "https://app.acme.co/join?lang=es")
+        == "https://app.acme.co/join?lang=es&token=T"
+    )
 
 
 @pytest.mark.parametrize("url", ["app.acme.co/join", "ftp://app.acme.co", "https://", "  "])
 def test_a_base_url_that_is_no_web_address_is_a_usage_error(url: str) -> None:
-    with pytest.raises(UsageError, match="USERCTL_INVITE_BASE_URL must be the registration page's URL"):
+    with pytest.raises(
+        UsageError, match="USERCTL_INVITE_BASE_URL must be the registration page's URL"
+    ):
         outbox.parse_base_url(url)
 
 
 # --- against the database and a real SMTP server -------------------------------------------
 
 
-def test_delivery_sends_the_token_and_stores_only_its_hash(engine: Engine, invited: dict[str, Any], smtp: SmtpServer) -> None:
+def test_delivery_sends_the_token_and_stores_only_its_hash(
+    engine: Engine, invited: dict[str, Any], smtp: SmtpServer
+) -> None:
     smtp.start()
     report = outbox.send_queued(engine, smtp.url, NOW)
     assert (report.sent, report.failed, report.errors) == (1, 0, ())
@@ -186,7 +201,11 @@ def test_server_down_keeps_it_queued_then_notifications_send_delivers(
     listed = runner("notifications", "list", "--format", "json")
     assert listed.exit_code == 0
     [entry] = json.loads(listed.stdout)
-    assert entry["status"] == "sent" and entry["recipient"] == "nuevo@acme.co" and entry["attempts"] == 3
+    assert (
+        entry["status"] == "sent"
+        and entry["recipient"] == "nuevo@acme.co"
+        and entry["attempts"] == 3
+    )
     assert token not in listed.stdout and row.token_hash not in listed.stdout
 
 
@@ -200,7 +219,9 @@ def test_a_rolled_back_transaction_queues_nothing(engine: Engine, factory: Any) 
     assert queued_rows(engine) == []
 
 
-def test_an_invitation_for_a_deleted_user_is_cancelled(engine: Engine, invited: dict[str, Any], smtp: SmtpServer) -> None:
+def test_an_invitation_for_a_deleted_user_is_cancelled(
+    engine: Engine, invited: dict[str, Any], smtp: SmtpServer
+) -> None:
     from userctl.db.models import User
 
     with engine.begin() as conn:
@@ -212,7 +233,9 @@ def test_an_invitation_for_a_deleted_user_is_cancelled(engine: Engine, invited: 
     assert queued_rows(engine)[0].status == "cancelled"
 
 
-def test_send_is_limited_to_one_organization_when_asked(engine: Engine, invited: dict[str, Any], factory: Any, smtp: SmtpServer, runner: Any) -> None:
+def test_send_is_limited_to_one_organization_when_asked(
+    engine: Engine, invited: dict[str, Any], factory: Any, smtp: SmtpServer, runner: Any
+) -> None:
     other = factory.org("other")
     user = factory.user(other, "o@other.co", factory.role(other, "R"), status="invited")
     with begin_write(engine) as conn:
@@ -242,12 +265,20 @@ def test_the_email_has_date_message_id_and_a_text_and_an_escaped_html_part(
     engine: Engine, factory: Any, smtp: SmtpServer, runner: Any
 ) -> None:
     org = factory.org("acme-payments", name="Acme & <Sons>")
-    user = factory.user(org, "nuevo@acme.co", factory.role(org, "Viewer"), status="invited", first_name="<b>Nuevo</b>")
+    user = factory.user(
+        org,
+        "nuevo@acme.co",
+        factory.role(org, "Viewer"),
+        status="invited",
+        first_name="<b>Nuevo</b>",
+    )
     with begin_write(engine) as conn:
         outbox.queue_invitation(conn, org, user, "nuevo@acme.co", NOW)
     smtp.start()
 
-    result = runner("notifications", "send", "--smtp-from", "Acme <invites@acme.co>", env=send_env(smtp.url))
+    result = runner(
+        "notifications", "send", "--smtp-from", "Acme <invites@acme.co>", env=send_env(smtp.url)
+    )
 
     assert result.exit_code == 0, result.output
     [message] = smtp.inbox.messages
@@ -260,7 +291,11 @@ def test_the_email_has_date_message_id_and_a_text_and_an_escaped_html_part(
     link = f"{BASE_URL}?token={token_of(message)}"
     assert link in text and "Hello <b>Nuevo</b>," in text  # plain text shows the name as it is
     assert f'<a href="{link}">{link}</a>' in page
-    assert "&lt;b&gt;Nuevo&lt;/b&gt;" in page and "Acme &amp; &lt;Sons&gt;" in page and "<b>" not in page
+    assert (
+        "&lt;b&gt;Nuevo&lt;/b&gt;" in page
+        and "Acme &amp; &lt;Sons&gt;" in page
+        and "<b>" not in page
+    )
 
 
 def test_send_without_an_invite_base_url_is_refused_before_anything_is_sent(
@@ -269,5 +304,8 @@ def test_send_without_an_invite_base_url_is_refused_before_anything_is_sent(
     smtp.start()
     result = runner("notifications", "send", env={"USERCTL_SMTP_URL": smtp.url})
     assert result.exit_code == 1
-    assert "USERCTL_INVITE_BASE_URL (or --invite-base-url)" in result.stderr and "Traceback" not in result.output
+    assert (
+        "USERCTL_INVITE_BASE_URL (or --invite-base-url)" in result.stderr
+        and "Traceback" not in result.output
+    )
     assert smtp.inbox.messages == [] and outbox_status(runner) == ["queued"]

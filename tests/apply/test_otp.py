@@ -41,7 +41,9 @@ def op(factory: Any) -> Any:
     return operator
 
 
-def confirm(engine: Engine, op: Any, code: str, now: dt.datetime, *, also: sa.Executable | None = None) -> None:
+def confirm(
+    engine: Engine, op: Any, code: str, now: dt.datetime, *, also: sa.Executable | None = None
+) -> None:
     """The calling pattern of every command: the check inside otp.locked_write, which books a
     wrong code in the same locked transaction (and undoes `also`, run before the check)."""
 
@@ -75,7 +77,10 @@ def test_secrets_are_160_bit_base32() -> None:
 def test_provisioning_uri_names_the_account_and_issuer() -> None:
     uri = otp.provisioning_uri("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "ana@acme.co", "acme-payments")
     assert uri.startswith("otpauth://totp/userctl%20%28acme-payments%29:ana%40acme.co?")
-    assert "secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP" in uri and "issuer=userctl%20%28acme-payments%29" in uri
+    assert (
+        "secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP" in uri
+        and "issuer=userctl%20%28acme-payments%29" in uri
+    )
 
 
 def test_failure_outcome_messages() -> None:
@@ -109,9 +114,13 @@ def test_failure_messages_never_contain_the_code(engine: Engine, op: Any) -> Non
     confirm(engine, op, used, later)
     assert "already used" in refuse(used, later)
     assert "six digits" in refuse(used + "7", later)
-    assert "six digits" in refuse(used.translate(str.maketrans("0123456789", "０１２３４５６７８９")), later)
+    assert "six digits" in refuse(
+        used.translate(str.maketrans("0123456789", "０１２３４５６７８９")), later
+    )
 
-    trail = " ".join(str(v) for e in audit_rows(engine) for v in (e.operator, e.address, e.before, e.after))
+    trail = " ".join(
+        str(v) for e in audit_rows(engine) for v in (e.operator, e.address, e.before, e.after)
+    )
     for code, message in refused:
         assert code not in message, message
         assert code not in trail
@@ -120,12 +129,16 @@ def test_failure_messages_never_contain_the_code(engine: Engine, op: Any) -> Non
 def test_current_code_is_accepted_and_its_step_recorded(engine: Engine, op: Any) -> None:
     confirm(engine, op, code_at(op.secret, T0), T0)
     with engine.connect() as conn:
-        steps = list(conn.execute(sa.select(OtpUse.time_step).where(OtpUse.user_id == op.user_id)).scalars())
+        steps = list(
+            conn.execute(sa.select(OtpUse.time_step).where(OtpUse.user_id == op.user_id)).scalars()
+        )
     assert steps == [unix_seconds(T0) // 30]
 
 
 @pytest.mark.parametrize("drift", [-1, 1])
-def test_one_step_of_drift_is_accepted_and_the_matching_step_recorded(engine: Engine, op: Any, drift: int) -> None:
+def test_one_step_of_drift_is_accepted_and_the_matching_step_recorded(
+    engine: Engine, op: Any, drift: int
+) -> None:
     confirm(engine, op, code_at(op.secret, T0, drift), T0)
     with engine.connect() as conn:
         step = conn.execute(sa.select(OtpUse.time_step)).scalar_one()
@@ -160,7 +173,9 @@ def test_aware_and_naive_utc_clocks_agree(engine: Engine, op: Any) -> None:
     ],
     ids=["fullwidth", "arabic-indic", "leading-space", "newline", "short", "long", "empty"],
 )
-def test_only_six_ascii_digits_are_a_code_and_malformed_input_does_not_count(engine: Engine, op: Any, mangle: Any) -> None:
+def test_only_six_ascii_digits_are_a_code_and_malformed_input_does_not_count(
+    engine: Engine, op: Any, mangle: Any
+) -> None:
     real = code_at(op.secret, T0)
     with pytest.raises(TwoFactorFailed, match="exactly six digits"):
         confirm(engine, op, mangle(real), T0)
@@ -195,7 +210,9 @@ def test_a_rolled_back_confirmation_does_not_burn_the_code(engine: Engine, op: A
 
 # Not on SQLite: its writers are serialised by BEGIN IMMEDIATE, so there is no race to lose.
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
-def test_two_transactions_racing_with_one_code_only_one_wins(engine: Engine, op: Any, backend: str) -> None:
+def test_two_transactions_racing_with_one_code_only_one_wins(
+    engine: Engine, op: Any, backend: str
+) -> None:
     """The second transaction does not see the first one's (then uncommitted) use: only the
     unique key stops it, and its own transaction stays usable thanks to the savepoint."""
     code = code_at(op.secret, T0)
@@ -209,13 +226,18 @@ def test_two_transactions_racing_with_one_code_only_one_wins(engine: Engine, op:
         first.commit()
         with pytest.raises(TwoFactorFailed, match="already used"):
             otp.verify_operator_code(second, op.user_id, code, T0)
-        second.execute(sa.update(User).where(User.id == op.user_id).values(first_name="Still usable"))
+        second.execute(
+            sa.update(User).where(User.id == op.user_id).values(first_name="Still usable")
+        )
         second.commit()
     finally:
         first.close()
         second.close()
     with engine.connect() as conn:
-        assert conn.execute(sa.select(User.first_name).where(User.id == op.user_id)).scalar_one() == "Still usable"
+        assert (
+            conn.execute(sa.select(User.first_name).where(User.id == op.user_id)).scalar_one()
+            == "Still usable"
+        )
         assert conn.execute(sa.select(sa.func.count()).select_from(OtpUse)).scalar_one() == 1
 
 
@@ -224,11 +246,17 @@ def test_a_wrong_code_rolls_back_the_work_but_its_failure_persists(engine: Engin
     with pytest.raises(TwoFactorFailed, match="4 attempt\\(s\\) left"):
         confirm(engine, op, wrong_code(op.secret, T0), T0, also=rename)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(User.first_name).where(User.id == op.user_id)).scalar_one() == "Test"
+        assert (
+            conn.execute(sa.select(User.first_name).where(User.id == op.user_id)).scalar_one()
+            == "Test"
+        )
     assert totp_row(engine, op.user_id).failed_attempts == 1
     [event] = audit_rows(engine)
     assert (event.operator, event.action, event.address, event.verified_by) == (
-        "ana@acme.co", "otp.failure", 'user["ana@acme.co"]', "none"
+        "ana@acme.co",
+        "otp.failure",
+        'user["ana@acme.co"]',
+        "none",
     )
 
 
@@ -247,7 +275,9 @@ def test_five_wrong_codes_lock_out_for_fifteen_minutes(engine: Engine, op: Any) 
         codes.append(wrong_code(op.secret, T0))
         with pytest.raises(TwoFactorFailed, match=f"{4 - i} attempt\\(s\\) left"):
             confirm(engine, op, codes[-1], T0)
-    with pytest.raises(TwoFactorFailed, match="locked out of confirmations until 2026-03-01T12:15:10Z"):
+    with pytest.raises(
+        TwoFactorFailed, match="locked out of confirmations until 2026-03-01T12:15:10Z"
+    ):
         confirm(engine, op, wrong_code(op.secret, T0), T0)
     assert totp_row(engine, op.user_id).locked_until == T0 + dt.timedelta(minutes=15)
 
@@ -270,7 +300,9 @@ def test_five_wrong_codes_lock_out_for_fifteen_minutes(engine: Engine, op: Any) 
         assert op.secret not in text and not any(c in text for c in codes)
 
 
-def test_enroll_replaces_the_secret_and_stores_it_encrypted(engine: Engine, op: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enroll_replaces_the_secret_and_stores_it_encrypted(
+    engine: Engine, op: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("USERCTL_SECRET_KEY", "test-secret-key")
     with begin_write(engine) as conn:
         new = otp.enroll(conn, op.user_id)

@@ -17,23 +17,33 @@ from userctl.plan import compute_digest, role_address
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_a_plan_hiding_who_loses_a_permission_is_refused(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_a_plan_hiding_who_loses_a_permission_is_refused(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     want = exported(live_state(engine))
     ops = want.roles["Ops"]
-    want = replace(want, roles={**want.roles, "Ops": replace(ops, permissions=ops.permissions - {"payouts.create"})})
+    want = replace(
+        want,
+        roles={**want.roles, "Ops": replace(ops, permissions=ops.permissions - {"payouts.create"})},
+    )
     path = save_plan(engine, want, tmp_path)
     data = json.loads(path.read_text(encoding="utf-8"))
     [update] = [c for c in data["changes"] if c["address"] == role_address("Ops")]
     assert update["impact"]["holders"]["shown"][:2] == ["acct@acme.co", "back@acme.co"]
     # The attacker's edit: nobody loses anything, digest recomputed.
     update["impact"] = {"holders": {"shown": [], "more": 0}}
-    data["digest"] = compute_digest({k: v for k, v in data.items() if k not in ("digest", "findings", "summary")})
+    data["digest"] = compute_digest(
+        {k: v for k, v in data.items() if k not in ("digest", "findings", "summary")}
+    )
     path.write_text(json.dumps(data), encoding="utf-8")
     before = tables(engine)
 
     result = runner(*apply_args(path, org.root.email, org.root.code()))
 
     assert result.exit_code == 4, result.output
-    assert 'role["Ops"] update, the users it says lose the removed permissions are not those of the live state' in result.stderr
+    assert (
+        'role["Ops"] update, the users it says lose the removed permissions '
+        "are not those of the live state" in result.stderr
+    )
     assert "Nothing was written" in result.stderr and "Traceback" not in result.output
     assert tables(engine) == before

@@ -23,7 +23,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.apply.apply_helpers import ORG, Org, build_org, exported, live_state, make_plan, rename, rows_of, save_plan, with_users
+from tests.apply.apply_helpers import (
+    ORG,
+    Org,
+    build_org,
+    exported,
+    live_state,
+    make_plan,
+    rename,
+    rows_of,
+    save_plan,
+    with_users,
+)
 from tests.apply.test_apply_concurrency import (
     PATIENCE_S,
     apply_cmd,
@@ -70,11 +81,17 @@ def lined_up(engine: Engine, backend: str, procs: list["subprocess.Popen[str]"])
         database = os.path.realpath(engine.url.database or "")
         if not os.path.isdir("/proc/self/fd"):
             return  # no /proc to look in: they queue as they come, which the assertions allow too
-        wait_until(lambda: all(p.poll() is not None or holding_sqlite_file(p.pid, database) for p in procs),
-                   "every process to open the database")
+        wait_until(
+            lambda: all(
+                p.poll() is not None or holding_sqlite_file(p.pid, database) for p in procs
+            ),
+            "every process to open the database",
+        )
         return
-    wait_until(lambda: len(lock_waiters(engine)) + sum(p.poll() is not None for p in procs) >= len(procs),
-               f"{len(procs)} processes to wait for the organization lock")
+    wait_until(
+        lambda: len(lock_waiters(engine)) + sum(p.poll() is not None for p in procs) >= len(procs),
+        f"{len(procs)} processes to wait for the organization lock",
+    )
 
 
 # --- part 1: the lockout holds under parallel guesses ---------------------------------------
@@ -82,7 +99,11 @@ def lined_up(engine: Engine, backend: str, procs: list["subprocess.Popen[str]"])
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_twenty_parallel_wrong_codes_are_checked_at_most_five_times(
-    backend: str, engine: Engine, factory: Factory, tmp_path: Path, userctl: Callable[..., Any]  # noqa: F811
+    backend: str,
+    engine: Engine,
+    factory: Factory,
+    tmp_path: Path,
+    userctl: Callable[..., Any],  # noqa: F811
 ) -> None:
     """Twenty `approve` processes with the same wrong code queue behind the organization lock.
     Each check and its booking are one locked, committed unit, so the sixth process already
@@ -91,20 +112,37 @@ def test_twenty_parallel_wrong_codes_are_checked_at_most_five_times(
     Before the fix every guess was checked (the booking came after the lock was released),
     and on MariaDB bookings died on a duplicate audit sequence."""
     org = build_org(factory)
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Approved"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Approved"), tmp_path
+    )
     wrong = never_valid_code(org.root)
 
     with holding_organization_lock(engine, backend):
         procs = [
-            userctl("approve", str(path), "--operator", "root@acme.co", "--otp-code", wrong, "--lock-timeout", str(PATIENCE_S))
+            userctl(
+                "approve",
+                str(path),
+                "--operator",
+                "root@acme.co",
+                "--otp-code",
+                wrong,
+                "--lock-timeout",
+                str(PATIENCE_S),
+            )
             for _ in range(GUESSES)
         ]
         lined_up(engine, backend, procs)
     errors = [p.communicate(timeout=2 * PATIENCE_S)[1] for p in procs]
 
     assert [p.returncode for p in procs] == [4] * GUESSES, errors
-    checked = [e for e in errors if "wrong one-time code" in e]  # the fifth also announces the lockout
-    refused = [e for e in errors if "is locked out of confirmations until" in e and "wrong one-time code" not in e]
+    checked = [
+        e for e in errors if "wrong one-time code" in e
+    ]  # the fifth also announces the lockout
+    refused = [
+        e
+        for e in errors
+        if "is locked out of confirmations until" in e and "wrong one-time code" not in e
+    ]
     assert len(checked) == otp.MAX_FAILURES, errors
     assert len(refused) == GUESSES - otp.MAX_FAILURES, errors
     assert sum("attempt(s) left" in e for e in checked) == otp.MAX_FAILURES - 1
@@ -112,7 +150,9 @@ def test_twenty_parallel_wrong_codes_are_checked_at_most_five_times(
     events = rows_of(engine, m.AuditEvent)
     assert sorted(e.action for e in events) == ["otp.failure"] * otp.MAX_FAILURES + ["otp.lockout"]
     assert sorted(e.seq for e in events) == list(range(1, otp.MAX_FAILURES + 2))
-    [(locked_until,)] = rows_of(engine, m.TotpSecret.locked_until, m.TotpSecret.user_id == org.root.user_id)
+    [(locked_until,)] = rows_of(
+        engine, m.TotpSecret.locked_until, m.TotpSecret.user_id == org.root.user_id
+    )
     assert locked_until is not None
     assert rows_of(engine, m.Approval) == []
     with engine.connect() as conn:
@@ -129,16 +169,25 @@ def user_row_waiters(engine: Engine) -> int:
     # MariaDB lists such a waiter in neither innodb_trx nor innodb_lock_waits: a session still
     # running a locking read of users, or an UPDATE of it, is blocked by the platform's row.
     with engine.connect() as conn:
-        return int(conn.execute(sa.text(
-            "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID() "
-            "AND command = 'Query' AND (info LIKE '%FROM users%FOR UPDATE' OR info LIKE 'UPDATE users%')"
-        )).scalar_one())
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM information_schema.processlist WHERE db = DATABASE() AND "
+                    "id <> CONNECTION_ID() AND command = 'Query' AND (info LIKE '%FROM users%FOR "
+                    "UPDATE' OR info LIKE 'UPDATE users%')"
+                )
+            ).scalar_one()
+        )
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 @pytest.mark.parametrize("platform_commits", [True, False], ids=["commits", "rolls-back"])
 def test_a_row_the_platform_changes_while_apply_waits_makes_the_plan_stale(
-    backend: str, engine: Engine, factory: Factory, tmp_path: Path, userctl: Callable[..., Any],  # noqa: F811
+    backend: str,
+    engine: Engine,
+    factory: Factory,
+    tmp_path: Path,
+    userctl: Callable[..., Any],  # noqa: F811
     platform_commits: bool,
 ) -> None:
     """The platform holds an uncommitted UPDATE of a user the plan renames, and apply waits for
@@ -148,14 +197,19 @@ def test_a_row_the_platform_changes_while_apply_waits_makes_the_plan_stale(
     `before` that was no longer true. If the platform rolls back, apply goes on and writes, and
     its audit event's `before` is the row it wrote over."""
     org = build_org(factory)
-    path = save_plan(engine, rename(exported(live_state(engine)), "calm@acme.co", "Userctl"), tmp_path)
+    path = save_plan(
+        engine, rename(exported(live_state(engine)), "calm@acme.co", "Userctl"), tmp_path
+    )
     calm = org.users["calm@acme.co"]
 
     with engine.connect() as platform:
         transaction = platform.begin()
         platform.execute(sa.update(m.User).where(m.User.id == calm).values(first_name="Platform"))
         proc = userctl(*apply_cmd(path, "root@acme.co", "--lock-timeout", str(PATIENCE_S)))
-        wait_until(lambda: user_row_waiters(engine) or proc.poll() is not None, "the apply to wait for the platform's row")
+        wait_until(
+            lambda: user_row_waiters(engine) or proc.poll() is not None,
+            "the apply to wait for the platform's row",
+        )
         assert proc.poll() is None, proc.communicate()
         if platform_commits:
             transaction.commit()
@@ -173,7 +227,10 @@ def test_a_row_the_platform_changes_while_apply_waits_makes_the_plan_stale(
     assert proc.returncode == 0, out + err
     assert rows_of(engine, m.User.first_name, m.User.id == calm) == [("Userctl",)]
     [event] = rows_of(engine, m.AuditEvent)
-    assert (json.loads(event.before)["first_name"], json.loads(event.after)["first_name"]) == ("Calm", "Userctl")
+    assert (json.loads(event.before)["first_name"], json.loads(event.after)["first_name"]) == (
+        "Calm",
+        "Userctl",
+    )
 
 
 # --- part 2: each pair of writers, lined up behind the organization lock --------------------
@@ -212,7 +269,10 @@ def scene(db_url: str, engine: Engine, factory: Factory) -> Iterator[Scene]:
         yield Scene(
             db_url=db_url,
             org=org,
-            apply=make_plan(engine, with_users(rename(desired, "calm@acme.co", "Applied"), drop=["invitee@acme.co"])),
+            apply=make_plan(
+                engine,
+                with_users(rename(desired, "calm@acme.co", "Applied"), drop=["invitee@acme.co"]),
+            ),
             approve=make_plan(engine, rename(desired, "upd@acme.co", "Approved")),
             approver=approver,
             confirmer=confirmer,
@@ -225,16 +285,38 @@ def scene(db_url: str, engine: Engine, factory: Factory) -> Iterator[Scene]:
 
 
 def run_apply(s: Scene, engine: Engine) -> None:
-    apply_plan(engine, s.apply, "root@acme.co", otp_code=s.org.root.code(), now=utcnow(), lock_timeout_s=PATIENCE_S)
+    apply_plan(
+        engine,
+        s.apply,
+        "root@acme.co",
+        otp_code=s.org.root.code(),
+        now=utcnow(),
+        lock_timeout_s=PATIENCE_S,
+    )
 
 
 def run_approve(s: Scene, engine: Engine) -> None:
-    approve_plan(engine, s.approve, s.approver.email, s.approver.code(), now=utcnow(), valid_for=dt.timedelta(hours=1),
-                 lock_timeout_s=PATIENCE_S)
+    approve_plan(
+        engine,
+        s.approve,
+        s.approver.email,
+        s.approver.code(),
+        now=utcnow(),
+        valid_for=dt.timedelta(hours=1),
+        lock_timeout_s=PATIENCE_S,
+    )
 
 
 def run_enroll(s: Scene, engine: Engine) -> None:
-    enroll_user(engine, ORG, "mover@acme.co", s.confirmer.email, s.confirmer.code(), now=utcnow(), lock_timeout_s=PATIENCE_S)
+    enroll_user(
+        engine,
+        ORG,
+        "mover@acme.co",
+        s.confirmer.email,
+        s.confirmer.code(),
+        now=utcnow(),
+        lock_timeout_s=PATIENCE_S,
+    )
 
 
 def run_import(s: Scene, engine: Engine) -> None:
@@ -246,8 +328,15 @@ def run_import(s: Scene, engine: Engine) -> None:
 def run_failure(s: Scene, engine: Engine) -> None:
     """A wrong code: refused, and booked (the booking is this writer's write)."""
     with pytest.raises(TwoFactorFailed, match=r"4 attempt\(s\) left"):
-        approve_plan(engine, s.approve, s.guesser.email, never_valid_code(s.guesser), now=utcnow(),
-                     valid_for=dt.timedelta(hours=1), lock_timeout_s=PATIENCE_S)
+        approve_plan(
+            engine,
+            s.approve,
+            s.guesser.email,
+            never_valid_code(s.guesser),
+            now=utcnow(),
+            valid_for=dt.timedelta(hours=1),
+            lock_timeout_s=PATIENCE_S,
+        )
 
 
 def run_send(s: Scene, engine: Engine) -> None:
@@ -285,11 +374,17 @@ def check_written(name: str, s: Scene, engine: Engine) -> None:
         assert [a.approver_email for a in rows_of(engine, m.Approval)] == [s.approver.email]
     elif name == "enroll":
         assert rows_of(engine, m.User.totp_enrolled, m.User.email == "mover@acme.co") == [(True,)]
-        assert len(rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == users["mover@acme.co"])) == 1
+        assert (
+            len(rows_of(engine, m.TotpSecret, m.TotpSecret.user_id == users["mover@acme.co"])) == 1
+        )
     elif name == "import":
-        assert [b.key for b in rows_of(engine, m.BankAccount, m.BankAccount.key == "imported-1")] == ["imported-1"]
+        assert [
+            b.key for b in rows_of(engine, m.BankAccount, m.BankAccount.key == "imported-1")
+        ] == ["imported-1"]
     elif name == "failure":
-        assert rows_of(engine, m.TotpSecret.failed_attempts, m.TotpSecret.user_id == s.guesser.user_id) == [(1,)]
+        assert rows_of(
+            engine, m.TotpSecret.failed_attempts, m.TotpSecret.user_id == s.guesser.user_id
+        ) == [(1,)]
     else:
         [(status,)] = rows_of(engine, m.Notification.status, m.Notification.id == s.invitation)
         assert status in ("sent", "cancelled")
@@ -316,7 +411,8 @@ class WriterThread(threading.Thread):
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 @pytest.mark.parametrize(
-    ("first", "second"), [pytest.param(a, b, id=f"{a}-then-{b}") for a, b in itertools.permutations(WRITERS, 2)]
+    ("first", "second"),
+    [pytest.param(a, b, id=f"{a}-then-{b}") for a, b in itertools.permutations(WRITERS, 2)],
 )
 def test_two_writers_lined_up_behind_the_organization_lock_both_write(
     backend: str, engine: Engine, scene: Scene, first: str, second: str
@@ -334,13 +430,17 @@ def test_two_writers_lined_up_behind_the_organization_lock_both_write(
     with holding_organization_lock(engine, backend):
         for n, thread in enumerate(threads, 1):
             thread.start()
-            wait_until(lambda: len(lock_waiters(engine)) + sum(not t.is_alive() for t in threads[:n]) >= n,
-                       f"{thread.name} to wait for the organization lock")
+            wait_until(
+                lambda: len(lock_waiters(engine)) + sum(not t.is_alive() for t in threads[:n]) >= n,
+                f"{thread.name} to wait for the organization lock",
+            )
     for thread in threads:
         thread.join(timeout=2 * PATIENCE_S)
         assert not thread.is_alive(), f"{thread.name} did not finish"
 
-    failed = {t.name: f"{type(t.error).__name__}: {t.error}" for t in threads if t.error is not None}
+    failed = {
+        t.name: f"{type(t.error).__name__}: {t.error}" for t in threads if t.error is not None
+    }
     assert failed == {}, failed
     for name in (first, second):
         check_written(name, scene, engine)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from userctl.errors import UsageError
 from userctl.apply.secret_store import ENV_KEY, decrypt_secret, encrypt_secret
+from userctl.errors import UsageError
 
 SECRET = pyotp.random_base32(32)
 
@@ -19,7 +19,9 @@ def test_without_a_key_the_secret_is_stored_tagged_plain(monkeypatch: pytest.Mon
     assert decrypt_secret(stored) == SECRET
 
 
-def test_with_a_key_the_secret_is_encrypted_and_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_a_key_the_secret_is_encrypted_and_round_trips(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
     stored = encrypt_secret(SECRET)
     assert stored.startswith("fernet:") and SECRET not in stored
@@ -27,7 +29,9 @@ def test_with_a_key_the_secret_is_encrypted_and_round_trips(monkeypatch: pytest.
     assert decrypt_secret(stored) == SECRET
 
 
-def test_an_encrypted_secret_without_the_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_encrypted_secret_without_the_key_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     stored = encrypt_secret(SECRET, "k1")
     monkeypatch.delenv(ENV_KEY, raising=False)
     with pytest.raises(UsageError, match=f"set {ENV_KEY}"):

@@ -4,9 +4,10 @@ Hypothesis writes desired-state files that the loader accepts, out to the edges 
 accepts: names of 100 characters from every script the product serves (Latin with accents,
 Greek, Cyrillic, CJK, emoji; in NFC, and never mixing the look-alike letters of the first three),
 or full of quotes and backslashes (which double when an address quotes them), role names and
-bank-account keys of 100, emails of 254, descriptions of 500 in any mix of scripts. Each is planned and applied on SQLite, PostgreSQL and MariaDB through the CLI, with a real
-TOTP code, into a fresh organization whose platform-registered bank accounts and already active
-users the factory creates first. Then:
+bank-account keys of 100, emails of 254, descriptions of 500 in any mix of scripts. Each is planned
+and applied on SQLite, PostgreSQL and MariaDB through the CLI, with a real TOTP code, into a fresh
+organization whose platform-registered bank accounts and already active users the factory creates
+first. Then:
 - the apply exits 0 (a file the loader accepts never fails on a column width or a collation),
   and the audit chain, hashed over the addresses as written, verifies as read back;
 - planning the same file again shows no changes (what was stored is what was declared);
@@ -59,9 +60,20 @@ KEY_MAX: Final = LIMITS["bank_accounts.key"].max_length
 EMAIL_MAX: Final = LIMITS["users.email"].max_length
 
 # The operator who applies, in every organization: their role holds what any plan needs.
-ROOT_ROLE: Final = Role("Root", "Operators", frozenset({"users.view", "users.add", "users.manage", "roles.manage"}))
-ROOT: Final = User(email="root@acme.co", first_name="Root", last_name="Operator", id_type="DNI", id_number="ROOT0001",
-                   phone="+10000000001", role="Root", status="active", two_factor="required")
+ROOT_ROLE: Final = Role(
+    "Root", "Operators", frozenset({"users.view", "users.add", "users.manage", "roles.manage"})
+)
+ROOT: Final = User(
+    email="root@acme.co",
+    first_name="Root",
+    last_name="Operator",
+    id_type="DNI",
+    id_number="ROOT0001",
+    phone="+10000000001",
+    role="Root",
+    status="active",
+    two_factor="required",
+)
 
 
 def allowed(char: str) -> bool:
@@ -90,22 +102,32 @@ def script_of(char: str) -> str | None:
 
 def characters(script: str | None) -> st.SearchStrategy[str]:
     """Characters the loader accepts in any string; with a `script`, none of another look-alike
-    script (a name's), without one, any (prose: a description may quote a word in another script)."""
+    script (a name's), without one, any (prose: a description may quote a word
+    in another script)."""
 
     def fits(char: str) -> bool:
         return allowed(char) and (script is None or script_of(char) in (None, script))
 
-    ranges = {name: span for name, span in SCRIPTS.items() if script is None or name.upper() not in LOOKALIKE_SCRIPTS
-              or name.upper() == script}
+    ranges = {
+        name: span
+        for name, span in SCRIPTS.items()
+        if script is None or name.upper() not in LOOKALIKE_SCRIPTS or name.upper() == script
+    }
     return st.one_of(
         st.sampled_from(ESCAPED),
         st.characters(min_codepoint=0x20, max_codepoint=0x7E).filter(fits),
-        *(st.characters(min_codepoint=lo, max_codepoint=hi).filter(fits) for lo, hi in ranges.values()),
-        st.characters(exclude_categories=sorted(REFUSED_CATEGORIES)).filter(fits),  # anything else allowed
+        *(
+            st.characters(min_codepoint=lo, max_codepoint=hi).filter(fits)
+            for lo, hi in ranges.values()
+        ),
+        st.characters(exclude_categories=sorted(REFUSED_CATEGORIES)).filter(
+            fits
+        ),  # anything else allowed
     )
 
+
 # One character of each kind, repeated to the limit: the longest values, and the widest once quoted.
-FILLERS: Final = (*ESCAPED, "é", "Ω", "Ж", "漢", "\U0001F600")
+FILLERS: Final = (*ESCAPED, "é", "Ω", "Ж", "漢", "\U0001f600")
 
 
 def filled(length: int) -> list[str]:
@@ -118,17 +140,27 @@ def substitutes(text: str) -> bool:
     return "${" in text
 
 
-def texts(max_size: int, *, min_size: int = 1, blank: bool = True, script: str | None = None) -> st.SearchStrategy[str]:
+def texts(
+    max_size: int, *, min_size: int = 1, blank: bool = True, script: str | None = None
+) -> st.SearchStrategy[str]:
     """Strings the loader accepts, up to `max_size` characters once in NFC; `blank=False`: not only
     spaces (first and last names); `script`: no letter of another look-alike script."""
-    drawn = st.one_of(st.sampled_from(filled(max_size)), st.text(characters(script), min_size=min_size, max_size=max_size))
+    drawn = st.one_of(
+        st.sampled_from(filled(max_size)),
+        st.text(characters(script), min_size=min_size, max_size=max_size),
+    )
     return drawn.map(nfc).filter(
-        lambda t: min_size <= len(t) <= max_size and (blank or not t.isspace()) and not substitutes(t))
+        lambda t: (
+            min_size <= len(t) <= max_size and (blank or not t.isspace()) and not substitutes(t)
+        )
+    )
 
 
 def names(max_size: int, *, blank: bool = True) -> st.SearchStrategy[str]:
     """Names (of roles, people, bank accounts): text in one look-alike script at most."""
-    return st.sampled_from(LOOKALIKE_SCRIPTS).flatmap(lambda script: texts(max_size, blank=blank, script=script))
+    return st.sampled_from(LOOKALIKE_SCRIPTS).flatmap(
+        lambda script: texts(max_size, blank=blank, script=script)
+    )
 
 
 ATEXT: Final = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
@@ -153,10 +185,16 @@ EMAILS: Final = st.one_of(
     st.builds(
         lambda local, labels, tld: f"{local}@{'.'.join(labels)}.{tld}",
         st.from_regex(rf"\A[{ATEXT}]{{1,30}}(\.[{ATEXT}]{{1,10}}){{0,2}}\Z"),
-        st.lists(st.from_regex(r"\A[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\Z"), min_size=1, max_size=3),
+        st.lists(
+            st.from_regex(r"\A[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?\Z"),
+            min_size=1,
+            max_size=3,
+        ),
         st.from_regex(r"\A[A-Za-z]{2,8}\Z"),
     ),
-    st.builds(longest_email, st.from_regex(rf"\A[{ATEXT}]{{1,64}}\Z"), st.from_regex(r"\A[A-Za-z]{2,8}\Z")),
+    st.builds(
+        longest_email, st.from_regex(rf"\A[{ATEXT}]{{1,64}}\Z"), st.from_regex(r"\A[A-Za-z]{2,8}\Z")
+    ),
 ).filter(lambda email: not substitutes(email))  # `$` and `{` may stand in an address, not together
 
 
@@ -193,13 +231,25 @@ ROLES: Final = st.builds(
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    roles = draw(st.lists(ROLES, max_size=3, unique_by=lambda r: one_name(r.name))
-                 .filter(lambda rs: one_name(ROOT_ROLE.name) not in {one_name(r.name) for r in rs}))
+    roles = draw(
+        st.lists(ROLES, max_size=3, unique_by=lambda r: one_name(r.name)).filter(
+            lambda rs: one_name(ROOT_ROLE.name) not in {one_name(r.name) for r in rs}
+        )
+    )
     keys = tuple(draw(st.lists(names(KEY_MAX), max_size=3, unique=True)))
-    emails = draw(st.lists(EMAILS, max_size=4, unique_by=str.lower).filter(lambda es: ROOT.email not in map(str.lower, es)))
-    identities = draw(st.lists(st.tuples(st.sampled_from(ID_TYPES), st.from_regex(r"\A[A-Za-z0-9]{4,20}\Z")),
-                               min_size=len(emails), max_size=len(emails), unique=True)
-                      .filter(lambda ids: (ROOT.id_type, ROOT.id_number) not in ids))
+    emails = draw(
+        st.lists(EMAILS, max_size=4, unique_by=str.lower).filter(
+            lambda es: ROOT.email not in map(str.lower, es)
+        )
+    )
+    identities = draw(
+        st.lists(
+            st.tuples(st.sampled_from(ID_TYPES), st.from_regex(r"\A[A-Za-z0-9]{4,20}\Z")),
+            min_size=len(emails),
+            max_size=len(emails),
+            unique=True,
+        ).filter(lambda ids: (ROOT.id_type, ROOT.id_number) not in ids)
+    )
     role_names = [ROOT_ROLE.name, *(r.name for r in roles)]
     users: list[Declared] = []
     for email, (id_type, id_number) in zip(emails, identities):
@@ -208,8 +258,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         # wait (deferred), so only users the platform already has get bank accounts, and only
         # they can be declared inactive (a new user cannot be created inactive).
         status = draw(st.sampled_from(("active", "inactive"))) if existing else "active"
-        accounts = frozenset(draw(st.sets(st.sampled_from(keys)))) if keys and existing and status == "active" else frozenset()
-        live_accounts = frozenset(draw(st.sets(st.sampled_from(keys)))) if keys and existing else frozenset()
+        accounts = (
+            frozenset(draw(st.sets(st.sampled_from(keys))))
+            if keys and existing and status == "active"
+            else frozenset()
+        )
+        live_accounts = (
+            frozenset(draw(st.sets(st.sampled_from(keys)))) if keys and existing else frozenset()
+        )
         user = User(
             email=email,
             first_name=draw(names(NAME_MAX, blank=False)),
@@ -235,15 +291,36 @@ LONGEST_EMAIL: Final = longest_email("a" * 64, "co")
 WIDEST: Final = Scenario(
     roles=(
         Role('"' * ROLE_MAX, '"' * DESCRIPTION_MAX, frozenset({"payouts.view"})),
-        Role("\\" * ROLE_MAX, "\U0001F600" * DESCRIPTION_MAX, frozenset()),
+        Role("\\" * ROLE_MAX, "\U0001f600" * DESCRIPTION_MAX, frozenset()),
         Role("漢" * ROLE_MAX, "Ж" * DESCRIPTION_MAX, frozenset({"customers.view"})),
     ),
     users=(
-        Declared(User(LONGEST_EMAIL.upper(), "\U0001F600" * NAME_MAX, "Ω" * NAME_MAX, "CC", "A" * 20, "+" + "9" * 15,
-                      '"' * ROLE_MAX, two_factor="required", bank_accounts=frozenset({QUOTES})),
-                 existing=True, live_accounts=frozenset({BACKSLASHES})),
-        Declared(User(longest_email("b" * 64, "io"), "é" * NAME_MAX, "\\" * NAME_MAX, "PP", "B" * 4, "+12345678",
-                      "\\" * ROLE_MAX)),
+        Declared(
+            User(
+                LONGEST_EMAIL.upper(),
+                "\U0001f600" * NAME_MAX,
+                "Ω" * NAME_MAX,
+                "CC",
+                "A" * 20,
+                "+" + "9" * 15,
+                '"' * ROLE_MAX,
+                two_factor="required",
+                bank_accounts=frozenset({QUOTES}),
+            ),
+            existing=True,
+            live_accounts=frozenset({BACKSLASHES}),
+        ),
+        Declared(
+            User(
+                longest_email("b" * 64, "io"),
+                "é" * NAME_MAX,
+                "\\" * NAME_MAX,
+                "PP",
+                "B" * 4,
+                "+12345678",
+                "\\" * ROLE_MAX,
+            )
+        ),
     ),
     keys=(QUOTES, BACKSLASHES),
 )
@@ -255,12 +332,25 @@ ALIKE_FOR_MARIADB: Final = Scenario(
         Role("Emile", "", frozenset()),
         Role("Émile", "", frozenset()),
         Role("Emile ", "", frozenset()),
-        Role("\U0001F680", "", frozenset()),
-        Role("\U0001F389", "", frozenset()),
+        Role("\U0001f680", "", frozenset()),
+        Role("\U0001f389", "", frozenset()),
     ),
-    users=(Declared(User("ana@acme.co", "Ana", "Ruiz", "CC", "12345678", "+573001112233", "\U0001F389",
-                         bank_accounts=frozenset({"ops", "óps", "ops "})), existing=True),),
-    keys=("ops", "óps", "ops ", "\U0001F4B0"),
+    users=(
+        Declared(
+            User(
+                "ana@acme.co",
+                "Ana",
+                "Ruiz",
+                "CC",
+                "12345678",
+                "+573001112233",
+                "\U0001f389",
+                bank_accounts=frozenset({"ops", "óps", "ops "}),
+            ),
+            existing=True,
+        ),
+    ),
+    keys=("ops", "óps", "ops ", "\U0001f4b0"),
 )
 
 _organizations = itertools.count()
@@ -270,16 +360,39 @@ def realise(scenario: Scenario, factory: Factory, slug: str) -> str:
     """The platform side of `scenario` in a new organization `slug`: its operator (enrolled), the
     bank accounts and the users it already has. Returns the operator's TOTP secret."""
     org = factory.org(slug)
-    root_role = factory.role(org, ROOT_ROLE.name, sorted(ROOT_ROLE.permissions), ROOT_ROLE.description)
-    root = factory.operator(org, ROOT.email, root_role, first_name=ROOT.first_name, last_name=ROOT.last_name,
-                            id_type=ROOT.id_type, id_number=ROOT.id_number, phone=ROOT.phone)
-    accounts = {key: factory.bank_account(org, key, masked_number=f"****{i:04d}") for i, key in enumerate(scenario.keys)}
+    root_role = factory.role(
+        org, ROOT_ROLE.name, sorted(ROOT_ROLE.permissions), ROOT_ROLE.description
+    )
+    root = factory.operator(
+        org,
+        ROOT.email,
+        root_role,
+        first_name=ROOT.first_name,
+        last_name=ROOT.last_name,
+        id_type=ROOT.id_type,
+        id_number=ROOT.id_number,
+        phone=ROOT.phone,
+    )
+    accounts = {
+        key: factory.bank_account(org, key, masked_number=f"****{i:04d}")
+        for i, key in enumerate(scenario.keys)
+    }
     for declared in scenario.users:
         if not declared.existing:
             continue
         u = declared.user
-        user_id = factory.user(org, u.email, root_role, first_name="Before", last_name="Apply", id_type=u.id_type,
-                               id_number=u.id_number, phone=u.phone, status="active", two_factor="optional")
+        user_id = factory.user(
+            org,
+            u.email,
+            root_role,
+            first_name="Before",
+            last_name="Apply",
+            id_type=u.id_type,
+            id_number=u.id_number,
+            phone=u.phone,
+            status="active",
+            two_factor="optional",
+        )
         for key in sorted(declared.live_accounts):
             factory.assign(user_id, accounts[key])
     return root.secret
@@ -292,7 +405,11 @@ def loaded(path: Path) -> tuple[dict[str, Role], dict[str, User]]:
     return dict(fast.roles), dict(fast.users)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @example(scenario=WIDEST)
 @example(scenario=ALIKE_FOR_MARIADB)
 @given(scenario=scenarios())
@@ -310,7 +427,9 @@ def test_whatever_validates_applies_and_exports_back(
         pytest.fail(f"the loader refused a file the strategy meant as valid:\n{exc}")
     secret = realise(scenario, factory, slug)
 
-    planned = runner("plan", "-f", str(file), "--out", str(here / "plan.json"), "--operator", ROOT.email)
+    planned = runner(
+        "plan", "-f", str(file), "--out", str(here / "plan.json"), "--operator", ROOT.email
+    )
     assert planned.exit_code == 0, planned.output
 
     applied = runner(*apply_args(here / "plan.json", ROOT.email, TOTP(secret).now()))

@@ -48,5 +48,7 @@ def checked(name: str, text: str) -> Any:
     data = json.loads(text)
     jsonschema.Draft202012Validator(schema(name)).validate(data)
     for where, value in timestamps(data):
-        assert value is None or (isinstance(value, str) and RFC3339_UTC.match(value)), f"{name} {where}: {value!r}"
+        assert value is None or (isinstance(value, str) and RFC3339_UTC.match(value)), (
+            f"{name} {where}: {value!r}"
+        )
     return data

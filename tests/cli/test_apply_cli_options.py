@@ -19,7 +19,9 @@ from userctl.db import models as m
 
 
 @pytest.mark.parametrize("command", ["apply", "approve"])
-def test_operator_is_required(engine: Engine, org: Org, runner: Runner, tmp_path: Path, command: str) -> None:
+def test_operator_is_required(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, command: str
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
     extra = ["--yes"] if command == "apply" else []
@@ -32,10 +34,19 @@ def test_operator_is_required(engine: Engine, org: Org, runner: Runner, tmp_path
     assert tables(engine) == before
 
 
-def test_operator_from_the_environment(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_operator_from_the_environment(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
 
-    result = runner("apply", str(path), "--otp-code", org.root.code(), "--yes", env={"USERCTL_OPERATOR": "Root@Acme.co"})
+    result = runner(
+        "apply",
+        str(path),
+        "--otp-code",
+        org.root.code(),
+        "--yes",
+        env={"USERCTL_OPERATOR": "Root@Acme.co"},
+    )
 
     assert result.exit_code == 0, result.output
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co") == []
@@ -43,10 +54,18 @@ def test_operator_from_the_environment(engine: Engine, org: Org, runner: Runner,
     assert events and {(e.operator, e.verified_by) for e in events} == {("root@acme.co", "totp")}
 
 
-def test_approver_from_the_environment(engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_approver_from_the_environment(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
 
-    result = runner("approve", str(path), "--otp-code", org.root.code(), env={"USERCTL_OPERATOR": "root@acme.co"})
+    result = runner(
+        "approve",
+        str(path),
+        "--otp-code",
+        org.root.code(),
+        env={"USERCTL_OPERATOR": "root@acme.co"},
+    )
 
     assert result.exit_code == 0, result.output
     [approval] = rows_of(engine, m.Approval)

@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
     ORG,
-    bulk_org,
     Org,
     build_org,
+    bulk_org,
     drop_gone_plan,
     exported,
     live_state,
@@ -33,7 +33,7 @@ from tests.apply.apply_helpers import (
     save_plan,
     tables,
 )
-from tests.conftest import Factory
+from tests.conftest import Factory, Operator
 from userctl.apply import approve_plan
 from userctl.clock import utcnow
 from userctl.db import models as m
@@ -51,15 +51,24 @@ class Terminal:
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         master, slave = os.openpty()
-        self.proc = subprocess.Popen([USERCTL, *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [USERCTL, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         os.close(slave)
         self.master = master
         self.output = ""
         self._eof = False
 
     def _read(self, deadline: float) -> None:
-        ready, _, _ = select.select([self.master], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
+        ready, _, _ = select.select(
+            [self.master], [], [], max(0.0, min(0.2, deadline - time.monotonic()))
+        )
         if not ready:
             return
         try:
@@ -108,7 +117,9 @@ def terminal(db_url: str, tmp_path: Path) -> Iterator[type[Terminal]]:
             t.proc.wait()
 
 
-def test_declining_the_confirmation_writes_nothing(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+def test_declining_the_confirmation_writes_nothing(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
     before = tables(engine)
 
@@ -143,9 +154,13 @@ def test_accepting_then_one_hidden_code_before_the_first_write(
     assert rows_of(engine, m.User, m.User.email == "gone@acme.co") == []
 
 
-def test_code_given_up_front_is_not_asked_for(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+def test_code_given_up_front_is_not_asked_for(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
-    t = terminal(["apply", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code(), "--yes"])
+    t = terminal(
+        ["apply", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code(), "--yes"]
+    )
     assert t.finish() == 0, t.output
     assert TOTP_PROMPT not in t.output and CONFIRM not in t.output
 
@@ -157,7 +172,14 @@ def test_an_approval_that_no_longer_counts_does_not_stop_the_prompt(
     path = drop_gone_plan(engine, tmp_path)
     from tests.apply.apply_helpers import plan_of
 
-    approve_plan(engine, plan_of(path), lead.email, lead.code(), now=utcnow(), valid_for=dt.timedelta(hours=1))
+    approve_plan(
+        engine,
+        plan_of(path),
+        lead.email,
+        lead.code(),
+        now=utcnow(),
+        valid_for=dt.timedelta(hours=1),
+    )
     with engine.begin() as conn:  # the approver has left: apply would not count the approval
         conn.execute(sa.update(m.User).where(m.User.id == lead.user_id).values(status="inactive"))
 
@@ -184,7 +206,9 @@ def test_under_four_eyes_no_code_is_asked_for_and_apply_says_who_must_approve(
     assert tables(engine) == before
 
 
-def test_a_big_apply_shows_a_progress_bar_on_the_terminal(engine: Engine, factory: Factory, tmp_path: Path, terminal: type[Terminal]) -> None:
+def test_a_big_apply_shows_a_progress_bar_on_the_terminal(
+    engine: Engine, factory: Factory, tmp_path: Path, terminal: type[Terminal]
+) -> None:
     bulk_org(factory)
     live = exported(live_state(engine))
     users = dict(live.users)
@@ -222,7 +246,9 @@ def test_approve_shows_the_plan_asks_to_confirm_then_asks_for_the_code(
     assert rows_of(engine, m.Approval)
 
 
-def test_approve_yes_skips_the_question_never_the_code(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+def test_approve_yes_skips_the_question_never_the_code(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
     t = terminal(["approve", str(path), "--operator", "root@acme.co", "--yes"])
     t.expect(TOTP_PROMPT)
@@ -236,18 +262,28 @@ def not_a_current_code(op: Operator) -> str:
     the minute the test takes cannot make it right)."""
     now = time.time()
     near = {op.code(now + 30 * s) for s in range(-2, 3)}
-    return next(c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in near)
+    return next(
+        c for c in ("000000", "111111", "222222", "333333", "444444", "555555") if c not in near
+    )
 
 
 def failures_of(engine: Engine, op: Operator) -> tuple[int, list[str]]:
     [(count,)] = rows_of(engine, m.TotpSecret.failed_attempts, m.TotpSecret.user_id == op.user_id)
-    events = [action for (action,) in rows_of(engine, m.AuditEvent.action) if action.startswith("otp.")]
+    events = [
+        action for (action,) in rows_of(engine, m.AuditEvent.action) if action.startswith("otp.")
+    ]
     return int(count), events
 
 
-def without_otp_rows(snapshot: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
+def without_otp_rows(
+    snapshot: dict[str, list[tuple[object, ...]]],
+) -> dict[str, list[tuple[object, ...]]]:
     """Every table but those a wrong code's booking writes (the counter and its audit events)."""
-    return {name: rows for name, rows in snapshot.items() if name not in ("totp_secrets", "audit_events")}
+    return {
+        name: rows
+        for name, rows in snapshot.items()
+        if name not in ("totp_secrets", "audit_events")
+    }
 
 
 def test_a_wrong_code_at_the_prompt_is_asked_again_and_counted_then_the_right_one_applies(
@@ -294,14 +330,26 @@ def test_a_wrong_code_given_as_an_option_is_not_asked_again(
 ) -> None:
     path = drop_gone_plan(engine, tmp_path)
 
-    t = terminal(["apply", str(path), "--operator", "root@acme.co", "--yes", "--otp-code", not_a_current_code(org.root)])
+    t = terminal(
+        [
+            "apply",
+            str(path),
+            "--operator",
+            "root@acme.co",
+            "--yes",
+            "--otp-code",
+            not_a_current_code(org.root),
+        ]
+    )
 
     assert t.finish() == 4, t.output
     assert TOTP_PROMPT not in t.output and "wrong one-time code" in t.output
     assert failures_of(engine, org.root) == (1, ["otp.failure"])
 
 
-def test_approve_asks_again_after_a_wrong_code(engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]) -> None:
+def test_approve_asks_again_after_a_wrong_code(
+    engine: Engine, org: Org, tmp_path: Path, terminal: type[Terminal]
+) -> None:
     path = drop_gone_plan(engine, tmp_path)
     t = terminal(["approve", str(path), "--operator", "root@acme.co", "--yes"])
     t.expect(TOTP_PROMPT)

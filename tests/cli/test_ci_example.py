@@ -71,7 +71,9 @@ def test_the_workflow_plans_for_review_and_applies_the_reviewed_plan() -> None:
 
 # --- GitHub's expressions, as far as this workflow uses them -----------------------------------
 
-_TOKEN = re.compile(r"""\s*(contains\(fromJSON\('(\[[^']*\])'\),\s*([\w.]+)\)|'[^']*'|&&|\|\||==|!=|!|\(|\)|[\w.-]+)""")
+_TOKEN = re.compile(
+    r"""\s*(contains\(fromJSON\('(\[[^']*\])'\),\s*([\w.]+)\)|'[^']*'|&&|\|\||==|!=|!|\(|\)|[\w.-]+)"""
+)
 
 
 def _evaluate(expression: str, context: dict[str, str]) -> bool:
@@ -188,12 +190,14 @@ case "$1 $2" in
   "run download") printf '{"downloaded": true}\\n' > plan.json;;
   "api "*) echo "$FAKE_GH_API";;
 esac
-"""
+"""  # noqa: E501 - a script, run as written
 
 
 @dataclass
 class JobRun:
-    ran: list[str]  # the names of the steps that ran, in order (unnamed `run` steps by their script)
+    ran: list[
+        str
+    ]  # the names of the steps that ran, in order (unnamed `run` steps by their script)
     outputs: dict[str, dict[str, str]]
     succeeded: bool
     workdir: Path
@@ -207,9 +211,16 @@ class JobRun:
         return [line.split("\x1f")[:-1] for line in self.calls("userctl")]
 
 
-def _run_job(tmp_path: Path, name: str, *, event: str, secrets_: dict[str, str] | None = None,
-             inputs: dict[str, str] | None = None, env: dict[str, str] | None = None,
-             gh_data: list[Any] | None = None) -> JobRun:
+def _run_job(
+    tmp_path: Path,
+    name: str,
+    *,
+    event: str,
+    secrets_: dict[str, str] | None = None,
+    inputs: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    gh_data: list[Any] | None = None,
+) -> JobRun:
     """Job `name` as GitHub runs it for `event`: each step whose `if:` holds, `run` steps under
     `bash --noprofile --norc -eo pipefail` (GitHub's shell) with the workflow's, job's and step's
     `env:` expanded, fakes of userctl and gh first on PATH; `uses` steps and the install only
@@ -226,8 +237,14 @@ def _run_job(tmp_path: Path, name: str, *, event: str, secrets_: dict[str, str] 
         (bin_dir / program).chmod(0o755)
     for i, answer in enumerate(gh_data or [[]], start=1):
         (data / f"{i}.json").write_text(json.dumps(answer), encoding="utf-8")
-    context = {"github.event_name": event, "github.run_id": "7", "github.workflow": "userctl",
-               "github.repository": "acme/people", "github.token": "t0ken", "vars.USERCTL_OPERATOR": "ops@acme.co"}
+    context = {
+        "github.event_name": event,
+        "github.run_id": "7",
+        "github.workflow": "userctl",
+        "github.repository": "acme/people",
+        "github.token": "t0ken",
+        "vars.USERCTL_OPERATOR": "ops@acme.co",
+    }
     context |= {f"secrets.{k}": v for k, v in (secrets_ or {}).items()}
     context |= {f"inputs.{k}": v for k, v in (inputs or {}).items()}
     summary = workdir / "summary.md"
@@ -237,28 +254,52 @@ def _run_job(tmp_path: Path, name: str, *, event: str, secrets_: dict[str, str] 
     logs: dict[str, str] = {}
     succeeded = True
     for i, step in enumerate(job["steps"]):
-        step_context = context | {f"steps.{sid}.outputs.{k}": v for sid, out in outputs.items() for k, v in out.items()}
+        step_context = context | {
+            f"steps.{sid}.outputs.{k}": v for sid, out in outputs.items() for k, v in out.items()
+        }
         if not succeeded or ("if" in step and not _evaluate(str(step["if"]), step_context)):
             continue
         label = step.get("name") or step.get("run") or step["uses"]
         ran.append(label)
-        if "run" not in step or step["run"].startswith("pip install"):  # installing is checked elsewhere
+        if "run" not in step or step["run"].startswith(
+            "pip install"
+        ):  # installing is checked elsewhere
             continue
         assert "${{" not in step["run"], f"{label}: a value pasted into the script"
         output = root / f"output_{i}"
         output.touch()
         script = root / f"step_{i}.sh"
         script.write_text(step["run"], encoding="utf-8")
-        step_env = {k: _expand(str(v), step_context) for scope in (workflow.get("env", {}), job.get("env", {}),
-                                                                   step.get("env", {})) for k, v in scope.items()}
-        full_env = {**os.environ, **step_env, **(env or {}), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                    "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_SHA": "c0ffee",
-                    "FAKE_LOG": str(log), "FAKE_GH_DATA": str(data)}
-        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=workdir,
-                              env=full_env, capture_output=True, text=True, timeout=60, check=False)
+        step_env = {
+            k: _expand(str(v), step_context)
+            for scope in (workflow.get("env", {}), job.get("env", {}), step.get("env", {}))
+            for k, v in scope.items()
+        }
+        full_env = {
+            **os.environ,
+            **step_env,
+            **(env or {}),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_SHA": "c0ffee",
+            "FAKE_LOG": str(log),
+            "FAKE_GH_DATA": str(data),
+        }
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=workdir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         logs[label] = done.stdout + done.stderr
         if step.get("id"):
-            outputs[step["id"]] = dict(line.split("=", 1) for line in output.read_text().splitlines())
+            outputs[step["id"]] = dict(
+                line.split("=", 1) for line in output.read_text().splitlines()
+            )
         if done.returncode != 0 and not step.get("continue-on-error"):
             succeeded = False
     return JobRun(ran, outputs, succeeded, workdir, logs)
@@ -272,16 +313,33 @@ PLAN_SECRETS = {"USERCTL_PLAN_DATABASE_URL": "postgresql+psycopg://userctl_plan@
 
 @pytest.mark.parametrize(
     ("code", "job_succeeds", "commented", "uploaded"),
-    [(0, True, True, True), (2, True, True, True), (3, True, True, True), (4, False, True, False),
-     (1, False, False, False)],
+    [
+        (0, True, True, True),
+        (2, True, True, True),
+        (3, True, True, True),
+        (4, False, True, False),
+        (1, False, False, False),
+    ],
 )
-def test_the_plan_job_for_each_exit_code(tmp_path: Path, code: int, job_succeeds: bool, commented: bool,
-                                         uploaded: bool) -> None:
-    run = _run_job(tmp_path, "plan", event="pull_request", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)})
+def test_the_plan_job_for_each_exit_code(
+    tmp_path: Path, code: int, job_succeeds: bool, commented: bool, uploaded: bool
+) -> None:
+    run = _run_job(
+        tmp_path, "plan", event="pull_request", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)}
+    )
     assert run.outputs["plan"] == {"exitcode": str(code)}
     validate, plan, *rest = run.userctl_calls()
     assert validate == ["validate", "-f", "users.yaml", "--format", "github"]
-    assert plan == ["plan", "-f", "users.yaml", "--format", "markdown", "--out", "plan.json", "--detailed-exitcode"]
+    assert plan == [
+        "plan",
+        "-f",
+        "users.yaml",
+        "--format",
+        "markdown",
+        "--out",
+        "plan.json",
+        "--detailed-exitcode",
+    ]
     # stdout (the markdown) is what is saved as plan.md; diagnostics stay in the log.
     assert (run.workdir / "plan.md").read_text() == f"## userctl plan (exit {code})\n"
     assert (run.workdir / "plan.json").exists()
@@ -310,14 +368,25 @@ def test_a_pull_request_without_the_secret_says_why_it_has_no_plan(tmp_path: Pat
     notice = run.logs["Say why the plan was skipped"]
     assert notice.startswith("::notice title=userctl plan skipped::") and "fork" in notice
     assert "userctl plan skipped" in (run.workdir / "summary.md").read_text()
-    assert "<!-- userctl-plan -->" in _step(_job("plan"), "Comment the skipped plan on the pull request")["with"]["script"]
+    assert (
+        "<!-- userctl-plan -->"
+        in _step(_job("plan"), "Comment the skipped plan on the pull request")["with"]["script"]
+    )
     # A fork's token cannot comment: that step may fail without failing the job.
-    assert _step(_job("plan"), "Comment the skipped plan on the pull request")["continue-on-error"] is True
+    assert (
+        _step(_job("plan"), "Comment the skipped plan on the pull request")["continue-on-error"]
+        is True
+    )
 
 
 def test_validate_problems_fail_the_job_before_anything_is_planned(tmp_path: Path) -> None:
-    run = _run_job(tmp_path, "plan", event="pull_request", secrets_=PLAN_SECRETS,
-                   env={"FAKE_CODE": "2", "FAKE_VALIDATE_CODE": "1"})
+    run = _run_job(
+        tmp_path,
+        "plan",
+        event="pull_request",
+        secrets_=PLAN_SECRETS,
+        env={"FAKE_CODE": "2", "FAKE_VALIDATE_CODE": "1"},
+    )
     assert not run.succeeded
     assert [c[0] for c in run.userctl_calls()] == ["validate"]
 
@@ -344,8 +413,13 @@ def test_the_comment_posts_the_markdown_and_the_artifact_is_the_saved_plan() -> 
 
 @pytest.mark.parametrize(
     ("event", "inputs", "jobs"),
-    [("pull_request", {}, {"plan"}), ("push", {}, {"apply"}), ("schedule", {}, {"drift"}),
-     ("workflow_dispatch", {"plan_run_id": ""}, {"replan"}), ("workflow_dispatch", {"plan_run_id": "42"}, {"apply"})],
+    [
+        ("pull_request", {}, {"plan"}),
+        ("push", {}, {"apply"}),
+        ("schedule", {}, {"drift"}),
+        ("workflow_dispatch", {"plan_run_id": ""}, {"replan"}),
+        ("workflow_dispatch", {"plan_run_id": "42"}, {"apply"}),
+    ],
 )
 def test_each_event_runs_its_job(event: str, inputs: dict[str, str], jobs: set[str]) -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
@@ -357,17 +431,24 @@ def test_each_event_runs_its_job(event: str, inputs: dict[str, str], jobs: set[s
 
 # --- What every job must hold to ---------------------------------------------------------------
 
+
 def test_every_job_has_a_timeout() -> None:
     for name, job in yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].items():
         assert 0 < int(job["timeout-minutes"]) <= 60, name
 
 
 def test_every_action_is_pinned_to_a_commit() -> None:
-    uses = [line.strip() for line in WORKFLOW.read_text(encoding="utf-8").splitlines() if line.strip().startswith(("uses:", "- uses:"))]
+    uses = [
+        line.strip()
+        for line in WORKFLOW.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(("uses:", "- uses:"))
+    ]
     assert len(uses) >= 10
     for line in uses:
         # owner/name@<40 hex digits>, and the tag it stands for in a comment for the reader
-        assert re.fullmatch(r"(- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}\s+# v\d+(\.\d+)*.*", line), line
+        assert re.fullmatch(r"(- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}\s+# v\d+(\.\d+)*.*", line), (
+            line
+        )
 
 
 def test_no_value_is_pasted_into_a_script() -> None:
@@ -382,6 +463,7 @@ def test_no_value_is_pasted_into_a_script() -> None:
 
 
 # --- The apply job: in order, none dropped -------------------------------------------------------
+
 
 def test_no_concurrency_group_can_drop_a_waiting_apply() -> None:
     """GitHub keeps one pending run per concurrency group and cancels the others: a group on
@@ -401,26 +483,56 @@ def test_an_apply_waits_for_the_applies_of_earlier_merges(tmp_path: Path) -> Non
     # This run is 7. Run 5 (an earlier merge) is waiting for the environment, then running, then
     # done; a later merge (9) and an earlier scheduled drift check (4) never hold this one up.
     def runs(five: str) -> list[dict[str, Any]]:
-        return [_push_run(9, "queued"), _push_run(7, "in_progress"), _push_run(5, five), _push_run(4, "in_progress", "schedule")]
+        return [
+            _push_run(9, "queued"),
+            _push_run(7, "in_progress"),
+            _push_run(5, five),
+            _push_run(4, "in_progress", "schedule"),
+        ]
 
-    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
-                   gh_data=[runs("waiting"), runs("in_progress"), runs("completed")],
-                   env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"})
+    run = _run_job(
+        tmp_path,
+        "apply",
+        event="push",
+        secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+        gh_data=[runs("waiting"), runs("in_progress"), runs("completed")],
+        env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"},
+    )
     assert run.succeeded, run.logs
-    waits = [c for c in run.calls("gh") if c.startswith("run list --workflow userctl --branch main")]
+    waits = [
+        c for c in run.calls("gh") if c.startswith("run list --workflow userctl --branch main")
+    ]
     assert len(waits) == 3
-    assert run.logs["Wait for the applies of earlier merges"].count("waiting for 1 earlier userctl run(s)") == 2
+    assert (
+        run.logs["Wait for the applies of earlier merges"].count(
+            "waiting for 1 earlier userctl run(s)"
+        )
+        == 2
+    )
     assert run.ran.index("Wait for the applies of earlier merges") < run.ran.index("Apply")
     assert run.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]
 
 
-def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans_to_it(tmp_path: Path) -> None:
-    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
-                   gh_data=[[], [{"databaseId": 31}]], env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"})
+def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans_to_it(
+    tmp_path: Path,
+) -> None:
+    run = _run_job(
+        tmp_path,
+        "apply",
+        event="push",
+        secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+        gh_data=[[], [{"databaseId": 31}]],
+        env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"},
+    )
     assert run.succeeded, run.logs
     assert "Download the re-plan named by hand" not in run.ran
     gh = run.calls("gh")
-    assert any(c.startswith("run list --workflow userctl --event pull_request --commit abc123 --status success") for c in gh)
+    assert any(
+        c.startswith(
+            "run list --workflow userctl --event pull_request --commit abc123 --status success"
+        )
+        for c in gh
+    )
     assert "run download 31 --name userctl-plan" in gh
     # The artifact came from the pull request's own job: it is applied only if the merged
     # users.yaml plans to exactly it, and no step of the job saves a new plan.
@@ -428,27 +540,83 @@ def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans
 
 
 def test_a_refused_apply_says_how_to_re_plan(tmp_path: Path) -> None:
-    run = _run_job(tmp_path, "apply", event="push", secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
-                   gh_data=[[], [{"databaseId": 31}]], env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123", "FAKE_APPLY_CODE": "4"})
+    run = _run_job(
+        tmp_path,
+        "apply",
+        event="push",
+        secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+        gh_data=[[], [{"databaseId": 31}]],
+        env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123", "FAKE_APPLY_CODE": "4"},
+    )
     assert not run.succeeded
-    assert "::error title=userctl apply refused::" in run.logs["Apply"] and "re-plan" in run.logs["Apply"]
+    assert (
+        "::error title=userctl apply refused::" in run.logs["Apply"]
+        and "re-plan" in run.logs["Apply"]
+    )
 
 
 @pytest.mark.parametrize(
     ("run_id", "found", "applied", "message"),
-    [("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "c0ffee", "conclusion": "success"}, True, ""),
-     ("42", {"event": "pull_request", "headBranch": "evil", "headSha": "c0ffee", "conclusion": "success"}, False,
-      "is not a successful re-plan of main at c0ffee"),
-     ("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "0ld", "conclusion": "success"}, False,
-      "is not a successful re-plan"),
-     ("42", {"event": "workflow_dispatch", "headBranch": "main", "headSha": "c0ffee", "conclusion": "failure"}, False,
-      "is not a successful re-plan"),
-     ("1; touch pwned", {}, False, "plan_run_id must be a run id")],
+    [
+        (
+            "42",
+            {
+                "event": "workflow_dispatch",
+                "headBranch": "main",
+                "headSha": "c0ffee",
+                "conclusion": "success",
+            },
+            True,
+            "",
+        ),
+        (
+            "42",
+            {
+                "event": "pull_request",
+                "headBranch": "evil",
+                "headSha": "c0ffee",
+                "conclusion": "success",
+            },
+            False,
+            "is not a successful re-plan of main at c0ffee",
+        ),
+        (
+            "42",
+            {
+                "event": "workflow_dispatch",
+                "headBranch": "main",
+                "headSha": "0ld",
+                "conclusion": "success",
+            },
+            False,
+            "is not a successful re-plan",
+        ),
+        (
+            "42",
+            {
+                "event": "workflow_dispatch",
+                "headBranch": "main",
+                "headSha": "c0ffee",
+                "conclusion": "failure",
+            },
+            False,
+            "is not a successful re-plan",
+        ),
+        ("1; touch pwned", {}, False, "plan_run_id must be a run id"),
+    ],
 )
 def test_a_re_plan_is_applied_only_from_a_successful_re_plan_of_this_commit(
-        tmp_path: Path, run_id: str, found: dict[str, str], applied: bool, message: str) -> None:
-    run = _run_job(tmp_path, "apply", event="workflow_dispatch", inputs={"plan_run_id": run_id},
-                   secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"}, gh_data=[[], found], env={"POLL_SECONDS": "0"})
+    tmp_path: Path, run_id: str, found: dict[str, str], applied: bool, message: str
+) -> None:
+    run = _run_job(
+        tmp_path,
+        "apply",
+        event="workflow_dispatch",
+        inputs={"plan_run_id": run_id},
+        secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u"},
+        gh_data=[[], found],
+        env={"POLL_SECONDS": "0"},
+    )
     assert run.succeeded is applied, run.logs
     assert "Download the plan reviewed on the pull request" not in run.ran
     assert ("run download 42 --name userctl-plan" in run.calls("gh")) is applied
@@ -457,13 +625,28 @@ def test_a_re_plan_is_applied_only_from_a_successful_re_plan_of_this_commit(
     assert not (run.workdir / "pwned").exists()
 
 
-@pytest.mark.parametrize(("code", "uploaded", "succeeds"), [(0, False, True), (2, True, True), (3, True, True),
-                                                            (4, False, False), (1, False, False)])
+@pytest.mark.parametrize(
+    ("code", "uploaded", "succeeds"),
+    [(0, False, True), (2, True, True), (3, True, True), (4, False, False), (1, False, False)],
+)
 def test_the_re_plan_job(tmp_path: Path, code: int, uploaded: bool, succeeds: bool) -> None:
-    run = _run_job(tmp_path, "replan", event="workflow_dispatch", inputs={"plan_run_id": ""}, secrets_=PLAN_SECRETS,
-                   env={"FAKE_CODE": str(code)})
+    run = _run_job(
+        tmp_path,
+        "replan",
+        event="workflow_dispatch",
+        inputs={"plan_run_id": ""},
+        secrets_=PLAN_SECRETS,
+        env={"FAKE_CODE": str(code)},
+    )
     assert run.succeeded is succeeds
-    assert run.userctl_calls()[0][:6] == ["plan", "-f", "users.yaml", "--format", "markdown", "--out"]
+    assert run.userctl_calls()[0][:6] == [
+        "plan",
+        "-f",
+        "users.yaml",
+        "--format",
+        "markdown",
+        "--out",
+    ]
     assert (UPLOAD in run.ran) is uploaded
     if code != 1:
         assert "run this workflow with plan_run_id 7" in (run.workdir / "summary.md").read_text()
@@ -471,15 +654,22 @@ def test_the_re_plan_job(tmp_path: Path, code: int, uploaded: bool, succeeds: bo
 
 # --- The daily drift check ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("code", "issue_step", "succeeds"), [(0, True, True), (2, True, True), (3, True, True),
-                                                              (4, False, False), (1, False, False)])
+
+@pytest.mark.parametrize(
+    ("code", "issue_step", "succeeds"),
+    [(0, True, True), (2, True, True), (3, True, True), (4, False, False), (1, False, False)],
+)
 def test_the_drift_job(tmp_path: Path, code: int, issue_step: bool, succeeds: bool) -> None:
-    run = _run_job(tmp_path, "drift", event="schedule", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)})
+    run = _run_job(
+        tmp_path, "drift", event="schedule", secrets_=PLAN_SECRETS, env={"FAKE_CODE": str(code)}
+    )
     assert run.succeeded is succeeds
     (plan,) = run.userctl_calls()
     assert plan == ["plan", "-f", "users.yaml", "--format", "markdown", "--detailed-exitcode"]
     assert ("Open or update the drift issue" in run.ran) is issue_step
-    assert _job("drift")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+    assert (
+        _job("drift")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+    )
     assert _job("drift")["permissions"] == {"contents": "read", "issues": "write"}
 
 
@@ -499,10 +689,12 @@ const context = { repo: { owner: "acme", repo: "people" }, issue: { number: 12 }
 const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
 new AsyncFunction("github", "context", "require", "process", fs.readFileSync(scriptPath, "utf8"))(github, context, require, process)
   .then(() => console.log(JSON.stringify(calls)));
-"""
+"""  # noqa: E501 - a script, run as written
 
 
-def _github_script(tmp_path: Path, script: str, open_issues: list[dict[str, Any]], env: dict[str, str]) -> list[Any]:
+def _github_script(
+    tmp_path: Path, script: str, open_issues: list[dict[str, Any]], env: dict[str, str]
+) -> list[Any]:
     """The script of a github-script step, run by node with a recording `github`."""
     import shutil
 
@@ -514,8 +706,20 @@ def _github_script(tmp_path: Path, script: str, open_issues: list[dict[str, Any]
     (tmp_path / "host.js").write_text(GITHUB_SCRIPT_HOST, encoding="utf-8")
     (tmp_path / "script.js").write_text(script, encoding="utf-8")
     (tmp_path / "state.json").write_text(json.dumps({"open": open_issues}), encoding="utf-8")
-    done = subprocess.run([node, str(tmp_path / "host.js"), str(tmp_path / "script.js"), str(tmp_path / "state.json")],
-                          cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [
+            node,
+            str(tmp_path / "host.js"),
+            str(tmp_path / "script.js"),
+            str(tmp_path / "state.json"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     calls: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return calls
 
@@ -542,33 +746,58 @@ def test_the_drift_issue_is_opened_once_updated_then_closed(tmp_path: Path) -> N
     calls = _github_script(tmp_path, script, [other, mine], {"PLAN_EXIT": "0"})
     assert [name for name, _ in calls if name != "paginate"] == ["createComment", "update"]
     assert calls[-1][1] == {"owner": "acme", "repo": "people", "issue_number": 8, "state": "closed"}
-    assert [name for name, _ in _github_script(tmp_path, script, [other], {"PLAN_EXIT": "0"})] == ["paginate"]
+    assert [name for name, _ in _github_script(tmp_path, script, [other], {"PLAN_EXIT": "0"})] == [
+        "paginate"
+    ]
 
 
 def test_the_plan_comment_is_posted_once_then_updated(tmp_path: Path) -> None:
     script = _step(_job("plan"), COMMENT)["with"]["script"]
     (tmp_path / "plan.md").write_text("## plan\n", encoding="utf-8")
-    (create,) = [args for name, args in _github_script(tmp_path, script, [{"id": 1, "body": "LGTM"}], {}) if name == "createComment"]
+    (create,) = [
+        args
+        for name, args in _github_script(tmp_path, script, [{"id": 1, "body": "LGTM"}], {})
+        if name == "createComment"
+    ]
     assert create["issue_number"] == 12 and create["body"] == "<!-- userctl-plan -->\n## plan\n"
-    calls = _github_script(tmp_path, script, [{"id": 1, "body": "LGTM"}, {"id": 5, "body": "<!-- userctl-plan -->\nold"}], {})
-    assert [(name, args.get("comment_id")) for name, args in calls if name != "paginate"] == [("updateComment", 5)]
+    calls = _github_script(
+        tmp_path,
+        script,
+        [{"id": 1, "body": "LGTM"}, {"id": 5, "body": "<!-- userctl-plan -->\nold"}],
+        {},
+    )
+    assert [(name, args.get("comment_id")) for name, args in calls if name != "paginate"] == [
+        ("updateComment", 5)
+    ]
 
 
 def test_userctl_is_installed_from_the_repository_not_pypi() -> None:
-    pyproject = tomllib.loads((WORKFLOW.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(
+        (WORKFLOW.parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    )
     assert "postgres" in pyproject["project"]["optional-dependencies"]
     for name in ("plan", "replan", "apply", "drift"):
         steps = _job(name)["steps"]
         installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
         assert [steps[i]["run"].strip() for i in installs] == ['pip install ".[postgres]"'], name
-        checkout = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/checkout@"))
+        checkout = next(
+            i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/checkout@")
+        )
         assert checkout < installs[0], name
-    assert set(yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]) == {"plan", "replan", "apply", "drift"}
+    assert set(yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]) == {
+        "plan",
+        "replan",
+        "apply",
+        "drift",
+    }
 
 
 def test_the_plan_job_holds_no_credentials_that_write() -> None:
     for reader in ("plan", "replan", "drift"):
-        assert _job(reader)["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+        assert (
+            _job(reader)["env"]["USERCTL_DATABASE_URL"]
+            == "${{ secrets.USERCTL_PLAN_DATABASE_URL }}"
+        )
     assert _job("apply")["env"]["USERCTL_DATABASE_URL"] == "${{ secrets.USERCTL_DATABASE_URL }}"
     assert _job("apply")["environment"] == "production"
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
@@ -578,7 +807,10 @@ def test_the_plan_job_holds_no_credentials_that_write() -> None:
 def _read_only_grants() -> list[str]:
     """The PostgreSQL statements the workflow's comment recommends for the plan job's role."""
     lines = WORKFLOW.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.rstrip().endswith("On PostgreSQL, e.g.:")) + 1
+    start = (
+        next(i for i, line in enumerate(lines) if line.rstrip().endswith("On PostgreSQL, e.g.:"))
+        + 1
+    )
     statements = []
     for line in lines[start:]:
         if not line.startswith("#     "):
@@ -588,37 +820,65 @@ def _read_only_grants() -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
-def test_the_recommended_read_only_role_can_plan_and_nothing_else(db_url: str, factory: Factory, engine: Engine,
-                                                                tmp_path: Path) -> None:
+def test_the_recommended_read_only_role_can_plan_and_nothing_else(
+    db_url: str, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = factory.org("acme-payments")
     admin = factory.role(org, "Admin", ["users.manage"])
-    factory.enrol(factory.user(org, "ana@acme.co", admin, first_name="Ana", status="active", two_factor="required"))
+    factory.enrol(
+        factory.user(
+            org, "ana@acme.co", admin, first_name="Ana", status="active", two_factor="required"
+        )
+    )
     desired = tmp_path / "users.yaml"
     assert Runner(db_url)("export", "-o", str(desired)).exit_code == 0
-    desired.write_text(desired.read_text(encoding="utf-8").replace("first_name: Ana", "first_name: Anna"), encoding="utf-8")
+    desired.write_text(
+        desired.read_text(encoding="utf-8").replace("first_name: Ana", "first_name: Anna"),
+        encoding="utf-8",
+    )
 
     role = f"userctl_plan_{secrets.token_hex(4)}"
     url = make_url(db_url)
-    statements = [re.sub(r"\buserctl_plan\b", role, s).replace("ON DATABASE userctl ", f'ON DATABASE "{url.database}" ')
-                  for s in _read_only_grants()]
+    statements = [
+        re.sub(r"\buserctl_plan\b", role, s).replace(
+            "ON DATABASE userctl ", f'ON DATABASE "{url.database}" '
+        )
+        for s in _read_only_grants()
+    ]
     assert any(s.startswith("GRANT SELECT ON ALL TABLES") for s in statements)
     with engine.begin() as conn:
         for statement in statements:
             conn.exec_driver_sql(statement)
     read_only_url = url.set(username=role, password=None).render_as_string(hide_password=False)
     try:
-        planned = Runner(read_only_url)("plan", "-f", str(desired), "--detailed-exitcode", "--out",
-                                        str(tmp_path / "plan.json"), "--format", "markdown")
+        planned = Runner(read_only_url)(
+            "plan",
+            "-f",
+            str(desired),
+            "--detailed-exitcode",
+            "--out",
+            str(tmp_path / "plan.json"),
+            "--format",
+            "markdown",
+        )
         assert planned.exit_code == 2, planned.output
         assert "Anna" in planned.stdout
         read_only = sa.create_engine(read_only_url)
         try:
-            for forbidden in ("UPDATE users SET first_name = 'x'", "SELECT secret FROM totp_secrets"):
-                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), read_only.begin() as conn:
+            for forbidden in (
+                "UPDATE users SET first_name = 'x'",
+                "SELECT secret FROM totp_secrets",
+            ):
+                with (
+                    pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
+                    read_only.begin() as conn,
+                ):
                     conn.exec_driver_sql(forbidden)
         finally:
             read_only.dispose()
-        applied = Runner(read_only_url)("apply", str(tmp_path / "plan.json"), "--yes", "--operator", "ana@acme.co")
+        applied = Runner(read_only_url)(
+            "apply", str(tmp_path / "plan.json"), "--yes", "--operator", "ana@acme.co"
+        )
         assert applied.exit_code == 1 and "permission denied" in applied.stderr, applied.output
     finally:
         with engine.begin() as conn:
@@ -640,17 +900,29 @@ def test_the_apply_step_applies_the_reviewed_plan_and_refuses_one_the_merged_fil
     monkeypatch.chdir(tmp_path)
     assert run("export", "-o", "users.yaml").exit_code == 0
     merged = Path("users.yaml").read_text(encoding="utf-8")
-    (line,) = [line.strip() for line in _step(_job("apply"), "Apply")["run"].splitlines() if line.strip().startswith("userctl ")]
+    (line,) = [
+        line.strip()
+        for line in _step(_job("apply"), "Apply")["run"].splitlines()
+        if line.strip().startswith("userctl ")
+    ]
     command = shlex.split(line)[1:]
-    monkeypatch.setenv("USERCTL_OPERATOR", operator.email)  # the job's env, from the repository variable
+    monkeypatch.setenv(
+        "USERCTL_OPERATOR", operator.email
+    )  # the job's env, from the repository variable
 
     # The pull request's job planned something else than what was merged: bob deleted.
-    Path("users.yaml").write_text(re.sub(r"  bob@acme.co:.*?(?=\n  \S|\Z)", "", merged, flags=re.S), encoding="utf-8")
+    Path("users.yaml").write_text(
+        re.sub(r"  bob@acme.co:.*?(?=\n  \S|\Z)", "", merged, flags=re.S), encoding="utf-8"
+    )
     assert run("plan", "-f", "users.yaml", "--out", "plan.json").exit_code == 0
     assert [c["action"] for c in json.loads(Path("plan.json").read_text())["changes"]] == ["delete"]
-    Path("users.yaml").write_text(merged.replace("first_name: Ana", "first_name: Anna"), encoding="utf-8")
+    Path("users.yaml").write_text(
+        merged.replace("first_name: Ana", "first_name: Anna"), encoding="utf-8"
+    )
     refused = run(*command, "--otp-code", operator.code())
-    assert refused.exit_code == 4 and "does not match users.yaml on this branch" in refused.stderr, refused.output
+    assert (
+        refused.exit_code == 4 and "does not match users.yaml on this branch" in refused.stderr
+    ), refused.output
 
     assert run("plan", "-f", "users.yaml", "--out", "plan.json").exit_code == 0
     applied = run(*command)

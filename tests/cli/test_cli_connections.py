@@ -11,13 +11,18 @@ from tests.conftest import Factory, Runner
 
 COUNT = {
     # Client connections only: an autovacuum worker visiting the database is not the CLI's.
-    "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'",
+    "postgresql": (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_type = 'client backend'"
+    ),
     "mariadb": "SELECT count(*) FROM information_schema.processlist WHERE db = database()",
 }
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
-def test_commands_close_their_connections(backend: str, runner: Runner, factory: Factory, engine: Engine) -> None:
+def test_commands_close_their_connections(
+    backend: str, runner: Runner, factory: Factory, engine: Engine
+) -> None:
     org = factory.org("acme-payments")
     factory.user(org, "ana@acme.co", factory.role(org, "Admin", ["users.manage"]))
 

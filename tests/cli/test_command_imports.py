@@ -25,21 +25,27 @@ atexit.register(report)
 sys.argv = ["userctl", *sys.argv[1:]]
 from userctl.cli.main import main
 main()
-"""
+"""  # noqa: E501 - a script, run as written
 
 
 def _run(db_url: str, *args: str) -> tuple[int, dict[str, object], str]:
     env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120
+    )
     return proc.returncode, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stdout
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_plan_imports_neither_the_orm_nor_alembic(db_url: str, factory: Factory, tmp_path: Path) -> None:
+def test_plan_imports_neither_the_orm_nor_alembic(
+    db_url: str, factory: Factory, tmp_path: Path
+) -> None:
     org = factory.org()
     factory.role(org, "R", ["users.view"])
     (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
-    code, loaded, out = _run(db_url, "plan", "-f", str(tmp_path / "org.yaml"), "--detailed-exitcode")
+    code, loaded, out = _run(
+        db_url, "plan", "-f", str(tmp_path / "org.yaml"), "--detailed-exitcode"
+    )
     assert code == 2 and "first@acme.co" in out  # it did plan, reading the database
     assert loaded == {"heavy": [], "sqlalchemy": True}
 

@@ -15,7 +15,14 @@ USERCTL = str(_BESIDE) if _BESIDE.exists() else (shutil.which("userctl") or "use
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([USERCTL], env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [USERCTL],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_bash_source_prints_a_completion_script() -> None:
@@ -26,10 +33,22 @@ def test_bash_source_prints_a_completion_script() -> None:
 
 
 def test_completes_lazy_commands_and_their_subcommands() -> None:
-    top = _run({"_USERCTL_COMPLETE": "bash_complete", "COMP_WORDS": "userctl us", "COMP_CWORD": "1"})
+    top = _run(
+        {"_USERCTL_COMPLETE": "bash_complete", "COMP_WORDS": "userctl us", "COMP_CWORD": "1"}
+    )
     assert top.stdout.splitlines() == ["plain,users"]
-    sub = _run({"_USERCTL_COMPLETE": "bash_complete", "COMP_WORDS": "userctl accounts ", "COMP_CWORD": "2"})
+    sub = _run(
+        {"_USERCTL_COMPLETE": "bash_complete", "COMP_WORDS": "userctl accounts ", "COMP_CWORD": "2"}
+    )
     assert sub.stdout.splitlines() == ["plain,import", "plain,list"]
-    choice = _run({"_USERCTL_COMPLETE": "bash_complete", "COMP_WORDS": "userctl users list --status in",
-                   "COMP_CWORD": "4"})
-    assert choice.stdout.splitlines() == ["plain,invited", "plain,inactive"]  # in LIVE_STATUSES order
+    choice = _run(
+        {
+            "_USERCTL_COMPLETE": "bash_complete",
+            "COMP_WORDS": "userctl users list --status in",
+            "COMP_CWORD": "4",
+        }
+    )
+    assert choice.stdout.splitlines() == [
+        "plain,invited",
+        "plain,inactive",
+    ]  # in LIVE_STATUSES order

@@ -51,7 +51,9 @@ def silent_server() -> Iterator[int]:
 
 @pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
 @pytest.mark.parametrize("how", ["option", "variable"])
-def test_a_server_that_never_answers_fails_within_the_connect_timeout(silent_server: int, scheme: str, how: str) -> None:
+def test_a_server_that_never_answers_fails_within_the_connect_timeout(
+    silent_server: int, scheme: str, how: str
+) -> None:
     url = f"{scheme}://someone@127.0.0.1:{silent_server}/app"
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERCTL_")}
     env["USERCTL_DATABASE_URL"] = url
@@ -66,7 +68,9 @@ def test_a_server_that_never_answers_fails_within_the_connect_timeout(silent_ser
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"Error: cannot connect to the database at {scheme}://someone@127.0.0.1:{silent_server}/app")
+    assert line.startswith(
+        f"Error: cannot connect to the database at {scheme}://someone@127.0.0.1:{silent_server}/app"
+    )
     assert "Traceback" not in result.stderr
 
 

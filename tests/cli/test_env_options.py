@@ -29,7 +29,9 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 USERCTL = str(Path(sys.executable).with_name("userctl"))
 
 
-def walk(command: click.Command = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def walk(
+    command: click.Command = cli, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     """Every command and group of the tree, as `userctl` loads them."""
     yield path, command
     if isinstance(command, click.Group):
@@ -55,8 +57,14 @@ PATHS = [path for path, _ in TREE]
 
 
 def test_the_walk_sees_nested_commands() -> None:
-    assert {("audit", "verify"), ("users", "list"), ("db", "upgrade"), ("notifications", "send"), ("mfa", "enroll"),
-            ("accounts", "import")} <= set(PATHS)
+    assert {
+        ("audit", "verify"),
+        ("users", "list"),
+        ("db", "upgrade"),
+        ("notifications", "send"),
+        ("mfa", "enroll"),
+        ("accounts", "import"),
+    } <= set(PATHS)
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: " ".join(p) or "userctl")
@@ -64,7 +72,10 @@ def test_every_option_has_a_variable_shown_in_help(path: tuple[str, ...]) -> Non
     command = dict(TREE)[path]
     shown = " ".join(help_of(path).split())
     for option in options(command):
-        assert isinstance(option.envvar, str) and option.envvar.startswith("USERCTL_"), (path, option.opts)
+        assert isinstance(option.envvar, str) and option.envvar.startswith("USERCTL_"), (
+            path,
+            option.opts,
+        )
         assert f"env var: {option.envvar}" in shown, (path, option.opts)
 
 
@@ -80,12 +91,31 @@ def envvars() -> dict[str, set[str]]:
 def test_one_meaning_one_name() -> None:
     found = envvars()
     assert {name: flags for name, flags in found.items() if len(flags) > 1} == {}
-    assert {"USERCTL_ALLOW_MASS_REMOVAL", "USERCTL_OPERATOR", "USERCTL_OTP_CODE", "USERCTL_LOCK_TIMEOUT", "USERCTL_MAX_AGE",
-            "USERCTL_DATABASE_URL", "USERCTL_ORGANIZATION", "USERCTL_FILE", "USERCTL_PLAN_FORMAT",
-            "USERCTL_AUDIT_LOG_FORMAT", "USERCTL_USERS_LIST_FORMAT", "USERCTL_INVITE_BASE_URL"} <= set(found)
+    assert {
+        "USERCTL_ALLOW_MASS_REMOVAL",
+        "USERCTL_OPERATOR",
+        "USERCTL_OTP_CODE",
+        "USERCTL_LOCK_TIMEOUT",
+        "USERCTL_MAX_AGE",
+        "USERCTL_DATABASE_URL",
+        "USERCTL_ORGANIZATION",
+        "USERCTL_FILE",
+        "USERCTL_PLAN_FORMAT",
+        "USERCTL_AUDIT_LOG_FORMAT",
+        "USERCTL_USERS_LIST_FORMAT",
+        "USERCTL_INVITE_BASE_URL",
+    } <= set(found)
     # The shared ones are the same variable on every command that has the option.
-    operator = {path for path, command in TREE for o in options(command) if o.envvar == "USERCTL_OPERATOR"}
-    assert {("plan",), ("apply",), ("approve",), ("mfa", "enroll"), ("accounts", "import")} <= operator
+    operator = {
+        path for path, command in TREE for o in options(command) if o.envvar == "USERCTL_OPERATOR"
+    }
+    assert {
+        ("plan",),
+        ("apply",),
+        ("approve",),
+        ("mfa", "enroll"),
+        ("accounts", "import"),
+    } <= operator
 
 
 def test_the_secrets_are_no_options_and_are_listed_in_the_top_level_help() -> None:
@@ -124,7 +154,9 @@ def mass_removal(engine: Engine, org: Org, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_allow_mass_removal_from_the_environment_lifts_the_guard(runner: Runner, mass_removal: Path) -> None:
+def test_allow_mass_removal_from_the_environment_lifts_the_guard(
+    runner: Runner, mass_removal: Path
+) -> None:
     blocked = runner("plan", "-f", str(mass_removal))
     assert blocked.exit_code == 4, blocked.output
     lifted = runner("plan", "-f", str(mass_removal), env={"USERCTL_ALLOW_MASS_REMOVAL": "1"})
@@ -139,7 +171,9 @@ def test_a_flag_variable_is_parsed_strictly(runner: Runner, mass_removal: Path) 
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_format_and_file_from_the_environment(runner: Runner, engine: Engine, org: Org, tmp_path: Path) -> None:
+def test_format_and_file_from_the_environment(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path
+) -> None:
     path = write_desired(tmp_path / "users.yaml", exported(live_state(engine)))
     result = runner("plan", env={"USERCTL_FILE": str(path), "USERCTL_PLAN_FORMAT": "json"})
     assert result.exit_code == 0, result.output
@@ -152,7 +186,12 @@ def test_operator_and_otp_code_from_the_environment_apply_without_echoing_the_co
 ) -> None:
     path = save_plan(engine, drop_gone(engine), tmp_path)
     code = org.root.code()
-    result = runner("apply", str(path), "--yes", env={"USERCTL_OPERATOR": "root@acme.co", "USERCTL_OTP_CODE": code})
+    result = runner(
+        "apply",
+        str(path),
+        "--yes",
+        env={"USERCTL_OPERATOR": "root@acme.co", "USERCTL_OTP_CODE": code},
+    )
     assert result.exit_code == 0, result.output
     assert "verified by totp" in result.stdout and code not in result.output
 
@@ -165,7 +204,9 @@ def _invoke(args: list[str], env: dict[str, str | None] | None = None) -> click.
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_global_options_after_the_sub_command_and_they_win(db_url: str, engine: Engine, org: Org, tmp_path: Path) -> None:
+def test_global_options_after_the_sub_command_and_they_win(
+    db_url: str, engine: Engine, org: Org, tmp_path: Path
+) -> None:
     path = write_desired(tmp_path / "users.yaml", exported(live_state(engine)))
     elsewhere = f"sqlite:///{tmp_path / 'nothing-here.db'}"
 
@@ -173,23 +214,49 @@ def test_global_options_after_the_sub_command_and_they_win(db_url: str, engine: 
     assert after.exit_code == 0, after.output
     wins = _invoke(["--database-url", elsewhere, "plan", "-f", str(path), "--database-url", db_url])
     assert wins.exit_code == 0, wins.output
-    over_env = _invoke(["audit", "verify", "--database-url", db_url], env={"USERCTL_DATABASE_URL": elsewhere})
+    over_env = _invoke(
+        ["audit", "verify", "--database-url", db_url], env={"USERCTL_DATABASE_URL": elsewhere}
+    )
     assert over_env.exit_code == 0, over_env.output
     assert not (tmp_path / "nothing-here.db").exists()
 
     wrong_org = _invoke(["audit", "verify", "--database-url", db_url, "--organization", "nobody"])
     assert wrong_org.exit_code != 0 and "nobody" in wrong_org.stderr
-    right_org = _invoke(["--organization", "nobody", "audit", "verify", "--database-url", db_url, "--organization", ORG])
+    right_org = _invoke(
+        [
+            "--organization",
+            "nobody",
+            "audit",
+            "verify",
+            "--database-url",
+            db_url,
+            "--organization",
+            ORG,
+        ]
+    )
     assert right_org.exit_code == 0, right_org.output
 
 
 def test_debug_after_the_sub_command_shows_the_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERCTL_")}
     missing = str(tmp_path / "missing.yaml")
-    quiet = subprocess.run([USERCTL, "validate", "-f", missing], env=env, capture_output=True, text=True, timeout=60)
-    loud = subprocess.run([USERCTL, "validate", "-f", missing, "--debug"], env=env, capture_output=True, text=True, timeout=60)
-    by_env = subprocess.run([USERCTL, "validate", "-f", missing], env={**env, "USERCTL_DEBUG": "1"}, capture_output=True,
-                            text=True, timeout=60)
+    quiet = subprocess.run(
+        [USERCTL, "validate", "-f", missing], env=env, capture_output=True, text=True, timeout=60
+    )
+    loud = subprocess.run(
+        [USERCTL, "validate", "-f", missing, "--debug"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    by_env = subprocess.run(
+        [USERCTL, "validate", "-f", missing],
+        env={**env, "USERCTL_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "Traceback" in by_env.stderr
 
@@ -204,12 +271,16 @@ def test_an_empty_database_url_variable_is_an_error_not_the_sqlite_default(
     monkeypatch.chdir(tmp_path)
     result = _invoke(["users", "list"], env={"USERCTL_DATABASE_URL": value})
     assert result.exit_code == 1
-    assert result.stderr == ("Error: USERCTL_DATABASE_URL is set but empty: give the database URL (unset "
-                             "USERCTL_DATABASE_URL and omit --database-url for the default sqlite:///userctl.db)\n")
+    assert result.stderr == (
+        "Error: USERCTL_DATABASE_URL is set but empty: give the database URL (unset "
+        "USERCTL_DATABASE_URL and omit --database-url for the default sqlite:///userctl.db)\n"
+    )
     assert os.listdir(tmp_path) == []  # no userctl.db was created
 
 
-def test_an_empty_database_url_option_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_database_url_option_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for args in (["--database-url", "", "users", "list"], ["users", "list", "--database-url", " "]):
         result = _invoke(args)
@@ -218,9 +289,14 @@ def test_an_empty_database_url_option_is_an_error(tmp_path: Path, monkeypatch: p
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize(("args", "wanted"), [(["plna"], "'plan'"), (["audit", "verfy"], "'verify'"),
-                                              (["notifications", "sned"], "'send'")])
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [(["plna"], "'plan'"), (["audit", "verfy"], "'verify'"), (["notifications", "sned"], "'send'")],
+)
 def test_a_mistyped_command_gets_a_suggestion(args: list[str], wanted: str) -> None:
     result = _invoke(args)
     assert result.exit_code == 1
-    assert f"No such command '{args[-1]}'" in result.stderr and f"Did you mean {wanted}?" in result.stderr
+    assert (
+        f"No such command '{args[-1]}'" in result.stderr
+        and f"Did you mean {wanted}?" in result.stderr
+    )

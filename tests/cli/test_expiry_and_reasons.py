@@ -27,11 +27,11 @@ def expiring(offset: int | None, **extra: str) -> dict[str, dict[str, str]]:
     return {**USERS, "ops1@acme.co": person(1, "Ops", **fields, **extra)}
 
 
-def _ops1(world: World) -> object:
-    return rows_of(world.engine, m.User, m.User.email == "ops1@acme.co")[0]
+def _ops1(w: World) -> object:
+    return rows_of(w.engine, m.User, m.User.email == "ops1@acme.co")[0]
 
 
-def test_a_user_expiring_soon_is_named_in_every_format(world: World) -> None:
+def test_a_user_expiring_soon_is_named_in_every_format(world: World) -> None:  # noqa: F811
     world.write([], ROLES, expiring(5))
 
     text = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
@@ -43,29 +43,48 @@ def test_a_user_expiring_soon_is_named_in_every_format(world: World) -> None:
     data = json.loads(world.run("plan", "-f", str(world.path), "--format", "json").stdout)
     # (beside the hygiene notes on this organization's privileged users without an authenticator)
     expiry = [f for f in data["findings"] if f["code"] == "expiry"]
-    assert len(expiry) == 1 and not expiry[0]["blocking"] and "ops1@acme.co expires in 5 days" in expiry[0]["message"]
+    assert (
+        len(expiry) == 1
+        and not expiry[0]["blocking"]
+        and "ops1@acme.co expires in 5 days" in expiry[0]["message"]
+    )
     assert {f["code"] for f in data["findings"]} <= {"expiry", "privileged_without_2fa"}
     for fmt in ("markdown", "html"):
-        assert "ops1@acme.co expires in 5 days" in world.run("plan", "-f", str(world.path), "--format", fmt).stdout, fmt
+        assert (
+            "ops1@acme.co expires in 5 days"
+            in world.run("plan", "-f", str(world.path), "--format", fmt).stdout
+        ), fmt
 
 
-def test_after_the_date_the_plan_deactivates_with_no_code_and_the_audit_names_the_expirys_event(world: World) -> None:
+def test_after_the_date_the_plan_deactivates_with_no_code_and_the_audit_names_the_expirys_event(
+    world: World,  # noqa: F811
+) -> None:
     world.write([], ROLES, expiring(5))
     assert world.apply().exit_code == 0  # no code: a future expiry is a plain change
     # The date passes: the stored expiry is moved into the past, as the calendar would.
-    world.sql(sa.update(m.User).where(m.User.email == "ops1@acme.co").values(expires=dt.date.fromisoformat(day(-1))))
+    world.sql(
+        sa.update(m.User)
+        .where(m.User.email == "ops1@acme.co")
+        .values(expires=dt.date.fromisoformat(day(-1)))
+    )
     world.write([], ROLES, expiring(-1))  # the file still says status active
 
     planned = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
-    assert planned.exit_code == 2, planned.output  # destructive, yet no 2FA: the expiry was confirmed
-    assert '~ user["ops1@acme.co"] deactivate [expired]  [destructive]' in planned.stdout, planned.stdout
+    assert planned.exit_code == 2, (
+        planned.output
+    )  # destructive, yet no 2FA: the expiry was confirmed
+    assert '~ user["ops1@acme.co"] deactivate [expired]  [destructive]' in planned.stdout, (
+        planned.stdout
+    )
 
     applied = world.apply()
     assert applied.exit_code == 0, applied.output
     assert "verified by none" in applied.stdout
     assert _ops1(world).status == "inactive"  # type: ignore[attr-defined]
 
-    events = json.loads(world.run("audit", "log", "--user", "ops1@acme.co", "--format", "json").stdout)
+    events = json.loads(
+        world.run("audit", "log", "--user", "ops1@acme.co", "--format", "json").stdout
+    )
     set_by = [e for e in events if e["action"] == "user.set_expiry"]
     expired = [e for e in events if e["action"] == "user.expire"]
     assert len(set_by) == 1 and len(expired) == 1
@@ -78,10 +97,14 @@ def test_after_the_date_the_plan_deactivates_with_no_code_and_the_audit_names_th
     world.write([], ROLES, expiring(10))
     back = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
     assert back.exit_code == 3, back.output
-    assert "activate  [privilege, 2FA]" in back.stdout or "set_expiry  [privilege, 2FA]" in back.stdout
+    assert (
+        "activate  [privilege, 2FA]" in back.stdout or "set_expiry  [privilege, 2FA]" in back.stdout
+    )
 
 
-def test_extending_or_removing_an_expiry_needs_2fa_and_bringing_it_forward_does_not(world: World) -> None:
+def test_extending_or_removing_an_expiry_needs_2fa_and_bringing_it_forward_does_not(
+    world: World,  # noqa: F811
+) -> None:
     world.write([], ROLES, expiring(5))
     assert world.apply().exit_code == 0
 
@@ -101,30 +124,41 @@ def test_extending_or_removing_an_expiry_needs_2fa_and_bringing_it_forward_does_
     assert str(_ops1(world).expires) == day(30)  # type: ignore[attr-defined]
 
 
-def test_a_new_user_cannot_be_created_expired(world: World) -> None:
+def test_a_new_user_cannot_be_created_expired(world: World) -> None:  # noqa: F811
     users = {**USERS, "temp@acme.co": person(8, "Approver", expires=day(-3))}
     text = world.write([], ROLES, users)
     planned = world.run("plan", "-f", str(world.path))
     assert planned.exit_code == 1
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if day(-3) in l)
-    assert f"{world.path}:{line}:" in planned.stderr and "cannot be created expired" in planned.stderr
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if day(-3) in row)
+    assert (
+        f"{world.path}:{line}:" in planned.stderr and "cannot be created expired" in planned.stderr
+    )
 
 
-def test_the_reason_is_in_every_format_and_every_audit_event(world: World) -> None:
+def test_the_reason_is_in_every_format_and_every_audit_event(world: World) -> None:  # noqa: F811
     reason = "JIRA-42 rename the approver"
     users = {**USERS, "appr@acme.co": person(3, "Approver", first_name="Renamed")}
     world.write([], ROLES, users)
 
-    data = json.loads(world.run("plan", "-f", str(world.path), "--format", "json", "--reason", reason).stdout)
+    data = json.loads(
+        world.run("plan", "-f", str(world.path), "--format", "json", "--reason", reason).stdout
+    )
     assert data["options"]["reason"] == reason
     for fmt in ("text", "markdown", "html"):
-        shown = world.run("plan", "-f", str(world.path), "--format", fmt, env={"USERCTL_REASON": reason}).stdout
+        shown = world.run(
+            "plan", "-f", str(world.path), "--format", fmt, env={"USERCTL_REASON": reason}
+        ).stdout
         assert f"Reason: {reason}" in shown, fmt
 
     saved = world.path.parent / "plan.json"
-    assert world.run("plan", "-f", str(world.path), "--out", str(saved), "--reason", reason).exit_code == 0
+    assert (
+        world.run("plan", "-f", str(world.path), "--out", str(saved), "--reason", reason).exit_code
+        == 0
+    )
     assert json.loads(saved.read_text(encoding="utf-8"))["options"]["reason"] == reason
-    other = world.run("apply", str(saved), "--operator", world.root.email, "--yes", "--reason", "something else")
+    other = world.run(
+        "apply", str(saved), "--operator", world.root.email, "--yes", "--reason", "something else"
+    )
     assert other.exit_code == 1 and "--reason differs" in other.output
     applied = world.run("apply", str(saved), "--operator", world.root.email, "--yes")
     assert applied.exit_code == 0, applied.output
@@ -135,7 +169,7 @@ def test_the_reason_is_in_every_format_and_every_audit_event(world: World) -> No
     assert world.run("audit", "verify").exit_code == 0  # the reason is covered by the chain
 
 
-def test_apply_f_takes_a_reason_too(world: World) -> None:
+def test_apply_f_takes_a_reason_too(world: World) -> None:  # noqa: F811
     users = {**USERS, "appr@acme.co": person(3, "Approver", first_name="Renamed")}
     world.write([], ROLES, users)
     assert world.apply("--reason", "OPS-9").exit_code == 0

@@ -36,7 +36,9 @@ from userctl.db.engine import create_engine_for
 from userctl.plan import compute_digest
 
 ROOT = Path(__file__).parents[2]
-FIXTURES = {p.name: p.read_bytes() for p in sorted((ROOT / "tests" / "fixtures" / "loader").glob("*.yaml"))}
+FIXTURES = {
+    p.name: p.read_bytes() for p in sorted((ROOT / "tests" / "fixtures" / "loader").glob("*.yaml"))
+}
 SEEDS = [*FIXTURES.values(), (ROOT / "examples" / "users.yaml").read_bytes()]
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
 _EXPLORE = os.environ.get("USERCTL_FUZZ_EXAMPLES")
@@ -44,21 +46,103 @@ _SCALE = float(_EXPLORE or "1")
 
 # What gets dropped into a file: YAML's dangerous or odd syntax, and bytes that are not text.
 TOKENS = [
-    b"&a ", b"*a", b"&a [1, 2]\n", b"<<: *a\n", b"!!python/object/apply:os.system ['true'] ", b"!!binary ", b"!tag ",
-    b"{", b"}", b"[", b"]", b"{a: ", b": ", b"- ", b"? ", b",", b"'", b'"', b"|", b">-\n", b"#", b"%YAML 1.1\n",
-    b"---\n", b"...\n", b"\t", b"\r", b"\x00", b"\\0", b'"\\u0000"', b'"\\ud800"', b"\xff", b"\xc3", b"\xef\xbb\xbf",
-    b"9" * 400, b"1e999", b"-0x1F", b"0o17", b".inf", b"~", b"null", b"yes", b"2024-01-01", b"=", b"${HOME}",
-    b"[" * 300, b"{a: " * 200, b"- " * 150, "Аdmin".encode(), "\u202e".encode(), "é".encode(), b"\n" + b" " * 64,
-    b"users:\n", b"roles:\n", b"version: 2\n", b"organization: [x]\n", b"\n  x: 1\n",
+    b"&a ",
+    b"*a",
+    b"&a [1, 2]\n",
+    b"<<: *a\n",
+    b"!!python/object/apply:os.system ['true'] ",
+    b"!!binary ",
+    b"!tag ",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"{a: ",
+    b": ",
+    b"- ",
+    b"? ",
+    b",",
+    b"'",
+    b'"',
+    b"|",
+    b">-\n",
+    b"#",
+    b"%YAML 1.1\n",
+    b"---\n",
+    b"...\n",
+    b"\t",
+    b"\r",
+    b"\x00",
+    b"\\0",
+    b'"\\u0000"',
+    b'"\\ud800"',
+    b"\xff",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b"9" * 400,
+    b"1e999",
+    b"-0x1F",
+    b"0o17",
+    b".inf",
+    b"~",
+    b"null",
+    b"yes",
+    b"2024-01-01",
+    b"=",
+    b"${HOME}",
+    b"[" * 300,
+    b"{a: " * 200,
+    b"- " * 150,
+    "Аdmin".encode(),
+    "\u202e".encode(),
+    "é".encode(),
+    b"\n" + b" " * 64,
+    b"users:\n",
+    b"roles:\n",
+    b"version: 2\n",
+    b"organization: [x]\n",
+    b"\n  x: 1\n",
     # Values that keep a line's shape, so that the mutated file often gets past the schema into
     # the semantic rules and the planner: other roles, keys and people, wrong types, extremes.
-    b"Admin", b"admin", b"OPS", b"Support", b"Legacy", b"\"\"", b"[]", b"{}", b"null", b"true", b"-1", b"0",
-    b"99999999999999999999999", b"1.5", b'"+573000000001"', b'"9000001"', b"inactive", b"invited", b"disabled",
-    b"root@acme.co", b"ROOT@acme.co", b"[ops-main, ops-main]", b"[ops-main, OPS-MAIN]", b"[payroll]", b"[nope]",
-    b'"x"', b'"' + b"x" * 300 + b'"', "\"Ана\"".encode(), "Pérez".encode(), b"[users.view, nope.view]",
+    b"Admin",
+    b"admin",
+    b"OPS",
+    b"Support",
+    b"Legacy",
+    b'""',
+    b"[]",
+    b"{}",
+    b"null",
+    b"true",
+    b"-1",
+    b"0",
+    b"99999999999999999999999",
+    b"1.5",
+    b'"+573000000001"',
+    b'"9000001"',
+    b"inactive",
+    b"invited",
+    b"disabled",
+    b"root@acme.co",
+    b"ROOT@acme.co",
+    b"[ops-main, ops-main]",
+    b"[ops-main, OPS-MAIN]",
+    b"[payroll]",
+    b"[nope]",
+    b'"x"',
+    b'"' + b"x" * 300 + b'"',
+    '"Ана"'.encode(),
+    "Pérez".encode(),
+    b"[users.view, nope.view]",
 ]
-_OPS = st.sampled_from(["flip", "truncate", "duplicate_line", "insert", "delete", "nest", "value", "value", "value"])
-MUTATIONS = st.lists(st.tuples(_OPS, st.integers(0, 2**31), st.integers(0, 2**31), st.sampled_from(TOKENS)), min_size=1, max_size=4)
+_OPS = st.sampled_from(
+    ["flip", "truncate", "duplicate_line", "insert", "delete", "nest", "value", "value", "value"]
+)
+MUTATIONS = st.lists(
+    st.tuples(_OPS, st.integers(0, 2**31), st.integers(0, 2**31), st.sampled_from(TOKENS)),
+    min_size=1,
+    max_size=4,
+)
 
 
 def mutate(data: bytes, mutations: list[tuple[str, int, int, bytes]]) -> bytes:
@@ -106,7 +190,9 @@ def assert_documented(result: Result, what: str) -> None:
     output = result.stdout + result.stderr
     assert result.exit_code in DOCUMENTED_EXIT_CODES, f"{what}: exit {result.exit_code}\n{output}"
     assert "Traceback" not in output, f"{what}:\n{output}"
-    assert not any(line.startswith("Error: unexpected") for line in result.stderr.splitlines()), f"{what}:\n{output}"
+    assert not any(line.startswith("Error: unexpected") for line in result.stderr.splitlines()), (
+        f"{what}:\n{output}"
+    )
     if result.exit_code == 1:
         assert result.stderr.strip(), f"{what}: exit 1 without a message"
 
@@ -119,7 +205,11 @@ def examples(n: int) -> Any:
         # long local run (USERCTL_FUZZ_EXAMPLES) explores new ones.
         derandomize=_EXPLORE is None,
         database=None,  # no example database in the work tree
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.data_too_large,
+        ],
     )
 
 
@@ -127,7 +217,9 @@ class Workspace:
     """A directory for the examples' files, the database's URL, files that plan against it (the
     planner runs on their mutations) and plans of them saved by `plan --out`."""
 
-    def __init__(self, directory: Path, db_url: str, desired: list[bytes], plans: list[bytes]) -> None:
+    def __init__(
+        self, directory: Path, db_url: str, desired: list[bytes], plans: list[bytes]
+    ) -> None:
         self.dir = directory
         self.db_url = db_url
         self.desired = desired
@@ -146,7 +238,9 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def workspace(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+def workspace(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workspace]:
     """A migrated SQLite database holding the apply tests' organization, desired states of it and
     plans of them saved by `plan --out`."""
     directory = tmp_path_factory.mktemp("fuzz")
@@ -162,7 +256,10 @@ def workspace(databases: Databases, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         engine.dispose()
     plans = []
-    for desired, extra in ((small, ()), (large, ("--replace", "re@acme.co", "--operator", str(options["operator"])))):
+    for desired, extra in (
+        (small, ()),
+        (large, ("--replace", "re@acme.co", "--operator", str(options["operator"]))),
+    ):
         out = desired.with_suffix(".json")
         result = run("--database-url", url, "plan", "-f", str(desired), "--out", str(out), *extra)
         assert result.exit_code == 0, result.output
@@ -182,9 +279,17 @@ def _no_organization(monkeypatch: pytest.MonkeyPatch) -> None:
 @given(seed=st.sampled_from(SEEDS), mutations=MUTATIONS)
 # What it found, kept: a file of two BOMs (loaded as no document, with no problem: IndexError), and
 # a user's role written as a list (looked up among the roles: "unhashable type: 'list'").
-@example(seed=FIXTURES["valid_bom.yaml"], mutations=[("truncate", 3, 0, b""), ("duplicate_line", 0, 0, b"")])
-@example(seed=FIXTURES["invalid_flow_continuation.yaml"], mutations=[("value", 14, 0, b"[ops-main, ops-main]")])
-def test_validate_of_a_mutated_file(workspace: Workspace, seed: bytes, mutations: list[tuple[str, int, int, bytes]]) -> None:
+@example(
+    seed=FIXTURES["valid_bom.yaml"],
+    mutations=[("truncate", 3, 0, b""), ("duplicate_line", 0, 0, b"")],
+)
+@example(
+    seed=FIXTURES["invalid_flow_continuation.yaml"],
+    mutations=[("value", 14, 0, b"[ops-main, ops-main]")],
+)
+def test_validate_of_a_mutated_file(
+    workspace: Workspace, seed: bytes, mutations: list[tuple[str, int, int, bytes]]
+) -> None:
     path = workspace.write(mutate(seed, mutations), ".yaml")
     assert_documented(run("validate", "-f", path), path)
 
@@ -204,21 +309,49 @@ def test_plan_of_a_mutated_file(
     # Half the time a file of the database's organization, whose mutations reach the planner.
     data = workspace.desired[seed % len(workspace.desired)] if ours else SEEDS[seed]
     path = workspace.write(mutate(data, mutations), ".yaml")
-    assert_documented(run("--database-url", workspace.db_url, "plan", "-f", path, "--detailed-exitcode"), path)
+    assert_documented(
+        run("--database-url", workspace.db_url, "plan", "-f", path, "--detailed-exitcode"), path
+    )
 
 
 # --- saved plans --------------------------------------------------------------------------------
 
 # Values a rewritten plan puts anywhere: wrong types, extremes, and strings that are not names.
 JSON_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False),
-    st.sampled_from(["", "x" * 2000, "\x00", "Аdmin", "role[\"x\"]", "user[\"root@acme.co\"]", "2024-13-45T99:00:00Z",
-                     "user.create", "delete", "sha256:" + "0" * 64, "\ufffd", "\ud800"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            "x" * 2000,
+            "\x00",
+            "Аdmin",
+            'role["x"]',
+            'user["root@acme.co"]',
+            "2024-13-45T99:00:00Z",
+            "user.create",
+            "delete",
+            "sha256:" + "0" * 64,
+            "\ufffd",
+            "\ud800",
+        ]
+    ),
     st.text(max_size=20),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
     st.recursive(st.none(), lambda inner: st.lists(inner, max_size=2), max_leaves=60),
 )
-SIGNED = ("format_version", "organization", "two_factor_policy", "changes", "preconditions", "options", "provenance")
+SIGNED = (
+    "format_version",
+    "organization",
+    "two_factor_policy",
+    "changes",
+    "preconditions",
+    "options",
+    "provenance",
+)
 
 
 def rewrite(plan: dict[str, Any], steps: list[tuple[int, int, Any]]) -> dict[str, Any]:
@@ -242,7 +375,13 @@ def _pick(node: Any, pick: int) -> tuple[Any, Any]:
     parent: Any = node
     key: Any = None
     while True:
-        keys = list(parent) if isinstance(parent, dict) else list(range(len(parent))) if isinstance(parent, list) else []
+        keys = (
+            list(parent)
+            if isinstance(parent, dict)
+            else list(range(len(parent)))
+            if isinstance(parent, list)
+            else []
+        )
         if not keys:
             return parent, key
         key = keys[pick % len(keys)]
@@ -263,14 +402,21 @@ def _plan_commands(workspace: Workspace, path: str) -> list[tuple[str, ...]]:
 
 @examples(70)
 @given(which=st.integers(0, 1), mutations=MUTATIONS)
-def test_a_mutated_saved_plan(workspace: Workspace, which: int, mutations: list[tuple[str, int, int, bytes]]) -> None:
+def test_a_mutated_saved_plan(
+    workspace: Workspace, which: int, mutations: list[tuple[str, int, int, bytes]]
+) -> None:
     path = workspace.write(mutate(workspace.plans[which], mutations), ".json")
     for args in _plan_commands(workspace, path):
         assert_documented(run(*args), f"{args} on {path}")
 
 
 @examples(90)
-@given(which=st.integers(0, 1), steps=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 2), JSON_VALUES), min_size=1, max_size=3))
+@given(
+    which=st.integers(0, 1),
+    steps=st.lists(
+        st.tuples(st.integers(0, 2**31), st.integers(0, 2), JSON_VALUES), min_size=1, max_size=3
+    ),
+)
 def test_a_rewritten_saved_plan_with_its_digest_recomputed(
     workspace: Workspace, which: int, steps: list[tuple[int, int, Any]]
 ) -> None:
@@ -280,7 +426,7 @@ def test_a_rewritten_saved_plan_with_its_digest_recomputed(
         assert_documented(run(*args), f"{args} on {path}")
 
 
-# --- found by this module, fixed since -------------------------------------------------------------
+# --- found by this module, fixed since ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("text", ["{{a: [1]}: 1}\n", "? {a: {b: 1}}\n: 1\n"], ids=["flow", "block"])

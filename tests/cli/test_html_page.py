@@ -38,7 +38,11 @@ def _unavailable(reason: str) -> None:
 
 def _chromium() -> str | None:
     """Debian's chromium (what .ci/run installs), or USERCTL_TEST_CHROMIUM."""
-    for candidate in (os.environ.get("USERCTL_TEST_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    for candidate in (
+        os.environ.get("USERCTL_TEST_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -52,7 +56,10 @@ def browser() -> Iterator[Any]:
         _unavailable("playwright is not installed (pip install -e '.[test]')")
     path = _chromium()
     if path is None:
-        _unavailable("no Chromium found: apt-get install chromium (or set USERCTL_TEST_CHROMIUM to a Chromium binary)")
+        _unavailable(
+            "no Chromium found: apt-get install chromium (or set "
+            "USERCTL_TEST_CHROMIUM to a Chromium binary)"
+        )
     with sync_playwright() as p:
         try:
             # Never a browser playwright downloads: the machine's own Chromium.
@@ -64,7 +71,8 @@ def browser() -> Iterator[Any]:
 
 
 class Visit:
-    """One page served at PAGE_URL and opened; every request, console message and page error is kept."""
+    """One page served at PAGE_URL and opened; every request, console message and
+    page error is kept."""
 
     def __init__(self, browser: Any, html: str, width: int = 1280, height: int = 800) -> None:
         self.requests: list[str] = []
@@ -99,14 +107,18 @@ def audit_state(engine: Engine, factory: Factory, org: Org) -> DesiredState:
     with a hostile, bidi-overridden name), one deactivated, Ops losing payouts.create (holders to
     list), privilege granted three ways, a hostile role and an unbreakable name created, and
     plenty of plain changes (30 renames, 25 creates)."""
-    eve = factory.user(org.id, "eve@acme.co", org.roles["Ops"], first_name=EVIL_FIRST, last_name=EVIL_LAST)
+    eve = factory.user(
+        org.id, "eve@acme.co", org.roles["Ops"], first_name=EVIL_FIRST, last_name=EVIL_LAST
+    )
     factory.assign(eve, org.accounts["payroll"])
     live = live_state(engine)
     want = exported(live)
     users = dict(want.users)
     del users["gone@acme.co"], users["eve@acme.co"]
     users["leaver@acme.co"] = replace(users["leaver@acme.co"], status="inactive")
-    users["acct@acme.co"] = replace(users["acct@acme.co"], bank_accounts=frozenset({"ops-main", "payroll"}))
+    users["acct@acme.co"] = replace(
+        users["acct@acme.co"], bank_accounts=frozenset({"ops-main", "payroll"})
+    )
     users["boss@acme.co"] = new_user("boss@acme.co", 1, role="Admin")
     users["long@acme.co"] = new_user("long@acme.co", 2, last_name=LONG_WORD)
     users["rnd@acme.co"] = new_user("rnd@acme.co", 3, role=EVIL_ROLE)
@@ -117,7 +129,9 @@ def audit_state(engine: Engine, factory: Factory, org: Org) -> DesiredState:
         users[f"plain{i:02d}@acme.co"] = new_user(f"plain{i:02d}@acme.co", 10 + i)
     roles = dict(want.roles)
     roles["Ops"] = replace(roles["Ops"], permissions=roles["Ops"].permissions - {"payouts.create"})
-    roles["Legacy"] = replace(roles["Legacy"], permissions=roles["Legacy"].permissions | {"payouts.approve"})
+    roles["Legacy"] = replace(
+        roles["Legacy"], permissions=roles["Legacy"].permissions | {"payouts.approve"}
+    )
     roles[EVIL_ROLE] = Role(EVIL_ROLE, "Research " + LONG_WORD, frozenset({"users.view"}))
     return replace(want, roles=roles, users=users)
 
@@ -139,7 +153,9 @@ sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @sqlite_only
-def test_the_page_loads_alone_with_the_risky_steps_above_the_fold(browser: Any, page_html: str) -> None:
+def test_the_page_loads_alone_with_the_risky_steps_above_the_fold(
+    browser: Any, page_html: str
+) -> None:
     with Visit(browser, page_html) as visit:
         # Nothing but the page itself is requested, and the browser has nothing to complain of.
         assert visit.requests == [PAGE_URL]
@@ -148,51 +164,89 @@ def test_the_page_loads_alone_with_the_risky_steps_above_the_fold(browser: Any, 
         attention = visit.js("""() => [...document.querySelectorAll('#attention tbody tr')].map(tr => {
             const box = tr.getBoundingClientRect();
             return {step: tr.cells[1].innerText, text: tr.innerText, top: box.top, bottom: box.bottom};
-        })""")
+        })""")  # noqa: E501 - a script, run as written
         steps = [row["step"].replace("\xa0", " ") for row in attention]
         assert len(attention) == 9, steps
-        for expected in ('- user["gone@acme.co"] delete', '- user["eve@acme.co"] delete', '~ user["leaver@acme.co"] deactivate',
-                         '~ role["Ops"] update', '~ role["Legacy"] update', '+ user["boss@acme.co"] create',
-                         '+ assignment["acct@acme.co" -> "payroll"]'):
+        for expected in (
+            '- user["gone@acme.co"] delete',
+            '- user["eve@acme.co"] delete',
+            '~ user["leaver@acme.co"] deactivate',
+            '~ role["Ops"] update',
+            '~ role["Legacy"] update',
+            '+ user["boss@acme.co"] create',
+            '+ assignment["acct@acme.co" -> "payroll"]',
+        ):
             assert any(s.startswith(expected) for s in steps), (expected, steps)
         # Every one of them is on the first screen, at 1280x800, before any scrolling.
         assert all(0 < row["top"] and row["bottom"] <= 800 for row in attention), attention
 
         # The before-state and the holders who lose a permission are on the first screen too.
         first_screen = "\n".join(row["text"] for row in attention)
-        assert f"was: {EVIL_FIRST_SHOWN} {EVIL_LAST}, role Ops, active, bank accounts: payroll" in first_screen
-        assert re.search(r"^was: \S+ \S+, role Ops, active, bank accounts: ops-main$", first_screen, re.M)
-        assert "users who lose payouts.create: acct@acme.co, back@acme.co," in first_screen and " more" in first_screen
+        assert (
+            f"was: {EVIL_FIRST_SHOWN} {EVIL_LAST}, role Ops, active, bank accounts: payroll"
+            in first_screen
+        )
+        assert re.search(
+            r"^was: \S+ \S+, role Ops, active, bank accounts: ops-main$", first_screen, re.M
+        )
+        assert (
+            "users who lose payouts.create: acct@acme.co, back@acme.co," in first_screen
+            and " more" in first_screen
+        )
 
 
 @sqlite_only
 def test_the_table_of_contents_leads_to_every_group(browser: Any, page_html: str) -> None:
     with Visit(browser, page_html) as visit:
         links = visit.js("""() => [...document.querySelectorAll('a[href^="#"]')].map(a => ({
-            href: a.getAttribute('href'), text: a.innerText, found: !!document.getElementById(a.getAttribute('href').slice(1))}))""")
+            href: a.getAttribute('href'), text: a.innerText, found: !!document.getElementById(a.getAttribute('href').slice(1))}))""")  # noqa: E501 - a script, run as written
         contents = [link["text"] for link in links[:7]]
         # The organization's hygiene notes (privileged users without an authenticator) have a
         # section of their own, after the risky steps; with no policy change there is no
         # Policies group.
-        assert contents == ["Needs attention (9)", "Notes (11)", "Roles (3)", "Users (61)", "Bank-account assignments (3)",
-                            "Planning options", "Preconditions (69)"], contents
+        assert contents == [
+            "Needs attention (9)",
+            "Notes (11)",
+            "Roles (3)",
+            "Users (61)",
+            "Bank-account assignments (3)",
+            "Planning options",
+            "Preconditions (69)",
+        ], contents
         # Every link on the page (the contents, and each risky step's number) leads somewhere.
-        assert len(links) == 16 and all(link["found"] for link in links), [link for link in links if not link["found"]]
+        assert len(links) == 16 and all(link["found"] for link in links), [
+            link for link in links if not link["found"]
+        ]
         # A page this small is an ordinary page: everything laid out at once (a full-page
         # screenshot or a reader's quick scroll never meets an empty placeholder).
-        assert visit.js("() => [...document.querySelectorAll('section')].map(s => getComputedStyle(s).contentVisibility)") \
+        assert (
+            visit.js(
+                "() => [...document.querySelectorAll('section')].map(s => "
+                "getComputedStyle(s).contentVisibility)"
+            )
             == ["visible"] * 8
+        )
         visit.page.click('nav a[href="#users"]')
         assert visit.page.url.endswith("#users")
-        assert abs(visit.js("() => document.getElementById('users').getBoundingClientRect().top")) < 2
-        assert visit.js("() => document.querySelector('#users h2').innerText")== "Users (61: 28 create, 31 update, 2 delete)"
+        assert (
+            abs(visit.js("() => document.getElementById('users').getBoundingClientRect().top")) < 2
+        )
+        assert (
+            visit.js("() => document.querySelector('#users h2').innerText")
+            == "Users (61: 28 create, 31 update, 2 delete)"
+        )
 
 
 @sqlite_only
 def test_hostile_names_render_as_text(browser: Any, page_html: str) -> None:
     with Visit(browser, page_html) as visit:
         # No element from the data: the only elements are the page's own.
-        assert visit.js("() => document.querySelectorAll('script, img, iframe, object, embed, form').length") == 0
+        assert (
+            visit.js(
+                "() => document.querySelectorAll('script, img, iframe, object, embed, form').length"
+            )
+            == 0
+        )
         body = visit.js("() => document.body.innerText")
         assert f'role["{EVIL_ROLE.replace(chr(34), chr(92) + chr(34))}"] create' in body
         assert 'role = "R&D </td><script>alert(\\"x\\")</script>"' in body
@@ -216,7 +270,7 @@ def test_the_page_prints_without_losing_anything(browser: Any, page_html: str) -
                 wide: [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().right > width || t.scrollWidth > t.clientWidth).length,
                 pageWidth: document.documentElement.scrollWidth - width,
             };
-        }""")
+        }""")  # noqa: E501 - a script, run as written
     # Every table's header repeats on each printed page, no row is split across two.
     assert printed["heads"] == ["table-header-group"] * printed["tables"] and printed["tables"] == 6
     assert len(printed["rows"]) > 100 and set(printed["rows"]) == {"avoid"}
@@ -225,7 +279,9 @@ def test_the_page_prints_without_losing_anything(browser: Any, page_html: str) -
 
 
 @sqlite_only
-def test_a_2000_change_page_loads_every_row(browser: Any, engine: Engine, org: Org, runner: Runner, tmp_path: Path) -> None:
+def test_a_2000_change_page_loads_every_row(
+    browser: Any, engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
     want = exported(live_state(engine))
     users = dict(want.users)
     for i in range(2000 - 1):
@@ -240,7 +296,10 @@ def test_a_2000_change_page_loads_every_row(browser: Any, engine: Engine, org: O
             last: document.getElementById('c2000').innerText.replaceAll('\u00a0', ' ')})""")
         # Such a page lays out its tables below the fold only when they are scrolled to, and all
         # of them when printed.
-        lazy = "() => [...document.querySelectorAll('.group, #preconditions')].map(s => getComputedStyle(s).contentVisibility)"
+        lazy = (
+            "() => [...document.querySelectorAll('.group, #preconditions')].map(s => "
+            "getComputedStyle(s).contentVisibility)"
+        )
         on_screen = visit.js(lazy)
         visit.page.emulate_media(media="print")
         printed = visit.js(lazy)
@@ -249,8 +308,9 @@ def test_a_2000_change_page_loads_every_row(browser: Any, engine: Engine, org: O
     assert '+ user["bulk1998@acme.co"] create' in counted["last"]
 
 
-def test_the_plan_says_which_database_without_its_credentials(engine: Engine, org: Org, runner: Runner, db_url: str,
-                                                              tmp_path: Path) -> None:
+def test_the_plan_says_which_database_without_its_credentials(
+    engine: Engine, org: Org, runner: Runner, db_url: str, tmp_path: Path
+) -> None:
     from sqlalchemy.engine import make_url
 
     path = write_desired(tmp_path / "users.yaml", exported(live_state(engine)))
@@ -265,5 +325,12 @@ def test_the_plan_says_which_database_without_its_credentials(engine: Engine, or
         assert url.username and f"{url.username}@" not in database and "@" not in database
         assert database == f"{url.get_backend_name()}://{url.host}:{url.port}/{url.database}"
     # `show` has no database: the page's header comes from the saved plan.
-    page = runner("--database-url", f"sqlite:///{tmp_path / 'nowhere' / 'none.db'}", "show", str(saved), "--format", "html")
+    page = runner(
+        "--database-url",
+        f"sqlite:///{tmp_path / 'nowhere' / 'none.db'}",
+        "show",
+        str(saved),
+        "--format",
+        "html",
+    )
     assert page.exit_code == 0 and f"<dt>Database</dt><dd>{database}</dd>" in page.stdout

@@ -40,25 +40,47 @@ def _org(factory: Factory, engine: Engine) -> int:
     now = utcnow().replace(microsecond=0)
     u = tables.users.c
     _set(engine, tables.users, u.organization_id == org, last_login_at=now - dt.timedelta(days=1))
-    _set(engine, tables.users, u.email == "sleepy@acme.co", last_login_at=now - dt.timedelta(days=120))
+    _set(
+        engine,
+        tables.users,
+        u.email == "sleepy@acme.co",
+        last_login_at=now - dt.timedelta(days=120),
+    )
     _set(engine, tables.users, u.email == "edge@acme.co", last_login_at=now - dt.timedelta(days=89))
-    _set(engine, tables.users, u.email == "ghost@acme.co", last_login_at=None, created_at=now - dt.timedelta(days=200))
+    _set(
+        engine,
+        tables.users,
+        u.email == "ghost@acme.co",
+        last_login_at=None,
+        created_at=now - dt.timedelta(days=200),
+    )
     with engine.begin() as conn:
         outbox.queue_invitation(conn, org, invited, "late@acme.co", now)
     # As delivery leaves a sent invitation, expired yesterday.
     n = tables.notifications.c
-    _set(engine, tables.notifications, n.recipient == "late@acme.co", status="sent", sent_at=now - dt.timedelta(days=8),
-         expires_at=now - dt.timedelta(days=1))
+    _set(
+        engine,
+        tables.notifications,
+        n.recipient == "late@acme.co",
+        status="sent",
+        sent_at=now - dt.timedelta(days=8),
+        expires_at=now - dt.timedelta(days=1),
+    )
     return org
 
 
-def test_hygiene_lists_each_kind_of_finding(runner: Runner, factory: Factory, engine: Engine) -> None:
+def test_hygiene_lists_each_kind_of_finding(
+    runner: Runner, factory: Factory, engine: Engine
+) -> None:
     _org(factory, engine)
     result = runner("hygiene", "--format", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["settings"] == {"max_inactive_days": 90, "review_every_days": 182, "blocking": []}
-    found = [(f["code"], f["message"].split(" ")[0].rstrip(":"), f["blocking"]) for f in report["findings"]]
+    found = [
+        (f["code"], f["message"].split(" ")[0].rstrip(":"), f["blocking"])
+        for f in report["findings"]
+    ]
     assert found == [
         ("dormant_user", "ghost@acme.co", False),
         ("dormant_user", "sleepy@acme.co", False),
@@ -67,7 +89,10 @@ def test_hygiene_lists_each_kind_of_finding(runner: Runner, factory: Factory, en
     ]
     messages = {f["message"].split(" ")[0].rstrip(":"): f["message"] for f in report["findings"]}
     assert "no login for 120 days" in messages["sleepy@acme.co"]
-    assert "under `users:` → `sleepy@acme.co:`, change `status: active` to `status: inactive`" in messages["sleepy@acme.co"]
+    assert (
+        "under `users:` → `sleepy@acme.co:`, change `status: active` to `status: inactive`"
+        in messages["sleepy@acme.co"]
+    )
     assert "never logged in since created 200 days ago" in messages["ghost@acme.co"]
     assert "`userctl notifications resend late@acme.co`" in messages["late@acme.co"]
     assert "roles.manage, users.add, users.manage" in messages["bare-admin@acme.co"]
@@ -76,31 +101,43 @@ def test_hygiene_lists_each_kind_of_finding(runner: Runner, factory: Factory, en
     assert text.splitlines()[1].startswith("dormant_user: sleepy@acme.co: no login for 120 days")
 
 
-def test_resend_clears_the_stale_invitation(runner: Runner, factory: Factory, engine: Engine) -> None:
+def test_resend_clears_the_stale_invitation(
+    runner: Runner, factory: Factory, engine: Engine
+) -> None:
     org = _org(factory, engine)
     resent = runner("notifications", "resend", "LATE@acme.co", "--operator", "root@acme.co")
     assert resent.exit_code == 0, resent.output
     assert "a new invitation for late@acme.co is queued" in resent.stdout
-    codes = [f["code"] for f in json.loads(runner("hygiene", "--format", "json").stdout)["findings"]]
+    codes = [
+        f["code"] for f in json.loads(runner("hygiene", "--format", "json").stdout)["findings"]
+    ]
     assert "stale_invitation" not in codes
     with engine.connect() as conn:
         n = tables.notifications.c
-        assert conn.execute(sa.select(n.status).where(n.recipient == "late@acme.co").order_by(n.id)).scalars().all() == ["sent", "queued"]
+        assert conn.execute(
+            sa.select(n.status).where(n.recipient == "late@acme.co").order_by(n.id)
+        ).scalars().all() == ["sent", "queued"]
     refused = runner("notifications", "resend", "fresh@acme.co")
     assert refused.exit_code == 1 and "is active, not invited" in refused.stderr
     assert runner("audit", "verify").exit_code == 0
     del org
 
 
-def test_every_plan_shows_the_findings_without_blocking(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_every_plan_shows_the_findings_without_blocking(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     _org(factory, engine)
     desired = exported(live_state(engine, ORG))
     same = write_desired(tmp_path / "users.yaml", desired)
     planned = runner("plan", "-f", str(same), "--format", "json", "--detailed-exitcode")
     assert planned.exit_code == 0, planned.output  # no changes: findings inform, they do not block
     codes = [(f["code"], f["blocking"]) for f in json.loads(planned.stdout)["findings"]]
-    assert codes == [("dormant_user", False), ("dormant_user", False), ("stale_invitation", False),
-                     ("privileged_without_2fa", False)]
+    assert codes == [
+        ("dormant_user", False),
+        ("dormant_user", False),
+        ("stale_invitation", False),
+        ("privileged_without_2fa", False),
+    ]
     text = runner("plan", "-f", str(same)).stdout
     assert "sleepy@acme.co: no login for 120 days" in text
 
@@ -111,11 +148,14 @@ def test_every_plan_shows_the_findings_without_blocking(runner: Runner, factory:
     users["sleepy@acme.co"] = replace(users["sleepy@acme.co"], status="inactive")
     fixing = write_desired(tmp_path / "fix.yaml", replace(desired, users=users))
     data = json.loads(runner("plan", "-f", str(fixing), "--format", "json").stdout)
-    assert [f["message"].split(":")[0] for f in data["findings"] if f["code"] == "dormant_user"] == ["ghost@acme.co"]
+    assert [
+        f["message"].split(":")[0] for f in data["findings"] if f["code"] == "dormant_user"
+    ] == ["ghost@acme.co"]
 
 
-def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(runner: Runner, factory: Factory, engine: Engine,
-                                                                   tmp_path: Path) -> None:
+def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     org = factory.org(ORG)
     admin = factory.role(org, "Admin", ADMIN_PERMS)
     factory.operator(org, "root@acme.co", admin)
@@ -123,28 +163,48 @@ def test_a_plan_shows_ten_findings_of_a_kind_then_counts_the_rest(runner: Runner
         factory.user(org, f"admin{i:02d}@acme.co", admin)
     path = write_desired(tmp_path / "users.yaml", exported(live_state(engine, ORG)))
     found = json.loads(runner("plan", "-f", str(path), "--format", "json").stdout)["findings"]
-    assert [f["message"].split(" ")[0] for f in found] == [f"admin{i:02d}@acme.co" for i in range(10)] + ["and"]
-    assert found[-1]["message"] == "and 3 more privileged_without_2fa finding(s): `userctl hygiene` lists them all"
+    assert [f["message"].split(" ")[0] for f in found] == [
+        f"admin{i:02d}@acme.co" for i in range(10)
+    ] + ["and"]
+    assert (
+        found[-1]["message"]
+        == "and 3 more privileged_without_2fa finding(s): `userctl hygiene` lists them all"
+    )
     assert len(json.loads(runner("hygiene", "--format", "json").stdout)["findings"]) == 13
 
 
-def test_declared_review_policies_set_the_days_and_make_dormant_users_block(runner: Runner, factory: Factory, engine: Engine,
-                                                                           tmp_path: Path) -> None:
+def test_declared_review_policies_set_the_days_and_make_dormant_users_block(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     """`max_inactive_days` and `review_every_days` are policies like the others: applied through a
     plan, then hygiene, plans and `review status` follow them, and a declared dormancy limit
     blocks a plan that leaves a dormant user active."""
     _org(factory, engine)
     path = write_desired(tmp_path / "users.yaml", exported(live_state(engine, ORG)))
-    path.write_text(path.read_text(encoding="utf-8") + "policies:\n  max_inactive_days: 100\n  review_every_days: 30\n",
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + "policies:\n  max_inactive_days: 100\n  review_every_days: 30\n",
+        encoding="utf-8",
+    )
     # Undeclared until this apply: the defaults inform, nothing blocks it.
     applied = runner("apply", "-f", str(path), "--operator", "root@acme.co", "--yes")
     assert applied.exit_code == 0, applied.output
 
     report = json.loads(runner("hygiene", "--format", "json").stdout)
-    assert report["settings"] == {"max_inactive_days": 100, "review_every_days": 30, "blocking": ["dormant_user"]}
-    dormant = [(f["message"].split(":")[0], f["blocking"]) for f in report["findings"] if f["code"] == "dormant_user"]
-    assert dormant == [("ghost@acme.co", True), ("sleepy@acme.co", True)]  # edge@ (89 days) is not, at 100
+    assert report["settings"] == {
+        "max_inactive_days": 100,
+        "review_every_days": 30,
+        "blocking": ["dormant_user"],
+    }
+    dormant = [
+        (f["message"].split(":")[0], f["blocking"])
+        for f in report["findings"]
+        if f["code"] == "dormant_user"
+    ]
+    assert dormant == [
+        ("ghost@acme.co", True),
+        ("sleepy@acme.co", True),
+    ]  # edge@ (89 days) is not, at 100
 
     planned = runner("plan", "-f", str(path), "--detailed-exitcode")
     assert planned.exit_code == 4, planned.output
@@ -152,10 +212,12 @@ def test_declared_review_policies_set_the_days_and_make_dormant_users_block(runn
     status = json.loads(runner("review", "status", "--format", "json").stdout)
     assert status["review_every_days"] == 30
 
-
     # A saved plan's findings are outside its digest: deleting the blocking ones from the file
     # does not get its change applied, since apply judges the dormant users again under its lock.
-    path.write_text(path.read_text(encoding="utf-8").replace('first_name: "', 'first_name: "Re', 1), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('first_name: "', 'first_name: "Re', 1),
+        encoding="utf-8",
+    )
     saved = tmp_path / "plan.json"
     assert runner("plan", "-f", str(path), "--out", str(saved)).exit_code == 4
     data = json.loads(saved.read_text(encoding="utf-8"))
@@ -165,10 +227,15 @@ def test_declared_review_policies_set_the_days_and_make_dormant_users_block(runn
 
     def rows() -> list[Any]:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.select(tables.users).order_by(tables.users.c.id))]
+            return [
+                tuple(r) for r in conn.execute(sa.select(tables.users).order_by(tables.users.c.id))
+            ]
 
     before = rows()
     refused = runner("apply", str(saved), "--operator", "root@acme.co", "--yes")
     assert refused.exit_code == 4, refused.output
-    assert "sleepy@acme.co: no login for 120 days" in refused.stderr and "Nothing was written" in refused.stderr
+    assert (
+        "sleepy@acme.co: no login for 120 days" in refused.stderr
+        and "Nothing was written" in refused.stderr
+    )
     assert rows() == before

@@ -13,28 +13,48 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.conftest import Factory, Runner
 from tests.cli.yaml_files import write_desired
+from tests.conftest import Factory, Runner
 from userctl import plan as planmod
 from userctl.cli.context import AppContext
 from userctl.state import DesiredState, Role, User
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
-ADMIN = Role("Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"}))
+ADMIN = Role(
+    "Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"})
+)
 OPS = Role("Ops", "Payouts", frozenset({"payouts.view", "payouts.create"}))
 
 
 def admin_user(**kw: object) -> User:
-    base = dict(email="root@acme.co", first_name="Root", last_name="Admin", id_type="CC", id_number="1000",
-                phone="+573000000001", role="Admin", status="active", two_factor="required")
+    base = dict(
+        email="root@acme.co",
+        first_name="Root",
+        last_name="Admin",
+        id_type="CC",
+        id_number="1000",
+        phone="+573000000001",
+        role="Admin",
+        status="active",
+        two_factor="required",
+    )
     base.update(kw)
     return User(**base)  # type: ignore[arg-type]
 
 
 def ops_user(**kw: object) -> User:
-    base = dict(email="bob@acme.co", first_name="Bob", last_name="Ops", id_type="CC", id_number="2000",
-                phone="+573000000002", role="Ops", status="active", two_factor="optional",
-                bank_accounts=frozenset({"ops-main"}))
+    base = dict(
+        email="bob@acme.co",
+        first_name="Bob",
+        last_name="Ops",
+        id_type="CC",
+        id_number="2000",
+        phone="+573000000002",
+        role="Ops",
+        status="active",
+        two_factor="optional",
+        bank_accounts=frozenset({"ops-main"}),
+    )
     base.update(kw)
     return User(**base)  # type: ignore[arg-type]
 
@@ -52,19 +72,31 @@ def seed(factory: Factory, policy: str = "destructive") -> None:
 
 
 def _fields(u: User) -> dict[str, object]:
-    return dict(first_name=u.first_name, last_name=u.last_name, id_type=u.id_type, id_number=u.id_number,
-                phone=u.phone, status=u.status, two_factor=u.two_factor)
+    return dict(
+        first_name=u.first_name,
+        last_name=u.last_name,
+        id_type=u.id_type,
+        id_number=u.id_number,
+        phone=u.phone,
+        status=u.status,
+        two_factor=u.two_factor,
+    )
 
 
 def desired(*users: User, roles: tuple[Role, ...] = (ADMIN, OPS)) -> DesiredState:
-    return DesiredState("acme", {r.name: r for r in roles}, {u.email: u for u in (admin_user(), *users)})
+    return DesiredState(
+        "acme", {r.name: r for r in roles}, {u.email: u for u in (admin_user(), *users)}
+    )
 
 
 def dump_tables(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     meta = sa.MetaData()
     meta.reflect(engine)
     with engine.connect() as conn:
-        return {name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr) for name, t in meta.tables.items()}
+        return {
+            name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr)
+            for name, t in meta.tables.items()
+        }
 
 
 def test_no_changes_exits_0(runner: Runner, factory: Factory, tmp_path: Path) -> None:
@@ -75,13 +107,17 @@ def test_no_changes_exits_0(runner: Runner, factory: Factory, tmp_path: Path) ->
     assert "No changes" in result.output
 
 
-def test_changes_without_2fa_exit_2_and_with_2fa_exit_3(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_changes_without_2fa_exit_2_and_with_2fa_exit_3(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     seed(factory)
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 2, result.output
     assert '~ user["bob@acme.co"] update' in result.output
-    assert runner("plan", "-f", str(f)).exit_code == 0  # without --detailed-exitcode changes are success
+    assert (
+        runner("plan", "-f", str(f)).exit_code == 0
+    )  # without --detailed-exitcode changes are success
 
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(role="Admin")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
@@ -89,23 +125,37 @@ def test_changes_without_2fa_exit_2_and_with_2fa_exit_3(runner: Runner, factory:
     assert "change_role  [destructive, privilege, 2FA]" in result.output
 
 
-def test_policy_all_in_the_database_makes_any_change_need_2fa(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_policy_all_in_the_database_makes_any_change_need_2fa(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     seed(factory, policy="all")
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 3, result.output
-    assert '~ user["bob@acme.co"] update  [2FA]' in result.output and "2FA policy: all" in result.output
+    assert (
+        '~ user["bob@acme.co"] update  [2FA]' in result.output
+        and "2FA policy: all" in result.output
+    )
     # The file cannot weaken the policy: it has no say in it.
     text = f.read_text()
     assert 'organization: "acme"\n' in text
-    f.write_text(text.replace('organization: "acme"\n', 'organization: "acme"\ntwo_factor_policy: destructive\n', 1))
+    f.write_text(
+        text.replace(
+            'organization: "acme"\n', 'organization: "acme"\ntwo_factor_policy: destructive\n', 1
+        )
+    )
     refused = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert refused.exit_code == 1 and "two_factor_policy" in refused.output
 
 
-def test_blocking_finding_exits_4_and_still_shows_the_plan(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_blocking_finding_exits_4_and_still_shows_the_plan(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     seed(factory)
-    f = write_desired(tmp_path / "users.yaml", desired(ops_user(), roles=(Role("Admin", "", frozenset({"users.view"})), OPS)))
+    f = write_desired(
+        tmp_path / "users.yaml",
+        desired(ops_user(), roles=(Role("Admin", "", frozenset({"users.view"})), OPS)),
+    )
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 4
     assert 'role["Admin"] update' in result.output and "BLOCKED [admin_guard]" in result.output
@@ -113,23 +163,31 @@ def test_blocking_finding_exits_4_and_still_shows_the_plan(runner: Runner, facto
 
 def test_self_guard_with_operator(runner: Runner, factory: Factory, tmp_path: Path) -> None:
     seed(factory)
-    want = DesiredState("acme", {"Admin": ADMIN, "Ops": OPS},
-                        {"root@acme.co": admin_user(two_factor="disabled"), "bob@acme.co": ops_user(role="Admin")})
+    want = DesiredState(
+        "acme",
+        {"Admin": ADMIN, "Ops": OPS},
+        {"root@acme.co": admin_user(two_factor="disabled"), "bob@acme.co": ops_user(role="Admin")},
+    )
     f = write_desired(tmp_path / "users.yaml", want)
     result = runner("plan", "-f", str(f), "--operator", "root@acme.co")
     assert result.exit_code == 4
     assert "self_guard" in result.output
 
 
-def test_immutable_field_error_is_located_and_replace_lifts_it(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_immutable_field_error_is_located_and_replace_lifts_it(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     seed(factory)
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(phone="+573009999999")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 1
     lines = f.read_text().splitlines()
-    phone_line = next(i for i, l in enumerate(lines, 1) if "+573009999999" in l)
+    phone_line = next(i for i, row in enumerate(lines, 1) if "+573009999999" in row)
     assert f"{f}:{phone_line}:" in result.output
-    assert "phone of bob@acme.co cannot be changed" in result.output and "--replace bob@acme.co" in result.output
+    assert (
+        "phone of bob@acme.co cannot be changed" in result.output
+        and "--replace bob@acme.co" in result.output
+    )
     assert "Traceback" not in result.output
 
     result = runner("plan", "-f", str(f), "--replace", "BOB@acme.co", "--detailed-exitcode")
@@ -148,8 +206,13 @@ def test_no_prune_keeps_absent_users(runner: Runner, factory: Factory, tmp_path:
 
 def test_formats_and_saved_plan(runner: Runner, factory: Factory, tmp_path: Path) -> None:
     seed(factory)
-    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="B", bank_accounts=frozenset({"payroll"})),
-                                                       ops_user(email="new@acme.co", id_number="3000", phone="+573000000003")))
+    f = write_desired(
+        tmp_path / "users.yaml",
+        desired(
+            ops_user(first_name="B", bank_accounts=frozenset({"payroll"})),
+            ops_user(email="new@acme.co", id_number="3000", phone="+573000000003"),
+        ),
+    )
     out = tmp_path / "plan.json"
     result = runner("plan", "-f", str(f), "--format", "json", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -163,19 +226,33 @@ def test_formats_and_saved_plan(runner: Runner, factory: Factory, tmp_path: Path
     assert md.output.startswith("### userctl plan: `acme`") and "<details>" in md.output
     page = runner("plan", "-f", str(f), "--format", "html")
     # Another run, another digest: the provenance says when each plan was made.
-    assert page.output.startswith("<!DOCTYPE html>") and re.search(r"sha256:[0-9a-f]{64}", page.output)
+    assert page.output.startswith("<!DOCTYPE html>") and re.search(
+        r"sha256:[0-9a-f]{64}", page.output
+    )
 
 
-def test_planning_never_writes(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_planning_never_writes(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     seed(factory)
     before = dump_tables(engine)
-    f = write_desired(tmp_path / "users.yaml", desired(ops_user(role="Admin"), ops_user(email="n@acme.co", id_number="3000", phone="+573000000003")))
+    f = write_desired(
+        tmp_path / "users.yaml",
+        desired(
+            ops_user(role="Admin"),
+            ops_user(email="n@acme.co", id_number="3000", phone="+573000000003"),
+        ),
+    )
     assert runner("plan", "-f", str(f), "--detailed-exitcode").exit_code == 3
     assert dump_tables(engine) == before
 
 
 def test_planning_reads_in_a_transaction_that_refuses_writes(
-    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: Runner,
+    factory: Factory,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from userctl.db import snapshot
 
@@ -195,12 +272,19 @@ def test_planning_reads_in_a_transaction_that_refuses_writes(
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 2, result.output
-    assert len(attempts) == 1 and any(w in attempts[0].lower() for w in ("read-only", "readonly", "read only")), attempts
+    assert len(attempts) == 1 and any(
+        w in attempts[0].lower() for w in ("read-only", "readonly", "read only")
+    ), attempts
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT name FROM organizations")).scalar_one() != "written by plan"
+        assert (
+            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
+            != "written by plan"
+        )
 
 
-def test_unknown_organization_and_bad_file_exit_1(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_unknown_organization_and_bad_file_exit_1(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     seed(factory)
     other = write_desired(tmp_path / "other.yaml", replace(desired(), organization="globex"))
     result = runner("plan", "-f", str(other))

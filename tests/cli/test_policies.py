@@ -29,8 +29,16 @@ ROLES: dict[str, list[str]] = {
 
 
 def person(n: int, role: str, **extra: str) -> dict[str, str]:
-    return {"first_name": "Person", "last_name": f"N{n}", "id_type": "CC", "id_number": f"{5550000 + n}",
-            "phone": f"+5731000{n:05d}", "role": role, "two_factor": "required", **extra}
+    return {
+        "first_name": "Person",
+        "last_name": f"N{n}",
+        "id_type": "CC",
+        "id_number": f"{5550000 + n}",
+        "phone": f"+5731000{n:05d}",
+        "role": role,
+        "two_factor": "required",
+        **extra,
+    }
 
 
 USERS: dict[str, dict[str, str]] = {
@@ -51,8 +59,12 @@ class World:
     org_id: int
     roles: dict[str, int]
 
-    def write(self, policies: list[str], roles: dict[str, list[str]] | None = None,
-              users: dict[str, dict[str, str]] | None = None) -> str:
+    def write(
+        self,
+        policies: list[str],
+        roles: dict[str, list[str]] | None = None,
+        users: dict[str, dict[str, str]] | None = None,
+    ) -> str:
         lines = ["version: 1", f"organization: {ORG}"]
         if policies:
             lines += ["policies:", *("  " + p for p in policies)]
@@ -86,7 +98,9 @@ class World:
             conn.execute(statement)
 
     def add_permission(self, role: str, permission: str) -> None:
-        self.sql(sa.insert(m.RolePermission).values(role_id=self.roles[role], permission=permission))
+        self.sql(
+            sa.insert(m.RolePermission).values(role_id=self.roles[role], permission=permission)
+        )
 
 
 @pytest.fixture
@@ -97,7 +111,9 @@ def world(engine: Engine, factory: Factory, runner: Runner, tmp_path: Path) -> W
     for email, fields in USERS.items():
         values = {k: v for k, v in fields.items() if k != "role"}
         if email == "root@acme.co":
-            root = factory.operator(org, email, roles["Admin"], **{k: v for k, v in values.items() if k != "two_factor"})
+            root = factory.operator(
+                org, email, roles["Admin"], **{k: v for k, v in values.items() if k != "two_factor"}
+            )
         else:
             factory.user(org, email, roles[fields["role"]], **values)
     assert root is not None
@@ -109,12 +125,14 @@ class Rule:
     name: str
     tight: list[str]
     loose: list[str]
-    # The file that breaks the rule: (roles, users), the line naming what is at fault and where on it.
+    # The file that breaks the rule: (roles, users), the line naming what is at fault and where on
+    # it.
     breaking: Callable[[], tuple[dict[str, list[str]], dict[str, dict[str, str]]]]
     needle: str
     at: str | None
     said: str
-    # A change to the live rows, made between plan and apply, after which the plan's result breaks the rule.
+    # A change to the live rows, made between plan and apply, after which the plan's result breaks
+    # the rule.
     drift: Callable[[World], None]
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -136,23 +154,55 @@ def _mailbox_breaking() -> tuple[dict[str, list[str]], dict[str, dict[str, str]]
 
 
 RULES = [
-    Rule("separation_of_duties", ["separation_of_duties:", "  maker_checker: [payouts.create, payouts.approve]"], [],
-         _sod_breaking, "payouts.view, payouts.create, payouts.approve", "[", "holds payouts.approve and payouts.create together",
-         lambda w: w.add_permission("Ops", "payouts.approve")),
-    Rule("require_two_factor", ["require_two_factor: [payouts.create, users.manage]"], ["require_two_factor: [users.manage]"],
-         _two_factor_breaking, 'two_factor: "optional"', '"optional"', "ops1@acme.co holds payouts.create",
-         lambda w: w.sql(sa.update(m.User).where(m.User.email == "ops2@acme.co").values(two_factor="optional"))),
-    Rule("max_holders", ["max_holders:", "  users.manage: 1"], ["max_holders:", "  users.manage: 2"],
-         _holders_breaking, "users.manage: 1", "1", "2 active users would hold users.manage, more than 1",
-         lambda w: w.factory.user(w.org_id, "boss@acme.co", w.roles["Admin"])),
-    Rule("forbid_shared_mailboxes", ["forbid_shared_mailboxes: true"], ["forbid_shared_mailboxes: false"],
-         _mailbox_breaking, "payments@acme.co:", "payments", "payments@acme.co is a shared role mailbox",
-         lambda w: w.factory.user(w.org_id, "payments@acme.co", w.roles["Approver"])),
+    Rule(
+        "separation_of_duties",
+        ["separation_of_duties:", "  maker_checker: [payouts.create, payouts.approve]"],
+        [],
+        _sod_breaking,
+        "payouts.view, payouts.create, payouts.approve",
+        "[",
+        "holds payouts.approve and payouts.create together",
+        lambda w: w.add_permission("Ops", "payouts.approve"),
+    ),
+    Rule(
+        "require_two_factor",
+        ["require_two_factor: [payouts.create, users.manage]"],
+        ["require_two_factor: [users.manage]"],
+        _two_factor_breaking,
+        'two_factor: "optional"',
+        '"optional"',
+        "ops1@acme.co holds payouts.create",
+        lambda w: w.sql(
+            sa.update(m.User).where(m.User.email == "ops2@acme.co").values(two_factor="optional")
+        ),
+    ),
+    Rule(
+        "max_holders",
+        ["max_holders:", "  users.manage: 1"],
+        ["max_holders:", "  users.manage: 2"],
+        _holders_breaking,
+        "users.manage: 1",
+        "1",
+        "2 active users would hold users.manage, more than 1",
+        lambda w: w.factory.user(w.org_id, "boss@acme.co", w.roles["Admin"]),
+    ),
+    Rule(
+        "forbid_shared_mailboxes",
+        ["forbid_shared_mailboxes: true"],
+        ["forbid_shared_mailboxes: false"],
+        _mailbox_breaking,
+        "payments@acme.co:",
+        "payments",
+        "payments@acme.co is a shared role mailbox",
+        lambda w: w.factory.user(w.org_id, "payments@acme.co", w.roles["Approver"]),
+    ),
 ]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
-def test_a_file_breaking_a_rule_is_named_at_its_line_by_validate_and_plan(world: World, rule: Rule) -> None:
+def test_a_file_breaking_a_rule_is_named_at_its_line_by_validate_and_plan(
+    world: World, rule: Rule
+) -> None:
     text = world.write(rule.tight, *rule.breaking())
     place = world.where(text, rule.needle, at=rule.at)
 
@@ -162,7 +212,9 @@ def test_a_file_breaking_a_rule_is_named_at_its_line_by_validate_and_plan(world:
 
     planned = world.run("plan", "-f", str(world.path))
     assert planned.exit_code == 4, planned.output
-    assert f"BLOCKED [policy.{rule.name}]: {place}: " in planned.stdout and rule.said in planned.stdout, planned.stdout
+    assert (
+        f"BLOCKED [policy.{rule.name}]: {place}: " in planned.stdout and rule.said in planned.stdout
+    ), planned.stdout
     applied = world.apply(code=True)
     assert applied.exit_code == 4, applied.output
     assert rows_of(world.engine, m.Policy) == []
@@ -171,7 +223,7 @@ def test_a_file_breaking_a_rule_is_named_at_its_line_by_validate_and_plan(world:
     assert world.run("validate", "-f", str(world.path)).exit_code == 0
     fixed = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
     assert fixed.exit_code == 2, fixed.output  # creating a policy only tightens: no 2FA
-    assert f"+ policy[" in fixed.stdout and "BLOCKED" not in fixed.stdout
+    assert "+ policy[" in fixed.stdout and "BLOCKED" not in fixed.stdout
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
@@ -198,22 +250,39 @@ def test_loosening_a_rule_needs_2fa(world: World, rule: Rule) -> None:
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
-def test_apply_refuses_when_the_live_rows_changed_so_that_the_result_breaks_a_rule(world: World, rule: Rule) -> None:
+def test_apply_refuses_when_the_live_rows_changed_so_that_the_result_breaks_a_rule(
+    world: World, rule: Rule
+) -> None:
     world.write(rule.tight)
     assert world.apply().exit_code == 0
     # A reviewed plan that changes nothing the rule looks at...
     users = {**USERS, "appr@acme.co": person(3, "Approver", first_name="Renamed")}
     world.write(rule.tight, ROLES, users)
     saved = world.path.parent / "plan.json"
-    assert world.run("plan", "-f", str(world.path), "--out", str(saved), "--detailed-exitcode").exit_code == 2
+    assert (
+        world.run(
+            "plan", "-f", str(world.path), "--out", str(saved), "--detailed-exitcode"
+        ).exit_code
+        == 2
+    )
     # ...while the platform (or someone with SQL) changes what it does look at.
     rule.drift(world)
     before = rows_of(world.engine, m.User)
 
-    refused = world.run("apply", str(saved), "--operator", world.root.email, "--yes", "--otp-code", world.root.code())
+    refused = world.run(
+        "apply",
+        str(saved),
+        "--operator",
+        world.root.email,
+        "--yes",
+        "--otp-code",
+        world.root.code(),
+    )
 
     assert refused.exit_code == 4, refused.output
-    assert "would break its policies" in refused.output and rule.name in refused.output, refused.output
+    assert "would break its policies" in refused.output and rule.name in refused.output, (
+        refused.output
+    )
     assert rows_of(world.engine, m.User) == before  # nothing written: appr keeps its name
 
 
@@ -225,7 +294,9 @@ def test_a_forged_tightening_flag_on_a_loosening_plan_is_refused(world: World) -
     saved = world.path.parent / "plan.json"
     assert world.run("plan", "-f", str(world.path), "--out", str(saved)).exit_code == 0
     plan = loads(saved.read_text(encoding="utf-8"))
-    forged = replace(plan, changes=tuple(replace(c, destructive=False, requires_2fa=False) for c in plan.changes))
+    forged = replace(
+        plan, changes=tuple(replace(c, destructive=False, requires_2fa=False) for c in plan.changes)
+    )
     saved.write_text(dumps(forged), encoding="utf-8")
 
     refused = world.run("apply", str(saved), "--operator", world.root.email, "--yes")
@@ -246,12 +317,16 @@ def test_require_reason_refuses_a_plan_without_one_at_plan_and_at_apply(world: W
     assert "BLOCKED [policy.require_reason]" in planned.stdout and "--reason" in planned.stdout
     assert world.apply().exit_code == 4
 
-    given = world.run("plan", "-f", str(world.path), "--detailed-exitcode", env={"USERCTL_REASON": "OPS-7 rename"})
+    given = world.run(
+        "plan", "-f", str(world.path), "--detailed-exitcode", env={"USERCTL_REASON": "OPS-7 rename"}
+    )
     assert given.exit_code == 2, given.output
     assert "Reason: OPS-7 rename" in given.stdout
 
 
-def test_apply_refuses_a_reasonless_plan_when_require_reason_was_turned_on_under_it(world: World) -> None:
+def test_apply_refuses_a_reasonless_plan_when_require_reason_was_turned_on_under_it(
+    world: World,
+) -> None:
     world.write(["require_reason: false"])
     assert world.apply().exit_code == 0
     users = {**USERS, "appr@acme.co": person(3, "Approver", first_name="Renamed")}
@@ -294,18 +369,37 @@ def test_policy_check_finds_drift_made_behind_userctls_back(world: World) -> Non
     as_json = world.run("policy", "check", "--format", "json")
     assert as_json.exit_code == 4
     report = json.loads(as_json.stdout)
-    assert {v["rule"] for v in report["violations"]} == {"separation_of_duties", "require_two_factor"}
-    assert {p["policy"] for p in report["policies"]} == {"separation_of_duties.maker_checker", "require_two_factor"}
+    assert {v["rule"] for v in report["violations"]} == {
+        "separation_of_duties",
+        "require_two_factor",
+    }
+    assert {p["policy"] for p in report["policies"]} == {
+        "separation_of_duties.maker_checker",
+        "require_two_factor",
+    }
 
 
 def test_export_round_trips_policies_and_expiries(world: World) -> None:
     users = {**USERS, "ops2@acme.co": person(2, "Ops", expires="2099-12-31")}
-    world.write([*RULES[0].tight, *RULES[1].tight, *RULES[2].loose, *RULES[3].tight, "require_reason: false"], ROLES, users)
+    world.write(
+        [
+            *RULES[0].tight,
+            *RULES[1].tight,
+            *RULES[2].loose,
+            *RULES[3].tight,
+            "require_reason: false",
+        ],
+        ROLES,
+        users,
+    )
     assert world.apply().exit_code == 0
     exported = world.path.parent / "exported.yaml"
     assert world.run("export", "-o", str(exported)).exit_code == 0
     text = exported.read_text(encoding="utf-8")
-    assert "maker_checker: [payouts.approve, payouts.create]" in text and 'expires: "2099-12-31"' in text
+    assert (
+        "maker_checker: [payouts.approve, payouts.create]" in text
+        and 'expires: "2099-12-31"' in text
+    )
 
     again = world.run("plan", "-f", str(exported), "--detailed-exitcode")
     assert again.exit_code == 0, again.output

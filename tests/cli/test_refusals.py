@@ -40,7 +40,9 @@ def _failing_read(monkeypatch: pytest.MonkeyPatch, error: Exception | None = Non
 
 def _set_revision(engine: Engine, revision: str) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = :r"), {"r": revision})
+        conn.execute(
+            sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = :r"), {"r": revision}
+        )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -55,8 +57,8 @@ def test_a_database_error_on_a_schema_that_is_behind_says_to_upgrade(
     result = runner("users", "list")
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"Error: database error: no such column: no_such_column; database at {runner.db_url} is at revision 0001, "
-        f"expected {migrate.HEAD_REVISION}: {UPGRADE}"
+        f"Error: database error: no such column: no_such_column; database at {runner.db_url} is at "
+        f"revision 0001, expected {migrate.HEAD_REVISION}: {UPGRADE}"
     ]
 
 
@@ -67,16 +69,24 @@ def test_a_database_error_on_a_current_schema_says_what_failed_and_no_upgrade(
     _failing_read(monkeypatch)
     result = runner("users", "list")
     assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr == "Error: database error: no such column: no_such_column; rerun with --debug for details\n"
+    assert (
+        result.stderr
+        == "Error: database error: no such column: no_such_column; rerun with --debug for details\n"
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_a_missing_table_on_a_current_schema_is_not_blamed_on_the_revision(engine: Engine, org: Org, runner: Runner) -> None:
+def test_a_missing_table_on_a_current_schema_is_not_blamed_on_the_revision(
+    engine: Engine, org: Org, runner: Runner
+) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE audit_events"))
     result = runner("audit", "log")
     assert result.exit_code == 1
-    assert result.stderr == "Error: database error: no such table: audit_events; rerun with --debug for details\n"
+    assert (
+        result.stderr
+        == "Error: database error: no such table: audit_events; rerun with --debug for details\n"
+    )
 
 
 class _DriverError(Exception):
@@ -87,18 +97,35 @@ class _DriverError(Exception):
 @pytest.mark.parametrize(
     "orig,said",
     [
-        (_DriverError(1406, "Data too long for column 'first_name' at row 1"), "Data too long for column 'first_name' at row 1"),
-        (ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"), "PostgreSQL text fields cannot contain NUL (0x00) bytes"),
-        (ValueError("value too long for type character varying(100)\nDETAIL: ..."), "value too long for type character varying(100)"),
+        (
+            _DriverError(1406, "Data too long for column 'first_name' at row 1"),
+            "Data too long for column 'first_name' at row 1",
+        ),
+        (
+            ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+            "PostgreSQL text fields cannot contain NUL (0x00) bytes",
+        ),
+        (
+            ValueError("value too long for type character varying(100)\nDETAIL: ..."),
+            "value too long for type character varying(100)",
+        ),
     ],
     ids=["mariadb-too-long", "postgresql-nul", "postgresql-too-long"],
 )
 def test_the_drivers_words_are_the_sentence(
-    engine: Engine, org: Org, runner: Runner, monkeypatch: pytest.MonkeyPatch, orig: Exception, said: str
+    engine: Engine,
+    org: Org,
+    runner: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+    orig: Exception,
+    said: str,
 ) -> None:
     _failing_read(monkeypatch, sa.exc.DataError("SELECT ...", {}, orig))
     result = runner("users", "list")
-    assert (result.exit_code, result.stderr) == (1, f"Error: database error: {said}; rerun with --debug for details\n")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: database error: {said}; rerun with --debug for details\n",
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -124,7 +151,9 @@ def test_a_database_error_outside_any_command_is_one_sentence() -> None:
 LOOP = "following the links never reaches a file; fix the link or remove it"
 
 
-def test_a_link_loop_in_a_directory_is_named_a_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_link_loop_in_a_directory_is_named_a_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("USERCTL_ORGANIZATION", raising=False)
     (tmp_path / "a-roles.yaml").write_bytes((FIXTURES / "valid_minimal.yaml").read_bytes())
     os.symlink("c-ring.yaml", tmp_path / "b-ring.yaml")
@@ -134,26 +163,36 @@ def test_a_link_loop_in_a_directory_is_named_a_loop(tmp_path: Path, monkeypatch:
     result = CliRunner().invoke(cli, ["validate", "-f", str(tmp_path)], catch_exceptions=False)
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"{tmp_path}/b-ring.yaml:1:1: (document): this is a symbolic link loop: it points to c-ring.yaml, and {LOOP}",
-        f"{tmp_path}/c-ring.yaml:1:1: (document): this is a symbolic link loop: it points to b-ring.yaml, and {LOOP}",
-        f"{tmp_path}/d-self.yaml:1:1: (document): this is a symbolic link loop: it points to d-self.yaml, and {LOOP}",
+        f"{tmp_path}/b-ring.yaml:1:1: (document): this is a symbolic link loop: it "
+        f"points to c-ring.yaml, and {LOOP}",
+        f"{tmp_path}/c-ring.yaml:1:1: (document): this is a symbolic link loop: it "
+        f"points to b-ring.yaml, and {LOOP}",
+        f"{tmp_path}/d-self.yaml:1:1: (document): this is a symbolic link loop: it "
+        f"points to d-self.yaml, and {LOOP}",
         # A link to nothing is still a broken link.
-        f"{tmp_path}/e-broken.yaml:1:1: (document): this is a broken link: it points to gone.yaml, which does not exist; "
-        "fix the link or remove it",
+        f"{tmp_path}/e-broken.yaml:1:1: (document): this is a broken link: it points to gone.yaml, "
+        "which does not exist; fix the link or remove it",
         "4 problems found",
     ]
 
 
 def test_a_link_loop_given_as_the_file_is_named_a_loop(tmp_path: Path) -> None:
     os.symlink("self.yaml", tmp_path / "self.yaml")
-    result = CliRunner().invoke(cli, ["validate", "-f", str(tmp_path / "self.yaml")], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["validate", "-f", str(tmp_path / "self.yaml")], catch_exceptions=False
+    )
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == (
-        f"{tmp_path}/self.yaml:1:1: (document): this is a symbolic link loop: it points to self.yaml, and {LOOP}"
+        f"{tmp_path}/self.yaml:1:1: (document): this is a symbolic link loop: it "
+        f"points to self.yaml, and {LOOP}"
     )
 
 
-@pytest.mark.parametrize("text", ["\ufeff\ufeff", "\ufeff# roles\n\ufeff\n", "# roles\n  \ufeff\n"], ids=["two", "lines", "indented"])
+@pytest.mark.parametrize(
+    "text",
+    ["\ufeff\ufeff", "\ufeff# roles\n\ufeff\n", "# roles\n  \ufeff\n"],
+    ids=["two", "lines", "indented"],
+)
 def test_a_file_of_byte_order_marks_and_comments_is_empty(tmp_path: Path, text: str) -> None:
     # Found by test_fuzz: libyaml skips a BOM wherever a token may start, so such a file loaded as
     # no document with no problem, and failed later as "unexpected IndexError".
@@ -161,10 +200,12 @@ def test_a_file_of_byte_order_marks_and_comments_is_empty(tmp_path: Path, text: 
     f.write_text(text, encoding="utf-8")
     result = CliRunner().invoke(cli, ["validate", "-f", str(f)], catch_exceptions=False)
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0].startswith(f"{f}:1:1: (document): the file is empty (only whitespace or comments)")
+    assert result.stderr.splitlines()[0].startswith(
+        f"{f}:1:1: (document): the file is empty (only whitespace or comments)"
+    )
 
 
-# --- bytes that are not text ------------------------------------------------------------------------
+# --- bytes that are not text ----------------------------------------------------------------------
 # Python hands undecodable bytes of the command line, the environment and file names over as lone
 # surrogates ("\udcff" for the byte 0xff), which no database, digest or file can store.
 
@@ -178,22 +219,31 @@ def test_a_file_of_byte_order_marks_and_comments_is_empty(tmp_path: Path, text: 
     ],
     ids=["positional", "option", "option="],
 )
-def test_an_argument_that_is_not_utf8_is_refused_without_its_value(tmp_path: Path, args: list[str], named: str) -> None:
-    result = CliRunner().invoke(cli, ["--database-url", f"sqlite:///{tmp_path / 'none.db'}", *args], catch_exceptions=False)
+def test_an_argument_that_is_not_utf8_is_refused_without_its_value(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["--database-url", f"sqlite:///{tmp_path / 'none.db'}", *args], catch_exceptions=False
+    )
     byte = "0xff" if "\udcff" in "".join(args) else "0xfe"
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: {named} is not UTF-8 text (byte {byte} cannot be decoded): give it in UTF-8\n"
+        1,
+        f"Error: {named} is not UTF-8 text (byte {byte} cannot be decoded): give it in UTF-8\n",
     )
     assert not (tmp_path / "none.db").exists()
 
 
 def test_a_variable_that_is_not_utf8_is_refused_without_its_value(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["--database-url", f"sqlite:///{tmp_path / 'none.db'}", "users", "list"],
-        env={"USERCTL_SMTP_URL": "smtp://user:s\udce9cret@mail"}, catch_exceptions=False,
+        cli,
+        ["--database-url", f"sqlite:///{tmp_path / 'none.db'}", "users", "list"],
+        env={"USERCTL_SMTP_URL": "smtp://user:s\udce9cret@mail"},
+        catch_exceptions=False,
     )
     assert (result.exit_code, result.stderr) == (
-        1, "Error: USERCTL_SMTP_URL is not UTF-8 text (byte 0xe9 cannot be decoded): give it in UTF-8\n"
+        1,
+        "Error: USERCTL_SMTP_URL is not UTF-8 text (byte 0xe9 cannot "
+        "be decoded): give it in UTF-8\n",
     )
 
 

@@ -26,7 +26,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 def _browser_or_skip() -> None:
     """The test needs `pip install playwright` (the [test] extra) and Debian's chromium
-    (`apt-get install -y chromium`). Missing under CI fails the run; elsewhere it skips, saying why."""
+    (`apt-get install -y chromium`). Missing under CI fails the run; elsewhere it
+    skips, saying why."""
     missing = []
     if importlib.util.find_spec("playwright") is None:
         missing.append("the playwright package (pip install -e '.[test]')")
@@ -40,21 +41,28 @@ def _browser_or_skip() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_review_page_in_a_real_browser(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_review_page_in_a_real_browser(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     org = build_org(factory, extra_users=40)  # enough rows for several printed pages
     u = tables.users.c
     with engine.begin() as conn:
-        conn.execute(sa.update(tables.users).where(u.email == "calm@acme.co")
-                     .values(last_login_at=utcnow().replace(microsecond=0) - dt.timedelta(days=200)))
+        conn.execute(
+            sa.update(tables.users)
+            .where(u.email == "calm@acme.co")
+            .values(last_login_at=utcnow().replace(microsecond=0) - dt.timedelta(days=200))
+        )
     result = runner("review", "--format", "html")
     assert result.exit_code == 0, result.output
     page_file = tmp_path / "review.html"
     page_file.write_text(result.stdout, encoding="utf-8")
     with engine.connect() as conn:
-        emails = sorted(conn.execute(sa.select(u.email).where(u.organization_id == org.id)).scalars())
+        emails = sorted(
+            conn.execute(sa.select(u.email).where(u.organization_id == org.id)).scalars()
+        )
 
     url = page_file.as_uri()
     requests: list[str] = []
@@ -64,14 +72,26 @@ def test_review_page_in_a_real_browser(runner: Runner, factory: Factory, engine:
         try:
             page = browser.new_page()
             page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on(
+                "console",
+                lambda m: (
+                    problems.append(f"{m.type}: {m.text}")
+                    if m.type in ("error", "warning")
+                    else None
+                ),
+            )
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
             page.goto(url, wait_until="load")
 
             rows = page.locator("#users tbody tr")
             assert rows.count() == len(emails)
             assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.email)")) == emails
-            assert page.locator('#users tbody tr[data-email="calm@acme.co"]').inner_text().count("(dormant)") == 1
+            assert (
+                page.locator('#users tbody tr[data-email="calm@acme.co"]')
+                .inner_text()
+                .count("(dormant)")
+                == 1
+            )
             summary = page.locator("table.summary").bounding_box()
             table = page.locator("#users").bounding_box()
             assert summary is not None and table is not None and summary["y"] < table["y"]

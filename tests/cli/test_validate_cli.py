@@ -26,7 +26,11 @@ def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
 
 def test_a_valid_file_prints_one_line_and_exits_0() -> None:
     result = run("validate", "-f", "valid_full.yaml")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "valid_full.yaml: valid (3 roles, 3 users)\n", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "valid_full.yaml: valid (3 roles, 3 users)\n",
+        "",
+    )
 
 
 def test_counts_are_singular_when_one() -> None:
@@ -36,7 +40,10 @@ def test_counts_are_singular_when_one() -> None:
 
 def test_a_directory_counts_its_files() -> None:
     result = run("validate", "-f", "dir_valid")
-    assert (result.exit_code, result.stdout) == (0, "dir_valid: valid (2 roles, 2 users, 3 files)\n")
+    assert (result.exit_code, result.stdout) == (
+        0,
+        "dir_valid: valid (2 roles, 2 users, 3 files)\n",
+    )
 
 
 def test_problems_go_to_stderr_sorted_then_counted_and_exit_1() -> None:
@@ -46,7 +53,7 @@ def test_problems_go_to_stderr_sorted_then_counted_and_exit_1() -> None:
     assert result.stdout == ""
     assert result.stderr == expected + "6 problems found\n"
     lines = expected.splitlines()
-    assert lines == sorted(lines, key=lambda l: [int(x) for x in l.split(":")[1:3]])
+    assert lines == sorted(lines, key=lambda line: [int(x) for x in line.split(":")[1:3]])
 
 
 def test_one_problem_is_singular() -> None:
@@ -61,7 +68,8 @@ def test_problems_in_several_files_are_sorted_by_file_then_line() -> None:
     assert result.exit_code == 1 and lines[-1] == "6 problems found"
     places = [(file, int(line)) for file, line, *_ in (entry.split(":") for entry in lines[:-1])]
     a, b = os.path.join("dir_conflicts", "a.yaml"), os.path.join("dir_conflicts", "b.yaml")
-    # a.yaml's one problem is on line 21, below most of b.yaml's: by file first, it still comes first.
+    # a.yaml's one problem is on line 21, below most of b.yaml's: by file first, it still comes
+    # first.
     assert places == [(a, 21), (b, 2), (b, 4), (b, 7), (b, 14), (b, 25)]
 
 
@@ -87,27 +95,36 @@ def test_validate_does_not_import_the_database_layer(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys\nfrom userctl.cli.main import cli\n"
-        "try:\n    cli.main(['validate', '-f', 'valid_full.yaml'], prog_name='userctl')\n"
+        "import sys\nfrom userctl.cli.main import cli\ntry:\n"
+        "    cli.main(['validate', '-f', 'valid_full.yaml'], prog_name='userctl')\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
-        "assert 'sqlalchemy' not in sys.modules and 'yaml' not in sys.modules, sorted(sys.modules)\n"
+        "assert 'sqlalchemy' not in sys.modules and 'yaml' not in sys.modules, "
+        "sorted(sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=FIXTURES, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=FIXTURES, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
 def test_organization_option_must_match_the_file() -> None:
-    assert run("--organization", "acme-payments", "validate", "-f", "valid_full.yaml").exit_code == 0
+    assert (
+        run("--organization", "acme-payments", "validate", "-f", "valid_full.yaml").exit_code == 0
+    )
     result = run("--organization", "other", "validate", "-f", "valid_full.yaml")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: --organization other does not match valid_full.yaml, which declares 'acme-payments'\n"
+        "Error: --organization other does not match valid_full.yaml, "
+        "which declares 'acme-payments'\n"
     )
 
 
 def test_a_missing_file_is_one_clear_error() -> None:
     result = run("validate", "-f", "missing.yaml")
-    assert (result.exit_code, result.stderr) == (1, "Error: missing.yaml: no such file or directory\n")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: missing.yaml: no such file or directory\n",
+    )
 
 
 def _write_bad(tmp_path: Path, kind: str) -> Path:
@@ -117,7 +134,9 @@ def _write_bad(tmp_path: Path, kind: str) -> Path:
     if kind == "empty":
         f.write_text("# nothing but a comment\n\n")
     elif kind == "not_utf8":
-        f.write_bytes("version: 1\norganization: x-org\nroles:\n  Opé: {permissions: []}\n".encode("latin-1"))
+        f.write_bytes(
+            "version: 1\norganization: x-org\nroles:\n  Opé: {permissions: []}\n".encode("latin-1")
+        )
     else:
         with open(f, "wb") as fh:  # sparse: no disk used, and never read
             fh.truncate(MAX_FILE_BYTES + 1)
@@ -151,10 +170,13 @@ def test_dev_null_is_reported_as_empty_not_missing() -> None:
 
 
 def test_a_broken_file_of_a_directory_makes_no_false_alarms_in_the_others(tmp_path: Path) -> None:
-    (tmp_path / "a-roles.yaml").write_text("version: 1\norganization: x-org\nroles:\n  Admin: {permissions: [\n")
+    (tmp_path / "a-roles.yaml").write_text(
+        "version: 1\norganization: x-org\nroles:\n  Admin: {permissions: [\n"
+    )
     (tmp_path / "b-users.yaml").write_text(
-        "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n    last_name: Ruiz\n"
-        "    id_type: CC\n    id_number: '1234'\n    phone: '+5730011122'\n    role: Admin\n"
+        "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n"
+        "    last_name: Ruiz\n    id_type: CC\n    id_number: '1234'\n"
+        "    phone: '+5730011122'\n    role: Admin\n"
     )
     (tmp_path / "c-team.yaml").mkdir()
     result = run("validate", "-f", str(tmp_path))
@@ -173,7 +195,9 @@ def test_schema_prints_exactly_the_schema_file() -> None:
     result = run("schema")
     assert result.exit_code == 0
     assert result.stdout == schema_text()
-    assert result.stdout == (FIXTURES.parent.parent.parent / "schemas" / "userctl.schema.json").read_text(encoding="utf-8")
+    assert result.stdout == (
+        FIXTURES.parent.parent.parent / "schemas" / "userctl.schema.json"
+    ).read_text(encoding="utf-8")
 
 
 # --- --format json and github --------------------------------------------------------------
@@ -187,7 +211,9 @@ def test_json_lists_every_problem_with_its_place() -> None:
     data = checked("validate.schema.json", result.stdout)
     expected = (FIXTURES / "invalid_semantic.expected").read_text(encoding="utf-8").splitlines()
     assert (data["valid"], data["files"]) == (False, ["invalid_semantic.yaml"])
-    assert [f"{p['file']}:{p['line']}:{p['col']}: {p['path']}: {p['message']}" for p in data["problems"]] == expected
+    assert [
+        f"{p['file']}:{p['line']}:{p['col']}: {p['path']}: {p['message']}" for p in data["problems"]
+    ] == expected
 
 
 def test_json_of_a_valid_directory() -> None:
@@ -196,7 +222,13 @@ def test_json_of_a_valid_directory() -> None:
     result = run("validate", "-f", "dir_valid", "--format", "json")
     assert (result.exit_code, result.stderr) == (0, "")
     data = checked("validate.schema.json", result.stdout)
-    assert (data["valid"], data["roles"], data["users"], data["problems"], len(data["files"])) == (True, 2, 2, [], 3)
+    assert (data["valid"], data["roles"], data["users"], data["problems"], len(data["files"])) == (
+        True,
+        2,
+        2,
+        [],
+        3,
+    )
 
 
 def test_github_prints_one_annotation_per_problem_and_nothing_when_valid() -> None:
@@ -205,7 +237,11 @@ def test_github_prints_one_annotation_per_problem_and_nothing_when_valid() -> No
     expected = (FIXTURES / "invalid_semantic.expected").read_text(encoding="utf-8").splitlines()
     assert len(result.stdout.splitlines()) == len(expected)
     first = result.stdout.splitlines()[0]
-    assert first == "::error file=invalid_semantic.yaml,line=15,col=11::users.ana@semantic.example.role: unknown role 'Admn' (did you mean 'Admin'?)"
+    assert (
+        first
+        == "::error file=invalid_semantic.yaml,line=15,col=11::users.ana@semantic.example.role: "
+        "unknown role 'Admn' (did you mean 'Admin'?)"
+    )
     valid = run("validate", "-f", "valid_full.yaml", "--format", "github")
     assert (valid.exit_code, valid.stdout) == (0, "")
     assert "valid" in valid.stderr
@@ -214,8 +250,10 @@ def test_github_prints_one_annotation_per_problem_and_nothing_when_valid() -> No
 def test_github_escapes_what_would_end_a_property_or_the_message(tmp_path: Path) -> None:
     folder = tmp_path / "team,a:b%"
     folder.mkdir()
-    (folder / "users.yaml").write_text('version: 1\norganization: acme\nroles: {}\nusers:\n  a@acme.co:\n    role: "50%"\n',
-                                      encoding="utf-8")
+    (folder / "users.yaml").write_text(
+        'version: 1\norganization: acme\nroles: {}\nusers:\n  a@acme.co:\n    role: "50%"\n',
+        encoding="utf-8",
+    )
     result = run("validate", "-f", str(folder / "users.yaml"), "--format", "github")
     assert result.exit_code == 1
     shown = str(folder / "users.yaml").replace("%", "%25").replace(":", "%3A").replace(",", "%2C")

@@ -15,14 +15,23 @@ def yaml_text(desired: DesiredState) -> str:
     lines = ["version: 1", f"organization: {q(desired.organization)}", "roles:"]
     for name in sorted(desired.roles):
         role = desired.roles[name]
-        lines += [f"  {q(name)}:", f"    description: {q(role.description)}",
-                  f"    permissions: [{', '.join(q(p) for p in sorted(role.permissions))}]"]
+        lines += [
+            f"  {q(name)}:",
+            f"    description: {q(role.description)}",
+            f"    permissions: [{', '.join(q(p) for p in sorted(role.permissions))}]",
+        ]
     lines.append("users:")
     for email in sorted(desired.users):
         u = desired.users[email]
         fields: dict[str, Any] = {
-            "first_name": u.first_name, "last_name": u.last_name, "id_type": u.id_type, "id_number": u.id_number,
-            "phone": u.phone, "role": u.role, "status": u.status, "two_factor": u.two_factor,
+            "first_name": u.first_name,
+            "last_name": u.last_name,
+            "id_type": u.id_type,
+            "id_number": u.id_number,
+            "phone": u.phone,
+            "role": u.role,
+            "status": u.status,
+            "two_factor": u.two_factor,
         }
         lines.append(f"  {q(email)}:")
         lines += [f"    {k}: {q(v)}" for k, v in fields.items()]

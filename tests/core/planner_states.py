@@ -7,17 +7,27 @@ from typing import Any
 
 from userctl.state import BankAccount, DesiredState, LiveState, Organization, Role, User
 
-ADMIN = Role("Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"}))
+ADMIN = Role(
+    "Admin", "Full access", frozenset({"users.view", "users.add", "users.manage", "roles.manage"})
+)
 OPS = Role("Ops", "Payouts", frozenset({"payouts.view", "payouts.create"}))
 ACCOUNTS = {
-    k: BankAccount(k, "Bancolombia", "savings", f"****{i:04d}", "COP") for i, k in enumerate(("ops-main", "ops-backup", "payroll"))
+    k: BankAccount(k, "Bancolombia", "savings", f"****{i:04d}", "COP")
+    for i, k in enumerate(("ops-main", "ops-backup", "payroll"))
 }
 
 
 def user(email: str, n: int, **kw: Any) -> User:
     base: dict[str, Any] = dict(
-        email=email, first_name="First", last_name="Last", id_type="CC", id_number=f"{1000 + n}",
-        phone=f"+5730000{n:05d}", role="Ops", status="active", two_factor="optional",
+        email=email,
+        first_name="First",
+        last_name="Last",
+        id_type="CC",
+        id_number=f"{1000 + n}",
+        phone=f"+5730000{n:05d}",
+        role="Ops",
+        status="active",
+        two_factor="optional",
     )
     base.update(kw)
     return User(**base)
@@ -39,7 +49,10 @@ def live(users: list[User] | None = None, roles: list[Role] | None = None, **org
 
 def desired_from(state: LiveState, **changes: Any) -> DesiredState:
     """The desired state that matches `state` exactly (what `export` would write)."""
-    users = {e: replace(u, totp_enrolled=False, status="active" if u.status == "invited" else u.status) for e, u in state.users.items()}
+    users = {
+        e: replace(u, totp_enrolled=False, status="active" if u.status == "invited" else u.status)
+        for e, u in state.users.items()
+    }
     return DesiredState(state.organization.slug, dict(state.roles), users, **changes)
 
 

@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 import pytest
 
+from tests.core.planner_states import ACCOUNTS, OPS, ROOT, desired, live, user
 from userctl import planner
 from userctl.plan import (
     ACTION_TABLE,
@@ -39,8 +40,6 @@ from userctl.state import (
     user_from_record,
     user_record,
 )
-
-from tests.core.planner_states import ACCOUNTS, OPS, ROOT, desired, live, user
 
 BOB = user("bob@acme.co", 1, bank_accounts=frozenset({"ops-main"}))
 
@@ -75,18 +74,34 @@ def test_renderers_and_apply_read_the_table(key: tuple[str, str]) -> None:
 def test_the_table_says_what_the_design_says() -> None:
     destructive = {k for k, r in ACTION_TABLE.items() if r.destructive}
     assert destructive == {
-        ("user", "delete"), ("user", "deactivate"), ("user", "replace"), ("user", "change_role"),
-        ("user", "disable_two_factor"), ("assignment", "unassign"), ("role", "delete"), ("user", "expire"),
+        ("user", "delete"),
+        ("user", "deactivate"),
+        ("user", "replace"),
+        ("user", "change_role"),
+        ("user", "disable_two_factor"),
+        ("assignment", "unassign"),
+        ("role", "delete"),
+        ("user", "expire"),
     }
     assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_removed} == {("role", "update")}
     # Loosening a policy is destructive (DESIGN §3); an expiry's deactivation needs no new code.
-    assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_weakened} == {("policy", "update"), ("policy", "delete")}
+    assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_weakened} == {
+        ("policy", "update"),
+        ("policy", "delete"),
+    }
     assert {k for k, r in ACTION_TABLE.items() if r.confirmed_earlier} == {("user", "expire")}
     assert {k for k, r in ACTION_TABLE.items() if r.self_harm} == {
-        ("user", "delete"), ("user", "deactivate"), ("user", "replace"), ("user", "disable_two_factor"), ("user", "expire"),
+        ("user", "delete"),
+        ("user", "deactivate"),
+        ("user", "replace"),
+        ("user", "disable_two_factor"),
+        ("user", "expire"),
     }
     assert required_permissions([_change("user", "replace")]) == {"users.add", "users.manage"}
-    assert required_permissions([_change("role", "update"), _change("assignment", "assign")]) == {"roles.manage", "users.manage"}
+    assert required_permissions([_change("role", "update"), _change("assignment", "assign")]) == {
+        "roles.manage",
+        "users.manage",
+    }
 
 
 def test_a_saved_plan_with_an_action_missing_from_the_table_is_malformed() -> None:
@@ -102,19 +117,35 @@ def test_fingerprint_hashes_each_kind_of_row_as_its_record() -> None:
     state = live([BOB])
     assert fingerprint(state, "user", "bob@acme.co") == record_hash(user_record(BOB))
     assert fingerprint(state, "role", "Ops") == record_hash(role_record(OPS))
-    assert fingerprint(state, "bank_account", "ops-main") == record_hash(bank_account_record(ACCOUNTS["ops-main"]))
-    assert fingerprint(state, "organization", "acme") == record_hash(organization_settings(state.organization))
-    for kind, key in (("user", "nobody@acme.co"), ("role", "Nope"), ("bank_account", "nope"), ("organization", "other")):
+    assert fingerprint(state, "bank_account", "ops-main") == record_hash(
+        bank_account_record(ACCOUNTS["ops-main"])
+    )
+    assert fingerprint(state, "organization", "acme") == record_hash(
+        organization_settings(state.organization)
+    )
+    for kind, key in (
+        ("user", "nobody@acme.co"),
+        ("role", "Nope"),
+        ("bank_account", "nope"),
+        ("organization", "other"),
+    ):
         assert fingerprint(state, kind, key) == "absent"  # type: ignore[arg-type]
 
 
 def test_fingerprint_changes_with_every_field_a_plan_depends_on() -> None:
     state = live([BOB])
     for name in USER_FIELDS:
-        changed = replace(state, users={**state.users, BOB.email: replace(BOB, **{name: _other(getattr(BOB, name))})})
-        assert fingerprint(changed, "user", BOB.email) != fingerprint(state, "user", BOB.email), name
+        changed = replace(
+            state,
+            users={**state.users, BOB.email: replace(BOB, **{name: _other(getattr(BOB, name))})},
+        )
+        assert fingerprint(changed, "user", BOB.email) != fingerprint(state, "user", BOB.email), (
+            name
+        )
     stricter = replace(state, organization=replace(state.organization, four_eyes=True))
-    assert fingerprint(stricter, "organization", "acme") != fingerprint(state, "organization", "acme")
+    assert fingerprint(stricter, "organization", "acme") != fingerprint(
+        state, "organization", "acme"
+    )
     busier = replace(state, organization=replace(state.organization, serial=99))
     assert fingerprint(busier, "organization", "acme") == fingerprint(state, "organization", "acme")
 
@@ -133,14 +164,25 @@ def test_fingerprint_changes_with_every_field_a_plan_depends_on() -> None:
         ("nonsense", None),
     ],
 )
-def test_parse_address_inverts_the_address_functions(address: str, expected: tuple[str, str] | None) -> None:
+def test_parse_address_inverts_the_address_functions(
+    address: str, expected: tuple[str, str] | None
+) -> None:
     assert parse_address(address) == expected
 
 
 def test_every_precondition_the_planner_records_is_the_fingerprint_of_its_address() -> None:
     carol = user("carol@acme.co", 2)
     state = live([BOB, carol])
-    want = desired([replace(BOB, first_name="Robert", role="Admin", bank_accounts=frozenset({"ops-main", "payroll"}))])
+    want = desired(
+        [
+            replace(
+                BOB,
+                first_name="Robert",
+                role="Admin",
+                bank_accounts=frozenset({"ops-main", "payroll"}),
+            )
+        ]
+    )
     p = diff(want, state, PlanOptions())
     assert p.preconditions, "the plan depends on rows"
     for address, expected in p.preconditions.items():
@@ -165,7 +207,9 @@ def _other(value: Any) -> Any:
 @pytest.mark.parametrize("name", DECLARED_USER_FIELDS)
 def test_the_planner_compares_every_declared_field(name: str) -> None:
     # The hot loop compares a hand-written tuple: it must cover every field the file declares.
-    assert planner._comparable(BOB) != planner._comparable(replace(BOB, **{name: _other(getattr(BOB, name))}))
+    assert planner._comparable(BOB) != planner._comparable(
+        replace(BOB, **{name: _other(getattr(BOB, name))})
+    )
 
 
 def test_the_planner_ignores_what_only_the_platform_sets() -> None:

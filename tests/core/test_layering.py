@@ -13,7 +13,23 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 # The pure core: no I/O, no database, no terminal.
-CORE = {"errors", "clock", "state", "plan", "planner", "risk", "replan", "guards", "simulate", "gcpause", "printable", "names", "policies", "hygiene", "review"}
+CORE = {
+    "errors",
+    "clock",
+    "state",
+    "plan",
+    "planner",
+    "risk",
+    "replan",
+    "guards",
+    "simulate",
+    "gcpause",
+    "printable",
+    "names",
+    "policies",
+    "hygiene",
+    "review",
+}
 # What each layer may import from userctl, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
@@ -48,13 +64,24 @@ def imports_of(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.startswith("userctl")]
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("userctl"):
-            if node.module in ("userctl", "userctl.db", "userctl.apply", "userctl.desired", "userctl.render", "userctl.cli"):
+            if node.module in (
+                "userctl",
+                "userctl.db",
+                "userctl.apply",
+                "userctl.desired",
+                "userctl.render",
+                "userctl.cli",
+            ):
                 # `from userctl import plan`, `from userctl.apply import otp`: the names are modules
                 # (or, for a package's re-exports, the package itself).
                 for alias in node.names:
                     candidate = f"{node.module}.{alias.name}"
                     sub = SRC.joinpath(*candidate.split(".")[1:])
-                    found.append(candidate if sub.with_suffix(".py").exists() or sub.is_dir() else node.module)
+                    found.append(
+                        candidate
+                        if sub.with_suffix(".py").exists() or sub.is_dir()
+                        else node.module
+                    )
             else:
                 found.append(node.module)
     return found
@@ -74,7 +101,9 @@ SOURCES = sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.parts)
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SRC)))
 def test_imports_point_down_the_layers(path: Path) -> None:
     mine = layer_of(module_name(path))
-    upward = [m for m in imports_of(path) if layer_of(m) != mine and layer_of(m) not in ALLOWED[mine]]
+    upward = [
+        m for m in imports_of(path) if layer_of(m) != mine and layer_of(m) not in ALLOWED[mine]
+    ]
     assert upward == [], f"{path.relative_to(SRC)} ({mine}) imports upward: {upward}"
 
 
@@ -82,7 +111,10 @@ def test_the_layering_check_sees_function_level_and_package_imports(tmp_path: Pa
     # The test above is only as good as its import finder: a lazy import inside a function and a
     # `from userctl.apply import otp` must both be seen.
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    from userctl.apply import otp\n    import userctl.cli.main\n", encoding="utf-8")
+    sample.write_text(
+        "def f():\n    from userctl.apply import otp\n    import userctl.cli.main\n",
+        encoding="utf-8",
+    )
     assert imports_of(sample) == ["userctl.apply.otp", "userctl.cli.main"]
     assert [layer_of(m) for m in imports_of(sample)] == ["apply", "cli"]
 
@@ -99,4 +131,6 @@ def test_readme_layout_section_names_every_package() -> None:
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert named == packages, "README's layout section and the tree disagree"
     for module in CORE:
-        assert f"`{module}.py`" in section or f"`{module}`" in section, f"README's layout section omits {module}.py"
+        assert f"`{module}.py`" in section or f"`{module}`" in section, (
+            f"README's layout section omits {module}.py"
+        )

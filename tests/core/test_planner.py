@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
+from tests.core.planner_states import ADMIN, OPS, ROOT, desired, desired_from, live, user
 from userctl import plan as planmod
 from userctl.errors import InputError, Refused
 from userctl.plan import PHASES, Change, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.state import DesiredState, Role, record_hash, role_record, user_record
-
-from tests.core.planner_states import ACCOUNTS, ADMIN, OPS, ROOT, desired, desired_from, live, user
 
 
 def actions(p: Plan) -> list[tuple[str, str]]:
@@ -52,7 +51,11 @@ def test_role_create_update_and_delete() -> None:
     state = live([BOB], roles=[ADMIN, OPS, Role("Legacy")])
     p = diff(desired([BOB], roles=[ADMIN, ops_more, auditor]), state)
     create = only(p, 'role["Auditor"]', "create")
-    assert create.after == {"name": "Auditor", "description": "Read only", "permissions": ["audit.view"]}
+    assert create.after == {
+        "name": "Auditor",
+        "description": "Read only",
+        "permissions": ["audit.view"],
+    }
     assert not create.destructive and not create.requires_2fa
     update = only(p, 'role["Ops"]', "update")
     assert update.diff["permissions"]["added"] == ["bank_accounts.view"]
@@ -67,7 +70,11 @@ def test_removing_permissions_is_destructive_and_runs_last() -> None:
     p = diff(desired([BOB], roles=[ADMIN, fewer]), live([BOB]))
     add, remove = [c for c in p.changes if c.address == 'role["Ops"]']
     assert add.diff["permissions"]["added"] == ["audit.view"] and not add.destructive
-    assert remove.diff["permissions"]["removed"] == ["payouts.create"] and remove.destructive and remove.requires_2fa
+    assert (
+        remove.diff["permissions"]["removed"] == ["payouts.create"]
+        and remove.destructive
+        and remove.requires_2fa
+    )
     assert PHASES[add.phase] == "role.create" and PHASES[remove.phase] == "role.delete"
     assert remove.before == add.after  # the second step starts where the first ended
 
@@ -94,27 +101,51 @@ def test_new_user_declared_inactive_is_an_error() -> None:
 
 def test_profile_update_role_change_and_two_factor() -> None:
     state = live([BOB, CAROL])
-    want = desired([
-        replace(BOB, first_name="Roberto", force_password_reset=True, role="Admin", two_factor="required"),
-        replace(CAROL, two_factor="disabled"),
-    ])
+    want = desired(
+        [
+            replace(
+                BOB,
+                first_name="Roberto",
+                force_password_reset=True,
+                role="Admin",
+                two_factor="required",
+            ),
+            replace(CAROL, two_factor="disabled"),
+        ]
+    )
     p = diff(want, state)
     upd = only(p, 'user["bob@acme.co"]', "update")
     assert set(upd.diff) == {"first_name", "force_password_reset"} and not upd.destructive
     role = only(p, 'user["bob@acme.co"]', "change_role")
-    assert role.diff == {"role": {"before": "Ops", "after": "Admin"}} and role.destructive and role.requires_2fa
+    assert (
+        role.diff == {"role": {"before": "Ops", "after": "Admin"}}
+        and role.destructive
+        and role.requires_2fa
+    )
     assert role.before == upd.after  # one user's steps chain
     tf = only(p, 'user["bob@acme.co"]', "set_two_factor")
-    assert tf.diff == {"two_factor": {"before": "optional", "after": "required"}} and not tf.destructive
+    assert (
+        tf.diff == {"two_factor": {"before": "optional", "after": "required"}}
+        and not tf.destructive
+    )
     dis = only(p, 'user["carol@acme.co"]', "disable_two_factor")
     assert dis.destructive and dis.requires_2fa
-    assert [c.action for c in p.changes if c.key == ("bob@acme.co",)] == ["update", "change_role", "set_two_factor"]
+    assert [c.action for c in p.changes if c.key == ("bob@acme.co",)] == [
+        "update",
+        "change_role",
+        "set_two_factor",
+    ]
 
 
 def test_disabling_two_factor_removes_the_enrolled_authenticator() -> None:
     enrolled = user("dan@acme.co", 3, totp_enrolled=True, two_factor="required")
-    p = diff(desired([replace(enrolled, two_factor="disabled", totp_enrolled=False)]), live([enrolled]))
-    assert only(p, 'user["dan@acme.co"]', "disable_two_factor").diff["totp_enrolled"] == {"before": True, "after": False}
+    p = diff(
+        desired([replace(enrolled, two_factor="disabled", totp_enrolled=False)]), live([enrolled])
+    )
+    assert only(p, 'user["dan@acme.co"]', "disable_two_factor").diff["totp_enrolled"] == {
+        "before": True,
+        "after": False,
+    }
 
 
 def test_deactivation_unassigns_first_and_is_destructive() -> None:
@@ -128,7 +159,12 @@ def test_deactivation_unassigns_first_and_is_destructive() -> None:
 
 def test_reactivating_and_changing_in_one_plan_orders_activate_first() -> None:
     gone = user("eve@acme.co", 4, status="inactive")
-    p = diff(desired([replace(gone, status="active", last_name="New", bank_accounts=frozenset({"payroll"}))]), live([gone]))
+    p = diff(
+        desired(
+            [replace(gone, status="active", last_name="New", bank_accounts=frozenset({"payroll"}))]
+        ),
+        live([gone]),
+    )
     assert actions(p) == [
         ('user["eve@acme.co"]', "activate"),
         ('user["eve@acme.co"]', "update"),
@@ -139,10 +175,16 @@ def test_reactivating_and_changing_in_one_plan_orders_activate_first() -> None:
 
 @pytest.mark.parametrize(
     "change, field",
-    [({"first_name": "X"}, "first_name"), ({"role": "Admin"}, "role"), ({"two_factor": "required"}, "two_factor"),
-     ({"bank_accounts": frozenset({"payroll"})}, "bank_accounts")],
+    [
+        ({"first_name": "X"}, "first_name"),
+        ({"role": "Admin"}, "role"),
+        ({"two_factor": "required"}, "two_factor"),
+        ({"bank_accounts": frozenset({"payroll"})}, "bank_accounts"),
+    ],
 )
-def test_changing_an_inactive_user_who_stays_inactive_is_an_error(change: dict[str, object], field: str) -> None:
+def test_changing_an_inactive_user_who_stays_inactive_is_an_error(
+    change: dict[str, object], field: str
+) -> None:
     gone = user("eve@acme.co", 4, status="inactive")
     with pytest.raises(InputError) as exc:
         diff(desired([replace(gone, **change)]), live([gone]))  # type: ignore[arg-type]
@@ -153,7 +195,10 @@ def test_changing_an_inactive_user_who_stays_inactive_is_an_error(change: dict[s
 
 def test_invited_user_declared_active_is_pending_and_assignments_deferred() -> None:
     invited = user("ivy@acme.co", 6, status="invited")
-    p = diff(desired([replace(invited, status="active", bank_accounts=frozenset({"ops-main"}))]), live([invited]))
+    p = diff(
+        desired([replace(invited, status="active", bank_accounts=frozenset({"ops-main"}))]),
+        live([invited]),
+    )
     assert [(c.action, c.deferred) for c in p.changes] == [("activate", True), ("assign", True)]
     assert "pending registration" in (p.changes[0].note or "")
     assert p.summary()["total"] == 0 and p.summary()["deferred"] == 2
@@ -170,18 +215,30 @@ def test_bank_account_for_a_user_ending_inactive_is_an_error() -> None:
     bad = replace(BOB, status="inactive", bank_accounts=frozenset({"ops-main", "payroll"}))
     with pytest.raises(InputError) as exc:
         diff(desired([bad]), live([BOB]))
-    assert problems(exc) == [(("users", "bob@acme.co", "bank_accounts"), "bank account 'payroll': bank accounts can only be assigned to active users")]
+    assert problems(exc) == [
+        (
+            ("users", "bob@acme.co", "bank_accounts"),
+            "bank account 'payroll': bank accounts can only be assigned to active users",
+        )
+    ]
 
 
 def test_unknown_bank_account_and_unknown_role_are_errors() -> None:
     with pytest.raises(InputError) as exc:
-        diff(desired([replace(BOB, bank_accounts=frozenset({"nope"})), replace(CAROL, role="Ghost")]), live([BOB, CAROL]))
+        diff(
+            desired(
+                [replace(BOB, bank_accounts=frozenset({"nope"})), replace(CAROL, role="Ghost")]
+            ),
+            live([BOB, CAROL]),
+        )
     found = dict(problems(exc))
     assert "unknown bank account 'nope'" in found[("users", "bob@acme.co", "bank_accounts")]
     assert "unknown role 'Ghost'" in found[("users", "carol@acme.co", "role")]
 
 
-@pytest.mark.parametrize("field, value", [("id_type", "PP"), ("id_number", "99999"), ("phone", "+5731199999")])
+@pytest.mark.parametrize(
+    "field, value", [("id_type", "PP"), ("id_number", "99999"), ("phone", "+5731199999")]
+)
 def test_immutable_field_change_is_an_error_naming_field_and_user(field: str, value: str) -> None:
     with pytest.raises(InputError) as exc:
         diff(desired([replace(BOB, **{field: value})]), live([BOB]))
@@ -191,10 +248,18 @@ def test_immutable_field_change_is_an_error_naming_field_and_user(field: str, va
 
 
 def test_replace_deletes_and_recreates() -> None:
-    p = diff(desired([replace(BOB, id_number="99999")]), live([BOB]), PlanOptions(replace=frozenset({"bob@acme.co"})))
+    p = diff(
+        desired([replace(BOB, id_number="99999")]),
+        live([BOB]),
+        PlanOptions(replace=frozenset({"bob@acme.co"})),
+    )
     rep = only(p, 'user["bob@acme.co"]', "replace")
     assert rep.destructive and rep.requires_2fa
-    assert rep.after is not None and rep.after["status"] == "invited" and rep.after["id_number"] == "99999"
+    assert (
+        rep.after is not None
+        and rep.after["status"] == "invited"
+        and rep.after["id_number"] == "99999"
+    )
     assert "ops-main" in (rep.note or "")
     assert only(p, 'assignment["bob@acme.co" -> "ops-main"]', "assign").deferred
     assert p.summary()["replace"] == 1
@@ -209,7 +274,9 @@ def test_replace_of_unknown_user_is_an_error() -> None:
 def test_deleting_a_role_still_held_after_the_plan_is_an_error() -> None:
     legacy = Role("Legacy")
     holder = user("old@acme.co", 7, role="Legacy")
-    want = DesiredState("acme", {"Admin": ADMIN, "Ops": OPS}, {ROOT.email: ROOT, holder.email: holder})
+    want = DesiredState(
+        "acme", {"Admin": ADMIN, "Ops": OPS}, {ROOT.email: ROOT, holder.email: holder}
+    )
     with pytest.raises(InputError) as exc:
         diff(want, live([holder], roles=[ADMIN, OPS, legacy]), PlanOptions())
     # the user's unknown role and the role's deletion are both reported
@@ -232,7 +299,9 @@ def test_absent_users_and_roles_are_deleted_unless_no_prune() -> None:
 def test_apply_order_follows_design() -> None:
     gone = user("eve@acme.co", 4, status="inactive")
     leaving = user("lea@acme.co", 8)
-    state = live([BOB, CAROL, gone, leaving, user("del@acme.co", 9)], roles=[ADMIN, OPS, Role("Legacy")])
+    state = live(
+        [BOB, CAROL, gone, leaving, user("del@acme.co", 9)], roles=[ADMIN, OPS, Role("Legacy")]
+    )
     want = desired(
         [
             replace(BOB, first_name="B", bank_accounts=frozenset({"payroll"})),
@@ -241,7 +310,11 @@ def test_apply_order_follows_design() -> None:
             replace(leaving, status="inactive"),
             user("new@acme.co", 10),
         ],
-        roles=[ADMIN, Role("Ops", "Payouts", frozenset({"payouts.view"})), Role("Auditor", "", frozenset({"audit.view"}))],
+        roles=[
+            ADMIN,
+            Role("Ops", "Payouts", frozenset({"payouts.view"})),
+            Role("Auditor", "", frozenset({"audit.view"})),
+        ],
     )
     p = diff(want, state)
     phases = [PHASES[c.phase] for c in p.changes]
@@ -263,7 +336,13 @@ def test_apply_order_follows_design() -> None:
 
 def test_policy_all_requires_2fa_for_every_change_to_existing_rows() -> None:
     state = live([BOB], two_factor_policy="all")
-    p = diff(desired([replace(BOB, first_name="B"), user("new@acme.co", 5, role="New")], roles=[ADMIN, OPS, Role("New")]), state)
+    p = diff(
+        desired(
+            [replace(BOB, first_name="B"), user("new@acme.co", 5, role="New")],
+            roles=[ADMIN, OPS, Role("New")],
+        ),
+        state,
+    )
     assert only(p, 'user["bob@acme.co"]', "update").requires_2fa
     assert not only(p, 'user["bob@acme.co"]', "update").destructive
     assert not only(p, 'user["new@acme.co"]', "create").requires_2fa
@@ -272,21 +351,50 @@ def test_policy_all_requires_2fa_for_every_change_to_existing_rows() -> None:
     assert not default.changes[0].requires_2fa
 
 
-@pytest.mark.parametrize("case", ["activate", "assign", "unassign", "role update", "role delete", "change_role"])
+@pytest.mark.parametrize(
+    "case", ["activate", "assign", "unassign", "role update", "role delete", "change_role"]
+)
 def test_policy_all_requires_2fa_for_every_kind_of_change_to_existing_rows(case: str) -> None:
     eve = user("eve@acme.co", 4, status="inactive")
     roles = [ADMIN, OPS, Role("Legacy")]
     base = [BOB, CAROL, eve]
     wanted = {
-        "activate": (desired([BOB, CAROL, replace(eve, status="active")], roles=roles), 'user["eve@acme.co"]', "activate"),
-        "assign": (desired([replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL, eve], roles=roles),
-                   'assignment["bob@acme.co" -> "payroll"]', "assign"),
-        "unassign": (desired([replace(BOB, bank_accounts=frozenset()), CAROL, eve], roles=roles),
-                     'assignment["bob@acme.co" -> "ops-main"]', "unassign"),
-        "role update": (desired(base, roles=[ADMIN, Role("Ops", "Payouts", OPS.permissions | {"audit.view"}), Role("Legacy")]),
-                        'role["Ops"]', "update"),
+        "activate": (
+            desired([BOB, CAROL, replace(eve, status="active")], roles=roles),
+            'user["eve@acme.co"]',
+            "activate",
+        ),
+        "assign": (
+            desired(
+                [replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL, eve],
+                roles=roles,
+            ),
+            'assignment["bob@acme.co" -> "payroll"]',
+            "assign",
+        ),
+        "unassign": (
+            desired([replace(BOB, bank_accounts=frozenset()), CAROL, eve], roles=roles),
+            'assignment["bob@acme.co" -> "ops-main"]',
+            "unassign",
+        ),
+        "role update": (
+            desired(
+                base,
+                roles=[
+                    ADMIN,
+                    Role("Ops", "Payouts", OPS.permissions | {"audit.view"}),
+                    Role("Legacy"),
+                ],
+            ),
+            'role["Ops"]',
+            "update",
+        ),
         "role delete": (desired(base), 'role["Legacy"]', "delete"),
-        "change_role": (desired([BOB, replace(CAROL, role="Legacy"), eve], roles=roles), 'user["carol@acme.co"]', "change_role"),
+        "change_role": (
+            desired([BOB, replace(CAROL, role="Legacy"), eve], roles=roles),
+            'user["carol@acme.co"]',
+            "change_role",
+        ),
     }
     want, address, action = wanted[case]
     strict = only(diff(want, live(base, roles=roles, two_factor_policy="all")), address, action)
@@ -298,7 +406,9 @@ def test_policy_all_requires_2fa_for_every_kind_of_change_to_existing_rows(case:
 
 def test_preconditions_record_before_states() -> None:
     state = live([BOB, CAROL])
-    p = diff(desired([replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL]), state)
+    p = diff(
+        desired([replace(BOB, bank_accounts=frozenset({"ops-main", "payroll"})), CAROL]), state
+    )
     assert p.preconditions['user["bob@acme.co"]'] == record_hash(user_record(BOB))
     assert p.preconditions['bank_account["payroll"]'].startswith("sha256:")
     assert 'organization["acme"]' in p.preconditions
@@ -319,13 +429,22 @@ def test_a_pending_users_deferred_work_does_not_depend_on_their_row() -> None:
     # must stay appliable: it writes nothing of hers.
     ivy = user("ivy@acme.co", 7, status="invited")
     state = live([BOB, ivy])
-    p = diff(desired([replace(BOB, first_name="B"), replace(ivy, status="active", bank_accounts=frozenset({"payroll"}))]), state)
+    p = diff(
+        desired(
+            [
+                replace(BOB, first_name="B"),
+                replace(ivy, status="active", bank_accounts=frozenset({"payroll"})),
+            ]
+        ),
+        state,
+    )
     assert only(p, 'assignment["ivy@acme.co" -> "payroll"]', "assign").deferred
     assert 'user["ivy@acme.co"]' not in p.preconditions and 'user["bob@acme.co"]' in p.preconditions
     assert 'bank_account["payroll"]' not in p.preconditions
 
 
 # --- guards -----------------------------------------------------------------------------------
+
 
 def many(n: int) -> list:  # type: ignore[type-arg]
     return [user(f"u{i:02d}@acme.co", 100 + i) for i in range(n)]
@@ -351,10 +470,15 @@ def test_removal_guard_needs_ten_users() -> None:
 def test_admin_guard_blocks_locking_everyone_out() -> None:
     state = live([BOB])
     for want in (
-        desired([BOB], roles=[Role("Admin", "", frozenset({"users.view"})), OPS]),  # permission removed
+        desired(
+            [BOB], roles=[Role("Admin", "", frozenset({"users.view"})), OPS]
+        ),  # permission removed
         DesiredState("acme", {"Admin": ADMIN, "Ops": OPS}, {BOB.email: BOB}),  # file truncated
-        desired([BOB]).__class__("acme", {"Admin": ADMIN, "Ops": OPS},
-                                 {ROOT.email: replace(ROOT, two_factor="disabled"), BOB.email: BOB}),
+        desired([BOB]).__class__(
+            "acme",
+            {"Admin": ADMIN, "Ops": OPS},
+            {ROOT.email: replace(ROOT, two_factor="disabled"), BOB.email: BOB},
+        ),
     ):
         p = diff(want, state)
         assert [f.code for f in p.findings if f.blocking] == ["admin_guard"], p.findings
@@ -363,7 +487,9 @@ def test_admin_guard_blocks_locking_everyone_out() -> None:
 def test_admin_guard_honours_min_admins() -> None:
     second = user("second@acme.co", 11, role="Admin", totp_enrolled=True)
     state = live([BOB, second], min_admins=2)
-    p = diff(desired([BOB, replace(second, totp_enrolled=False, role="Ops")]), state)  # 2 admins -> 1
+    p = diff(
+        desired([BOB, replace(second, totp_enrolled=False, role="Ops")]), state
+    )  # 2 admins -> 1
     assert [(f.code, f.blocking) for f in p.findings] == [("admin_guard", True)]
     assert "at least 2" in p.findings[0].message
 
@@ -397,9 +523,14 @@ def test_removal_guard_starts_at_exactly_ten_users() -> None:
 
 
 def test_self_guard_names_an_operator_who_is_not_a_user() -> None:
-    p = diff(desired([replace(BOB, first_name="B")]), live([BOB]), PlanOptions(operator="ghost@acme.co"))
+    p = diff(
+        desired([replace(BOB, first_name="B")]), live([BOB]), PlanOptions(operator="ghost@acme.co")
+    )
     [f] = p.findings
-    assert (f.code, f.blocking) == ("self_guard", True) and "ghost@acme.co is not a user of organization acme" in f.message
+    assert (f.code, f.blocking) == (
+        "self_guard",
+        True,
+    ) and "ghost@acme.co is not a user of organization acme" in f.message
 
 
 def test_self_guard() -> None:
@@ -409,9 +540,21 @@ def test_self_guard() -> None:
     me = PlanOptions(operator="Root@Acme.co")
     cases = {
         "delete": DesiredState("acme", {"Admin": ADMIN, "Ops": OPS}, {second.email: base[0]}),
-        "deactivate": desired([]).__class__("acme", {"Admin": ADMIN, "Ops": OPS}, {ROOT.email: replace(ROOT, status="inactive"), second.email: base[0]}),
-        "disable": desired([]).__class__("acme", {"Admin": ADMIN, "Ops": OPS}, {ROOT.email: replace(ROOT, two_factor="disabled"), second.email: base[0]}),
-        "demote": desired([]).__class__("acme", {"Admin": ADMIN, "Ops": OPS}, {ROOT.email: replace(ROOT, role="Ops"), second.email: base[0]}),
+        "deactivate": desired([]).__class__(
+            "acme",
+            {"Admin": ADMIN, "Ops": OPS},
+            {ROOT.email: replace(ROOT, status="inactive"), second.email: base[0]},
+        ),
+        "disable": desired([]).__class__(
+            "acme",
+            {"Admin": ADMIN, "Ops": OPS},
+            {ROOT.email: replace(ROOT, two_factor="disabled"), second.email: base[0]},
+        ),
+        "demote": desired([]).__class__(
+            "acme",
+            {"Admin": ADMIN, "Ops": OPS},
+            {ROOT.email: replace(ROOT, role="Ops"), second.email: base[0]},
+        ),
     }
     for name, want in cases.items():
         p = diff(want, state, me)
@@ -422,9 +565,14 @@ def test_self_guard() -> None:
 
 # --- determinism, digest, saved plans --------------------------------------------------------
 
+
 def big_plan(**opts: object) -> Plan:
-    state = live([BOB, CAROL, user("eve@acme.co", 4, status="inactive")], roles=[ADMIN, OPS, Role("Legacy")])
-    want = desired([replace(BOB, first_name="B"), user("new@acme.co", 5, bank_accounts=frozenset({"payroll"}))])
+    state = live(
+        [BOB, CAROL, user("eve@acme.co", 4, status="inactive")], roles=[ADMIN, OPS, Role("Legacy")]
+    )
+    want = desired(
+        [replace(BOB, first_name="B"), user("new@acme.co", 5, bank_accounts=frozenset({"payroll"}))]
+    )
     return diff(want, state, PlanOptions(**opts))  # type: ignore[arg-type]
 
 
@@ -437,12 +585,24 @@ def _reversed(mapping: dict) -> dict:  # type: ignore[type-arg]
 
 
 def test_plan_does_not_depend_on_the_order_of_its_inputs() -> None:
-    state = live([BOB, CAROL, user("eve@acme.co", 4, status="inactive")], roles=[ADMIN, OPS, Role("Legacy")])
-    want = desired([replace(BOB, first_name="B", bank_accounts=frozenset({"payroll", "ops-backup"})),
-                    user("new@acme.co", 5, bank_accounts=frozenset({"payroll", "ops-main"}))])
-    flipped_state = replace(state, roles=_reversed(dict(state.roles)), users=_reversed(dict(state.users)),
-                            bank_accounts=_reversed(dict(state.bank_accounts)))
-    flipped_want = replace(want, roles=_reversed(dict(want.roles)), users=_reversed(dict(want.users)))
+    state = live(
+        [BOB, CAROL, user("eve@acme.co", 4, status="inactive")], roles=[ADMIN, OPS, Role("Legacy")]
+    )
+    want = desired(
+        [
+            replace(BOB, first_name="B", bank_accounts=frozenset({"payroll", "ops-backup"})),
+            user("new@acme.co", 5, bank_accounts=frozenset({"payroll", "ops-main"})),
+        ]
+    )
+    flipped_state = replace(
+        state,
+        roles=_reversed(dict(state.roles)),
+        users=_reversed(dict(state.users)),
+        bank_accounts=_reversed(dict(state.bank_accounts)),
+    )
+    flipped_want = replace(
+        want, roles=_reversed(dict(want.roles)), users=_reversed(dict(want.users))
+    )
     assert planmod.dumps(diff(want, state)) == planmod.dumps(diff(flipped_want, flipped_state))
 
 
@@ -456,8 +616,13 @@ def test_plan_bytes_do_not_depend_on_hash_randomisation() -> None:
         "sys.stdout.write(plan.dumps(big_plan()))"
     )
     outputs = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+        ).stdout
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1 and planmod.dumps(big_plan()) in outputs
@@ -471,7 +636,11 @@ def test_digest_changes_when_anything_in_the_plan_changes() -> None:
         replace(p, organization="other"),
         replace(p, two_factor_policy="all"),
         replace(p, changes=p.changes[1:]),
-        replace(p, changes=(replace(first, after={**(first.after or {}), "first_name": "Z"}),) + p.changes[1:]),
+        replace(
+            p,
+            changes=(replace(first, after={**(first.after or {}), "first_name": "Z"}),)
+            + p.changes[1:],
+        ),
         replace(p, changes=(replace(first, requires_2fa=not first.requires_2fa),) + p.changes[1:]),
         replace(p, preconditions={**p.preconditions, 'user["bob@acme.co"]': "absent"}),
         replace(p, options={**p.options, "allow_mass_removal": True}),
@@ -482,10 +651,19 @@ def test_digest_changes_when_anything_in_the_plan_changes() -> None:
 
 
 def test_saved_plan_round_trips_and_tampering_is_refused() -> None:
-    p = replace(big_plan(), provenance=planmod.provenance(dt.datetime(2026, 3, 1, 12, 0), {"users.yaml": "sha256:" + "0" * 64}, None))
+    p = replace(
+        big_plan(),
+        provenance=planmod.provenance(
+            dt.datetime(2026, 3, 1, 12, 0), {"users.yaml": "sha256:" + "0" * 64}, None
+        ),
+    )
     text = planmod.dumps(p)
     again = planmod.loads(text)
-    assert again.digest == p.digest and again.changes == p.changes and again.preconditions == p.preconditions
+    assert (
+        again.digest == p.digest
+        and again.changes == p.changes
+        and again.preconditions == p.preconditions
+    )
     with pytest.raises(Refused, match="modified after it was written"):
         planmod.loads(text.replace('"first_name": "B"', '"first_name": "Mallory"', 1))
     with pytest.raises(InputError):

@@ -25,8 +25,16 @@ SOD = {("separation_of_duties", "maker_checker"): ["payouts.approve", "payouts.c
 @pytest.mark.parametrize(
     "before, after, loosens",
     [
-        (None, ["a"], False), (["a"], ["a", "b"], False), (["a", "b"], ["a"], True), (["a"], None, True),
-        (3, 2, False), (3, 4, True), (3, None, True), (False, True, False), (True, False, True), (False, None, False),
+        (None, ["a"], False),
+        (["a"], ["a", "b"], False),
+        (["a", "b"], ["a"], True),
+        (["a"], None, True),
+        (3, 2, False),
+        (3, 4, True),
+        (3, None, True),
+        (False, True, False),
+        (True, False, True),
+        (False, None, False),
         ([], None, False),
     ],
 )
@@ -49,8 +57,15 @@ def test_what_an_expiry_change_grants(before: str | None, after: str | None, gra
     assert expiry_grants(before, after, TODAY) is grants
 
 
-@pytest.mark.parametrize("email, box", [("ops@acme.co", "ops"), ("No-Reply@acme.co", "no-reply"),
-                                        ("finance+eu@acme.co", "finance"), ("ana.ops@acme.co", None)])
+@pytest.mark.parametrize(
+    "email, box",
+    [
+        ("ops@acme.co", "ops"),
+        ("No-Reply@acme.co", "no-reply"),
+        ("finance+eu@acme.co", "finance"),
+        ("ana.ops@acme.co", None),
+    ],
+)
 def test_role_mailboxes_are_one_list(email: str, box: str | None) -> None:
     assert policies.mailbox(email) == box
 
@@ -58,21 +73,36 @@ def test_role_mailboxes_are_one_list(email: str, box: str | None) -> None:
 def test_each_rule_names_what_is_at_fault_and_where() -> None:
     merged = Role("Ops", "", OPS.permissions | {"payouts.approve"})
     state = replace(
-        live([user("ops1@acme.co", 1), user("info@acme.co", 2, role="Admin"), user("gone@acme.co", 3, role="Admin", status="inactive")],
-             roles=[ADMIN, merged]),
-        policies={**SOD, ("require_two_factor", ""): ["payouts.create"], ("max_holders", "users.manage"): 1,
-                  ("forbid_shared_mailboxes", ""): True},
+        live(
+            [
+                user("ops1@acme.co", 1),
+                user("info@acme.co", 2, role="Admin"),
+                user("gone@acme.co", 3, role="Admin", status="inactive"),
+            ],
+            roles=[ADMIN, merged],
+        ),
+        policies={
+            **SOD,
+            ("require_two_factor", ""): ["payouts.create"],
+            ("max_holders", "users.manage"): 1,
+            ("forbid_shared_mailboxes", ""): True,
+        },
     )
     found = {(v.rule, v.path) for v in policies.check(state)}
     assert found == {
         ("separation_of_duties", ("roles", "Ops", "permissions")),
         ("require_two_factor", ("users", "ops1@acme.co", "two_factor")),
-        ("max_holders", ("policies", "max_holders", "users.manage")),  # root and info; the inactive one holds nothing
+        (
+            "max_holders",
+            ("policies", "max_holders", "users.manage"),
+        ),  # root and info; the inactive one holds nothing
         ("forbid_shared_mailboxes", ("users", "info@acme.co")),
     }
 
 
-def test_an_expired_user_is_planned_deactivated_and_replan_accepts_it_but_not_a_forged_one() -> None:
+def test_an_expired_user_is_planned_deactivated_and_replan_accepts_it_but_not_a_forged_one() -> (
+    None
+):
     state = live([user("temp@acme.co", 1, expires="2026-12-01")])
     wanted = desired_from(state)
     plan = diff(wanted, state, PlanOptions(), TODAY)
@@ -84,8 +114,18 @@ def test_an_expired_user_is_planned_deactivated_and_replan_accepts_it_but_not_a_
         check_rederived(plan, state, TODAY - dt.timedelta(days=1))
     # And a plain deactivation passed off as an expiry is refused.
     fresh = live([user("temp@acme.co", 1)])
-    plain = replace(change, before={**(change.before or {}), "expires": None}, after={**(change.after or {}), "expires": None})
-    forged = Plan(plan.organization, plan.two_factor_policy, (plain,), plan.preconditions, options=plan.options)
+    plain = replace(
+        change,
+        before={**(change.before or {}), "expires": None},
+        after={**(change.after or {}), "expires": None},
+    )
+    forged = Plan(
+        plan.organization,
+        plan.two_factor_policy,
+        (plain,),
+        plan.preconditions,
+        options=plan.options,
+    )
     with pytest.raises(ForgedPlan):
         check_rederived(forged, fresh, TODAY)
 
@@ -94,19 +134,41 @@ def test_a_policy_the_file_drops_is_removed_and_that_loosens_it() -> None:
     state = replace(live([]), policies=SOD)
     plan = diff(desired_from(state), state, PlanOptions(), TODAY)  # the file declares none
     (change,) = plan.changes
-    assert (change.kind, change.action, change.address) == ("policy", "delete", 'policy["separation_of_duties.maker_checker"]')
+    assert (change.kind, change.action, change.address) == (
+        "policy",
+        "delete",
+        'policy["separation_of_duties.maker_checker"]',
+    )
     assert change.destructive and change.requires_2fa
     kept = diff(desired_from(state), state, PlanOptions(prune=False), TODAY)
     assert kept.changes == ()
 
 
 def test_a_plan_that_leaves_a_violation_is_blocked_and_a_reason_can_be_required() -> None:
-    state = replace(live([], roles=[ADMIN, OPS, APPROVER]), policies={**SOD, ("require_reason", ""): True})
+    state = replace(
+        live([], roles=[ADMIN, OPS, APPROVER]), policies={**SOD, ("require_reason", ""): True}
+    )
     wanted = desired_from(state, policies=state.policies)
-    merged = replace(wanted, roles={**wanted.roles, "Ops": Role("Ops", "Payouts", OPS.permissions | {"payouts.approve"})})
+    merged = replace(
+        wanted,
+        roles={
+            **wanted.roles,
+            "Ops": Role("Ops", "Payouts", OPS.permissions | {"payouts.approve"}),
+        },
+    )
     plan = diff(merged, state, PlanOptions(reason="SEC-1"), TODAY)
-    assert plan.blocked and [f.code for f in plan.findings if f.blocking] == ["policy.separation_of_duties"]
-    renamed = replace(wanted, users={**wanted.users, "root@acme.co": replace(wanted.users["root@acme.co"], first_name="R")})
+    assert plan.blocked and [f.code for f in plan.findings if f.blocking] == [
+        "policy.separation_of_duties"
+    ]
+    renamed = replace(
+        wanted,
+        users={
+            **wanted.users,
+            "root@acme.co": replace(wanted.users["root@acme.co"], first_name="R"),
+        },
+    )
     unreasoned = diff(renamed, state, PlanOptions(), TODAY)
     assert [f.code for f in unreasoned.findings] == ["policy.require_reason"]
-    assert diff(wanted, state, PlanOptions(), TODAY).findings == ()  # a plan that writes nothing needs no reason
+    assert (
+        diff(wanted, state, PlanOptions(), TODAY).findings == ()
+    )  # a plan that writes nothing needs no reason

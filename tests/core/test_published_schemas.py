@@ -27,8 +27,11 @@ def test_each_schema_is_valid_and_names_itself(name: str) -> None:
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(doc)
     # The desired-state format keeps the id editors already know it by; outputs are found by URL.
-    assert doc["$id"] == ("urn:userctl:schema:desired-state:1" if name == "userctl.schema.json"
-                          else f"https://userctl.dev/schemas/{name}")
+    assert doc["$id"] == (
+        "urn:userctl:schema:desired-state:1"
+        if name == "userctl.schema.json"
+        else f"https://userctl.dev/schemas/{name}"
+    )
     assert doc["title"] and doc["description"]
 
 
@@ -41,9 +44,15 @@ def test_github_annotations_escape_per_githubs_rules() -> None:
     from userctl.errors import Problem
     from userctl.render.results import github_annotation
 
-    problem = Problem("100% wrong\r\nsecond line: a, b", ("users", "a@x.co"), "dir,1:2/users.yaml", 3, None)
-    assert github_annotation(problem) == (
-        "::error file=dir%2C1%3A2/users.yaml,line=3,col=1::users.a@x.co: 100%25 wrong%0D%0Asecond line: a, b"
+    problem = Problem(
+        "100% wrong\r\nsecond line: a, b", ("users", "a@x.co"), "dir,1:2/users.yaml", 3, None
     )
-    assert github_annotation(Problem("no place \u202e", (), "f.yaml")) == "::error file=f.yaml::(document): no place \\u202e"
+    assert github_annotation(problem) == (
+        "::error file=dir%2C1%3A2/users.yaml,line=3,col=1::users.a@x.co: "
+        "100%25 wrong%0D%0Asecond line: a, b"
+    )
+    assert (
+        github_annotation(Problem("no place \u202e", (), "f.yaml"))
+        == "::error file=f.yaml::(document): no place \\u202e"
+    )
     assert github_annotation(Problem("nowhere")) == "::error::(document): nowhere"

@@ -12,13 +12,12 @@ import jsonschema
 import pytest
 from markupsafe import escape
 
+from tests.core.planner_states import ADMIN, OPS, desired, live, user
 from userctl.plan import Finding, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.render import render
 from userctl.render.markdown import render as render_markdown
 from userctl.state import Role
-
-from tests.core.planner_states import ADMIN, OPS, desired, live, user
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 
@@ -26,11 +25,13 @@ SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json")
 def sample_plan(**kw: Any) -> Plan:
     bob = user("bob@acme.co", 1, bank_accounts=frozenset({"ops-main"}))
     state = live([bob, user("gone@acme.co", 2), user("ivy@acme.co", 3, status="invited")])
-    want = desired([
-        replace(bob, first_name="Roberto", role="Admin"),
-        user("new@acme.co", 4, bank_accounts=frozenset({"payroll"})),
-        user("ivy@acme.co", 3),
-    ])
+    want = desired(
+        [
+            replace(bob, first_name="Roberto", role="Admin"),
+            user("new@acme.co", 4, bank_accounts=frozenset({"payroll"})),
+            user("ivy@acme.co", 3),
+        ]
+    )
     return diff(want, state, PlanOptions(**kw))
 
 
@@ -45,14 +46,19 @@ def test_text_uses_terraform_symbols_and_field_diffs() -> None:
     assert '- user["gone@acme.co"] delete  [destructive, 2FA]' in lines
     assert '    first_name: "First" -> "Roberto"' in lines
     assert '# user["ivy@acme.co"] activate  [deferred]' in lines
-    assert lines[-1].startswith("Plan: 1 to create, 2 to update, 0 to replace, 1 to delete"
-                                " (2 destructive, 2 grant privilege, 3 need 2FA)")
+    assert lines[-1].startswith(
+        "Plan: 1 to create, 2 to update, 0 to replace, 1 to delete"
+        " (2 destructive, 2 grant privilege, 3 need 2FA)"
+    )
     assert "\x1b[" not in out
 
 
 def test_text_replace_symbol_and_colour_only_when_asked() -> None:
-    p = diff(desired([user("bob@acme.co", 1, phone="+5731100000")]), live([user("bob@acme.co", 1)]),
-             PlanOptions(replace=frozenset({"bob@acme.co"})))
+    p = diff(
+        desired([user("bob@acme.co", 1, phone="+5731100000")]),
+        live([user("bob@acme.co", 1)]),
+        PlanOptions(replace=frozenset({"bob@acme.co"})),
+    )
     plain = render(p.to_data(), "text")
     assert '-/+ user["bob@acme.co"] replace  [destructive, privilege, 2FA]' in plain.splitlines()
     coloured = render(p.to_data(), "text", color=True)
@@ -73,17 +79,35 @@ def test_json_validates_against_the_plan_schema() -> None:
     data = json.loads(render(sample_plan(operator="root@acme.co").to_data(), "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
     assert data["format_version"] == 2
-    assert {"address", "action", "before", "after", "diff", "destructive", "requires_2fa", "deferred"} <= set(data["changes"][0])
+    assert {
+        "address",
+        "action",
+        "before",
+        "after",
+        "diff",
+        "destructive",
+        "requires_2fa",
+        "deferred",
+    } <= set(data["changes"][0])
     bad = {**data, "changes": [{**data["changes"][0], "action": "explode"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(SCHEMA).validate(bad)
 
 
 def test_json_with_findings_validates_against_the_plan_schema() -> None:
-    p = replace(sample_plan(), findings=(Finding("admin_guard", True, "nobody left"), Finding("removal_guard", False, "allowed")))
+    p = replace(
+        sample_plan(),
+        findings=(
+            Finding("admin_guard", True, "nobody left"),
+            Finding("removal_guard", False, "allowed"),
+        ),
+    )
     data = json.loads(render(p.to_data(), "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
-    assert [(f["code"], f["blocking"]) for f in data["findings"]] == [("admin_guard", True), ("removal_guard", False)]
+    assert [(f["code"], f["blocking"]) for f in data["findings"]] == [
+        ("admin_guard", True),
+        ("removal_guard", False),
+    ]
     bad = {**data, "findings": [{"code": "admin_guard", "blocking": "yes", "message": "x"}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(SCHEMA).validate(bad)
@@ -129,15 +153,30 @@ def test_markdown_is_capped_and_says_what_was_cut() -> None:
     p = diff(desired(many, roles=[ADMIN, OPS, VIEWER]), live(roles=[ADMIN, OPS, VIEWER]))
     md = render_markdown(p.to_data(), max_chars=20_000)
     assert len(md) <= 20_000
-    cut = re.search(r"\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment under 20000 characters:\n"
-                    r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.create\)\n\n"
-                    r"The full plan is the `plan.json` artifact, or `userctl show plan.json`\.\n\n</details>\n$", md)
+    cut = re.search(
+        r"\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment "
+        r"under 20000 characters:\n"
+        r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.create\)\n\n"
+        r"The full plan is the `plan.json` artifact, or `userctl show plan.json`\.\n\n"
+        r"</details>\n$",
+        md,
+    )
     assert cut, md[-500:]
     shown = re.search(r"<summary>Changes \((\d+) of 2000 shown\)</summary>", md)
-    assert shown and int(shown.group(1)) + int(cut.group(1)) == 2000 and cut.group(1) == cut.group(2) == cut.group(3)
-    assert md.count('+ user["n') == int(shown.group(1))  # whole changes only: each shown with its fields
+    assert (
+        shown
+        and int(shown.group(1)) + int(cut.group(1)) == 2000
+        and cut.group(1) == cut.group(2) == cut.group(3)
+    )
+    assert md.count('+ user["n') == int(
+        shown.group(1)
+    )  # whole changes only: each shown with its fields
     assert md.count("    phone = ") == int(shown.group(1))
-    assert "named above" not in md and "Destructive steps" not in md and "Privilege-granting steps" not in md
+    assert (
+        "named above" not in md
+        and "Destructive steps" not in md
+        and "Privilege-granting steps" not in md
+    )
     assert md.rstrip().endswith("</details>")
 
 
@@ -148,10 +187,17 @@ def test_markdown_cap_names_every_destructive_change_it_leaves_out() -> None:
     md = render_markdown(p.to_data(), max_chars=20_000)
     assert len(md) <= 20_000
     head = md[: md.index("<details>")]
-    assert "**:warning: Destructive steps (400):**\n- user.delete × 400: `user[\"n0000@acme.co\"]`, " in head
+    assert (
+        '**:warning: Destructive steps (400):**\n- user.delete × 400: `user["n0000@acme.co"]`, '
+        in head
+    )
     assert all(f'`user["n{i:04d}@acme.co"]`' in head for i in range(400))
-    cut = re.search(r"… (\d+) more change\(s\) not shown in this diff, to keep this comment under 20000 characters:\n"
-                    r"- (\d+) destructive or privilege-granting \((\d+) user\.delete\), each named above\n\n", md)
+    cut = re.search(
+        r"… (\d+) more change\(s\) not shown in this diff, to keep this comment "
+        r"under 20000 characters:\n"
+        r"- (\d+) destructive or privilege-granting \((\d+) user\.delete\), each named above\n\n",
+        md,
+    )
     assert cut and cut.group(1) == cut.group(2) == cut.group(3) and int(cut.group(1)) > 0
     assert "not named" not in md
 
@@ -176,7 +222,9 @@ def test_html_is_one_self_contained_page() -> None:
 
 
 def test_html_shows_the_planning_options_and_preconditions() -> None:
-    p = diff(desired([user("new@acme.co", 9)]), live(), PlanOptions(operator="root@acme.co", prune=False))
+    p = diff(
+        desired([user("new@acme.co", 9)]), live(), PlanOptions(operator="root@acme.co", prune=False)
+    )
     page = render(p.to_data(), "html")
     assert "--operator: <code>root@acme.co</code>" in page and "no (--no-prune)" in page
     assert p.preconditions
@@ -194,18 +242,54 @@ def hand_made_plan() -> Plan:
         organization="acme",
         two_factor_policy="all",
         changes=(
-            Change("role", ("Auditor",), "create", phase("role.create"), None,
-                   {"name": "Auditor", "description": "Reads", "permissions": ["audit.view"]},
-                   {"permissions": {"before": None, "after": ["audit.view"], "added": ["audit.view"], "removed": []}}),
-            Change("user", ("zoe@acme.co",), "set_two_factor", phase("user.update"),
-                   {"two_factor": "optional"}, {"two_factor": "required"},
-                   {"two_factor": {"before": "optional", "after": "required"}}, requires_2fa=True),
-            Change("assignment", ("zoe@acme.co", "ops-main"), "assign", phase("assignment.assign"), None,
-                   {"user": "zoe@acme.co", "bank_account": "ops-main"}, {"assigned": {"before": False, "after": True}},
-                   deferred=True, note="deferred: pending registration"),
-            Change("role", ("Legacy",), "delete", phase("role.delete"),
-                   {"name": "Legacy", "description": "", "permissions": []}, None, {},
-                   destructive=True, requires_2fa=True),
+            Change(
+                "role",
+                ("Auditor",),
+                "create",
+                phase("role.create"),
+                None,
+                {"name": "Auditor", "description": "Reads", "permissions": ["audit.view"]},
+                {
+                    "permissions": {
+                        "before": None,
+                        "after": ["audit.view"],
+                        "added": ["audit.view"],
+                        "removed": [],
+                    }
+                },
+            ),
+            Change(
+                "user",
+                ("zoe@acme.co",),
+                "set_two_factor",
+                phase("user.update"),
+                {"two_factor": "optional"},
+                {"two_factor": "required"},
+                {"two_factor": {"before": "optional", "after": "required"}},
+                requires_2fa=True,
+            ),
+            Change(
+                "assignment",
+                ("zoe@acme.co", "ops-main"),
+                "assign",
+                phase("assignment.assign"),
+                None,
+                {"user": "zoe@acme.co", "bank_account": "ops-main"},
+                {"assigned": {"before": False, "after": True}},
+                deferred=True,
+                note="deferred: pending registration",
+            ),
+            Change(
+                "role",
+                ("Legacy",),
+                "delete",
+                phase("role.delete"),
+                {"name": "Legacy", "description": "", "permissions": []},
+                None,
+                {},
+                destructive=True,
+                requires_2fa=True,
+            ),
         ),
         preconditions={'role["Legacy"]': "sha256:" + "0" * 64},
         findings=(Finding("removal_guard", False, "allowed by --allow-mass-removal"),),
@@ -222,12 +306,17 @@ def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
     assert '# assignment["zoe@acme.co" -> "ops-main"] assign  [deferred]' in text
     assert '- role["Legacy"] delete  [destructive, 2FA]' in text
     assert "note [removal_guard]: allowed by --allow-mass-removal" in text
-    assert text[-1] == ("Plan: 1 to create, 1 to update, 0 to replace, 1 to delete"
-                        " (1 destructive, 0 grant privilege, 2 need 2FA). 1 deferred (not applied now).")
+    assert text[-1] == (
+        "Plan: 1 to create, 1 to update, 0 to replace, 1 to delete"
+        " (1 destructive, 0 grant privilege, 2 need 2FA). 1 deferred (not applied now)."
+    )
 
     md = render(data, "markdown")
     assert "| 1 | 1 | 0 | 1 | 1 | 1 | 0 | 2 |" in md
-    assert md.index("Destructive steps (1)") < md.index("<details>") and '- `role["Legacy"]` delete' in md
+    assert (
+        md.index("Destructive steps (1)") < md.index("<details>")
+        and '- `role["Legacy"]` delete' in md
+    )
     assert "2 step(s) need a 2FA confirmation" in md
 
     page = render(data, "html")

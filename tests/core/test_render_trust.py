@@ -12,14 +12,14 @@ from collections import Counter
 from dataclasses import replace
 
 from hypothesis import given
-from markupsafe import escape
 from hypothesis import strategies as st
+from markupsafe import escape
 
 from tests.core.planner_states import ADMIN, OPS, desired, live, user
 from userctl.plan import Finding, Plan
 from userctl.planner import PlanOptions, diff
-from userctl.render import render
 from userctl.printable import printable
+from userctl.render import render
 from userctl.render.markdown import MAX_CHARS, code, inline
 from userctl.render.markdown import render as render_markdown
 from userctl.render.tables import Column, render_user_detail, table, user_detail, verbatim_cell
@@ -36,7 +36,11 @@ def privilege_plan() -> Plan:
     state = live([pay], roles=[ADMIN, OPS, auditor])
     want = desired(
         [replace(pay, bank_accounts=frozenset({"ops-main"})), user("new@acme.co", 2)],
-        roles=[ADMIN, OPS, replace(auditor, permissions=frozenset({"audit.view", "payouts.approve"}))],
+        roles=[
+            ADMIN,
+            OPS,
+            replace(auditor, permissions=frozenset({"audit.view", "payouts.approve"})),
+        ],
     )
     return diff(want, state)
 
@@ -49,14 +53,19 @@ def test_every_format_flags_the_steps_that_grant_privilege() -> None:
     assert '~ role["Auditor"] update  [privilege, 2FA]' in text
     assert '+ user["new@acme.co"] create  [privilege, 2FA]' in text
     assert '+ assignment["pay@acme.co" -> "ops-main"] assign  [privilege, 2FA]' in text
-    assert text[-1] == "Plan: 1 to create, 2 to update, 0 to replace, 0 to delete (0 destructive, 3 grant privilege, 3 need 2FA)."
+    assert (
+        text[-1] == "Plan: 1 to create, 2 to update, 0 to replace, 0 to delete (0 destructive, "
+        "3 grant privilege, 3 need 2FA)."
+    )
 
     md = render(data, "markdown")
     assert "| destructive | grant privilege | need 2FA |" in md and "| 0 | 3 | 3 |" in md
-    assert ("**:key: Privilege-granting steps (3):**\n"
-            '- `role["Auditor"]` update\n'
-            '- `user["new@acme.co"]` create\n'
-            '- `assignment["pay@acme.co" -> "ops-main"]` assign\n') in md
+    assert (
+        "**:key: Privilege-granting steps (3):**\n"
+        '- `role["Auditor"]` update\n'
+        '- `user["new@acme.co"]` create\n'
+        '- `assignment["pay@acme.co" -> "ops-main"]` assign\n'
+    ) in md
     assert "Destructive steps" not in md
 
     page = render(data, "html")
@@ -66,7 +75,12 @@ def test_every_format_flags_the_steps_that_grant_privilege() -> None:
     attention = page.split('<section id="attention"', 1)[1].split("</section>", 1)[0]
     assert attention.count('<tr class="privilege">') == 3
     assert page.count('<tr class="privilege" id="c') == 3
-    assert page.count('<span class="flag privilege">privilege</span><span class="flag twofa">2FA</span>') == 6
+    assert (
+        page.count(
+            '<span class="flag privilege">privilege</span><span class="flag twofa">2FA</span>'
+        )
+        == 6
+    )
 
     as_json = json.loads(render(data, "json"))
     assert [c["grants_privilege"] for c in as_json["changes"]] == [True, True, True]
@@ -79,8 +93,16 @@ def diff_block(md: str) -> list[str]:
 def test_markdown_diff_block_marks_updates_with_a_bang_github_colours() -> None:
     bob = user("bob@acme.co", 1)
     state = live([bob, user("gone@acme.co", 2)])
-    want = desired([replace(bob, first_name="Roberto", role="Admin"), user("new@acme.co", 3), user("re@acme.co", 4)])
-    state = replace(state, users={**state.users, "re@acme.co": user("re@acme.co", 4, id_number="9")})
+    want = desired(
+        [
+            replace(bob, first_name="Roberto", role="Admin"),
+            user("new@acme.co", 3),
+            user("re@acme.co", 4),
+        ]
+    )
+    state = replace(
+        state, users={**state.users, "re@acme.co": user("re@acme.co", 4, id_number="9")}
+    )
     data = diff(want, state, PlanOptions(replace=frozenset({"re@acme.co"}))).to_data()
     lines = diff_block(render(data, "markdown"))
     assert '! user["bob@acme.co"] update' in lines
@@ -98,11 +120,16 @@ def big_plan() -> Plan:
     gone = [user(f"gone{i:04d}@acme.co", 10 + i) for i in range(1000)]
     payees = [user(f"pay{i:04d}@acme.co", 2000 + i) for i in range(500)]
     renamed = [user(f"ren{i:04d}@acme.co", 4000 + i) for i in range(1000)]
-    want = desired([replace(u, bank_accounts=frozenset({"ops-main"})) for u in payees]
-                   + [replace(u, first_name="Renamed") for u in renamed])
+    want = desired(
+        [replace(u, bank_accounts=frozenset({"ops-main"})) for u in payees]
+        + [replace(u, first_name="Renamed") for u in renamed]
+    )
     plan = diff(want, live(gone + payees + renamed), PlanOptions(allow_mass_removal=True))
     assert Counter(f"{c.kind}.{c.action}" for c in plan.changes) == {
-        "user.delete": 1000, "assignment.assign": 500, "user.update": 1000}
+        "user.delete": 1000,
+        "assignment.assign": 500,
+        "user.update": 1000,
+    }
     assert all(c.destructive or c.grants_privilege for c in plan.changes if c.action != "update")
     return plan
 
@@ -114,20 +141,30 @@ def test_a_2500_change_comment_names_every_destructive_and_privilege_step() -> N
     head = md[: md.index("<details>")]
     risky = [c for c in plan.changes if c.destructive or c.grants_privilege]
     assert len(risky) == 1500 and all(f"`{c.address}`" in head for c in risky)
-    assert "- user.delete × 1000: `user[\"gone0000@acme.co\"]`, `user[\"gone0001@acme.co\"]`, " in head
-    assert "- assignment.assign × 500: `assignment[\"pay0000@acme.co\" -> \"ops-main\"]`, " in head
+    assert '- user.delete × 1000: `user["gone0000@acme.co"]`, `user["gone0001@acme.co"]`, ' in head
+    assert '- assignment.assign × 500: `assignment["pay0000@acme.co" -> "ops-main"]`, ' in head
     # Only the renames are cut from the diff, and the comment says so, by action.
     shown = re.search(r"<summary>Changes \((\d+) of 2500 shown\)</summary>", md)
     cut = re.search(
-        r"\n```\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment under 60000 characters:\n"
-        r"- 1500 destructive or privilege-granting \(1000 user\.delete, 500 assignment\.assign\), each named above\n"
-        r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.update\)\n\n" + re.escape(FULL_PLAN)
-        + r"\n\n</details>\n$", md)
+        r"\n```\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment "
+        r"under 60000 characters:\n"
+        r"- 1500 destructive or privilege-granting "
+        r"\(1000 user\.delete, 500 assignment\.assign\), each named above\n"
+        r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.update\)\n\n"
+        + re.escape(FULL_PLAN)
+        + r"\n\n</details>\n$",
+        md,
+    )
     assert shown and cut, md[-600:]
-    assert int(shown.group(1)) + int(cut.group(1)) == 2500 and int(cut.group(1)) == 1500 + int(cut.group(2))
+    assert int(shown.group(1)) + int(cut.group(1)) == 2500 and int(cut.group(1)) == 1500 + int(
+        cut.group(2)
+    )
     assert cut.group(2) == cut.group(3) and int(shown.group(1)) > 0
-    assert diff_block(md)[2:] == [line for c in plan.changes[: int(shown.group(1))] for line in
-                                  (f"! {c.address} update", '    first_name: "First" -> "Renamed"')]
+    assert diff_block(md)[2:] == [
+        line
+        for c in plan.changes[: int(shown.group(1))]
+        for line in (f"! {c.address} update", '    first_name: "First" -> "Renamed"')
+    ]
     assert "not named" not in md
 
 
@@ -137,23 +174,38 @@ def test_a_comment_too_small_to_name_every_risky_step_says_how_many_of_which_it_
         md = render_markdown(plan.to_data(), max_chars=cap)
         assert len(md) <= cap
         head = md[: md.index("<details>")]
-        named = [c for c in plan.changes if (c.destructive or c.grants_privilege) and f"`{c.address}`" in head]
+        named = [
+            c
+            for c in plan.changes
+            if (c.destructive or c.grants_privilege) and f"`{c.address}`" in head
+        ]
         deletes = [c for c in plan.changes if c.action == "delete"]
         # Named in apply order (the deletes come last) while they fit; some, not all.
         assert 0 < len(named) < 1500 and named == [c for c in plan.changes if c in named]
-        unnamed = Counter(f"{c.kind}.{c.action}" for c in plan.changes
-                          if (c.destructive or c.grants_privilege) and c not in named)
+        unnamed = Counter(
+            f"{c.kind}.{c.action}"
+            for c in plan.changes
+            if (c.destructive or c.grants_privilege) and c not in named
+        )
         counts = ", ".join(f"{n} {label}" for label, n in unnamed.most_common())
-        assert (f"**:warning: {sum(unnamed.values())} destructive or privilege-granting step(s) are not named in this "
-                f"comment ({counts}), to keep it under {cap} characters. {FULL_PLAN}**") in head
+        assert (
+            f"**:warning: {sum(unnamed.values())} destructive or privilege-granting "
+            f"step(s) are not named in this comment ({counts}), to keep it under "
+            f"{cap} characters. {FULL_PLAN}**"
+        ) in head
         assert "- user.delete × 1000: " in head and "- assignment.assign × 500: " in head
         named_deletes = sum(c in named for c in deletes)
         if named_deletes < 1000:
             assert f"… and {1000 - named_deletes} more not named here\n" in head
         # The footer counts the named apart from the unnamed, and claims nothing more.
-        assert ("- " f"{sum(unnamed.values())} destructive or privilege-granting ({counts}), "
-                "not named in this comment either\n") in md
-        named_clause = re.search(r"\n- (\d+) destructive or privilege-granting \(([^)]*)\), each named above\n", md)
+        assert (
+            "- "
+            f"{sum(unnamed.values())} destructive or privilege-granting ({counts}), "
+            "not named in this comment either\n"
+        ) in md
+        named_clause = re.search(
+            r"\n- (\d+) destructive or privilege-granting \(([^)]*)\), each named above\n", md
+        )
         assert named_clause and int(named_clause.group(1)) == len(named)
 
 
@@ -188,8 +240,18 @@ EVIL_LAST_NAME = "Back`tick``s ```</details>"
 
 def evil_plan() -> Plan:
     evil = Role(EVIL_ROLE, "Payouts", frozenset({"payouts.view"}))
-    more = replace(evil, description="<b>Pay</b> & approve | all", permissions=frozenset({"payouts.view", "payouts.approve"}))
-    eve = user("eve@acme.co", 5, role=EVIL_ROLE, last_name=EVIL_LAST_NAME, first_name="<img src=x onerror=alert(1)>")
+    more = replace(
+        evil,
+        description="<b>Pay</b> & approve | all",
+        permissions=frozenset({"payouts.view", "payouts.approve"}),
+    )
+    eve = user(
+        "eve@acme.co",
+        5,
+        role=EVIL_ROLE,
+        last_name=EVIL_LAST_NAME,
+        first_name="<img src=x onerror=alert(1)>",
+    )
     plan = diff(desired([eve], roles=[ADMIN, OPS, more]), live(roles=[ADMIN, OPS, evil]))
     message = f"operator eve cannot join {EVIL_ROLE} *bold* [link](http://evil) a|b & <b>"
     return replace(plan, findings=(Finding("self_guard", True, message),))
@@ -225,36 +287,109 @@ def outside_code(md: str) -> tuple[str, list[str]]:
 def test_markdown_escapes_everything_from_the_file() -> None:
     plan = evil_plan()
     md = render(plan.to_data(), "markdown")
-    role_address = f'role[{json.dumps(EVIL_ROLE)}]'
+    role_address = f"role[{json.dumps(EVIL_ROLE)}]"
     rest, spans = outside_code(md)
     # The role is named in a code span that shows it as it is.
     assert role_address in spans and 'user["eve@acme.co"]' in spans
     # The diff block holds the rest and no line of it closes its fence early.
     block = diff_block(md)
-    assert md.count("```diff\n") == 1 and not [line for line in block if line.lstrip(" ").startswith("```")]
-    assert f'    last_name = {json.dumps(EVIL_LAST_NAME)}' in block and f'~ {role_address} update' not in block
-    assert f'! {role_address} update  [privilege, 2FA]' in block
+    assert md.count("```diff\n") == 1 and not [
+        line for line in block if line.lstrip(" ").startswith("```")
+    ]
+    assert (
+        f"    last_name = {json.dumps(EVIL_LAST_NAME)}" in block
+        and f"~ {role_address} update" not in block
+    )
+    assert f"! {role_address} update  [privilege, 2FA]" in block
     # Outside code, no HTML but the comment's own folding, and the message's markdown is inert.
-    assert sorted(set(re.findall(r"<[^>]*>", rest))) == ["</details>", "</summary>", "<details>", "<summary>"]
+    assert sorted(set(re.findall(r"<[^>]*>", rest))) == [
+        "</details>",
+        "</summary>",
+        "<details>",
+        "<summary>",
+    ]
     assert rest.count("</details>") == 1 and md.rstrip().endswith("</details>")
-    assert ("cannot join Ops\\`&lt;/details&gt;&lt;script&gt;alert(1)&lt;/script&gt; \\*bold\\* "
-            "\\[link\\](http://evil) a\\|b &amp; &lt;b&gt;") in md
+    assert (
+        "cannot join Ops\\`&lt;/details&gt;&lt;script&gt;alert(1)&lt;/script&gt; \\*bold\\* "
+        "\\[link\\](http://evil) a\\|b &amp; &lt;b&gt;"
+    ) in md
     assert inline("a_b\\c~d") == "a\\_b\\\\c\\~d"
 
 
 def test_html_escapes_everything_from_the_file() -> None:
     page = render(evil_plan().to_data(), "html")
     assert "<script" not in page and "<img" not in page and "<b>Pay" not in page
-    assert str(escape(f'role[{json.dumps(EVIL_ROLE)}]')) in page
-    assert str(escape(json.dumps(EVIL_LAST_NAME))) in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert str(escape(f"role[{json.dumps(EVIL_ROLE)}]")) in page
+    assert (
+        str(escape(json.dumps(EVIL_LAST_NAME))) in page
+        and "&lt;img src=x onerror=alert(1)&gt;" in page
+    )
     assert "&lt;b&gt;Pay&lt;/b&gt; &amp; approve | all" in page
     # Every tag on the page is one of the page's own.
     assert {tag.split()[0] for tag in re.findall(r"<(/?[a-zA-Z0-9!]+)[^>]*>", page)} <= {
-        "!DOCTYPE", "html", "/html", "head", "/head", "meta", "link", "title", "/title", "style", "/style", "body",
-        "/body", "header", "/header", "main", "/main", "section", "/section", "nav", "/nav", "ol", "/ol", "dl", "/dl",
-        "dt", "/dt", "dd", "/dd", "br", "a", "/a", "h1", "/h1", "h2", "/h2", "p", "/p", "b", "/b", "code", "/code",
-        "div", "/div", "table", "/table", "thead", "/thead", "tbody", "/tbody", "tr", "/tr", "th", "/th", "td", "/td",
-        "ul", "/ul", "li", "/li", "span", "/span"}
+        "!DOCTYPE",
+        "html",
+        "/html",
+        "head",
+        "/head",
+        "meta",
+        "link",
+        "title",
+        "/title",
+        "style",
+        "/style",
+        "body",
+        "/body",
+        "header",
+        "/header",
+        "main",
+        "/main",
+        "section",
+        "/section",
+        "nav",
+        "/nav",
+        "ol",
+        "/ol",
+        "dl",
+        "/dl",
+        "dt",
+        "/dt",
+        "dd",
+        "/dd",
+        "br",
+        "a",
+        "/a",
+        "h1",
+        "/h1",
+        "h2",
+        "/h2",
+        "p",
+        "/p",
+        "b",
+        "/b",
+        "code",
+        "/code",
+        "div",
+        "/div",
+        "table",
+        "/table",
+        "thead",
+        "/thead",
+        "tbody",
+        "/tbody",
+        "tr",
+        "/tr",
+        "th",
+        "/th",
+        "td",
+        "/td",
+        "ul",
+        "/ul",
+        "li",
+        "/li",
+        "span",
+        "/span",
+    }
 
 
 ANSI = "\x1b[2J\x1b]0;pwned\x07"
@@ -268,7 +403,11 @@ def control_plan() -> Plan:
     ana = user(RLO_EMAIL, 5, first_name=ANSI, last_name="csi\x9b31m", role=role.name)
     plan = diff(desired([ana], roles=[ADMIN, OPS, role]), live(roles=[ADMIN, OPS, role]))
     changes = tuple(replace(c, note=f"note {ANSI}") for c in plan.changes)
-    return replace(plan, changes=changes, findings=(Finding("self_guard", True, f"operator {RLO_EMAIL} {ANSI}"),))
+    return replace(
+        plan,
+        changes=changes,
+        findings=(Finding("self_guard", True, f"operator {RLO_EMAIL} {ANSI}"),),
+    )
 
 
 def raw_controls(text: str) -> list[str]:
@@ -293,7 +432,10 @@ def test_text_never_writes_a_control_character_from_the_data() -> None:
 
 
 def test_printable_escapes_control_and_format_characters_only() -> None:
-    assert printable("a\x1bb\x07\x7f\x85\u202e\u200b\ufeff\U000e0001") == "a\\x1bb\\x07\\x7f\\x85\\u202e\\u200b\\ufeff\\U000e0001"
+    assert (
+        printable("a\x1bb\x07\x7f\x85\u202e\u200b\ufeff\U000e0001")
+        == "a\\x1bb\\x07\\x7f\\x85\\u202e\\u200b\\ufeff\\U000e0001"
+    )
     assert printable("tab\there\nnl") == "tab\\x09here\\x0anl"
     kept = "Pérez 日本 🙂 \u00a0nbsp \\x1b"
     assert printable(kept) == kept

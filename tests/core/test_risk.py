@@ -7,12 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from tests.core.planner_states import ADMIN, OPS, desired, live, user
 from userctl.plan import Change, Plan
 from userctl.planner import diff
 from userctl.risk import assess
 from userctl.state import PRIVILEGED_PERMISSIONS, Role
-
-from tests.core.planner_states import ADMIN, OPS, desired, live, user
 
 VIEWER = Role("Viewer", "Read only", frozenset({"users.view", "payouts.view", "audit.view"}))
 ROLES = [ADMIN, OPS, VIEWER]
@@ -26,7 +25,12 @@ def only(p: Plan, address: str, action: str) -> Change:
 
 def test_the_privileged_permissions_are_the_designs() -> None:
     assert PRIVILEGED_PERMISSIONS == {
-        "users.add", "users.manage", "roles.manage", "payouts.create", "payouts.approve", "bank_accounts.manage",
+        "users.add",
+        "users.manage",
+        "roles.manage",
+        "payouts.create",
+        "payouts.approve",
+        "bank_accounts.manage",
         "company_settings.manage",
     }
 
@@ -57,8 +61,11 @@ def test_re_creating_a_privileged_user_needs_2fa() -> None:
     from userctl.planner import PlanOptions
 
     admin = user("boss@acme.co", 7, role="Admin")
-    p = diff(desired([replace(admin, phone="+573009999999")], roles=ROLES), live([admin], roles=ROLES),
-             PlanOptions(replace=frozenset({"boss@acme.co"})))
+    p = diff(
+        desired([replace(admin, phone="+573009999999")], roles=ROLES),
+        live([admin], roles=ROLES),
+        PlanOptions(replace=frozenset({"boss@acme.co"})),
+    )
     assert only(p, 'user["boss@acme.co"]', "replace").grants_privilege
 
 
@@ -78,17 +85,29 @@ def test_a_role_change_to_a_role_with_fewer_privileges_grants_none() -> None:
     assert not change.grants_privilege and change.destructive and change.requires_2fa
 
 
-@pytest.mark.parametrize("permission, grants", [("users.manage", True), ("roles.manage", True), ("customers.view", False)])
-def test_adding_a_permission_to_a_role_grants_privilege_when_it_is_privileged(permission: str, grants: bool) -> None:
+@pytest.mark.parametrize(
+    "permission, grants",
+    [("users.manage", True), ("roles.manage", True), ("customers.view", False)],
+)
+def test_adding_a_permission_to_a_role_grants_privilege_when_it_is_privileged(
+    permission: str, grants: bool
+) -> None:
     holders = [user(f"u{i}@acme.co", 10 + i, role="Viewer") for i in range(50)]
     grown = replace(VIEWER, permissions=VIEWER.permissions | {permission})
     p = diff(desired(holders, roles=[ADMIN, OPS, grown]), live(holders, roles=ROLES))
     update = only(p, 'role["Viewer"]', "update")
-    assert update.grants_privilege is grants and update.requires_2fa is grants and not update.destructive
+    assert (
+        update.grants_privilege is grants
+        and update.requires_2fa is grants
+        and not update.destructive
+    )
 
 
 def test_assigning_a_payout_bank_account_needs_2fa() -> None:
-    p = diff(desired([replace(BOB, bank_accounts=frozenset({"payroll"}))], roles=ROLES), live([BOB], roles=ROLES))
+    p = diff(
+        desired([replace(BOB, bank_accounts=frozenset({"payroll"}))], roles=ROLES),
+        live([BOB], roles=ROLES),
+    )
     assign = only(p, 'assignment["bob@acme.co" -> "payroll"]', "assign")
     assert assign.grants_privilege and assign.requires_2fa
 
@@ -102,14 +121,23 @@ def test_reactivating_a_user_gives_back_what_their_role_holds(role: str, grants:
 
 def test_deferred_changes_carry_no_risk() -> None:
     pending = user("ivy@acme.co", 3, role="Admin", status="invited")
-    p = diff(desired([replace(pending, status="active", bank_accounts=frozenset({"payroll"}))], roles=ROLES),
-             live([pending], roles=ROLES))
+    p = diff(
+        desired(
+            [replace(pending, status="active", bank_accounts=frozenset({"payroll"}))], roles=ROLES
+        ),
+        live([pending], roles=ROLES),
+    )
     assert p.changes and all(c.deferred for c in p.changes)
     assert not any(c.grants_privilege or c.requires_2fa for c in p.changes)
 
 
 def test_assess_restores_flags_a_saved_plan_lies_about() -> None:
     state = live([BOB], roles=ROLES)
-    p = diff(desired([replace(BOB, role="Admin", bank_accounts=frozenset({"payroll"}))], roles=ROLES), state)
-    lying = tuple(replace(c, destructive=False, grants_privilege=False, requires_2fa=False) for c in p.changes)
+    p = diff(
+        desired([replace(BOB, role="Admin", bank_accounts=frozenset({"payroll"}))], roles=ROLES),
+        state,
+    )
+    lying = tuple(
+        replace(c, destructive=False, grants_privilege=False, requires_2fa=False) for c in p.changes
+    )
     assert assess(state, lying) == p.changes

@@ -13,7 +13,13 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import Factory
 from userctl.db import migrate, models
-from userctl.db.engine import begin_read, begin_write, create_engine_for, lock_organization, normalise_url
+from userctl.db.engine import (
+    begin_read,
+    begin_write,
+    create_engine_for,
+    lock_organization,
+    normalise_url,
+)
 from userctl.db.models import Base
 from userctl.errors import DatabaseError, LockTimeout, NotFound
 
@@ -46,10 +52,31 @@ CONTRACT_COLUMNS = {
     "roles": {"id", "organization_id", "name", "description"},
     "role_permissions": {"role_id", "permission"},
     "users": {
-        "id", "organization_id", "email", "id_type", "id_number", "phone", "first_name", "last_name", "role_id",
-        "status", "two_factor", "totp_enrolled", "force_password_reset", "created_at", "updated_at",
+        "id",
+        "organization_id",
+        "email",
+        "id_type",
+        "id_number",
+        "phone",
+        "first_name",
+        "last_name",
+        "role_id",
+        "status",
+        "two_factor",
+        "totp_enrolled",
+        "force_password_reset",
+        "created_at",
+        "updated_at",
     },
-    "bank_accounts": {"id", "organization_id", "key", "bank", "account_type", "masked_number", "currency"},
+    "bank_accounts": {
+        "id",
+        "organization_id",
+        "key",
+        "bank",
+        "account_type",
+        "masked_number",
+        "currency",
+    },
     "user_bank_accounts": {"user_id", "bank_account_id"},
 }
 BOOKKEEPING_TABLES = {"totp_secrets", "audit_events", "approvals", "otp_uses", "notifications"}
@@ -64,18 +91,28 @@ CONTRACT_FOREIGN_KEYS = {
     "role_permissions": {(("role_id",), "roles", ("id",))},
     "users": {(("organization_id",), "organizations", ("id",)), (("role_id",), "roles", ("id",))},
     "bank_accounts": {(("organization_id",), "organizations", ("id",))},
-    "user_bank_accounts": {(("user_id",), "users", ("id",)), (("bank_account_id",), "bank_accounts", ("id",))},
+    "user_bank_accounts": {
+        (("user_id",), "users", ("id",)),
+        (("bank_account_id",), "bank_accounts", ("id",)),
+    },
 }
 
 
 def _unique_column_sets(inspector: sa.Inspector, table: str) -> set[tuple[str, ...]]:
-    # A unique constraint may surface as a constraint or as a unique index, depending on the backend.
+    # A unique constraint may surface as a constraint or as a unique index, depending on the
+    # backend.
     found = {tuple(sorted(u["column_names"])) for u in inspector.get_unique_constraints(table)}
-    found |= {tuple(sorted(c for c in i["column_names"] if c)) for i in inspector.get_indexes(table) if i["unique"]}
+    found |= {
+        tuple(sorted(c for c in i["column_names"] if c))
+        for i in inspector.get_indexes(table)
+        if i["unique"]
+    }
     return found
 
 
-def test_the_tables_the_platform_relies_on_have_their_names_keys_and_references(engine: Engine) -> None:
+def test_the_tables_the_platform_relies_on_have_their_names_keys_and_references(
+    engine: Engine,
+) -> None:
     inspector = sa.inspect(engine)
     tables = set(inspector.get_table_names())
     assert set(CONTRACT_COLUMNS) | BOOKKEEPING_TABLES <= tables
@@ -90,8 +127,14 @@ def test_the_tables_the_platform_relies_on_have_their_names_keys_and_references(
         }
         assert references <= found, table
     # The link tables hold each pair once.
-    assert set(inspector.get_pk_constraint("role_permissions")["constrained_columns"]) == {"role_id", "permission"}
-    assert set(inspector.get_pk_constraint("user_bank_accounts")["constrained_columns"]) == {"user_id", "bank_account_id"}
+    assert set(inspector.get_pk_constraint("role_permissions")["constrained_columns"]) == {
+        "role_id",
+        "permission",
+    }
+    assert set(inspector.get_pk_constraint("user_bank_accounts")["constrained_columns"]) == {
+        "user_id",
+        "bank_account_id",
+    }
 
 
 def test_read_transactions_refuse_writes(engine: Engine, factory: Factory) -> None:
@@ -130,7 +173,9 @@ def test_a_read_transaction_sees_one_state(engine: Engine, factory: Factory) -> 
         writer = create_engine_for(engine.url.render_as_string(hide_password=False))
         try:
             with begin_write(writer, lock_timeout_s=0.2) as other:
-                other.execute(sa.insert(models.Role).values(organization_id=org, name="New", description=""))
+                other.execute(
+                    sa.insert(models.Role).values(organization_id=org, name="New", description="")
+                )
         except sa.exc.OperationalError:
             pass  # SQLite: the reader's shared lock keeps the writer from committing at all
         finally:
@@ -138,20 +183,26 @@ def test_a_read_transaction_sees_one_state(engine: Engine, factory: Factory) -> 
         assert count_roles(conn) == first
 
 
-def test_second_writer_of_an_organization_times_out_with_a_clear_refusal(engine: Engine, factory: Factory) -> None:
+def test_second_writer_of_an_organization_times_out_with_a_clear_refusal(
+    engine: Engine, factory: Factory
+) -> None:
     factory.org("acme-payments")
     with begin_write(engine, lock_timeout_s=5, organization="acme-payments") as holder:
         assert lock_organization(holder, "acme-payments", 5) > 0
         other = create_engine_for(engine.url.render_as_string(hide_password=False))
         try:
-            with pytest.raises(LockTimeout, match="organization acme-payments is locked by another apply"):
+            with pytest.raises(
+                LockTimeout, match="organization acme-payments is locked by another apply"
+            ):
                 with begin_write(other, lock_timeout_s=0.2, organization="acme-payments") as conn:
                     lock_organization(conn, "acme-payments", 0.2)
         finally:
             other.dispose()
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])  # SQLite has one database-wide write lock
+@pytest.mark.parametrize(
+    "backend", ["postgresql", "mariadb"]
+)  # SQLite has one database-wide write lock
 def test_organizations_lock_independently_on_servers(engine: Engine, factory: Factory) -> None:
     factory.org("acme-payments")
     factory.org("other-co")
@@ -184,7 +235,11 @@ def test_urls_are_normalised_to_the_shipped_drivers(given: str, expected: str) -
 
 @pytest.mark.parametrize(
     "url",
-    ["postgresql://postgres@127.0.0.1:1/x", "mysql://root@127.0.0.1:1/x", "sqlite:////nonexistent-dir/x.db"],
+    [
+        "postgresql://postgres@127.0.0.1:1/x",
+        "mysql://root@127.0.0.1:1/x",
+        "sqlite:////nonexistent-dir/x.db",
+    ],
 )
 def test_unreachable_database_is_one_clear_database_error(url: str) -> None:
     engine = create_engine_for(url)
@@ -250,7 +305,9 @@ def test_every_migration_file_is_shipped_as_package_data() -> None:
     import tomllib
 
     package = Path(migrate.__file__).resolve().parent.parent  # src/userctl
-    pyproject = tomllib.loads((package.parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(
+        (package.parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    )
     patterns = pyproject["tool"]["setuptools"]["package-data"]["userctl"]
     shipped = [
         p.relative_to(package).as_posix()
@@ -258,7 +315,9 @@ def test_every_migration_file_is_shipped_as_package_data() -> None:
         if p.is_file() and "__pycache__" not in p.parts
     ]
     assert "db/migrations/versions/0001_initial.py" in shipped
-    missing = [f for f in shipped if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)]
+    missing = [
+        f for f in shipped if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)
+    ]
     assert missing == []
 
 
@@ -274,22 +333,48 @@ def test_a_database_at_0001_upgrades_and_keeps_its_audit_events(empty_db_url: st
             config.attributes["connection"] = conn
             command.upgrade(config, "0001")
         row = {
-            "organization_id": 1, "seq": 1, "created_at": dt.datetime(2026, 1, 1), "operator": "root@acme.co",
-            "verified_by": "totp", "plan_digest": None, "action": "user.create", "address": 'user["a@acme.co"]',
-            "before": None, "after": "{}", "prev_hash": "0" * 64, "hash": "1" * 64, "hmac": None,
+            "organization_id": 1,
+            "seq": 1,
+            "created_at": dt.datetime(2026, 1, 1),
+            "operator": "root@acme.co",
+            "verified_by": "totp",
+            "plan_digest": None,
+            "action": "user.create",
+            "address": 'user["a@acme.co"]',
+            "before": None,
+            "after": "{}",
+            "prev_hash": "0" * 64,
+            "hash": "1" * 64,
+            "hmac": None,
         }
         with engine.begin() as conn:
-            conn.execute(sa.insert(models.Organization).values(
-                id=1, slug="acme", name="Acme", two_factor_policy="destructive", min_admins=1, four_eyes=False,
-                serial=0, created_at=dt.datetime(2026, 1, 1),
-            ))
+            conn.execute(
+                sa.insert(models.Organization).values(
+                    id=1,
+                    slug="acme",
+                    name="Acme",
+                    two_factor_policy="destructive",
+                    min_admins=1,
+                    four_eyes=False,
+                    serial=0,
+                    created_at=dt.datetime(2026, 1, 1),
+                )
+            )
             conn.execute(sa.insert(models.AuditEvent).values(**row))
         assert migrate.upgrade(engine) == ("0001", migrate.HEAD_REVISION)
         long = "approval:" + "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 61
         assert len(long) == len("approval:") + 254
         with engine.begin() as conn:
-            conn.execute(sa.insert(models.AuditEvent).values(**{**row, "seq": 2, "verified_by": long}))
-            kept = conn.execute(sa.select(models.AuditEvent.verified_by).order_by(models.AuditEvent.seq)).scalars().all()
+            conn.execute(
+                sa.insert(models.AuditEvent).values(**{**row, "seq": 2, "verified_by": long})
+            )
+            kept = (
+                conn.execute(
+                    sa.select(models.AuditEvent.verified_by).order_by(models.AuditEvent.seq)
+                )
+                .scalars()
+                .all()
+            )
         assert kept == ["totp", long]
     finally:
         engine.dispose()

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
     ORG,
-    bulk_org,
     apply_args,
     build_org,
+    bulk_org,
     code_at,
     every_change,
     exported,
@@ -75,12 +75,16 @@ def test_apply_passes_progress_through_to_the_executor(engine: Engine, factory: 
     now = utcnow()
     code = code_at(root, now) if plan.requires_2fa else None
 
-    result = apply_plan(engine, plan, root.email, otp_code=code, now=now, progress=increments.append)
+    result = apply_plan(
+        engine, plan, root.email, otp_code=code, now=now, progress=increments.append
+    )
 
     assert result.applied == 1500 and sum(increments) == 1500 and len(increments) >= 2
 
 
-def test_no_progress_bar_without_a_terminal(engine: Engine, factory: Factory, runner: Runner, tmp_path: Path) -> None:
+def test_no_progress_bar_without_a_terminal(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
+) -> None:
     bulk_org(factory)
     path = save_plan(engine, with_new_users(engine, 400), tmp_path)  # above the bar's threshold
 

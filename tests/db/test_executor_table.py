@@ -16,4 +16,6 @@ def test_the_snapshot_reads_users_in_the_field_order_it_builds_them_in() -> None
     # user_from_row builds User positionally: the query must select exactly the fields, in order.
     # By key: users.expires_at is the field `expires`.
     selected = [c.key for c in user_query().selected_columns]
-    assert selected == ["id"] + ["name" if f == "role" else f for f in USER_FIELDS if f != "bank_accounts"]
+    assert selected == ["id"] + [
+        "name" if f == "role" else f for f in USER_FIELDS if f != "bank_accounts"
+    ]

@@ -18,16 +18,32 @@ from userctl.errors import NotFound
 def _populate(factory: Factory) -> int:
     """acme-payments with two roles, three users in three statuses and two bank accounts,
     plus a second organization whose rows must never leak into acme's snapshot."""
-    org = factory.org("acme-payments", name="ACME Payments", two_factor_policy="all", min_admins=2, four_eyes=True)
-    admin = factory.role(org, "SuperAdmin", ["users.manage", "users.view", "roles.manage"], "Full access")
+    org = factory.org(
+        "acme-payments", name="ACME Payments", two_factor_policy="all", min_admins=2, four_eyes=True
+    )
+    admin = factory.role(
+        org, "SuperAdmin", ["users.manage", "users.view", "roles.manage"], "Full access"
+    )
     ops = factory.role(org, "Payouts Operator", ["payouts.view"])
     factory.role(org, "Empty")
-    ana = factory.user(org, "ana.perez@acme.co", admin, first_name="Ana", last_name="Pérez", id_type="CC",
-                       id_number="1020304050", phone="+573001112233", status="active", two_factor="required")
+    ana = factory.user(
+        org,
+        "ana.perez@acme.co",
+        admin,
+        first_name="Ana",
+        last_name="Pérez",
+        id_type="CC",
+        id_number="1020304050",
+        phone="+573001112233",
+        status="active",
+        two_factor="required",
+    )
     factory.enrol(ana)
     bob = factory.user(org, "bob@acme.co", ops, status="invited", force_password_reset=True)
     factory.user(org, "carl@acme.co", ops, status="inactive", two_factor="disabled")
-    main = factory.bank_account(org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321")
+    main = factory.bank_account(
+        org, "ops-main", bank="Bancolombia", account_type="checking", masked_number="****4321"
+    )
     usd = factory.bank_account(org, "usd", currency="USD")
     factory.assign(ana, main)
     factory.assign(ana, usd)
@@ -47,35 +63,65 @@ def test_reads_one_organization_completely(engine: Engine, factory: Factory) -> 
         live = read_live_state(conn, "acme-payments")
 
     assert live.organization == state.Organization(
-        slug="acme-payments", name="ACME Payments", two_factor_policy="all", min_admins=2, four_eyes=True, serial=0
+        slug="acme-payments",
+        name="ACME Payments",
+        two_factor_policy="all",
+        min_admins=2,
+        four_eyes=True,
+        serial=0,
     )
     assert live.roles == {
-        "SuperAdmin": state.Role("SuperAdmin", "Full access", frozenset({"users.manage", "users.view", "roles.manage"})),
+        "SuperAdmin": state.Role(
+            "SuperAdmin", "Full access", frozenset({"users.manage", "users.view", "roles.manage"})
+        ),
         "Payouts Operator": state.Role("Payouts Operator", "", frozenset({"payouts.view"})),
         "Empty": state.Role("Empty", "", frozenset()),
     }
     assert set(live.bank_accounts) == {"ops-main", "usd"}
-    assert live.bank_accounts["ops-main"] == state.BankAccount("ops-main", "Bancolombia", "checking", "****4321", "COP")
+    assert live.bank_accounts["ops-main"] == state.BankAccount(
+        "ops-main", "Bancolombia", "checking", "****4321", "COP"
+    )
     assert live.users["ana.perez@acme.co"] == state.User(
-        email="ana.perez@acme.co", first_name="Ana", last_name="Pérez", id_type="CC", id_number="1020304050",
-        phone="+573001112233", role="SuperAdmin", status="active", two_factor="required",
-        force_password_reset=False, bank_accounts=frozenset({"ops-main", "usd"}), totp_enrolled=True,
+        email="ana.perez@acme.co",
+        first_name="Ana",
+        last_name="Pérez",
+        id_type="CC",
+        id_number="1020304050",
+        phone="+573001112233",
+        role="SuperAdmin",
+        status="active",
+        two_factor="required",
+        force_password_reset=False,
+        bank_accounts=frozenset({"ops-main", "usd"}),
+        totp_enrolled=True,
     )
     bob = live.users["bob@acme.co"]
-    assert (bob.status, bob.role, bob.force_password_reset, bob.bank_accounts, bob.totp_enrolled) == (
-        "invited", "Payouts Operator", True, frozenset({"ops-main"}), False
-    )
+    assert (
+        bob.status,
+        bob.role,
+        bob.force_password_reset,
+        bob.bank_accounts,
+        bob.totp_enrolled,
+    ) == ("invited", "Payouts Operator", True, frozenset({"ops-main"}), False)
     carl = live.users["carl@acme.co"]
-    assert (carl.status, carl.two_factor, carl.bank_accounts) == ("inactive", "disabled", frozenset())
+    assert (carl.status, carl.two_factor, carl.bank_accounts) == (
+        "inactive",
+        "disabled",
+        frozenset(),
+    )
     assert set(live.users) == {"ana.perez@acme.co", "bob@acme.co", "carl@acme.co"}
 
 
-def test_emails_are_keyed_lower_case_even_if_stored_otherwise(engine: Engine, factory: Factory) -> None:
+def test_emails_are_keyed_lower_case_even_if_stored_otherwise(
+    engine: Engine, factory: Factory
+) -> None:
     org = factory.org()
     role = factory.role(org, "R")
     user_id = factory.user(org, "mixed@acme.co", role)
     with engine.begin() as conn:  # the platform might write mixed case despite the contract
-        conn.execute(sa.update(models.User).where(models.User.id == user_id).values(email="Mixed@ACME.co"))
+        conn.execute(
+            sa.update(models.User).where(models.User.id == user_id).values(email="Mixed@ACME.co")
+        )
     with begin_read(engine) as conn:
         live = read_live_state(conn, "acme-payments")
     assert list(live.users) == ["mixed@acme.co"]
@@ -95,7 +141,9 @@ def test_organization_slugs_are_sorted(engine: Engine, factory: Factory) -> None
         assert organization_slugs(conn) == ["acme", "mid", "zeta"]
 
 
-def test_partial_reads_return_the_same_records_for_just_those_rows(engine: Engine, factory: Factory) -> None:
+def test_partial_reads_return_the_same_records_for_just_those_rows(
+    engine: Engine, factory: Factory
+) -> None:
     org = _populate(factory)
     with begin_read(engine) as conn:
         live = read_live_state(conn, "acme-payments")
@@ -105,20 +153,41 @@ def test_partial_reads_return_the_same_records_for_just_those_rows(engine: Engin
     assert roles == {"SuperAdmin": live.roles["SuperAdmin"]}
 
 
-def test_partial_reads_handle_more_rows_than_one_in_list_chunk(engine: Engine, factory: Factory) -> None:
+def test_partial_reads_handle_more_rows_than_one_in_list_chunk(
+    engine: Engine, factory: Factory
+) -> None:
     org = factory.org()
     role = factory.role(org, "R", ["users.view"])
     account = factory.bank_account(org, "main")
     now = utcnow()
     with engine.begin() as conn:
-        conn.execute(sa.insert(models.User), [
-            dict(organization_id=org, email=f"u{i}@acme.co", id_type="CC", id_number=f"{100000 + i}",
-                 phone=f"+5730{i:08d}", first_name="F", last_name="L", role_id=role, status="active",
-                 two_factor="optional", totp_enrolled=False, force_password_reset=False, created_at=now, updated_at=now)
-            for i in range(1200)
-        ])
+        conn.execute(
+            sa.insert(models.User),
+            [
+                dict(
+                    organization_id=org,
+                    email=f"u{i}@acme.co",
+                    id_type="CC",
+                    id_number=f"{100000 + i}",
+                    phone=f"+5730{i:08d}",
+                    first_name="F",
+                    last_name="L",
+                    role_id=role,
+                    status="active",
+                    two_factor="optional",
+                    totp_enrolled=False,
+                    force_password_reset=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i in range(1200)
+            ],
+        )
         ids = conn.execute(sa.select(models.User.id)).scalars().all()
-        conn.execute(sa.insert(models.UserBankAccount), [{"user_id": i, "bank_account_id": account} for i in ids])
+        conn.execute(
+            sa.insert(models.UserBankAccount),
+            [{"user_id": i, "bank_account_id": account} for i in ids],
+        )
     wanted = [f"u{i}@acme.co" for i in range(0, 1200, 1)]
     with begin_read(engine) as conn:
         users = read_users(conn, org, wanted)

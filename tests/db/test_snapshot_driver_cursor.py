@@ -40,12 +40,20 @@ def test_booleans_are_booleans_on_every_backend(engine: Engine, factory: Factory
     factory.user(org, "no@acme.co", role, force_password_reset=False)
     with begin_read(engine) as conn:
         users = read_live_state(conn, "acme-payments").users
-    assert users["yes@acme.co"].force_password_reset is True and users["yes@acme.co"].totp_enrolled is True
-    assert users["no@acme.co"].force_password_reset is False and users["no@acme.co"].totp_enrolled is False
+    assert (
+        users["yes@acme.co"].force_password_reset is True
+        and users["yes@acme.co"].totp_enrolled is True
+    )
+    assert (
+        users["no@acme.co"].force_password_reset is False
+        and users["no@acme.co"].totp_enrolled is False
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_statements_sent_to_the_driver_do_not_grow_with_users(engine: Engine, factory: Factory) -> None:
+def test_statements_sent_to_the_driver_do_not_grow_with_users(
+    engine: Engine, factory: Factory
+) -> None:
     # Counted by SQLite itself, so statements that bypass SQLAlchemy's events count too.
     org = factory.org()
     role = factory.role(org, "R", ["users.view"])

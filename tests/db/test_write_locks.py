@@ -18,7 +18,9 @@ from userctl.db.engine import _is_lock_timeout, begin_write, create_engine_for, 
 ORG = "acme-payments"
 
 
-def test_the_organization_lock_must_be_the_first_statement(engine: Engine, factory: Factory) -> None:
+def test_the_organization_lock_must_be_the_first_statement(
+    engine: Engine, factory: Factory
+) -> None:
     """A writer that read before locking would, on MariaDB, keep a snapshot from before the
     writer it waited for committed: refused as the programming error it is, on every backend so
     that SQLite-only runs catch it too."""
@@ -60,7 +62,8 @@ def other(db_url: str) -> Iterator[Connection]:
 
 
 def blocked(conn: Connection, statement: sa.Executable) -> bool:
-    """Whether `statement` waits for a lock held elsewhere (and gives up); rolled back either way."""
+    """Whether `statement` waits for a lock held elsewhere (and gives up);
+    rolled back either way."""
     try:
         conn.execute(statement)
     except DBAPIError as exc:
@@ -72,8 +75,12 @@ def blocked(conn: Connection, statement: sa.Executable) -> bool:
     return False
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])  # SQLite: BEGIN IMMEDIATE locks it all
-def test_lock_rows_locks_the_rows_of_the_named_records_only(engine: Engine, factory: Factory, other: Connection) -> None:
+@pytest.mark.parametrize(
+    "backend", ["postgresql", "mariadb"]
+)  # SQLite: BEGIN IMMEDIATE locks it all
+def test_lock_rows_locks_the_rows_of_the_named_records_only(
+    engine: Engine, factory: Factory, other: Connection
+) -> None:
     from userctl.db.snapshot import lock_rows
 
     org = factory.org(ORG)
@@ -101,9 +108,19 @@ def test_lock_rows_locks_the_rows_of_the_named_records_only(engine: Engine, fact
 
     with begin_write(engine, organization=ORG) as conn:
         lock_organization(conn, ORG, 5)
-        lock_rows(conn, org, {"user": {"calm@acme.co", "absent@acme.co"}, "role": {"Ops"}, "bank_account": {"ops-main"}})
+        lock_rows(
+            conn,
+            org,
+            {
+                "user": {"calm@acme.co", "absent@acme.co"},
+                "role": {"Ops"},
+                "bank_account": {"ops-main"},
+            },
+        )
         assert blocked(other, first_name(calm)) and blocked(other, assignment(calm))
-        assert blocked(other, sa.update(m.Role).where(m.Role.id == ops).values(description="Platform"))
+        assert blocked(
+            other, sa.update(m.Role).where(m.Role.id == ops).values(description="Platform")
+        )
         assert blocked(other, permission(ops)) and blocked(other, account(main))
         # Only what the records are made of: the other user, role and account stay writable.
         assert not blocked(other, first_name(busy)) and not blocked(other, assignment(busy))

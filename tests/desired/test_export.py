@@ -19,18 +19,70 @@ from tests.conftest import Factory, Runner
 from userctl import state
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_live_state
-from userctl.desired.loader import load_desired
 from userctl.desired.export import SCHEMA_HINT, export_yaml, modeline, scalar, warnings
+from userctl.desired.loader import load_desired
 from userctl.planner import PlanOptions, diff
 
 # Strings that YAML would misread, or refuse, if they were written plain.
 TRICKY = [
-    "yes", "No", "ON", "off", "y", "N", "true", "False", "null", "Null", "~", "", " ",
-    "0123456", "1e5", "0x1F", "0o17", "1_000", "+573001112233", "-1", ".inf", ".NaN", "12:30",
-    "- a", "a: b", "a:b", "a #b", "#x", "@x", "`x", "'q'", '"q"', "[a]", "{a}", "a, b", "*alias",
-    "&anchor", "!tag", "%x", "|", ">", "?", "<<", "---", "...", " lead", "trail ", "multi\nline",
-    "tab\there", "line\u2028sep", "nbsp\u00a0", "bell\x07", "del\x7f", "emoji \U0001F600", "back\\slash",
-    "Ana María", "O'Brien", "Full access, incl. users",
+    "yes",
+    "No",
+    "ON",
+    "off",
+    "y",
+    "N",
+    "true",
+    "False",
+    "null",
+    "Null",
+    "~",
+    "",
+    " ",
+    "0123456",
+    "1e5",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "+573001112233",
+    "-1",
+    ".inf",
+    ".NaN",
+    "12:30",
+    "- a",
+    "a: b",
+    "a:b",
+    "a #b",
+    "#x",
+    "@x",
+    "`x",
+    "'q'",
+    '"q"',
+    "[a]",
+    "{a}",
+    "a, b",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "%x",
+    "|",
+    ">",
+    "?",
+    "<<",
+    "---",
+    "...",
+    " lead",
+    "trail ",
+    "multi\nline",
+    "tab\there",
+    "line\u2028sep",
+    "nbsp\u00a0",
+    "bell\x07",
+    "del\x7f",
+    "emoji \U0001f600",
+    "back\\slash",
+    "Ana María",
+    "O'Brien",
+    "Full access, incl. users",
 ]
 
 
@@ -38,29 +90,79 @@ def _populate(factory: Factory) -> int:
     """Every status, every two_factor value, assignments, several roles (one nobody holds, one
     with no permissions, names and values that need quoting)."""
     org = factory.org("acme-payments")
-    admin = factory.role(org, "SuperAdmin", ["users.view", "users.add", "users.manage", "roles.manage", "audit.view"],
-                         "Full access: users, roles # and audit")
-    ops = factory.role(org, "Payouts Operator", ["payouts.view", "payouts.create", "bank_accounts.view"])
+    admin = factory.role(
+        org,
+        "SuperAdmin",
+        ["users.view", "users.add", "users.manage", "roles.manage", "audit.view"],
+        "Full access: users, roles # and audit",
+    )
+    ops = factory.role(
+        org, "Payouts Operator", ["payouts.view", "payouts.create", "bank_accounts.view"]
+    )
     factory.role(org, "yes", [], "")
     factory.role(org, "Auditor: read-only", ["audit.view"], "no")
     main = factory.bank_account(org, "ops-main")
     usd = factory.bank_account(org, "usd-1", currency="USD")
     factory.bank_account(org, "spare")
 
-    ana = factory.user(org, "ana.perez@acme.co", admin, first_name="Ana", last_name="Pérez", id_type="CC",
-                       id_number="0102030405", phone="+573001112233", status="active", two_factor="required")
+    ana = factory.user(
+        org,
+        "ana.perez@acme.co",
+        admin,
+        first_name="Ana",
+        last_name="Pérez",
+        id_type="CC",
+        id_number="0102030405",
+        phone="+573001112233",
+        status="active",
+        two_factor="required",
+    )
     factory.enrol(ana)
     factory.assign(ana, main)
     factory.assign(ana, usd)
-    ops_user = factory.user(org, "luis@acme.co", ops, first_name="Yes", last_name="No", id_type="PP",
-                            id_number="AB12345", two_factor="optional", force_password_reset=True)
+    ops_user = factory.user(
+        org,
+        "luis@acme.co",
+        ops,
+        first_name="Yes",
+        last_name="No",
+        id_type="PP",
+        id_number="AB12345",
+        two_factor="optional",
+        force_password_reset=True,
+    )
     factory.assign(ops_user, usd)
-    factory.user(org, "new.hire@acme.co", ops, first_name="New", last_name="Hire: 2026", status="invited",
-                 two_factor="required", id_number="1e10")
-    factory.user(org, "gone@acme.co", ops, first_name="Gone", last_name="O'Brien", status="inactive",
-                 two_factor="disabled", id_number="0x1F")
-    factory.user(org, "z.admin@acme.co", admin, first_name="Zed", last_name="Admin", status="active",
-                 two_factor="optional", id_type="NIT", id_number="900123456")
+    factory.user(
+        org,
+        "new.hire@acme.co",
+        ops,
+        first_name="New",
+        last_name="Hire: 2026",
+        status="invited",
+        two_factor="required",
+        id_number="1e10",
+    )
+    factory.user(
+        org,
+        "gone@acme.co",
+        ops,
+        first_name="Gone",
+        last_name="O'Brien",
+        status="inactive",
+        two_factor="disabled",
+        id_number="0x1F",
+    )
+    factory.user(
+        org,
+        "z.admin@acme.co",
+        admin,
+        first_name="Zed",
+        last_name="Admin",
+        status="active",
+        two_factor="optional",
+        id_type="NIT",
+        id_number="900123456",
+    )
     return org
 
 
@@ -69,7 +171,9 @@ def _live(engine: Engine, slug: str = "acme-payments") -> state.LiveState:
         return read_live_state(conn, slug)
 
 
-def test_export_round_trips_with_no_changes(runner: Runner, factory: Factory, engine: Engine, tmp_path: Path) -> None:
+def test_export_round_trips_with_no_changes(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
     _populate(factory)
     out = tmp_path / "users.yaml"
     result = runner("export", "-o", str(out))
@@ -83,7 +187,8 @@ def test_export_round_trips_with_no_changes(runner: Runner, factory: Factory, en
     assert not plan.blocked
     # The invited user is declared active: pending registration, shown but not a change.
     assert [(c.address, c.action, c.deferred) for c in plan.changes] == [
-        ('user["new.hire@acme.co"]', "activate", True)]
+        ('user["new.hire@acme.co"]', "activate", True)
+    ]
 
     planned = runner("plan", "-f", str(out), "--detailed-exitcode")
     assert planned.exit_code == 0, planned.output
@@ -101,19 +206,27 @@ def test_the_demo_organization_round_trips(runner: Runner, tmp_path: Path) -> No
     assert "No changes." in planned.stdout
 
 
-def test_export_is_deterministic_and_complete(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_export_is_deterministic_and_complete(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     _populate(factory)
     first = runner("export")
     assert first.exit_code == 0, first.output
     runner("export", "-o", str(tmp_path / "a.yaml"))
-    assert (tmp_path / "a.yaml").read_bytes() == first.stdout.encode("utf-8") == runner("export").stdout.encode("utf-8")
+    assert (
+        (tmp_path / "a.yaml").read_bytes()
+        == first.stdout.encode("utf-8")
+        == runner("export").stdout.encode("utf-8")
+    )
 
     text = first.stdout
     lines = text.splitlines()
     assert lines[0] == modeline() == "# yaml-language-server: $schema=userctl.schema.json"
     assert lines[1] == SCHEMA_HINT
     relative = runner("export", "--schema", "../schemas/userctl.schema.json").stdout
-    assert relative.splitlines()[0] == "# yaml-language-server: $schema=../schemas/userctl.schema.json"
+    assert (
+        relative.splitlines()[0] == "# yaml-language-server: $schema=../schemas/userctl.schema.json"
+    )
     assert relative.splitlines()[1:] == lines[2:]  # a schema of the user's choosing needs no hint
     assert "\nversion: 1\norganization: acme-payments\nroles:\n" in text
     data = yaml.safe_load(text)
@@ -124,20 +237,39 @@ def test_export_is_deterministic_and_complete(runner: Runner, factory: Factory, 
     }
     assert data["roles"]["yes"] == {"description": "", "permissions": []}
     assert data["roles"]["Auditor: read-only"]["description"] == "no"
-    assert list(data["users"]) == ["ana.perez@acme.co", "gone@acme.co", "luis@acme.co", "new.hire@acme.co",
-                                   "z.admin@acme.co"]
+    assert list(data["users"]) == [
+        "ana.perez@acme.co",
+        "gone@acme.co",
+        "luis@acme.co",
+        "new.hire@acme.co",
+        "z.admin@acme.co",
+    ]
     assert data["users"]["ana.perez@acme.co"] == {
-        "first_name": "Ana", "last_name": "Pérez", "id_type": "CC", "id_number": "0102030405",
-        "phone": "+573001112233", "role": "SuperAdmin", "status": "active", "two_factor": "required",
-        "force_password_reset": False, "bank_accounts": ["ops-main", "usd-1"],
+        "first_name": "Ana",
+        "last_name": "Pérez",
+        "id_type": "CC",
+        "id_number": "0102030405",
+        "phone": "+573001112233",
+        "role": "SuperAdmin",
+        "status": "active",
+        "two_factor": "required",
+        "force_password_reset": False,
+        "bank_accounts": ["ops-main", "usd-1"],
     }
-    assert data["users"]["luis@acme.co"]["first_name"] == "Yes" and data["users"]["luis@acme.co"]["last_name"] == "No"
+    assert (
+        data["users"]["luis@acme.co"]["first_name"] == "Yes"
+        and data["users"]["luis@acme.co"]["last_name"] == "No"
+    )
     assert data["users"]["luis@acme.co"]["force_password_reset"] is True
     assert data["users"]["gone@acme.co"]["status"] == "inactive"
     assert data["users"]["gone@acme.co"]["id_number"] == "0x1F"
     # Every field written explicitly; id_number and phone always quoted; no anchors or aliases.
     assert all(len(user) == 10 for user in data["users"].values())
-    assert all(line.split(": ", 1)[1].startswith('"') for line in lines if line.strip().startswith(("id_number:", "phone:")))
+    assert all(
+        line.split(": ", 1)[1].startswith('"')
+        for line in lines
+        if line.strip().startswith(("id_number:", "phone:"))
+    )
     assert "&" not in text and "*" not in text.replace("****", "")
     # The invited user is exported active, with a comment saying why.
     invited = lines.index("  new.hire@acme.co:  # pending registration (invited)")
@@ -145,14 +277,17 @@ def test_export_is_deterministic_and_complete(runner: Runner, factory: Factory, 
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_the_default_modeline_names_the_schema_once_the_hint_is_followed(runner: Runner, factory: Factory,
-                                                                         tmp_path: Path) -> None:
+def test_the_default_modeline_names_the_schema_once_the_hint_is_followed(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     _populate(factory)
     exported = tmp_path / "users.yaml"
     assert runner("export", "-o", str(exported)).exit_code == 0
     first, hint = exported.read_text(encoding="utf-8").splitlines()[:2]
     # Do what the second line says, in the file's directory...
-    command = re.fullmatch(r"# Editors check this file against \S+ beside it: `userctl (\w+) > (\S+)`\.", hint)
+    command = re.fullmatch(
+        r"# Editors check this file against \S+ beside it: `userctl (\w+) > (\S+)`\.", hint
+    )
     assert command is not None, hint
     printed = runner(command.group(1))
     assert printed.exit_code == 0
@@ -160,27 +295,49 @@ def test_the_default_modeline_names_the_schema_once_the_hint_is_followed(runner:
     # ...and the first line leads to the desired-state schema, which the exported file satisfies.
     target = (exported.parent / first.removeprefix("# yaml-language-server: $schema=")).resolve()
     schema = json.loads(target.read_text(encoding="utf-8"))
-    assert schema == json.loads((Path(__file__).resolve().parents[2] / "schemas" / "userctl.schema.json").read_text())
+    assert schema == json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas" / "userctl.schema.json").read_text()
+    )
     jsonschema.validate(yaml.safe_load(exported.read_text(encoding="utf-8")), schema)
 
 
 def test_export_chooses_the_organization(runner: Runner, factory: Factory) -> None:
     _populate(factory)
     other = factory.org("other-co")
-    factory.user(other, "solo@other.co", factory.role(other, "Admin", ["users.manage"]), first_name="Solo",
-                 last_name="One", id_number="9000001", phone="+573000000001")
+    factory.user(
+        other,
+        "solo@other.co",
+        factory.role(other, "Admin", ["users.manage"]),
+        first_name="Solo",
+        last_name="One",
+        id_number="9000001",
+        phone="+573000000001",
+    )
     ambiguous = runner("export")
     assert ambiguous.exit_code == 1
     assert "acme-payments, other-co" in ambiguous.stderr and ambiguous.stdout == ""
     chosen = runner("--organization", "other-co", "export")
     assert chosen.exit_code == 0
-    assert yaml.safe_load(chosen.stdout)["users"] == {"solo@other.co": {
-        "first_name": "Solo", "last_name": "One", "id_type": "CC", "id_number": "9000001", "phone": "+573000000001",
-        "role": "Admin", "status": "active", "two_factor": "optional", "force_password_reset": False, "bank_accounts": []}}
+    assert yaml.safe_load(chosen.stdout)["users"] == {
+        "solo@other.co": {
+            "first_name": "Solo",
+            "last_name": "One",
+            "id_type": "CC",
+            "id_number": "9000001",
+            "phone": "+573000000001",
+            "role": "Admin",
+            "status": "active",
+            "two_factor": "optional",
+            "force_password_reset": False,
+            "bank_accounts": [],
+        }
+    }
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_an_unwritable_output_is_one_clear_error(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_an_unwritable_output_is_one_clear_error(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     # `export -o` and `plan --out` share the atomic writer: a target in a directory that does not
     # exist is named as the user gave it, never the writer's temporary file.
     _populate(factory)
@@ -203,7 +360,9 @@ def test_an_unwritable_output_is_one_clear_error(runner: Runner, factory: Factor
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_an_inactive_user_holding_accounts_is_flagged(runner: Runner, factory: Factory, tmp_path: Path) -> None:
+def test_an_inactive_user_holding_accounts_is_flagged(
+    runner: Runner, factory: Factory, tmp_path: Path
+) -> None:
     # Only the platform can leave accounts on an inactive user: no file can declare it (DESIGN §1),
     # and an inactive user cannot be changed. The export says so, and planning stops at that user.
     org = factory.org("acme-payments")
@@ -213,20 +372,32 @@ def test_an_inactive_user_holding_accounts_is_flagged(runner: Runner, factory: F
     out = tmp_path / "users.yaml"
     result = runner("export", "-o", str(out))
     assert result.exit_code == 0
-    assert "Warning: gone@acme.co is inactive but still holds bank accounts (ops-main)" in result.stderr
+    assert (
+        "Warning: gone@acme.co is inactive but still holds bank accounts (ops-main)"
+        in result.stderr
+    )
     text = out.read_text()
     assert "    # still assigned in the database: ops-main; an inactive user\n" in text
     line = text.splitlines().index("    bank_accounts: []") + 1
     planned = runner("plan", "-f", str(out))
     assert planned.exit_code == 1
-    assert f"{out}:{line}:" in planned.stderr and "delete" in planned.stderr and "reactivate" in planned.stderr
+    assert (
+        f"{out}:{line}:" in planned.stderr
+        and "delete" in planned.stderr
+        and "reactivate" in planned.stderr
+    )
 
 
 def test_an_empty_organization_exports_empty_mappings(runner: Runner, factory: Factory) -> None:
     factory.org("empty-org")
     text = runner("export").stdout
     assert text.endswith("version: 1\norganization: empty-org\nroles: {}\nusers: {}\n")
-    assert yaml.safe_load(text) == {"version": 1, "organization": "empty-org", "roles": {}, "users": {}}
+    assert yaml.safe_load(text) == {
+        "version": 1,
+        "organization": "empty-org",
+        "roles": {},
+        "users": {},
+    }
 
 
 # --- pure ---
@@ -241,11 +412,23 @@ def test_scalars_read_back_as_the_same_string(text: str) -> None:
 
 def test_tricky_values_pass_the_strict_loader(tmp_path: Path) -> None:
     roles = {t: state.Role(t or "empty", t) for t in TRICKY if t.strip() and t.isprintable()}
-    roles = {r.name: r for r in roles.values() if not r.name.startswith(" ") and not r.name.endswith(" ")}
+    roles = {
+        r.name: r for r in roles.values() if not r.name.startswith(" ") and not r.name.endswith(" ")
+    }
     del roles["Null"]  # "null" again to the loader, which compares role names ignoring case
     users = {
-        "ana@acme.co": state.User("ana@acme.co", "Ana", "Pérez", "CC", "0123456", "+573001112233", "yes",
-                                  status="active", two_factor="disabled", force_password_reset=True)
+        "ana@acme.co": state.User(
+            "ana@acme.co",
+            "Ana",
+            "Pérez",
+            "CC",
+            "0123456",
+            "+573001112233",
+            "yes",
+            status="active",
+            two_factor="disabled",
+            force_password_reset=True,
+        )
     }
     live = state.LiveState(state.Organization("acme-payments", "ACME"), roles, users, {})
     path = tmp_path / "tricky.yaml"
@@ -256,9 +439,21 @@ def test_tricky_values_pass_the_strict_loader(tmp_path: Path) -> None:
 
 
 def test_output_does_not_depend_on_the_order_things_were_read() -> None:
-    roles = [state.Role("B", "", frozenset({"users.view", "audit.view"})), state.Role("A", "x", frozenset())]
+    roles = [
+        state.Role("B", "", frozenset({"users.view", "audit.view"})),
+        state.Role("A", "x", frozenset()),
+    ]
     users = [
-        state.User("b@x.co", "B", "B", "CC", "1234", "+573000000002", "A", bank_accounts=frozenset({"k2", "k1"})),
+        state.User(
+            "b@x.co",
+            "B",
+            "B",
+            "CC",
+            "1234",
+            "+573000000002",
+            "A",
+            bank_accounts=frozenset({"k2", "k1"}),
+        ),
         state.User("a@x.co", "A", "A", "CC", "1235", "+573000000003", "B", status="invited"),
     ]
     org = state.Organization("x-co", "X")
@@ -272,6 +467,7 @@ def test_output_does_not_depend_on_the_order_things_were_read() -> None:
     assert warnings(live(0)) == []
     inactive = dataclasses.replace(users[0], status="inactive")
     assert warnings(state.LiveState(org, {}, {inactive.email: inactive}, {})) == [
-        "b@x.co is inactive but still holds bank accounts (k1, k2), which no file can declare and an inactive "
-        "user cannot be changed: the file will not plan until you delete them (remove them from the file) or "
-        "reactivate them (status: active)"]
+        "b@x.co is inactive but still holds bank accounts (k1, k2), which no file can declare and "
+        "an inactive user cannot be changed: the file will not plan until you delete them (remove "
+        "them from the file) or reactivate them (status: active)"
+    ]

@@ -16,13 +16,19 @@ ALIASED = b"a: &x b\nc: *x\n"
 
 
 def test_a_suspicious_file_gives_no_value_even_though_yaml_rs_reads_it() -> None:
-    assert fast_yaml.parse_unguarded(ALIASED) == {"a": "b", "c": "b"}  # yaml_rs alone would accept it
+    assert fast_yaml.parse_unguarded(ALIASED) == {
+        "a": "b",
+        "c": "b",
+    }  # yaml_rs alone would accept it
     assert fast_yaml.suspicion(ALIASED) is not None
     assert fast_yaml.parse_fast(ALIASED) is None
 
 
 def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
-    data = b"version: 1\norganization: acme\nusers:\n  a@x.co:\n    id_number: '0123'\n    status: active\n"
+    data = (
+        b"version: 1\norganization: acme\nusers:\n"
+        b"  a@x.co:\n    id_number: '0123'\n    status: active\n"
+    )
     assert fast_yaml.parse_fast(data) == {
         "version": 1,
         "organization": "acme",
@@ -63,5 +69,7 @@ def test_many_loads_each_on_a_new_parse_thread_in_a_fresh_process(tmp_path: Path
         "    assert load_desired(sys.argv[1]).organization == 'acme'\n"
         "print('ok')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr[-2000:]

@@ -15,7 +15,9 @@ from userctl.desired.loader import load_desired
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "users.yaml"
-SCHEMA: dict[str, Any] = json.loads((ROOT / "schemas" / "userctl.schema.json").read_text(encoding="utf-8"))
+SCHEMA: dict[str, Any] = json.loads(
+    (ROOT / "schemas" / "userctl.schema.json").read_text(encoding="utf-8")
+)
 USER_SCHEMA: dict[str, Any] = SCHEMA["$defs"]["user"]
 
 
@@ -33,7 +35,9 @@ def test_the_first_line_is_the_schema_modeline_pointing_at_the_schema() -> None:
     first = EXAMPLE.read_text(encoding="utf-8").splitlines()[0]
     prefix = "# yaml-language-server: $schema="
     assert first.startswith(prefix)
-    assert (EXAMPLE.parent / first.removeprefix(prefix)).resolve() == (ROOT / "schemas" / "userctl.schema.json").resolve()
+    assert (EXAMPLE.parent / first.removeprefix(prefix)).resolve() == (
+        ROOT / "schemas" / "userctl.schema.json"
+    ).resolve()
 
 
 def test_a_realistic_organization() -> None:
@@ -60,7 +64,10 @@ def test_validate_accepts_it_through_the_cli() -> None:
     env = {k: v for k, v in os.environ.items() if k != "USERCTL_ORGANIZATION"}
     done = subprocess.run(
         [sys.executable, "-m", "userctl", "validate", "-f", str(EXAMPLE)],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{EXAMPLE}: valid (") and done.stderr == ""

@@ -22,7 +22,13 @@ from userctl.db import tables
 from userctl.desired import schema
 from userctl.desired.loader import load_desired
 from userctl.errors import InputError
-from userctl.plan import assignment_address, bank_account_address, organization_address, role_address, user_address
+from userctl.plan import (
+    assignment_address,
+    bank_account_address,
+    organization_address,
+    role_address,
+    user_address,
+)
 
 DOC: Final = schema.schema_document()
 # The tables of the database contract (DESIGN §1b) whose string columns LIMITS declares.
@@ -33,7 +39,10 @@ CONTRACT_TABLES: Final = ("organizations", "roles", "role_permissions", "users",
 # account's bank) are not here; a bank account's key is, as the file names keys to assign.
 SCHEMA_PLACES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "organizations.slug": (("properties", "organization"),),
-    "roles.name": (("properties", "roles", "propertyNames"), ("$defs", "user", "properties", "role")),
+    "roles.name": (
+        ("properties", "roles", "propertyNames"),
+        ("$defs", "user", "properties", "role"),
+    ),
     "roles.description": (("$defs", "role", "properties", "description"),),
     "role_permissions.permission": (("$defs", "permission"),),
     "users.email": (("$defs", "email"),),
@@ -71,7 +80,8 @@ def pattern_bound(pattern: str) -> int:
 
 
 def schema_bound(node: dict[str, Any]) -> int:
-    """The longest value the schema node admits: its maxLength, pattern or enum, whichever is least."""
+    """The longest value the schema node admits: its maxLength, pattern or enum,
+    whichever is least."""
     bounds = [UNBOUNDED]
     if "maxLength" in node:
         bounds.append(node["maxLength"])
@@ -94,7 +104,11 @@ def test_every_string_column_of_the_shared_tables_is_sized_by_its_declaration() 
 
 def test_bookkeeping_columns_holding_an_email_are_as_wide_as_a_users_email() -> None:
     email = state.LIMITS["users.email"].max_length
-    for column in (tables.audit_events.c.operator, tables.approvals.c.approver_email, tables.notifications.c.recipient):
+    for column in (
+        tables.audit_events.c.operator,
+        tables.approvals.c.approver_email,
+        tables.notifications.c.recipient,
+    ):
         assert isinstance(column.type, String) and column.type.length == email, column
 
 
@@ -138,8 +152,10 @@ def test_every_string_a_file_can_hold_is_bounded_by_a_declaration() -> None:
     referenced = {("$defs", "name")}
     # An expiry is a date (a DATE column, its pattern bounds it to 10 characters), and a
     # separation-of-duties name fills policies.name, VARCHAR(100), outside the shared tables.
-    referenced |= {("$defs", "user", "properties", "expires"),
-                   ("properties", "policies", "properties", "separation_of_duties", "propertyNames")}
+    referenced |= {
+        ("$defs", "user", "properties", "expires"),
+        ("properties", "policies", "properties", "separation_of_duties", "propertyNames"),
+    }
     assert set(_string_nodes(DOC)) <= declared | referenced
 
 
@@ -177,23 +193,28 @@ def document(values: dict[str, str]) -> str:
     def q(column: str) -> str:
         return json.dumps(v[column], ensure_ascii=False)
 
-    return "\n".join([
-        "version: 1",
-        f"organization: {q('organizations.slug')}",
-        "roles:",
-        f"  {q('roles.name')}:",
-        f"    description: {q('roles.description')}",
-        "    permissions: [users.view]",
-        "users:",
-        f"  {q('users.email')}:",
-        f"    first_name: {q('users.first_name')}",
-        f"    last_name: {q('users.last_name')}",
-        "    id_type: CC",
-        f"    id_number: {q('users.id_number')}",
-        f"    phone: {q('users.phone')}",
-        f"    role: {q('roles.name')}",
-        f"    bank_accounts: [{q('bank_accounts.key')}]",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "version: 1",
+                f"organization: {q('organizations.slug')}",
+                "roles:",
+                f"  {q('roles.name')}:",
+                f"    description: {q('roles.description')}",
+                "    permissions: [users.view]",
+                "users:",
+                f"  {q('users.email')}:",
+                f"    first_name: {q('users.first_name')}",
+                f"    last_name: {q('users.last_name')}",
+                "    id_type: CC",
+                f"    id_number: {q('users.id_number')}",
+                f"    phone: {q('users.phone')}",
+                f"    role: {q('roles.name')}",
+                f"    bank_accounts: [{q('bank_accounts.key')}]",
+            ]
+        )
+        + "\n"
+    )
 
 
 def write(tmp_path: Path, column: str, value: str) -> Path:
@@ -211,10 +232,16 @@ def longest_email(length: int) -> str:
 
 
 # Free text: bounded by its width alone, so filled to it with a character of each kind.
-FREE_TEXT: Final = ("roles.name", "roles.description", "users.first_name", "users.last_name", "bank_accounts.key")
+FREE_TEXT: Final = (
+    "roles.name",
+    "roles.description",
+    "users.first_name",
+    "users.last_name",
+    "bank_accounts.key",
+)
 # A character of each kind: JSON-quoted wider (quote, backslash), Latin, Greek, Cyrillic, CJK,
 # beyond the BMP (an emoji is one code point: one character for maxLength and for VARCHAR(n)).
-FILLERS: Final = ('"', "\\", "é", "Ω", "Ж", "漢", "\U0001F600")
+FILLERS: Final = ('"', "\\", "é", "Ω", "Ж", "漢", "\U0001f600")
 # Formatted values: the longest one the pattern admits (a slug a DNS label, narrower than its
 # column), and one a character longer.
 FORMATTED: Final[dict[str, tuple[str, str]]] = {
@@ -247,20 +274,31 @@ def test_free_text_takes_its_declared_length_of_any_script_and_not_one_more(
 
     # A value says how long it is; a key (a role name) what a key must be, in the schema's words.
     said = (f"too long: {limit + 1} characters, at most {limit}", f"of 1 to {limit} characters.")
-    assert any(p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") and p.endswith(said) for p in problems), problems
+    assert any(
+        p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") and p.endswith(said)
+        for p in problems
+    ), problems
 
 
 @pytest.mark.parametrize("parser", PARSERS)
 @pytest.mark.parametrize("column", sorted(FORMATTED))
-def test_formatted_values_take_their_longest_form_and_not_one_more(tmp_path: Path, column: str, parser: str) -> None:
+def test_formatted_values_take_their_longest_form_and_not_one_more(
+    tmp_path: Path, column: str, parser: str
+) -> None:
     longest, too_long = FORMATTED[column]
-    assert len(longest) == schema_bound(node_at(SCHEMA_PLACES[column][0])) <= state.LIMITS[column].max_length
+    assert (
+        len(longest)
+        == schema_bound(node_at(SCHEMA_PLACES[column][0]))
+        <= state.LIMITS[column].max_length
+    )
     load_desired(write(tmp_path, column, longest), parser=parser)  # type: ignore[arg-type]
 
     line, col = PLACES[column]
     problems = refused(write(tmp_path, column, too_long), parser)
 
-    assert any(p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") for p in problems), problems
+    assert any(p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") for p in problems), (
+        problems
+    )
 
 
 LOOKALIKES: Final = {"a": "\u0430", "A": "\u0410", "9": "\u096f"}
@@ -276,7 +314,9 @@ def test_ascii_columns_refuse_any_other_character_at_its_place(tmp_path: Path, c
     line, col = PLACES[column]
     problems = refused(write(tmp_path, column, lookalike), "auto")
 
-    assert any(p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") for p in problems), problems
+    assert any(p.startswith(f"{tmp_path / 'users.yaml'}:{line}:{col}: ") for p in problems), (
+        problems
+    )
 
 
 # --- the audit address ----------------------------------------------------------------------------
@@ -296,7 +336,11 @@ def test_the_audit_address_column_is_as_wide_as_the_widest_address() -> None:
     assert width == 2144
     # What a valid file alone can make: quotes and backslashes double (400 was the column).
     email = "a" * state.LIMITS["users.email"].max_length
-    assert len(assignment_address(email, '"' * state.LIMITS["bank_accounts.key"].max_length)) == 474 <= width
+    assert (
+        len(assignment_address(email, '"' * state.LIMITS["bank_accounts.key"].max_length))
+        == 474
+        <= width
+    )
 
 
 EMAIL_WIDTH: Final = state.LIMITS["users.email"].max_length
@@ -309,8 +353,15 @@ KEY_WIDTH: Final = state.LIMITS["bank_accounts.key"].max_length
     name=st.text(max_size=state.LIMITS["roles.name"].max_length),
     slug=st.text(max_size=state.LIMITS["organizations.slug"].max_length),
 )
-def test_any_address_of_values_the_columns_hold_fits_the_audit_column(email: str, key: str, name: str, slug: str) -> None:
+def test_any_address_of_values_the_columns_hold_fits_the_audit_column(
+    email: str, key: str, name: str, slug: str
+) -> None:
     width = tables.ADDRESS_WIDTH
-    addresses = (organization_address(slug), role_address(name), user_address(email),
-                 assignment_address(email, key), bank_account_address(key))
+    addresses = (
+        organization_address(slug),
+        role_address(name),
+        user_address(email),
+        assignment_address(email, key),
+        bank_account_address(key),
+    )
     assert all(len(a) <= width for a in addresses)

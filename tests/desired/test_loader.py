@@ -56,8 +56,8 @@ def test_not_utf8_names_the_first_bad_byte(tmp_path: Path) -> None:
     f.write_bytes("version: 1\norganization: acme\nroles:\n  Opé: {}\n".encode("latin-1"))
     (problem,) = problems_of(f)
     assert problem == (
-        f"{f}:4:5: (document): the file is not UTF-8: byte 0xe9 at line 4, column 5 cannot be decoded; "
-        "save the file as UTF-8"
+        f"{f}:4:5: (document): the file is not UTF-8: byte 0xe9 at line 4, column 5 cannot be "
+        "decoded; save the file as UTF-8"
     )
 
 
@@ -83,13 +83,16 @@ SEVERAL = "several YAML documents in one file: a file holds exactly one"
     "first",
     [
         "version: 1\nversion: 1\norganization: x-org\n",  # a duplicate key
-        "version: 1\norganization: x-org\nroles: {A: &a {permissions: []}, B: *a}\n",  # anchor and alias
+        # anchor and alias
+        "version: 1\norganization: x-org\nroles: {A: &a {permissions: []}, B: *a}\n",
         "%YAML 1.2\n---\nversion: yes\norganization: x-org\n",  # a directive, an ambiguous boolean
     ],
     ids=["duplicate key", "anchor and alias", "directive and boolean"],
 )
 @pytest.mark.parametrize("parser", ["auto", "precise"])
-def test_several_documents_are_refused_before_anything_else(tmp_path: Path, first: str, parser: str) -> None:
+def test_several_documents_are_refused_before_anything_else(
+    tmp_path: Path, first: str, parser: str
+) -> None:
     f = tmp_path / "two.yaml"
     f.write_text(first + "---\nversion: 1\norganization: x-org\n")
     (problem,) = problems_of(f, parser=parser)
@@ -162,10 +165,19 @@ def test_the_design_example_loads_into_the_shared_types() -> None:
     assert desired.organization == "acme-payments"
     assert sorted(desired.roles) == ["Auditor", "Payouts Operator", "SuperAdmin"]
     assert desired.roles["Payouts Operator"].description == ""
-    assert desired.roles["Payouts Operator"].permissions == {"payouts.view", "payouts.create", "bank_accounts.view"}
+    assert desired.roles["Payouts Operator"].permissions == {
+        "payouts.view",
+        "payouts.create",
+        "bank_accounts.view",
+    }
     luis = desired.users["luis.gomez@acme.co"]  # emails are stored lower-case
     assert luis.email == "luis.gomez@acme.co"
-    assert (luis.id_number, luis.phone, luis.status, luis.force_password_reset) == ("AB123456", "+14155550123", "active", True)
+    assert (luis.id_number, luis.phone, luis.status, luis.force_password_reset) == (
+        "AB123456",
+        "+14155550123",
+        "active",
+        True,
+    )
     assert luis.bank_accounts == frozenset({"ops-main", "payroll-usd"})
     ana = desired.users["ana.perez@acme.co"]
     assert (ana.last_name, ana.two_factor, ana.force_password_reset) == ("Pérez", "required", False)
@@ -178,7 +190,9 @@ def test_quoted_lookalikes_stay_strings() -> None:
     desired = load_desired("valid_quoted_lookalikes.yaml")
     assert desired.organization == "on-line"
     assert set(desired.roles) == {"On", "No", "null"}
-    assert desired.roles["On"].description == "yes" and desired.roles["null"].description == "0123456"
+    assert (
+        desired.roles["On"].description == "yes" and desired.roles["null"].description == "0123456"
+    )
     no_one = desired.users["no.one@acme.co"]
     assert (no_one.first_name, no_one.last_name, no_one.id_number) == ("No", "Yes", "0123456")
     assert desired.users["y@acme.co"].bank_accounts == {"off", "n", "~"}
@@ -186,7 +200,11 @@ def test_quoted_lookalikes_stay_strings() -> None:
 
 def test_defaults_apply_to_absent_fields() -> None:
     ana = load_desired("valid_block_scalars.yaml").users["maria@text.example"]
-    assert (ana.status, ana.force_password_reset, ana.bank_accounts) == ("active", False, frozenset())
+    assert (ana.status, ana.force_password_reset, ana.bank_accounts) == (
+        "active",
+        False,
+        frozenset(),
+    )
     roles = load_desired("valid_block_scalars.yaml").roles
     assert roles["Support"].description == "Answers customers; can view users, no changes."
     assert roles["Ops"].description == "Operates payouts every day"
@@ -225,19 +243,35 @@ def test_the_prescan_flags_every_file_yaml_rs_alone_would_wrongly_accept(name: s
 
 
 HEADER = "version: 1\norganization: x-org\nroles:\n  Admin:\n    permissions: [users.view]\n"
-USER = "    first_name: Ana\n    last_name: Ruiz\n    id_type: CC\n    id_number: '1234'\n    phone: '+5730011122'\n"
-# Files that yaml_rs, the schema and the semantic rules would all accept, and the strict rules refuse.
+USER = (
+    "    first_name: Ana\n    last_name: Ruiz\n    id_type: CC\n"
+    "    id_number: '1234'\n    phone: '+5730011122'\n"
+)
+# Files that yaml_rs, the schema and the semantic rules would all accept, and the strict rules
+# refuse.
 ONLY_THE_PRESCAN_CATCHES = {
     "alias": HEADER + "  Copy: &r\n    permissions: [users.view]\n  Clone: *r\n",
     "tag": HEADER.replace("[users.view]", "!!seq [users.view]"),
-    "True": HEADER + "users:\n  a@b.co:\n" + USER + "    role: Admin\n    force_password_reset: True\n",
+    "True": HEADER
+    + "users:\n  a@b.co:\n"
+    + USER
+    + "    role: Admin\n    force_password_reset: True\n",
     "role named No": HEADER + "  No:\n    permissions: []\n",
-    "yes as a name": HEADER + "users:\n  a@b.co:\n" + USER.replace("Ana", "yes") + "    role: Admin\n",
-    "on as a bank account": HEADER + "users:\n  a@b.co:\n" + USER + "    role: Admin\n    bank_accounts: [on]\n",
+    "yes as a name": HEADER
+    + "users:\n  a@b.co:\n"
+    + USER.replace("Ana", "yes")
+    + "    role: Admin\n",
+    "on as a bank account": HEADER
+    + "users:\n  a@b.co:\n"
+    + USER
+    + "    role: Admin\n    bank_accounts: [on]\n",
     "tab indentation": "\t{version: 1, organization: x-org}\n",
     "control character": HEADER.replace("Admin", "Ad\x01min"),
     "line separator": HEADER.replace("Admin", "Ad\u2028min"),
-    "${ENV}": HEADER + "users:\n  a@b.co:\n" + USER.replace("Ruiz", "${LAST}") + "    role: Admin\n",
+    "${ENV}": HEADER
+    + "users:\n  a@b.co:\n"
+    + USER.replace("Ruiz", "${LAST}")
+    + "    role: Admin\n",
     "merge key": HEADER + "  <<: {permissions: []}\n",
 }
 
@@ -253,16 +287,31 @@ def test_the_prescan_catches_what_yaml_rs_alone_would_accept(tmp_path: Path, nam
 
 
 def test_clean_files_take_the_fast_path() -> None:
-    for name in ("valid_full.yaml", "valid_crlf.yaml", "valid_flow_style.yaml", "valid_quoted_lookalikes.yaml",
-                 "valid_suspicious_but_fine.yaml"):
+    for name in (
+        "valid_full.yaml",
+        "valid_crlf.yaml",
+        "valid_flow_style.yaml",
+        "valid_quoted_lookalikes.yaml",
+        "valid_suspicious_but_fine.yaml",
+    ):
         assert fast_yaml.suspicion(read_source(name).data) is None, name
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "a: yes\n", "a: No # comment\n", "a:\n  ON\n", "a: [x, off]\n", "a: [\n  n]\n", "a: {b: Y}\n",
-        "a:\n  - TRUE\n", "Yes: 1\n", "x: 1\nFalse: 2\n", "a: 1\r  y: 2\r", "a: {No: 1}\n", "a: x\nb:   True   \n",
+        "a: yes\n",
+        "a: No # comment\n",
+        "a:\n  ON\n",
+        "a: [x, off]\n",
+        "a: [\n  n]\n",
+        "a: {b: Y}\n",
+        "a:\n  - TRUE\n",
+        "Yes: 1\n",
+        "x: 1\nFalse: 2\n",
+        "a: 1\r  y: 2\r",
+        "a: {No: 1}\n",
+        "a: x\nb:   True   \n",
         "- no\n",
     ],
 )
@@ -272,8 +321,18 @@ def test_the_prescan_finds_plain_ambiguous_booleans_in_every_position(text: str)
 
 @pytest.mark.parametrize(
     "text",
-    ["a: true\n", "a: false\n", "a: 'yes'\n", 'a: "No"\n', "a: yesterday\n", "a: Nora\n", "a: on-call\n",
-     "noon: 1\n", "a: [true, false]\n", "a: Yes please\n"],
+    [
+        "a: true\n",
+        "a: false\n",
+        "a: 'yes'\n",
+        'a: "No"\n',
+        "a: yesterday\n",
+        "a: Nora\n",
+        "a: on-call\n",
+        "noon: 1\n",
+        "a: [true, false]\n",
+        "a: Yes please\n",
+    ],
 )
 def test_the_prescan_lets_unambiguous_text_through(text: str) -> None:
     assert fast_yaml.suspicion(text.encode()) is None
@@ -284,41 +343,86 @@ def test_the_prescan_words_are_the_ambiguous_booleans() -> None:
 
     pattern = re.compile(fast_yaml._WORDS)
     assert all(pattern.fullmatch(w) for w in AMBIGUOUS_BOOLEANS)
-    candidates = {w[:i] + c + w[i + 1:] for w in AMBIGUOUS_BOOLEANS | {"true", "false"} for i in range(len(w))
-                  for c in (w[i].upper(), w[i].lower())}
+    candidates = {
+        w[:i] + c + w[i + 1 :]
+        for w in AMBIGUOUS_BOOLEANS | {"true", "false"}
+        for i in range(len(w))
+        for c in (w[i].upper(), w[i].lower())
+    }
     assert {w for w in candidates if pattern.fullmatch(w)} == set(AMBIGUOUS_BOOLEANS)
 
 
 _PLAIN_WORDS = st.sampled_from(sorted(AMBIGUOUS_BOOLEANS))
 _TEMPLATES = st.sampled_from(
-    ["a: {w}\n", "a:   {w}  # c\n", "a:\n  {w}\n", "a: [x, {w}]\n", "a: [{w}]\n", "a:\n  - {w}\n", "{w}: 1\n",
-     "b: 1\n{w}: 2\n", "a:\n  {w}:\n    b: 1\n", "a: {{x: {w}}}\n", "a: {{{w}: 1}}\n", "a: [\n  {w},\n  x]\n"]
+    [
+        "a: {w}\n",
+        "a:   {w}  # c\n",
+        "a:\n  {w}\n",
+        "a: [x, {w}]\n",
+        "a: [{w}]\n",
+        "a:\n  - {w}\n",
+        "{w}: 1\n",
+        "b: 1\n{w}: 2\n",
+        "a:\n  {w}:\n    b: 1\n",
+        "a: {{x: {w}}}\n",
+        "a: {{{w}: 1}}\n",
+        "a: [\n  {w},\n  x]\n",
+    ]
 )
 
 
 @given(word=_PLAIN_WORDS, template=_TEMPLATES)
 def test_property_no_plain_ambiguous_boolean_escapes_the_prescan(word: str, template: str) -> None:
     text = template.format(w=word)
-    refused = [p for p in parse_marked(text).problems if "ambiguous" in p.message or "keys must" in p.message]
+    refused = [
+        p
+        for p in parse_marked(text).problems
+        if "ambiguous" in p.message or "keys must" in p.message
+    ]
     assert refused, text  # the precise parser refuses it...
     assert fast_yaml.suspicion(text.encode()) is not None, text  # ...so the fast one must not run
 
 
 _NODE_PROPERTIES = st.sampled_from(["&x", "*x", "!t", "!!str", "!<tag:x>", "? "])
 _NODE_TEMPLATES = st.sampled_from(
-    ["a: {p} b\n", "a:\n  {p} b\n", "a: [b, {p} c]\n", "a: [{p} c]\n", "- {p} b\n", "a:\n  - {p} b\n",
-     "{p} a: b\n", "x: 1\n{p} a: b\n", "a: {{b: {p} c}}\n", "a: {{{p} b: c}}\n", "a:\n  b:  {p} c\n"]
+    [
+        "a: {p} b\n",
+        "a:\n  {p} b\n",
+        "a: [b, {p} c]\n",
+        "a: [{p} c]\n",
+        "- {p} b\n",
+        "a:\n  - {p} b\n",
+        "{p} a: b\n",
+        "x: 1\n{p} a: b\n",
+        "a: {{b: {p} c}}\n",
+        "a: {{{p} b: c}}\n",
+        "a:\n  b:  {p} c\n",
+    ]
 )
 
 
 @given(prop=_NODE_PROPERTIES, template=_NODE_TEMPLATES)
-def test_property_anchors_aliases_tags_where_a_node_starts_are_flagged(prop: str, template: str) -> None:
+def test_property_anchors_aliases_tags_where_a_node_starts_are_flagged(
+    prop: str, template: str
+) -> None:
     text = template.format(p=prop)
     assert fast_yaml.suspicion(text.encode()) is not None, text
 
 
-@pytest.mark.parametrize("text", ["a: R&D\n", "a: Ruiz & Co\n", "a: Admin!\n", "a: 100%\n", "a: sure?\n",
-                                  "a: x<<y\n", "a: b\tc\n", "a: [R&D, x*y]\n", "a: \"& quoted\"\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: R&D\n",
+        "a: Ruiz & Co\n",
+        "a: Admin!\n",
+        "a: 100%\n",
+        "a: sure?\n",
+        "a: x<<y\n",
+        "a: b\tc\n",
+        "a: [R&D, x*y]\n",
+        'a: "& quoted"\n',
+    ],
+)
 def test_indicators_inside_scalars_are_not_suspicious(text: str) -> None:
     assert fast_yaml.suspicion(text.encode()) is None
 
@@ -337,16 +441,27 @@ def test_property_plain_scalars_read_as_yaml_rs_reads_them(text: str) -> None:
         return
     theirs, ours = parsed["a"], resolve_plain(text)
     assert type(theirs) is type(ours), text
-    assert theirs == ours or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)), text
+    assert theirs == ours or (
+        isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)
+    ), text
 
 
 def test_an_alias_bomb_is_refused_without_being_expanded(tmp_path: Path) -> None:
-    lines = ["version: 1", "organization: bomb-org", "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]  # 9**10 leaves if expanded
+    lines = [
+        "version: 1",
+        "organization: bomb-org",
+        "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+    ]
+    lines += [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)
+    ]  # 9**10 leaves if expanded
     f = tmp_path / "bomb.yaml"
     f.write_text("\n".join(lines) + "\n")
     found = problems_of(f)
-    assert sum("aliases (*a" in p for p in found) == 81 and sum("anchors (&a" in p for p in found) == 10
+    assert (
+        sum("aliases (*a" in p for p in found) == 81
+        and sum("anchors (&a" in p for p in found) == 10
+    )
 
 
 @pytest.mark.parametrize("depth", [3, 60, 64, 200, 300, 50_000])
@@ -356,11 +471,14 @@ def test_deep_nesting_is_refused_the_same_way_on_both_paths(tmp_path: Path, dept
     auto, precise = _outcome(str(f), "auto"), _outcome(str(f), "precise")
     assert auto == precise
     assert isinstance(auto, list) and len(auto) == 1
-    too_deep = "nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
+    too_deep = (
+        "nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
+    )
     if 64 <= depth < 1000:
         assert auto[0] == f"{f}:3:71: roles[0]: {too_deep}"
     elif depth >= 1000:
-        # libyaml (>= 0.2.6) stops scanning at 1000 open brackets, before our own check sees level 65.
+        # libyaml (>= 0.2.6) stops scanning at 1000 open brackets, before our own check sees level
+        # 65.
         assert auto[0] in (f"{f}:3:71: roles[0]: {too_deep}", f"{f}:3:1007: (document): {too_deep}")
 
 
@@ -370,30 +488,42 @@ def test_deep_nesting_is_refused_the_same_way_on_both_paths(tmp_path: Path, dept
 def test_a_directory_is_one_desired_state() -> None:
     desired = load_desired("dir_valid")
     assert desired.organization == "split-org"
-    assert set(desired.roles) == {"Admin", "Operator"} and set(desired.users) == {"ana@split.example", "bob@split.example"}
+    assert set(desired.roles) == {"Admin", "Operator"} and set(desired.users) == {
+        "ana@split.example",
+        "bob@split.example",
+    }
     assert desired.origins[("roles", "Admin")] == os.path.join("dir_valid", "00-roles.yaml")
-    assert desired.origins[("users", "bob@split.example")] == os.path.join("dir_valid", "team-payouts.yaml")
+    assert desired.origins[("users", "bob@split.example")] == os.path.join(
+        "dir_valid", "team-payouts.yaml"
+    )
 
 
 def test_conflicts_across_files_name_both_places() -> None:
     b = os.path.join("dir_conflicts", "b.yaml")
     a = os.path.join("dir_conflicts", "a.yaml")
     assert problems_of("dir_conflicts") == [
-        f"{a}:21:31: users.zed@split.example.bank_accounts[1]: bank account 'ops-main' is listed twice (first at line 21)",
-        f"{b}:2:15: organization: organization 'other-org' differs from 'split-org' declared at {a}:2; "
-        "the files of a directory must all declare the same organization",
+        f"{a}:21:31: users.zed@split.example.bank_accounts[1]: bank account 'ops-main' is "
+        "listed twice (first at line 21)",
+        f"{b}:2:15: organization: organization 'other-org' differs from 'split-org' declared at "
+        f"{a}:2; the files of a directory must all declare the same organization",
         f"{b}:4:3: roles.Admin: role 'Admin' is declared twice (also at {a}:4)",
-        f"{b}:7:3: users.ANA@split.example: 'ANA@split.example' and 'ana@split.example' (at {a}:7) are the same user: "
-        "emails are compared case-insensitively",
-        f"{b}:14:3: users.ana@split.example: user 'ana@split.example' is declared twice (also at {a}:7)",
-        f"{b}:25:16: users.carl@split.example.id_number: id_type CC with id_number 12345678 is already used by "
-        f"'ana@split.example' (at {a}:11); an identity document belongs to one user",
+        f"{b}:7:3: users.ANA@split.example: 'ANA@split.example' and 'ana@split.example' (at {a}:7) "
+        "are the same user: emails are compared case-insensitively",
+        f"{b}:14:3: users.ana@split.example: user 'ana@split.example' "
+        f"is declared twice (also at {a}:7)",
+        f"{b}:25:16: users.carl@split.example.id_number: id_type CC with "
+        f"id_number 12345678 is already used by 'ana@split.example' (at {a}:11); "
+        "an identity document belongs to one user",
     ]
 
 
 def test_every_file_of_a_directory_is_checked_and_reported(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("version: 1\norganization: x-org\nroles:\n  R: {permissions: [nope]}\n")
-    (tmp_path / "b.yaml").write_text("version: 1\norganization: x-org\nusers:\n  a@b.co: {role: yes}\n")
+    (tmp_path / "a.yaml").write_text(
+        "version: 1\norganization: x-org\nroles:\n  R: {permissions: [nope]}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        "version: 1\norganization: x-org\nusers:\n  a@b.co: {role: yes}\n"
+    )
     (tmp_path / "c.yaml").write_text("")
     found = problems_of(tmp_path)
     assert [p.split(": ")[0] + ": " + p.split(": ")[1] for p in found] == [
@@ -408,8 +538,8 @@ def test_a_directory_with_yml_files_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("version: 1\norganization: x-org\n")
     (tmp_path / "team.yml").write_text("version: 1\norganization: x-org\n")
     assert problems_of(tmp_path) == [
-        f"{tmp_path}/team.yml:1:1: (document): only *.yaml files are loaded from a directory: rename it to .yaml if "
-        "it declares roles or users, or move it out of the directory"
+        f"{tmp_path}/team.yml:1:1: (document): only *.yaml files are loaded from a directory: "
+        "rename it to .yaml if it declares roles or users, or move it out of the directory"
     ]
 
 
@@ -430,8 +560,9 @@ def test_a_subdirectory_named_yaml_is_reported_not_skipped(tmp_path: Path) -> No
     (tmp_path / "team.yaml").mkdir()
     (tmp_path / "team.yaml" / "users.yaml").write_text(ROLES_FILE)
     assert problems_of(tmp_path) == [
-        f"{tmp_path}/team.yaml:1:1: (document): this is a directory, not a file: only the *.yaml files directly "
-        "in the directory given are read; rename it so that its name does not end in .yaml, or move it out"
+        f"{tmp_path}/team.yaml:1:1: (document): this is a directory, not a file: only the "
+        "*.yaml files directly in the directory given are read; rename it so that its name "
+        "does not end in .yaml, or move it out"
     ]
 
 
@@ -439,14 +570,15 @@ def test_a_broken_link_named_yaml_is_reported_not_skipped(tmp_path: Path) -> Non
     (tmp_path / "a.yaml").write_text(ROLES_FILE)
     (tmp_path / "team.yaml").symlink_to(tmp_path / "gone.yaml")
     assert problems_of(tmp_path) == [
-        f"{tmp_path}/team.yaml:1:1: (document): this is a broken link: it points to {tmp_path}/gone.yaml, "
-        "which does not exist; fix the link or remove it"
+        f"{tmp_path}/team.yaml:1:1: (document): this is a broken link: it points to "
+        f"{tmp_path}/gone.yaml, which does not exist; fix the link or remove it"
     ]
 
 
 USERS_FILE = (
-    "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n    last_name: Ruiz\n"
-    "    id_type: CC\n    id_number: '1234'\n    phone: '+5730011122'\n    role: Admin\n"
+    "version: 1\norganization: x-org\nusers:\n  ana@x.co:\n    first_name: Ana\n"
+    "    last_name: Ruiz\n    id_type: CC\n    id_number: '1234'\n"
+    "    phone: '+5730011122'\n    role: Admin\n"
 )
 
 
@@ -480,7 +612,9 @@ def test_a_broken_entry_causes_no_false_alarms_in_the_others(tmp_path: Path) -> 
 
 def test_a_broken_file_still_lets_per_file_and_duplicate_problems_through(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(ROLES_FILE + "  Ops: [\n")
-    (tmp_path / "b.yaml").write_text(USERS_FILE.replace("'1234'", "1234") + USERS_FILE.split("users:\n")[1])
+    (tmp_path / "b.yaml").write_text(
+        USERS_FILE.replace("'1234'", "1234") + USERS_FILE.split("users:\n")[1]
+    )
     assert [p.split(": ", 2)[:2] for p in problems_of(tmp_path)] == [
         [f"{tmp_path}/a.yaml:7:1", "(document)"],  # the syntax error
         [f"{tmp_path}/b.yaml:8:16", "users.ana@x.co.id_number"],  # a number where a string belongs
@@ -492,7 +626,10 @@ def test_with_every_file_parsed_an_unknown_role_is_still_reported(tmp_path: Path
     (tmp_path / "a.yaml").write_text(ROLES_FILE.replace("Admin", "Viewer"))
     (tmp_path / "b.yaml").write_text(USERS_FILE)
     (problem,) = problems_of(tmp_path)
-    assert problem == f"{tmp_path}/b.yaml:10:11: users.ana@x.co.role: unknown role 'Admin'; declared roles: Viewer"
+    assert (
+        problem == f"{tmp_path}/b.yaml:10:11: users.ana@x.co.role: unknown role "
+        "'Admin'; declared roles: Viewer"
+    )
 
 
 def test_a_link_to_a_file_is_read(tmp_path: Path) -> None:
@@ -507,8 +644,8 @@ def test_a_pipe_named_yaml_in_a_directory_is_reported_without_blocking(tmp_path:
     (tmp_path / "a.yaml").write_text(ROLES_FILE)
     os.mkfifo(tmp_path / "team.yaml")  # opening it would wait for a writer forever
     assert problems_of(tmp_path) == [
-        f"{tmp_path}/team.yaml:1:1: (document): this is not a regular file (a pipe, socket or device); "
-        "a directory's *.yaml entries must be files"
+        f"{tmp_path}/team.yaml:1:1: (document): this is not a regular file (a pipe, socket or "
+        "device); a directory's *.yaml entries must be files"
     ]
 
 
@@ -562,10 +699,13 @@ def test_locate_places_problems_found_later() -> None:
 
 def test_locate_in_a_directory_uses_the_declaring_file() -> None:
     desired = load_desired("dir_valid")
-    (problem,) = locate([Problem("unknown bank account", ("users", "bob@split.example", "bank_accounts", 0))], desired)
+    (problem,) = locate(
+        [Problem("unknown bank account", ("users", "bob@split.example", "bank_accounts", 0))],
+        desired,
+    )
     assert str(problem) == (
-        f"{os.path.join('dir_valid', 'team-payouts.yaml')}:11:21: users.bob@split.example.bank_accounts[0]: "
-        "unknown bank account"
+        f"{os.path.join('dir_valid', 'team-payouts.yaml')}:11:21: "
+        "users.bob@split.example.bank_accounts[0]: unknown bank account"
     )
 
 
@@ -611,7 +751,9 @@ def _sliced_and_whole(text: str) -> tuple[SlicedSourceMap, object]:
     return SlicedSourceMap(text, value), parse_marked(text).sourcemap
 
 
-@pytest.mark.parametrize("name", VALID + ["invalid_numbers.yaml", "invalid_schema.yaml", "invalid_semantic.yaml"])
+@pytest.mark.parametrize(
+    "name", VALID + ["invalid_numbers.yaml", "invalid_schema.yaml", "invalid_semantic.yaml"]
+)
 def test_sliced_marks_are_the_whole_documents_marks(name: str) -> None:
     text = read_source(name).text
     sliced, whole = _sliced_and_whole(text)
@@ -624,10 +766,18 @@ def test_sliced_marks_are_the_whole_documents_marks(name: str) -> None:
 def test_a_block_style_file_is_marked_piece_by_piece(tmp_path: Path) -> None:
     from bench.gen_org import generate
 
-    text = generate(200, seed=3).replace("  user000150@bench.example.com:", "  # a comment line\n\n  user000150@bench.example.com:")
+    text = generate(200, seed=3).replace(
+        "  user000150@bench.example.com:", "  # a comment line\n\n  user000150@bench.example.com:"
+    )
     sliced, whole = _sliced_and_whole(text)
-    for path in [("users", "user000150@bench.example.com", "phone"), ("users", "user000199@bench.example.com"),
-                 ("roles", "Viewer", "permissions", 1), ("organization",), ("version",), ()]:
+    for path in [
+        ("users", "user000150@bench.example.com", "phone"),
+        ("users", "user000199@bench.example.com"),
+        ("roles", "Viewer", "permissions", 1),
+        ("organization",),
+        ("version",),
+        (),
+    ]:
         assert sliced.position(path) == whole.position(path), path  # type: ignore[attr-defined]
         assert sliced.position(path, key=True) == whole.position(path, key=True), path  # type: ignore[attr-defined]
     assert sliced._whole is None  # never needed the whole document's marks
@@ -641,7 +791,9 @@ def test_a_block_style_file_is_marked_piece_by_piece(tmp_path: Path) -> None:
         ("valid_crlf.yaml", ("users", "ana@crlf.example", "role"), True),
     ],
 )
-def test_files_that_cannot_be_cut_fall_back_to_whole_marks(name: str, path: tuple[str, ...], cut: bool) -> None:
+def test_files_that_cannot_be_cut_fall_back_to_whole_marks(
+    name: str, path: tuple[str, ...], cut: bool
+) -> None:
     sliced, whole = _sliced_and_whole(read_source(name).text)
     assert sliced.position(path) == whole.position(path)  # type: ignore[attr-defined]
     assert (sliced._whole is None) == cut

@@ -1,6 +1,6 @@
-"""The typed state the loader builds (its hot loop passes User's fields by position, not by keyword):
-every field lands where it belongs, absent optional fields take User's defaults, emails are
-lower-cased, and each user and role keeps the file that declares it."""
+"""The typed state the loader builds (its hot loop passes User's fields by position, not by
+keyword): every field lands where it belongs, absent optional fields take User's defaults, emails
+are lower-cased, and each user and role keeps the file that declares it."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ roles:
   Viewer:
     permissions: [users.view]
 """
-OPTIONAL = {"status": "inactive", "two_factor": "required", "force_password_reset": True, "bank_accounts": ["acct-b", "acct-a"]}
+OPTIONAL = {
+    "status": "inactive",
+    "two_factor": "required",
+    "force_password_reset": True,
+    "bank_accounts": ["acct-b", "acct-a"],
+}
 
 
 def _user_yaml(i: int, optional: dict[str, Any]) -> str:
@@ -58,19 +63,29 @@ def _every_combination() -> list[dict[str, Any]]:
             if "status" in names and "bank_accounts" in names:
                 continue
             combos.append({name: OPTIONAL[name] for name in names})
-    combos.append({"status": "active", "two_factor": "optional", "force_password_reset": False, "bank_accounts": []})
+    combos.append(
+        {
+            "status": "active",
+            "two_factor": "optional",
+            "force_password_reset": False,
+            "bank_accounts": [],
+        }
+    )
     return combos
 
 
 def _reference_user(email: str, fields: dict[str, Any]) -> User:
-    """User built by keyword from the parsed mapping: the plain, slow way the fast loop must match."""
+    """User built by keyword from the parsed mapping: the plain, slow way the
+    fast loop must match."""
     if "bank_accounts" in fields:
         fields = {**fields, "bank_accounts": frozenset(fields["bank_accounts"])}
     return User(email=email.lower(), **fields)
 
 
 @pytest.mark.parametrize("parser", ["auto", "precise"])
-def test_every_field_lands_in_its_place_with_defaults_for_absent_ones(tmp_path: Path, parser: str) -> None:
+def test_every_field_lands_in_its_place_with_defaults_for_absent_ones(
+    tmp_path: Path, parser: str
+) -> None:
     combos = _every_combination()
     text = HEAD + "users:\n" + "".join(_user_yaml(i, optional) for i, optional in enumerate(combos))
     path = tmp_path / "users.yaml"
@@ -80,23 +95,51 @@ def test_every_field_lands_in_its_place_with_defaults_for_absent_ones(tmp_path: 
 
     desired = load_desired(path, parser=parser)  # type: ignore[arg-type]
 
-    expected = {email.lower(): _reference_user(email, fields) for email, fields in parsed["users"].items()}
+    expected = {
+        email.lower(): _reference_user(email, fields) for email, fields in parsed["users"].items()
+    }
     assert desired.users == expected
     assert list(desired.users) == list(expected)  # file order kept
     assert len(expected) == len(combos)
     # Spot checks independent of the reference construction.
     first = desired.users["person.0@speed.example"]
     assert (first.first_name, first.last_name, first.id_number, first.phone, first.role) == (
-        "First0", "Last0", "1000", "+573000000000", "Viewer",
+        "First0",
+        "Last0",
+        "1000",
+        "+573000000000",
+        "Viewer",
     )
-    defaults = {f.name: f.default for f in dataclasses.fields(User) if f.default is not dataclasses.MISSING}
-    assert (first.status, first.two_factor, first.force_password_reset, first.bank_accounts, first.totp_enrolled) == (
-        defaults["status"], defaults["two_factor"], defaults["force_password_reset"], frozenset(), False,
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(User) if f.default is not dataclasses.MISSING
+    }
+    assert (
+        first.status,
+        first.two_factor,
+        first.force_password_reset,
+        first.bank_accounts,
+        first.totp_enrolled,
+    ) == (
+        defaults["status"],
+        defaults["two_factor"],
+        defaults["force_password_reset"],
+        frozenset(),
+        False,
     )
-    most = combos.index({name: OPTIONAL[name] for name in ("two_factor", "force_password_reset", "bank_accounts")})
+    most = combos.index(
+        {name: OPTIONAL[name] for name in ("two_factor", "force_password_reset", "bank_accounts")}
+    )
     everything = desired.users[f"person.{most}@speed.example"]
-    assert (everything.status, everything.two_factor, everything.force_password_reset, everything.bank_accounts) == (
-        "active", "required", True, frozenset({"acct-a", "acct-b"}),
+    assert (
+        everything.status,
+        everything.two_factor,
+        everything.force_password_reset,
+        everything.bank_accounts,
+    ) == (
+        "active",
+        "required",
+        True,
+        frozenset({"acct-a", "acct-b"}),
     )
     assert desired.roles == {
         "Ops": Role("Ops", "Operates payouts", frozenset({"payouts.view", "payouts.create"})),
@@ -107,7 +150,8 @@ def test_every_field_lands_in_its_place_with_defaults_for_absent_ones(tmp_path: 
 def test_a_directory_keeps_the_declaring_file_of_each_user_and_role(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(HEAD + "users:\n" + _user_yaml(1, {}), encoding="utf-8")
     (tmp_path / "b.yaml").write_text(
-        "version: 1\norganization: speed-co\nusers:\n" + _user_yaml(2, {"two_factor": "disabled"}), encoding="utf-8"
+        "version: 1\norganization: speed-co\nusers:\n" + _user_yaml(2, {"two_factor": "disabled"}),
+        encoding="utf-8",
     )
     desired = load_desired(tmp_path)
     a, b = str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")

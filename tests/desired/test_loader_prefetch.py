@@ -82,7 +82,10 @@ def test_a_load_on_another_thread_does_not_take_this_threads_prefetch(tmp_path: 
 
 def test_problems_are_reported_as_without_the_block(tmp_path: Path) -> None:
     path = tmp_path / "users.yaml"
-    path.write_text(DOC.format(name="Ana").replace("role: Ops", "role: Ops\n    role: SuperAdmin"), encoding="utf-8")
+    path.write_text(
+        DOC.format(name="Ana").replace("role: Ops", "role: Ops\n    role: SuperAdmin"),
+        encoding="utf-8",
+    )
     with pytest.raises(InputError) as plain:
         load_desired(path)
     with prefetching(path), pytest.raises(InputError) as prefetched:

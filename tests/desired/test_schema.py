@@ -31,7 +31,9 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_the_repository_schemas_folder_is_the_packaged_schema() -> None:
-    assert (ROOT / "schemas" / "userctl.schema.json").read_text(encoding="utf-8") == schema.schema_text()
+    assert (ROOT / "schemas" / "userctl.schema.json").read_text(
+        encoding="utf-8"
+    ) == schema.schema_text()
 
 
 def test_enums_are_the_shared_constants() -> None:
@@ -42,19 +44,28 @@ def test_enums_are_the_shared_constants() -> None:
 
 
 def test_user_properties_are_the_user_fields_the_file_declares() -> None:
-    # The loader fills each User field from the property of the same name: the names must match one for one.
+    # The loader fills each User field from the property of the same name: the names must match one
+    # for one.
     fields = {f.name for f in dataclasses.fields(state.User)} - {"email", "totp_enrolled"}
     assert set(USER["properties"]) == fields
     assert set(ROLE["properties"]) == {f.name for f in dataclasses.fields(state.Role)} - {"name"}
 
 
 def test_schema_defaults_are_the_dataclass_defaults() -> None:
-    defaults = {f.name: f.default for f in dataclasses.fields(state.User) if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(state.User)
+        if f.default is not dataclasses.MISSING
+    }
     for name, prop in USER["properties"].items():
         if "default" in prop:
             expected = defaults[name]
-            assert (frozenset(prop["default"]) if isinstance(prop["default"], list) else prop["default"]) == expected
-    assert set(USER["required"]) == set(USER["properties"]) - {n for n, p in USER["properties"].items() if "default" in p}
+            assert (
+                frozenset(prop["default"]) if isinstance(prop["default"], list) else prop["default"]
+            ) == expected
+    assert set(USER["required"]) == set(USER["properties"]) - {
+        n for n, p in USER["properties"].items() if "default" in p
+    }
     role_defaults = {f.name: f.default for f in dataclasses.fields(state.Role)}
     assert ROLE["properties"]["description"]["default"] == role_defaults["description"]
 
@@ -86,7 +97,9 @@ def test_no_object_accepts_unknown_keys() -> None:
     for where, node in objects:
         extra = node.get("additionalProperties")
         # Either a closed record, or a map whose every value has a schema (roles, users).
-        assert extra is False or (isinstance(extra, dict) and "$ref" in extra and "propertyNames" in node), where
+        assert extra is False or (
+            isinstance(extra, dict) and "$ref" in extra and "propertyNames" in node
+        ), where
 
 
 def _fixture_values() -> Iterator[tuple[str, Any]]:
@@ -129,40 +142,87 @@ def messages(tmp_path: Path, text: str) -> list[str]:
     [
         (BASE.replace("version: 1", 'version: "1"'), '1:10: version: must be 1, found "1"'),
         (BASE.replace("version: 1", "version: 1.5"), "1:10: version: must be 1, found 1.5"),
-        (BASE.replace("organization: msg-org", "organization: Msg"),
-         '2:15: organization: "Msg" is not valid; expected slug of the organization: 2 to 63 lower-case letters, '
-         "digits or hyphens, starting with a letter or digit."),
-        ("version: 1\norganization: msg-org\nroles: [Admin]\n", "3:8: roles: expected a mapping, found a list"),
-        ("version: 1\norganization: msg-org\nusers:\n  a@b.co: Ana\n", "4:11: users.a@b.co: expected a mapping, found a string"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ana", "A" * 101),
-         "8:17: users.a@b.co.first_name: too long: 101 characters, at most 100"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ana", "''"), "8:17: users.a@b.co.first_name: must not be empty"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK + "    two_factor: requird\n",
-         '14:17: users.a@b.co.two_factor: "requird" is not allowed (did you mean \'required\'?); '
-         "use one of: required, optional, disabled"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK + "    status: 1\n",
-         "14:13: users.a@b.co.status: 1 is not allowed; use one of: active, inactive"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK + "    rol: Admin\n",
-         "14:5: users.a@b.co.rol: unknown field 'rol' (did you mean 'role'?); allowed: bank_accounts, expires, first_name, "
-         "force_password_reset, id_number, id_type, last_name, phone, role, status, two_factor"),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("'+573001112233'", "'+57 300 111 2233'"),
-         '12:12: users.a@b.co.phone: "+57 300 111 2233" is not valid; expected phone number in E.164 format: '
-         "+ then 8 to 15 digits, quoted."),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("'12345678'", "12345678"),
-         '11:16: users.a@b.co.id_number: numbers are not allowed here; write "12345678" in quotes'),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ruiz", "false"),
-         '9:16: users.a@b.co.last_name: booleans are not allowed here; write "false" in quotes if you meant a string'),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK + "    force_password_reset: 'false'\n",
-         '14:27: users.a@b.co.force_password_reset: expected true or false, found the string "false"; remove the quotes'),
-        (BASE + "users:\n  a@b.co:\n" + USER_OK + "    force_password_reset: maybe\n",
-         '14:27: users.a@b.co.force_password_reset: expected true or false, found "maybe"'),
-        (BASE + "users:\n  ana@localhost:\n" + USER_OK,
-         '7:3: users.ana@localhost: "ana@localhost" is not valid; expected an email address such as ana.perez@acme.co.'),
-        (BASE.replace("[users.view]", "[users.view, audit.view, users.view]"),
-         '5:43: roles.Admin.permissions[2]: "users.view" is listed twice (first at line 5)'),
-        (BASE.replace("[users.view]", "users.view"), "5:18: roles.Admin.permissions: expected a list, found a string"),
-        (BASE.replace("  Admin:\n", "  " + "R" * 101 + ":\n").replace("role: Admin", "role: x"),
-         '4:3: roles.' + "R" * 101 + ': "' + "R" * 101 + '" is not valid; expected a role name of 1 to 100 characters.'),
+        (
+            BASE.replace("organization: msg-org", "organization: Msg"),
+            '2:15: organization: "Msg" is not valid; expected slug of the organization: 2 to 63 '
+            "lower-case letters, digits or hyphens, starting with a letter or digit.",
+        ),
+        (
+            "version: 1\norganization: msg-org\nroles: [Admin]\n",
+            "3:8: roles: expected a mapping, found a list",
+        ),
+        (
+            "version: 1\norganization: msg-org\nusers:\n  a@b.co: Ana\n",
+            "4:11: users.a@b.co: expected a mapping, found a string",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ana", "A" * 101),
+            "8:17: users.a@b.co.first_name: too long: 101 characters, at most 100",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ana", "''"),
+            "8:17: users.a@b.co.first_name: must not be empty",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK + "    two_factor: requird\n",
+            '14:17: users.a@b.co.two_factor: "requird" is not allowed (did you mean '
+            "'required'?); use one of: required, optional, disabled",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK + "    status: 1\n",
+            "14:13: users.a@b.co.status: 1 is not allowed; use one of: active, inactive",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK + "    rol: Admin\n",
+            "14:5: users.a@b.co.rol: unknown field 'rol' (did you mean 'role'?); allowed: "
+            "bank_accounts, expires, first_name, force_password_reset, id_number, id_type, "
+            "last_name, phone, role, status, two_factor",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK.replace("'+573001112233'", "'+57 300 111 2233'"),
+            '12:12: users.a@b.co.phone: "+57 300 111 2233" is not valid; expected phone number '
+            "in E.164 format: + then 8 to 15 digits, quoted.",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK.replace("'12345678'", "12345678"),
+            "11:16: users.a@b.co.id_number: numbers are not allowed "
+            'here; write "12345678" in quotes',
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK.replace("Ruiz", "false"),
+            '9:16: users.a@b.co.last_name: booleans are not allowed here; write "false" '
+            "in quotes if you meant a string",
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK + "    force_password_reset: 'false'\n",
+            "14:27: users.a@b.co.force_password_reset: expected true or false, found the "
+            'string "false"; remove the quotes',
+        ),
+        (
+            BASE + "users:\n  a@b.co:\n" + USER_OK + "    force_password_reset: maybe\n",
+            '14:27: users.a@b.co.force_password_reset: expected true or false, found "maybe"',
+        ),
+        (
+            BASE + "users:\n  ana@localhost:\n" + USER_OK,
+            '7:3: users.ana@localhost: "ana@localhost" is not valid; expected an email '
+            "address such as ana.perez@acme.co.",
+        ),
+        (
+            BASE.replace("[users.view]", "[users.view, audit.view, users.view]"),
+            '5:43: roles.Admin.permissions[2]: "users.view" is listed twice (first at line 5)',
+        ),
+        (
+            BASE.replace("[users.view]", "users.view"),
+            "5:18: roles.Admin.permissions: expected a list, found a string",
+        ),
+        (
+            BASE.replace("  Admin:\n", "  " + "R" * 101 + ":\n").replace("role: Admin", "role: x"),
+            "4:3: roles."
+            + "R" * 101
+            + ': "'
+            + "R" * 101
+            + '" is not valid; expected a role name of 1 to 100 characters.',
+        ),
     ],
 )
 def test_schema_errors_read_as_sentences(tmp_path: Path, text: str, expected: str) -> None:
@@ -170,10 +230,15 @@ def test_schema_errors_read_as_sentences(tmp_path: Path, text: str, expected: st
 
 
 def test_missing_fields_are_each_named_at_the_entry(tmp_path: Path) -> None:
-    assert messages(tmp_path, BASE + "users:\n  a@b.co:\n    first_name: Ana\n    role: Admin\n") == [
-        f"7:3: users.a@b.co: missing required field '{name}'" for name in ("id_number", "id_type", "last_name", "phone")
+    assert messages(
+        tmp_path, BASE + "users:\n  a@b.co:\n    first_name: Ana\n    role: Admin\n"
+    ) == [
+        f"7:3: users.a@b.co: missing required field '{name}'"
+        for name in ("id_number", "id_type", "last_name", "phone")
     ]
-    assert messages(tmp_path, "organization: msg-org\n") == ["1:1: (document): missing required field 'version'"]
+    assert messages(tmp_path, "organization: msg-org\n") == [
+        "1:1: (document): missing required field 'version'"
+    ]
 
 
 def test_is_valid_survives_values_jsonschema_rs_cannot_take() -> None:

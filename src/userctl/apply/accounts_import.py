@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 COLUMNS: Final = ("key", "bank", "account_type", "masked_number", "currency")
 # The columns' widths, as declared once for the loader and the database.
-MAX_LENGTH: Final = {name: LIMITS[f"bank_accounts.{name}"].max_length for name in COLUMNS if name != "currency"}
+MAX_LENGTH: Final = {
+    name: LIMITS[f"bank_accounts.{name}"].max_length for name in COLUMNS if name != "currency"
+}
 MAX_UNMASKED_DIGITS: Final = 4
 
 _KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -79,8 +81,9 @@ def plan_import(data: bytes, source: str, existing: Mapping[str, BankAccount]) -
             )
             reader.problem(
                 line,
-                f"bank account {account.key!r} is already registered with other values ({differences}): "
-                "userctl never edits a bank account; correct the row or use a new key",
+                f"bank account {account.key!r} is already registered with other "
+                f"values ({differences}): userctl never edits a bank account; "
+                "correct the row or use a new key",
                 "key",
                 cols.get("key"),
             )
@@ -123,9 +126,13 @@ def import_bank_accounts(
             conn,
             org_id,
             [
-                audit.AuditRecord(operator=(operator or "unknown").strip().lower(), verified_by="none",
-                                  action="bank_account.import", address=bank_account_address(a.key),
-                                  after=bank_account_record(a))
+                audit.AuditRecord(
+                    operator=(operator or "unknown").strip().lower(),
+                    verified_by="none",
+                    action="bank_account.import",
+                    address=bank_account_address(a.key),
+                    after=bank_account_record(a),
+                )
                 for a in result.new
             ],
             now,
@@ -141,7 +148,9 @@ def _decode(data: bytes, source: str) -> str:
         before = data[: exc.start]
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise InputError([Problem("the file is not UTF-8 text; save it as UTF-8 CSV", (), source, line, col)]) from None
+        raise InputError(
+            [Problem("the file is not UTF-8 text; save it as UTF-8 CSV", (), source, line, col)]
+        ) from None
 
 
 def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None], BankAccount]]:
@@ -153,14 +162,21 @@ def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None],
         if account is None:
             continue
         if account.key in first_line:
-            reader.problem(line, f"key {account.key!r} is also on line {first_line[account.key]}", "key", cols["key"])
+            reader.problem(
+                line,
+                f"key {account.key!r} is also on line {first_line[account.key]}",
+                "key",
+                cols["key"],
+            )
             continue
         first_line[account.key] = line
         accounts.append((line, cols, account))
     return accounts
 
 
-def csv_rows(text: str, reader: _Reader, columns: Sequence[str]) -> list[tuple[int, dict[str, str], dict[str, int | None]]]:
+def csv_rows(
+    text: str, reader: _Reader, columns: Sequence[str]
+) -> list[tuple[int, dict[str, str], dict[str, int | None]]]:
     """(line, stripped value by column, 1-based column by column) of every non-blank row of a CSV
     `text` whose header names exactly `columns`, in any order; a bad header, a row with the
     wrong number of fields or invalid CSV go to `reader`. Shared with `activity import`."""
@@ -169,7 +185,9 @@ def csv_rows(text: str, reader: _Reader, columns: Sequence[str]) -> list[tuple[i
     try:
         header = next(records, None)
         if header is None or not any(h.strip() for h in header):
-            reader.problem(1, f"empty file: the first line must be the header {','.join(columns)}", "header")
+            reader.problem(
+                1, f"empty file: the first line must be the header {','.join(columns)}", "header"
+            )
             return []
         index = _header(header, reader, columns)
         previous_end = records.line_num
@@ -180,18 +198,30 @@ def csv_rows(text: str, reader: _Reader, columns: Sequence[str]) -> list[tuple[i
             if index is None:
                 continue  # the header is wrong: its problem is reported, rows cannot be read
             if len(fields) != len(index):
-                reader.problem(line, f"expected {len(index)} fields ({', '.join(sorted(index, key=index.__getitem__))}), found {len(fields)}")
+                reader.problem(
+                    line,
+                    f"expected {len(index)} fields "
+                    f"({', '.join(sorted(index, key=index.__getitem__))}), found {len(fields)}",
+                )
                 continue
             raw = reader.raw_lines[line - 1] if line - 1 < len(reader.raw_lines) else ""
             positions = _columns(raw, len(fields))
-            rows.append((line, {name: fields[i].strip() for name, i in index.items()}, {name: positions[i] for name, i in index.items()}))
+            rows.append(
+                (
+                    line,
+                    {name: fields[i].strip() for name, i in index.items()},
+                    {name: positions[i] for name, i in index.items()},
+                )
+            )
         return rows
     except csv.Error as exc:
         reader.problem(records.line_num, f"not valid CSV: {exc}")
         return []
 
 
-def _header(header: Sequence[str], reader: _Reader, columns: Sequence[str] = COLUMNS) -> dict[str, int] | None:
+def _header(
+    header: Sequence[str], reader: _Reader, columns: Sequence[str] = COLUMNS
+) -> dict[str, int] | None:
     """Column name -> index when the header names exactly `columns` (any order); problems go to
     `reader`. Shared with `activity import`."""
     names = [h.strip() for h in header]
@@ -199,19 +229,30 @@ def _header(header: Sequence[str], reader: _Reader, columns: Sequence[str] = COL
     ok = True
     for i, name in enumerate(names):
         if name not in columns:
-            reader.problem(1, f"unknown column {name!r}: the columns are {', '.join(columns)}", "header", cols[i])
+            reader.problem(
+                1,
+                f"unknown column {name!r}: the columns are {', '.join(columns)}",
+                "header",
+                cols[i],
+            )
             ok = False
         elif names.index(name) != i:
             reader.problem(1, f"column {name!r} appears twice", "header", cols[i])
             ok = False
     missing = [c for c in columns if c not in names]
     if missing:
-        reader.problem(1, f"missing column(s) {', '.join(missing)}: the header must name {','.join(columns)}", "header")
+        reader.problem(
+            1,
+            f"missing column(s) {', '.join(missing)}: the header must name {','.join(columns)}",
+            "header",
+        )
         ok = False
     return {name: names.index(name) for name in columns} if ok else None
 
 
-def _row(line: int, values: Mapping[str, str], cols: Mapping[str, int | None], reader: _Reader) -> BankAccount | None:
+def _row(
+    line: int, values: Mapping[str, str], cols: Mapping[str, int | None], reader: _Reader
+) -> BankAccount | None:
     before = len(reader.problems)
     for name in COLUMNS:
         message = _check(name, values[name])
@@ -229,14 +270,19 @@ def _check(name: str, value: str) -> str | None:
     if limit is not None and len(value) > limit:
         return f"at most {limit} characters, found {len(value)}"
     if name == "key" and not _KEY.fullmatch(value):
-        return f"{value!r} is not a valid key: letters, digits, '.', '_' and '-', starting with a letter or digit"
+        return (
+            f"{value!r} is not a valid key: letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
     if name == "currency" and not _CURRENCY.fullmatch(value):
         return f"{value!r} is not a currency code: 3 upper-case letters, e.g. COP or USD"
     if name == "masked_number":
         digits = sum(c.isdigit() for c in value)
         if digits > MAX_UNMASKED_DIGITS:
-            return (f"{value!r} shows {digits} digits: at most the last {MAX_UNMASKED_DIGITS} may be unmasked "
-                    "(e.g. ****1234); never put a full account number in a file")
+            return (
+                f"{value!r} shows {digits} digits: at most the last {MAX_UNMASKED_DIGITS} may be "
+                "unmasked (e.g. ****1234); never put a full account number in a file"
+            )
     return None
 
 

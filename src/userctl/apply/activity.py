@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
-from userctl.apply.accounts_import import _decode, _LINE_BREAK, _Reader, csv_rows
+from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.errors import InputError
 
@@ -47,7 +47,9 @@ def parse_instant(text: str) -> dt.datetime | None:
         return None
 
 
-def plan_activity(data: bytes, source: str, recorded: Mapping[str, dt.datetime | None], now: dt.datetime) -> ActivityPlan:
+def plan_activity(
+    data: bytes, source: str, recorded: Mapping[str, dt.datetime | None], now: dt.datetime
+) -> ActivityPlan:
     """Which users' last login `data` moves forward; `recorded` maps every user's email (lower
     case) to their current last login. Raises InputError naming every bad row."""
     text = _decode(data, source)
@@ -59,16 +61,28 @@ def plan_activity(data: bytes, source: str, recorded: Mapping[str, dt.datetime |
     for line, values, cols in csv_rows(text, reader, COLUMNS):
         email, when = values["email"].lower(), parse_instant(values["last_login_at"])
         if email in first_line:
-            reader.problem(line, f"{email} is also on line {first_line[email]}", "email", cols["email"])
+            reader.problem(
+                line, f"{email} is also on line {first_line[email]}", "email", cols["email"]
+            )
             continue
         first_line[email] = line
         if email not in recorded:
             reader.problem(line, f"no user {email!r} in this organization", "email", cols["email"])
         if when is None:
-            reader.problem(line, f"{values['last_login_at']!r} is not an ISO 8601 date-time, e.g. 2026-11-30T08:15:00Z",
-                           "last_login_at", cols["last_login_at"])
+            reader.problem(
+                line,
+                f"{values['last_login_at']!r} is not an ISO 8601 "
+                "date-time, e.g. 2026-11-30T08:15:00Z",
+                "last_login_at",
+                cols["last_login_at"],
+            )
         elif when > latest:
-            reader.problem(line, f"{iso_z(when)} is in the future (now is {iso_z(latest)})", "last_login_at", cols["last_login_at"])
+            reader.problem(
+                line,
+                f"{iso_z(when)} is in the future (now is {iso_z(latest)})",
+                "last_login_at",
+                cols["last_login_at"],
+            )
         if email not in recorded or when is None or when > latest:
             continue
         before = recorded[email]
@@ -82,7 +96,12 @@ def plan_activity(data: bytes, source: str, recorded: Mapping[str, dt.datetime |
 
 
 def import_activity(
-    engine: "Engine", organization: str | None, data: bytes, source: str, operator: str | None, lock_timeout_s: float,
+    engine: "Engine",
+    organization: str | None,
+    data: bytes,
+    source: str,
+    operator: str | None,
+    lock_timeout_s: float,
     now: dt.datetime,
 ) -> ActivityResult:
     """Record the last logins of `data` in `organization` (None: the only one), all or none."""
@@ -101,7 +120,12 @@ def import_activity(
     u = tables.users.c
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
         org_id = lock_organization(conn, slug, lock_timeout_s)
-        recorded = {str(e).lower(): at for e, at in conn.execute(select(u.email, u.last_login_at).where(u.organization_id == org_id))}
+        recorded = {
+            str(e).lower(): at
+            for e, at in conn.execute(
+                select(u.email, u.last_login_at).where(u.organization_id == org_id)
+            )
+        }
         result = plan_activity(data, source, recorded, now)
         if result.updated:
             # updated_at is kept: a login is no edit of the user's record.
@@ -113,10 +137,23 @@ def import_activity(
             )
             # Last logins decide which accounts look dormant: who fed them in, and which file, is
             # evidence an auditor asks for. One event per import, not per user.
-            audit.append_events(conn, org_id, [audit.AuditRecord(
-                operator=(operator or "unknown").strip().lower(), verified_by="none", action="activity.import",
-                address=organization_address(slug),
-                after={"file": source, "sha256": hashlib.sha256(data).hexdigest(), "updated": len(result.updated),
-                       "unchanged": result.unchanged},
-            )], now)
+            audit.append_events(
+                conn,
+                org_id,
+                [
+                    audit.AuditRecord(
+                        operator=(operator or "unknown").strip().lower(),
+                        verified_by="none",
+                        action="activity.import",
+                        address=organization_address(slug),
+                        after={
+                            "file": source,
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "updated": len(result.updated),
+                            "unchanged": result.unchanged,
+                        },
+                    )
+                ],
+                now,
+            )
     return ActivityResult(slug, result)

@@ -12,7 +12,6 @@ from sqlalchemy.engine import Connection
 from userctl.clock import naive_utc
 from userctl.db import models
 
-
 DEFAULT_VALIDITY = dt.timedelta(hours=24)
 
 
@@ -25,7 +24,13 @@ class ApprovalRow:
 
 
 def record(
-    conn: Connection, organization_id: int, digest: str, approver_id: int, approver_email: str, now: dt.datetime, valid_for: dt.timedelta
+    conn: Connection,
+    organization_id: int,
+    digest: str,
+    approver_id: int,
+    approver_email: str,
+    now: dt.datetime,
+    valid_for: dt.timedelta,
 ) -> ApprovalRow:
     now = naive_utc(now)
     expires = now + valid_for
@@ -43,7 +48,11 @@ def record(
 
 
 def candidates(
-    conn: Connection, organization_id: int, digest: str, now: dt.datetime, exclude_approver: int | None = None
+    conn: Connection,
+    organization_id: int,
+    digest: str,
+    now: dt.datetime,
+    exclude_approver: int | None = None,
 ) -> list[ApprovalRow]:
     """Every unused, unexpired approval of exactly this digest, oldest first: the caller still
     has to check that its approver may confirm today."""
@@ -60,8 +69,15 @@ def candidates(
     )
     if exclude_approver is not None:
         query = query.where(a.approver_id != exclude_approver)
-    return [ApprovalRow(int(r.id), int(r.approver_id), r.approver_email, r.expires_at) for r in conn.execute(query)]
+    return [
+        ApprovalRow(int(r.id), int(r.approver_id), r.approver_email, r.expires_at)
+        for r in conn.execute(query)
+    ]
 
 
 def mark_used(conn: Connection, approval_id: int, now: dt.datetime) -> None:
-    conn.execute(update(models.Approval).where(models.Approval.id == approval_id).values(used_at=naive_utc(now)))
+    conn.execute(
+        update(models.Approval)
+        .where(models.Approval.id == approval_id)
+        .values(used_at=naive_utc(now))
+    )

@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterator, Sequence
 from sqlalchemy import Connection, Row, Select, insert, or_, select
 
 from userctl.clock import iso_z, naive_utc
-# The Core table, not the ORM model: `audit verify` and `audit log` then never import sqlalchemy.orm.
+
+# The Core table, not the ORM model: `audit verify` and `audit log` then never import
+# sqlalchemy.orm.
 from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import canonical_json
@@ -74,7 +76,9 @@ def audit_key() -> bytes | None:
     return key.encode("utf-8") if key else None
 
 
-def append_events(conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime) -> str:
+def append_events(
+    conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime
+) -> str:
     """Append `events` in order after the organization's last event (one batched INSERT);
     returns the new chain head."""
     seq, head = tail(conn, org_id)
@@ -129,7 +133,9 @@ def chain_head(conn: Connection, org_id: int) -> str:
 VERIFY_BATCH = 2000
 
 
-def verify_chain(conn: Connection, org_id: int, head: str | None = None, *, batch_size: int = VERIFY_BATCH) -> VerifyResult:
+def verify_chain(
+    conn: Connection, org_id: int, head: str | None = None, *, batch_size: int = VERIFY_BATCH
+) -> VerifyResult:
     """Recompute the whole chain of one organization and report the FIRST bad event: missing
     (a gap in seq), reordered (chained onto an event now found elsewhere, or written before its
     predecessor), altered (contents no longer match the hash, or the HMAC when the key is set);
@@ -140,7 +146,9 @@ def verify_chain(conn: Connection, org_id: int, head: str | None = None, *, batc
     event further on, is written once the stream is closed (MariaDB's unbuffered cursor allows no
     other statement while it is open)."""
     key = audit_key()
-    query = select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
+    query = (
+        select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
+    )
     events, last = 0, GENESIS
     previous: Row[Any] | None = None
     bad: tuple[Row[Any], Row[Any] | None] | None = None
@@ -154,14 +162,23 @@ def verify_chain(conn: Connection, org_id: int, head: str | None = None, *, batc
 
     def seq_of(hash_: str) -> int | None:
         found = conn.execute(
-            select(_table.c.seq).where(_table.c.organization_id == org_id, _table.c.hash == hash_).order_by(_table.c.seq).limit(1)
+            select(_table.c.seq)
+            .where(_table.c.organization_id == org_id, _table.c.hash == hash_)
+            .order_by(_table.c.seq)
+            .limit(1)
         ).scalar_one_or_none()
         return None if found is None else int(found)
 
     if bad is not None:
         row, before = bad
-        return VerifyResult(events, last, key is not None, _check(row, before, seq_of, key), int(row.seq),
-                            int(row.id))
+        return VerifyResult(
+            events,
+            last,
+            key is not None,
+            _check(row, before, seq_of, key),
+            int(row.seq),
+            int(row.id),
+        )
     if head is not None and head.strip().lower() != last:
         wanted = head.strip().lower()
         at = seq_of(wanted)
@@ -179,7 +196,9 @@ def verify_chain(conn: Connection, org_id: int, head: str | None = None, *, batc
     return VerifyResult(events, last, key is not None)
 
 
-def _check(row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int | None], key: bytes | None) -> str | None:
+def _check(
+    row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int | None], key: bytes | None
+) -> str | None:
     """What is wrong with `row` after `previous`, or None. `seq_of` (the seq of the event with a
     given hash) only chooses between two messages for a broken link, never whether it is one."""
     expected_seq = 1 if previous is None else int(previous.seq) + 1
@@ -188,26 +207,41 @@ def _check(row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int
         if previous is not None and int(row.seq) == int(previous.seq):
             return f"{_name(row)} has the same seq as the event before it"
         after = f"#{previous.seq}" if previous is not None else "the start"
-        return f"event #{expected_seq} is missing: the chain jumps from {after} to {_name(row)} (an event was deleted)"
+        return (
+            f"event #{expected_seq} is missing: the chain jumps from {after} to "
+            f"{_name(row)} (an event was deleted)"
+        )
     if str(row.prev_hash) != expected_prev:
         moved_to = seq_of(str(row.prev_hash))
         if moved_to is not None and moved_to != expected_seq - 1:
-            return f"{_name(row)} is out of order: it was written right after the event now at #{moved_to}"
+            return (
+                f"{_name(row)} is out of order: it was written right after "
+                f"the event now at #{moved_to}"
+            )
         before = "the start of the chain" if previous is None else f"event #{previous.seq}"
         return (
             f"{_name(row)} does not chain onto {before}: its prev_hash differs "
             f"({before} was altered, or events between them were removed)"
         )
     if previous is not None and int(row.id) < int(previous.id):
-        return f"{_name(row)} is out of order: it was written before event #{previous.seq} (id {previous.id})"
+        return (
+            f"{_name(row)} is out of order: it was written before event "
+            f"#{previous.seq} (id {previous.id})"
+        )
     payload = _payload(row._mapping)
     if hashlib.sha256(payload).hexdigest() != str(row.hash):
         return f"{_name(row)} was altered: its contents no longer match its hash"
     if key is not None:
         if row.hmac is None:
-            return f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written or rewritten without the key"
+            return (
+                f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written "
+                "or rewritten without the key"
+            )
         if not hmac.compare_digest(str(row.hmac), _hmac(key, payload)):
-            return f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone without {ENV_KEY} (or the key is wrong)"
+            return (
+                f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone "
+                f"without {ENV_KEY} (or the key is wrong)"
+            )
     return None
 
 
@@ -316,8 +350,11 @@ def expiry_set_by(conn: Connection, org_id: int, email: str) -> int | None:
     outside userctl)."""
     rows = conn.execute(
         select(_table.c.seq, _table.c.after)
-        .where(_table.c.organization_id == org_id, _table.c.address == user_address(email),
-               _table.c.action.in_(("user.create", "user.replace", "user.set_expiry")))
+        .where(
+            _table.c.organization_id == org_id,
+            _table.c.address == user_address(email),
+            _table.c.action.in_(("user.create", "user.replace", "user.set_expiry")),
+        )
         .order_by(_table.c.seq.desc())
     )
     for seq, after in rows:

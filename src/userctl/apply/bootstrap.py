@@ -33,31 +33,45 @@ class InitResult:
     demo_bank_accounts: int = 0
 
 
-def admin_from_file(desired: state.DesiredState, email: str, source: str) -> tuple[state.User, state.Role]:
+def admin_from_file(
+    desired: state.DesiredState, email: str, source: str
+) -> tuple[state.User, state.Role]:
     """The administrator `init` creates, as the file declares them; refused unless the file
     makes them an active user whose role can manage users."""
     admin = desired.users.get(email.lower())
     if admin is None:
         raise UsageError(
-            f"--admin {email} is not declared in {source}: add them under `users:` with a role holding {ADMIN_PERMISSION}"
+            f"--admin {email} is not declared in {source}: add them under `users:` with a "
+            f"role holding {ADMIN_PERMISSION}"
         )
     role = desired.roles[admin.role] if admin.role in desired.roles else None
     if role is None or ADMIN_PERMISSION not in role.permissions:
         raise UsageError(
-            f"--admin {admin.email} has role {admin.role!r}, which does not hold {ADMIN_PERMISSION} in {source}: "
-            "the first administrator must be able to manage users"
+            f"--admin {admin.email} has role {admin.role!r}, which does not hold "
+            f"{ADMIN_PERMISSION} in {source}: the first administrator must be able to manage users"
         )
     if admin.status != "active":
-        raise UsageError(f"--admin {admin.email} is declared {admin.status} in {source}: the first administrator must be active")
+        raise UsageError(
+            f"--admin {admin.email} is declared {admin.status} in {source}: the "
+            "first administrator must be active"
+        )
     if admin.two_factor == "disabled":
         raise UsageError(
-            f"--admin {admin.email} is declared with two_factor: disabled in {source}, but the first "
-            "administrator is enrolled in two-factor authentication: declare it required or optional"
+            f"--admin {admin.email} is declared with two_factor: disabled in {source}, "
+            "but the first administrator is enrolled in two-factor authentication: "
+            "declare it required or optional"
         )
     return admin, role
 
 
-def initialise(engine: Engine, desired: state.DesiredState, admin_email: str, *, source: str, with_demo: bool = False) -> InitResult:
+def initialise(
+    engine: Engine,
+    desired: state.DesiredState,
+    admin_email: str,
+    *,
+    source: str,
+    with_demo: bool = False,
+) -> InitResult:
     admin, role = admin_from_file(desired, admin_email, source)
     upgrade(engine)
     slug = desired.organization
@@ -73,11 +87,28 @@ def initialise(engine: Engine, desired: state.DesiredState, admin_email: str, *,
                 conn,
                 org_id,
                 [
-                    AuditRecord(admin.email, "init", "create", organization_address(slug), after={"slug": slug}),
-                    AuditRecord(admin.email, "init", "create", role_address(role.name), after=state.role_record(role)),
                     AuditRecord(
-                        admin.email, "init", "create", user_address(admin.email),
-                        after=state.user_record(replace(admin, bank_accounts=frozenset(), totp_enrolled=True)),
+                        admin.email,
+                        "init",
+                        "create",
+                        organization_address(slug),
+                        after={"slug": slug},
+                    ),
+                    AuditRecord(
+                        admin.email,
+                        "init",
+                        "create",
+                        role_address(role.name),
+                        after=state.role_record(role),
+                    ),
+                    AuditRecord(
+                        admin.email,
+                        "init",
+                        "create",
+                        user_address(admin.email),
+                        after=state.user_record(
+                            replace(admin, bank_accounts=frozenset(), totp_enrolled=True)
+                        ),
                     ),
                 ],
                 utcnow(),
@@ -109,7 +140,12 @@ def _exists(slug: str) -> UsageError:
 
 
 def _create_demo(
-    conn: Connection, org_id: int, admin: state.User, admin_role: str, admin_role_id: int, admin_id: int
+    conn: Connection,
+    org_id: int,
+    admin: state.User,
+    admin_role: str,
+    admin_role_id: int,
+    admin_id: int,
 ) -> tuple[int, int]:
     """Pre-existing rows as the platform would hold them; the admin and their role stay as
     the file declares them."""
@@ -121,7 +157,11 @@ def _create_demo(
     pairs = [(admin_id, account_ids[k]) for k in sorted(admin.bank_accounts) if k in account_ids]
     # A demo user holding the admin's email or identity document would be the admin twice (and
     # break a unique key): the file's admin wins, as everywhere else in the demo.
-    users = [u for u in demo.USERS if u.email != admin.email and (u.id_type, u.id_number) != (admin.id_type, admin.id_number)]
+    users = [
+        u
+        for u in demo.USERS
+        if u.email != admin.email and (u.id_type, u.id_number) != (admin.id_type, admin.id_number)
+    ]
     for user in users:
         user_id = rows.insert_user(conn, org_id, user, role_ids[user.role])
         pairs.extend((user_id, account_ids[k]) for k in sorted(user.bank_accounts))

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, Engine, select
 
 from userctl.apply import otp
 from userctl.apply.audit import AuditRecord, append_events
+from userctl.apply.operators import load_operator
 from userctl.db.models import User
 from userctl.errors import NotAuthorized, NotFound, UsageError
-from userctl.apply.operators import load_operator
 from userctl.plan import user_address
 
 CONFIRMER_NEEDS = frozenset({"users.manage"})
@@ -51,14 +51,17 @@ def enroll_user(
     def enroll(conn: Connection, org_id: int) -> tuple[str, str]:
         confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS)
         target = conn.execute(
-            select(User.id, User.status, User.totp_enrolled).where(User.organization_id == org_id, User.email == email)
+            select(User.id, User.status, User.totp_enrolled).where(
+                User.organization_id == org_id, User.email == email
+            )
         ).first()
         if target is None:
             raise NotFound(f"user {email} does not exist in organization {organization}")
         if target.status != "active":
             raise UsageError(
-                f"user {email} is {target.status}: only active users are enrolled with userctl "
-                "(invited users enrol when they finish registration; reactivate an inactive user first)"
+                f"user {email} is {target.status}: only active users are enrolled with "
+                "userctl (invited users enrol when they finish registration; "
+                "reactivate an inactive user first)"
             )
         otp.verify_operator_code(conn, confirmer.id, code, now)
         secret = otp.enroll(conn, int(target.id))
@@ -80,5 +83,9 @@ def enroll_user(
         )
         return secret, head
 
-    secret, head = otp.locked_write(engine, organization, enroll, now=now, lock_timeout_s=lock_timeout_s)
-    return Enrolment(organization, email, secret, otp.provisioning_uri(secret, email, organization), head)
+    secret, head = otp.locked_write(
+        engine, organization, enroll, now=now, lock_timeout_s=lock_timeout_s
+    )
+    return Enrolment(
+        organization, email, secret, otp.provisioning_uri(secret, email, organization), head
+    )

@@ -36,8 +36,13 @@ def load_operator(conn: Connection, org_id: int, email: str, needs: Iterable[str
     if row is None:
         raise NotAuthorized(f"operator {email} is not a user of this organization")
     if row.status != "active":
-        raise NotAuthorized(f"operator {email} is {row.status}: only active users can confirm changes")
-    has_secret = conn.execute(select(TotpSecret.user_id).where(TotpSecret.user_id == row.id)).first() is not None
+        raise NotAuthorized(
+            f"operator {email} is {row.status}: only active users can confirm changes"
+        )
+    has_secret = (
+        conn.execute(select(TotpSecret.user_id).where(TotpSecret.user_id == row.id)).first()
+        is not None
+    )
     if not row.totp_enrolled or not has_secret:
         raise NotAuthorized(
             f"operator {email} has no authenticator enrolled with userctl: another admin must run "
@@ -45,10 +50,14 @@ def load_operator(conn: Connection, org_id: int, email: str, needs: Iterable[str
         )
     permissions = frozenset(
         conn.execute(
-            select(RolePermission.permission).join(User, User.role_id == RolePermission.role_id).where(User.id == row.id)
+            select(RolePermission.permission)
+            .join(User, User.role_id == RolePermission.role_id)
+            .where(User.id == row.id)
         ).scalars()
     )
     missing = sorted(set(needs) - permissions)
     if missing:
         raise NotAuthorized(f"operator {email} (role {row.role}) lacks {', '.join(missing)}")
-    return Operator(id=int(row.id), email=str(row.email), role=str(row.role), permissions=permissions)
+    return Operator(
+        id=int(row.id), email=str(row.email), role=str(row.role), permissions=permissions
+    )

@@ -18,11 +18,11 @@ key) and resets the failure counter, all of which commit or roll back with the c
 A wrong code raises `WrongCode`: `locked_write` then rolls back to the savepoint (whatever `work`
 did is undone: a rolled-back command writes nothing else), books the failure, starting the
 lockout at the MAX_FAILURES-th in a row, commits that alone and raises CodeRejected with the
-attempts left (the CLI may ask again) or TwoFactorFailed with the lockout time. The lock is held from the check to the booking's commit, so
-parallel guesses are checked one after the other, each seeing the failures booked before it:
-no more than MAX_FAILURES codes are ever checked before the lockout. (The booking used to run
-after the rollback, in a transaction of its own: by then the next guess had been checked.)
-Codes and secrets never appear in messages, logs or audit events.
+attempts left (the CLI may ask again) or TwoFactorFailed with the lockout time. The lock is held
+from the check to the booking's commit, so parallel guesses are checked one after the other, each
+seeing the failures booked before it: no more than MAX_FAILURES codes are ever checked before the
+lockout. (The booking used to run after the rollback, in a transaction of its own: by then the next
+guess had been checked.) Codes and secrets never appear in messages, logs or audit events.
 """
 
 from __future__ import annotations
@@ -72,13 +72,15 @@ class FailureOutcome:
     def message(self) -> str:
         if self.locked_until is not None:
             return (
-                f"wrong one-time code for operator {self.email}: {MAX_FAILURES} wrong codes in a row, "
-                f"so {self.email} is locked out of confirmations until {iso_z(self.locked_until)}"
+                f"wrong one-time code for operator {self.email}: {MAX_FAILURES} wrong "
+                f"codes in a row, so {self.email} is locked out of confirmations "
+                f"until {iso_z(self.locked_until)}"
             )
         left = MAX_FAILURES - self.failed_attempts
         return (
-            f"wrong one-time code for operator {self.email}: check the authenticator's clock and "
-            f"use the current code ({left} attempt(s) left before a {_minutes(LOCKOUT)}-minute lockout)"
+            f"wrong one-time code for operator {self.email}: check the authenticator's clock "
+            f"and use the current code ({left} attempt(s) left before a "
+            f"{_minutes(LOCKOUT)}-minute lockout)"
         )
 
 
@@ -90,7 +92,9 @@ def generate_secret() -> str:
 def provisioning_uri(secret: str, email: str, org: str) -> str:
     """The otpauth:// URI an authenticator app scans; the issuer names userctl and the
     organization's slug `org`, so one phone can hold operators of several organizations."""
-    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(name=email, issuer_name=f"userctl ({org})")
+    return pyotp.TOTP(secret, interval=STEP_SECONDS).provisioning_uri(
+        name=email, issuer_name=f"userctl ({org})"
+    )
 
 
 def enroll(conn: Connection, user_id: int) -> str:
@@ -115,7 +119,9 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
         .with_for_update()
     ).first()
     if row is None:
-        raise TwoFactorFailed(f"operator (user id {user_id}) has no authenticator enrolled with userctl")
+        raise TwoFactorFailed(
+            f"operator (user id {user_id}) has no authenticator enrolled with userctl"
+        )
     email = str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one())
     if row.locked_until is not None and row.locked_until > moment:
         raise TwoFactorFailed(
@@ -124,11 +130,17 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
         )
     if not isinstance(code, str) or _CODE.fullmatch(code) is None:
         # Not a guess at all (a typo, an empty variable): refused without counting.
-        raise CodeRejected("a one-time code is exactly six digits 0-9; copy it from the authenticator app")
-    step = _matching_step(decrypt_secret(str(row.secret)), code, unix_seconds(moment) // STEP_SECONDS)
+        raise CodeRejected(
+            "a one-time code is exactly six digits 0-9; copy it from the authenticator app"
+        )
+    step = _matching_step(
+        decrypt_secret(str(row.secret)), code, unix_seconds(moment) // STEP_SECONDS
+    )
     if step is None:
         raise WrongCode(user_id, email)
-    last_used = conn.execute(select(func.max(OtpUse.time_step)).where(OtpUse.user_id == user_id)).scalar()
+    last_used = conn.execute(
+        select(func.max(OtpUse.time_step)).where(OtpUse.user_id == user_id)
+    ).scalar()
     if last_used is not None and step <= int(last_used):
         raise TwoFactorFailed(_replayed(email))
     try:
@@ -139,14 +151,26 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
         raise TwoFactorFailed(_replayed(email)) from None
     # Older steps can never be accepted again (step <= last used), so their rows are dead weight.
     conn.execute(delete(OtpUse).where(OtpUse.user_id == user_id, OtpUse.time_step < step))
-    if row.failed_attempts or row.locked_until is not None:  # only a row with something to reset is written
-        conn.execute(update(TotpSecret).where(TotpSecret.user_id == user_id).values(failed_attempts=0, locked_until=None))
+    if (
+        row.failed_attempts or row.locked_until is not None
+    ):  # only a row with something to reset is written
+        conn.execute(
+            update(TotpSecret)
+            .where(TotpSecret.user_id == user_id)
+            .values(failed_attempts=0, locked_until=None)
+        )
 
 
 def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
     """Enrol an authenticator: keep the (encrypted) secret and mark the user enrolled."""
-    conn.execute(insert(TotpSecret).values(user_id=user_id, secret=encrypt_secret(secret), created_at=utcnow(), failed_attempts=0))
-    conn.execute(update(User).where(User.id == user_id).values(totp_enrolled=True, updated_at=utcnow()))
+    conn.execute(
+        insert(TotpSecret).values(
+            user_id=user_id, secret=encrypt_secret(secret), created_at=utcnow(), failed_attempts=0
+        )
+    )
+    conn.execute(
+        update(User).where(User.id == user_id).values(totp_enrolled=True, updated_at=utcnow())
+    )
 
 
 def _matching_step(secret: str, code: str, current: int) -> int | None:
@@ -165,7 +189,12 @@ def _replayed(email: str) -> str:
 
 
 def locked_write(
-    engine: Engine, organization: str, work: Callable[[Connection, int], T], *, now: dt.datetime, lock_timeout_s: float
+    engine: Engine,
+    organization: str,
+    work: Callable[[Connection, int], T],
+    *,
+    now: dt.datetime,
+    lock_timeout_s: float,
 ) -> T:
     """Run `work(conn, organization_id)` in one write transaction that takes the organization's
     lock before anything else, and commit it. A `WrongCode` raised by `work` undoes what `work`
@@ -189,13 +218,17 @@ def locked_write(
     raise (TwoFactorFailed if outcome.locked_until else CodeRejected)(outcome.message())
 
 
-def _book_failure(conn: Connection, org_id: int, wrong: WrongCode, now: dt.datetime) -> FailureOutcome:
+def _book_failure(
+    conn: Connection, org_id: int, wrong: WrongCode, now: dt.datetime
+) -> FailureOutcome:
     """Count one wrong code of `wrong.user_id` (an operator of organization `org_id`, whose lock
     the caller holds), start the lockout at the MAX_FAILURES-th in a row, and audit both."""
     moment = naive_utc(now)
     # Locked again: on PostgreSQL rolling back to the savepoint released the lock `work` took.
     failed_so_far = conn.execute(
-        select(TotpSecret.failed_attempts).where(TotpSecret.user_id == wrong.user_id).with_for_update()
+        select(TotpSecret.failed_attempts)
+        .where(TotpSecret.user_id == wrong.user_id)
+        .with_for_update()
     ).scalar_one()
     attempts = failed_so_far + 1
     locked_until = moment + LOCKOUT if attempts >= MAX_FAILURES else None
@@ -204,10 +237,24 @@ def _book_failure(conn: Connection, org_id: int, wrong: WrongCode, now: dt.datet
         .where(TotpSecret.user_id == wrong.user_id)
         .values(failed_attempts=0 if locked_until else attempts, locked_until=locked_until)
     )
-    events = [AuditRecord(wrong.email, "none", "otp.failure", user_address(wrong.email), after={"failed_attempts": attempts})]
+    events = [
+        AuditRecord(
+            wrong.email,
+            "none",
+            "otp.failure",
+            user_address(wrong.email),
+            after={"failed_attempts": attempts},
+        )
+    ]
     if locked_until is not None:
         events.append(
-            AuditRecord(wrong.email, "none", "otp.lockout", user_address(wrong.email), after={"locked_until": iso_z(locked_until)})
+            AuditRecord(
+                wrong.email,
+                "none",
+                "otp.lockout",
+                user_address(wrong.email),
+                after={"locked_until": iso_z(locked_until)},
+            )
         )
     append_events(conn, org_id, events, moment)
     return FailureOutcome(wrong.email, 0 if locked_until else attempts, locked_until)

@@ -85,7 +85,10 @@ def parse_base_url(url: str) -> str:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError(f"{ENV_BASE_URL} must be the registration page's URL, e.g. https://app.example.com/register")
+        raise UsageError(
+            f"{ENV_BASE_URL} must be the registration page's URL, "
+            "e.g. https://app.example.com/register"
+        )
     return value
 
 
@@ -107,8 +110,8 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         parts, port = None, None
     if parts is None or parts.scheme not in _SCHEMES or not parts.hostname:
         raise UsageError(
-            f"{ENV_SMTP_URL} must look like smtp://host:port, smtp+starttls://user:password@host:587 "
-            "or smtps://user:password@host:465"
+            f"{ENV_SMTP_URL} must look like smtp://host:port, "
+            "smtp+starttls://user:password@host:587 or smtps://user:password@host:465"
         )
     return SmtpTarget(
         scheme=parts.scheme,
@@ -119,25 +122,43 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
-def queue_invitation(conn: Connection, org_id: int, user_id: int, email: str, now: dt.datetime) -> None:
+def queue_invitation(
+    conn: Connection, org_id: int, user_id: int, email: str, now: dt.datetime
+) -> None:
     """Queue an invitation for a user just created, inside the caller's transaction."""
     queue_invitations(conn, org_id, [(email, user_id)], now)
 
 
-def queue_invitations(conn: Connection, org_id: int, invitees: Sequence[tuple[str, int]], now: dt.datetime) -> None:
+def queue_invitations(
+    conn: Connection, org_id: int, invitees: Sequence[tuple[str, int]], now: dt.datetime
+) -> None:
     """Queue one invitation per (email, user id) just created: a few batched INSERTs, not one
     statement per user (100k creates would otherwise be 100k round trips)."""
     rows = [
-        {"organization_id": org_id, "user_id": user_id, "recipient": email.strip().lower(), "kind": "invitation",
-         "status": "queued", "attempts": 0, "created_at": naive_utc(now)}
+        {
+            "organization_id": org_id,
+            "user_id": user_id,
+            "recipient": email.strip().lower(),
+            "kind": "invitation",
+            "status": "queued",
+            "attempts": 0,
+            "created_at": naive_utc(now),
+        }
         for email, user_id in invitees
     ]
     for part in chunks(rows, INVITATION_BATCH):
         conn.execute(insert(Notification), list(part))
 
 
-def queue_resend(engine: Engine, organization: str, email: str, operator: str | None, now: dt.datetime, *,
-                 lock_timeout_s: float = 30.0) -> None:
+def queue_resend(
+    engine: Engine,
+    organization: str,
+    email: str,
+    operator: str | None,
+    now: dt.datetime,
+    *,
+    lock_timeout_s: float = 30.0,
+) -> None:
     """Queue a fresh invitation for `email`, a user of `organization` still `invited` (their
     earlier one expired or was lost), under the organization lock, audited. Earlier queued
     rows are cancelled: one invitation goes out, with a new token."""
@@ -149,21 +170,45 @@ def queue_resend(engine: Engine, organization: str, email: str, operator: str | 
     key = email.strip().lower()
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
         org_id = lock_organization(conn, organization, lock_timeout_s)
-        user = conn.execute(select(User.id, User.status).where(User.organization_id == org_id, User.email == key)).first()
+        user = conn.execute(
+            select(User.id, User.status).where(User.organization_id == org_id, User.email == key)
+        ).first()
         if user is None:
             raise NotFound(f"organization {organization} has no user {email!r}")
         if user.status != "invited":
-            raise UsageError(f"{key} is {user.status}, not invited: only a user who never registered gets an invitation")
-        conn.execute(update(Notification).where(Notification.user_id == user.id, Notification.status == "queued")
-                     .values(status="cancelled"))
+            raise UsageError(
+                f"{key} is {user.status}, not invited: only a user who never "
+                "registered gets an invitation"
+            )
+        conn.execute(
+            update(Notification)
+            .where(Notification.user_id == user.id, Notification.status == "queued")
+            .values(status="cancelled")
+        )
         queue_invitation(conn, org_id, int(user.id), key, now)
-        append_events(conn, org_id, [AuditRecord(operator=(operator or "unknown").strip().lower(), verified_by="none",
-                                                 action="notification.resend", address=user_address(key))], now)
+        append_events(
+            conn,
+            org_id,
+            [
+                AuditRecord(
+                    operator=(operator or "unknown").strip().lower(),
+                    verified_by="none",
+                    action="notification.resend",
+                    address=user_address(key),
+                )
+            ],
+            now,
+        )
 
 
 def send_queued(
-    engine: Engine, smtp: "str | SmtpTarget", now: dt.datetime, org_id: int | None = None, *,
-    letterhead: Letterhead = Letterhead(), lock_timeout_s: float = 30.0,
+    engine: Engine,
+    smtp: "str | SmtpTarget",
+    now: dt.datetime,
+    org_id: int | None = None,
+    *,
+    letterhead: Letterhead = Letterhead(),
+    lock_timeout_s: float = 30.0,
 ) -> SendReport:
     """Deliver every queued invitation (of one organization, or all), each in its own short
     transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
@@ -197,19 +242,35 @@ def send_queued(
                 deliveries.append(Delivery(notification_id, slug, *outcome))
     finally:
         mailer.close()
-    counts = {status: sum(d.status == status for d in deliveries) for status in ("sent", "failed", "cancelled")}
+    counts = {
+        status: sum(d.status == status for d in deliveries)
+        for status in ("sent", "failed", "cancelled")
+    }
     errors = tuple(f"{d.recipient}: {d.reason}" for d in deliveries if d.status == "failed")
-    return SendReport(counts["sent"], counts["failed"], counts["cancelled"], errors, tuple(deliveries))
+    return SendReport(
+        counts["sent"], counts["failed"], counts["cancelled"], errors, tuple(deliveries)
+    )
 
 
 def _deliver_one(
-    conn: Connection, mailer: "_Mailer", letterhead: Letterhead, notification_id: int, now: dt.datetime
+    conn: Connection,
+    mailer: "_Mailer",
+    letterhead: Letterhead,
+    notification_id: int,
+    now: dt.datetime,
 ) -> tuple[str, str, str | None] | None:
     """(recipient, 'sent' / 'cancelled' / 'failed', the reason of a failure), or None when another
     process got there first."""
     n = Notification
     row = conn.execute(
-        select(n.id, n.user_id, n.recipient, n.kind, Organization.name.label("org_name"), User.first_name)
+        select(
+            n.id,
+            n.user_id,
+            n.recipient,
+            n.kind,
+            Organization.name.label("org_name"),
+            User.first_name,
+        )
         .join(Organization, Organization.id == n.organization_id)
         .outerjoin(User, User.id == n.user_id)
         .where(n.id == notification_id, n.status == "queued")
@@ -222,11 +283,15 @@ def _deliver_one(
         return row.recipient, "cancelled", None
     token = secrets.token_urlsafe(32)
     try:
-        mailer.send(invitation_email(row.recipient, row.first_name, row.org_name, token, letterhead))
+        mailer.send(
+            invitation_email(row.recipient, row.first_name, row.org_name, token, letterhead)
+        )
     except (smtplib.SMTPException, OSError) as exc:
         reason = _describe(exc).replace(token, "[token]")
         conn.execute(
-            update(n).where(n.id == notification_id).values(attempts=n.attempts + 1, last_error=reason[:500])
+            update(n)
+            .where(n.id == notification_id)
+            .values(attempts=n.attempts + 1, last_error=reason[:500])
         )
         return row.recipient, "failed", reason
     conn.execute(
@@ -253,7 +318,9 @@ def registration_link(token: str, base_url: str) -> str:
     return f"{base_url}{'&' if '?' in base_url else '?'}token={token}"
 
 
-def invitation_email(recipient: str, first_name: str | None, org_name: str, token: str, letterhead: Letterhead) -> EmailMessage:
+def invitation_email(
+    recipient: str, first_name: str | None, org_name: str, token: str, letterhead: Letterhead
+) -> EmailMessage:
     """A message a mail server accepts (Date, Message-ID) in two parts, plain text and HTML; the
     names come from the desired-state file, so the HTML part escapes them."""
     message = EmailMessage()
@@ -263,22 +330,25 @@ def invitation_email(recipient: str, first_name: str | None, org_name: str, toke
     # UTC as +0000: formatdate's "-0000" means "zone unknown" (RFC 5322 3.3).
     message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
     # The sender's own domain, not this machine's name (which make_msgid would look up).
-    message["Message-ID"] = make_msgid(domain=parseaddr(letterhead.sender)[1].rpartition("@")[2] or "userctl.invalid")
+    message["Message-ID"] = make_msgid(
+        domain=parseaddr(letterhead.sender)[1].rpartition("@")[2] or "userctl.invalid"
+    )
     link = registration_link(token, letterhead.base_url)
     days = INVITATION_TTL.days
     message.set_content(
         f"{'Hello ' + first_name + ',' if first_name else 'Hello,'}\n\n"
         f"You have been invited to operate the {org_name} business account.\n"
-        f"Finish your registration (set your password and enrol your authenticator) within {days} days:\n\n"
-        f"{link}\n\n"
-        "If you did not expect this invitation, ignore this email.\n"
+        f"Finish your registration (set your password and enrol your authenticator) within {days} "
+        f"days:\n\n{link}\n\nIf you did not expect this invitation, ignore this email.\n"
     )
     e = html.escape
     message.add_alternative(
         "<!DOCTYPE html>\n<html><body>\n"
         f"<p>{'Hello ' + e(first_name) + ',' if first_name else 'Hello,'}</p>\n"
-        f"<p>You have been invited to operate the <strong>{e(org_name)}</strong> business account.</p>\n"
-        f"<p>Finish your registration (set your password and enrol your authenticator) within {days} days:</p>\n"
+        f"<p>You have been invited to operate the <strong>{e(org_name)}</strong> business "
+        "account.</p>\n"
+        "<p>Finish your registration (set your password and enrol your authenticator) within "
+        f"{days} days:</p>\n"
         f'<p><a href="{e(link)}">{e(link)}</a></p>\n'
         "<p>If you did not expect this invitation, ignore this email.</p>\n"
         "</body></html>\n",
@@ -289,7 +359,11 @@ def invitation_email(recipient: str, first_name: str | None, org_name: str, toke
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
         return f"SMTP {exc.smtp_code} {text}".strip()
     return f"{type(exc).__name__}: {exc}".strip()
 
@@ -315,7 +389,9 @@ class _Mailer:
         t = self.target
         smtp: smtplib.SMTP
         if t.scheme == "smtps":
-            smtp = smtplib.SMTP_SSL(t.host, t.port, timeout=SMTP_TIMEOUT_S, context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(
+                t.host, t.port, timeout=SMTP_TIMEOUT_S, context=ssl.create_default_context()
+            )
         else:
             smtp = smtplib.SMTP(t.host, t.port, timeout=SMTP_TIMEOUT_S)
             if t.scheme == "smtp+starttls":
@@ -334,13 +410,23 @@ class _Mailer:
             smtp.close()
 
 
-def list_notifications(conn: Connection, org_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def list_notifications(
+    conn: Connection, org_id: int | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
     """The outbox as plain data, oldest first. Never the token (only its hash is stored, and
     that is left out too: nothing a reader needs)."""
     n = Notification
     query = select(
-        n.id, Organization.slug, n.recipient, n.kind, n.status, n.attempts, n.last_error,
-        n.created_at, n.sent_at, n.expires_at,
+        n.id,
+        Organization.slug,
+        n.recipient,
+        n.kind,
+        n.status,
+        n.attempts,
+        n.last_error,
+        n.created_at,
+        n.sent_at,
+        n.expires_at,
     ).join(Organization, Organization.id == n.organization_id)
     if org_id is not None:
         query = query.where(n.organization_id == org_id)

@@ -29,7 +29,9 @@ def policy_results(live: LiveState) -> list[dict[str, Any]]:
     return [{"code": f"policy.{v.rule}", "message": v.message} for v in policies.check(live)]
 
 
-def read_report(conn: "Connection", org_id: int, org: Organization, now: dt.datetime) -> dict[str, Any]:
+def read_report(
+    conn: "Connection", org_id: int, org: Organization, now: dt.datetime
+) -> dict[str, Any]:
     """The access review of organization `org_id` as it is now, in the caller's transaction."""
     from userctl.apply.audit import chain_head, list_events
     from userctl.db.hygiene import read_facts, settings_for
@@ -40,16 +42,39 @@ def read_report(conn: "Connection", org_id: int, org: Organization, now: dt.date
     everyone = read_facts(conn, org_id, settings, now, everyone=True)
     flagged = hygiene.findings(read_facts(conn, org_id, settings, now), settings, now)
     users = [
-        review.ReviewUser(a, live.users[a.email].first_name, live.users[a.email].last_name, live.users[a.email].two_factor,
-                          live.users[a.email].bank_accounts)
+        review.ReviewUser(
+            a,
+            live.users[a.email].first_name,
+            live.users[a.email].last_name,
+            live.users[a.email].two_factor,
+            live.users[a.email].bank_accounts,
+        )
         for a in everyone.accounts
     ]
-    return review.build_report(org.slug, org.name, users, list_events(conn, org_id), flagged, policy_results(live), settings,
-                               chain_head(conn, org_id), now)
+    return review.build_report(
+        org.slug,
+        org.name,
+        users,
+        list_events(conn, org_id),
+        flagged,
+        policy_results(live),
+        settings,
+        chain_head(conn, org_id),
+        now,
+    )
 
 
-def attest(engine: "Engine", organization: str, report: Mapping[str, Any], reviewer: str, otp_code: str, note: str | None,
-           *, now: dt.datetime, lock_timeout_s: float) -> str:
+def attest(
+    engine: "Engine",
+    organization: str,
+    report: Mapping[str, Any],
+    reviewer: str,
+    otp_code: str,
+    note: str | None,
+    *,
+    now: dt.datetime,
+    lock_timeout_s: float,
+) -> str:
     """Record `reviewer`'s TOTP-confirmed attestation of `report` (checked: its digest recomputed
     from its content, and that it is this organization's); returns the new audit chain head."""
     from userctl.apply import audit, otp
@@ -67,16 +92,33 @@ def attest(engine: "Engine", organization: str, report: Mapping[str, Any], revie
     def work(conn: "Connection", org_id: int) -> str:
         me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION])
         otp.verify_operator_code(conn, me.id, otp_code, now)
-        return audit.append_events(conn, org_id, [audit.AuditRecord(
-            operator=me.email, verified_by="totp", operator_verified=True, action=review.ATTEST_ACTION,
-            address=organization_address(organization), after=review.attestation_record(report, me.email, note),
-        )], now)
+        return audit.append_events(
+            conn,
+            org_id,
+            [
+                audit.AuditRecord(
+                    operator=me.email,
+                    verified_by="totp",
+                    operator_verified=True,
+                    action=review.ATTEST_ACTION,
+                    address=organization_address(organization),
+                    after=review.attestation_record(report, me.email, note),
+                )
+            ],
+            now,
+        )
 
     return otp.locked_write(engine, organization, work, now=now, lock_timeout_s=lock_timeout_s)
 
 
-def read_evidence(conn: "Connection", org_id: int, org: Organization, since: dt.datetime, until: dt.datetime,
-                  now: dt.datetime) -> dict[str, Any]:
+def read_evidence(
+    conn: "Connection",
+    org_id: int,
+    org: Organization,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> dict[str, Any]:
     """The evidence of [since, until) as data, for `render.review.evidence_files`: the whole
     chain's verification, the period's events, the plans applied, joiners/movers/leavers,
     attestations, and the access review as of now (its policy results and hygiene findings)."""
@@ -91,9 +133,15 @@ def read_evidence(conn: "Connection", org_id: int, org: Organization, since: dt.
         "title": f"{org.name} ({org.slug})",
         "generated_at": iso_z(now),
         "period": {"since": iso_z(since), "until": iso_z(until) + " (exclusive)"},
-        "verification": {"ok": verified.ok, "events": verified.events, "chain_head": verified.head,
-                         "hmac_checked": verified.hmac_checked, "hmac_key": ENV_KEY, "problem": verified.problem,
-                         "verified_at": iso_z(now)},
+        "verification": {
+            "ok": verified.ok,
+            "events": verified.events,
+            "chain_head": verified.head,
+            "hmac_checked": verified.hmac_checked,
+            "hmac_key": ENV_KEY,
+            "problem": verified.problem,
+            "verified_at": iso_z(now),
+        },
         "events": period,
         "plans": review.applied_plans(events, period),
         "joiners_movers_leavers": review.joiners_movers_leavers(events, period),

@@ -41,16 +41,24 @@ def decrypt_secret(stored: str, key: str | None = None) -> str:
     if stored.startswith(_PLAIN):
         return stored[len(_PLAIN) :]
     if not stored.startswith(_FERNET):
-        raise UsageError("a stored TOTP secret has an unknown format; was the totp_secrets table edited by hand?")
+        raise UsageError(
+            "a stored TOTP secret has an unknown format; was the totp_secrets table edited by hand?"
+        )
     key = key if key is not None else secret_key_from_env()
     if not key:
-        raise UsageError(f"TOTP secrets in this database are encrypted: set {ENV_KEY} to the key used at enrolment")
+        raise UsageError(
+            "TOTP secrets in this database are encrypted: set "
+            f"{ENV_KEY} to the key used at enrolment"
+        )
     from cryptography.fernet import InvalidToken
 
     try:
         return _fernet(key).decrypt(stored[len(_FERNET) :].encode("ascii")).decode("ascii")
     except InvalidToken:
-        raise UsageError(f"{ENV_KEY} does not decrypt the stored TOTP secret: it is not the key used at enrolment") from None
+        raise UsageError(
+            f"{ENV_KEY} does not decrypt the stored TOTP secret: it "
+            "is not the key used at enrolment"
+        ) from None
 
 
 def _fernet(key: str) -> "Fernet":

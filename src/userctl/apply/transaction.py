@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import guards
 from userctl.clock import iso_z
-from userctl.errors import GuardBlocked, LockTimeout, NotAuthorized, PolicyViolation, StalePlan, TwoFactorRequired, first_few
+from userctl.errors import (
+    GuardBlocked,
+    LockTimeout,
+    NotAuthorized,
+    PolicyViolation,
+    StalePlan,
+    TwoFactorRequired,
+    first_few,
+)
 from userctl.plan import Plan, organization_address, parse_address, required_permissions
 from userctl.planner import PlanOptions, policy_findings
 from userctl.replan import check_rederived
@@ -51,13 +59,17 @@ class ApproveResult:
 
 def check_preconditions(plan: Plan, live: LiveState) -> None:
     if plan.organization != live.organization.slug:
-        raise StalePlan(f"the plan is for organization {plan.organization!r}, not {live.organization.slug!r}")
-    stale = sorted(a for a, expected in plan.preconditions.items() if _fingerprint_of(live, a) != expected)
+        raise StalePlan(
+            f"the plan is for organization {plan.organization!r}, not {live.organization.slug!r}"
+        )
+    stale = sorted(
+        a for a, expected in plan.preconditions.items() if _fingerprint_of(live, a) != expected
+    )
     if stale:
         shown = first_few(stale, 10)
         raise StalePlan(
-            f"the plan is stale: {len(stale)} row(s) it touches changed since it was made: {shown}. "
-            "Nothing was written; plan again."
+            f"the plan is stale: {len(stale)} row(s) it touches changed since it was made: "
+            f"{shown}. Nothing was written; plan again."
         )
 
 
@@ -86,7 +98,9 @@ def apply_plan(
     return otp.locked_write(
         engine,
         plan.organization,
-        lambda conn, org_id: _apply_locked(conn, org_id, plan, operator, otp_code, allow_mass_removal, now, progress),
+        lambda conn, org_id: _apply_locked(
+            conn, org_id, plan, operator, otp_code, allow_mass_removal, now, progress
+        ),
         now=now,
         lock_timeout_s=lock_timeout_s,
     )
@@ -94,16 +108,26 @@ def apply_plan(
 
 def refuse_blocked(plan: Plan) -> None:
     if plan.blocked:
-        raise GuardBlocked("the plan has blocking findings and cannot be applied: " + "; ".join(f.message for f in plan.findings if f.blocking))
+        raise GuardBlocked(
+            "the plan has blocking findings and cannot be applied: "
+            + "; ".join(f.message for f in plan.findings if f.blocking)
+        )
 
 
 def approve_plan(
-    engine: "Engine", plan: Plan, operator: str, otp_code: str, *, now: dt.datetime, valid_for: dt.timedelta, lock_timeout_s: float = 30.0
+    engine: "Engine",
+    plan: Plan,
+    operator: str,
+    otp_code: str,
+    *,
+    now: dt.datetime,
+    valid_for: dt.timedelta,
+    lock_timeout_s: float = 30.0,
 ) -> ApproveResult:
     """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
     from userctl.apply import approvals, audit, otp
-    from userctl.db.snapshot import read_live_state
     from userctl.apply.operators import load_operator
+    from userctl.db.snapshot import read_live_state
 
     refuse_blocked(plan)
 
@@ -117,17 +141,31 @@ def approve_plan(
         head = audit.append_events(
             conn,
             org_id,
-            [audit.AuditRecord(operator=me.email, verified_by="totp", operator_verified=True, plan_digest=plan.digest, action="plan.approve",
-                               address=organization_address(plan.organization), before=None,
-                               after={"expires_at": iso_z(row.expires_at)}, reason=plan.options.get("reason"))],
+            [
+                audit.AuditRecord(
+                    operator=me.email,
+                    verified_by="totp",
+                    operator_verified=True,
+                    plan_digest=plan.digest,
+                    action="plan.approve",
+                    address=organization_address(plan.organization),
+                    before=None,
+                    after={"expires_at": iso_z(row.expires_at)},
+                    reason=plan.options.get("reason"),
+                )
+            ],
             now,
         )
         return ApproveResult(row.id, me.email, row.expires_at, head)
 
-    return otp.locked_write(engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s)
+    return otp.locked_write(
+        engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s
+    )
 
 
-def _refuse_blocking_hygiene(conn: "Connection", org_id: int, plan: Plan, live: LiveState, now: dt.datetime) -> None:
+def _refuse_blocking_hygiene(
+    conn: "Connection", org_id: int, plan: Plan, live: LiveState, now: dt.datetime
+) -> None:
     """The hygiene findings a policy makes blocking (a dormant user left active under a declared
     max_inactive_days), judged again on the live rows: a saved plan's findings are outside its
     digest, so a plan whose blocking finding was deleted from the file must not pass here."""
@@ -140,8 +178,11 @@ def _refuse_blocking_hygiene(conn: "Connection", org_id: int, plan: Plan, live: 
     found = hygiene.with_findings(replace(plan, findings=()), facts, settings, now).findings
     blocking = [f for f in found if f.blocking]
     if blocking:
-        raise GuardBlocked(f"refused by {plan.organization}'s policies on the current state: "
-                           + "; ".join(f.message for f in blocking) + ". Nothing was written.")
+        raise GuardBlocked(
+            f"refused by {plan.organization}'s policies on the current state: "
+            + "; ".join(f.message for f in blocking)
+            + ". Nothing was written."
+        )
 
 
 def _apply_locked(
@@ -156,9 +197,9 @@ def _apply_locked(
 ) -> ApplyResult:
     """Steps 2-4 of DESIGN §4, in the transaction `otp.locked_write` opened with the lock taken."""
     from userctl.apply import audit, outbox
+    from userctl.apply.operators import load_operator
     from userctl.db.executor import Executor
     from userctl.db.snapshot import lock_rows, read_live_state
-    from userctl.apply.operators import load_operator
 
     changes = plan.active_changes
     digest = plan.digest  # a hash over the whole plan: computed once, not once per audit event
@@ -178,19 +219,34 @@ def _apply_locked(
     if plan.requires_2fa:
         confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
     executor = Executor(conn, org_id, now)
-    options = PlanOptions(allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")), operator=operator)
+    options = PlanOptions(
+        allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),
+        operator=operator,
+    )
     blocking = [f for f in guards.check(live, changes, options) if f.blocking]
     if blocking:
-        raise GuardBlocked("refused by the guards on the current state: " + "; ".join(f.message for f in blocking))
+        raise GuardBlocked(
+            "refused by the guards on the current state: " + "; ".join(f.message for f in blocking)
+        )
     # The policies judge the state this plan leaves on the live rows as they are now: a change
     # made since planning (a role given a permission, a user added) can make it break one.
     reason = plan.options.get("reason")
-    violations = [f for f in policy_findings(live, apply_changes(live, changes), reason) if f.blocking]
+    violations = [
+        f for f in policy_findings(live, apply_changes(live, changes), reason) if f.blocking
+    ]
     if violations:
-        raise PolicyViolation(f"refused: the result of this plan on the current state of {plan.organization} would break "
-                              f"its policies: " + "; ".join(f.message for f in violations) + ". Nothing was written.")
+        raise PolicyViolation(
+            f"refused: the result of this plan on the current state of {plan.organization} "
+            "would break its policies: "
+            + "; ".join(f.message for f in violations)
+            + ". Nothing was written."
+        )
     _refuse_blocking_hygiene(conn, org_id, plan, live, now)
-    refers = {c.key[0]: audit.expiry_set_by(conn, org_id, c.key[0]) for c in changes if c.action == "expire"}
+    refers = {
+        c.key[0]: audit.expiry_set_by(conn, org_id, c.key[0])
+        for c in changes
+        if c.action == "expire"
+    }
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
     outbox.queue_invitations(conn, org_id, created, now)
@@ -216,8 +272,18 @@ def _apply_locked(
     )
     serial = executor.bump_serial()
     last_seq = audit.tail(conn, org_id)[0]
-    return ApplyResult(len(changes), confirmed.verified_by, head, len(created), serial, org_id, confirmed.operator_verified,
-                       confirmed.approvers, (last_seq - len(changes) + 1, last_seq), tuple(email for email, _ in created))
+    return ApplyResult(
+        len(changes),
+        confirmed.verified_by,
+        head,
+        len(created),
+        serial,
+        org_id,
+        confirmed.operator_verified,
+        confirmed.approvers,
+        (last_seq - len(changes) + 1, last_seq),
+        tuple(email for email, _ in created),
+    )
 
 
 @contextlib.contextmanager
@@ -235,8 +301,8 @@ def _refusing_held_rows(organization: str) -> Iterator[None]:
     except DBAPIError as exc:
         if _is_lock_timeout(exc):
             raise LockTimeout(
-                f"a row this plan writes in organization {organization} is locked by another transaction; "
-                "nothing was written: retry later or raise --lock-timeout"
+                f"a row this plan writes in organization {organization} is locked by another "
+                "transaction; nothing was written: retry later or raise --lock-timeout"
             ) from None
         raise
 
@@ -296,16 +362,25 @@ def _confirm(
     if void and not found:
         raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
     if four_eyes:
-        have = (["your own code"] if own else []) + [f"an approval by {a.approver_email}" for a in found]
+        have = (["your own code"] if own else []) + [
+            f"an approval by {a.approver_email}" for a in found
+        ]
         raise TwoFactorRequired(
-            f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires four eyes: "
-            f"two different people must confirm this exact plan, and there is {' and '.join(have) or 'no confirmation'}. "
-            + ("Someone else must approve it" if own else "Give your own --otp-code as well as another operator's approval, or have two operators approve it")
-            + " with `userctl approve PLAN --operator THEIR-EMAIL --otp-code THEIR-CODE`, then apply it again"
+            f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires "
+            "four eyes: two different people must confirm this exact plan, and there is "
+            f"{' and '.join(have) or 'no confirmation'}. "
+            + (
+                "Someone else must approve it"
+                if own
+                else "Give your own --otp-code as well as another operator's approval, or "
+                "have two operators approve it"
+            )
+            + " with `userctl approve PLAN --operator THEIR-EMAIL --otp-code THEIR-CODE`, "
+            "then apply it again"
         )
     raise TwoFactorRequired(
-        f"{steps} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), "
-        "or have this exact plan approved with `userctl approve PLAN --operator EMAIL --otp-code CODE`"
+        f"{steps} step(s) of this plan need 2FA: give --otp-code (or USERCTL_OTP_CODE), or have "
+        "this exact plan approved with `userctl approve PLAN --operator EMAIL --otp-code CODE`"
     )
 
 
@@ -320,13 +395,17 @@ def eligible_approvals(
 
     found: list[approvals.ApprovalRow] = []
     void: list[str] = []
-    for approval in approvals.candidates(conn, org_id, plan.digest, now, exclude_approver=exclude_approver):
+    for approval in approvals.candidates(
+        conn, org_id, plan.digest, now, exclude_approver=exclude_approver
+    ):
         if any(a.approver_id == approval.approver_id for a in found):
             continue
         # An approval counts only while its approver could still confirm this plan themselves:
         # deactivating or demoting someone must also withdraw what they approved.
         try:
-            approver = load_operator(conn, org_id, approval.approver_email, required_permissions(plan.active_changes))
+            approver = load_operator(
+                conn, org_id, approval.approver_email, required_permissions(plan.active_changes)
+            )
         except NotAuthorized as exc:
             void.append(str(exc))
             continue
@@ -343,18 +422,22 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
     refuse the operator anyway. A read-only look: apply decides again under its lock."""
     from sqlalchemy import select
 
+    from userctl.apply.operators import load_operator
     from userctl.db.engine import begin_read
     from userctl.db.models import Organization
-    from userctl.apply.operators import load_operator
 
     with begin_read(engine) as conn:
         org = conn.execute(
-            select(Organization.id, Organization.four_eyes).where(Organization.slug == plan.organization)
+            select(Organization.id, Organization.four_eyes).where(
+                Organization.slug == plan.organization
+            )
         ).first()
         if org is None:
             return False
         try:
-            me = load_operator(conn, int(org.id), operator, required_permissions(plan.active_changes))
+            me = load_operator(
+                conn, int(org.id), operator, required_permissions(plan.active_changes)
+            )
         except NotAuthorized:
             return False
         if not org.four_eyes:

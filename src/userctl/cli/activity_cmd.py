@@ -17,9 +17,20 @@ def activity() -> None:
 
 @activity.command("import")
 @click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
-@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
-@click.option("--lock-timeout", "lock_timeout_s", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
-              help="Seconds to wait for a concurrent apply to finish.")
+@click.option(
+    "--operator",
+    envvar="USERCTL_OPERATOR",
+    metavar="EMAIL",
+    help="Recorded in the audit log as who imported.",
+)
+@click.option(
+    "--lock-timeout",
+    "lock_timeout_s",
+    type=lock_timeout_type,
+    default=DEFAULT_LOCK_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for a concurrent apply to finish.",
+)
 def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
     """Record last logins from a CSV file with the header email,last_login_at (ISO 8601, UTC when
     no zone is given). A time already recorded, or older than the recorded one, is left alone;
@@ -28,5 +39,16 @@ def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
     from userctl.clock import utcnow
 
     ctx = app()
-    result = import_activity(ctx.engine(), ctx.organization, Path(path).read_bytes(), path, operator, lock_timeout_s, utcnow())
-    click.echo(f"{result.organization}: last logins updated {len(result.plan.updated)}, unchanged {result.plan.unchanged}")
+    result = import_activity(
+        ctx.engine(),
+        ctx.organization,
+        Path(path).read_bytes(),
+        path,
+        operator,
+        lock_timeout_s,
+        utcnow(),
+    )
+    click.echo(
+        f"{result.organization}: last logins updated {len(result.plan.updated)}, "
+        f"unchanged {result.plan.unchanged}"
+    )

@@ -23,9 +23,15 @@ def audit() -> None:
 
 
 @audit.command("log")
-@click.option("--since", metavar="ISO-DATE", help="Only events at or after this UTC date/time, e.g. 2026-03-01 or 2026-03-01T12:00Z.")
+@click.option(
+    "--since",
+    metavar="ISO-DATE",
+    help="Only events at or after this UTC date/time, e.g. 2026-03-01 or 2026-03-01T12:00Z.",
+)
 @click.option("--user", metavar="EMAIL", help="Only events performed by this user or about them.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def log(since: str | None, user: str | None, fmt: str) -> None:
     """Show the events, oldest first."""
     from userctl.apply import audit as trail
@@ -39,8 +45,22 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
             return
         for e in events:
             extra = ([f"(follows #{e['refers_to']})"] if e["refers_to"] is not None else []) + (
-                [f"reason: {e['reason']}"] if e["reason"] else [])
-            click.echo(printable("  ".join((e["time"], e["operator"], e["verified_by"], e["action"], e["address"], *extra))))
+                [f"reason: {e['reason']}"] if e["reason"] else []
+            )
+            click.echo(
+                printable(
+                    "  ".join(
+                        (
+                            e["time"],
+                            e["operator"],
+                            e["verified_by"],
+                            e["action"],
+                            e["address"],
+                            *extra,
+                        )
+                    )
+                )
+            )
 
 
 def _echo_json_array(items: Iterator[Any]) -> None:
@@ -54,12 +74,17 @@ def _echo_json_array(items: Iterator[Any]) -> None:
 
 
 @audit.command("verify")
-@click.option("--head", metavar="HASH", help="The chain head recorded earlier (printed by apply): the chain must end exactly there.")
+@click.option(
+    "--head",
+    metavar="HASH",
+    help="The chain head recorded earlier (printed by apply): the chain must end exactly there.",
+)
 @result_format_option("audit-verify.schema.json")
 def verify(head: str | None, fmt: str) -> None:
     """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set). Exits 0 when it is
     intact, 4 naming the first altered, missing or reordered event (or a head that does not
-    match --head), 1 when it could not be checked (no database, unknown organization, bad --head)."""
+    match --head), 1 when it could not be checked (no database, unknown
+    organization, bad --head)."""
     from userctl.apply import audit as trail
     from userctl.render import results
 
@@ -67,13 +92,28 @@ def verify(head: str | None, fmt: str) -> None:
     with reading() as (conn, org_id, org):
         result = trail.verify_chain(conn, org_id, expected)
     if fmt == "json":
-        click.echo(results.document(results.chain_verification(
-            organization=org.slug, events=result.events, head=result.head, expected_head=expected,
-            hmac_checked=result.hmac_checked, problem=result.problem, bad_seq=result.bad_seq, bad_id=result.bad_id)), nl=False)
+        click.echo(
+            results.document(
+                results.chain_verification(
+                    organization=org.slug,
+                    events=result.events,
+                    head=result.head,
+                    expected_head=expected,
+                    hmac_checked=result.hmac_checked,
+                    problem=result.problem,
+                    bad_seq=result.bad_seq,
+                    bad_id=result.bad_id,
+                )
+            ),
+            nl=False,
+        )
     if not result.ok:
         raise AuditChainBroken(f"audit chain of {org.slug} is broken: {result.problem}")
     if not result.hmac_checked:
-        click.echo(f"note: HMACs not checked ({trail.ENV_KEY} is not set); a rebuilt chain would pass", err=True)
+        click.echo(
+            f"note: HMACs not checked ({trail.ENV_KEY} is not set); a rebuilt chain would pass",
+            err=True,
+        )
     if fmt == "text":
         click.echo(f"audit chain intact: {result.events} events, head {result.head}")
 
@@ -85,7 +125,9 @@ def _parse_head(value: str) -> str:
     """--head as a chain hash; anything else is a mistake in the command, not a broken chain."""
     wanted = value.strip().lower()
     if not _HASH.fullmatch(wanted):
-        raise UsageError(f"--head {value!r} is not a chain head: 64 hexadecimal digits, as `apply` prints it")
+        raise UsageError(
+            f"--head {value!r} is not a chain head: 64 hexadecimal digits, as `apply` prints it"
+        )
     return wanted
 
 
@@ -93,4 +135,7 @@ def _parse_since(value: str) -> dt.datetime:
     try:
         return parse_utc(value)
     except ValueError:
-        raise UsageError(f"--since {value!r} is not an ISO date or date-time, e.g. 2026-03-01 or 2026-03-01T12:00Z") from None
+        raise UsageError(
+            f"--since {value!r} is not an ISO date or date-time, e.g. "
+            "2026-03-01 or 2026-03-01T12:00Z"
+        ) from None

@@ -36,18 +36,28 @@ if TYPE_CHECKING:
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 
 operator_option = click.option(
-    "--operator", envvar="USERCTL_OPERATOR", required=True, metavar="EMAIL",
-    help="Who confirms: a user of the organization with an enrolled authenticator (or USERCTL_OPERATOR).",
+    "--operator",
+    envvar="USERCTL_OPERATOR",
+    required=True,
+    metavar="EMAIL",
+    help="Who confirms: a user of the organization with an enrolled "
+    "authenticator (or USERCTL_OPERATOR).",
 )
 otp_option = click.option(
-    "--otp-code", envvar="USERCTL_OTP_CODE", metavar="CODE",
+    "--otp-code",
+    envvar="USERCTL_OTP_CODE",
+    metavar="CODE",
     help="Six-digit TOTP code (or USERCTL_OTP_CODE); asked for on a terminal when needed.",
 )
+
+
 class FiniteRange(click.FloatRange):
     """A FloatRange that also refuses NaN, which compares false with every bound and so would
     pass any range (and then fail deep inside, as "unexpected ValueError")."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         number: float = super().convert(value, param, ctx)
         if math.isnan(number):
             self.fail(f"{value!r} is not a number.", param, ctx)
@@ -57,32 +67,62 @@ class FiniteRange(click.FloatRange):
 # A day: long enough for any queue of applies, short enough to be a mistake past it.
 MAX_LOCK_TIMEOUT_S = 86400.0
 lock_timeout_type = FiniteRange(min=0, max=MAX_LOCK_TIMEOUT_S)
-lock_option = click.option("--lock-timeout", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S,
-                           show_default=True, help="Seconds to wait for another apply of this organization.")
+lock_option = click.option(
+    "--lock-timeout",
+    type=lock_timeout_type,
+    default=DEFAULT_LOCK_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for another apply of this organization.",
+)
 
 
 DEFAULT_MAX_AGE_DAYS = 7.0
 max_age_option = click.option(
-    "--max-age", type=FiniteRange(min=0, max=3650), default=DEFAULT_MAX_AGE_DAYS, show_default=True, metavar="DAYS",
-    help="Refuse a saved plan made longer ago than this: what was reviewed then may no longer be what is wanted.",
+    "--max-age",
+    type=FiniteRange(min=0, max=3650),
+    default=DEFAULT_MAX_AGE_DAYS,
+    show_default=True,
+    metavar="DAYS",
+    help="Refuse a saved plan made longer ago than this: what was reviewed then "
+    "may no longer be what is wanted.",
 )
 
 
 def result_format_option(schema: str) -> Callable[[click.decorators.FC], click.decorators.FC]:
     """`--format text|json` of a command that acts: json is one document on stdout, described by
     `schema` in schemas/; prompts, progress and notes then go to stderr only."""
-    return click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                        help=f"json: one document on stdout (schemas/{schema}); everything else goes to stderr.")
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=f"json: one document on stdout (schemas/{schema}); everything else goes to stderr.",
+    )
 
 
 def planning_options(f: click.decorators.FC) -> click.decorators.FC:
     """Options that shape a plan, shared by `plan` and `apply -f`."""
     for decorator in reversed(
         [
-            click.option("--no-prune", is_flag=True, help="Keep users and roles that are absent from the file."),
-            click.option("--replace", "replace", multiple=True, metavar="EMAIL",
-                         help="Delete and re-create this user (needed to change id_type, id_number or phone). Repeatable."),
-            click.option("--allow-mass-removal", is_flag=True, help="Lift the guard against removing over 25% of the users."),
+            click.option(
+                "--no-prune",
+                is_flag=True,
+                help="Keep users and roles that are absent from the file.",
+            ),
+            click.option(
+                "--replace",
+                "replace",
+                multiple=True,
+                metavar="EMAIL",
+                help="Delete and re-create this user (needed to change id_type, "
+                "id_number or phone). Repeatable.",
+            ),
+            click.option(
+                "--allow-mass-removal",
+                is_flag=True,
+                help="Lift the guard against removing over 25% of the users.",
+            ),
         ]
     ):
         f = decorator(f)
@@ -93,9 +133,17 @@ def invitation_options(f: click.decorators.FC) -> click.decorators.FC:
     """Where invitation emails come from and link to, for the commands that send them."""
     for decorator in reversed(
         [
-            click.option("--invite-base-url", metavar="URL",
-                         help="The registration page invitations link to (the token is appended); needed to send them."),
-            click.option("--smtp-from", metavar="ADDRESS", help="The From of invitation emails [default: no-reply@platform.invalid]."),
+            click.option(
+                "--invite-base-url",
+                metavar="URL",
+                help="The registration page invitations link to (the token is "
+                "appended); needed to send them.",
+            ),
+            click.option(
+                "--smtp-from",
+                metavar="ADDRESS",
+                help="The From of invitation emails [default: no-reply@platform.invalid].",
+            ),
         ]
     ):
         f = decorator(f)
@@ -106,7 +154,9 @@ if TYPE_CHECKING:
     from userctl.apply.outbox import Letterhead
 
 
-def letterhead(invite_base_url: str | None, smtp_from: str | None, invitations: str | None) -> "Letterhead":
+def letterhead(
+    invite_base_url: str | None, smtp_from: str | None, invitations: str | None
+) -> "Letterhead":
     """The invitations' letterhead; `invitations`, when there are some to send, says which (for
     the refusal when no --invite-base-url says where their links point)."""
     from userctl.apply import outbox
@@ -114,21 +164,34 @@ def letterhead(invite_base_url: str | None, smtp_from: str | None, invitations: 
     if not (invite_base_url or "").strip():
         if invitations is not None:
             # Without it every link would point at platform.invalid, and no invitee could register.
-            raise UsageError(f"{invitations} would be sent over {outbox.ENV_SMTP_URL} with a link to nowhere: set "
-                             f"{outbox.ENV_BASE_URL} (or --invite-base-url) to the registration page's URL. Nothing was written")
+            raise UsageError(
+                f"{invitations} would be sent over {outbox.ENV_SMTP_URL} with a link to "
+                f"nowhere: set {outbox.ENV_BASE_URL} (or --invite-base-url) to the registration "
+                "page's URL. Nothing was written"
+            )
         return outbox.Letterhead(sender=smtp_from or outbox.DEFAULT_FROM)
-    return outbox.Letterhead(outbox.parse_base_url(invite_base_url or ""), smtp_from or outbox.DEFAULT_FROM)
+    return outbox.Letterhead(
+        outbox.parse_base_url(invite_base_url or ""), smtp_from or outbox.DEFAULT_FROM
+    )
 
 
 reason_option = click.option(
-    "--reason", envvar="USERCTL_REASON", metavar="TEXT",
-    help="Why this change is made (a ticket id, the pull request's title): recorded in the plan and in every audit "
-         "event of its apply (or USERCTL_REASON). Required when the policies say require_reason.",
+    "--reason",
+    envvar="USERCTL_REASON",
+    metavar="TEXT",
+    help="Why this change is made (a ticket id, the pull request's title): recorded in "
+    "the plan and in every audit event of its apply (or USERCTL_REASON). Required when "
+    "the policies say require_reason.",
 )
 
 
-def make_options(no_prune: bool, replace: tuple[str, ...], allow_mass_removal: bool, operator: str | None,
-                 reason: str | None = None) -> PlanOptions:
+def make_options(
+    no_prune: bool,
+    replace: tuple[str, ...],
+    allow_mass_removal: bool,
+    operator: str | None,
+    reason: str | None = None,
+) -> PlanOptions:
     from userctl.replan import reason_problem
 
     problem = reason_problem(reason)
@@ -148,7 +211,9 @@ T = TypeVar("T")
 MAX_PROMPTED_CODES = 3
 
 
-def with_code(run: Callable[[str | None], T], code: str | None, ask: bool, prompt: str = "TOTP code") -> T:
+def with_code(
+    run: Callable[[str | None], T], code: str | None, ask: bool, prompt: str = "TOTP code"
+) -> T:
     """`run(code)`, where `ask` says the code is to be typed at a hidden prompt. A typed code that
     is rejected is asked for again, up to MAX_PROMPTED_CODES times: each try is a whole `run`,
     so it is checked, and a wrong one counted, in its own locked transaction that writes nothing
@@ -207,7 +272,11 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def plan_from_file(
-    engine: "Engine", path: str | os.PathLike[str], options: PlanOptions, organization: str | None, now: dt.datetime
+    engine: "Engine",
+    path: str | os.PathLike[str],
+    options: PlanOptions,
+    organization: str | None,
+    now: dt.datetime,
 ) -> Plan:
     """The edge around the pure planner: load the file, read the live snapshot in a read-only
     transaction, plan, and turn planner problems into FILE:LINE:COL."""
@@ -223,7 +292,10 @@ def plan_from_file(
     with gc_paused():
         desired = load_desired(path)
         if organization is not None and organization != desired.organization:
-            raise UsageError(f"--organization {organization} does not match the file, which declares {desired.organization!r}")
+            raise UsageError(
+                f"--organization {organization} does not match the file, which "
+                f"declares {desired.organization!r}"
+            )
         require_current(engine)
         with begin_read(engine) as conn:
             live = read_live_state(conn, desired.organization)
@@ -232,12 +304,20 @@ def plan_from_file(
             planned = diff(desired, live, options, now.date())
         except InputError as exc:
             raise InputError(locate(exc.problems, desired)) from None
-        planned = hygiene.with_findings(planned, facts, settings, now)  # every plan shows them (issue 13)
+        planned = hygiene.with_findings(
+            planned, facts, settings, now
+        )  # every plan shows them (issue 13)
         findings = tuple(located_findings(planned.findings, desired))
-    return replace(planned, findings=findings, provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)))
+    return replace(
+        planned,
+        findings=findings,
+        provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)),
+    )
 
 
-def located_findings(findings: tuple[Finding, ...], desired: state.DesiredState) -> Iterator[Finding]:
+def located_findings(
+    findings: tuple[Finding, ...], desired: state.DesiredState
+) -> Iterator[Finding]:
     """Findings about a declaration (a policy violation, an expiry) with its FILE:LINE:COL."""
     from userctl.desired.loader import locate
 
@@ -248,7 +328,11 @@ def located_findings(findings: tuple[Finding, ...], desired: state.DesiredState)
         if problem is None or problem.file is None:
             yield f
             continue
-        at = f"{problem.file}:{problem.line}:{problem.col or 1}" if problem.line is not None else problem.file
+        at = (
+            f"{problem.file}:{problem.line}:{problem.col or 1}"
+            if problem.line is not None
+            else problem.file
+        )
         yield replace(f, message=f"{at}: {f.message}")
 
 
@@ -256,15 +340,22 @@ def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
     """The SHA-256 of each desired-state file `path` names (a file, or a directory's *.yaml), by
     the path as given."""
     files = sorted(Path(path).glob("*.yaml")) if os.path.isdir(path) else [Path(path)]
-    return {str(f): "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+    return {
+        str(f): "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()
+    }
 
 
 def git_commit(path: str | os.PathLike[str]) -> str | None:
     """HEAD of the git work tree holding `path`, when it is in one (and git is installed)."""
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     try:
-        found = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True,
-                               timeout=10, check=False)
+        found = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     commit = found.stdout.strip()

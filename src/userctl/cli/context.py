@@ -40,12 +40,19 @@ class AppContext:
             if not self.database_url.strip():
                 # A missing CI secret gives an empty variable: falling back to the SQLite default
                 # would plan against (or apply to) an empty local database instead.
-                emptiness = "set but empty" if self.database_url_from == ENV_DATABASE_URL else "empty"
-                raise UsageError(f"{self.database_url_from} is {emptiness}: give the database URL "
-                                 f"(unset {ENV_DATABASE_URL} and omit --database-url for the default {DEFAULT_DATABASE_URL})")
+                emptiness = (
+                    "set but empty" if self.database_url_from == ENV_DATABASE_URL else "empty"
+                )
+                raise UsageError(
+                    f"{self.database_url_from} is {emptiness}: give the database URL "
+                    f"(unset {ENV_DATABASE_URL} and omit --database-url for the "
+                    f"default {DEFAULT_DATABASE_URL})"
+                )
             from userctl.db.engine import create_engine_for
 
-            timeout = {} if self.connect_timeout is None else {"connect_timeout": self.connect_timeout}
+            timeout = (
+                {} if self.connect_timeout is None else {"connect_timeout": self.connect_timeout}
+            )
             self._engine = create_engine_for(self.database_url, **timeout)
         return self._engine
 

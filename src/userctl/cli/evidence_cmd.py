@@ -27,12 +27,18 @@ def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
             return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
         return parse_utc(value)
     except ValueError:
-        raise UsageError(f"{option} {value!r} is not an ISO date or date-time, e.g. 2026-01-01 or 2026-06-30T18:00Z") from None
+        raise UsageError(
+            f"{option} {value!r} is not an ISO date or date-time, e.g. "
+            "2026-01-01 or 2026-06-30T18:00Z"
+        ) from None
 
 
 def manifest(files: dict[str, str]) -> str:
     """`sha256sum -c` format: one "HASH  NAME" line per file, by name."""
-    return "".join(f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}  {name}\n" for name, text in sorted(files.items()))
+    return "".join(
+        f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}  {name}\n"
+        for name, text in sorted(files.items())
+    )
 
 
 def write_directory(target: str, files: dict[str, str], force: bool) -> None:
@@ -44,7 +50,10 @@ def write_directory(target: str, files: dict[str, str], force: bool) -> None:
         if not os.path.isdir(target):
             raise UsageError(f"-o {target} exists and is not a directory")
         if os.listdir(target) and not force:
-            raise UsageError(f"-o {target} is not empty: choose a new directory, or add --force to replace its contents")
+            raise UsageError(
+                f"-o {target} is not empty: choose a new directory, or add "
+                "--force to replace its contents"
+            )
     parent = os.path.dirname(target)
     try:
         staging = tempfile.mkdtemp(dir=parent, prefix=".userctl-evidence-")
@@ -74,10 +83,24 @@ def write_directory(target: str, files: dict[str, str], force: bool) -> None:
 
 
 @click.command()
-@click.option("--since", required=True, metavar="DATE", help="First day of the period (UTC), e.g. 2026-01-01.")
-@click.option("--until", required=True, metavar="DATE", help="Last day of the period, included (or an exact end instant).")
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Directory to write (must be empty or absent).")
+@click.option(
+    "--since", required=True, metavar="DATE", help="First day of the period (UTC), e.g. 2026-01-01."
+)
+@click.option(
+    "--until",
+    required=True,
+    metavar="DATE",
+    help="Last day of the period, included (or an exact end instant).",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Directory to write (must be empty or absent).",
+)
 @click.option("--force", is_flag=True, help="Replace the contents of a non-empty DIR.")
 def evidence(since: str, until: str, out: str, force: bool) -> None:
     """The evidence pack of an audit period: the verified audit log with its chain head, every
@@ -96,6 +119,12 @@ def evidence(since: str, until: str, out: str, force: bool) -> None:
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
     write_directory(out, files, force)
-    click.echo(f"{org.slug}: evidence for {since} to {until} written to {out} ({len(files)} files; open index.html)")
+    click.echo(
+        f"{org.slug}: evidence for {since} to {until} written to {out} "
+        f"({len(files)} files; open index.html)"
+    )
     if not evidence["verification"]["ok"]:
-        raise AuditChainBroken(f"the audit chain of {org.slug} does not verify: the pack records this (audit-log.json, index.html)")
+        raise AuditChainBroken(
+            f"the audit chain of {org.slug} does not verify: the pack records "
+            "this (audit-log.json, index.html)"
+        )

@@ -9,11 +9,21 @@ from userctl.cli.common import reading, write_atomically
 
 
 @click.command()
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
-              help="Write the file here (atomically) instead of to standard output.")
-@click.option("--schema", "schema", metavar="PATH|URL", default=None,
-              help="Where the first line's $schema points editors, relative to the file (default: "
-                   "userctl.schema.json beside it, saved with `userctl schema > userctl.schema.json`).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False),
+    help="Write the file here (atomically) instead of to standard output.",
+)
+@click.option(
+    "--schema",
+    "schema",
+    metavar="PATH|URL",
+    default=None,
+    help="Where the first line's $schema points editors, relative to the file (default: "
+    "userctl.schema.json beside it, saved with `userctl schema > userctl.schema.json`).",
+)
 def export(output: str | None, schema: str | None) -> None:
     """Write the organization's roles and users as desired-state YAML (`--organization` picks
     the organization when the database holds several)."""
@@ -27,6 +37,9 @@ def export(output: str | None, schema: str | None) -> None:
         click.echo(f"Warning: {warning}", err=True)
     if output:
         write_atomically(output, text)
-        click.echo(f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}", err=True)
+        click.echo(
+            f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}",
+            err=True,
+        )
     else:
         click.echo(text, nl=False)

@@ -11,7 +11,9 @@ from userctl.printable import printable
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def hygiene(fmt: str) -> None:
     """Dormant users (no login for policies.max_inactive_days, default 90), invitations that
     expired unused, and holders of a privileged permission without an enrolled authenticator.
@@ -27,8 +29,17 @@ def hygiene(fmt: str) -> None:
     if fmt == "json":
         from userctl.render.results import document
 
-        click.echo(document({"organization": org.slug, "checked_at": iso_z(now), "settings": settings.to_data(),
-                             "findings": [f.to_data() for f in found]}), nl=False)
+        click.echo(
+            document(
+                {
+                    "organization": org.slug,
+                    "checked_at": iso_z(now),
+                    "settings": settings.to_data(),
+                    "findings": [f.to_data() for f in found],
+                }
+            ),
+            nl=False,
+        )
     elif not found:
         click.echo(f"{org.slug}: no hygiene findings")
     else:
@@ -36,4 +47,7 @@ def hygiene(fmt: str) -> None:
             click.echo(printable(f"{'BLOCKING ' if f.blocking else ''}{f.code}: {f.message}"))
     blocking = [f for f in found if f.blocking]
     if blocking:
-        raise Refused(f"{len(blocking)} blocking hygiene finding(s): the organization's policies require them fixed")
+        raise Refused(
+            f"{len(blocking)} blocking hygiene finding(s): the "
+            "organization's policies require them fixed"
+        )

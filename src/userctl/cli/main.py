@@ -60,12 +60,16 @@ class UserctlGroup(click.Group):
         prepare(command, (cmd_name,), self)
         return command
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         try:
             return super().resolve_command(ctx, args)
         except click.exceptions.NoSuchCommand as exc:
             # click suggests from `self.commands`, which a lazy group leaves empty.
-            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the sub-command; a database error becomes a DatabaseError here, while the command's
@@ -133,9 +137,14 @@ def _refuse_undecodable(argv: list[str]) -> None:
         try:
             value.encode(encoding)
         except UnicodeEncodeError as exc:
-            byte = ord(exc.object[exc.start]) & 0xFF  # surrogateescape keeps the byte in the low bits
+            byte = (
+                ord(exc.object[exc.start]) & 0xFF
+            )  # surrogateescape keeps the byte in the low bits
             shown = encoding.upper()
-            raise UsageError(f"{what} is not {shown} text (byte 0x{byte:02x} cannot be decoded): give it in {shown}") from None
+            raise UsageError(
+                f"{what} is not {shown} text (byte 0x{byte:02x} cannot be "
+                f"decoded): give it in {shown}"
+            ) from None
 
 
 def _argument_name(argv: list[str], i: int) -> str:
@@ -155,7 +164,8 @@ def _unexpected(exc: Exception) -> str:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    # Without importing SQLAlchemy: a command that never loaded it (validate) cannot have raised one.
+    # Without importing SQLAlchemy: a command that never loaded it (validate) cannot have raised
+    # one.
     errors = sys.modules.get("sqlalchemy.exc")
     return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
@@ -182,7 +192,8 @@ def _database_error(exc: Exception, ctx: click.Context) -> str:
 
 
 def _database_reason(exc: Exception) -> str:
-    """The driver's own words, on one line: psycopg's message, the text of pymysql's (code, text)."""
+    """The driver's own words, on one line: psycopg's message, the text of
+    pymysql's (code, text)."""
     orig = getattr(exc, "orig", None) or exc
     args: tuple[Any, ...] = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
@@ -193,8 +204,11 @@ def _database_reason(exc: Exception) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
-@click.group(cls=UserctlGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=environment_epilog() + "\n\n" + epilog(()))
+@click.group(
+    cls=UserctlGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=environment_epilog() + "\n\n" + epilog(()),
+)
 @click.version_option(__version__, prog_name="userctl")
 @click.option(
     "--database-url",
@@ -204,17 +218,40 @@ def _database_reason(exc: Exception) -> str:
     show_envvar=True,
     help="SQLAlchemy URL: sqlite:///FILE, postgresql+psycopg://..., mysql+pymysql://...",
 )
-@click.option("--organization", envvar="USERCTL_ORGANIZATION", show_envvar=True,
-              help="Organization slug, when the database holds several.")
-@click.option("--connect-timeout", type=click.IntRange(1, 3600), envvar="USERCTL_CONNECT_TIMEOUT", show_envvar=True,
-              metavar="SECONDS", help="Give up on a database server that does not answer a new connection within this "
-                                      "many seconds (default 10).")
-@click.option("--no-color", is_flag=True, envvar="USERCTL_NO_COLOR", show_envvar=True,
-              help="Never colour output (NO_COLOR is honoured too).")
-@click.option("--debug", is_flag=True, envvar="USERCTL_DEBUG", show_envvar=True, help="Show tracebacks.")
+@click.option(
+    "--organization",
+    envvar="USERCTL_ORGANIZATION",
+    show_envvar=True,
+    help="Organization slug, when the database holds several.",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.IntRange(1, 3600),
+    envvar="USERCTL_CONNECT_TIMEOUT",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="Give up on a database server that does not answer a new connection within this "
+    "many seconds (default 10).",
+)
+@click.option(
+    "--no-color",
+    is_flag=True,
+    envvar="USERCTL_NO_COLOR",
+    show_envvar=True,
+    help="Never colour output (NO_COLOR is honoured too).",
+)
+@click.option(
+    "--debug", is_flag=True, envvar="USERCTL_DEBUG", show_envvar=True, help="Show tracebacks."
+)
 @click.pass_context
-def cli(ctx: click.Context, database_url: str, organization: str | None, connect_timeout: int | None, no_color: bool,
-        debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    database_url: str,
+    organization: str | None,
+    connect_timeout: int | None,
+    no_color: bool,
+    debug: bool,
+) -> None:
     """Manage a business account's users, roles and payout bank-account assignments as code.
 
     The global options are accepted after the sub-command too, where they win."""
@@ -225,8 +262,14 @@ def cli(ctx: click.Context, database_url: str, organization: str | None, connect
     elif source is ParameterSource.DEFAULT and ENV_DATABASE_URL in os.environ:
         # click reads an empty variable as unset; here it is a missing secret, not a default.
         database_url, given_as = os.environ[ENV_DATABASE_URL], ENV_DATABASE_URL
-    ctx.obj = AppContext(database_url=database_url, organization=organization, no_color=no_color, debug=debug,
-                         connect_timeout=connect_timeout, database_url_from=given_as)
+    ctx.obj = AppContext(
+        database_url=database_url,
+        organization=organization,
+        no_color=no_color,
+        debug=debug,
+        connect_timeout=connect_timeout,
+        database_url_from=given_as,
+    )
     ctx.call_on_close(ctx.obj.close)
 
 

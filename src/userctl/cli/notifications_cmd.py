@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.common import invitation_options, letterhead, reading_database, result_format_option
+from userctl.cli.common import (
+    invitation_options,
+    letterhead,
+    reading_database,
+    result_format_option,
+)
 from userctl.cli.context import app
 from userctl.errors import UsageError, UserctlError
 
@@ -28,17 +33,33 @@ def notifications() -> None:
 
 @notifications.command("list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only notifications in this state.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 def list_(status: str | None, fmt: str) -> None:
     """Show the outbox, oldest first. Invitation tokens are never shown (nor stored)."""
     from userctl.apply import outbox
-    from userctl.render.tables import NOTIFICATION_COLUMNS, NOTIFICATION_TABLE_COLUMNS, render, verbatim_cell
+    from userctl.render.tables import (
+        NOTIFICATION_COLUMNS,
+        NOTIFICATION_TABLE_COLUMNS,
+        render,
+        verbatim_cell,
+    )
 
     with reading_database() as conn:
         org_id = _organization_id(conn)
         rows = outbox.list_notifications(conn, org_id, status)
-    click.echo(render(NOTIFICATION_COLUMNS, rows, fmt, empty="no notifications",
-                      table_columns=NOTIFICATION_TABLE_COLUMNS, cell=verbatim_cell), nl=False)
+    click.echo(
+        render(
+            NOTIFICATION_COLUMNS,
+            rows,
+            fmt,
+            empty="no notifications",
+            table_columns=NOTIFICATION_TABLE_COLUMNS,
+            cell=verbatim_cell,
+        ),
+        nl=False,
+    )
 
 
 @notifications.command()
@@ -54,8 +75,8 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
     smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
     if not smtp_url:
         raise UsageError(
-            f"{outbox.ENV_SMTP_URL} is not set: export it (smtp://host:port, smtp+starttls://user:password@host:587 "
-            "or smtps://user:password@host:465) and rerun"
+            f"{outbox.ENV_SMTP_URL} is not set: export it (smtp://host:port, "
+            "smtp+starttls://user:password@host:587 or smtps://user:password@host:465) and rerun"
         )
     # Refused even with nothing queued: a scheduled run must not wait for an invitation to fail.
     letter = letterhead(invite_base_url, smtp_from, "queued invitations")
@@ -67,8 +88,17 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
 
         from userctl.render import results
 
-        click.echo(results.document(results.notifications_sent(report.sent, report.failed, report.cancelled,
-                                                              [asdict(d) for d in report.deliveries])), nl=False)
+        click.echo(
+            results.document(
+                results.notifications_sent(
+                    report.sent,
+                    report.failed,
+                    report.cancelled,
+                    [asdict(d) for d in report.deliveries],
+                )
+            ),
+            nl=False,
+        )
     summary = f"invitations: {report.sent} sent, {report.failed} failed"
     if report.cancelled:
         summary += f", {report.cancelled} cancelled (user deleted)"
@@ -84,7 +114,12 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
 
 @notifications.command()
 @click.argument("email")
-@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who resent it.")
+@click.option(
+    "--operator",
+    envvar="USERCTL_OPERATOR",
+    metavar="EMAIL",
+    help="Recorded in the audit log as who resent it.",
+)
 def resend(email: str, operator: str | None) -> None:
     """Queue a new invitation (a fresh token, 7 days from sending) for a user who is still
     invited, e.g. one whose invitation expired; sent now when USERCTL_SMTP_URL is set, else by
@@ -102,7 +137,10 @@ def resend(email: str, operator: str | None) -> None:
         report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
         click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
         if report.failed:
-            raise UserctlError(f"{report.failed} invitation(s) could not be sent and stay queued: {'; '.join(report.errors)}")
+            raise UserctlError(
+                f"{report.failed} invitation(s) could not be sent and stay "
+                f"queued: {'; '.join(report.errors)}"
+            )
 
 
 def _organization_id(conn: "Connection") -> int | None:

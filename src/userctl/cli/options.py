@@ -22,45 +22,86 @@ PREFIX = "USERCTL"
 # whose choices differ per command; --yes, which a pipeline should say per command) gets the
 # command-prefixed name of click's auto_envvar_prefix, USERCTL_<COMMAND>[_<SUB>]_<OPTION>, but
 # from the long flag (USERCTL_PLAN_FORMAT) rather than the parameter's name (`fmt`).
-SHARED = frozenset({
-    "DATABASE_URL", "ORGANIZATION", "NO_COLOR", "DEBUG", "CONNECT_TIMEOUT",
-    "FILE", "OPERATOR", "OTP_CODE", "LOCK_TIMEOUT", "MAX_AGE",
-    "ALLOW_MASS_REMOVAL", "NO_PRUNE", "REPLACE", "SMTP_FROM", "INVITE_BASE_URL",
-})
+SHARED = frozenset(
+    {
+        "DATABASE_URL",
+        "ORGANIZATION",
+        "NO_COLOR",
+        "DEBUG",
+        "CONNECT_TIMEOUT",
+        "FILE",
+        "OPERATOR",
+        "OTP_CODE",
+        "LOCK_TIMEOUT",
+        "MAX_AGE",
+        "ALLOW_MASS_REMOVAL",
+        "NO_PRUNE",
+        "REPLACE",
+        "SMTP_FROM",
+        "INVITE_BASE_URL",
+    }
+)
 
 # Variables that are not options. The secret ones never become an option: a value on the command
 # line lands in the shell history and the process list.
 ENVIRONMENT: dict[str, str] = {
     "USERCTL_SECRET_KEY": "encrypts TOTP secrets at rest (secret)",
-    "USERCTL_AUDIT_KEY": "HMAC key of the audit chain: audit events carry an HMAC, audit verify checks it (secret)",
-    "USERCTL_SMTP_URL": "SMTP server for invitations, smtp[s|+starttls]://[user:password@]host[:port] (secret)",
+    "USERCTL_AUDIT_KEY": (
+        "HMAC key of the audit chain: audit events carry an HMAC, audit verify checks it (secret)"
+    ),
+    "USERCTL_SMTP_URL": (
+        "SMTP server for invitations, smtp[s|+starttls]://[user:password@]host[:port] (secret)"
+    ),
 }
 
 # Examples ending each command's --help, by command path. Each names its own command path
 # (tests/cli/test_env_options.py holds every command to it).
 EXAMPLES: dict[str, tuple[str, ...]] = {
-    "": ("userctl validate -f users.yaml", "USERCTL_DATABASE_URL=postgresql://u@db/app userctl plan -f users.yaml"),
+    "": (
+        "userctl validate -f users.yaml",
+        "USERCTL_DATABASE_URL=postgresql://u@db/app userctl plan -f users.yaml",
+    ),
     "init": ("userctl init -f users.yaml --admin ana@acme.co",),
     "db": ("userctl db upgrade --database-url postgresql://u@db/app",),
     "db upgrade": ("userctl db upgrade", "userctl db upgrade --database-url mysql://root@db/app"),
     "validate": ("userctl validate -f users.yaml", "userctl validate -f users/"),
     "schema": ("userctl schema > userctl.schema.json",),
-    "plan": ("userctl plan -f users.yaml", "userctl plan -f users.yaml --format markdown --out plan.json --detailed-exitcode"),
-    "apply": ("userctl apply -f users.yaml --operator ana@acme.co",
-              "USERCTL_OPERATOR=bot@acme.co userctl apply plan.json -f users.yaml --yes"),
+    "plan": (
+        "userctl plan -f users.yaml",
+        "userctl plan -f users.yaml --format markdown --out plan.json --detailed-exitcode",
+    ),
+    "apply": (
+        "userctl apply -f users.yaml --operator ana@acme.co",
+        "USERCTL_OPERATOR=bot@acme.co userctl apply plan.json -f users.yaml --yes",
+    ),
     "approve": ("userctl approve plan.json --operator ana@acme.co",),
     "show": ("userctl show plan.json", "userctl show plan.json --format html > plan.html"),
     "audit": ("userctl audit verify --head HASH",),
-    "audit log": ("userctl audit log --since 2026-03-01 --user ana@acme.co", "userctl audit log --format json"),
-    "audit verify": ("userctl audit verify", "userctl audit verify --head HASH --organization acme-payments"),
+    "audit log": (
+        "userctl audit log --since 2026-03-01 --user ana@acme.co",
+        "userctl audit log --format json",
+    ),
+    "audit verify": (
+        "userctl audit verify",
+        "userctl audit verify --head HASH --organization acme-payments",
+    ),
     "mfa": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "mfa enroll": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "notifications": ("userctl notifications list --status queued",),
-    "notifications list": ("userctl notifications list --status queued", "userctl notifications list --format json"),
-    "notifications send": ("USERCTL_SMTP_URL=smtp://mail:25 userctl notifications send --invite-base-url https://app.acme.co/join",),
+    "notifications list": (
+        "userctl notifications list --status queued",
+        "userctl notifications list --format json",
+    ),
+    "notifications send": (
+        "USERCTL_SMTP_URL=smtp://mail:25 userctl notifications send "
+        "--invite-base-url https://app.acme.co/join",
+    ),
     "export": ("userctl export -o users.yaml",),
     "users": ("userctl users list --status active",),
-    "users list": ("userctl users list --status active --role Admin", "userctl users list --search perez --format csv"),
+    "users list": (
+        "userctl users list --status active --role Admin",
+        "userctl users list --search perez --format csv",
+    ),
     "users show": ("userctl users show ana@acme.co",),
     "roles": ("userctl roles list",),
     "roles list": ("userctl roles list --format json",),
@@ -73,8 +114,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "activity import": ("userctl activity import logins.csv --operator ana@acme.co",),
     "hygiene": ("userctl hygiene", "userctl hygiene --format json"),
     "notifications resend": ("userctl notifications resend nuevo@acme.co --operator ana@acme.co",),
-    "review": ("userctl review --format html > review.html", "userctl review --format json > review.json"),
-    "review attest": ("userctl review attest review.json --reviewer cfo@acme.co --note 'Q4 review'",),
+    "review": (
+        "userctl review --format html > review.html",
+        "userctl review --format json > review.json",
+    ),
+    "review attest": (
+        "userctl review attest review.json --reviewer cfo@acme.co --note 'Q4 review'",
+    ),
     "review status": ("userctl review status --format json",),
     "evidence": ("userctl evidence --since 2026-01-01 --until 2026-12-31 -o evidence/",),
 }
@@ -103,10 +149,19 @@ def _global_options(root: click.Command) -> list[click.Option]:
     for param in root.params:
         if not isinstance(param, click.Option) or not param.expose_value:
             continue
-        copies.append(click.Option(
-            param.opts, type=param.type, is_flag=param.is_flag, envvar=param.envvar, show_envvar=True,
-            help=param.help, metavar=param.metavar, expose_value=False, callback=_set_global,
-        ))
+        copies.append(
+            click.Option(
+                param.opts,
+                type=param.type,
+                is_flag=param.is_flag,
+                envvar=param.envvar,
+                show_envvar=True,
+                help=param.help,
+                metavar=param.metavar,
+                expose_value=False,
+                callback=_set_global,
+            )
+        )
     return copies
 
 
@@ -138,6 +193,8 @@ def prepare(command: click.Command, path: tuple[str, ...], root: click.Command) 
 def environment_epilog() -> str:
     """The top level's note on the variables that are not options."""
     rows = "\n".join(f"  {name}: {what}" for name, what in ENVIRONMENT.items())
-    return ("\b\nEnvironment (besides each option's variable, shown with it):\n" + rows
-            + "\n  NO_COLOR: any value disables colour")
-
+    return (
+        "\b\nEnvironment (besides each option's variable, shown with it):\n"
+        + rows
+        + "\n  NO_COLOR: any value disables colour"
+    )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import make_options, plan_from_file, planning_options, reason_option, write_atomically
+from userctl.cli.common import (
+    make_options,
+    plan_from_file,
+    planning_options,
+    reason_option,
+    write_atomically,
+)
 from userctl.cli.context import app
 from userctl.plan import Plan, dumps
 from userctl.render import FORMATS, render
@@ -21,12 +27,30 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
 
 
 @click.command()
-@click.option("-f", "--file", "path", required=True, type=click.Path(), help="Desired-state file or directory of *.yaml.")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(),
+    help="Desired-state file or directory of *.yaml.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), help="Also save the plan (JSON) for `apply PLAN` / `approve PLAN`.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 3 when some need 2FA.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan (JSON) for `apply PLAN` / `approve PLAN`.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 3 when some need 2FA."
+)
 @planning_options
-@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Who will apply: enables the self guard.")
+@click.option(
+    "--operator",
+    envvar="USERCTL_OPERATOR",
+    metavar="EMAIL",
+    help="Who will apply: enables the self guard.",
+)
 @reason_option
 def plan(
     path: str,
@@ -45,8 +69,13 @@ def plan(
 
     ctx = app()
     with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer
-        result = plan_from_file(ctx.engine(), path, make_options(no_prune, replace, allow_mass_removal, operator, reason), ctx.organization,
-                                utcnow())
+        result = plan_from_file(
+            ctx.engine(),
+            path,
+            make_options(no_prune, replace, allow_mass_removal, operator, reason),
+            ctx.organization,
+            utcnow(),
+        )
     if out:
         write_atomically(out, dumps(result))
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)

@@ -17,7 +17,9 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def check(fmt: str) -> None:
     """Judge the policies stored for the organization against its live users and roles: exit 0
     when none is broken, 4 when some is."""
@@ -29,17 +31,30 @@ def check(fmt: str) -> None:
         live = read_live_state(conn, org.slug)
     violations = policies.check(live)
     if fmt == "json":
-        click.echo(document({
-            "organization": org.slug,
-            "policies": [{"policy": policy_text(key), "value": value} for key, value in sorted(live.policies.items())],
-            "violations": [{"rule": v.rule, "message": v.message} for v in violations],
-        }), nl=False)
+        click.echo(
+            document(
+                {
+                    "organization": org.slug,
+                    "policies": [
+                        {"policy": policy_text(key), "value": value}
+                        for key, value in sorted(live.policies.items())
+                    ],
+                    "violations": [{"rule": v.rule, "message": v.message} for v in violations],
+                }
+            ),
+            nl=False,
+        )
     elif not live.policies:
         click.echo(f"{org.slug} declares no policies.")
     elif not violations:
-        click.echo(f"{org.slug}: {len(live.policies)} polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken.")
+        click.echo(
+            f"{org.slug}: {len(live.policies)} "
+            f"polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken."
+        )
     if violations:
         if fmt == "text":
             for v in violations:
                 click.echo(printable(v.message))
-        raise PolicyViolation(f"{len(violations)} policy violation(s) in {org.slug}'s live database")
+        raise PolicyViolation(
+            f"{len(violations)} policy violation(s) in {org.slug}'s live database"
+        )

@@ -22,14 +22,23 @@ def _read_report_file(path: str) -> Any:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise UsageError(f"{path} is not a report: not JSON (write one with `userctl review --format json`)") from None
+        raise UsageError(
+            f"{path} is not a report: not JSON (write one with `userctl review --format json`)"
+        ) from None
 
 
 @click.group(invoke_without_command=True)
-@click.option("--format", "fmt", type=click.Choice(["html", "csv", "json"]), default="html", show_default=True)
-@click.option("--from", "source", metavar="REPORT.json", type=click.Path(dir_okay=False),
-              help="Render this saved JSON report (its digest checked) instead of reading the database: the page shows "
-                   "exactly the report a reviewer attests.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["html", "csv", "json"]), default="html", show_default=True
+)
+@click.option(
+    "--from",
+    "source",
+    metavar="REPORT.json",
+    type=click.Path(dir_okay=False),
+    help="Render this saved JSON report (its digest checked) instead of reading the database: the "
+    "page shows exactly the report a reviewer attests.",
+)
 @click.pass_context
 def review(ctx: click.Context, fmt: str, source: str | None) -> None:
     """The access review of the organization as it is now: every user with role, permissions,
@@ -44,7 +53,9 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
 
     if source is not None:
         data = _read_report_file(source)
-        problem = core.report_problem(data, str(data.get("organization")) if isinstance(data, dict) else "")
+        problem = core.report_problem(
+            data, str(data.get("organization")) if isinstance(data, dict) else ""
+        )
         if problem is not None:
             raise Refused(f"{source}: {problem}")
     else:
@@ -58,31 +69,58 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
 
 @review.command()
 @click.argument("path", metavar="REPORT.json", type=click.Path(exists=True, dir_okay=False))
-@click.option("--reviewer", required=True, metavar="EMAIL",
-              help="Who reviewed: an active user holding audit.view, with an enrolled authenticator.")
+@click.option(
+    "--reviewer",
+    required=True,
+    metavar="EMAIL",
+    help="Who reviewed: an active user holding audit.view, with an enrolled authenticator.",
+)
 @otp_option
-@click.option("--note", metavar="TEXT", help="Recorded with the attestation (what was found, what follows).")
+@click.option(
+    "--note", metavar="TEXT", help="Recorded with the attestation (what was found, what follows)."
+)
 @lock_option
-def attest(path: str, reviewer: str, otp_code: str | None, note: str | None, lock_timeout: float) -> None:
+def attest(
+    path: str, reviewer: str, otp_code: str | None, note: str | None, lock_timeout: float
+) -> None:
     """Confirm with a TOTP code that you reviewed this exact report (its digest is recomputed from
     the file); recorded as an audit event, chained and HMAC'd like the others."""
     from userctl.apply.reviews import attest as record
     from userctl.clock import utcnow
 
     if not otp_code and not interactive():
-        raise UsageError("--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP")
+        raise UsageError(
+            "--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP"
+        )
     data = _read_report_file(path)
     with reading() as (_conn, _org_id, org):
         slug = org.slug
     # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
-    head = with_code(lambda code: record(app().engine(), slug, data, reviewer, code or "", note, now=utcnow(),
-                                         lock_timeout_s=lock_timeout),
-                     otp_code or None, ask=not otp_code, prompt=f"TOTP code of {reviewer}")
-    click.echo(f"Attested review {data['digest']} of {slug} by {reviewer.strip().lower()}; audit chain head {head}")
+    head = with_code(
+        lambda code: record(
+            app().engine(),
+            slug,
+            data,
+            reviewer,
+            code or "",
+            note,
+            now=utcnow(),
+            lock_timeout_s=lock_timeout,
+        ),
+        otp_code or None,
+        ask=not otp_code,
+        prompt=f"TOTP code of {reviewer}",
+    )
+    click.echo(
+        f"Attested review {data['digest']} of {slug} by "
+        f"{reviewer.strip().lower()}; audit chain head {head}"
+    )
 
 
 @review.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def status(fmt: str) -> None:
     """When the last attested review was; exit 4 when there is none or it is older than
     policies.review_every_days (default 182), for a scheduled pipeline."""
@@ -101,8 +139,13 @@ def status(fmt: str) -> None:
     elif result.last is None:
         click.echo(f"{org.slug}: no access review was ever attested")
     else:
-        click.echo(f"{org.slug}: last review attested {data['last_attested_at']} by {data['reviewer']} "
-                   f"(report {data['report_digest']}); next due {data['due_at']}")
+        click.echo(
+            f"{org.slug}: last review attested {data['last_attested_at']} by {data['reviewer']} "
+            f"(report {data['report_digest']}); next due {data['due_at']}"
+        )
     if result.overdue:
-        raise Refused(f"{EXIT_OVERDUE_MESSAGE}: attest one every {settings.review_every_days} days "
-                      "(`userctl review --format json > review.json`, then `userctl review attest review.json`)")
+        raise Refused(
+            f"{EXIT_OVERDUE_MESSAGE}: attest one every {settings.review_every_days} days "
+            "(`userctl review --format json > review.json`, "
+            "then `userctl review attest review.json`)"
+        )

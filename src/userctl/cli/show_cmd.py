@@ -16,9 +16,13 @@ MIN_MARKDOWN_CHARS = 2_000
 @click.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--max-chars", type=click.IntRange(min=MIN_MARKDOWN_CHARS), metavar="N",
-              help=f"Markdown only: the most characters to write (default {MARKDOWN_CHARS}, a pull-request comment; "
-                   "a GitHub job summary holds 1000000). Only plain changes are ever cut.")
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=MIN_MARKDOWN_CHARS),
+    metavar="N",
+    help=f"Markdown only: the most characters to write (default {MARKDOWN_CHARS}, a pull-request "
+    "comment; a GitHub job summary holds 1000000). Only plain changes are ever cut.",
+)
 def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
     """Show a saved PLAN_FILE (a pull request's plan.json artifact) as plan would: text, json,
     markdown or html. Needs no database. Checks the file's format and digest only: apply still

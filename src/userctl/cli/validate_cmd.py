@@ -23,9 +23,13 @@ def _plural(n: int, word: str) -> str:
     help="Desired-state file, or a directory whose *.yaml files form one desired state.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-    help="text: problems on stderr; json: one document on stdout (schemas/validate.schema.json); github: one "
-         "workflow annotation per problem on stdout.",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: problems on stderr; json: one document on stdout (schemas/validate.schema.json); "
+    "github: one workflow annotation per problem on stdout.",
 )
 def validate(path: str, fmt: str) -> None:
     """Check a desired-state file against the schema and the semantic rules (no database).
@@ -39,7 +43,9 @@ def validate(path: str, fmt: str) -> None:
         summary = check_desired(path)
     except InputError as exc:
         if fmt == "json":
-            click.echo(results.document(results.validation(desired_files(path)[0], exc.problems)), nl=False)
+            click.echo(
+                results.document(results.validation(desired_files(path)[0], exc.problems)), nl=False
+            )
         for problem in exc.problems:
             if fmt == "github":
                 click.echo(results.github_annotation(problem))
@@ -49,14 +55,27 @@ def validate(path: str, fmt: str) -> None:
         click.get_current_context().exit(1)
     organization = app().organization
     if organization is not None and organization != summary.organization:
-        raise UsageError(f"--organization {organization} does not match {path}, which declares {summary.organization!r}")
+        raise UsageError(
+            f"--organization {organization} does not match {path}, which "
+            f"declares {summary.organization!r}"
+        )
     if fmt == "json":
-        click.echo(results.document(results.validation(summary.files, (), summary.organization, summary.roles, summary.users)),
-                   nl=False)
+        click.echo(
+            results.document(
+                results.validation(
+                    summary.files, (), summary.organization, summary.roles, summary.users
+                )
+            ),
+            nl=False,
+        )
         return
     files = f", {_plural(len(summary.files), 'file')}" if len(summary.files) > 1 else ""
     # github: a valid file makes no annotation; the line goes to the log (stderr) only.
-    click.echo(f"{path}: valid ({_plural(summary.roles, 'role')}, {_plural(summary.users, 'user')}{files})", err=fmt == "github")
+    click.echo(
+        f"{path}: valid ({_plural(summary.roles, 'role')}, "
+        f"{_plural(summary.users, 'user')}{files})",
+        err=fmt == "github",
+    )
 
 
 @click.command()

@@ -8,7 +8,12 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, reading, result_format_option
+from userctl.cli.common import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    lock_timeout_type,
+    reading,
+    result_format_option,
+)
 from userctl.cli.context import app
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
@@ -17,7 +22,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _format_option(choices: tuple[str, ...], help_text: str | None = None) -> Callable[[F], F]:
-    return click.option("--format", "fmt", type=click.Choice(choices), default="table", show_default=True, help=help_text)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="table",
+        show_default=True,
+        help=help_text,
+    )
 
 
 @click.group()
@@ -28,7 +40,9 @@ def users() -> None:
 @users.command("list")
 @click.option("--status", type=click.Choice(LIVE_STATUSES), help="Only users with this status.")
 @click.option("--role", metavar="NAME", help="Only holders of this role (exact name).")
-@click.option("--search", metavar="TEXT", help="Case-insensitive part of the first name, last name or email.")
+@click.option(
+    "--search", metavar="TEXT", help="Case-insensitive part of the first name, last name or email."
+)
 @_format_option(FORMATS)
 def list_users(status: str | None, role: str | None, search: str | None, fmt: str) -> None:
     """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
@@ -37,20 +51,39 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     from userctl.db.listings import list_users as read_list
     from userctl.db.snapshot import read_roles
     from userctl.errors import NotFound
-    from userctl.render.tables import USER_COLUMNS, USER_TABLE_COLUMNS, matches_search, render, user_row
+    from userctl.render.tables import (
+        USER_COLUMNS,
+        USER_TABLE_COLUMNS,
+        matches_search,
+        render,
+        user_row,
+    )
 
     with reading() as (conn, org_id, org):
         if role is not None and role not in read_roles(conn, org_id, [role]):
             known = sorted(read_roles(conn, org_id))
-            raise NotFound(f"organization {org.slug} has no role {role!r}; its roles: {', '.join(known) or 'none'}")
+            raise NotFound(
+                f"organization {org.slug} has no role {role!r}; its roles: "
+                f"{', '.join(known) or 'none'}"
+            )
         listed = read_list(conn, org_id, status=status, role=role)
-    rows = [user_row(item.user, item.last_login_at) for item in listed if search is None or matches_search(item.user, search)]
-    click.echo(render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS), nl=False)
+    rows = [
+        user_row(item.user, item.last_login_at)
+        for item in listed
+        if search is None or matches_search(item.user, search)
+    ]
+    click.echo(
+        render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS),
+        nl=False,
+    )
 
 
 @users.command("show")
 @click.argument("email")
-@_format_option(FORMATS, help_text="csv: a field,value row per field; accounts by key (details: `accounts list`).")
+@_format_option(
+    FORMATS,
+    help_text="csv: a field,value row per field; accounts by key (details: `accounts list`).",
+)
 def show_user(email: str, fmt: str) -> None:
     """Every field of one user, their role and permissions, and the organization's bank accounts
     split into assigned and unassigned."""
@@ -63,12 +96,20 @@ def show_user(email: str, fmt: str) -> None:
     with reading() as (conn, org_id, org):
         user = read_users(conn, org_id, [key]).get(key)
         if user is None:
-            raise NotFound(f"organization {org.slug} has no user {email!r} (see `userctl users list --search`)")
+            raise NotFound(
+                f"organization {org.slug} has no user {email!r} (see `userctl users list --search`)"
+            )
         role = read_roles(conn, org_id, [user.role])[user.role]
         accounts = read_bank_accounts(conn, org_id)
         stamps = user_timestamps(conn, org_id, key)
-    detail = user_detail(user, role, accounts, stamps.created_at if stamps else None, stamps.updated_at if stamps else None,
-                         stamps.last_login_at if stamps else None)
+    detail = user_detail(
+        user,
+        role,
+        accounts,
+        stamps.created_at if stamps else None,
+        stamps.updated_at if stamps else None,
+        stamps.last_login_at if stamps else None,
+    )
     click.echo(render_user_detail(detail, fmt), nl=False)
 
 
@@ -114,9 +155,20 @@ def list_accounts(fmt: str) -> None:
 
 @accounts.command("import")
 @click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
-@click.option("--operator", envvar="USERCTL_OPERATOR", metavar="EMAIL", help="Recorded in the audit log as who imported.")
-@click.option("--lock-timeout", "lock_timeout_s", type=lock_timeout_type, default=DEFAULT_LOCK_TIMEOUT_S, show_default=True,
-              help="Seconds to wait for a concurrent apply to finish.")
+@click.option(
+    "--operator",
+    envvar="USERCTL_OPERATOR",
+    metavar="EMAIL",
+    help="Recorded in the audit log as who imported.",
+)
+@click.option(
+    "--lock-timeout",
+    "lock_timeout_s",
+    type=lock_timeout_type,
+    default=DEFAULT_LOCK_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait for a concurrent apply to finish.",
+)
 @result_format_option("accounts-import.schema.json")
 def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt: str) -> None:
     """Register bank accounts from a CSV file with the header
@@ -127,12 +179,25 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
 
     data = Path(path).read_bytes()
     ctx = app()
-    result = import_bank_accounts(ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow())
+    result = import_bank_accounts(
+        ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow()
+    )
     if fmt == "json":
         from userctl.render import results
 
-        click.echo(results.document(results.accounts_imported(
-            result.organization, [a.key for a in result.plan.new], [a.key for a in result.plan.unchanged],
-            result.audit_head)), nl=False)
+        click.echo(
+            results.document(
+                results.accounts_imported(
+                    result.organization,
+                    [a.key for a in result.plan.new],
+                    [a.key for a in result.plan.unchanged],
+                    result.audit_head,
+                )
+            ),
+            nl=False,
+        )
         return
-    click.echo(f"{result.organization}: imported {len(result.plan.new)}, unchanged {len(result.plan.unchanged)}")
+    click.echo(
+        f"{result.organization}: imported {len(result.plan.new)}, "
+        f"unchanged {len(result.plan.unchanged)}"
+    )

@@ -89,7 +89,11 @@ def create_engine_for(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Eng
     elif backend == "mysql":
         # PyMySQL's connect_timeout covers only the TCP connect; the handshake is read with the
         # read timeout, which is widened again once connected (_widen_mysql_timeouts).
-        connect_args.update(connect_timeout=connect_timeout, read_timeout=connect_timeout, write_timeout=connect_timeout)
+        connect_args.update(
+            connect_timeout=connect_timeout,
+            read_timeout=connect_timeout,
+            write_timeout=connect_timeout,
+        )
     else:
         raise DatabaseError(
             f"unsupported database {parsed.drivername!r} in {redacted(parsed)}: "
@@ -99,7 +103,8 @@ def create_engine_for(url: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> Eng
         engine = create_engine(parsed, connect_args=connect_args)
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         raise DatabaseError(
-            f"no driver for {parsed.drivername} ({exc}): install userctl[postgres] or userctl[mysql]"
+            f"no driver for {parsed.drivername} ({exc}): install "
+            "userctl[postgres] or userctl[mysql]"
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine)
@@ -144,11 +149,15 @@ def _connect_error_handler(url: URL) -> Any:
         # statement keep their type so callers can react to them (lock timeouts, conflicts).
         if ctx.connection is not None and not ctx.is_disconnect:
             return
-        if not isinstance(ctx.original_exception, Exception) or isinstance(ctx.original_exception, DatabaseError):
+        if not isinstance(ctx.original_exception, Exception) or isinstance(
+            ctx.original_exception, DatabaseError
+        ):
             return
-        reason = str(ctx.original_exception).strip().splitlines()[0] if str(ctx.original_exception).strip() else type(
-            ctx.original_exception
-        ).__name__
+        reason = (
+            str(ctx.original_exception).strip().splitlines()[0]
+            if str(ctx.original_exception).strip()
+            else type(ctx.original_exception).__name__
+        )
         raise DatabaseError(f"cannot connect to the database at {redacted(url)}: {reason}")
 
     return handle
@@ -171,7 +180,9 @@ def begin_read(engine: Engine) -> Iterator[Connection]:
         try:
             with conn.begin():
                 if backend == "postgresql":
-                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    conn.exec_driver_sql(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                    )
                 elif backend == "mysql":
                     # MariaDB starts the transaction lazily; this must precede the first read.
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -199,7 +210,9 @@ def begin_write(
     """
     with engine.connect() as conn:
         if backend_of(conn) == "sqlite":
-            timeout_ms = int(1000 * (DEFAULT_BUSY_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s))
+            timeout_ms = int(
+                1000 * (DEFAULT_BUSY_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s)
+            )
             _sqlite_pragma(conn, f"busy_timeout = {timeout_ms}")
             conn = conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
             try:
@@ -305,7 +318,11 @@ def _is_lock_timeout(exc: DBAPIError) -> bool:
 def sqlite_path(url: str) -> str | None:
     """The file of a file-backed SQLite URL, else None (server databases, :memory:)."""
     parsed = normalise_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
         return None
     if parsed.database.startswith("file:"):
         return None

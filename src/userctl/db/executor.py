@@ -38,12 +38,18 @@ class Executor:
         self._progress: Progress | None = None
         self._role_ids = self._ids(models.Role.name, models.Role.id, models.Role.organization_id)
         self._user_ids = self._ids(models.User.email, models.User.id, models.User.organization_id)
-        self._bank_ids = self._ids(models.BankAccount.key, models.BankAccount.id, models.BankAccount.organization_id)
+        self._bank_ids = self._ids(
+            models.BankAccount.key, models.BankAccount.id, models.BankAccount.organization_id
+        )
 
     def _ids(self, key: Any, ident: Any, org_column: Any) -> dict[str, int]:
-        return {k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))}
+        return {
+            k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))
+        }
 
-    def run(self, changes: Sequence[Change], progress: Progress | None = None) -> list[tuple[str, int]]:
+    def run(
+        self, changes: Sequence[Change], progress: Progress | None = None
+    ) -> list[tuple[str, int]]:
         """Apply `changes` (already in plan order); returns (email, id) of every user created.
         `progress` gets the number of changes done after each batch; the numbers add up to
         len(changes)."""
@@ -79,20 +85,29 @@ class Executor:
             role_id = self._role_ids[c.key[0]]
             if "description" in c.diff:
                 self.conn.execute(
-                    update(models.Role).where(models.Role.id == role_id).values(description=c.diff["description"]["after"])
+                    update(models.Role)
+                    .where(models.Role.id == role_id)
+                    .values(description=c.diff["description"]["after"])
                 )
             permissions = c.diff.get("permissions", {})
             if permissions.get("added"):
-                self.conn.execute(insert(perms), [{"role_id": role_id, "permission": p} for p in permissions["added"]])
+                self.conn.execute(
+                    insert(perms),
+                    [{"role_id": role_id, "permission": p} for p in permissions["added"]],
+                )
             if permissions.get("removed"):
                 self.conn.execute(
-                    delete(perms).where(perms.role_id == role_id, perms.permission.in_(permissions["removed"]))
+                    delete(perms).where(
+                        perms.role_id == role_id, perms.permission.in_(permissions["removed"])
+                    )
                 )
             self._done(1)
 
     def delete_roles(self, changes: Sequence[Change]) -> None:
         ids = [self._role_ids.pop(c.key[0]) for c in changes]
-        self.conn.execute(delete(models.RolePermission).where(models.RolePermission.role_id.in_(ids)))
+        self.conn.execute(
+            delete(models.RolePermission).where(models.RolePermission.role_id.in_(ids))
+        )
         self.conn.execute(delete(models.Role).where(models.Role.id.in_(ids)))
         self._done(len(ids))
 
@@ -145,7 +160,11 @@ class Executor:
             )
         user = models.User
         for fields, rows in by_fields.items():
-            stmt = update(user).where(user.id == bindparam("b_id")).values({f: bindparam(f"b_{f}") for f in fields})
+            stmt = (
+                update(user)
+                .where(user.id == bindparam("b_id"))
+                .values({f: bindparam(f"b_{f}") for f in fields})
+            )
             for part in _chunks(rows):
                 self.conn.execute(stmt, list(part))
                 self._done(len(part))
@@ -159,11 +178,19 @@ class Executor:
 
     def _delete_user_rows(self, ids: list[int], *, report: bool = False) -> None:
         for part in _chunks(ids):
-            # Explicit rather than trusting ON DELETE CASCADE, which SQLite enforces only per connection.
-            for column in (models.UserBankAccount.user_id, models.TotpSecret.user_id, models.OtpUse.user_id, models.Approval.approver_id):
+            # Explicit rather than trusting ON DELETE CASCADE, which SQLite enforces only per
+            # connection.
+            for column in (
+                models.UserBankAccount.user_id,
+                models.TotpSecret.user_id,
+                models.OtpUse.user_id,
+                models.Approval.approver_id,
+            ):
                 self.conn.execute(delete(column.table).where(column.in_(part)))
             self.conn.execute(
-                update(models.Notification).where(models.Notification.user_id.in_(part)).values(user_id=None)
+                update(models.Notification)
+                .where(models.Notification.user_id.in_(part))
+                .values(user_id=None)
             )
             self.conn.execute(delete(models.User).where(models.User.id.in_(part)))
             if report:  # a replace reports its users once, when they are created again
@@ -172,41 +199,64 @@ class Executor:
     # --- policies ------------------------------------------------------------------------------
 
     def create_policies(self, changes: Sequence[Change]) -> None:
-        self.conn.execute(insert(models.Policy), [
-            {"organization_id": self.org_id, "rule": c.key[0], "name": c.key[1], "value": canonical_json((c.after or {})["value"])}
-            for c in changes
-        ])
+        self.conn.execute(
+            insert(models.Policy),
+            [
+                {
+                    "organization_id": self.org_id,
+                    "rule": c.key[0],
+                    "name": c.key[1],
+                    "value": canonical_json((c.after or {})["value"]),
+                }
+                for c in changes
+            ],
+        )
         self._done(len(changes))
 
     def update_policies(self, changes: Sequence[Change]) -> None:
         p = models.Policy
         for c in changes:
-            self.conn.execute(update(p).where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])
-                              .values(value=canonical_json((c.after or {})["value"])))
+            self.conn.execute(
+                update(p)
+                .where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])
+                .values(value=canonical_json((c.after or {})["value"]))
+            )
         self._done(len(changes))
 
     def delete_policies(self, changes: Sequence[Change]) -> None:
         p = models.Policy
         for c in changes:
-            self.conn.execute(delete(p).where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1]))
+            self.conn.execute(
+                delete(p).where(
+                    p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1]
+                )
+            )
         self._done(len(changes))
 
     # --- assignments ---------------------------------------------------------------------------
 
     def _pairs(self, changes: Sequence[Change]) -> list[dict[str, int]]:
-        return [{"b_user": self._user_ids[c.key[0]], "b_bank": self._bank_ids[c.key[1]]} for c in changes]
+        return [
+            {"b_user": self._user_ids[c.key[0]], "b_bank": self._bank_ids[c.key[1]]}
+            for c in changes
+        ]
 
     def assign(self, changes: Sequence[Change]) -> None:
         for part in _chunks(changes):
             self.conn.execute(
                 insert(models.UserBankAccount),
-                [{"user_id": p["b_user"], "bank_account_id": p["b_bank"]} for p in self._pairs(part)],
+                [
+                    {"user_id": p["b_user"], "bank_account_id": p["b_bank"]}
+                    for p in self._pairs(part)
+                ],
             )
             self._done(len(part))
 
     def unassign(self, changes: Sequence[Change]) -> None:
         uba = models.UserBankAccount
-        stmt = delete(uba).where(uba.user_id == bindparam("b_user"), uba.bank_account_id == bindparam("b_bank"))
+        stmt = delete(uba).where(
+            uba.user_id == bindparam("b_user"), uba.bank_account_id == bindparam("b_bank")
+        )
         for part in _chunks(changes):
             self.conn.execute(stmt, self._pairs(part))
             self._done(len(part))
@@ -232,4 +282,3 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("policy", "update"): Executor.update_policies,
     ("policy", "delete"): Executor.delete_policies,
 }
-

@@ -9,10 +9,18 @@ import datetime as dt
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from userctl.db import tables
-from userctl.hygiene import DORMANT, Account, HygieneFacts, Invitation, ReviewSettings, dormant_cutoff, privileged
 from userctl.clock import naive_utc
+from userctl.db import tables
 from userctl.db.snapshot import read_organization, read_roles
+from userctl.hygiene import (
+    DORMANT,
+    Account,
+    HygieneFacts,
+    Invitation,
+    ReviewSettings,
+    dormant_cutoff,
+    privileged,
+)
 from userctl.state import LiveState
 
 
@@ -23,35 +31,71 @@ def settings_for(conn: Connection, org_id: int) -> ReviewSettings:
     from userctl.db.snapshot import read_policies
 
     policies = read_policies(conn, org_id)
-    inactive, review = policies.get(("max_inactive_days", "")), policies.get(("review_every_days", ""))
+    inactive, review = (
+        policies.get(("max_inactive_days", "")),
+        policies.get(("review_every_days", "")),
+    )
     defaults = ReviewSettings()
     return ReviewSettings(
-        max_inactive_days=inactive if isinstance(inactive, int) and not isinstance(inactive, bool) else defaults.max_inactive_days,
-        review_every_days=review if isinstance(review, int) and not isinstance(review, bool) else defaults.review_every_days,
+        max_inactive_days=inactive
+        if isinstance(inactive, int) and not isinstance(inactive, bool)
+        else defaults.max_inactive_days,
+        review_every_days=review
+        if isinstance(review, int) and not isinstance(review, bool)
+        else defaults.review_every_days,
         blocking=frozenset({DORMANT}) if inactive is not None else frozenset(),
     )
 
 
-def read_facts(conn: Connection, org_id: int, settings: ReviewSettings, now: dt.datetime, *,
-               everyone: bool = False, dormant_only: bool = False) -> HygieneFacts:
+def read_facts(
+    conn: Connection,
+    org_id: int,
+    settings: ReviewSettings,
+    now: dt.datetime,
+    *,
+    everyone: bool = False,
+    dormant_only: bool = False,
+) -> HygieneFacts:
     """The users hygiene may flag — active ones not seen since the dormancy cutoff, or holding a
     privileged role without an authenticator (`dormant_only`: the former alone; `everyone`: all
     users, for the review) — and the latest invitation of every user still invited."""
     u, n = tables.users.c, tables.notifications.c
     roles = read_roles(conn, org_id)
-    role_names = {int(i): name for i, name in conn.execute(
-        select(tables.roles.c.id, tables.roles.c.name).where(tables.roles.c.organization_id == org_id))}
-    query = select(u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at).where(u.organization_id == org_id)
+    role_names = {
+        int(i): name
+        for i, name in conn.execute(
+            select(tables.roles.c.id, tables.roles.c.name).where(
+                tables.roles.c.organization_id == org_id
+            )
+        )
+    }
+    query = select(
+        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at
+    ).where(u.organization_id == org_id)
     if not everyone:
         cutoff = dormant_cutoff(settings, now)
-        privileged_roles = [i for i, name in role_names.items() if privileged(roles[name].permissions)]
+        privileged_roles = [
+            i for i, name in role_names.items() if privileged(roles[name].permissions)
+        ]
         dormant = func.coalesce(u.last_login_at, u.created_at) < cutoff
         unenrolled = and_(u.totp_enrolled == False, u.role_id.in_(privileged_roles))  # noqa: E712 - SQL, not Python
-        query = query.where(u.status == "active", dormant if dormant_only else or_(dormant, unenrolled))
+        query = query.where(
+            u.status == "active", dormant if dormant_only else or_(dormant, unenrolled)
+        )
     accounts = []
     for email, status, role_id, enrolled, created_at, last_login_at in conn.execute(query):
         role = role_names[int(role_id)]
-        accounts.append(Account(str(email).lower(), status, role, roles[role].permissions, bool(enrolled), created_at, last_login_at))
+        accounts.append(
+            Account(
+                str(email).lower(),
+                status,
+                role,
+                roles[role].permissions,
+                bool(enrolled),
+                created_at,
+                last_login_at,
+            )
+        )
     latest = (
         select(n.user_id, func.max(n.id).label("id"))
         .where(n.organization_id == org_id, n.user_id.is_not(None))
@@ -70,7 +114,9 @@ def read_facts(conn: Connection, org_id: int, settings: ReviewSettings, now: dt.
     return HygieneFacts(tuple(accounts), tuple(invitations))
 
 
-def read_hygiene(conn: Connection, live: LiveState, now: dt.datetime) -> tuple[HygieneFacts, ReviewSettings]:
+def read_hygiene(
+    conn: Connection, live: LiveState, now: dt.datetime
+) -> tuple[HygieneFacts, ReviewSettings]:
     """What a plan's hygiene findings need, in the plan's read transaction. The planner's
     snapshot `live` already says who holds a privileged role without an authenticator; only the
     dormant candidates are read (filtered by the database: a plan of 100k users reads the few)."""
@@ -84,6 +130,9 @@ def read_hygiene(conn: Connection, live: LiveState, now: dt.datetime) -> tuple[H
     unenrolled = [
         Account(email, u.status, u.role, live.roles[u.role].permissions, False, moment)
         for email, u in live.users.items()
-        if u.role in privileged_roles and u.status == "active" and not u.totp_enrolled and email not in known
+        if u.role in privileged_roles
+        and u.status == "active"
+        and not u.totp_enrolled
+        and email not in known
     ]
     return HygieneFacts((*facts.accounts, *unenrolled), facts.invitations), settings

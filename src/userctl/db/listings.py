@@ -30,21 +30,30 @@ class Timestamps:
     last_login_at: dt.datetime | None = None
 
 
-def list_users(conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None) -> list[ListedUser]:
+def list_users(
+    conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None
+) -> list[ListedUser]:
     """Users of the organization sorted by id, filtered by status and exact role name."""
     u, r = tables.users.c, tables.roles.c
-    query = user_query().add_columns(u.last_login_at).where(u.organization_id == org_id).order_by(u.id)
+    query = (
+        user_query().add_columns(u.last_login_at).where(u.organization_id == org_id).order_by(u.id)
+    )
     if status is not None:
         query = query.where(u.status == status)
     if role is not None:
         query = query.where(r.name == role)
-    return [ListedUser(int(row[0]), user_from_row(row, frozenset()), row[-1]) for row in conn.execute(query)]
+    return [
+        ListedUser(int(row[0]), user_from_row(row, frozenset()), row[-1])
+        for row in conn.execute(query)
+    ]
 
 
 def user_timestamps(conn: Connection, org_id: int, email: str) -> Timestamps | None:
     u = models.User
     row = conn.execute(
-        select(u.created_at, u.updated_at, u.last_login_at).where(u.organization_id == org_id, u.email == email.lower())
+        select(u.created_at, u.updated_at, u.last_login_at).where(
+            u.organization_id == org_id, u.email == email.lower()
+        )
     ).one_or_none()
     return None if row is None else Timestamps(row.created_at, row.updated_at, row.last_login_at)
 
@@ -53,7 +62,10 @@ def role_user_counts(conn: Connection, org_id: int) -> dict[str, int]:
     """Role name -> how many users hold it (roles nobody holds are absent)."""
     u, r = models.User, models.Role
     rows = conn.execute(
-        select(r.name, func.count(u.id)).join(u, u.role_id == r.id).where(r.organization_id == org_id).group_by(r.name)
+        select(r.name, func.count(u.id))
+        .join(u, u.role_id == r.id)
+        .where(r.organization_id == org_id)
+        .group_by(r.name)
     )
     return {name: int(count) for name, count in rows}
 

@@ -60,7 +60,9 @@ def current(engine: Engine) -> str | None:
     with engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
-        revision = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one_or_none()
+        revision = conn.execute(
+            text(f"SELECT version_num FROM {VERSION_TABLE}")
+        ).scalar_one_or_none()
     return None if revision is None else str(revision)
 
 
@@ -82,7 +84,10 @@ def revision_problem(engine: Engine) -> str | None:
         return f"no database at {url}: create it with `userctl init -f FILE --admin EMAIL`"
     revision = current(engine)
     if revision is None:
-        return f"database at {url} is not initialised: run `userctl init -f FILE --admin EMAIL` or `userctl db upgrade`"
+        return (
+            f"database at {url} is not initialised: "
+            "run `userctl init -f FILE --admin EMAIL` or `userctl db upgrade`"
+        )
     if revision == HEAD_REVISION:
         return None
     if not _known(revision):
@@ -90,7 +95,10 @@ def revision_problem(engine: Engine) -> str | None:
             f"database at {url} is at revision {revision}, which this userctl does not know "
             "(a newer userctl migrated it): upgrade userctl"
         )
-    return f"database at {url} is at revision {revision}, expected {HEAD_REVISION}: run `userctl db upgrade`"
+    return (
+        f"database at {url} is at revision {revision}, expected "
+        f"{HEAD_REVISION}: run `userctl db upgrade`"
+    )
 
 
 def _known(revision: str) -> bool:

@@ -16,8 +16,20 @@ from userctl.db import tables
 from userctl.db.tables import NAMING
 
 __all__ = [
-    "NAMING", "Base", "Organization", "Role", "RolePermission", "User", "Policy", "BankAccount",
-    "UserBankAccount", "TotpSecret", "OtpUse", "AuditEvent", "Approval", "Notification",
+    "NAMING",
+    "Base",
+    "Organization",
+    "Role",
+    "RolePermission",
+    "User",
+    "Policy",
+    "BankAccount",
+    "UserBankAccount",
+    "TotpSecret",
+    "OtpUse",
+    "AuditEvent",
+    "Approval",
+    "Notification",
 ]
 
 

@@ -32,7 +32,9 @@ def insert_organization(conn: Connection, org: state.Organization) -> int:
 
 def insert_role(conn: Connection, organization_id: int, role: state.Role) -> int:
     result = conn.execute(
-        insert(models.Role).values(organization_id=organization_id, name=role.name, description=role.description)
+        insert(models.Role).values(
+            organization_id=organization_id, name=role.name, description=role.description
+        )
     )
     role_id = _new_id(result.inserted_primary_key)
     if role.permissions:
@@ -44,17 +46,25 @@ def insert_role(conn: Connection, organization_id: int, role: state.Role) -> int
 
 
 def stored(name: str, value: Any) -> Any:
-    """A user field as its column takes it: an expiry is a DATE (SQLite's Date type takes only dates)."""
+    """A user field as its column takes it: an expiry is a DATE (SQLite's Date type
+    takes only dates)."""
     return dt.date.fromisoformat(value) if name == "expires" and value is not None else value
 
 
 def insert_user(conn: Connection, organization_id: int, user: state.User, role_id: int) -> int:
-    """Insert the user row only; `user.role` and `user.bank_accounts` are the caller's to resolve."""
+    """Insert the user row only; `user.role` and `user.bank_accounts` are the
+    caller's to resolve."""
     now = utcnow()
     columns = {name: stored(name, getattr(user, name)) for name in state.USER_COLUMNS}
     columns["email"] = user.email.lower()
     result = conn.execute(
-        insert(models.User).values(organization_id=organization_id, **columns, role_id=role_id, created_at=now, updated_at=now)
+        insert(models.User).values(
+            organization_id=organization_id,
+            **columns,
+            role_id=role_id,
+            created_at=now,
+            updated_at=now,
+        )
     )
     return _new_id(result.inserted_primary_key)
 

@@ -28,18 +28,26 @@ _NO_ACCOUNTS: frozenset[str] = frozenset()
 
 
 def organization_slugs(conn: Connection) -> list[str]:
-    return list(conn.execute(select(tables.organizations.c.slug).order_by(tables.organizations.c.slug)).scalars())
+    return list(
+        conn.execute(
+            select(tables.organizations.c.slug).order_by(tables.organizations.c.slug)
+        ).scalars()
+    )
 
 
 def read_organization(conn: Connection, slug: str) -> tuple[int, state.Organization]:
     """The organization's id and row; NotFound naming the slug (and what exists) when absent."""
     o = tables.organizations.c
     row = conn.execute(
-        select(o.id, o.slug, o.name, o.two_factor_policy, o.min_admins, o.four_eyes, o.serial).where(o.slug == slug)
+        select(
+            o.id, o.slug, o.name, o.two_factor_policy, o.min_admins, o.four_eyes, o.serial
+        ).where(o.slug == slug)
     ).one_or_none()
     if row is None:
         known = organization_slugs(conn)
-        hint = f"; it holds {', '.join(known)}" if known else "; it holds none yet: run `userctl init`"
+        hint = (
+            f"; it holds {', '.join(known)}" if known else "; it holds none yet: run `userctl init`"
+        )
         raise NotFound(f"organization {slug!r} does not exist in this database{hint}")
     return int(row.id), state.Organization(
         slug=row.slug,
@@ -57,10 +65,13 @@ def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state
     if slug is None:
         slugs = organization_slugs(conn)
         if not slugs:
-            raise NotFound("this database holds no organization yet: run `userctl init -f FILE --admin EMAIL`")
+            raise NotFound(
+                "this database holds no organization yet: run `userctl init -f FILE --admin EMAIL`"
+            )
         if len(slugs) > 1:
             raise UsageError(
-                f"this database holds {len(slugs)} organizations ({', '.join(slugs)}): choose one with --organization"
+                f"this database holds {len(slugs)} organizations ({', '.join(slugs)}): "
+                "choose one with --organization"
             )
         slug = slugs[0]
     return read_organization(conn, slug)
@@ -88,16 +99,35 @@ def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]
     lock nothing. On SQLite BEGIN IMMEDIATE already holds the whole database."""
     if conn.dialect.name == "sqlite":
         return
-    r, rp, u, uba, ba = (t.c for t in (tables.roles, tables.role_permissions, tables.users,
-                                       tables.user_bank_accounts, tables.bank_accounts))
-    role_ids = _lock(conn, select(r.id).where(r.organization_id == org_id), r.name, keys.get("role", ()))
+    r, rp, u, uba, ba = (
+        t.c
+        for t in (
+            tables.roles,
+            tables.role_permissions,
+            tables.users,
+            tables.user_bank_accounts,
+            tables.bank_accounts,
+        )
+    )
+    role_ids = _lock(
+        conn, select(r.id).where(r.organization_id == org_id), r.name, keys.get("role", ())
+    )
     _lock(conn, select(rp.role_id, rp.permission), rp.role_id, role_ids)
-    user_ids = _lock(conn, select(u.id).where(u.organization_id == org_id), u.email, keys.get("user", ()))
+    user_ids = _lock(
+        conn, select(u.id).where(u.organization_id == org_id), u.email, keys.get("user", ())
+    )
     _lock(conn, select(uba.user_id, uba.bank_account_id), uba.user_id, user_ids)
-    _lock(conn, select(ba.id).where(ba.organization_id == org_id), ba.key, keys.get("bank_account", ()))
+    _lock(
+        conn,
+        select(ba.id).where(ba.organization_id == org_id),
+        ba.key,
+        keys.get("bank_account", ()),
+    )
 
 
-def _lock(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[Any]) -> list[int]:
+def _lock(
+    conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[Any]
+) -> list[int]:
     """The first column of the rows of `query` whose `column` is one of `values`, those rows
     locked FOR UPDATE chunk by chunk, each chunk in the order of the selected columns (a fixed
     order: two transactions locking the same rows wait for each other rather than deadlock)."""
@@ -108,11 +138,18 @@ def _lock(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any,
     return found
 
 
-def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = None) -> dict[str, state.Role]:
-    """Roles of the organization by name: all of them, or just `names` (absent ones are left out)."""
+def read_roles(
+    conn: Connection, org_id: int, names: Collection[str] | None = None
+) -> dict[str, state.Role]:
+    """Roles of the organization by name: all of them, or just `names` (absent
+    ones are left out)."""
     r, rp = tables.roles.c, tables.role_permissions.c
     roles_q = select(r.id, r.name, r.description).where(r.organization_id == org_id)
-    perms_q = select(rp.role_id, rp.permission).join(tables.roles, r.id == rp.role_id).where(r.organization_id == org_id)
+    perms_q = (
+        select(rp.role_id, rp.permission)
+        .join(tables.roles, r.id == rp.role_id)
+        .where(r.organization_id == org_id)
+    )
     if names is None:
         role_rows = conn.execute(roles_q).all()
         perm_rows = conn.execute(perms_q).all()
@@ -123,25 +160,35 @@ def read_roles(conn: Connection, org_id: int, names: Collection[str] | None = No
     for role_id, permission in perm_rows:
         permissions[role_id].add(permission)
     return {
-        name: state.Role(name=name, description=description or "", permissions=frozenset(permissions.get(role_id, ())))
+        name: state.Role(
+            name=name,
+            description=description or "",
+            permissions=frozenset(permissions.get(role_id, ())),
+        )
         for role_id, name, description in role_rows
     }
 
 
-def read_users(conn: Connection, org_id: int, emails: Collection[str] | None = None) -> dict[str, state.User]:
+def read_users(
+    conn: Connection, org_id: int, emails: Collection[str] | None = None
+) -> dict[str, state.User]:
     """Users of the organization keyed by lower-case email, with their role name and bank
     accounts: all of them, or just `emails` (lower-case; absent ones are left out)."""
     u, uba, ba = tables.users.c, tables.user_bank_accounts.c, tables.bank_accounts.c
     users_q = user_query().where(u.organization_id == org_id)
     accounts_q = (
-        select(uba.user_id, ba.key).join(tables.bank_accounts, ba.id == uba.bank_account_id).where(ba.organization_id == org_id)
+        select(uba.user_id, ba.key)
+        .join(tables.bank_accounts, ba.id == uba.bank_account_id)
+        .where(ba.organization_id == org_id)
     )
     if emails is None:
         user_rows = _driver_rows(conn, users_q)
         account_rows = _driver_rows(conn, accounts_q)
     else:
         user_rows = _chunked_rows(conn, users_q, u.email, emails)
-        account_rows = _chunked_rows(conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email, emails)
+        account_rows = _chunked_rows(
+            conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email, emails
+        )
     accounts: defaultdict[int, set[str]] = defaultdict(set)
     for user_id, key in account_rows:
         accounts[user_id].add(key)
@@ -166,7 +213,18 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     every user, and a keyword call with a dict per user costs a third more."""
     expires = row[12]
     return state.User(
-        row[1].lower(), row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], bool(row[10]), accounts, bool(row[11]),
+        row[1].lower(),
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        bool(row[10]),
+        accounts,
+        bool(row[11]),
         # The raw SQLite driver gives the stored text, the others a date.
         expires if expires is None or expires.__class__ is str else expires.isoformat(),
     )
@@ -181,9 +239,14 @@ def read_policies(conn: Connection, org_id: int) -> dict[state.PolicyKey, state.
 def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAccount]:
     ba = tables.bank_accounts.c
     rows = conn.execute(
-        select(ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency).where(ba.organization_id == org_id)
+        select(ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency).where(
+            ba.organization_id == org_id
+        )
     )
-    return {key: state.BankAccount(key, bank, account_type, masked, currency) for key, bank, account_type, masked, currency in rows}
+    return {
+        key: state.BankAccount(key, bank, account_type, masked, currency)
+        for key, bank, account_type, masked, currency in rows
+    }
 
 
 def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> list[Any]:
@@ -191,7 +254,11 @@ def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> li
     Booleans arrive as the backend stores them (0/1 on SQLite and MariaDB): callers convert."""
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
-    args: Any = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    args: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else params
+    )
     dbapi = conn.connection.driver_connection
     assert dbapi is not None, "a connection inside a transaction has its driver connection"
     cursor = dbapi.cursor()
@@ -200,12 +267,16 @@ def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> li
         return list(cursor.fetchall())
     except conn.dialect.loaded_dbapi.Error as exc:
         # The same exception a Core execute raises, so callers and the CLI treat it alike.
-        raise DBAPIError.instance(compiled.string, args, exc, conn.dialect.loaded_dbapi.Error) from exc
+        raise DBAPIError.instance(
+            compiled.string, args, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
     finally:
         cursor.close()
 
 
-def _chunked_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[str]) -> list[Any]:
+def _chunked_rows(
+    conn: Connection, query: Select[Unpack[tuple[Any, ...]]], column: Any, values: Iterable[str]
+) -> list[Any]:
     rows: list[Any] = []
     for chunk in chunks(sorted(set(values)), _CHUNK):
         rows.extend(conn.execute(query.where(column.in_(chunk))).all())

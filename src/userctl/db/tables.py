@@ -30,7 +30,13 @@ from sqlalchemy import (
 )
 
 from userctl.clock import utcnow
-from userctl.plan import assignment_address, bank_account_address, organization_address, role_address, user_address
+from userctl.plan import (
+    assignment_address,
+    bank_account_address,
+    organization_address,
+    role_address,
+    user_address,
+)
 from userctl.state import LIMITS
 
 # Deterministic constraint names so migrations are identical on every backend.
@@ -45,7 +51,12 @@ metadata = MetaData(naming_convention=NAMING)
 
 
 def _org_fk(ondelete: str | None = "CASCADE") -> Column[int]:
-    return Column("organization_id", ForeignKey("organizations.id", ondelete=ondelete), nullable=False, index=True)
+    return Column(
+        "organization_id",
+        ForeignKey("organizations.id", ondelete=ondelete),
+        nullable=False,
+        index=True,
+    )
 
 
 def _width(column: str) -> int:
@@ -73,7 +84,11 @@ def _exact(table: str, name: str, **options: Any) -> Column[str]:
     width = _width(f"{table}.{name}")
     # A generic String with a collation, not mysql.VARCHAR: importing the MySQL dialect would cost
     # `userctl plan` on the other backends about 15 ms.
-    return Column(name, String(width).with_variant(String(width, collation=EXACT_COLLATION), "mysql", "mariadb"), **options)
+    return Column(
+        name,
+        String(width).with_variant(String(width, collation=EXACT_COLLATION), "mysql", "mariadb"),
+        **options,
+    )
 
 
 EMAIL_WIDTH: Final = _width("users.email")
@@ -155,7 +170,8 @@ users = Table(
     _declared("users", "two_factor", nullable=False, default="optional"),
     Column("totp_enrolled", Boolean, nullable=False, default=False),
     Column("force_password_reset", Boolean, nullable=False, default=False),
-    # The user's last day of access (DESIGN §1b names the column expires_at); the field is `expires`.
+    # The user's last day of access (DESIGN §1b names the column expires_at); the field is
+    # `expires`.
     Column("expires_at", Date, key="expires", nullable=True),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
@@ -181,7 +197,12 @@ user_bank_accounts = Table(
     "user_bank_accounts",
     metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("bank_account_id", ForeignKey("bank_accounts.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column(
+        "bank_account_id",
+        ForeignKey("bank_accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 # An organization's access policies (state.POLICY_RULES), one row per rule or rule entry; `name` is
@@ -192,7 +213,11 @@ policies = Table(
     Column("id", Integer, primary_key=True),
     _org_fk(),
     Column("rule", String(40), nullable=False),
-    Column("name", String(100).with_variant(String(100, collation=EXACT_COLLATION), "mysql", "mariadb"), nullable=False),
+    Column(
+        "name",
+        String(100).with_variant(String(100, collation=EXACT_COLLATION), "mysql", "mariadb"),
+        nullable=False,
+    ),
     Column("value", Text, nullable=False),
     UniqueConstraint("organization_id", "rule", "name", name="uq_policies_org_rule_name"),
 )

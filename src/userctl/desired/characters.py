@@ -51,7 +51,6 @@ _USERS: Final[Path] = ("users",)
 _NAMES_OF_A_USER: Final = ("first_name", "last_name", "role")
 
 
-
 class Screen(enum.Enum):
     CLEAN = enum.auto()  # no string can hold a refused character
     EMAILS = enum.auto()  # only an email can: it holds a letter of LATIN_BYTES, fine anywhere else

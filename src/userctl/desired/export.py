@@ -13,12 +13,22 @@ import json
 import re
 from typing import Final
 
-from userctl.state import DECLARED_USER_FIELDS, KEYED_POLICY_RULES, POLICY_RULES, LiveState, Policies, Role, User
+from userctl.state import (
+    DECLARED_USER_FIELDS,
+    KEYED_POLICY_RULES,
+    POLICY_RULES,
+    LiveState,
+    Policies,
+    Role,
+    User,
+)
 
 # The schema is not published anywhere: the default modeline points at a copy beside the file
 # (`userctl schema > userctl.schema.json`), which the next line of the export says how to make.
 SCHEMA_PATH: Final = "userctl.schema.json"
-SCHEMA_HINT: Final = f"# Editors check this file against {SCHEMA_PATH} beside it: `userctl schema > {SCHEMA_PATH}`."
+SCHEMA_HINT: Final = (
+    f"# Editors check this file against {SCHEMA_PATH} beside it: `userctl schema > {SCHEMA_PATH}`."
+)
 INDENT: Final = "  "
 PENDING_COMMENT: Final = "# pending registration (invited)"
 
@@ -42,7 +52,8 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     lines = [
         modeline(schema),
         *([SCHEMA_HINT] if schema == SCHEMA_PATH else []),
-        f"# Exported by `userctl export` from organization {live.organization.slug}. This file is the",
+        "# Exported by `userctl export` from organization "
+        f"{live.organization.slug}. This file is the",
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
         "version: 1",
         f"organization: {scalar(live.organization.slug)}",
@@ -60,9 +71,10 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
 def warnings(live: LiveState) -> list[str]:
     """What the export cannot round-trip, for the person running it."""
     return [
-        f"{user.email} is inactive but still holds bank accounts ({', '.join(sorted(user.bank_accounts))}), "
-        "which no file can declare and an inactive user cannot be changed: the file will not plan until "
-        "you delete them (remove them from the file) or reactivate them (status: active)"
+        f"{user.email} is inactive but still holds bank accounts "
+        f"({', '.join(sorted(user.bank_accounts))}), which no file can declare and an inactive "
+        "user cannot be changed: the file will not plan until you delete them (remove them from "
+        "the file) or reactivate them (status: active)"
         for _, user in sorted(live.users.items())
         if user.status == "inactive" and user.bank_accounts
     ]
@@ -78,7 +90,9 @@ def _policy_lines(policies: Policies) -> list[str]:
             entries = sorted((name, value) for (r, name), value in policies.items() if r == rule)
             if entries:
                 lines.append(f"{INDENT}{rule}:")
-                lines += [f"{INDENT * 2}{scalar(name)}: {_policy_value(value)}" for name, value in entries]
+                lines += [
+                    f"{INDENT * 2}{scalar(name)}: {_policy_value(value)}" for name, value in entries
+                ]
         elif (rule, "") in policies:
             lines.append(f"{INDENT}{rule}: {_policy_value(policies[(rule, '')])}")
     return lines
@@ -117,8 +131,13 @@ def _user_lines(user: User) -> list[str]:
                 # Only the platform can leave this state behind: DESIGN §1 forbids declaring
                 # accounts for an inactive user, and an inactive user cannot be modified. Written
                 # as the file must say it, so that `plan` stops at this user and says what to do.
-                lines.append(f"{field}# still assigned in the database: {', '.join(sorted(accounts))}; an inactive user")
-                lines.append(f"{field}# can hold none and cannot be changed: delete or reactivate them")
+                lines.append(
+                    f"{field}# still assigned in the database: "
+                    f"{', '.join(sorted(accounts))}; an inactive user"
+                )
+                lines.append(
+                    f"{field}# can hold none and cannot be changed: delete or reactivate them"
+                )
                 accounts = frozenset()
             lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
         elif name == "status":
@@ -127,7 +146,9 @@ def _user_lines(user: User) -> list[str]:
             if user.expires is not None:
                 lines.append(f"{field}expires: {quoted(user.expires)}")
         else:
-            lines.append(f"{field}{name}: {_value(name, getattr(user, name))}")  # every other field is set
+            lines.append(
+                f"{field}{name}: {_value(name, getattr(user, name))}"
+            )  # every other field is set
     return lines
 
 

@@ -46,9 +46,10 @@ _TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
 _INDICATOR_AT_NODE: Final = re.compile(rb"[:\-?,\[{\n]" + _TOKEN_START)
 _INDICATOR_AT_START: Final = re.compile(_TOKEN_START)
 
-# An ambiguous boolean (scalars.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as a whole plain scalar: a mapping value, a
-# block-sequence entry, a flow-collection entry, or anything starting a line (a key, or a value
-# on a line of its own). Possessive quantifiers keep each attempt to one try.
+# An ambiguous boolean (scalars.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as a whole
+# plain scalar: a mapping value, a block-sequence entry, a flow-collection entry, or anything
+# starting a line (a key, or a value on a line of its own). Possessive quantifiers keep each attempt
+# to one try.
 _WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
 _END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
 _AMBIGUOUS: Final = tuple(
@@ -130,9 +131,10 @@ def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
         data = data.encode("utf-8")
     try:
         with gc_paused():  # a parse allocates millions of objects that all survive
-            value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error)
+            value = yaml_rs.load(
+                data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
+            )
     # TypeError: a mapping key that holds a list or a mapping (the precise parser then says what).
     except (yaml_rs.YAMLDecodeError, ValueError, RecursionError, TypeError):
         return None
     return value if isinstance(value, dict) else None
-

@@ -39,13 +39,19 @@ from userctl.state import DesiredState, LiveState, Organization, PolicyKey, Poli
 
 Parser = Literal["auto", "precise"]
 _MISNAMED = (
-    "only *.yaml files are loaded from a directory: rename it to .yaml if it declares roles or users, "
-    "or move it out of the directory"
+    "only *.yaml files are loaded from a directory: rename it to .yaml if it declares roles or "
+    "users, or move it out of the directory"
 )
-_NOT_REGULAR = "this is not a regular file (a pipe, socket or device); a directory's *.yaml entries must be files"
+_NOT_REGULAR = (
+    "this is not a regular file (a pipe, socket or device); a "
+    "directory's *.yaml entries must be files"
+)
 
-# What an absent optional user field means: User's own defaults, named once for the hot loop of _build.
-_USER_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclass_fields(User) if f.default is not MISSING}
+# What an absent optional user field means: User's own defaults, named once for the hot loop of
+# _build.
+_USER_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclass_fields(User) if f.default is not MISSING
+}
 _DEFAULT_STATUS: str = _USER_DEFAULTS["status"]
 _DEFAULT_TWO_FACTOR: str = _USER_DEFAULTS["two_factor"]
 _DEFAULT_FORCE_PASSWORD_RESET: bool = _USER_DEFAULTS["force_password_reset"]
@@ -197,13 +203,20 @@ def _policy_problems(documents: list[_Document]) -> list[Problem]:
     if not any(d.value is not None and "policies" in d.value for d in documents):
         return []  # most files: no typed state is built for nothing
     desired = _build(documents)
-    state = LiveState(Organization(desired.organization, desired.organization), desired.roles, desired.users, {},
-                      desired.policies)
+    state = LiveState(
+        Organization(desired.organization, desired.organization),
+        desired.roles,
+        desired.users,
+        {},
+        desired.policies,
+    )
     violations = [Problem(v.message, v.path) for v in policies.check(state)]
     return locate(violations, desired, {d.file: d.marks for d in documents})
 
 
-def locate(problems: Sequence[Problem], desired: DesiredState, marks: dict[str, Marks] | None = None) -> list[Problem]:
+def locate(
+    problems: Sequence[Problem], desired: DesiredState, marks: dict[str, Marks] | None = None
+) -> list[Problem]:
     """Fill in FILE:LINE:COL for problems found after loading (by the planner), which carry
     only a path such as ("users", email, "phone") or ("roles", name). `marks`: the files' marks
     when the caller has them already."""
@@ -252,7 +265,9 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
         elif not os.path.exists(entry):
             problems.append(at_start(entry, broken_link(entry)))
         elif not os.path.isfile(entry):
-            problems.append(at_start(entry, _NOT_REGULAR))  # not opened: a pipe would wait for a writer
+            problems.append(
+                at_start(entry, _NOT_REGULAR)
+            )  # not opened: a pipe would wait for a writer
         else:
             files.append(entry)
     if not files and not problems:
@@ -261,7 +276,9 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
     return files, problems
 
 
-def _parse(source: Source, parser: Parser, started: fast_yaml.BackgroundParse | None = None) -> _Document:
+def _parse(
+    source: Source, parser: Parser, started: fast_yaml.BackgroundParse | None = None
+) -> _Document:
     if parser == "auto":
         value = fast_yaml.parse_fast(source.data, started)
         if value is not None:
@@ -273,7 +290,9 @@ def _parse(source: Source, parser: Parser, started: fast_yaml.BackgroundParse | 
             except schema.UNCHECKABLE:
                 pass  # e.g. a key that is not a string: the precise parser will say so
             else:
-                if not found or nesting_depth(value) <= MAX_DEPTH:  # deeper: the precise parser refuses it
+                if (
+                    not found or nesting_depth(value) <= MAX_DEPTH
+                ):  # deeper: the precise parser refuses it
                     return _checked(_Document(source, value, marks), [], found)
     marked = parse_marked(source.text)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
@@ -302,7 +321,9 @@ def _semantic_problems(documents: list[_Document], *, complete: bool) -> list[Pr
     def at(file: str, path: Path, *, key: bool = False) -> tuple[int, int]:
         return by_file[file].marks.position(path, key=key)
 
-    found = semantic.check([(d.file, d.value) for d in documents if d.value is not None], at, roles_known=complete)
+    found = semantic.check(
+        [(d.file, d.value) for d in documents if d.value is not None], at, roles_known=complete
+    )
     return [p for p in found if p.file is None or not by_file[p.file].is_tainted(p.path)]
 
 
@@ -348,7 +369,9 @@ def _build(documents: list[_Document]) -> DesiredState:
                 get("expires"),
             )
             origins[("users", email)] = file
-    return DesiredState(organization=organization, roles=roles, users=users, origins=origins, policies=policies)
+    return DesiredState(
+        organization=organization, roles=roles, users=users, origins=origins, policies=policies
+    )
 
 
 def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
@@ -360,7 +383,12 @@ def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
         found[("require_two_factor", "")] = sorted(section["require_two_factor"])
     for permission, limit in section.get("max_holders", {}).items():
         found[("max_holders", permission)] = limit
-    for rule in ("forbid_shared_mailboxes", "require_reason", "max_inactive_days", "review_every_days"):
+    for rule in (
+        "forbid_shared_mailboxes",
+        "require_reason",
+        "max_inactive_days",
+        "review_every_days",
+    ):
         if rule in section:
             found[(rule, "")] = section[rule]
     return found
@@ -389,5 +417,10 @@ def _marks_of(file: str) -> Marks | None:
 
 
 def _place(problem: Problem) -> tuple[str, int, int, str, str]:
-    return (problem.file or "", problem.line or 0, problem.col or 0, problem.dotted_path(), problem.message)
-
+    return (
+        problem.file or "",
+        problem.line or 0,
+        problem.col or 0,
+        problem.dotted_path(),
+        problem.message,
+    )

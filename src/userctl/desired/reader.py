@@ -49,7 +49,9 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
     if not _is_text(shown):
         # A name read from a directory, its undecodable bytes as lone surrogates: a saved plan
         # records the files it was made from, and could not store this one's name.
-        raise InputError([at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")])
+        raise InputError(
+            [at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")]
+        )
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -62,11 +64,15 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
     except FileNotFoundError as exc:
         if os.path.islink(path):
             raise InputError([at_start(shown, broken_link(path))]) from None
-        raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
+        raise InputError(
+            [at_start(shown, f"cannot read the file: {exc.strerror or exc}")]
+        ) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InputError([at_start(shown, broken_link(path))]) from None
-        raise InputError([at_start(shown, f"cannot read the file: {exc.strerror or exc}")]) from None
+        raise InputError(
+            [at_start(shown, f"cannot read the file: {exc.strerror or exc}")]
+        ) from None
     if len(data) > MAX_FILE_BYTES:
         raise InputError([_too_big(shown, len(data))])
     return Source(shown, check(data, shown))
@@ -84,8 +90,8 @@ def _is_text(name: str) -> bool:
 
 
 DIRECTORY: Final = (
-    "this is a directory, not a file: only the *.yaml files directly in the directory given are read; "
-    "rename it so that its name does not end in .yaml, or move it out"
+    "this is a directory, not a file: only the *.yaml files directly in the directory given are "
+    "read; rename it so that its name does not end in .yaml, or move it out"
 )
 
 
@@ -103,13 +109,16 @@ def broken_link(path: str | os.PathLike[str]) -> str:
         looped = exc.errno == errno.ELOOP
     if looped and target is not None:
         return (
-            f"this is a symbolic link loop: it points to {target}, and following the links never reaches a file; "
-            "fix the link or remove it"
+            f"this is a symbolic link loop: it points to {target}, and following the links never "
+            "reaches a file; fix the link or remove it"
         )
     if looped:
         return "this path runs through a symbolic link loop; fix the link or remove it"
     if target is not None:
-        return f"this is a broken link: it points to {target}, which does not exist; fix the link or remove it"
+        return (
+            f"this is a broken link: it points to {target}, which does not "
+            "exist; fix the link or remove it"
+        )
     return "this file went away while it was being read; run the command again"
 
 
@@ -130,7 +139,8 @@ def check(data: bytes, file: str) -> bytes:
         raise InputError(
             [
                 Problem(
-                    "the file is empty (only whitespace or comments); it must declare version and organization",
+                    "the file is empty (only whitespace or comments); it must "
+                    "declare version and organization",
                     file=file,
                     line=1,
                     col=1,
@@ -156,8 +166,8 @@ def _not_utf8(data: bytes, start: int, file: str) -> Problem:
     line = data.count(b"\n", 0, start) + 1
     col = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
     return Problem(
-        f"the file is not UTF-8: byte 0x{data[start]:02x} at line {line}, column {col} cannot be decoded; "
-        "save the file as UTF-8",
+        f"the file is not UTF-8: byte 0x{data[start]:02x} at line {line}, column {col} cannot be "
+        "decoded; save the file as UTF-8",
         file=file,
         line=line,
         col=col,

@@ -14,20 +14,48 @@ import re
 from typing import Final
 
 NULLS: Final = frozenset({"", "~", "null", "Null", "NULL"})
-_BOOLEANS: Final = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_BOOLEANS: Final = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
 NOT_STRINGS: Final = NULLS | frozenset(_BOOLEANS)
 
 # Plain scalars that are errors: anything a YAML 1.1 or 1.2 reader may take for a boolean, except
 # the two canonical spellings.
 AMBIGUOUS_BOOLEANS: Final = frozenset(
-    {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-     "on", "On", "ON", "off", "Off", "OFF", "True", "TRUE", "False", "FALSE"}
+    {
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+        "True",
+        "TRUE",
+        "False",
+        "FALSE",
+    }
 )
 
 # Underscores may stand between or around digits, but each part needs at least one digit.
 _DECIMAL_INT: Final = re.compile(r"[0-9_]*[0-9][0-9_]*")
 _DECIMAL_FLOAT: Final = re.compile(
-    r"(?:[0-9_]*[0-9][0-9_]*(?:\.[0-9_]*)?|[0-9_]*\.[0-9_]*[0-9][0-9_]*)(?:[eE][-+]?[0-9_]*[0-9][0-9_]*)?"
+    r"(?:[0-9_]*[0-9][0-9_]*(?:\.[0-9_]*)?|[0-9_]*\.[0-9_]*[0-9][0-9_]*)"
+    r"(?:[eE][-+]?[0-9_]*[0-9][0-9_]*)?"
 )
 _INFINITY: Final = re.compile(r"[-+]?\.[iI][nN][fF]")
 _NAN: Final = re.compile(r"\.[nN][aA][nN]")

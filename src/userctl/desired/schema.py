@@ -21,7 +21,8 @@ from userctl.errors import Path, Problem
 SCHEMA_FILE: Final = "userctl.schema.json"
 
 
-# Next to the package's modules (importlib.resources would cost `userctl validate` 20 ms of imports).
+# Next to the package's modules (importlib.resources would cost `userctl validate` 20 ms of
+# imports).
 SCHEMA_PATH: Final = FilePath(__file__).resolve().parent.parent / "schemas" / SCHEMA_FILE
 
 
@@ -89,7 +90,12 @@ def _explain(error: Any, sm: Marks) -> _Explained:
     if name == "additionalProperties":
         allowed = sorted(_schema_at(error.schema_path[:-1]).get("properties", {}))
         return [
-            (path + (key,), True, f"unknown field '{key}'{_did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
+            (
+                path + (key,),
+                True,
+                f"unknown field '{key}'{_did_you_mean(key, allowed)}; "
+                f"allowed: {', '.join(allowed)}",
+            )
             for key in kind.unexpected
         ]
     if name == "propertyNames":
@@ -114,13 +120,18 @@ def _value_message(error: Any, value: Any, source: str | None, node: dict[str, A
         return _type_message(kind.types, value, source)
     if name == "enum":
         options = [str(o) for o in kind.options]
-        return f"{shown} is not allowed{_did_you_mean(value, options)}; use one of: {', '.join(options)}"
+        return (
+            f"{shown} is not allowed{_did_you_mean(value, options)}; "
+            f"use one of: {', '.join(options)}"
+        )
     if name == "const":
         return f"must be {json.dumps(kind.expected_value)}, found {shown}"
     if name == "pattern":
         return f"{shown} is not valid; expected {_rule(node)}"
     if name == "minLength":
-        return "must not be empty" if value == "" else f"too short: at least {kind.limit} characters"
+        return (
+            "must not be empty" if value == "" else f"too short: at least {kind.limit} characters"
+        )
     if name == "maxLength":
         length = len(value) if isinstance(value, str) else "?"
         return f"too long: {length} characters, at most {kind.limit}"
@@ -133,17 +144,27 @@ def _type_message(types: list[str], value: Any, source: str | None) -> str:
         if value is None:
             if not source:
                 return "a value is required here"
-            return f"'{source}' means null in YAML; write a value (in quotes if you meant \"{source}\")"
+            return (
+                f"'{source}' means null in YAML; write a value (in "
+                f'quotes if you meant "{source}")'
+            )
         if isinstance(value, bool):
-            return f"booleans are not allowed here; write \"{written}\" in quotes if you meant a string"
+            return (
+                f'booleans are not allowed here; write "{written}" in quotes if you meant a string'
+            )
         if isinstance(value, (int, float)):
-            return f"numbers are not allowed here; write \"{written}\" in quotes"
+            return f'numbers are not allowed here; write "{written}" in quotes'
         return f"expected a string, found {describe_kind(value)}"
     if types == ["boolean"]:
         if isinstance(value, str) and value in ("true", "false"):
-            return f"expected true or false, found the string \"{value}\"; remove the quotes"
+            return f'expected true or false, found the string "{value}"; remove the quotes'
         return f"expected true or false, found {_shown(value, source)}"
-    wanted = {"object": "a mapping", "array": "a list", "integer": "a whole number", "number": "a number"}
+    wanted = {
+        "object": "a mapping",
+        "array": "a list",
+        "integer": "a whole number",
+        "number": "a number",
+    }
     expected = " or ".join(wanted.get(t, t) for t in types)
     return f"expected {expected}, found {describe_kind(value)}"
 
@@ -158,7 +179,9 @@ def _duplicates(path: Path, sm: Marks) -> _Explained:
         token = json.dumps(item, sort_keys=True)
         if token in first:
             line, _ = sm.position(path + (first[token],))
-            found.append((path + (i,), False, f"{_shown(item, None)} is listed twice (first at line {line})"))
+            found.append(
+                (path + (i,), False, f"{_shown(item, None)} is listed twice (first at line {line})")
+            )
         else:
             first[token] = i
     return found
@@ -200,4 +223,3 @@ def _did_you_mean(value: Any, options: list[str]) -> str:
         return ""
     close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
-

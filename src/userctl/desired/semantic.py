@@ -50,7 +50,9 @@ def check(documents: Sequence[Document], at: Locator, *, roles_known: bool = Tru
     two declarations found are two declarations, whatever a broken file holds."""
     report = _Report(at)
     # A `roles:` that is not a mapping (the schema says so) declares roles nobody can read either.
-    roles_known = roles_known and all(isinstance(doc.get("roles", {}), dict) for _, doc in documents)
+    roles_known = roles_known and all(
+        isinstance(doc.get("roles", {}), dict) for _, doc in documents
+    )
     _check_organization(documents, report)
     _check_policies(documents, report)
     roles = _check_roles(documents, report)
@@ -87,7 +89,12 @@ def _check_policies(documents: Sequence[Document], report: _Report) -> None:
             first = file
             continue
         where = report.place(file, first, ("policies",))
-        report(file, ("policies",), f"policies are declared twice (also at {where}); declare them in one file", key=True)
+        report(
+            file,
+            ("policies",),
+            f"policies are declared twice (also at {where}); declare them in one file",
+            key=True,
+        )
 
 
 def _is_date(text: str) -> bool:
@@ -129,19 +136,24 @@ def _check_roles(documents: Sequence[Document], report: _Report) -> dict[str, st
                 report(
                     file,
                     path,
-                    f"'{name}' and '{other}' (at {where}) are the same role: role names are compared ignoring case "
-                    "(after Unicode NFC normalisation); rename one or remove it",
+                    f"'{name}' and '{other}' (at {where}) are the same role: role "
+                    "names are compared ignoring case (after Unicode NFC "
+                    "normalisation); rename one or remove it",
                     key=True,
                 )
     return declared
 
 
-def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report) -> None:
+def _check_users(
+    documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report
+) -> None:
     # The one loop over every user: written for speed (it runs on every valid 100k-user load).
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
     email_files: dict[str, str] = {}  # only filled when there are several files
     identities: dict[str, dict[str, str]] = {}  # id_type -> id_number -> email
-    folded_roles: dict[str, str] | None = None  # folded name -> declared name, built at the first unknown role
+    folded_roles: dict[str, str] | None = (
+        None  # folded name -> declared name, built at the first unknown role
+    )
     several = len(documents) > 1
     for file, doc in documents:
         users = doc.get("users")
@@ -160,11 +172,16 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None,
                 continue
             get = user.get
             role = get("role")
-            # The type first: `role in roles` raises for a list or a mapping (the schema reports those).
+            # The type first: `role in roles` raises for a list or a mapping (the schema reports
+            # those).
             if roles is not None and role.__class__ is str and role not in roles:
                 if folded_roles is None:
                     folded_roles = {fold(name): name for name in roles if name.__class__ is str}
-                report(file, ("users", email, "role"), f"unknown role '{role}'{_known(role, roles, folded_roles)}")
+                report(
+                    file,
+                    ("users", email, "role"),
+                    f"unknown role '{role}'{_known(role, roles, folded_roles)}",
+                )
             id_number = get("id_number")
             if id_number.__class__ is str:
                 id_type = get("id_type")
@@ -174,22 +191,35 @@ def _check_users(documents: Sequence[Document], roles: Mapping[str, str] | None,
                 if per_type is not None:
                     holder = per_type.setdefault(id_number, email)
                     if holder is not email:
-                        _duplicate_identity(file, email, email_files.get(holder.lower(), file), holder, user, report)
+                        _duplicate_identity(
+                            file, email, email_files.get(holder.lower(), file), holder, user, report
+                        )
             accounts = get("bank_accounts")
             if accounts and accounts.__class__ is list:
                 _check_accounts(file, email, user, accounts, report)
             expires = get("expires")
-            if expires is not None and expires.__class__ is str and len(expires) == 10 and not _is_date(expires):
-                report(file, ("users", email, "expires"), f"expires {expires} is not a day of the calendar")
+            if (
+                expires is not None
+                and expires.__class__ is str
+                and len(expires) == 10
+                and not _is_date(expires)
+            ):
+                report(
+                    file,
+                    ("users", email, "expires"),
+                    f"expires {expires} is not a day of the calendar",
+                )
 
 
-def _duplicate_identity(file: str, email: str, holder_file: str, holder: str, user: Mapping[str, Any], report: _Report) -> None:
+def _duplicate_identity(
+    file: str, email: str, holder_file: str, holder: str, user: Mapping[str, Any], report: _Report
+) -> None:
     where = report.place(file, holder_file, ("users", holder, "id_number"), key=False)
     report(
         file,
         ("users", email, "id_number"),
-        f"id_type {user['id_type']} with id_number {user['id_number']} is already used by '{holder}' "
-        f"(at {where}); an identity document belongs to one user",
+        f"id_type {user['id_type']} with id_number {user['id_number']} is already used by "
+        f"'{holder}' (at {where}); an identity document belongs to one user",
     )
 
 
@@ -198,11 +228,16 @@ def _duplicate_user(file: str, email: str, first_file: str, first: str, report: 
     if first == email:
         message = f"user '{email}' is declared twice (also at {where})"
     else:
-        message = f"'{email}' and '{first}' (at {where}) are the same user: emails are compared case-insensitively"
+        message = (
+            f"'{email}' and '{first}' (at {where}) are the same user: emails "
+            "are compared case-insensitively"
+        )
     report(file, ("users", email), message, key=True)
 
 
-def _check_accounts(file: str, email: str, user: Mapping[str, Any], accounts: list[Any], report: _Report) -> None:
+def _check_accounts(
+    file: str, email: str, user: Mapping[str, Any], accounts: list[Any], report: _Report
+) -> None:
     path: Path = ("users", email, "bank_accounts")
     if user.get("status") == "inactive":
         report(
@@ -227,8 +262,9 @@ def _check_accounts(file: str, email: str, user: Mapping[str, Any], accounts: li
                 message = f"bank account '{key}' is listed twice (first at {where})"
             else:
                 message = (
-                    f"bank accounts '{key}' and '{accounts[first]}' (at {where}) are the same account: keys are compared "
-                    "ignoring case (after Unicode NFC normalisation); list it once"
+                    f"bank accounts '{key}' and '{accounts[first]}' (at {where}) are the same "
+                    "account: keys are compared ignoring case (after Unicode NFC "
+                    "normalisation); list it once"
                 )
             report(file, path + (i,), message)
 

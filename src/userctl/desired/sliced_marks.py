@@ -33,7 +33,9 @@ class _Cut(Exception):
 class _Piece:
     """A run of whole lines of the text, parsed with marks on its own."""
 
-    def __init__(self, text: str, start: int, end: int, first_line: int, expected: dict[str, Any]) -> None:
+    def __init__(
+        self, text: str, start: int, end: int, first_line: int, expected: dict[str, Any]
+    ) -> None:
         marked = parse_marked(text[start:end])
         if marked.problems or not _same(marked.value, expected):
             raise _Cut()
@@ -124,7 +126,9 @@ class SlicedSourceMap:
             piece = self._pieces.get((section.key, entry))
             if piece is None:
                 start, end, line = self._entry(section, value, entry)
-                piece = self._pieces[(section.key, entry)] = _Piece(self._text, start, end, line, {entry: value[entry]})
+                piece = self._pieces[(section.key, entry)] = _Piece(
+                    self._text, start, end, line, {entry: value[entry]}
+                )
             return piece, (entry, *path[2:])
         piece = self._pieces.get((section.key,))
         if piece is None:

@@ -24,7 +24,9 @@ def unpack(mark: int) -> tuple[int, int]:
     return (mark >> _COL_BITS) + 1, (mark & _COL_MASK) + 1
 
 
-def resolve_key(node: dict[str, Any], step: str, folded_by_node: dict[int, dict[str, str]]) -> str | None:
+def resolve_key(
+    node: dict[str, Any], step: str, folded_by_node: dict[int, dict[str, str]]
+) -> str | None:
     """The key of `node` that path step `step` names. Paths from the planner carry emails
     lower-cased; the file may spell them otherwise. `folded_by_node` caches each mapping's
     lower-cased keys for the map's lifetime (the document it maps is never changed)."""

@@ -104,7 +104,11 @@ class _Builder:
     def node(self, value: Any, mark: int, source: str | None = None) -> None:
         """Place a parsed node. `source` is a scalar's text as written: kept for numbers and
         nulls so that messages can quote it, and used to name a key that is not a string."""
-        raw = source if source is not None and value.__class__ is not str and value.__class__ is not bool else None
+        raw = (
+            source
+            if source is not None and value.__class__ is not str and value.__class__ is not bool
+            else None
+        )
         if not self.stack:
             self.root, self.root_mark, self.done = value, mark, True
             return
@@ -137,7 +141,11 @@ class _Builder:
             self.problem(message, mark, self.path((key,)), taint=True)
         if key in top.container:
             first_line, _ = unpack(top.marks[2 * list(top.container).index(key)])
-            self.problem(f"duplicate key '{key}' (first defined at line {first_line})", mark, self.path((key,)))
+            self.problem(
+                f"duplicate key '{key}' (first defined at line {first_line})",
+                mark,
+                self.path((key,)),
+            )
             top.skip = True
         top.key = key
         top.key_mark = mark
@@ -176,7 +184,9 @@ def parse_marked(text: str) -> MarkedDocument:
             (),
         )
         b.root = None
-    return MarkedDocument(b.root, SourceMap(b.root, b.root_mark, b.marks, b.raw), b.problems, b.tainted)
+    return MarkedDocument(
+        b.root, SourceMap(b.root, b.root_mark, b.marks, b.raw), b.problems, b.tainted
+    )
 
 
 def _run(yaml: Any, text: str, b: _Builder) -> None:
@@ -203,7 +213,10 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
                 stack
                 and event.anchor is None
                 and event.tag is None
-                and (event.style != "" or (source and source[0] not in number_start and source not in not_strings))
+                and (
+                    event.style != ""
+                    or (source and source[0] not in number_start and source not in not_strings)
+                )
                 and "${" not in source
             ):
                 # The common case, inlined (a million times per 100,000 users): a string that
@@ -229,11 +242,28 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
             elif event.style == "":
                 value = resolve_plain(source)
                 if source in ambiguous and (value.__class__ is str or not b.awaits_key()):
-                    _refuse(b, mark, source, f"'{source}' is ambiguous in YAML: use true or false; quote it (\"{source}\") if you meant a string")
+                    _refuse(
+                        b,
+                        mark,
+                        source,
+                        f"'{source}' is ambiguous in YAML: use true or false; quote it "
+                        f'("{source}") if you meant a string',
+                    )
                 elif source == "<<" and b.awaits_key():
-                    _refuse(b, mark, source, "merge keys (<<) are not supported; write the keys out in full")
+                    _refuse(
+                        b,
+                        mark,
+                        source,
+                        "merge keys (<<) are not supported; write the keys out in full",
+                    )
             if "${" in source:
-                _refuse(b, mark, source, "${...} substitution is not supported: a plan must be reproducible from git alone; write the value itself")
+                _refuse(
+                    b,
+                    mark,
+                    source,
+                    "${...} substitution is not supported: a plan must be reproducible from git "
+                    "alone; write the value itself",
+                )
             b.node(value, mark, source)
         elif kind is mapping_end or kind is sequence_end:
             b.pop()
@@ -250,7 +280,12 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
         elif kind is alias_event:
             m = event.start_mark
             mark = (m.line << 32) | m.column
-            _refuse(b, mark, None, f"aliases (*{event.anchor}) are not allowed; write the value out in full")
+            _refuse(
+                b,
+                mark,
+                None,
+                f"aliases (*{event.anchor}) are not allowed; write the value out in full",
+            )
             b.node(None, mark, None)
         elif kind is document_start:
             documents += 1
@@ -299,13 +334,23 @@ def _refuse(b: _Builder, mark: int, source: str | None, message: str) -> None:
 
 def _decorations(b: _Builder, event: Any, mark: int, source: str | None = None) -> None:
     if event.anchor is not None:
-        _refuse(b, mark, source, f"anchors (&{event.anchor}) are not allowed; write values out in full")
+        _refuse(
+            b, mark, source, f"anchors (&{event.anchor}) are not allowed; write values out in full"
+        )
     if event.tag is not None:
         tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
-        _refuse(b, mark, source, f"tags ({tag}) are not allowed; write the plain value, quoted if it is a string")
+        _refuse(
+            b,
+            mark,
+            source,
+            f"tags ({tag}) are not allowed; write the plain value, quoted if it is a string",
+        )
 
 
-_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep (the format needs 4); check the brackets and indentation"
+_TOO_DEEP = (
+    f"nested more than {MAX_DEPTH} levels deep (the format needs 4); "
+    "check the brackets and indentation"
+)
 
 
 def _syntax_problem(text: str, exc: Any) -> Problem:
@@ -332,7 +377,9 @@ def _reader_problem(text: str, exc: Any) -> Problem:
     col = len(before) - (before.rfind("\n") + 1) + 1
     char = exc.character
     shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
-    return Problem(f"character {shown} is not allowed in YAML ({exc.reason}); remove it", line=line, col=col)
+    return Problem(
+        f"character {shown} is not allowed in YAML ({exc.reason}); remove it", line=line, col=col
+    )
 
 
 def _kind(value: Any) -> str:

@@ -8,14 +8,18 @@ from typing import Any, Callable, Mapping
 FORMATS = ("text", "json", "markdown", "html")
 
 
-def render(data: Mapping[str, Any], fmt: str, *, color: bool = False, max_chars: int | None = None) -> str:
+def render(
+    data: Mapping[str, Any], fmt: str, *, color: bool = False, max_chars: int | None = None
+) -> str:
     """`max_chars` sizes the markdown (default: what fits in a pull-request comment)."""
     from userctl.render import htmlpage, jsonfmt, markdown, text
 
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "text": lambda d: text.render(d, color=color),
         "json": jsonfmt.render,
-        "markdown": lambda d: markdown.render(d, markdown.MAX_CHARS if max_chars is None else max_chars),
+        "markdown": lambda d: markdown.render(
+            d, markdown.MAX_CHARS if max_chars is None else max_chars
+        ),
         "html": htmlpage.render,
     }
     return renderers[fmt](data)

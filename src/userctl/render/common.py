@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
 
 from userctl.errors import first_few
@@ -12,8 +11,19 @@ from userctl.printable import printable
 
 # Fields a create shows, in reading order (email is already in the address).
 SHOWN_ON_CREATE = (
-    "first_name", "last_name", "id_type", "id_number", "phone", "role", "status", "two_factor",
-    "force_password_reset", "expires", "description", "permissions", "value",
+    "first_name",
+    "last_name",
+    "id_type",
+    "id_number",
+    "phone",
+    "role",
+    "status",
+    "two_factor",
+    "force_password_reset",
+    "expires",
+    "description",
+    "permissions",
+    "value",
 )
 
 
@@ -65,16 +75,26 @@ def detail_lines(change: Mapping[str, Any]) -> list[str]:
 
 def field_lines(change: Mapping[str, Any]) -> list[str]:
     """Per-field lines under a change: the values a create sets, the fields others change."""
-    if change["action"] == "create" and change["after"] is not None and change["kind"] != "assignment":
+    if (
+        change["action"] == "create"
+        and change["after"] is not None
+        and change["kind"] != "assignment"
+    ):
         after = change["after"]
         # An optional field left unset (no expiry) says nothing.
-        return [f"{name} = {value(after[name])}" for name in SHOWN_ON_CREATE if after.get(name) is not None]
+        return [
+            f"{name} = {value(after[name])}"
+            for name in SHOWN_ON_CREATE
+            if after.get(name) is not None
+        ]
     if change["kind"] == "assignment" or change["action"] == "delete":
         return []
     lines = []
     for name, d in change["diff"].items():
         if "added" in d:
-            parts = [f"+{printable(str(x))}" for x in d["added"]] + [f"-{printable(str(x))}" for x in d["removed"]]
+            parts = [f"+{printable(str(x))}" for x in d["added"]] + [
+                f"-{printable(str(x))}" for x in d["removed"]
+            ]
             lines.append(f"{name}: {' '.join(parts)}")
         else:
             lines.append(f"{name}: {value(d['before'])} -> {value(d['after'])}")
@@ -93,14 +113,22 @@ def impact_lines(change: Mapping[str, Any]) -> list[str]:
     impact, before = change.get("impact") or {}, change["before"]
     lines = []
     if change["kind"] == "role" and change["action"] == "delete" and before is not None:
-        lines.append(f"was: {value(before['description'])}, permissions: {', '.join(map(printable, before['permissions'])) or 'none'}")
+        lines.append(
+            f"was: {value(before['description'])}, permissions: "
+            f"{', '.join(map(printable, before['permissions'])) or 'none'}"
+        )
     if "bank_accounts" in impact and before is not None:
         name = printable(f"{before.get('first_name', '')} {before.get('last_name', '')}".strip())
-        lines.append(f"was: {name or '(no name)'}, role {printable(str(before.get('role')))}, {printable(str(before.get('status')))}, "
-                     f"bank accounts: {names(impact['bank_accounts'])}")
+        lines.append(
+            f"was: {name or '(no name)'}, role {printable(str(before.get('role')))}, "
+            f"{printable(str(before.get('status')))}, bank accounts: "
+            f"{names(impact['bank_accounts'])}"
+        )
     if "holders" in impact:
         removed = change["diff"].get("permissions", {}).get("removed") or []
-        lines.append(f"users who lose {', '.join(map(printable, removed))}: {names(impact['holders'])}")
+        lines.append(
+            f"users who lose {', '.join(map(printable, removed))}: {names(impact['holders'])}"
+        )
     return lines
 
 
@@ -110,9 +138,9 @@ def summary_line(summary: Mapping[str, int]) -> str:
     else:
         text = (
             f"Plan: {summary['create']} to create, {summary['update']} to update, "
-            f"{summary['replace']} to replace, {summary['delete']} to delete"
-            f" ({summary['destructive']} destructive, {summary['grants_privilege']} grant privilege,"
-            f" {summary['requires_2fa']} need 2FA)."
+            f"{summary['replace']} to replace, {summary['delete']} to delete "
+            f"({summary['destructive']} destructive, {summary['grants_privilege']} grant "
+            f"privilege, {summary['requires_2fa']} need 2FA)."
         )
     if summary["deferred"]:
         text += f" {summary['deferred']} deferred (not applied now)."

@@ -21,8 +21,17 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from userctl.plan import ACTION_TABLE
 from userctl.printable import printable
-from userctl.render.common import (action_label, field_lines, flags, impact_lines, is_blocked, reason_line, summary_line,
-                                   symbol, two_factor_line)
+from userctl.render.common import (
+    action_label,
+    field_lines,
+    flags,
+    impact_lines,
+    is_blocked,
+    reason_line,
+    summary_line,
+    symbol,
+    two_factor_line,
+)
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -35,8 +44,12 @@ LAZY_FROM = 300
 # The groups of the page, in order: (anchor, heading, kind).
 # Policies change rarely: their group is shown only when it has a change; the others always are.
 ALWAYS_SHOWN = frozenset({"role", "user", "assignment"})
-GROUPS = (("policies", "Policies", "policy"), ("roles", "Roles", "role"), ("users", "Users", "user"),
-          ("assignments", "Bank-account assignments", "assignment"))
+GROUPS = (
+    ("policies", "Policies", "policy"),
+    ("roles", "Roles", "role"),
+    ("users", "Users", "user"),
+    ("assignments", "Bank-account assignments", "assignment"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +78,42 @@ class Group:
 
 
 def _row(number: int, change: Mapping[str, Any]) -> Row:
-    tone = ("deferred" if change["deferred"] else "destructive" if change["destructive"]
-            else "privilege" if change["grants_privilege"] else "plain")
-    return Row(number, f"c{number}", symbol(change), change["address"], action_label(change), change["kind"],
-               tuple(flags(change)), tone, tuple(field_lines(change)), tuple(impact_lines(change)), change["note"])
+    tone = (
+        "deferred"
+        if change["deferred"]
+        else "destructive"
+        if change["destructive"]
+        else "privilege"
+        if change["grants_privilege"]
+        else "plain"
+    )
+    return Row(
+        number,
+        f"c{number}",
+        symbol(change),
+        change["address"],
+        action_label(change),
+        change["kind"],
+        tuple(flags(change)),
+        tone,
+        tuple(field_lines(change)),
+        tuple(impact_lines(change)),
+        change["note"],
+    )
 
 
 def _counts(rows: Sequence[Row], changes: Sequence[Mapping[str, Any]]) -> str:
     by: Counter[str] = Counter()
     for row in rows:
         change = changes[row.number - 1]
-        by["deferred" if change["deferred"] else ACTION_TABLE[(change["kind"], change["action"])].bucket] += 1
-    return ", ".join(f"{by[b]} {b}" for b in ("create", "update", "replace", "delete", "deferred") if by[b])
+        by[
+            "deferred"
+            if change["deferred"]
+            else ACTION_TABLE[(change["kind"], change["action"])].bucket
+        ] += 1
+    return ", ".join(
+        f"{by[b]} {b}" for b in ("create", "update", "replace", "delete", "deferred") if by[b]
+    )
 
 
 @functools.cache
@@ -87,7 +124,11 @@ def _template() -> "Template":
     def finalize(value: Any) -> Any:
         """The one gate of every printed value: the page's own markup as it is, anything else
         made printable (then HTML-escaped by autoescape)."""
-        return value if isinstance(value, Markup) else printable(value if isinstance(value, str) else str(value))
+        return (
+            value
+            if isinstance(value, Markup)
+            else printable(value if isinstance(value, str) else str(value))
+        )
 
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),

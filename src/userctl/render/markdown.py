@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from userctl.printable import printable
-from userctl.render.common import action_label, is_blocked, reason_line, summary_line, symbol, two_factor_line
+from userctl.render.common import (
+    action_label,
+    is_blocked,
+    reason_line,
+    summary_line,
+    symbol,
+    two_factor_line,
+)
 from userctl.render.text import change_lines, header
 
 # GitHub refuses comments over 65,536 characters; leave room for the wrapper.
@@ -95,20 +102,30 @@ _Lists = Sequence[tuple[str, Sequence[_Step]]]
 def _risk_lists(changes: Sequence[Mapping[str, Any]]) -> _Lists:
     lists = []
     for title, flag in RISK_LISTS:
-        steps = [_Step(i, _label(c), code(c["address"]), action_label(c)) for i, c in enumerate(changes) if c[flag]]
+        steps = [
+            _Step(i, _label(c), code(c["address"]), action_label(c))
+            for i, c in enumerate(changes)
+            if c[flag]
+        ]
         if steps:
             lists.append((title.format(n=len(steps)), steps))
     return lists
 
 
-def _list_lines(lists: _Lists, named: set[tuple[int, int]], compact: bool, max_chars: int) -> tuple[list[str], set[int]]:
+def _list_lines(
+    lists: _Lists, named: set[tuple[int, int]], compact: bool, max_chars: int
+) -> tuple[list[str], set[int]]:
     """The risky lists naming the steps in `named` ((list, position) pairs), and the indices of the
     risky changes named in neither list. A short list that names all its steps is written one step
     a line unless `compact`; otherwise each action is one line: its count, then its addresses."""
     lines: list[str] = []
     for li, (title, steps) in enumerate(lists):
         lines.append(title)
-        if not compact and len(steps) <= MAX_LISTED and all((li, si) in named for si in range(len(steps))):
+        if (
+            not compact
+            and len(steps) <= MAX_LISTED
+            and all((li, si) in named for si in range(len(steps)))
+        ):
             lines += [f"- {s.address} {s.action}" for s in steps]
         else:
             groups: dict[str, list[tuple[int, _Step]]] = {}
@@ -118,7 +135,9 @@ def _list_lines(lists: _Lists, named: set[tuple[int, int]], compact: bool, max_c
                 shown = [s.address for si, s in group if (li, si) in named]
                 line = f"- {label} × {len(group)}: " + ", ".join(shown)
                 if len(shown) < len(group):
-                    line += f"{' ' if shown else ''}… and {len(group) - len(shown)} more not named here"
+                    line += (
+                        f"{' ' if shown else ''}… and {len(group) - len(shown)} more not named here"
+                    )
                 lines.append(line)
         lines.append("")
     named_changes = {lists[li][1][si].index for li, si in named}
@@ -127,14 +146,17 @@ def _list_lines(lists: _Lists, named: set[tuple[int, int]], compact: bool, max_c
         labels = {s.index: s.label for _, steps in lists for s in steps}
         counts = Counter(labels[i] for i in sorted(unnamed))
         lines += [
-            f"**:warning: {len(unnamed)} destructive or privilege-granting step(s) are not named in this comment "
-            f"({_counts(counts)}), to keep it under {max_chars} characters. {FULL_PLAN}**",
+            f"**:warning: {len(unnamed)} destructive or privilege-granting step(s) are "
+            f"not named in this comment ({_counts(counts)}), to keep it under "
+            f"{max_chars} characters. {FULL_PLAN}**",
             "",
         ]
     return lines, unnamed
 
 
-def _risky(changes: Sequence[Mapping[str, Any]], budget: int, max_chars: int) -> tuple[list[str], set[int]]:
+def _risky(
+    changes: Sequence[Mapping[str, Any]], budget: int, max_chars: int
+) -> tuple[list[str], set[int]]:
     """The risky lists within `budget` characters: every step named when they fit, else as many as
     fit, in order (the indices of the risky changes left unnamed are returned)."""
     lists = _risk_lists(changes)
@@ -155,17 +177,29 @@ def _risky(changes: Sequence[Mapping[str, Any]], budget: int, max_chars: int) ->
     return _list_lines(lists, named, compact=True, max_chars=max_chars)
 
 
-def _cut_note(named: Counter[str], unnamed: Counter[str], plain: Counter[str], max_chars: int) -> list[str]:
+def _cut_note(
+    named: Counter[str], unnamed: Counter[str], plain: Counter[str], max_chars: int
+) -> list[str]:
     """What the diff block leaves out, by kind, as markdown lines after it."""
     cut = sum(named.values()) + sum(unnamed.values()) + sum(plain.values())
-    lines = [f"… {cut} more change(s) not shown in this diff, to keep this comment under {max_chars} characters:"]
+    lines = [
+        f"… {cut} more change(s) not shown in this diff, to keep this "
+        f"comment under {max_chars} characters:"
+    ]
     if named:
-        lines.append(f"- {sum(named.values())} destructive or privilege-granting ({_counts(named)}), each named above")
+        lines.append(
+            f"- {sum(named.values())} destructive or privilege-granting "
+            f"({_counts(named)}), each named above"
+        )
     if unnamed:
-        lines.append(f"- {sum(unnamed.values())} destructive or privilege-granting ({_counts(unnamed)}), "
-                     "not named in this comment either")
+        lines.append(
+            f"- {sum(unnamed.values())} destructive or privilege-granting ({_counts(unnamed)}), "
+            "not named in this comment either"
+        )
     if plain:
-        lines.append(f"- {sum(plain.values())} neither destructive nor privilege-granting ({_counts(plain)})")
+        lines.append(
+            f"- {sum(plain.values())} neither destructive nor privilege-granting ({_counts(plain)})"
+        )
     return lines + ["", FULL_PLAN]
 
 
@@ -177,8 +211,13 @@ def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_chars:
 
     def wrap(title: str, body: list[str], note: list[str]) -> str:
         after = "\n".join(note) + "\n\n" if note else ""
-        return (f"<details><summary>{title}</summary>\n\n```diff\n" + "\n".join(body) + "\n```\n\n"
-                + after + "</details>\n")
+        return (
+            f"<details><summary>{title}</summary>\n\n```diff\n"
+            + "\n".join(body)
+            + "\n```\n\n"
+            + after
+            + "</details>\n"
+        )
 
     def note(shown: int) -> list[str]:
         named: Counter[str] = Counter()
@@ -213,10 +252,11 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     top = [
         f"### userctl plan: {code(data['organization'])}",
         "",
-        "| create | update | replace | delete | deferred | destructive | grant privilege | need 2FA |",
+        "| create | update | replace | delete | deferred | "
+        "destructive | grant privilege | need 2FA |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s['create']} | {s['update']} | {s['replace']} | {s['delete']} | {s['deferred']} | {s['destructive']} "
-        f"| {s['grants_privilege']} | {s['requires_2fa']} |",
+        f"| {s['create']} | {s['update']} | {s['replace']} | {s['delete']} | {s['deferred']} | "
+        f"{s['destructive']} | {s['grants_privilege']} | {s['requires_2fa']} |",
         "",
         f"**{summary_line(s)}**",
         "",
@@ -227,7 +267,10 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     if is_blocked(data):
         top.append("**:no_entry: This plan cannot be applied:**")
     for f in data["findings"]:
-        top.append(f"- {'**blocking**' if f['blocking'] else 'note'} {code(f['code'])}: {inline(f['message'])}")
+        top.append(
+            f"- {'**blocking**' if f['blocking'] else 'note'} "
+            f"{code(f['code'])}: {inline(f['message'])}"
+        )
     if data["findings"]:
         top.append("")
     tail = [f"**2FA:** {two_factor_line(data)}", "", f"Plan digest: {code(data['digest'])}", ""]
@@ -237,8 +280,11 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     changes = data["changes"]
     every: Counter[str] = Counter(_label(c) for c in changes)
     total = str(len(changes))
-    least_details = (len(header(data)) + 100 + 2 * len(total)
-                     + _size(_cut_note(every, every, every, max_chars)))
-    risky, unnamed = _risky(changes, max_chars - _size(top) - _size(tail) - least_details, max_chars)
+    least_details = (
+        len(header(data)) + 100 + 2 * len(total) + _size(_cut_note(every, every, every, max_chars))
+    )
+    risky, unnamed = _risky(
+        changes, max_chars - _size(top) - _size(tail) - least_details, max_chars
+    )
     head = top + risky + tail
     return "\n".join(head) + "\n" + _details(data, max_chars - _size(head), unnamed, max_chars)

@@ -15,6 +15,7 @@ from userctl.clock import iso_z
 from userctl.errors import Problem
 from userctl.printable import printable
 
+
 def document(data: Any) -> str:
     """One JSON document for stdout: indented, UTF-8 as is, ending in a newline."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -33,8 +34,13 @@ def problem_data(problem: Problem) -> dict[str, Any]:
     }
 
 
-def validation(files: Sequence[str], problems: Sequence[Problem], organization: str | None = None,
-               roles: int | None = None, users: int | None = None) -> dict[str, Any]:
+def validation(
+    files: Sequence[str],
+    problems: Sequence[Problem],
+    organization: str | None = None,
+    roles: int | None = None,
+    users: int | None = None,
+) -> dict[str, Any]:
     """`validate --format json`: the files checked, whether they are valid, and every problem."""
     return {
         "valid": not problems,
@@ -112,17 +118,29 @@ def applied(
         "approvals_used": list(approvers),
         "serial": serial,
         "audit_head": audit_head,
-        "audit_events": None if audit_seqs is None else {"first_seq": audit_seqs[0], "last_seq": audit_seqs[1]},
+        "audit_events": None
+        if audit_seqs is None
+        else {"first_seq": audit_seqs[0], "last_seq": audit_seqs[1]},
         "invitations": {
             "queued": len(invited),
             "recipients": list(invited),
-            "delivery": None if delivery is None else {"sent": delivery[0], "still_queued": delivery[1]},
+            "delivery": None
+            if delivery is None
+            else {"sent": delivery[0], "still_queued": delivery[1]},
         },
     }
 
 
-def approved(*, organization: str, plan_digest: str, approver: str, approval_id: int, valid_until: dt.datetime,
-             audit_head: str, at: dt.datetime) -> dict[str, Any]:
+def approved(
+    *,
+    organization: str,
+    plan_digest: str,
+    approver: str,
+    approval_id: int,
+    valid_until: dt.datetime,
+    audit_head: str,
+    at: dt.datetime,
+) -> dict[str, Any]:
     """`approve --format json`."""
     return {
         "organization": organization,
@@ -138,8 +156,17 @@ def approved(*, organization: str, plan_digest: str, approver: str, approval_id:
 # --- audit verify -----------------------------------------------------------------------------
 
 
-def chain_verification(*, organization: str, events: int, head: str, expected_head: str | None, hmac_checked: bool,
-                       problem: str | None, bad_seq: int | None, bad_id: int | None) -> dict[str, Any]:
+def chain_verification(
+    *,
+    organization: str,
+    events: int,
+    head: str,
+    expected_head: str | None,
+    hmac_checked: bool,
+    problem: str | None,
+    bad_seq: int | None,
+    bad_id: int | None,
+) -> dict[str, Any]:
     """`audit verify --format json`: `broken` names the first bad event (its seq and row id; null
     for a head that does not match) and why."""
     return {
@@ -156,8 +183,9 @@ def chain_verification(*, organization: str, events: int, head: str, expected_he
 # --- accounts import and notifications send ---------------------------------------------------
 
 
-def accounts_imported(organization: str, registered: Sequence[str], present: Sequence[str],
-                      audit_head: str | None) -> dict[str, Any]:
+def accounts_imported(
+    organization: str, registered: Sequence[str], present: Sequence[str], audit_head: str | None
+) -> dict[str, Any]:
     """`accounts import --format json`: every key of the file, registered now or already present."""
     outcome = {**{k: "already_present" for k in present}, **{k: "registered" for k in registered}}
     return {
@@ -169,6 +197,13 @@ def accounts_imported(organization: str, registered: Sequence[str], present: Seq
     }
 
 
-def notifications_sent(sent: int, failed: int, cancelled: int, deliveries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def notifications_sent(
+    sent: int, failed: int, cancelled: int, deliveries: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     """`notifications send --format json`: one entry per invitation it tried, never a token."""
-    return {"sent": sent, "failed": failed, "cancelled": cancelled, "notifications": [dict(d) for d in deliveries]}
+    return {
+        "sent": sent,
+        "failed": failed,
+        "cancelled": cancelled,
+        "notifications": [dict(d) for d in deliveries],
+    }

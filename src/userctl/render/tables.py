@@ -46,7 +46,9 @@ USER_COLUMNS: Final = (
 # platform asks of the user, enrollment whether they have an authenticator, and neither implies
 # the other (an optional user may have enrolled; a required one may not have yet).
 USER_TABLE_COLUMNS: Final = tuple(
-    Column(f"{c.key.removesuffix('_at')}_label", c.header) if c.key in ("two_factor", "last_login_at") else c
+    Column(f"{c.key.removesuffix('_at')}_label", c.header)
+    if c.key in ("two_factor", "last_login_at")
+    else c
     for c in USER_COLUMNS
     if c.key != "totp_enrolled"
 )
@@ -80,7 +82,16 @@ NOTIFICATION_COLUMNS: Final = (
 # the error last: it is the one cell of any length.
 NOTIFICATION_TABLE_COLUMNS: Final = tuple(
     column
-    for key in ("id", "organization", "recipient", "status", "attempts", "created_at", "sent_at", "last_error")
+    for key in (
+        "id",
+        "organization",
+        "recipient",
+        "status",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "last_error",
+    )
     for column in NOTIFICATION_COLUMNS
     if column.key == key
 )
@@ -96,7 +107,12 @@ def matches_search(user: User, text: str) -> bool:
     needle = text.casefold()
     return any(
         needle in value.casefold()
-        for value in (user.first_name, user.last_name, f"{user.first_name} {user.last_name}", user.email)
+        for value in (
+            user.first_name,
+            user.last_name,
+            f"{user.first_name} {user.last_name}",
+            user.email,
+        )
     )
 
 
@@ -122,7 +138,12 @@ def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, 
 
 
 def role_row(role: Role, users: int) -> dict[str, Any]:
-    return {"name": role.name, "description": role.description, "permissions": len(role.permissions), "users": users}
+    return {
+        "name": role.name,
+        "description": role.description,
+        "permissions": len(role.permissions),
+        "users": users,
+    }
 
 
 def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
@@ -161,7 +182,12 @@ def render(
     people from several fields); JSON and CSV always carry `columns`. `cell` writes the
     table's cells."""
     if fmt == "json":
-        return json.dumps([{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(
+                [{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False
+            )
+            + "\n"
+        )
     if fmt == "csv":
         return _csv(columns, rows)
     if fmt == "table":
@@ -169,10 +195,14 @@ def render(
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell: Cell = _cell) -> str:
+def table(
+    columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell: Cell = _cell
+) -> str:
     # Whatever `cell` writes, no control or format character reaches the terminal raw (an ESC in
     # a name could rewrite the screen, a bidi override reorder a row): `printable` escapes them.
-    cells = [[c.header.upper() for c in columns]] + [[printable(cell(row[c.key])) for c in columns] for row in rows]
+    cells = [[c.header.upper() for c in columns]] + [
+        [printable(cell(row[c.key])) for c in columns] for row in rows
+    ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     out = io.StringIO()
     for line in cells:
@@ -182,7 +212,9 @@ def table(columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell
 
 
 def _csv(columns: Sequence[Column], rows: Iterable[Row]) -> str:
-    return _csv_lines([[c.key for c in columns], *([_csv_cell(row[c.key]) for c in columns] for row in rows)])
+    return _csv_lines(
+        [[c.key for c in columns], *([_csv_cell(row[c.key]) for c in columns] for row in rows)]
+    )
 
 
 def _csv_lines(rows: Iterable[Sequence[str]]) -> str:
@@ -247,8 +279,16 @@ def user_detail(
         "last_login_at": iso_z(last_login_at) if last_login_at else None,
         "role": role_record(role),
         "bank_accounts": {
-            "assigned": [bank_account_record(accounts[k]) for k in sorted(user.bank_accounts) if k in accounts],
-            "unassigned": [bank_account_record(a) for k, a in sorted(accounts.items()) if k not in user.bank_accounts],
+            "assigned": [
+                bank_account_record(accounts[k])
+                for k in sorted(user.bank_accounts)
+                if k in accounts
+            ],
+            "unassigned": [
+                bank_account_record(a)
+                for k, a in sorted(accounts.items())
+                if k not in user.bank_accounts
+            ],
         },
     }
 
@@ -277,8 +317,15 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
-        return _csv_lines([["field", "value"],
-                           *([key, "" if value is None else _csv_cell(value)] for key, value in detail_csv_rows(detail))])
+        return _csv_lines(
+            [
+                ["field", "value"],
+                *(
+                    [key, "" if value is None else _csv_cell(value)]
+                    for key, value in detail_csv_rows(detail)
+                ),
+            ]
+        )
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
     role = detail["role"]
@@ -306,8 +353,10 @@ def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
             ("Permissions", ", ".join(role["permissions"]) or "none"),
         ],
     )
-    for title, accounts in (("Assigned accounts", detail["bank_accounts"]["assigned"]),
-                            ("Unassigned accounts", detail["bank_accounts"]["unassigned"])):
+    for title, accounts in (
+        ("Assigned accounts", detail["bank_accounts"]["assigned"]),
+        ("Unassigned accounts", detail["bank_accounts"]["unassigned"]),
+    ):
         out.write(f"  {title}:\n")
         out.write(table(ACCOUNT_FIELDS, accounts, indent="    ") if accounts else "    none\n")
     if detail["status"] != "active" and detail["bank_accounts"]["unassigned"]:

@@ -7,7 +7,14 @@ from typing import Any, Mapping, Protocol
 import click
 
 from userctl.printable import printable
-from userctl.render.common import action_label, detail_lines, flags, reason_line, summary_line, symbol
+from userctl.render.common import (
+    action_label,
+    detail_lines,
+    flags,
+    reason_line,
+    summary_line,
+    symbol,
+)
 
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 
@@ -27,7 +34,9 @@ def header(data: Mapping[str, Any]) -> str:
     )
 
 
-def change_lines(change: Mapping[str, Any], paint: _Paint = _plain, shown_symbol: str | None = None) -> list[str]:
+def change_lines(
+    change: Mapping[str, Any], paint: _Paint = _plain, shown_symbol: str | None = None
+) -> list[str]:
     """One change as its head line and indented details (the markdown cap cuts between these).
     `shown_symbol` replaces the change's symbol at the start of the head line (markdown writes
     updates as `!`, which GitHub colours). Nothing taken from the data reaches the terminal
@@ -57,9 +66,13 @@ def provenance_line(data: Mapping[str, Any]) -> str:
     p = data.get("provenance") or {}
     if not p:
         return ""
-    files = ", ".join(f"{name} ({digest[:15]}…)" for name, digest in p["files"].items()) or "no file"
+    files = (
+        ", ".join(f"{name} ({digest[:15]}…)" for name, digest in p["files"].items()) or "no file"
+    )
     commit = f" at git commit {p['git_commit'][:12]}" if p["git_commit"] else ""
-    return printable(f"Made {p['created_at']} by userctl {p['userctl_version']} from {files}{commit}.")
+    return printable(
+        f"Made {p['created_at']} by userctl {p['userctl_version']} from {files}{commit}."
+    )
 
 
 def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
@@ -88,7 +101,13 @@ def render(data: Mapping[str, Any], *, color: bool = False) -> str:
         out.append("")
     for finding in data["findings"]:
         label = "BLOCKED" if finding["blocking"] else "note"
-        out.append(paint(printable(f"{label} [{finding['code']}]: {finding['message']}"), "red" if finding["blocking"] else "cyan", bold=finding["blocking"]))
+        out.append(
+            paint(
+                printable(f"{label} [{finding['code']}]: {finding['message']}"),
+                "red" if finding["blocking"] else "cyan",
+                bold=finding["blocking"],
+            )
+        )
     if data["findings"]:
         out.append("")
     out.append(paint(summary_line(data["summary"]), bold=True))

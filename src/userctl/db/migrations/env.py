@@ -28,5 +28,7 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise RuntimeError("offline (SQL script) migrations are not supported; run `userctl db upgrade`")
+    raise RuntimeError(
+        "offline (SQL script) migrations are not supported; run `userctl db upgrade`"
+    )
 run_migrations_online()

@@ -25,11 +25,21 @@ def upgrade() -> None:
     # Batch mode: SQLite cannot ALTER a column's type, so Alembic copies the table there; the
     # other backends get a plain ALTER.
     with op.batch_alter_table("audit_events") as batch:
-        batch.alter_column("verified_by", existing_type=sa.String(length=32), type_=sa.String(length=600), existing_nullable=False)
+        batch.alter_column(
+            "verified_by",
+            existing_type=sa.String(length=32),
+            type_=sa.String(length=600),
+            existing_nullable=False,
+        )
         batch.add_column(sa.Column("operator_verified", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_column("operator_verified")
-        batch.alter_column("verified_by", existing_type=sa.String(length=600), type_=sa.String(length=32), existing_nullable=False)
+        batch.alter_column(
+            "verified_by",
+            existing_type=sa.String(length=600),
+            type_=sa.String(length=32),
+            existing_nullable=False,
+        )

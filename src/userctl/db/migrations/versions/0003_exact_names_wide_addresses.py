@@ -25,7 +25,8 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen here, as a migration must be: the tables may be declared wider later, by a migration of their own.
+# Frozen here, as a migration must be: the tables may be declared wider later, by a migration of
+# their own.
 ADDRESS_BEFORE, ADDRESS_AFTER = 400, 2144
 EXACT_COLUMNS = (("roles", "name", 100), ("bank_accounts", "key", 100))
 
@@ -40,14 +41,23 @@ def upgrade() -> None:
     # Batch mode: SQLite cannot ALTER a column's type, so Alembic copies the table there; the
     # other backends get a plain ALTER.
     with op.batch_alter_table("audit_events") as batch:
-        batch.alter_column("address", existing_type=sa.String(length=ADDRESS_BEFORE), type_=sa.String(length=ADDRESS_AFTER),
-                           existing_nullable=False)
+        batch.alter_column(
+            "address",
+            existing_type=sa.String(length=ADDRESS_BEFORE),
+            type_=sa.String(length=ADDRESS_AFTER),
+            existing_nullable=False,
+        )
     if op.get_bind().dialect.name != "mysql":
         return  # PostgreSQL (a deterministic collation) and SQLite (BINARY) compare exactly already
     collation = _exact_collation()
     for table, column, width in EXACT_COLUMNS:
-        op.alter_column(table, column, existing_type=sa.String(length=width), type_=sa.String(length=width, collation=collation),
-                        existing_nullable=False)
+        op.alter_column(
+            table,
+            column,
+            existing_type=sa.String(length=width),
+            type_=sa.String(length=width, collation=collation),
+            existing_nullable=False,
+        )
 
 
 def downgrade() -> None:
@@ -56,8 +66,17 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "mysql":
         # Back to the table's default collation.
         for table, column, width in EXACT_COLUMNS:
-            op.alter_column(table, column, existing_type=sa.String(length=width, collation=_exact_collation()),
-                            type_=sa.String(length=width), existing_nullable=False)
+            op.alter_column(
+                table,
+                column,
+                existing_type=sa.String(length=width, collation=_exact_collation()),
+                type_=sa.String(length=width),
+                existing_nullable=False,
+            )
     with op.batch_alter_table("audit_events") as batch:
-        batch.alter_column("address", existing_type=sa.String(length=ADDRESS_AFTER), type_=sa.String(length=ADDRESS_BEFORE),
-                           existing_nullable=False)
+        batch.alter_column(
+            "address",
+            existing_type=sa.String(length=ADDRESS_AFTER),
+            type_=sa.String(length=ADDRESS_BEFORE),
+            existing_nullable=False,
+        )

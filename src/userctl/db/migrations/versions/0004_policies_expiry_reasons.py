@@ -27,13 +27,25 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect
     name_type = sa.String(length=100)
     if dialect.name == "mysql":
-        name_type = sa.String(length=100, collation="utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin")
+        name_type = sa.String(
+            length=100,
+            collation="utf8mb4_nopad_bin"
+            if getattr(dialect, "is_mariadb", False)
+            else "utf8mb4_0900_bin",
+        )
     op.create_table(
         "policies",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("organization_id", sa.Integer(), sa.ForeignKey("organizations.id", ondelete="CASCADE",
-                                                                 name="fk_policies_organization_id_organizations"),
-                  nullable=False),
+        sa.Column(
+            "organization_id",
+            sa.Integer(),
+            sa.ForeignKey(
+                "organizations.id",
+                ondelete="CASCADE",
+                name="fk_policies_organization_id_organizations",
+            ),
+            nullable=False,
+        ),
         sa.Column("rule", sa.String(length=40), nullable=False),
         sa.Column("name", name_type, nullable=False),
         sa.Column("value", sa.Text(), nullable=False),

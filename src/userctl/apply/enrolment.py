@@ -49,7 +49,7 @@ def enroll_user(
         )
 
     def enroll(conn: Connection, org_id: int) -> tuple[str, str]:
-        confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS)
+        confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS, now=now)
         target = conn.execute(
             select(User.id, User.status, User.totp_enrolled).where(
                 User.organization_id == org_id, User.email == email

@@ -1,12 +1,14 @@
-"""Who may confirm a change (DESIGN §1 "Operator"): an active user of the same organization,
-with an enrolled authenticator, whose role holds the permissions the change needs.
+"""Who may act (DESIGN §1 "Operator", §8 invariant 1): an active user of the same organization,
+not past their `expires`, with an enrolled authenticator, whose role holds the permissions the
+action needs.
 
-Shared by every command that takes `--operator` (apply, approve, mfa enroll) so the rule and
-its messages exist once. Runs inside the caller's transaction.
+The one rule for every command that acts or records who acted, so that the rule and its
+messages exist once. Runs inside the caller's transaction.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -24,12 +26,22 @@ class Operator:
     permissions: frozenset[str]
 
 
-def load_operator(conn: Connection, org_id: int, email: str, needs: Iterable[str] = ()) -> Operator:
-    """The operator `email` of organization `org_id`, or NotAuthorized saying why they may not
-    confirm: unknown, not active, no authenticator, or a role lacking one of `needs`."""
+def load_operator(
+    conn: Connection, org_id: int, email: str, needs: Iterable[str] = (), *, now: dt.datetime
+) -> Operator:
+    """The operator `email` of organization `org_id` at `now`, or NotAuthorized saying why they
+    may not act: unknown, not active, past their expiry, no authenticator, or a role lacking one
+    of `needs`."""
     email = email.strip().lower()
     row = conn.execute(
-        select(User.id, User.email, User.status, User.totp_enrolled, Role.name.label("role"))
+        select(
+            User.id,
+            User.email,
+            User.status,
+            User.totp_enrolled,
+            User.expires,
+            Role.name.label("role"),
+        )
         .join(Role, Role.id == User.role_id)
         .where(User.organization_id == org_id, User.email == email)
     ).first()
@@ -38,6 +50,13 @@ def load_operator(conn: Connection, org_id: int, email: str, needs: Iterable[str
     if row.status != "active":
         raise NotAuthorized(
             f"operator {email} is {row.status}: only active users can confirm changes"
+        )
+    # `expires` is the last day of access: from the day after, the user is no operator, even
+    # before a plan has deactivated them (or they would confirm the plan that keeps them).
+    if row.expires is not None and row.expires < now.date():
+        raise NotAuthorized(
+            f"operator {email} expired on {row.expires.isoformat()}: "
+            "an operator past their expiry cannot act"
         )
     has_secret = (
         conn.execute(select(TotpSecret.user_id).where(TotpSecret.user_id == row.id)).first()

@@ -90,7 +90,7 @@ def attest(
         raise UsageError(f"--note: {problem}")
 
     def work(conn: "Connection", org_id: int) -> str:
-        me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION])
+        me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION], now=now)
         otp.verify_operator_code(conn, me.id, otp_code, now)
         return audit.append_events(
             conn,

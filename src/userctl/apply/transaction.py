@@ -135,7 +135,9 @@ def approve_plan(
         live = read_live_state(conn, plan.organization)
         check_preconditions(plan, live)
         check_rederived(plan, live, now.date())
-        me = load_operator(conn, org_id, operator, required_permissions(plan.active_changes))
+        me = load_operator(
+            conn, org_id, operator, required_permissions(plan.active_changes), now=now
+        )
         otp.verify_operator_code(conn, me.id, otp_code, now)
         row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
         head = audit.append_events(
@@ -214,7 +216,7 @@ def _apply_locked(
     check_rederived(plan, live, now.date())
     if not changes:
         return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
-    me = load_operator(conn, org_id, operator, required_permissions(changes))
+    me = load_operator(conn, org_id, operator, required_permissions(changes), now=now)
     confirmed = Confirmation("none", False)
     if plan.requires_2fa:
         confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
@@ -404,7 +406,11 @@ def eligible_approvals(
         # deactivating or demoting someone must also withdraw what they approved.
         try:
             approver = load_operator(
-                conn, org_id, approval.approver_email, required_permissions(plan.active_changes)
+                conn,
+                org_id,
+                approval.approver_email,
+                required_permissions(plan.active_changes),
+                now=now,
             )
         except NotAuthorized as exc:
             void.append(str(exc))
@@ -436,7 +442,7 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
             return False
         try:
             me = load_operator(
-                conn, int(org.id), operator, required_permissions(plan.active_changes)
+                conn, int(org.id), operator, required_permissions(plan.active_changes), now=now
             )
         except NotAuthorized:
             return False

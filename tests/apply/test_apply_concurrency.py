@@ -414,11 +414,20 @@ def test_sqlite_apply_killed_mid_way_is_all_or_nothing(
     journal = Path(database + "-journal")
     before = tables(engine)
 
+    size_before = Path(database).stat().st_size
+
     proc = userctl(*apply_cmd(path, "root@acme.co"))
-    wait_until(lambda: journal.exists() or proc.poll() is not None, "the apply to start writing")
-    # Let it get well into its writes (a process committing phase by phase would have committed
-    # some by now), but not to the end.
-    time.sleep(1.0)
+    # Kill it well into its writes but not at the end, judged by progress rather than by a
+    # sleep (a fast machine finished the whole apply within a fixed second): once the written
+    # pages have spilled a megabyte into the database file, the transaction is mid-way (a process
+    # committing phase by phase would have committed some by now).
+    wait_until(
+        lambda: (
+            (journal.exists() and Path(database).stat().st_size > size_before + 2**20)
+            or proc.poll() is not None
+        ),
+        "the apply to get well into its writes",
+    )
     was_writing = proc.poll() is None and journal.exists()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=PATIENCE_S)

@@ -3,8 +3,8 @@ person can stand in for the other.
 
 Whoever enrols or re-keys an authenticator is shown its secret, so they can produce that
 operator's codes. "Who enrolled X's current authenticator" is derived from the audit log (the
-latest `mfa.enroll` of X, unless X was deleted, replaced or had 2FA disabled since), which is hash-chained and
-append-only: no column of its own that a platform write could leave behind or forge.
+latest `mfa.enroll` of X, unless X was deleted, replaced or had 2FA disabled since), which is
+hash-chained and append-only: no column of its own that a platform write could leave behind.
 """
 
 from __future__ import annotations

@@ -350,3 +350,49 @@ def test_mfa_enroll_cli_rekey_under_four_eyes(
     )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["totp_secret"] != carl.secret
+
+
+def test_a_second_code_without_a_second_operator_is_bad_input(
+    runner: Runner, engine: Engine, org: Org, carl: Operator
+) -> None:
+    before = tables(engine)
+    result = runner(
+        "mfa",
+        "enroll",
+        "carl@acme.co",
+        "--operator",
+        "root@acme.co",
+        "--otp-code",
+        org.root.code(),
+        "--second-otp-code",
+        "123456",
+    )
+    assert result.exit_code == 1 and "--second-otp-code needs --second-operator" in result.stderr
+    assert tables(engine) == before
+
+
+def test_a_wrong_second_code_is_booked_to_the_second_operator_and_enrols_nothing(
+    engine: Engine, org: Org, carl: Operator, factory: Factory, clock: Clock
+) -> None:
+    from userctl.errors import TwoFactorFailed
+
+    lead = factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
+    clock.tick()
+    right = lead.code(unix_seconds(clock.now))
+    wrong = "000000" if right != "000000" else "111111"
+    with pytest.raises(TwoFactorFailed):
+        enroll_user(
+            engine,
+            ORG,
+            "carl@acme.co",
+            "root@acme.co",
+            clock.code(org.root),
+            now=clock.now,
+            second=SecondConfirmer("lead@acme.co", wrong),
+        )
+    events = [(e.action, e.operator) for e in rows_of(engine, m.AuditEvent)]
+    assert events == [("otp.failure", "lead@acme.co")]
+    secret = rows_of(engine, m.TotpSecret.secret, m.TotpSecret.user_id == carl.user_id)[0][0]
+    from userctl.apply.secret_store import decrypt_secret
+
+    assert decrypt_secret(secret) == carl.secret

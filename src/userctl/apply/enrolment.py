@@ -167,7 +167,7 @@ def _second_confirmer(
     )
     if pair is None:
         raise NotAuthorized(
-            f"the re-key of {email} needs two different people: {'; '.join(why)}. "
+            f"confirming the enrolment of {email} takes two different people: {'; '.join(why)}. "
             "Nothing was written"
         )
     return other

@@ -209,6 +209,84 @@ def report_problem(data: Any, organization: str) -> str | None:
     return None
 
 
+# The audit actions that change nobody's access (DESIGN §8 invariant 5): a report made before
+# them still describes the organization. Every other action (any applied change, an enrolment,
+# an activity import that moves last logins) makes a report stale: a new kind of event is
+# stale until it is declared harmless here.
+NO_ACCESS_ACTIONS: Final[Mapping[str, str]] = {
+    ATTEST_ACTION: "an attestation records a review, it changes no grant",
+    APPROVE_ACTION: "an approval confirms a plan; the plan's apply is what changes access",
+    "otp.failure": "a refused code is booked against the operator's lockout",
+    "otp.lockout": "a lockout stops confirmations for a while, it grants nothing",
+    "notification.resend": "an invitation sent again; the invited user's access is unchanged",
+    "bank_account.import": "registers payout accounts; assigning them is what grants access",
+}
+# What a re-derived report is not compared on: the digest is recomputed, the audit head is
+# judged by staleness (the log may have grown by harmless events), and the report is re-derived
+# at its own generated_at.
+NOT_COMPARED: Final = frozenset({"digest", "audit_head", "generated_at"})
+
+
+def access_changes_since(
+    events: Sequence[Mapping[str, Any]], audit_head: str, genesis: str
+) -> list[Mapping[str, Any]] | None:
+    """The events after `audit_head` that change access (all of them when the head is the empty
+    chain's), or None when `audit_head` is not in `events`."""
+    if audit_head == genesis:
+        after: Sequence[Mapping[str, Any]] = events
+    else:
+        at = next((i for i, e in enumerate(events) if e["hash"] == audit_head), None)
+        if at is None:
+            return None
+        after = events[at + 1 :]
+    return [e for e in after if e["action"] not in NO_ACCESS_ACTIONS]
+
+
+def report_differences(saved: Mapping[str, Any], derived: Mapping[str, Any]) -> list[str]:
+    """What `saved` says that the report re-derived from the database does not, one sentence
+    each: users omitted or invented, a user's field shown otherwise, then any other part."""
+    found: list[str] = []
+    users = saved.get("users")
+    saved_users = (
+        {str(u.get("email")): u for u in users if isinstance(u, dict)}
+        if isinstance(users, list)
+        else {}
+    )
+    if not isinstance(users, list) or len(saved_users) != len(users):
+        found.append("its users are not a list of distinct users")
+    real = {str(u["email"]): u for u in derived["users"]}
+    for email, u in real.items():
+        mine = saved_users.get(email)
+        if mine is None:
+            found.append(f"the report omits {u['role']} {email}")
+            continue
+        for key, value in u.items():
+            if mine.get(key) != value:
+                shown = "grants" if key == "grants" else key
+                found.append(
+                    f"the report shows {email}'s {shown} as {_short(mine.get(key))}, "
+                    f"the database {_short(value)}"
+                )
+    found += [
+        f"the report lists {email}, who is not a user of {derived['organization']}"
+        for email in saved_users
+        if email not in real
+    ]
+    found += [
+        f"its {key} differs from the database's"
+        for key in sorted(set(saved) | set(derived))
+        if key not in NOT_COMPARED and key != "users" and saved.get(key) != derived.get(key)
+    ]
+    return found
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=True, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def attestation_record(data: Mapping[str, Any], reviewer: str, note: str | None) -> dict[str, Any]:
     """What an attestation's audit event says it attests."""
     return {

@@ -95,7 +95,7 @@ def test_init_creates_the_organization_the_admin_role_and_the_admin_only(
     )
     counts = _counts(engine)
     assert counts["totp_secrets"] == 1
-    assert counts["audit_events"] == 3
+    assert counts["audit_events"] == 4  # organization, role, admin, enrolment
     assert counts["bank_accounts"] == 0
 
 

@@ -62,7 +62,8 @@ def test_enrol_another_user_issues_a_working_secret(
         "mfa.enroll",
         'user["bob@acme.co"]',
     )
-    assert json.loads(event.after) == {"totp_enrolled": True} and event.hash == data["audit_head"]
+    assert json.loads(event.after) == {"totp_enrolled": True, "enrolled_by": "ana@acme.co"}
+    assert event.hash == data["audit_head"]
     assert new_secret not in " ".join(str(v) for v in event)
 
     # Bob's old authenticator is dead, the new one confirms his next action (enrolling carl).

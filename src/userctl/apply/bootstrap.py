@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from userctl import state
 from userctl.apply import demo, otp
 from userctl.apply.audit import AuditRecord, append_events
+from userctl.apply.enrolment import enrolment_record
+from userctl.apply.four_eyes import ENROL_ACTION
 from userctl.clock import utcnow
 from userctl.db import rows
 from userctl.db.engine import begin_write
@@ -109,6 +111,15 @@ def initialise(
                         after=state.user_record(
                             replace(admin, bank_accounts=frozenset(), totp_enrolled=True)
                         ),
+                    ),
+                    # The first admin is shown their own secret: enrolled by nobody else.
+                    AuditRecord(
+                        admin.email,
+                        "init",
+                        ENROL_ACTION,
+                        user_address(admin.email),
+                        before={"totp_enrolled": False},
+                        after=enrolment_record(admin.email),
                     ),
                 ],
                 utcnow(),

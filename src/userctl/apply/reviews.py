@@ -91,6 +91,10 @@ def attest(
 
     def work(conn: "Connection", org_id: int) -> str:
         me = load_operator(conn, org_id, reviewer, [REVIEWER_PERMISSION], now=now)
+        # Before the code: a refused report spends no time step and writes nothing.
+        problem = rederived_problem(conn, org_id, report, now)
+        if problem is not None:
+            raise Refused(f"cannot attest this report: {problem}. Nothing was written")
         otp.verify_operator_code(conn, me.id, otp_code, now)
         return audit.append_events(
             conn,
@@ -109,6 +113,53 @@ def attest(
         )
 
     return otp.locked_write(engine, organization, work, now=now, lock_timeout_s=lock_timeout_s)
+
+
+def rederived_problem(
+    conn: "Connection", org_id: int, report: Mapping[str, Any], now: dt.datetime
+) -> str | None:
+    """Why `report` is not the organization's access review as the database has it (DESIGN §8
+    invariant 5: a saved report is evidence, never authority), or None. It is stale when an event
+    that changes access (review.NO_ACCESS_ACTIONS says which do not) follows its audit_head; it is
+    wrong when the report re-derived at its own generated_at differs from it. In the caller's
+    transaction, under the organization lock, so nothing can change between check and record."""
+    from userctl.apply.audit import GENESIS, list_events
+    from userctl.clock import iso_z, naive_utc, parse_utc
+    from userctl.db.snapshot import read_organization
+
+    head = str(report.get("audit_head"))
+    events = list_events(conn, org_id)
+    changes = review.access_changes_since(events, head, GENESIS)
+    if changes is None:
+        return f"its audit_head {head} is not in the audit log of {report.get('organization')}"
+    if changes:
+        first = changes[0]
+        return (
+            f"access changed since it was made: {len(changes)} access-changing event(s) after "
+            f"its audit_head, the first #{first['seq']} {first['action']} {first['address']} at "
+            f"{first['time']}; make a new report with `userctl review --format json`"
+        )
+    try:
+        made = parse_utc(str(report.get("generated_at")))
+    except ValueError:
+        return f"its generated_at {report.get('generated_at')!r} is not an instant"
+    # Made no earlier than the event it names as its head, and not in the future: a report
+    # back-dated before its own head is re-derived at a moment it cannot describe.
+    head_time = next((e["time"] for e in events if e["hash"] == head), None)
+    if made > naive_utc(now) or (head_time is not None and iso_z(made) < head_time):
+        return (
+            f"its generated_at {iso_z(made)} is not between its audit_head's event "
+            f"({head_time or 'none'}) and now"
+        )
+    _, org = read_organization(conn, str(report.get("organization")))
+    differences = review.report_differences(report, read_report(conn, org_id, org, made))
+    if differences:
+        return (
+            "it differs from the database: "
+            + "; ".join(differences[:5])
+            + (f" and {len(differences) - 5} more difference(s)" if len(differences) > 5 else "")
+        )
+    return None
 
 
 def read_evidence(

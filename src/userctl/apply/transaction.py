@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from userctl.apply import approvals
+    from userctl.apply.operators import Operator
 
 Progress = Callable[[int], None]
 
@@ -219,7 +220,7 @@ def _apply_locked(
     me = load_operator(conn, org_id, operator, required_permissions(changes), now=now)
     confirmed = Confirmation("none", False)
     if plan.requires_2fa:
-        confirmed = _confirm(conn, org_id, plan, me.id, live, otp_code, now)
+        confirmed = _confirm(conn, org_id, plan, me, live, otp_code, now)
     executor = Executor(conn, org_id, now)
     options = PlanOptions(
         allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),
@@ -334,43 +335,50 @@ def _confirm(
     conn: "Connection",
     org_id: int,
     plan: Plan,
-    operator_id: int,
+    me: "Operator",
     live: LiveState,
     otp_code: str | None,
     now: dt.datetime,
 ) -> Confirmation:
     """2FA for this plan (DESIGN §4). Without four eyes: the applier's own TOTP code, or one
-    unexpired approval of this exact digest. Under four eyes, two different people must have
-    proved it: the applier's code and an approval by someone else, or approvals by two different
-    operators. A named operator without a code proves nothing."""
+    unexpired approval of this exact digest. Under four eyes, proofs of two people who cannot
+    stand in for each other, as `four_eyes.two_people` decides: the applier's code and an
+    approval, or two approvals. A named operator without a code proves nothing."""
     from userctl.apply import approvals, otp
+    from userctl.apply.four_eyes import Proof, two_people
 
     four_eyes = live.organization.four_eyes
     own = otp_code is not None
     if otp_code is not None:
-        otp.verify_operator_code(conn, operator_id, otp_code, now)
+        otp.verify_operator_code(conn, me.id, otp_code, now)
         if not four_eyes:
             return Confirmation("totp", True)
-    needed = 2 if four_eyes and not own else 1
-    # With the applier's own code, only someone else's approval adds a second person.
-    found, void = eligible_approvals(conn, org_id, plan, operator_id if own else None, now)
-    if len(found) >= needed:
-        used = found[:needed]
+    found, void = eligible_approvals(conn, org_id, plan, None, now)
+    if not four_eyes and found:
+        approvals.mark_used(conn, found[0].id, now)
+        approver = found[0].approver_email
+        return Confirmation(f"approval:{approver}", False, (approver,))
+    proofs = ([Proof(me.id, me.email)] if own else []) + [
+        Proof(a.approver_id, a.approver_email, a) for a in found
+    ]
+    pair, passed_over = two_people(conn, org_id, proofs) if four_eyes else (None, [])
+    if pair is not None:
+        used = [p.approval for p in pair if p.approval is not None]
         for approval in used:
             approvals.mark_used(conn, approval.id, now)
-        proofs = (["totp"] if own else []) + [f"approval:{a.approver_email}" for a in used]
-        return Confirmation("+".join(proofs), own, tuple(a.approver_email for a in used))
+        names = ["totp" if p.approval is None else f"approval:{p.email}" for p in pair]
+        return Confirmation("+".join(names), own, tuple(a.approver_email for a in used))
     steps = plan.summary()["requires_2fa"]
     if void and not found:
         raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))
     if four_eyes:
-        have = (["your own code"] if own else []) + [
-            f"an approval by {a.approver_email}" for a in found
-        ]
+        have = ["your own code" if p.approval is None else p.describe() for p in proofs]
         raise TwoFactorRequired(
             f"{steps} step(s) of this plan need 2FA and organization {plan.organization} requires "
-            "four eyes: two different people must confirm this exact plan, and there is "
-            f"{' and '.join(have) or 'no confirmation'}. "
+            "four eyes: two different people must confirm this exact plan (neither able to act "
+            f"as the other), and there is {' and '.join(have) or 'no confirmation'}"
+            + (f" ({'; '.join(passed_over)})" if passed_over else "")
+            + ". "
             + (
                 "Someone else must approve it"
                 if own
@@ -428,6 +436,7 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
     refuse the operator anyway. A read-only look: apply decides again under its lock."""
     from sqlalchemy import select
 
+    from userctl.apply.four_eyes import Proof, two_people
     from userctl.apply.operators import load_operator
     from userctl.db.engine import begin_read
     from userctl.db.models import Organization
@@ -446,11 +455,12 @@ def code_can_confirm(engine: "Engine", plan: Plan, operator: str, now: dt.dateti
             )
         except NotAuthorized:
             return False
+        found, _ = eligible_approvals(conn, int(org.id), plan, None, now)
         if not org.four_eyes:
-            found, _ = eligible_approvals(conn, int(org.id), plan, None, now)
             return not found
-        # Under four eyes a code helps only beside someone else's approval, and is not needed
-        # when two operators have approved.
-        others, _ = eligible_approvals(conn, int(org.id), plan, me.id, now)
-        everyone, _ = eligible_approvals(conn, int(org.id), plan, None, now)
-        return bool(others) and len(everyone) < 2
+        # Under four eyes a code helps only when it pairs with someone's approval, and is not
+        # needed when the approvals already pair up: the same rule apply uses.
+        approved = [Proof(a.approver_id, a.approver_email, a) for a in found]
+        if two_people(conn, int(org.id), approved)[0] is not None:
+            return False
+        return two_people(conn, int(org.id), [Proof(me.id, me.email), *approved])[0] is not None

@@ -27,6 +27,17 @@ def mfa() -> None:
 @click.argument("email")
 @operator_option
 @otp_option
+@click.option(
+    "--second-operator",
+    metavar="EMAIL",
+    help="Under four eyes, re-keying an authenticator already enrolled needs a second admin "
+    "(users.manage), a different person from --operator, confirming with their own code.",
+)
+@click.option(
+    "--second-otp-code",
+    metavar="CODE",
+    help="The second operator's six-digit TOTP code; asked for on a terminal when needed.",
+)
 @lock_option
 @click.option(
     "--json",
@@ -35,11 +46,19 @@ def mfa() -> None:
     help="Print {organization, user, totp_secret, otpauth_uri, audit_head} as JSON, for scripts.",
 )
 def enroll(
-    email: str, operator: str, otp_code: str | None, lock_timeout: float, as_json: bool
+    email: str,
+    operator: str,
+    otp_code: str | None,
+    second_operator: str | None,
+    second_otp_code: str | None,
+    lock_timeout: float,
+    as_json: bool,
 ) -> None:
     """Give EMAIL (an active user) a new authenticator; the old one stops working. Another admin
-    with users.manage confirms with their own TOTP code. The secret is shown once."""
-    from userctl.apply.enrolment import enroll_user
+    with users.manage confirms with their own TOTP code. The secret is shown once. Under four
+    eyes, replacing an authenticator already enrolled also needs --second-operator (with
+    --second-otp-code); the re-keyed user's unused approvals stop counting."""
+    from userctl.apply.enrolment import SecondConfirmer, enroll_user
     from userctl.clock import utcnow
 
     # Before the prompt: a wrong --organization fails without asking anyone for a code.
@@ -50,6 +69,17 @@ def enroll(
             "mfa enroll needs the operator's --otp-code (or "
             "USERCTL_OTP_CODE) when there is no terminal"
         )
+    if second_otp_code is not None and second_operator is None:
+        raise UsageError("--second-otp-code needs --second-operator: whose code is it?")
+    second = None
+    if second_operator is not None:
+        if second_otp_code is None and not interactive():
+            raise UsageError("--second-operator needs --second-otp-code when there is no terminal")
+        if second_otp_code is None:
+            second_otp_code = click.prompt(
+                f"TOTP code of {second_operator}", hide_input=True, err=True
+            )
+        second = SecondConfirmer(second_operator, second_otp_code or "")
     result = with_code(
         lambda code: enroll_user(
             app().engine(),
@@ -59,6 +89,7 @@ def enroll(
             code or "",
             now=utcnow(),
             lock_timeout_s=lock_timeout,
+            second=second,
         ),
         otp_code,
         ask=otp_code is None,
@@ -84,7 +115,8 @@ def enroll(
 
     click.echo(
         f"Enrolled a new authenticator for {result.email} in {result.organization}, "
-        f"confirmed by {operator.strip().lower()}."
+        f"confirmed by {operator.strip().lower()}"
+        + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
     click.echo(f"Audit head: {result.audit_head}")
     click.echo()

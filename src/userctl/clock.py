@@ -20,10 +20,38 @@ def naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def parse_utc(text: str) -> dt.datetime:
+def parse_utc(text: str, *, day_end: bool = False) -> dt.datetime:
     """An ISO 8601 date or date-time as naive UTC (a value without a zone is UTC already): the one
-    reading of every instant a user or a file gives. Raises ValueError."""
-    return naive_utc(dt.datetime.fromisoformat(text.strip()))
+    reading of every instant a user or a file gives. With `day_end`, a date alone is the end of
+    that day, as the exclusive bound of a period: the start of the next one. Raises ValueError
+    with a sentence saying why, also for an instant the calendar cannot hold once in UTC (before
+    0001-01-01T00:00Z, or a day after 9999-12-31): every caller shows that sentence as the
+    problem of its option or its FILE:LINE:COL."""
+    stripped = text.strip()
+    try:
+        moment = dt.datetime.fromisoformat(stripped)
+    except ValueError as exc:
+        # Python's own words only where they add something ("month must be in 1..12").
+        why = "" if str(exc).startswith("Invalid isoformat") else f" ({exc})"
+        raise ValueError(f"{stripped!r} is not an ISO 8601 date or date-time{why}") from None
+    try:
+        if day_end and _is_date(stripped):
+            return moment + dt.timedelta(days=1)
+        return naive_utc(moment)
+    except OverflowError:
+        raise ValueError(
+            f"{stripped!r} lies outside the calendar once in UTC: give an instant from "
+            "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        ) from None
+
+
+def _is_date(text: str) -> bool:
+    """A date alone, in any form fromisoformat reads (2026-03-01, 20260301, 2026-W09-7)."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def unix_seconds(moment: dt.datetime) -> int:

@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final, Iterable, Mapping, Sequence
 
-from userctl.clock import iso_z, naive_utc
+from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.hygiene import Account, ReviewSettings, is_dormant, privileged
 from userctl.plan import Finding, assignment_address, compute_digest, user_address
 
@@ -330,9 +330,7 @@ def review_status(
     if not done:
         return ReviewStatus(None, None, True)
     last = done[-1]
-    due = naive_utc(dt.datetime.fromisoformat(str(last["time"]))) + dt.timedelta(
-        days=settings.review_every_days
-    )
+    due = parse_utc(str(last["time"])) + dt.timedelta(days=settings.review_every_days)
     return ReviewStatus(last, due, naive_utc(now) > due)
 
 
@@ -352,9 +350,7 @@ def in_period(
     events: Iterable[Mapping[str, Any]], since: dt.datetime, until: dt.datetime
 ) -> list[Mapping[str, Any]]:
     """The events at or after `since` and before `until` (naive UTC)."""
-    return [
-        e for e in events if since <= naive_utc(dt.datetime.fromisoformat(str(e["time"]))) < until
-    ]
+    return [e for e in events if since <= parse_utc(str(e["time"])) < until]
 
 
 def applied_plans(

@@ -115,7 +115,7 @@ def test_a_bad_row_imports_nothing(
     lines = result.stderr.splitlines()
     assert lines[0] == f"{path}:3:1: email: no user 'zed@acme.co' in this organization"
     assert lines[1].startswith(
-        f"{path}:4:12: last_login_at: 'yesterday' is not an ISO 8601 date-time"
+        f"{path}:4:12: last_login_at: 'yesterday' is not an ISO 8601 date or date-time"
     )
     assert lines[2].startswith(f"{path}:5:12: last_login_at: {tomorrow}T00:00:00Z is in the future")
     assert lines[3] == f"{path}:6:1: email: ana@acme.co is also on line 2"

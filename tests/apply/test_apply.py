@@ -772,7 +772,7 @@ def test_saved_plan_that_is_not_a_plan_is_bad_input(
     assert result.exit_code == 1
     assert f"{path}:2:" in result.stderr and "Traceback" not in result.output
     missing = runner(*apply_args(tmp_path / "missing.json", "root@acme.co"))
-    assert missing.exit_code == 1 and "cannot read saved plan" in missing.stderr
+    assert missing.exit_code == 1 and "cannot read the saved plan" in missing.stderr
 
 
 # --- invitations ------------------------------------------------------------------------------

@@ -438,7 +438,7 @@ def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:
     assert [e["seq"] for e in aware] == [1, 2, 3, 4]  # 11:00 UTC
 
     bad = runner("audit", "log", "--since", "yesterday")
-    assert bad.exit_code == 1 and "--since 'yesterday' is not an ISO date" in bad.stderr
+    assert bad.exit_code == 1 and "--since 'yesterday' is not an ISO 8601 date" in bad.stderr
 
 
 def test_cli_needs_an_organization_when_there_are_several(factory, runner) -> None:

@@ -105,7 +105,7 @@ def test_apply_of_something_endless_is_refused_at_the_size_cap(
     # /dev/zero is no plan: refused after reading at most the size cap, never read forever.
     before = tables(engine)
     result = runner("apply", "/dev/zero", "--operator", org.root.email, "--yes")
-    assert result.exit_code == 1 and "larger than" in result.stderr
+    assert result.exit_code == 1 and "saved plan is over the 512 MiB limit" in result.stderr
     assert tables(engine) == before
 
 

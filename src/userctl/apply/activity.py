@@ -38,13 +38,10 @@ class ActivityResult:
     plan: ActivityPlan
 
 
-def parse_instant(text: str) -> dt.datetime | None:
+def parse_instant(text: str) -> dt.datetime:
     """An ISO 8601 date or date-time as naive UTC whole seconds (a time without a zone is UTC;
-    MariaDB keeps no fraction, and idempotence compares what it stored), or None."""
-    try:
-        return parse_utc(text).replace(microsecond=0)
-    except ValueError:
-        return None
+    MariaDB keeps no fraction, and idempotence compares what it stored). Raises ValueError."""
+    return parse_utc(text).replace(microsecond=0)
 
 
 def plan_activity(
@@ -59,7 +56,7 @@ def plan_activity(
     unchanged = 0
     latest = naive_utc(now)
     for line, values, cols in csv_rows(text, reader, COLUMNS):
-        email, when = values["email"].lower(), parse_instant(values["last_login_at"])
+        email = values["email"].lower()
         if email in first_line:
             reader.problem(
                 line, f"{email} is also on line {first_line[email]}", "email", cols["email"]
@@ -68,15 +65,17 @@ def plan_activity(
         first_line[email] = line
         if email not in recorded:
             reader.problem(line, f"no user {email!r} in this organization", "email", cols["email"])
-        if when is None:
+        try:
+            when: dt.datetime | None = parse_instant(values["last_login_at"])
+        except ValueError as exc:
+            when = None
             reader.problem(
                 line,
-                f"{values['last_login_at']!r} is not an ISO 8601 "
-                "date-time, e.g. 2026-11-30T08:15:00Z",
+                f"{exc}, e.g. 2026-11-30T08:15:00Z",
                 "last_login_at",
                 cols["last_login_at"],
             )
-        elif when > latest:
+        if when is not None and when > latest:
             reader.problem(
                 line,
                 f"{iso_z(when)} is in the future (now is {iso_z(latest)})",

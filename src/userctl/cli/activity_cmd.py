@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
@@ -37,12 +35,13 @@ def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
     any bad row imports nothing."""
     from userctl.apply.activity import import_activity
     from userctl.clock import utcnow
+    from userctl.desired.reader import MAX_CSV_BYTES, read_bounded
 
     ctx = app()
     result = import_activity(
         ctx.engine(),
         ctx.organization,
-        Path(path).read_bytes(),
+        read_bounded(path, MAX_CSV_BYTES, advice="split it into several imports"),
         path,
         operator,
         lock_timeout_s,

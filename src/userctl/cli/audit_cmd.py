@@ -134,8 +134,5 @@ def _parse_head(value: str) -> str:
 def _parse_since(value: str) -> dt.datetime:
     try:
         return parse_utc(value)
-    except ValueError:
-        raise UsageError(
-            f"--since {value!r} is not an ISO date or date-time, e.g. "
-            "2026-03-01 or 2026-03-01T12:00Z"
-        ) from None
+    except ValueError as exc:
+        raise UsageError(f"--since {exc}, e.g. 2026-03-01 or 2026-03-01T12:00Z") from None

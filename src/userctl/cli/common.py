@@ -27,7 +27,7 @@ from userctl import state
 from userctl.cli.context import app
 from userctl.errors import CodeRejected, InputError, Problem, UsageError
 from userctl.gcpause import gc_paused
-from userctl.plan import MAX_PLAN_BYTES, Finding, Plan, loads, provenance
+from userctl.plan import Finding, Plan, loads, provenance
 from userctl.planner import PlanOptions, diff
 
 if TYPE_CHECKING:
@@ -239,13 +239,14 @@ def interactive() -> bool:
 
 def read_plan_file(path: str) -> Plan:
     """A saved plan whose size, format and digest are right; nothing about it is trusted yet."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PLAN_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read saved plan {path}: {exc.strerror}") from None
-    if len(data) > MAX_PLAN_BYTES:
-        raise UsageError(f"{path} is larger than {MAX_PLAN_BYTES // 2**20} MiB: not a saved plan")
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
+
+    data = read_bounded(
+        path,
+        MAX_DOCUMENT_BYTES,
+        what="saved plan",
+        advice="it is not one `plan --out` wrote",
+    )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -339,9 +340,17 @@ def located_findings(
 def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
     """The SHA-256 of each desired-state file `path` names (a file, or a directory's *.yaml), by
     the path as given."""
+    from userctl.desired.reader import MAX_FILE_BYTES, read_bounded
+
     files = sorted(Path(path).glob("*.yaml")) if os.path.isdir(path) else [Path(path)]
+    # Read again after loading: bounded like the load, should the file have grown meanwhile.
     return {
-        str(f): "sha256:" + hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()
+        str(f): "sha256:"
+        + hashlib.sha256(
+            read_bounded(f, MAX_FILE_BYTES, advice="split the users across several files")
+        ).hexdigest()
+        for f in files
+        if f.is_file()
     }
 
 

@@ -22,15 +22,9 @@ def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
     """A period bound as naive UTC: a date is the start of that day, or for --until the start of
     the next one (the day is included)."""
     try:
-        if len(value.strip()) == 10:
-            day = dt.date.fromisoformat(value.strip())
-            return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
-        return parse_utc(value)
-    except ValueError:
-        raise UsageError(
-            f"{option} {value!r} is not an ISO date or date-time, e.g. "
-            "2026-01-01 or 2026-06-30T18:00Z"
-        ) from None
+        return parse_utc(value, day_end=end)
+    except ValueError as exc:
+        raise UsageError(f"{option} {exc}, e.g. 2026-01-01 or 2026-06-30T18:00Z") from None
 
 
 def manifest(files: dict[str, str]) -> str:

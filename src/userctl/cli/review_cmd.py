@@ -16,11 +16,16 @@ EXIT_OVERDUE_MESSAGE = "the access review is overdue"
 
 
 def _read_report_file(path: str) -> Any:
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
+
+    data = read_bounded(
+        path,
+        MAX_DOCUMENT_BYTES,
+        what="report",
+        advice="it is not one `userctl review --format json` wrote",
+    )
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise UsageError(
             f"{path} is not a report: not JSON (write one with `userctl review --format json`)"

@@ -3,7 +3,6 @@ one read-only transaction, and `accounts import`, which registers bank accounts 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
@@ -176,8 +175,9 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
     values are left alone; any bad row imports nothing."""
     from userctl.apply.accounts_import import import_bank_accounts
     from userctl.clock import utcnow
+    from userctl.desired.reader import MAX_CSV_BYTES, read_bounded
 
-    data = Path(path).read_bytes()
+    data = read_bounded(path, MAX_CSV_BYTES, advice="split it into several imports")
     ctx = app()
     result = import_bank_accounts(
         ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow()

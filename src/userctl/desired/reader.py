@@ -1,8 +1,14 @@
-"""Reading a desired-state file's bytes: everything refused before any YAML parser sees them.
+"""Reading a file a command takes: the one bounded reader of every user path (a desired-state
+file, a CSV import, a saved plan, a review report), and the desired-state file's own checks, made
+before any YAML parser sees its bytes.
 
-A file over the size limit is refused from its size alone, before it is read; then it must be
-UTF-8 (the message says where the first bad byte is) and hold something other than whitespace
-and comments.
+Every read stops at its limit plus one byte, whatever the path is: a regular file over the limit
+is refused from its size alone, and a device or a pipe (`/dev/zero`, a FIFO fed forever) from
+what it gave. A FIFO nobody writes to is opened without waiting and reads as empty: a command
+never hangs on the name of a path.
+
+A desired-state file must also be UTF-8 (the message says where the first bad byte is) and hold
+something other than whitespace and comments.
 """
 
 from __future__ import annotations
@@ -10,12 +16,21 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 import sys
 from typing import Final
 
 from userctl.errors import InputError, Problem
 
-MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+_MIB: Final = 1024 * 1024
+# 100,000 users with their accounts make a 30 MB desired-state file (DESIGN §6); twice that
+# leaves room for comments and long names. A CSV import is held to the same text limit: 100,000
+# rows of its widest legal values stay under it.
+MAX_FILE_BYTES: Final = 64 * _MIB
+MAX_CSV_BYTES: Final = MAX_FILE_BYTES
+# A saved plan or a review report is read whole into memory: a plan of 100,000 users' changes is
+# about 150 MB of indented JSON, a review report of them is of the same order.
+MAX_DOCUMENT_BYTES: Final = 512 * _MIB
 _BOM_BYTES: Final = "\ufeff".encode("utf-8")
 # Stops at the first line holding anything else, so it costs nothing on a real file. A byte order
 # mark counts as blank: libyaml skips one wherever a token may start, so a file of nothing but
@@ -52,30 +67,64 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
         raise InputError(
             [at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")]
         )
+    data = read_bounded(
+        path,
+        MAX_FILE_BYTES,
+        shown,
+        advice="split the users across several files in a directory",
+        directory=DIRECTORY,
+    )
+    return Source(shown, check(data, shown))
+
+
+def read_bounded(
+    path: str | os.PathLike[str],
+    limit: int,
+    file: str | None = None,
+    *,
+    what: str = "file",
+    advice: str,
+    directory: str = "this is a directory, not a file",
+) -> bytes:
+    """At most `limit` bytes of `path`, the one way a command reads a file it is given; raises
+    InputError naming `file` (default: `path`) when there are more, or the path cannot be read.
+    `what` names the kind of file in messages, `advice` what to do with one over the limit."""
+    shown = file if file is not None else os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise InputError([_too_big(shown, size)])
-            # One byte more than allowed tells a file that grew while being read.
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except IsADirectoryError:
-        raise InputError([at_start(shown, DIRECTORY)]) from None
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever if none comes.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError as exc:
         if os.path.islink(path):
             raise InputError([at_start(shown, broken_link(path))]) from None
-        raise InputError(
-            [at_start(shown, f"cannot read the file: {exc.strerror or exc}")]
-        ) from None
+        raise InputError([at_start(shown, _unreadable(what, exc))]) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InputError([at_start(shown, broken_link(path))]) from None
-        raise InputError(
-            [at_start(shown, f"cannot read the file: {exc.strerror or exc}")]
-        ) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InputError([_too_big(shown, len(data))])
-    return Source(shown, check(data, shown))
+        if exc.errno == errno.EISDIR:
+            raise InputError([at_start(shown, directory)]) from None
+        raise InputError([at_start(shown, _unreadable(what, exc))]) from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError([at_start(shown, directory)])
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+            raise InputError([_too_big(shown, what, limit, advice, info.st_size)])
+        # Reads wait for data again: a pipe's writer may be slower than this reader.
+        os.set_blocking(fd, True)
+        try:
+            # One byte more than allowed tells a file that grew, or a device that never ends.
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            if exc.errno == errno.EISDIR:
+                raise InputError([at_start(shown, directory)]) from None
+            raise InputError([at_start(shown, _unreadable(what, exc))]) from None
+    if len(data) > limit:
+        raise InputError([_too_big(shown, what, limit, advice)])
+    return data
+
+
+def _unreadable(what: str, exc: OSError) -> str:
+    return f"cannot read the {what}: {exc.strerror or exc}"
 
 
 _FS_ENCODING: Final = sys.getfilesystemencoding()
@@ -150,15 +199,10 @@ def check(data: bytes, file: str) -> bytes:
     return data
 
 
-def _too_big(file: str, size: int) -> Problem:
-    mib = 1024 * 1024
-    return Problem(
-        f"the file is {size / mib:.1f} MiB, over the {MAX_FILE_BYTES // mib} MiB limit; "
-        "split the users across several files in a directory",
-        file=file,
-        line=1,
-        col=1,
-    )
+def _too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:
+    """The one sentence for a file over its limit: a device or a pipe has no size to show."""
+    shown = "" if size is None else f" {size / _MIB:.1f} MiB,"
+    return at_start(file, f"the {what} is{shown} over the {limit // _MIB} MiB limit; {advice}")
 
 
 def _not_utf8(data: bytes, start: int, file: str) -> Problem:

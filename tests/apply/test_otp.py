@@ -50,7 +50,7 @@ def confirm(
     def work(conn: sa.Connection, _org_id: int) -> None:
         if also is not None:
             conn.execute(also)
-        otp.verify_operator_code(conn, op.user_id, code, now)
+        otp.verify_operator_code(conn, op.user_id, code, now, read_at=now)
 
     otp.locked_write(engine, "acme-payments", work, now=now, lock_timeout_s=5)
 
@@ -203,7 +203,7 @@ def test_a_rolled_back_confirmation_does_not_burn_the_code(engine: Engine, op: A
     code = code_at(op.secret, T0)
     with pytest.raises(RuntimeError):
         with begin_write(engine) as conn:
-            otp.verify_operator_code(conn, op.user_id, code, T0)
+            otp.verify_operator_code(conn, op.user_id, code, T0, read_at=T0)
             raise RuntimeError("a later step of the command failed")
     confirm(engine, op, code, T0)
 
@@ -220,12 +220,12 @@ def test_two_transactions_racing_with_one_code_only_one_wins(
     second = engine.connect().execution_options(isolation_level="REPEATABLE READ")
     try:
         first.begin()
-        otp.verify_operator_code(first, op.user_id, code, T0)
+        otp.verify_operator_code(first, op.user_id, code, T0, read_at=T0)
         second.begin()
         second.execute(sa.select(OtpUse.id)).all()  # its snapshot predates the first's commit
         first.commit()
         with pytest.raises(TwoFactorFailed, match="already used"):
-            otp.verify_operator_code(second, op.user_id, code, T0)
+            otp.verify_operator_code(second, op.user_id, code, T0, read_at=T0)
         second.execute(
             sa.update(User).where(User.id == op.user_id).values(first_name="Still usable")
         )
@@ -319,4 +319,4 @@ def test_an_operator_without_authenticator_is_refused(engine: Engine, factory: A
     user = factory.user(org, "bob@acme.co", factory.role(org, "R"))
     with pytest.raises(TwoFactorFailed, match="no authenticator"):
         with begin_write(engine) as conn:
-            otp.verify_operator_code(conn, user, "123456", T0)
+            otp.verify_operator_code(conn, user, "123456", T0, read_at=T0)

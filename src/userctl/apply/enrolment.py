@@ -45,6 +45,7 @@ class SecondConfirmer:
 
     email: str
     code: str = field(repr=False)
+    read_at: dt.datetime | None = None  # when the command read `code`; None: at the check
 
 
 def enrolment_record(enrolled_by: str, **extra: object) -> dict[str, object]:
@@ -62,11 +63,13 @@ def enroll_user(
     now: dt.datetime,
     lock_timeout_s: float = 30.0,
     second: SecondConfirmer | None = None,
+    code_read_at: dt.datetime | None = None,
 ) -> Enrolment:
     """Give `email` (an active user of `organization`) a new authenticator secret, confirmed by
     `operator` with `code` (and by `second` when four eyes requires it). The previous secret
     stops working. One transaction, under the organization lock; a wrong code is booked towards
-    its operator's lockout."""
+    its operator's lockout. `code` is judged at `code_read_at` (default `now`), when the command
+    read it; the second code at its own `read_at`."""
     email, operator = email.strip().lower(), operator.strip().lower()
     second_email = second.email.strip().lower() if second else None
     for who in (operator, second_email):
@@ -96,9 +99,11 @@ def enroll_user(
             is not None
         )
         other = _second_confirmer(conn, org_id, confirmer, second, rekey, email, now)
-        otp.verify_operator_code(conn, confirmer.id, code, now)
+        otp.verify_operator_code(conn, confirmer.id, code, now, read_at=code_read_at or now)
         if other is not None and second is not None:
-            otp.verify_operator_code(conn, other.id, second.code, now)
+            otp.verify_operator_code(
+                conn, other.id, second.code, now, read_at=second.read_at or now
+            )
         voided = _void_approvals(conn, int(target.id), now) if rekey else 0
         secret = otp.enroll(conn, int(target.id))
         extra: dict[str, object] = {}

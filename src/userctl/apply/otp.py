@@ -106,11 +106,20 @@ def enroll(conn: Connection, user_id: int) -> str:
     return secret
 
 
-def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.datetime) -> None:
+def verify_operator_code(
+    conn: Connection, user_id: int, code: str, now: dt.datetime, *, read_at: dt.datetime
+) -> None:
     """Accept `code` from operator `user_id` at `now`, or raise TwoFactorFailed saying why
     (`WrongCode` when it should count towards the lockout). Call it inside `locked_write` (see
-    the module doc), before the first write."""
+    the module doc), before the first write.
+
+    The code is judged at `read_at`, the moment the command read it (its prompt returned, or the
+    command started with it in an option or a variable), not at `now`: whatever the command did
+    in between (planning a large file, waiting for the lock) cannot turn a code that was valid
+    when given into a wrong one counted towards the lockout. A moment after `now` is no reading
+    of a code; the lockout and the record of the used step are of `now`."""
     moment = naive_utc(now)
+    given = min(naive_utc(read_at), moment)
     # FOR UPDATE: the lockout and the counter are read and written by one check at a time,
     # whatever lock the caller holds (every caller also holds the organization's).
     row = conn.execute(
@@ -134,7 +143,7 @@ def verify_operator_code(conn: Connection, user_id: int, code: str, now: dt.date
             "a one-time code is exactly six digits 0-9; copy it from the authenticator app"
         )
     step = _matching_step(
-        decrypt_secret(str(row.secret)), code, unix_seconds(moment) // STEP_SECONDS
+        decrypt_secret(str(row.secret)), code, unix_seconds(given) // STEP_SECONDS
     )
     if step is None:
         raise WrongCode(user_id, email)

@@ -74,9 +74,11 @@ def attest(
     *,
     now: dt.datetime,
     lock_timeout_s: float,
+    code_read_at: dt.datetime | None = None,
 ) -> str:
     """Record `reviewer`'s TOTP-confirmed attestation of `report` (checked: its digest recomputed
-    from its content, and that it is this organization's); returns the new audit chain head."""
+    from its content, and that it is this organization's); returns the new audit chain head. The
+    code is judged at `code_read_at` (default `now`), when the command read it."""
     from userctl.apply import audit, otp
     from userctl.apply.operators import load_operator
     from userctl.plan import organization_address
@@ -95,7 +97,7 @@ def attest(
         problem = rederived_problem(conn, org_id, report, now)
         if problem is not None:
             raise Refused(f"cannot attest this report: {problem}. Nothing was written")
-        otp.verify_operator_code(conn, me.id, otp_code, now)
+        otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at or now)
         return audit.append_events(
             conn,
             org_id,

@@ -90,8 +90,10 @@ def apply_plan(
     allow_mass_removal: bool = False,
     lock_timeout_s: float = 30.0,
     now: dt.datetime,
+    code_read_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> ApplyResult:
+    """`code_read_at`: when the command read `otp_code` (default `now`); it is judged then."""
     from userctl.apply import otp
 
     operator = operator.strip().lower()
@@ -100,7 +102,15 @@ def apply_plan(
         engine,
         plan.organization,
         lambda conn, org_id: _apply_locked(
-            conn, org_id, plan, operator, otp_code, allow_mass_removal, now, progress
+            conn,
+            org_id,
+            plan,
+            operator,
+            otp_code,
+            allow_mass_removal,
+            now,
+            progress,
+            code_read_at or now,
         ),
         now=now,
         lock_timeout_s=lock_timeout_s,
@@ -124,8 +134,10 @@ def approve_plan(
     now: dt.datetime,
     valid_for: dt.timedelta,
     lock_timeout_s: float = 30.0,
+    code_read_at: dt.datetime | None = None,
 ) -> ApproveResult:
-    """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4)."""
+    """Record the operator's TOTP confirmation of this exact plan digest (DESIGN §4), the code
+    judged at `code_read_at` (default `now`), when the command read it."""
     from userctl.apply import approvals, audit, otp
     from userctl.apply.operators import load_operator
     from userctl.db.snapshot import read_live_state
@@ -139,7 +151,7 @@ def approve_plan(
         me = load_operator(
             conn, org_id, operator, required_permissions(plan.active_changes), now=now
         )
-        otp.verify_operator_code(conn, me.id, otp_code, now)
+        otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at or now)
         row = approvals.record(conn, org_id, plan.digest, me.id, me.email, now, valid_for)
         head = audit.append_events(
             conn,
@@ -197,6 +209,7 @@ def _apply_locked(
     allow_mass_removal: bool,
     now: dt.datetime,
     progress: Progress | None,
+    code_read_at: dt.datetime,
 ) -> ApplyResult:
     """Steps 2-4 of DESIGN §4, in the transaction `otp.locked_write` opened with the lock taken."""
     from userctl.apply import audit, outbox
@@ -220,7 +233,7 @@ def _apply_locked(
     me = load_operator(conn, org_id, operator, required_permissions(changes), now=now)
     confirmed = Confirmation("none", False)
     if plan.requires_2fa:
-        confirmed = _confirm(conn, org_id, plan, me, live, otp_code, now)
+        confirmed = _confirm(conn, org_id, plan, me, live, otp_code, now, code_read_at)
     executor = Executor(conn, org_id, now)
     options = PlanOptions(
         allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),
@@ -339,6 +352,7 @@ def _confirm(
     live: LiveState,
     otp_code: str | None,
     now: dt.datetime,
+    code_read_at: dt.datetime,
 ) -> Confirmation:
     """2FA for this plan (DESIGN §4). Without four eyes: the applier's own TOTP code, or one
     unexpired approval of this exact digest. Under four eyes, proofs of two people who cannot
@@ -350,7 +364,7 @@ def _confirm(
     four_eyes = live.organization.four_eyes
     own = otp_code is not None
     if otp_code is not None:
-        otp.verify_operator_code(conn, me.id, otp_code, now)
+        otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at)
         if not four_eyes:
             return Confirmation("totp", True)
     found, void = eligible_approvals(conn, org_id, plan, None, now)

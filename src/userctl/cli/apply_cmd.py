@@ -206,8 +206,7 @@ def apply(
     total = len(the_plan.active_changes)
     moments: list[dt.datetime] = []
 
-    def run(code: str | None) -> "ApplyResult":
-        # Read after the prompt: the TOTP code is checked against this moment.
+    def run(code: str | None, read_at: dt.datetime) -> "ApplyResult":
         now = utcnow()
         moments.append(now)
         if total > PROGRESS_THRESHOLD and sys.stderr.isatty():
@@ -220,6 +219,7 @@ def apply(
                     allow_mass_removal=allow_mass_removal,
                     lock_timeout_s=lock_timeout,
                     now=now,
+                    code_read_at=read_at,
                     progress=bar.update,
                 )
         return apply_plan(
@@ -230,6 +230,7 @@ def apply(
             allow_mass_removal=allow_mass_removal,
             lock_timeout_s=lock_timeout,
             now=now,
+            code_read_at=read_at,
         )
 
     result = with_code(run, otp_code, ask)
@@ -397,8 +398,7 @@ def approve(
         raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
     moments: list[dt.datetime] = []
 
-    def run(code: str | None) -> "ApproveResult":
-        # The clock is read after each prompt: the code is checked against this moment.
+    def run(code: str | None, read_at: dt.datetime) -> "ApproveResult":
         moments.append(utcnow())
         return approve_plan(
             engine,
@@ -408,6 +408,7 @@ def approve(
             now=moments[-1],
             valid_for=dt.timedelta(hours=valid_for),
             lock_timeout_s=lock_timeout,
+            code_read_at=read_at,
         )
 
     done = with_code(run, otp_code, ask=otp_code is None)

@@ -212,18 +212,29 @@ MAX_PROMPTED_CODES = 3
 
 
 def with_code(
-    run: Callable[[str | None], T], code: str | None, ask: bool, prompt: str = "TOTP code"
+    run: Callable[[str | None, dt.datetime], T],
+    code: str | None,
+    ask: bool,
+    prompt: str = "TOTP code",
 ) -> T:
-    """`run(code)`, where `ask` says the code is to be typed at a hidden prompt. A typed code that
-    is rejected is asked for again, up to MAX_PROMPTED_CODES times: each try is a whole `run`,
-    so it is checked, and a wrong one counted, in its own locked transaction that writes nothing
-    else (otp.locked_write). A code given by option or variable is never tried again: nobody
-    is there to type another."""
+    """`run(code, read_at)`, where `ask` says the code is to be typed at a hidden prompt, and
+    `read_at` is when the code was read: the process clock as the prompt returned, or when the
+    command started for a code given by option or variable. `run` has the code judged at that
+    moment (otp.verify_operator_code), so that what the command does first (planning a large
+    file) cannot expire a code that was valid when given. A typed code that is rejected is asked
+    for again, up to MAX_PROMPTED_CODES times: each try is a whole `run`, so it is checked, and a
+    wrong one counted, in its own locked transaction that writes nothing else
+    (otp.locked_write). A code given by option or variable is never tried again: nobody is there
+    to type another."""
+    from userctl.clock import utcnow
+
+    read_at = app().started_at
     for attempt in range(1, MAX_PROMPTED_CODES + 1):
         if ask:
             code = click.prompt(prompt, hide_input=True, err=True)
+            read_at = utcnow()
         try:
-            return run(code)
+            return run(code, read_at)
         except CodeRejected as exc:
             if not ask or attempt == MAX_PROMPTED_CODES:
                 raise

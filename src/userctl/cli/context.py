@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class AppContext:
     # Where database_url came from, for the message when it is empty.
     database_url_from: str = "--database-url"
     _engine: "Engine | None" = field(default=None, repr=False)
+    # The process clock when the command started: when a code given by option or variable was
+    # read (cli/common.with_code). Set by the CLI, never from an option.
+    started_at: dt.datetime = field(default_factory=lambda: _utcnow())
 
     def set_global(self, name: str, value: Any, given_as: str) -> None:
         """A global option given after the sub-command (see cli/options.py)."""
@@ -78,3 +82,10 @@ def app(ctx: click.Context | None = None) -> AppContext:
     if obj is None:  # a command invoked on its own, e.g. in a unit test
         obj = ctx.ensure_object(AppContext)
     return obj
+
+
+def _utcnow() -> dt.datetime:
+    # Looked up when called, so that a test's clock (userctl.clock.utcnow) is the one read.
+    from userctl import clock
+
+    return clock.utcnow()

@@ -72,6 +72,7 @@ def enroll(
     if second_otp_code is not None and second_operator is None:
         raise UsageError("--second-otp-code needs --second-operator: whose code is it?")
     second = None
+    second_read_at = app().started_at
     if second_operator is not None:
         if second_otp_code is None and not interactive():
             raise UsageError("--second-operator needs --second-otp-code when there is no terminal")
@@ -79,9 +80,10 @@ def enroll(
             second_otp_code = click.prompt(
                 f"TOTP code of {second_operator}", hide_input=True, err=True
             )
-        second = SecondConfirmer(second_operator, second_otp_code or "")
+            second_read_at = utcnow()
+        second = SecondConfirmer(second_operator, second_otp_code or "", second_read_at)
     result = with_code(
-        lambda code: enroll_user(
+        lambda code, read_at: enroll_user(
             app().engine(),
             org.slug,
             email,
@@ -90,6 +92,7 @@ def enroll(
             now=utcnow(),
             lock_timeout_s=lock_timeout,
             second=second,
+            code_read_at=read_at,
         ),
         otp_code,
         ask=otp_code is None,

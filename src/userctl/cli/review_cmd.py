@@ -102,7 +102,7 @@ def attest(
         slug = org.slug
     # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
     head = with_code(
-        lambda code: record(
+        lambda code, read_at: record(
             app().engine(),
             slug,
             data,
@@ -111,6 +111,7 @@ def attest(
             note,
             now=utcnow(),
             lock_timeout_s=lock_timeout,
+            code_read_at=read_at,
         ),
         otp_code or None,
         ask=not otp_code,

@@ -305,3 +305,25 @@ def test_a_desired_state_file_given_as_a_fifo_fed_a_real_file_is_planned(
     result = _userctl(db_url, ["validate", "-f", str(fifo)])
     writer.join(timeout=10)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"- " * 20_000,
+        b"users:\n" + b"-\t" * 20_000,
+        b"".join(b" " * i + b"a:\r" for i in range(3_000)),
+        b"? " * 20_000,
+    ],
+    ids=["compact-sequences", "tab-separated", "staircase-cr", "complex-keys"],
+)
+def test_block_nesting_deeper_than_the_fast_parser_survives_is_a_problem(
+    db_url: str, tmp_path: Path, data: bytes
+) -> None:
+    """yaml_rs recursed until the process died (SIGSEGV) on 20,000 levels of block nesting: found
+    by tests/cli/test_fuzz_inputs.py. Run in a process of its own, so a crash fails this test."""
+    path = tmp_path / "deep.yaml"
+    path.write_bytes(data)
+    result = _userctl(db_url, ["validate", "-f", str(path)])
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    assert result.stderr.startswith(f"{path}:") and "unexpected" not in result.stderr

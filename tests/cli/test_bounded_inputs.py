@@ -170,7 +170,7 @@ def test_a_fifo_fed_forever_is_refused_at_the_limit(db_url: str, org: Org, fifo:
         os.close(fd)
         writer.join(timeout=10)
     assert result.returncode == 1, result.stderr
-    assert f"{fifo}:1:1: (document): the file is over the {MAX_CSV_BYTES // MIB} MiB limit" in (
+    assert f"{fifo}:1:1: (document): the CSV file is over the {MAX_CSV_BYTES // MIB} MiB limit" in (
         result.stderr
     )
 

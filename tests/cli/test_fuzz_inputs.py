@@ -198,12 +198,19 @@ def test_mutated_real_files_to_every_file_command(
 # --- sizes --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", sorted(FILE_COMMANDS))
-@pytest.mark.parametrize("size", ["empty", "limit", "over"])
+# Exactly the limit is read whole: for the 512 MiB documents that costs seconds and memory for
+# nothing the text limits do not show already; one byte over is refused from the size alone.
+SIZES = [
+    (command, size)
+    for command in sorted(FILE_COMMANDS)
+    for size in ("empty", "limit", "over")
+    if not (size == "limit" and FILE_COMMANDS[command][1] > MAX_FILE_BYTES)
+]
+
+
+@pytest.mark.parametrize(("command", "size"), SIZES)
 def test_sizes_to_every_file_command(workspace: Workspace, command: str, size: str) -> None:
     _, limit = FILE_COMMANDS[command]
-    if size == "limit" and limit > MAX_FILE_BYTES:
-        pytest.skip("exactly 512 MiB of NUL bytes: read whole, costly; limit+1 covers the bound")
     path = Path(workspace.write(b"", ".in"))
     with path.open("wb") as fh:  # sparse: NUL bytes that take no disk
         fh.truncate({"empty": 0, "limit": limit, "over": limit + 1}[size])

@@ -41,7 +41,7 @@ def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
     result = import_activity(
         ctx.engine(),
         ctx.organization,
-        read_bounded(path, MAX_CSV_BYTES, advice="split it into several imports"),
+        read_bounded(path, MAX_CSV_BYTES, what="CSV file", advice="split it into several imports"),
         path,
         operator,
         lock_timeout_s,

@@ -177,7 +177,9 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
     from userctl.clock import utcnow
     from userctl.desired.reader import MAX_CSV_BYTES, read_bounded
 
-    data = read_bounded(path, MAX_CSV_BYTES, advice="split it into several imports")
+    data = read_bounded(
+        path, MAX_CSV_BYTES, what="CSV file", advice="split it into several imports"
+    )
     ctx = app()
     result = import_bank_accounts(
         ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow()

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from tests.apply.apply_helpers import Org, code_at, drop_gone, rows_of, save_plan
+from tests.apply.apply_helpers import Org, build_org, code_at, drop_gone, rows_of, save_plan
 from tests.cli.yaml_files import write_desired
-from tests.conftest import Runner
+from tests.conftest import Factory, Runner
 from userctl import clock
 from userctl.cli.common import with_code
 from userctl.db import models as m
@@ -110,3 +110,26 @@ def test_a_typed_code_is_read_when_the_prompt_returns(start: dt.datetime) -> Non
     assert result.exit_code == 0, result.output
     # The command started at `start`; the prompt returned at the next reading of the clock.
     assert seen == [("123456", start + LATER)]
+
+
+def test_a_rekey_under_four_eyes_judges_both_codes_when_they_were_given(
+    engine: Engine, factory: Factory, runner: Runner, start: dt.datetime
+) -> None:
+    org = build_org(factory, four_eyes=True)
+    factory.operator(org.id, "carl@acme.co", org.roles["Admin"])
+    lead = factory.operator(org.id, "lead@acme.co", org.roles["Admin"])
+    result = runner(
+        "mfa",
+        "enroll",
+        "carl@acme.co",
+        "--operator",
+        "root@acme.co",
+        "--otp-code",
+        code_at(org.root, start),
+        "--second-operator",
+        "lead@acme.co",
+        "--second-otp-code",
+        code_at(lead, start),
+    )
+    assert result.exit_code == 0, result.output
+    assert not [e for e in rows_of(engine, m.AuditEvent) if e.action == "otp.failure"]

@@ -153,7 +153,7 @@ def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
     # why the reader checks it first.
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if maybe_too_deep(data):
+    if isinstance(data, bytes) and maybe_too_deep(data):
         return None
     try:
         with gc_paused():  # a parse allocates millions of objects that all survive

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import reading, write_atomically
+from userctl.cli.common import reading
+from userctl.cli.context import app
+from userctl.cli.outputs import sqlite_file, write_file
 
 
 @click.command()
@@ -36,7 +38,8 @@ def export(output: str | None, schema: str | None) -> None:
     for warning in warnings(live):
         click.echo(f"Warning: {warning}", err=True)
     if output:
-        write_atomically(output, text)
+        database = sqlite_file(app().database_url)
+        write_file("-o", output, text, reads=[database] if database else [])
         click.echo(
             f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}",
             err=True,

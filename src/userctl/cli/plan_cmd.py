@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from userctl.cli.common import (
+    file_hashes,
     make_options,
     plan_from_file,
     planning_options,
     reason_option,
-    write_atomically,
 )
 from userctl.cli.context import app
 from userctl.plan import Plan, dumps
@@ -77,7 +77,15 @@ def plan(
             utcnow(),
         )
     if out:
-        write_atomically(out, dumps(result))
+        from userctl.cli.outputs import sqlite_file, write_file
+
+        database = sqlite_file(ctx.database_url)
+        write_file(
+            "--out",
+            out,
+            dumps(result),
+            reads=[path, *sorted(file_hashes(path))] + ([database] if database else []),
+        )
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)
     code = plan_exit_code(result, detailed_exitcode)
     if code:

@@ -66,6 +66,20 @@ def test_evidence_into_the_working_directory_is_refused_and_touches_nothing(
     assert _tree(tmp_path) == before  # t.db and users.yaml intact, nothing left beside them
 
 
+def test_evidence_into_the_working_directory_is_refused_even_when_it_is_a_pack(
+    runner: Runner, org: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "pack"
+    _pack(runner, out)
+    monkeypatch.chdir(out)
+    before = _tree(tmp_path)
+    for target in (".", str(tmp_path / "pack"), ".."):
+        refused = runner("evidence", *PERIOD, "-o", target, "--force")
+        assert refused.exit_code == 1, refused.output
+        assert "would replace the working directory" in refused.stderr
+    assert _tree(tmp_path) == before
+
+
 @sqlite_only
 def test_evidence_into_a_directory_holding_the_database_is_refused(
     runner: Runner, org: None, db_url: str, tmp_path: Path

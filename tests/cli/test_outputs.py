@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,25 @@ def live_state_of(db_url: str) -> LiveState:
         return live_state(engine)
     finally:
         engine.dispose()
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
+# What writes, replaces or deletes files: only cli/outputs.py may, so that the next command that
+# writes a file gets the rule instead of forgetting it.
+FILE_WRITES = re.compile(
+    r"open\([^)]*['\"][wax]b?\+?['\"]|\.write_(text|bytes)\(|os\.(replace|rename|unlink|remove|"
+    r"rmdir|makedirs|mkdir)\(|\.(unlink|rename|rmdir|mkdir)\(|rmtree|mkdtemp|mkstemp|"
+    r"NamedTemporaryFile|copyfile|shutil\.(copy|move)"
+)
+
+
+def test_only_the_output_writer_writes_files() -> None:
+    found = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path != SRC / "cli" / "outputs.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FILE_WRITES.search(line)
+    ]
+    assert found == []
+    assert FILE_WRITES.search((SRC / "cli" / "outputs.py").read_text(encoding="utf-8"))

@@ -263,3 +263,26 @@ def test_resend_without_a_registration_page_is_refused_like_send(
     )
     assert bad.exit_code == 1 and "must be the registration page's URL" in bad.stderr
     assert tables(engine) == before
+
+
+def test_a_resend_while_the_earlier_invitation_is_in_flight_wins(
+    scene: Scene, engine: Engine
+) -> None:
+    """A sender claimed the invitation and is talking to SMTP when an operator resends: the
+    link that sender mails never registers, the resent one does."""
+    from userctl.apply.outbox import _claim, _record
+
+    now = utcnow().replace(microsecond=0)
+    with begin_write(engine) as conn:
+        outbox.queue_invitation(conn, scene.org, scene.user, INVITEE, now)
+    [in_flight], _ = _claim(engine, ORG, now, 0, 5)
+    resend_invitation(
+        engine, ORG, INVITEE, "root@acme.co", code_at(scene.root, now), now=now, lock_timeout_s=5
+    )
+    outcome = _record(engine, in_flight, now, None)
+    assert (outcome.status, outcome.reason) == ("cancelled", "superseded")
+    assert not scene.registers(in_flight.token)
+    assert [s for s, _ in scene.tokens()] == ["cancelled", "queued"]
+    [resent], _ = _claim(engine, ORG, now, 0, 5)
+    assert _record(engine, resent, now, None).status == "sent"
+    assert scene.registers(resent.token) and not scene.registers(in_flight.token)

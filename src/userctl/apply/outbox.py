@@ -301,9 +301,9 @@ def _deliver(
 
 def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None) -> Delivery:
     """The outcome of one delivery, in a short locked write: sent (its token the user's only
-    live one) or queued again with the reason. A claim lost meanwhile (the user was deleted, a
-    resend revoked it, or the lease ended and another sender took it) is left as it is: the
-    link just sent does not register."""
+    live one) or queued again with the reason. A claim lost meanwhile (a resend revoked it, or
+    the lease ended and another sender took it) is left as it is, and a deleted user's is
+    cancelled: either way the link just sent does not register."""
     from userctl.db.engine import begin_write, lock_organization
 
     n = Notification
@@ -313,6 +313,8 @@ def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None)
     ) as conn:
         lock_organization(conn, claim.organization, RECORD_TIMEOUT_S)
         row = conn.execute(select(n.user_id).where(mine).with_for_update()).first()
+        if row is not None and row.user_id is None:  # the user was deleted while it was sent
+            conn.execute(update(n).where(mine).values(status="cancelled", token_hash=None))
         if row is None or row.user_id is None:
             return Delivery(
                 claim.id, claim.organization, claim.recipient, "cancelled", "superseded"

@@ -184,3 +184,24 @@ def test_many_queued_are_claimed_in_batches_and_each_sent_once(
         f"u{i}@acme.co" for i in range(count)
     )
     assert {r.status for r in queued_rows(engine)} == {"sent"}
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_a_user_deleted_while_their_email_is_in_flight_gets_no_live_link(
+    factory: Factory, engine: Engine, failed: bool
+) -> None:
+    from userctl.apply.outbox import _claim, _record
+    from userctl.db.models import User
+
+    org = factory.org("acme-payments", name="Acme Payments")
+    user = _invite(factory, engine, org, factory.role(org, "Viewer", ["users.view"]), "d@acme.co")
+    [claim], _ = _claim(engine, "acme-payments", NOW, 0, 5)
+    with engine.begin() as conn:  # an apply deletes the invitee meanwhile
+        conn.execute(sa.delete(User).where(User.id == user))
+    outcome = _record(engine, claim, NOW, "SMTP 451 try later" if failed else None)
+    [row] = queued_rows(engine)
+    # The status says whether an email went out; no hash is left to register with.
+    assert (outcome.status, row.status) == (("cancelled",) * 2 if failed else ("sent",) * 2)
+    assert (row.token_hash, row.expires_at) == (None, None)
+    with begin_read(engine) as conn:
+        assert outbox.registering_user(conn, claim.token, NOW) is None

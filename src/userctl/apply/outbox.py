@@ -302,8 +302,8 @@ def _deliver(
 def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None) -> Delivery:
     """The outcome of one delivery, in a short locked write: sent (its token the user's only
     live one) or queued again with the reason. A claim lost meanwhile (a resend revoked it, or
-    the lease ended and another sender took it) is left as it is, and a deleted user's is
-    cancelled: either way the link just sent does not register."""
+    the lease ended and another sender took it) is left as it is, and a deleted user's keeps no
+    hash: either way the link just sent does not register."""
     from userctl.db.engine import begin_write, lock_organization
 
     n = Notification
@@ -313,12 +313,17 @@ def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None)
     ) as conn:
         lock_organization(conn, claim.organization, RECORD_TIMEOUT_S)
         row = conn.execute(select(n.user_id).where(mine).with_for_update()).first()
-        if row is not None and row.user_id is None:  # the user was deleted while it was sent
-            conn.execute(update(n).where(mine).values(status="cancelled", token_hash=None))
-        if row is None or row.user_id is None:
+        if row is None:
             return Delivery(
                 claim.id, claim.organization, claim.recipient, "cancelled", "superseded"
             )
+        if row.user_id is None:
+            # The user was deleted while their email was in flight: the status still says
+            # whether an email went out, and no hash is kept, so its link never registers.
+            gone = {"status": "cancelled"} if reason else {"status": "sent", "sent_at": now}
+            conn.execute(update(n).where(mine).values(token_hash=None, expires_at=None, **gone))
+            status = "cancelled" if reason else "sent"
+            return Delivery(claim.id, claim.organization, claim.recipient, status, "user deleted")
         if reason is not None:
             conn.execute(
                 update(n)

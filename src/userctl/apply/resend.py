@@ -46,6 +46,8 @@ def resend_invitation(
     address = user_address(key)
 
     def work(conn: Connection, org_id: int) -> str:
+        # The operator first: who may not act learns nothing about the invitee.
+        me = load_operator(conn, org_id, operator, [PERMISSION], now=now)
         user = conn.execute(
             select(User.id, User.status).where(User.organization_id == org_id, User.email == key)
         ).first()
@@ -56,7 +58,6 @@ def resend_invitation(
                 f"{key} is {user.status}, not invited: only a user who never "
                 "registered gets an invitation"
             )
-        me = load_operator(conn, org_id, operator, [PERMISSION], now=now)
         _within_limit(conn, org_id, key, address, now)
         otp.verify_operator_code(conn, me.id, otp_code, now)
         outbox.revoke_tokens(conn, int(user.id))

@@ -149,7 +149,13 @@ def write_pack(
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     if old is not None:
-        shutil.rmtree(old)
+        try:
+            shutil.rmtree(old)
+        except OSError as exc:
+            raise UsageError(
+                f"the pack is in {path}, but the earlier one, moved to {old}, could not be "
+                f"removed: {exc.strerror or exc}"
+            ) from None
 
 
 def pack_problem(directory: str) -> str | None:

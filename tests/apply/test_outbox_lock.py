@@ -205,3 +205,24 @@ def test_a_user_deleted_while_their_email_is_in_flight_gets_no_live_link(
     assert (row.token_hash, row.expires_at) == (None, None)
     with begin_read(engine) as conn:
         assert outbox.registering_user(conn, claim.token, NOW) is None
+
+
+def test_two_invitations_of_one_user_sent_in_one_run_leave_one_live_link(
+    factory: Factory, engine: Engine, smtp: SmtpServer
+) -> None:
+    """Two rows queued for one user (from before resend revoked, or written by hand): each send
+    revokes the user's other links, so only the last email's registers."""
+    org = factory.org("acme-payments", name="Acme Payments")
+    user = _invite(factory, engine, org, factory.role(org, "Viewer", ["users.view"]), "d@acme.co")
+    with begin_write(engine) as conn:
+        outbox.queue_invitation(conn, org, user, "d@acme.co", NOW)
+    smtp.start()
+    assert outbox.send_queued(engine, smtp.url, NOW).sent == 2
+    first, second = (token_of(m) for m in smtp.inbox.messages)
+    with begin_read(engine) as conn:
+        assert outbox.registering_user(conn, first, NOW) is None
+        assert outbox.registering_user(conn, second, NOW) == user
+    assert [(r.status, r.token_hash is None) for r in queued_rows(engine)] == [
+        ("revoked", True),
+        ("sent", False),
+    ]

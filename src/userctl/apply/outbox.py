@@ -337,7 +337,7 @@ def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None)
                 )
             )
             return Delivery(claim.id, claim.organization, claim.recipient, "failed", reason)
-        revoke_tokens(conn, int(row.user_id), keep=claim.id)
+        revoke_tokens(conn, int(row.user_id), keep=claim.id, pending=False)
         conn.execute(
             update(n)
             .where(mine)
@@ -352,10 +352,13 @@ def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None)
     return Delivery(claim.id, claim.organization, claim.recipient, "sent")
 
 
-def revoke_tokens(conn: Connection, user_id: int, keep: int | None = None) -> None:
-    """An invitation is one live token (DESIGN §8 invariant 9): every other invitation of
-    `user_id` stops registering. Sent ones are `revoked`, queued or in-flight ones `cancelled`;
-    none keeps a token hash. Inside the caller's locked transaction."""
+def revoke_tokens(
+    conn: Connection, user_id: int, *, keep: int | None = None, pending: bool = True
+) -> None:
+    """An invitation is one live token (DESIGN §8 invariant 9): every other sent invitation of
+    `user_id` stops registering (`revoked`, its hash dropped), and with `pending` the queued and
+    in-flight ones are `cancelled` too (a resend starts over; a delivery leaves them, so the
+    last email to go out is the one that works). Inside the caller's locked transaction."""
     n = Notification
     others = n.user_id == user_id
     if keep is not None:
@@ -363,11 +366,12 @@ def revoke_tokens(conn: Connection, user_id: int, keep: int | None = None) -> No
     conn.execute(
         update(n).where(others, n.status == "sent").values(status="revoked", token_hash=None)
     )
-    conn.execute(
-        update(n)
-        .where(others, n.status.in_(("queued", "sending")))
-        .values(status="cancelled", token_hash=None)
-    )
+    if pending:
+        conn.execute(
+            update(n)
+            .where(others, n.status.in_(("queued", "sending")))
+            .values(status="cancelled", token_hash=None)
+        )
 
 
 def registering_user(conn: Connection, token: str, now: dt.datetime) -> int | None:

@@ -8,8 +8,7 @@ import datetime as dt
 import click
 
 from userctl.cli.common import reading
-from userctl.cli.context import app
-from userctl.cli.outputs import MANIFEST, manifest, sqlite_file, write_pack
+from userctl.cli.outputs import MANIFEST, manifest, write_pack
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 
@@ -69,8 +68,7 @@ def evidence(since: str, until: str, out: str, force: bool) -> None:
         evidence = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
-    database = sqlite_file(app().database_url)
-    write_pack("-o", out, files, force=force, reads=[database] if database else [])
+    write_pack("-o", out, files, force=force)
     click.echo(
         f"{org.slug}: evidence for {since} to {until} written to {out} "
         f"({len(files)} files; open index.html)"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import click
 
 from userctl.cli.common import reading
-from userctl.cli.context import app
-from userctl.cli.outputs import sqlite_file, write_file
+from userctl.cli.outputs import write_file
 
 
 @click.command()
@@ -38,8 +37,7 @@ def export(output: str | None, schema: str | None) -> None:
     for warning in warnings(live):
         click.echo(f"Warning: {warning}", err=True)
     if output:
-        database = sqlite_file(app().database_url)
-        write_file("-o", output, text, reads=[database] if database else [])
+        write_file("-o", output, text)
         click.echo(
             f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}",
             err=True,

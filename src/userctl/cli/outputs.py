@@ -57,11 +57,34 @@ def sqlite_file(database_url: str) -> str | None:
     return url.database
 
 
+def desired_files(path: str) -> list[str]:
+    """What `-f PATH` reads: the file, or the directory and every *.yaml in it."""
+    found = [path]
+    if os.path.isdir(path):
+        found += sorted(os.path.join(path, name) for name in os.listdir(path))
+    return [f for f in found if f == path or f.endswith(".yaml")]
+
+
+def _reads(extra: Iterable[str]) -> list[str]:
+    """What a write must never replace: `extra` and this command's SQLite database file, which
+    every command reads (taken from the running command, so that no caller can forget it)."""
+    import click
+
+    from userctl.cli.context import AppContext
+
+    found = list(extra)
+    ctx = click.get_current_context(silent=True)
+    obj = None if ctx is None else ctx.find_object(AppContext)
+    database = None if obj is None else sqlite_file(obj.database_url)
+    return found + ([database] if database else [])
+
+
 def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) -> None:
     """Replace `path` with `text` atomically (a reader, or a crashed run, never sees half a file).
-    `reads` are the files this command reads (the database file, the desired-state files): never
-    overwritten by its output."""
+    `reads` are the files this command reads (the desired-state files): never overwritten by its
+    output, nor is the SQLite database."""
     real = os.path.realpath(path)
+    reads = _reads(reads)
     if os.path.isdir(real):
         raise UsageError(f"{option} {path} is a directory: name a file")
     if os.path.lexists(real) and not os.path.isfile(real):
@@ -99,7 +122,7 @@ def write_pack(
     and renamed into place, so a reader never sees half a pack. An earlier pack there is replaced
     only with `force`; anything else userctl did not write is refused (see the module doc)."""
     real = os.path.realpath(path)
-    _refuse_above(option, path, real, [os.getcwd(), *reads])
+    _refuse_above(option, path, real, [os.getcwd(), *_reads(reads)])
     if os.path.lexists(real) and not os.path.isdir(real):
         raise UsageError(f"{option} {path} exists and is not a directory")
     earlier = os.path.isdir(real) and bool(os.listdir(real))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from userctl.cli.common import (
-    file_hashes,
     make_options,
     plan_from_file,
     planning_options,
@@ -77,15 +76,9 @@ def plan(
             utcnow(),
         )
     if out:
-        from userctl.cli.outputs import sqlite_file, write_file
+        from userctl.cli.outputs import desired_files, write_file
 
-        database = sqlite_file(ctx.database_url)
-        write_file(
-            "--out",
-            out,
-            dumps(result),
-            reads=[path, *sorted(file_hashes(path))] + ([database] if database else []),
-        )
+        write_file("--out", out, dumps(result), reads=desired_files(path))
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)
     code = plan_exit_code(result, detailed_exitcode)
     if code:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -16,6 +17,7 @@ from tests.apply.apply_helpers import ADMIN_PERMS, exported, live_state
 from tests.cli.yaml_files import write_desired
 from tests.conftest import Factory, Runner
 from userctl.apply import outbox
+from userctl.apply.secret_store import decrypt_secret
 from userctl.clock import utcnow
 from userctl.db import tables
 
@@ -105,7 +107,23 @@ def test_resend_clears_the_stale_invitation(
     runner: Runner, factory: Factory, engine: Engine
 ) -> None:
     org = _org(factory, engine)
-    resent = runner("notifications", "resend", "LATE@acme.co", "--operator", "root@acme.co")
+    with engine.connect() as conn:
+        secret = conn.execute(
+            sa.select(tables.totp_secrets.c.secret)
+            .join(tables.users, tables.users.c.id == tables.totp_secrets.c.user_id)
+            .where(tables.users.c.email == "root@acme.co")
+        ).scalar_one()
+    resend = (
+        "notifications",
+        "resend",
+        "--operator",
+        "root@acme.co",
+        "--otp-code",
+        pyotp.TOTP(decrypt_secret(secret)).now(),
+        "--invite-base-url",
+        "https://app.acme.co/join",
+    )
+    resent = runner(*resend, "LATE@acme.co")
     assert resent.exit_code == 0, resent.output
     assert "a new invitation for late@acme.co is queued" in resent.stdout
     codes = [
@@ -116,8 +134,8 @@ def test_resend_clears_the_stale_invitation(
         n = tables.notifications.c
         assert conn.execute(
             sa.select(n.status).where(n.recipient == "late@acme.co").order_by(n.id)
-        ).scalars().all() == ["sent", "queued"]
-    refused = runner("notifications", "resend", "fresh@acme.co")
+        ).scalars().all() == ["revoked", "queued"]  # the earlier link no longer registers
+    refused = runner(*resend, "fresh@acme.co")
     assert refused.exit_code == 1 and "is active, not invited" in refused.stderr
     assert runner("audit", "verify").exit_code == 0
     del org

@@ -267,7 +267,7 @@ def test_evidence_pack_contents_and_manifest(
     names = sorted(p.name for p in out.iterdir())
     sums = dict(
         reversed(line.split("  ", 1))
-        for line in (out / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+        for line in (out / "SHA256SUMS").read_text(encoding="utf-8").splitlines()[1:]
     )
     assert sorted(sums) == sorted(n for n in names if n != "SHA256SUMS")
     for name, digest in sums.items():
@@ -330,7 +330,7 @@ def test_evidence_pack_contents_and_manifest(
     # A non-empty directory is refused (nothing changed) unless --force; a period without the apply
     # has no plan.
     refused = runner("evidence", "--since", "2020-01-01", "--until", "2020-12-31", "-o", str(out))
-    assert refused.exit_code == 1 and "is not empty" in refused.stderr
+    assert refused.exit_code == 1 and "add --force to replace that pack" in refused.stderr
     assert json.loads((out / "plans.json").read_text(encoding="utf-8")) != []
     forced = runner(
         "evidence", "--since", "2020-01-01", "--until", "2020-12-31", "-o", str(out), "--force"

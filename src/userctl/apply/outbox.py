@@ -1,6 +1,7 @@
 """The invitation outbox (DESIGN §4 step 5): apply queues one row per created user inside its
-transaction (a rollback queues nothing); delivery happens after commit, one row per short
-transaction, and failures stay queued for `userctl notifications send` to retry.
+transaction (a rollback queues nothing); delivery happens after commit, with SMTP outside any
+transaction or lock (see `send_queued`), and failures stay queued for `userctl notifications
+send` to retry.
 
 The registration token is generated at delivery time, sent only in the email and stored only as
 its SHA-256, so nobody who can read the tables (or the output, or the logs) can use an
@@ -9,6 +10,10 @@ have to wait in the outbox in plain text until it is sent (perhaps days, while S
 made at delivery, no plaintext token is ever stored anywhere. So a queued row has no token hash
 and no expiry yet, and the 7-day expiry (INVITATION_TTL) is measured from sending, not from the
 apply: the invitee always gets the full seven days. Re-sending an invitation issues a fresh token.
+
+Statuses: queued → sending (claimed by a sender, until its lease ends) → sent, or queued again
+with the failure. cancelled: the user was deleted, or a resend replaced it before it went out;
+revoked: a later invitation of the same user was sent or resent (its link no longer registers).
 """
 
 from __future__ import annotations
@@ -40,6 +45,14 @@ DEFAULT_BASE_URL = "https://platform.invalid/register"
 DEFAULT_FROM = "no-reply@platform.invalid"
 SMTP_TIMEOUT_S = 10.0
 INVITATION_BATCH = 1000  # rows per INSERT statement (executemany) when an apply queues invitations
+# Invitations claimed per short locked write. Small, so that a claim's emails go out well within
+# its lease even when each one waits out SMTP_TIMEOUT_S a few times (a silent server).
+CLAIM_BATCH = 20
+# How long a claim is this sender's: past it, a crashed sender's invitations are claimed again.
+LEASE = dt.timedelta(minutes=15)
+# An outcome waits this long for the lock (a large apply may hold it for minutes): given up, the
+# row stays `sending` and its lease ends, so the email may go out twice but is never lost.
+RECORD_TIMEOUT_S = 300.0
 _SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
@@ -150,57 +163,6 @@ def queue_invitations(
         conn.execute(insert(Notification), list(part))
 
 
-def queue_resend(
-    engine: Engine,
-    organization: str,
-    email: str,
-    operator: str | None,
-    now: dt.datetime,
-    *,
-    lock_timeout_s: float = 30.0,
-) -> None:
-    """Queue a fresh invitation for `email`, a user of `organization` still `invited` (their
-    earlier one expired or was lost), under the organization lock, audited. Earlier queued
-    rows are cancelled: one invitation goes out, with a new token."""
-    from userctl.apply.audit import AuditRecord, append_events
-    from userctl.db.engine import begin_write, lock_organization
-    from userctl.errors import NotFound
-    from userctl.plan import user_address
-
-    key = email.strip().lower()
-    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=organization) as conn:
-        org_id = lock_organization(conn, organization, lock_timeout_s)
-        user = conn.execute(
-            select(User.id, User.status).where(User.organization_id == org_id, User.email == key)
-        ).first()
-        if user is None:
-            raise NotFound(f"organization {organization} has no user {email!r}")
-        if user.status != "invited":
-            raise UsageError(
-                f"{key} is {user.status}, not invited: only a user who never "
-                "registered gets an invitation"
-            )
-        conn.execute(
-            update(Notification)
-            .where(Notification.user_id == user.id, Notification.status == "queued")
-            .values(status="cancelled")
-        )
-        queue_invitation(conn, org_id, int(user.id), key, now)
-        append_events(
-            conn,
-            org_id,
-            [
-                AuditRecord(
-                    operator=(operator or "unknown").strip().lower(),
-                    verified_by="none",
-                    action="notification.resend",
-                    address=user_address(key),
-                )
-            ],
-            now,
-        )
-
-
 def send_queued(
     engine: Engine,
     smtp: "str | SmtpTarget",
@@ -210,36 +172,43 @@ def send_queued(
     letterhead: Letterhead = Letterhead(),
     lock_timeout_s: float = 30.0,
 ) -> SendReport:
-    """Deliver every queued invitation (of one organization, or all), each in its own short
-    transaction: a fresh token, its hash and expiry stored, the email sent, the row marked sent.
-    A failure leaves the row queued with one more attempt and the reason; the rest go on.
-    `smtp` is a URL, or a target parsed earlier (apply parses it before it writes anything).
+    """Deliver every queued invitation (of one organization, or all). `smtp` is a URL, or a
+    target parsed earlier (apply parses it before it writes anything).
 
-    Each delivery takes its organization's lock first, like every writer: locks are then always
-    taken organization first, rows after, and a delivery waits for an apply (which may delete
-    the invitee, updating this very row) instead of deadlocking with it."""
-    from userctl.db.engine import begin_read, begin_write, lock_organization
+    Nothing slow runs under the organization lock (DESIGN §8 invariant 9): a few invitations at
+    a time are claimed in one short locked write (`_claim`: a fresh token each, its hash stored,
+    the row `sending` until a lease ends), that transaction commits, the emails go out with no
+    transaction open (on SQLite no lock at all), and each outcome is recorded in its own short
+    locked write (`_record`). A sender that dies mid-way leaves rows `sending`; when their
+    lease ends the next run claims them again. Each write takes the organization's lock first,
+    like every writer: locks are always taken organization first, rows after."""
+    from userctl.db.engine import begin_read
 
     target = parse_smtp_url(smtp) if isinstance(smtp, str) else smtp
     moment = naive_utc(now)
     query = (
-        select(Notification.id, Organization.slug)
-        .join(Organization, Organization.id == Notification.organization_id)
-        .where(Notification.status == "queued")
+        select(Organization.slug)
+        .join(Notification, Notification.organization_id == Organization.id)
+        .where(_claimable(moment))
+        .distinct()
     )
     if org_id is not None:
         query = query.where(Notification.organization_id == org_id)
     with begin_read(engine) as conn:
-        queued = [(int(i), str(slug)) for i, slug in conn.execute(query.order_by(Notification.id))]
+        slugs = sorted(str(slug) for slug in conn.execute(query).scalars())
     deliveries: list[Delivery] = []
     mailer = _Mailer(target)
     try:
-        for notification_id, slug in queued:
-            with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
-                lock_organization(conn, slug, lock_timeout_s)
-                outcome = _deliver_one(conn, mailer, letterhead, notification_id, moment)
-            if outcome is not None:
-                deliveries.append(Delivery(notification_id, slug, *outcome))
+        for slug in slugs:
+            after = 0  # ids go up: an invitation that failed in this run waits for the next one
+            while True:
+                claims, cancelled = _claim(engine, slug, moment, after, lock_timeout_s)
+                deliveries += [Delivery(i, slug, r, "cancelled") for i, r in cancelled]
+                if not claims and not cancelled:
+                    break
+                after = max([c.id for c in claims] + [i for i, _ in cancelled])
+                for claim in claims:
+                    deliveries.append(_deliver(engine, mailer, letterhead, claim, moment))
     finally:
         mailer.close()
     counts = {
@@ -252,61 +221,175 @@ def send_queued(
     )
 
 
-def _deliver_one(
-    conn: Connection,
-    mailer: "_Mailer",
-    letterhead: Letterhead,
-    notification_id: int,
-    now: dt.datetime,
-) -> tuple[str, str, str | None] | None:
-    """(recipient, 'sent' / 'cancelled' / 'failed', the reason of a failure), or None when another
-    process got there first."""
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """One invitation this sender holds until `lease_ends`: the token exists only here and in
+    the email; the row keeps its hash, which is also how a later write knows the claim is still
+    this sender's."""
+
+    id: int
+    organization: str
+    recipient: str
+    first_name: str | None
+    org_name: str
+    token: str = field(repr=False)
+
+
+def _claimable(now: dt.datetime) -> Any:
     n = Notification
-    row = conn.execute(
-        select(
-            n.id,
-            n.user_id,
-            n.recipient,
-            n.kind,
-            Organization.name.label("org_name"),
-            User.first_name,
-        )
-        .join(Organization, Organization.id == n.organization_id)
-        .outerjoin(User, User.id == n.user_id)
-        .where(n.id == notification_id, n.status == "queued")
-        .with_for_update(of=n)  # two concurrent senders never deliver one invitation twice
-    ).first()
-    if row is None:
-        return None
-    if row.user_id is None:
-        conn.execute(update(n).where(n.id == notification_id).values(status="cancelled"))
-        return row.recipient, "cancelled", None
-    token = secrets.token_urlsafe(32)
+    return (n.status == "queued") | ((n.status == "sending") & (n.expires_at < now))
+
+
+def _claim(
+    engine: Engine, slug: str, now: dt.datetime, after: int, lock_timeout_s: float
+) -> tuple[list[_Claim], list[tuple[int, str]]]:
+    """Claim up to CLAIM_BATCH invitations of organization `slug` with an id above `after` in one
+    short locked write; the invitations of deleted users are cancelled on the way. Returns
+    (claims, cancelled)."""
+    from userctl.db.engine import begin_write, lock_organization
+
+    n = Notification
+    claims: list[_Claim] = []
+    cancelled: list[tuple[int, str]] = []
+    with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
+        org_id = lock_organization(conn, slug, lock_timeout_s)
+        rows = conn.execute(
+            select(
+                n.id, n.user_id, n.recipient, Organization.name.label("org_name"), User.first_name
+            )
+            .join(Organization, Organization.id == n.organization_id)
+            .outerjoin(User, User.id == n.user_id)
+            .where(n.organization_id == org_id, n.id > after, _claimable(now))
+            .order_by(n.id)
+            .limit(CLAIM_BATCH)
+            .with_for_update(of=n)  # two concurrent senders never claim one invitation twice
+        ).all()
+        for row in rows:
+            if row.user_id is None:
+                conn.execute(
+                    update(n).where(n.id == row.id).values(status="cancelled", token_hash=None)
+                )
+                cancelled.append((int(row.id), str(row.recipient)))
+                continue
+            token = secrets.token_urlsafe(32)
+            conn.execute(
+                update(n)
+                .where(n.id == row.id)
+                .values(status="sending", token_hash=token_hash(token), expires_at=now + LEASE)
+            )
+            claims.append(
+                _Claim(int(row.id), slug, str(row.recipient), row.first_name, row.org_name, token)
+            )
+    return claims, cancelled
+
+
+def _deliver(
+    engine: Engine, mailer: "_Mailer", letterhead: Letterhead, claim: _Claim, now: dt.datetime
+) -> Delivery:
+    """Send one claimed invitation, outside any transaction, then record what became of it."""
     try:
         mailer.send(
-            invitation_email(row.recipient, row.first_name, row.org_name, token, letterhead)
+            invitation_email(
+                claim.recipient, claim.first_name, claim.org_name, claim.token, letterhead
+            )
         )
     except (smtplib.SMTPException, OSError) as exc:
-        reason = _describe(exc).replace(token, "[token]")
+        reason = _describe(exc).replace(claim.token, "[token]")
+        return _record(engine, claim, now, reason)
+    return _record(engine, claim, now, None)
+
+
+def _record(engine: Engine, claim: _Claim, now: dt.datetime, reason: str | None) -> Delivery:
+    """The outcome of one delivery, in a short locked write: sent (its token the user's only
+    live one) or queued again with the reason. A claim lost meanwhile (a resend revoked it, or
+    the lease ended and another sender took it) is left as it is, and a deleted user's keeps no
+    hash: either way the link just sent does not register."""
+    from userctl.db.engine import begin_write, lock_organization
+
+    n = Notification
+    mine = (n.id == claim.id) & (n.status == "sending") & (n.token_hash == token_hash(claim.token))
+    with begin_write(
+        engine, lock_timeout_s=RECORD_TIMEOUT_S, organization=claim.organization
+    ) as conn:
+        lock_organization(conn, claim.organization, RECORD_TIMEOUT_S)
+        row = conn.execute(select(n.user_id).where(mine).with_for_update()).first()
+        if row is None:
+            return Delivery(
+                claim.id, claim.organization, claim.recipient, "cancelled", "superseded"
+            )
+        if row.user_id is None:
+            # The user was deleted while their email was in flight: the status still says
+            # whether an email went out, and no hash is kept, so its link never registers.
+            gone = {"status": "cancelled"} if reason else {"status": "sent", "sent_at": now}
+            conn.execute(update(n).where(mine).values(token_hash=None, expires_at=None, **gone))
+            status = "cancelled" if reason else "sent"
+            return Delivery(claim.id, claim.organization, claim.recipient, status, "user deleted")
+        if reason is not None:
+            conn.execute(
+                update(n)
+                .where(mine)
+                .values(
+                    status="queued",
+                    token_hash=None,
+                    expires_at=None,
+                    attempts=n.attempts + 1,
+                    last_error=reason[:500],
+                )
+            )
+            return Delivery(claim.id, claim.organization, claim.recipient, "failed", reason)
+        revoke_tokens(conn, int(row.user_id), keep=claim.id, pending=False)
         conn.execute(
             update(n)
-            .where(n.id == notification_id)
-            .values(attempts=n.attempts + 1, last_error=reason[:500])
+            .where(mine)
+            .values(
+                status="sent",
+                expires_at=now + INVITATION_TTL,
+                sent_at=now,
+                attempts=n.attempts + 1,
+                last_error=None,
+            )
         )
-        return row.recipient, "failed", reason
+    return Delivery(claim.id, claim.organization, claim.recipient, "sent")
+
+
+def revoke_tokens(
+    conn: Connection, user_id: int, *, keep: int | None = None, pending: bool = True
+) -> None:
+    """An invitation is one live token (DESIGN §8 invariant 9): every other sent invitation of
+    `user_id` stops registering (`revoked`, its hash dropped), and with `pending` the queued and
+    in-flight ones are `cancelled` too (a resend starts over; a delivery leaves them, so the
+    last email to go out is the one that works). Inside the caller's locked transaction."""
+    n = Notification
+    others = n.user_id == user_id
+    if keep is not None:
+        others &= n.id != keep
     conn.execute(
-        update(n)
-        .where(n.id == notification_id)
-        .values(
-            status="sent",
-            token_hash=token_hash(token),
-            expires_at=now + INVITATION_TTL,
-            sent_at=now,
-            attempts=n.attempts + 1,
-            last_error=None,
-        )
+        update(n).where(others, n.status == "sent").values(status="revoked", token_hash=None)
     )
-    return row.recipient, "sent", None
+    if pending:
+        conn.execute(
+            update(n)
+            .where(others, n.status.in_(("queued", "sending")))
+            .values(status="cancelled", token_hash=None)
+        )
+
+
+def registering_user(conn: Connection, token: str, now: dt.datetime) -> int | None:
+    """What the platform's registration page checks, here so that the contract is tested: the
+    user a presented token registers, or None. Only a sent invitation, before its expiry, of a
+    user still invited."""
+    n = Notification
+    row = conn.execute(
+        select(n.user_id)
+        .join(User, User.id == n.user_id)
+        .where(
+            n.token_hash == token_hash(token),
+            n.status == "sent",
+            n.expires_at > naive_utc(now),
+            User.status == "invited",
+        )
+    ).first()
+    return None if row is None else int(row.user_id)
 
 
 def token_hash(token: str) -> str:

@@ -1,4 +1,4 @@
-"""What several commands share: their common options, the atomic file write, the terminal check,
+"""What several commands share: their common options, the terminal check,
 planning a desired-state file against the live database, and a read-only view of the chosen
 organization.
 
@@ -16,7 +16,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
@@ -263,24 +262,6 @@ def read_plan_file(path: str) -> Plan:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
     return loads(text, source=path)
-
-
-def write_atomically(path: str, text: str) -> None:
-    """A reader (or a crashed run) never sees half a file (a plan, an export)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".userctl-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            # The temporary file is ours; the path the user gave is what they can fix.
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
 
 
 def plan_from_file(

@@ -4,18 +4,13 @@ files an auditor opens without userctl, with a manifest of SHA-256 sums."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import shutil
-import tempfile
 
 import click
 
 from userctl.cli.common import reading
+from userctl.cli.outputs import MANIFEST, manifest, write_pack
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
-
-MANIFEST = "SHA256SUMS"
 
 
 def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
@@ -25,55 +20,6 @@ def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
         return parse_utc(value, day_end=end)
     except ValueError as exc:
         raise UsageError(f"{option} {exc}, e.g. 2026-01-01 or 2026-06-30T18:00Z") from None
-
-
-def manifest(files: dict[str, str]) -> str:
-    """`sha256sum -c` format: one "HASH  NAME" line per file, by name."""
-    return "".join(
-        f"{hashlib.sha256(text.encode('utf-8')).hexdigest()}  {name}\n"
-        for name, text in sorted(files.items())
-    )
-
-
-def write_directory(target: str, files: dict[str, str], force: bool) -> None:
-    """Write `files` into `target` so that a reader never sees half a pack: everything goes to a
-    new directory beside it, which then takes its place. A non-empty `target` is refused unless
-    `force`."""
-    target = os.path.abspath(target)
-    if os.path.exists(target):
-        if not os.path.isdir(target):
-            raise UsageError(f"-o {target} exists and is not a directory")
-        if os.listdir(target) and not force:
-            raise UsageError(
-                f"-o {target} is not empty: choose a new directory, or add "
-                "--force to replace its contents"
-            )
-    parent = os.path.dirname(target)
-    try:
-        staging = tempfile.mkdtemp(dir=parent, prefix=".userctl-evidence-")
-    except OSError as exc:
-        raise UsageError(f"cannot write into {parent}: {exc.strerror or exc}") from None
-    old = None
-    try:
-        for name, text in files.items():
-            with open(os.path.join(staging, name), "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        os.chmod(staging, 0o755)
-        if os.path.exists(target):
-            old = tempfile.mkdtemp(dir=parent, prefix=".userctl-evidence-old-")
-            os.rmdir(old)
-            os.rename(target, old)
-        os.rename(staging, target)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None and not os.path.exists(target):
-            os.rename(old, target)  # put the previous contents back
-            old = None
-        if isinstance(exc, OSError):
-            raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @click.command()
@@ -93,9 +39,13 @@ def write_directory(target: str, files: dict[str, str], force: bool) -> None:
     required=True,
     type=click.Path(file_okay=False),
     metavar="DIR",
-    help="Directory to write (must be empty or absent).",
+    help="Directory to write: new, empty, or an earlier evidence pack (with --force).",
 )
-@click.option("--force", is_flag=True, help="Replace the contents of a non-empty DIR.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier evidence pack in DIR (never anything else).",
+)
 def evidence(since: str, until: str, out: str, force: bool) -> None:
     """The evidence pack of an audit period: the verified audit log with its chain head, every
     plan applied with approvals and reasons, joiners/movers/leavers, review attestations, the
@@ -112,7 +62,7 @@ def evidence(since: str, until: str, out: str, force: bool) -> None:
         evidence = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
-    write_directory(out, files, force)
+    write_pack("-o", out, files, force=force)
     click.echo(
         f"{org.slug}: evidence for {since} to {until} written to {out} "
         f"({len(files)} files; open index.html)"

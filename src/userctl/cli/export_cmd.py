@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import reading, write_atomically
+from userctl.cli.common import reading
+from userctl.cli.outputs import write_file
 
 
 @click.command()
@@ -36,7 +37,7 @@ def export(output: str | None, schema: str | None) -> None:
     for warning in warnings(live):
         click.echo(f"Warning: {warning}", err=True)
     if output:
-        write_atomically(output, text)
+        write_file("-o", output, text)
         click.echo(
             f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}",
             err=True,

@@ -11,19 +11,26 @@ from typing import TYPE_CHECKING
 import click
 
 from userctl.cli.common import (
+    interactive,
     invitation_options,
     letterhead,
+    lock_option,
+    operator_option,
+    otp_option,
+    reading,
     reading_database,
     result_format_option,
+    with_code,
 )
 from userctl.cli.context import app
-from userctl.errors import UsageError, UserctlError
+from userctl.errors import TwoFactorRequired, UsageError, UserctlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-# queued → sent; cancelled when the user was deleted before delivery.
-STATUSES = ("queued", "sent", "cancelled")
+# See apply/outbox.py: queued → sending → sent; cancelled (user deleted, or replaced by a resend
+# before it went out); revoked (a later invitation of the user was sent or resent).
+STATUSES = ("queued", "sending", "sent", "cancelled", "revoked")
 
 
 @click.group()
@@ -114,27 +121,55 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
 
 @notifications.command()
 @click.argument("email")
-@click.option(
-    "--operator",
-    envvar="USERCTL_OPERATOR",
-    metavar="EMAIL",
-    help="Recorded in the audit log as who resent it.",
-)
-def resend(email: str, operator: str | None) -> None:
+@operator_option
+@otp_option
+@invitation_options
+@lock_option
+def resend(
+    email: str,
+    operator: str,
+    otp_code: str | None,
+    invite_base_url: str | None,
+    smtp_from: str | None,
+    lock_timeout: float,
+) -> None:
     """Queue a new invitation (a fresh token, 7 days from sending) for a user who is still
-    invited, e.g. one whose invitation expired; sent now when USERCTL_SMTP_URL is set, else by
-    the next `userctl notifications send`."""
+    invited, e.g. one whose invitation expired; every earlier link of that user stops working.
+    Confirmed by the operator's TOTP code (they need users.add); at most one resend per user
+    every 10 minutes and 5 a day. Sent now when USERCTL_SMTP_URL is set, else by the next
+    `userctl notifications send`."""
     from userctl.apply import outbox
+    from userctl.apply.resend import resend_invitation
     from userctl.clock import utcnow
-    from userctl.db.snapshot import resolve_organization
 
-    with reading_database() as conn:
-        org_id, org = resolve_organization(conn, app().organization)
-    outbox.queue_resend(app().engine(), org.slug, email, operator, utcnow())
-    click.echo(f"{org.slug}: a new invitation for {email.strip().lower()} is queued")
+    # The same refusals as `send`, before anything is written: the link must point somewhere.
+    letter = letterhead(invite_base_url, smtp_from, "the new invitation")
     smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
-    if smtp_url:
-        report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id)
+    target = outbox.parse_smtp_url(smtp_url) if smtp_url else None
+    if not otp_code and not interactive():
+        raise TwoFactorRequired(
+            "--otp-code (or USERCTL_OTP_CODE) is required: a resend is confirmed with the "
+            "operator's TOTP code. Nothing was sent"
+        )
+    with reading() as (_conn, org_id, org):
+        slug = org.slug
+    with_code(
+        lambda code: resend_invitation(
+            app().engine(),
+            slug,
+            email,
+            operator,
+            code or "",
+            now=utcnow(),  # the moment the code was given
+            lock_timeout_s=lock_timeout,
+        ),
+        otp_code or None,
+        ask=not otp_code,
+        prompt=f"TOTP code of {operator}",
+    )
+    click.echo(f"{slug}: a new invitation for {email.strip().lower()} is queued")
+    if target is not None:
+        report = outbox.send_queued(app().engine(), target, utcnow(), org_id, letterhead=letter)
         click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
         if report.failed:
             raise UserctlError(

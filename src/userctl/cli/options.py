@@ -113,7 +113,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "activity": ("userctl activity import logins.csv --operator ana@acme.co",),
     "activity import": ("userctl activity import logins.csv --operator ana@acme.co",),
     "hygiene": ("userctl hygiene", "userctl hygiene --format json"),
-    "notifications resend": ("userctl notifications resend nuevo@acme.co --operator ana@acme.co",),
+    "notifications resend": (
+        "USERCTL_INVITE_BASE_URL=https://app.acme.co/register "
+        "userctl notifications resend nuevo@acme.co --operator ana@acme.co",
+    ),
     "review": (
         "userctl review --format html > review.html",
         "userctl review --format json > review.json",

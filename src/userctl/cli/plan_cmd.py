@@ -9,7 +9,6 @@ from userctl.cli.common import (
     plan_from_file,
     planning_options,
     reason_option,
-    write_atomically,
 )
 from userctl.cli.context import app
 from userctl.plan import Plan, dumps
@@ -77,7 +76,9 @@ def plan(
             utcnow(),
         )
     if out:
-        write_atomically(out, dumps(result))
+        from userctl.cli.outputs import desired_files, write_file
+
+        write_file("--out", out, dumps(result), reads=desired_files(path))
     click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)
     code = plan_exit_code(result, detailed_exitcode)
     if code:

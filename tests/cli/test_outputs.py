@@ -1,0 +1,234 @@
+"""Writes to the filesystem never delete what userctl did not write (DESIGN §8 invariant 9;
+cli/outputs.py). Tried as an unlucky user (`evidence -o . --force` in the working directory used to
+remove the database and the desired-state file) and as someone who plants a directory or a link
+where a pack is written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.apply.apply_helpers import build_org, exported, live_state
+from tests.cli.yaml_files import write_desired
+from tests.conftest import Factory, Runner
+from userctl.cli.outputs import MANIFEST, PACK_HEADER
+from userctl.state import LiveState
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+PERIOD = ("--since", "2020-01-01", "--until", "2020-12-31")
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry under `root` (not following links) with its bytes, or the link's target."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            found[key] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[key] = path.read_bytes()
+        else:
+            found[key] = "dir"
+    return found
+
+
+def _pack(runner: Runner, out: Path, *extra: str) -> None:
+    done = runner("evidence", *PERIOD, "-o", str(out), *extra)
+    assert done.exit_code == 0, done.output
+
+
+@pytest.fixture
+def org(factory: Factory) -> None:
+    build_org(factory)
+
+
+@sqlite_only
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_evidence_into_the_working_directory_is_refused_and_touches_nothing(
+    runner: Runner,
+    org: None,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    force: list[str],
+) -> None:
+    assert Path(db_url.removeprefix("sqlite:///")).parent == tmp_path
+    write_desired(tmp_path / "users.yaml", exported(live_state_of(db_url)))
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    refused = runner("evidence", *PERIOD, "-o", ".", *force)
+    assert refused.exit_code == 1, refused.output
+    assert "would replace the working directory" in refused.stderr
+    assert "Traceback" not in refused.output
+    assert _tree(tmp_path) == before  # t.db and users.yaml intact, nothing left beside them
+
+
+def test_evidence_into_the_working_directory_is_refused_even_when_it_is_a_pack(
+    runner: Runner, org: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "pack"
+    _pack(runner, out)
+    monkeypatch.chdir(out)
+    before = _tree(tmp_path)
+    for target in (".", str(tmp_path / "pack"), ".."):
+        refused = runner("evidence", *PERIOD, "-o", target, "--force")
+        assert refused.exit_code == 1, refused.output
+        assert "would replace the working directory" in refused.stderr
+    assert _tree(tmp_path) == before
+
+
+@sqlite_only
+def test_evidence_into_a_directory_holding_the_database_is_refused(
+    runner: Runner, org: None, db_url: str, tmp_path: Path
+) -> None:
+    db = Path(db_url.removeprefix("sqlite:///"))
+    nested = tmp_path / "data" / "db"
+    nested.mkdir(parents=True)
+    moved = nested / "userctl.db"
+    db.rename(moved)
+    runner.db_url = f"sqlite:///{moved}"
+    before = _tree(tmp_path)
+    for target in (tmp_path / "data", nested, tmp_path):
+        refused = runner("evidence", *PERIOD, "-o", str(target), "--force")
+        assert refused.exit_code == 1, refused.output
+        assert f"would replace {moved}" in refused.stderr
+    assert _tree(tmp_path) == before
+
+
+def test_evidence_into_a_foreign_directory_is_refused_even_with_force(
+    runner: Runner, org: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    before = _tree(tmp_path)
+    refused = runner("evidence", *PERIOD, "-o", str(out), "--force")
+    assert refused.exit_code == 1, refused.output
+    assert "'notes.txt' and no SHA256SUMS" in refused.stderr
+    assert "Nothing was written" in refused.stderr
+    assert _tree(tmp_path) == before
+
+
+def test_evidence_replaces_only_a_pack_it_recognises(
+    runner: Runner, org: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "pack"
+    _pack(runner, out)
+    lines = (out / MANIFEST).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == PACK_HEADER
+    pristine = _tree(tmp_path)
+
+    # A pack with one more file, or one file edited since, is no longer what userctl wrote.
+    (out / "auditor-notes.txt").write_text("found nothing\n")
+    refused = runner("evidence", *PERIOD, "-o", str(out), "--force")
+    assert refused.exit_code == 1 and "'auditor-notes.txt', which its SHA256SUMS does not list" in (
+        refused.stderr
+    )
+    assert (out / "auditor-notes.txt").read_text() == "found nothing\n"
+    (out / "auditor-notes.txt").unlink()
+    (out / "plans.json").write_text("edited\n")
+    refused = runner("evidence", *PERIOD, "-o", str(out), "--force")
+    assert refused.exit_code == 1 and "'plans.json', changed since userctl wrote it" in (
+        refused.stderr
+    )
+    assert (out / "plans.json").read_text() == "edited\n"
+
+    # A release directory's own SHA256SUMS (no userctl header) lists every file: still foreign.
+    names = sorted(p.name for p in out.iterdir() if p.name != MANIFEST)
+    (out / MANIFEST).write_text(
+        "".join(f"{hashlib.sha256((out / n).read_bytes()).hexdigest()}  {n}\n" for n in names)
+    )
+    refused = runner("evidence", *PERIOD, "-o", str(out), "--force")
+    assert refused.exit_code == 1 and "a SHA256SUMS that userctl did not write" in refused.stderr
+
+    # The earlier pack as written is replaced (with --force), and nothing is left beside it.
+    for path in out.iterdir():
+        path.unlink()
+    out.rmdir()
+    _pack(runner, out)
+    assert _tree(tmp_path).keys() == pristine.keys()
+    not_forced = runner("evidence", *PERIOD, "-o", str(out))
+    assert not_forced.exit_code == 1 and "add --force to replace that pack" in not_forced.stderr
+    _pack(runner, out, "--force")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".userctl")] == []
+    assert _tree(tmp_path).keys() == pristine.keys()
+
+
+def test_evidence_through_a_symlink_replaces_the_target_and_leaves_nothing(
+    runner: Runner, org: None, tmp_path: Path
+) -> None:
+    real = tmp_path / "archive" / "2020"
+    real.parent.mkdir()
+    _pack(runner, real)
+    link = tmp_path / "current"
+    link.symlink_to(real, target_is_directory=True)
+    _pack(runner, link, "--force")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".userctl")] == []
+    assert sorted(p.name for p in real.parent.iterdir()) == ["2020"]
+    assert (real / MANIFEST).read_text(encoding="utf-8").startswith(PACK_HEADER)
+
+
+def test_evidence_into_an_empty_directory(runner: Runner, org: None, tmp_path: Path) -> None:
+    out = tmp_path / "empty"
+    out.mkdir()
+    _pack(runner, out)
+    assert (out / "index.html").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".userctl")] == []
+
+
+@sqlite_only
+def test_single_file_outputs_never_overwrite_what_the_command_reads(
+    runner: Runner, org: None, db_url: str, tmp_path: Path
+) -> None:
+    db = Path(db_url.removeprefix("sqlite:///"))
+    desired = write_desired(tmp_path / "users.yaml", exported(live_state_of(db_url)))
+    before = _tree(tmp_path)
+    for args, why in [
+        (("plan", "-f", str(desired), "--out", str(desired)), "which this command reads"),
+        (("plan", "-f", str(tmp_path), "--out", str(desired)), "which this command reads"),
+        (("plan", "-f", str(desired), "--out", str(db)), "which this command reads"),
+        (("export", "-o", str(db)), "which this command reads"),
+        (("export", "-o", str(tmp_path)), "is a directory"),
+        (("plan", "-f", str(desired), "--out", str(tmp_path)), "is a directory"),
+    ]:
+        refused = runner(*args)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert why in refused.stderr, (args, refused.stderr)
+        assert _tree(tmp_path) == before, args
+
+
+def live_state_of(db_url: str) -> LiveState:
+    from userctl.db.engine import create_engine_for
+
+    engine = create_engine_for(db_url)
+    try:
+        return live_state(engine)
+    finally:
+        engine.dispose()
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
+# What writes, replaces or deletes files: only cli/outputs.py may, so that the next command that
+# writes a file gets the rule instead of forgetting it.
+FILE_WRITES = re.compile(
+    r"open\([^)]*['\"][wax]b?\+?['\"]|\.write_(text|bytes)\(|os\.(replace|rename|unlink|remove|"
+    r"rmdir|makedirs|mkdir)\(|\.(unlink|rename|rmdir|mkdir)\(|rmtree|mkdtemp|mkstemp|"
+    r"NamedTemporaryFile|copyfile|shutil\.(copy|move)"
+)
+
+
+def test_only_the_output_writer_writes_files() -> None:
+    found = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path != SRC / "cli" / "outputs.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FILE_WRITES.search(line)
+    ]
+    assert found == []
+    assert FILE_WRITES.search((SRC / "cli" / "outputs.py").read_text(encoding="utf-8"))

@@ -133,3 +133,25 @@ def test_a_rekey_under_four_eyes_judges_both_codes_when_they_were_given(
     )
     assert result.exit_code == 0, result.output
     assert not [e for e in rows_of(engine, m.AuditEvent) if e.action == "otp.failure"]
+
+
+def test_resend_judges_the_code_given_when_the_command_started(
+    engine: Engine,
+    org: Org,
+    factory: Factory,
+    runner: Runner,
+    start: dt.datetime,
+) -> None:
+    factory.user(org.id, "late@acme.co", next(iter(org.roles.values())), status="invited")
+    result = runner(
+        "notifications",
+        "resend",
+        "late@acme.co",
+        "--operator",
+        "root@acme.co",
+        "--otp-code",
+        code_at(org.root, start),
+        env={"USERCTL_INVITE_BASE_URL": "https://app.acme.co/join", "USERCTL_SMTP_URL": None},
+    )
+    assert result.exit_code == 0, result.output
+    assert [e.action for e in rows_of(engine, m.AuditEvent)][-1] == "notification.resend"

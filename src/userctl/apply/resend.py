@@ -39,9 +39,11 @@ def resend_invitation(
     *,
     now: dt.datetime,
     lock_timeout_s: float,
+    code_read_at: dt.datetime | None = None,
 ) -> str:
     """Queue a new invitation for `email` (see the module doc); returns the new audit chain
-    head. Nothing is written unless every check passes (a wrong code books only itself)."""
+    head. Nothing is written unless every check passes (a wrong code books only itself). The
+    code is judged at `code_read_at` (default `now`), when the command read it."""
     key = email.strip().lower()
     address = user_address(key)
 
@@ -59,7 +61,7 @@ def resend_invitation(
                 "registered gets an invitation"
             )
         _within_limit(conn, org_id, key, address, now)
-        otp.verify_operator_code(conn, me.id, otp_code, now)
+        otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at or now)
         outbox.revoke_tokens(conn, int(user.id))
         outbox.queue_invitation(conn, org_id, int(user.id), key, now)
         return append_events(

@@ -154,14 +154,15 @@ def resend(
     with reading() as (_conn, org_id, org):
         slug = org.slug
     with_code(
-        lambda code: resend_invitation(
+        lambda code, read_at: resend_invitation(
             app().engine(),
             slug,
             email,
             operator,
             code or "",
-            now=utcnow(),  # the moment the code was given
+            now=utcnow(),
             lock_timeout_s=lock_timeout,
+            code_read_at=read_at,
         ),
         otp_code or None,
         ask=not otp_code,

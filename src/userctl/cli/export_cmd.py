@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from userctl.cli.common import reading, write_atomically
+from userctl.printable import printable
 
 
 @click.command()
@@ -34,7 +35,7 @@ def export(output: str | None, schema: str | None) -> None:
         live = read_live_state(conn, org.slug)
     text = export_yaml(live, schema or SCHEMA_PATH)
     for warning in warnings(live):
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(printable(f"Warning: {warning}"), err=True)
     if output:
         write_atomically(output, text)
         click.echo(

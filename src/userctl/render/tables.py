@@ -12,12 +12,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
-from userctl.printable import printable
+from userctl.printable import json_text, printable
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
@@ -182,12 +181,7 @@ def render(
     people from several fields); JSON and CSV always carry `columns`. `cell` writes the
     table's cells."""
     if fmt == "json":
-        return (
-            json.dumps(
-                [{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False
-            )
-            + "\n"
-        )
+        return json_text([{c.key: row[c.key] for c in columns} for row in rows])
     if fmt == "csv":
         return _csv(columns, rows)
     if fmt == "table":
@@ -243,6 +237,10 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)  # a number is never a formula, and a count keeps its sign
     text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    # Hidden characters as visible escapes, as in every output: a spreadsheet shows a bidi
+    # override, a line separator or an ESC raw (and a line break would split the record for a
+    # careless reader). Escaped first, so that a leading control is no formula start any more.
+    text = printable(text)
     # A leading single quote makes a spreadsheet show the cell as text, as OWASP recommends. It
     # also quotes every phone number, which starts with `+` ("'+573001112233"): to a spreadsheet
     # a `+` cell is a formula too. A script that wants the stored value drops a leading quote
@@ -315,7 +313,7 @@ def detail_csv_rows(detail: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
+        return json_text(detail)
     if fmt == "csv":
         return _csv_lines(
             [

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 COLUMNS: Final = ("email", "last_login_at")
+# The email is held to the rule of users.email; the instant is parsed (and its length capped).
+STORED_IN: Final = {"email": "users.email"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ def plan_activity(
     updated: dict[str, dt.datetime] = {}
     unchanged = 0
     latest = naive_utc(now)
-    for line, values, cols in csv_rows(text, reader, COLUMNS):
+    for line, values, cols in csv_rows(text, reader, COLUMNS, STORED_IN):
         email, when = values["email"].lower(), parse_instant(values["last_login_at"])
         if email in first_line:
             reader.problem(
@@ -108,6 +110,7 @@ def import_activity(
     from sqlalchemy import bindparam, select, update
 
     from userctl.apply import audit
+    from userctl.apply.unverified import unverified_operator
     from userctl.db import tables
     from userctl.db.engine import begin_read, begin_write, lock_organization
     from userctl.db.migrate import require_current
@@ -120,6 +123,7 @@ def import_activity(
     u = tables.users.c
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
         org_id = lock_organization(conn, slug, lock_timeout_s)
+        who = unverified_operator(conn, org_id, "activity import", operator, now=now)
         recorded = {
             str(e).lower(): at
             for e, at in conn.execute(
@@ -142,8 +146,9 @@ def import_activity(
                 org_id,
                 [
                     audit.AuditRecord(
-                        operator=(operator or "unknown").strip().lower(),
+                        operator=who,
                         verified_by="none",
+                        operator_verified=False,
                         action="activity.import",
                         address=organization_address(slug),
                         after={

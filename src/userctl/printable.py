@@ -47,9 +47,10 @@ def visible_json(encoded: str) -> str:
     string, where the escape decodes to the very same string: what a reader parses is unchanged
     (a saved plan keeps its digest), only what a person or a terminal sees is. json.dumps escapes
     C0 controls itself, but leaves DEL, C1, Cf and the separators raw."""
-    if not _NOT_PLAIN_ASCII.search(encoded):
-        return encoded
-    return "".join(_json_escape(ch) if is_hidden(ch) else ch for ch in encoded)
+    if encoded.isascii():
+        return encoded  # json.dumps writes every C0 control in a string as an escape already
+    # A raw C0 control (a line feed, once indented) can only be the document's own layout.
+    return "".join(_json_escape(ch) if ch > "\x7e" and is_hidden(ch) else ch for ch in encoded)
 
 
 def json_text(data: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:

@@ -28,6 +28,12 @@ def _write(tmp_path: Path, text: str, name: str = "accounts.csv") -> str:
     return str(path)
 
 
+def _operator(factory: Factory, org: int, email: str = "ana@acme.co") -> str:
+    """An operator who may import accounts (bank_accounts.manage): the one the audit names."""
+    role = factory.role(org, f"Treasury {email}", ["bank_accounts.manage"])
+    return factory.operator(org, email, role).email
+
+
 def _accounts(engine: Engine, org_id: int) -> dict[str, BankAccount]:
     with begin_read(engine) as conn:
         return read_bank_accounts(conn, org_id)
@@ -44,6 +50,8 @@ def test_import_registers_then_is_idempotent(
 ) -> None:
     org = factory.org("acme-payments")
     factory.bank_account(org, "legacy", bank="Davivienda", masked_number="****1111")
+    _operator(factory, org)
+    bo = _operator(factory, org, "bo@acme.co")
     path = _write(tmp_path, GOOD)
 
     first = runner("accounts", "import", path, "--operator", "Ana@acme.co")
@@ -59,18 +67,24 @@ def test_import_registers_then_is_idempotent(
         "accounts",
         "import",
         _write(tmp_path, GOOD + "new-one,Citi,savings,****0001,USD\n", "more.csv"),
+        "--operator",
+        bo,
     )
     assert again.exit_code == 0, again.output
     assert again.stdout == "acme-payments: imported 1, unchanged 2\n"
     assert len(_accounts(engine, org)) == 4
 
-    # Each registration is audited: who (as given, unverified), what, and the values.
+    # Each registration is audited: who (an operator of the organization, unverified: no code
+    # was given), what, and the values.
     with begin_read(engine) as conn:
         events = list_events(conn, org)
-    assert [(e["operator"], e["verified_by"], e["action"], e["address"]) for e in events] == [
-        ("ana@acme.co", "none", "bank_account.import", 'bank_account["ops-main"]'),
-        ("ana@acme.co", "none", "bank_account.import", 'bank_account["usd-1"]'),
-        ("unknown", "none", "bank_account.import", 'bank_account["new-one"]'),
+    assert [
+        (e["operator"], e["verified_by"], e["operator_verified"], e["action"], e["address"])
+        for e in events
+    ] == [
+        ("ana@acme.co", "none", False, "bank_account.import", 'bank_account["ops-main"]'),
+        ("ana@acme.co", "none", False, "bank_account.import", 'bank_account["usd-1"]'),
+        ("bo@acme.co", "none", False, "bank_account.import", 'bank_account["new-one"]'),
     ]
 
 
@@ -88,7 +102,7 @@ def test_a_bad_row_imports_nothing(
         + "ops-main,Davivienda,checking,****4321,COP\n"  # existing key, other values
         + "bad,Citi,savings,****0002,usd\n",
     )
-    result = runner("accounts", "import", path)
+    result = runner("accounts", "import", path, "--operator", _operator(factory, org))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{path}:3:1: key: bank account 'ops-main' is already registered with other values "
@@ -106,11 +120,12 @@ def test_import_needs_an_organization_and_a_file(
     runner: Runner, factory: Factory, tmp_path: Path
 ) -> None:
     factory.org("acme-payments")
-    factory.org("other-co")
+    other = factory.org("other-co")
+    who = _operator(factory, other)
     path = _write(tmp_path, GOOD)
-    ambiguous = runner("accounts", "import", path)
+    ambiguous = runner("accounts", "import", path, "--operator", who)
     assert ambiguous.exit_code == 1 and "--organization" in ambiguous.stderr
-    chosen = runner("--organization", "other-co", "accounts", "import", path)
+    chosen = runner("--organization", "other-co", "accounts", "import", path, "--operator", who)
     assert chosen.stdout == "other-co: imported 2, unchanged 0\n"
     accounts = runner("--organization", "other-co", "accounts", "list", "--format", "json")
     assert [a["key"] for a in json.loads(accounts.stdout)] == ["ops-main", "usd-1"]

@@ -159,7 +159,8 @@ def test_every_bad_row_is_reported_with_its_line_and_column() -> None:
         "a.csv:6:6: bank: must not be empty",
         "a.csv:6:24: currency: 'US' is not a currency code: 3 upper-case letters, e.g. COP or USD",
         "a.csv:7:1: key: key 'ok-1' is also on line 2",
-        "a.csv:8:1: currency: 'EURO' is not a currency code: 3 upper-case letters, e.g. COP or USD",
+        # Longer than its column first: the character and width rule of every field comes first.
+        "a.csv:8:1: currency: is 4 characters, more than the 3 it holds",
     ]
 
 
@@ -197,22 +198,26 @@ def test_the_header_is_required(text: str, expected: str) -> None:
 
 
 def test_header_order_spreadsheet_habits_and_unchanged_rows() -> None:
-    # Any column order, a byte-order mark, CRLF line ends, padding spaces, trailing empty rows,
-    # and a quoted field spanning lines: all read as meant.
+    # Any column order, a byte-order mark, CRLF line ends, padding spaces, trailing empty rows:
+    # all read as meant.
     text = (
         "\ufeffcurrency, key ,bank,account_type,masked_number\r\n"
         "COP, ops-main ,Bancolombia,checking,****4321\r\n"
-        'USD,usd-1,"Citi\r\nBank",savings,****9876\r\n'
+        'USD,usd-1,"Citi Bank",savings,****9876\r\n'
         ",,,,\r\n\r\n"
     )
     existing = {"ops-main": BankAccount("ops-main", "Bancolombia", "checking", "****4321", "COP")}
     plan = plan_import(text.encode("utf-8"), "a.csv", existing)
     assert plan.unchanged == (existing["ops-main"],)
-    assert plan.new == (BankAccount("usd-1", "Citi\r\nBank", "savings", "****9876", "USD"),)
-    # The row after a multi-line record is counted from its real line.
-    bad = text + "cop,x-1,Citi,savings,****1\r\n"
+    assert plan.new == (BankAccount("usd-1", "Citi Bank", "savings", "****9876", "USD"),)
+    # A quoted field spanning lines is valid CSV, but a line break is no part of a bank's name
+    # (the file's character rule); the row after it is counted from its real line.
+    spanning = text + 'USD,usd-2,"Citi\r\nBank",savings,****9876\r\n'
+    bad = spanning + "cop,x-1,Citi,savings,****1\r\n"
     assert _problems(bad, existing) == [
-        "a.csv:7:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD"
+        "a.csv:6:1: bank: contains U+000D CARRIAGE RETURN at position 5 and 1 more control or "
+        "format characters, which would display differently from what is stored: remove them",
+        "a.csv:8:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD",
     ]
 
 

@@ -255,3 +255,43 @@ def test_hygiene_and_policy_check_show_hidden_characters_escaped(
     checked = runner("policy", "check", "--format", "json")
     assert checked.exit_code == 4, checked.output
     assert_json_shown(checked.stdout, policy)
+
+
+# --- what reaches stderr ----------------------------------------------------------------------
+
+
+def test_an_error_quoting_its_input_shows_hidden_characters_escaped(
+    runner: Runner, acme: Acme, engine: Engine, tmp_path: Path
+) -> None:
+    # Every error goes through one reporter: an argument echoed back (here an unknown user's
+    # address, typed with an OSC sequence that would retitle the terminal) is shown escaped.
+    result = runner("users", "show", "x\x1b]0;owned\x07\u202e@acme.co")
+    assert result.exit_code == 1, result.output
+    assert_shown(result.stderr, "x\x1b]0;owned\x07\u202e@acme.co")
+    assert result.stderr.startswith("Error: ")
+    # A message that names its input as given, not as repr() would: the reporter escapes it.
+    path = _clean_desired(engine, tmp_path)
+    named = "acme\x1b[2J\u202e"
+    result = runner("--organization", named, "validate", "-f", str(path))
+    assert result.exit_code == 1, result.output
+    assert_shown(result.stderr, named)
+    assert result.stderr.startswith("Error: --organization acme\\x1b[2J\\u202e does not match")
+
+
+def test_an_export_warning_shows_hidden_characters_escaped(
+    runner: Runner, acme: Acme, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
+    # A private-use character is no character the loader refuses, yet no font shows it as what
+    # it is: the export's warning about an inactive holder shows it escaped.
+    gone = factory.user(acme.org, "gone@acme.co", factory.role(acme.org, "Old", []))
+    factory.assign(gone, factory.bank_account(acme.org, "vault\ue000"))
+    _update(engine, "users", ("email", "gone@acme.co"), status="inactive")
+    _update(engine, "users", ("email", "ana@acme.co"), first_name="Ana", last_name="B")
+    _update(engine, "roles", ("name", "Viewer"), description="Reads")
+    _update(engine, "roles", ("name", ROLE), name="Legacy")
+    result = runner("export", "-o", str(tmp_path / "users.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "Warning: gone@acme.co is inactive but still holds bank accounts (vault\\ue000)" in (
+        result.stderr
+    )
+    assert "\ue000" not in result.stderr

@@ -292,3 +292,24 @@ def test_activity_import_holds_every_field_to_the_character_rule(
     assert line.startswith(f"Error: {path}:3:{col}: {column}: {message}"), line
     assert all(c.isprintable() for c in line), line
     assert _written(engine, acme.org) == before
+
+
+def test_the_file_name_recorded_in_the_audit_log_is_held_to_the_rule(
+    runner: Runner, acme: Acme, engine: Engine, tmp_path: Path
+) -> None:
+    # activity import records the file's name in its event: a name with an ESC sequence or a
+    # bidi override would reach the audit log and the evidence pack as free text.
+    before = _written(engine, acme.org)
+    for name in ("logins\x1b[2J.csv", "logins\u202evsc.csv"):
+        path = _write(tmp_path, "email,last_login_at\nana@acme.co,2026-01-02\n", name)
+        result = runner(
+            "--organization", "acme-payments", "activity", "import", path, *IMPORT_AS_PEOPLE
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith("Error: the file name "), result.stderr
+        assert "rename the file" in result.stderr
+        assert all(c.isprintable() for c in result.stderr.rstrip("\n"))
+    assert _written(engine, acme.org) == before
+
+
+IMPORT_AS_PEOPLE: Final = ("--operator", "people@acme.co")

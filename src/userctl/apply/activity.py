@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
 from userctl.clock import iso_z, naive_utc, parse_utc
-from userctl.errors import InputError
+from userctl.errors import InputError, UsageError
+from userctl.names import text_problem
+from userctl.printable import printable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -118,6 +120,10 @@ def import_activity(
     from userctl.plan import organization_address
 
     require_current(engine)
+    # The file's name is recorded in the audit event: free text like any other (names.text_problem).
+    problem = text_problem(source)
+    if problem is not None:
+        raise UsageError(printable(f"the file name {source} {problem}; rename the file"))
     with begin_read(engine) as conn:
         slug = resolve_organization(conn, organization)[1].slug
     u = tables.users.c

@@ -76,6 +76,9 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
 
 # How a refusal names the export it stopped, in place of a file nobody will see.
 EXPORTED: Final = "the export"
+# Where a loader message points into the text ("(at line 11)", "(first at line 4)"): a line of a
+# file that is not written means nothing to the reader; the row named says where the value is.
+_LINE_OF_THE_TEXT: Final = re.compile(r" \((?:first )?(?:defined )?at line \d+\)")
 
 
 def checked_export(live: LiveState, schema: str = SCHEMA_PATH) -> str:
@@ -95,7 +98,11 @@ def refusals(problems: Sequence[Problem], live: LiveState) -> list[Problem]:
     column of `live` the value came from (never a line of the text, which is not written), and a
     last one saying that nothing was written and why."""
     named = [
-        Problem(f"{_row_and_column(p.path, live)}: {p.message}", path=("export",)) for p in problems
+        Problem(
+            f"{_row_and_column(p.path, live)}: {_LINE_OF_THE_TEXT.sub('', p.message)}",
+            path=("export",),
+        )
+        for p in problems
     ]
     return named + [
         Problem(

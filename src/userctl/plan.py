@@ -17,6 +17,7 @@ from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
 
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
+from userctl.printable import json_text
 from userctl.state import FingerprintKind, canonical_json
 
 # 2: changes carry grants_privilege; a plan carries its provenance.
@@ -451,7 +452,9 @@ def dumps(plan: Plan) -> str:
 
 def dumps_data(data: Mapping[str, Any]) -> str:
     """Stable, human-diffable JSON of a plan's data."""
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Hidden characters escaped (printable.json_text): the same data once parsed, so a saved
+    # plan's digest still verifies, and a terminal or a diff shows what the plan holds.
+    return json_text(data, sort_keys=True)
 
 
 PROVENANCE_KEYS: Final = ("created_at", "userctl_version", "files", "git_commit")

@@ -139,18 +139,7 @@ def limit_problem(column: str, value: object) -> str | None:
     limit = LIMITS[column]
     if not isinstance(value, str):
         return f"{column} must be text, not {type(value).__name__}"
-    if len(value) > limit.max_length:
-        return f"{column} is {len(value)} characters, more than the {limit.max_length} it holds"
-    # The loader's own character rules (userctl.names), so a value is judged alike wherever it came
-    # from.
-    if column == "users.email":
-        problem = email_problem(value)
-    else:
-        problem = (
-            text_problem(value)
-            or ("must be ASCII" if limit.charset == "ascii" and not value.isascii() else None)
-            or (mixed_scripts(value) if column in NAME_COLUMNS and not value.isascii() else None)
-        )
+    problem = character_problem(column, value)
     if problem is not None:
         return f"{column} {problem}"
     if limit.pattern is not None and re.search(limit.pattern, value) is None:
@@ -158,6 +147,24 @@ def limit_problem(column: str, value: object) -> str | None:
     if limit.values and value not in limit.values:
         return f"{column} is not one of {', '.join(limit.values)}"
     return None
+
+
+def character_problem(column: str, value: str) -> str | None:
+    """Why the text `value` cannot be stored in `column` for its length or its characters, or
+    None: the part of limit_problem that holds for any text given to userctl (a CSV field too,
+    whose own command judges its format)."""
+    limit = LIMITS[column]
+    if len(value) > limit.max_length:
+        return f"is {len(value)} characters, more than the {limit.max_length} it holds"
+    # The loader's own character rules (userctl.names), so a value is judged alike wherever it came
+    # from.
+    if column == "users.email":
+        return email_problem(value)
+    return (
+        text_problem(value)
+        or ("must be ASCII" if limit.charset == "ascii" and not value.isascii() else None)
+        or (mixed_scripts(value) if column in NAME_COLUMNS and not value.isascii() else None)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,3 +288,14 @@ def plan_of(path: Path) -> Plan:
 def rows_of(engine: Engine, table: Any, *where: Any) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(table).where(*where)).all())
+
+
+def allow_imports(engine: Engine, org: Org) -> None:
+    """Let build_org's Admin (root@acme.co) run `accounts import` too (bank_accounts.manage);
+    `activity import` needs users.manage, which Admin holds already."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(m.RolePermission).values(
+                role_id=org.roles["Admin"], permission="bank_accounts.manage"
+            )
+        )

@@ -28,6 +28,12 @@ def _write(tmp_path: Path, text: str, name: str = "accounts.csv") -> str:
     return str(path)
 
 
+def _operator(factory: Factory, org: int, email: str = "ana@acme.co") -> str:
+    """An operator who may import accounts (bank_accounts.manage): the one the audit names."""
+    role = factory.role(org, f"Treasury {email}", ["bank_accounts.manage"])
+    return factory.operator(org, email, role).email
+
+
 def _accounts(engine: Engine, org_id: int) -> dict[str, BankAccount]:
     with begin_read(engine) as conn:
         return read_bank_accounts(conn, org_id)
@@ -44,6 +50,8 @@ def test_import_registers_then_is_idempotent(
 ) -> None:
     org = factory.org("acme-payments")
     factory.bank_account(org, "legacy", bank="Davivienda", masked_number="****1111")
+    _operator(factory, org)
+    bo = _operator(factory, org, "bo@acme.co")
     path = _write(tmp_path, GOOD)
 
     first = runner("accounts", "import", path, "--operator", "Ana@acme.co")
@@ -59,18 +67,24 @@ def test_import_registers_then_is_idempotent(
         "accounts",
         "import",
         _write(tmp_path, GOOD + "new-one,Citi,savings,****0001,USD\n", "more.csv"),
+        "--operator",
+        bo,
     )
     assert again.exit_code == 0, again.output
     assert again.stdout == "acme-payments: imported 1, unchanged 2\n"
     assert len(_accounts(engine, org)) == 4
 
-    # Each registration is audited: who (as given, unverified), what, and the values.
+    # Each registration is audited: who (an operator of the organization, unverified: no code
+    # was given), what, and the values.
     with begin_read(engine) as conn:
         events = list_events(conn, org)
-    assert [(e["operator"], e["verified_by"], e["action"], e["address"]) for e in events] == [
-        ("ana@acme.co", "none", "bank_account.import", 'bank_account["ops-main"]'),
-        ("ana@acme.co", "none", "bank_account.import", 'bank_account["usd-1"]'),
-        ("unknown", "none", "bank_account.import", 'bank_account["new-one"]'),
+    assert [
+        (e["operator"], e["verified_by"], e["operator_verified"], e["action"], e["address"])
+        for e in events
+    ] == [
+        ("ana@acme.co", "none", False, "bank_account.import", 'bank_account["ops-main"]'),
+        ("ana@acme.co", "none", False, "bank_account.import", 'bank_account["usd-1"]'),
+        ("bo@acme.co", "none", False, "bank_account.import", 'bank_account["new-one"]'),
     ]
 
 
@@ -88,7 +102,7 @@ def test_a_bad_row_imports_nothing(
         + "ops-main,Davivienda,checking,****4321,COP\n"  # existing key, other values
         + "bad,Citi,savings,****0002,usd\n",
     )
-    result = runner("accounts", "import", path)
+    result = runner("accounts", "import", path, "--operator", _operator(factory, org))
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{path}:3:1: key: bank account 'ops-main' is already registered with other values "
@@ -106,11 +120,12 @@ def test_import_needs_an_organization_and_a_file(
     runner: Runner, factory: Factory, tmp_path: Path
 ) -> None:
     factory.org("acme-payments")
-    factory.org("other-co")
+    other = factory.org("other-co")
+    who = _operator(factory, other)
     path = _write(tmp_path, GOOD)
-    ambiguous = runner("accounts", "import", path)
+    ambiguous = runner("accounts", "import", path, "--operator", who)
     assert ambiguous.exit_code == 1 and "--organization" in ambiguous.stderr
-    chosen = runner("--organization", "other-co", "accounts", "import", path)
+    chosen = runner("--organization", "other-co", "accounts", "import", path, "--operator", who)
     assert chosen.stdout == "other-co: imported 2, unchanged 0\n"
     accounts = runner("--organization", "other-co", "accounts", "list", "--format", "json")
     assert [a["key"] for a in json.loads(accounts.stdout)] == ["ops-main", "usd-1"]
@@ -144,7 +159,8 @@ def test_every_bad_row_is_reported_with_its_line_and_column() -> None:
         "a.csv:6:6: bank: must not be empty",
         "a.csv:6:24: currency: 'US' is not a currency code: 3 upper-case letters, e.g. COP or USD",
         "a.csv:7:1: key: key 'ok-1' is also on line 2",
-        "a.csv:8:1: currency: 'EURO' is not a currency code: 3 upper-case letters, e.g. COP or USD",
+        # Longer than its column first: the character and width rule of every field comes first.
+        "a.csv:8:1: currency: is 4 characters, more than the 3 it holds",
     ]
 
 
@@ -182,22 +198,26 @@ def test_the_header_is_required(text: str, expected: str) -> None:
 
 
 def test_header_order_spreadsheet_habits_and_unchanged_rows() -> None:
-    # Any column order, a byte-order mark, CRLF line ends, padding spaces, trailing empty rows,
-    # and a quoted field spanning lines: all read as meant.
+    # Any column order, a byte-order mark, CRLF line ends, padding spaces, trailing empty rows:
+    # all read as meant.
     text = (
         "\ufeffcurrency, key ,bank,account_type,masked_number\r\n"
         "COP, ops-main ,Bancolombia,checking,****4321\r\n"
-        'USD,usd-1,"Citi\r\nBank",savings,****9876\r\n'
+        'USD,usd-1,"Citi Bank",savings,****9876\r\n'
         ",,,,\r\n\r\n"
     )
     existing = {"ops-main": BankAccount("ops-main", "Bancolombia", "checking", "****4321", "COP")}
     plan = plan_import(text.encode("utf-8"), "a.csv", existing)
     assert plan.unchanged == (existing["ops-main"],)
-    assert plan.new == (BankAccount("usd-1", "Citi\r\nBank", "savings", "****9876", "USD"),)
-    # The row after a multi-line record is counted from its real line.
-    bad = text + "cop,x-1,Citi,savings,****1\r\n"
+    assert plan.new == (BankAccount("usd-1", "Citi Bank", "savings", "****9876", "USD"),)
+    # A quoted field spanning lines is valid CSV, but a line break is no part of a bank's name
+    # (the file's character rule); the row after it is counted from its real line.
+    spanning = text + 'USD,usd-2,"Citi\r\nBank",savings,****9876\r\n'
+    bad = spanning + "cop,x-1,Citi,savings,****1\r\n"
     assert _problems(bad, existing) == [
-        "a.csv:7:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD"
+        "a.csv:6:1: bank: contains U+000D CARRIAGE RETURN at position 5 and 1 more control or "
+        "format characters, which would display differently from what is stored: remove them",
+        "a.csv:8:1: currency: 'cop' is not a currency code: 3 upper-case letters, e.g. COP or USD",
     ]
 
 

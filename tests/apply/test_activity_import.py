@@ -20,7 +20,12 @@ from userctl.db.engine import begin_read
 def _logins(engine: Engine) -> dict[str, dt.datetime | None]:
     u = tables.users.c
     with begin_read(engine) as conn:
-        return {e: at for e, at in conn.execute(sa.select(u.email, u.last_login_at))}
+        rows = conn.execute(sa.select(u.email, u.last_login_at))
+        return {e: at for e, at in rows if e not in ("ops@acme.co", "hr@acme.co")}
+
+
+# The operators who may feed last logins (users.manage): see _org.
+OPS = ("--operator", "ops@acme.co")
 
 
 def _org(factory: Factory) -> int:
@@ -28,6 +33,9 @@ def _org(factory: Factory) -> int:
     role = factory.role(org, "Support", ["users.view"])
     for email in ("ana@acme.co", "bo@acme.co", "cy@acme.co"):
         factory.user(org, email, role)
+    admin = factory.role(org, "People admin", ["users.manage"])
+    factory.operator(org, "ops@acme.co", admin)
+    factory.operator(org, "hr@acme.co", admin)
     return org
 
 
@@ -50,7 +58,7 @@ def test_import_records_last_logins_then_is_idempotent(
         "cy@acme.co": None,
     }
 
-    again = runner("activity", "import", str(path))
+    again = runner("activity", "import", str(path), *OPS)
     assert again.exit_code == 0, again.output
     assert again.stdout == "acme-payments: last logins updated 0, unchanged 2\n"
 
@@ -62,7 +70,7 @@ def test_import_records_last_logins_then_is_idempotent(
         "2026-11-01T10:00:00-05:00,bo@acme.co\n",
         encoding="utf-8",
     )
-    third = runner("activity", "import", str(older))
+    third = runner("activity", "import", str(older), "--operator", "HR@acme.co")
     assert third.stdout == "acme-payments: last logins updated 1, unchanged 1\n", third.output
     assert _logins(engine)["ana@acme.co"] == dt.datetime(2026, 11, 30, 8, 15)
     assert _logins(engine)["bo@acme.co"] == dt.datetime(2026, 11, 1, 15)
@@ -72,7 +80,7 @@ def test_import_records_last_logins_then_is_idempotent(
         events = [e for e in list_events(conn, org) if e["action"] == "activity.import"]
     assert [(e["operator"], e["after"]["updated"]) for e in events] == [
         ("ops@acme.co", 2),
-        ("unknown", 1),
+        ("hr@acme.co", 1),
     ]
     assert runner("audit", "verify").exit_code == 0
 
@@ -82,6 +90,8 @@ def test_import_records_last_logins_then_is_idempotent(
         "ana@acme.co": "2026-11-30T08:15:00Z",
         "bo@acme.co": "2026-11-01T15:00:00Z",
         "cy@acme.co": None,
+        "hr@acme.co": None,
+        "ops@acme.co": None,
     }
     table = runner("users", "list").stdout
     assert "LAST LOGIN" in table and "2026-11-30T08:15:00Z" in table and "never" in table
@@ -110,7 +120,7 @@ def test_a_bad_row_imports_nothing(
         "ANA@acme.co,2026-11-29\n",  # twice
         encoding="utf-8",
     )
-    result = runner("activity", "import", str(path))
+    result = runner("activity", "import", str(path), *OPS)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     assert lines[0] == f"{path}:3:1: email: no user 'zed@acme.co' in this organization"

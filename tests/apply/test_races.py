@@ -258,6 +258,10 @@ def scene(db_url: str, engine: Engine, factory: Factory) -> Iterator[Scene]:
     approver = factory.operator(org.id, "approver@acme.co", admin)
     confirmer = factory.operator(org.id, "confirmer@acme.co", admin)
     guesser = factory.operator(org.id, "guesser@acme.co", admin)
+    # Who imports accounts (an operator holding bank_accounts.manage).
+    factory.operator(
+        org.id, "ops@acme.co", factory.role(org.id, "Treasury", ["bank_accounts.manage"])
+    )
     invitee = factory.user(org.id, "invitee@acme.co", org.roles["Ops"])
     with begin_write(engine) as conn:
         outbox.queue_invitation(conn, org.id, invitee, "invitee@acme.co", utcnow())

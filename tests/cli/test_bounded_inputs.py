@@ -20,10 +20,10 @@ from typing import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.apply.apply_helpers import Org, drop_gone, save_plan, tables
+from tests.apply.apply_helpers import Org, allow_imports, build_org, drop_gone, save_plan, tables
 from tests.cli.test_fuzz import SIGNED
 from tests.cli.yaml_files import write_desired
-from tests.conftest import Runner
+from tests.conftest import Factory, Runner
 from userctl import clock
 from userctl.desired.reader import MAX_CSV_BYTES, MAX_DOCUMENT_BYTES, MAX_FILE_BYTES
 from userctl.plan import compute_digest
@@ -48,14 +48,23 @@ FILE_COMMANDS: list[tuple[str, tuple[str, ...], int]] = [
         MAX_DOCUMENT_BYTES,
     ),
     ("review --from", ("review", "--from", "{}"), MAX_DOCUMENT_BYTES),
-    ("activity import", ("activity", "import", "{}"), MAX_CSV_BYTES),
-    ("accounts import", ("accounts", "import", "{}"), MAX_CSV_BYTES),
+    ("activity import", ("activity", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
+    ("accounts import", ("accounts", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
 ]
 IDS = [name for name, _, _ in FILE_COMMANDS]
 
 
 def args_for(template: tuple[str, ...], path: str) -> list[str]:
     return [path if a == "{}" else a for a in template]
+
+
+@pytest.fixture
+def org(factory: Factory, engine: Engine) -> Org:
+    """build_org's organization, its Admin allowed to run both imports: the file is what is
+    judged here, not the operator."""
+    built = build_org(factory)
+    allow_imports(engine, built)
+    return built
 
 
 @pytest.fixture(params=["sqlite"])
@@ -162,7 +171,7 @@ def test_a_fifo_fed_forever_is_refused_at_the_limit(db_url: str, org: Org, fifo:
     writer = threading.Thread(target=_feed_forever, args=(fifo, stop), daemon=True)
     writer.start()
     try:
-        result = _userctl(db_url, ["accounts", "import", str(fifo)])
+        result = _userctl(db_url, ["accounts", "import", str(fifo), "--operator", "root@acme.co"])
     finally:
         stop.set()
         # Unblock a writer still waiting to open: open the read end once, then close it.
@@ -267,7 +276,7 @@ def test_an_activity_row_out_of_the_calendar_is_a_problem_at_its_place(
         encoding="utf-8",
     )
     before = tables(engine)
-    result = runner("activity", "import", str(path))
+    result = runner("activity", "import", str(path), "--operator", "root@acme.co")
     assert result.exit_code == 1, result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"{path}:2:13: last_login_at: '0001-01-01T00:00:00+01:00' lies ")

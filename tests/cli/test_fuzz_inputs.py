@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
-from tests.apply.apply_helpers import build_org, drop_gone, save_plan
+from tests.apply.apply_helpers import allow_imports, build_org, drop_gone, save_plan
 from tests.cli.test_fuzz import MUTATIONS, SIGNED, examples, mutate, run
 from tests.cli.yaml_files import write_desired
 from tests.conftest import Databases, Factory
@@ -79,7 +79,7 @@ def workspace(
     url = f"sqlite:///{db}"
     engine = create_engine_for(url)
     try:
-        build_org(Factory(engine))
+        allow_imports(engine, build_org(Factory(engine)))
         desired = write_desired(directory / "users.yaml", drop_gone(engine)).read_bytes()
         plan = save_plan(engine, drop_gone(engine), directory).read_bytes()
     finally:
@@ -125,8 +125,8 @@ FILE_COMMANDS: dict[str, tuple[tuple[str, ...], int]] = {
         MAX_DOCUMENT_BYTES,
     ),
     "review --from": (("review", "--from", "{}", "--format", "json"), MAX_DOCUMENT_BYTES),
-    "activity import": (("activity", "import", "{}"), MAX_CSV_BYTES),
-    "accounts import": (("accounts", "import", "{}"), MAX_CSV_BYTES),
+    "activity import": (("activity", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
+    "accounts import": (("accounts", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
 }
 
 
@@ -308,7 +308,7 @@ def test_calendar_ends_to_every_instant(workspace: Workspace, where: str, instan
     elif where == "activity import":
         row = instant.replace("\n", " ").replace("\r", " ").replace('"', "'")
         path = workspace.write(ACTIVITY_HEADER + f'root@acme.co,"{row}"\n'.encode(), ".csv")
-        result = workspace.cli("activity", "import", path)
+        result = workspace.cli("activity", "import", path, "--operator", "root@acme.co")
     elif where == "plan created_at":
         result = workspace.cli("show", _plan_stamped(workspace, instant))
     else:

@@ -240,6 +240,7 @@ def test_a_plan_saved_by_the_previous_format_still_applies(
 
 def test_accounts_import_reports_each_key(runner: Runner, factory: Factory, tmp_path: Path) -> None:
     org = factory.org("acme-payments")
+    factory.operator(org, "root@acme.co", factory.role(org, "Treasury", ["bank_accounts.manage"]))
     factory.bank_account(org, "ops-main", masked_number="****1234")
     csv = tmp_path / "accounts.csv"
     csv.write_text(

@@ -551,10 +551,13 @@ def test_render_escapes_what_csv_and_tables_cannot_hold() -> None:
     rows = [{"name": 'a "quoted", name', "note": "two\nlines"}]
     assert list(csv.reader(io.StringIO(render(columns, rows, "csv", empty="")))) == [
         ["name", "note"],
-        ['a "quoted", name', "two\nlines"],
+        ['a "quoted", name', "two\\x0alines"],  # one record, one line: the line feed shown
     ]
     assert render(columns, rows, "table", empty="").splitlines()[1] == 'a "quoted", name  two lines'
     assert json.loads(render(columns, rows, "json", empty="")) == rows
+    # U+2028 is no layout: folding it into a space would hide it, so the table shows it.
+    separated = [{"name": "a\u2028b", "note": "c\u0085d"}]
+    assert render(columns, separated, "table", empty="").splitlines()[1] == "a\\u2028b  c\\x85d"
 
 
 def test_csv_cells_a_spreadsheet_would_run_are_quoted(runner: Runner, factory: Factory) -> None:
@@ -587,7 +590,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(runner: Runner, factory: F
             "'+573001112233",
             "'=cmd|' /C calc'!A0",
         ],
-        ["'\tTab", "'\rReturn", "tab@acme.co", "3001112233", "'=cmd|' /C calc'!A0"],
+        ["'\\x09Tab", "'\\x0dReturn", "tab@acme.co", "3001112233", "'=cmd|' /C calc'!A0"],
     ]
     shown = dict(
         csv.reader(
@@ -638,6 +641,7 @@ def test_csv_quotes_formula_cells_but_not_numbers() -> None:
     assert list(csv.reader(io.StringIO(written, newline=""))) == [
         ["text", "count", "items"],
         ["'-5", "-5", "'@a, b"],
-        ["a=b\rc", "3", ""],
+        ["a=b\\x0dc", "3", ""],
     ]
-    assert written.endswith('"a=b\rc",3,\n')  # a carriage return is quoted like a newline
+    # A carriage return is shown like any control: the record stays one line for every reader.
+    assert written.endswith("a=b\\x0dc,3,\n")

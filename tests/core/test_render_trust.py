@@ -421,7 +421,7 @@ def test_text_never_writes_a_control_character_from_the_data() -> None:
     lines = out.splitlines()
     assert '+ user["ana\\u202e@acme.co"] create' in lines
     assert '    first_name = "\\u001b[2J\\u001b]0;pwned\\u0007"' in lines
-    assert '    last_name = "csi\\x9b31m"' in lines and '    role = "Ops\\u200b"' in lines
+    assert '    last_name = "csi\\u009b31m"' in lines and '    role = "Ops\\u200b"' in lines
     assert "    (note \\x1b[2J\\x1b]0;pwned\\x07)" in lines
     assert "BLOCKED [self_guard]: operator ana\\u202e@acme.co \\x1b[2J\\x1b]0;pwned\\x07" in lines
     # In colour, the only escapes are the renderer's own SGR codes.

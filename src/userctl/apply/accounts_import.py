@@ -19,12 +19,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
 from userctl.errors import InputError, Problem
-from userctl.state import LIMITS, BankAccount, bank_account_record
+from userctl.names import text_problem
+from userctl.state import LIMITS, BankAccount, bank_account_record, character_problem
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 COLUMNS: Final = ("key", "bank", "account_type", "masked_number", "currency")
+# The database column (state.LIMITS) each CSV column is stored in: its field is held to that
+# column's length and character rules, as the same value in a desired-state file would be.
+STORED_IN: Final = {name: f"bank_accounts.{name}" for name in COLUMNS}
+# The longest field of a column stored nowhere as text (an instant): no such value is longer.
+FREE_FIELD_LIMIT: Final = 100
 # The columns' widths, as declared once for the loader and the database.
 MAX_LENGTH: Final = {
     name: LIMITS[f"bank_accounts.{name}"].max_length for name in COLUMNS if name != "currency"
@@ -104,6 +110,7 @@ def import_bank_accounts(
     """Register the new accounts of `data` in `organization` (None: the only one in the
     database), all or none."""
     from userctl.apply import audit
+    from userctl.apply.unverified import unverified_operator
     from userctl.db.engine import begin_read, begin_write, lock_organization
     from userctl.db.migrate import require_current
     from userctl.db.rows import insert_bank_account
@@ -117,6 +124,7 @@ def import_bank_accounts(
         slug = resolve_organization(conn, organization)[1].slug
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
         org_id = lock_organization(conn, slug, lock_timeout_s)
+        who = unverified_operator(conn, org_id, "accounts import", operator, now=now)
         result = plan_import(data, source, read_bank_accounts(conn, org_id))
         for account in result.new:
             insert_bank_account(conn, org_id, account)
@@ -127,8 +135,9 @@ def import_bank_accounts(
             org_id,
             [
                 audit.AuditRecord(
-                    operator=(operator or "unknown").strip().lower(),
+                    operator=who,
                     verified_by="none",
+                    operator_verified=False,
                     action="bank_account.import",
                     address=bank_account_address(a.key),
                     after=bank_account_record(a),
@@ -157,7 +166,7 @@ def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None],
     """(line, column positions, account) of every good row; problems go to `reader`."""
     accounts: list[tuple[int, dict[str, int | None], BankAccount]] = []
     first_line: dict[str, int] = {}
-    for line, values, cols in csv_rows(text, reader, COLUMNS):
+    for line, values, cols in csv_rows(text, reader, COLUMNS, STORED_IN):
         account = _row(line, values, cols, reader)
         if account is None:
             continue
@@ -175,11 +184,13 @@ def _parse(text: str, reader: _Reader) -> list[tuple[int, dict[str, int | None],
 
 
 def csv_rows(
-    text: str, reader: _Reader, columns: Sequence[str]
+    text: str, reader: _Reader, columns: Sequence[str], stored_in: Mapping[str, str]
 ) -> list[tuple[int, dict[str, str], dict[str, int | None]]]:
     """(line, stripped value by column, 1-based column by column) of every non-blank row of a CSV
     `text` whose header names exactly `columns`, in any order; a bad header, a row with the
-    wrong number of fields or invalid CSV go to `reader`. Shared with `activity import`."""
+    wrong number of fields, a field refused by `field_problem` (`stored_in`: the database column
+    of each column that has one) or invalid CSV go to `reader`, and the row is left out. Shared
+    with `activity import`."""
     records = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, dict[str, str], dict[str, int | None]]] = []
     try:
@@ -206,6 +217,15 @@ def csv_rows(
                 continue
             raw = reader.raw_lines[line - 1] if line - 1 < len(reader.raw_lines) else ""
             positions = _columns(raw, len(fields))
+            refused = [
+                (name, problem)
+                for name, i in index.items()
+                if (problem := field_problem(fields[i], stored_in.get(name))) is not None
+            ]
+            for name, problem in refused:
+                reader.problem(line, problem, name, positions[index[name]])
+            if refused:
+                continue  # no other message quotes a value that would mislead
             rows.append(
                 (
                     line,
@@ -217,6 +237,22 @@ def csv_rows(
     except csv.Error as exc:
         reader.problem(records.line_num, f"not valid CSV: {exc}")
         return []
+
+
+def field_problem(field: str, column: str | None) -> str | None:
+    """Why a CSV field cannot be taken, or None: the character rule of every value userctl shows
+    (names.text_problem, on the field as written, so that padding cannot hide a control or
+    format character from it), then the length and characters of the database `column` it is
+    stored in (state.character_problem), or the length of a field stored nowhere as text."""
+    problem = text_problem(field)
+    if problem is not None:
+        return problem
+    value = field.strip()
+    if column is not None:
+        return character_problem(column, value) if value else None
+    if len(value) > FREE_FIELD_LIMIT:
+        return f"is {len(value)} characters, more than the {FREE_FIELD_LIMIT} it may hold"
+    return None
 
 
 def _header(

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
 from userctl.clock import iso_z, naive_utc, parse_utc
-from userctl.errors import InputError
+from userctl.errors import InputError, UsageError
+from userctl.names import text_problem
+from userctl.printable import printable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 COLUMNS: Final = ("email", "last_login_at")
+# The email is held to the rule of users.email; the instant is parsed (and its length capped).
+STORED_IN: Final = {"email": "users.email"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ def plan_activity(
     updated: dict[str, dt.datetime] = {}
     unchanged = 0
     latest = naive_utc(now)
-    for line, values, cols in csv_rows(text, reader, COLUMNS):
+    for line, values, cols in csv_rows(text, reader, COLUMNS, STORED_IN):
         email = values["email"].lower()
         if email in first_line:
             reader.problem(
@@ -107,6 +111,7 @@ def import_activity(
     from sqlalchemy import bindparam, select, update
 
     from userctl.apply import audit
+    from userctl.apply.unverified import unverified_operator
     from userctl.db import tables
     from userctl.db.engine import begin_read, begin_write, lock_organization
     from userctl.db.migrate import require_current
@@ -114,11 +119,16 @@ def import_activity(
     from userctl.plan import organization_address
 
     require_current(engine)
+    # The file's name is recorded in the audit event: free text like any other (names.text_problem).
+    problem = text_problem(source)
+    if problem is not None:
+        raise UsageError(printable(f"the file name {source} {problem}; rename the file"))
     with begin_read(engine) as conn:
         slug = resolve_organization(conn, organization)[1].slug
     u = tables.users.c
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
         org_id = lock_organization(conn, slug, lock_timeout_s)
+        who = unverified_operator(conn, org_id, "activity import", operator, now=now)
         recorded = {
             str(e).lower(): at
             for e, at in conn.execute(
@@ -141,8 +151,9 @@ def import_activity(
                 org_id,
                 [
                     audit.AuditRecord(
-                        operator=(operator or "unknown").strip().lower(),
+                        operator=who,
                         verified_by="none",
+                        operator_verified=False,
                         action="activity.import",
                         address=organization_address(slug),
                         after={

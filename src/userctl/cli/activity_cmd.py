@@ -19,7 +19,8 @@ def activity() -> None:
     "--operator",
     envvar="USERCTL_OPERATOR",
     metavar="EMAIL",
-    help="Recorded in the audit log as who imported.",
+    help="Who imports, recorded in the audit log: an operator of the organization (an active "
+    "user with an authenticator) whose role holds users.manage.",
 )
 @click.option(
     "--lock-timeout",

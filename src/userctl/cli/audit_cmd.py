@@ -4,7 +4,6 @@ that the trail was not altered (DESIGN §4 "Audit")."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import textwrap
 from typing import Any, Iterator
@@ -14,7 +13,7 @@ import click
 from userctl.cli.common import reading, result_format_option
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
-from userctl.printable import printable
+from userctl.printable import json_text, printable
 
 
 @click.group()
@@ -67,7 +66,7 @@ def _echo_json_array(items: Iterator[Any]) -> None:
     """`json.dumps(list(items), indent=2)`, byte for byte, written one item at a time."""
     first = True
     for item in items:
-        body = textwrap.indent(json.dumps(item, indent=2, ensure_ascii=False), "  ")
+        body = textwrap.indent(json_text(item).removesuffix("\n"), "  ")
         click.echo(("[\n" if first else ",\n") + body, nl=False)
         first = False
     click.echo("[]" if first else "\n]")

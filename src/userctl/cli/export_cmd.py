@@ -7,6 +7,7 @@ import click
 
 from userctl.cli.common import reading
 from userctl.cli.outputs import write_file
+from userctl.printable import printable
 
 
 @click.command()
@@ -29,13 +30,14 @@ def export(output: str | None, schema: str | None) -> None:
     """Write the organization's roles and users as desired-state YAML (`--organization` picks
     the organization when the database holds several)."""
     from userctl.db.snapshot import read_live_state
-    from userctl.desired.export import SCHEMA_PATH, export_yaml, warnings
+    from userctl.desired.export import SCHEMA_PATH, checked_export, warnings
 
     with reading() as (conn, _org_id, org):
         live = read_live_state(conn, org.slug)
-    text = export_yaml(live, schema or SCHEMA_PATH)
+    # Refused as a whole before anything is written: no partial file, no file that will not load.
+    text = checked_export(live, schema or SCHEMA_PATH)
     for warning in warnings(live):
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(printable(f"Warning: {warning}"), err=True)
     if output:
         write_file("-o", output, text)
         click.echo(

@@ -15,6 +15,7 @@ from userctl import __version__
 from userctl.cli.context import DEFAULT_DATABASE_URL, ENV_DATABASE_URL, AppContext
 from userctl.cli.options import environment_epilog, epilog, prepare
 from userctl.errors import DatabaseError, UsageError, UserctlError
+from userctl.printable import printable
 
 # Each sub-command lives in its own module, imported only when used: a pipeline running
 # `userctl validate` never pays for SQLAlchemy or Alembic.
@@ -43,7 +44,9 @@ COMMANDS: dict[str, str] = {
 
 
 def _report(message: str) -> None:
-    click.echo(message, err=True)
+    # Every error reaches the terminal here: a value quoted in it (an --operator, a name read from
+    # the database) is shown with its hidden characters escaped, line by line.
+    click.echo("\n".join(map(printable, message.split("\n"))), err=True)
 
 
 class UserctlGroup(click.Group):

@@ -11,6 +11,7 @@ import click
 from userctl.cli.common import interactive, lock_option, otp_option, reading, with_code
 from userctl.cli.context import app
 from userctl.errors import Refused, UsageError
+from userctl.printable import json_text
 
 EXIT_OVERDUE_MESSAGE = "the access review is overdue"
 
@@ -67,7 +68,7 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
         with reading() as (conn, org_id, org):
             data = read_report(conn, org_id, org, utcnow().replace(microsecond=0))
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+        click.echo(json_text(data, sort_keys=True), nl=False)
     else:
         click.echo(render_csv(data) if fmt == "csv" else render_html(data), nl=False)
 
@@ -141,7 +142,7 @@ def status(fmt: str) -> None:
         result = core.review_status(list_events(conn, org_id), settings, now)
     data: dict[str, Any] = {"organization": org.slug, **result.to_data(settings)}
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json_text(data), nl=False)
     elif result.last is None:
         click.echo(f"{org.slug}: no access review was ever attested")
     else:

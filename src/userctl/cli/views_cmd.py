@@ -158,7 +158,8 @@ def list_accounts(fmt: str) -> None:
     "--operator",
     envvar="USERCTL_OPERATOR",
     metavar="EMAIL",
-    help="Recorded in the audit log as who imported.",
+    help="Who imports, recorded in the audit log: an operator of the organization (an active "
+    "user with an authenticator) whose role holds bank_accounts.manage.",
 )
 @click.option(
     "--lock-timeout",

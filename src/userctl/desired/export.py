@@ -1,6 +1,11 @@
 """Live state → desired-state YAML (DESIGN §5 `userctl export`): the file a team commits to
 start managing an existing organization as code. Pure: no database, no clock.
 
+A database holds whatever its platform wrote: a tab in a description, U+202E in a name, two roles
+`Viewer` and `viewer`. `checked_export` never returns a text the loader would refuse: it runs the
+loader's own checks on it (loader.text_problems, the rules of `userctl validate`) and names each
+refused value by the database row and column it came from.
+
 The text is written by hand rather than by a YAML dumper, because it must carry comments (a
 dumper cannot write them), must never contain anchors, aliases or tags, and must be read back
 by the strict loader exactly as meant: every field is written, in a fixed order, sorted, so
@@ -11,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Final
+from typing import Final, Sequence
 
+from userctl.errors import InputError, Problem
 from userctl.state import (
     DECLARED_USER_FIELDS,
     KEYED_POLICY_RULES,
@@ -66,6 +72,77 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     for email in sorted(live.users):
         lines.extend(_user_lines(live.users[email]))
     return "\n".join(lines) + "\n"
+
+
+# How a refusal names the export it stopped, in place of a file nobody will see.
+EXPORTED: Final = "the export"
+# Where a loader message points into the text ("(at line 11)", "(first at line 4)"): a line of a
+# file that is not written means nothing to the reader; the row named says where the value is.
+_LINE_OF_THE_TEXT: Final = re.compile(r" \((?:first )?(?:defined )?at line \d+\)")
+
+
+def checked_export(live: LiveState, schema: str = SCHEMA_PATH) -> str:
+    """export_yaml(live), once the loader accepts it; otherwise InputError naming each value it
+    refuses by its database row and column, then what to do."""
+    from userctl.desired.loader import text_problems
+
+    text = export_yaml(live, schema)
+    problems = text_problems(text, EXPORTED)
+    if problems:
+        raise InputError(refusals(problems, live))
+    return text
+
+
+def refusals(problems: Sequence[Problem], live: LiveState) -> list[Problem]:
+    """The loader's `problems` with an exported text, each one sentence naming the row and the
+    column of `live` the value came from (never a line of the text, which is not written), and a
+    last one saying that nothing was written and why."""
+    named = [
+        Problem(
+            f"{_row_and_column(p.path, live)}: {_LINE_OF_THE_TEXT.sub('', p.message)}",
+            path=("export",),
+        )
+        for p in problems
+    ]
+    return named + [
+        Problem(
+            f"nothing was written: the file would hold {len(problems)} value(s) that "
+            "`userctl validate` refuses, so it could not be planned; correct them where they are "
+            "stored (the platform, or the database) and export again",
+            path=("export",),
+        )
+    ]
+
+
+def _row_and_column(path: tuple[str | int, ...], live: LiveState) -> str:
+    """Which row and column of the database a path of the exported document comes from."""
+
+    def q(text: object) -> str:
+        return json.dumps(str(text), ensure_ascii=False)
+
+    section, rest = (path[0], path[1:]) if path else ("", ())
+    if section == "organization":
+        return f"organizations row {q(live.organization.slug)}, column slug"
+    if section == "roles" and rest:
+        role = q(rest[0])
+        if len(rest) == 1:
+            return f"roles row {role}, column name"
+        if rest[1] == "permissions":
+            return f"role_permissions of role {role}, column permission"
+        return f"roles row {role}, column {rest[1]}"
+    if section == "users" and rest:
+        email = q(rest[0])
+        if len(rest) == 1:
+            return f"users row {email}, column email"
+        if rest[1] == "bank_accounts" and len(rest) > 2 and isinstance(rest[2], int):
+            user = live.users.get(str(rest[0]))
+            keys = sorted(user.bank_accounts) if user is not None else []
+            key = q(keys[rest[2]]) if rest[2] < len(keys) else f"#{rest[2] + 1}"
+            return f"bank_accounts row {key} (assigned to {email}), column key"
+        return f"users row {email}, column {rest[1]}"
+    if section == "policies":
+        return f"policies row {q('.'.join(str(p) for p in rest))}"
+    return f"{EXPORTED}, at {Problem('', path).dotted_path()}"
 
 
 def warnings(live: LiveState) -> list[str]:

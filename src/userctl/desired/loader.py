@@ -28,7 +28,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from userctl import policies
-from userctl.desired import characters, fast_yaml, schema, semantic
+from userctl.desired import characters, fast_yaml, reader, schema, semantic
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
 from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.sourcemap import Marks, iter_prefixes
@@ -166,6 +166,24 @@ def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> S
             roles=len({name for v in values for name in v.get("roles", {})}),
             users=sum(len(v.get("users", {})) for v in values),
         )
+
+
+def text_problems(text: str, file: str) -> list[Problem]:
+    """Every problem `userctl validate` would report for a file named `file` holding `text`, in
+    FILE:LINE:COL order (none: the file is valid). For a text userctl writes itself (`export`),
+    which must never write a file that this loader refuses: the rules exist once, here."""
+    data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: "not UTF-8", located
+    if len(data) > reader.MAX_FILE_BYTES:
+        return [reader.too_big_desired(file, len(data))]  # the reader's own message, not a copy
+    with gc_paused():  # as in load_desired
+        try:
+            source = Source(file, reader.check(data, file))
+        except InputError as exc:
+            return list(exc.problems)
+        document = _parse(source, "auto")
+        documents = [document] if document.value is not None else []
+        problems = document.problems + _semantic_problems(documents, complete=bool(documents))
+        return sorted(problems or _policy_problems(documents), key=_place)
 
 
 def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Document]:

@@ -28,6 +28,7 @@ _MIB: Final = 1024 * 1024
 # rows of its widest legal values stay under it.
 MAX_FILE_BYTES: Final = 64 * _MIB
 MAX_CSV_BYTES: Final = MAX_FILE_BYTES
+DESIRED_ADVICE: Final = "split the users across several files in a directory"
 # A saved plan or a review report is read whole into memory: a plan of 100,000 users' changes is
 # about 150 MB of indented JSON, a review report of them is of the same order.
 MAX_DOCUMENT_BYTES: Final = 512 * _MIB
@@ -67,13 +68,7 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
         raise InputError(
             [at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")]
         )
-    data = read_bounded(
-        path,
-        MAX_FILE_BYTES,
-        shown,
-        advice="split the users across several files in a directory",
-        directory=DIRECTORY,
-    )
+    data = read_bounded(path, MAX_FILE_BYTES, shown, advice=DESIRED_ADVICE, directory=DIRECTORY)
     return Source(shown, check(data, shown))
 
 
@@ -197,6 +192,11 @@ def check(data: bytes, file: str) -> bytes:
             ]
         )
     return data
+
+
+def too_big_desired(file: str, size: int) -> Problem:
+    """The sentence for a desired-state text over the limit (one `export` would write)."""
+    return _too_big(file, "file", MAX_FILE_BYTES, DESIRED_ADVICE, size)
 
 
 def _too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:

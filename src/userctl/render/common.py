@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from userctl.errors import first_few
 from userctl.plan import ACTION_TABLE
-from userctl.printable import printable
+from userctl.printable import printable, visible_json
 
 # Fields a create shows, in reading order (email is already in the address).
 SHOWN_ON_CREATE = (
@@ -59,12 +59,12 @@ def flags(change: Mapping[str, Any]) -> list[str]:
 
 def value(v: Any) -> str:
     """A value as every renderer shows it: strings JSON-quoted, lists bare. The one place values
-    are formatted, so the one place control characters are escaped (json.dumps escapes C0 but,
-    with ensure_ascii=False, leaves DEL, C1 and Cf characters raw)."""
+    are formatted: a string is quoted as JSON output writes it (printable.visible_json), every
+    hidden character as one `\\uXXXX` escape."""
     if isinstance(v, list):
         return "[" + ", ".join(printable(str(x)) for x in v) + "]"
     if isinstance(v, str):
-        return printable(json.dumps(v, ensure_ascii=False))
+        return visible_json(json.dumps(v, ensure_ascii=False))
     return json.dumps(v)
 
 

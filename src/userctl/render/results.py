@@ -7,18 +7,17 @@ schema in schemas/ (README lists them), and every instant in it is written by `c
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from typing import Any, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
 from userctl.errors import Problem
-from userctl.printable import printable
+from userctl.printable import json_text, printable
 
 
 def document(data: Any) -> str:
     """One JSON document for stdout: indented, UTF-8 as is, ending in a newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json_text(data)
 
 
 # --- validate ---------------------------------------------------------------------------------

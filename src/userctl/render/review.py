@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Final, Mapping, Sequence
 
-from userctl.printable import printable
+from userctl.printable import json_text, printable
 from userctl.render.tables import _csv_cell, _csv_lines
 
 NONE: Final = "—"
@@ -302,10 +302,9 @@ def index_html(title: str, facts: list[tuple[str, str]], files: list[tuple[str, 
 def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
     """The evidence pack (`apply.reviews.read_evidence`'s data) as file name -> text, SHA256SUMS
     aside. Every file opens without userctl: JSON, CSV and HTML."""
-    import json
 
     def dump(data: Any) -> str:
-        return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        return json_text(data, sort_keys=True)
 
     v, window, title, report = (
         evidence["verification"],

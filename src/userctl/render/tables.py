@@ -12,12 +12,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z
-from userctl.printable import printable
+from userctl.printable import json_text, printable
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
@@ -155,8 +155,10 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value) or "-"
-    # One physical line per row, whatever a description holds.
-    return " ".join(str(value).split()) if value != "" else "-"
+    # One physical line per row, whatever a description holds: runs of ASCII layout (spaces, tabs,
+    # line breaks) fold into one space; any other hidden character, U+2028 and U+0085 included,
+    # is left for `table` to show as an escape.
+    return " ".join(_LAYOUT.split(str(value))).strip(" ") if value != "" else "-"
 
 
 def verbatim_cell(value: Any) -> str:
@@ -164,6 +166,8 @@ def verbatim_cell(value: Any) -> str:
     among them) as delivery left them, but for the control characters `table` escapes."""
     return "" if value is None else str(value)
 
+
+_LAYOUT: Final = re.compile(r"[ \t\n\r\x0b\x0c]+")
 
 Cell = Callable[[Any], str]
 
@@ -182,12 +186,7 @@ def render(
     people from several fields); JSON and CSV always carry `columns`. `cell` writes the
     table's cells."""
     if fmt == "json":
-        return (
-            json.dumps(
-                [{c.key: row[c.key] for c in columns} for row in rows], indent=2, ensure_ascii=False
-            )
-            + "\n"
-        )
+        return json_text([{c.key: row[c.key] for c in columns} for row in rows])
     if fmt == "csv":
         return _csv(columns, rows)
     if fmt == "table":
@@ -243,11 +242,16 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)  # a number is never a formula, and a count keeps its sign
     text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+    formula = text.startswith(_FORMULA_START)
+    # Hidden characters as visible escapes, as in every output: a spreadsheet shows a bidi
+    # override, a line separator or an ESC raw, and a line break splits the record for many a
+    # reader; every record is one line.
+    text = printable(text)
     # A leading single quote makes a spreadsheet show the cell as text, as OWASP recommends. It
     # also quotes every phone number, which starts with `+` ("'+573001112233"): to a spreadsheet
     # a `+` cell is a formula too. A script that wants the stored value drops a leading quote
     # (JSON carries the values unchanged).
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if formula else text
 
 
 def _detail_fields() -> tuple[str, ...]:
@@ -315,7 +319,7 @@ def detail_csv_rows(detail: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def render_user_detail(detail: Mapping[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(detail, indent=2, ensure_ascii=False) + "\n"
+        return json_text(detail)
     if fmt == "csv":
         return _csv_lines(
             [

@@ -32,7 +32,7 @@ def assess(
         if change.deferred:
             flags = (False, False, False)
         else:
-            destructive = is_destructive(change.kind, change.action, change.diff)
+            destructive = is_destructive(change.kind, change.action, change.diff, change.key)
             grants = grants_privilege(change, live, after, today)
             flags = (
                 destructive,

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 from userctl.printable import printable
 from userctl.render.common import (
     action_label,
+    gate_line,
     is_blocked,
     reason_line,
     summary_line,
@@ -251,6 +252,8 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     s = data["summary"]
     top = [
         f"### userctl plan: {code(data['organization'])}",
+        "",
+        inline(gate_line(data)),
         "",
         "| create | update | replace | delete | deferred | "
         "destructive | grant privilege | need 2FA |",

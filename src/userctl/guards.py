@@ -101,8 +101,8 @@ def _harms(change: Change) -> bool:
 
 def _harm(change: Change) -> str:
     if ACTION_TABLE[(change.kind, change.action)].destructive_if_sooner is not None:
-        return "set or bring forward the expiry of"
-    return change.action.replace("_", " ")
+        return "set or bring forward their own expiry"
+    return f"{change.action.replace('_', ' ')} themselves"
 
 
 def _self(
@@ -121,7 +121,7 @@ def _self(
             )
         ]
     findings = [
-        Finding("self_guard", True, f"operator {email} cannot {_harm(c)} themselves")
+        Finding("self_guard", True, f"operator {email} cannot {_harm(c)}")
         for c in changes
         if c.kind == "user" and c.key[0] == email and _harms(c)
     ]

@@ -253,7 +253,9 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     top = [
         f"### userctl plan: {code(data['organization'])}",
         "",
-        inline(gate_line(data)),
+        # Not escaped: its values are an enum, a boolean and a number (plan.schema.json), and a
+        # backslash before the underscore of min_admins would show in plain-text readers.
+        gate_line(data),
         "",
         "| create | update | replace | delete | deferred | "
         "destructive | grant privilege | need 2FA |",

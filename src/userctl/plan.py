@@ -449,7 +449,7 @@ class Plan:
             "two_factor_policy": self.two_factor_policy,
             "four_eyes": False,
             "min_admins": 1,
-            **{k: v for k, v in self.gate.items() if k != "two_factor_policy"},
+            **self.gate,
         }
 
     @property

@@ -33,6 +33,7 @@ from userctl.plan import (
 from userctl.risk import assess
 from userctl.simulate import apply_changes
 from userctl.state import (
+    GATE_RULES,
     IMMUTABLE_USER_FIELDS,
     POLICY_DEFAULTS,
     DesiredState,
@@ -281,7 +282,9 @@ def _plan_policies(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     anything), like a role. A file with no `policies:` section leaves them as they are only
     under --no-prune. The gate's settings always hold a value: one the file omits is kept."""
     wanted, have = desired.policies, {**live.policies, **gate_policies(live.organization)}
-    keys = set(wanted) | (set(live.policies) if b.options.prune else set())
+    # (a row of the policies table naming a gate setting is not it: the organization's is)
+    stored = {k for k in live.policies if k[0] not in GATE_RULES}
+    keys = set(wanted) | (stored if b.options.prune else set())
     for key in sorted(keys):
         want, old = wanted.get(key), have.get(key)
         if want == old and type(want) is type(old):

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.apply.apply_helpers import rows_of
+from tests.cli.json_outputs import checked
 from tests.cli.test_policies import ORG, ROLES, USERS, World, person, world  # noqa: F401
 from tests.conftest import Operator
 from userctl.clock import utcnow
@@ -153,20 +154,22 @@ def test_hygiene_policy_check_and_the_review_show_who_expires_and_who_is_past_it
     assert text.exit_code == 4, text.output
     assert f"BLOCKING expired_user: {past}" in text.stdout
     assert f"expiring_user: {soon}" in text.stdout
-    report = json.loads(world.run("hygiene", "--format", "json").stdout)
+    report = checked("hygiene.schema.json", world.run("hygiene", "--format", "json").stdout)
     assert {(f["code"], f["blocking"]) for f in report["findings"]} >= {
         ("expired_user", True),
         ("expiring_user", False),
     }
 
-    checked = world.run("policy", "check")
-    assert checked.exit_code == 4, checked.output
-    assert past in checked.stdout and f"note: {soon}" in checked.stdout
-    data = json.loads(world.run("policy", "check", "--format", "json").stdout)
+    judged = world.run("policy", "check")
+    assert judged.exit_code == 4, judged.output
+    assert past in judged.stdout and f"note: {soon}" in judged.stdout
+    data = checked(
+        "policy-check.schema.json", world.run("policy", "check", "--format", "json").stdout
+    )
     assert [v["rule"] for v in data["violations"]] == ["expires"]
     assert [(x["email"], x["expires"]) for x in data["expiring"]] == [("ops1@acme.co", day(5))]
 
-    review = json.loads(world.run("review", "--format", "json").stdout)
+    review = checked("review.schema.json", world.run("review", "--format", "json").stdout)
     messages = [f["message"] for f in review["findings"]]
     assert any(past in msg for msg in messages) and any(soon in msg for msg in messages)
     page = world.run("review", "--format", "html").stdout
@@ -314,7 +317,9 @@ def test_every_format_shows_the_gate_in_force(world: World, tmp_path: Path) -> N
     assert text.exit_code == 0 and GATE_OFF in text.stdout.splitlines()[1]
     assert GATE_OFF in world.run("plan", "-f", str(world.path), "--format", "markdown").stdout
     assert GATE_OFF in world.run("plan", "-f", str(world.path), "--format", "html").stdout
-    data = json.loads(world.run("plan", "-f", str(world.path), "--format", "json").stdout)
+    data = checked(
+        "plan.schema.json", world.run("plan", "-f", str(world.path), "--format", "json").stdout
+    )
     assert data["gate"] == {"two_factor_policy": "destructive", "four_eyes": False, "min_admins": 1}
     saved = tmp_path / "plan.json"
     assert world.run("plan", "-f", str(world.path), "--out", str(saved)).exit_code == 0

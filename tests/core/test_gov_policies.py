@@ -359,3 +359,10 @@ def test_lowering_min_admins_does_not_let_the_same_plan_remove_the_admin_it_requ
     assert [f.code for f in diff(wanted, state, PlanOptions(), TODAY).findings if f.blocking] == [
         "admin_guard"
     ]
+
+
+def test_a_policies_row_naming_a_gate_setting_is_not_the_gate() -> None:
+    """The organization's columns are the gate; a row someone wrote into the policies table under
+    a gate setting's name neither overrides it nor makes the planner remove the setting."""
+    state = replace(live(four_eyes=True), policies={("four_eyes", ""): False})
+    assert diff(desired_from(state), state, PlanOptions(), TODAY).changes == ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from userctl.plan import ACTION_TABLE, Change, Finding
+from userctl.plan import ACTION_TABLE, Change, Finding, is_destructive
 from userctl.simulate import apply_changes
 from userctl.state import LiveState
 
@@ -70,7 +70,9 @@ def _admin_count(state: LiveState) -> int:
 
 
 def _admins(live: LiveState, after: LiveState) -> list[Finding]:
-    need = live.organization.min_admins
+    # The stricter of the setting in force and the one this plan sets: lowering min_admins does
+    # not let the same plan remove the admin it no longer requires.
+    need = max(live.organization.min_admins, after.organization.min_admins)
     now, then = _admin_count(live), _admin_count(after)
     if then >= need:
         return []
@@ -85,6 +87,22 @@ def _admins(live: LiveState, after: LiveState) -> list[Finding]:
             Finding("admin_guard", False, f"{counts} (it has {now} now; this plan removes none)")
         ]
     return [Finding("admin_guard", True, f"{counts}, so nobody could manage users any more")]
+
+
+def _harms(change: Change) -> bool:
+    """Whether `change` takes access away from its user: always for some actions; for an expiry,
+    when it is set or brought forward (the deactivation it schedules needs no further code)."""
+    rule = ACTION_TABLE[(change.kind, change.action)]
+    if rule.self_harm:
+        return True
+    field = rule.destructive_if_sooner
+    return field is not None and is_destructive(change.kind, change.action, change.diff)
+
+
+def _harm(change: Change) -> str:
+    if ACTION_TABLE[(change.kind, change.action)].destructive_if_sooner is not None:
+        return "set or bring forward their own expiry"
+    return f"{change.action.replace('_', ' ')} themselves"
 
 
 def _self(
@@ -103,11 +121,9 @@ def _self(
             )
         ]
     findings = [
-        Finding(
-            "self_guard", True, f"operator {email} cannot {c.action.replace('_', ' ')} themselves"
-        )
+        Finding("self_guard", True, f"operator {email} cannot {_harm(c)}")
         for c in changes
-        if c.kind == "user" and c.key[0] == email and ACTION_TABLE[(c.kind, c.action)].self_harm
+        if c.kind == "user" and c.key[0] == email and _harms(c)
     ]
     mine_after = after.users.get(email)
     if mine_after is not None and me.role in live.roles:

@@ -1,22 +1,24 @@
 """Account hygiene (PCI DSS 8.2.6, 7.2.4): findings about the live organization that no plan
 causes but every plan should show — users dormant past the policy's limit, invitations that
 expired unused, holders of a privileged permission without an authenticator — and the two
-settings the access review runs on. Pure: callers read the facts and the settings at the edges
-(`db.hygiene`) and hand them here.
+settings the access review runs on. Also expiring access (`expiry_findings`), which the reports
+show but a plan does not (a plan deactivates the expired itself). Pure: callers read the facts
+and the settings at the edges (`db.hygiene`) and hand them here.
 
 The findings are shown, not enforced: a finding blocks (a plan, `userctl hygiene`'s exit) only
-when its code is in the `blocking` set, which the organization's policies choose.
+when its code is in the `blocking` set, which the organization's policies choose, except a user
+past their expiry and still active, which always blocks a report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Collection, Final, Iterable, Sequence
+from typing import Any, Callable, Collection, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z, naive_utc
 from userctl.plan import Finding, Plan
-from userctl.state import PRIVILEGED_PERMISSIONS
+from userctl.state import PRIVILEGED_PERMISSIONS, User
 
 # Defaults of `policies.max_inactive_days` (PCI DSS 8.2.6) and `policies.review_every_days`
 # (PCI DSS 7.2.4: at least every six months).
@@ -27,6 +29,11 @@ DORMANT: Final = "dormant_user"
 STALE_INVITATION: Final = "stale_invitation"
 PRIVILEGED_WITHOUT_2FA: Final = "privileged_without_2fa"
 CODES: Final = (DORMANT, STALE_INVITATION, PRIVILEGED_WITHOUT_2FA)
+# Expiring access, reported by `hygiene`, `policy check` and the access review (a plan deactivates
+# the expired itself, so a plan never shows these): who is past their expiry and still has access
+# (always blocking), and who expires within the horizon.
+EXPIRED: Final = "expired_user"
+EXPIRING: Final = "expiring_user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +205,46 @@ def with_findings(
 
 def count_codes(found: Collection[Finding]) -> dict[str, int]:
     return {code: sum(f.code == code for f in found) for code in CODES}
+
+
+# How far ahead the reports name users whose access ends. Reports run weekly or monthly (an access
+# review, a scheduled `policy check`), so they look further ahead than a plan's own notes.
+EXPIRY_HORIZON_DAYS: Final = 30
+
+
+def expiry_findings(users: Mapping[str, User], today: dt.date) -> list[Finding]:
+    """A blocking `expired_user` finding for every user past their expiry who is not inactive
+    (only a plan that was not run since leaves one: the next one deactivates them), then an
+    `expiring_user` note for every one whose last day is within EXPIRY_HORIZON_DAYS, by date."""
+    day = today.isoformat()
+    expired, expiring = [], []
+    for email in sorted(users):
+        user = users[email]
+        if user.expires is None or user.status == "inactive":
+            continue
+        left = (dt.date.fromisoformat(user.expires) - today).days
+        if user.expires < day:
+            expired.append(
+                Finding(
+                    EXPIRED,
+                    True,
+                    f"{email} expired on {user.expires} and is still {user.status}: run a plan "
+                    "of the organization, which deactivates them with no new code",
+                    ("users", email, "expires"),
+                )
+            )
+        elif left <= EXPIRY_HORIZON_DAYS:
+            when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
+            expiring.append(
+                (
+                    user.expires,
+                    Finding(
+                        EXPIRING,
+                        False,
+                        f"{email} expires {when} ({user.expires}): deactivated by the first "
+                        "plan after that day",
+                        ("users", email, "expires"),
+                    ),
+                )
+            )
+    return [*expired, *(f for _, f in sorted(expiring, key=lambda pair: pair[0]))]

@@ -18,10 +18,16 @@ from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
 from userctl.printable import json_text
-from userctl.state import FingerprintKind, canonical_json
+from userctl.state import (
+    ENFORCED_WHEN_DECLARED,
+    POLICY_DEFAULTS,
+    TWO_FACTOR_POLICIES,
+    FingerprintKind,
+    canonical_json,
+)
 
-# 2: changes carry grants_privilege; a plan carries its provenance.
-FORMAT_VERSION: Final = 2
+# 2: changes carry grants_privilege; a plan carries its provenance. 3: and the gate in force.
+FORMAT_VERSION: Final = 3
 
 Kind = Literal["role", "user", "assignment", "policy"]
 Action = Literal[
@@ -87,6 +93,10 @@ class ActionRule:
     destructive_phase: Phase | None = None
     # A field whose change is destructive when it loosens what it held (a policy's value).
     destructive_if_weakened: str | None = None
+    # A date field whose change is destructive when it comes sooner than it was (or is set where
+    # there was none): an expiry schedules a loss of access that needs no further code, so it is
+    # confirmed when it is scheduled. Such a change to oneself is refused by the self guard.
+    destructive_if_sooner: str | None = None
     # Needs no new 2FA although destructive: an earlier, confirmed change decided it (an expiry).
     confirmed_earlier: bool = False
     # How renderers name the action, when not by its name.
@@ -147,7 +157,14 @@ ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
         "assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"
     ),
     ("user", "set_expiry"): ActionRule(
-        "user.update", 4, "~", "update", False, _USERS_MANAGE, grants="expiry"
+        "user.update",
+        4,
+        "~",
+        "update",
+        False,
+        _USERS_MANAGE,
+        grants="expiry",
+        destructive_if_sooner="expires",
     ),
     # The day after a user's expiry: they are deactivated with no new code, since the change
     # that set the expiry was confirmed when it was applied.
@@ -164,7 +181,11 @@ ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
         label="deactivate [expired]",
     ),
     # Policies constrain roles and who holds them; loosening one is destructive, tightening plain.
-    ("policy", "create"): ActionRule("policy", 0, "+", "create", False, ("roles.manage",)),
+    # A policy declared where none was can still loosen what was in force: a default, or a gate
+    # setting's value.
+    ("policy", "create"): ActionRule(
+        "policy", 0, "+", "create", False, ("roles.manage",), destructive_if_weakened="value"
+    ),
     ("policy", "update"): ActionRule(
         "policy", 1, "~", "update", False, ("roles.manage",), destructive_if_weakened="value"
     ),
@@ -179,15 +200,55 @@ ACTIONS: Final[Mapping[Kind, tuple[Action, ...]]] = {
 }
 
 
-def is_destructive(kind: Kind, action: Action, diff: Mapping[str, Mapping[str, Any]]) -> bool:
+def is_destructive(
+    kind: Kind,
+    action: Action,
+    diff: Mapping[str, Mapping[str, Any]],
+    key: tuple[str, ...] = (),
+) -> bool:
+    """`key`: the change's key (a policy's (rule, name) decides how its value loosens)."""
     r = ACTION_TABLE[(kind, action)]
     if r.destructive_if_weakened is not None and r.destructive_if_weakened in diff:
         d = diff[r.destructive_if_weakened]
-        return weakens(d.get("before"), d.get("after"))
+        return policy_loosens(key[0] if key else "", d.get("before"), d.get("after"))
+    if r.destructive_if_sooner is not None and r.destructive_if_sooner in diff:
+        d = diff[r.destructive_if_sooner]
+        return comes_sooner(d.get("before"), d.get("after"))
     return r.destructive or (
         r.destructive_if_removed is not None
         and bool(diff.get(r.destructive_if_removed, {}).get("removed"))
     )
+
+
+def comes_sooner(before: Any, after: Any) -> bool:
+    """Whether an expiry going from `before` to `after` (ISO dates; None: none) schedules a loss of
+    access earlier than was scheduled: one set where there was none, or one brought forward (into
+    the past too: that is a loss of access today)."""
+    return after is not None and (before is None or str(after) < str(before))
+
+
+# How strict each value of an ordered gate setting is, least first.
+_STRICTNESS: Final[Mapping[str, tuple[Any, ...]]] = {
+    "two_factor_policy": TWO_FACTOR_POLICIES,
+}
+
+
+def policy_loosens(rule: str, before: Any, after: Any) -> bool:
+    """Whether the policy `rule` going from its stored `before` to `after` (None: not declared)
+    loosens it. Judged on the values in force (DESIGN §1: a default is a value): an undeclared
+    rule with a default holds that default, so declaring a looser value than the default is
+    loosening, and so is removing a declaration stricter than it."""
+    default = POLICY_DEFAULTS.get(rule)
+    if rule in ENFORCED_WHEN_DECLARED and before is not None and after is None:
+        return True  # what the declaration enforced is only reported again
+    before = default if before is None else before
+    after = default if after is None else after
+    if rule in _STRICTNESS:
+        order = _STRICTNESS[rule]
+        return before in order and (after not in order or order.index(after) < order.index(before))
+    if rule == "min_admins":  # fewer admins required is looser, unlike every other number
+        return not isinstance(after, int) or (isinstance(before, int) and after < before)
+    return weakens(before, after)
 
 
 def weakens(before: Any, after: Any) -> bool:
@@ -378,6 +439,19 @@ class Plan:
     # Where the plan came from: when, by which userctl, from which files (SHA-256) and git commit.
     # Evidence for a reader and for --max-age; apply trusts none of it (see replan.py).
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # The gate's settings in force when the plan was made (four_eyes, min_admins), beside
+    # two_factor_policy: what the plan is judged by, so under the digest (replan re-derives them).
+    gate: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gate_settings(self) -> dict[str, Any]:
+        """two_factor_policy, four_eyes and min_admins in force (the defaults where unset)."""
+        return {
+            "two_factor_policy": self.two_factor_policy,
+            "four_eyes": False,
+            "min_admins": 1,
+            **self.gate,
+        }
 
     @property
     def active_changes(self) -> tuple[Change, ...]:
@@ -413,13 +487,14 @@ class Plan:
         }
 
     def signed_content(self) -> dict[str, Any]:
-        """What the digest covers: organization, policy, changes, preconditions, the options that
-        shaped them and the provenance. An approval is bound to this digest; the digest proves
-        nothing else, since anyone can recompute it."""
+        """What the digest covers: organization, the gate in force, changes, preconditions, the
+        options that shaped them and the provenance. An approval is bound to this digest; the
+        digest proves nothing else, since anyone can recompute it."""
         return {
             "format_version": FORMAT_VERSION,
             "organization": self.organization,
             "two_factor_policy": self.two_factor_policy,
+            "gate": self.gate_settings,
             "changes": [c.to_data() for c in self.changes],
             "preconditions": dict(sorted(self.preconditions.items())),
             "options": dict(self.options),
@@ -537,6 +612,7 @@ def loads(text: str, source: str = "plan") -> Plan:
             findings=tuple(Finding(**f) for f in data["findings"]),
             options=data["options"],
             provenance=data["provenance"],
+            gate=data["gate"],
         )
         actual = plan.digest
         made_at(plan)  # read by --max-age: a stamp the calendar cannot hold is malformed here

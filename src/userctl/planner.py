@@ -33,12 +33,16 @@ from userctl.plan import (
 from userctl.risk import assess
 from userctl.simulate import apply_changes
 from userctl.state import (
+    GATE_RULES,
     IMMUTABLE_USER_FIELDS,
+    POLICY_DEFAULTS,
     DesiredState,
     LiveState,
     Role,
     User,
     fingerprint,
+    gate_policies,
+    organization_settings,
     policy_record,
     policy_text,
     role_record,
@@ -100,6 +104,8 @@ class _Builder:
     problems: list[Problem] = field(default_factory=list)
     # Users whose declared expiry has passed: planned as deactivated, whatever their status says.
     expired: frozenset[str] = frozenset()
+    # The UTC date expiries are judged on (ISO), or None.
+    today: str | None = None
 
     def error(self, path: tuple[str, ...], message: str) -> None:
         self.problems.append(Problem(message, path))
@@ -119,7 +125,7 @@ class _Builder:
         diff = diff if diff is not None else field_diff(before or {}, after or {})
         # Risk flags are set once the whole plan is known (risk.assess); the phase of a role
         # update depends on whether it removes permissions.
-        destructive = not deferred and is_destructive(kind, action, diff)
+        destructive = not deferred and is_destructive(kind, action, diff, key)
         self.changes.append(
             Change(
                 kind=kind,
@@ -151,7 +157,12 @@ def diff(
     today: dt.date | None = None,
 ) -> Plan:
     """`today`: the UTC date expiries are judged on (none are without it)."""
-    b = _Builder(live, options, expired=_expired(desired, today))
+    b = _Builder(
+        live,
+        options,
+        expired=_expired(desired, today),
+        today=today.isoformat() if today is not None else None,
+    )
     if desired.organization != live.organization.slug:
         b.error(
             ("organization",),
@@ -180,6 +191,7 @@ def diff(
     return Plan(
         organization=live.organization.slug,
         two_factor_policy=live.organization.two_factor_policy,
+        gate=organization_settings(live.organization),
         changes=changes,
         preconditions=dict(sorted(b.preconditions.items())),
         findings=findings,
@@ -268,27 +280,28 @@ def _expiry_notes(after: LiveState, today: dt.date | None) -> list[Finding]:
 def _plan_policies(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     """Policies are declared whole: one absent from the file is removed (loosening, if it held
     anything), like a role. A file with no `policies:` section leaves them as they are only
-    under --no-prune."""
-    wanted, have = desired.policies, live.policies
-    keys = set(wanted) | (set(have) if b.options.prune else set())
+    under --no-prune. The gate's settings always hold a value: one the file omits is kept."""
+    wanted, have = desired.policies, {**live.policies, **gate_policies(live.organization)}
+    # (a row of the policies table naming a gate setting is not it: the organization's is)
+    stored = {k for k in live.policies if k[0] not in GATE_RULES}
+    keys = set(wanted) | (stored if b.options.prune else set())
     for key in sorted(keys):
         want, old = wanted.get(key), have.get(key)
-        if want == old:
+        if want == old and type(want) is type(old):
             continue
         b.preconditions[policy_address(key)] = fingerprint(live, "policy", policy_text(key))
         before = policy_record(key, old) if old is not None else None
         after = policy_record(key, want) if want is not None else None
         action: Action = "create" if old is None else "delete" if want is None else "update"
-        b.add(
-            "policy",
-            key,
-            action,
-            before,
-            after,
-            diff={
-                "value": {"before": before and before["value"], "after": after and after["value"]}
-            },
-        )
+        value: dict[str, Any] = {
+            "before": before and before["value"],
+            "after": after and after["value"],
+        }
+        if key[0] in POLICY_DEFAULTS:
+            # What is in force where the rule is not declared, for the reader and for judging
+            # whether the change loosens it (plan.policy_loosens).
+            value["default"] = POLICY_DEFAULTS[key[0]]
+        b.add("policy", key, action, before, after, diff={"value": value})
 
 
 def _order(change: Change) -> tuple[int, str, int]:
@@ -380,6 +393,27 @@ def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     if b.options.prune:
         for email in sorted(set(live.users) - set(desired.users)):
             _plan_delete(email, live.users[email], b)
+    elif b.today is not None:
+        _plan_unnamed_expiries(desired, live, b)
+
+
+def _plan_unnamed_expiries(desired: DesiredState, live: LiveState, b: _Builder) -> None:
+    """Under --no-prune the file leaves alone the users it does not name, but not their expiry:
+    it was confirmed when it was set, and every plan of the organization enforces it."""
+    day = b.today or ""
+    for email in sorted(set(live.users) - set(desired.users)):
+        have = live.users[email]
+        if have.expires is not None and have.expires < day and have.status != "inactive":
+            b.expect_user(email)
+            record = user_fields(have)
+            b.add(
+                "user",
+                (email,),
+                "expire",
+                record,
+                {**record, "status": "inactive"},
+                note=_expired_note(have.expires),
+            )
 
 
 def _created(want: User) -> User:
@@ -528,12 +562,7 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     record = user_fields(have)
     for action, values in steps:
         after = {**record, **values}
-        note = (
-            f"expired on {want.expires}: deactivated with no new code (the "
-            "expiry was confirmed when set)"
-            if action == "expire"
-            else None
-        )
+        note = _expired_note(want.expires) if action == "expire" else None
         b.add("user", (email,), action, record, after, note=note)
         record = after
     if have.status == "invited" and want.status == "active":
@@ -549,6 +578,10 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
     for key in to_unassign:
         _unassign(email, key, b)
     _plan_assignments(email, to_assign, want, have, b)
+
+
+def _expired_note(expires: str | None) -> str:
+    return f"expired on {expires}: deactivated with no new code (the expiry was confirmed when set)"
 
 
 def _immutable_fields_kept(email: str, want: User, have: User, b: _Builder) -> bool:

@@ -15,9 +15,11 @@ from typing import Any, Final, Mapping
 from userctl.errors import Path, first_few
 from userctl.plan import Finding
 from userctl.state import (
+    GATE_RULES,
     KEYED_POLICY_RULES,
     PERMISSIONS,
     POLICY_RULES,
+    TWO_FACTOR_POLICIES,
     LiveState,
     Policies,
     PolicyKey,
@@ -61,10 +63,14 @@ ROLE_MAILBOXES: Final[frozenset[str]] = frozenset(
 # them), and their bound, as the JSON Schema gives it.
 DAY_RULES: Final[frozenset[str]] = frozenset({"max_inactive_days", "review_every_days"})
 MAX_DAYS: Final = 3650
+# The bound of min_admins, as the JSON Schema gives it.
+MAX_ADMINS: Final = 1000
 # How many users a violation names before it counts the rest.
 SHOWN = 5
 # The rules `validate` can decide from a file alone: require_reason is about a plan, not a state.
-STATE_RULES: Final[tuple[str, ...]] = tuple(r for r in POLICY_RULES if r != "require_reason")
+STATE_RULES: Final[tuple[str, ...]] = tuple(
+    r for r in POLICY_RULES if r != "require_reason" and r not in GATE_RULES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +239,10 @@ def value_problem(key: PolicyKey, value: Any) -> str | None:
         )
     elif rule in DAY_RULES:
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DAYS
+    elif rule == "two_factor_policy":
+        ok = value in TWO_FACTOR_POLICIES
+    elif rule == "min_admins":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ADMINS
     else:
         ok = isinstance(value, bool)
     return None if ok else f"{policy_text(key)} cannot hold {value!r}"

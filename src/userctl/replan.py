@@ -26,7 +26,14 @@ from userctl.policies import value_problem
 from userctl.printable import printable
 from userctl.risk import assess
 from userctl.simulate import DoesNotFit, apply_changes
-from userctl.state import DesiredState, LiveState, limit_problem
+from userctl.state import (
+    DesiredState,
+    LiveState,
+    canonical_json,
+    gate_policies,
+    limit_problem,
+    organization_settings,
+)
 
 # The longest reason a plan may carry (a ticket id or a pull request's title).
 MAX_REASON = 500
@@ -58,6 +65,13 @@ def check_rederived(plan: Plan, live: LiveState, today: dt.date | None = None) -
             plan,
             f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
             f"{live.organization.two_factor_policy!r}",
+        )
+    in_force = organization_settings(live.organization)
+    if plan.gate_settings != in_force:
+        raise _forged(
+            plan,
+            f"it states the gate {canonical_json(plan.gate_settings)}, but {slug}'s is "
+            f"{canonical_json(in_force)}",
         )
     try:
         after = apply_changes(live, plan.changes)
@@ -203,8 +217,13 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
                 status="active" if email in pending else user.status,
                 bank_accounts=user.bank_accounts | waiting.get(email, set()),
             )
+    # The gate's settings are declared as they are after the plan: one it leaves alone is what a
+    # file omitting it keeps.
     return DesiredState(
-        live.organization.slug, dict(after.roles), users, policies=dict(after.policies)
+        live.organization.slug,
+        dict(after.roles),
+        users,
+        policies={**after.policies, **gate_policies(after.organization)},
     )
 
 

@@ -32,7 +32,7 @@ def assess(
         if change.deferred:
             flags = (False, False, False)
         else:
-            destructive = is_destructive(change.kind, change.action, change.diff)
+            destructive = is_destructive(change.kind, change.action, change.diff, change.key)
             grants = grants_privilege(change, live, after, today)
             flags = (
                 destructive,
@@ -77,8 +77,9 @@ def _privileges(state: LiveState, role: str | None) -> frozenset[str]:
 
 
 def expiry_grants(before: Any, after: Any, today: dt.date | None) -> bool:
-    """An expiry removed, extended, or set in the past grants access; a first one in the future,
-    or one brought forward (but not into the past), only restricts it."""
+    """An expiry removed, extended, or set in the past grants access. A first one, or one brought
+    forward, takes access away instead (plan.comes_sooner: destructive); one set in the past is
+    both, since the same plan carries out its deactivation with no code of its own."""
     if after is None:
         return before is not None
     if today is not None and str(after) < today.isoformat():

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from userctl.plan import Change
 from userctl.state import (
+    GATE_RULES,
     LiveState,
     PolicyKey,
     PolicyValue,
@@ -18,6 +19,7 @@ from userctl.state import (
     User,
     role_from_record,
     user_from_record,
+    with_gate,
 )
 
 
@@ -34,14 +36,19 @@ def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
     roles = dict(live.roles)
     users = dict(live.users)
     policies = dict(live.policies)
+    org = live.organization
     for change in changes:
         if change.deferred:
             continue
         try:
-            _apply_one(change, roles, users, policies)
+            if change.kind == "policy" and change.key[0] in GATE_RULES:
+                # The gate's settings live in the organization's row, not among its policies.
+                org = with_gate(org, change.key[0], (change.after or {})["value"])
+            else:
+                _apply_one(change, roles, users, policies)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise DoesNotFit(change, f"{type(exc).__name__} {exc}") from exc
-    return LiveState(live.organization, roles, users, live.bank_accounts, policies)
+    return LiveState(org, roles, users, live.bank_accounts, policies)
 
 
 def _apply_one(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final, Literal, Mapping
 
 from userctl.names import email_problem, mixed_scripts, text_problem
@@ -212,6 +212,17 @@ class Organization:
     serial: int = 0
 
 
+# The gate's own settings (DESIGN §3): policies of the file like the others, stored in the
+# organization's columns of the same names. Each always has a value in force, so a file that omits
+# one keeps it (it is never removed).
+GATE_RULES: Final[tuple[str, ...]] = ("two_factor_policy", "four_eyes", "min_admins")
+# What is in force where a rule is not declared (DESIGN §1 "Policies": a default is a value). The
+# dormancy limit (PCI DSS 8.2.6) and the review interval (PCI DSS 7.2.4: six months).
+POLICY_DEFAULTS: Final[Mapping[str, int]] = {"max_inactive_days": 90, "review_every_days": 182}
+# Rules whose declaration enforces what their default only reports: a declared max_inactive_days
+# makes a dormant user block a plan, so removing the declaration loosens it whatever its value.
+ENFORCED_WHEN_DECLARED: Final[frozenset[str]] = frozenset({"max_inactive_days"})
+
 # The access policies an organization may declare (its `policies:` section), each stored as rows
 # keyed (rule, name): `name` is a rule's entry (a separation-of-duties set, a permission of
 # max_holders) or "" for the rules that hold one value.
@@ -223,12 +234,13 @@ POLICY_RULES: Final[tuple[str, ...]] = (
     "require_reason",
     "max_inactive_days",
     "review_every_days",
+    *GATE_RULES,
 )
 # The rules whose value is one mapping from an entry's name to its value.
 KEYED_POLICY_RULES: Final[frozenset[str]] = frozenset({"separation_of_duties", "max_holders"})
 PolicyKey = tuple[str, str]
-# A policy's value: a sorted list of permissions, a number of holders, or whether a rule is on.
-PolicyValue = list[str] | int | bool
+# A policy's value: a sorted list of permissions, a number, whether a rule is on, or the 2FA policy.
+PolicyValue = list[str] | int | bool | str
 Policies = Mapping[PolicyKey, PolicyValue]
 
 
@@ -317,6 +329,26 @@ def policy_record(key: PolicyKey, value: PolicyValue) -> dict[str, Any]:
     }
 
 
+def gate_policies(org: Organization) -> dict[PolicyKey, PolicyValue]:
+    """The gate settings in force in `org`, as the policies a file declares them."""
+    return {
+        ("two_factor_policy", ""): org.two_factor_policy,
+        ("four_eyes", ""): org.four_eyes,
+        ("min_admins", ""): org.min_admins,
+    }
+
+
+def with_gate(org: Organization, rule: str, value: PolicyValue) -> Organization:
+    """`org` with the gate setting `rule` set to `value`."""
+    if rule == "two_factor_policy" and isinstance(value, str):
+        return replace(org, two_factor_policy=value)
+    if rule == "four_eyes" and isinstance(value, bool):
+        return replace(org, four_eyes=value)
+    if rule == "min_admins" and isinstance(value, int) and not isinstance(value, bool):
+        return replace(org, min_admins=value)
+    raise ValueError(f"{rule} cannot hold {value!r}")
+
+
 def bank_account_record(account: BankAccount) -> dict[str, Any]:
     return {name.name: getattr(account, name.name) for name in fields(BankAccount)}
 
@@ -365,7 +397,11 @@ def live_record(live: LiveState, kind: FingerprintKind, key: str) -> dict[str, A
         return bank_account_record(account) if account is not None else None
     if kind == "policy":
         rule, _, name = key.partition(".")  # policy_text's inverse
-        value = live.policies.get((rule, name))
+        value = (
+            gate_policies(live.organization).get((rule, name))
+            if rule in GATE_RULES
+            else live.policies.get((rule, name))
+        )
         return policy_record((rule, name), value) if value is not None else None
     return organization_settings(live.organization) if key == live.organization.slug else None
 

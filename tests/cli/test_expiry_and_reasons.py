@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import sqlalchemy as sa
 
@@ -35,8 +36,9 @@ def test_a_user_expiring_soon_is_named_in_every_format(world: World) -> None:  #
     world.write([], ROLES, expiring(5))
 
     text = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
-    assert text.exit_code == 2, text.output  # a first expiry in the future only restricts: no 2FA
-    assert f'set_expiry\n    expires: null -> "{day(5)}"' in text.stdout
+    # A first expiry schedules a loss of access that will need no further code: 2FA now.
+    assert text.exit_code == 3, text.output
+    assert f'set_expiry  [destructive, 2FA]\n    expires: null -> "{day(5)}"' in text.stdout
     assert f"ops1@acme.co expires in 5 days ({day(5)})" in text.stdout
     assert f"{world.path}:" in text.stdout  # the note points at the declaration
 
@@ -60,7 +62,8 @@ def test_after_the_date_the_plan_deactivates_with_no_code_and_the_audit_names_th
     world: World,  # noqa: F811
 ) -> None:
     world.write([], ROLES, expiring(5))
-    assert world.apply().exit_code == 0  # no code: a future expiry is a plain change
+    assert world.apply().exit_code == 4  # setting the expiry is confirmed when it is set
+    assert world.apply(code=True).exit_code == 0
     # The date passes: the stored expiry is moved into the past, as the calendar would.
     world.sql(
         sa.update(m.User)
@@ -102,14 +105,15 @@ def test_after_the_date_the_plan_deactivates_with_no_code_and_the_audit_names_th
     )
 
 
-def test_extending_or_removing_an_expiry_needs_2fa_and_bringing_it_forward_does_not(
+def test_extending_or_removing_an_expiry_needs_2fa_and_so_does_bringing_it_forward(
     world: World,  # noqa: F811
 ) -> None:
     world.write([], ROLES, expiring(5))
-    assert world.apply().exit_code == 0
+    assert world.apply(code=True).exit_code == 0
 
-    world.write([], ROLES, expiring(2))
-    assert world.run("plan", "-f", str(world.path), "--detailed-exitcode").exit_code == 2
+    world.write([], ROLES, expiring(4))  # one day sooner: a loss of access scheduled, 2FA
+    sooner = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
+    assert sooner.exit_code == 3 and "set_expiry  [destructive, 2FA]" in sooner.stdout
     for later in (expiring(30), expiring(None)):
         world.write([], ROLES, later)
         planned = world.run("plan", "-f", str(world.path), "--detailed-exitcode")
@@ -120,7 +124,9 @@ def test_extending_or_removing_an_expiry_needs_2fa_and_bringing_it_forward_does_
     refused = world.apply()
     assert refused.exit_code == 4 and "2FA" in refused.output
     assert str(_ops1(world).expires) == day(5)  # type: ignore[attr-defined]
-    assert world.apply(code=True).exit_code == 0
+    # The next time step's code (within the drift allowed): this step's was used above.
+    later = world.root.code(time.time() + 30)
+    assert world.apply("--otp-code", later).exit_code == 0
     assert str(_ops1(world).expires) == day(30)  # type: ignore[attr-defined]
 
 

@@ -392,7 +392,7 @@ def test_export_round_trips_policies_and_expiries(world: World) -> None:
         ROLES,
         users,
     )
-    assert world.apply().exit_code == 0
+    assert world.apply(code=True).exit_code == 0  # setting an expiry schedules a loss: 2FA
     exported = world.path.parent / "exported.yaml"
     assert world.run("export", "-o", str(exported)).exit_code == 0
     text = exported.read_text(encoding="utf-8")

@@ -86,6 +86,7 @@ def test_the_table_says_what_the_design_says() -> None:
     assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_removed} == {("role", "update")}
     # Loosening a policy is destructive (DESIGN §3); an expiry's deactivation needs no new code.
     assert {k for k, r in ACTION_TABLE.items() if r.destructive_if_weakened} == {
+        ("policy", "create"),
         ("policy", "update"),
         ("policy", "delete"),
     }

@@ -693,7 +693,7 @@ def test_a_saved_plan_the_schema_refuses_is_malformed_whatever_its_digest() -> N
         planmod.loads(_resigned(bare))
     old = json.loads(json.dumps(data))
     old["format_version"] = 1
-    with pytest.raises(InputError, match="format_version 2 expected"):
+    with pytest.raises(InputError, match="format_version 3 expected"):
         planmod.loads(_resigned(old))
     with pytest.raises(InputError, match="nested too deeply"):
         planmod.loads("[" * 100_000 + "]" * 100_000)

@@ -78,7 +78,7 @@ def test_text_shows_blocking_findings() -> None:
 def test_json_validates_against_the_plan_schema() -> None:
     data = json.loads(render(sample_plan(operator="root@acme.co").to_data(), "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(data)
-    assert data["format_version"] == 2
+    assert data["format_version"] == 3
     assert {
         "address",
         "action",

@@ -228,7 +228,12 @@ def test_export_is_deterministic_and_complete(
         relative.splitlines()[0] == "# yaml-language-server: $schema=../schemas/userctl.schema.json"
     )
     assert relative.splitlines()[1:] == lines[2:]  # a schema of the user's choosing needs no hint
-    assert "\nversion: 1\norganization: acme-payments\nroles:\n" in text
+    # The gate's settings are always in force, so always written.
+    assert (
+        "\nversion: 1\norganization: acme-payments\n"
+        "policies:\n  two_factor_policy: destructive\n  four_eyes: false\n  min_admins: 1\n"
+        "roles:\n"
+    ) in text
     data = yaml.safe_load(text)
     assert list(data["roles"]) == ["Auditor: read-only", "Payouts Operator", "SuperAdmin", "yes"]
     assert data["roles"]["SuperAdmin"] == {
@@ -391,10 +396,15 @@ def test_an_inactive_user_holding_accounts_is_flagged(
 def test_an_empty_organization_exports_empty_mappings(runner: Runner, factory: Factory) -> None:
     factory.org("empty-org")
     text = runner("export").stdout
-    assert text.endswith("version: 1\norganization: empty-org\nroles: {}\nusers: {}\n")
+    assert text.endswith(
+        "version: 1\norganization: empty-org\n"
+        "policies:\n  two_factor_policy: destructive\n  four_eyes: false\n  min_admins: 1\n"
+        "roles: {}\nusers: {}\n"
+    )
     assert yaml.safe_load(text) == {
         "version": 1,
         "organization": "empty-org",
+        "policies": {"two_factor_policy": "destructive", "four_eyes": False, "min_admins": 1},
         "roles": {},
         "users": {},
     }

@@ -39,6 +39,9 @@ CONTRACT_TABLES: Final = ("organizations", "roles", "role_permissions", "users",
 # account's bank) are not here; a bank account's key is, as the file names keys to assign.
 SCHEMA_PLACES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "organizations.slug": (("properties", "organization"),),
+    "organizations.two_factor_policy": (
+        ("properties", "policies", "properties", "two_factor_policy"),
+    ),
     "roles.name": (
         ("properties", "roles", "propertyNames"),
         ("$defs", "user", "properties", "role"),

@@ -81,7 +81,13 @@ def initialise(
         with begin_write(engine, organization=slug) as conn:
             if slug in organization_slugs(conn):
                 raise _exists(slug)
-            org_id = rows.insert_organization(conn, state.Organization(slug=slug, name=slug))
+            org = state.Organization(slug=slug, name=slug)
+            # The gate's settings the file declares are in force from the start; the others are
+            # stored by the first apply.
+            for (rule, _), value in desired.policies.items():
+                if rule in state.GATE_RULES:
+                    org = state.with_gate(org, rule, value)
+            org_id = rows.insert_organization(conn, org)
             role_id = rows.insert_role(conn, org_id, role)
             admin_id = rows.insert_user(conn, org_id, admin, role_id)
             secret = otp.enroll(conn, admin_id)
@@ -94,7 +100,7 @@ def initialise(
                         "init",
                         "create",
                         organization_address(slug),
-                        after={"slug": slug},
+                        after={"slug": slug, **state.organization_settings(org)},
                     ),
                     AuditRecord(
                         admin.email,

@@ -41,6 +41,8 @@ def read_report(
     settings = settings_for(conn, org_id)
     everyone = read_facts(conn, org_id, settings, now, everyone=True)
     flagged = hygiene.findings(read_facts(conn, org_id, settings, now), settings, now)
+    # Who expires when, and who is past it: part of who has access.
+    flagged += hygiene.expiry_findings(live.users, now.date())
     users = [
         review.ReviewUser(
             a,

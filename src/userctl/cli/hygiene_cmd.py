@@ -16,16 +16,19 @@ from userctl.printable import printable
 )
 def hygiene(fmt: str) -> None:
     """Dormant users (no login for policies.max_inactive_days, default 90), invitations that
-    expired unused, and holders of a privileged permission without an enrolled authenticator.
-    Exit 0 unless a policy makes a finding blocking (then 4)."""
+    expired unused, holders of a privileged permission without an enrolled authenticator, and
+    expiring access: users whose expiry is within 30 days, and users past it still active (a
+    blocking finding). Exit 0 unless a finding blocks (then 4)."""
     from userctl import hygiene as core
     from userctl.clock import iso_z, utcnow
     from userctl.db.hygiene import read_facts, settings_for
+    from userctl.db.snapshot import read_live_state
 
     now = utcnow()
     with reading() as (conn, org_id, org):
         settings = settings_for(conn, org_id)
         found = core.findings(read_facts(conn, org_id, settings, now), settings, now)
+        found += core.expiry_findings(read_live_state(conn, org.slug).users, now.date())
     if fmt == "json":
         from userctl.render.results import document
 
@@ -49,5 +52,5 @@ def hygiene(fmt: str) -> None:
     if blocking:
         raise Refused(
             f"{len(blocking)} blocking hygiene finding(s): the "
-            "organization's policies require them fixed"
+            "organization's policies (or an expiry past) require them fixed"
         )

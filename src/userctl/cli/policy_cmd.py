@@ -21,15 +21,22 @@ def policy() -> None:
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 def check(fmt: str) -> None:
-    """Judge the policies stored for the organization against its live users and roles: exit 0
-    when none is broken, 4 when some is."""
-    from userctl import policies
+    """Judge the policies stored for the organization against its live users and roles, and its
+    users' expiries (one past, of a user still active, is a violation; those within 30 days are
+    listed): exit 0 when none is broken, 4 when some is."""
+    from userctl import hygiene, policies
+    from userctl.clock import utcnow
     from userctl.db.snapshot import read_live_state
     from userctl.state import policy_text
 
     with reading() as (conn, _org_id, org):
         live = read_live_state(conn, org.slug)
-    violations = policies.check(live)
+    dated = hygiene.expiry_findings(live.users, utcnow().date())
+    violations = [
+        *policies.check(live),
+        *(policies.Violation("expires", f.message, f.path) for f in dated if f.blocking),
+    ]
+    expiring = [f for f in dated if not f.blocking]
     if fmt == "json":
         click.echo(
             document(
@@ -40,17 +47,28 @@ def check(fmt: str) -> None:
                         for key, value in sorted(live.policies.items())
                     ],
                     "violations": [{"rule": v.rule, "message": v.message} for v in violations],
+                    "expiring": [
+                        {
+                            "email": str(f.path[1]),
+                            "expires": live.users[str(f.path[1])].expires,
+                            "message": f.message,
+                        }
+                        for f in expiring
+                    ],
                 }
             ),
             nl=False,
         )
-    elif not live.policies:
+    elif not live.policies and not violations:
         click.echo(f"{org.slug} declares no policies.")
     elif not violations:
         click.echo(
             f"{org.slug}: {len(live.policies)} "
             f"polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken."
         )
+    if fmt == "text":
+        for f in expiring:
+            click.echo(printable(f"note: {f.message}"))
     if violations:
         if fmt == "text":
             for v in violations:

@@ -17,7 +17,7 @@ from userctl.db.batches import chunks
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change
-from userctl.state import USER_COLUMNS, canonical_json, role_from_record
+from userctl.state import GATE_RULES, USER_COLUMNS, canonical_json, role_from_record
 
 T = TypeVar("T")
 CHUNK = 1000
@@ -214,8 +214,16 @@ class Executor:
         self._done(len(changes))
 
     def update_policies(self, changes: Sequence[Change]) -> None:
-        p = models.Policy
+        p, org = models.Policy, models.Organization
         for c in changes:
+            if c.key[0] in GATE_RULES:
+                # The gate's settings are the organization's columns of the same names.
+                self.conn.execute(
+                    update(org)
+                    .where(org.id == self.org_id)
+                    .values({c.key[0]: (c.after or {})["value"]})
+                )
+                continue
             self.conn.execute(
                 update(p)
                 .where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])

@@ -27,6 +27,7 @@ from userctl.state import (
     Policies,
     Role,
     User,
+    gate_policies,
 )
 
 # The schema is not published anywhere: the default modeline points at a copy beside the file
@@ -63,7 +64,7 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
         "version: 1",
         f"organization: {scalar(live.organization.slug)}",
-        *_policy_lines(live.policies),
+        *_policy_lines({**live.policies, **gate_policies(live.organization)}),
     ]
     lines.append("roles:" if live.roles else "roles: {}")
     for name in sorted(live.roles):
@@ -180,6 +181,8 @@ def _policy_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return flow_list(frozenset(value))
+    if isinstance(value, str):
+        return scalar(value)
     return str(value)
 
 

@@ -35,7 +35,16 @@ from userctl.desired.sourcemap import Marks, iter_prefixes
 from userctl.desired.strict_yaml import MAX_DEPTH, nesting_depth, parse_marked
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
-from userctl.state import DesiredState, LiveState, Organization, PolicyKey, PolicyValue, Role, User
+from userctl.state import (
+    GATE_RULES,
+    DesiredState,
+    LiveState,
+    Organization,
+    PolicyKey,
+    PolicyValue,
+    Role,
+    User,
+)
 
 Parser = Literal["auto", "precise"]
 _MISNAMED = (
@@ -406,6 +415,7 @@ def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
         "require_reason",
         "max_inactive_days",
         "review_every_days",
+        *GATE_RULES,
     ):
         if rule in section:
             found[(rule, "")] = section[rule]

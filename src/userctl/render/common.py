@@ -75,6 +75,13 @@ def detail_lines(change: Mapping[str, Any]) -> list[str]:
 
 def field_lines(change: Mapping[str, Any]) -> list[str]:
     """Per-field lines under a change: the values a create sets, the fields others change."""
+    in_force = change["diff"].get("value", {}) if change["kind"] == "policy" else {}
+    if "default" in in_force:
+        # A default is a value: the reader sees what is in force on each side, not a null.
+        return [
+            f"value: {_in_force(in_force['before'], in_force['default'])} -> "
+            f"{_in_force(in_force['after'], in_force['default'])}"
+        ]
     if (
         change["action"] == "create"
         and change["after"] is not None
@@ -99,6 +106,20 @@ def field_lines(change: Mapping[str, Any]) -> list[str]:
         else:
             lines.append(f"{name}: {value(d['before'])} -> {value(d['after'])}")
     return lines
+
+
+def _in_force(declared: Any, default: Any) -> str:
+    return value(declared) if declared is not None else f"{value(default)} (default)"
+
+
+def gate_line(data: Mapping[str, Any]) -> str:
+    """The gate's settings in force, as every format's header shows them."""
+    gate = data["gate"]
+    what = "every change" if gate["two_factor_policy"] == "all" else "destructive changes"
+    return (
+        f"Gate: 2FA for {what} · four eyes {'on' if gate['four_eyes'] else 'off'} · "
+        f"min_admins {gate['min_admins']}"
+    )
 
 
 def names(few: Mapping[str, Any]) -> str:

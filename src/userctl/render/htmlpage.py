@@ -25,6 +25,7 @@ from userctl.render.common import (
     action_label,
     field_lines,
     flags,
+    gate_line,
     impact_lines,
     is_blocked,
     reason_line,
@@ -155,6 +156,7 @@ def render(data: Mapping[str, Any]) -> str:
         summary=data["summary"],
         summary_line=summary_line(data["summary"]),
         two_factor_line=two_factor_line(data),
+        gate_line=gate_line(data),
         reason_line=reason_line(data),
         blocked=is_blocked(data),
         # What blocks the plan comes first; notes (hygiene, expiries) after the risky steps, so a

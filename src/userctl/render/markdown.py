@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 from userctl.printable import printable
 from userctl.render.common import (
     action_label,
+    gate_line,
     is_blocked,
     reason_line,
     summary_line,
@@ -251,6 +252,10 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     s = data["summary"]
     top = [
         f"### userctl plan: {code(data['organization'])}",
+        "",
+        # Not escaped: its values are an enum, a boolean and a number (plan.schema.json), and a
+        # backslash before the underscore of min_admins would show in plain-text readers.
+        gate_line(data),
         "",
         "| create | update | replace | delete | deferred | "
         "destructive | grant privilege | need 2FA |",

@@ -11,6 +11,7 @@ from userctl.render.common import (
     action_label,
     detail_lines,
     flags,
+    gate_line,
     reason_line,
     summary_line,
     symbol,
@@ -79,7 +80,13 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
     """What `approve` shows before it asks for a code: the plan's summary, every destructive and
     privilege-granting step, and the digest the approval will be bound to."""
     paint = _painter(color)
-    out = [header(data), provenance_line(data), *filter(None, [reason_line(data)]), ""]
+    out = [
+        header(data),
+        gate_line(data),
+        provenance_line(data),
+        *filter(None, [reason_line(data)]),
+        "",
+    ]
     risky = [c for c in data["changes"] if c["destructive"] or c["grants_privilege"]]
     if risky:
         out.append(f"Destructive or privilege-granting steps ({len(risky)}):")
@@ -94,7 +101,7 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
 def render(data: Mapping[str, Any], *, color: bool = False) -> str:
     paint = _painter(color)
 
-    out = [header(data), *filter(None, [reason_line(data)]), ""]
+    out = [header(data), gate_line(data), *filter(None, [reason_line(data)]), ""]
     for change in data["changes"]:
         out += change_lines(change, paint)
     if data["changes"]:

@@ -348,7 +348,7 @@ def test_the_plan_job_for_each_exit_code(
     # Whenever there is a plan, the whole of it goes to the job summary (the comment may be cut).
     assert (SUMMARY in run.ran) is commented
     if commented:
-        assert rest == [["show", "plan.json", "--format", "markdown", "--max-chars", "1000000"]]
+        assert rest == [["show", "plan.json", "--format", "markdown", "--max-bytes", "1000000"]]
         assert (run.workdir / "summary.md").read_text() == "## the full plan, every change\n"
     # 1 and 4 fail the job, after the comment when there is one.
     assert run.succeeded is job_succeeds

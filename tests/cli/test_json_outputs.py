@@ -107,6 +107,7 @@ def test_the_demo_walkthrough_in_json(runner: Runner, engine: Engine, tmp_path: 
         "events": len(log),
         "head": result["audit_head"],
         "expected_head": result["audit_head"],
+        "events_after_head": 0,
         "hmac_checked": False,
         "broken": None,
     }

@@ -113,7 +113,7 @@ def test_apply_of_something_endless_is_refused_at_the_size_cap(
 def test_show_writes_the_whole_plan_as_markdown_for_a_job_summary(
     engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
 ) -> None:
-    """The pipeline's job summary holds what the pull-request comment cuts: with --max-chars a
+    """The pipeline's job summary holds what the pull-request comment cuts: with --max-bytes a
     plan too long for a comment is written whole."""
     bulk_org(factory)
     desired = exported(live_state(engine))
@@ -127,11 +127,11 @@ def test_show_writes_the_whole_plan_as_markdown_for_a_job_summary(
     path = save_plan(engine, desired, tmp_path)
 
     comment = runner("show", str(path), "--format", "markdown")
-    summary = runner("show", str(path), "--format", "markdown", "--max-chars", "1000000")
+    summary = runner("show", str(path), "--format", "markdown", "--max-bytes", "1000000")
 
     assert comment.exit_code == 0 and summary.exit_code == 0, summary.output
     assert len(comment.stdout) <= 60_000 < len(summary.stdout) <= 1_000_000
     assert "more change(s) not shown" in comment.stdout and "not shown" not in summary.stdout
     assert all(f'user["n{i}@acme.co"]' in summary.stdout for i in range(400))
-    too_small = runner("show", str(path), "--format", "markdown", "--max-chars", "10")
-    assert too_small.exit_code == 1 and "--max-chars" in too_small.stderr
+    too_small = runner("show", str(path), "--format", "markdown", "--max-bytes", "10")
+    assert too_small.exit_code == 1 and "--max-bytes" in too_small.stderr

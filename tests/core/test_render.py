@@ -151,11 +151,11 @@ VIEWER = Role("Viewer", "Reads", frozenset({"users.view"}))
 def test_markdown_is_capped_and_says_what_was_cut() -> None:
     many = [user(f"n{i:04d}@acme.co", 100 + i, role="Viewer") for i in range(2000)]
     p = diff(desired(many, roles=[ADMIN, OPS, VIEWER]), live(roles=[ADMIN, OPS, VIEWER]))
-    md = render_markdown(p.to_data(), max_chars=20_000)
+    md = render_markdown(p.to_data(), max_bytes=20_000)
     assert len(md) <= 20_000
     cut = re.search(
         r"\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment "
-        r"under 20000 characters:\n"
+        r"under 20000 bytes:\n"
         r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.create\)\n\n"
         r"The full plan is the `plan.json` artifact, or `userctl show plan.json`\.\n\n"
         r"</details>\n$",
@@ -184,7 +184,7 @@ def test_markdown_cap_names_every_destructive_change_it_leaves_out() -> None:
     many = [user(f"n{i:04d}@acme.co", 100 + i) for i in range(400)]
     state = live(many)
     p = diff(desired([]), state, PlanOptions(allow_mass_removal=True))  # 400 destructive deletes
-    md = render_markdown(p.to_data(), max_chars=20_000)
+    md = render_markdown(p.to_data(), max_bytes=20_000)
     assert len(md) <= 20_000
     head = md[: md.index("<details>")]
     assert (
@@ -194,7 +194,7 @@ def test_markdown_cap_names_every_destructive_change_it_leaves_out() -> None:
     assert all(f'`user["n{i:04d}@acme.co"]`' in head for i in range(400))
     cut = re.search(
         r"… (\d+) more change\(s\) not shown in this diff, to keep this comment "
-        r"under 20000 characters:\n"
+        r"under 20000 bytes:\n"
         r"- (\d+) destructive or privilege-granting \((\d+) user\.delete\), each named above\n\n",
         md,
     )

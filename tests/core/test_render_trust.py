@@ -20,7 +20,7 @@ from userctl.plan import Finding, Plan
 from userctl.planner import PlanOptions, diff
 from userctl.printable import printable
 from userctl.render import render
-from userctl.render.markdown import MAX_CHARS, code, inline
+from userctl.render.markdown import MAX_BYTES, code, inline
 from userctl.render.markdown import render as render_markdown
 from userctl.render.tables import Column, render_user_detail, table, user_detail, verbatim_cell
 from userctl.state import Role
@@ -62,10 +62,10 @@ def test_every_format_flags_the_steps_that_grant_privilege() -> None:
     assert "| destructive | grant privilege | need 2FA |" in md and "| 0 | 3 | 3 |" in md
     assert (
         "**:key: Privilege-granting steps (3):**\n"
+        '- `assignment["pay@acme.co" -> "ops-main"]` assign\n'
         '- `role["Auditor"]` update\n'
         '- `user["new@acme.co"]` create\n'
-        '- `assignment["pay@acme.co" -> "ops-main"]` assign\n'
-    ) in md
+    ) in md  # a bank-account grant is more dangerous than a privileged create
     assert "Destructive steps" not in md
 
     page = render(data, "html")
@@ -137,7 +137,7 @@ def big_plan() -> Plan:
 def test_a_2500_change_comment_names_every_destructive_and_privilege_step() -> None:
     plan = big_plan()
     md = render_markdown(plan.to_data())
-    assert len(md) <= MAX_CHARS < 65_536
+    assert len(md) <= MAX_BYTES < 65_536
     head = md[: md.index("<details>")]
     risky = [c for c in plan.changes if c.destructive or c.grants_privilege]
     assert len(risky) == 1500 and all(f"`{c.address}`" in head for c in risky)
@@ -147,7 +147,7 @@ def test_a_2500_change_comment_names_every_destructive_and_privilege_step() -> N
     shown = re.search(r"<summary>Changes \((\d+) of 2500 shown\)</summary>", md)
     cut = re.search(
         r"\n```\n\n… (\d+) more change\(s\) not shown in this diff, to keep this comment "
-        r"under 60000 characters:\n"
+        r"under 60000 bytes:\n"
         r"- 1500 destructive or privilege-granting "
         r"\(1000 user\.delete, 500 assignment\.assign\), each named above\n"
         r"- (\d+) neither destructive nor privilege-granting \((\d+) user\.update\)\n\n"
@@ -171,7 +171,7 @@ def test_a_2500_change_comment_names_every_destructive_and_privilege_step() -> N
 def test_a_comment_too_small_to_name_every_risky_step_says_how_many_of_which_it_does_not() -> None:
     plan = big_plan()
     for cap in (20_000, 5_000):
-        md = render_markdown(plan.to_data(), max_chars=cap)
+        md = render_markdown(plan.to_data(), max_bytes=cap)
         assert len(md) <= cap
         head = md[: md.index("<details>")]
         named = [
@@ -180,8 +180,9 @@ def test_a_comment_too_small_to_name_every_risky_step_says_how_many_of_which_it_
             if (c.destructive or c.grants_privilege) and f"`{c.address}`" in head
         ]
         deletes = [c for c in plan.changes if c.action == "delete"]
-        # Named in apply order (the deletes come last) while they fit; some, not all.
-        assert 0 < len(named) < 1500 and named == [c for c in plan.changes if c in named]
+        # Named most dangerous first while they fit (apply order puts the deletes last): some
+        # deletes, not all, and no bank-account grant while a delete is left unnamed.
+        assert 0 < len(named) < 1500 and all(c.action == "delete" for c in named)
         unnamed = Counter(
             f"{c.kind}.{c.action}"
             for c in plan.changes
@@ -191,9 +192,10 @@ def test_a_comment_too_small_to_name_every_risky_step_says_how_many_of_which_it_
         assert (
             f"**:warning: {sum(unnamed.values())} destructive or privilege-granting "
             f"step(s) are not named in this comment ({counts}), to keep it under "
-            f"{cap} characters. {FULL_PLAN}**"
+            f"{cap} bytes; every step it names is at least as dangerous. {FULL_PLAN}**"
         ) in head
         assert "- user.delete × 1000: " in head and "- assignment.assign × 500: " in head
+        assert head.index("- user.delete × 1000: ") < head.index("- assignment.assign × 500: ")
         named_deletes = sum(c in named for c in deletes)
         if named_deletes < 1000:
             assert f"… and {1000 - named_deletes} more not named here\n" in head

@@ -63,9 +63,12 @@ def test_schema_defaults_are_the_dataclass_defaults() -> None:
             assert (
                 frozenset(prop["default"]) if isinstance(prop["default"], list) else prop["default"]
             ) == expected
+    # Optional: the fields with a default, and expires, whose absence is no expiry (a `null`
+    # default would be a value the schema itself refuses).
+    assert "default" not in USER["properties"]["expires"] and defaults["expires"] is None
     assert set(USER["required"]) == set(USER["properties"]) - {
         n for n, p in USER["properties"].items() if "default" in p
-    }
+    } - {"expires"}
     role_defaults = {f.name: f.default for f in dataclasses.fields(state.Role)}
     assert ROLE["properties"]["description"]["default"] == role_defaults["description"]
 

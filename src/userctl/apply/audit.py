@@ -5,8 +5,8 @@ chains onto GENESIS) and its own `hash`, a SHA-256 over the canonical JSON of ev
 — its `seq`, time and `prev_hash` included — so editing, deleting or reordering a row breaks the
 chain. Anyone with write access could rebuild a bare hash chain after an edit, so when
 USERCTL_AUDIT_KEY is set each event also carries an HMAC of the same bytes, which they cannot
-forge without the key. Truncating the tail leaves a valid shorter chain: only comparing the head
-with one recorded earlier (`apply` prints it; `audit verify --head`) detects that.
+forge without the key. Truncating the tail leaves a valid shorter chain: only looking for a head
+recorded earlier (`apply` prints it; `audit verify --head`) detects that.
 
 These functions work inside the caller's transaction and never commit. Appending assumes the
 caller holds the organization lock (`db.engine.lock_organization`): reading the last event and
@@ -65,6 +65,8 @@ class VerifyResult:
     problem: str | None = None  # the first thing wrong, naming the event; None when intact
     bad_seq: int | None = None
     bad_id: int | None = None  # the row id of that event, which stays put when seqs are edited
+    # With a head to check: how many events were appended after it (None without one).
+    after_head: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -139,7 +141,9 @@ def verify_chain(
     """Recompute the whole chain of one organization and report the FIRST bad event: missing
     (a gap in seq), reordered (chained onto an event now found elsewhere, or written before its
     predecessor), altered (contents no longer match the hash, or the HMAC when the key is set);
-    then, when `head` is given, that the last event's hash is exactly it.
+    then, when `head` is given (a head recorded earlier), that it is the hash of an intact event:
+    events appended after it are normal and counted (`after_head`), a head that is no event of
+    the intact chain (altered, removed, rewritten) is the problem.
 
     The events are streamed (a server-side cursor, `batch_size` rows per fetch) and only the
     previous one is kept. The stream finds the first bad event; its message, which may name an
@@ -149,6 +153,9 @@ def verify_chain(
     query = (
         select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
     )
+    wanted = None if head is None else head.strip().lower()
+    # Position 0 is the empty chain's head (GENESIS), which every chain starts from.
+    head_seq: int | None = 0 if wanted == GENESIS else None
     events, last = 0, GENESIS
     previous: Row[Any] | None = None
     bad: tuple[Row[Any], Row[Any] | None] | None = None
@@ -158,6 +165,9 @@ def verify_chain(
         if bad is None:
             if _check(row, previous, lambda _hash: None, key) is not None:
                 bad = (row, previous)
+            elif last == wanted:
+                # Only an event checked intact up to here counts: its seq is its place.
+                head_seq = int(row.seq)
             previous = row
 
     def seq_of(hash_: str) -> int | None:
@@ -179,21 +189,15 @@ def verify_chain(
             int(row.seq),
             int(row.id),
         )
-    if head is not None and head.strip().lower() != last:
-        wanted = head.strip().lower()
-        at = seq_of(wanted)
-        if at is not None:
-            problem = (
-                f"the chain head is {last}, not {wanted}: that hash is event #{at}, "
-                f"and {events - at} event(s) were appended after it"
-            )
-        else:
-            problem = (
-                f"the chain head is {last}, not {wanted}, which is no event of this chain: "
-                "events were removed from the end or the chain was rewritten"
-            )
-        return VerifyResult(events, last, key is not None, problem, None)
-    return VerifyResult(events, last, key is not None)
+    if wanted is None:
+        return VerifyResult(events, last, key is not None)
+    if head_seq is None:
+        problem = (
+            f"the recorded head {wanted} is no event of this chain (head {last}): events were "
+            "removed from the end, or the event it named was altered or the chain rewritten"
+        )
+        return VerifyResult(events, last, key is not None, problem)
+    return VerifyResult(events, last, key is not None, after_head=events - head_seq)
 
 
 def _check(

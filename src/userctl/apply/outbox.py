@@ -410,6 +410,8 @@ def invitation_email(
     message["From"] = letterhead.sender
     message["To"] = recipient
     message["Subject"] = f"You are invited to {org_name}"
+    # RFC 3834: sent by a program, so vacation responders and auto-forwarders must not answer it.
+    message["Auto-Submitted"] = "auto-generated"
     # UTC as +0000: formatdate's "-0000" means "zone unknown" (RFC 5322 3.3).
     message["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
     # The sender's own domain, not this machine's name (which make_msgid would look up).
@@ -426,7 +428,8 @@ def invitation_email(
     )
     e = html.escape
     message.add_alternative(
-        "<!DOCTYPE html>\n<html><body>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>You are invited to {e(org_name)}</title></head><body>\n"
         f"<p>{'Hello ' + e(first_name) + ',' if first_name else 'Hello,'}</p>\n"
         f"<p>You have been invited to operate the <strong>{e(org_name)}</strong> business "
         "account.</p>\n"

@@ -187,7 +187,7 @@ def read_evidence(
         "organization": org.slug,
         "title": f"{org.name} ({org.slug})",
         "generated_at": iso_z(now),
-        "period": {"since": iso_z(since), "until": iso_z(until) + " (exclusive)"},
+        "period": {"since": iso_z(since), "until": iso_z(until), "until_exclusive": True},
         "verification": {
             "ok": verified.ok,
             "events": verified.events,

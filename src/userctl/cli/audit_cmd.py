@@ -76,14 +76,16 @@ def _echo_json_array(items: Iterator[Any]) -> None:
 @click.option(
     "--head",
     metavar="HASH",
-    help="The chain head recorded earlier (printed by apply): the chain must end exactly there.",
+    help="A chain head recorded earlier (printed by apply): it must be an intact event of the "
+    "chain; events appended after it are counted.",
 )
 @result_format_option("audit-verify.schema.json")
 def verify(head: str | None, fmt: str) -> None:
     """Recompute the hash chain (and HMACs when USERCTL_AUDIT_KEY is set). Exits 0 when it is
-    intact, 4 naming the first altered, missing or reordered event (or a head that does not
-    match --head), 1 when it could not be checked (no database, unknown
-    organization, bad --head)."""
+    intact (with --head: and the recorded head is one of its events, saying how many came
+    after it), 4 naming the first altered, missing or reordered event (or a --head that is no
+    event of the chain), 1 when it could not be checked (no database, unknown organization,
+    bad --head)."""
     from userctl.apply import audit as trail
     from userctl.render import results
 
@@ -102,6 +104,7 @@ def verify(head: str | None, fmt: str) -> None:
                     problem=result.problem,
                     bad_seq=result.bad_seq,
                     bad_id=result.bad_id,
+                    after_head=result.after_head,
                 )
             ),
             nl=False,
@@ -115,6 +118,11 @@ def verify(head: str | None, fmt: str) -> None:
         )
     if fmt == "text":
         click.echo(f"audit chain intact: {result.events} events, head {result.head}")
+        if expected is not None:
+            click.echo(
+                f"recorded head {expected} is in the chain; "
+                f"{result.after_head} event(s) were appended after it"
+            )
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")

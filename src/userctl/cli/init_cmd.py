@@ -86,4 +86,4 @@ def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
             f"Next: `userctl plan -f {path}` shows the rest of the file as changes to apply."
         )
     click.echo()
-    click.echo(enrolment_text(result.admin, result.otpauth_uri), nl=False)
+    click.echo(enrolment_text(result.admin, result.otpauth_uri, color=app().color()), nl=False)

@@ -123,4 +123,4 @@ def enroll(
     )
     click.echo(f"Audit head: {result.audit_head}")
     click.echo()
-    click.echo(enrolment_text(result.email, result.otpauth_uri), nl=False)
+    click.echo(enrolment_text(result.email, result.otpauth_uri, color=app().color()), nl=False)

@@ -7,23 +7,24 @@ import click
 from userctl.cli.common import read_plan_file
 from userctl.cli.context import app
 from userctl.render import FORMATS, render
-from userctl.render.markdown import MAX_CHARS as MARKDOWN_CHARS
+from userctl.render.markdown import MAX_BYTES as MARKDOWN_BYTES
 
 # Room for the summary table, the lists of risky steps and the notes about what was cut.
-MIN_MARKDOWN_CHARS = 2_000
+MIN_MARKDOWN_BYTES = 2_000
 
 
 @click.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option(
-    "--max-chars",
-    type=click.IntRange(min=MIN_MARKDOWN_CHARS),
+    "--max-bytes",
+    type=click.IntRange(min=MIN_MARKDOWN_BYTES),
     metavar="N",
-    help=f"Markdown only: the most characters to write (default {MARKDOWN_CHARS}, a pull-request "
-    "comment; a GitHub job summary holds 1000000). Only plain changes are ever cut.",
+    help=f"Markdown only: the most UTF-8 bytes to write (default {MARKDOWN_BYTES}, a pull-request "
+    "comment; a GitHub job summary holds 1 MiB: 1000000 leaves room). Risky steps are named "
+    "most dangerous first; only plain changes are cut from the details.",
 )
-def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
+def show(plan_file: str, fmt: str, max_bytes: int | None) -> None:
     """Show a saved PLAN_FILE (a pull request's plan.json artifact) as plan would: text, json,
     markdown or html. Needs no database. Checks the file's format and digest only: apply still
     re-derives the plan from the live state and refuses it when it is not what the planner writes.
@@ -34,4 +35,4 @@ def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
     data = the_plan.to_data()
     if fmt == "text":
         click.echo(provenance_line(data))
-    click.echo(render(data, fmt, color=app().color(), max_chars=max_chars), nl=False)
+    click.echo(render(data, fmt, color=app().color(), max_bytes=max_bytes), nl=False)

@@ -2,11 +2,15 @@
 privilege-granting step by address, whether a 2FA approval is needed, then every change folded in
 <details>, capped in size.
 
+Sizes are UTF-8 bytes, the unit GitHub's limits are enforced in (a job summary over 1 MiB is
+dropped whole); the cuts fall between whole lines, so no character is ever split.
+
 The cap never hides a risky step: the risky steps are named before any room is given to the
 details, so only changes that are neither destructive nor privilege-granting can be missing from
-the comment, and the comment counts, by action, whatever it leaves out. Only when even the risky
-addresses cannot all be named does it name as many as fit and say how many of which action are
-not named, and where the whole plan is.
+the comment, and the comment counts, by action, whatever it leaves out. The risky steps are
+listed most dangerous first (DANGER); only when even their addresses cannot all be named does it
+name as many as fit in that order, so a step is never left unnamed while a less dangerous one is
+named, and say how many of which action are not named, and where the whole plan is.
 
 Everything taken from the plan's data is escaped: addresses go in code spans (`code`), free text
 through `inline`; the diff block is a code block (no markdown or HTML inside it), and no line of
@@ -32,8 +36,9 @@ from userctl.render.common import (
 )
 from userctl.render.text import change_lines, header
 
-# GitHub refuses comments over 65,536 characters; leave room for the wrapper.
-MAX_CHARS = 60_000
+# GitHub refuses comments over 65,536 characters; bytes are never fewer than characters, so this
+# many bytes leaves room for the wrapper.
+MAX_BYTES = 60_000
 # Up to this many steps of a list are written one a line; more are grouped by action, their
 # addresses on the group's line.
 MAX_LISTED = 50
@@ -70,9 +75,51 @@ def inline(text: str) -> str:
     return _INLINE_SPECIAL.sub(lambda m: "\\" + m.group(), text)
 
 
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
 def _size(lines: Sequence[str]) -> int:
-    """Characters of `lines` joined, each with its newline."""
-    return sum(len(line) + 1 for line in lines)
+    """UTF-8 bytes of `lines` joined, each with its newline."""
+    return sum(_bytes(line) + 1 for line in lines)
+
+
+# What a risky step does, most dangerous first: the order the comment names them in.
+DANGER: Sequence[str] = (
+    "delete",
+    "deactivation",
+    "2FA disabled",
+    "role change",
+    "permission removal",
+    "other destructive",
+    "bank-account grant",
+    "policy loosening",
+    "privilege grant",
+)
+_DANGER_OF_ACTION: Mapping[tuple[str, str], str] = {
+    ("user", "delete"): "delete",
+    ("user", "replace"): "delete",
+    ("role", "delete"): "delete",
+    ("user", "deactivate"): "deactivation",
+    ("user", "expire"): "deactivation",
+    ("user", "disable_two_factor"): "2FA disabled",
+    ("user", "change_role"): "role change",
+    ("assignment", "assign"): "bank-account grant",
+}
+
+
+def danger(change: Mapping[str, Any]) -> int:
+    """The rank in DANGER of a destructive or privilege-granting change."""
+    kind, action = change["kind"], change["action"]
+    named = _DANGER_OF_ACTION.get((kind, action))
+    if named is None:
+        if kind == "policy":
+            named = "policy loosening" if change["destructive"] else "privilege grant"
+        elif kind == "role" and change["destructive"]:
+            named = "permission removal"
+        else:
+            named = "other destructive" if change["destructive"] else "privilege grant"
+    return DANGER.index(named)
 
 
 def _label(change: Mapping[str, Any]) -> str:
@@ -105,7 +152,7 @@ def _risk_lists(changes: Sequence[Mapping[str, Any]]) -> _Lists:
     for title, flag in RISK_LISTS:
         steps = [
             _Step(i, _label(c), code(c["address"]), action_label(c))
-            for i, c in enumerate(changes)
+            for i, c in sorted(enumerate(changes), key=lambda ic: (danger(ic[1]), ic[0]))
             if c[flag]
         ]
         if steps:
@@ -114,7 +161,7 @@ def _risk_lists(changes: Sequence[Mapping[str, Any]]) -> _Lists:
 
 
 def _list_lines(
-    lists: _Lists, named: set[tuple[int, int]], compact: bool, max_chars: int
+    lists: _Lists, named: set[tuple[int, int]], compact: bool, max_bytes: int
 ) -> tuple[list[str], set[int]]:
     """The risky lists naming the steps in `named` ((list, position) pairs), and the indices of the
     risky changes named in neither list. A short list that names all its steps is written one step
@@ -149,43 +196,45 @@ def _list_lines(
         lines += [
             f"**:warning: {len(unnamed)} destructive or privilege-granting step(s) are "
             f"not named in this comment ({_counts(counts)}), to keep it under "
-            f"{max_chars} characters. {FULL_PLAN}**",
+            f"{max_bytes} bytes; every step it names is at least as dangerous. {FULL_PLAN}**",
             "",
         ]
     return lines, unnamed
 
 
 def _risky(
-    changes: Sequence[Mapping[str, Any]], budget: int, max_chars: int
+    changes: Sequence[Mapping[str, Any]], budget: int, max_bytes: int
 ) -> tuple[list[str], set[int]]:
-    """The risky lists within `budget` characters: every step named when they fit, else as many as
-    fit, in order (the indices of the risky changes left unnamed are returned)."""
+    """The risky lists within `budget` bytes: every step named when they fit, else as many as fit,
+    most dangerous first across both lists (the indices of the risky changes left unnamed are
+    returned)."""
     lists = _risk_lists(changes)
     every = {(li, si) for li, (_, steps) in enumerate(lists) for si in range(len(steps))}
-    lines, unnamed = _list_lines(lists, every, compact=False, max_chars=max_chars)
+    lines, unnamed = _list_lines(lists, every, compact=False, max_bytes=max_bytes)
     if _size(lines) <= budget:
         return lines, unnamed
     # Name steps in order while they fit. The lists naming none (every group line and the note at
     # their longest) bound the rest: each named step adds at most its address and a separator.
-    room = budget - _size(_list_lines(lists, set(), compact=True, max_chars=max_chars)[0])
+    room = budget - _size(_list_lines(lists, set(), compact=True, max_bytes=max_bytes)[0])
     named: set[tuple[int, int]] = set()
-    for li, si in sorted(every):
-        cost = len(lists[li][1][si].address) + 2
+    by_danger = sorted(every, key=lambda p: (danger(changes[lists[p[0]][1][p[1]].index]), p))
+    for li, si in by_danger:
+        cost = _bytes(lists[li][1][si].address) + 2
         if cost > room:
             break
         named.add((li, si))
         room -= cost
-    return _list_lines(lists, named, compact=True, max_chars=max_chars)
+    return _list_lines(lists, named, compact=True, max_bytes=max_bytes)
 
 
 def _cut_note(
-    named: Counter[str], unnamed: Counter[str], plain: Counter[str], max_chars: int
+    named: Counter[str], unnamed: Counter[str], plain: Counter[str], max_bytes: int
 ) -> list[str]:
     """What the diff block leaves out, by kind, as markdown lines after it."""
     cut = sum(named.values()) + sum(unnamed.values()) + sum(plain.values())
     lines = [
         f"… {cut} more change(s) not shown in this diff, to keep this "
-        f"comment under {max_chars} characters:"
+        f"comment under {max_bytes} bytes:"
     ]
     if named:
         lines.append(
@@ -204,9 +253,9 @@ def _cut_note(
     return lines + ["", FULL_PLAN]
 
 
-def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_chars: int) -> str:
+def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_bytes: int) -> str:
     """Every change in a folded diff block, cut between whole changes (never inside one) to fit in
-    `budget` characters, and a note counting by kind the changes it leaves out."""
+    `budget` bytes, and a note counting by kind the changes it leaves out."""
     changes = data["changes"]
     total = len(changes)
 
@@ -227,16 +276,16 @@ def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_chars:
         for i in range(shown, total):
             c = changes[i]
             (plain if not _is_risky(c) else left_unnamed if i in unnamed else named)[_label(c)] += 1
-        return _cut_note(named, left_unnamed, plain, max_chars)
+        return _cut_note(named, left_unnamed, plain, max_bytes)
 
     body = [header(data), ""]
     blocks = [change_lines(c, shown_symbol=DIFF_SYMBOLS.get(symbol(c))) for c in changes]
     whole = wrap(f"All changes ({total})", body + [line for block in blocks for line in block], [])
-    if len(whole) <= budget:
+    if _bytes(whole) <= budget:
         return whole
     # Room for the changes: the budget less the wrapper and the note when nothing is shown (the
     # note only shrinks as more is shown).
-    room = budget - len(wrap(f"Changes ({total} of {total} shown)", body, note(0)))
+    room = budget - _bytes(wrap(f"Changes ({total} of {total} shown)", body, note(0)))
     shown = 0
     for block in blocks:
         size = _size(block)
@@ -248,7 +297,7 @@ def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_chars:
     return wrap(f"Changes ({shown} of {total} shown)", body, note(shown))
 
 
-def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
+def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES) -> str:
     s = data["summary"]
     top = [
         f"### userctl plan: {code(data['organization'])}",
@@ -286,10 +335,13 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS) -> str:
     every: Counter[str] = Counter(_label(c) for c in changes)
     total = str(len(changes))
     least_details = (
-        len(header(data)) + 100 + 2 * len(total) + _size(_cut_note(every, every, every, max_chars))
+        _bytes(header(data))
+        + 100
+        + 2 * len(total)
+        + _size(_cut_note(every, every, every, max_bytes))
     )
     risky, unnamed = _risky(
-        changes, max_chars - _size(top) - _size(tail) - least_details, max_chars
+        changes, max_bytes - _size(top) - _size(tail) - least_details, max_bytes
     )
     head = top + risky + tail
-    return "\n".join(head) + "\n" + _details(data, max_chars - _size(head), unnamed, max_chars)
+    return "\n".join(head) + "\n" + _details(data, max_bytes - _size(head), unnamed, max_bytes)

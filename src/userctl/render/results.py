@@ -165,15 +165,18 @@ def chain_verification(
     problem: str | None,
     bad_seq: int | None,
     bad_id: int | None,
+    after_head: int | None,
 ) -> dict[str, Any]:
     """`audit verify --format json`: `broken` names the first bad event (its seq and row id; null
-    for a head that does not match) and why."""
+    for a --head that is no event of the chain) and why; `events_after_head` counts the events
+    appended after an intact --head."""
     return {
         "organization": organization,
         "ok": problem is None,
         "events": events,
         "head": head,
         "expected_head": expected_head,
+        "events_after_head": after_head,
         "hmac_checked": hmac_checked,
         "broken": None if problem is None else {"seq": bad_seq, "id": bad_id, "reason": problem},
     }

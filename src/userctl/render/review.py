@@ -93,15 +93,23 @@ STYLE = """
 body{font:13px/1.4 system-ui,sans-serif;margin:2em;color:#1b1f24}
 h1{font-size:1.4em}table{border-collapse:collapse;width:100%;margin:1em 0}
 th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
+th{background:#f6f8fa}code{font-family:ui-monospace,monospace;font-size:.9em}
+td,th,code{overflow-wrap:anywhere}
 .summary td{font-size:1.2em;font-weight:bold}.dormant{background:#fff8e1}\
 .privileged{background:#fff1f0}
-.grant{margin:0 0 .4em}.none{color:#6e7781}.blocking{color:#b42318;font-weight:bold}
+.grant{margin:0 0 .4em}.none{color:#57606a}.blocking{color:#b42318;font-weight:bold}
 thead{display:table-header-group}tr{break-inside:avoid;page-break-inside:avoid}
+@page{size:A4 landscape;margin:10mm}
 @media print{body{margin:0;font-size:10px}thead{display:table-header-group}\
 tr{break-inside:avoid;page-break-inside:avoid}
 a{color:inherit;text-decoration:none}}
 """
+
+
+def _breakable(text: str) -> str:
+    """`text` escaped, with a line-break opportunity after each `@` and `.`: an email or an
+    address then wraps between its parts, not mid-word (overflow-wrap is the last resort)."""
+    return e(text).replace("@", "@<wbr>").replace(".", ".<wbr>")
 
 
 def _grant(g: Mapping[str, Any]) -> str:
@@ -135,7 +143,7 @@ def render_html(data: Mapping[str, Any]) -> str:
         cls = "dormant" if u["dormant"] else "privileged" if u["privileged_permissions"] else ""
         rows.append(
             f'<tr class="{cls}" data-email="{e(u["email"])}">'
-            f"<td>{e(u['name'])}<br><code>{e(u['email'])}</code></td>"
+            f"<td>{e(u['name'])}<br><code>{_breakable(u['email'])}</code></td>"
             f"<td>{e(u['status'])}</td><td>{e(u['role'])}</td>"
             f"<td>{e(', '.join(u['permissions'])) or NONE}"
             + (
@@ -165,7 +173,7 @@ def render_html(data: Mapping[str, Any]) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <title>Access review: {e(data["organization_name"])} ({e(data["organization"])})</title>
 <style>{STYLE}</style></head>
-<body>
+<body><main>
 <h1>Access review: {e(data["organization_name"])} (<code>{e(data["organization"])}</code>)</h1>
 <p>Generated {e(data["generated_at"])} &middot; \
 audit chain head <code>{e(data["audit_head"])}</code>
@@ -191,7 +199,7 @@ audit chain head <code>{e(data["audit_head"])}</code>
 <p>To attest this review: \
 <code>userctl review attest REPORT.json --reviewer EMAIL --otp-code CODE</code> \
 with the JSON form of this report (same digest).</p>
-</body></html>
+</main></body></html>
 """
 
 
@@ -238,10 +246,10 @@ def records_csv(columns: tuple[str, ...], records: Sequence[Mapping[str, Any]]) 
 def _page(title: str, body: str) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title><style>{STYLE}</style></head>
-<body>
+<body><main>
 <h1>{e(title)}</h1>
 {body}
-</body></html>
+</main></body></html>
 """
 
 
@@ -249,12 +257,12 @@ def _cell(value: Any) -> str:
     if value is None or value == []:
         return NONE
     if isinstance(value, list):
-        return e(
+        return _breakable(
             ", ".join(
                 v if isinstance(v, str) else f"{v.get('approver')} ({v.get('time')})" for v in value
             )
         )
-    return e(str(value))
+    return _breakable(str(value))
 
 
 def records_html(
@@ -299,6 +307,22 @@ def index_html(title: str, facts: list[tuple[str, str]], files: list[tuple[str, 
     )
 
 
+# The schema (in schemas/) of every JSON file of the evidence pack: the command's own where the
+# file is that command's output, else one of the pack's.
+PACK_SCHEMAS: Final = {
+    "audit-log.json": "evidence-audit-log.schema.json",
+    "plans.json": "evidence-plans.schema.json",
+    "attestations.json": "audit-log.schema.json",
+    "policy-results.json": "evidence-policy-results.schema.json",
+    "hygiene.json": "hygiene.schema.json",
+    "review.json": "review.schema.json",
+}
+
+
+def _period(window: Mapping[str, Any]) -> str:
+    return f"{window['since']} to {window['until']} (exclusive)"
+
+
 def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
     """The evidence pack (`apply.reviews.read_evidence`'s data) as file name -> text, SHA256SUMS
     aside. Every file opens without userctl: JSON, CSV and HTML."""
@@ -334,12 +358,17 @@ def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
             f"Joiners, movers and leavers, {title}",
             JML_COLUMNS,
             jml,
-            f"{window['since']} to {window['until']}",
+            _period(window),
         ),
         "attestations.json": dump(attested),
         "policy-results.json": dump({"checked_at": checked, "violations": violations}),
         "hygiene.json": dump(
-            {"checked_at": checked, "settings": report["settings"], "findings": report["findings"]}
+            {
+                "organization": evidence["organization"],
+                "checked_at": checked,
+                "settings": report["settings"],
+                "findings": report["findings"],
+            }
         ),
         "review.json": dump(report),
         "review.html": render_html(report),
@@ -352,7 +381,7 @@ def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
     )
     facts = [
         ("organization", title),
-        ("period", f"{window['since']} to {window['until']}"),
+        ("period", _period(window)),
         ("generated", checked),
         ("audit chain", chain),
         ("chain head", v["chain_head"]),

@@ -174,6 +174,8 @@ def apply(
             click.echo(_applied_document(the_plan, operator, None, None, started), nl=False)
         else:
             click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
+        if otp_code is not None:
+            click.echo("--otp-code was not used: there is nothing to apply.", err=True)
         return
     # Every user the executor creates (a replace too) is invited.
     invited = sum(

@@ -139,7 +139,14 @@ def test_every_plan_shows_the_findings_without_blocking(
         ("privileged_without_2fa", False),
     ]
     text = runner("plan", "-f", str(same)).stdout
-    assert "sleepy@acme.co: no login for 120 days" in text
+    # The same notes on every plan are one line by default; --verbose shows each.
+    assert "sleepy@acme.co" not in text
+    assert (
+        "4 note(s) (dormant_user ×2, privileged_without_2fa ×1, stale_invitation ×1). "
+        "See them: --verbose, or `userctl hygiene`." in text.splitlines()
+    )
+    verbose = runner("plan", "-f", str(same), "--verbose").stdout
+    assert "sleepy@acme.co: no login for 120 days" in verbose
 
     # A plan that deactivates the dormant user is not told to deactivate them.
     from dataclasses import replace

@@ -52,6 +52,12 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
     help="Who will apply: enables the self guard.",
 )
 @reason_option
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Text: show every deferred step and note in full (by default, one line each).",
+)
 def plan(
     path: str,
     fmt: str,
@@ -62,6 +68,7 @@ def plan(
     allow_mass_removal: bool,
     operator: str | None,
     reason: str | None,
+    verbose: bool,
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.clock import utcnow
@@ -78,7 +85,10 @@ def plan(
         )
     if out:
         write_atomically(out, dumps(result))
-    click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)
+    click.echo(
+        render(result.to_data(), fmt, color=ctx.color(), verbose=verbose, saved_as=out),
+        nl=False,
+    )
     code = plan_exit_code(result, detailed_exitcode)
     if code:
         click.get_current_context().exit(code)

@@ -23,7 +23,13 @@ MIN_MARKDOWN_CHARS = 2_000
     help=f"Markdown only: the most characters to write (default {MARKDOWN_CHARS}, a pull-request "
     "comment; a GitHub job summary holds 1000000). Only plain changes are ever cut.",
 )
-def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Text: show every deferred step and note in full (by default, one line each).",
+)
+def show(plan_file: str, fmt: str, max_chars: int | None, verbose: bool) -> None:
     """Show a saved PLAN_FILE (a pull request's plan.json artifact) as plan would: text, json,
     markdown or html. Needs no database. Checks the file's format and digest only: apply still
     re-derives the plan from the live state and refuses it when it is not what the planner writes.
@@ -34,4 +40,14 @@ def show(plan_file: str, fmt: str, max_chars: int | None) -> None:
     data = the_plan.to_data()
     if fmt == "text":
         click.echo(provenance_line(data))
-    click.echo(render(data, fmt, color=app().color(), max_chars=max_chars), nl=False)
+    click.echo(
+        render(
+            data,
+            fmt,
+            color=app().color(),
+            max_chars=max_chars,
+            verbose=verbose,
+            saved_as=plan_file,
+        ),
+        nl=False,
+    )

@@ -1,7 +1,7 @@
 """Options a pipeline can set (issue 11, part 1): every option of every command has a USERCTL_*
 variable shown in its --help, the variables take effect, the global options work after the
 sub-command, a mistyped command gets a suggestion, every help ends with examples, and the
-README's table lists exactly the variables there are."""
+generated docs/variables.md lists exactly the variables there are."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from userctl.cli.main import cli
 from userctl.cli.options import ENVIRONMENT
 from userctl.state import DesiredState
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 USERCTL = str(Path(sys.executable).with_name("userctl"))
 
 
@@ -136,10 +135,15 @@ def test_every_help_ends_with_examples_of_itself(path: tuple[str, ...]) -> None:
     assert all(" ".join(("userctl", *path)) in line for line in lines)
 
 
-def test_readme_table_lists_exactly_the_variables() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_variables_doc_lists_exactly_the_variables_and_is_up_to_date() -> None:
+    from tests.cli import variables_doc
+
+    text = variables_doc.DOC.read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `(USERCTL_[A-Z_]+)` \|", text, flags=re.MULTILINE))
     assert table == set(envvars()) | set(ENVIRONMENT)
+    assert text == variables_doc.render(), (
+        "docs/variables.md is out of date: run `python -m tests.cli.variables_doc`"
+    )
 
 
 # --- variables take effect ------------------------------------------------------------------

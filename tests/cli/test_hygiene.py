@@ -89,10 +89,12 @@ def test_hygiene_lists_each_kind_of_finding(
     ]
     messages = {f["message"].split(" ")[0].rstrip(":"): f["message"] for f in report["findings"]}
     assert "no login for 120 days" in messages["sleepy@acme.co"]
+    # The advice never asks to change a `status:` line the user may not have.
     assert (
-        "under `users:` → `sleepy@acme.co:`, change `status: active` to `status: inactive`"
-        in messages["sleepy@acme.co"]
+        "deactivate them (`status: inactive` under `sleepy@acme.co:` in the file) or remove them "
+        "from the file" in messages["sleepy@acme.co"]
     )
+    assert "status: active" not in messages["sleepy@acme.co"]
     assert "never logged in since created 200 days ago" in messages["ghost@acme.co"]
     assert "`userctl notifications resend late@acme.co`" in messages["late@acme.co"]
     assert "roles.manage, users.add, users.manage" in messages["bare-admin@acme.co"]

@@ -298,10 +298,23 @@ def _refuse_unless_file_plans_to(
 
     why = same_plan(saved, plan_from_file(engine, path, options, organization, now))
     if why is not None:
+        _refuse_if_stale(engine, saved)
         raise Refused(
             f"{plan_file} does not match {path} on this branch: {why}. Nothing was written: plan "
             f"{path} again and have that plan reviewed"
         )
+
+
+def _refuse_if_stale(engine: "Engine", saved: Plan) -> None:
+    """A plan whose rows changed since (already applied, or overtaken) also differs from the file:
+    it is refused as stale, as without -f, since planning again is the way on, not the file."""
+    from userctl.apply.transaction import check_preconditions
+    from userctl.db.engine import begin_read
+    from userctl.db.snapshot import read_live_state
+
+    with begin_read(engine) as conn:
+        live = read_live_state(conn, saved.organization)
+    check_preconditions(saved, live)
 
 
 def _smtp_target() -> "SmtpTarget | None":

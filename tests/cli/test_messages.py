@@ -9,6 +9,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
@@ -110,3 +111,70 @@ def test_a_plan_that_requires_2fa_is_not_told_to_require_it(
     data = json.loads(runner("plan", "-f", str(path), "--format", "json").stdout)
     [note] = [f["message"] for f in data["findings"] if f["message"].startswith("lax@acme.co")]
     assert "set `two_factor: required`" not in note and "next login" in note
+
+
+# --- an enum field's hint lists its values ---------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "users.yaml"
+
+
+def _example_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "users.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_ambiguous_boolean_in_an_enum_field_is_told_the_fields_values(
+    runner: Runner, tmp_path: Path
+) -> None:
+    path = _example_with(tmp_path, "two_factor: disabled", "two_factor: off")
+    result = runner("validate", "-f", str(path))
+    assert result.exit_code == 1
+    [line] = [line for line in result.stderr.splitlines() if "two_factor" in line]
+    assert line.startswith(f"{path}:")
+    assert "takes one of: required, optional, disabled" in line
+    assert "true or false" not in line and "quote it" not in line
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_ambiguous_boolean_elsewhere_keeps_the_boolean_hint(
+    runner: Runner, tmp_path: Path
+) -> None:
+    path = _example_with(tmp_path, "force_password_reset: true", "force_password_reset: yes")
+    result = runner("validate", "-f", str(path))
+    assert result.exit_code == 1 and "use true or false" in result.stderr
+
+
+# --- unknown references get a "did you mean" -------------------------------------------------
+
+
+def test_an_unknown_bank_account_gets_a_did_you_mean(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path
+) -> None:
+    desired = exported(live_state(engine))
+    users = dict(desired.users)
+    users["calm@acme.co"] = replace(users["calm@acme.co"], bank_accounts=frozenset({"ops-mian"}))
+    path = write_desired(tmp_path / "users.yaml", replace(desired, users=users))
+    result = runner("plan", "-f", str(path))
+    assert result.exit_code == 1
+    assert "unknown bank account 'ops-mian' (did you mean 'ops-main'?)" in result.stderr
+    assert f"{path}:" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_unknown_role_in_the_live_organization_gets_a_did_you_mean(
+    runner: Runner, engine: Engine, org: Org
+) -> None:
+    result = runner("users", "list", "--role", "Suport")
+    assert result.exit_code == 1 and "(did you mean 'Support'?)" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_unknown_user_gets_a_did_you_mean(runner: Runner, engine: Engine, org: Org) -> None:
+    result = runner("users", "show", "leavr@acme.co")
+    assert result.exit_code == 1
+    assert "(did you mean 'leaver@acme.co'?)" in result.stderr
+    assert "Traceback" not in result.output

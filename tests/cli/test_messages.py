@@ -178,3 +178,22 @@ def test_an_unknown_user_gets_a_did_you_mean(runner: Runner, engine: Engine, org
     assert result.exit_code == 1
     assert "(did you mean 'leaver@acme.co'?)" in result.stderr
     assert "Traceback" not in result.output
+
+
+# --- approve, like apply, refuses without a terminal and --yes ------------------------------
+
+
+def test_approve_without_a_terminal_and_without_yes_is_refused(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path
+) -> None:
+    from tests.apply.apply_helpers import drop_gone_plan
+
+    plan = drop_gone_plan(engine, tmp_path)
+    before = tables(engine)
+    refused = runner(
+        "approve", str(plan), "--operator", org.root.email, "--otp-code", org.root.code()
+    )
+    assert refused.exit_code == 4, refused.output
+    assert "no terminal" in refused.stderr and "--yes" in refused.stderr
+    assert tables(engine) == before  # no approval, and the code was not spent
+    assert runner(*apply_args(plan, org.root.email)).exit_code == 4  # nothing to apply it with

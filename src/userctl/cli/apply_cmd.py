@@ -406,7 +406,12 @@ def approve(
         nl=False,
         err=as_json,
     )
-    if not yes and interactive():
+    if not yes:
+        if not interactive():
+            # As apply: a pipeline must say --yes; silence is no consent.
+            raise ConfirmationRequired(
+                "refusing to approve without confirmation: no terminal to ask on; pass --yes"
+            )
         click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
     if otp_code is None and not interactive():
         raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")

@@ -6,6 +6,9 @@ thing."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -197,3 +200,56 @@ def test_approve_without_a_terminal_and_without_yes_is_refused(
     assert "no terminal" in refused.stderr and "--yes" in refused.stderr
     assert tables(engine) == before  # no approval, and the code was not spent
     assert runner(*apply_args(plan, org.root.email)).exit_code == 4  # nothing to apply it with
+
+
+# --- a closed pipe is a quiet exit ----------------------------------------------------------
+
+USERCTL = str(Path(sys.executable).with_name("userctl"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "command", [["audit", "log"], ["audit", "log", "--format", "json"], ["users", "list"]]
+)
+def test_a_reader_that_stops_reading_is_a_quiet_exit_0(
+    db_url: str, org: Org, command: list[str]
+) -> None:
+    # `userctl audit log | head -1`: the reader is gone before userctl writes (it is closed here
+    # before the process has even started up), so every write meets a closed pipe.
+    process = subprocess.Popen(
+        [USERCTL, "--database-url", db_url, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "USERCTL_DEBUG": "0"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0
+    assert stderr == ""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_text_audit_log_names_its_columns(runner: Runner, org: Org) -> None:
+    out = runner("audit", "log").stdout.splitlines()
+    assert out[0] == "TIME  OPERATOR  VERIFIED BY  ACTION  ADDRESS  [FOLLOWS #EVENT]  [REASON]"
+
+
+# --- only a saved plan is offered for approval ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("fmt", ["html", "markdown"])
+def test_a_never_saved_plan_is_not_offered_for_approval(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path, fmt: str
+) -> None:
+    from tests.apply.apply_helpers import drop_gone
+
+    path = write_desired(tmp_path / "users.yaml", drop_gone(engine))
+    unsaved = runner("plan", "-f", str(path), "--format", fmt).stdout
+    assert "userctl approve plan.json --operator" not in unsaved
+    assert "save the plan with" in unsaved and "--out plan.json" in unsaved
+    saved = runner("plan", "-f", str(path), "--format", fmt, "--out", str(tmp_path / "p.json"))
+    assert f"userctl approve {tmp_path / 'p.json'} --operator" in saved.stdout
+    shown = runner("show", str(tmp_path / "p.json"), "--format", fmt).stdout
+    assert f"userctl approve {tmp_path / 'p.json'} --operator" in shown

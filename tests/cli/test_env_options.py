@@ -304,3 +304,19 @@ def test_a_mistyped_command_gets_a_suggestion(args: list[str], wanted: str) -> N
         f"No such command '{args[-1]}'" in result.stderr
         and f"Did you mean {wanted}?" in result.stderr
     )
+
+
+def test_the_reference_states_the_flag_rule_click_applies() -> None:
+    """docs/reference.md says which values turn a flag's variable on and off: exactly click's
+    (an earlier README said 1/true/yes/on only, while click also took t, y and an empty value)."""
+    reference = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+    text = " ".join(reference.read_text(encoding="utf-8").split())
+    rule = text.split("A flag's variable", 1)[1].split("anything else is an error", 1)[0]
+    on_part, off_part = rule.split("turn the flag on", 1)
+    on = set(re.findall(r"`([^`]*)`", on_part.split("ignored,", 1)[1]))
+    off = set(re.findall(r"`([^`]*)`", off_part.split("leave it off", 1)[0]))
+    if "the empty value" in off_part.split("leave it off", 1)[0]:
+        off.add("")
+    states = click.types.BoolParamType.bool_states
+    assert on == {k for k, v in states.items() if v}
+    assert off == {k for k, v in states.items() if not v}

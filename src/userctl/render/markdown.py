@@ -284,7 +284,7 @@ def render(data: Mapping[str, Any], max_chars: int = MAX_CHARS, saved_as: str | 
         inline(policy_line(data)),
         "",
     ]
-    pending = deferred_line(data["changes"], "They are in the changes below, marked `#`.")
+    pending = deferred_line(data["changes"], "They are in the changes below, marked #.")
     if pending:
         top += [inline(pending), ""]
     reason = reason_line(data)

@@ -336,3 +336,35 @@ def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
     again = json.loads(render(data, "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(again)
     assert again == json.loads(json.dumps(data))
+
+
+def test_every_format_summarises_hygiene_notes_and_deferred_steps_after_the_changes() -> None:
+    """Issue 20, part 4: the same notes on every plan are counted in one line (text) or folded
+    under one (markdown); a note about this plan (a guard's) and a blocking finding stay in full;
+    the markdown still names every destructive step before anything folded."""
+    plan = replace(
+        hand_made_plan(),
+        findings=(
+            Finding("dormant_user", False, "old@acme.co: no login for 200 days"),
+            Finding("dormant_user", False, "older@acme.co: no login for 300 days"),
+            Finding("removal_guard", False, "allowed by --allow-mass-removal"),
+        ),
+    )
+    data = plan.to_data()
+    text = render(data, "text")
+    assert "old@acme.co" not in text and "note [removal_guard]" in text
+    assert "2 note(s) (dormant_user ×2). See them: --verbose, or `userctl hygiene`." in text
+    assert "1 deferred (1 assignment assign): pending registration" in text
+    assert text.index('role["Legacy"]') < text.index("1 deferred (")
+    verbose = render(data, "text", verbose=True)
+    assert "note [dormant_user]: old@acme.co: no login for 200 days" in verbose
+
+    md = render(data, "markdown")
+    folded = md.index("<details><summary>2 note(s), none blocking: `dormant_user` ×2</summary>")
+    assert md.index("Destructive steps (1)") < folded
+    assert md.index("note `removal_guard`") < md.index("Destructive steps (1)")
+    assert "old@acme.co" in md[folded:]
+    assert "1 deferred (1 assignment assign)" in md
+
+    blocked = replace(plan, findings=(Finding("dormant_user", True, "old@acme.co: blocks"),))
+    assert "BLOCKED [dormant_user]: old@acme.co: blocks" in render(blocked.to_data(), "text")

@@ -13,10 +13,13 @@ from tests.apply.apply_helpers import (
     apply_args,
     exported,
     live_state,
+    new_user,
+    plan_of,
     rename,
     rows_of,
     save_plan,
     tables,
+    with_users,
 )
 from tests.conftest import Runner
 from userctl.db import models as m
@@ -62,3 +65,17 @@ def test_without_a_code_nothing_claims_the_operator_was_verified(
     assert runner(*apply_args(plan, org.root.email)).exit_code == 0
     [event] = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.update"]
     assert event.operator_verified is False and event.verified_by == "none"
+
+
+def test_the_review_page_never_says_no_code_was_given_when_one_was(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path
+) -> None:
+    # A new user with an unprivileged role: a grant the review shows, needing no 2FA.
+    plan = save_plan(
+        engine, with_users(exported(live_state(engine)), new_user("new@acme.co", 1)), tmp_path
+    )
+    assert not plan_of(plan).requires_2fa
+    assert runner(*apply_args(plan, org.root.email, org.root.code())).exit_code == 0
+    page = runner("review", "--format", "csv").stdout
+    [row] = [line for line in page.splitlines() if line.startswith("new@acme.co")]
+    assert "totp" in row and "operator gave no code" not in row

@@ -86,7 +86,13 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
     """What `approve` shows before it asks for a code: the plan's summary, every destructive and
     privilege-granting step, and the digest the approval will be bound to."""
     paint = _painter(color)
-    out = [header(data), provenance_line(data), *filter(None, [reason_line(data)]), ""]
+    out = [
+        header(data),
+        policy_line(data),
+        provenance_line(data),
+        *filter(None, [reason_line(data)]),
+        "",
+    ]
     risky = [c for c in data["changes"] if c["destructive"] or c["grants_privilege"]]
     if risky:
         out.append(f"Destructive or privilege-granting steps ({len(risky)}):")

@@ -49,7 +49,7 @@ def clone(tmp_path: Path) -> Path:
         ROOT,
         copy,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "*.db", "admin.json", "__pycache__", ".*_cache", "*.egg-info"
+            ".git", ".venv", "*.db", "admin.json", "__pycache__", ".*_cache", "*.egg-info", "out"
         ),
     )
     (copy / ".venv").symlink_to(sys.prefix)
@@ -122,6 +122,12 @@ def test_ci_runs_the_test_command_the_readme_gives() -> None:
     assert TEST_COMMAND in block
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(rf"^{re.escape(TEST_COMMAND)}$", ci, flags=re.MULTILINE)
+
+
+def test_every_command_block_is_one_the_test_runs() -> None:
+    # A block fenced as `bash` or `console` would escape the test above.
+    fences = re.findall(r"^```(\S*)$", README.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert set(fences) <= {"sh", ""}
 
 
 def test_the_readme_is_short() -> None:

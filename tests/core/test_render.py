@@ -366,5 +366,10 @@ def test_every_format_summarises_hygiene_notes_and_deferred_steps_after_the_chan
     assert "old@acme.co" in md[folded:]
     assert "1 deferred (1 assignment assign)" in md
 
+    page = render(data, "html")
+    assert (
+        "<p>1 deferred (1 assignment assign): pending registration, done when those users" in page
+    )
+
     blocked = replace(plan, findings=(Finding("dormant_user", True, "old@acme.co: blocks"),))
     assert "BLOCKED [dormant_user]: old@acme.co: blocks" in render(blocked.to_data(), "text")

@@ -24,6 +24,7 @@ from userctl.printable import printable
 from userctl.render.common import (
     TWO_FACTOR_POLICIES,
     action_label,
+    deferred_line,
     field_lines,
     flags,
     impact_lines,
@@ -156,6 +157,7 @@ def render(data: Mapping[str, Any], saved_as: str | None = None) -> str:
         summary=data["summary"],
         summary_line=summary_line(data["summary"]),
         two_factor_line=two_factor_line(data, saved_as),
+        deferred_line=deferred_line(changes, "They are listed with the changes below."),
         policy_meaning=TWO_FACTOR_POLICIES.get(str(data["two_factor_policy"]), ""),
         reason_line=reason_line(data),
         blocked=is_blocked(data),

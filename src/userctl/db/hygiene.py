@@ -70,7 +70,7 @@ def read_facts(
         )
     }
     query = select(
-        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at
+        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at, u.two_factor
     ).where(u.organization_id == org_id)
     if not everyone:
         cutoff = dormant_cutoff(settings, now)
@@ -83,7 +83,9 @@ def read_facts(
             u.status == "active", dormant if dormant_only else or_(dormant, unenrolled)
         )
     accounts = []
-    for email, status, role_id, enrolled, created_at, last_login_at in conn.execute(query):
+    for email, status, role_id, enrolled, created_at, last_login_at, two_factor in conn.execute(
+        query
+    ):
         role = role_names[int(role_id)]
         accounts.append(
             Account(
@@ -94,6 +96,7 @@ def read_facts(
                 bool(enrolled),
                 created_at,
                 last_login_at,
+                str(two_factor),
             )
         )
     latest = (
@@ -128,7 +131,15 @@ def read_hygiene(
     # Not dormant (they are not among the candidates): their creation is taken as now.
     privileged_roles = {name for name, role in live.roles.items() if privileged(role.permissions)}
     unenrolled = [
-        Account(email, u.status, u.role, live.roles[u.role].permissions, False, moment)
+        Account(
+            email,
+            u.status,
+            u.role,
+            live.roles[u.role].permissions,
+            False,
+            moment,
+            two_factor=u.two_factor,
+        )
         for email, u in live.users.items()
         if u.role in privileged_roles
         and u.status == "active"

@@ -408,3 +408,43 @@ def test_an_operator_stored_in_mixed_case_acts(world: World, given: str) -> None
     assert [(e.operator, e.address) for e in events] == [
         ("root@acme.co", 'user["view1@hidden.co"]')
     ]
+
+
+def test_hygiene_sees_each_row_of_one_identity(bare: World) -> None:
+    # Both rows hold a privileged role without an authenticator: two accounts to flag, not one.
+    bare.add("view2@hidden.co", {**OTHER, "role": "Admin", "id_number": "5550099"})
+    twin = bare.add("twin2@hidden.co", {**OTHER, "role": "Admin", "id_number": "5550098"})
+    set_stored_email(bare.engine, twin, "View2@hidden.co")
+    result = bare.run("hygiene", "--format", "json")
+    flagged = {
+        f["message"].split(" ")[0]
+        for f in json.loads(result.stdout)["findings"]
+        if f["code"] == "privileged_without_2fa"
+    }
+    assert {"view2@hidden.co", "View2@hidden.co"} <= flagged, result.output
+
+
+def test_activity_import_matches_by_identity_and_refuses_one_two_rows_hold(
+    platform_url: str, tmp_path: Path
+) -> None:
+    world = World(platform_url, tmp_path)
+    try:
+        set_stored_email(world.engine, world.view1, "View1@Hidden.co")
+        csv = tmp_path / "logins.csv"
+        csv.write_text("email,last_login_at\nVIEW1@hidden.co,2026-01-02T03:04:05Z\n")
+        done = world.run("activity", "import", str(csv))
+        assert done.exit_code == 0, done.output
+        (row,) = rows_of(world.engine, m.User, m.User.id == world.view1)
+        assert row.last_login_at is not None and row.last_login_at.year == 2026
+    finally:
+        world.engine.dispose()
+
+
+def test_activity_import_refuses_an_identity_two_rows_hold(bare: World, tmp_path: Path) -> None:
+    bare.twin()
+    csv = tmp_path / "logins.csv"
+    csv.write_text("email,last_login_at\nview1@hidden.co,2026-01-02T03:04:05Z\n")
+    refused = bare.run("activity", "import", str(csv))
+    assert refused.exit_code == 4, refused.output
+    assert "VIEW1@hidden.co, view1@hidden.co" in refused.output
+    assert all(r.last_login_at is None for r in rows_of(bare.engine, m.User))

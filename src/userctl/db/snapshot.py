@@ -117,16 +117,15 @@ def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]
     )
     _lock(conn, select(rp.role_id, rp.permission), rp.role_id, role_ids)
     # By identity: the file's `view1@hidden.co` is the stored `View1@Hidden.co` (and any row
-    # differing from it only by case is locked with it). Found first, then locked by id: InnoDB's
-    # locking read through the index on the virtual email_key also locked the next row's
-    # clustered record (another user), which the platform may be writing.
-    found = _chunked_rows(
+    # differing from it only by case is locked with it). One locking read, never a plain read
+    # first: InnoDB's snapshot starts at a transaction's first plain read, and one taken before
+    # waiting for a row would hide the platform's committed change from the precondition check.
+    user_ids = _lock(
         conn,
         select(u.id).where(u.organization_id == org_id),
         u.email_key,
         (state.email_key(e) for e in keys.get("user", ())),
     )
-    user_ids = _lock(conn, select(u.id), u.id, (int(row[0]) for row in found))
     _lock(conn, select(uba.user_id, uba.bank_account_id), uba.user_id, user_ids)
     _lock(
         conn,

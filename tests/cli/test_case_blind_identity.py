@@ -448,3 +448,18 @@ def test_activity_import_refuses_an_identity_two_rows_hold(bare: World, tmp_path
     assert refused.exit_code == 4, refused.output
     assert "VIEW1@hidden.co, view1@hidden.co" in refused.output
     assert all(r.last_login_at is None for r in rows_of(bare.engine, m.User))
+
+
+def test_rows_of_one_identity_none_stored_lower_case_are_all_kept(bare: World) -> None:
+    set_stored_email(bare.engine, bare.view1, "View1@Hidden.co")
+    bare.twin("VIEW1@hidden.co")
+    with begin_read(bare.engine) as conn:
+        live = read_live_state(conn, ORG)
+    assert live.case_duplicates == (("VIEW1@hidden.co", "View1@Hidden.co"),)
+    # The first in sort order holds the identity's key; the other keeps its stored spelling.
+    assert live.users["view1@hidden.co"].last_name == OTHER["last_name"]
+    assert live.users["View1@Hidden.co"].last_name == VIEW1["last_name"]
+    assert "VIEW1@hidden.co" not in live.users
+    checked = bare.run("policy", "check")
+    assert checked.exit_code == 4, checked.output
+    assert "VIEW1@hidden.co and View1@Hidden.co" in checked.output

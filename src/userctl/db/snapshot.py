@@ -212,18 +212,21 @@ def read_users_keyed(
     for user_id, key in account_rows:
         accounts[user_id].add(key)
     users: dict[str, state.User] = {}
-    stored: dict[str, str] = {}  # key -> the stored email of the row holding it
+    # key -> the stored email of the row holding it, where that is not the key itself (rare: the
+    # platform wrote it so), for naming the rows of a clash as they are stored.
+    stored: dict[str, str] = {}
     clashes: dict[str, list[tuple[str, state.User]]] = {}
     for row in user_rows:
         keys_ = accounts.get(row[0])
         user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
-        if user.email in users:
-            clashes.setdefault(user.email, [(stored[user.email], users[user.email])]).append(
-                (row[1], user)
-            )
+        email = user.email
+        if email in users:
+            first = (stored.get(email, email), users[email])
+            clashes.setdefault(email, [first]).append((row[1], user))
         else:
-            users[user.email] = user
-            stored[user.email] = row[1]
+            users[email] = user
+            if row[1] != email:
+                stored[email] = row[1]
     return users, tuple(_separate(users, group) for _, group in sorted(clashes.items()))
 
 

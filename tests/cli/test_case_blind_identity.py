@@ -432,7 +432,7 @@ def test_activity_import_matches_by_identity_and_refuses_one_two_rows_hold(
         set_stored_email(world.engine, world.view1, "View1@Hidden.co")
         csv = tmp_path / "logins.csv"
         csv.write_text("email,last_login_at\nVIEW1@hidden.co,2026-01-02T03:04:05Z\n")
-        done = world.run("activity", "import", str(csv))
+        done = world.run("activity", "import", str(csv), "--operator", "root@acme.co")
         assert done.exit_code == 0, done.output
         (row,) = rows_of(world.engine, m.User, m.User.id == world.view1)
         assert row.last_login_at is not None and row.last_login_at.year == 2026
@@ -444,7 +444,7 @@ def test_activity_import_refuses_an_identity_two_rows_hold(bare: World, tmp_path
     bare.twin()
     csv = tmp_path / "logins.csv"
     csv.write_text("email,last_login_at\nview1@hidden.co,2026-01-02T03:04:05Z\n")
-    refused = bare.run("activity", "import", str(csv))
+    refused = bare.run("activity", "import", str(csv), "--operator", "root@acme.co")
     assert refused.exit_code == 4, refused.output
     assert "VIEW1@hidden.co, view1@hidden.co" in refused.output
     assert all(r.last_login_at is None for r in rows_of(bare.engine, m.User))

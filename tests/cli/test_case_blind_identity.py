@@ -224,6 +224,32 @@ def test_upgrade_refuses_case_duplicates_naming_them_and_changes_nothing(
         engine.dispose()
 
 
+def test_downgrade_drops_the_identity_column_and_index_and_upgrade_restores_them(
+    empty_db_url: str,
+) -> None:
+    from alembic import command
+
+    engine = create_engine_for(empty_db_url)
+    try:
+        migrate.upgrade(engine)
+        factory = Factory(engine)
+        org = factory.org(ORG)
+        factory.user(org, "view1@hidden.co", factory.role(org, "Ops"))
+        config = migrate.alembic_config()
+        with begin_write(engine) as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0006")
+        inspector = sa.inspect(engine)
+        assert "email_key" not in {c["name"] for c in inspector.get_columns("users")}
+        assert "uq_users_org_email_key" not in {i["name"] for i in inspector.get_indexes("users")}
+        assert migrate.upgrade(engine) == ("0006", migrate.HEAD_REVISION)
+        with engine.connect() as conn:
+            keys = conn.execute(sa.select(tables.users.c.email_key)).scalars().all()
+        assert keys == ["view1@hidden.co"]
+    finally:
+        engine.dispose()
+
+
 def test_after_the_migration_the_database_refuses_a_second_row_of_one_identity(
     platform_url: str,
 ) -> None:

@@ -139,3 +139,8 @@ class AuditChainBroken(UserctlError):
     so that a pipeline tells a tampered trail from a verification that could not run (exit 1)."""
 
     exit_code = 4
+
+
+class IdentityClash(Refused):
+    """Several users of one organization hold one identity: their emails differ only by case
+    (DESIGN §8 invariant 6). Nothing acts on, or for, either of them until one is removed."""

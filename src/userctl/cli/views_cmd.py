@@ -89,14 +89,19 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
 def show_user(email: str, fmt: str) -> None:
     """Every field of one user, their role and permissions, and the organization's bank accounts
     split into assigned and unassigned."""
+    from userctl.db.identity import user_row
     from userctl.db.listings import user_timestamps
     from userctl.db.snapshot import read_bank_accounts, read_roles, read_users
     from userctl.errors import NotFound
     from userctl.render.tables import render_user_detail, user_detail
+    from userctl.state import email_key
 
-    key = email.strip().lower()
+    key = email_key(email.strip())
     with reading() as (conn, org_id, org):
-        user = read_users(conn, org_id, [key]).get(key)
+        # By identity (VIEW1@HIDDEN.CO finds a stored View1@Hidden.co); refused when several
+        # rows hold it, rather than showing one of them.
+        found = user_row(conn, org_id, key)
+        user = read_users(conn, org_id, [key]).get(key) if found is not None else None
         if user is None:
             from sqlalchemy import select
 

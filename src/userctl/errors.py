@@ -1,11 +1,13 @@
-"""One error hierarchy; each class carries its exit code (DESIGN §5). Only the CLI turns these
-into exit codes and messages, so helpers never call sys.exit."""
+"""One error hierarchy and the one table of exit codes it maps to (DESIGN §5). Only the CLI
+(cli/main.py) turns these into exit codes and messages, so helpers never call sys.exit."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Final, Iterable, Mapping, Sequence
 
 from userctl.printable import printable
 
@@ -59,7 +61,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 
 class UserctlError(Exception):
-    exit_code = 1
+    """Anything userctl reports as one sentence; its exit code is looked up in EXIT_CODES."""
 
 
 class InputError(UserctlError):
@@ -84,8 +86,6 @@ class NotFound(UserctlError):
 
 class Refused(UserctlError):
     """A safety mechanism said no: guards, 2FA, approvals, stale plans, locks (exit 4)."""
-
-    exit_code = 4
 
 
 class GuardBlocked(Refused):
@@ -138,9 +138,50 @@ class AuditChainBroken(UserctlError):
     """`audit verify` found an altered, missing or reordered event, or a head mismatch: exit 4,
     so that a pipeline tells a tampered trail from a verification that could not run (exit 1)."""
 
-    exit_code = 4
-
 
 class IdentityClash(Refused):
     """Several users of one organization hold one identity: their emails differ only by case
     (DESIGN §8 invariant 6). Nothing acts on, or for, either of them until one is removed."""
+
+
+class ExitCode(IntEnum):
+    """Every code the process may end with. A pipeline branches on these, so a value never
+    changes meaning; docs/reference.md lists them."""
+
+    OK = 0
+    ERROR = 1  # bad input, usage, a database error: fix the input or the setup and rerun
+    CHANGES = 2  # plan --detailed-exitcode: changes, none needing 2FA
+    CHANGES_NEED_2FA = 3  # plan --detailed-exitcode: changes, some needing 2FA
+    REFUSED = 4  # a safety mechanism said no, or the audit chain is broken
+    SOFTWARE = 70  # sysexits' EX_SOFTWARE: a bug in userctl, never the input's fault
+    INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+# The one mapping from error class to exit code: the most specific class listed in an error's
+# MRO wins. Anything not derived from UserctlError is unexpected (a bug): ExitCode.SOFTWARE.
+EXIT_CODES: Final[Mapping[type[UserctlError], ExitCode]] = MappingProxyType(
+    {
+        UserctlError: ExitCode.ERROR,
+        Refused: ExitCode.REFUSED,
+        AuditChainBroken: ExitCode.REFUSED,
+    }
+)
+
+
+def exit_code_of(exc: BaseException) -> ExitCode:
+    """The exit code an error ends the process with."""
+    for cls in type(exc).__mro__:
+        code = EXIT_CODES.get(cls)
+        if code is not None:
+            return code
+    return ExitCode.SOFTWARE
+
+
+def plan_exit_code(*, blocked: bool, detailed: bool, changes: bool, needs_2fa: bool) -> ExitCode:
+    """`plan`'s code: 4 when blocked whatever was asked; 2/3 only with --detailed-exitcode, so a
+    plain `plan` with changes is a success."""
+    if blocked:
+        return ExitCode.REFUSED
+    if not detailed or not changes:
+        return ExitCode.OK
+    return ExitCode.CHANGES_NEED_2FA if needs_2fa else ExitCode.CHANGES

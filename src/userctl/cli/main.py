@@ -14,7 +14,7 @@ from click.core import ParameterSource
 from userctl import __version__
 from userctl.cli.context import DEFAULT_DATABASE_URL, ENV_DATABASE_URL, AppContext
 from userctl.cli.options import environment_epilog, epilog, prepare
-from userctl.errors import DatabaseError, UsageError, UserctlError
+from userctl.errors import DatabaseError, ExitCode, UsageError, UserctlError, exit_code_of
 from userctl.printable import printable
 
 # Each sub-command lives in its own module, imported only when used: a pipeline running
@@ -99,33 +99,39 @@ class UserctlGroup(click.Group):
         debug = "--debug" in argv or _env_flag("USERCTL_DEBUG")
         try:
             _refuse_undecodable(argv)
-            code = super().main(*args, **kwargs)
+            code = _returned(super().main(*args, **kwargs))
             sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
         except (BrokenPipeError, _ClosedPipe):
             # The reader stopped reading (`userctl audit log | head -1`): that is its choice, not
             # a failure, and says nothing on a terminal nobody reads.
             _silence_stdout()
-            code = 0
+            code = ExitCode.OK
         except UserctlError as exc:
             if debug:
                 raise
             _report(f"Error: {exc}" if not _is_multiline(exc) else str(exc))
-            code = exc.exit_code
+            code = exit_code_of(exc)
         except click.exceptions.Abort:
             _report("Aborted.")
-            code = 1
+            code = ExitCode.ERROR
         except click.ClickException as exc:
             exc.show()
-            code = 1  # DESIGN §5: usage errors are 1; 2-4 carry meaning for pipelines
+            code = ExitCode.ERROR  # click's own usage code (2) means "changes" to a pipeline
         except KeyboardInterrupt:
             _report("Interrupted.")
-            code = 130
+            code = ExitCode.INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback without --debug
             if debug:
                 raise
             _report(_unexpected(exc))
-            code = 1
-        sys.exit(code if isinstance(code, int) else 0)
+            code = exit_code_of(exc)  # a bug: its own code, so a pipeline tells it from a typo
+        sys.exit(int(code))
+
+
+def _returned(value: Any) -> ExitCode:
+    """The code of a command that finished: what it returned when that is an ExitCode (`plan`),
+    else success. click returns 0 itself after --help or --version."""
+    return value if isinstance(value, ExitCode) else ExitCode.OK
 
 
 def _silence_stdout() -> None:

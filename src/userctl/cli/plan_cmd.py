@@ -11,18 +11,9 @@ from userctl.cli.common import (
     reason_option,
 )
 from userctl.cli.context import app
-from userctl.plan import Plan, dumps
+from userctl.errors import ExitCode, plan_exit_code
+from userctl.plan import dumps
 from userctl.render import FORMATS, render
-
-EXIT_NO_CHANGES, EXIT_CHANGES, EXIT_CHANGES_2FA, EXIT_BLOCKED = 0, 2, 3, 4
-
-
-def plan_exit_code(plan: Plan, detailed: bool) -> int:
-    if plan.blocked:
-        return EXIT_BLOCKED
-    if not detailed or not plan.active_changes:
-        return EXIT_NO_CHANGES
-    return EXIT_CHANGES_2FA if plan.requires_2fa else EXIT_CHANGES
 
 
 @click.command()
@@ -68,7 +59,7 @@ def plan(
     operator: str | None,
     reason: str | None,
     verbose: bool,
-) -> None:
+) -> ExitCode:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.clock import utcnow
     from userctl.desired.loader import prefetching
@@ -90,6 +81,10 @@ def plan(
         render(result.to_data(), fmt, color=ctx.color(), verbose=verbose, saved_as=out),
         nl=False,
     )
-    code = plan_exit_code(result, detailed_exitcode)
-    if code:
-        click.get_current_context().exit(code)
+    # Returned, not exited with: cli/main.py ends the process with it.
+    return plan_exit_code(
+        blocked=bool(result.blocked),
+        detailed=detailed_exitcode,
+        changes=bool(result.active_changes),
+        needs_2fa=result.requires_2fa,
+    )

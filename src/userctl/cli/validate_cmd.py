@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import app
-from userctl.errors import InputError, UsageError
+from userctl.errors import ExitCode, InputError, UsageError, exit_code_of
 
 
 def _plural(n: int, word: str) -> str:
@@ -31,7 +31,7 @@ def _plural(n: int, word: str) -> str:
     help="text: problems on stderr; json: one document on stdout (schemas/validate.schema.json); "
     "github: one workflow annotation per problem on stdout.",
 )
-def validate(path: str, fmt: str) -> None:
+def validate(path: str, fmt: str) -> ExitCode | None:
     """Check a desired-state file against the schema and the semantic rules (no database).
 
     Prints one line on success; otherwise every problem as FILE:LINE:COL: PATH: message on
@@ -52,7 +52,8 @@ def validate(path: str, fmt: str) -> None:
             elif fmt == "text":
                 click.echo(str(problem), err=True)
         click.echo(f"{_plural(len(exc.problems), 'problem')} found", err=True)
-        click.get_current_context().exit(1)
+        # The problems are shown already: the error is not raised again, only its code returned.
+        return exit_code_of(exc)
     organization = app().organization
     if organization is not None and organization != summary.organization:
         raise UsageError(
@@ -68,7 +69,7 @@ def validate(path: str, fmt: str) -> None:
             ),
             nl=False,
         )
-        return
+        return ExitCode.OK
     files = f", {_plural(len(summary.files), 'file')}" if len(summary.files) > 1 else ""
     # github: a valid file makes no annotation; the line goes to the log (stderr) only.
     click.echo(
@@ -76,6 +77,7 @@ def validate(path: str, fmt: str) -> None:
         f"{_plural(summary.users, 'user')}{files})",
         err=fmt == "github",
     )
+    return ExitCode.OK
 
 
 @click.command()

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterable, Literal, Mapping, cast, get_args
+from typing import Any, Final, Iterable, Literal, Mapping, Required, TypedDict, cast, get_args
 
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
@@ -70,7 +70,7 @@ Grant = Literal["never", "always", "role", "role_gain", "added", "expiry"]
 PHASES: Final[tuple[Phase, ...]] = get_args(Phase)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActionRule:
     """Everything the planner, guards, apply, simulation and renderers know about one action."""
 
@@ -105,76 +105,153 @@ class ActionRule:
 
 _USERS_MANAGE = ("users.manage",)
 ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
-    ("role", "create"): ActionRule("role.create", 0, "+", "create", False, ("roles.manage",)),
+    ("role", "create"): ActionRule(
+        phase="role.create",
+        rank=0,
+        symbol="+",
+        bucket="create",
+        destructive=False,
+        needs=("roles.manage",),
+    ),
     ("role", "update"): ActionRule(
-        "role.create",
-        1,
-        "~",
-        "update",
-        False,
-        ("roles.manage",),
+        phase="role.create",
+        rank=1,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=("roles.manage",),
         grants="added",
         destructive_if_removed="permissions",
         destructive_phase="role.delete",
     ),
-    ("role", "delete"): ActionRule("role.delete", 0, "-", "delete", True, ("roles.manage",)),
+    ("role", "delete"): ActionRule(
+        phase="role.delete",
+        rank=0,
+        symbol="-",
+        bucket="delete",
+        destructive=True,
+        needs=("roles.manage",),
+    ),
     ("user", "create"): ActionRule(
-        "user.create", 0, "+", "create", False, ("users.add",), grants="role"
+        phase="user.create",
+        rank=0,
+        symbol="+",
+        bucket="create",
+        destructive=False,
+        needs=("users.add",),
+        grants="role",
     ),
     # A replace deletes the old row, so it needs both.
     ("user", "replace"): ActionRule(
-        "user.create",
-        0,
-        "-/+",
-        "replace",
-        True,
-        ("users.add", "users.manage"),
+        phase="user.create",
+        rank=0,
+        symbol="-/+",
+        bucket="replace",
+        destructive=True,
+        needs=("users.add", "users.manage"),
         grants="role",
         self_harm=True,
     ),
     # Reactivating a user gives them back everything their role holds.
     ("user", "activate"): ActionRule(
-        "user.activate", 0, "~", "update", False, _USERS_MANAGE, grants="role"
+        phase="user.activate",
+        rank=0,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=_USERS_MANAGE,
+        grants="role",
     ),
-    ("user", "update"): ActionRule("user.update", 1, "~", "update", False, _USERS_MANAGE),
+    ("user", "update"): ActionRule(
+        phase="user.update",
+        rank=1,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=_USERS_MANAGE,
+    ),
     ("user", "change_role"): ActionRule(
-        "user.update", 2, "~", "update", True, _USERS_MANAGE, grants="role_gain"
+        phase="user.update",
+        rank=2,
+        symbol="~",
+        bucket="update",
+        destructive=True,
+        needs=_USERS_MANAGE,
+        grants="role_gain",
     ),
-    ("user", "set_two_factor"): ActionRule("user.update", 3, "~", "update", False, _USERS_MANAGE),
+    ("user", "set_two_factor"): ActionRule(
+        phase="user.update",
+        rank=3,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=_USERS_MANAGE,
+    ),
     ("user", "disable_two_factor"): ActionRule(
-        "user.update", 3, "~", "update", True, _USERS_MANAGE, self_harm=True
+        phase="user.update",
+        rank=3,
+        symbol="~",
+        bucket="update",
+        destructive=True,
+        needs=_USERS_MANAGE,
+        self_harm=True,
     ),
     ("user", "deactivate"): ActionRule(
-        "user.deactivate", 0, "~", "update", True, _USERS_MANAGE, removes_user=True, self_harm=True
+        phase="user.deactivate",
+        rank=0,
+        symbol="~",
+        bucket="update",
+        destructive=True,
+        needs=_USERS_MANAGE,
+        removes_user=True,
+        self_harm=True,
     ),
     ("user", "delete"): ActionRule(
-        "user.delete", 0, "-", "delete", True, _USERS_MANAGE, removes_user=True, self_harm=True
+        phase="user.delete",
+        rank=0,
+        symbol="-",
+        bucket="delete",
+        destructive=True,
+        needs=_USERS_MANAGE,
+        removes_user=True,
+        self_harm=True,
     ),
     ("assignment", "unassign"): ActionRule(
-        "assignment.unassign", 0, "-", "update", True, _USERS_MANAGE
+        phase="assignment.unassign",
+        rank=0,
+        symbol="-",
+        bucket="update",
+        destructive=True,
+        needs=_USERS_MANAGE,
     ),
     ("assignment", "assign"): ActionRule(
-        "assignment.assign", 0, "+", "update", False, _USERS_MANAGE, grants="always"
+        phase="assignment.assign",
+        rank=0,
+        symbol="+",
+        bucket="update",
+        destructive=False,
+        needs=_USERS_MANAGE,
+        grants="always",
     ),
     ("user", "set_expiry"): ActionRule(
-        "user.update",
-        4,
-        "~",
-        "update",
-        False,
-        _USERS_MANAGE,
+        phase="user.update",
+        rank=4,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=_USERS_MANAGE,
         grants="expiry",
         destructive_if_sooner="expires",
     ),
     # The day after a user's expiry: they are deactivated with no new code, since the change
     # that set the expiry was confirmed when it was applied.
     ("user", "expire"): ActionRule(
-        "user.deactivate",
-        1,
-        "~",
-        "update",
-        True,
-        _USERS_MANAGE,
+        phase="user.deactivate",
+        rank=1,
+        symbol="~",
+        bucket="update",
+        destructive=True,
+        needs=_USERS_MANAGE,
         removes_user=True,
         self_harm=True,
         confirmed_earlier=True,
@@ -184,13 +261,31 @@ ACTION_TABLE: Final[Mapping[tuple[Kind, Action], ActionRule]] = {
     # A policy declared where none was can still loosen what was in force: a default, or a gate
     # setting's value.
     ("policy", "create"): ActionRule(
-        "policy", 0, "+", "create", False, ("roles.manage",), destructive_if_weakened="value"
+        phase="policy",
+        rank=0,
+        symbol="+",
+        bucket="create",
+        destructive=False,
+        needs=("roles.manage",),
+        destructive_if_weakened="value",
     ),
     ("policy", "update"): ActionRule(
-        "policy", 1, "~", "update", False, ("roles.manage",), destructive_if_weakened="value"
+        phase="policy",
+        rank=1,
+        symbol="~",
+        bucket="update",
+        destructive=False,
+        needs=("roles.manage",),
+        destructive_if_weakened="value",
     ),
     ("policy", "delete"): ActionRule(
-        "policy", 2, "-", "delete", False, ("roles.manage",), destructive_if_weakened="value"
+        phase="policy",
+        rank=2,
+        symbol="-",
+        bucket="delete",
+        destructive=False,
+        needs=("roles.manage",),
+        destructive_if_weakened="value",
     ),
 }
 
@@ -203,7 +298,7 @@ ACTIONS: Final[Mapping[Kind, tuple[Action, ...]]] = {
 def is_destructive(
     kind: Kind,
     action: Action,
-    diff: Mapping[str, Mapping[str, Any]],
+    diff: Mapping[str, FieldDiff],
     key: tuple[str, ...] = (),
 ) -> bool:
     """`key`: the change's key (a policy's (rule, name) decides how its value loosens)."""
@@ -216,7 +311,7 @@ def is_destructive(
         return comes_sooner(d.get("before"), d.get("after"))
     return r.destructive or (
         r.destructive_if_removed is not None
-        and bool(diff.get(r.destructive_if_removed, {}).get("removed"))
+        and bool(field_of(diff, r.destructive_if_removed).get("removed"))
     )
 
 
@@ -332,6 +427,27 @@ def parse_address(address: str) -> "tuple[FingerprintKind, str] | None":
     return (cast("FingerprintKind", match.group(1)), key) if isinstance(key, str) else None
 
 
+class FieldDiff(TypedDict, total=False):
+    """One changed field of a change, as the plan's JSON holds it (`Change.to_data` writes it
+    unchanged, so a saved plan's digest covers it as it is)."""
+
+    before: Required[Any]
+    after: Required[Any]
+    added: list[Any]  # a list field: the items it gains...
+    removed: list[Any]  # ...and loses
+    default: Any  # a policy's value: what is in force where the rule is not declared
+
+
+_UNCHANGED: Final[FieldDiff] = {"before": None, "after": None}
+
+
+def field_of(diff: Mapping[str, FieldDiff], name: str) -> FieldDiff:
+    """The entry of field `name` in `diff`, or one with nothing in it when the field does not
+    change (so that `.get("removed")` reads as none removed)."""
+    entry = diff.get(name)
+    return _UNCHANGED if entry is None else entry
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One step of a plan.
@@ -347,7 +463,7 @@ class Change:
     phase: int  # an index into PHASES
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
-    diff: Mapping[str, Mapping[str, Any]]
+    diff: Mapping[str, FieldDiff]
     destructive: bool = False
     requires_2fa: bool = False
     deferred: bool = False

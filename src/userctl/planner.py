@@ -19,10 +19,12 @@ from userctl.plan import (
     ACTION_TABLE,
     Action,
     Change,
+    FieldDiff,
     Finding,
     Kind,
     Plan,
     bank_account_address,
+    field_of,
     is_destructive,
     organization_address,
     phase_of,
@@ -81,13 +83,13 @@ def user_fields(user: User) -> dict[str, Any]:
     return record
 
 
-def field_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def field_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldDiff]:
+    out: dict[str, FieldDiff] = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
         if old == new:
             continue
-        entry: dict[str, Any] = {"before": old, "after": new}
+        entry: FieldDiff = {"before": old, "after": new}
         if isinstance(old, list) or isinstance(new, list):
             entry["added"] = sorted(set(new or ()) - set(old or ()))
             entry["removed"] = sorted(set(old or ()) - set(new or ()))
@@ -120,7 +122,7 @@ class _Builder:
         *,
         deferred: bool = False,
         note: str | None = None,
-        diff: dict[str, dict[str, Any]] | None = None,
+        diff: dict[str, FieldDiff] | None = None,
     ) -> None:
         diff = diff if diff is not None else field_diff(before or {}, after or {})
         # Risk flags are set once the whole plan is known (risk.assess); the phase of a role
@@ -217,7 +219,7 @@ def _with_impact(
 
     def removes(c: Change) -> bool:
         field = ACTION_TABLE[(c.kind, c.action)].destructive_if_removed
-        return field is not None and bool(c.diff.get(field, {}).get("removed"))
+        return field is not None and bool(field_of(c.diff, field).get("removed"))
 
     losing = {c.key[0] for c in changes if c.kind == "role" and removes(c)}
     holders: dict[str, list[str]] = {name: [] for name in losing}
@@ -293,7 +295,7 @@ def _plan_policies(desired: DesiredState, live: LiveState, b: _Builder) -> None:
         before = policy_record(key, old) if old is not None else None
         after = policy_record(key, want) if want is not None else None
         action: Action = "create" if old is None else "delete" if want is None else "update"
-        value: dict[str, Any] = {
+        value: FieldDiff = {
             "before": before and before["value"],
             "after": after and after["value"],
         }

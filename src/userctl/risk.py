@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any, Sequence
 
-from userctl.plan import ACTION_TABLE, Change, is_destructive, requires_2fa
+from userctl.plan import ACTION_TABLE, Change, field_of, is_destructive, requires_2fa
 from userctl.simulate import apply_changes
 from userctl.state import PRIVILEGED_PERMISSIONS, LiveState
 
@@ -58,11 +58,11 @@ def grants_privilege(
     if grant == "always":
         return True
     if grant == "expiry":
-        d = change.diff.get("expires", {})
+        d = field_of(change.diff, "expires")
         return expiry_grants(d.get("before"), d.get("after"), today)
     if grant == "added":
         return not PRIVILEGED_PERMISSIONS.isdisjoint(
-            change.diff.get("permissions", {}).get("added", ())
+            field_of(change.diff, "permissions").get("added", ())
         )
     new_role = (change.after or {}).get("role")
     gained = _privileges(after, new_role)

@@ -231,3 +231,13 @@ def test_simulating_a_plan_reaches_the_desired_users() -> None:
     after = apply_changes(state, diff(want, state).changes)
     assert after.users[BOB.email] == replace(BOB, first_name="Robert", two_factor="required")
     assert isinstance(after.users[BOB.email], User)
+
+
+def test_action_rules_are_written_by_name() -> None:
+    # Six values by position made a reader count commas to tell `destructive` from `rank`.
+    from userctl.plan import ActionRule
+
+    with pytest.raises(TypeError):
+        ActionRule("role.create", 0, "+", "create", False, ("roles.manage",))  # type: ignore[misc]
+    rule = ACTION_TABLE[("user", "deactivate")]
+    assert (rule.phase, rule.destructive, rule.removes_user) == ("user.deactivate", True, True)

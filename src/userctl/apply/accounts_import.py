@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
+from userctl.apply.verification import NOTHING_NEEDED
 from userctl.errors import InputError, Problem
 from userctl.names import text_problem
 from userctl.state import LIMITS, BankAccount, bank_account_record, character_problem
@@ -136,7 +137,7 @@ def import_bank_accounts(
             [
                 audit.AuditRecord(
                     operator=who,
-                    verified_by="none",
+                    verified_by=NOTHING_NEEDED.to_text(),
                     operator_verified=False,
                     action="bank_account.import",
                     address=bank_account_address(a.key),

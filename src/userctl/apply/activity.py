@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
+from userctl.apply.verification import NOTHING_NEEDED
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.errors import IdentityClash, InputError, UsageError
 from userctl.names import text_problem
@@ -166,7 +167,7 @@ def import_activity(
                 [
                     audit.AuditRecord(
                         operator=who,
-                        verified_by="none",
+                        verified_by=NOTHING_NEEDED.to_text(),
                         operator_verified=False,
                         action="activity.import",
                         address=organization_address(slug),

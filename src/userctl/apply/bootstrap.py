@@ -14,6 +14,7 @@ from userctl.apply import demo, otp
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.enrolment import enrolment_record
 from userctl.apply.four_eyes import ENROL_ACTION
+from userctl.apply.verification import AT_INIT
 from userctl.clock import utcnow
 from userctl.db import rows
 from userctl.db.engine import begin_write
@@ -110,21 +111,21 @@ def initialise(
                 [
                     AuditRecord(
                         admin.email,
-                        "init",
+                        AT_INIT.to_text(),
                         "create",
                         organization_address(slug),
                         after={"slug": slug, **state.organization_settings(org)},
                     ),
                     AuditRecord(
                         admin.email,
-                        "init",
+                        AT_INIT.to_text(),
                         "create",
                         role_address(role.name),
                         after=state.role_record(role),
                     ),
                     AuditRecord(
                         admin.email,
-                        "init",
+                        AT_INIT.to_text(),
                         "create",
                         user_address(admin.email),
                         after=state.user_record(
@@ -134,7 +135,7 @@ def initialise(
                     # The first admin is shown their own secret: enrolled by nobody else.
                     AuditRecord(
                         admin.email,
-                        "init",
+                        AT_INIT.to_text(),
                         ENROL_ACTION,
                         user_address(admin.email),
                         before={"totp_enrolled": False},

@@ -21,6 +21,7 @@ from userctl.apply import otp
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.four_eyes import ENROL_ACTION, Proof, two_people
 from userctl.apply.operators import Operator, load_operator
+from userctl.apply.verification import Confirmed, Verification
 from userctl.clock import naive_utc
 from userctl.db.identity import user_row
 from userctl.db.models import Approval, Organization, TotpSecret, User
@@ -114,7 +115,11 @@ def enroll_user(
             [
                 AuditRecord(
                     operator=confirmer.email,
-                    verified_by="totp" if other is None else f"totp+totp:{other.email}",
+                    verified_by=Verification(
+                        confirmed=(Confirmed("totp"),)
+                        + (() if other is None else (Confirmed("totp", other.email),)),
+                        operator_verified=True,
+                    ).to_text(),
                     operator_verified=True,
                     action=ENROL_ACTION,
                     address=user_address(email),

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, select
 from userctl.apply import otp, outbox
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.operators import load_operator
+from userctl.apply.verification import OWN_CODE
 from userctl.clock import iso_z, naive_utc
 from userctl.db.identity import user_row
 from userctl.db.models import AuditEvent, User
@@ -69,7 +70,7 @@ def resend_invitation(
             [
                 AuditRecord(
                     operator=me.email,
-                    verified_by="totp",
+                    verified_by=OWN_CODE.to_text(),
                     operator_verified=True,
                     action=ACTION,
                     address=address,

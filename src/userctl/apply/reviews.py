@@ -8,6 +8,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, Mapping
 
 from userctl import hygiene, review
+from userctl.apply.verification import OWN_CODE
 from userctl.errors import Refused, UsageError
 from userctl.names import free_text_problem
 from userctl.state import LiveState, Organization
@@ -106,7 +107,7 @@ def attest(
             [
                 audit.AuditRecord(
                     operator=me.email,
-                    verified_by="totp",
+                    verified_by=OWN_CODE.to_text(),
                     operator_verified=True,
                     action=review.ATTEST_ACTION,
                     address=organization_address(organization),

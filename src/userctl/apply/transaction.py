@@ -33,24 +33,46 @@ if TYPE_CHECKING:
     from userctl.apply import approvals
     from userctl.apply.operators import Operator
 
+from userctl.apply.verification import (
+    NOTHING_NEEDED,
+    OWN_CODE,
+    Confirmed,
+    Verification,
+)
+
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyResult:
     applied: int
-    verified_by: str
+    verification: Verification
     audit_head: str | None
-    invitations_queued: int
     serial: int
     organization_id: int
-    operator_verified: bool = False  # the applier gave a code of their own
-    approvers: tuple[str, ...] = ()  # whose approvals this apply used up
     audit_seqs: tuple[int, int] | None = None  # first and last seq of the events it appended
     invited: tuple[str, ...] = ()  # the emails whose invitations it queued
 
+    @property
+    def verified_by(self) -> str:
+        return self.verification.to_text()
 
-@dataclass(frozen=True, slots=True)
+    @property
+    def operator_verified(self) -> bool:
+        """The applier gave a code of their own."""
+        return self.verification.operator_verified
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Whose approvals this apply used up."""
+        return self.verification.approvers
+
+    @property
+    def invitations_queued(self) -> int:
+        return len(self.invited)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApproveResult:
     approval_id: int
     approver: str
@@ -159,7 +181,7 @@ def approve_plan(
             [
                 audit.AuditRecord(
                     operator=me.email,
-                    verified_by="totp",
+                    verified_by=OWN_CODE.to_text(),
                     operator_verified=True,
                     plan_digest=plan.digest,
                     action="plan.approve",
@@ -171,7 +193,9 @@ def approve_plan(
             ],
             now,
         )
-        return ApproveResult(row.id, me.email, row.expires_at, head)
+        return ApproveResult(
+            approval_id=row.id, approver=me.email, expires_at=row.expires_at, audit_head=head
+        )
 
     return otp.locked_write(
         engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s
@@ -229,9 +253,15 @@ def _apply_locked(
     check_preconditions(plan, live)
     check_rederived(plan, live, now.date())
     if not changes:
-        return ApplyResult(0, "none", None, 0, live.organization.serial, org_id)
+        return ApplyResult(
+            applied=0,
+            verification=NOTHING_NEEDED,
+            audit_head=None,
+            serial=live.organization.serial,
+            organization_id=org_id,
+        )
     me = load_operator(conn, org_id, operator, required_permissions(changes), now=now)
-    confirmed = Confirmation("none", False)
+    confirmed = NOTHING_NEEDED
     if plan.requires_2fa:
         confirmed = _confirm(conn, org_id, plan, me, live, otp_code, now, code_read_at)
     elif otp_code is not None:
@@ -240,7 +270,7 @@ def _apply_locked(
         from userctl.apply import otp
 
         otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at or now)
-        confirmed = Confirmation("totp", True)
+        confirmed = OWN_CODE
     executor = Executor(conn, org_id, now)
     options = PlanOptions(
         allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),
@@ -279,7 +309,7 @@ def _apply_locked(
         [
             audit.AuditRecord(
                 operator=operator,
-                verified_by=confirmed.verified_by,
+                verified_by=confirmed.to_text(),
                 operator_verified=confirmed.operator_verified,
                 plan_digest=digest,
                 action=f"{c.kind}.{c.action}",
@@ -296,16 +326,13 @@ def _apply_locked(
     serial = executor.bump_serial()
     last_seq = audit.tail(conn, org_id)[0]
     return ApplyResult(
-        len(changes),
-        confirmed.verified_by,
-        head,
-        len(created),
-        serial,
-        org_id,
-        confirmed.operator_verified,
-        confirmed.approvers,
-        (last_seq - len(changes) + 1, last_seq),
-        tuple(email for email, _ in created),
+        applied=len(changes),
+        verification=confirmed,
+        audit_head=head,
+        serial=serial,
+        organization_id=org_id,
+        audit_seqs=(last_seq - len(changes) + 1, last_seq),
+        invited=tuple(email for email, _ in created),
     )
 
 
@@ -341,16 +368,6 @@ def _touched(plan: Plan) -> dict[str, set[str]]:
     return touched
 
 
-@dataclass(frozen=True, slots=True)
-class Confirmation:
-    """How a plan's 2FA was met: `verified_by` for the audit log (totp, approval:EMAIL, or two
-    proofs joined by "+"), and whether the applier themselves gave a code."""
-
-    verified_by: str
-    operator_verified: bool
-    approvers: tuple[str, ...] = ()
-
-
 def _confirm(
     conn: "Connection",
     org_id: int,
@@ -360,7 +377,7 @@ def _confirm(
     otp_code: str | None,
     now: dt.datetime,
     code_read_at: dt.datetime,
-) -> Confirmation:
+) -> Verification:
     """2FA for this plan (DESIGN §4). Without four eyes: the applier's own TOTP code, or one
     unexpired approval of this exact digest. Under four eyes, proofs of two people who cannot
     stand in for each other, as `four_eyes.two_people` decides: the applier's code and an
@@ -373,12 +390,11 @@ def _confirm(
     if otp_code is not None:
         otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at)
         if not four_eyes:
-            return Confirmation("totp", True)
+            return OWN_CODE
     found, void = eligible_approvals(conn, org_id, plan, None, now)
     if not four_eyes and found:
         approvals.mark_used(conn, found[0].id, now)
-        approver = found[0].approver_email
-        return Confirmation(f"approval:{approver}", False, (approver,))
+        return Verification(confirmed=(Confirmed("approval", found[0].approver_email),))
     proofs = ([Proof(me.id, me.email)] if own else []) + [
         Proof(a.approver_id, a.approver_email, a) for a in found
     ]
@@ -387,8 +403,13 @@ def _confirm(
         used = [p.approval for p in pair if p.approval is not None]
         for approval in used:
             approvals.mark_used(conn, approval.id, now)
-        names = ["totp" if p.approval is None else f"approval:{p.email}" for p in pair]
-        return Confirmation("+".join(names), own, tuple(a.approver_email for a in used))
+        return Verification(
+            confirmed=tuple(
+                Confirmed("totp") if p.approval is None else Confirmed("approval", p.email)
+                for p in pair
+            ),
+            operator_verified=own,
+        )
     steps = plan.summary()["requires_2fa"]
     if void and not found:
         raise NotAuthorized("the approval of this plan no longer counts: " + "; ".join(void))

@@ -16,7 +16,7 @@ from userctl.db import models
 from userctl.db.batches import chunks
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
-from userctl.plan import ACTION_TABLE, Change
+from userctl.plan import ACTION_TABLE, Change, field_of
 from userctl.state import GATE_RULES, USER_COLUMNS, canonical_json, role_from_record
 
 T = TypeVar("T")
@@ -93,7 +93,7 @@ class Executor:
                     .where(models.Role.id == role_id)
                     .values(description=c.diff["description"]["after"])
                 )
-            permissions = c.diff.get("permissions", {})
+            permissions = field_of(c.diff, "permissions")
             if permissions.get("added"):
                 self.conn.execute(
                     insert(perms),

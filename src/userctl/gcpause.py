@@ -9,14 +9,14 @@ from typing import Iterator
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Reading or planning 100k users allocates millions of objects that form no cycles: the
-    collector would only re-scan them over and over (about 40% of the snapshot read).
+    """Reading or planning a large organization allocates millions of objects that form no
+    cycles: the collector would only re-scan them over and over (bench/ measures it).
 
     On the way out, what was allocated meanwhile joins the oldest generation directly
     (freeze, then unfreeze: two list splices, no traversal). Re-enabled as they are, the first
-    young-generation collection would traverse all of them at once, 0.17 s at 100k users for
-    objects that will live until the command ends; in the oldest generation they wait for the
-    next full collection, which a long-lived process (the tests) still runs, so nothing leaks."""
+    young-generation collection would traverse all of them at once, for objects that will live
+    until the command ends; in the oldest generation they wait for the next full collection,
+    which a long-lived process (the tests) still runs, so nothing leaks."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -18,7 +18,7 @@ from tests.apply.apply_helpers import Org, build_org, code_at, drop_gone, rows_o
 from tests.cli.yaml_files import write_desired
 from tests.conftest import Factory, Runner
 from userctl import clock
-from userctl.cli.common import with_code
+from userctl.cli.code_prompt import with_code
 from userctl.db import models as m
 
 LATER = dt.timedelta(seconds=90)
@@ -104,7 +104,7 @@ def test_a_typed_code_is_read_when_the_prompt_returns(start: dt.datetime) -> Non
 
     @click.command()
     def ask() -> None:
-        with_code(lambda code, read_at: seen.append((code, read_at)), None, ask=True)
+        with_code(lambda given: seen.append((given.code, given.read_at)), None, ask=True)
 
     result = CliRunner().invoke(ask, [], input="123456\n", catch_exceptions=False)
     assert result.exit_code == 0, result.output

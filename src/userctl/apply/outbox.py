@@ -40,7 +40,7 @@ from userctl.errors import UsageError
 INVITATION_TTL = dt.timedelta(days=7)
 ENV_SMTP_URL = "USERCTL_SMTP_URL"
 ENV_BASE_URL = "USERCTL_INVITE_BASE_URL"
-ENV_FROM = "USERCTL_SMTP_FROM"  # read by click as the options' variables, see cli/common.py
+ENV_FROM = "USERCTL_SMTP_FROM"  # read by click as the options' variables, see cli/plan_inputs.py
 DEFAULT_BASE_URL = "https://platform.invalid/register"
 DEFAULT_FROM = "no-reply@platform.invalid"
 SMTP_TIMEOUT_S = 10.0

@@ -50,6 +50,7 @@ class ApplyResult:
     audit_head: str | None
     serial: int
     organization_id: int
+    at: dt.datetime  # the clock's now the apply ran at
     audit_seqs: tuple[int, int] | None = None  # first and last seq of the events it appended
     invited: tuple[str, ...] = ()  # the emails whose invitations it queued
 
@@ -78,6 +79,7 @@ class ApproveResult:
     approver: str
     expires_at: dt.datetime
     audit_head: str
+    at: dt.datetime  # the clock's now the approval was recorded at
 
 
 def check_preconditions(plan: Plan, live: LiveState) -> None:
@@ -194,7 +196,11 @@ def approve_plan(
             now,
         )
         return ApproveResult(
-            approval_id=row.id, approver=me.email, expires_at=row.expires_at, audit_head=head
+            approval_id=row.id,
+            approver=me.email,
+            expires_at=row.expires_at,
+            audit_head=head,
+            at=now,
         )
 
     return otp.locked_write(
@@ -259,6 +265,7 @@ def _apply_locked(
             audit_head=None,
             serial=live.organization.serial,
             organization_id=org_id,
+            at=now,
         )
     me = load_operator(conn, org_id, operator, required_permissions(changes), now=now)
     confirmed = NOTHING_NEEDED
@@ -331,6 +338,7 @@ def _apply_locked(
         audit_head=head,
         serial=serial,
         organization_id=org_id,
+        at=now,
         audit_seqs=(last_seq - len(changes) + 1, last_seq),
         invited=tuple(email for email, _ in created),
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
 from userctl.cli.context import app
+from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
 
 
 @click.group()

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 import click
 
-from userctl.cli.common import reading, result_format_option
+from userctl.cli.context import reading
+from userctl.cli.flags import result_format_option
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 from userctl.printable import json_text, printable

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
 from userctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
+
+    from userctl.state import Organization
 
 DEFAULT_DATABASE_URL = "sqlite:///userctl.db"
 ENV_DATABASE_URL = "USERCTL_DATABASE_URL"
@@ -30,7 +33,7 @@ class AppContext:
     database_url_from: str = "--database-url"
     _engine: "Engine | None" = field(default=None, repr=False)
     # The process clock when the command started: when a code given by option or variable was
-    # read (cli/common.with_code). Set by the CLI, never from an option.
+    # read (cli/code_prompt.with_code). Set by the CLI, never from an option.
     started_at: dt.datetime = field(default_factory=lambda: _utcnow())
 
     def set_global(self, name: str, value: Any, given_as: str) -> None:
@@ -89,3 +92,23 @@ def _utcnow() -> dt.datetime:
     from userctl import clock
 
     return clock.utcnow()
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[tuple["Connection", int, "Organization"]]:
+    """A read-only snapshot of the chosen organization (`--organization`, or the only one), on a
+    database whose schema this userctl knows (db/reading.py opens it)."""
+    from userctl.db import reading as db_reading
+
+    ctx = app()
+    with db_reading.reading(ctx.engine(), ctx.organization) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def reading_database() -> Iterator["Connection"]:
+    """A read-only transaction on the database, before an organization is chosen."""
+    from userctl.db import reading as db_reading
+
+    with db_reading.reading_database(app().engine()) as conn:
+        yield conn

@@ -7,7 +7,7 @@ import datetime as dt
 
 import click
 
-from userctl.cli.common import reading
+from userctl.cli.context import reading
 from userctl.cli.outputs import MANIFEST, manifest, write_pack
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError

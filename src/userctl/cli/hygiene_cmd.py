@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import reading
+from userctl.cli.context import reading
 from userctl.errors import Refused
 from userctl.printable import printable
 

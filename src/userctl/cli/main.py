@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "schema": "userctl.cli.validate_cmd:schema",
     "plan": "userctl.cli.plan_cmd:plan",
     "apply": "userctl.cli.apply_cmd:apply",
-    "approve": "userctl.cli.apply_cmd:approve",
+    "approve": "userctl.cli.approve_cmd:approve",
     "show": "userctl.cli.show_cmd:show",
     "audit": "userctl.cli.audit_cmd:audit",
     "mfa": "userctl.cli.mfa_cmd:mfa",

@@ -6,15 +6,9 @@ import json
 
 import click
 
-from userctl.cli.common import (
-    interactive,
-    lock_option,
-    operator_option,
-    otp_option,
-    reading,
-    with_code,
-)
-from userctl.cli.context import app
+from userctl.cli.code_prompt import interactive, with_code
+from userctl.cli.context import app, reading
+from userctl.cli.flags import lock_option, operator_option, otp_option
 from userctl.errors import UsageError
 
 
@@ -83,16 +77,16 @@ def enroll(
             second_read_at = utcnow()
         second = SecondConfirmer(second_operator, second_otp_code or "", second_read_at)
     result = with_code(
-        lambda code, read_at: enroll_user(
+        lambda given: enroll_user(
             app().engine(),
             org.slug,
             email,
             operator,
-            code or "",
+            given.code or "",
             now=utcnow(),
             lock_timeout_s=lock_timeout,
             second=second,
-            code_read_at=read_at,
+            code_read_at=given.read_at,
         ),
         otp_code,
         ask=otp_code is None,

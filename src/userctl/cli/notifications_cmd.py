@@ -10,19 +10,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.common import (
-    interactive,
-    invitation_options,
-    letterhead,
-    lock_option,
-    operator_option,
-    otp_option,
-    reading,
-    reading_database,
-    result_format_option,
-    with_code,
-)
-from userctl.cli.context import app
+from userctl.cli.code_prompt import interactive, with_code
+from userctl.cli.context import app, reading, reading_database
+from userctl.cli.flags import lock_option, operator_option, otp_option, result_format_option
+from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.errors import TwoFactorRequired, UsageError, UserctlError
 
 if TYPE_CHECKING:
@@ -154,15 +145,15 @@ def resend(
     with reading() as (_conn, org_id, org):
         slug = org.slug
     with_code(
-        lambda code, read_at: resend_invitation(
+        lambda given: resend_invitation(
             app().engine(),
             slug,
             email,
             operator,
-            code or "",
+            given.code or "",
             now=utcnow(),
             lock_timeout_s=lock_timeout,
-            code_read_at=read_at,
+            code_read_at=given.read_at,
         ),
         otp_code or None,
         ask=not otp_code,

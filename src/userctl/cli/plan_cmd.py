@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import (
-    make_options,
-    plan_from_file,
-    planning_options,
-    reason_option,
-)
+from userctl.apply.planning import plan_from_file, plan_options
 from userctl.cli.context import app
+from userctl.cli.flags import reason_option
+from userctl.cli.plan_inputs import planning_options
 from userctl.errors import ExitCode, plan_exit_code
 from userctl.plan import dumps
 from userctl.render import FORMATS, render
@@ -69,7 +66,7 @@ def plan(
         result = plan_from_file(
             ctx.engine(),
             path,
-            make_options(no_prune, replace, allow_mass_removal, operator, reason),
+            plan_options(no_prune, replace, allow_mass_removal, operator, reason),
             ctx.organization,
             utcnow(),
         )

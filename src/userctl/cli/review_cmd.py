@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from userctl.cli.common import interactive, lock_option, otp_option, reading, with_code
-from userctl.cli.context import app
+from userctl.cli.code_prompt import interactive, with_code
+from userctl.cli.context import app, reading
+from userctl.cli.flags import lock_option, otp_option
 from userctl.errors import Refused, UsageError
 from userctl.printable import json_text
 
@@ -103,16 +104,16 @@ def attest(
         slug = org.slug
     # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
     head = with_code(
-        lambda code, read_at: record(
+        lambda given: record(
             app().engine(),
             slug,
             data,
             reviewer,
-            code or "",
+            given.code or "",
             note,
             now=utcnow(),
             lock_timeout_s=lock_timeout,
-            code_read_at=read_at,
+            code_read_at=given.read_at,
         ),
         otp_code or None,
         ask=not otp_code,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from userctl.cli.common import read_plan_file
+from userctl.apply.planning import read_plan_file
 from userctl.cli.context import app
 from userctl.render import FORMATS, render
 from userctl.render.markdown import MAX_BYTES as MARKDOWN_BYTES

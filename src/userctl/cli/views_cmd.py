@@ -7,13 +7,8 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.common import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    lock_timeout_type,
-    reading,
-    result_format_option,
-)
-from userctl.cli.context import app
+from userctl.cli.context import app, reading
+from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, result_format_option
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
 
@@ -103,13 +98,10 @@ def show_user(email: str, fmt: str) -> None:
         found = user_row(conn, org_id, key)
         user = read_users(conn, org_id, [key]).get(key) if found is not None else None
         if user is None:
-            from sqlalchemy import select
-
-            from userctl.db import tables
+            from userctl.db.listings import user_emails
             from userctl.errors import did_you_mean
 
-            u = tables.users.c
-            emails = conn.execute(select(u.email).where(u.organization_id == org_id)).scalars()
+            emails = user_emails(conn, org_id)
             raise NotFound(
                 f"organization {org.slug} has no user {email!r}"
                 f"{did_you_mean(key, [str(e).lower() for e in emails])} "

@@ -48,6 +48,14 @@ def list_users(
     ]
 
 
+def user_emails(conn: Connection, org_id: int) -> list[str]:
+    """Every user's email as stored, for suggesting the one a mistyped name meant."""
+    u = tables.users.c
+    return [
+        str(e) for e in conn.execute(select(u.email).where(u.organization_id == org_id)).scalars()
+    ]
+
+
 def user_timestamps(conn: Connection, org_id: int, email: str) -> Timestamps | None:
     u = models.User
     row = conn.execute(

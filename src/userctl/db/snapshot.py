@@ -1,8 +1,8 @@
 """The live state of one organization, read with a few set-based Core SELECTs into the plain
 types of `userctl.state` (DESIGN §3, §6): one query per table, never one per user. The two big
 ones (all users, all assignments) are Core SELECTs compiled for the backend and run on the
-driver's own cursor: at 100k users SQLAlchemy's result rows would add a tenth of a second for
-nothing, as every column is read as the driver gives it. Callers provide the transaction
+driver's own cursor: SQLAlchemy's result rows would add a layer per row for nothing, as every
+column is read as the driver gives it. Callers provide the transaction
 (`begin_read` for planning, `begin_write` for apply's precondition re-reads). Only `lock_rows`,
 which apply calls first, locks anything: planning reads never do."""
 

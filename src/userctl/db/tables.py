@@ -2,8 +2,8 @@
 tables: names are public.
 
 They are Core `Table`s, not ORM classes, so that the read path (`userctl plan`, the revision
-check) never imports `sqlalchemy.orm`, which alone costs about a fifth of planning 10k users
-(DESIGN §6). `userctl.db.models` maps its classes onto these very tables for everything else.
+check) never imports `sqlalchemy.orm`, whose import weighs on every plan (DESIGN §6).
+`userctl.db.models` maps its classes onto these very tables for everything else.
 
 Schema changes go through Alembic migrations in `migrations/versions/`, never `create_all`.
 Times are naive UTC everywhere (SQLite and MariaDB keep no zone).
@@ -83,8 +83,8 @@ EXACT_COLLATION: Final = "utf8mb4_nopad_bin"
 def _exact(table: str, name: str, **options: Any) -> Column[str]:
     """A declared string column that identifies a row, compared exactly on every backend."""
     width = _width(f"{table}.{name}")
-    # A generic String with a collation, not mysql.VARCHAR: importing the MySQL dialect would cost
-    # `userctl plan` on the other backends about 15 ms.
+    # A generic String with a collation, not mysql.VARCHAR: `userctl plan` on the other backends
+    # would otherwise import the MySQL dialect for nothing.
     return Column(
         name,
         String(width).with_variant(String(width, collation=EXACT_COLLATION), "mysql", "mariadb"),

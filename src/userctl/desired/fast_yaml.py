@@ -83,10 +83,9 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> dict[str,
     `started`: the parse of these very bytes, begun earlier (the loader's prefetch).
 
     yaml_rs releases the GIL while it parses (it holds it again to build the Python objects), so
-    it parses on a second thread while the scan, pure-Python regexes, runs on this one: about
-    0.05-0.1 s less at 100,000 users on two cores. When the scan finds something, the value is
-    dropped unread; that parse cost at most one fast parse of a file within the size limit, as
-    yaml_rs caps alias expansion and nesting."""
+    it parses on a second thread while the scan, pure-Python regexes, runs on this one. When
+    the scan finds something, the value is dropped unread; that parse cost at most one fast
+    parse of a file within the size limit, as yaml_rs caps alias expansion and nesting."""
     assert started is None or started.data is data, "a prefetched parse is of the same bytes"
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
@@ -131,8 +130,8 @@ class BackgroundParse:
 # Deeper ones go to the precise parser, which refuses them past MAX_DEPTH.
 _DEEP_BLOCK_COLUMNS: Final = 256
 # What may stand before a block node on its line (indentation, `- `, `? `, `: `) becomes a space
-# and a line break a newline: the test is then two searches for a fixed string, about 30 ms on
-# a 20 MB file where a regex takes three times as long.
+# and a line break a newline: the test is then two searches for a fixed string, which need no
+# regex engine.
 _PREFIX_AS_SPACE: Final = bytes(
     32 if byte in b" \t?:-" else 10 if byte == 13 else byte for byte in range(256)
 )

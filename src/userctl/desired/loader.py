@@ -114,11 +114,11 @@ _prefetch = threading.local()
 def prefetching(path: str | os.PathLike[str]) -> Iterator[None]:
     """Within the block, load_desired(path) finds the file already read and its fast parse under
     way on another thread. `userctl plan` opens the block before it imports the database layer:
-    yaml_rs parses mostly without the GIL, and that import (SQLAlchemy, about 0.2 s) mostly
-    reads files, so the two overlap on two cores (measured about 0.07 s less at 10k users, 0.3 s
-    at 100k). Nothing else changes: only a regular file is prefetched (a pipe can be read only
-    once; a directory is read by load_desired as always), and a file that cannot be read is
-    not, so that load_desired reads it itself and reports exactly what it always reports.
+    yaml_rs parses mostly without the GIL, and that import (SQLAlchemy) mostly reads files, so
+    the two overlap on two cores (bench/ measures the gain). Nothing else changes: only a
+    regular file is prefetched (a pipe can be read only once; a directory is read by
+    load_desired as always), and a file that cannot be read is not, so that load_desired reads
+    it itself and reports exactly what it always reports.
 
     The collector stays paused for the whole block (see fast_yaml.BackgroundParse)."""
     file = os.fspath(path)
@@ -155,7 +155,7 @@ def load_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> De
     Raises InputError with every problem found, each located FILE:LINE:COL. `parser="precise"`
     skips the fast parser (the tests compare the two)."""
     # Loading allocates millions of objects that all survive: cyclic collections meanwhile are
-    # pure cost (about a third of the parse at 100,000 users).
+    # pure cost.
     with gc_paused():
         return _build(_load_documents(path, parser))
 

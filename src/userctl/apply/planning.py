@@ -1,0 +1,160 @@
+"""The edge around the pure planner: a desired-state file planned against the live database (in
+a read-only transaction), its problems and findings placed at FILE:LINE:COL, and the plan's
+provenance (the files' hashes, the git commit, the database it was made against)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from userctl import state
+from userctl.errors import InputError, Problem, UsageError
+from userctl.gcpause import gc_paused
+from userctl.plan import Finding, Plan, loads, provenance
+from userctl.planner import PlanOptions, diff
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+def plan_from_file(
+    engine: "Engine",
+    path: str | os.PathLike[str],
+    options: PlanOptions,
+    organization: str | None,
+    now: dt.datetime,
+) -> Plan:
+    """The edge around the pure planner: load the file, read the live snapshot in a read-only
+    transaction, plan, and turn planner problems into FILE:LINE:COL."""
+    from userctl import hygiene
+    from userctl.db.engine import begin_read, shown
+    from userctl.db.hygiene import read_hygiene
+    from userctl.db.migrate import require_current
+    from userctl.db.snapshot import read_live_state
+    from userctl.desired.loader import load_desired, locate
+
+    # One pause around the three bulk steps (the loader's and the snapshot's own pauses nest
+    # inside it): no collection runs between them, over objects that all survive.
+    with gc_paused():
+        desired = load_desired(path)
+        if organization is not None and organization != desired.organization:
+            raise UsageError(
+                f"--organization {organization} does not match the file, which "
+                f"declares {desired.organization!r}"
+            )
+        require_current(engine)
+        with begin_read(engine) as conn:
+            live = read_live_state(conn, desired.organization)
+            facts, settings = read_hygiene(conn, live, now)
+        try:
+            planned = diff(desired, live, options, now.date())
+        except InputError as exc:
+            raise InputError(locate(exc.problems, desired)) from None
+        # Every plan shows them: a reviewer sees a dormant user whichever change brought it up.
+        planned = hygiene.with_findings(planned, facts, settings, now)
+        findings = tuple(located_findings(planned.findings, desired))
+    return replace(
+        planned,
+        findings=findings,
+        provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)),
+    )
+
+
+def located_findings(
+    findings: tuple[Finding, ...], desired: state.DesiredState
+) -> Iterator[Finding]:
+    """Findings about a declaration (a policy violation, an expiry) with its FILE:LINE:COL."""
+    from userctl.desired.loader import locate
+
+    placed = {f.path for f in findings if f.path}
+    where = {p.path: p for p in locate([Problem("", p) for p in placed], desired)} if placed else {}
+    for f in findings:
+        problem = where.get(f.path)
+        if problem is None or problem.file is None:
+            yield f
+            continue
+        at = (
+            f"{problem.file}:{problem.line}:{problem.col or 1}"
+            if problem.line is not None
+            else problem.file
+        )
+        yield replace(f, message=f"{at}: {f.message}")
+
+
+def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The SHA-256 of each desired-state file `path` names (a file, or a directory's *.yaml), by
+    the path as given."""
+    from userctl.desired.reader import MAX_FILE_BYTES, read_bounded
+
+    files = sorted(Path(path).glob("*.yaml")) if os.path.isdir(path) else [Path(path)]
+    # Read again after loading: bounded like the load, should the file have grown meanwhile.
+    return {
+        str(f): "sha256:"
+        + hashlib.sha256(
+            read_bounded(f, MAX_FILE_BYTES, advice="split the users across several files")
+        ).hexdigest()
+        for f in files
+        if f.is_file()
+    }
+
+
+def git_commit(path: str | os.PathLike[str]) -> str | None:
+    """HEAD of the git work tree holding `path`, when it is in one (and git is installed)."""
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = found.stdout.strip()
+    return commit if found.returncode == 0 and len(commit) in (40, 64) else None
+
+
+def read_plan_file(path: str) -> Plan:
+    """A saved plan whose size, format and digest are right; nothing about it is trusted yet."""
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
+
+    data = read_bounded(
+        path,
+        MAX_DOCUMENT_BYTES,
+        what="saved plan",
+        advice="it is not one `plan --out` wrote",
+    )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
+    return loads(text, source=path)
+
+
+def plan_options(
+    no_prune: bool,
+    replace: tuple[str, ...],
+    allow_mass_removal: bool,
+    operator: str | None,
+    reason: str | None = None,
+) -> PlanOptions:
+    """The options a plan is made with, from the command line's: emails as identities, a
+    reason refused as the planner would refuse it."""
+    from userctl.replan import reason_problem
+
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise UsageError(f"--reason: {problem}")
+    return PlanOptions(
+        prune=not no_prune,
+        replace=frozenset(e.strip().lower() for e in replace),
+        allow_mass_removal=allow_mass_removal,
+        operator=operator.strip().lower() if operator else None,
+        reason=reason,
+    )

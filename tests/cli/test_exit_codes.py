@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from userctl.cli import main as cli_main
+from userctl.cli import commands as cli_commands
 from userctl.cli.main import cli
 from userctl.errors import (
     EXIT_CODES,
@@ -88,7 +88,7 @@ CRASH = click.command("crash")(_crash)
 def test_an_unexpected_error_exits_70_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     # A bug cannot be reached through real input (tests/cli/test_fuzz*.py hold that): a command
     # that raises stands in for one.
-    monkeypatch.setitem(cli_main.COMMANDS, "crash", f"{__name__}:CRASH")
+    monkeypatch.setitem(cli_commands.COMMANDS, "crash", f"{__name__}:CRASH")
     result = _run("crash")
     assert result.exit_code == ExitCode.SOFTWARE == 70
     assert result.stderr.splitlines() == [

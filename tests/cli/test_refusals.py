@@ -140,7 +140,7 @@ def test_debug_still_shows_the_database_error_itself(
 
 
 def test_a_database_error_outside_any_command_is_one_sentence() -> None:
-    from userctl.cli.main import _unexpected
+    from userctl.cli.failures import unexpected as _unexpected
 
     message = _unexpected(sa.exc.OperationalError("SELECT 1", {}, ValueError("disk I/O error")))
     assert message == "Error: database error: disk I/O error; rerun with --debug for details."

@@ -12,17 +12,9 @@ import pytest
 
 CLI = Path(__file__).resolve().parents[2] / "src" / "userctl" / "cli"
 MAX_LINES = 150
-# Not split yet (see the closing note of this change): each may shrink, never grow.
-LONGER: dict[str, int] = {
-    "main.py": 306,
-    "outputs.py": 283,
-    "views_cmd.py": 215,
-    "options.py": 203,
-    "notifications_cmd.py": 179,
-    "apply_cmd.py": 168,
-    "review_cmd.py": 159,
-    "init_cmd.py": 151,
-}
+# The one module that writes files (tests/cli/test_outputs.py holds every other module to that):
+# splitting it would make two. It may shrink, never grow.
+LONGER: dict[str, int] = {"outputs.py": 283}
 # What opens a transaction, or runs a statement, in db/ and apply/.
 TRANSACTIONS = {"begin", "begin_read", "begin_write", "connect", "locked_write", "execute"}
 # What builds SQL: SQLAlchemy's statement builders, and the table definitions they read.

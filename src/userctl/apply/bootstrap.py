@@ -35,6 +35,15 @@ class InitResult:
     demo_users: int = 0
     demo_bank_accounts: int = 0
 
+    def to_data(self) -> dict[str, str]:
+        """`init --json` (schemas/init.schema.json), and what --secret-file holds."""
+        return {
+            "organization": self.organization,
+            "admin": self.admin,
+            "totp_secret": self.totp_secret,
+            "otpauth_uri": self.otpauth_uri,
+        }
+
 
 def admin_from_file(
     desired: state.DesiredState, email: str, source: str

@@ -5,6 +5,7 @@ exact report as an audit event, under the organization lock like every writer.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 from userctl import hygiene, review
@@ -20,6 +21,25 @@ if TYPE_CHECKING:
 MAX_NOTE = 2000
 # A reviewer reads the log the report is joined to.
 REVIEWER_PERMISSION = "audit.view"
+
+
+def read_report_file(path: str) -> Any:
+    """A saved report as JSON, bounded like every document read; its digest is checked by
+    whoever reads it (read_report)."""
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
+
+    data = read_bounded(
+        path,
+        MAX_DOCUMENT_BYTES,
+        what="report",
+        advice="it is not one `userctl review --format json` wrote",
+    )
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise UsageError(
+            f"{path} is not a report: not JSON (write one with `userctl review --format json`)"
+        ) from None
 
 
 def policy_results(live: LiveState) -> list[dict[str, Any]]:

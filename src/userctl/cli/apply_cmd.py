@@ -3,13 +3,12 @@ the apply (apply.run.apply_now), the invitations; then what was done, in text or
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.apply_output import applied_document
+from userctl.cli.apply_output import applied_document, applied_text, progress
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
 from userctl.cli.flags import (
@@ -27,18 +26,6 @@ from userctl.render import render
 if TYPE_CHECKING:
     from userctl.apply.given import GivenCode
     from userctl.apply.transaction import ApplyResult
-
-PROGRESS_THRESHOLD = 300
-
-
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
-    """A bar on a terminal while a long apply runs; nothing otherwise."""
-    if total <= PROGRESS_THRESHOLD or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-        yield bar.update
 
 
 @click.command()
@@ -137,7 +124,7 @@ def apply(
     total = len(the_plan.active_changes)
 
     def attempt(given: GivenCode) -> "ApplyResult":
-        with _progress(total) as progress:
+        with progress(total) as bar:
             return run.apply_now(
                 engine,
                 the_plan,
@@ -145,18 +132,12 @@ def apply(
                 given,
                 allow_mass_removal=allow_mass_removal,
                 lock_timeout_s=lock_timeout,
-                progress=progress,
+                progress=bar,
             )
 
     result = with_code(attempt, otp_code, ask)
     if not as_json:
-        click.echo(
-            f"Applied {result.applied} change(s) to {the_plan.organization} (serial "
-            f"{result.serial}), verified by {result.verified_by}."
-        )
-        if result.invitations_queued:
-            click.echo(f"Queued {result.invitations_queued} invitation email(s).")
-        click.echo(f"Audit chain head: {result.audit_head}")
+        click.echo(applied_text(the_plan, result), nl=False)
     delivery = run.deliver_invitations(engine, smtp, letter, result)
     for warning in delivery.warnings:
         click.echo(warning, err=True)

@@ -1,16 +1,23 @@
-"""What `apply --format json` and `approve --format json` print: the typed results of
-apply.run, as the documents schemas/apply.schema.json and approve.schema.json describe."""
+"""What `apply` and `approve` show besides the plan: a progress bar while a long apply runs, and
+with --format json the typed results of apply.run, as schemas/apply.schema.json and
+approve.schema.json describe them."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import click
 
 from userctl.plan import Plan
 from userctl.render import results
 
 if TYPE_CHECKING:
     from userctl.apply.transaction import ApplyResult, ApproveResult
+
+PROGRESS_THRESHOLD = 300
 
 
 def applied_document(
@@ -41,6 +48,18 @@ def applied_document(
     )
 
 
+def applied_text(plan: Plan, result: "ApplyResult") -> str:
+    """What an apply did, for a reader: printed as soon as it is committed."""
+    lines = [
+        f"Applied {result.applied} change(s) to {plan.organization} (serial {result.serial}), "
+        f"verified by {result.verified_by}."
+    ]
+    if result.invitations_queued:
+        lines.append(f"Queued {result.invitations_queued} invitation email(s).")
+    lines.append(f"Audit chain head: {result.audit_head}")
+    return "\n".join(lines) + "\n"
+
+
 def approved_document(plan: Plan, done: "ApproveResult") -> str:
     """`approve --format json`."""
     return results.document(
@@ -54,3 +73,13 @@ def approved_document(plan: Plan, done: "ApproveResult") -> str:
             at=done.at,
         )
     )
+
+
+@contextlib.contextmanager
+def progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A bar on a terminal while a long apply runs; nothing otherwise."""
+    if total <= PROGRESS_THRESHOLD or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+        yield bar.update

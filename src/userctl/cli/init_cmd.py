@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from userctl.cli.context import app
 from userctl.errors import UsageError
-
-if TYPE_CHECKING:
-    from userctl.apply.bootstrap import InitResult
 
 
 @click.command()
@@ -109,7 +105,7 @@ def init(
         )
         return
 
-    document = json.dumps(_document(result), indent=2)
+    document = json.dumps(result.to_data(), indent=2)
     if reserved is not None:
         reserved.fill(document + "\n")
     if as_json:
@@ -140,12 +136,3 @@ def init(
         )
         return
     click.echo(enrolment_text(result.admin, result.otpauth_uri, color=app().color()), nl=False)
-
-
-def _document(result: "InitResult") -> dict[str, str]:
-    return {
-        "organization": result.organization,
-        "admin": result.admin,
-        "totp_secret": result.totp_secret,
-        "otpauth_uri": result.otpauth_uri,
-    }

@@ -1,4 +1,5 @@
-"""`userctl notifications list` / `send`: the invitation outbox (DESIGN §4 step 5).
+"""`userctl notifications list` / `send` / `resend` (resend_cmd.py): the invitation outbox
+(DESIGN §4 step 5).
 
 Both work on every organization of the database unless `--organization` names one, so a single
 scheduled `notifications send` retries everything that is still queued."""
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from userctl.cli.code_prompt import interactive, with_code
-from userctl.cli.context import app, reading, reading_database
-from userctl.cli.flags import lock_option, operator_option, otp_option, result_format_option
+from userctl.cli.context import app, reading_database
+from userctl.cli.flags import result_format_option
 from userctl.cli.plan_inputs import invitation_options, letterhead
-from userctl.errors import TwoFactorRequired, UsageError, UserctlError
+from userctl.cli.resend_cmd import resend
+from userctl.errors import UsageError, UserctlError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -110,66 +111,6 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
         )
 
 
-@notifications.command()
-@click.argument("email")
-@operator_option
-@otp_option
-@invitation_options
-@lock_option
-def resend(
-    email: str,
-    operator: str,
-    otp_code: str | None,
-    invite_base_url: str | None,
-    smtp_from: str | None,
-    lock_timeout: float,
-) -> None:
-    """Queue a new invitation (a fresh token, 7 days from sending) for a user who is still
-    invited, e.g. one whose invitation expired; every earlier link of that user stops working.
-    Confirmed by the operator's TOTP code (they need users.add); at most one resend per user
-    every 10 minutes and 5 a day. Sent now when USERCTL_SMTP_URL is set, else by the next
-    `userctl notifications send`."""
-    from userctl.apply import outbox
-    from userctl.apply.resend import resend_invitation
-    from userctl.clock import utcnow
-
-    # The same refusals as `send`, before anything is written: the link must point somewhere.
-    letter = letterhead(invite_base_url, smtp_from, "the new invitation")
-    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
-    target = outbox.parse_smtp_url(smtp_url) if smtp_url else None
-    if not otp_code and not interactive():
-        raise TwoFactorRequired(
-            "--otp-code (or USERCTL_OTP_CODE) is required: a resend is confirmed with the "
-            "operator's TOTP code. Nothing was sent"
-        )
-    with reading() as (_conn, org_id, org):
-        slug = org.slug
-    with_code(
-        lambda given: resend_invitation(
-            app().engine(),
-            slug,
-            email,
-            operator,
-            given.code or "",
-            now=utcnow(),
-            lock_timeout_s=lock_timeout,
-            code_read_at=given.read_at,
-        ),
-        otp_code or None,
-        ask=not otp_code,
-        prompt=f"TOTP code of {operator}",
-    )
-    click.echo(f"{slug}: a new invitation for {email.strip().lower()} is queued")
-    if target is not None:
-        report = outbox.send_queued(app().engine(), target, utcnow(), org_id, letterhead=letter)
-        click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
-        if report.failed:
-            raise UserctlError(
-                f"{report.failed} invitation(s) could not be sent and stay "
-                f"queued: {'; '.join(report.errors)}"
-            )
-
-
 def _organization_id(conn: "Connection") -> int | None:
     slug = app().organization
     if slug is None:
@@ -177,3 +118,7 @@ def _organization_id(conn: "Connection") -> int | None:
     from userctl.db.snapshot import read_organization
 
     return read_organization(conn, slug)[0]
+
+
+# Defined apart (it confirms with a code, the others do not), shown under the same group.
+notifications.add_command(resend)

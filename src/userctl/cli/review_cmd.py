@@ -3,11 +3,11 @@ sign-off of that exact report, an audit event) and `review status` (exit 4 when 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
+from userctl.apply.reviews import read_report_file
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, otp_option
@@ -15,23 +15,6 @@ from userctl.errors import Refused, UsageError
 from userctl.printable import json_text
 
 EXIT_OVERDUE_MESSAGE = "the access review is overdue"
-
-
-def _read_report_file(path: str) -> Any:
-    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
-
-    data = read_bounded(
-        path,
-        MAX_DOCUMENT_BYTES,
-        what="report",
-        advice="it is not one `userctl review --format json` wrote",
-    )
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise UsageError(
-            f"{path} is not a report: not JSON (write one with `userctl review --format json`)"
-        ) from None
 
 
 @click.group(invoke_without_command=True)
@@ -59,7 +42,7 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
     from userctl.render.review import render_csv, render_html
 
     if source is not None:
-        data = _read_report_file(source)
+        data = read_report_file(source)
         problem = core.report_problem(
             data, str(data.get("organization")) if isinstance(data, dict) else ""
         )
@@ -99,7 +82,7 @@ def attest(
         raise UsageError(
             "--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP"
         )
-    data = _read_report_file(path)
+    data = read_report_file(path)
     with reading() as (_conn, _org_id, org):
         slug = org.slug
     # A code typed at the prompt and rejected is asked for again, like apply's and approve's.

@@ -1,5 +1,5 @@
-"""Everyday views of the live database — `users list/show`, `roles list`, `accounts list` — all in
-one read-only transaction, and `accounts import`, which registers bank accounts from a CSV file."""
+"""Everyday views of the live database, each in one read-only transaction: `users list/show`,
+`roles list` (and `accounts list`, in accounts_cmd.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from userctl.cli.context import app, reading
-from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, result_format_option
+from userctl.cli.context import reading
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _format_option(choices: tuple[str, ...], help_text: str | None = None) -> Callable[[F], F]:
+def format_option(choices: tuple[str, ...], help_text: str | None = None) -> Callable[[F], F]:
     return click.option(
         "--format",
         "fmt",
@@ -37,7 +36,7 @@ def users() -> None:
 @click.option(
     "--search", metavar="TEXT", help="Case-insensitive part of the first name, last name or email."
 )
-@_format_option(FORMATS)
+@format_option(FORMATS)
 def list_users(status: str | None, role: str | None, search: str | None, fmt: str) -> None:
     """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
     authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status,
@@ -77,7 +76,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
 
 @users.command("show")
 @click.argument("email")
-@_format_option(
+@format_option(
     FORMATS,
     help_text="csv: a field,value row per field; accounts by key (details: `accounts list`).",
 )
@@ -127,7 +126,7 @@ def roles() -> None:
 
 
 @roles.command("list")
-@_format_option(FORMATS)
+@format_option(FORMATS)
 def list_roles(fmt: str) -> None:
     """Roles by name: description, number of permissions, number of users holding it."""
     from userctl.db.listings import role_user_counts
@@ -139,77 +138,3 @@ def list_roles(fmt: str) -> None:
         counts = role_user_counts(conn, org_id)
     rows = [role_row(all_roles[name], counts.get(name, 0)) for name in sorted(all_roles)]
     click.echo(render(ROLE_COLUMNS, rows, fmt, empty="No roles."), nl=False)
-
-
-@click.group()
-def accounts() -> None:
-    """The organization's payout bank accounts: list them, or register them from a CSV file."""
-
-
-@accounts.command("list")
-@_format_option(FORMATS)
-def list_accounts(fmt: str) -> None:
-    """Bank accounts by key: bank, type, masked number, currency, assigned users."""
-    from userctl.db.listings import account_holders
-    from userctl.db.snapshot import read_bank_accounts
-    from userctl.render.tables import ACCOUNT_COLUMNS, account_row, render
-
-    with reading() as (conn, org_id, _org):
-        registered = read_bank_accounts(conn, org_id)
-        holders = account_holders(conn, org_id)
-    rows = [account_row(registered[key], holders.get(key, [])) for key in sorted(registered)]
-    click.echo(render(ACCOUNT_COLUMNS, rows, fmt, empty="No bank accounts."), nl=False)
-
-
-@accounts.command("import")
-@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--operator",
-    envvar="USERCTL_OPERATOR",
-    metavar="EMAIL",
-    help="Who imports, recorded in the audit log: an operator of the organization (an active "
-    "user with an authenticator) whose role holds bank_accounts.manage.",
-)
-@click.option(
-    "--lock-timeout",
-    "lock_timeout_s",
-    type=lock_timeout_type,
-    default=DEFAULT_LOCK_TIMEOUT_S,
-    show_default=True,
-    help="Seconds to wait for a concurrent apply to finish.",
-)
-@result_format_option("accounts-import.schema.json")
-def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt: str) -> None:
-    """Register bank accounts from a CSV file with the header
-    key,bank,account_type,masked_number,currency. Accounts already registered with the same
-    values are left alone; any bad row imports nothing."""
-    from userctl.apply.accounts_import import import_bank_accounts
-    from userctl.clock import utcnow
-    from userctl.desired.reader import MAX_CSV_BYTES, read_bounded
-
-    data = read_bounded(
-        path, MAX_CSV_BYTES, what="CSV file", advice="split it into several imports"
-    )
-    ctx = app()
-    result = import_bank_accounts(
-        ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow()
-    )
-    if fmt == "json":
-        from userctl.render import results
-
-        click.echo(
-            results.document(
-                results.accounts_imported(
-                    result.organization,
-                    [a.key for a in result.plan.new],
-                    [a.key for a in result.plan.unchanged],
-                    result.audit_head,
-                )
-            ),
-            nl=False,
-        )
-        return
-    click.echo(
-        f"{result.organization}: imported {len(result.plan.new)}, "
-        f"unchanged {len(result.plan.unchanged)}"
-    )

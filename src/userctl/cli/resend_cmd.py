@@ -1,0 +1,74 @@
+"""`userctl notifications resend EMAIL`: a new invitation for a user who is still invited,
+confirmed by the operator's TOTP code, and sent at once when an SMTP server is set."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from userctl.cli.code_prompt import interactive, with_code
+from userctl.cli.context import app, reading
+from userctl.cli.flags import lock_option, operator_option, otp_option
+from userctl.cli.plan_inputs import invitation_options, letterhead
+from userctl.errors import TwoFactorRequired, UserctlError
+
+
+@click.command()
+@click.argument("email")
+@operator_option
+@otp_option
+@invitation_options
+@lock_option
+def resend(
+    email: str,
+    operator: str,
+    otp_code: str | None,
+    invite_base_url: str | None,
+    smtp_from: str | None,
+    lock_timeout: float,
+) -> None:
+    """Queue a new invitation (a fresh token, 7 days from sending) for a user who is still
+    invited, e.g. one whose invitation expired; every earlier link of that user stops working.
+    Confirmed by the operator's TOTP code (they need users.add); at most one resend per user
+    every 10 minutes and 5 a day. Sent now when USERCTL_SMTP_URL is set, else by the next
+    `userctl notifications send`."""
+    from userctl.apply import outbox
+    from userctl.apply.resend import resend_invitation
+    from userctl.clock import utcnow
+
+    # The same refusals as `send`, before anything is written: the link must point somewhere.
+    letter = letterhead(invite_base_url, smtp_from, "the new invitation")
+    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
+    target = outbox.parse_smtp_url(smtp_url) if smtp_url else None
+    if not otp_code and not interactive():
+        raise TwoFactorRequired(
+            "--otp-code (or USERCTL_OTP_CODE) is required: a resend is confirmed with the "
+            "operator's TOTP code. Nothing was sent"
+        )
+    with reading() as (_conn, org_id, org):
+        slug = org.slug
+    with_code(
+        lambda given: resend_invitation(
+            app().engine(),
+            slug,
+            email,
+            operator,
+            given.code or "",
+            now=utcnow(),
+            lock_timeout_s=lock_timeout,
+            code_read_at=given.read_at,
+        ),
+        otp_code or None,
+        ask=not otp_code,
+        prompt=f"TOTP code of {operator}",
+    )
+    click.echo(f"{slug}: a new invitation for {email.strip().lower()} is queued")
+    if target is not None:
+        report = outbox.send_queued(app().engine(), target, utcnow(), org_id, letterhead=letter)
+        click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
+        if report.failed:
+            raise UserctlError(
+                f"{report.failed} invitation(s) could not be sent and stay "
+                f"queued: {'; '.join(report.errors)}"
+            )

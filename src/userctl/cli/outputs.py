@@ -110,6 +110,20 @@ def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) 
         raise
 
 
+def write_new_secret(option: str, path: str, text: str) -> None:
+    """Create `path` holding `text`, readable by its owner only (0600 from the first byte, not
+    chmod-ed after), and never over an existing file: a key is not something to replace by
+    accident."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{option} {path} exists: name a new file (nothing was written)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def write_pack(
     option: str,
     path: str,

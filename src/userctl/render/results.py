@@ -166,10 +166,11 @@ def chain_verification(
     bad_seq: int | None,
     bad_id: int | None,
     after_head: int | None,
+    signed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`audit verify --format json`: `broken` names the first bad event (its seq and row id; null
     for a --head that is no event of the chain) and why; `events_after_head` counts the events
-    appended after an intact --head."""
+    appended after an intact --head; `signed` is the checkpoints' verification (--public-key)."""
     return {
         "organization": organization,
         "ok": problem is None,
@@ -179,6 +180,7 @@ def chain_verification(
         "events_after_head": after_head,
         "hmac_checked": hmac_checked,
         "broken": None if problem is None else {"seq": bad_seq, "id": bad_id, "reason": problem},
+        "signed": None if signed is None else dict(signed),
     }
 
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column(
             "organization_id",
+            sa.Integer,
             sa.ForeignKey(
                 "organizations.id", name="fk_audit_checkpoints_organization_id_organizations"
             ),

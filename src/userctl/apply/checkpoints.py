@@ -235,3 +235,34 @@ def _wrong_kept(
     if not any(c.seq == kept.seq and c.signature == kept.signature for c in listed):
         return f"{name} is missing from the database: checkpoints were deleted"
     return None
+
+
+def evidence_seal(
+    conn: Connection,
+    org_id: int,
+    events: int,
+    keys: dict[str, Ed25519PublicKey],
+    kept: Checkpoint | None,
+    since: dt.datetime,
+    until: dt.datetime,
+) -> tuple[SignedResult, list[Checkpoint]]:
+    """For an evidence pack of [since, until): the verification of every checkpoint (as
+    `audit verify --public-key` does it) and the checkpoints written in the period."""
+    result = verify_checkpoints(conn, org_id, events, keys, kept)
+    period = [
+        c
+        for c in list_checkpoints(conn, org_id, since=since)
+        if parse_utc(c.time) < naive_utc(until)
+    ]
+    return result, period
+
+
+def signed_data(result: SignedResult) -> dict[str, Any]:
+    """A SignedResult as `audit verify --format json` and the evidence pack show it."""
+    last = result.last_checkpoint
+    return {
+        "checkpoints": result.checkpoints,
+        "signed_through_seq": result.signed_seq,
+        "not_yet_signed": result.unsigned,
+        "last_checkpoint": None if last is None else last.as_data(),
+    }

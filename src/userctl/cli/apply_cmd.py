@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.common import (
     FiniteRange,
     interactive,
@@ -234,6 +235,7 @@ def apply(
         )
 
     result = with_code(run, otp_code, ask)
+    signed = checkpoint_out.written(engine, result.organization_id, result.audit_head)
     if not as_json:
         click.echo(
             f"Applied {result.applied} change(s) to {the_plan.organization} (serial "
@@ -242,6 +244,8 @@ def apply(
         if result.invitations_queued:
             click.echo(f"Queued {result.invitations_queued} invitation email(s).")
         click.echo(f"Audit chain head: {result.audit_head}")
+        if signed is not None:
+            click.echo(checkpoint_out.line(signed))
     report = _deliver_invitations(
         engine, smtp, letter, result.organization_id, result.invitations_queued
     )
@@ -249,7 +253,9 @@ def apply(
         click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if as_json:
         delivery = None if report is None else (report.sent, report.failed)
-        click.echo(_applied_document(the_plan, operator, result, delivery, moments[-1]), nl=False)
+        click.echo(
+            _applied_document(the_plan, operator, result, delivery, moments[-1], signed), nl=False
+        )
 
 
 def _applied_document(
@@ -258,6 +264,7 @@ def _applied_document(
     result: "ApplyResult | None",
     delivery: tuple[int, int] | None,
     at: dt.datetime,
+    checkpoint: dict[str, Any] | None = None,
 ) -> str:
     """`apply --format json`; `result` is None when the plan had nothing to apply."""
     from userctl.render import results
@@ -278,6 +285,7 @@ def _applied_document(
             invited=result.invited if result is not None else (),
             delivery=delivery,
             at=at,
+            checkpoint=checkpoint,
         )
     )
 

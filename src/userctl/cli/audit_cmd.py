@@ -112,7 +112,7 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     if kept_file is not None and not public_keys:
         raise UsageError("--checkpoint needs --public-key: a checkpoint is checked by its key")
     keys = load_public_keys(list(public_keys)) if public_keys else None
-    kept = _read_checkpoint(kept_file) if kept_file is not None else None
+    kept = read_checkpoint(kept_file) if kept_file is not None else None
     signed = None
     with reading() as (conn, org_id, org):
         result = trail.verify_chain(conn, org_id, expected)
@@ -132,7 +132,7 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
                     bad_seq=result.bad_seq,
                     bad_id=result.bad_id,
                     after_head=result.after_head if result.ok else None,
-                    signed=None if signed is None else _signed_data(signed),
+                    signed=None if signed is None else signed_heads.signed_data(signed),
                 )
             ),
             nl=False,
@@ -158,17 +158,8 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
             )
 
 
-def _signed_data(signed: Any) -> dict[str, Any]:
-    last = signed.last_checkpoint
-    return {
-        "checkpoints": signed.checkpoints,
-        "signed_through_seq": signed.signed_seq,
-        "not_yet_signed": signed.unsigned,
-        "last_checkpoint": None if last is None else last.as_data(),
-    }
-
-
-def _read_checkpoint(path: str) -> Any:
+def read_checkpoint(path: str) -> Any:
+    """The checkpoint an auditor kept (--checkpoint FILE); a bad file is a usage error."""
     import json
 
     from userctl.apply.checkpoints import from_data

@@ -101,6 +101,7 @@ def applied(
     invited: Sequence[str],
     delivery: tuple[int, int] | None,
     at: dt.datetime,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`apply --format json`. `actions` are the applied changes' "kind.action" names; `delivery`
     is (sent, still queued) when invitations were sent after commit, None when not tried."""
@@ -127,6 +128,7 @@ def applied(
             if delivery is None
             else {"sent": delivery[0], "still_queued": delivery[1]},
         },
+        "checkpoint": None if checkpoint is None else dict(checkpoint),
     }
 
 

@@ -1,0 +1,31 @@
+"""How a write shows the signed checkpoint it appended (docs/auditing.md "Signed checkpoints"):
+read back by the chain head the write returned, after it committed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+
+def written(engine: "Engine", org_id: int, head: str | None) -> dict[str, Any] | None:
+    """The checkpoint signing `head`, as `audit checkpoints --format json` shows one; None
+    without a signing key (no read then) or when nothing was appended."""
+    import os
+
+    from userctl.apply.checkpoints import checkpoint_at
+    from userctl.apply.signing import ENV_SIGNING_KEY
+
+    if head is None or not os.environ.get(ENV_SIGNING_KEY, "").strip():
+        return None
+    with engine.connect() as conn:
+        found = checkpoint_at(conn, org_id, head)
+    return None if found is None else found.as_data()
+
+
+def line(checkpoint: dict[str, Any]) -> str:
+    return (
+        f"Signed checkpoint: #{checkpoint['seq']} {checkpoint['head']} at {checkpoint['time']} "
+        f"by {checkpoint['key_id']} (keep it: `userctl audit checkpoints --last --format json`)"
+    )

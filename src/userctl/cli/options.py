@@ -52,6 +52,10 @@ ENVIRONMENT: dict[str, str] = {
     "USERCTL_SMTP_URL": (
         "SMTP server for invitations, smtp[s|+starttls]://[user:password@]host[:port] (secret)"
     ),
+    "USERCTL_AUDIT_SIGNING_KEY": (
+        "Ed25519 private key (a file path, or the key's text): every write appends a signed "
+        "checkpoint of the audit chain (secret)"
+    ),
 }
 
 # Examples ending each command's --help, by command path. Each names its own command path
@@ -83,8 +87,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "audit verify": (
         "userctl audit verify",
-        "userctl audit verify --head HASH --organization acme-payments",
+        "userctl audit verify --public-key audit-key.pub --checkpoint kept.json",
     ),
+    "audit checkpoints": ("userctl audit checkpoints --last --format json > kept.json",),
+    "audit keygen": ("userctl audit keygen -o audit-key",),
     "mfa": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "mfa enroll": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "notifications": ("userctl notifications list --status queued",),

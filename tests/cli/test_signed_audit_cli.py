@@ -112,6 +112,10 @@ def test_keygen_makes_an_owner_only_key_and_a_public_key_ssh_keygen_reads(
     again = runner("audit", "keygen", "-o", str(out))
     assert again.exit_code == 1 and "exists" in again.output and "Traceback" not in again.output
     assert out.read_bytes() == before
+    Path(f"{out}.pub").unlink()  # the private key alone is never replaced either
+    alone = runner("audit", "keygen", "-o", str(out))
+    assert alone.exit_code == 1 and "exists" in alone.output
+    assert out.read_bytes() == before and not Path(f"{out}.pub").exists()
 
 
 @needs_ssh_keygen

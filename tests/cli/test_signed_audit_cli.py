@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import Org, build_org, exported, live_state
 from tests.apply.test_signed_checkpoints import events_of, make_key, rechain
+from tests.cli import test_review
 from tests.cli.json_outputs import SCHEMAS
 from tests.cli.test_evidence_schemas import registry
 from tests.cli.yaml_files import write_desired
@@ -347,3 +348,41 @@ def test_verify_options_that_cannot_be_checked_are_usage_errors(
     wrong = runner("audit", "verify", "--public-key", str(not_a_key))
     assert wrong.exit_code == 1 and f"{not_a_key}:1:1:" in wrong.output
     assert "Traceback" not in alone.output + broken.output + wrong.output
+
+
+applied = test_review.applied  # an organization with a plan approved and applied
+
+
+@pytest.fixture
+def signed_then_applied(key: str, applied: Any) -> tuple[str, Any]:
+    """The key is set before `applied` writes anything (its approve and apply are signed)."""
+    return key, applied
+
+
+def test_every_kind_of_write_appends_a_checkpoint_and_says_so(
+    runner: Runner, signed_then_applied: tuple[str, Any], engine: Engine, tmp_path: Path
+) -> None:
+    """approve and apply (the fixture), review attest, a wrong code's booking and mfa enroll:
+    none leaves its events unsigned, and each shows the checkpoint it appended."""
+    key, (org, _approver, _plan) = signed_then_applied
+    report = runner("review", "--format", "json")
+    (tmp_path / "review.json").write_text(report.stdout, encoding="utf-8")
+    now = time.time()
+    attest = ["review", "attest", str(tmp_path / "review.json"), "--reviewer", "root@acme.co"]
+    attested = runner(*attest, "--otp-code", org.root.code(now))
+    assert attested.exit_code == 0 and "Signed checkpoint: #" in attested.stdout
+    wrong = "000000" if org.root.code(now + 30) != "000000" else "111111"
+    assert runner(*attest, "--otp-code", wrong).exit_code == 4  # booked, and signed
+    enrolled = runner(
+        "mfa", "enroll", "mover@acme.co", "--operator", "root@acme.co", "--json",
+        "--otp-code", org.root.code(now + 30),
+    )  # fmt: skip
+    assert enrolled.exit_code == 0, enrolled.output
+    enrolment = json.loads(enrolled.stdout)
+    validate(enrolment, "mfa-enroll.schema.json")
+    assert enrolment["checkpoint"]["head"] == enrolment["audit_head"]
+    verified = runner("audit", "verify", "--public-key", key, "--format", "json")
+    assert verified.exit_code == 0, verified.output
+    signed = json.loads(verified.stdout)["signed"]
+    assert signed["not_yet_signed"] == 0
+    assert signed["checkpoints"] == 5  # approve, apply, attest, the wrong code, enroll

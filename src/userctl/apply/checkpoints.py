@@ -104,8 +104,24 @@ def list_checkpoints(
 
 def checkpoint_at(conn: Connection, org_id: int, head: str) -> Checkpoint | None:
     """The checkpoint written for `head` (the head a write returned), or None."""
-    found = [c for c in list_checkpoints(conn, org_id) if c.head == head]
-    return found[-1] if found else None
+    slug = str(conn.execute(select(_orgs.c.slug).where(_orgs.c.id == org_id)).scalar_one())
+    row = conn.execute(
+        select(_table)
+        .where(_table.c.organization_id == org_id, _table.c.head == head)
+        .order_by(_table.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return Checkpoint(
+        slug,
+        org_id,
+        int(row.seq),
+        str(row.head),
+        iso_z(row.created_at),
+        str(row.key_id),
+        row.signature,
+    )
 
 
 def from_data(data: Any) -> Checkpoint:

@@ -237,7 +237,7 @@ def apply(
         )
 
     result = with_code(run, otp_code, ask)
-    signed = checkpoint_out.written(engine, result.organization_id, result.audit_head)
+    signed = checkpoint_out.written(engine, the_plan.organization, result.audit_head)
     if not as_json:
         click.echo(
             f"Applied {result.applied} change(s) to {the_plan.organization} (serial "
@@ -440,6 +440,7 @@ def approve(
         )
 
     done = with_code(run, otp_code, ask=otp_code is None)
+    signed = checkpoint_out.written(engine, the_plan.organization, done.audit_head)
     if as_json:
         from userctl.render import results
 
@@ -454,6 +455,7 @@ def approve(
                     audit_head=done.audit_head,
                     at=moments[-1],
                 )
+                | {"checkpoint": signed}
             ),
             nl=False,
         )
@@ -463,3 +465,5 @@ def approve(
         f"until {iso_z(done.expires_at)}."
     )
     click.echo(f"Audit chain head: {done.audit_head}")
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))

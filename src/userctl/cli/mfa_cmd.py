@@ -99,6 +99,9 @@ def enroll(
         prompt=f"TOTP code of {operator}",
     )
 
+    from userctl.cli import checkpoint_out
+
+    signed = checkpoint_out.written(app().engine(), result.organization, result.audit_head)
     if as_json:
         click.echo(
             json.dumps(
@@ -108,6 +111,7 @@ def enroll(
                     "totp_secret": result.secret,
                     "otpauth_uri": result.otpauth_uri,
                     "audit_head": result.audit_head,
+                    "checkpoint": signed,
                 },
                 indent=2,
             )
@@ -122,5 +126,7 @@ def enroll(
         + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
     click.echo(f"Audit head: {result.audit_head}")
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))
     click.echo()
     click.echo(enrolment_text(result.email, result.otpauth_uri, color=app().color()), nl=False)

@@ -43,7 +43,7 @@ def mfa() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print {organization, user, totp_secret, otpauth_uri, audit_head} as JSON, for scripts.",
+    help="Print {organization, user, totp_secret, otpauth_uri, audit_head, checkpoint} as JSON.",
 )
 def enroll(
     email: str,

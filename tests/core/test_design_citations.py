@@ -45,3 +45,30 @@ def test_the_design_keeps_its_numbering_and_its_trust_invariants() -> None:
 def test_the_pattern_sees_every_way_the_code_writes_a_citation() -> None:
     text = "(DESIGN §1b) DESIGN §4, step 3; DESIGN §§5 (DESIGN\n# §9)"
     assert CITATION.findall(text) == ["1b", "4", "5", "9"]
+
+
+def test_every_name_the_trust_invariants_give_exists() -> None:
+    """The design names the one place each invariant is enforced: a renamed or removed function
+    must not leave the design pointing at nothing."""
+    import importlib
+
+    invariants = DESIGN.read_text(encoding="utf-8").split("## 8. Trust invariants", 1)[1]
+    names = set(re.findall(r"`(userctl(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`", invariants))
+    assert len(names) >= 20
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                target: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    target = getattr(target, attr)
+            except AttributeError:
+                missing.append(name)
+            break
+        else:
+            missing.append(name)
+    assert missing == []

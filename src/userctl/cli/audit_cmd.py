@@ -233,15 +233,23 @@ def keygen(out: str) -> None:
     import os
 
     from userctl.apply.signing import generate
-    from userctl.cli.outputs import write_new_secret
+    from userctl.cli.outputs import SecretFile, write_file
 
     public_path = out + ".pub"
     if os.path.lexists(public_path):
         raise UsageError(f"-o {out}: {public_path} exists: name a new file (nothing was written)")
-    private, public, fingerprint = generate()
-    write_new_secret("-o", out, private)
-    write_new_secret("-o", public_path, public)
-    os.chmod(public_path, 0o644)
+    private = SecretFile.reserve(
+        "-o", out, exist_ok=False, command="audit keygen", advice="or name a new file"
+    )
+    assert private is not None  # exist_ok=False: it raises instead
+    secret, public, fingerprint = generate()
+    try:
+        write_file("-o", public_path, public)
+        os.chmod(public_path, 0o644)  # what auditors are given, as ssh-keygen leaves a .pub
+    except BaseException:
+        private.discard()
+        raise
+    private.fill(secret)
     click.echo(f"private key: {out} (keep it secret; USERCTL_AUDIT_SIGNING_KEY={out})")
     click.echo(f"public key: {public_path} ({fingerprint}): give it to the auditors")
 

@@ -112,20 +112,6 @@ def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) 
         raise
 
 
-def write_new_secret(option: str, path: str, text: str) -> None:
-    """Create `path` holding `text`, readable by its owner only (0600 from the first byte, not
-    chmod-ed after), and never over an existing file: a key is not something to replace by
-    accident."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{option} {path} exists: name a new file (nothing was written)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
 def write_pack(
     option: str,
     path: str,
@@ -272,7 +258,15 @@ class SecretFile:
         self._fd: int | None = fd
 
     @classmethod
-    def reserve(cls, option: str, path: str, exist_ok: bool) -> "SecretFile | None":
+    def reserve(
+        cls,
+        option: str,
+        path: str,
+        exist_ok: bool,
+        *,
+        command: str = "init",
+        advice: str = "or give --exist-ok to keep it when the organization is already there",
+    ) -> "SecretFile | None":
         """The reserved file; None when it exists already and `exist_ok` lets the command find
         what it belongs to."""
         try:
@@ -281,8 +275,8 @@ class SecretFile:
             if exist_ok:
                 return None
             raise UsageError(
-                f"{option} {path} already exists: init never overwrites a secret; move it away, "
-                "or give --exist-ok to keep it when the organization is already there"
+                f"{option} {path} already exists: {command} never overwrites a secret; move it "
+                f"away, {advice}"
             ) from None
         except OSError as exc:
             raise UsageError(f"{option} {path}: {exc.strerror}") from None

@@ -26,6 +26,9 @@ from userctl.db.tables import audit_events as _events
 from userctl.db.tables import organizations as _orgs
 from userctl.state import canonical_json
 
+# Checkpoints fetched per round trip by verify_checkpoints.
+VERIFY_BATCH = 2000
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -177,36 +180,55 @@ def verify_checkpoints(
     the chain reaches its head at its seq. `kept`, a checkpoint the auditor kept outside the
     database, must be valid and still in the table: that is what detects checkpoints deleted
     from the end, which otherwise look like events "not yet signed"."""
-    listed = list_checkpoints(conn, org_id)
-    hashes: dict[int, str] = {}
-    seqs = {c.seq for c in listed} | ({kept.seq} if kept is not None else set())
-    if seqs:
-        for seq, hash_ in conn.execute(
-            select(_events.c.seq, _events.c.hash).where(
-                _events.c.organization_id == org_id, _events.c.seq.in_(sorted(seqs))
+    slug = str(conn.execute(select(_orgs.c.slug).where(_orgs.c.id == org_id)).scalar_one())
+    # Each checkpoint with the hash of the event at its seq, in the order written: streamed, so
+    # a long history is never held in memory (and MariaDB's streaming cursor sees no other
+    # statement until it is closed).
+    query = (
+        select(_table, _events.c.hash.label("event_hash"))
+        .select_from(
+            _table.outerjoin(
+                _events,
+                (_events.c.organization_id == _table.c.organization_id)
+                & (_events.c.seq == _table.c.seq),
             )
-        ):
-            hashes[int(seq)] = str(hash_)
-    good_seq, previous = 0, None
-    for checkpoint in listed:
-        problem = _wrong(checkpoint, keys, hashes, previous, good_seq)
-        if problem is not None:
-            return SignedResult(len(listed), good_seq, max(events - good_seq, 0), problem)
-        good_seq, previous = checkpoint.seq, checkpoint
-    if kept is not None:
-        problem = _wrong_kept(kept, org_id, keys, hashes, listed)
-        if problem is not None:
-            return SignedResult(len(listed), good_seq, max(events - good_seq, 0), problem)
-    return SignedResult(len(listed), good_seq, events - good_seq, None, previous)
+        )
+        .where(_table.c.organization_id == org_id)
+        .order_by(_table.c.id)
+    )
+    count, good_seq, previous, problem = 0, 0, None, None
+    streamed = conn.execution_options(stream_results=True, yield_per=VERIFY_BATCH)
+    result = streamed.execute(query)
+    try:
+        for row in result:
+            count += 1
+            checkpoint = Checkpoint(
+                slug, org_id, int(row.seq), str(row.head), iso_z(row.created_at),
+                str(row.key_id), row.signature,
+            )  # fmt: skip
+            actual = None if row.event_hash is None else str(row.event_hash)
+            problem = _wrong(checkpoint, keys, actual, previous, good_seq)
+            if problem is not None:
+                break
+            good_seq, previous = checkpoint.seq, checkpoint
+    finally:
+        result.close()
+    if problem is None and kept is not None:
+        problem = _wrong_kept(conn, kept, org_id, keys)
+    if problem is not None:
+        return SignedResult(count, good_seq, max(events - good_seq, 0), problem)
+    return SignedResult(count, good_seq, events - good_seq, None, previous)
 
 
 def _wrong(
     checkpoint: Checkpoint,
     keys: dict[str, Ed25519PublicKey],
-    hashes: dict[int, str],
+    actual: str | None,
     previous: Checkpoint | None,
     good_seq: int,
 ) -> str | None:
+    """What is wrong with `checkpoint`, stored after `previous`, when the event at its seq has
+    the hash `actual` (None: there is none)."""
     name = f"the checkpoint at event #{checkpoint.seq} ({checkpoint.time}, key {checkpoint.key_id})"
     bad_signature = sshsig_verify(
         checkpoint.signature, checkpoint.message(), CHECKPOINT_NAMESPACE, keys
@@ -218,7 +240,6 @@ def _wrong(
             f"{name} is a replay: it was stored after the checkpoint at event #{previous.seq} "
             f"({previous.time}) but signs an earlier or the same place"
         )
-    actual = hashes.get(checkpoint.seq)
     if actual != checkpoint.head:
         since = f"event #{good_seq}" if good_seq else "the start of the chain"
         what = "is gone" if actual is None else f"has hash {actual}"
@@ -231,11 +252,7 @@ def _wrong(
 
 
 def _wrong_kept(
-    kept: Checkpoint,
-    org_id: int,
-    keys: dict[str, Ed25519PublicKey],
-    hashes: dict[int, str],
-    listed: list[Checkpoint],
+    conn: Connection, kept: Checkpoint, org_id: int, keys: dict[str, Ed25519PublicKey]
 ) -> str | None:
     name = f"the kept checkpoint at event #{kept.seq} ({kept.time})"
     if kept.organization_id != org_id:
@@ -243,12 +260,22 @@ def _wrong_kept(
     bad_signature = sshsig_verify(kept.signature, kept.message(), CHECKPOINT_NAMESPACE, keys)
     if bad_signature is not None:
         return f"{name} is not validly signed: {bad_signature}"
-    if hashes.get(kept.seq) != kept.head:
+    actual = conn.execute(
+        select(_events.c.hash).where(_events.c.organization_id == org_id, _events.c.seq == kept.seq)
+    ).scalar_one_or_none()
+    if actual != kept.head:
         return (
             f"the chain no longer matches {name}: event #{kept.seq} is not the head it signed "
             "(events were removed from the end, or the chain rewritten)"
         )
-    if not any(c.seq == kept.seq and c.signature == kept.signature for c in listed):
+    stored = conn.execute(
+        select(_table.c.id).where(
+            _table.c.organization_id == org_id,
+            _table.c.seq == kept.seq,
+            _table.c.signature == kept.signature,
+        )
+    ).first()
+    if stored is None:
         return f"{name} is missing from the database: checkpoints were deleted"
     return None
 

@@ -324,15 +324,41 @@ def _parse(
                 not found or nesting_depth(fast.value) <= MAX_DEPTH
             ):  # deeper: the precise parser refuses it
                 return _checked(_Document(source, fast.value, marks), [], found)
-    marked = parse_marked(source.text)
+    marked = _marked(source, fast)
+    document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
+    found = schema.check(marked.value, marked.sourcemap) if marked.value is not None else []
+    return _checked(document, marked.problems, found)
+
+
+def _marked(source: Source, fast: fast_yaml.FastRead, *, mapping: bool = True) -> MarkedDocument:
+    """libyaml's reading of `source`, refused where yaml_rs's (`fast`) differs."""
+    marked = parse_marked(source.text, mapping=mapping)
     if not marked.problems:
         disagreement = _disagreement(marked, fast)
         if disagreement is not None:
             marked.problems.append(disagreement)
             marked.value = None
-    document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
-    found = schema.check(marked.value, marked.sourcemap) if marked.value is not None else []
-    return _checked(document, marked.problems, found)
+    return marked
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
+    """What the loader makes of a YAML text before its schema: the root value (of any type), and
+    every problem of YAML itself and of the format's rules on YAML (strict rules, characters).
+    The conformance test holds it to the YAML test suite."""
+    try:
+        source = Source(file, reader.check(text.encode("utf-8"), file))
+    except InputError as exc:
+        return None, list(exc.problems)
+    fast = fast_yaml.parse_fast(source.data)
+    marks: Marks
+    if fast.trusted:
+        value, marks, problems = fast.value, SlicedSourceMap(source.text, fast.value), []
+    else:
+        marked = _marked(source, fast, mapping=False)
+        value, marks, problems = marked.value, marked.sourcemap, marked.problems
+    if isinstance(value, dict) and not problems:
+        problems = characters.check(value, source.data, marks)
+    return value, problems
 
 
 def _disagreement(marked: MarkedDocument, fast: fast_yaml.FastRead) -> Problem | None:

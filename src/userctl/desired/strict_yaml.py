@@ -164,7 +164,8 @@ def _describe_complex(key: Any) -> str:
     return "a mapping" if isinstance(key, dict) else "a list" if isinstance(key, list) else "empty"
 
 
-def parse_marked(text: str) -> MarkedDocument:
+def parse_marked(text: str, *, mapping: bool = True) -> MarkedDocument:
+    """`text` read with marks; `mapping`: refuse a top level that is not a mapping."""
     import yaml  # the C parser is only needed here: the fast path never imports PyYAML
 
     b = _Builder()
@@ -176,7 +177,7 @@ def parse_marked(text: str) -> MarkedDocument:
     except yaml.reader.ReaderError as exc:
         b.problems.append(_reader_problem(text, exc))
         b.root, b.done = None, False
-    if b.done and not isinstance(b.root, dict):
+    if mapping and b.done and not isinstance(b.root, dict):
         b.problem(
             "the top level must be a mapping with version, organization, roles and users, "
             f"not {_kind(b.root)}",
@@ -353,12 +354,25 @@ _TOO_DEEP = (
 )
 
 
+_REFUSED_ANYWAY = {
+    "while scanning a directive": "directives (%YAML, %TAG) are not supported; remove them",
+    "found incompatible YAML document": "directives (%YAML, %TAG) are not supported; remove them",
+    "while scanning an anchor": "anchors (&) are not allowed; write values out in full",
+    "while scanning an alias": "aliases (*) are not allowed; write the value out in full",
+}
+
+
 def _syntax_problem(text: str, exc: Any) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     if "maximum nesting depth" in str(exc.problem):
         # libyaml >= 0.2.6 scans flow brackets ahead of its events and stops at 1000 levels before
         # our own limit is reached: the same mistake, reported in the same words, at libyaml's mark.
         return Problem(_TOO_DEEP, line=mark.line + 1, col=mark.column + 1)
+    refused = _REFUSED_ANYWAY.get(exc.context) or _REFUSED_ANYWAY.get(exc.problem)
+    if mark is not None and refused is not None:
+        # libyaml stops at a directive or an anchor it cannot read: the format refuses them all
+        # the same, and saying so is the fix (not a syntax lesson).
+        return Problem(refused, line=mark.line + 1, col=mark.column + 1)
     message = f"YAML syntax error: {exc.problem or exc.context}"
     if exc.context and exc.problem and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"

@@ -3,8 +3,9 @@ into exit codes and messages, so helpers never call sys.exit."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from userctl.printable import printable
 
@@ -48,6 +49,13 @@ def first_few(names: Sequence[str], limit: int, unlisted: int = 0) -> str:
     shown = ", ".join(names[:limit])
     more = max(len(names) - limit, 0) + unlisted
     return shown + (f" and {more} more" if more else "")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The hint after a name that is not found: the closest known one, or nothing. The one place
+    every "unknown X" message gets its suggestion from."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class UserctlError(Exception):
@@ -131,3 +139,8 @@ class AuditChainBroken(UserctlError):
     so that a pipeline tells a tampered trail from a verification that could not run (exit 1)."""
 
     exit_code = 4
+
+
+class IdentityClash(Refused):
+    """Several users of one organization hold one identity: their emails differ only by case
+    (DESIGN §8 invariant 6). Nothing acts on, or for, either of them until one is removed."""

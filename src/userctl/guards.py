@@ -7,7 +7,7 @@ from typing import Protocol, Sequence
 
 from userctl.plan import ACTION_TABLE, Change, Finding, is_destructive
 from userctl.simulate import apply_changes
-from userctl.state import LiveState
+from userctl.state import LiveState, email_key
 
 REMOVAL_MIN_USERS = 10
 REMOVAL_MAX_SHARE = 0.25
@@ -110,7 +110,7 @@ def _self(
 ) -> list[Finding]:
     if operator is None:
         return []
-    email = operator.lower()
+    email = email_key(operator)
     me = live.users.get(email)
     if me is None:
         return [

@@ -64,6 +64,7 @@ class Account:
     totp_enrolled: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None = None
+    two_factor: str | None = None  # required / optional / disabled; None: not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +153,17 @@ def _stale_message(invitation: Any) -> str:
 
 
 def _unenrolled_message(a: Any) -> str:
+    """The advice follows what is already declared: a user with `two_factor: required` who has not
+    enrolled needs nothing in the file, only to log in."""
+    holds = f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role})"
+    if a.two_factor == "required":
+        return (
+            f"{holds} and has `two_factor: required` but has not enrolled an authenticator yet: "
+            "they must enrol at their next login"
+        )
     return (
-        f"{a.email} holds {', '.join(privileged(a.permissions))} (role {a.role}) "
-        "without an enrolled authenticator: have them enrol, and set "
-        "`two_factor: required` for them in the file"
+        f"{holds} without an enrolled authenticator: set `two_factor: required` for them in the "
+        "file, so that they must enrol at their next login"
     )
 
 
@@ -169,8 +177,8 @@ def _dormant_message(a: Account, settings: ReviewSettings, now: dt.datetime) -> 
         )
     return (
         f"{a.email}: {since}, over the {settings.max_inactive_days}-day limit (PCI DSS "
-        f"8.2.6); deactivate them: in the file, under `users:` → `{a.email}:`, change "
-        "`status: active` to `status: inactive`"
+        f"8.2.6); deactivate them (`status: inactive` under `{a.email}:` in the file) or "
+        "remove them from the file"
     )
 
 
@@ -199,7 +207,19 @@ def with_findings(
     """`plan` with the hygiene findings of the live state it was planned on appended (after the
     guards'), leaving out users it already deactivates or deletes."""
     skip = skipped_by((c.kind, c.action, c.key[0]) for c in plan.active_changes)
-    found = findings(replace(facts, skip=facts.skip | skip), settings, now, PLAN_LIMIT)
+    # Advice is about the state the plan leaves: a plan that requires 2FA of a user has done
+    # what the note would ask for.
+    after = {
+        c.key[0]: str(c.after["two_factor"])
+        for c in plan.active_changes
+        if c.kind == "user" and c.after and "two_factor" in c.after
+    }
+    accounts = tuple(
+        replace(a, two_factor=after[a.email]) if a.email in after else a for a in facts.accounts
+    )
+    found = findings(
+        replace(facts, accounts=accounts, skip=facts.skip | skip), settings, now, PLAN_LIMIT
+    )
     return replace(plan, findings=(*plan.findings, *found))
 
 

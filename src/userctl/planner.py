@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from userctl import guards, policies
-from userctl.errors import InputError, Problem, first_few
+from userctl.errors import InputError, Problem, did_you_mean, first_few
 from userctl.plan import (
     ACTION_TABLE,
     Action,
@@ -381,7 +381,10 @@ def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
             # removing or extending the expiry (a grant, 2FA) gives the access back.
             want = replace(want, status="inactive")
         if want.role not in role_exists:
-            b.error(("users", email, "role"), f"unknown role {want.role!r}")
+            b.error(
+                ("users", email, "role"),
+                f"unknown role {want.role!r}{did_you_mean(want.role, role_exists)}",
+            )
             continue
         have = existing(email)
         if have is None:
@@ -513,7 +516,8 @@ def _check_bank_account(email: str, key: str, b: _Builder) -> bool:
     if key not in b.live.bank_accounts:
         b.error(
             ("users", email, "bank_accounts"),
-            f"unknown bank account {key!r} (see `userctl accounts list`)",
+            f"unknown bank account {key!r}{did_you_mean(key, b.live.bank_accounts)} "
+            "(see `userctl accounts list`)",
         )
         return False
     return True

@@ -23,6 +23,7 @@ from userctl.state import (
     LiveState,
     Policies,
     PolicyKey,
+    email_key,
     policy_text,
 )
 
@@ -98,9 +99,9 @@ def check(state: LiveState, policies: Policies | None = None) -> list[Violation]
     """Every violation of `policies` (by default the state's own) by `state`'s roles and users.
     Inactive users hold nothing: they cannot log in."""
     policies = state.policies if policies is None else policies
+    found = identity_violations(state)
     if not policies:
-        return []
-    found: list[Violation] = []
+        return found
     found += _separation_of_duties(state, policies)
     held: dict[str, list[str]] = {}  # permission -> the active users holding it, by email
     watched = set(_list(policies, ("require_two_factor", ""))) | {
@@ -128,6 +129,25 @@ def check(state: LiveState, policies: Policies | None = None) -> list[Violation]
     found += _two_factor(state, policies, held)
     found += _max_holders(policies, held)
     return found
+
+
+def identity_violations(state: LiveState) -> list[Violation]:
+    """Rows of one identity (DESIGN §8 invariant 6): users whose emails differ only by case,
+    written by the platform into a database without migration 0007's unique index. Whatever else
+    a plan or a report says about them would be about one of the two, so this holds always, with
+    or without declared policies, on every state `check` judges (a plan's, apply's, the live one
+    of `policy check` and the review)."""
+    return [
+        Violation(
+            "case_blind_identity",
+            f"case_blind_identity: {' and '.join(group)} are {len(group)} users of one identity "
+            "(their emails differ only by case), each with access of its own; delete or rename "
+            "all but one on the platform, then run `userctl db upgrade` so the database refuses "
+            "such a row",
+            ("users", email_key(group[0])),
+        )
+        for group in state.case_duplicates
+    ]
 
 
 def _list(policies: Policies, key: PolicyKey) -> list[str]:

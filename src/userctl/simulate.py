@@ -48,7 +48,8 @@ def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
                 _apply_one(change, roles, users, policies)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise DoesNotFit(change, f"{type(exc).__name__} {exc}") from exc
-    return LiveState(org, roles, users, live.bank_accounts, policies)
+    # A plan cannot merge two rows of one identity: what was found on the live state stays found.
+    return LiveState(org, roles, users, live.bank_accounts, policies, live.case_duplicates)
 
 
 def _apply_one(

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Final, Literal, Mapping
+from typing import Any, Final, Iterable, Literal, Mapping
 
 from userctl.names import email_problem, mixed_scripts, text_problem
 
@@ -257,15 +257,37 @@ class DesiredState:
     policies: Policies = field(default_factory=dict)
 
 
+def email_key(email: str) -> str:
+    """The identity an email names (DESIGN §8 invariant 6): its lower-cased form. Wherever an
+    email from the database meets one from input, both sides are compared through this (in SQL,
+    through users.email_key, which the database derives as lower(email))."""
+    return email.lower()
+
+
+def identity_keys(group: Iterable[str]) -> dict[str, str]:
+    """Stored email -> the key a live state holds it under, for rows whose emails differ only by
+    case (one identity): the row stored exactly as the identity keeps it, else the first in sort
+    order, and each other one keeps its stored email. A rule of the emails alone, so every reader
+    keys the same rows alike, whatever order the database returned them in."""
+    ordered = sorted(group, key=lambda e: (e != email_key(e), e))
+    return {e: (email_key(e) if i == 0 else e) for i, e in enumerate(ordered)}
+
+
 @dataclass(frozen=True, slots=True)
 class LiveState:
     """One organization as read from the database."""
 
     organization: Organization
     roles: Mapping[str, Role]
-    users: Mapping[str, User]  # keyed by lower-case email
+    # Keyed by lower-case email. Where the platform wrote several rows of one identity (emails
+    # differing only by case, possible on a database without migration 0007's index), one of
+    # them holds the key and each other one is kept under its stored email, so that nothing that
+    # counts users (policies, guards, reports) misses it; `case_duplicates` names them.
+    users: Mapping[str, User]
     bank_accounts: Mapping[str, BankAccount]
     policies: Policies = field(default_factory=dict)
+    # Each group of stored emails sharing one identity, sorted; a blocking finding while any.
+    case_duplicates: tuple[tuple[str, ...], ...] = ()
 
 
 # The user's fields, in record order: declared once, by the dataclass. The loader, the snapshot,

@@ -210,7 +210,15 @@ def test_lock_timeout_option_is_honoured(
     args = (
         [*apply_cmd(path, "root@acme.co")]
         if command == "apply"
-        else ["approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()]
+        else [
+            "approve",
+            "--yes",
+            str(path),
+            "--operator",
+            "root@acme.co",
+            "--otp-code",
+            org.root.code(),
+        ]
     )
     before = tables(engine)
 

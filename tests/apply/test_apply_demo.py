@@ -44,3 +44,39 @@ def test_demo_plan_applied_end_to_end(runner: Runner, engine: Engine) -> None:
     assert verified.exit_code == 0, verified.output
     assert f"head {head.group(1)}" in verified.stdout
     assert rows_of(engine, m.AuditEvent)
+
+
+def test_a_one_user_change_on_the_demo_reads_in_a_dozen_lines(
+    runner: Runner, engine: Engine, tmp_path: Path
+) -> None:
+    """Issue 20, part 4: the change under review is not buried under the organization's pending
+    registrations and hygiene notes, which every plan would otherwise repeat in full."""
+    secret = json.loads(runner("init", "-f", EXAMPLE, "--admin", ADMIN, "--demo", "--json").stdout)
+    code = pyotp.TOTP(secret["totp_secret"]).now()
+    assert (
+        runner("apply", "-f", EXAMPLE, "--operator", ADMIN, "--otp-code", code, "--yes").exit_code
+        == 0
+    )
+    text = Path(EXAMPLE).read_text(encoding="utf-8")
+    changed = tmp_path / "users.yaml"
+    changed.write_text(
+        text.replace(
+            "  camila.herrera@acme.co:\n", "  camila.herrera@acme.co:\n    status: inactive\n"
+        ),
+        encoding="utf-8",
+    )
+    plan = runner("plan", "-f", str(changed))
+    assert plan.exit_code == 0, plan.output
+    lines = plan.stdout.splitlines()
+    assert len(lines) <= 12, plan.stdout
+    assert lines[3] == '~ user["camila.herrera@acme.co"] deactivate  [destructive, 2FA]'
+    assert lines[1].startswith(
+        "2FA policy: destructive — the 1 step(s) marked 2FA need a TOTP code"
+    )
+    assert any(line.startswith("5 deferred (") and "--verbose" in line for line in lines)
+    assert any(line.startswith("3 note(s) (privileged_without_2fa ×3)") for line in lines)
+    # In full on request, and always in full in JSON.
+    verbose = runner("plan", "-f", str(changed), "--verbose").stdout
+    assert verbose.count("[deferred]") == 5 and verbose.count("note [privileged_without_2fa]") == 3
+    data = json.loads(runner("plan", "-f", str(changed), "--format", "json").stdout)
+    assert sum(c["deferred"] for c in data["changes"]) == 5 and len(data["findings"]) == 3

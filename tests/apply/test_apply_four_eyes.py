@@ -58,7 +58,9 @@ def test_under_four_eyes_the_appliers_own_code_alone_is_refused(
     assert "Traceback" not in result.output
     assert tables(engine) == before  # not even the code's time step was spent
 
-    approved = runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code())
+    approved = runner(
+        "approve", "--yes", str(path), "--operator", lead.email, "--otp-code", lead.code()
+    )
     assert approved.exit_code == 0, approved.output
     applied = runner(*apply_args(path, "root@acme.co", org.root.code()))
     assert applied.exit_code == 0, applied.output
@@ -77,7 +79,13 @@ def test_under_four_eyes_one_person_under_two_names_is_refused(
     path = drop_gone_plan(engine, tmp_path)
     assert (
         runner(
-            "approve", str(path), "--operator", "root@acme.co", "--otp-code", org.root.code()
+            "approve",
+            "--yes",
+            str(path),
+            "--operator",
+            "root@acme.co",
+            "--otp-code",
+            org.root.code(),
         ).exit_code
         == 0
     )
@@ -100,18 +108,26 @@ def test_under_four_eyes_two_approvals_by_two_operators_apply_without_a_code(
     third = factory.operator(org.id, "third@acme.co", org.roles["Admin"])
     path = drop_gone_plan(engine, tmp_path)
     assert (
-        runner("approve", str(path), "--operator", lead.email, "--otp-code", lead.code()).exit_code
+        runner(
+            "approve", "--yes", str(path), "--operator", lead.email, "--otp-code", lead.code()
+        ).exit_code
         == 0
     )
     # The same approver twice is still one person.
     again = runner(
-        "approve", str(path), "--operator", lead.email, "--otp-code", lead.code(at=time.time() + 30)
+        "approve",
+        "--yes",
+        str(path),
+        "--operator",
+        lead.email,
+        "--otp-code",
+        lead.code(at=time.time() + 30),
     )
     assert again.exit_code == 0, again.output
     assert runner(*apply_args(path, "root@acme.co")).exit_code == 4
     assert (
         runner(
-            "approve", str(path), "--operator", third.email, "--otp-code", third.code()
+            "approve", "--yes", str(path), "--operator", third.email, "--otp-code", third.code()
         ).exit_code
         == 0
     )

@@ -53,7 +53,7 @@ def drop(engine: Engine, *emails: str) -> DesiredState:
 
 
 def approve_args(plan: Path, operator: str, code: str | None, *extra: str) -> list[str]:
-    args = ["approve", str(plan), "--operator", operator, *extra]
+    args = ["approve", "--yes", str(plan), "--operator", operator, *extra]
     return args + (["--otp-code", code] if code is not None else [])
 
 

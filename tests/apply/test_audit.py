@@ -473,11 +473,13 @@ def test_cli_log_text_json_and_filters(engine: Engine, factory, runner) -> None:
         )
     text = runner("audit", "log")
     assert text.exit_code == 0
+    # A header names the columns, then one event a line.
+    assert text.stdout.splitlines()[0].startswith("TIME  OPERATOR  VERIFIED BY  ACTION  ADDRESS")
     assert (
-        text.stdout.splitlines()[0]
+        text.stdout.splitlines()[1]
         == '2026-03-01T12:00:00Z  ana@acme.co  totp  user.create  user["bob@acme.co"]'
     )
-    assert len(text.stdout.splitlines()) == 4
+    assert len(text.stdout.splitlines()) == 1 + 4
 
     data = json.loads(runner("audit", "log", "--format", "json").stdout)
     assert [e["seq"] for e in data] == [1, 2, 3, 4]

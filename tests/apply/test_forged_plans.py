@@ -246,6 +246,7 @@ def test_approve_refuses_a_forged_plan_too(
         runner,
         path,
         "approve",
+        "--yes",
         str(path),
         "--operator",
         org.root.email,
@@ -327,7 +328,15 @@ def test_a_plan_older_than_max_age_is_refused(
     args = (
         apply_args(old, org.root.email, org.root.code())
         if command == "apply"
-        else ["approve", str(old), "--operator", org.root.email, "--otp-code", org.root.code()]
+        else [
+            "approve",
+            "--yes",
+            str(old),
+            "--operator",
+            org.root.email,
+            "--otp-code",
+            org.root.code(),
+        ]
     )
 
     result = runner(*args)

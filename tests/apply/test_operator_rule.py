@@ -86,7 +86,9 @@ def test_expired_operator_cannot_approve_not_even_the_plan_that_expires_them(
     assert '"bob@acme.co"' in path.read_text(encoding="utf-8")  # the plan deactivates bob
     before = tables(engine)
 
-    result = runner("approve", str(path), "--operator", bob.email, "--otp-code", bob.code())
+    result = runner(
+        "approve", str(path), "--operator", bob.email, "--otp-code", bob.code(), "--yes"
+    )
 
     _refused_as_expired(result.stderr, result.exit_code)
     assert tables(engine) == before

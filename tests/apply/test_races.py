@@ -121,6 +121,7 @@ def test_twenty_parallel_wrong_codes_are_checked_at_most_five_times(
         procs = [
             userctl(
                 "approve",
+                "--yes",
                 str(path),
                 "--operator",
                 "root@acme.co",

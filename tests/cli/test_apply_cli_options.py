@@ -61,6 +61,7 @@ def test_approver_from_the_environment(
 
     result = runner(
         "approve",
+        "--yes",
         str(path),
         "--otp-code",
         org.root.code(),

@@ -1,5 +1,6 @@
-"""Shell completion, as the README documents it: `eval "$(_USERCTL_COMPLETE=bash_source userctl)"`.
-Run through the installed `userctl` script, since completion happens before any command runs."""
+"""Shell completion, as docs/pipeline.md documents it:
+`eval "$(_USERCTL_COMPLETE=bash_source userctl)"`. Run through the installed `userctl` script,
+since completion happens before any command runs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Options a pipeline can set (issue 11, part 1): every option of every command has a USERCTL_*
 variable shown in its --help, the variables take effect, the global options work after the
 sub-command, a mistyped command gets a suggestion, every help ends with examples, and the
-README's table lists exactly the variables there are."""
+generated docs/variables.md lists exactly the variables there are."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from userctl.cli.main import cli
 from userctl.cli.options import ENVIRONMENT
 from userctl.state import DesiredState
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 USERCTL = str(Path(sys.executable).with_name("userctl"))
 
 
@@ -136,10 +135,15 @@ def test_every_help_ends_with_examples_of_itself(path: tuple[str, ...]) -> None:
     assert all(" ".join(("userctl", *path)) in line for line in lines)
 
 
-def test_readme_table_lists_exactly_the_variables() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_the_variables_doc_lists_exactly_the_variables_and_is_up_to_date() -> None:
+    from tests.cli import variables_doc
+
+    text = variables_doc.DOC.read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `(USERCTL_[A-Z_]+)` \|", text, flags=re.MULTILINE))
     assert table == set(envvars()) | set(ENVIRONMENT)
+    assert text == variables_doc.render(), (
+        "docs/variables.md is out of date: run `python -m tests.cli.variables_doc`"
+    )
 
 
 # --- variables take effect ------------------------------------------------------------------
@@ -300,3 +304,19 @@ def test_a_mistyped_command_gets_a_suggestion(args: list[str], wanted: str) -> N
         f"No such command '{args[-1]}'" in result.stderr
         and f"Did you mean {wanted}?" in result.stderr
     )
+
+
+def test_the_reference_states_the_flag_rule_click_applies() -> None:
+    """docs/reference.md says which values turn a flag's variable on and off: exactly click's
+    (an earlier README said 1/true/yes/on only, while click also took t, y and an empty value)."""
+    reference = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+    text = " ".join(reference.read_text(encoding="utf-8").split())
+    rule = text.split("A flag's variable", 1)[1].split("anything else is an error", 1)[0]
+    on_part, off_part = rule.split("turn the flag on", 1)
+    on = set(re.findall(r"`([^`]*)`", on_part.split("ignored,", 1)[1]))
+    off = set(re.findall(r"`([^`]*)`", off_part.split("leave it off", 1)[0]))
+    if "the empty value" in off_part.split("leave it off", 1)[0]:
+        off.add("")
+    states = click.types.BoolParamType.bool_states
+    assert on == {k for k, v in states.items() if v}
+    assert off == {k for k, v in states.items() if not v}

@@ -241,7 +241,9 @@ def test_turning_off_four_eyes_needs_two_people(world: World, tmp_path: Path) ->
     assert "Traceback" not in one.output
     assert _org(world).four_eyes is True or _org(world).four_eyes == 1
 
-    approved = world.run("approve", str(saved), "--operator", lead.email, "--otp-code", lead.code())
+    approved = world.run(
+        "approve", str(saved), "--operator", lead.email, "--otp-code", lead.code(), "--yes"
+    )
     assert approved.exit_code == 0, approved.output
     two = world.run(
         "apply",

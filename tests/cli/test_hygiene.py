@@ -97,10 +97,12 @@ def test_hygiene_lists_each_kind_of_finding(
     ]
     messages = {f["message"].split(" ")[0].rstrip(":"): f["message"] for f in report["findings"]}
     assert "no login for 120 days" in messages["sleepy@acme.co"]
+    # The advice never asks to change a `status:` line the user may not have.
     assert (
-        "under `users:` → `sleepy@acme.co:`, change `status: active` to `status: inactive`"
-        in messages["sleepy@acme.co"]
+        "deactivate them (`status: inactive` under `sleepy@acme.co:` in the file) or remove them "
+        "from the file" in messages["sleepy@acme.co"]
     )
+    assert "status: active" not in messages["sleepy@acme.co"]
     assert "never logged in since created 200 days ago" in messages["ghost@acme.co"]
     assert "`userctl notifications resend late@acme.co`" in messages["late@acme.co"]
     assert "roles.manage, users.add, users.manage" in messages["bare-admin@acme.co"]
@@ -163,7 +165,14 @@ def test_every_plan_shows_the_findings_without_blocking(
         ("privileged_without_2fa", False),
     ]
     text = runner("plan", "-f", str(same)).stdout
-    assert "sleepy@acme.co: no login for 120 days" in text
+    # The same notes on every plan are one line by default; --verbose shows each.
+    assert "sleepy@acme.co" not in text
+    assert (
+        "4 note(s) (dormant_user ×2, privileged_without_2fa ×1, stale_invitation ×1). "
+        "See them: --verbose, or `userctl hygiene`." in text.splitlines()
+    )
+    verbose = runner("plan", "-f", str(same), "--verbose").stdout
+    assert "sleepy@acme.co: no login for 120 days" in verbose
 
     # A plan that deactivates the dormant user is not told to deactivate them.
     from dataclasses import replace

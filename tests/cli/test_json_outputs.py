@@ -144,6 +144,7 @@ def test_apply_with_approvals_says_whose_and_approve_reports_its_approval(
     plan = save_plan(engine, drop_gone(engine), tmp_path)
     approved = runner(
         "approve",
+        "--yes",
         str(plan),
         "--operator",
         org.root.email,
@@ -442,7 +443,9 @@ def test_json_apply_without_a_terminal_asks_nothing_new(
     )
     no_code = runner(*apply_args(plan, org.root.email, None, "--format", "json"))
     assert no_code.exit_code == 4 and no_code.stdout == "" and "TOTP code" not in no_code.stderr
-    unsigned = runner("approve", str(plan), "--operator", org.root.email, "--format", "json")
+    unsigned = runner(
+        "approve", "--yes", str(plan), "--operator", org.root.email, "--format", "json"
+    )
     assert (
         unsigned.exit_code == 1 and unsigned.stdout == "" and "needs --otp-code" in unsigned.stderr
     )

@@ -25,7 +25,7 @@ def _command(name: str, plan: Path, tmp_path: Path, operator: str, code: str) ->
     if name == "apply":
         return ["apply", str(plan), "--operator", operator, "--otp-code", code, "--yes"]
     if name == "approve":
-        return ["approve", str(plan), "--operator", operator, "--otp-code", code]
+        return ["approve", "--yes", str(plan), "--operator", operator, "--otp-code", code]
     if name == "mfa enroll":
         return ["mfa", "enroll", "gone@acme.co", "--operator", operator, "--otp-code", code]
     csv = tmp_path / "accounts.csv"

@@ -49,6 +49,7 @@ def applied(
     assert planned.exit_code == 3, planned.output
     approved = runner(
         "approve",
+        "--yes",
         str(plan_file),
         "--operator",
         "approver@acme.co",

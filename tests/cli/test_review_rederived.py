@@ -219,7 +219,7 @@ def test_events_that_change_no_access_leave_an_honest_report_attestable(
     assert _attest(runner, path, "lead@acme.co", wrong).exit_code == 4
     plan = drop_gone_plan(engine, tmp_path)
     approved = runner(
-        "approve", str(plan), "--operator", "lead@acme.co", "--otp-code", lead_codes.next()
+        "approve", str(plan), "--operator", "lead@acme.co", "--otp-code", lead_codes.next(), "--yes"
     )
     assert approved.exit_code == 0, approved.output
     actions = [r.action for r in sa_rows(engine)]

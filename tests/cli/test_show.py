@@ -87,7 +87,7 @@ def test_approve_prints_the_risky_steps_and_the_digest(
     digest = json.loads(path.read_text())["digest"]
 
     result = runner(
-        "approve", str(path), "--operator", org.root.email, "--otp-code", org.root.code()
+        "approve", "--yes", str(path), "--operator", org.root.email, "--otp-code", org.root.code()
     )
 
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""The folders are the architecture (README "How the code is laid out"): every import in
+"""The folders are the architecture (CONTRIBUTING.md "How the code is laid out"): every import in
 src/userctl, at module level or inside a function, points down the layers, never up."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONTRIBUTING = Path(__file__).resolve().parents[2] / "CONTRIBUTING.md"
 
 # The pure core: no I/O, no database, no terminal.
 CORE = {
@@ -124,13 +124,13 @@ def test_the_top_level_holds_only_the_core_and_the_entry_points() -> None:
     assert modules == CORE | {"__main__", "precommit"}
 
 
-def test_readme_layout_section_names_every_package() -> None:
-    text = README.read_text(encoding="utf-8")
+def test_contributing_layout_section_names_every_package() -> None:
+    text = CONTRIBUTING.read_text(encoding="utf-8")
     section = text.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`(?:src/userctl/)?([a-z_]+)/`", section))
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert named == packages, "README's layout section and the tree disagree"
+    assert named == packages, "CONTRIBUTING.md's layout section and the tree disagree"
     for module in CORE:
         assert f"`{module}.py`" in section or f"`{module}`" in section, (
-            f"README's layout section omits {module}.py"
+            f"CONTRIBUTING.md's layout section omits {module}.py"
         )

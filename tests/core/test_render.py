@@ -45,7 +45,14 @@ def test_text_uses_terraform_symbols_and_field_diffs() -> None:
     assert '~ user["bob@acme.co"] change_role  [destructive, privilege, 2FA]' in lines
     assert '- user["gone@acme.co"] delete  [destructive, 2FA]' in lines
     assert '    first_name: "First" -> "Roberto"' in lines
-    assert '# user["ivy@acme.co"] activate  [deferred]' in lines
+    # A deferred step is one line of summary by default, in full with --verbose.
+    assert '# user["ivy@acme.co"] activate  [deferred]' not in lines
+    assert any(
+        line.startswith("2 deferred (1 assignment assign, 1 user activate): pending registration")
+        for line in lines
+    )
+    verbose = render(sample_plan().to_data(), "text", verbose=True).splitlines()
+    assert '# user["ivy@acme.co"] activate  [deferred]' in verbose
     assert lines[-1].startswith(
         "Plan: 1 to create, 2 to update, 0 to replace, 1 to delete"
         " (2 destructive, 2 grant privilege, 3 need 2FA)"
@@ -299,7 +306,7 @@ def hand_made_plan() -> Plan:
 
 def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
     data = hand_made_plan().to_data()
-    text = render(data, "text").splitlines()
+    text = render(data, "text", verbose=True).splitlines()
     assert '+ role["Auditor"] create' in text and "    permissions = [audit.view]" in text
     assert '~ user["zoe@acme.co"] set_two_factor  [2FA]' in text
     assert '    two_factor: "optional" -> "required"' in text
@@ -321,8 +328,48 @@ def test_every_renderer_shows_a_hand_made_plan_as_it_is() -> None:
 
     page = render(data, "html")
     assert "set_two_factor" in page and "allowed by --allow-mass-removal" in page
-    assert "<dt>2FA policy</dt><dd><b>all</b></dd>" in page
+    assert (
+        "<dt>2FA policy</dt><dd><b>all</b>: every change to an existing user or role needs a "
+        "TOTP code</dd>" in page
+    )
 
     again = json.loads(render(data, "json"))
     jsonschema.Draft202012Validator(SCHEMA).validate(again)
     assert again == json.loads(json.dumps(data))
+
+
+def test_every_format_summarises_hygiene_notes_and_deferred_steps_after_the_changes() -> None:
+    """Issue 20, part 4: the same notes on every plan are counted in one line (text) or folded
+    under one (markdown); a note about this plan (a guard's) and a blocking finding stay in full;
+    the markdown still names every destructive step before anything folded."""
+    plan = replace(
+        hand_made_plan(),
+        findings=(
+            Finding("dormant_user", False, "old@acme.co: no login for 200 days"),
+            Finding("dormant_user", False, "older@acme.co: no login for 300 days"),
+            Finding("removal_guard", False, "allowed by --allow-mass-removal"),
+        ),
+    )
+    data = plan.to_data()
+    text = render(data, "text")
+    assert "old@acme.co" not in text and "note [removal_guard]" in text
+    assert "2 note(s) (dormant_user ×2). See them: --verbose, or `userctl hygiene`." in text
+    assert "1 deferred (1 assignment assign): pending registration" in text
+    assert text.index('role["Legacy"]') < text.index("1 deferred (")
+    verbose = render(data, "text", verbose=True)
+    assert "note [dormant_user]: old@acme.co: no login for 200 days" in verbose
+
+    md = render(data, "markdown")
+    folded = md.index("<details><summary>2 note(s), none blocking: `dormant_user` ×2</summary>")
+    assert md.index("Destructive steps (1)") < folded
+    assert md.index("note `removal_guard`") < md.index("Destructive steps (1)")
+    assert "old@acme.co" in md[folded:]
+    assert "1 deferred (1 assignment assign)" in md
+
+    page = render(data, "html")
+    assert (
+        "<p>1 deferred (1 assignment assign): pending registration, done when those users" in page
+    )
+
+    blocked = replace(plan, findings=(Finding("dormant_user", True, "old@acme.co: blocks"),))
+    assert "BLOCKED [dormant_user]: old@acme.co: blocks" in render(blocked.to_data(), "text")

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
 from userctl.clock import iso_z, naive_utc, parse_utc
-from userctl.errors import InputError, UsageError
+from userctl.errors import IdentityClash, InputError, UsageError
 from userctl.names import text_problem
 from userctl.printable import printable
+from userctl.state import email_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -60,7 +61,7 @@ def plan_activity(
     unchanged = 0
     latest = naive_utc(now)
     for line, values, cols in csv_rows(text, reader, COLUMNS, STORED_IN):
-        email = values["email"].lower()
+        email = email_key(values["email"])
         if email in first_line:
             reader.problem(
                 line, f"{email} is also on line {first_line[email]}", "email", cols["email"]
@@ -129,18 +130,31 @@ def import_activity(
     with begin_write(engine, lock_timeout_s=lock_timeout_s, organization=slug) as conn:
         org_id = lock_organization(conn, slug, lock_timeout_s)
         who = unverified_operator(conn, org_id, "activity import", operator, now=now)
-        recorded = {
-            str(e).lower(): at
-            for e, at in conn.execute(
-                select(u.email, u.last_login_at).where(u.organization_id == org_id)
-            )
-        }
+        recorded: dict[str, dt.datetime | None] = {}
+        held: dict[str, list[str]] = {}  # identity -> its stored emails
+        for e, at in conn.execute(
+            select(u.email, u.last_login_at).where(u.organization_id == org_id)
+        ):
+            recorded[email_key(e)] = at
+            held.setdefault(email_key(e), []).append(str(e))
         result = plan_activity(data, source, recorded, now)
+        # A login of an identity several rows hold says nothing of which account logged in.
+        clashing = sorted(k for k in result.updated if len(held[k]) > 1)
+        if clashing:
+            raise IdentityClash(
+                "activity import refused: "
+                + "; ".join(
+                    f"{k} names {len(held[k])} users whose emails differ only by case "
+                    f"({', '.join(sorted(held[k]))})"
+                    for k in clashing
+                )
+                + ". Nothing was written"
+            )
         if result.updated:
             # updated_at is kept: a login is no edit of the user's record.
             conn.execute(
                 update(tables.users)
-                .where(u.organization_id == org_id, u.email == bindparam("key"))
+                .where(u.organization_id == org_id, u.email_key == bindparam("key"))
                 .values(last_login_at=bindparam("at"), updated_at=u.updated_at),
                 [{"key": email, "at": at} for email, at in sorted(result.updated.items())],
             )

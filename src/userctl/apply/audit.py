@@ -32,7 +32,7 @@ from userctl.clock import iso_z, naive_utc
 # sqlalchemy.orm.
 from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
-from userctl.state import canonical_json
+from userctl.state import canonical_json, email_key
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
@@ -315,7 +315,7 @@ def _events_query(org_id: int, since: dt.datetime | None, user: str | None) -> S
     if since is not None:
         query = query.where(_table.c.created_at >= naive_utc(since))
     if user is not None:
-        email = user.strip().lower()
+        email = email_key(user.strip())  # events name identities, lower-case
         # Every assignment address of this user starts like this one to an empty key.
         assignments = assignment_address(email, "").removesuffix(' ""]')
         query = query.where(

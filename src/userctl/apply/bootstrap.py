@@ -73,14 +73,27 @@ def initialise(
     *,
     source: str,
     with_demo: bool = False,
-) -> InitResult:
+    exist_ok: bool = False,
+    kept_secret_file: str | None = None,
+) -> InitResult | None:
+    """The new organization and its admin's secret; None when `exist_ok` and the organization
+    already exists with `admin_email` as an active, enrolled user (nothing is written then).
+    `kept_secret_file` names an existing secret file init must not replace: then it may only find
+    the organization already there, never create one whose secret would have nowhere to go."""
     admin, role = admin_from_file(desired, admin_email, source)
     upgrade(engine)
     slug = desired.organization
     try:
         with begin_write(engine, organization=slug) as conn:
             if slug in organization_slugs(conn):
+                if exist_ok and _is_enrolled_admin(conn, slug, admin.email):
+                    return None
                 raise _exists(slug)
+            if kept_secret_file is not None:
+                raise UsageError(
+                    f"--secret-file {kept_secret_file} already exists but organization {slug} "
+                    "does not: init never overwrites a secret; move the file away first"
+                )
             org = state.Organization(slug=slug, name=slug)
             # The gate's settings the file declares are in force from the start; the others are
             # stored by the first apply.
@@ -147,6 +160,16 @@ def initialise(
         demo_users=users,
         demo_bank_accounts=accounts,
     )
+
+
+def _is_enrolled_admin(conn: Connection, slug: str, email: str) -> bool:
+    """Whether a second `init --exist-ok` finds what the first one made: the same admin, still
+    able to act. Any other state of the organization is not "already initialised" but someone
+    else's organization, which init must not pass over silently."""
+    from userctl.db.snapshot import read_live_state
+
+    user = read_live_state(conn, slug).users.get(email.lower())
+    return user is not None and user.status == "active" and user.totp_enrolled
 
 
 def _exists(slug: str) -> UsageError:

@@ -22,6 +22,7 @@ from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.four_eyes import ENROL_ACTION, Proof, two_people
 from userctl.apply.operators import Operator, load_operator
 from userctl.clock import naive_utc
+from userctl.db.identity import user_row
 from userctl.db.models import Approval, Organization, TotpSecret, User
 from userctl.errors import NotAuthorized, NotFound, TwoFactorRequired, UsageError
 from userctl.plan import user_address
@@ -81,11 +82,7 @@ def enroll_user(
 
     def enroll(conn: Connection, org_id: int) -> tuple[str, str]:
         confirmer = load_operator(conn, org_id, operator, CONFIRMER_NEEDS, now=now)
-        target = conn.execute(
-            select(User.id, User.status, User.totp_enrolled).where(
-                User.organization_id == org_id, User.email == email
-            )
-        ).first()
+        target = user_row(conn, org_id, email, User.id, User.status, User.totp_enrolled)
         if target is None:
             raise NotFound(f"user {email} does not exist in organization {organization}")
         if target.status != "active":

@@ -14,8 +14,10 @@ from typing import Iterable
 
 from sqlalchemy import Connection, select
 
+from userctl.db.identity import user_row
 from userctl.db.models import Role, RolePermission, TotpSecret, User
 from userctl.errors import NotAuthorized
+from userctl.state import email_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +34,25 @@ def load_operator(
     """The operator `email` of organization `org_id` at `now`, or NotAuthorized saying why they
     may not act: unknown, not active, past their expiry, no authenticator, or a role lacking one
     of `needs`."""
-    email = email.strip().lower()
-    row = conn.execute(
-        select(
-            User.id,
-            User.email,
-            User.status,
-            User.totp_enrolled,
-            User.expires,
-            Role.name.label("role"),
-        )
-        .join(Role, Role.id == User.role_id)
-        .where(User.organization_id == org_id, User.email == email)
-    ).first()
+    email = email_key(email.strip())
+    # By identity: a stored `Root@Acme.CO` is the operator `root@acme.co`, and an identity two
+    # rows hold is no operator at all (IdentityClash).
+    found = user_row(conn, org_id, email, User.id)
+    row = (
+        None
+        if found is None
+        else conn.execute(
+            select(
+                User.id,
+                User.status,
+                User.totp_enrolled,
+                User.expires,
+                Role.name.label("role"),
+            )
+            .join(Role, Role.id == User.role_id)
+            .where(User.id == found.id)
+        ).first()
+    )
     if row is None:
         raise NotAuthorized(f"operator {email} is not a user of this organization")
     if row.status != "active":
@@ -77,6 +85,4 @@ def load_operator(
     missing = sorted(set(needs) - permissions)
     if missing:
         raise NotAuthorized(f"operator {email} (role {row.role}) lacks {', '.join(missing)}")
-    return Operator(
-        id=int(row.id), email=str(row.email), role=str(row.role), permissions=permissions
-    )
+    return Operator(id=int(row.id), email=email, role=str(row.role), permissions=permissions)

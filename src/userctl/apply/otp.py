@@ -43,6 +43,7 @@ from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
 from userctl.db.models import OtpUse, TotpSecret, User
 from userctl.errors import CodeRejected, TwoFactorFailed
 from userctl.plan import user_address
+from userctl.state import email_key
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -131,7 +132,8 @@ def verify_operator_code(
         raise TwoFactorFailed(
             f"operator (user id {user_id}) has no authenticator enrolled with userctl"
         )
-    email = str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one())
+    # The identity, as every audit address and operator name spells it.
+    email = email_key(str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one()))
     if row.locked_until is not None and row.locked_until > moment:
         raise TwoFactorFailed(
             f"operator {email} is locked out of confirmations until {iso_z(row.locked_until)} "

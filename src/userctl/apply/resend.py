@@ -20,6 +20,7 @@ from userctl.apply import otp, outbox
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.operators import load_operator
 from userctl.clock import iso_z, naive_utc
+from userctl.db.identity import user_row
 from userctl.db.models import AuditEvent, User
 from userctl.errors import NotFound, Refused, UsageError
 from userctl.plan import user_address
@@ -50,9 +51,7 @@ def resend_invitation(
     def work(conn: Connection, org_id: int) -> str:
         # The operator first: who may not act learns nothing about the invitee.
         me = load_operator(conn, org_id, operator, [PERMISSION], now=now)
-        user = conn.execute(
-            select(User.id, User.status).where(User.organization_id == org_id, User.email == key)
-        ).first()
+        user = user_row(conn, org_id, key, User.id, User.status)
         if user is None:
             raise NotFound(f"organization {organization} has no user {key!r}")
         if user.status != "invited":

@@ -234,6 +234,13 @@ def _apply_locked(
     confirmed = Confirmation("none", False)
     if plan.requires_2fa:
         confirmed = _confirm(conn, org_id, plan, me, live, otp_code, now, code_read_at)
+    elif otp_code is not None:
+        # A code given is checked even where none is needed: dropping it would let a wrong code
+        # pass unnoticed, and the audit would say the operator gave none.
+        from userctl.apply import otp
+
+        otp.verify_operator_code(conn, me.id, otp_code, now, read_at=code_read_at or now)
+        confirmed = Confirmation("totp", True)
     executor = Executor(conn, org_id, now)
     options = PlanOptions(
         allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),

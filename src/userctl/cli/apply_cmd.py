@@ -174,6 +174,8 @@ def apply(
             click.echo(_applied_document(the_plan, operator, None, None, started), nl=False)
         else:
             click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
+        if otp_code is not None:
+            click.echo("--otp-code was not used: there is nothing to apply.", err=True)
         return
     # Every user the executor creates (a replace too) is invited.
     invited = sum(
@@ -297,10 +299,23 @@ def _refuse_unless_file_plans_to(
 
     why = same_plan(saved, plan_from_file(engine, path, options, organization, now))
     if why is not None:
+        _refuse_if_stale(engine, saved)
         raise Refused(
             f"{plan_file} does not match {path} on this branch: {why}. Nothing was written: plan "
             f"{path} again and have that plan reviewed"
         )
+
+
+def _refuse_if_stale(engine: "Engine", saved: Plan) -> None:
+    """A plan whose rows changed since (already applied, or overtaken) also differs from the file:
+    it is refused as stale, as without -f, since planning again is the way on, not the file."""
+    from userctl.apply.transaction import check_preconditions
+    from userctl.db.engine import begin_read
+    from userctl.db.snapshot import read_live_state
+
+    with begin_read(engine) as conn:
+        live = read_live_state(conn, saved.organization)
+    check_preconditions(saved, live)
 
 
 def _smtp_target() -> "SmtpTarget | None":
@@ -392,7 +407,12 @@ def approve(
         nl=False,
         err=as_json,
     )
-    if not yes and interactive():
+    if not yes:
+        if not interactive():
+            # As apply: a pipeline must say --yes; silence is no consent.
+            raise ConfirmationRequired(
+                "refusing to approve without confirmation: no terminal to ask on; pass --yes"
+            )
         click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
     if otp_code is None and not interactive():
         raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")

@@ -15,6 +15,9 @@ from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 from userctl.printable import json_text, printable
 
+# What each column of the text log is (the JSON names every field itself).
+LOG_HEADER = "TIME  OPERATOR  VERIFIED BY  ACTION  ADDRESS  [FOLLOWS #EVENT]  [REASON]"
+
 
 @click.group()
 def audit() -> None:
@@ -42,6 +45,7 @@ def log(since: str | None, user: str | None, fmt: str) -> None:
         if fmt == "json":
             _echo_json_array(events)
             return
+        click.echo(LOG_HEADER)
         for e in events:
             extra = ([f"(follows #{e['refers_to']})"] if e["refers_to"] is not None else []) + (
                 [f"reason: {e['reason']}"] if e["reason"] else []

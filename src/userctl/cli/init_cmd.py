@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from userctl.cli.context import app
 from userctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from userctl.apply.bootstrap import InitResult
 
 
 @click.command()
@@ -38,7 +42,26 @@ from userctl.errors import UsageError
     is_flag=True,
     help="Print {organization, admin, totp_secret, otpauth_uri} as JSON, for scripts.",
 )
-def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
+@click.option(
+    "--secret-file",
+    metavar="PATH",
+    help="Write the --json document (with the admin's TOTP secret) to PATH, mode 0600, only once "
+    "the organization is created; an existing PATH is never overwritten.",
+)
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="Exit 0, changing nothing, when the organization already exists with this admin "
+    "active and enrolled (running a setup script twice).",
+)
+def init(
+    path: str,
+    admin_email: str,
+    demo: bool,
+    as_json: bool,
+    secret_file: str | None,
+    exist_ok: bool,
+) -> None:
     """Run the migrations, create the organization declared in FILE, the admin's role as
     declared there and the admin (active, with a new TOTP authenticator shown once).
 
@@ -53,20 +76,44 @@ def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
             f"--organization {ctx.organization} does not match {path}, which "
             f"declares {desired.organization!r}"
         )
-    result = initialise(ctx.engine(), desired, admin_email, source=path, with_demo=demo)
+    from userctl.cli.outputs import SecretFile
 
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "organization": result.organization,
-                    "admin": result.admin,
-                    "totp_secret": result.totp_secret,
-                    "otpauth_uri": result.otpauth_uri,
-                },
-                indent=2,
-            )
+    reserved = (
+        SecretFile.reserve("--secret-file", secret_file, exist_ok)
+        if secret_file is not None
+        else None
+    )
+    kept = secret_file if reserved is None else None
+    try:
+        result = initialise(
+            ctx.engine(),
+            desired,
+            admin_email,
+            source=path,
+            with_demo=demo,
+            exist_ok=exist_ok,
+            kept_secret_file=kept,
         )
+    except BaseException:
+        if reserved is not None:
+            reserved.discard()
+        raise
+    if result is None:
+        if reserved is not None:
+            reserved.discard()
+        click.echo(
+            f"organization {desired.organization} is already initialised with administrator "
+            f"{admin_email.lower()}: nothing changed"
+            + (f"; {secret_file} left as it is" if secret_file else ""),
+            err=True,
+        )
+        return
+
+    document = json.dumps(_document(result), indent=2)
+    if reserved is not None:
+        reserved.fill(document + "\n")
+    if as_json:
+        click.echo(document)
         return
 
     from userctl.render.enrolment import enrolment_text
@@ -86,4 +133,19 @@ def init(path: str, admin_email: str, demo: bool, as_json: bool) -> None:
             f"Next: `userctl plan -f {path}` shows the rest of the file as changes to apply."
         )
     click.echo()
+    if secret_file is not None:
+        click.echo(
+            f"The administrator's TOTP secret is in {secret_file} (readable by you only): add it "
+            "to an authenticator app or keep it in a secret store, then delete the file."
+        )
+        return
     click.echo(enrolment_text(result.admin, result.otpauth_uri, color=app().color()), nl=False)
+
+
+def _document(result: "InitResult") -> dict[str, str]:
+    return {
+        "organization": result.organization,
+        "admin": result.admin,
+        "totp_secret": result.totp_secret,
+        "otpauth_uri": result.otpauth_uri,
+    }

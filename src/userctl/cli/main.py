@@ -49,6 +49,10 @@ def _report(message: str) -> None:
     click.echo("\n".join(map(printable, message.split("\n"))), err=True)
 
 
+class _ClosedPipe(Exception):
+    """stdout's reader went away (not an OSError, which click would map to exit 1 itself)."""
+
+
 class UserctlGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -79,6 +83,9 @@ class UserctlGroup(click.Group):
         engine is still open to ask which revision the schema is at (see _database_error)."""
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # click would turn it into exit 1 itself: it is handled in `main` instead.
+            raise _ClosedPipe() from None
         except Exception as exc:
             if not _is_database_error(exc):
                 raise
@@ -93,6 +100,12 @@ class UserctlGroup(click.Group):
         try:
             _refuse_undecodable(argv)
             code = super().main(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+        except (BrokenPipeError, _ClosedPipe):
+            # The reader stopped reading (`userctl audit log | head -1`): that is its choice, not
+            # a failure, and says nothing on a terminal nobody reads.
+            _silence_stdout()
+            code = 0
         except UserctlError as exc:
             if debug:
                 raise
@@ -113,6 +126,13 @@ class UserctlGroup(click.Group):
             _report(_unexpected(exc))
             code = 1
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _env_flag(name: str) -> bool:

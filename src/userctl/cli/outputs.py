@@ -241,3 +241,43 @@ def _sha256(path: str) -> str:
 
 def _first(entries: list[str]) -> str:
     return repr(entries[0]) + (f" and {len(entries) - 1} more" if len(entries) > 1 else "")
+
+
+class SecretFile:
+    """A file for a secret (init's `--secret-file`): created empty and private (0600) BEFORE the
+    secret exists, so a secret is never made with nowhere to go, and never over an existing file
+    (the shell's `>` would truncate an earlier secret before the command could refuse); filled
+    once the secret is committed, removed when nothing is put in it."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def reserve(cls, option: str, path: str, exist_ok: bool) -> "SecretFile | None":
+        """The reserved file; None when it exists already and `exist_ok` lets the command find
+        what it belongs to."""
+        try:
+            return cls(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            if exist_ok:
+                return None
+            raise UsageError(
+                f"{option} {path} already exists: init never overwrites a secret; move it away, "
+                "or give --exist-ok to keep it when the organization is already there"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"{option} {path}: {exc.strerror}") from None
+
+    def fill(self, text: str) -> None:
+        assert self._fd is not None, "a secret file is filled once"
+        with os.fdopen(self._fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        self._fd = None
+
+    def discard(self) -> None:
+        """Remove the file while still empty: the command wrote nothing to put in it."""
+        if self._fd is not None:
+            os.close(self._fd)
+            os.unlink(self.path)
+            self._fd = None

@@ -51,6 +51,12 @@ def plan_exit_code(plan: Plan, detailed: bool) -> int:
     help="Who will apply: enables the self guard.",
 )
 @reason_option
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Text: show every deferred step and note in full (by default, one line each).",
+)
 def plan(
     path: str,
     fmt: str,
@@ -61,6 +67,7 @@ def plan(
     allow_mass_removal: bool,
     operator: str | None,
     reason: str | None,
+    verbose: bool,
 ) -> None:
     """Show what applying FILE would change in the live database. Never writes to it."""
     from userctl.clock import utcnow
@@ -79,7 +86,10 @@ def plan(
         from userctl.cli.outputs import desired_files, write_file
 
         write_file("--out", out, dumps(result), reads=desired_files(path))
-    click.echo(render(result.to_data(), fmt, color=ctx.color()), nl=False)
+    click.echo(
+        render(result.to_data(), fmt, color=ctx.color(), verbose=verbose, saved_as=out),
+        nl=False,
+    )
     code = plan_exit_code(result, detailed_exitcode)
     if code:
         click.get_current_context().exit(code)

@@ -24,7 +24,13 @@ MIN_MARKDOWN_BYTES = 2_000
     "comment; a GitHub job summary holds 1 MiB: 1000000 leaves room). Risky steps are named "
     "most dangerous first; only plain changes are cut from the details.",
 )
-def show(plan_file: str, fmt: str, max_bytes: int | None) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Text: show every deferred step and note in full (by default, one line each).",
+)
+def show(plan_file: str, fmt: str, max_bytes: int | None, verbose: bool) -> None:
     """Show a saved PLAN_FILE (a pull request's plan.json artifact) as plan would: text, json,
     markdown or html. Needs no database. Checks the file's format and digest only: apply still
     re-derives the plan from the live state and refuses it when it is not what the planner writes.
@@ -35,4 +41,14 @@ def show(plan_file: str, fmt: str, max_bytes: int | None) -> None:
     data = the_plan.to_data()
     if fmt == "text":
         click.echo(provenance_line(data))
-    click.echo(render(data, fmt, color=app().color(), max_bytes=max_bytes), nl=False)
+    click.echo(
+        render(
+            data,
+            fmt,
+            color=app().color(),
+            max_bytes=max_bytes,
+            verbose=verbose,
+            saved_as=plan_file,
+        ),
+        nl=False,
+    )

@@ -61,8 +61,11 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     with reading() as (conn, org_id, org):
         if role is not None and role not in read_roles(conn, org_id, [role]):
             known = sorted(read_roles(conn, org_id))
+            from userctl.errors import did_you_mean
+
             raise NotFound(
-                f"organization {org.slug} has no role {role!r}; its roles: "
+                f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
+                "its roles: "
                 f"{', '.join(known) or 'none'}"
             )
         listed = read_list(conn, org_id, status=status, role=role)
@@ -86,17 +89,31 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
 def show_user(email: str, fmt: str) -> None:
     """Every field of one user, their role and permissions, and the organization's bank accounts
     split into assigned and unassigned."""
+    from userctl.db.identity import user_row
     from userctl.db.listings import user_timestamps
     from userctl.db.snapshot import read_bank_accounts, read_roles, read_users
     from userctl.errors import NotFound
     from userctl.render.tables import render_user_detail, user_detail
+    from userctl.state import email_key
 
-    key = email.strip().lower()
+    key = email_key(email.strip())
     with reading() as (conn, org_id, org):
-        user = read_users(conn, org_id, [key]).get(key)
+        # By identity (VIEW1@HIDDEN.CO finds a stored View1@Hidden.co); refused when several
+        # rows hold it, rather than showing one of them.
+        found = user_row(conn, org_id, key)
+        user = read_users(conn, org_id, [key]).get(key) if found is not None else None
         if user is None:
+            from sqlalchemy import select
+
+            from userctl.db import tables
+            from userctl.errors import did_you_mean
+
+            u = tables.users.c
+            emails = conn.execute(select(u.email).where(u.organization_id == org_id)).scalars()
             raise NotFound(
-                f"organization {org.slug} has no user {email!r} (see `userctl users list --search`)"
+                f"organization {org.slug} has no user {email!r}"
+                f"{did_you_mean(key, [str(e).lower() for e in emails])} "
+                "(see `userctl users list --search`)"
             )
         role = read_roles(conn, org_id, [user.role])[user.role]
         accounts = read_bank_accounts(conn, org_id)

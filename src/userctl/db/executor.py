@@ -37,7 +37,11 @@ class Executor:
         self.created: list[tuple[str, int]] = []
         self._progress: Progress | None = None
         self._role_ids = self._ids(models.Role.name, models.Role.id, models.Role.organization_id)
-        self._user_ids = self._ids(models.User.email, models.User.id, models.User.organization_id)
+        # By identity, as the plan names users: a row the platform stored as `View1@Hidden.co`
+        # is the plan's user["view1@hidden.co"].
+        self._user_ids = self._ids(
+            models.User.email_key, models.User.id, models.User.organization_id
+        )
         self._bank_ids = self._ids(
             models.BankAccount.key, models.BankAccount.id, models.BankAccount.organization_id
         )
@@ -133,8 +137,9 @@ class Executor:
             emails = [r["email"] for r in part]
             found = dict(
                 self.conn.execute(
-                    select(models.User.email, models.User.id).where(
-                        models.User.organization_id == self.org_id, models.User.email.in_(emails)
+                    select(models.User.email_key, models.User.id).where(
+                        models.User.organization_id == self.org_id,
+                        models.User.email_key.in_(emails),
                     )
                 ).all()
             )

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from userctl.clock import naive_utc
 from userctl.db import tables
-from userctl.db.snapshot import read_organization, read_roles
+from userctl.db.snapshot import read_case_duplicates, read_organization, read_roles
 from userctl.hygiene import (
     DORMANT,
     Account,
@@ -21,7 +21,7 @@ from userctl.hygiene import (
     dormant_cutoff,
     privileged,
 )
-from userctl.state import LiveState
+from userctl.state import LiveState, email_key, identity_keys
 
 
 def settings_for(conn: Connection, org_id: int) -> ReviewSettings:
@@ -70,7 +70,7 @@ def read_facts(
         )
     }
     query = select(
-        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at
+        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at, u.two_factor
     ).where(u.organization_id == org_id)
     if not everyone:
         cutoff = dormant_cutoff(settings, now)
@@ -82,18 +82,23 @@ def read_facts(
         query = query.where(
             u.status == "active", dormant if dormant_only else or_(dormant, unenrolled)
         )
+    # Keyed as the live state keys them: rows of one identity stay apart, each seen.
+    keys = _identity_keys(conn, org_id)
     accounts = []
-    for email, status, role_id, enrolled, created_at, last_login_at in conn.execute(query):
+    for email, status, role_id, enrolled, created_at, last_login_at, two_factor in conn.execute(
+        query
+    ):
         role = role_names[int(role_id)]
         accounts.append(
             Account(
-                str(email).lower(),
+                keys.get(email) or email_key(email),
                 status,
                 role,
                 roles[role].permissions,
                 bool(enrolled),
                 created_at,
                 last_login_at,
+                str(two_factor),
             )
         )
     latest = (
@@ -103,7 +108,7 @@ def read_facts(
         .subquery()
     )
     invitations = [
-        Invitation(str(email).lower(), expires_at)
+        Invitation(keys.get(email) or email_key(email), expires_at)
         for email, expires_at in conn.execute(
             select(u.email, n.expires_at)
             .join(latest, latest.c.id == n.id)
@@ -112,6 +117,14 @@ def read_facts(
         )
     ]
     return HygieneFacts(tuple(accounts), tuple(invitations))
+
+
+def _identity_keys(conn: Connection, org_id: int) -> dict[str, str]:
+    """Stored email -> its key in the live state, for the rows that share an identity."""
+    keys: dict[str, str] = {}
+    for group in read_case_duplicates(conn, org_id):
+        keys.update(identity_keys(group))
+    return keys
 
 
 def read_hygiene(
@@ -128,7 +141,15 @@ def read_hygiene(
     # Not dormant (they are not among the candidates): their creation is taken as now.
     privileged_roles = {name for name, role in live.roles.items() if privileged(role.permissions)}
     unenrolled = [
-        Account(email, u.status, u.role, live.roles[u.role].permissions, False, moment)
+        Account(
+            email,
+            u.status,
+            u.role,
+            live.roles[u.role].permissions,
+            False,
+            moment,
+            two_factor=u.two_factor,
+        )
         for email, u in live.users.items()
         if u.role in privileged_roles
         and u.status == "active"

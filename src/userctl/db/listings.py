@@ -52,7 +52,7 @@ def user_timestamps(conn: Connection, org_id: int, email: str) -> Timestamps | N
     u = models.User
     row = conn.execute(
         select(u.created_at, u.updated_at, u.last_login_at).where(
-            u.organization_id == org_id, u.email == email.lower()
+            u.organization_id == org_id, u.email_key == state.email_key(email)
         )
     ).one_or_none()
     return None if row is None else Timestamps(row.created_at, row.updated_at, row.last_login_at)

@@ -82,6 +82,7 @@ class User(Base):
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     last_login_at: Mapped[dt.datetime | None]
+    email_key: Mapped[str]  # lower(email), derived by the database (migration 0007)
 
 
 class Policy(Base):

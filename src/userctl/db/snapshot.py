@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, Collection, Iterable, Mapping, Sequence, Unpack
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -80,12 +81,14 @@ def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state
 def read_live_state(conn: Connection, slug: str) -> state.LiveState:
     org_id, organization = read_organization(conn, slug)
     with gc_paused():
+        users, case_duplicates = read_users_keyed(conn, org_id)
         return state.LiveState(
             organization=organization,
             roles=read_roles(conn, org_id),
-            users=read_users(conn, org_id),
+            users=users,
             bank_accounts=read_bank_accounts(conn, org_id),
             policies=read_policies(conn, org_id),
+            case_duplicates=case_duplicates,
         )
 
 
@@ -113,8 +116,15 @@ def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]
         conn, select(r.id).where(r.organization_id == org_id), r.name, keys.get("role", ())
     )
     _lock(conn, select(rp.role_id, rp.permission), rp.role_id, role_ids)
+    # By identity: the file's `view1@hidden.co` is the stored `View1@Hidden.co` (and any row
+    # differing from it only by case is locked with it). One locking read, never a plain read
+    # first: InnoDB's snapshot starts at a transaction's first plain read, and one taken before
+    # waiting for a row would hide the platform's committed change from the precondition check.
     user_ids = _lock(
-        conn, select(u.id).where(u.organization_id == org_id), u.email, keys.get("user", ())
+        conn,
+        select(u.id).where(u.organization_id == org_id),
+        u.email_key,
+        (state.email_key(e) for e in keys.get("user", ())),
     )
     _lock(conn, select(uba.user_id, uba.bank_account_id), uba.user_id, user_ids)
     _lock(
@@ -172,8 +182,16 @@ def read_roles(
 def read_users(
     conn: Connection, org_id: int, emails: Collection[str] | None = None
 ) -> dict[str, state.User]:
+    """Users of the organization keyed by lower-case email (see `read_users_keyed`)."""
+    return read_users_keyed(conn, org_id, emails)[0]
+
+
+def read_users_keyed(
+    conn: Connection, org_id: int, emails: Collection[str] | None = None
+) -> tuple[dict[str, state.User], tuple[tuple[str, ...], ...]]:
     """Users of the organization keyed by lower-case email, with their role name and bank
-    accounts: all of them, or just `emails` (lower-case; absent ones are left out)."""
+    accounts: all of them, or just those whose identity is one of `emails`; and every group of
+    stored emails that differ only by case (state.LiveState.users says how they are keyed)."""
     u, uba, ba = tables.users.c, tables.user_bank_accounts.c, tables.bank_accounts.c
     users_q = user_query().where(u.organization_id == org_id)
     accounts_q = (
@@ -185,19 +203,58 @@ def read_users(
         user_rows = _driver_rows(conn, users_q)
         account_rows = _driver_rows(conn, accounts_q)
     else:
-        user_rows = _chunked_rows(conn, users_q, u.email, emails)
+        keys = [state.email_key(e) for e in emails]
+        user_rows = _chunked_rows(conn, users_q, u.email_key, keys)
         account_rows = _chunked_rows(
-            conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email, emails
+            conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email_key, keys
         )
     accounts: defaultdict[int, set[str]] = defaultdict(set)
     for user_id, key in account_rows:
         accounts[user_id].add(key)
     users: dict[str, state.User] = {}
+    # key -> the stored email of the row holding it, where that is not the key itself (rare: the
+    # platform wrote it so), for naming the rows of a clash as they are stored.
+    stored: dict[str, str] = {}
+    clashes: dict[str, list[tuple[str, state.User]]] = {}
     for row in user_rows:
-        keys = accounts.get(row[0])
-        user = user_from_row(row, frozenset(keys) if keys else _NO_ACCOUNTS)
-        users[user.email] = user
-    return users
+        keys_ = accounts.get(row[0])
+        user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
+        email = user.email
+        if email in users:
+            first = (stored.get(email, email), users[email])
+            clashes.setdefault(email, [first]).append((row[1], user))
+        else:
+            users[email] = user
+            if row[1] != email:
+                stored[email] = row[1]
+    return users, tuple(_separate(users, group) for _, group in sorted(clashes.items()))
+
+
+def _separate(users: dict[str, state.User], group: list[tuple[str, state.User]]) -> tuple[str, ...]:
+    """Key one identity's rows apart in `users` (in place), by state.identity_keys; returns
+    their stored emails, sorted."""
+    keys = state.identity_keys(email for email, _ in group)
+    for email, user in group:
+        users[keys[email]] = replace(user, email=keys[email])
+    return tuple(sorted(keys))
+
+
+def read_case_duplicates(conn: Connection, org_id: int) -> tuple[tuple[str, ...], ...]:
+    """Every group of stored emails of the organization that differ only by case, each sorted:
+    what `read_live_state` finds, for readers that do not read every user."""
+    u = tables.users.c
+    shared = (
+        select(u.email_key)
+        .where(u.organization_id == org_id)
+        .group_by(u.email_key)
+        .having(func.count() > 1)
+    )
+    groups: dict[str, list[str]] = {}
+    for (email,) in conn.execute(
+        select(u.email).where(u.organization_id == org_id, u.email_key.in_(shared))
+    ):
+        groups.setdefault(state.email_key(email), []).append(str(email))
+    return tuple(tuple(sorted(g)) for _, g in sorted(groups.items()))
 
 
 def user_query() -> Select[Unpack[tuple[Any, ...]]]:
@@ -213,7 +270,7 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     every user, and a keyword call with a dict per user costs a third more."""
     expires = row[12]
     return state.User(
-        row[1].lower(),
+        row[1].lower(),  # state.email_key, inlined: this runs for every user
         row[2],
         row[3],
         row[4],

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
@@ -176,8 +177,21 @@ users = Table(
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
     Column("last_login_at", DateTime, nullable=True),  # written by the platform (migration 0005)
+    # The email's identity (DESIGN §8 invariant 6), derived by the database and never written: the
+    # platform may store `View1@Hidden.co`, and two rows differing only by case would be two
+    # holders of one identity. Every lookup by email compares this column (state.email_key on the
+    # Python side), which the unique index below makes cheap on every backend (migration 0007).
+    Column(
+        "email_key",
+        String(EMAIL_WIDTH).with_variant(
+            String(EMAIL_WIDTH, collation=EXACT_COLLATION), "mysql", "mariadb"
+        ),
+        Computed("lower(email)"),
+        nullable=True,
+    ),
     UniqueConstraint("organization_id", "email", name="uq_users_org_email"),
     UniqueConstraint("organization_id", "id_type", "id_number", name="uq_users_org_identity"),
+    Index("uq_users_org_email_key", "organization_id", "email_key", unique=True),
 )
 
 bank_accounts = Table(

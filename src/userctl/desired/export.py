@@ -155,6 +155,10 @@ def warnings(live: LiveState) -> list[str]:
         "the file) or reactivate them (status: active)"
         for _, user in sorted(live.users.items())
         if user.status == "inactive" and user.bank_accounts
+    ] + [
+        f"{' and '.join(group)} are one identity (their emails differ only by case): the file "
+        "will not validate until all but one are deleted or renamed on the platform"
+        for group in live.case_duplicates
     ]
 
 

@@ -8,7 +8,6 @@ schema's own `description`s where they explain a rule.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 from pathlib import Path as FilePath
@@ -16,7 +15,7 @@ from typing import Any, Final
 
 from userctl.desired.scalars import describe_kind
 from userctl.desired.sourcemap import Marks
-from userctl.errors import Path, Problem
+from userctl.errors import Path, Problem, did_you_mean
 
 SCHEMA_FILE: Final = "userctl.schema.json"
 
@@ -219,7 +218,30 @@ def _shown(value: Any, source: str | None) -> str:
 
 
 def _did_you_mean(value: Any, options: list[str]) -> str:
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(value, options) if isinstance(value, str) else ""
+
+
+def enum_at(path: Path) -> list[str] | None:
+    """The values the schema allows at a data path (`("users", EMAIL, "two_factor")`), when it is
+    an enum field; None otherwise. For hints given before the schema runs (the YAML grammar's)."""
+    node: Any = schema_document()
+    for step in path:
+        node = _resolved(node)
+        if isinstance(step, int):
+            node = node.get("items", {})
+        elif step in node.get("properties", {}):
+            node = node["properties"][step]
+        else:
+            node = node.get("additionalProperties", {})
+        if not isinstance(node, dict):
+            return None
+    node = _resolved(node)
+    values = node.get("enum")
+    return [str(v) for v in values] if isinstance(values, list) else None
+
+
+def _resolved(node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        return _schema_at(tuple(ref[2:].split("/")))
+    return node

@@ -14,12 +14,11 @@ only at values of the type it expects and leaves the rest to the schema's messag
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from userctl.errors import Path, Problem, first_few
+from userctl.errors import Path, Problem, did_you_mean, first_few
 
 
 class Locator(Protocol):
@@ -277,9 +276,9 @@ def _known(role: str, roles: Mapping[str, str], folded: Mapping[str, str]) -> st
     if same is not None:
         return f" (did you mean '{same}'? a role is referenced exactly as declared)"
     names = sorted(roles)
-    close = difflib.get_close_matches(role, names, n=1, cutoff=0.6)
+    close = did_you_mean(role, names)
     if close:
-        return f" (did you mean '{close[0]}'?)"
+        return close
     if not names:
         return "; the desired state declares no roles"
     shown = first_few(names, 10)

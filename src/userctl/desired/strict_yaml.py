@@ -243,13 +243,7 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
             elif event.style == "":
                 value = resolve_plain(source)
                 if source in ambiguous and (value.__class__ is str or not b.awaits_key()):
-                    _refuse(
-                        b,
-                        mark,
-                        source,
-                        f"'{source}' is ambiguous in YAML: use true or false; quote it "
-                        f'("{source}") if you meant a string',
-                    )
+                    _refuse(b, mark, source, _ambiguous(source, b.here(source)))
                 elif source == "<<" and b.awaits_key():
                     _refuse(
                         b,
@@ -326,6 +320,23 @@ def nesting_depth(value: Any) -> int:
         deepest = max(deepest, depth)
         pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+
+
+def _ambiguous(source: str, path: Path) -> str:
+    """`off`, `yes`... written plain. The hint is what the field takes: for an enum field, its
+    values (quoting `off` would only lead to a second error), else a boolean or a quoted string."""
+    from userctl.desired.schema import enum_at
+
+    values = enum_at(path)
+    if values:
+        return (
+            f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); this field takes "
+            f"one of: {', '.join(values)}"
+        )
+    return (
+        f"'{source}' is ambiguous in YAML: use true or false; quote it "
+        f'("{source}") if you meant a string'
+    )
 
 
 def _refuse(b: _Builder, mark: int, source: str | None, message: str) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections import Counter
+from typing import Any, Mapping, Sequence
 
 from userctl.errors import first_few
+from userctl.hygiene import CODES
 from userctl.plan import ACTION_TABLE
 from userctl.printable import printable, visible_json
 
@@ -168,14 +170,70 @@ def summary_line(summary: Mapping[str, int]) -> str:
     return text
 
 
-def two_factor_line(data: Mapping[str, Any]) -> str:
+def two_factor_line(data: Mapping[str, Any], saved_as: str | None = None) -> str:
+    """`saved_as`: the file the plan was saved to; only a saved plan can be approved."""
     n = data["summary"]["requires_2fa"]
     if not n:
         return "No step needs a 2FA confirmation."
+    if saved_as is None:
+        return (
+            f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or save the plan with "
+            "`--out plan.json` and have that exact plan approved (`userctl approve plan.json`)."
+        )
     return (
         f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or approve this exact plan "
-        f"first with `userctl approve plan.json --operator EMAIL --otp-code CODE`."
+        f"first with `userctl approve {saved_as} --operator EMAIL --otp-code CODE`."
     )
+
+
+# What each 2FA policy asks for, in words (DESIGN §1, §3).
+TWO_FACTOR_POLICIES: Mapping[str, str] = {
+    "destructive": "destructive and privilege-granting steps need a TOTP code",
+    "all": "every change to an existing user or role needs a TOTP code",
+}
+
+
+def policy_line(data: Mapping[str, Any]) -> str:
+    """The 2FA policy and what it means for this plan, in words."""
+    policy = str(data["two_factor_policy"])
+    meaning = TWO_FACTOR_POLICIES.get(policy, "")
+    n = data["summary"]["requires_2fa"]
+    here = (
+        f"the {n} step(s) marked 2FA need a TOTP code (apply --otp-code) or an approval"
+        if n
+        else f"{meaning}; none here"
+    )
+    return printable(f"2FA policy: {policy} — {here}.")
+
+
+def deferred_line(changes: Sequence[Mapping[str, Any]], how: str) -> str:
+    """The deferred steps in one line: what "deferred" means and how to see them."""
+    deferred = [c for c in changes if c["deferred"]]
+    if not deferred:
+        return ""
+    by_kind = Counter(f"{c['kind']} {c['action']}" for c in deferred)
+    kinds = ", ".join(f"{n} {label}" for label, n in sorted(by_kind.items()))
+    return (
+        f"{len(deferred)} deferred ({kinds}): pending registration, done when those users finish "
+        f"registering, not by this plan. {how}"
+    )
+
+
+def is_summarised(finding: Mapping[str, Any]) -> bool:
+    """A hygiene note that does not block: about the organization rather than this plan, it is
+    the same on every plan, so it is counted in one line instead of repeated (an expiry soon or a
+    guard's note is about this plan, and is shown in full)."""
+    return not finding["blocking"] and finding["code"] in CODES
+
+
+def notes_line(findings: Sequence[Mapping[str, Any]], how: str) -> str:
+    """The hygiene notes in one line, with their codes and how to see them."""
+    notes = [f for f in findings if is_summarised(f)]
+    if not notes:
+        return ""
+    by_code = Counter(str(f["code"]) for f in notes)
+    codes = ", ".join(f"{code} ×{n}" for code, n in sorted(by_code.items()))
+    return printable(f"{len(notes)} note(s) ({codes}). {how}")
 
 
 def is_blocked(data: Mapping[str, Any]) -> bool:

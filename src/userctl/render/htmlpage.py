@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from userctl.plan import ACTION_TABLE
 from userctl.printable import printable
 from userctl.render.common import (
+    TWO_FACTOR_POLICIES,
     action_label,
+    deferred_line,
     field_lines,
     flags,
     gate_line,
@@ -142,7 +144,7 @@ def _template() -> "Template":
     return env.get_template("plan.html.j2")
 
 
-def render(data: Mapping[str, Any]) -> str:
+def render(data: Mapping[str, Any], saved_as: str | None = None) -> str:
     changes = data["changes"]
     rows = [_row(i, c) for i, c in enumerate(changes, 1)]
     groups = []
@@ -155,8 +157,10 @@ def render(data: Mapping[str, Any]) -> str:
         data=data,
         summary=data["summary"],
         summary_line=summary_line(data["summary"]),
-        two_factor_line=two_factor_line(data),
+        two_factor_line=two_factor_line(data, saved_as),
         gate_line=gate_line(data),
+        deferred_line=deferred_line(changes, "They are listed with the changes below."),
+        policy_meaning=TWO_FACTOR_POLICIES.get(str(data["two_factor_policy"]), ""),
         reason_line=reason_line(data),
         blocked=is_blocked(data),
         # What blocks the plan comes first; notes (hygiene, expiries) after the risky steps, so a

@@ -27,8 +27,11 @@ from typing import Any, Mapping, Sequence
 from userctl.printable import printable
 from userctl.render.common import (
     action_label,
+    deferred_line,
     gate_line,
     is_blocked,
+    is_summarised,
+    policy_line,
     reason_line,
     summary_line,
     symbol,
@@ -297,7 +300,25 @@ def _details(data: Mapping[str, Any], budget: int, unnamed: set[int], max_bytes:
     return wrap(f"Changes ({shown} of {total} shown)", body, note(shown))
 
 
-def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES) -> str:
+def _notes(findings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The notes (which never block) folded under one line, so that the same hygiene notes on
+    every plan do not push the risky steps down the comment."""
+    notes = [f for f in findings if is_summarised(f)]
+    if not notes:
+        return []
+    codes = Counter(str(f["code"]) for f in notes)
+    listed = ", ".join(f"{code(c)} ×{n}" for c, n in sorted(codes.items()))
+    return [
+        f"<details><summary>{len(notes)} note(s), none blocking: {listed}</summary>",
+        "",
+        *(f"- note {code(f['code'])}: {inline(f['message'])}" for f in notes),
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES, saved_as: str | None = None) -> str:
     s = data["summary"]
     top = [
         f"### userctl plan: {code(data['organization'])}",
@@ -314,20 +335,31 @@ def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES) -> str:
         "",
         f"**{summary_line(s)}**",
         "",
+        inline(policy_line(data)),
+        "",
     ]
+    pending = deferred_line(data["changes"], "They are in the changes below, marked #.")
+    if pending:
+        top += [inline(pending), ""]
     reason = reason_line(data)
     if reason:
         top += [inline(reason), ""]
     if is_blocked(data):
         top.append("**:no_entry: This plan cannot be applied:**")
     for f in data["findings"]:
-        top.append(
-            f"- {'**blocking**' if f['blocking'] else 'note'} "
-            f"{code(f['code'])}: {inline(f['message'])}"
-        )
-    if data["findings"]:
+        if not is_summarised(f):
+            top.append(
+                f"- {'**blocking**' if f['blocking'] else 'note'} "
+                f"{code(f['code'])}: {inline(f['message'])}"
+            )
+    if any(not is_summarised(f) for f in data["findings"]):
         top.append("")
-    tail = [f"**2FA:** {two_factor_line(data)}", "", f"Plan digest: {code(data['digest'])}", ""]
+    tail = _notes(data["findings"]) + [
+        f"**2FA:** {two_factor_line(data, saved_as)}",
+        "",
+        f"Plan digest: {code(data['digest'])}",
+        "",
+    ]
 
     # The risky lists come first: they may use everything but the room the details need to say
     # what they leave out (at most: every change, each counted in every way).

@@ -1,7 +1,8 @@
 """What the commands that act (validate, apply, approve, audit verify, accounts import,
 notifications send) report to a pipeline with `--format json`, or as GitHub workflow annotations.
 Pure: each function turns a command's result into plain data; every document is described by a
-schema in schemas/ (README lists them), and every instant in it is written by `clock.iso_z`.
+schema in schemas/ (docs/reference.md lists them), and every instant in it is written by
+`clock.iso_z`.
 """
 
 from __future__ import annotations

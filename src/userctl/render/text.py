@@ -9,13 +9,21 @@ import click
 from userctl.printable import printable
 from userctl.render.common import (
     action_label,
+    deferred_line,
     detail_lines,
     flags,
     gate_line,
+    is_summarised,
+    notes_line,
+    policy_line,
     reason_line,
     summary_line,
     symbol,
 )
+
+# How to see in full what a plan summarises by default.
+SEE_PENDING = "See them: --verbose."
+SEE_NOTES = "See them: --verbose, or `userctl hygiene`."
 
 COLORS = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "bright_black"}
 
@@ -30,8 +38,7 @@ def _plain(s: str, fg: str | None = None, bold: bool = False) -> str:
 
 def header(data: Mapping[str, Any]) -> str:
     return printable(
-        f"userctl plan for organization {data['organization']!r} "
-        f"(2FA policy: {data['two_factor_policy']}, digest {data['digest'][:19]}…)"
+        f"userctl plan for organization {data['organization']!r} (digest {data['digest'][:19]}…)"
     )
 
 
@@ -83,6 +90,7 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
     out = [
         header(data),
         gate_line(data),
+        policy_line(data),
         provenance_line(data),
         *filter(None, [reason_line(data)]),
         "",
@@ -98,15 +106,26 @@ def approval_text(data: Mapping[str, Any], *, color: bool = False) -> str:
     return "\n".join(line for line in out if line is not None) + "\n"
 
 
-def render(data: Mapping[str, Any], *, color: bool = False) -> str:
+def render(data: Mapping[str, Any], *, color: bool = False, verbose: bool = False) -> str:
+    """The changes first, as a reviewer reads them. Deferred steps (which this plan does not
+    apply) and notes (which do not block it) are one line each unless `verbose`: repeated on every
+    plan, they buried the change under review. Blocking findings are always shown in full."""
     paint = _painter(color)
 
-    out = [header(data), gate_line(data), *filter(None, [reason_line(data)]), ""]
-    for change in data["changes"]:
+    out = [
+        header(data),
+        gate_line(data),
+        policy_line(data),
+        *filter(None, [reason_line(data)]),
+        "",
+    ]
+    shown = [c for c in data["changes"] if verbose or not c["deferred"]]
+    for change in shown:
         out += change_lines(change, paint)
-    if data["changes"]:
+    if shown:
         out.append("")
-    for finding in data["findings"]:
+    findings = [f for f in data["findings"] if verbose or not is_summarised(f)]
+    for finding in findings:
         label = "BLOCKED" if finding["blocking"] else "note"
         out.append(
             paint(
@@ -115,7 +134,14 @@ def render(data: Mapping[str, Any], *, color: bool = False) -> str:
                 bold=finding["blocking"],
             )
         )
-    if data["findings"]:
+    if not verbose:
+        for line in (
+            deferred_line(data["changes"], SEE_PENDING),
+            notes_line(data["findings"], SEE_NOTES),
+        ):
+            if line:
+                out.append(paint(line, "bright_black"))
+    if out[-1] != "":
         out.append("")
     out.append(paint(summary_line(data["summary"]), bold=True))
     return "\n".join(out) + "\n"

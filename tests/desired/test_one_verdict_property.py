@@ -100,7 +100,11 @@ names = st.sampled_from(PLAIN_SAFE + NEEDS_QUOTES)
 
 @st.composite
 def desired_states(draw: st.DrawFn) -> dict[str, Any]:
-    roles = {"Admin": {"permissions": draw(st.lists(st.sampled_from(PERMISSIONS), min_size=1, unique=True))}}
+    roles = {
+        "Admin": {
+            "permissions": draw(st.lists(st.sampled_from(PERMISSIONS), min_size=1, unique=True))
+        }
+    }
     users = {}
     for i in range(draw(st.integers(1, 3))):
         user: dict[str, Any] = {

@@ -37,12 +37,13 @@ def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
         },
         None,
         True,
+        True,
     )
 
 
 def test_yaml_rs_says_where_it_refuses_the_text() -> None:
     read = fast_yaml.parse_fast(b'a: 1\nb: "x"#c\n')
-    assert (read.value, read.trusted) == (None, False)
+    assert (read.value, read.trusted, read.accepted) == (None, False, False)
     assert read.refusal is not None and (read.refusal.line, read.refusal.col) == (2, 7)
     assert read.refusal.message == (
         "YAML syntax error: comments must be separated from other tokens by whitespace"

@@ -96,7 +96,9 @@ def test_the_dollar_rule_names_the_value(tmp_path: Path) -> None:
 
 
 def test_a_surrogate_pair_escape_gets_one_verdict(tmp_path: Path) -> None:
-    assert_one_verdict(tmp_path, user_file(first='"Ana \\ud83d\\ude00"'))
+    # Valid YAML that libyaml cannot read: refused on every path, and not called a syntax error.
+    (problem,) = assert_one_verdict(tmp_path, user_file(first='"Ana \\ud83d\\ude00"'))  # type: ignore[misc]
+    assert "valid YAML that userctl's marked reader cannot read" in problem, problem
 
 
 # --- block scalars ---------------------------------------------------------------------------

@@ -110,6 +110,7 @@ class FastRead:
     value: Any
     refusal: Problem | None
     trusted: bool
+    accepted: bool  # yaml_rs read the text as YAML (value None: an empty document)
 
 
 def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
@@ -123,10 +124,10 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
         reason = suspicion(data)
-        value, refusal = parse.outcome()
+        value, refusal, accepted = parse.outcome()
     if reason is None and b"\\" in data and _spells_substitution(value):
         reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes
-    return FastRead(value, refusal, reason is None and isinstance(value, dict))
+    return FastRead(value, refusal, reason is None and isinstance(value, dict), accepted)
 
 
 def _spells_substitution(root: Any) -> bool:
@@ -156,21 +157,22 @@ class BackgroundParse:
         self.data = data
         self._value: Any = None
         self._refusal: Problem | None = None
+        self._accepted = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._value, self._refusal = read(self.data)
+            self._value, self._refusal, self._accepted = read(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
             self._error = exc
 
-    def outcome(self) -> tuple[Any, Problem | None]:
+    def outcome(self) -> tuple[Any, Problem | None, bool]:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value, self._refusal
+        return self._value, self._refusal, self._accepted
 
 
 # yaml_rs recurses once per level of block nesting, with no limit of its own: 20,000 levels
@@ -198,7 +200,7 @@ def maybe_too_deep(data: bytes) -> bool:
 
 def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
     """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
-    value, _ = read(data.encode("utf-8") if isinstance(data, str) else data)
+    value, _, _ = read(data.encode("utf-8") if isinstance(data, str) else data)
     return value if isinstance(value, dict) else None
 
 
@@ -206,12 +208,12 @@ def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
 _AT: Final = re.compile(r"at line (\d+), column (\d+)")
 
 
-def read(data: bytes) -> tuple[Any, Problem | None]:
-    """yaml_rs's root value of `data`, or None and where it refused the text (None: where is
-    unknown, e.g. a duplicate key, which libyaml locates), or None, None when it was not run:
-    on a document that could nest deeper than yaml_rs survives."""
+def read(data: bytes) -> tuple[Any, Problem | None, bool]:
+    """yaml_rs's root value of `data`, where it refused the text (None: nowhere, or where is
+    unknown, e.g. a duplicate key, which libyaml locates), and whether it accepted it (not when it
+    was not run: on a document that could nest deeper than yaml_rs survives)."""
     if isinstance(data, bytes) and maybe_too_deep(data):
-        return None, None
+        return None, None, False
     try:
         with gc_paused():  # a parse allocates millions of objects that all survive
             # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently,
@@ -220,11 +222,11 @@ def read(data: bytes) -> tuple[Any, Problem | None]:
                 data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
             )
     except yaml_rs.YAMLDecodeError as exc:
-        return None, _refusal(str(exc))
+        return None, _refusal(str(exc)), False
     # TypeError: a mapping key that holds a list or a mapping (libyaml then says what).
     except (ValueError, RecursionError, TypeError):
-        return None, None
-    return value, None
+        return None, None, False
+    return value, None, True
 
 
 def _refusal(message: str) -> Problem | None:

@@ -338,7 +338,22 @@ def _marked(source: Source, fast: fast_yaml.FastRead, *, mapping: bool = True) -
         if disagreement is not None:
             marked.problems.append(disagreement)
             marked.value = None
+    elif fast.accepted:
+        # Valid YAML that libyaml cannot read (a known gap, see docs/yaml.md): no "syntax error".
+        marked.problems[:] = [
+            replace(p, message=_UNREADABLE + p.message.removeprefix(_SYNTAX))
+            if p.message.startswith(_SYNTAX)
+            else p
+            for p in marked.problems
+        ]
     return marked
+
+
+_SYNTAX = "YAML syntax error: "
+_UNREADABLE = (
+    "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
+    "no empty keys, one key per line): "
+)
 
 
 def read_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:

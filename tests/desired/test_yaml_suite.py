@@ -171,3 +171,22 @@ def test_the_counts_and_the_known_gaps_hold() -> None:
     }
     assert sorted(found["known gap"]) == sorted(KNOWN_GAPS)  # no stale entry
     assert len(CASES) == 402
+
+
+@needs_suite
+def test_validate_refuses_every_case_cleanly(tmp_path: Path) -> None:
+    """Through the real CLI: no suite case is a desired state, so each is refused with exit 1
+    and located problems, never a traceback (the same reader as the parse step above)."""
+    from click.testing import CliRunner
+
+    from userctl.cli.main import cli
+
+    assert SUITE is not None
+    f = tmp_path / "in.yaml"
+    for case in CASES:
+        f.write_bytes((SUITE / case / "in.yaml").read_bytes())
+        result = CliRunner().invoke(cli, ["validate", "-f", str(f)], catch_exceptions=False)
+        assert result.exit_code == 1, (case, result.output)
+        assert "Traceback" not in result.output and "Error: unexpected" not in result.stderr, case
+        lines = [line for line in result.stderr.splitlines() if line.startswith(f"{f}:")]
+        assert lines, (case, result.stderr)

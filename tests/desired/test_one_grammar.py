@@ -95,6 +95,14 @@ def test_the_dollar_rule_names_the_value(tmp_path: Path) -> None:
     assert "${...} substitution is not supported" in problem
 
 
+def test_valid_yaml_libyaml_cannot_read_gets_one_verdict(tmp_path: Path) -> None:
+    # A flow key whose ':' is on the next line: the spec allows it, libyaml does not.
+    text = user_file().replace("{first_name: Ana", '{"first_name"\n    : Ana')
+    (problem,) = assert_one_verdict(tmp_path, text)  # type: ignore[misc]
+    assert problem.startswith("8:5:"), problem
+    assert "valid YAML that userctl's marked reader cannot read" in problem, problem
+
+
 def test_a_surrogate_pair_escape_gets_one_verdict(tmp_path: Path) -> None:
     # Valid YAML that libyaml cannot read: refused on every path, and not called a syntax error.
     (problem,) = assert_one_verdict(tmp_path, user_file(first='"Ana \\ud83d\\ude00"'))  # type: ignore[misc]

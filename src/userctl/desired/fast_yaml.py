@@ -26,6 +26,7 @@ from typing import Any, Final
 # crashes (SIGSEGV) in any later call once the thread that first imported it has ended.
 import yaml_rs
 
+from userctl.desired.strict_yaml import libyaml_reads
 from userctl.errors import Problem
 from userctl.gcpause import gc_paused
 
@@ -124,6 +125,9 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
         reason = suspicion(data)
+        if reason is None and not libyaml_reads(data):
+            # Valid YAML libyaml cannot read (see docs/yaml.md): refused on every path.
+            reason = "libyaml cannot read it"
         value, refusal, accepted = parse.outcome()
     if reason is None and b"\\" in data and _spells_substitution(value):
         reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes

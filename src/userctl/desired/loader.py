@@ -356,7 +356,7 @@ _UNREADABLE = (
 )
 
 
-def read_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
+def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[Problem]]:
     """What the loader makes of a YAML text before its schema: the root value (of any type), and
     every problem of YAML itself and of the format's rules on YAML (strict rules, characters).
     The conformance test holds it to the YAML test suite."""
@@ -366,7 +366,7 @@ def read_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
         return None, list(exc.problems)
     fast = fast_yaml.parse_fast(source.data)
     marks: Marks
-    if fast.trusted:
+    if parser == "auto" and fast.trusted and _checkable(fast.value):
         value, marks, problems = fast.value, SlicedSourceMap(source.text, fast.value), []
     else:
         marked = _marked(source, fast, mapping=False)
@@ -374,6 +374,16 @@ def read_yaml(text: str, file: str) -> tuple[Any, list[Problem]]:
     if isinstance(value, dict) and not problems:
         problems = characters.check(value, source.data, marks)
     return value, problems
+
+
+def _checkable(value: dict[str, Any]) -> bool:
+    """Whether the schema can judge `value` (its keys are strings), as the loader's fast path
+    requires: otherwise libyaml names the key that is not."""
+    try:
+        schema.check(value, SlicedSourceMap("", value))
+    except schema.UNCHECKABLE:
+        return False
+    return True
 
 
 def _disagreement(marked: MarkedDocument, fast: fast_yaml.FastRead) -> Problem | None:

@@ -166,7 +166,7 @@ def _describe_complex(key: Any) -> str:
 
 def parse_marked(text: str, *, mapping: bool = True) -> MarkedDocument:
     """`text` read with marks; `mapping`: refuse a top level that is not a mapping."""
-    import yaml  # the C parser is only needed here: the fast path never imports PyYAML
+    import yaml  # imported when first needed: a valid file has no use for it before its scan
 
     b = _Builder()
     try:
@@ -303,6 +303,20 @@ def _run(yaml: Any, text: str, b: _Builder) -> None:
                 b.problem("directives (%YAML, %TAG) are not supported; remove them", mark, ())
         elif kind is stream_end:
             return
+
+
+def libyaml_reads(data: bytes) -> bool:
+    """Whether libyaml parses `data` without an error: in C, no event reaching Python (about 0.4 s
+    at 100,000 users, against several for parse_marked). A file yaml_rs reads alone must be one
+    libyaml reads too, or a comment that sends it to libyaml would change its verdict."""
+    import yaml
+    from yaml._yaml import CParser
+
+    try:
+        CParser(data).raw_parse()
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def nesting_depth(value: Any) -> int:

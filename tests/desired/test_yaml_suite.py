@@ -214,3 +214,21 @@ def test_validate_refuses_every_case_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in result.output and "Error: unexpected" not in result.stderr, case
         lines = [line for line in result.stderr.splitlines() if line.startswith(f"{f}:")]
         assert lines, (case, result.stderr)
+
+
+@needs_suite
+def test_every_case_libyaml_cannot_read_is_one_the_fast_path_checks() -> None:
+    """The fast path skips libyaml's parse only where none of the constructs libyaml trips on
+    can be: in every case of the suite that yaml_rs reads and libyaml does not, one is seen."""
+    from userctl.desired import fast_yaml
+    from userctl.desired.strict_yaml import libyaml_reads
+
+    assert SUITE is not None
+    tripped = []
+    for case in CASES:
+        data = (SUITE / case / "in.yaml").read_bytes()
+        _, _, accepted = fast_yaml.read(data)
+        if accepted and not libyaml_reads(data):
+            tripped.append(case)
+            assert fast_yaml.suspicion(data) or fast_yaml._may_trip_libyaml(data), case
+    assert len(tripped) >= 30  # the check above is not vacuous

@@ -139,6 +139,7 @@ def test_text_that_does_not_change_the_data_does_not_change_the_result(
     text = render(data, style)
     value, problems = read_yaml(text, "x.yaml")
     assert problems == [] and value == data, text
+    assert read_yaml(text, "x.yaml", parser="precise") == (data, []), text  # libyaml agrees
     assert text_problems(text, "x.yaml") == [], text
     assert value == read_yaml(render(data, PLAIN_ONLY), "x.yaml")[0]
 
@@ -151,6 +152,7 @@ def test_a_plain_ambiguous_word_is_refused_however_it_is_written_around(
     email = next(iter(data["users"]))
     text = render(data, style, plain_word=(email, field))
     problems = text_problems(text, "x.yaml")
+    assert read_yaml(text, "x.yaml", parser="precise")[1] == read_yaml(text, "x.yaml")[1], text
     assert [p.message for p in problems] == [
         "'No' is ambiguous in YAML: use true or false; quote it (\"No\") if you meant a string"
     ], text

@@ -69,8 +69,9 @@ def test_a_one_user_change_on_the_demo_reads_in_a_dozen_lines(
     assert plan.exit_code == 0, plan.output
     lines = plan.stdout.splitlines()
     assert len(lines) <= 12, plan.stdout
-    assert lines[3] == '~ user["camila.herrera@acme.co"] deactivate  [destructive, 2FA]'
-    assert lines[1].startswith(
+    assert lines[4] == '~ user["camila.herrera@acme.co"] deactivate  [destructive, 2FA]'
+    assert lines[1] == "Gate: 2FA for destructive changes · four eyes off · min_admins 1"
+    assert lines[2].startswith(
         "2FA policy: destructive — the 1 step(s) marked 2FA need a TOTP code"
     )
     assert any(line.startswith("5 deferred (") and "--verbose" in line for line in lines)

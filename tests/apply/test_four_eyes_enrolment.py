@@ -167,6 +167,24 @@ def test_someone_the_enroller_cannot_act_as_still_pairs_with_the_enrolled(
     assert result.verified_by == "totp+approval:carl@acme.co" and result.applied > 0
 
 
+def test_a_team_set_up_with_userctl_can_meet_four_eyes(
+    engine: Engine, factory: Factory, org: Org, bob: int, clock: Clock
+) -> None:
+    """Every authenticator goes back to the admin init enrolled: root enrols bob, bob enrols
+    dana. root and dana are two people (neither enrolled the other, nor did one person enrol
+    both), so four eyes can be met, and with it the plan that turns four eyes off."""
+    factory.user(org.id, "dana@acme.co", org.roles["Admin"], two_factor="required")
+    plan = make_plan(engine, drop_gone(engine))
+    b = _enrol(engine, clock, org.root, "bob@acme.co")
+    d = _enrol(engine, clock, b, "dana@acme.co")
+    _approve(engine, clock, plan, d)
+
+    clock.tick()
+    result = apply_plan(engine, plan, org.root.email, otp_code=clock.code(org.root), now=clock.now)
+
+    assert result.verified_by == "totp+approval:dana@acme.co" and result.applied > 0
+
+
 def test_under_four_eyes_a_rekey_needs_a_second_person(
     engine: Engine, factory: Factory, org: Org, bob: int, carl: Operator, clock: Clock
 ) -> None:

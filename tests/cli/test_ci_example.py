@@ -62,7 +62,16 @@ def _userctl_commands() -> list[list[str]]:
 def test_every_userctl_command_of_the_workflow_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERCTL_OPERATOR", "ops@acme.co")  # the apply job's env
     commands = _userctl_commands()
-    assert [c[0] for c in commands] == ["validate", "plan", "show", "plan", "show", "apply", "plan"]
+    assert [c[0] for c in commands] == [
+        "validate",
+        "plan",
+        "show",
+        "plan",
+        "show",
+        "apply",
+        "audit",
+        "plan",
+    ]
     for args in commands:
         with click.Context(cli) as ctx:
             command = cli.get_command(ctx, args[0])
@@ -71,7 +80,7 @@ def test_every_userctl_command_of_the_workflow_parses(monkeypatch: pytest.Monkey
 
 
 def test_the_workflow_plans_for_review_and_applies_the_reviewed_plan() -> None:
-    validate, plan, _show, _replan, _show2, apply, _drift = _userctl_commands()
+    validate, plan, _show, _replan, _show2, apply, _checkpoint, _drift = _userctl_commands()
     # The file is the action's `file` input, users.yaml unless the workflow says otherwise.
     assert _action()["inputs"]["file"]["default"] == "users.yaml"
     assert validate == ["validate", "-f", "$USERCTL_FILE", "--format", "github"]
@@ -180,6 +189,7 @@ case "$1" in
   validate) exit "${FAKE_VALIDATE_CODE:-0}";;
   show) echo "## the full plan, every change"; exit 0;;
   apply) exit "${FAKE_APPLY_CODE:-0}";;
+  audit) echo '[{"seq": 9, "head": "fake"}]'; exit 0;;
 esac
 while [ $# -gt 0 ]; do
   if [ "$1" = "--out" ]; then printf '{"format": "userctl-plan"}\\n' > "$2"; fi
@@ -578,6 +588,26 @@ def test_the_apply_job_applies_the_downloaded_plan_only_if_the_merged_file_plans
     # The artifact came from the pull request's own job: it is applied only if the merged
     # users.yaml plans to exactly it, and no step of the job saves a new plan.
     assert run.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]
+
+
+def test_a_signed_apply_keeps_its_checkpoint_in_the_job_summary(tmp_path: Path) -> None:
+    def apply_job(signing: dict[str, str]) -> Any:
+        return _run_job(
+            tmp_path / str(len(signing)),
+            "apply",
+            event="push",
+            secrets_={"USERCTL_DATABASE_URL": "postgresql://w@db/u", **signing},
+            gh_data=[[], [{"databaseId": 31}]],
+            env={"POLL_SECONDS": "0", "FAKE_GH_API": "abc123"},
+        )
+
+    signed = apply_job({"USERCTL_AUDIT_SIGNING_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----"})
+    assert signed.succeeded, signed.logs
+    assert signed.userctl_calls()[-1] == ["audit", "checkpoints", "--last", "--format", "json"]
+    assert '[{"seq": 9, "head": "fake"}]' in (signed.workdir / "summary.md").read_text()
+    unsigned = apply_job({})
+    assert unsigned.userctl_calls() == [["apply", "plan.json", "-f", "users.yaml", "--yes"]]
+    assert "checkpoint" not in (unsigned.workdir / "summary.md").read_text()
 
 
 def test_a_refused_apply_says_how_to_re_plan(tmp_path: Path) -> None:

@@ -110,6 +110,7 @@ def test_the_demo_walkthrough_in_json(runner: Runner, engine: Engine, tmp_path: 
         "events_after_head": 0,
         "hmac_checked": False,
         "broken": None,
+        "signed": None,  # no --public-key
     }
 
     users = checked("users-list.schema.json", runner("users", "list", "--format", "json").stdout)

@@ -49,7 +49,15 @@ def test_enrol_another_user_issues_a_working_secret(
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"organization", "user", "totp_secret", "otpauth_uri", "audit_head"}
+    assert set(data) == {
+        "organization",
+        "user",
+        "totp_secret",
+        "otpauth_uri",
+        "audit_head",
+        "checkpoint",  # null: no signing key
+    }
+    assert data["checkpoint"] is None
     assert (data["organization"], data["user"]) == ("acme-payments", "bob@acme.co")
     new_secret = data["totp_secret"]
     assert new_secret != bob.secret and f"secret={new_secret}" in data["otpauth_uri"]

@@ -1,5 +1,5 @@
-"""parse_fast runs yaml_rs on a second thread while the pre-scan runs: the verdict is still the
-scan's (a suspicious file's value is never used), and what the parse raises reaches the caller."""
+"""parse_fast runs yaml_rs on a second thread while the pre-scan runs: a suspicious file's value
+is not trusted (libyaml reads it too), and what the parse raises reaches the caller."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from userctl.desired import fast_yaml
 ALIASED = b"a: &x b\nc: *x\n"
 
 
-def test_a_suspicious_file_gives_no_value_even_though_yaml_rs_reads_it() -> None:
+def test_a_suspicious_file_is_not_trusted_even_though_yaml_rs_reads_it() -> None:
     assert fast_yaml.parse_unguarded(ALIASED) == {
         "a": "b",
         "c": "b",
     }  # yaml_rs alone would accept it
     assert fast_yaml.suspicion(ALIASED) is not None
-    assert fast_yaml.parse_fast(ALIASED) is None
+    assert not fast_yaml.parse_fast(ALIASED).trusted
 
 
 def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
@@ -29,11 +29,25 @@ def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
         b"version: 1\norganization: acme\nusers:\n"
         b"  a@x.co:\n    id_number: '0123'\n    status: active\n"
     )
-    assert fast_yaml.parse_fast(data) == {
-        "version": 1,
-        "organization": "acme",
-        "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
-    }
+    assert fast_yaml.parse_fast(data) == fast_yaml.FastRead(
+        {
+            "version": 1,
+            "organization": "acme",
+            "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
+        },
+        None,
+        True,
+        True,
+    )
+
+
+def test_yaml_rs_says_where_it_refuses_the_text() -> None:
+    read = fast_yaml.parse_fast(b'a: 1\nb: "x"#c\n')
+    assert (read.value, read.trusted, read.accepted) == (None, False, False)
+    assert read.refusal is not None and (read.refusal.line, read.refusal.col) == (2, 7)
+    assert read.refusal.message == (
+        "YAML syntax error: comments must be separated from other tokens by whitespace"
+    )
 
 
 def test_what_the_parse_raises_on_its_thread_is_raised_to_the_caller() -> None:
@@ -47,7 +61,7 @@ def test_what_the_parse_raises_on_its_thread_is_raised_to_the_caller() -> None:
             raise Broken("read failed")
 
     with pytest.raises(Broken, match="read failed"):
-        fast_yaml.BackgroundParse(Unreadable()).result()  # type: ignore[arg-type]
+        fast_yaml.BackgroundParse(Unreadable()).outcome()  # type: ignore[arg-type]
 
 
 def test_no_parse_thread_outlives_the_call() -> None:

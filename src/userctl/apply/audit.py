@@ -113,6 +113,12 @@ def append_events(
         row["hmac"] = _hmac(key, payload) if key else None
         rows.append(row)
     conn.execute(insert(_table), rows)
+    # Here, where every write's events go in, so that no writer can leave its events unsigned
+    # when a signing key is set: one signature per batch, not per event. Imported here to keep
+    # cryptography off the read paths that import this module.
+    from userctl.apply.checkpoints import append_checkpoint
+
+    append_checkpoint(conn, org_id, seq, head, created_at)
     return head
 
 

@@ -27,8 +27,6 @@ ENROL_ACTION = "mfa.enroll"
 # Events after which the last `mfa.enroll` of an address no longer describes its authenticator:
 # a new person at that address, or the authenticator removed.
 _ENDS_ENROLMENT = ("user.create", "user.replace", "user.delete", "user.disable_two_factor")
-# Enough for any real chain of enrolments; a longer one is treated as reaching everyone.
-_MAX_CHAIN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +63,26 @@ def enrolled_by(conn: "Connection", org_id: int, email: str) -> str | None:
     return str(by) if by else str(rows.operator)
 
 
-def controllers(conn: "Connection", org_id: int, email: str) -> frozenset[str]:
-    """`email` and everyone who can produce `email`'s codes: whoever enrolled their authenticator,
-    whoever enrolled that person's, and so on."""
-    seen = [email]
-    current: str | None = email
-    while current is not None and len(seen) < _MAX_CHAIN:
-        current = enrolled_by(conn, org_id, current)
-        if current is None or current in seen:
-            break
-        seen.append(current)
-    return frozenset(seen)
-
-
 def stand_in(conn: "Connection", org_id: int, a: Proof, b: Proof) -> str | None:
-    """Why `a` and `b` are not proofs of two people, or None when they are."""
+    """Why `a` and `b` are not proofs of two people, or None when they are: one person; one
+    enrolled the other's current authenticator (and saw its secret); or one person enrolled both
+    (and knows both secrets).
+
+    Only the enrolments themselves count, not chains of them (X enrolled Y, who enrolled Z): every
+    operator's authenticator goes back to the admin `init` enrolled, so a rule over whole chains
+    would leave no two people able to confirm anything under four eyes — not even the plan that
+    turns it off. What a chain leaves open (X typing Y's codes while Y enrols Z) is written in
+    the audit log as Y's enrolment of Z."""
     if a.user_id == b.user_id or a.email == b.email:
         return f"{a.describe()} and {b.describe()} are one person's"
-    mine, theirs = controllers(conn, org_id, a.email), controllers(conn, org_id, b.email)
-    if a.email in theirs:
+    by_a, by_b = enrolled_by(conn, org_id, a.email), enrolled_by(conn, org_id, b.email)
+    if by_b == a.email:
         return f"{a.email} enrolled the authenticator of {b.email} and can act as them"
-    if b.email in mine:
+    if by_a == b.email:
         return f"{b.email} enrolled the authenticator of {a.email} and can act as them"
-    shared = sorted(mine & theirs)
-    if shared:
+    if by_a is not None and by_a == by_b:
         return (
-            f"{shared[0]} enrolled the authenticators of both {a.email} and {b.email} "
+            f"{by_a} enrolled the authenticators of both {a.email} and {b.email} "
             "and can act as either"
         )
     return None

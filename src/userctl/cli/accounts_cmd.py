@@ -64,6 +64,9 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
     result = import_bank_accounts(
         ctx.engine(), ctx.organization, data, path, operator, lock_timeout_s, utcnow()
     )
+    from userctl.cli import checkpoint_out
+
+    signed = checkpoint_out.written(ctx.engine(), result.organization, result.audit_head)
     if fmt == "json":
         from userctl.render import results
 
@@ -75,6 +78,7 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
                     [a.key for a in result.plan.unchanged],
                     result.audit_head,
                 )
+                | {"checkpoint": signed}
             ),
             nl=False,
         )
@@ -83,3 +87,5 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
         f"{result.organization}: imported {len(result.plan.new)}, "
         f"unchanged {len(result.plan.unchanged)}"
     )
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))

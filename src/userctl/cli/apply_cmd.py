@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.apply_output import applied_document, applied_text, progress
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
@@ -121,10 +122,9 @@ def apply(
         and interactive()
         and code_can_confirm(engine, the_plan, operator, utcnow())
     )
-    total = len(the_plan.active_changes)
 
     def attempt(given: GivenCode) -> "ApplyResult":
-        with progress(total) as bar:
+        with progress(len(the_plan.active_changes)) as bar:
             return run.apply_now(
                 engine,
                 the_plan,
@@ -136,8 +136,9 @@ def apply(
             )
 
     result = with_code(attempt, otp_code, ask)
+    signed = checkpoint_out.written(engine, the_plan.organization, result.audit_head)
     if not as_json:
-        click.echo(applied_text(the_plan, result), nl=False)
+        click.echo(applied_text(the_plan, result, signed), nl=False)
     delivery = run.deliver_invitations(engine, smtp, letter, result)
     for warning in delivery.warnings:
         click.echo(warning, err=True)
@@ -146,4 +147,4 @@ def apply(
         click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if as_json:
         sent = None if report is None else (report.sent, report.failed)
-        click.echo(applied_document(the_plan, operator, result, sent, result.at), nl=False)
+        click.echo(applied_document(the_plan, operator, result, sent, result.at, signed), nl=False)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.plan import Plan
 from userctl.render import results
 
@@ -26,6 +27,7 @@ def applied_document(
     result: "ApplyResult | None",
     delivery: tuple[int, int] | None,
     at: dt.datetime,
+    checkpoint: dict[str, Any] | None = None,
 ) -> str:
     """`apply --format json`; `result` is None when the plan had nothing to apply."""
     return results.document(
@@ -44,11 +46,12 @@ def applied_document(
             invited=result.invited if result is not None else (),
             delivery=delivery,
             at=at,
+            checkpoint=checkpoint,
         )
     )
 
 
-def applied_text(plan: Plan, result: "ApplyResult") -> str:
+def applied_text(plan: Plan, result: "ApplyResult", checkpoint: dict[str, Any] | None) -> str:
     """What an apply did, for a reader: printed as soon as it is committed."""
     lines = [
         f"Applied {result.applied} change(s) to {plan.organization} (serial {result.serial}), "
@@ -57,10 +60,12 @@ def applied_text(plan: Plan, result: "ApplyResult") -> str:
     if result.invitations_queued:
         lines.append(f"Queued {result.invitations_queued} invitation email(s).")
     lines.append(f"Audit chain head: {result.audit_head}")
+    if checkpoint is not None:
+        lines.append(checkpoint_out.line(checkpoint))
     return "\n".join(lines) + "\n"
 
 
-def approved_document(plan: Plan, done: "ApproveResult") -> str:
+def approved_document(plan: Plan, done: "ApproveResult", checkpoint: dict[str, Any] | None) -> str:
     """`approve --format json`."""
     return results.document(
         results.approved(
@@ -72,6 +77,7 @@ def approved_document(plan: Plan, done: "ApproveResult") -> str:
             audit_head=done.audit_head,
             at=done.at,
         )
+        | {"checkpoint": checkpoint}
     )
 
 

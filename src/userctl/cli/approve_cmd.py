@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.apply_output import approved_document
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
@@ -93,11 +94,14 @@ def approve(
         otp_code,
         ask=otp_code is None,
     )
+    signed = checkpoint_out.written(engine, the_plan.organization, done.audit_head)
     if as_json:
-        click.echo(approved_document(the_plan, done), nl=False)
+        click.echo(approved_document(the_plan, done, signed), nl=False)
         return
     click.echo(
         f"Approved plan {the_plan.digest} for {the_plan.organization} by {done.approver}, valid "
         f"until {iso_z(done.expires_at)}."
     )
     click.echo(f"Audit chain head: {done.audit_head}")
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))

@@ -8,7 +8,7 @@ import datetime as dt
 import click
 
 from userctl.cli.context import reading
-from userctl.cli.outputs import MANIFEST, manifest, write_pack
+from userctl.cli.outputs import MANIFEST, SIGNATURE, manifest, write_pack
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
 
@@ -46,22 +46,74 @@ def parse_bound(option: str, value: str, *, end: bool) -> dt.datetime:
     is_flag=True,
     help="Replace an earlier evidence pack in DIR (never anything else).",
 )
-def evidence(since: str, until: str, out: str, force: bool) -> None:
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    metavar="FILE",
+    help="Also trust checkpoints signed by this key (a rotated one); the signing key's own public "
+    "key is always trusted.",
+)
+@click.option(
+    "--checkpoint",
+    "kept_file",
+    metavar="FILE",
+    help="A checkpoint kept outside the database (as for `audit verify --checkpoint`).",
+)
+def evidence(
+    since: str,
+    until: str,
+    out: str,
+    force: bool,
+    public_keys: tuple[str, ...],
+    kept_file: str | None,
+) -> None:
     """The evidence pack of an audit period: the verified audit log with its chain head, every
     plan applied with approvals and reasons, joiners/movers/leavers, review attestations, the
     current policy results and hygiene findings, an index.html linking them, and SHA256SUMS.
-    Exits 1 (after writing the pack, which says so) when the audit chain does not verify."""
+    With USERCTL_AUDIT_SIGNING_KEY set, also the period's signed checkpoints (checkpoints.json,
+    every checkpoint verified) and SHA256SUMS.sig, the key's SSH signature over SHA256SUMS.
+    Exits 4 (after writing the pack, which says so) when the audit chain does not verify."""
+    from userctl.apply.checkpoints import evidence_seal, signed_data
     from userctl.apply.reviews import read_evidence
+    from userctl.apply.signing import EVIDENCE_NAMESPACE, load_public_keys, signing_key
+    from userctl.cli.audit_keys_cmd import read_checkpoint
     from userctl.clock import utcnow
     from userctl.render.review import evidence_files
 
     start, end = parse_bound("--since", since, end=False), parse_bound("--until", until, end=True)
     if end <= start:
         raise UsageError(f"--until {until} is not after --since {since}")
+    key = signing_key()
+    if key is None and (public_keys or kept_file):
+        raise UsageError(
+            "--public-key and --checkpoint need USERCTL_AUDIT_SIGNING_KEY: the pack is signed "
+            "with it"
+        )
+    keys = load_public_keys(list(public_keys)) if public_keys else {}
+    kept = read_checkpoint(kept_file) if kept_file is not None else None
     with reading() as (conn, org_id, org):
         evidence = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
+        if key is not None:
+            keys[key.key_id] = key.private.public_key()
+            verification = evidence["verification"]
+            signed, period = evidence_seal(
+                conn, org_id, verification["events"], keys, kept, start, end
+            )
+            # A broken chain is the first problem; the checkpoints are judged on an intact one.
+            if verification["ok"] and not signed.ok:
+                verification.update(ok=False, problem=signed.problem)
+            verification["signed"] = signed_data(signed) if verification["ok"] else None
+            evidence["checkpoints"] = {
+                "key_id": key.key_id,
+                "public_key": key.public_line().strip(),
+                "checkpoints": [c.as_data() for c in period],
+            }
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
+    if key is not None:
+        # Over the manifest, which lists every other file's sum: one signature seals the pack.
+        files[SIGNATURE] = key.sign(files[MANIFEST].encode("utf-8"), EVIDENCE_NAMESPACE)
     write_pack("-o", out, files, force=force)
     click.echo(
         f"{org.slug}: evidence for {since} to {until} written to {out} "

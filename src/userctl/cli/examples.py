@@ -31,8 +31,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "audit verify": (
         "userctl audit verify",
-        "userctl audit verify --head HASH --organization acme-payments",
+        "userctl audit verify --public-key audit-key.pub --checkpoint kept.json",
     ),
+    "audit checkpoints": ("userctl audit checkpoints --last --format json > kept.json",),
+    "audit keygen": ("userctl audit keygen -o audit-key",),
     "mfa": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "mfa enroll": ("userctl mfa enroll bob@acme.co --operator ana@acme.co",),
     "notifications": ("userctl notifications list --status queued",),

@@ -37,7 +37,7 @@ def mfa() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print {organization, user, totp_secret, otpauth_uri, audit_head} as JSON, for scripts.",
+    help="Print {organization, user, totp_secret, otpauth_uri, audit_head, checkpoint} as JSON.",
 )
 def enroll(
     email: str,
@@ -93,6 +93,9 @@ def enroll(
         prompt=f"TOTP code of {operator}",
     )
 
+    from userctl.cli import checkpoint_out
+
+    signed = checkpoint_out.written(app().engine(), result.organization, result.audit_head)
     if as_json:
         click.echo(
             json.dumps(
@@ -102,6 +105,7 @@ def enroll(
                     "totp_secret": result.secret,
                     "otpauth_uri": result.otpauth_uri,
                     "audit_head": result.audit_head,
+                    "checkpoint": signed,
                 },
                 indent=2,
             )
@@ -116,5 +120,7 @@ def enroll(
         + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
     click.echo(f"Audit head: {result.audit_head}")
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))
     click.echo()
     click.echo(enrolment_text(result.email, result.otpauth_uri, color=app().color()), nl=False)

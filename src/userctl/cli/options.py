@@ -53,6 +53,10 @@ ENVIRONMENT: dict[str, str] = {
     "USERCTL_SMTP_URL": (
         "SMTP server for invitations, smtp[s|+starttls]://[user:password@]host[:port] (secret)"
     ),
+    "USERCTL_AUDIT_SIGNING_KEY": (
+        "Ed25519 private key (a file path, or the key's text): every write appends a signed "
+        "checkpoint of the audit chain (secret)"
+    ),
 }
 
 

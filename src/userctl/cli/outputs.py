@@ -26,6 +26,8 @@ from typing import Iterable, Mapping
 from userctl.errors import UsageError
 
 MANIFEST = "SHA256SUMS"
+# The signing key's SSH signature over MANIFEST: it cannot list itself there.
+SIGNATURE = "SHA256SUMS.sig"
 # `sha256sum -c` skips lines starting with "#": the pack stays checkable without userctl.
 PACK_HEADER = "# userctl evidence pack: SHA-256 of every other file in this directory"
 _STAGING = ".userctl-evidence-"
@@ -208,6 +210,8 @@ def pack_problem(directory: str) -> str | None:
     for name in entries:
         if name == MANIFEST:
             continue
+        if name == SIGNATURE and os.path.isfile(os.path.join(directory, name)):
+            continue  # signs the manifest, which then vouches for the rest
         entry = os.path.join(directory, name)
         if name not in sums:
             return f"{name!r}, which its {MANIFEST} does not list"
@@ -254,7 +258,15 @@ class SecretFile:
         self._fd: int | None = fd
 
     @classmethod
-    def reserve(cls, option: str, path: str, exist_ok: bool) -> "SecretFile | None":
+    def reserve(
+        cls,
+        option: str,
+        path: str,
+        exist_ok: bool,
+        *,
+        command: str = "init",
+        advice: str = "or give --exist-ok to keep it when the organization is already there",
+    ) -> "SecretFile | None":
         """The reserved file; None when it exists already and `exist_ok` lets the command find
         what it belongs to."""
         try:
@@ -263,8 +275,8 @@ class SecretFile:
             if exist_ok:
                 return None
             raise UsageError(
-                f"{option} {path} already exists: init never overwrites a secret; move it away, "
-                "or give --exist-ok to keep it when the organization is already there"
+                f"{option} {path} already exists: {command} never overwrites a secret; move it "
+                f"away, {advice}"
             ) from None
         except OSError as exc:
             raise UsageError(f"{option} {path}: {exc.strerror}") from None

@@ -106,6 +106,11 @@ def attest(
         f"Attested review {data['digest']} of {slug} by "
         f"{reviewer.strip().lower()}; audit chain head {head}"
     )
+    from userctl.cli import checkpoint_out
+
+    signed = checkpoint_out.written(app().engine(), slug, head)
+    if signed is not None:
+        click.echo(checkpoint_out.line(signed))
 
 
 @review.command()

@@ -120,9 +120,17 @@ def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]
     # differing from it only by case is locked with it). One locking read, never a plain read
     # first: InnoDB's snapshot starts at a transaction's first plain read, and one taken before
     # waiting for a row would hide the platform's committed change from the precondition check.
+    # MariaDB's optimizer may scan the primary key for a small table instead of the identity
+    # index, and InnoDB then locks every row it scanned (the platform could not write another
+    # user while an apply runs): the index is named.
+    by_identity = select(u.id).where(u.organization_id == org_id)
+    for dialect in ("mysql", "mariadb"):
+        by_identity = by_identity.with_hint(
+            tables.users, "FORCE INDEX (uq_users_org_email_key)", dialect
+        )
     user_ids = _lock(
         conn,
-        select(u.id).where(u.organization_id == org_id),
+        by_identity,
         u.email_key,
         (state.email_key(e) for e in keys.get("user", ())),
     )

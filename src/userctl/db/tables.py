@@ -288,6 +288,22 @@ audit_events = Table(
     UniqueConstraint("organization_id", "seq", name="uq_audit_events_org_seq"),
 )
 
+# Signed checkpoints (migration 0008): a signature over (organization, seq, chain head, time, key
+# id) appended by every write when USERCTL_AUDIT_SIGNING_KEY is set. No unique key on seq: a
+# replayed row must reach `audit verify --public-key` to be reported, not vanish in an error.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _org_fk(ondelete=None),
+    Column("seq", Integer, nullable=False),
+    Column("head", String(80), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("key_id", String(80), nullable=False),
+    Column("signature", Text, nullable=False),
+    Index("ix_audit_checkpoints_org_seq", "organization_id", "seq"),
+)
+
 approvals = Table(
     "approvals",
     metadata,

@@ -112,12 +112,27 @@ def _walk(root: dict[str, Any]) -> _Found:
                     found.append((path + (step,), True, message))
             if child.__class__ is str:
                 if not (child.isprintable() and child.isascii()):
-                    message = text_problem(child)
+                    message = _value_problem(child)
                     if message is not None:
                         found.append((path + (step,), False, message))
             elif child.__class__ is dict or child.__class__ is list:
                 pending.append((path + (step,), child))
     return found
+
+
+# A `|` or `>` block keeps its last line break unless told not to: the one line break a one-line
+# value holds, which the author did not mean. Refused all the same (stripping it would store what
+# the YAML does not say), with the way to write it.
+_FINAL_BREAK: Final = (
+    "ends with a line break, which a | or > block scalar keeps: write |- or >- to drop it"
+)
+
+
+def _value_problem(text: str) -> str | None:
+    message = text_problem(text)
+    if message is not None and text.endswith("\n") and text_problem(text.rstrip("\n")) is None:
+        return _FINAL_BREAK
+    return message
 
 
 def _emails(root: dict[str, Any]) -> _Found:

@@ -1,12 +1,14 @@
-"""The fast parser: yaml_rs (Rust), used only when a cheap scan of the file shows that it cannot
-disagree with the precise parser (strict_yaml).
+"""yaml_rs (Rust), the spec's reading of every file: what is valid YAML and what each value is.
+It runs on every file; libyaml (strict_yaml) runs besides it only when a cheap scan of the bytes
+cannot vouch that libyaml would read the same value and find no strict rule broken.
 
 yaml_rs reads plain scalars exactly as strict_yaml does (see scalars) and refuses duplicate keys,
 but it accepts anchors, aliases, tags, `True`/`yes`-style words, control characters and tabs in
-indentation. Rather than trust it on those, `suspicion` looks for anything that could introduce
-them; a hit sends the file to the precise parser, which gives the verdict. False alarms only cost
-time; a miss would be a bug, so the loader tests run both parsers over every fixture and require
-the same verdict. Several documents need no scan: yaml_rs then returns a list, refused here.
+indentation, and it reports no marks and no scalar styles. Rather than trust it on those,
+`suspicion` looks for anything that could introduce them, or make libyaml read otherwise; a hit
+sends the file to libyaml too, whose marks and styles then serve the strict rules, and the loader
+refuses a file the two read differently. False alarms only cost time; a miss would be a bug, so
+the tests run both paths over every fixture and the YAML test suite and require the same verdict.
 
 The scan works on the raw bytes with C-speed primitives (one `translate` finds every watched
 byte; regexes start with a literal so that they jump between candidates): a regex starting with
@@ -17,21 +19,26 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any, Final
 
 # Imported here, on the thread importing the loader, never first on a parse thread: yaml_rs 0.1.6
 # crashes (SIGSEGV) in any later call once the thread that first imported it has ended.
 import yaml_rs
 
+from userctl.desired.strict_yaml import libyaml_reads
+from userctl.errors import Problem
 from userctl.gcpause import gc_paused
 
 # Bytes worth a look: C0 controls and DEL (libyaml refuses them, yaml_rs does not); the
 # indicators & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab (libyaml refuses
 # it in indentation), % (directive); and lead bytes of multi-byte suspects: { (for ${...}),
-# \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM, U+FFFE/FFFF).
+# \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM, U+FFFE/FFFF); and where
+# libyaml reads otherwise than the spec: \\ (a surrogate-pair escape, which libyaml refuses),
+# | and > (see _ODD_BLOCK).
 _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
 _INDICATORS: Final = frozenset(b"&*!?<\t")
-_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%{\xc2\xe2\xef")
+_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%{\xc2\xe2\xef\\|>")
 _UNWATCHED: Final = bytes(b for b in range(256) if b not in _WATCHED)
 _SECOND_LOOK: Final = {
     ord("%"): re.compile(rb"(?:\A|\n)%"),  # a directive starts a line
@@ -39,7 +46,13 @@ _SECOND_LOOK: Final = {
     0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
     0xE2: re.compile(rb"\xe2\x80[\xa8\xa9]"),
     0xEF: re.compile(rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])"),
+    ord("\\"): re.compile(rb"\\(?:u[dD][89a-fA-F]|U0000[dD][89a-fA-F])"),
 }
+# `|` or `>` where a node starts is a block scalar's header, which ends its line: followed by text
+# (`{first_name: >Bob}`) it is an indicator YAML forbids there, which yaml_rs takes as text. A
+# `+` (keep) header: libyaml drops the last line break of a block ending in a blank line.
+_ODD_BLOCK: Final = re.compile(rb"[|>](?:[-0-9]*+\+|[-+0-9]*+[ \t]*+[^\s#])")
+_NODE_START: Final = frozenset(b":,[{-?\n\r")
 # An indicator matters only where a node starts: after a line's indentation, after ': ', '- ',
 # '? ', or a flow bracket or comma. Inside a scalar ("R&D", "Ruiz & Co", "Admin!") it is text.
 _TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
@@ -54,7 +67,7 @@ _WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|
 _END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
 _AMBIGUOUS: Final = tuple(
     re.compile(rf"{start}(?:{_WORDS}){_END}".encode())
-    for start in (r":\s++", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
+    for start in (r":\s*+", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
 )
 _AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
 
@@ -68,6 +81,8 @@ def suspicion(data: bytes) -> str | None:
         second_look = _SECOND_LOOK.get(byte)
         if second_look is not None and second_look.search(data):
             return f"contains {second_look.pattern!r}"
+    if (ord("|") in found or ord(">") in found) and _odd_block(data):
+        return "has | or > where a node starts, not as a block scalar's header"
     if found & _INDICATORS and (_INDICATOR_AT_NODE.search(data) or _INDICATOR_AT_START.match(data)):
         return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
     for pattern in _AMBIGUOUS:
@@ -78,20 +93,79 @@ def suspicion(data: bytes) -> str | None:
     return None
 
 
-def parse_fast(data: bytes, started: BackgroundParse | None = None) -> dict[str, Any] | None:
-    """The document (UTF-8 already checked) as a dict, or None when the precise parser must decide.
+# Where libyaml refuses YAML that the spec (and yaml_rs) reads, every case of the YAML test suite
+# needs one of these (tests/desired/test_yaml_suite.py holds each case to one verdict on both
+# paths): a flow mapping, a flow sequence that is not flat on one line, a block scalar, a tab, a
+# line starting with ':' (an empty key), '?' or '...' after its indentation and any '- '. A file
+# with none of them needs no check, as nearly every desired-state file: its lists are flat.
+_FLAT_LIST: Final = re.compile(rb"\[[^\[\]\n:#?{}\"']*\]")
+_ODD_LINE: Final = rb"[ -]*+[:?.]"
+_ODD_LINE_START: Final = re.compile(rb"\n" + _ODD_LINE)  # led by a literal: see the module's doc
+_ODD_FIRST_LINE: Final = re.compile(_ODD_LINE)
+
+
+def _may_trip_libyaml(data: bytes) -> bool:
+    if b"{" in data or b"|" in data or b">" in data or b"\t" in data:
+        return True
+    lists = data.count(b"[")
+    if lists and (lists != data.count(b"]") or lists != len(_FLAT_LIST.findall(data))):
+        return True
+    return bool(_ODD_FIRST_LINE.match(data) or _ODD_LINE_START.search(data))
+
+
+def _odd_block(data: bytes) -> bool:
+    for match in _ODD_BLOCK.finditer(data):
+        before = data[: match.start()].rstrip(b" ")
+        if not before or before[-1] in _NODE_START:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class FastRead:
+    """What yaml_rs made of a document: `value`, its root (any type), or None when it refused the
+    text (`refusal` then says where, when yaml_rs said so) or was not run on it (too deep for it);
+    `trusted` when the scan vouches that libyaml reads the same value and finds no strict rule
+    broken, so that the value needs no second parse."""
+
+    value: Any
+    refusal: Problem | None
+    trusted: bool
+    accepted: bool  # yaml_rs read the text as YAML (value None: an empty document)
+
+
+def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
+    """yaml_rs's reading of the document (UTF-8 already checked), and whether the scan trusts it.
     `started`: the parse of these very bytes, begun earlier (the loader's prefetch).
 
     yaml_rs releases the GIL while it parses (it holds it again to build the Python objects), so
-    it parses on a second thread while the scan, pure-Python regexes, runs on this one. When
-    the scan finds something, the value is dropped unread; that parse cost at most one fast
-    parse of a file within the size limit, as yaml_rs caps alias expansion and nesting."""
+    it parses on a second thread while the scan, pure-Python regexes, runs on this one."""
     assert started is None or started.data is data, "a prefetched parse is of the same bytes"
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
         reason = suspicion(data)
-        value = parse.result()
-    return value if reason is None else None
+        if reason is None and _may_trip_libyaml(data) and not libyaml_reads(data):
+            # Valid YAML libyaml cannot read (see docs/yaml.md): refused on every path.
+            reason = "libyaml cannot read it"
+        value, refusal, accepted = parse.outcome()
+    if reason is None and b"\\" in data and _spells_substitution(value):
+        reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes
+    return FastRead(value, refusal, reason is None and isinstance(value, dict), accepted)
+
+
+def _spells_substitution(root: Any) -> bool:
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if "${" in node:
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 class BackgroundParse:
@@ -104,22 +178,24 @@ class BackgroundParse:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self._value: dict[str, Any] | None = None
+        self._value: Any = None
+        self._refusal: Problem | None = None
+        self._accepted = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._value = parse_unguarded(self.data)
+            self._value, self._refusal, self._accepted = read(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
             self._error = exc
 
-    def result(self) -> dict[str, Any] | None:
+    def outcome(self) -> tuple[Any, Problem | None, bool]:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value
+        return self._value, self._refusal, self._accepted
 
 
 # yaml_rs recurses once per level of block nesting, with no limit of its own: 20,000 levels
@@ -146,20 +222,39 @@ def maybe_too_deep(data: bytes) -> bool:
 
 
 def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
-    """yaml_rs alone, with no scan (the tests use it to show what the scan is for), but never on
-    a document that could nest deeper than it survives."""
-    # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently, which is
-    # why the reader checks it first.
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
+    value, _, _ = read(data.encode("utf-8") if isinstance(data, str) else data)
+    return value if isinstance(value, dict) else None
+
+
+# yaml_rs's syntax errors: "YAML parse error at line 2, column 7", the text quoted, then the reason.
+_AT: Final = re.compile(r"at line (\d+), column (\d+)")
+
+
+def read(data: bytes) -> tuple[Any, Problem | None, bool]:
+    """yaml_rs's root value of `data`, where it refused the text (None: nowhere, or where is
+    unknown, e.g. a duplicate key, which libyaml locates), and whether it accepted it (not when it
+    was not run: on a document that could nest deeper than yaml_rs survives)."""
     if isinstance(data, bytes) and maybe_too_deep(data):
-        return None
+        return None, None, False
     try:
         with gc_paused():  # a parse allocates millions of objects that all survive
+            # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently,
+            # which is why the reader checks it first.
             value = yaml_rs.load(
                 data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
             )
-    # TypeError: a mapping key that holds a list or a mapping (the precise parser then says what).
-    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError, TypeError):
+    except yaml_rs.YAMLDecodeError as exc:
+        return None, _refusal(str(exc)), False
+    # TypeError: a mapping key that holds a list or a mapping (libyaml then says what).
+    except (ValueError, RecursionError, TypeError):
+        return None, None, False
+    return value, None, True
+
+
+def _refusal(message: str) -> Problem | None:
+    at = _AT.search(message)
+    if at is None:
         return None
-    return value if isinstance(value, dict) else None
+    reason = message.rstrip().rpartition("\n")[2].strip()
+    return Problem(f"YAML syntax error: {reason}", line=int(at.group(1)), col=int(at.group(2)))

@@ -12,11 +12,11 @@ whole file. Both ways give the same positions: the loader tests compare them on 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from userctl.desired.agreement import first_difference
 from userctl.desired.sourcemap import SourceMap, resolve_key
 from userctl.desired.strict_yaml import MarkedDocument, parse_marked
 from userctl.errors import Path
@@ -37,7 +37,7 @@ class _Piece:
         self, text: str, start: int, end: int, first_line: int, expected: dict[str, Any]
     ) -> None:
         marked = parse_marked(text[start:end])
-        if marked.problems or not _same(marked.value, expected):
+        if marked.problems or first_difference(marked.value, expected) is not None:
             raise _Cut()
         self.sourcemap = marked.sourcemap
         self.first_line = first_line
@@ -212,16 +212,3 @@ class SlicedSourceMap:
             marked: MarkedDocument = parse_marked(self._text)
             self._whole = marked.sourcemap
         return self._whole
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same types all the way down (1 == True == 1.0 in Python, not here)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)

@@ -102,6 +102,7 @@ def applied(
     invited: Sequence[str],
     delivery: tuple[int, int] | None,
     at: dt.datetime,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`apply --format json`. `actions` are the applied changes' "kind.action" names; `delivery`
     is (sent, still queued) when invitations were sent after commit, None when not tried."""
@@ -128,6 +129,7 @@ def applied(
             if delivery is None
             else {"sent": delivery[0], "still_queued": delivery[1]},
         },
+        "checkpoint": None if checkpoint is None else dict(checkpoint),
     }
 
 
@@ -167,10 +169,11 @@ def chain_verification(
     bad_seq: int | None,
     bad_id: int | None,
     after_head: int | None,
+    signed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`audit verify --format json`: `broken` names the first bad event (its seq and row id; null
     for a --head that is no event of the chain) and why; `events_after_head` counts the events
-    appended after an intact --head."""
+    appended after an intact --head; `signed` is the checkpoints' verification (--public-key)."""
     return {
         "organization": organization,
         "ok": problem is None,
@@ -180,6 +183,7 @@ def chain_verification(
         "events_after_head": after_head,
         "hmac_checked": hmac_checked,
         "broken": None if problem is None else {"seq": bad_seq, "id": bad_id, "reason": problem},
+        "signed": None if signed is None else dict(signed),
     }
 
 

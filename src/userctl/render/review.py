@@ -317,6 +317,8 @@ PACK_SCHEMAS: Final = {
     "hygiene.json": "hygiene.schema.json",
     "review.json": "review.schema.json",
 }
+# Files of a pack made with a signing key, besides those above (and SHA256SUMS.sig).
+SIGNED_PACK_SCHEMAS: Final = {"checkpoints.json": "evidence-checkpoints.schema.json"}
 
 
 def _period(window: Mapping[str, Any]) -> str:
@@ -415,5 +417,27 @@ def evidence_files(evidence: Mapping[str, Any]) -> dict[str, str]:
         ("hygiene.json", "dormant users, expired invitations, privileged users without 2FA, now"),
         ("SHA256SUMS", "the SHA-256 of every file of this pack"),
     ]
+    sealed = evidence.get("checkpoints")
+    if sealed is not None:
+        files["checkpoints.json"] = dump({"organization": evidence["organization"], **sealed})
+        signed = v.get("signed")
+        facts += [
+            ("signing key", sealed["key_id"]),
+            (
+                "signed checkpoints",
+                "not checked: the chain is broken"
+                if signed is None
+                else f"{signed['checkpoints']} verified, events up to "
+                f"#{signed['signed_through_seq']} signed, {signed['not_yet_signed']} not yet",
+            ),
+        ]
+        described += [
+            ("checkpoints.json", "the signed checkpoints of the period and the key's fingerprint"),
+            (
+                "SHA256SUMS.sig",
+                "the signing key's SSH signature over SHA256SUMS: "
+                "ssh-keygen -Y verify -n userctl-evidence",
+            ),
+        ]
     files["index.html"] = index_html(f"Audit evidence: {title}", facts, described)
     return files

@@ -48,8 +48,9 @@ def visible_json(encoded: str) -> str:
     string, where the escape decodes to the very same string: what a reader parses is unchanged
     (a saved plan keeps its digest), only what a person or a terminal sees is. json.dumps escapes
     C0 controls itself, but leaves DEL, C1, Cf and the separators raw."""
-    if encoded.isascii():
-        return encoded  # json.dumps writes every C0 control in a string as an escape already
+    if encoded.isascii() and "\x7f" not in encoded:
+        # json.dumps writes every C0 control in a string as an escape already, but not DEL.
+        return encoded
     # A raw C0 control (a line feed, once indented) can only be the document's own layout.
     if _nothing_hidden(encoded.replace("\n", "")):
         return encoded

@@ -66,3 +66,10 @@ def test_printable_shows_every_hidden_character_as_an_escape(text: str) -> None:
     assert not any(is_hidden(ch) for ch in shown)
     if not any(is_hidden(ch) for ch in text):
         assert shown == text
+
+
+def test_json_escapes_del_which_json_dumps_leaves_raw() -> None:
+    """DEL is ASCII, so a document that is all ASCII is not yet free of hidden characters."""
+    from userctl.printable import json_text
+
+    assert json_text({"name": "a\x7fb"}, indent=None) == '{"name": "a\\u007fb"}\n'

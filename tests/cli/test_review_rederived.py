@@ -9,6 +9,7 @@ attacker is a reviewer who edits review.json before attesting it, or attests an 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,22 @@ from userctl.review import NO_ACCESS_ACTIONS, report_digest
 
 
 class Codes:
-    """One operator's codes at successive TOTP steps (each step is usable once)."""
+    """One operator's codes at successive TOTP steps (each step is usable once), each taken when
+    it is used: the current step, or the next one when the current one was used, and never one
+    the drift window will have left behind by the time the command reads it (starting one step
+    back made a slow machine's first code two steps old by then)."""
 
     def __init__(self, op: Operator) -> None:
         self.op = op
-        self.at = unix_seconds(utcnow()) - 30
+        self.last: int | None = None
 
     def next(self) -> str:
-        code = self.op.code(self.at)
-        self.at += 30
-        return code
+        now = unix_seconds(utcnow()) // 30
+        step = now if self.last is None else max(self.last + 1, now)
+        if step > now + 1:  # beyond the window ahead: wait until it is within it
+            time.sleep((step - 1) * 30 - unix_seconds(utcnow()) + 0.1)
+        self.last = step
+        return self.op.code(step * 30)
 
 
 def _report(

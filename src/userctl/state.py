@@ -264,6 +264,12 @@ def email_key(email: str) -> str:
     return email.lower()
 
 
+def given_email(text: str) -> str:
+    """The identity an email given on a command line or in a CSV names: surrounding blanks are
+    not part of it (one rule for every option that names a person)."""
+    return email_key(text.strip())
+
+
 def identity_keys(group: Iterable[str]) -> dict[str, str]:
     """Stored email -> the key a live state holds it under, for rows whose emails differ only by
     case (one identity): the row stored exactly as the identity keeps it, else the first in sort

@@ -27,6 +27,7 @@ from userctl.db.identity import user_row
 from userctl.db.models import Approval, Organization, TotpSecret, User
 from userctl.errors import NotAuthorized, NotFound, TwoFactorRequired, UsageError
 from userctl.plan import user_address
+from userctl.state import given_email
 
 CONFIRMER_NEEDS = frozenset({"users.manage"})
 
@@ -72,8 +73,8 @@ def enroll_user(
     stops working. One transaction, under the organization lock; a wrong code is booked towards
     its operator's lockout. `code` is judged at `code_read_at` (default `now`), when the command
     read it; the second code at its own `read_at`."""
-    email, operator = email.strip().lower(), operator.strip().lower()
-    second_email = second.email.strip().lower() if second else None
+    email, operator = given_email(email), given_email(operator)
+    second_email = given_email(second.email) if second else None
     for who in (operator, second_email):
         if who == email:
             raise NotAuthorized(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from userctl.db.identity import user_row
 from userctl.db.models import Role, RolePermission, TotpSecret, User
 from userctl.errors import NotAuthorized
-from userctl.state import email_key
+from userctl.state import given_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ def load_operator(
     """The operator `email` of organization `org_id` at `now`, or NotAuthorized saying why they
     may not act: unknown, not active, past their expiry, no authenticator, or a role lacking one
     of `needs`."""
-    email = email_key(email.strip())
+    email = given_email(email)
     # By identity: a stored `Root@Acme.CO` is the operator `root@acme.co`, and an identity two
     # rows hold is no operator at all (IdentityClash).
     found = user_row(conn, org_id, email, User.id)

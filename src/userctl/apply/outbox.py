@@ -36,6 +36,7 @@ from userctl.clock import iso_z, naive_utc
 from userctl.db.batches import chunks
 from userctl.db.models import Notification, Organization, User
 from userctl.errors import UsageError
+from userctl.state import given_email
 
 INVITATION_TTL = dt.timedelta(days=7)
 ENV_SMTP_URL = "USERCTL_SMTP_URL"
@@ -151,7 +152,7 @@ def queue_invitations(
         {
             "organization_id": org_id,
             "user_id": user_id,
-            "recipient": email.strip().lower(),
+            "recipient": given_email(email),
             "kind": "invitation",
             "status": "queued",
             "attempts": 0,

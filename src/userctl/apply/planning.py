@@ -17,6 +17,7 @@ from userctl.errors import InputError, Problem, UsageError
 from userctl.gcpause import gc_paused
 from userctl.plan import Finding, Plan, loads, provenance
 from userctl.planner import PlanOptions, diff
+from userctl.state import given_email
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -153,8 +154,8 @@ def plan_options(
         raise UsageError(f"--reason: {problem}")
     return PlanOptions(
         prune=not no_prune,
-        replace=frozenset(e.strip().lower() for e in replace),
+        replace=frozenset(given_email(e) for e in replace),
         allow_mass_removal=allow_mass_removal,
-        operator=operator.strip().lower() if operator else None,
+        operator=given_email(operator) if operator else None,
         reason=reason,
     )

@@ -25,6 +25,7 @@ from userctl.db.identity import user_row
 from userctl.db.models import AuditEvent, User
 from userctl.errors import NotFound, Refused, UsageError
 from userctl.plan import user_address
+from userctl.state import given_email
 
 ACTION = "notification.resend"
 PERMISSION = "users.add"
@@ -46,7 +47,7 @@ def resend_invitation(
     """Queue a new invitation for `email` (see the module doc); returns the new audit chain
     head. Nothing is written unless every check passes (a wrong code books only itself). The
     code is judged at `code_read_at` (default `now`), when the command read it."""
-    key = email.strip().lower()
+    key = given_email(email)
     address = user_address(key)
 
     def work(conn: Connection, org_id: int) -> str:

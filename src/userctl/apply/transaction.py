@@ -25,7 +25,7 @@ from userctl.plan import Plan, organization_address, parse_address, required_per
 from userctl.planner import PlanOptions, policy_findings
 from userctl.replan import check_rederived
 from userctl.simulate import apply_changes
-from userctl.state import LiveState, fingerprint
+from userctl.state import LiveState, fingerprint, given_email
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -120,7 +120,7 @@ def apply_plan(
     """`code_read_at`: when the command read `otp_code` (default `now`); it is judged then."""
     from userctl.apply import otp
 
-    operator = operator.strip().lower()
+    operator = given_email(operator)
     refuse_blocked(plan)
     return otp.locked_write(
         engine,

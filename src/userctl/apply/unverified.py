@@ -18,6 +18,7 @@ from userctl.apply.operators import load_operator
 from userctl.errors import UsageError
 from userctl.names import email_problem
 from userctl.printable import printable
+from userctl.state import given_email
 
 # Registering a bank account is what bank_accounts.manage is for. Feeding last logins decides
 # who looks dormant to the hygiene check and the access review, which is judging users:
@@ -35,7 +36,7 @@ def unverified_operator(
     organization `org_id` at `now`. UsageError (exit 1) when none is named or the text could not
     be an email (control or format characters, not ASCII); NotAuthorized (exit 4) when they are
     no operator of the organization who may do this."""
-    email = (operator or "").strip().lower()
+    email = given_email(operator or "")
     if not email:
         raise UsageError(
             f"{command} records who ran it in the audit log: name yourself with --operator EMAIL "

@@ -14,6 +14,7 @@ import click
 from userctl.cli import checkpoint_out
 from userctl.plan import Plan
 from userctl.render import results
+from userctl.state import given_email
 
 if TYPE_CHECKING:
     from userctl.apply.transaction import ApplyResult, ApproveResult
@@ -37,7 +38,7 @@ def applied_document(
             actions=[f"{c.kind}.{c.action}" for c in plan.active_changes]
             if result is not None
             else [],
-            operator=operator.strip().lower(),
+            operator=given_email(operator),
             operator_verified=result is not None and result.operator_verified,
             approvers=result.approvers if result is not None else (),
             serial=result.serial if result is not None else None,

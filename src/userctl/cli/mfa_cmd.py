@@ -10,6 +10,7 @@ from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, operator_option, otp_option
 from userctl.errors import UsageError
+from userctl.state import given_email
 
 
 @click.group()
@@ -116,7 +117,7 @@ def enroll(
 
     click.echo(
         f"Enrolled a new authenticator for {result.email} in {result.organization}, "
-        f"confirmed by {operator.strip().lower()}"
+        f"confirmed by {given_email(operator)}"
         + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
     click.echo(f"Audit head: {result.audit_head}")

@@ -12,6 +12,7 @@ from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, operator_option, otp_option
 from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.errors import TwoFactorRequired, UserctlError
+from userctl.state import given_email
 
 
 @click.command()
@@ -63,7 +64,7 @@ def resend(
         ask=not otp_code,
         prompt=f"TOTP code of {operator}",
     )
-    click.echo(f"{slug}: a new invitation for {email.strip().lower()} is queued")
+    click.echo(f"{slug}: a new invitation for {given_email(email)} is queued")
     if target is not None:
         report = outbox.send_queued(app().engine(), target, utcnow(), org_id, letterhead=letter)
         click.echo(f"invitations: {report.sent} sent, {report.failed} failed")

@@ -13,6 +13,7 @@ from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, otp_option
 from userctl.errors import Refused, UsageError
 from userctl.printable import json_text
+from userctl.state import given_email
 
 EXIT_OVERDUE_MESSAGE = "the access review is overdue"
 
@@ -104,7 +105,7 @@ def attest(
     )
     click.echo(
         f"Attested review {data['digest']} of {slug} by "
-        f"{reviewer.strip().lower()}; audit chain head {head}"
+        f"{given_email(reviewer)}; audit chain head {head}"
     )
     from userctl.cli import checkpoint_out
 

@@ -26,6 +26,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "users.manage",
             "roles.manage",
             "audit.view",
+            "bank_accounts.manage",
             "company_settings.manage",
         ],
     ),

@@ -11,9 +11,20 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, Iterable, Literal, Mapping, Required, TypedDict, cast, get_args
+from typing import (
+    Any,
+    Final,
+    Iterable,
+    Iterator,
+    Literal,
+    Mapping,
+    Required,
+    TypedDict,
+    cast,
+    get_args,
+)
 
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
@@ -441,6 +452,52 @@ class FieldDiff(TypedDict, total=False):
 _UNCHANGED: Final[FieldDiff] = {"before": None, "after": None}
 
 
+class DerivedDiff(Mapping[str, FieldDiff]):
+    """The field diff of a change whose `before` is None (a create): every field its `after` sets,
+    from None, derived from `after` on each use instead of stored beside it. At 100k creates the
+    stored diffs were most of the memory a plan held, twice over in an apply (bench/README.md).
+    Reads as the planner's `field_diff({}, after)`; `Change.to_data` writes it as a dict."""
+
+    __slots__ = ("_after",)
+
+    def __init__(self, after: Mapping[str, Any] | None) -> None:
+        self._after: Mapping[str, Any] = after or {}
+
+    def __getitem__(self, name: str) -> FieldDiff:
+        value = self._after[name]
+        if value is None:
+            raise KeyError(name)
+        entry: FieldDiff = {"before": None, "after": value}
+        if isinstance(value, list):
+            entry["added"] = sorted(set(value))
+            entry["removed"] = []
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._after.get(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in sorted(self._after) if self._after[name] is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for value in self._after.values() if value is not None)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DerivedDiff) and self._after == other._after:
+            return True
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # like the dict it stands for
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+def plain_diff(diff: Mapping[str, FieldDiff]) -> dict[str, FieldDiff]:
+    """`diff` as the dict the plan's JSON holds."""
+    return diff if isinstance(diff, dict) else {name: diff[name] for name in diff}
+
+
 def field_of(diff: Mapping[str, FieldDiff], name: str) -> FieldDiff:
     """The entry of field `name` in `diff`, or one with nothing in it when the field does not
     change (so that `.get("removed")` reads as none removed)."""
@@ -495,7 +552,7 @@ class Change:
             "phase": PHASES[self.phase],
             "before": self.before,
             "after": self.after,
-            "diff": self.diff,
+            "diff": plain_diff(self.diff),
             "destructive": self.destructive,
             "grants_privilege": self.grants_privilege,
             "requires_2fa": self.requires_2fa,
@@ -513,6 +570,13 @@ class Change:
         kind, action = data["kind"], data["action"]
         if (kind, action) not in ACTION_TABLE:
             raise ValueError(f"unknown action {kind}.{action}")
+        diff = data["diff"]
+        if data["before"] is None and isinstance(data["after"], dict):
+            # Kept as derived when it is what its `after` gives (the planner's always is): the
+            # saved dict is then dropped. Any other diff is kept as written, for replan to refuse.
+            derived = DerivedDiff(data["after"])
+            if derived == diff:
+                diff = derived
         return cls(
             kind=kind,
             key=tuple(data["key"]),
@@ -520,7 +584,7 @@ class Change:
             phase=PHASES.index(data["phase"]),
             before=data["before"],
             after=data["after"],
-            diff=data["diff"],
+            diff=diff,
             destructive=data["destructive"],
             grants_privilege=data["grants_privilege"],
             requires_2fa=data["requires_2fa"],
@@ -558,6 +622,10 @@ class Plan:
     # The gate's settings in force when the plan was made (four_eyes, min_admins), beside
     # two_factor_policy: what the plan is judged by, so under the digest (replan re-derives them).
     gate: Mapping[str, Any] = field(default_factory=dict)
+    # The digest once known: computed on first use, or verified by `loads` while it read the plan.
+    # A hash over every change, which apply and approve ask for several times. Not an argument:
+    # `replace` makes a plan that computes its own.
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def gate_settings(self) -> dict[str, Any]:
@@ -619,14 +687,22 @@ class Plan:
 
     @property
     def digest(self) -> str:
-        return compute_digest(self.signed_content())
+        if self._digest is None:
+            self._know_digest(compute_digest(self.signed_content()))
+        assert self._digest is not None
+        return self._digest
+
+    def _know_digest(self, digest: str) -> None:
+        object.__setattr__(self, "_digest", digest)  # a cache: the plan itself stays frozen
 
     def to_data(self) -> dict[str, Any]:
         """The one serialisation: JSON output, the saved plan file and every renderer use it."""
         content = self.signed_content()
+        if self._digest is None:
+            self._know_digest(compute_digest(content))
         return {
             **content,
-            "digest": compute_digest(content),
+            "digest": self._digest,
             "findings": [f.to_data() for f in self.findings],
             "summary": self.summary(),
         }
@@ -634,6 +710,28 @@ class Plan:
 
 def compute_digest(content: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+
+
+class _StreamedDigest:
+    """`compute_digest` of a plan's signed content, fed its changes one at a time. The canonical
+    JSON sorts "changes" first of the signed keys and writes a list as its items joined by
+    commas, so the text hashed is the same without ever being held whole."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(b'{"changes":[')
+        self._count = 0
+
+    def add(self, change: Change) -> None:
+        text = canonical_json(change.to_data()).encode("utf-8")
+        self._hash.update(b"," + text if self._count else text)
+        self._count += 1
+
+    def finish(self, rest: Mapping[str, Any]) -> str:
+        """The digest, given the signed content but its changes (which must all sort after
+        "changes")."""
+        assert rest and min(rest) > "changes"
+        self._hash.update(b"]," + canonical_json(rest).encode("utf-8")[1:])
+        return "sha256:" + self._hash.hexdigest()
 
 
 def dumps(plan: Plan) -> str:
@@ -677,24 +775,29 @@ def made_at(plan: Plan) -> dt.datetime | None:
 
 
 def loads(text: str, source: str = "plan") -> Plan:
+    """Read a saved plan from its text (see `read_saved`)."""
+    return read_saved((text,), source)
+
+
+def read_saved(chunks: Iterable[str], source: str = "plan") -> Plan:
     """Read a saved plan: JSON that plan.schema.json accepts (so every kind, action and field is
-    one the planner writes) and whose content still matches its digest."""
+    one the planner writes) and whose content still matches its digest.
+
+    Read from `chunks` of its text change by change: each change is checked, built and hashed
+    as it is read, and neither the text nor its parse tree is ever held whole (at 100k creates
+    they were most of an apply's memory). Any JSON layout is read alike (a file re-indented by
+    a tool is the same plan); a key given twice at the top is refused, since which of the two a
+    reader takes is not the same everywhere."""
+    stream = _JsonStream(chunks, source)
+    changes = _SavedChanges(source)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            [
-                Problem(
-                    f"not a saved plan: invalid JSON ({exc.msg})", (), source, exc.lineno, exc.colno
-                )
-            ]
-        )
+        top = _read_top(stream, changes)
     except RecursionError:
         raise InputError([Problem("not a saved plan: nested too deeply", (), source)]) from None
     if (
-        not isinstance(data, dict)
-        or data.get("format_version") != FORMAT_VERSION
-        or "digest" not in data
+        not isinstance(top, dict)
+        or top.get("format_version") != FORMAT_VERSION
+        or "digest" not in top
     ):
         raise InputError(
             [
@@ -706,8 +809,10 @@ def loads(text: str, source: str = "plan") -> Plan:
                 )
             ]
         )
-    _check_schema(data, source)
-    missing = sorted(set(PROVENANCE_KEYS) - set(data["provenance"]))
+    _check_schema(top, source)
+    if changes.problem is not None:
+        raise changes.problem
+    missing = sorted(set(PROVENANCE_KEYS) - set(top["provenance"]))
     if missing:
         raise InputError(
             [
@@ -719,27 +824,214 @@ def loads(text: str, source: str = "plan") -> Plan:
                 )
             ]
         )
+    if changes.malformed is not None:
+        raise changes.malformed
     try:
         plan = Plan(
-            organization=data["organization"],
-            two_factor_policy=data["two_factor_policy"],
-            changes=tuple(Change.from_data(c) for c in data["changes"]),
-            preconditions=data["preconditions"],
-            findings=tuple(Finding(**f) for f in data["findings"]),
-            options=data["options"],
-            provenance=data["provenance"],
-            gate=data["gate"],
+            organization=top["organization"],
+            two_factor_policy=top["two_factor_policy"],
+            changes=tuple(changes.changes),
+            preconditions=top["preconditions"],
+            findings=tuple(Finding(**f) for f in top["findings"]),
+            options=top["options"],
+            provenance=top["provenance"],
+            gate=top["gate"],
         )
-        actual = plan.digest
+        rest = replace(plan, changes=()).signed_content()
+        del rest["changes"]
+        actual = changes.digest.finish(rest)
         made_at(plan)  # read by --max-age: a stamp the calendar cannot hold is malformed here
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InputError([Problem(f"saved plan is malformed: {exc}", (), source)])
-    if actual != data["digest"]:
+    if actual != top["digest"]:
         raise Refused(
             f"{source} was modified after it was written: its content does not match its digest "
-            f"{data['digest']}; plan again instead of editing a saved plan"
+            f"{top['digest']}; plan again instead of editing a saved plan"
         )
+    plan._know_digest(actual)
     return plan
+
+
+class _SavedChanges:
+    """A saved plan's changes as they are read: each checked against the schema, built and fed
+    to the digest, its JSON then dropped. The first problem is kept to be reported in its turn
+    (after what `read_saved` checks of the whole document first); the changes after it are
+    only parsed."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.changes: list[Change] = []
+        self.digest = _StreamedDigest()
+        self.problem: InputError | None = None  # the schema refuses a change
+        self.malformed: InputError | None = None  # it cannot be built
+
+    def add(self, data: Any) -> None:
+        if self.problem is not None or self.malformed is not None:
+            return
+        index = len(self.changes)
+        try:
+            _check_schema(data, self.source, _change_validator(), ("changes", index))
+        except InputError as exc:
+            self.problem = exc
+            return
+        try:
+            change = Change.from_data(data)
+            self.digest.add(change)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self.malformed = InputError(
+                [Problem(f"saved plan is malformed: {exc}", (), self.source)]
+            )
+            return
+        self.changes.append(change)
+
+
+def _read_top(stream: "_JsonStream", changes: _SavedChanges) -> Any:
+    """The top-level value of a saved plan, its "changes" given to `changes` one by one."""
+    if stream.peek() != "{":
+        value = stream.value()
+        stream.end()
+        return value
+    stream.take()
+    top: dict[str, Any] = {}
+    if stream.peek() == "}":
+        stream.take()
+        stream.end()
+        return top
+    while True:
+        if stream.peek() != '"':
+            raise stream.error("Expecting property name enclosed in double quotes")
+        key = stream.value()
+        if stream.peek() != ":":
+            raise stream.error("Expecting ':' delimiter")
+        stream.take()
+        if key in top:
+            raise InputError(
+                [
+                    Problem(
+                        f"saved plan is malformed: it gives {json.dumps(key)} twice",
+                        (),
+                        stream.source,
+                    )
+                ]
+            )
+        if key == "changes" and stream.peek() == "[":
+            stream.take()
+            top[key] = []  # given to `changes`, not kept
+            if stream.peek() == "]":
+                stream.take()
+            else:
+                while True:
+                    changes.add(stream.value())
+                    if not stream.delimiter("]"):
+                        break
+        else:
+            top[key] = stream.value()
+        if not stream.delimiter("}"):
+            break
+    stream.end()
+    return top
+
+
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+_DECODER: Final = json.JSONDecoder()
+# Text is asked for in pieces at least this long (a saved plan is read in chunks of about this).
+_PIECE: Final = 1 << 20
+
+
+class _JsonStream:
+    """JSON values read one at a time from text that arrives in chunks: a value is parsed once
+    the buffer holds all of it (a failed parse before the end of the text reads more, at least
+    doubling what is tried again), and what was read is dropped. Errors are placed at the line
+    and column `json.loads` would give."""
+
+    def __init__(self, chunks: Iterable[str], source: str) -> None:
+        self.source = source
+        self._chunks = iter(chunks)
+        self._buffer = ""
+        self._pos = 0
+        self._line = 1  # the line of the buffer's first character
+        self._column = 0  # how many characters precede it on that line
+        self._eof = False
+
+    def _more(self, at_least: int = 1) -> None:
+        """Drop what was read; append at least `at_least` characters (fewer at the end)."""
+        buffer, pos = self._buffer, self._pos
+        if pos:
+            newlines = buffer.count("\n", 0, pos)
+            if newlines:
+                self._line += newlines
+                self._column = pos - buffer.rfind("\n", 0, pos) - 1
+            else:
+                self._column += pos
+        got = [buffer[pos:]]
+        size = 0
+        while size < at_least:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._eof = True
+                break
+            got.append(chunk)
+            size += len(chunk)
+        self._buffer, self._pos = "".join(got), 0
+
+    def _skip(self) -> None:
+        while True:
+            match = _WHITESPACE.match(self._buffer, self._pos)
+            assert match is not None  # it matches the empty string
+            self._pos = match.end()
+            if self._pos < len(self._buffer) or self._eof:
+                return
+            self._more()
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
+        self._skip()
+        return self._buffer[self._pos : self._pos + 1]
+
+    def take(self) -> None:
+        self._pos += 1
+
+    def delimiter(self, closing: str) -> bool:
+        """Past a "," (True: more follows) or `closing` (False); anything else is an error."""
+        found = self.peek()
+        if found == ",":
+            self.take()
+            return True
+        if found == closing:
+            self.take()
+            return False
+        raise self.error("Expecting ',' delimiter")
+
+    def value(self) -> Any:
+        while True:
+            self._skip()
+            try:
+                value, end = _DECODER.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError as exc:
+                if self._eof:
+                    raise self.error(exc.msg, exc.pos) from None
+                self._more(max(_PIECE, len(self._buffer) - self._pos))
+                continue
+            if end == len(self._buffer) and not self._eof:
+                self._more()  # a number may go on in the next chunk
+                continue
+            self._pos = end
+            return value
+
+    def end(self) -> None:
+        """Nothing but whitespace is left."""
+        self._skip()
+        if self._pos < len(self._buffer):
+            raise self.error("Extra data")
+
+    def error(self, message: str, pos: int | None = None) -> InputError:
+        at = self._pos if pos is None else pos
+        line = self._line + self._buffer.count("\n", 0, at)
+        last = self._buffer.rfind("\n", 0, at)
+        column = at - last if last >= 0 else self._column + at + 1
+        return InputError(
+            [Problem(f"not a saved plan: invalid JSON ({message})", (), self.source, line, column)]
+        )
 
 
 PLAN_SCHEMA_PATH: Final = Path(__file__).resolve().parent / "schemas" / "plan.schema.json"
@@ -754,9 +1046,23 @@ def _plan_validator() -> Any:
     )
 
 
-def _check_schema(data: Any, source: str) -> None:
+@functools.cache
+def _change_validator() -> Any:
+    """The schema of one change, for a saved plan's changes checked one by one."""
+    import jsonschema_rs
+
+    schema = json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema_rs.Draft202012Validator(
+        {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/change"}
+    )
+
+
+def _check_schema(
+    data: Any, source: str, validator: Any = None, at: tuple[str | int, ...] = ()
+) -> None:
+    """`data` (at `at` in the plan) as the schema (`validator`: the plan's) has it."""
     try:
-        error = next(iter(_plan_validator().iter_errors(data)), None)
+        error = next(iter((validator or _plan_validator()).iter_errors(data)), None)
     except UnicodeEncodeError:
         # JSON may spell a lone surrogate ("\ud800"), which is no text at all.
         raise InputError(
@@ -769,7 +1075,7 @@ def _check_schema(data: Any, source: str) -> None:
             ]
         ) from None
     if error is not None:
-        where = "/".join(str(p) for p in error.instance_path) or "(document)"
+        where = "/".join(str(p) for p in (*at, *error.instance_path)) or "(document)"
         message = str(error.message)
         shown = message if len(message) <= 200 else message[:200] + "…"
         raise InputError([Problem(f"saved plan is malformed at {where}: {shown}", (), source)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from userctl import guards, policies
 from userctl.errors import InputError, Problem, did_you_mean, first_few
@@ -19,6 +19,7 @@ from userctl.plan import (
     ACTION_TABLE,
     Action,
     Change,
+    DerivedDiff,
     FieldDiff,
     Finding,
     Kind,
@@ -124,10 +125,16 @@ class _Builder:
         note: str | None = None,
         diff: dict[str, FieldDiff] | None = None,
     ) -> None:
-        diff = diff if diff is not None else field_diff(before or {}, after or {})
+        derived: Mapping[str, FieldDiff] = (
+            diff
+            if diff is not None
+            else DerivedDiff(after)
+            if before is None
+            else field_diff(before, after or {})
+        )
         # Risk flags are set once the whole plan is known (risk.assess); the phase of a role
         # update depends on whether it removes permissions.
-        destructive = not deferred and is_destructive(kind, action, diff, key)
+        destructive = not deferred and is_destructive(kind, action, derived, key)
         self.changes.append(
             Change(
                 kind=kind,
@@ -136,7 +143,7 @@ class _Builder:
                 phase=phase_of(kind, action, destructive),
                 before=before,
                 after=after,
-                diff=diff,
+                diff=derived,
                 deferred=deferred,
                 note=note,
             )

@@ -4,6 +4,7 @@ provenance (the files' hashes, the git commit, the database it was made against)
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
 import os
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 from userctl import state
 from userctl.errors import InputError, Problem, UsageError
 from userctl.gcpause import gc_paused
-from userctl.plan import Finding, Plan, loads, provenance
+from userctl.plan import Finding, Plan, provenance, read_saved
 from userctl.planner import PlanOptions, diff
 from userctl.state import given_email
 
@@ -122,20 +123,29 @@ def git_commit(path: str | os.PathLike[str]) -> str | None:
 
 
 def read_plan_file(path: str) -> Plan:
-    """A saved plan whose size, format and digest are right; nothing about it is trusted yet."""
-    from userctl.desired.reader import MAX_DOCUMENT_BYTES, read_bounded
+    """A saved plan whose size, format and digest are right; nothing about it is trusted yet.
+    Read in chunks, decoded as they come: the file is never held whole (plan.read_saved)."""
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, bounded_chunks
 
-    data = read_bounded(
+    with bounded_chunks(
         path,
         MAX_DOCUMENT_BYTES,
         what="saved plan",
         advice="it is not one `plan --out` wrote",
-    )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
-    return loads(text, source=path)
+    ) as chunks:
+        try:
+            return read_saved(_decoded(chunks), source=path)
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
+
+
+def _decoded(chunks: Iterator[bytes]) -> Iterator[str]:
+    """UTF-8 text of `chunks`, a character split between two chunks joined (UnicodeDecodeError
+    on anything that is not UTF-8)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for chunk in chunks:
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
 
 
 def plan_options(

@@ -21,6 +21,7 @@ from userctl.apply.transaction import (
 )
 from userctl.clock import iso_z
 from userctl.errors import Refused, UsageError, UserctlError
+from userctl.gcpause import gc_paused
 from userctl.plan import Plan, made_at
 from userctl.planner import PlanOptions
 
@@ -88,6 +89,13 @@ def read_saved_plan(
 
 def plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
     """The plan `source` names, checked as far as it can be before the lock."""
+    # Reading a saved plan builds an object per change and per field, all of which live until
+    # the apply ends: the cyclic collector would only walk them again and again (DESIGN §6).
+    with gc_paused():
+        return _plan_to_apply(engine, source, now)
+
+
+def _plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
     from userctl.db.migrate import require_current
 
     if source.plan_file is None:
@@ -165,18 +173,21 @@ def apply_now(
     lock_timeout_s: float,
     progress: Progress | None = None,
 ) -> ApplyResult:
-    """One try at applying `plan` with `given` (judged when it was read), at the clock's now."""
-    return apply_plan(
-        engine,
-        plan,
-        operator,
-        otp_code=given.code,
-        allow_mass_removal=allow_mass_removal,
-        lock_timeout_s=lock_timeout_s,
-        now=clock.utcnow(),
-        code_read_at=given.read_at,
-        progress=progress,
-    )
+    """One try at applying `plan` with `given` (judged when it was read), at the clock's now.
+    The collector is paused throughout, as while reading: re-deriving the plan, the guards and
+    the writes allocate millions of objects that form no cycles and live until the end."""
+    with gc_paused():
+        return apply_plan(
+            engine,
+            plan,
+            operator,
+            otp_code=given.code,
+            allow_mass_removal=allow_mass_removal,
+            lock_timeout_s=lock_timeout_s,
+            now=clock.utcnow(),
+            code_read_at=given.read_at,
+            progress=progress,
+        )
 
 
 def approve_now(
@@ -188,17 +199,19 @@ def approve_now(
     valid_for: dt.timedelta,
     lock_timeout_s: float,
 ) -> ApproveResult:
-    """One try at recording `operator`'s approval of `plan` with `given`."""
-    return approve_plan(
-        engine,
-        plan,
-        operator,
-        given.code or "",
-        now=clock.utcnow(),
-        valid_for=valid_for,
-        lock_timeout_s=lock_timeout_s,
-        code_read_at=given.read_at,
-    )
+    """One try at recording `operator`'s approval of `plan` with `given` (re-deriving the plan
+    as apply does, with the collector paused as there)."""
+    with gc_paused():
+        return approve_plan(
+            engine,
+            plan,
+            operator,
+            given.code or "",
+            now=clock.utcnow(),
+            valid_for=valid_for,
+            lock_timeout_s=lock_timeout_s,
+            code_read_at=given.read_at,
+        )
 
 
 def smtp_target() -> "SmtpTarget | None":

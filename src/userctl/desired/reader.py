@@ -13,12 +13,13 @@ something other than whitespace and comments.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import stat
 import sys
-from typing import Final
+from typing import Final, Iterator
 
 from userctl.errors import InputError, Problem
 
@@ -84,6 +85,26 @@ def read_bounded(
     """At most `limit` bytes of `path`, the one way a command reads a file it is given; raises
     InputError naming `file` (default: `path`) when there are more, or the path cannot be read.
     `what` names the kind of file in messages, `advice` what to do with one over the limit."""
+    with bounded_chunks(
+        path, limit, file, what=what, advice=advice, directory=directory, chunk=limit + 1
+    ) as chunks:
+        return b"".join(chunks)
+
+
+@contextlib.contextmanager
+def bounded_chunks(
+    path: str | os.PathLike[str],
+    limit: int,
+    file: str | None = None,
+    *,
+    what: str = "file",
+    advice: str,
+    directory: str = "this is a directory, not a file",
+    chunk: int = 1 << 20,
+) -> Iterator[Iterator[bytes]]:
+    """`read_bounded`, for a reader that takes the file `chunk` bytes at a time and need not
+    hold it whole (a saved plan): the same checks, the same messages, the limit counted as the
+    chunks are read."""
     shown = file if file is not None else os.fspath(path)
     try:
         # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever if none comes.
@@ -106,16 +127,26 @@ def read_bounded(
             raise InputError([_too_big(shown, what, limit, advice, info.st_size)])
         # Reads wait for data again: a pipe's writer may be slower than this reader.
         os.set_blocking(fd, True)
-        try:
-            # One byte more than allowed tells a file that grew, or a device that never ends.
-            data = fh.read(limit + 1)
-        except OSError as exc:
-            if exc.errno == errno.EISDIR:
-                raise InputError([at_start(shown, directory)]) from None
-            raise InputError([at_start(shown, _unreadable(what, exc))]) from None
-    if len(data) > limit:
-        raise InputError([_too_big(shown, what, limit, advice)])
-    return data
+
+        def chunks() -> Iterator[bytes]:
+            total = 0
+            while True:
+                try:
+                    # One byte more than allowed tells a file that grew, or a device that never
+                    # ends.
+                    data = fh.read(min(chunk, limit + 1 - total))
+                except OSError as exc:
+                    if exc.errno == errno.EISDIR:
+                        raise InputError([at_start(shown, directory)]) from None
+                    raise InputError([at_start(shown, _unreadable(what, exc))]) from None
+                if not data:
+                    return
+                total += len(data)
+                if total > limit:
+                    raise InputError([_too_big(shown, what, limit, advice)])
+                yield data
+
+        yield chunks()
 
 
 def _unreadable(what: str, exc: OSError) -> str:

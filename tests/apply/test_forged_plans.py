@@ -23,6 +23,7 @@ from tests.apply.apply_helpers import (
     every_change,
     exported,
     live_state,
+    new_user,
     rename,
     rows_of,
     save_plan,
@@ -404,3 +405,46 @@ def test_a_value_no_file_could_declare_is_refused(
         engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
     )
     assert why in stderr and "\u202e" not in stderr
+
+
+# --- a saved plan read change by change -----------------------------------------------------------
+
+
+def test_a_forged_change_deep_in_a_plan_read_in_many_chunks_is_refused_naming_it(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    """The saved plan is read in chunks (plan.read_saved): a create whose diff is not the one its
+    `after` gives, last of 1,500 and past the first chunks of the file, is kept as stated and
+    refused by re-derivation, named."""
+    bulk = [new_user(f"bulk{i:04d}@acme.co", 100 + i) for i in range(1500)]
+    path = save_plan(engine, with_users(exported(live_state(engine)), *bulk), tmp_path)
+    assert path.stat().st_size > 2 * 2**20  # more than two chunks of the reader
+
+    def mismatched_diff(data: Data) -> None:
+        last = change_of(data, user_address("bulk1499@acme.co"), "create")
+        last["diff"]["first_name"]["after"] = "Mallory"
+
+    forged = forge(path, mismatched_diff)
+    stderr = refused_as_forged(engine, runner, forged, *apply_args(forged, org.root.email))
+    assert 'user["bulk1499@acme.co"] create is not what the planner writes' in stderr
+    assert "diff differ" in stderr
+
+
+def test_a_saved_plan_reformatted_by_a_tool_applies_as_written(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path
+) -> None:
+    """Decided: a saved plan's JSON layout is not part of it (its digest covers its content), so
+    one re-indented with its keys in another order, as jq writes it, is the plan that was
+    reviewed: applied, under the digest it was written with."""
+    path = save_plan(engine, drop_gone(engine), tmp_path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    reformatted = path.with_name("reformatted.json")
+    reformatted.write_text(
+        json.dumps(dict(reversed(list(data.items()))), indent=4, ensure_ascii=True),
+        encoding="utf-8",
+    )
+    result = runner(*apply_args(reformatted, org.root.email, org.root.code()))
+    assert result.exit_code == 0, result.output
+    assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
+    [event] = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.delete"]
+    assert event.plan_digest == data["digest"]

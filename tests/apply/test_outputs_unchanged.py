@@ -322,7 +322,10 @@ def _person(
 
 def yaml_text(desired: state.DesiredState) -> str:
     """The desired state as a file (JSON scalars are YAML; always quoted strings)."""
-    q = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
+
+    def q(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
     lines = ["version: 1", f"organization: {q(desired.organization)}", "policies:"]
     grouped: dict[str, dict[str, Any]] = {}
     for (rule, name), value in sorted(desired.policies.items()):
@@ -565,9 +568,9 @@ def table_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     with engine.connect() as conn:
         names: dict[str, dict[Any, Any]] = {}
-        for table, column in NATURAL.items():
-            t = Base.metadata.tables[table]
-            names[table] = {i: key for i, key in conn.execute(sa.select(t.c.id, t.c[column]))}
+        for name, column in NATURAL.items():
+            t = Base.metadata.tables[name]
+            names[name] = {i: key for i, key in conn.execute(sa.select(t.c.id, t.c[column]))}
         for table in Base.metadata.sorted_tables:
             found = []
             for row in conn.execute(sa.select(table)).mappings():

@@ -58,6 +58,8 @@ def test_a_plan_read_in_chunks_of_any_size_is_the_plan_written(size: int) -> Non
     text = planmod.dumps(written)
     assert written.gate_settings["min_admins"] == 12 and len(written.changes) > 60
     read = read_saved(pieces(text, size))
+    # Hashed once, while reading: apply and approve ask the plan for it, and get that one.
+    assert read._digest == written.digest
     assert read.changes == written.changes and read.preconditions == written.preconditions
     assert read.gate == written.gate and read.provenance == written.provenance
     # The digest verified while reading is the one the whole content gives.

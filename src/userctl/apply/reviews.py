@@ -9,10 +9,10 @@ import json
 from typing import TYPE_CHECKING, Any, Mapping
 
 from userctl import review
-from userctl.apply.verification import OWN_CODE
 from userctl.errors import Refused, UsageError
 from userctl.names import free_text_problem
 from userctl.state import LiveState, Organization
+from userctl.verification import OWN_CODE
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

@@ -113,6 +113,11 @@ def _below(path: Path) -> tuple[set[str], set[str]]:
     return names, modules
 
 
+def _called(func: ast.expr) -> str:
+    """`reading` for `reading()` and for `context.reading()` alike."""
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
 def reads_in_blocks(path: Path) -> list[str]:
     """Each `with reading() ...:` block of `path` that calls more than one function of a reading
     layer, counting the calls of the module's own helpers it calls (one level is what a helper
@@ -147,7 +152,7 @@ def reads_in_blocks(path: Path) -> list[str]:
             item.context_expr
             for item in node.items
             if isinstance(item.context_expr, ast.Call)
-            and getattr(item.context_expr.func, "id", None) in READ_BLOCKS
+            and _called(item.context_expr.func) in READ_BLOCKS
         ]
         if not opens:
             continue
@@ -181,12 +186,13 @@ def test_the_read_check_sees_functions_modules_and_helpers(tmp_path: Path) -> No
         "        helper(conn)\n"
         "        render(list_users(conn, org_id))\n"
         "def three():\n"
-        "    with reading() as (conn, org_id, org):\n"
+        "    from userctl.cli import context\n"
+        "    with context.reading() as (conn, org_id, org):\n"
         "        trail.list_events(conn, org_id)\n"
         "        trail.chain_head(conn, org_id)\n",
         encoding="utf-8",
     )
     assert reads_in_blocks(sample) == [
         "sample.py:13: reads read_organization, list_users",
-        "sample.py:17: reads trail.list_events, trail.chain_head",
+        "sample.py:18: reads trail.list_events, trail.chain_head",
     ]

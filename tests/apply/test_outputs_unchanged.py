@@ -7,11 +7,11 @@ characters; 20-digit document numbers, 15-digit phones, limits of a million) and
 states: the first creates it all, the second makes every kind of change of `plan.ACTION_TABLE`
 to it (creates, updates, renames, a replace, deletes, (de)activations, role changes, 2FA
 changes, expiries set and reached, assignments added and removed, roles and policies created,
-updated and deleted). For each, through the CLI: `plan --format json --out`, `apply PLAN
---format json` with a real TOTP code; then `audit log --format json`, `audit verify --format
-json` and `export`. The SHA-256 of each output, of each table's rows (read with SQL) and each
-event's stored hash are compared with golden values in tests/apply/golden/outputs.json, made by
-the code of the day the file was last regenerated.
+updated and deleted). For each, through the CLI: `plan --format json --out`, `show PLAN` as
+text, markdown and html, `apply PLAN --format json` with a real TOTP code; then `audit log
+--format json`, `audit verify --format json` and `export`. The SHA-256 of each output, of each
+table's rows (read with SQL) and each event's stored hash are compared with golden values in
+tests/apply/golden/outputs.json, made by the code of the day the file was last regenerated.
 
 The clock is pinned (`userctl.clock.utcnow` and the modules that imported it by name), so plans'
 created_at, rows' stamps, expiries reached and the audit times are the same on every run; the
@@ -31,7 +31,8 @@ of how a digest or hash is computed fails the test too. Row ids are the backend'
 key is compared as the natural key of the row it points to (an email, a role name...).
 
 Regenerate the golden values (only when an output is meant to change, saying why in the
-commit), on SQLite in a temporary directory:
+commit: a new userctl version is one, as each plan names the version that made it), on SQLite in
+a temporary directory:
 
     python -m tests.apply.test_outputs_unchanged --regenerate
 
@@ -78,6 +79,7 @@ SEED = 25
 USERS = 300
 SEEDED = 40
 DATABASE = "<database>"
+SHORT = len("sha256:") + 12
 
 PERMISSIONS = [p for p in state.PERMISSIONS if p != "payouts.approve"]
 ADMIN = state.Role("Admin", "Full access but approving payouts", frozenset(PERMISSIONS))
@@ -493,7 +495,8 @@ def _phase(
     desired: state.DesiredState,
     options: Sequence[str],
 ) -> dict[str, str]:
-    """Plan `desired` (JSON, saved), apply the saved plan with a real code: the outputs."""
+    """Plan `desired` (JSON, saved), show the saved plan in the other formats, apply it with a
+    real code: the outputs."""
     now.now = at
     Path(f"users-{n}.yaml").write_text(yaml_text(desired), encoding="utf-8")
     planned = cli(
@@ -512,6 +515,14 @@ def _phase(
     plan = json.loads(planned.stdout)
     blocking = [f["message"] for f in plan["findings"] if f["blocking"]]
     assert not blocking, blocking
+    outputs = {
+        f"plan-{n} --format json": planned.stdout,
+        f"plan-{n} --out": Path(f"plan-{n}.json").read_bytes().decode("utf-8"),
+    }
+    for fmt in ("text", "markdown", "html"):  # the other renderers, of the saved plan
+        shown = cli("show", f"plan-{n}.json", "--format", fmt)
+        assert shown.exit_code == 0, shown.output
+        outputs[f"show plan-{n} --format {fmt}"] = shown.stdout
     applied = cli(
         "apply",
         f"plan-{n}.json",
@@ -524,11 +535,8 @@ def _phase(
         "json",
     )
     assert applied.exit_code == 0, applied.output
-    return {
-        f"plan-{n} --format json": planned.stdout,
-        f"plan-{n} --out": Path(f"plan-{n}.json").read_bytes().decode("utf-8"),
-        f"apply-{n} --format json": applied.stdout,
-    }
+    outputs[f"apply-{n} --format json"] = applied.stdout
+    return outputs
 
 
 def run_outputs(db_url: str, workdir: Path, scenario: Scenario | None = None) -> dict[str, Any]:
@@ -701,7 +709,9 @@ def normalised(
         assert plan["digest"] == _reference_digest(plan), f"{name}: digest computed otherwise"
         database = plan["provenance"]["database"]
         plan["provenance"]["database"] = DATABASE
-        swaps[plan["digest"]] = _reference_digest(plan)
+        digest = swaps[plan["digest"]] = _reference_digest(plan)
+        # As the text and markdown renderings abbreviate it.
+        swaps[plan["digest"][:SHORT] + "…"] = digest[:SHORT] + "…"
     assert database is not None
     swaps[database] = DATABASE
 

@@ -413,16 +413,17 @@ def pinned(at: PinnedClock) -> Iterator[None]:
 
 @dataclass
 class Cli:
+    """The real CLI, in this process (so the pinned clock is the one it reads)."""
+
     db_url: str
     env: dict[str, str | None] = field(default_factory=dict)
 
     def __call__(self, *args: str) -> click.testing.Result:
         from userctl.cli.main import cli
 
-        result = click.testing.CliRunner().invoke(
+        return click.testing.CliRunner().invoke(
             cli, ["--database-url", self.db_url, *args], env=self.env, catch_exceptions=False
         )
-        return result
 
 
 def _clean_env() -> dict[str, str | None]:
@@ -461,9 +462,10 @@ def register(engine: Engine, at: dt.datetime) -> None:
     from userctl.db import models as m
 
     with engine.begin() as conn:
-        invited = conn.execute(
-            sa.select(m.User.email).where(m.User.status == "invited").order_by(m.User.email)
-        ).scalars()
+        # Sorted here: each backend's collation orders "j_p." and "j.p" its own way.
+        invited = sorted(
+            conn.execute(sa.select(m.User.email).where(m.User.status == "invited")).scalars()
+        )
         registered = [email for n, email in enumerate(invited) if n % 5]
         conn.execute(
             sa.update(m.User)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Iterable, Literal, Mapping, Required, TypedDict, cast, get_args
 
+from userctl.canonical import canonical_bytes
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
 from userctl.printable import json_text
@@ -23,7 +24,6 @@ from userctl.state import (
     POLICY_DEFAULTS,
     TWO_FACTOR_POLICIES,
     FingerprintKind,
-    canonical_json,
 )
 
 # 2: changes carry grants_privilege; a plan carries its provenance. 3: and the gate in force.
@@ -633,7 +633,7 @@ class Plan:
 
 
 def compute_digest(content: Mapping[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
 def dumps(plan: Plan) -> str:

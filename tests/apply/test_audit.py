@@ -310,31 +310,36 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
 
 
 def test_cli_verify_streams_the_events_through_a_server_side_cursor(
-    engine: Engine, factory, runner
+    engine: Engine, factory, runner, monkeypatch
 ) -> None:
-    """Memory flat in the number of events: `audit verify` reads the chain with a streaming
-    cursor (PostgreSQL: a named server-side cursor; MariaDB: an unbuffered one), VERIFY_BATCH
-    rows per fetch, rather than fetching every row at once."""
+    """Memory flat in the number of events: `audit verify` reads the chain as the driver's
+    tuples through a streaming cursor (PostgreSQL: a named server-side cursor; MariaDB: an
+    unbuffered one), VERIFY_BATCH rows per fetch, rather than fetching every row at once. The
+    real reader runs; the test only looks at the cursor it opened."""
+    from userctl.db import driver
+
     org = factory.org()
     seed(engine, org)
-    seen: list[tuple[object, dict[str, object]]] = []
+    seen: list[tuple[str, int, object]] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if (
-            "FROM audit_events" in statement
-            and "ORDER BY audit_events.seq, audit_events.id" in statement
-        ):
-            seen.append((cursor, dict(context.execution_options)))
+    def watched(conn, query, batch_size):  # type: ignore[no-untyped-def]
+        batches = driver.driver_batches(conn, query, batch_size)
+        first = next(batches, None)
+        cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
+        seen.append((str(query), batch_size, cursor))
+        if first is not None:
+            yield first
+            yield from batches
 
-    sa.event.listen(sa.Engine, "before_cursor_execute", record)
-    try:
-        result = runner("audit", "verify")
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    monkeypatch.setattr(audit, "driver_batches", watched)
+    result = runner("audit", "verify")
     assert result.exit_code == 0, result.output
+    assert "5 events" in result.stdout
     assert len(seen) == 1
-    cursor, options = seen[0]
-    assert options.get("stream_results") is True and options.get("yield_per") == audit.VERIFY_BATCH
+    statement, batch_size, cursor = seen[0]
+    assert "FROM audit_events" in statement
+    assert "ORDER BY audit_events.seq, audit_events.id" in statement
+    assert batch_size == audit.VERIFY_BATCH
     if engine.dialect.name == "postgresql":
         import psycopg
 
@@ -343,6 +348,20 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(
         import pymysql.cursors
 
         assert isinstance(cursor, pymysql.cursors.SSCursor)
+
+
+def test_driver_batches_stream_in_fetches_of_the_batch_size(engine: Engine, factory) -> None:
+    org = factory.org()
+    with engine.begin() as conn:
+        append_events(conn, org, records(7), T0)
+    query = (
+        sa.select(events_t.c.seq).where(events_t.c.organization_id == org).order_by(events_t.c.seq)
+    )
+    from userctl.db.driver import driver_batches
+
+    with engine.connect() as conn:
+        batches = [[tuple(r) for r in b] for b in driver_batches(conn, query, 3)]
+    assert batches == [[(1,), (2,), (3,)], [(4,), (5,), (6,)], [(7,)]]
 
 
 # --- the CLI ----------------------------------------------------------------------------------

@@ -309,6 +309,38 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
         )
 
 
+def test_the_exact_path_decides_when_the_fast_scan_disagrees(
+    engine: Engine, factory, monkeypatch
+) -> None:
+    """The scan on driver tuples only finds where to look; `_check` on the rows decides. Were
+    the fast encoder ever to write other bytes than the canonical ones for an event, the chain
+    is verified again the exact way and still found intact, head and all."""
+    org = factory.org()
+    with engine.begin() as conn:
+        head = append_events(conn, org, records(6), T0)
+    real = audit.scalar_record_bytes
+
+    def diverging(record):  # type: ignore[no-untyped-def]
+        encoded = real(record)
+        return encoded + b" " if record["seq"] == 4 else encoded
+
+    monkeypatch.setattr(audit, "scalar_record_bytes", diverging)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org, head, batch_size=4) == audit.VerifyResult(
+            6, head, False, after_head=0
+        )
+    with engine.begin() as conn:
+        conn.execute(
+            events_t.update()
+            .where(events_t.c.organization_id == org, events_t.c.seq == 5)
+            .values(after=canonical_json({"first_name": "Mallory"}))
+        )
+    with engine.connect() as conn:
+        result = verify_chain(conn, org, head, batch_size=4)
+    assert (result.bad_seq, result.events, result.head) == (5, 6, head)
+    assert "was altered: its contents no longer match its hash" in (result.problem or "")
+
+
 def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     engine: Engine, factory, runner, monkeypatch
 ) -> None:

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -214,7 +215,8 @@ def _scan(
     organization_id = int(org_id)
     head_seq: int | None = 0 if wanted == GENESIS else None
     events, last = 0, GENESIS
-    prev_seq, prev_hash, prev_id = 0, GENESIS, None
+    # The event before: none yet (seq 0, and an id below any).
+    prev_seq, prev_hash, prev_id = 0, GENESIS, -math.inf
     bad: tuple[int, int | None] | None = None
     # The events of one write share their time: formatted once per run of them.
     stored_time: Any = None
@@ -246,7 +248,8 @@ def _scan(
             if created_at != stored_time:
                 stored_time = created_at
                 time = _hashed_time(created_at if read_time is None else read_time(created_at))
-            seq = int(seq)
+            # The values as the driver gives them (no int(): a seq or id of another type can
+            # only make the event look wrong, and `_check` then judges it).
             fields: dict[str, Any] = {
                 "organization_id": organization_id,
                 "seq": seq,
@@ -270,18 +273,18 @@ def _scan(
             if (
                 seq != prev_seq + 1
                 or prev != prev_hash
-                or (prev_id is not None and int(id_) < prev_id)
+                or id_ < prev_id
                 or sha256(payload).hexdigest() != hash_
                 or (
                     key is not None
                     and (mac is None or not hmac.compare_digest(str(mac), _hmac(key, payload)))
                 )
             ):
-                bad = (int(id_), prev_id)
+                bad = (int(id_), None if prev_seq == 0 else int(prev_id))
                 break
             if hash_ == wanted:
                 head_seq = seq
-            prev_seq, prev_hash, prev_id = seq, hash_, int(id_)
+            prev_seq, prev_hash, prev_id = seq, hash_, id_
     return _Scanned(events, last, head_seq, bad)
 
 

@@ -309,6 +309,48 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
         )
 
 
+def test_the_fast_scan_alone_verifies_every_kind_of_event(
+    engine: Engine, factory, monkeypatch
+) -> None:
+    """An intact chain is verified by the scan on driver tuples without the row path: were the
+    scan's payload to drift from `_payload` (a field missed, converted otherwise), it would flag
+    every event and the chain would still pass, only several times slower, through the exact
+    path; here that path refuses to run. Reasons, an earlier event referred to, an operator
+    verified or not, two write times, and HMACs, across several batches."""
+    monkeypatch.setenv(audit.ENV_KEY, "k3y")
+    org = factory.org()
+    kinds = [
+        AuditRecord("ana@acme.co", "totp", "user.update", 'user["a@acme.co"]', after={"n": 1}),
+        AuditRecord(
+            "ana@acme.co",
+            "approval:bo@acme.co+totp",
+            "user.deactivate",
+            'user["ñ@acme.co"]',
+            before={"status": "active", "tags": ["x", "ÿ\U0001f600"]},
+            after={"status": "inactive"},
+            plan_digest="sha256:" + "cd" * 32,
+            operator_verified=True,
+            reason='quarterly review: "leavers" \\ ✓',
+            refers_to=1,
+        ),
+        AuditRecord("bo@acme.co", "none", "policy.set", 'policy["x"]', operator_verified=False),
+    ]
+    with engine.begin() as conn:
+        append_events(conn, org, kinds * 3, T0)
+    with engine.begin() as conn:
+        head = append_events(conn, org, kinds, T0 + dt.timedelta(seconds=1))
+
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the exact path ran for an intact chain")
+
+    monkeypatch.setattr(audit, "_verify_rows", refused)
+    monkeypatch.setattr(audit, "_check", refused)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org, head, batch_size=5) == audit.VerifyResult(
+            12, head, True, after_head=0
+        )
+
+
 def test_the_exact_path_decides_when_the_fast_scan_disagrees(
     engine: Engine, factory, monkeypatch
 ) -> None:

@@ -453,6 +453,8 @@ AUDIT_COLUMNS = (
     "prev_hash",
     "hash",
     "hmac",
+    "reason",
+    "refers_to",
 )
 
 
@@ -476,6 +478,10 @@ def audit_rows(count: int) -> Iterator[tuple[Any, ...]]:
             "before": canonical_json({"first_name": "Ana"}),
             "after": canonical_json({"first_name": f"Ana {seq}"}),
             "prev_hash": head,
+            # Every stored field the hash covers (audit._payload): a plan's --reason on some
+            # events, and an expiry's deactivation naming the event it follows from on others.
+            "reason": "quarterly review" if seq % 10 == 0 else None,
+            "refers_to": seq - 1 if seq % 50 == 0 else None,
         }
         head = row["hash"] = hashlib.sha256(audit._payload(row)).hexdigest()
         row["hmac"] = None

@@ -26,6 +26,7 @@ from typing import (
     get_args,
 )
 
+from userctl.canonical import canonical_bytes
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
 from userctl.printable import json_text
@@ -34,7 +35,6 @@ from userctl.state import (
     POLICY_DEFAULTS,
     TWO_FACTOR_POLICIES,
     FingerprintKind,
-    canonical_json,
 )
 
 # 2: changes carry grants_privilege; a plan carries its provenance. 3: and the gate in force.
@@ -709,7 +709,7 @@ class Plan:
 
 
 def compute_digest(content: Mapping[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
 class _StreamedDigest:

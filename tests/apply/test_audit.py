@@ -309,32 +309,111 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
         )
 
 
-def test_cli_verify_streams_the_events_through_a_server_side_cursor(
-    engine: Engine, factory, runner
+def test_the_fast_scan_alone_verifies_every_kind_of_event(
+    engine: Engine, factory, monkeypatch
 ) -> None:
-    """Memory flat in the number of events: `audit verify` reads the chain with a streaming
-    cursor (PostgreSQL: a named server-side cursor; MariaDB: an unbuffered one), VERIFY_BATCH
-    rows per fetch, rather than fetching every row at once."""
+    """An intact chain is verified by the scan on driver tuples without the row path: were the
+    scan's payload to drift from `_payload` (a field missed, converted otherwise), it would flag
+    every event and the chain would still pass, only several times slower, through the exact
+    path; here that path refuses to run. Reasons, an earlier event referred to, an operator
+    verified or not, two write times, and HMACs, across several batches."""
+    monkeypatch.setenv(audit.ENV_KEY, "k3y")
+    org = factory.org()
+    kinds = [
+        AuditRecord("ana@acme.co", "totp", "user.update", 'user["a@acme.co"]', after={"n": 1}),
+        AuditRecord(
+            "ana@acme.co",
+            "approval:bo@acme.co+totp",
+            "user.deactivate",
+            'user["ñ@acme.co"]',
+            before={"status": "active", "tags": ["x", "ÿ\U0001f600"]},
+            after={"status": "inactive"},
+            plan_digest="sha256:" + "cd" * 32,
+            operator_verified=True,
+            reason='quarterly review: "leavers" \\ ✓',
+            refers_to=1,
+        ),
+        AuditRecord("bo@acme.co", "none", "policy.set", 'policy["x"]', operator_verified=False),
+    ]
+    with engine.begin() as conn:
+        append_events(conn, org, kinds * 3, T0)
+    with engine.begin() as conn:
+        head = append_events(conn, org, kinds, T0 + dt.timedelta(seconds=1))
+
+    def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the exact path ran for an intact chain")
+
+    monkeypatch.setattr(audit, "_verify_rows", refused)
+    monkeypatch.setattr(audit, "_check", refused)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org, head, batch_size=5) == audit.VerifyResult(
+            12, head, True, after_head=0
+        )
+
+
+def test_the_exact_path_decides_when_the_fast_scan_disagrees(
+    engine: Engine, factory, monkeypatch
+) -> None:
+    """The scan on driver tuples only finds where to look; `_check` on the rows decides. Were
+    the fast encoder ever to write other bytes than the canonical ones for an event, the chain
+    is verified again the exact way and still found intact, head and all."""
+    org = factory.org()
+    with engine.begin() as conn:
+        head = append_events(conn, org, records(6), T0)
+    real = audit.scalar_record_bytes
+
+    def diverging(record):  # type: ignore[no-untyped-def]
+        encoded = real(record)
+        return encoded + b" " if record["seq"] == 4 else encoded
+
+    monkeypatch.setattr(audit, "scalar_record_bytes", diverging)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org, head, batch_size=4) == audit.VerifyResult(
+            6, head, False, after_head=0
+        )
+    with engine.begin() as conn:
+        conn.execute(
+            events_t.update()
+            .where(events_t.c.organization_id == org, events_t.c.seq == 5)
+            .values(after=canonical_json({"first_name": "Mallory"}))
+        )
+    with engine.connect() as conn:
+        result = verify_chain(conn, org, head, batch_size=4)
+    assert (result.bad_seq, result.events, result.head) == (5, 6, head)
+    assert "was altered: its contents no longer match its hash" in (result.problem or "")
+
+
+def test_cli_verify_streams_the_events_through_a_server_side_cursor(
+    engine: Engine, factory, runner, monkeypatch
+) -> None:
+    """Memory flat in the number of events: `audit verify` reads the chain as the driver's
+    tuples through a streaming cursor (PostgreSQL: a named server-side cursor; MariaDB: an
+    unbuffered one), VERIFY_BATCH rows per fetch, rather than fetching every row at once. The
+    real reader runs; the test only looks at the cursor it opened."""
+    from userctl.db import driver
+
     org = factory.org()
     seed(engine, org)
-    seen: list[tuple[object, dict[str, object]]] = []
+    seen: list[tuple[str, int, object]] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if (
-            "FROM audit_events" in statement
-            and "ORDER BY audit_events.seq, audit_events.id" in statement
-        ):
-            seen.append((cursor, dict(context.execution_options)))
+    def watched(conn, query, batch_size):  # type: ignore[no-untyped-def]
+        batches = driver.driver_batches(conn, query, batch_size)
+        first = next(batches, None)
+        cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
+        seen.append((str(query), batch_size, cursor))
+        if first is not None:
+            yield first
+            yield from batches
 
-    sa.event.listen(sa.Engine, "before_cursor_execute", record)
-    try:
-        result = runner("audit", "verify")
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    monkeypatch.setattr(audit, "driver_batches", watched)
+    result = runner("audit", "verify")
     assert result.exit_code == 0, result.output
+    assert "5 events" in result.stdout
     assert len(seen) == 1
-    cursor, options = seen[0]
-    assert options.get("stream_results") is True and options.get("yield_per") == audit.VERIFY_BATCH
+    statement, batch_size, cursor = seen[0]
+    assert "FROM audit_events" in statement
+    assert "ORDER BY audit_events.seq, audit_events.id" in statement
+    assert batch_size == audit.VERIFY_BATCH
     if engine.dialect.name == "postgresql":
         import psycopg
 
@@ -343,6 +422,20 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(
         import pymysql.cursors
 
         assert isinstance(cursor, pymysql.cursors.SSCursor)
+
+
+def test_driver_batches_stream_in_fetches_of_the_batch_size(engine: Engine, factory) -> None:
+    org = factory.org()
+    with engine.begin() as conn:
+        append_events(conn, org, records(7), T0)
+    query = (
+        sa.select(events_t.c.seq).where(events_t.c.organization_id == org).order_by(events_t.c.seq)
+    )
+    from userctl.db.driver import driver_batches
+
+    with engine.connect() as conn:
+        batches = [[tuple(r) for r in b] for b in driver_batches(conn, query, 3)]
+    assert batches == [[(1,), (2,), (3,)], [(4,), (5,), (6,)], [(7,)]]
 
 
 # --- the CLI ----------------------------------------------------------------------------------

@@ -20,19 +20,22 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Row, Select, insert, or_, select
 
+from userctl.canonical import canonical_bytes, canonical_json, scalar_record_bytes
 from userctl.clock import iso_z, naive_utc
+from userctl.db.driver import column_reader, driver_batches
 
 # The Core table, not the ORM model: `audit verify` and `audit log` then never import
 # sqlalchemy.orm.
 from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
-from userctl.state import canonical_json, email_key
+from userctl.state import email_key
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
@@ -151,15 +154,165 @@ def verify_chain(
     events appended after it are normal and counted (`after_head`), a head that is no event of
     the intact chain (altered, removed, rewritten) is the problem.
 
-    The events are streamed (a server-side cursor, `batch_size` rows per fetch) and only the
-    previous one is kept. The stream finds the first bad event; its message, which may name an
-    event further on, is written once the stream is closed (MariaDB's unbuffered cursor allows no
-    other statement while it is open)."""
+    The events are streamed as the driver's tuples (a server-side cursor, `batch_size` rows per
+    fetch) and only the previous one is kept: `_scan` makes `_check`'s checks on them with the
+    fast canonical encoder. The first wrong event it finds, and the one before it, are read again
+    as rows once the stream is closed (MariaDB's unbuffered cursor allows no other statement
+    while it is open), and `_check` words the problem; should `_check` find nothing wrong there,
+    the chain is verified again, its way, which decides."""
     key = audit_key()
+    wanted = None if head is None else head.strip().lower()
+    scan = _scan(conn, org_id, wanted, key, batch_size)
+    if scan.bad is None:
+        return _verified(scan.events, scan.last, key, wanted, scan.head_seq)
+    worded = _worded(conn, org_id, scan, key)
+    return worded if worded is not None else _verify_rows(conn, org_id, wanted, key, batch_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scanned:
+    events: int
+    last: str  # the hash of the last event, GENESIS for an empty chain
+    head_seq: int | None  # where the wanted head is among the intact events, if it is
+    bad: tuple[int, int | None] | None  # the row ids of the first wrong event and the one before
+
+
+# What `_scan` reads of an event, in this order: every stored field but the organization, which
+# the query fixes.
+_SCANNED = (
+    _table.c.id,
+    _table.c.seq,
+    _table.c.created_at,
+    _table.c.operator,
+    _table.c.verified_by,
+    _table.c.operator_verified,
+    _table.c.plan_digest,
+    _table.c.action,
+    _table.c.address,
+    _table.c.before,
+    _table.c.after,
+    _table.c.prev_hash,
+    _table.c.hash,
+    _table.c.hmac,
+    _table.c.reason,
+    _table.c.refers_to,
+)
+
+
+def _scan(
+    conn: Connection, org_id: int, wanted: str | None, key: bytes | None, batch_size: int
+) -> _Scanned:
+    """`_check`'s checks over the chain on the driver's tuples: where the first wrong event is,
+    not what is wrong with it. It can only err towards "wrong" (which `_check` then judges): the
+    payload holds the values `_payload` takes, converted alike (SQLite's stored time text by
+    SQLAlchemy's own reader), and every comparison is with the text a passing event must hold."""
+    query = (
+        select(*_SCANNED)
+        .where(_table.c.organization_id == org_id)
+        .order_by(_table.c.seq, _table.c.id)
+    )
+    read_time = column_reader(conn, _table.c.created_at)
+    organization_id = int(org_id)
+    head_seq: int | None = 0 if wanted == GENESIS else None
+    events, last = 0, GENESIS
+    # The event before: none yet (seq 0, and an id below any).
+    prev_seq, prev_hash, prev_id = 0, GENESIS, -math.inf
+    bad: tuple[int, int | None] | None = None
+    # The events of one write share their time: formatted once per run of them.
+    stored_time: Any = None
+    time = ""
+    sha256 = hashlib.sha256
+    for batch in driver_batches(conn, query, batch_size):
+        events += len(batch)
+        last = str(batch[-1][12])
+        if bad is not None:
+            continue  # only counting remains
+        for (
+            id_,
+            seq,
+            created_at,
+            operator,
+            verified_by,
+            operator_verified,
+            plan_digest,
+            action,
+            address,
+            before,
+            after,
+            prev,
+            hash_,
+            mac,
+            reason,
+            refers_to,
+        ) in batch:
+            if created_at != stored_time:
+                stored_time = created_at
+                time = _hashed_time(created_at if read_time is None else read_time(created_at))
+            # The values as the driver gives them (no int(): a seq or id of another type can
+            # only make the event look wrong, and `_check` then judges it).
+            fields: dict[str, Any] = {
+                "organization_id": organization_id,
+                "seq": seq,
+                "time": time,
+                "operator": operator,
+                "verified_by": verified_by,
+                "plan_digest": plan_digest,
+                "action": action,
+                "address": address,
+                "before": before,
+                "after": after,
+                "prev_hash": prev,
+            }
+            if operator_verified is not None:
+                fields["operator_verified"] = bool(operator_verified)
+            if reason is not None:
+                fields["reason"] = reason
+            if refers_to is not None:
+                fields["refers_to"] = int(refers_to)
+            payload = scalar_record_bytes(fields)
+            if (
+                seq != prev_seq + 1
+                or prev != prev_hash
+                or id_ < prev_id
+                or sha256(payload).hexdigest() != hash_
+                or (
+                    key is not None
+                    and (mac is None or not hmac.compare_digest(str(mac), _hmac(key, payload)))
+                )
+            ):
+                bad = (int(id_), None if prev_seq == 0 else int(prev_id))
+                break
+            if hash_ == wanted:
+                head_seq = seq
+            prev_seq, prev_hash, prev_id = seq, hash_, id_
+    return _Scanned(events, last, head_seq, bad)
+
+
+def _worded(
+    conn: Connection, org_id: int, scan: _Scanned, key: bytes | None
+) -> VerifyResult | None:
+    """The problem with the event `_scan` found wrong, in `_check`'s words; None if `_check`
+    finds none there."""
+    assert scan.bad is not None
+    bad_id, before_id = scan.bad
+    ids = [bad_id] if before_id is None else [bad_id, before_id]
+    rows = {int(r.id): r for r in conn.execute(select(_table).where(_table.c.id.in_(ids)))}
+    row = rows[bad_id]
+    problem = _check(
+        row, None if before_id is None else rows[before_id], _seq_of(conn, org_id), key
+    )
+    if problem is None:
+        return None
+    return VerifyResult(scan.events, scan.last, key is not None, problem, int(row.seq), int(row.id))
+
+
+def _verify_rows(
+    conn: Connection, org_id: int, wanted: str | None, key: bytes | None, batch_size: int
+) -> VerifyResult:
+    """`verify_chain` on SQLAlchemy's rows, `_check` judging every event: the exact path."""
     query = (
         select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
     )
-    wanted = None if head is None else head.strip().lower()
     # Position 0 is the empty chain's head (GENESIS), which every chain starts from.
     head_seq: int | None = 0 if wanted == GENESIS else None
     events, last = 0, GENESIS
@@ -175,6 +328,21 @@ def verify_chain(
                 # Only an event checked intact up to here counts: its seq is its place.
                 head_seq = int(row.seq)
             previous = row
+    if bad is not None:
+        row, before = bad
+        return VerifyResult(
+            events,
+            last,
+            key is not None,
+            _check(row, before, _seq_of(conn, org_id), key),
+            int(row.seq),
+            int(row.id),
+        )
+    return _verified(events, last, key, wanted, head_seq)
+
+
+def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
+    """The seq of the first event of the chain with a given hash, or None."""
 
     def seq_of(hash_: str) -> int | None:
         found = conn.execute(
@@ -185,16 +353,14 @@ def verify_chain(
         ).scalar_one_or_none()
         return None if found is None else int(found)
 
-    if bad is not None:
-        row, before = bad
-        return VerifyResult(
-            events,
-            last,
-            key is not None,
-            _check(row, before, seq_of, key),
-            int(row.seq),
-            int(row.id),
-        )
+    return seq_of
+
+
+def _verified(
+    events: int, last: str, key: bytes | None, wanted: str | None, head_seq: int | None
+) -> VerifyResult:
+    """The result for a chain found intact: with a wanted head, whether it is one of its events
+    (`head_seq`, its seq) and how many came after it."""
     if wanted is None:
         return VerifyResult(events, last, key is not None)
     if head_seq is None:
@@ -280,7 +446,7 @@ def _payload(row: Any) -> bytes:
         fields["reason"] = row["reason"]
     if row["refers_to"] is not None:
         fields["refers_to"] = int(row["refers_to"])
-    return canonical_json(fields).encode("utf-8")
+    return canonical_bytes(fields)
 
 
 def _hashed_time(created_at: dt.datetime) -> str:

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, insert, select
 
 from userctl.apply.signing import CHECKPOINT_NAMESPACE, signing_key, sshsig_verify
+from userctl.canonical import canonical_bytes
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.db.tables import audit_checkpoints as _table
 from userctl.db.tables import audit_events as _events
 from userctl.db.tables import organizations as _orgs
-from userctl.state import canonical_json
 
 # Checkpoints fetched per round trip by verify_checkpoints.
 VERIFY_BATCH = 2000
@@ -41,7 +41,7 @@ class Checkpoint:
     signature: str  # armored SSHSIG over message()
 
     def message(self) -> bytes:
-        return canonical_json(
+        return canonical_bytes(
             {
                 "organization": self.organization,
                 "organization_id": self.organization_id,
@@ -50,7 +50,7 @@ class Checkpoint:
                 "time": self.time,
                 "key_id": self.key_id,
             }
-        ).encode("utf-8")
+        )
 
     def as_data(self) -> dict[str, Any]:
         return {

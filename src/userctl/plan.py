@@ -722,7 +722,7 @@ class _StreamedDigest:
         self._count = 0
 
     def add(self, change: Change) -> None:
-        text = canonical_json(change.to_data()).encode("utf-8")
+        text = canonical_bytes(change.to_data())
         self._hash.update(b"," + text if self._count else text)
         self._count += 1
 
@@ -730,7 +730,7 @@ class _StreamedDigest:
         """The digest, given the signed content but its changes (which must all sort after
         "changes")."""
         assert rest and min(rest) > "changes"
-        self._hash.update(b"]," + canonical_json(rest).encode("utf-8")[1:])
+        self._hash.update(b"]," + canonical_bytes(rest)[1:])
         return "sha256:" + self._hash.hexdigest()
 
 

@@ -27,6 +27,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "roles.manage",
             "audit.view",
             "company_settings.manage",
+            "bank_accounts.manage",
         ],
     ),
     "Payouts Operator": (

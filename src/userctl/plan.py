@@ -22,7 +22,12 @@ from userctl.state import (
     ENFORCED_WHEN_DECLARED,
     POLICY_DEFAULTS,
     TWO_FACTOR_POLICIES,
+    AssignmentFields,
+    ChangeRecord,
     FingerprintKind,
+    PolicyFields,
+    RoleFields,
+    UserFields,
     canonical_json,
 )
 
@@ -452,17 +457,19 @@ def field_of(diff: Mapping[str, FieldDiff], name: str) -> FieldDiff:
 class Change:
     """One step of a plan.
 
-    `before`/`after` are whole records (None when the row is absent), `diff` maps each field
-    that changes to {"before", "after"} (sets also get "added"/"removed"). `key` is the identity
-    inside its kind: (name,) for roles, (email,) for users, (email, bank key) for assignments.
+    `before`/`after` are whole records of the change's kind (state.RoleFields, UserFields,
+    AssignmentFields, PolicyFields; None when the row is absent), read typed through
+    `role_after`, `user_after`... `diff` maps each field that changes to {"before", "after"} (sets
+    also get "added"/"removed"). `key` is the identity inside its kind: (name,) for roles,
+    (email,) for users, (email, bank key) for assignments, (rule, entry) for policies.
     """
 
     kind: Kind
     key: tuple[str, ...]
     action: Action
     phase: int  # an index into PHASES
-    before: Mapping[str, Any] | None
-    after: Mapping[str, Any] | None
+    before: ChangeRecord | None
+    after: ChangeRecord | None
     diff: Mapping[str, FieldDiff]
     destructive: bool = False
     requires_2fa: bool = False
@@ -475,6 +482,29 @@ class Change:
     # loses permissions ({"holders": FEW}). FEW is
     # {"shown": the first IMPACT_SHOWN names, "more": N}.
     impact: Mapping[str, Any] | None = None
+
+    # The record `after` as its kind's type. A change whose kind has no such record, or with none
+    # (a delete), raises ValueError: only a forged plan has one where it is read.
+
+    def role_after(self) -> RoleFields:
+        return cast(RoleFields, self._after("role"))
+
+    def user_after(self) -> UserFields:
+        return cast(UserFields, self._after("user"))
+
+    def user_before(self) -> UserFields | None:
+        return cast(UserFields, self.before) if self.kind == "user" else None
+
+    def assignment_after(self) -> AssignmentFields:
+        return cast(AssignmentFields, self._after("assignment"))
+
+    def policy_after(self) -> PolicyFields:
+        return cast(PolicyFields, self._after("policy"))
+
+    def _after(self, kind: Kind) -> ChangeRecord:
+        if self.kind != kind or self.after is None:
+            raise ValueError(f"{self.address} {self.action}: has no {kind} record after it")
+        return self.after
 
     @property
     def address(self) -> str:

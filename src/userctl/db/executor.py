@@ -6,21 +6,41 @@ from __future__ import annotations
 
 import datetime as dt
 from itertools import groupby
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Final, Iterator, Sequence, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from userctl.clock import naive_utc
-from userctl.db import models
+from userctl.db import models, tables
 from userctl.db.batches import chunks
+from userctl.db.driver import insert_many
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change, field_of
-from userctl.state import GATE_RULES, USER_COLUMNS, canonical_json, role_from_record
+from userctl.state import GATE_RULES, canonical_json, role_from_record
 
 T = TypeVar("T")
 CHUNK = 1000
+# The columns create_users writes, in the order of its tuples: every field of a user change's
+# record (state.USER_COLUMNS, a test holds them to it) and what the row adds.
+USER_INSERT: Final = (
+    "organization_id",
+    "email",
+    "first_name",
+    "last_name",
+    "id_type",
+    "id_number",
+    "phone",
+    "status",
+    "two_factor",
+    "force_password_reset",
+    "totp_enrolled",
+    "expires",
+    "role_id",
+    "created_at",
+    "updated_at",
+)
 Handler = Callable[["Executor", Sequence[Change]], None]
 Progress = Callable[[int], None]
 
@@ -79,8 +99,8 @@ class Executor:
 
     def create_roles(self, changes: Sequence[Change]) -> None:
         for c in changes:
-            after = c.after or {}
-            self._role_ids[c.key[0]] = insert_role(self.conn, self.org_id, role_from_record(after))
+            role = role_from_record(c.role_after())
+            self._role_ids[c.key[0]] = insert_role(self.conn, self.org_id, role)
             self._done(1)
 
     def update_roles(self, changes: Sequence[Change]) -> None:
@@ -118,23 +138,34 @@ class Executor:
     # --- users ---------------------------------------------------------------------------------
 
     def create_users(self, changes: Sequence[Change]) -> None:
-        rows = []
-        for c in changes:
-            a = c.after or {}
-            rows.append(
-                {
-                    "organization_id": self.org_id,
-                    **{name: _stored(name, a.get(name)) for name in USER_COLUMNS},
-                    # A new row never has an authenticator, whatever a change's record says.
-                    "totp_enrolled": False,
-                    "role_id": self._role_ids[a["role"]],
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-            )
-        for part in _chunks(rows):
-            self.conn.execute(insert(models.User), list(part))
-            emails = [r["email"] for r in part]
+        org, now, role_ids = self.org_id, self.now, self._role_ids
+        for part in _chunks(changes):
+            rows = []
+            emails = []
+            for c in part:
+                a = c.user_after()
+                emails.append(a["email"])
+                rows.append(
+                    (
+                        org,
+                        a["email"],
+                        a["first_name"],
+                        a["last_name"],
+                        a["id_type"],
+                        a["id_number"],
+                        a["phone"],
+                        a["status"],
+                        a["two_factor"],
+                        a["force_password_reset"],
+                        # A new row never has an authenticator, whatever a change's record says.
+                        False,
+                        _stored("expires", a["expires"]),
+                        role_ids[a["role"]],
+                        now,
+                        now,
+                    )
+                )
+            insert_many(self.conn, tables.users, USER_INSERT, rows)
             found = dict(
                 self.conn.execute(
                     select(models.User.email_key, models.User.id).where(
@@ -211,7 +242,7 @@ class Executor:
                     "organization_id": self.org_id,
                     "rule": c.key[0],
                     "name": c.key[1],
-                    "value": canonical_json((c.after or {})["value"]),
+                    "value": canonical_json(c.policy_after()["value"]),
                 }
                 for c in changes
             ],
@@ -226,13 +257,13 @@ class Executor:
                 self.conn.execute(
                     update(org)
                     .where(org.id == self.org_id)
-                    .values({c.key[0]: (c.after or {})["value"]})
+                    .values({c.key[0]: c.policy_after()["value"]})
                 )
                 continue
             self.conn.execute(
                 update(p)
                 .where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])
-                .values(value=canonical_json((c.after or {})["value"]))
+                .values(value=canonical_json(c.policy_after()["value"]))
             )
         self._done(len(changes))
 

@@ -6,8 +6,8 @@ and backend. What it skips is SQLAlchemy's per-row work on a bulk insert, a dict
 into parameters column by column, for rows the caller already has in column order. Errors come out
 as the DBAPIError a Core execute raises, so callers and the CLI treat them alike.
 
-Statements sent here bypass SQLAlchemy's `before_cursor_execute` event: tests that count
-statements see none of these.
+The memory a call holds is its rows, converted: callers with many rows pass them in parts (the
+executor by CHUNK, for the ids it reads back after each).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from sqlalchemy.exc import DBAPIError
 
 from userctl.db.batches import chunks
 
-# Rows per executemany call: bounds the driver's buffers (PyMySQL folds a call into one
-# multi-row INSERT, which must stay under max_allowed_packet).
-BATCH = 1000
 Convert = Callable[[Any], Any]
 
 
@@ -37,39 +34,59 @@ class _Insert:
 
 
 def insert_many(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Iterable[Sequence[Any]],
+    *,
+    batch: int | None = None,
 ) -> None:
     """INSERT each row of `rows` (values in the order of `columns`, which name the Core table's
-    column keys) into `table`, BATCH rows per executemany. Every column with a Python-side
-    default must be given: the database would not apply it."""
+    column keys) into `table`: one executemany, or one per `batch` rows. Every column with a
+    Python-side default must be given: the database would not apply it."""
     statement = _insert(conn.dialect, table, columns)
-    converts = statement.converts
-    if converts:
-        rows = (_converted(row, converts) for row in rows)
-    batch = rows if isinstance(rows, list) else list(rows)
-    if batch:
-        run_many(conn, statement.sql, batch)
-
-
-def run_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """executemany `sql` (in the driver's paramstyle) over `rows`, BATCH at a time."""
+    if statement.converts:
+        rows = map(_converter(statement.converts), rows)
+    values = rows if isinstance(rows, list) else list(rows)
+    if not values:
+        return
     dbapi = conn.connection.driver_connection
     assert dbapi is not None, "a connection inside a transaction has its driver connection"
     cursor = dbapi.cursor()
     try:
-        for part in chunks(rows, BATCH):
-            cursor.executemany(sql, part)
+        for part in chunks(values, batch or len(values)):
+            # Told to the connection's listeners as Core's own execute tells them, so that what
+            # counts or watches statements (db.engine's count, the tests) sees these too.
+            conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, part, None, True)
+            cursor.executemany(statement.sql, part)
     except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+        error = conn.dialect.loaded_dbapi.Error
+        raise DBAPIError.instance(statement.sql, None, exc, error) from exc
     finally:
         cursor.close()
 
 
-def _converted(row: Sequence[Any], converts: tuple[tuple[int, Convert], ...]) -> list[Any]:
-    out = list(row)
-    for i, convert in converts:
-        out[i] = convert(out[i])
-    return out
+def _converter(
+    converts: tuple[tuple[int, Convert], ...],
+) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A row's values converted for the driver. Each conversion is memoised by value for the call:
+    a bulk insert repeats a handful of values in these columns (one time, two booleans, a few
+    dates), and SQLite's formatting of a time is the costly part of a row."""
+    memos: list[tuple[int, Convert, dict[Any, Any]]] = [(i, c, {}) for i, c in converts]
+
+    def converted(row: Sequence[Any]) -> Sequence[Any]:
+        out = list(row)
+        for i, convert, memo in memos:
+            value = out[i]
+            try:
+                out[i] = memo[value]
+            except KeyError:
+                out[i] = memo[value] = convert(value)
+            except TypeError:  # unhashable
+                out[i] = convert(value)
+        return out
+
+    return converted
 
 
 @functools.lru_cache(maxsize=64)

@@ -1,4 +1,5 @@
-"""Bulk writes as tuples through the driver's own `executemany`, inside the caller's transaction.
+"""The driver's own cursor, inside the caller's transaction: bulk writes as tuples through its
+`executemany`, and big reads as its tuples (`driver_rows`).
 
 The statement is built from the Core table (tables.py stays the one place that knows the schema:
 names, quoting, and each column's conversion to what the driver stores), once per table, columns
@@ -12,11 +13,12 @@ executor by CHUNK, for the ids it reads back after each).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, Unpack
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -50,18 +52,41 @@ def insert_many(
     values = rows if isinstance(rows, list) else list(rows)
     if not values:
         return
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None, "a connection inside a transaction has its driver connection"
-    cursor = dbapi.cursor()
-    try:
+    with _cursor(conn, statement.sql) as cursor:
         for part in chunks(values, batch or len(values)):
             # Told to the connection's listeners as Core's own execute tells them, so that what
             # counts or watches statements (db.engine's count, the tests) sees these too.
             conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, part, None, True)
             cursor.executemany(statement.sql, part)
+
+
+def driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> list[Any]:
+    """All rows of `query` as the driver's own tuples: SQLAlchemy's result rows would add a layer
+    per row for nothing where every column is read as the driver gives it. Booleans arrive as the
+    backend stores them (0/1 on SQLite and MariaDB): callers convert."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    args: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else params
+    )
+    with _cursor(conn, compiled.string, args) as cursor:
+        cursor.execute(compiled.string, args)
+        return list(cursor.fetchall())
+
+
+@contextlib.contextmanager
+def _cursor(conn: Connection, sql: str, params: Any = None) -> Iterator[Any]:
+    """A cursor of the connection's driver connection; the driver's errors come out as the
+    DBAPIError a Core execute raises (naming `sql`), so callers and the CLI treat them alike."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None, "a connection inside a transaction has its driver connection"
+    cursor = dbapi.cursor()
+    try:
+        yield cursor
     except conn.dialect.loaded_dbapi.Error as exc:
-        error = conn.dialect.loaded_dbapi.Error
-        raise DBAPIError.instance(statement.sql, None, exc, error) from exc
+        raise DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 

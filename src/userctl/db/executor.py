@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from userctl.clock import naive_utc
 from userctl.db import models, tables
 from userctl.db.batches import chunks
-from userctl.db.driver import insert_many
+from userctl.db.driver import driver_rows, insert_many
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change, field_of
@@ -67,9 +67,7 @@ class Executor:
         )
 
     def _ids(self, key: Any, ident: Any, org_column: Any) -> dict[str, int]:
-        return {
-            k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))
-        }
+        return dict(driver_rows(self.conn, select(key, ident).where(org_column == self.org_id)))
 
     def run(
         self, changes: Sequence[Change], progress: Progress | None = None
@@ -139,9 +137,9 @@ class Executor:
 
     def create_users(self, changes: Sequence[Change]) -> None:
         org, now, role_ids = self.org_id, self.now, self._role_ids
+        emails = []
         for part in _chunks(changes):
             rows = []
-            emails = []
             for c in part:
                 a = c.user_after()
                 emails.append(a["email"])
@@ -166,17 +164,12 @@ class Executor:
                     )
                 )
             insert_many(self.conn, tables.users, USER_INSERT, rows)
-            found = dict(
-                self.conn.execute(
-                    select(models.User.email_key, models.User.id).where(
-                        models.User.organization_id == self.org_id,
-                        models.User.email_key.in_(emails),
-                    )
-                ).all()
-            )
-            self._user_ids.update(found)
-            self.created.extend((e, self._user_ids[e]) for e in emails)
             self._done(len(part))
+        # The new rows' ids, read back once for the group, as the executor read every id of the
+        # organization when it started: one pass over the rows rather than one IN (...) per batch.
+        user = models.User
+        self._user_ids = self._ids(user.email_key, user.id, user.organization_id)
+        self.created.extend((e, self._user_ids[e]) for e in emails)
 
     def replace_users(self, changes: Sequence[Change]) -> None:
         self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])

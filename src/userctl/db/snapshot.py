@@ -15,11 +15,11 @@ from typing import Any, Collection, Iterable, Mapping, Sequence, Unpack
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from userctl import state
 from userctl.db import tables
 from userctl.db.batches import chunks
+from userctl.db.driver import driver_rows
 from userctl.errors import NotFound, UsageError
 from userctl.gcpause import gc_paused
 
@@ -208,8 +208,8 @@ def read_users_keyed(
         .where(ba.organization_id == org_id)
     )
     if emails is None:
-        user_rows = _driver_rows(conn, users_q)
-        account_rows = _driver_rows(conn, accounts_q)
+        user_rows = driver_rows(conn, users_q)
+        account_rows = driver_rows(conn, accounts_q)
     else:
         keys = [state.email_key(e) for e in emails]
         user_rows = _chunked_rows(conn, users_q, u.email_key, keys)
@@ -312,31 +312,6 @@ def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAcc
         key: state.BankAccount(key, bank, account_type, masked, currency)
         for key, bank, account_type, masked, currency in rows
     }
-
-
-def _driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> list[Any]:
-    """All rows of `query` as the driver's own tuples, inside the connection's transaction.
-    Booleans arrive as the backend stores them (0/1 on SQLite and MariaDB): callers convert."""
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    args: Any = (
-        tuple(params[name] for name in compiled.positiontup or ())
-        if compiled.positional
-        else params
-    )
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None, "a connection inside a transaction has its driver connection"
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(compiled.string, args)
-        return list(cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # The same exception a Core execute raises, so callers and the CLI treat it alike.
-        raise DBAPIError.instance(
-            compiled.string, args, exc, conn.dialect.loaded_dbapi.Error
-        ) from exc
-    finally:
-        cursor.close()
 
 
 def _chunked_rows(

@@ -425,8 +425,14 @@ def parse_address(address: str) -> "tuple[FingerprintKind, str] | None":
     match = _ADDRESS.fullmatch(address)
     if match is None:
         return None
+    quoted = match.group(2)
+    inner = quoted[1:-1]
+    # Apply parses every precondition's address: most quote no escape, no quote and no control
+    # character, and read as they are written; json.loads decides the rest.
+    if "\\" not in inner and '"' not in inner and inner.isprintable():
+        return (cast("FingerprintKind", match.group(1)), inner)
     try:
-        key = json.loads(match.group(2))
+        key = json.loads(quoted)
     except json.JSONDecodeError:
         return None
     return (cast("FingerprintKind", match.group(1)), key) if isinstance(key, str) else None

@@ -175,3 +175,79 @@ def test_a_refused_row_is_the_error_core_raises(engine: Engine, factory: Factory
     change = created("dup@acme.co", 1)
     with pytest.raises(sa.exc.IntegrityError), begin_write(engine) as conn:
         Executor(conn, org_a, NOW).run([change, change])
+
+
+def test_updates_and_assignments_write_the_rows_core_would(
+    engine: Engine, factory: Factory
+) -> None:
+    orgs = factory.org("org-a"), factory.org("org-b")
+    for org in orgs:
+        r = factory.role(org, "R", ["users.view"])
+        factory.role(org, "R2", ["users.view", "audit.view"])
+        for i in range(4):
+            factory.user(
+                org,
+                f"u{i}@acme.co",
+                r,
+                two_factor="required",
+                expires="2027-01-01",
+                last_name=f"P{i}",
+                id_number=f"800000{i}",
+                phone=f"+57300000000{i}",
+            )
+        factory.bank_account(org, "payroll")
+
+    def diff(**after: Any) -> dict[str, Any]:
+        return {k: {"before": None, "after": v} for k, v in after.items()}
+
+    def user(action: str, i: int, **after: Any) -> Change:
+        return Change("user", (f"u{i}@acme.co",), action, 0, None, None, diff(**after))  # type: ignore[arg-type]
+
+    changes = [
+        user("update", 0, first_name="Zoë", force_password_reset=True),
+        user("update", 1, first_name="Yan", force_password_reset=False),
+        user("change_role", 2, role="R2"),
+        user("set_expiry", 3, expires="2028-02-29"),
+        user("set_expiry", 0, expires=None),
+        user("disable_two_factor", 1, two_factor="disabled", totp_enrolled=False),
+        Change("assignment", ("u2@acme.co", "payroll"), "assign", 0, None, None, {}),
+    ]
+    with begin_write(engine) as conn:
+        Executor(conn, orgs[0], NOW).run(changes)
+        # What the executor wrote through SQLAlchemy Core before it wrote tuples.
+        u = tables.users
+        ids = dict(
+            conn.execute(sa.select(u.c.email, u.c.id).where(u.c.organization_id == orgs[1])).all()
+        )
+        role2 = conn.execute(
+            sa.select(tables.roles.c.id).where(
+                tables.roles.c.organization_id == orgs[1], tables.roles.c.name == "R2"
+            )
+        ).scalar_one()
+        for c in changes[:-1]:
+            values = {name: d["after"] for name, d in c.diff.items()}
+            if "role" in values:
+                values["role_id"] = role2
+                del values["role"]
+            if values.get("expires"):
+                values["expires"] = dt.date.fromisoformat(values["expires"])
+            conn.execute(
+                sa.update(u).where(u.c.id == ids[c.key[0]]).values(**values, updated_at=NOW)
+            )
+        account = conn.execute(
+            sa.select(tables.bank_accounts.c.id).where(
+                tables.bank_accounts.c.organization_id == orgs[1]
+            )
+        ).scalar_one()
+        conn.execute(
+            sa.insert(tables.user_bank_accounts).values(
+                user_id=ids["u2@acme.co"], bank_account_id=account
+            )
+        )
+    skip = {"id", "organization_id", "role_id", "email_key", "created_at"}
+    with engine.connect() as conn:
+        ours = driver_rows(conn, tables.users, orgs[0], skip)
+        assert ours == driver_rows(conn, tables.users, orgs[1], skip)
+        assert any("Zoë" in row for row in ours)  # the updates were made
+        held = sa.select(sa.func.count()).select_from(tables.user_bank_accounts)
+        assert conn.execute(held).scalar_one() == 2

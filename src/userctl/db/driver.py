@@ -28,9 +28,9 @@ Convert = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _Insert:
+class _Statement:
     sql: str
-    # (position, conversion) of each column whose type converts its values for this backend
+    # (position, conversion) of each value whose column type converts it for this backend
     # (SQLite's DATE and DATETIME are text, in SQLAlchemy's format).
     converts: tuple[tuple[int, Convert], ...]
 
@@ -46,7 +46,27 @@ def insert_many(
     """INSERT each row of `rows` (values in the order of `columns`, which name the Core table's
     column keys) into `table`: one executemany, or one per `batch` rows. Every column with a
     Python-side default must be given: the database would not apply it."""
-    statement = _insert(conn.dialect, table, columns)
+    _run_many(conn, _statement(conn.dialect, table, columns, None), rows, batch)
+
+
+def update_many(
+    conn: Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    where: str,
+    rows: Iterable[Sequence[Any]],
+    *,
+    batch: int | None = None,
+) -> None:
+    """UPDATE `table` SET `columns` WHERE `where` (a column key) = the row's last value, for each
+    row of `rows` (the new values in the order of `columns`, then the key). A column SQLAlchemy
+    would set on update (users.updated_at) must be given."""
+    _run_many(conn, _statement(conn.dialect, table, columns, where), rows, batch)
+
+
+def _run_many(
+    conn: Connection, statement: _Statement, rows: Iterable[Sequence[Any]], batch: int | None
+) -> None:
     if statement.converts:
         rows = map(_converter(statement.converts), rows)
     values = rows if isinstance(rows, list) else list(rows)
@@ -115,15 +135,20 @@ def _converter(
 
 
 @functools.lru_cache(maxsize=64)
-def _insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Insert:
+def _statement(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], where: str | None
+) -> _Statement:
+    """The INSERT (`where` None) or UPDATE text of `table` for `dialect`, from the Core table."""
     given = [table.c[key] for key in columns]
     missing = [
         c.key
         for c in table.columns
-        if c.key not in columns and c.default is not None and not c.primary_key
+        if c.key not in columns
+        and not c.primary_key
+        and (c.onupdate if where is not None else c.default) is not None
     ]
     if missing:
-        raise ValueError(f"insert into {table.name} must give {', '.join(missing)}")
+        raise ValueError(f"writing {table.name} must give {', '.join(missing)}")
     if dialect.paramstyle == "qmark":
         mark = "?"
     elif dialect.paramstyle in ("format", "pyformat"):
@@ -131,14 +156,22 @@ def _insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Insert
     else:
         raise ValueError(f"unsupported paramstyle {dialect.paramstyle}")
     quote = dialect.identifier_preparer
-    names = ", ".join(quote.format_column(c) for c in given)
-    sql = (
-        f"INSERT INTO {quote.format_table(table)} ({names}) "
-        f"VALUES ({', '.join([mark] * len(given))})"
-    )
+    if where is None:
+        names = ", ".join(quote.format_column(c) for c in given)
+        sql = (
+            f"INSERT INTO {quote.format_table(table)} ({names}) "
+            f"VALUES ({', '.join([mark] * len(given))})"
+        )
+    else:
+        sets = ", ".join(f"{quote.format_column(c)} = {mark}" for c in given)
+        given.append(table.c[where])
+        sql = (
+            f"UPDATE {quote.format_table(table)} SET {sets} "
+            f"WHERE {quote.format_column(table.c[where])} = {mark}"
+        )
     converts = []
     for i, column in enumerate(given):
         convert = column.type.dialect_impl(dialect).bind_processor(dialect)
         if convert is not None:
             converts.append((i, convert))
-    return _Insert(sql, tuple(converts))
+    return _Statement(sql, tuple(converts))

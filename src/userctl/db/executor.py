@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from userctl.clock import naive_utc
 from userctl.db import models, tables
 from userctl.db.batches import chunks
-from userctl.db.driver import driver_rows, insert_many
+from userctl.db.driver import driver_rows, insert_many, update_many
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change, field_of
@@ -178,24 +178,19 @@ class Executor:
     def update_users(self, changes: Sequence[Change]) -> None:
         """update / change_role / activate / deactivate / set_two_factor / disable_two_factor:
         set the fields of each change's diff; rows setting the same fields share one statement."""
-        by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        by_fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for c in changes:
             values = {name: _stored(name, d["after"]) for name, d in c.diff.items()}
             if "role" in values:
                 values["role_id"] = self._role_ids[values.pop("role")]
             values["updated_at"] = self.now
-            by_fields.setdefault(tuple(sorted(values)), []).append(
-                {"b_id": self._user_ids[c.key[0]], **{f"b_{k}": v for k, v in values.items()}}
+            fields = tuple(sorted(values))
+            by_fields.setdefault(fields, []).append(
+                (*(values[f] for f in fields), self._user_ids[c.key[0]])
             )
-        user = models.User
         for fields, rows in by_fields.items():
-            stmt = (
-                update(user)
-                .where(user.id == bindparam("b_id"))
-                .values({f: bindparam(f"b_{f}") for f in fields})
-            )
             for part in _chunks(rows):
-                self.conn.execute(stmt, list(part))
+                update_many(self.conn, tables.users, fields, "id", part)
                 self._done(len(part))
         disabled = [self._user_ids[c.key[0]] for c in changes if c.action == "disable_two_factor"]
         for ids in _chunks(disabled):
@@ -280,12 +275,11 @@ class Executor:
 
     def assign(self, changes: Sequence[Change]) -> None:
         for part in _chunks(changes):
-            self.conn.execute(
-                insert(models.UserBankAccount),
-                [
-                    {"user_id": p["b_user"], "bank_account_id": p["b_bank"]}
-                    for p in self._pairs(part)
-                ],
+            insert_many(
+                self.conn,
+                tables.user_bank_accounts,
+                ("user_id", "bank_account_id"),
+                [(p["b_user"], p["b_bank"]) for p in self._pairs(part)],
             )
             self._done(len(part))
 

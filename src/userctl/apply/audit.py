@@ -22,7 +22,7 @@ import hmac
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Row, Select, or_, select
 
@@ -58,12 +58,13 @@ _INSERTED = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     """One event to append. `before`/`after` are plain JSON-able data (never secrets or codes);
     `verified_by` says how the change was confirmed (totp, approval:EMAIL, both joined by "+",
     none, init); `operator_verified` whether the named operator themselves proved who they are
-    with a code, so that no event claims more than was checked."""
+    with a code, so that no event claims more than was checked. A NamedTuple rather than a frozen
+    dataclass: as immutable, and an apply builds one per change (a frozen dataclass's __init__
+    sets each field through object.__setattr__)."""
 
     operator: str
     verified_by: str

@@ -1,6 +1,8 @@
 """Execute a plan's changes against the database: a dispatch table by (kind, action), with
-consecutive changes of one kind written in batches (executemany, CHUNK rows at a time), in the
-plan's order. Progress is reported per batch, so a bar keeps moving through one big group."""
+consecutive changes of one kind written in batches (CHUNK rows at a time; the bulk inserts and
+updates as tuples through the driver's executemany, db/driver.py), in the plan's order. Each
+handler reads a change's record as its kind's typed record. Progress is reported per batch, so a
+bar keeps moving through one big group."""
 
 from __future__ import annotations
 

@@ -310,14 +310,13 @@ def _apply_locked(
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
     outbox.queue_invitations(conn, org_id, created, now)
-    verified_by = confirmed.to_text()
     head = audit.append_events(
         conn,
         org_id,
         [
             audit.AuditRecord(
                 operator=operator,
-                verified_by=verified_by,
+                verified_by=confirmed.to_text(),
                 operator_verified=confirmed.operator_verified,
                 plan_digest=digest,
                 action=f"{c.kind}.{c.action}",

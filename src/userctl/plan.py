@@ -499,6 +499,7 @@ class Change:
         return cast(UserFields, self._after("user"))
 
     def user_before(self) -> UserFields | None:
+        """The user record before the change; None for a create, or a change of another kind."""
         return cast(UserFields, self.before) if self.kind == "user" else None
 
     def assignment_after(self) -> AssignmentFields:

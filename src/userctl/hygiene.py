@@ -210,9 +210,9 @@ def with_findings(
     # Advice is about the state the plan leaves: a plan that requires 2FA of a user has done
     # what the note would ask for.
     after = {
-        c.key[0]: str(c.after["two_factor"])
+        c.key[0]: c.user_after()["two_factor"]
         for c in plan.active_changes
-        if c.kind == "user" and c.after and "two_factor" in c.after
+        if c.kind == "user" and c.after is not None
     }
     accounts = tuple(
         replace(a, two_factor=after[a.email]) if a.email in after else a for a in facts.accounts

@@ -34,7 +34,12 @@ from userctl.state import (
     ENFORCED_WHEN_DECLARED,
     POLICY_DEFAULTS,
     TWO_FACTOR_POLICIES,
+    AssignmentFields,
+    ChangeRecord,
     FingerprintKind,
+    PolicyFields,
+    RoleFields,
+    UserFields,
 )
 
 # 2: changes carry grants_privilege; a plan carries its provenance. 3: and the gate in force.
@@ -431,8 +436,14 @@ def parse_address(address: str) -> "tuple[FingerprintKind, str] | None":
     match = _ADDRESS.fullmatch(address)
     if match is None:
         return None
+    quoted = match.group(2)
+    inner = quoted[1:-1]
+    # Apply parses every precondition's address: most quote no escape, no quote and no control
+    # character, and read as they are written; json.loads decides the rest.
+    if "\\" not in inner and '"' not in inner and inner.isprintable():
+        return (cast("FingerprintKind", match.group(1)), inner)
     try:
-        key = json.loads(match.group(2))
+        key = json.loads(quoted)
     except json.JSONDecodeError:
         return None
     return (cast("FingerprintKind", match.group(1)), key) if isinstance(key, str) else None
@@ -509,17 +520,19 @@ def field_of(diff: Mapping[str, FieldDiff], name: str) -> FieldDiff:
 class Change:
     """One step of a plan.
 
-    `before`/`after` are whole records (None when the row is absent), `diff` maps each field
-    that changes to {"before", "after"} (sets also get "added"/"removed"). `key` is the identity
-    inside its kind: (name,) for roles, (email,) for users, (email, bank key) for assignments.
+    `before`/`after` are whole records of the change's kind (state.RoleFields, UserFields,
+    AssignmentFields, PolicyFields; None when the row is absent), read typed through
+    `role_after`, `user_after`... `diff` maps each field that changes to {"before", "after"} (sets
+    also get "added"/"removed"). `key` is the identity inside its kind: (name,) for roles,
+    (email,) for users, (email, bank key) for assignments, (rule, entry) for policies.
     """
 
     kind: Kind
     key: tuple[str, ...]
     action: Action
     phase: int  # an index into PHASES
-    before: Mapping[str, Any] | None
-    after: Mapping[str, Any] | None
+    before: ChangeRecord | None
+    after: ChangeRecord | None
     diff: Mapping[str, FieldDiff]
     destructive: bool = False
     requires_2fa: bool = False
@@ -533,6 +546,30 @@ class Change:
     # {"shown": the first IMPACT_SHOWN names, "more": N}.
     impact: Mapping[str, Any] | None = None
 
+    # The record `after` as its kind's type. A change whose kind has no such record, or with none
+    # (a delete), raises ValueError: only a forged plan has one where it is read.
+
+    def role_after(self) -> RoleFields:
+        return cast(RoleFields, self._after("role"))
+
+    def user_after(self) -> UserFields:
+        return cast(UserFields, self._after("user"))
+
+    def user_before(self) -> UserFields | None:
+        """The user record before the change; None for a create, or a change of another kind."""
+        return cast(UserFields, self.before) if self.kind == "user" else None
+
+    def assignment_after(self) -> AssignmentFields:
+        return cast(AssignmentFields, self._after("assignment"))
+
+    def policy_after(self) -> PolicyFields:
+        return cast(PolicyFields, self._after("policy"))
+
+    def _after(self, kind: Kind) -> ChangeRecord:
+        if self.kind != kind or self.after is None:
+            raise ValueError(f"{self.address} {self.action}: has no {kind} record after it")
+        return self.after
+
     @property
     def address(self) -> str:
         if self.kind == "role":
@@ -544,7 +581,7 @@ class Change:
         return assignment_address(self.key[0], self.key[1])
 
     def to_data(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "address": self.address,
             "kind": self.kind,
             "key": list(self.key),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from userctl import guards, policies
 from userctl.errors import InputError, Problem, did_you_mean, first_few
@@ -39,17 +39,20 @@ from userctl.state import (
     GATE_RULES,
     IMMUTABLE_USER_FIELDS,
     POLICY_DEFAULTS,
+    ChangeRecord,
     DesiredState,
     LiveState,
     Role,
     User,
+    UserFields,
+    assignment_record,
     fingerprint,
     gate_policies,
     organization_settings,
     policy_record,
     policy_text,
     role_record,
-    user_record,
+    user_fields,
 )
 
 PROFILE_FIELDS = ("first_name", "last_name", "force_password_reset")
@@ -77,14 +80,7 @@ class PlanOptions:
         }
 
 
-def user_fields(user: User) -> dict[str, Any]:
-    """A user as shown in user changes: assignments are changes of their own."""
-    record = user_record(user)
-    del record["bank_accounts"]
-    return record
-
-
-def field_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, FieldDiff]:
+def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, FieldDiff]:
     out: dict[str, FieldDiff] = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
@@ -118,8 +114,8 @@ class _Builder:
         kind: Kind,
         key: tuple[str, ...],
         action: Action,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
+        before: ChangeRecord | None,
+        after: ChangeRecord | None,
         *,
         deferred: bool = False,
         note: str | None = None,
@@ -491,10 +487,6 @@ def _plan_deferred_assignments(email: str, keys: Iterable[str], b: _Builder, why
             )
 
 
-def _assignment(email: str, key: str) -> dict[str, Any]:
-    return {"user": email, "bank_account": key}
-
-
 def _assign(
     email: str, key: str, b: _Builder, *, deferred: bool = False, note: str | None = None
 ) -> None:
@@ -503,7 +495,7 @@ def _assign(
         (email, key),
         "assign",
         None,
-        _assignment(email, key),
+        assignment_record(email, key),
         diff={"assigned": {"before": False, "after": True}},
         deferred=deferred,
         note=note,
@@ -515,7 +507,7 @@ def _unassign(email: str, key: str, b: _Builder) -> None:
         "assignment",
         (email, key),
         "unassign",
-        _assignment(email, key),
+        assignment_record(email, key),
         None,
         diff={"assigned": {"before": True, "after": False}},
     )
@@ -574,7 +566,8 @@ def _plan_update(email: str, want: User, have: User, b: _Builder) -> None:
         b.expect_role(want.role)
     record = user_fields(have)
     for action, values in steps:
-        after = {**record, **values}
+        # `values` are fields of the user (_update_steps reads them off User).
+        after = cast(UserFields, {**record, **values})
         note = _expired_note(want.expires) if action == "expire" else None
         b.add("user", (email,), action, record, after, note=note)
         record = after

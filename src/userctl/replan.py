@@ -161,7 +161,8 @@ def _check_values(plan: Plan) -> None:
             continue
         if change.after is None and change.kind != "assignment":
             continue  # a delete writes no value
-        record = change.after or {}
+        # Read as any mapping: a saved plan's record is what is being checked.
+        record: Mapping[str, Any] = change.after or {}
         if change.kind == "role":
             checks = [(column, record.get(field)) for field, column in _ROLE_COLUMNS.items()]
             checks += [("role_permissions.permission", p) for p in record.get("permissions") or ()]

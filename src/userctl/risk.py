@@ -64,10 +64,12 @@ def grants_privilege(
         return not PRIVILEGED_PERMISSIONS.isdisjoint(
             field_of(change.diff, "permissions").get("added", ())
         )
-    new_role = (change.after or {}).get("role")
+    # (the grants that remain are a user change's: its records are users)
+    new_role = change.user_after()["role"] if change.after is not None else None
     gained = _privileges(after, new_role)
     if grant == "role_gain":
-        gained = gained - _privileges(live, (change.before or {}).get("role"))
+        before = change.user_before()
+        gained = gained - _privileges(live, before["role"] if before is not None else None)
     return bool(gained)
 
 

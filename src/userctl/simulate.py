@@ -43,7 +43,7 @@ def apply_changes(live: LiveState, changes: Iterable[Change]) -> LiveState:
         try:
             if change.kind == "policy" and change.key[0] in GATE_RULES:
                 # The gate's settings live in the organization's row, not among its policies.
-                org = with_gate(org, change.key[0], (change.after or {})["value"])
+                org = with_gate(org, change.key[0], change.policy_after()["value"])
             else:
                 _apply_one(change, roles, users, policies)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -65,12 +65,12 @@ def _apply_one(
         if change.after is None:
             del roles[name]
         else:
-            roles[name] = role_from_record(change.after)
+            roles[name] = role_from_record(change.role_after())
     elif change.kind == "user":
         if change.after is None:
             del users[name]
         elif change.action in ("create", "replace"):
-            users[name] = user_from_record(change.after)
+            users[name] = user_from_record(change.user_after())
         else:
             users[name] = replace(users[name], **{f: d["after"] for f, d in change.diff.items()})
     else:
@@ -86,4 +86,4 @@ def _apply_policy(change: Change, policies: dict[PolicyKey, PolicyValue]) -> Non
     if change.after is None:
         del policies[key]
     else:
-        policies[key] = change.after["value"]
+        policies[key] = change.policy_after()["value"]

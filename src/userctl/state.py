@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Final, Iterable, Literal, Mapping
+from typing import Any, Final, Iterable, Literal, Mapping, TypedDict, cast
 
 from userctl.canonical import canonical_bytes
 
@@ -316,7 +316,68 @@ DECLARED_USER_FIELDS: Final[tuple[str, ...]] = tuple(
 )
 
 
-def role_record(role: Role) -> dict[str, Any]:
+# The records a plan's changes carry as `before`/`after`, and audit events store: one TypedDict
+# per kind, so that every reader (the executor, the simulation, risk) is checked by mypy on the
+# field names it reads. They are plain dicts at run time: the saved plan's JSON and the audit text
+# are these dicts as they are, each written by one function below and read back by its inverse.
+
+
+class RoleFields(TypedDict):
+    """A role change's record (`role_record` / `role_from_record`)."""
+
+    name: str
+    description: str
+    permissions: list[str]  # sorted
+
+
+class UserFields(TypedDict):
+    """A user change's record (`user_fields` / `user_from_record`): the user without their bank
+    accounts, which are assignment changes of their own. Keys: USER_FIELDS but bank_accounts."""
+
+    email: str
+    first_name: str
+    last_name: str
+    id_type: str
+    id_number: str
+    phone: str
+    role: str
+    status: str
+    two_factor: str
+    force_password_reset: bool
+    totp_enrolled: bool
+    expires: str | None
+
+
+class AssignmentFields(TypedDict):
+    """An assignment change's record (`assignment_record`)."""
+
+    user: str  # the user's email (identity)
+    bank_account: str  # the bank account's key
+
+
+class PolicyFields(TypedDict):
+    """A policy change's record (`policy_record`)."""
+
+    rule: str
+    name: str  # the rule's entry, "" for a rule of one value
+    value: PolicyValue
+
+
+class BankAccountFields(TypedDict):
+    """A bank account as a precondition hashes it and `accounts import` audits it."""
+
+    key: str
+    bank: str
+    account_type: str
+    masked_number: str
+    currency: str
+
+
+# What a change's `before`/`after` holds, by its kind (plan.Change reads it as its kind's record).
+ChangeRecord = RoleFields | UserFields | AssignmentFields | PolicyFields
+
+
+def role_record(role: Role) -> RoleFields:
     return {
         "name": role.name,
         "description": role.description,
@@ -324,13 +385,23 @@ def role_record(role: Role) -> dict[str, Any]:
     }
 
 
-def role_from_record(record: Mapping[str, Any]) -> Role:
+def role_from_record(record: RoleFields) -> Role:
     return Role(record["name"], record["description"], frozenset(record["permissions"]))
 
 
-def user_record(user: User, *, live: bool = True) -> dict[str, Any]:
-    """The user as plain data. `live=False` leaves out what only the platform sets."""
+def user_fields(user: User) -> UserFields:
+    """A user as user changes hold it: assignments are changes of their own."""
+    # Built positionally from USER_FIELDS (the dataclass's order); a test holds UserFields' keys to
+    # it.
     record = {name: getattr(user, name) for name in USER_FIELDS}
+    del record["bank_accounts"]
+    return cast(UserFields, record)
+
+
+def user_record(user: User, *, live: bool = True) -> dict[str, Any]:
+    """The whole user as plain data (what a precondition hashes). `live=False` leaves out what only
+    the platform sets (the form `init` audits)."""
+    record: dict[str, Any] = {name: getattr(user, name) for name in USER_FIELDS}
     record["bank_accounts"] = sorted(user.bank_accounts)
     if not live:
         for name in PLATFORM_USER_FIELDS:
@@ -338,12 +409,18 @@ def user_record(user: User, *, live: bool = True) -> dict[str, Any]:
     return record
 
 
-def user_from_record(record: Mapping[str, Any]) -> User:
-    """The inverse of `user_record`; a record without bank accounts or platform fields (a user
-    change's record) takes User's defaults for them."""
-    values = {name: record[name] for name in USER_FIELDS if name in record}
-    values["bank_accounts"] = frozenset(record.get("bank_accounts", ()))
+def user_from_record(record: UserFields) -> User:
+    """The inverse of `user_fields` (and of `user_record`, whose bank accounts it keeps); a record
+    without bank accounts takes User's default for them."""
+    # By name through USER_FIELDS, as the record was built (a TypedDict is read by literal keys).
+    fields_: Mapping[str, Any] = record
+    values = {name: fields_[name] for name in USER_FIELDS if name in fields_}
+    values["bank_accounts"] = frozenset(fields_.get("bank_accounts", ()))
     return User(**values)
+
+
+def assignment_record(email: str, key: str) -> AssignmentFields:
+    return {"user": email, "bank_account": key}
 
 
 def policy_text(key: PolicyKey) -> str:
@@ -352,7 +429,7 @@ def policy_text(key: PolicyKey) -> str:
     return f"{key[0]}.{key[1]}" if key[1] else key[0]
 
 
-def policy_record(key: PolicyKey, value: PolicyValue) -> dict[str, Any]:
+def policy_record(key: PolicyKey, value: PolicyValue) -> PolicyFields:
     return {
         "rule": key[0],
         "name": key[1],
@@ -380,8 +457,10 @@ def with_gate(org: Organization, rule: str, value: PolicyValue) -> Organization:
     raise ValueError(f"{rule} cannot hold {value!r}")
 
 
-def bank_account_record(account: BankAccount) -> dict[str, Any]:
-    return {name.name: getattr(account, name.name) for name in fields(BankAccount)}
+def bank_account_record(account: BankAccount) -> BankAccountFields:
+    return cast(
+        BankAccountFields, {name.name: getattr(account, name.name) for name in fields(BankAccount)}
+    )
 
 
 def organization_settings(org: Organization) -> dict[str, Any]:
@@ -405,7 +484,7 @@ def record_hash(record: Mapping[str, Any] | None) -> str:
 FingerprintKind = Literal["user", "role", "bank_account", "organization", "policy"]
 
 
-def live_record(live: LiveState, kind: FingerprintKind, key: str) -> dict[str, Any] | None:
+def live_record(live: LiveState, kind: FingerprintKind, key: str) -> Mapping[str, Any] | None:
     """The record of one row of `live`, or None when it is absent."""
     if kind == "user":
         user = live.users.get(key)

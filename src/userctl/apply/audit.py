@@ -23,30 +23,50 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
-from sqlalchemy import Connection, Row, Select, insert, or_, select
+from sqlalchemy import Connection, Row, Select, or_, select
 
 from userctl.canonical import canonical_bytes, canonical_json, scalar_record_bytes
 from userctl.clock import iso_z, naive_utc
-from userctl.db.driver import column_reader, driver_batches
 
 # The Core table, not the ORM model: `audit verify` and `audit log` then never import
 # sqlalchemy.orm.
+from userctl.db.driver import column_reader, driver_batches, insert_many
 from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import email_key
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
+# The columns append_events writes, in the order of its tuples.
+_INSERTED = (
+    "organization_id",
+    "seq",
+    "created_at",
+    "operator",
+    "verified_by",
+    "operator_verified",
+    "plan_digest",
+    "action",
+    "address",
+    "before",
+    "after",
+    "prev_hash",
+    "hash",
+    "hmac",
+    "reason",
+    "refers_to",
+)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(NamedTuple):
     """One event to append. `before`/`after` are plain JSON-able data (never secrets or codes);
     `verified_by` says how the change was confirmed (totp, approval:EMAIL, both joined by "+",
     none, init); `operator_verified` whether the named operator themselves proved who they are
-    with a code, so that no event claims more than was checked."""
+    with a code, so that no event claims more than was checked. A NamedTuple rather than a frozen
+    dataclass: as immutable, and an apply builds one per change (a frozen dataclass's __init__
+    sets each field through object.__setattr__)."""
 
     operator: str
     verified_by: str
@@ -91,31 +111,54 @@ def append_events(
         return head
     # Whole seconds: MariaDB's DATETIME keeps no fraction, and the hash must survive the round trip.
     created_at = naive_utc(now).replace(microsecond=0)
+    time = _hashed_time(created_at)
     key = audit_key()
-    rows: list[dict[str, Any]] = []
+    sha256, encode = hashlib.sha256, canonical_json
+    rows: list[tuple[Any, ...]] = []
     for event in events:
         seq += 1
-        row: dict[str, Any] = {
-            "organization_id": org_id,
-            "seq": seq,
-            "created_at": created_at,
-            "operator": event.operator,
-            "verified_by": event.verified_by,
-            "operator_verified": event.operator_verified,
-            "plan_digest": event.plan_digest,
-            "action": event.action,
-            "address": event.address,
-            "before": None if event.before is None else canonical_json(event.before),
-            "after": None if event.after is None else canonical_json(event.after),
-            "prev_hash": head,
-            "reason": event.reason,
-            "refers_to": event.refers_to,
-        }
-        payload = _payload(row)
-        row["hash"] = head = hashlib.sha256(payload).hexdigest()
-        row["hmac"] = _hmac(key, payload) if key else None
-        rows.append(row)
-    conn.execute(insert(_table), rows)
+        before = None if event.before is None else encode(event.before)
+        after = None if event.after is None else encode(event.after)
+        payload = encode(
+            _hashed_fields(
+                org_id,
+                seq,
+                time,
+                event.operator,
+                event.verified_by,
+                event.plan_digest,
+                event.action,
+                event.address,
+                before,
+                after,
+                head,
+                event.operator_verified,
+                event.reason,
+                event.refers_to,
+            )
+        ).encode("utf-8")
+        prev, head = head, sha256(payload).hexdigest()
+        rows.append(
+            (
+                org_id,
+                seq,
+                created_at,
+                event.operator,
+                event.verified_by,
+                event.operator_verified,
+                event.plan_digest,
+                event.action,
+                event.address,
+                before,
+                after,
+                prev,
+                head,
+                _hmac(key, payload) if key else None,
+                event.reason,
+                event.refers_to,
+            )
+        )
+    insert_many(conn, _table, _INSERTED, rows)
     # Here, where every write's events go in, so that no writer can leave its events unsigned
     # when a signing key is set: one signature per batch, not per event. Imported here to keep
     # cryptography off the read paths that import this module.
@@ -250,26 +293,24 @@ def _scan(
                 time = _hashed_time(created_at if read_time is None else read_time(created_at))
             # The values as the driver gives them (no int(): a seq or id of another type can
             # only make the event look wrong, and `_check` then judges it).
-            fields: dict[str, Any] = {
-                "organization_id": organization_id,
-                "seq": seq,
-                "time": time,
-                "operator": operator,
-                "verified_by": verified_by,
-                "plan_digest": plan_digest,
-                "action": action,
-                "address": address,
-                "before": before,
-                "after": after,
-                "prev_hash": prev,
-            }
-            if operator_verified is not None:
-                fields["operator_verified"] = bool(operator_verified)
-            if reason is not None:
-                fields["reason"] = reason
-            if refers_to is not None:
-                fields["refers_to"] = int(refers_to)
-            payload = scalar_record_bytes(fields)
+            payload = scalar_record_bytes(
+                _hashed_fields(
+                    organization_id,
+                    seq,
+                    time,
+                    operator,
+                    verified_by,
+                    plan_digest,
+                    action,
+                    address,
+                    before,
+                    after,
+                    prev,
+                    operator_verified,
+                    reason,
+                    refers_to,
+                )
+            )
             if (
                 seq != prev_seq + 1
                 or prev != prev_hash
@@ -422,31 +463,68 @@ def _check(
 
 
 def _payload(row: Any) -> bytes:
-    """The bytes that are hashed: every stored field but the id and the hash/HMAC themselves.
-    operator_verified is covered when present: events written before it existed keep the hash
-    they were written with."""
-    created_at: dt.datetime = row["created_at"]
+    """The bytes that are hashed, of a stored event (a row's mapping)."""
+    return canonical_bytes(
+        _hashed_fields(
+            int(row["organization_id"]),
+            int(row["seq"]),
+            _hashed_time(row["created_at"]),
+            row["operator"],
+            row["verified_by"],
+            row["plan_digest"],
+            row["action"],
+            row["address"],
+            row["before"],
+            row["after"],
+            row["prev_hash"],
+            row["operator_verified"],
+            row["reason"],
+            row["refers_to"],
+        )
+    )
+
+
+def _hashed_fields(
+    organization_id: int,
+    seq: int,
+    time: str,
+    operator: str,
+    verified_by: str,
+    plan_digest: str | None,
+    action: str,
+    address: str,
+    before: str | None,
+    after: str | None,
+    prev_hash: str,
+    operator_verified: bool | int | None,
+    reason: str | None,
+    refers_to: int | None,
+) -> dict[str, Any]:
+    """What is hashed: every stored field but the id and the hash/HMAC themselves (`before` and
+    `after` as their stored canonical JSON, the time as `_hashed_time` gives it). Appending and
+    verifying both build it here. operator_verified is covered when present: events written
+    before it existed keep the hash they were written with."""
     fields: dict[str, Any] = {
-        "organization_id": int(row["organization_id"]),
-        "seq": int(row["seq"]),
-        "time": _hashed_time(created_at),
-        "operator": row["operator"],
-        "verified_by": row["verified_by"],
-        "plan_digest": row["plan_digest"],
-        "action": row["action"],
-        "address": row["address"],
-        "before": row["before"],
-        "after": row["after"],
-        "prev_hash": row["prev_hash"],
+        "organization_id": organization_id,
+        "seq": seq,
+        "time": time,
+        "operator": operator,
+        "verified_by": verified_by,
+        "plan_digest": plan_digest,
+        "action": action,
+        "address": address,
+        "before": before,
+        "after": after,
+        "prev_hash": prev_hash,
     }
-    if row["operator_verified"] is not None:
-        fields["operator_verified"] = bool(row["operator_verified"])  # MariaDB reads back 0/1
+    if operator_verified is not None:
+        fields["operator_verified"] = bool(operator_verified)  # MariaDB reads back 0/1
     # Likewise the reason and the earlier event, added by migration 0004.
-    if row["reason"] is not None:
-        fields["reason"] = row["reason"]
-    if row["refers_to"] is not None:
-        fields["refers_to"] = int(row["refers_to"])
-    return canonical_bytes(fields)
+    if reason is not None:
+        fields["reason"] = reason
+    if refers_to is not None:
+        fields["refers_to"] = int(refers_to)
+    return fields
 
 
 def _hashed_time(created_at: dt.datetime) -> str:

@@ -30,10 +30,11 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from userctl.clock import iso_z, naive_utc
-from userctl.db.batches import chunks
+from userctl.db import tables
+from userctl.db.driver import insert_many
 from userctl.db.models import Notification, Organization, User
 from userctl.errors import UsageError
 from userctl.state import given_email
@@ -148,20 +149,17 @@ def queue_invitations(
 ) -> None:
     """Queue one invitation per (email, user id) just created: a few batched INSERTs, not one
     statement per user (100k creates would otherwise be 100k round trips)."""
-    rows = [
-        {
-            "organization_id": org_id,
-            "user_id": user_id,
-            "recipient": given_email(email),
-            "kind": "invitation",
-            "status": "queued",
-            "attempts": 0,
-            "created_at": naive_utc(now),
-        }
-        for email, user_id in invitees
-    ]
-    for part in chunks(rows, INVITATION_BATCH):
-        conn.execute(insert(Notification), list(part))
+    at = naive_utc(now)
+    insert_many(
+        conn,
+        tables.notifications,
+        ("organization_id", "user_id", "recipient", "kind", "status", "attempts", "created_at"),
+        [
+            (org_id, user_id, given_email(email), "invitation", "queued", 0, at)
+            for email, user_id in invitees
+        ],
+        batch=INVITATION_BATCH,
+    )
 
 
 def send_queued(

@@ -283,17 +283,17 @@ def _apply_locked(
         allow_mass_removal=allow_mass_removal or bool(plan.options.get("allow_mass_removal")),
         operator=operator,
     )
-    blocking = [f for f in guards.check(live, changes, options) if f.blocking]
+    # The state this plan leaves on the live rows as they are now, judged by the guards and the
+    # policies: a change made since planning (a role given a permission, a user added) can make
+    # it break one.
+    after = apply_changes(live, changes)
+    blocking = [f for f in guards.check(live, changes, options, after) if f.blocking]
     if blocking:
         raise GuardBlocked(
             "refused by the guards on the current state: " + "; ".join(f.message for f in blocking)
         )
-    # The policies judge the state this plan leaves on the live rows as they are now: a change
-    # made since planning (a role given a permission, a user added) can make it break one.
     reason = plan.options.get("reason")
-    violations = [
-        f for f in policy_findings(live, apply_changes(live, changes), reason) if f.blocking
-    ]
+    violations = [f for f in policy_findings(live, after, reason) if f.blocking]
     if violations:
         raise PolicyViolation(
             f"refused: the result of this plan on the current state of {plan.organization} "

@@ -1,26 +1,48 @@
 """Execute a plan's changes against the database: a dispatch table by (kind, action), with
-consecutive changes of one kind written in batches (executemany, CHUNK rows at a time), in the
-plan's order. Progress is reported per batch, so a bar keeps moving through one big group."""
+consecutive changes of one kind written in batches (CHUNK rows at a time; the bulk inserts and
+updates as tuples through the driver's executemany, db/driver.py), in the plan's order. Each
+handler reads a change's record as its kind's typed record. Progress is reported per batch, so a
+bar keeps moving through one big group."""
 
 from __future__ import annotations
 
 import datetime as dt
 from itertools import groupby
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Final, Iterator, Sequence, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from userctl.clock import naive_utc
-from userctl.db import models
+from userctl.db import models, tables
 from userctl.db.batches import chunks
+from userctl.db.driver import driver_rows, insert_many, update_many
 from userctl.db.rows import insert_role
 from userctl.db.rows import stored as _stored
 from userctl.plan import ACTION_TABLE, Change, field_of
-from userctl.state import GATE_RULES, USER_COLUMNS, canonical_json, role_from_record
+from userctl.state import GATE_RULES, canonical_json, role_from_record
 
 T = TypeVar("T")
 CHUNK = 1000
+# The columns create_users writes, in the order of its tuples: every field of a user change's
+# record (state.USER_COLUMNS, a test holds them to it) and what the row adds.
+USER_INSERT: Final = (
+    "organization_id",
+    "email",
+    "first_name",
+    "last_name",
+    "id_type",
+    "id_number",
+    "phone",
+    "status",
+    "two_factor",
+    "force_password_reset",
+    "totp_enrolled",
+    "expires",
+    "role_id",
+    "created_at",
+    "updated_at",
+)
 Handler = Callable[["Executor", Sequence[Change]], None]
 Progress = Callable[[int], None]
 
@@ -47,9 +69,7 @@ class Executor:
         )
 
     def _ids(self, key: Any, ident: Any, org_column: Any) -> dict[str, int]:
-        return {
-            k: i for k, i in self.conn.execute(select(key, ident).where(org_column == self.org_id))
-        }
+        return dict(driver_rows(self.conn, select(key, ident).where(org_column == self.org_id)))
 
     def run(
         self, changes: Sequence[Change], progress: Progress | None = None
@@ -79,8 +99,8 @@ class Executor:
 
     def create_roles(self, changes: Sequence[Change]) -> None:
         for c in changes:
-            after = c.after or {}
-            self._role_ids[c.key[0]] = insert_role(self.conn, self.org_id, role_from_record(after))
+            role = role_from_record(c.role_after())
+            self._role_ids[c.key[0]] = insert_role(self.conn, self.org_id, role)
             self._done(1)
 
     def update_roles(self, changes: Sequence[Change]) -> None:
@@ -118,34 +138,40 @@ class Executor:
     # --- users ---------------------------------------------------------------------------------
 
     def create_users(self, changes: Sequence[Change]) -> None:
-        rows = []
-        for c in changes:
-            a = c.after or {}
-            rows.append(
-                {
-                    "organization_id": self.org_id,
-                    **{name: _stored(name, a.get(name)) for name in USER_COLUMNS},
-                    # A new row never has an authenticator, whatever a change's record says.
-                    "totp_enrolled": False,
-                    "role_id": self._role_ids[a["role"]],
-                    "created_at": self.now,
-                    "updated_at": self.now,
-                }
-            )
-        for part in _chunks(rows):
-            self.conn.execute(insert(models.User), list(part))
-            emails = [r["email"] for r in part]
-            found = dict(
-                self.conn.execute(
-                    select(models.User.email_key, models.User.id).where(
-                        models.User.organization_id == self.org_id,
-                        models.User.email_key.in_(emails),
+        org, now, role_ids = self.org_id, self.now, self._role_ids
+        emails = []
+        for part in _chunks(changes):
+            rows = []
+            for c in part:
+                a = c.user_after()
+                emails.append(a["email"])
+                rows.append(
+                    (
+                        org,
+                        a["email"],
+                        a["first_name"],
+                        a["last_name"],
+                        a["id_type"],
+                        a["id_number"],
+                        a["phone"],
+                        a["status"],
+                        a["two_factor"],
+                        a["force_password_reset"],
+                        # A new row never has an authenticator, whatever a change's record says.
+                        False,
+                        _stored("expires", a["expires"]),
+                        role_ids[a["role"]],
+                        now,
+                        now,
                     )
-                ).all()
-            )
-            self._user_ids.update(found)
-            self.created.extend((e, self._user_ids[e]) for e in emails)
+                )
+            insert_many(self.conn, tables.users, USER_INSERT, rows)
             self._done(len(part))
+        # The new rows' ids, read back once for the group, as the executor read every id of the
+        # organization when it started: one pass over the rows rather than one IN (...) per batch.
+        user = models.User
+        self._user_ids = self._ids(user.email_key, user.id, user.organization_id)
+        self.created.extend((e, self._user_ids[e]) for e in emails)
 
     def replace_users(self, changes: Sequence[Change]) -> None:
         self._delete_user_rows([self._user_ids.pop(c.key[0]) for c in changes])
@@ -154,24 +180,19 @@ class Executor:
     def update_users(self, changes: Sequence[Change]) -> None:
         """update / change_role / activate / deactivate / set_two_factor / disable_two_factor:
         set the fields of each change's diff; rows setting the same fields share one statement."""
-        by_fields: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        by_fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for c in changes:
             values = {name: _stored(name, d["after"]) for name, d in c.diff.items()}
             if "role" in values:
                 values["role_id"] = self._role_ids[values.pop("role")]
             values["updated_at"] = self.now
-            by_fields.setdefault(tuple(sorted(values)), []).append(
-                {"b_id": self._user_ids[c.key[0]], **{f"b_{k}": v for k, v in values.items()}}
+            fields = tuple(sorted(values))
+            by_fields.setdefault(fields, []).append(
+                (*(values[f] for f in fields), self._user_ids[c.key[0]])
             )
-        user = models.User
         for fields, rows in by_fields.items():
-            stmt = (
-                update(user)
-                .where(user.id == bindparam("b_id"))
-                .values({f: bindparam(f"b_{f}") for f in fields})
-            )
             for part in _chunks(rows):
-                self.conn.execute(stmt, list(part))
+                update_many(self.conn, tables.users, fields, "id", part)
                 self._done(len(part))
         disabled = [self._user_ids[c.key[0]] for c in changes if c.action == "disable_two_factor"]
         for ids in _chunks(disabled):
@@ -211,7 +232,7 @@ class Executor:
                     "organization_id": self.org_id,
                     "rule": c.key[0],
                     "name": c.key[1],
-                    "value": canonical_json((c.after or {})["value"]),
+                    "value": canonical_json(c.policy_after()["value"]),
                 }
                 for c in changes
             ],
@@ -226,13 +247,13 @@ class Executor:
                 self.conn.execute(
                     update(org)
                     .where(org.id == self.org_id)
-                    .values({c.key[0]: (c.after or {})["value"]})
+                    .values({c.key[0]: c.policy_after()["value"]})
                 )
                 continue
             self.conn.execute(
                 update(p)
                 .where(p.organization_id == self.org_id, p.rule == c.key[0], p.name == c.key[1])
-                .values(value=canonical_json((c.after or {})["value"]))
+                .values(value=canonical_json(c.policy_after()["value"]))
             )
         self._done(len(changes))
 
@@ -256,12 +277,11 @@ class Executor:
 
     def assign(self, changes: Sequence[Change]) -> None:
         for part in _chunks(changes):
-            self.conn.execute(
-                insert(models.UserBankAccount),
-                [
-                    {"user_id": p["b_user"], "bank_account_id": p["b_bank"]}
-                    for p in self._pairs(part)
-                ],
+            insert_many(
+                self.conn,
+                tables.user_bank_accounts,
+                ("user_id", "bank_account_id"),
+                [(p["b_user"], p["b_bank"]) for p in self._pairs(part)],
             )
             self._done(len(part))
 

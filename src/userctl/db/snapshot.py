@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from userctl import state
 from userctl.db import tables
 from userctl.db.batches import chunks
-from userctl.db.driver import driver_rows as _driver_rows
+from userctl.db.driver import driver_rows
 from userctl.errors import NotFound, UsageError
 from userctl.gcpause import gc_paused
 
@@ -208,8 +208,8 @@ def read_users_keyed(
         .where(ba.organization_id == org_id)
     )
     if emails is None:
-        user_rows = _driver_rows(conn, users_q)
-        account_rows = _driver_rows(conn, accounts_q)
+        user_rows = driver_rows(conn, users_q)
+        account_rows = driver_rows(conn, accounts_q)
     else:
         keys = [state.email_key(e) for e in emails]
         user_rows = _chunked_rows(conn, users_q, u.email_key, keys)

@@ -27,6 +27,8 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "roles.manage",
             "audit.view",
             "company_settings.manage",
+            # `accounts import` (the benchmark registers the bank accounts) needs it.
+            "bank_accounts.manage",
         ],
     ),
     "Payouts Operator": (

@@ -56,3 +56,39 @@ def test_validate_imports_no_database_layer_at_all(db_url: str, tmp_path: Path) 
     code, loaded, _ = _run(db_url, "validate", "-f", str(tmp_path / "org.yaml"))
     assert code == 0
     assert loaded == {"heavy": [], "sqlalchemy": False}
+
+
+RENDERERS = {"text": "text", "json": "jsonfmt", "markdown": "markdown", "html": "htmlpage"}
+# What each renderer's module imports of the others (markdown words its changes as text does).
+RENDERER_USES = {"markdown": {"text"}}
+
+RENDER_PROBE = PROBE.replace(
+    'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "jinja2") or '
+    'm.startswith("sqlalchemy.orm"))',
+    'heavy = sorted(m for m in sys.modules if m.startswith("userctl.render."))',
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+def test_plan_imports_only_the_requested_renderer(
+    db_url: str, factory: Factory, tmp_path: Path, fmt: str
+) -> None:
+    assert RENDER_PROBE != PROBE
+    org = factory.org()
+    factory.role(org, "R", ["users.view"])
+    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", RENDER_PROBE, "plan", "-f", str(tmp_path / "org.yaml")]
+        + ["--format", fmt],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "first@acme.co" in proc.stdout, proc.stderr
+    loaded = {m.rsplit(".", 1)[1] for m in json.loads(proc.stderr.splitlines()[-1])["heavy"]}
+    wanted = {RENDERERS[fmt], *RENDERER_USES.get(fmt, ())}
+    assert wanted <= loaded
+    assert not (set(RENDERERS.values()) - wanted) & loaded, sorted(loaded)

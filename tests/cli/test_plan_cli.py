@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -260,8 +261,8 @@ def test_planning_reads_in_a_transaction_that_refuses_writes(
     attempts: list[str] = []
     original = snapshot.read_live_state
 
-    def read_then_try_to_write(conn: sa.Connection, slug: str) -> object:
-        live = original(conn, slug)
+    def read_then_try_to_write(conn: sa.Connection, slug: str, **kwargs: Any) -> object:
+        live = original(conn, slug, **kwargs)
         # A savepoint keeps the (expected) failure from poisoning the rest of the transaction.
         with pytest.raises(sa.exc.DBAPIError) as refused, conn.begin_nested():
             conn.execute(sa.text("UPDATE organizations SET name = 'written by plan'"))

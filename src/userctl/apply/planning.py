@@ -50,7 +50,7 @@ def plan_from_file(
             )
         require_current(engine)
         with begin_read(engine) as conn:
-            live = read_live_state(conn, desired.organization)
+            live = read_live_state(conn, desired.organization, like=desired.users)
             facts, settings = read_hygiene(conn, live, now)
         try:
             planned = diff(desired, live, options, now.date())

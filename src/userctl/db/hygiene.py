@@ -18,6 +18,7 @@ from userctl.hygiene import (
     HygieneFacts,
     Invitation,
     ReviewSettings,
+    Unenrolled,
     dormant_cutoff,
     privileged,
 )
@@ -138,22 +139,25 @@ def read_hygiene(
     facts = read_facts(conn, org_id, settings, now, dormant_only=True)
     known = {a.email for a in facts.accounts}
     moment = naive_utc(now)
-    # Not dormant (they are not among the candidates): their creation is taken as now.
+    # Not dormant (they are not among the candidates): their creation is taken as now. Known by
+    # email only: a plan shows ten of them, and only those become Accounts.
     privileged_roles = {name for name, role in live.roles.items() if privileged(role.permissions)}
+    users = live.users
+
+    def account(email: str) -> Account:
+        u = users[email]
+        permissions = live.roles[u.role].permissions
+        return Account(email, u.status, u.role, permissions, False, moment, two_factor=u.two_factor)
+
     unenrolled = [
-        Account(
-            email,
-            u.status,
-            u.role,
-            live.roles[u.role].permissions,
-            False,
-            moment,
-            two_factor=u.two_factor,
-        )
-        for email, u in live.users.items()
+        email
+        for email, u in users.items()
         if u.role in privileged_roles
         and u.status == "active"
         and not u.totp_enrolled
         and email not in known
     ]
-    return HygieneFacts((*facts.accounts, *unenrolled), facts.invitations), settings
+    return (
+        HygieneFacts(facts.accounts, facts.invitations, unenrolled=Unenrolled(unenrolled, account)),
+        settings,
+    )

@@ -78,10 +78,14 @@ def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state
     return read_organization(conn, slug)
 
 
-def read_live_state(conn: Connection, slug: str) -> state.LiveState:
+def read_live_state(
+    conn: Connection, slug: str, like: Mapping[str, state.User] | None = None
+) -> state.LiveState:
+    """`like`: users the caller holds already (the desired state's, by email key): a row equal
+    to one of them is that User, not a new one (see `read_users_keyed`)."""
     org_id, organization = read_organization(conn, slug)
     with gc_paused():
-        users, case_duplicates = read_users_keyed(conn, org_id)
+        users, case_duplicates = read_users_keyed(conn, org_id, like=like)
         return state.LiveState(
             organization=organization,
             roles=read_roles(conn, org_id),
@@ -195,11 +199,18 @@ def read_users(
 
 
 def read_users_keyed(
-    conn: Connection, org_id: int, emails: Collection[str] | None = None
+    conn: Connection,
+    org_id: int,
+    emails: Collection[str] | None = None,
+    *,
+    like: Mapping[str, state.User] | None = None,
 ) -> tuple[dict[str, state.User], tuple[tuple[str, ...], ...]]:
     """Users of the organization keyed by lower-case email, with their role name and bank
     accounts: all of them, or just those whose identity is one of `emails`; and every group of
-    stored emails that differ only by case (state.LiveState.users says how they are keyed)."""
+    stored emails that differ only by case (state.LiveState.users says how they are keyed).
+    A row equal in every field to the User `like` holds under its key is that very object: a
+    plan's file and database agree on nearly every user, which is then built once, not twice
+    (and the planner sees the two are the same without comparing them)."""
     u, uba, ba = tables.users.c, tables.user_bank_accounts.c, tables.bank_accounts.c
     users_q = user_query().where(u.organization_id == org_id)
     accounts_q = (
@@ -224,9 +235,14 @@ def read_users_keyed(
     # platform wrote it so), for naming the rows of a clash as they are stored.
     stored: dict[str, str] = {}
     clashes: dict[str, list[tuple[str, state.User]]] = {}
+    same = like.get if like else None
     for row in user_rows:
         keys_ = accounts.get(row[0])
-        user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
+        held = same(row[1].lower()) if same is not None else None
+        if held is not None and _row_is(row, held, keys_):
+            user = held
+        else:
+            user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
         email = user.email
         if email in users:
             first = (stored.get(email, email), users[email])
@@ -292,6 +308,28 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
         bool(row[11]),
         # The raw SQLite driver gives the stored text, the others a date.
         expires if expires is None or expires.__class__ is str else expires.isoformat(),
+    )
+
+
+def _row_is(row: Sequence[Any], user: state.User, accounts: set[str] | None) -> bool:
+    """Whether a row of `user_query` (with its bank-account keys) holds exactly `user`, field by
+    field as `user_from_row` would build it."""
+    expires = row[12]
+    return (
+        row[1].lower() == user.email
+        and row[2] == user.first_name
+        and row[3] == user.last_name
+        and row[4] == user.id_type
+        and row[5] == user.id_number
+        and row[6] == user.phone
+        and row[7] == user.role
+        and row[8] == user.status
+        and row[9] == user.two_factor
+        and bool(row[10]) == user.force_password_reset
+        and bool(row[11]) == user.totp_enrolled
+        and (accounts or _NO_ACCOUNTS) == user.bank_accounts
+        and (expires if expires is None or expires.__class__ is str else expires.isoformat())
+        == user.expires
     )
 
 

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models, tables
-from userctl.db.snapshot import user_from_row, user_query
+from userctl.db.plan_read import user_from_row
+from userctl.db.snapshot import user_query
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,19 +11,22 @@ import pprint
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy import create_engine
 
 from userctl.db.migrate import HEAD_REVISION
 from userctl.db.plan_read import QUERIES
 from userctl.db.snapshot import compiled_plan_query
 
 PATH = Path(__file__).resolve().parents[2] / "src" / "userctl" / "db" / "plan_sql.py"
+# As db/engine.py's engines have them (the driver's own paramstyle: PyMySQL's is pyformat), none
+# connected.
 DIALECTS: dict[str, Any] = {
-    "sqlite": SQLiteDialect_pysqlite(),
-    "postgresql": PGDialect_psycopg(),
-    "mysql": MySQLDialect_pymysql(),
+    backend: create_engine(url).dialect
+    for backend, url in (
+        ("sqlite", "sqlite://"),
+        ("postgresql", "postgresql+psycopg://"),
+        ("mysql", "mysql+pymysql://"),
+    )
 }
 
 

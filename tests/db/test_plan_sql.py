@@ -137,6 +137,11 @@ def test_it_declines_a_missing_file_and_another_revision(
     assert thin.read_for_plan(f"sqlite:///{tmp_path / 'absent.db'}", ORG, {}, now) is None
     assert not (tmp_path / "absent.db").exists()  # connecting would have created it
     assert thin.read_for_plan(db_url, ORG, {}, now) is not None
+    update = f"UPDATE {migrate.VERSION_TABLE} SET version_num = :r"
     with engine.begin() as conn:
-        conn.execute(sa.text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0001'"))
-    assert thin.read_for_plan(db_url, ORG, {}, now) is None
+        conn.execute(sa.text(update), {"r": "0001"})
+    try:
+        assert thin.read_for_plan(db_url, ORG, {}, now) is None
+    finally:  # the database serves the next tests
+        with engine.begin() as conn:
+            conn.execute(sa.text(update), {"r": migrate.HEAD_REVISION})

@@ -14,28 +14,29 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
             "bank_accounts.account_type, bank_accounts.masked_number, "
             "bank_accounts.currency \n"
             "FROM bank_accounts \n"
-            "WHERE bank_accounts.organization_id = %s",
-            ("org_id",),
+            "WHERE bank_accounts.organization_id = %(org_id)s",
+            None,
             {},
         ),
         "case_duplicates": (
             "SELECT users.email \n"
             "FROM users \n"
-            "WHERE users.organization_id = %s AND users.email_key IN (SELECT "
-            "users.email_key \n"
+            "WHERE users.organization_id = %(org_id)s AND users.email_key IN "
+            "(SELECT users.email_key \n"
             "FROM users \n"
-            "WHERE users.organization_id = %s GROUP BY users.email_key \n"
-            "HAVING count(*) > %s)",
-            ("org_id", "org_id", "count_1"),
+            "WHERE users.organization_id = %(org_id)s GROUP BY "
+            "users.email_key \n"
+            "HAVING count(*) > %(count_1)s)",
+            None,
             {"count_1": 1},
         ),
         "dormant": (
             "SELECT users.email, users.status, users.role_id, users.totp_enrolled, "
             "users.created_at, users.last_login_at, users.two_factor \n"
             "FROM users \n"
-            "WHERE users.organization_id = %s AND users.status = %s AND "
-            "coalesce(users.last_login_at, users.created_at) < %s",
-            ("org_id", "status_1", "cutoff"),
+            "WHERE users.organization_id = %(org_id)s AND users.status = %(status_1)s "
+            "AND coalesce(users.last_login_at, users.created_at) < %(cutoff)s",
+            None,
             {"status_1": "active"},
         ),
         "invitations": (
@@ -43,13 +44,13 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
             "FROM notifications INNER JOIN (SELECT notifications.user_id AS "
             "user_id, max(notifications.id) AS id \n"
             "FROM notifications \n"
-            "WHERE notifications.organization_id = %s AND notifications.user_id IS "
-            "NOT NULL GROUP BY notifications.user_id) AS anon_1 ON "
-            "notifications.id = anon_1.id INNER JOIN users ON users.id = "
+            "WHERE notifications.organization_id = %(org_id)s AND "
+            "notifications.user_id IS NOT NULL GROUP BY notifications.user_id) AS "
+            "anon_1 ON notifications.id = anon_1.id INNER JOIN users ON users.id = "
             "notifications.user_id \n"
-            "WHERE users.status = %s AND notifications.status = %s AND "
-            "notifications.expires_at IS NOT NULL",
-            ("org_id", "status_1", "status_2"),
+            "WHERE users.status = %(status_1)s AND notifications.status = "
+            "%(status_2)s AND notifications.expires_at IS NOT NULL",
+            None,
             {"status_1": "invited", "status_2": "sent"},
         ),
         "organization": (
@@ -57,43 +58,43 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
             "organizations.two_factor_policy, organizations.min_admins, "
             "organizations.four_eyes, organizations.serial \n"
             "FROM organizations \n"
-            "WHERE organizations.slug = %s",
-            ("slug",),
+            "WHERE organizations.slug = %(slug)s",
+            None,
             {},
         ),
         "organization_slugs": (
             "SELECT organizations.slug \nFROM organizations ORDER BY organizations.slug",
-            (),
+            None,
             {},
         ),
         "policies": (
             "SELECT policies.rule, policies.name, policies.value \n"
             "FROM policies \n"
-            "WHERE policies.organization_id = %s",
-            ("org_id",),
+            "WHERE policies.organization_id = %(org_id)s",
+            None,
             {},
         ),
         "role_permissions": (
             "SELECT role_permissions.role_id, role_permissions.permission \n"
             "FROM role_permissions INNER JOIN roles ON roles.id = "
             "role_permissions.role_id \n"
-            "WHERE roles.organization_id = %s",
-            ("org_id",),
+            "WHERE roles.organization_id = %(org_id)s",
+            None,
             {},
         ),
         "roles": (
             "SELECT roles.id, roles.name, roles.description \n"
             "FROM roles \n"
-            "WHERE roles.organization_id = %s",
-            ("org_id",),
+            "WHERE roles.organization_id = %(org_id)s",
+            None,
             {},
         ),
         "user_bank_accounts": (
             "SELECT user_bank_accounts.user_id, bank_accounts.`key` \n"
             "FROM user_bank_accounts INNER JOIN bank_accounts ON "
             "bank_accounts.id = user_bank_accounts.bank_account_id \n"
-            "WHERE bank_accounts.organization_id = %s",
-            ("org_id",),
+            "WHERE bank_accounts.organization_id = %(org_id)s",
+            None,
             {},
         ),
         "users": (
@@ -102,8 +103,8 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
             "users.two_factor, users.force_password_reset, users.totp_enrolled, "
             "users.expires_at \n"
             "FROM users INNER JOIN roles ON roles.id = users.role_id \n"
-            "WHERE users.organization_id = %s",
-            ("org_id",),
+            "WHERE users.organization_id = %(org_id)s",
+            None,
             {},
         ),
     },

@@ -261,7 +261,7 @@ def compiled_plan_query(
 ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     """One of plan_queries() compiled for `dialect`: its SQL, the order of its parameters (None:
     the driver takes them by name) and the values of those the query itself fixes."""
-    key = (dialect.name, name)
+    key = (f"{dialect.name} {dialect.paramstyle}", name)
     if key not in _COMPILED:
         compiled = plan_queries()[name].compile(dialect=dialect)
         fixed = {k: v for k, v in compiled.construct_params().items() if v is not None}

@@ -248,6 +248,14 @@ def test_planning_never_writes(
     assert dump_tables(engine) == before
 
 
+def _assert_not_written(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
+            != "written by plan"
+        )
+
+
 def test_planning_reads_in_a_transaction_that_refuses_writes(
     runner: Runner,
     factory: Factory,
@@ -278,11 +286,7 @@ def test_planning_reads_in_a_transaction_that_refuses_writes(
     assert len(attempts) == 1 and any(
         w in attempts[0].lower() for w in ("read-only", "readonly", "read only")
     ), attempts
-    with engine.connect() as conn:
-        assert (
-            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
-            != "written by plan"
-        )
+    _assert_not_written(engine)
 
 
 def test_planning_on_the_driver_reads_in_a_transaction_that_refuses_writes(
@@ -323,11 +327,7 @@ def test_planning_on_the_driver_reads_in_a_transaction_that_refuses_writes(
     assert result.exit_code == 2, result.output
     assert len(connections) == 1 and len(attempts) == 1, attempts  # one read, on the driver
     assert any(w in attempts[0].lower() for w in ("read-only", "readonly", "read only")), attempts
-    with engine.connect() as conn:
-        assert (
-            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
-            != "written by plan"
-        )
+    _assert_not_written(engine)
 
 
 def test_unknown_organization_and_bad_file_exit_1(

@@ -145,3 +145,15 @@ def test_it_declines_a_missing_file_and_another_revision(
     finally:  # the database serves the next tests
         with engine.begin() as conn:
             conn.execute(sa.text(update), {"r": migrate.HEAD_REVISION})
+
+
+def test_an_instant_is_bound_on_sqlite_as_sqlalchemy_writes_it() -> None:
+    """Both runners bind the dormancy cutoff as text; compared with the stored text, it must be
+    the text SQLAlchemy stores (and binds, in the queries the other commands run)."""
+    dialect = generator.DIALECTS["sqlite"]
+    process = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    for moment in (dt.datetime(2026, 1, 2, 3, 4, 5), dt.datetime(2026, 1, 2, 3, 4, 5, 60)):
+        compiled = plan_sql.SQL["sqlite"]["dormant"]
+        args = thin.driver_args(compiled, "sqlite", {"org_id": 1, "cutoff": moment})
+        assert process(moment) in args

@@ -8,7 +8,6 @@ which apply calls first, locks anything: planning reads never do."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Callable, Collection, Iterable, Mapping, Unpack
 
 from sqlalchemy import DateTime, Select, bindparam, func, select
@@ -18,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from userctl import state
 from userctl.db import plan_read, tables
 from userctl.db.batches import chunks
+from userctl.db.thin import driver_args
 from userctl.errors import NotFound, UsageError
 
 # Keeps each IN (...) list well under every backend's bound-parameter limit.
@@ -270,34 +270,13 @@ def compiled_plan_query(
     return _COMPILED[key]
 
 
-def bind(
-    compiled: tuple[str, tuple[str, ...] | None, dict[str, Any]],
-    backend: str,
-    params: Mapping[str, Any],
-) -> Any:
-    """The driver's arguments of a compiled query: on SQLite an instant as SQLAlchemy writes it
-    (text that sorts as the instant), so that both runners compare alike."""
-    _, order, fixed = compiled
-    values = {**fixed, **params}
-    if backend == "sqlite":
-        values = {
-            k: v.strftime(SQLITE_INSTANT) if isinstance(v, dt.datetime) else v
-            for k, v in values.items()
-        }
-    return tuple(values[n] for n in order) if order is not None else values
-
-
-# SQLAlchemy's storage format of a DateTime on SQLite.
-SQLITE_INSTANT = "%Y-%m-%d %H:%M:%S.%f"
-
-
 def core_rows(conn: Connection) -> Callable[..., list[Any]]:
     """plan_read's runner on a SQLAlchemy connection: each named query compiled for its backend,
     run inside its transaction on the driver's own cursor (as db/thin.py runs them)."""
 
     def rows(name: str, **params: Any) -> list[Any]:
         compiled = compiled_plan_query(name, conn.dialect)
-        return _driver_rows(conn, compiled[0], bind(compiled, conn.dialect.name, params))
+        return _driver_rows(conn, compiled[0], driver_args(compiled, conn.dialect.name, params))
 
     return rows
 

@@ -47,12 +47,12 @@ _URL = re.compile(
 # engine.py's timeouts, without importing it.
 BUSY_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10
-# SQLAlchemy's storage format of a DateTime on SQLite (snapshot.SQLITE_INSTANT).
+# SQLAlchemy's storage format of a DateTime on SQLite (tests hold it to its bind processor).
 SQLITE_INSTANT = "%Y-%m-%d %H:%M:%S.%f"
 
 
-# engine.normalise_url's drivers, by scheme.
-_DRIVERS = {
+# The drivers userctl ships with, by the URL spellings people paste (engine.normalise_url).
+DRIVERS = {
     "postgres": "postgresql+psycopg",
     "postgresql": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
@@ -82,7 +82,7 @@ class Url:
         who = (self.username or "") + (":***" if self.password is not None else "")
         port = f":{self.port}" if self.port is not None else ""
         query = "?charset=utf8mb4" if self.backend == "mysql" else ""
-        driver = _DRIVERS.get(self.scheme, self.scheme)
+        driver = DRIVERS.get(self.scheme, self.scheme)
         return (
             f"{driver}://{who + '@' if who else ''}{self.host or ''}{port}/{self.database}{query}"
         )
@@ -184,14 +184,8 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
             cursor.close()
 
     def rows(name: str, **params: Any) -> list[Any]:
-        sql, order, fixed = statements[name]
-        values = {**fixed, **params}
-        if url.backend == "sqlite":
-            values = {
-                k: v.strftime(SQLITE_INSTANT) if isinstance(v, dt.datetime) else v
-                for k, v in values.items()
-            }
-        return run(sql, tuple(values[n] for n in order) if order is not None else values)
+        compiled = statements[name]
+        return run(compiled[0], driver_args(compiled, url.backend, params))
 
     try:
         try:
@@ -217,6 +211,24 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
             conn.rollback()
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def driver_args(
+    compiled: tuple[str, tuple[str, ...] | None, dict[str, Any]],
+    backend: str,
+    params: Mapping[str, Any],
+) -> Any:
+    """The driver's arguments of a compiled query (plan_sql.SQL's shape), for both runners: on
+    SQLite an instant as SQLAlchemy writes it (text that sorts as the instant), so that a
+    comparison with stored instants goes alike."""
+    _, order, fixed = compiled
+    values = {**fixed, **params}
+    if backend == "sqlite":
+        values = {
+            k: v.strftime(SQLITE_INSTANT) if isinstance(v, dt.datetime) else v
+            for k, v in values.items()
+        }
+    return tuple(values[n] for n in order) if order is not None else values
 
 
 def _connect(url: Url, connect_timeout: int) -> tuple[Any, Any]:

@@ -7,26 +7,32 @@ characters; 20-digit document numbers, 15-digit phones, limits of a million) and
 states: the first creates it all, the second makes every kind of change of `plan.ACTION_TABLE`
 to it (creates, updates, renames, a replace, deletes, (de)activations, role changes, 2FA
 changes, expiries set and reached, assignments added and removed, roles and policies created,
-updated and deleted). For each, through the CLI: `plan --format json --out`, `apply PLAN` with a
-real TOTP code; then `audit log --format json` and `export`. The SHA-256 of each output, of each
+updated and deleted). For each, through the CLI: `plan --format json --out`, `show PLAN` as
+text, markdown and html, `apply PLAN --format json` with a real TOTP code; then `audit log
+--format json`, `audit verify --format json` and `export`. The SHA-256 of each output, of each
 table's rows (read with SQL) and each event's stored hash are compared with golden values in
 tests/apply/golden/outputs.json, made by the code of the day the file was last regenerated.
 
 The clock is pinned (`userctl.clock.utcnow` and the modules that imported it by name), so plans'
 created_at, rows' stamps, expiries reached and the audit times are the same on every run; the
-database is a new one, so the organization's id in every audit hash is 1. What cannot be pinned
-is left out, each where it is read: the encrypted TOTP secrets (a random nonce) and the
-invitation tokens (random). What differs by backend only because it names the database is
-normalised: a plan's provenance names its database (`sqlite: empty.db`,
-`postgresql://127.0.0.1:5432/userctl_t_...`), which the plan digest covers, and the digest is in
-every audit event's hash. So each output is compared with that name replaced by `<database>`,
-each digest by the digest of the plan so normalised, and each audit hash by the hash of the event
-so normalised, chained. Those are recomputed here with today's encodings, written out below
-(`_reference_digest`, `_reference_event_hash`), after checking that the stored digests and
-hashes equal them: a change of how a digest or hash is computed fails the test too.
+database is a new one, so the organization's id in every audit hash is 1. Nothing random is
+left: every USERCTL_ variable is unset, so TOTP secrets are stored as tagged plain text (with
+USERCTL_SECRET_KEY they would be encrypted with a random nonce) and no invitation is sent (with
+USERCTL_SMTP_URL each would draw a random token).
+
+What differs by backend only because it names the database is normalised: a plan's provenance
+names its database (`sqlite: empty.db`, `postgresql://127.0.0.1:5432/userctl_t_...`), the plan
+digest covers the provenance, and the digest is in every audit event's hash. So each output is
+compared with that name replaced by `<database>`, each digest by the digest of the plan so
+normalised, and each audit hash by the hash of the event so normalised, chained. Those are
+recomputed here with today's encodings, written out below (`_reference_digest`,
+`_reference_event_hash`), after checking that the stored digests and hashes equal them: a change
+of how a digest or hash is computed fails the test too. Row ids are the backend's: each foreign
+key is compared as the natural key of the row it points to (an email, a role name...).
 
 Regenerate the golden values (only when an output is meant to change, saying why in the
-commit), on SQLite in a temporary directory:
+commit: a new userctl version is one, as each plan names the version that made it), on SQLite in
+a temporary directory:
 
     python -m tests.apply.test_outputs_unchanged --regenerate
 
@@ -47,9 +53,11 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
+from unittest import mock
 
 import click.testing
 import pyotp
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -71,6 +79,7 @@ SEED = 25
 USERS = 300
 SEEDED = 40
 DATABASE = "<database>"
+SHORT = len("sha256:") + 12
 
 PERMISSIONS = [p for p in state.PERMISSIONS if p != "payouts.approve"]
 ADMIN = state.Role("Admin", "Full access but approving payouts", frozenset(PERMISSIONS))
@@ -404,16 +413,17 @@ def pinned(at: PinnedClock) -> Iterator[None]:
 
 @dataclass
 class Cli:
+    """The real CLI, in this process (so the pinned clock is the one it reads)."""
+
     db_url: str
     env: dict[str, str | None] = field(default_factory=dict)
 
     def __call__(self, *args: str) -> click.testing.Result:
         from userctl.cli.main import cli
 
-        result = click.testing.CliRunner().invoke(
+        return click.testing.CliRunner().invoke(
             cli, ["--database-url", self.db_url, *args], env=self.env, catch_exceptions=False
         )
-        return result
 
 
 def _clean_env() -> dict[str, str | None]:
@@ -446,6 +456,24 @@ def seed(engine: Engine, scenario: Scenario) -> None:
             rows.insert_user(conn, org_id, user, role_ids[user.role])
 
 
+def register(engine: Engine, at: dt.datetime) -> None:
+    """The platform: invitees register, but every fifth (by email) who has not yet; the plan
+    after it assigns the registered ones the bank accounts it deferred."""
+    from userctl.db import models as m
+
+    with engine.begin() as conn:
+        # Sorted here: each backend's collation orders "j_p." and "j.p" its own way.
+        invited = sorted(
+            conn.execute(sa.select(m.User.email).where(m.User.status == "invited")).scalars()
+        )
+        registered = [email for n, email in enumerate(invited) if n % 5]
+        conn.execute(
+            sa.update(m.User)
+            .where(m.User.email.in_(registered))
+            .values(status="active", updated_at=at)
+        )
+
+
 def enrol(engine: Engine, emails: Sequence[str]) -> None:
     """The platform enrols some users' authenticators (so a plan can disable them)."""
     from userctl.apply import otp
@@ -469,7 +497,8 @@ def _phase(
     desired: state.DesiredState,
     options: Sequence[str],
 ) -> dict[str, str]:
-    """Plan `desired` (JSON, saved), apply the saved plan with a real code: the outputs."""
+    """Plan `desired` (JSON, saved), show the saved plan in the other formats, apply it with a
+    real code: the outputs."""
     now.now = at
     Path(f"users-{n}.yaml").write_text(yaml_text(desired), encoding="utf-8")
     planned = cli(
@@ -488,6 +517,14 @@ def _phase(
     plan = json.loads(planned.stdout)
     blocking = [f["message"] for f in plan["findings"] if f["blocking"]]
     assert not blocking, blocking
+    outputs = {
+        f"plan-{n} --format json": planned.stdout,
+        f"plan-{n} --out": Path(f"plan-{n}.json").read_bytes().decode("utf-8"),
+    }
+    for fmt in ("text", "markdown", "html"):  # the other renderers, of the saved plan
+        shown = cli("show", f"plan-{n}.json", "--format", fmt)
+        assert shown.exit_code == 0, shown.output
+        outputs[f"show plan-{n} --format {fmt}"] = shown.stdout
     applied = cli(
         "apply",
         f"plan-{n}.json",
@@ -500,11 +537,8 @@ def _phase(
         "json",
     )
     assert applied.exit_code == 0, applied.output
-    return {
-        f"plan-{n} --format json": planned.stdout,
-        f"plan-{n} --out": Path(f"plan-{n}.json").read_bytes().decode("utf-8"),
-        f"apply-{n} --format json": applied.stdout,
-    }
+    outputs[f"apply-{n} --format json"] = applied.stdout
+    return outputs
 
 
 def run_outputs(db_url: str, workdir: Path, scenario: Scenario | None = None) -> dict[str, Any]:
@@ -516,15 +550,22 @@ def run_outputs(db_url: str, workdir: Path, scenario: Scenario | None = None) ->
     engine = create_engine_for(db_url)
     cli = Cli(db_url, _clean_env())
     try:
-        with pinned(now), contextlib.chdir(workdir):
+        # The environment of this process too: seed() and enrol() store secrets here.
+        with pinned(now), contextlib.chdir(workdir), mock.patch.dict(os.environ):
+            for name in _clean_env():
+                del os.environ[name]
             seed(engine, scenario)
             outputs = _phase(cli, now, T1, 1, scenario.first, ())
+            register(engine, T1 + dt.timedelta(days=1))
             enrol(engine, scenario.enrolled)
             replaces = [a for e in scenario.replace for a in ("--replace", e)]
             outputs |= _phase(cli, now, T2, 2, scenario.second, replaces)
             log = cli("audit", "log", "--format", "json")
             assert log.exit_code == 0, log.output
             outputs["audit log --format json"] = log.stdout
+            verified = cli("audit", "verify", "--format", "json")
+            assert verified.exit_code == 0, verified.output
+            outputs["audit verify --format json"] = verified.stdout
             exported = cli("export")
             assert exported.exit_code == 0, exported.output
             outputs["export"] = exported.stdout
@@ -537,8 +578,6 @@ def run_outputs(db_url: str, workdir: Path, scenario: Scenario | None = None) ->
 
 # --- Reading and normalising --------------------------------------------------------------------
 
-# Read but not compared: random by design (a nonce of the encryption, a token's hash).
-UNPINNABLE = {("totp_secrets", "secret"), ("notifications", "token_hash")}
 # Foreign keys, shown as the natural key of the row they point to (ids are the backend's).
 NATURAL = {
     "organizations": "slug",
@@ -576,7 +615,7 @@ def table_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
             for row in conn.execute(sa.select(table)).mappings():
                 record: dict[str, Any] = {}
                 for column, value in row.items():
-                    if column == "id" or (table.name, column) in UNPINNABLE:
+                    if column == "id":
                         continue
                     if column in FOREIGN and value is not None:
                         value = names[FOREIGN[column]][value]
@@ -672,7 +711,9 @@ def normalised(
         assert plan["digest"] == _reference_digest(plan), f"{name}: digest computed otherwise"
         database = plan["provenance"]["database"]
         plan["provenance"]["database"] = DATABASE
-        swaps[plan["digest"]] = _reference_digest(plan)
+        digest = swaps[plan["digest"]] = _reference_digest(plan)
+        # As the text and markdown renderings abbreviate it.
+        swaps[plan["digest"][:SHORT] + "…"] = digest[:SHORT] + "…"
     assert database is not None
     swaps[database] = DATABASE
 
@@ -739,7 +780,13 @@ def test_outputs_unchanged(backend: str, empty_db_url: str, tmp_path: Path) -> N
     finally:
         engine.dispose()
     got = run_outputs(empty_db_url, tmp_path)
-    assert not differences(got, golden()), "\n".join(differences(got, golden()))
+    problems = differences(got, golden())
+    if problems:
+        pytest.fail(
+            f"{backend}: outputs differ from {GOLDEN.name} (a change meant? regenerate, see the "
+            "module's docstring):\n" + "\n".join(problems),
+            pytrace=False,
+        )
     # What the golden values stand for: the two plans hold every action of the table.
     assert got["actions"] == sorted(f"{kind}.{action}" for kind, action in ACTION_TABLE)
 

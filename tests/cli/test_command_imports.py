@@ -38,13 +38,18 @@ def _run(db_url: str, *args: str) -> tuple[int, dict[str, object], str]:
     return proc.returncode, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stdout
 
 
+def _organization(factory: Factory, tmp_path: Path) -> None:
+    """An organization in the database, and tmp_path/org.yaml planning one user into it."""
+    org = factory.org()
+    factory.role(org, "R", ["users.view"])
+    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_plan_imports_neither_the_orm_nor_alembic(
     db_url: str, factory: Factory, tmp_path: Path
 ) -> None:
-    org = factory.org()
-    factory.role(org, "R", ["users.view"])
-    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    _organization(factory, tmp_path)
     code, loaded, out = _run(
         db_url, "plan", "-f", str(tmp_path / "org.yaml"), "--detailed-exitcode"
     )
@@ -58,9 +63,7 @@ def test_plan_reads_through_sqlalchemy_where_the_driver_path_declines(
     db_url: str, factory: Factory, tmp_path: Path
 ) -> None:
     """A URL with a query string is left to SQLAlchemy: the same plan, the ORM still unloaded."""
-    org = factory.org()
-    factory.role(org, "R", ["users.view"])
-    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    _organization(factory, tmp_path)
     args = ("plan", "-f", str(tmp_path / "org.yaml"), "--detailed-exitcode")
     code, loaded, out = _run(db_url, *args)
     slow_code, slow_loaded, slow_out = _run(f"{db_url}?timeout=10", *args)
@@ -95,9 +98,7 @@ def test_plan_imports_only_the_requested_renderer(
     db_url: str, factory: Factory, tmp_path: Path, fmt: str
 ) -> None:
     assert RENDER_PROBE != PROBE
-    org = factory.org()
-    factory.role(org, "R", ["users.view"])
-    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    _organization(factory, tmp_path)
     env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", RENDER_PROBE, "plan", "-f", str(tmp_path / "org.yaml")]

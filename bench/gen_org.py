@@ -28,7 +28,6 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "audit.view",
             "bank_accounts.manage",
             "company_settings.manage",
-            "bank_accounts.manage",
         ],
     ),
     "Payouts Operator": (

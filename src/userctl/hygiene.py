@@ -13,6 +13,7 @@ past their expiry and still active, which always blocks a report.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Final, Iterable, Mapping, Sequence
 
@@ -76,12 +77,24 @@ class Invitation:
 
 
 @dataclass(frozen=True, slots=True)
+class Unenrolled:
+    """Holders of a privileged permission without an authenticator, known by email only (a plan's
+    snapshot has them all: half the organization at scale). Findings count them and build an
+    Account (`account`) only for the few a plan shows."""
+
+    emails: Sequence[str] = ()
+    account: Callable[[str], Account] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HygieneFacts:
     accounts: Sequence[Account] = ()
     invitations: Sequence[Invitation] = ()
     skip: frozenset[str] = field(
         default_factory=frozenset
     )  # emails a plan already deactivates or deletes
+    # More privileged users without an authenticator, none of them among `accounts`.
+    unenrolled: Unenrolled = Unenrolled()
 
 
 def dormant_cutoff(settings: ReviewSettings, now: dt.datetime) -> dt.datetime:
@@ -112,36 +125,53 @@ def findings(
         (i for i in facts.invitations if i.email not in facts.skip and i.expires_at < moment),
         key=lambda i: i.email,
     )
-    unenrolled = [
+    unenrolled, unenrolled_total = _unenrolled(accounts, facts, limit)
+    found: list[Finding] = []
+
+    def dormant_message(a: Any) -> str:
+        return _dormant_message(a, settings, moment)
+
+    kinds: tuple[tuple[str, Sequence[Any], int, Callable[[Any], str]], ...] = (
+        (DORMANT, dormant, len(dormant), dormant_message),
+        (STALE_INVITATION, stale, len(stale), _stale_message),
+        (PRIVILEGED_WITHOUT_2FA, unenrolled, unenrolled_total, _unenrolled_message),
+    )
+    for code, items, total, word in kinds:
+        shown = items if limit is None else items[:limit]
+        found.extend(_finding(code, settings, word(item)) for item in shown)
+        if total > len(shown):
+            found.append(
+                _finding(
+                    code,
+                    settings,
+                    f"and {total - len(shown)} more {code} finding(s): "
+                    "`userctl hygiene` lists them all",
+                )
+            )
+    return found
+
+
+def _unenrolled(
+    accounts: Sequence[Account], facts: HygieneFacts, limit: int | None
+) -> tuple[Sequence[Account], int]:
+    """The privileged users without an authenticator, in email order (the first `limit` of them
+    with a limit), and how many there are in all: `accounts` (built, sorted, not skipped) that
+    are, then `facts.unenrolled`, of which only the first `limit` are built and sorted."""
+    built = [
         a
         for a in accounts
         if a.status == "active"
         and not a.totp_enrolled
         and not PRIVILEGED_PERMISSIONS.isdisjoint(a.permissions)
     ]
-    found: list[Finding] = []
-
-    def dormant_message(a: Any) -> str:
-        return _dormant_message(a, settings, moment)
-
-    kinds: tuple[tuple[str, Sequence[Any], Callable[[Any], str]], ...] = (
-        (DORMANT, dormant, dormant_message),
-        (STALE_INVITATION, stale, _stale_message),
-        (PRIVILEGED_WITHOUT_2FA, unenrolled, _unenrolled_message),
-    )
-    for code, items, word in kinds:
-        shown = items if limit is None else items[:limit]
-        found.extend(_finding(code, settings, word(item)) for item in shown)
-        if len(items) > len(shown):
-            found.append(
-                _finding(
-                    code,
-                    settings,
-                    f"and {len(items) - len(shown)} more {code} finding(s): "
-                    "`userctl hygiene` lists them all",
-                )
-            )
-    return found
+    emails = [e for e in facts.unenrolled.emails if e not in facts.skip]
+    if not emails:
+        return built, len(built)
+    build = facts.unenrolled.account
+    assert build is not None, "unenrolled emails come with their account builder"
+    first = heapq.nsmallest(limit, emails) if limit is not None else sorted(emails)
+    merged = list(heapq.merge(built, map(build, first), key=lambda a: a.email))
+    return merged, len(built) + len(emails)
 
 
 def _stale_message(invitation: Any) -> str:
@@ -214,11 +244,24 @@ def with_findings(
         for c in plan.active_changes
         if c.kind == "user" and c.after is not None
     }
-    accounts = tuple(
-        replace(a, two_factor=after[a.email]) if a.email in after else a for a in facts.accounts
+
+    def as_after(a: Account) -> Account:
+        return replace(a, two_factor=after[a.email]) if a.email in after else a
+
+    build = facts.unenrolled.account
+    unenrolled = replace(
+        facts.unenrolled, account=None if build is None else lambda email: as_after(build(email))
     )
     found = findings(
-        replace(facts, accounts=accounts, skip=facts.skip | skip), settings, now, PLAN_LIMIT
+        replace(
+            facts,
+            accounts=tuple(map(as_after, facts.accounts)),
+            skip=facts.skip | skip,
+            unenrolled=unenrolled,
+        ),
+        settings,
+        now,
+        PLAN_LIMIT,
     )
     return replace(plan, findings=(*plan.findings, *found))
 

@@ -377,7 +377,8 @@ def _role_holders_after(
 def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
     role_exists = set(desired.roles) | (set() if b.options.prune else set(live.roles))
     # The one loop over every user (100,000 at scale), nearly all unchanged: lookups are bound
-    # once, and an unchanged user costs one tuple comparison here, with no call to _plan_update.
+    # once, and an unchanged user costs one identity test here (the snapshot hands back the file's
+    # own User for a row equal to it) or one tuple comparison, with no call to _plan_update.
     wanted, existing, to_replace = desired.users, live.users.get, b.options.replace
     for email in sorted(wanted):
         want = wanted[email]
@@ -396,7 +397,7 @@ def _plan_users(desired: DesiredState, live: LiveState, b: _Builder) -> None:
             _plan_create(email, want, b)
         elif email in to_replace:
             _plan_replace(email, want, have, b)
-        elif _comparable(want) != _comparable(have):
+        elif have is not want and _comparable(want) != _comparable(have):
             _plan_update(email, want, have, b)
     if b.options.prune:
         for email in sorted(set(live.users) - set(desired.users)):

@@ -74,6 +74,30 @@ def test_a_server_that_never_answers_fails_within_the_connect_timeout(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
+def test_a_plan_on_the_driver_fails_within_the_connect_timeout_in_the_same_words(
+    silent_server: int, scheme: str, tmp_path: Path
+) -> None:
+    """`plan` connects with the raw driver (db/thin.py), not the engine: the same refusal, with
+    the timeout it is given."""
+    from tests.db.test_snapshot_driver_cursor import ORG_YAML
+
+    (tmp_path / "org.yaml").write_text(ORG_YAML, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERCTL_")}
+    env["USERCTL_DATABASE_URL"] = f"{scheme}://someone@127.0.0.1:{silent_server}/app"
+    args = [USERCTL, "plan", "-f", str(tmp_path / "org.yaml"), "--connect-timeout", "2"]
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=SAFETY_NET_S)
+
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    driver = "postgresql+psycopg" if scheme == "postgresql" else "mysql+pymysql"
+    query = "?charset=utf8mb4" if scheme == "mysql" else ""
+    assert line.startswith(
+        f"Error: cannot connect to the database at {driver}://someone@127.0.0.1:"
+        f"{silent_server}/app{query}: "
+    ), line
+
+
 @pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 def test_a_statement_may_take_longer_than_the_connect_timeout(db_url: str) -> None:
     """PyMySQL reads the handshake with the read timeout, so it is set to the connect timeout for

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -247,6 +248,14 @@ def test_planning_never_writes(
     assert dump_tables(engine) == before
 
 
+def _assert_not_written(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
+            != "written by plan"
+        )
+
+
 def test_planning_reads_in_a_transaction_that_refuses_writes(
     runner: Runner,
     factory: Factory,
@@ -254,14 +263,15 @@ def test_planning_reads_in_a_transaction_that_refuses_writes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from userctl.db import snapshot
+    """Through SQLAlchemy, where the driver path declines (the test below takes that one)."""
+    from userctl.db import snapshot, thin
 
     seed(factory)
     attempts: list[str] = []
     original = snapshot.read_live_state
 
-    def read_then_try_to_write(conn: sa.Connection, slug: str) -> object:
-        live = original(conn, slug)
+    def read_then_try_to_write(conn: sa.Connection, slug: str, **kwargs: Any) -> object:
+        live = original(conn, slug, **kwargs)
         # A savepoint keeps the (expected) failure from poisoning the rest of the transaction.
         with pytest.raises(sa.exc.DBAPIError) as refused, conn.begin_nested():
             conn.execute(sa.text("UPDATE organizations SET name = 'written by plan'"))
@@ -269,17 +279,55 @@ def test_planning_reads_in_a_transaction_that_refuses_writes(
         return live
 
     monkeypatch.setattr(snapshot, "read_live_state", read_then_try_to_write)
+    monkeypatch.setattr(thin, "read_for_plan", lambda *args, **kwargs: None)
     f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
     result = runner("plan", "-f", str(f), "--detailed-exitcode")
     assert result.exit_code == 2, result.output
     assert len(attempts) == 1 and any(
         w in attempts[0].lower() for w in ("read-only", "readonly", "read only")
     ), attempts
-    with engine.connect() as conn:
-        assert (
-            conn.execute(sa.text("SELECT name FROM organizations")).scalar_one()
-            != "written by plan"
-        )
+    _assert_not_written(engine)
+
+
+def test_planning_on_the_driver_reads_in_a_transaction_that_refuses_writes(
+    runner: Runner,
+    factory: Factory,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """db/thin.py opens the same read-only transaction as engine.begin_read."""
+    from userctl.db import plan_read, thin
+
+    seed(factory)
+    connections: list[Any] = []
+    attempts: list[str] = []
+    connect, live_state = thin._connect, plan_read.live_state
+
+    def keep(*args: Any) -> Any:
+        connections.append(connect(*args))
+        return connections[-1]
+
+    def read_then_try_to_write(*args: Any) -> object:
+        live = live_state(*args)
+        conn, errors = connections[-1]
+        cursor = conn.cursor()
+        # A savepoint keeps the (expected) failure from poisoning the rest of the transaction.
+        cursor.execute("SAVEPOINT probe")
+        with pytest.raises(errors) as refused:
+            cursor.execute("UPDATE organizations SET name = 'written by plan'")
+        cursor.execute("ROLLBACK TO SAVEPOINT probe")
+        attempts.append(str(refused.value))
+        return live
+
+    monkeypatch.setattr(thin, "_connect", keep)
+    monkeypatch.setattr(plan_read, "live_state", read_then_try_to_write)
+    f = write_desired(tmp_path / "users.yaml", desired(ops_user(first_name="Roberto")))
+    result = runner("plan", "-f", str(f), "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    assert len(connections) == 1 and len(attempts) == 1, attempts  # one read, on the driver
+    assert any(w in attempts[0].lower() for w in ("read-only", "readonly", "read only")), attempts
+    _assert_not_written(engine)
 
 
 def test_unknown_organization_and_bad_file_exit_1(

@@ -216,3 +216,46 @@ def test_the_number_of_queries_does_not_grow_with_users(engine: Engine, factory:
     for i in range(30):
         factory.assign(factory.user(org, f"u{i}@acme.co", role), account)
     assert count_queries() == few
+
+
+def test_a_row_equal_to_a_held_user_is_that_user_and_any_difference_builds_a_new_one(
+    engine: Engine, factory: Factory
+) -> None:
+    """The plan hands the file's users to the snapshot (`like`): a row equal to one in every
+    field comes back as that very object (built once); a row differing in any one field (the
+    key aside) is read as without `like`."""
+    from dataclasses import fields, replace
+
+    _populate(factory)
+    with begin_read(engine) as conn:
+        plain = read_live_state(conn, "acme-payments")
+        held = {email: replace(user) for email, user in plain.users.items()}
+        same = read_live_state(conn, "acme-payments", like=held)
+        assert same == plain
+        assert all(same.users[e] is held[e] for e in plain.users)
+
+        other: dict[str, object] = {
+            "first_name": "Zoe",
+            "last_name": "Zed",
+            "id_type": "PP",
+            "id_number": "99999999",
+            "phone": "+570000000000",
+            "role": "Empty",
+            "status": "active",
+            "two_factor": "optional",
+            "force_password_reset": True,
+            "bank_accounts": frozenset({"usd"}),
+            "totp_enrolled": False,
+            "expires": "2030-01-01",
+        }
+        for name in (f.name for f in fields(state.User) if f.name != "email"):
+            differing = {
+                email: replace(
+                    user,
+                    **{name: other[name] if getattr(user, name) != other[name] else "x"},
+                )
+                for email, user in plain.users.items()
+            }
+            read = read_live_state(conn, "acme-payments", like=differing)
+            assert read == plain, name
+            assert not any(read.users[e] is differing[e] for e in plain.users), name

@@ -11,7 +11,7 @@ import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from userctl import state
 from userctl.errors import InputError, Problem, UsageError
@@ -23,21 +23,26 @@ from userctl.state import given_email
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from userctl.db.thin import PlanReads
+
 
 def plan_from_file(
-    engine: "Engine",
+    engine: "Engine | Callable[[], Engine]",
     path: str | os.PathLike[str],
     options: PlanOptions,
     organization: str | None,
     now: dt.datetime,
+    *,
+    url: str | None = None,
+    connect_timeout: int | None = None,
 ) -> Plan:
     """The edge around the pure planner: load the file, read the live snapshot in a read-only
-    transaction, plan, and turn planner problems into FILE:LINE:COL."""
+    transaction, plan, and turn planner problems into FILE:LINE:COL.
+
+    With the database's `url` (and `engine` a function that makes the engine), the reads run on
+    the raw driver (db/thin.py) and SQLAlchemy is never imported, unless that path declines:
+    then the engine is made and read through, which words any refusal."""
     from userctl import hygiene
-    from userctl.db.engine import begin_read, shown
-    from userctl.db.hygiene import read_hygiene
-    from userctl.db.migrate import require_current
-    from userctl.db.snapshot import read_live_state
     from userctl.desired.loader import load_desired, locate
 
     # One pause around the three bulk steps (the loader's and the snapshot's own pauses nest
@@ -49,10 +54,14 @@ def plan_from_file(
                 f"--organization {organization} does not match the file, which "
                 f"declares {desired.organization!r}"
             )
-        require_current(engine)
-        with begin_read(engine) as conn:
-            live = read_live_state(conn, desired.organization)
-            facts, settings = read_hygiene(conn, live, now)
+        reads = None
+        if url is not None:
+            from userctl.db.thin import read_for_plan
+
+            reads = read_for_plan(url, desired.organization, desired.users, now, connect_timeout)
+        if reads is None:
+            reads = _read_for_plan(engine if not callable(engine) else engine(), desired, now)
+        live, facts, settings = reads.live, reads.facts, reads.settings
         try:
             planned = diff(desired, live, options, now.date())
         except InputError as exc:
@@ -63,8 +72,24 @@ def plan_from_file(
     return replace(
         planned,
         findings=findings,
-        provenance=provenance(now, file_hashes(path), git_commit(path), shown(engine.url)),
+        provenance=provenance(now, file_hashes(path), git_commit(path), reads.shown),
     )
+
+
+def _read_for_plan(engine: "Engine", desired: state.DesiredState, now: dt.datetime) -> "PlanReads":
+    """What a plan reads, through SQLAlchemy: on a database at the schema's revision, in a
+    read-only transaction."""
+    from userctl.db.engine import begin_read, shown
+    from userctl.db.hygiene import read_hygiene
+    from userctl.db.migrate import require_current
+    from userctl.db.snapshot import read_live_state
+    from userctl.db.thin import PlanReads
+
+    require_current(engine)
+    with begin_read(engine) as conn:
+        live = read_live_state(conn, desired.organization, like=desired.users)
+        facts, settings = read_hygiene(conn, live, now)
+    return PlanReads(live, facts, settings, shown(engine.url))
 
 
 def located_findings(

@@ -62,13 +62,16 @@ def plan(
     from userctl.desired.loader import prefetching
 
     ctx = app()
-    with prefetching(path):  # the file is parsed while ctx.engine() imports the database layer
+    with prefetching(path):
+        # Read on the raw driver (db/thin.py); ctx.engine only if that path declines.
         result = plan_from_file(
-            ctx.engine(),
+            ctx.engine,
             path,
             plan_options(no_prune, replace, allow_mass_removal, operator, reason),
             ctx.organization,
             utcnow(),
+            url=ctx.database_url,
+            connect_timeout=ctx.connect_timeout,
         )
     if out:
         from userctl.cli.outputs import desired_files, write_file

@@ -145,6 +145,14 @@ def _run_many(
             cursor.executemany(statement.sql, part)
 
 
+def sql_rows(conn: Connection, sql: str, args: Any) -> list[Any]:
+    """All rows of `sql` (already compiled for the backend, as plan_sql.py holds them) as the
+    driver's own tuples, inside the connection's transaction."""
+    with _cursor(conn, sql, args) as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
 @contextlib.contextmanager
 def _cursor(conn: Connection, sql: str, params: Any = None) -> Iterator[Any]:
     """A cursor of the connection's driver connection; the driver's errors come out as the

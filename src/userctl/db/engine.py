@@ -18,19 +18,13 @@ from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+from userctl.db.thin import DRIVERS
 from userctl.errors import DatabaseError, LockTimeout, NotFound
 
 # How long a writer waits for SQLite's write lock when the caller gives no lock timeout.
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10
 
-_DRIVERS = {
-    "postgres": "postgresql+psycopg",
-    "postgresql": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mysql+pymysql",
-    "mariadb+pymysql": "mysql+pymysql",
-}
 # The execution option a write transaction sets so that the SQLite `begin` hook issues
 # BEGIN IMMEDIATE instead of a deferred BEGIN.
 _SQLITE_BEGIN = "userctl_sqlite_begin"
@@ -50,7 +44,7 @@ def normalise_url(url: str) -> URL:
             f"cannot parse database URL {url!r}: expected e.g. sqlite:///userctl.db, "
             "postgresql://user@host/db or mysql://user@host/db"
         ) from None
-    driver = _DRIVERS.get(parsed.drivername, parsed.drivername)
+    driver = DRIVERS.get(parsed.drivername, parsed.drivername)
     parsed = parsed.set(drivername=driver)
     if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})

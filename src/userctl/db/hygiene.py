@@ -1,22 +1,20 @@
 """What the hygiene findings and the access review read: the organization's review settings and
 the users and invitations hygiene looks at (`userctl.hygiene` decides). Set-based Core SELECTs
-inside the caller's transaction."""
+inside the caller's transaction; a plan's reads are named queries of db/plan_read.py, run here
+through `snapshot.core_rows`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from userctl.clock import naive_utc
-from userctl.db import tables
-from userctl.db.snapshot import read_case_duplicates, read_organization, read_roles
+from userctl.db import plan_read, tables
+from userctl.db.snapshot import core_rows, read_case_duplicates, read_policies
 from userctl.hygiene import (
-    DORMANT,
-    Account,
     HygieneFacts,
-    Invitation,
     ReviewSettings,
     dormant_cutoff,
     expiry_findings,
@@ -24,7 +22,7 @@ from userctl.hygiene import (
     privileged,
 )
 from userctl.plan import Finding
-from userctl.state import LiveState, Organization, email_key, identity_keys
+from userctl.state import LiveState, Organization
 
 
 def hygiene_report(
@@ -48,26 +46,38 @@ def findings_now(
 
 
 def settings_for(conn: Connection, org_id: int) -> ReviewSettings:
-    """The organization's `max_inactive_days`, `review_every_days` and which hygiene findings
-    block, from its stored policies: a declared `max_inactive_days` is a rule, so a dormant user
-    left active blocks the plan; undeclared, the PCI defaults only inform."""
-    from userctl.db.snapshot import read_policies
+    """The organization's review settings, from its stored policies (plan_read.review_settings)."""
+    return plan_read.review_settings(read_policies(conn, org_id))
 
-    policies = read_policies(conn, org_id)
-    inactive, review = (
-        policies.get(("max_inactive_days", "")),
-        policies.get(("review_every_days", "")),
+
+def _accounts_query() -> Select[tuple[Any, ...]]:
+    u = tables.users.c
+    return select(
+        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at, u.two_factor
     )
-    defaults = ReviewSettings()
-    return ReviewSettings(
-        max_inactive_days=inactive
-        if isinstance(inactive, int) and not isinstance(inactive, bool)
-        else defaults.max_inactive_days,
-        review_every_days=review
-        if isinstance(review, int) and not isinstance(review, bool)
-        else defaults.review_every_days,
-        blocking=frozenset({DORMANT}) if inactive is not None else frozenset(),
+
+
+def hygiene_queries(org_id: Any, cutoff: Any) -> dict[str, Select[tuple[Any, ...]]]:
+    """plan_read's hygiene queries (see snapshot.plan_queries): the active users not seen since
+    `cutoff`, and the latest invitation of every user still invited."""
+    u, n = tables.users.c, tables.notifications.c
+    latest = (
+        select(n.user_id, func.max(n.id).label("id"))
+        .where(n.organization_id == org_id, n.user_id.is_not(None))
+        .group_by(n.user_id)
+        .subquery()
     )
+    return {
+        "dormant": _accounts_query().where(
+            u.organization_id == org_id,
+            u.status == "active",
+            func.coalesce(u.last_login_at, u.created_at) < cutoff,
+        ),
+        "invitations": select(u.email, n.expires_at)
+        .join(latest, latest.c.id == n.id)
+        .join(tables.users, u.id == n.user_id)
+        .where(u.status == "invited", n.status == "sent", n.expires_at.is_not(None)),
+    }
 
 
 def read_facts(
@@ -77,106 +87,33 @@ def read_facts(
     now: dt.datetime,
     *,
     everyone: bool = False,
-    dormant_only: bool = False,
 ) -> HygieneFacts:
     """The users hygiene may flag — active ones not seen since the dormancy cutoff, or holding a
-    privileged role without an authenticator (`dormant_only`: the former alone; `everyone`: all
-    users, for the review) — and the latest invitation of every user still invited."""
-    u, n = tables.users.c, tables.notifications.c
-    roles = read_roles(conn, org_id)
-    role_names = {
-        int(i): name
-        for i, name in conn.execute(
-            select(tables.roles.c.id, tables.roles.c.name).where(
-                tables.roles.c.organization_id == org_id
-            )
-        )
-    }
-    query = select(
-        u.email, u.status, u.role_id, u.totp_enrolled, u.created_at, u.last_login_at, u.two_factor
-    ).where(u.organization_id == org_id)
+    privileged role without an authenticator (`everyone`: all users, for the review) — and the
+    latest invitation of every user still invited."""
+    u = tables.users.c
+    rows = core_rows(conn)
+    role_rows = rows("roles", org_id=org_id)
+    roles = plan_read.roles_from(role_rows, rows("role_permissions", org_id=org_id))
+    role_names = {int(i): name for i, name, _ in role_rows}
+    query = _accounts_query().where(u.organization_id == org_id)
     if not everyone:
-        cutoff = dormant_cutoff(settings, now)
         privileged_roles = [
             i for i, name in role_names.items() if privileged(roles[name].permissions)
         ]
-        dormant = func.coalesce(u.last_login_at, u.created_at) < cutoff
+        dormant = func.coalesce(u.last_login_at, u.created_at) < dormant_cutoff(settings, now)
         unenrolled = and_(u.totp_enrolled == False, u.role_id.in_(privileged_roles))  # noqa: E712 - SQL, not Python
-        query = query.where(
-            u.status == "active", dormant if dormant_only else or_(dormant, unenrolled)
-        )
+        query = query.where(u.status == "active", or_(dormant, unenrolled))
     # Keyed as the live state keys them: rows of one identity stay apart, each seen.
-    keys = _identity_keys(conn, org_id)
-    accounts = []
-    for email, status, role_id, enrolled, created_at, last_login_at, two_factor in conn.execute(
-        query
-    ):
-        role = role_names[int(role_id)]
-        accounts.append(
-            Account(
-                keys.get(email) or email_key(email),
-                status,
-                role,
-                roles[role].permissions,
-                bool(enrolled),
-                created_at,
-                last_login_at,
-                str(two_factor),
-            )
-        )
-    latest = (
-        select(n.user_id, func.max(n.id).label("id"))
-        .where(n.organization_id == org_id, n.user_id.is_not(None))
-        .group_by(n.user_id)
-        .subquery()
+    keys = plan_read.identity_keys(read_case_duplicates(conn, org_id))
+    accounts = tuple(
+        plan_read.account_from_row(row, keys, role_names, roles) for row in conn.execute(query)
     )
-    invitations = [
-        Invitation(keys.get(email) or email_key(email), expires_at)
-        for email, expires_at in conn.execute(
-            select(u.email, n.expires_at)
-            .join(latest, latest.c.id == n.id)
-            .join(tables.users, u.id == n.user_id)
-            .where(u.status == "invited", n.status == "sent", n.expires_at.is_not(None))
-        )
-    ]
-    return HygieneFacts(tuple(accounts), tuple(invitations))
-
-
-def _identity_keys(conn: Connection, org_id: int) -> dict[str, str]:
-    """Stored email -> its key in the live state, for the rows that share an identity."""
-    keys: dict[str, str] = {}
-    for group in read_case_duplicates(conn, org_id):
-        keys.update(identity_keys(group))
-    return keys
+    return HygieneFacts(accounts, plan_read.invitations(rows, org_id, keys))
 
 
 def read_hygiene(
     conn: Connection, live: LiveState, now: dt.datetime
 ) -> tuple[HygieneFacts, ReviewSettings]:
-    """What a plan's hygiene findings need, in the plan's read transaction. The planner's
-    snapshot `live` already says who holds a privileged role without an authenticator; only the
-    dormant candidates are read (filtered by the database: a plan of 100k users reads the few)."""
-    org_id = read_organization(conn, live.organization.slug)[0]
-    settings = settings_for(conn, org_id)
-    facts = read_facts(conn, org_id, settings, now, dormant_only=True)
-    known = {a.email for a in facts.accounts}
-    moment = naive_utc(now)
-    # Not dormant (they are not among the candidates): their creation is taken as now.
-    privileged_roles = {name for name, role in live.roles.items() if privileged(role.permissions)}
-    unenrolled = [
-        Account(
-            email,
-            u.status,
-            u.role,
-            live.roles[u.role].permissions,
-            False,
-            moment,
-            two_factor=u.two_factor,
-        )
-        for email, u in live.users.items()
-        if u.role in privileged_roles
-        and u.status == "active"
-        and not u.totp_enrolled
-        and email not in known
-    ]
-    return HygieneFacts((*facts.accounts, *unenrolled), facts.invitations), settings
+    """What a plan's hygiene findings need, in the plan's read transaction (plan_read.hygiene)."""
+    return plan_read.hygiene(core_rows(conn), live, now)

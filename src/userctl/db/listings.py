@@ -17,13 +17,8 @@ from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models, tables
-from userctl.db.snapshot import (
-    read_bank_accounts,
-    read_roles,
-    read_users,
-    user_from_row,
-    user_query,
-)
+from userctl.db.plan_read import user_from_row
+from userctl.db.snapshot import read_bank_accounts, read_roles, read_users, user_query
 from userctl.errors import NotFound, did_you_mean
 
 

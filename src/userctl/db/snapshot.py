@@ -8,56 +8,29 @@ which apply calls first, locks anything: planning reads never do."""
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from dataclasses import replace
-from typing import Any, Collection, Iterable, Mapping, Sequence, Unpack
+from typing import Any, Callable, Collection, Iterable, Mapping, Unpack
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import DateTime, Select, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
-from userctl.db import tables
+from userctl.db import plan_read, tables
 from userctl.db.batches import chunks
-from userctl.db.driver import driver_rows
+from userctl.db.driver import sql_rows
+from userctl.db.thin import driver_args
 from userctl.errors import NotFound, UsageError
-from userctl.gcpause import gc_paused
 
 # Keeps each IN (...) list well under every backend's bound-parameter limit.
 _CHUNK = 500
-_NO_ACCOUNTS: frozenset[str] = frozenset()
 
 
 def organization_slugs(conn: Connection) -> list[str]:
-    return list(
-        conn.execute(
-            select(tables.organizations.c.slug).order_by(tables.organizations.c.slug)
-        ).scalars()
-    )
+    return plan_read.organization_slugs(core_rows(conn))
 
 
 def read_organization(conn: Connection, slug: str) -> tuple[int, state.Organization]:
     """The organization's id and row; NotFound naming the slug (and what exists) when absent."""
-    o = tables.organizations.c
-    row = conn.execute(
-        select(
-            o.id, o.slug, o.name, o.two_factor_policy, o.min_admins, o.four_eyes, o.serial
-        ).where(o.slug == slug)
-    ).one_or_none()
-    if row is None:
-        known = organization_slugs(conn)
-        hint = (
-            f"; it holds {', '.join(known)}" if known else "; it holds none yet: run `userctl init`"
-        )
-        raise NotFound(f"organization {slug!r} does not exist in this database{hint}")
-    return int(row.id), state.Organization(
-        slug=row.slug,
-        name=row.name,
-        two_factor_policy=row.two_factor_policy,
-        min_admins=int(row.min_admins),
-        four_eyes=bool(row.four_eyes),
-        serial=int(row.serial),
-    )
+    return plan_read.organization(core_rows(conn), slug)
 
 
 def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state.Organization]:
@@ -78,18 +51,12 @@ def resolve_organization(conn: Connection, slug: str | None) -> tuple[int, state
     return read_organization(conn, slug)
 
 
-def read_live_state(conn: Connection, slug: str) -> state.LiveState:
-    org_id, organization = read_organization(conn, slug)
-    with gc_paused():
-        users, case_duplicates = read_users_keyed(conn, org_id)
-        return state.LiveState(
-            organization=organization,
-            roles=read_roles(conn, org_id),
-            users=users,
-            bank_accounts=read_bank_accounts(conn, org_id),
-            policies=read_policies(conn, org_id),
-            case_duplicates=case_duplicates,
-        )
+def read_live_state(
+    conn: Connection, slug: str, like: Mapping[str, state.User] | None = None
+) -> state.LiveState:
+    """`like`: users the caller holds already (the desired state's, by email key): a row equal
+    to one of them is that User, not a new one (see `plan_read.users_keyed`)."""
+    return plan_read.live_state(core_rows(conn), slug, like)
 
 
 def lock_rows(conn: Connection, org_id: int, keys: Mapping[str, Collection[str]]) -> None:
@@ -161,30 +128,13 @@ def read_roles(
 ) -> dict[str, state.Role]:
     """Roles of the organization by name: all of them, or just `names` (absent
     ones are left out)."""
-    r, rp = tables.roles.c, tables.role_permissions.c
-    roles_q = select(r.id, r.name, r.description).where(r.organization_id == org_id)
-    perms_q = (
-        select(rp.role_id, rp.permission)
-        .join(tables.roles, r.id == rp.role_id)
-        .where(r.organization_id == org_id)
-    )
     if names is None:
-        role_rows = conn.execute(roles_q).all()
-        perm_rows = conn.execute(perms_q).all()
-    else:
-        role_rows = _chunked_rows(conn, roles_q, r.name, names)
-        perm_rows = _chunked_rows(conn, perms_q, r.name, names)
-    permissions: defaultdict[int, set[str]] = defaultdict(set)
-    for role_id, permission in perm_rows:
-        permissions[role_id].add(permission)
-    return {
-        name: state.Role(
-            name=name,
-            description=description or "",
-            permissions=frozenset(permissions.get(role_id, ())),
-        )
-        for role_id, name, description in role_rows
-    }
+        return plan_read.roles(core_rows(conn), org_id)
+    r = tables.roles.c
+    roles_q, perms_q = _roles_query(), _role_permissions_query()
+    role_rows = _chunked_rows(conn, roles_q.where(r.organization_id == org_id), r.name, names)
+    perm_rows = _chunked_rows(conn, perms_q.where(r.organization_id == org_id), r.name, names)
+    return plan_read.roles_from(role_rows, perm_rows)
 
 
 def read_users(
@@ -200,69 +150,30 @@ def read_users_keyed(
     """Users of the organization keyed by lower-case email, with their role name and bank
     accounts: all of them, or just those whose identity is one of `emails`; and every group of
     stored emails that differ only by case (state.LiveState.users says how they are keyed)."""
-    u, uba, ba = tables.users.c, tables.user_bank_accounts.c, tables.bank_accounts.c
-    users_q = user_query().where(u.organization_id == org_id)
-    accounts_q = (
-        select(uba.user_id, ba.key)
-        .join(tables.bank_accounts, ba.id == uba.bank_account_id)
-        .where(ba.organization_id == org_id)
-    )
     if emails is None:
-        user_rows = driver_rows(conn, users_q)
-        account_rows = driver_rows(conn, accounts_q)
-    else:
-        keys = [state.email_key(e) for e in emails]
-        user_rows = _chunked_rows(conn, users_q, u.email_key, keys)
-        account_rows = _chunked_rows(
-            conn, accounts_q.join(tables.users, u.id == uba.user_id), u.email_key, keys
+        rows = core_rows(conn)
+        return plan_read.users_keyed(
+            rows("users", org_id=org_id), rows("user_bank_accounts", org_id=org_id)
         )
-    accounts: defaultdict[int, set[str]] = defaultdict(set)
-    for user_id, key in account_rows:
-        accounts[user_id].add(key)
-    users: dict[str, state.User] = {}
-    # key -> the stored email of the row holding it, where that is not the key itself (rare: the
-    # platform wrote it so), for naming the rows of a clash as they are stored.
-    stored: dict[str, str] = {}
-    clashes: dict[str, list[tuple[str, state.User]]] = {}
-    for row in user_rows:
-        keys_ = accounts.get(row[0])
-        user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
-        email = user.email
-        if email in users:
-            first = (stored.get(email, email), users[email])
-            clashes.setdefault(email, [first]).append((row[1], user))
-        else:
-            users[email] = user
-            if row[1] != email:
-                stored[email] = row[1]
-    return users, tuple(_separate(users, group) for _, group in sorted(clashes.items()))
-
-
-def _separate(users: dict[str, state.User], group: list[tuple[str, state.User]]) -> tuple[str, ...]:
-    """Key one identity's rows apart in `users` (in place), by state.identity_keys; returns
-    their stored emails, sorted."""
-    keys = state.identity_keys(email for email, _ in group)
-    for email, user in group:
-        users[keys[email]] = replace(user, email=keys[email])
-    return tuple(sorted(keys))
+    u, uba = tables.users.c, tables.user_bank_accounts.c
+    keys = [state.email_key(e) for e in emails]
+    users_q = user_query().where(u.organization_id == org_id)
+    accounts_q = _user_bank_accounts_query().join(tables.users, u.id == uba.user_id)
+    return plan_read.users_keyed(
+        _chunked_rows(conn, users_q, u.email_key, keys),
+        _chunked_rows(
+            conn,
+            accounts_q.where(tables.bank_accounts.c.organization_id == org_id),
+            u.email_key,
+            keys,
+        ),
+    )
 
 
 def read_case_duplicates(conn: Connection, org_id: int) -> tuple[tuple[str, ...], ...]:
     """Every group of stored emails of the organization that differ only by case, each sorted:
     what `read_live_state` finds, for readers that do not read every user."""
-    u = tables.users.c
-    shared = (
-        select(u.email_key)
-        .where(u.organization_id == org_id)
-        .group_by(u.email_key)
-        .having(func.count() > 1)
-    )
-    groups: dict[str, list[str]] = {}
-    for (email,) in conn.execute(
-        select(u.email).where(u.organization_id == org_id, u.email_key.in_(shared))
-    ):
-        groups.setdefault(state.email_key(email), []).append(str(email))
-    return tuple(tuple(sorted(g)) for _, g in sorted(groups.items()))
+    return plan_read.case_duplicates(core_rows(conn), org_id)
 
 
 def user_query() -> Select[Unpack[tuple[Any, ...]]]:
@@ -273,45 +184,101 @@ def user_query() -> Select[Unpack[tuple[Any, ...]]]:
     return select(u.id, *fields).join(tables.roles, r.id == u.role_id)
 
 
-def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
-    """A row of `user_query` as a User. Positional, in `state.USER_FIELDS` order: this runs for
-    every user, and a keyword call with a dict per user costs a third more."""
-    expires = row[12]
-    return state.User(
-        row[1].lower(),  # state.email_key, inlined: this runs for every user
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        bool(row[10]),
-        accounts,
-        bool(row[11]),
-        # The raw SQLite driver gives the stored text, the others a date.
-        expires if expires is None or expires.__class__ is str else expires.isoformat(),
-    )
-
-
 def read_policies(conn: Connection, org_id: int) -> dict[state.PolicyKey, state.PolicyValue]:
-    p = tables.policies.c
-    rows = conn.execute(select(p.rule, p.name, p.value).where(p.organization_id == org_id))
-    return {(rule, name): json.loads(value) for rule, name, value in rows}
+    return plan_read.policies(core_rows(conn), org_id)
 
 
 def read_bank_accounts(conn: Connection, org_id: int) -> dict[str, state.BankAccount]:
-    ba = tables.bank_accounts.c
-    rows = conn.execute(
-        select(ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency).where(
-            ba.organization_id == org_id
+    return plan_read.bank_accounts(core_rows(conn), org_id)
+
+
+# --- the plan's named queries (plan_read.QUERIES) -------------------------------------------------
+
+
+def _roles_query() -> Select[Unpack[tuple[Any, ...]]]:
+    r = tables.roles.c
+    return select(r.id, r.name, r.description)
+
+
+def _role_permissions_query() -> Select[Unpack[tuple[Any, ...]]]:
+    r, rp = tables.roles.c, tables.role_permissions.c
+    return select(rp.role_id, rp.permission).join(tables.roles, r.id == rp.role_id)
+
+
+def _user_bank_accounts_query() -> Select[Unpack[tuple[Any, ...]]]:
+    uba, ba = tables.user_bank_accounts.c, tables.bank_accounts.c
+    return select(uba.user_id, ba.key).join(tables.bank_accounts, ba.id == uba.bank_account_id)
+
+
+def plan_queries() -> dict[str, Select[Unpack[tuple[Any, ...]]]]:
+    """The Core SELECT of each of plan_read.QUERIES, its parameters bound by name. Compiled here
+    for the connection's backend (core_rows) and ahead, for each backend, into db/plan_sql.py
+    (`python -m tests.db.plan_sql` writes it; a test fails while it differs)."""
+    from userctl.db.hygiene import hygiene_queries
+
+    o, r, u, ba, p = (
+        t.c
+        for t in (
+            tables.organizations,
+            tables.roles,
+            tables.users,
+            tables.bank_accounts,
+            tables.policies,
         )
     )
+    org_id: Any = bindparam("org_id", required=False)
+    shared = (
+        select(u.email_key)
+        .where(u.organization_id == org_id)
+        .group_by(u.email_key)
+        .having(func.count() > 1)
+    )
     return {
-        key: state.BankAccount(key, bank, account_type, masked, currency)
-        for key, bank, account_type, masked, currency in rows
+        "organization_slugs": select(o.slug).order_by(o.slug),
+        "organization": select(
+            o.id, o.slug, o.name, o.two_factor_policy, o.min_admins, o.four_eyes, o.serial
+        ).where(o.slug == bindparam("slug", required=False)),
+        "roles": _roles_query().where(r.organization_id == org_id),
+        "role_permissions": _role_permissions_query().where(r.organization_id == org_id),
+        "users": user_query().where(u.organization_id == org_id),
+        "user_bank_accounts": _user_bank_accounts_query().where(ba.organization_id == org_id),
+        "bank_accounts": select(
+            ba.key, ba.bank, ba.account_type, ba.masked_number, ba.currency
+        ).where(ba.organization_id == org_id),
+        "policies": select(p.rule, p.name, p.value).where(p.organization_id == org_id),
+        "case_duplicates": select(u.email).where(
+            u.organization_id == org_id, u.email_key.in_(shared)
+        ),
+        **hygiene_queries(org_id, bindparam("cutoff", type_=DateTime, required=False)),
     }
+
+
+_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+
+def compiled_plan_query(
+    name: str, dialect: Any
+) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    """One of plan_queries() compiled for `dialect`: its SQL, the order of its parameters (None:
+    the driver takes them by name) and the values of those the query itself fixes."""
+    key = (f"{dialect.name} {dialect.paramstyle}", name)
+    if key not in _COMPILED:
+        compiled = plan_queries()[name].compile(dialect=dialect)
+        fixed = {k: v for k, v in compiled.construct_params().items() if v is not None}
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        _COMPILED[key] = (compiled.string, order, fixed)
+    return _COMPILED[key]
+
+
+def core_rows(conn: Connection) -> Callable[..., list[Any]]:
+    """plan_read's runner on a SQLAlchemy connection: each named query compiled for its backend,
+    run inside its transaction on the driver's own cursor (as db/thin.py runs them)."""
+
+    def rows(name: str, **params: Any) -> list[Any]:
+        compiled = compiled_plan_query(name, conn.dialect)
+        return sql_rows(conn, compiled[0], driver_args(compiled, conn.dialect.name, params))
+
+    return rows
 
 
 def _chunked_rows(

@@ -3,7 +3,7 @@ re-derives the diff."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 FORMATS = ("text", "json", "markdown", "html")
 
@@ -21,14 +21,24 @@ def render(
     comment); `verbose` shows deferred steps and notes in full instead of one line each;
     `saved_as` is the file the plan was saved to (only a saved plan can be approved, so only
     then is approving offered)."""
-    from userctl.render import htmlpage, jsonfmt, markdown, text
+    # Only the requested renderer is imported: the HTML page's (Jinja2) alone costs more than a
+    # small plan's whole diff.
+    if fmt == "text":
+        from userctl.render import text
 
-    renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-        "text": lambda d: text.render(d, color=color, verbose=verbose),
-        "json": jsonfmt.render,
-        "markdown": lambda d: markdown.render(
-            d, markdown.MAX_BYTES if max_bytes is None else max_bytes, saved_as=saved_as
-        ),
-        "html": lambda d: htmlpage.render(d, saved_as=saved_as),
-    }
-    return renderers[fmt](data)
+        return text.render(data, color=color, verbose=verbose)
+    if fmt == "json":
+        from userctl.render import jsonfmt
+
+        return jsonfmt.render(data)
+    if fmt == "markdown":
+        from userctl.render import markdown
+
+        return markdown.render(
+            data, markdown.MAX_BYTES if max_bytes is None else max_bytes, saved_as=saved_as
+        )
+    if fmt == "html":
+        from userctl.render import htmlpage
+
+        return htmlpage.render(data, saved_as=saved_as)
+    raise KeyError(fmt)

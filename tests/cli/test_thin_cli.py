@@ -6,6 +6,7 @@ of their tests; one that grew long is on its way there."""
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,36 @@ def _called(func: ast.expr) -> str:
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
 
 
+@dataclass(frozen=True)
+class Calls:
+    """The calls under a node of the functions `names` and of the modules `modules` imported from
+    a layer below, and those in the module's own `helpers` it calls (and theirs). A CamelCase name
+    is a record carrying options, or a row type, not a step: not counted."""
+
+    names: set[str]
+    modules: set[str]
+    helpers: dict[str, ast.FunctionDef]
+
+    def __call__(self, node: ast.AST, seen: frozenset[str]) -> list[str]:
+        found: list[str] = []
+        for sub in ast.walk(node):
+            if not isinstance(sub, ast.Call):
+                continue
+            func = sub.func
+            if isinstance(func, ast.Name) and func.id in self.names and not func.id[:1].isupper():
+                found.append(func.id)
+            elif isinstance(func, ast.Name) and func.id in self.helpers and func.id not in seen:
+                found += self(self.helpers[func.id], seen | {func.id})
+            elif (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id in self.modules
+                and not func.attr[:1].isupper()
+            ):
+                found.append(f"{func.value.id}.{func.attr}")
+        return found
+
+
 def reads_in_blocks(path: Path) -> list[str]:
     """Each `with reading() ...:` block of `path` that calls more than one function of a reading
     layer, counting the calls of the module's own helpers it calls (one level is what a helper
@@ -126,23 +157,7 @@ def reads_in_blocks(path: Path) -> list[str]:
     names, modules = _below(path)
     helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
 
-    def calls(node: ast.AST, seen: frozenset[str]) -> list[str]:
-        found: list[str] = []
-        for sub in ast.walk(node):
-            if not isinstance(sub, ast.Call):
-                continue
-            func = sub.func
-            if isinstance(func, ast.Name) and func.id in names:
-                found.append(func.id)
-            elif isinstance(func, ast.Name) and func.id in helpers and func.id not in seen:
-                found += calls(helpers[func.id], seen | {func.id})
-            elif (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id in modules
-            ):
-                found.append(f"{func.value.id}.{func.attr}")
-        return found
+    found_in = Calls(names, modules, helpers)
 
     offending: list[str] = []
     for node in ast.walk(tree):
@@ -156,7 +171,7 @@ def reads_in_blocks(path: Path) -> list[str]:
         ]
         if not opens:
             continue
-        found = [c for stmt in node.body for c in calls(stmt, frozenset())]
+        found = [c for stmt in node.body for c in found_in(stmt, frozenset())]
         if len(found) > 1:
             offending.append(f"{path.name}:{node.lineno}: reads {', '.join(found)}")
     return offending
@@ -237,30 +252,11 @@ def calls_below(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
 
-    def calls(node: ast.AST, names: set[str], modules: set[str], seen: frozenset[str]) -> list[str]:
-        found: list[str] = []
-        for sub in ast.walk(node):
-            if not isinstance(sub, ast.Call):
-                continue
-            func = sub.func
-            if isinstance(func, ast.Name) and func.id in names and not func.id[:1].isupper():
-                found.append(func.id)
-            elif isinstance(func, ast.Name) and func.id in helpers and func.id not in seen:
-                found += calls(helpers[func.id], names, modules, seen | {func.id})
-            elif (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id in modules
-                and not func.attr[:1].isupper()
-            ):
-                found.append(f"{func.value.id}.{func.attr}")
-        return found
-
-    names, modules = _below(path)
+    found_in = Calls(*_below(path), helpers)
     offending: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and _is_command(node):
-            found = calls(node, names, modules, frozenset({node.name}))
+            found = found_in(node, frozenset({node.name}))
             if len(found) > 1:
                 offending.append(f"{path.name}:{node.lineno}: calls {', '.join(found)}")
     return offending

@@ -20,7 +20,7 @@ from userctl.plan import Plan
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from userctl.apply.outbox import Letterhead
+    from userctl.apply.outbox import Letterhead, SendReport
 
 T = TypeVar("T")
 
@@ -154,3 +154,17 @@ def approve_command(
     )
     signed = checkpoint_shown.written(engine, plan.organization, done.audit_head)
     return Approved(plan=plan, approval=done, checkpoint=signed)
+
+
+def send_invitations(
+    engine: "Engine", smtp_url: str, organization: str | None, letter: "Letterhead"
+) -> "SendReport":
+    """`userctl notifications send`: the queued invitations of `organization` (its slug; None:
+    every organization's) delivered to `smtp_url`."""
+    from userctl.apply import outbox
+    from userctl.apply.reads import organization_id
+    from userctl.db.reading import reading_database
+
+    with reading_database(engine) as conn:
+        org_id = organization_id(conn, organization)
+    return outbox.send_queued(engine, smtp_url, clock.utcnow(), org_id, letterhead=letter)

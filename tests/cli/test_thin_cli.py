@@ -231,7 +231,6 @@ MANY_CALLS_ALLOWED: dict[str, str] = {
     "audit_verify_cmd.py": "to fold: the public keys loaded, then the chain and its heads judged",
     "evidence_cmd.py": "to fold: the signing key and the public keys loaded, then the evidence",
     "init_cmd.py": "to fold: the desired file loaded, then the organization initialised",
-    "resend_cmd.py": "to fold: the SMTP URL parsed, one invitation re-queued, the outbox sent",
     "review_cmd.py": "to fold: a saved report read, or the report read, then recorded",
 }
 

@@ -7,6 +7,7 @@ lives here once and the command module only parses and renders (tests/cli/test_t
 from __future__ import annotations
 
 import datetime as dt
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
@@ -168,3 +169,48 @@ def send_invitations(
     with reading_database(engine) as conn:
         org_id = organization_id(conn, organization)
     return outbox.send_queued(engine, smtp_url, clock.utcnow(), org_id, letterhead=letter)
+
+
+def resend_command(
+    engine: Callable[[], "Engine"],
+    organization: str | None,
+    email: str,
+    operator: str,
+    *,
+    lock_timeout_s: float,
+    letter: "Letterhead",
+    code_given: Callable[[], None],
+    with_code: CodeRunner,
+    queued: Callable[[str], None],
+) -> "SendReport | None":
+    """`userctl notifications resend`: the SMTP URL parsed and `code_given()` (which raises when
+    no code can be had) before anything is read, the invitation re-queued with the code
+    `with_code` supplies, `queued(slug)` told, and, when an SMTP server is set, the outbox sent
+    (its report; None without a server)."""
+    from userctl.apply import outbox
+    from userctl.apply.resend import resend_invitation
+    from userctl.db.reading import reading
+
+    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
+    target = outbox.parse_smtp_url(smtp_url) if smtp_url else None
+    code_given()
+    db = engine()  # made only now: a refusal above is said first, as before any database
+    with reading(db, organization) as (_conn, org_id, org):
+        slug = org.slug
+    with_code(
+        lambda given: resend_invitation(
+            db,
+            slug,
+            email,
+            operator,
+            given.code or "",
+            now=clock.utcnow(),
+            lock_timeout_s=lock_timeout_s,
+            code_read_at=given.read_at,
+        ),
+        lambda: True,
+    )
+    queued(slug)
+    if target is None:
+        return None
+    return outbox.send_queued(db, target, clock.utcnow(), org_id, letterhead=letter)

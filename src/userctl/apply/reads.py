@@ -7,6 +7,7 @@ evidence pack holds, is stated here once."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from userctl.state import Organization
@@ -103,3 +104,30 @@ def organization_id(conn: "Connection", organization: str | None) -> int | None:
     from userctl.db.snapshot import read_organization
 
     return None if organization is None else read_organization(conn, organization)[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exported:
+    """`userctl export`'s document and what to say about it: the desired-state text, the warnings
+    about what it cannot carry, and how many roles and users it holds."""
+
+    text: str
+    warnings: tuple[str, ...]
+    roles: int
+    users: int
+
+
+def exported(conn: "Connection", organization: str, schema: str | None) -> Exported:
+    """The live `organization` as desired-state YAML whose modeline points at `schema` (default:
+    the schema file beside it), refused as a whole (desired.export.checked_export) when it would
+    not load: no partial file, no file that will not load."""
+    from userctl.db.snapshot import read_live_state
+    from userctl.desired.export import SCHEMA_PATH, checked_export, warnings
+
+    live = read_live_state(conn, organization)
+    return Exported(
+        text=checked_export(live, schema or SCHEMA_PATH),
+        warnings=tuple(warnings(live)),
+        roles=len(live.roles),
+        users=len(live.users),
+    )

@@ -1,14 +1,14 @@
-"""`userctl apply`: which plan (apply.run.plan_to_apply), a confirmation on the terminal, the code,
-the apply (apply.run.apply_now), the invitations; then what was done, in text or JSON."""
+"""`userctl apply`: one call (apply.entries.apply_command: which plan, the apply, the checkpoint,
+the invitations), given the terminal's part (the confirmation, the code prompt, the progress bar);
+then what was done, in text or JSON."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import click
 
-from userctl.cli import checkpoint_out
 from userctl.cli.apply_output import applied_document, applied_text, progress
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
@@ -26,7 +26,9 @@ from userctl.render import render
 
 if TYPE_CHECKING:
     from userctl.apply.given import GivenCode
-    from userctl.apply.transaction import ApplyResult
+    from userctl.plan import Plan
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -68,43 +70,14 @@ def apply(
 ) -> None:
     """Apply a saved PLAN_FILE, the desired state in -f FILE, or PLAN_FILE checked against -f FILE,
     in one transaction."""
-    from userctl.apply import run
-    from userctl.apply.transaction import code_can_confirm
-    from userctl.clock import utcnow
+    from userctl.apply import entries, run
 
     ctx = app()
-    source = run.Source(
-        plan_file=plan_file,
-        path=path,
-        organization=ctx.organization,
-        max_age_days=max_age,
-        no_prune=no_prune,
-        replace=replace,
-        allow_mass_removal=allow_mass_removal,
-        operator=operator,
-        reason=reason,
-    )
-    smtp = run.smtp_target()
-    engine = ctx.engine()
-    started = utcnow()
-    the_plan = run.plan_to_apply(engine, source, started)
     as_json = fmt == "json"
-    if not the_plan.active_changes:
-        if as_json:
-            click.echo(applied_document(the_plan, operator, None, None, started), nl=False)
-        else:
-            click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
-        if otp_code is not None:
-            click.echo("--otp-code was not used: there is nothing to apply.", err=True)
-        return
-    # Every user the executor creates (a replace too) is invited.
-    invited = sum(
-        1 for c in the_plan.active_changes if c.kind == "user" and c.action in ("create", "replace")
-    )
-    letter = letterhead(
-        invite_base_url, smtp_from, f"{invited} invitation(s)" if smtp and invited else None
-    )
-    if not yes:
+
+    def confirm(the_plan: Plan) -> None:
+        if yes:
+            return
         if not interactive():
             raise ConfirmationRequired(
                 "refusing to apply without confirmation: no terminal to ask on; pass --yes"
@@ -116,33 +89,44 @@ def apply(
             abort=True,
             err=True,
         )
-    ask = (
-        otp_code is None
-        and the_plan.requires_2fa
-        and interactive()
-        and code_can_confirm(engine, the_plan, operator, utcnow())
+
+    def code(attempt: Callable[[GivenCode], T], could_confirm: Callable[[], bool]) -> T:
+        return with_code(attempt, otp_code, otp_code is None and interactive() and could_confirm())
+
+    done = entries.apply_command(
+        ctx.engine,
+        run.Source(
+            plan_file=plan_file,
+            path=path,
+            organization=ctx.organization,
+            max_age_days=max_age,
+            no_prune=no_prune,
+            replace=replace,
+            allow_mass_removal=allow_mass_removal,
+            operator=operator,
+            reason=reason,
+        ),
+        lock_timeout_s=lock_timeout,
+        letterhead=lambda note: letterhead(invite_base_url, smtp_from, note),
+        confirm=confirm,
+        with_code=code,
+        progress=progress,
     )
-
-    def attempt(given: GivenCode) -> "ApplyResult":
-        with progress(len(the_plan.active_changes)) as bar:
-            return run.apply_now(
-                engine,
-                the_plan,
-                operator,
-                given,
-                allow_mass_removal=allow_mass_removal,
-                lock_timeout_s=lock_timeout,
-                progress=bar,
-            )
-
-    result = with_code(attempt, otp_code, ask)
-    signed = checkpoint_out.written(engine, the_plan.organization, result.audit_head)
+    the_plan, result, signed = done.plan, done.result, done.checkpoint
+    if result is None:
+        if as_json:
+            click.echo(applied_document(the_plan, operator, None, None, done.started), nl=False)
+        else:
+            click.echo(render(the_plan.to_data(), "text", color=ctx.color()), nl=False)
+        if otp_code is not None:
+            click.echo("--otp-code was not used: there is nothing to apply.", err=True)
+        return
     if not as_json:
         click.echo(applied_text(the_plan, result, signed), nl=False)
-    delivery = run.deliver_invitations(engine, smtp, letter, result)
-    for warning in delivery.warnings:
+    assert done.delivery is not None  # an apply with changes always reports its invitations
+    for warning in done.delivery.warnings:
         click.echo(warning, err=True)
-    report = delivery.report
+    report = done.delivery.report
     if report is not None and not as_json:
         click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if as_json:

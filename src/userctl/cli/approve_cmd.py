@@ -1,10 +1,12 @@
-"""`userctl approve`: the saved plan shown, a confirmation on the terminal, the code, the approval
-recorded (apply.run.approve_now); then what was recorded, in text or JSON."""
+"""`userctl approve`: one call (apply.entries.approve_command: the saved plan read, the approval
+recorded, its checkpoint), given the terminal's part (showing the plan, the confirmation, the code
+prompt); then what was recorded, in text or JSON."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import click
 
@@ -23,6 +25,12 @@ from userctl.cli.flags import (
 from userctl.clock import iso_z
 from userctl.errors import ConfirmationRequired, UsageError
 from userctl.render.text import approval_text
+
+if TYPE_CHECKING:
+    from userctl.apply.given import GivenCode
+    from userctl.plan import Plan
+
+T = TypeVar("T")
 
 # An approval is for a reviewed plan about to be applied, not a standing permission.
 MAX_APPROVAL_HOURS = 168.0
@@ -58,50 +66,53 @@ def approve(
     fmt: str,
 ) -> None:
     """Record a 2FA approval of one exact saved plan, so a pipeline can apply it without a code."""
-    from userctl.apply import run
-    from userctl.clock import utcnow
-    from userctl.db.migrate import require_current
+    from userctl.apply import entries
 
     ctx = app()
-    engine = ctx.engine()
-    require_current(engine)
-    the_plan = run.read_saved_plan(plan_file, ctx.organization, utcnow(), max_age)
     as_json = fmt == "json"
-    # An approver never signs blind: what the code will confirm comes first.
-    click.echo(
-        approval_text(the_plan.to_data(), color=ctx.color(sys.stderr if as_json else None)),
-        nl=False,
-        err=as_json,
-    )
-    if not yes:
+
+    def show(the_plan: Plan) -> None:
+        # An approver never signs blind: what the code will confirm comes first.
+        color = ctx.color(sys.stderr if as_json else None)
+        click.echo(approval_text(the_plan.to_data(), color=color), nl=False, err=as_json)
+
+    def confirm(the_plan: Plan) -> None:
+        if yes:
+            return
         if not interactive():
             # As apply: a pipeline must say --yes; silence is no consent.
             raise ConfirmationRequired(
                 "refusing to approve without confirmation: no terminal to ask on; pass --yes"
             )
         click.confirm(f"Approve this plan for {the_plan.organization}?", abort=True, err=True)
-    if otp_code is None and not interactive():
-        raise UsageError("approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal")
-    done = with_code(
-        lambda given: run.approve_now(
-            engine,
-            the_plan,
-            operator,
-            given,
-            valid_for=dt.timedelta(hours=valid_for),
-            lock_timeout_s=lock_timeout,
-        ),
-        otp_code,
-        ask=otp_code is None,
+
+    def code(attempt: Callable[[GivenCode], T], could_confirm: Callable[[], bool]) -> T:
+        if otp_code is None and not interactive():
+            raise UsageError(
+                "approve needs --otp-code (or USERCTL_OTP_CODE) when there is no terminal"
+            )
+        return with_code(attempt, otp_code, ask=otp_code is None)
+
+    done = entries.approve_command(
+        ctx.engine(),
+        plan_file,
+        organization=ctx.organization,
+        max_age_days=max_age,
+        operator=operator,
+        valid_for=dt.timedelta(hours=valid_for),
+        lock_timeout_s=lock_timeout,
+        show=show,
+        confirm=confirm,
+        with_code=code,
     )
-    signed = checkpoint_out.written(engine, the_plan.organization, done.audit_head)
+    the_plan, approval, signed = done.plan, done.approval, done.checkpoint
     if as_json:
-        click.echo(approved_document(the_plan, done, signed), nl=False)
+        click.echo(approved_document(the_plan, approval, signed), nl=False)
         return
     click.echo(
-        f"Approved plan {the_plan.digest} for {the_plan.organization} by {done.approver}, valid "
-        f"until {iso_z(done.expires_at)}."
+        f"Approved plan {the_plan.digest} for {the_plan.organization} by {approval.approver}, "
+        f"valid until {iso_z(approval.expires_at)}."
     )
-    click.echo(f"Audit chain head: {done.audit_head}")
+    click.echo(f"Audit chain head: {approval.audit_head}")
     if signed is not None:
         click.echo(checkpoint_out.line(signed))

@@ -29,20 +29,17 @@ from userctl.printable import printable
 def export(output: str | None, schema: str | None) -> None:
     """Write the organization's roles and users as desired-state YAML (`--organization` picks
     the organization when the database holds several)."""
-    from userctl.db.snapshot import read_live_state
-    from userctl.desired.export import SCHEMA_PATH, checked_export, warnings
+    from userctl.apply.reads import exported
 
     with reading() as (conn, _org_id, org):
-        live = read_live_state(conn, org.slug)
-    # Refused as a whole before anything is written: no partial file, no file that will not load.
-    text = checked_export(live, schema or SCHEMA_PATH)
-    for warning in warnings(live):
+        document = exported(conn, org.slug, schema)
+    for warning in document.warnings:
         click.echo(printable(f"Warning: {warning}"), err=True)
     if output:
-        write_file("-o", output, text)
+        write_file("-o", output, document.text)
         click.echo(
-            f"{output}: exported {len(live.roles)} roles, {len(live.users)} users of {org.slug}",
+            f"{output}: exported {document.roles} roles, {document.users} users of {org.slug}",
             err=True,
         )
     else:
-        click.echo(text, nl=False)
+        click.echo(document.text, nl=False)

@@ -63,8 +63,7 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
     """Deliver queued invitations over SMTP (USERCTL_SMTP_URL, e.g. smtp://mail.internal:25),
     each with a new link to --invite-base-url. Exits 1 when some could not be sent: they stay
     queued for the next run."""
-    from userctl.apply import outbox
-    from userctl.clock import utcnow
+    from userctl.apply import entries, outbox
 
     smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
     if not smtp_url:
@@ -74,11 +73,7 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
         )
     # Refused even with nothing queued: a scheduled run must not wait for an invitation to fail.
     letter = letterhead(invite_base_url, smtp_from, "queued invitations")
-    from userctl.apply.reads import organization_id
-
-    with reading_database() as conn:
-        org_id = organization_id(conn, app().organization)
-    report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id, letterhead=letter)
+    report = entries.send_invitations(app().engine(), smtp_url, app().organization, letter)
     if fmt == "json":
         from dataclasses import asdict
 

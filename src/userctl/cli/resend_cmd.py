@@ -3,16 +3,21 @@ confirmed by the operator's TOTP code, and sent at once when an SMTP server is s
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import click
 
 from userctl.cli.code_prompt import interactive, with_code
-from userctl.cli.context import app, reading
+from userctl.cli.context import app
 from userctl.cli.flags import lock_option, operator_option, otp_option
 from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.errors import TwoFactorRequired, UserctlError
 from userctl.state import given_email
+
+if TYPE_CHECKING:
+    from userctl.apply.given import GivenCode
+
+T = TypeVar("T")
 
 
 @click.command()
@@ -34,39 +39,36 @@ def resend(
     Confirmed by the operator's TOTP code (they need users.add); at most one resend per user
     every 10 minutes and 5 a day. Sent now when USERCTL_SMTP_URL is set, else by the next
     `userctl notifications send`."""
-    from userctl.apply import outbox
-    from userctl.apply.resend import resend_invitation
-    from userctl.clock import utcnow
+    from userctl.apply import entries
+
+    def code_given() -> None:
+        if not otp_code and not interactive():
+            raise TwoFactorRequired(
+                "--otp-code (or USERCTL_OTP_CODE) is required: a resend is confirmed with the "
+                "operator's TOTP code. Nothing was sent"
+            )
+
+    def code(attempt: Callable[[GivenCode], T], could_confirm: Callable[[], bool]) -> T:
+        return with_code(
+            attempt, otp_code or None, ask=not otp_code, prompt=f"TOTP code of {operator}"
+        )
 
     # The same refusals as `send`, before anything is written: the link must point somewhere.
     letter = letterhead(invite_base_url, smtp_from, "the new invitation")
-    smtp_url = os.environ.get(outbox.ENV_SMTP_URL)
-    target = outbox.parse_smtp_url(smtp_url) if smtp_url else None
-    if not otp_code and not interactive():
-        raise TwoFactorRequired(
-            "--otp-code (or USERCTL_OTP_CODE) is required: a resend is confirmed with the "
-            "operator's TOTP code. Nothing was sent"
-        )
-    with reading() as (_conn, org_id, org):
-        slug = org.slug
-    with_code(
-        lambda given: resend_invitation(
-            app().engine(),
-            slug,
-            email,
-            operator,
-            given.code or "",
-            now=utcnow(),
-            lock_timeout_s=lock_timeout,
-            code_read_at=given.read_at,
+    report = entries.resend_command(
+        app().engine,
+        app().organization,
+        email,
+        operator,
+        lock_timeout_s=lock_timeout,
+        letter=letter,
+        code_given=code_given,
+        with_code=code,
+        queued=lambda slug: click.echo(
+            f"{slug}: a new invitation for {given_email(email)} is queued"
         ),
-        otp_code or None,
-        ask=not otp_code,
-        prompt=f"TOTP code of {operator}",
     )
-    click.echo(f"{slug}: a new invitation for {given_email(email)} is queued")
-    if target is not None:
-        report = outbox.send_queued(app().engine(), target, utcnow(), org_id, letterhead=letter)
+    if report is not None:
         click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
         if report.failed:
             raise UserctlError(

@@ -1,5 +1,5 @@
 """parse_fast runs yaml_rs on a second thread while the pre-scan runs: a suspicious file's value
-is not trusted (libyaml reads it too), and what the parse raises reaches the caller."""
+is not trusted (the marked reader reads it too), and what the parse raises reaches the caller."""
 
 from __future__ import annotations
 
@@ -30,20 +30,23 @@ def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
         b"  a@x.co:\n    id_number: '0123'\n    status: active\n"
     )
     assert fast_yaml.parse_fast(data) == fast_yaml.FastRead(
-        {
-            "version": 1,
-            "organization": "acme",
-            "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
-        },
-        None,
-        True,
+        fast_yaml.Read(
+            {
+                "version": 1,
+                "organization": "acme",
+                "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
+            },
+            None,
+            True,
+        ),
         True,
     )
 
 
 def test_yaml_rs_says_where_it_refuses_the_text() -> None:
-    read = fast_yaml.parse_fast(b'a: 1\nb: "x"#c\n')
-    assert (read.value, read.trusted, read.accepted) == (None, False, False)
+    fast = fast_yaml.parse_fast(b'a: 1\nb: "x"#c\n')
+    read = fast.read
+    assert (read.value, fast.trusted, read.accepted) == (None, False, False)
     assert read.refusal is not None and (read.refusal.line, read.refusal.col) == (2, 7)
     assert read.refusal.message == (
         "YAML syntax error: comments must be separated from other tokens by whitespace"

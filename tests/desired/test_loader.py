@@ -4,7 +4,6 @@ the fast parser (yaml_rs behind a pre-scan) with the precise one (libyaml with m
 from __future__ import annotations
 
 import gc
-import math
 import os
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from userctl.desired import fast_yaml, schema, semantic
 from userctl.desired.loader import check_desired, load_desired, locate
 from userctl.desired.reader import MAX_FILE_BYTES, read_source
-from userctl.desired.scalars import AMBIGUOUS_BOOLEANS, resolve_plain
+from userctl.desired.scalars import AMBIGUOUS_BOOLEANS
 from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.strict_yaml import parse_marked
 from userctl.errors import InputError, NotFound, Problem
@@ -265,7 +264,6 @@ ONLY_THE_PRESCAN_CATCHES = {
     + "users:\n  a@b.co:\n"
     + USER
     + "    role: Admin\n    bank_accounts: [on]\n",
-    "tab indentation": "\t{version: 1, organization: x-org}\n",
     "control character": HEADER.replace("Admin", "Ad\x01min"),
     "line separator": HEADER.replace("Admin", "Ad\u2028min"),
     "${ENV}": HEADER
@@ -430,20 +428,21 @@ def test_indicators_inside_scalars_are_not_suspicious(text: str) -> None:
 _NUMBERISH = st.text(alphabet="0123456789_+-.eExXoObBaAfFiInNlLuU~", min_size=1, max_size=8)
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1000)
 @given(_NUMBERISH)
-def test_property_plain_scalars_read_as_yaml_rs_reads_them(text: str) -> None:
+def test_property_the_marked_reader_quotes_a_number_as_written(text: str) -> None:
+    """The marked reader keeps yaml_rs's value, and the text of a plain number or null as it was
+    written, which messages quote ("write "0123" in quotes")."""
     try:
         parsed = yaml_rs.loads("a: " + text, parse_datetime=False)
     except yaml_rs.YAMLDecodeError:
         return
     if not isinstance(parsed, dict) or "a" not in parsed:
         return
-    theirs, ours = parsed["a"], resolve_plain(text)
-    assert type(theirs) is type(ours), text
-    assert theirs == ours or (
-        isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)
-    ), text
+    marked = parse_marked("a: " + text)
+    assert marked.value is parsed or repr(marked.value) == repr(parsed), text
+    if not isinstance(parsed["a"], (str, bool)):
+        assert marked.sourcemap.source_text(("a",)) == text, text
 
 
 def test_an_alias_bomb_is_refused_without_being_expanded(tmp_path: Path) -> None:
@@ -474,12 +473,8 @@ def test_deep_nesting_is_refused_the_same_way_on_both_paths(tmp_path: Path, dept
     too_deep = (
         "nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
     )
-    if 64 <= depth < 1000:
-        assert auto[0] == f"{f}:3:71: roles[0]: {too_deep}"
-    elif depth >= 1000:
-        # libyaml (>= 0.2.6) stops scanning at 1000 open brackets, before our own check sees level
-        # 65.
-        assert auto[0] in (f"{f}:3:71: roles[0]: {too_deep}", f"{f}:3:1007: (document): {too_deep}")
+    if depth >= 64:  # found by the marked reader before yaml_rs runs, at the bracket too many
+        assert auto[0] == f"{f}:3:71: (document): {too_deep}"
 
 
 # --- directories ---------------------------------------------------------------------------------
@@ -585,7 +580,7 @@ USERS_FILE = (
 @pytest.mark.parametrize(
     "broken,expected",
     [
-        (ROLES_FILE + "  Ops: [\n", ":7:1: (document): YAML syntax error"),
+        (ROLES_FILE + "  Ops: [\n", ":6:8: (document): YAML syntax error"),
         (ROLES_FILE + "---\n", ":6:1: (document): several YAML documents"),
         ("", ":1:1: (document): the file is empty"),
         (b"roles: \xff\n", ":1:8: (document): the file is not UTF-8"),
@@ -616,7 +611,7 @@ def test_a_broken_file_still_lets_per_file_and_duplicate_problems_through(tmp_pa
         USERS_FILE.replace("'1234'", "1234") + USERS_FILE.split("users:\n")[1]
     )
     assert [p.split(": ", 2)[:2] for p in problems_of(tmp_path)] == [
-        [f"{tmp_path}/a.yaml:7:1", "(document)"],  # the syntax error
+        [f"{tmp_path}/a.yaml:6:8", "(document)"],  # the syntax error: the bracket left open
         [f"{tmp_path}/b.yaml:8:16", "users.ana@x.co.id_number"],  # a number where a string belongs
         [f"{tmp_path}/b.yaml:11:3", "users.ana@x.co"],  # declared twice: true whatever a.yaml holds
     ]

@@ -1,13 +1,12 @@
-"""Marks for a document the fast parser read, computed piece by piece.
+"""Marks for a document yaml_rs read and the scan vouched for, computed piece by piece.
 
-A 100,000-user file with one mistake should not cost a marked re-parse of all of it (several
-seconds: libyaml hands Python two million events). When the fast parser produced the value, a
-problem needs marks only around its own entry, so the text is cut where a block-style document
-can be cut: top-level keys start at column 0, and the entries of `roles` and `users` start at
-one common indentation. Each piece is parsed with marks on its own, keeping its original lines
-and columns, and used only if it reproduces exactly the value the fast parser read for that
-part; anything else (flow style, document markers, odd indentation) falls back to marking the
-whole file. Both ways give the same positions: the loader tests compare them on every fixture.
+A 100,000-user file with one mistake should not cost a marked reading of all of it (seconds: two
+million nodes). A problem needs marks only around its own entry, so the text is cut where a
+block-style document can be cut: top-level keys start at column 0, and the entries of `roles` and
+`users` start at one common indentation. Each piece is read with marks on its own, keeping its
+original lines and columns, and used only if its nodes line up with the value yaml_rs read for
+that part; anything else (flow style, document markers, odd indentation) falls back to marking
+the whole file. Both ways give the same positions: the loader tests compare them on every fixture.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from userctl.desired.agreement import first_difference
+from userctl.desired.fast_yaml import Read
 from userctl.desired.sourcemap import SourceMap, resolve_key
-from userctl.desired.strict_yaml import MarkedDocument, parse_marked
+from userctl.desired.strict_yaml import parse_marked
 from userctl.errors import Path
 
 _TOP_LEVEL: Final = re.compile(r"\n(?=[^ \t\r\n#])")
@@ -36,8 +35,9 @@ class _Piece:
     def __init__(
         self, text: str, start: int, end: int, first_line: int, expected: dict[str, Any]
     ) -> None:
-        marked = parse_marked(text[start:end])
-        if marked.problems or first_difference(marked.value, expected) is not None:
+        # Laid over the value read for that part: a piece cut wrong does not line up with it.
+        marked = parse_marked(text[start:end], read=Read(expected, None, True))
+        if marked.problems:
             raise _Cut()
         self.sourcemap = marked.sourcemap
         self.first_line = first_line
@@ -209,6 +209,5 @@ class SlicedSourceMap:
 
     def _marked_whole(self) -> SourceMap:
         if self._whole is None:
-            marked: MarkedDocument = parse_marked(self._text)
-            self._whole = marked.sourcemap
+            self._whole = parse_marked(self._text, read=Read(self.root, None, True)).sourcemap
         return self._whole

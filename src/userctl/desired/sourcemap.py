@@ -1,27 +1,19 @@
 """Where each part of a parsed document came from: path -> (line, column).
 
-Built by the marked parser alongside the value, and only when a problem has to be located. It is
+Built by the marked reader over yaml_rs's value, and only when a problem has to be located. It is
 kept compact because a 100,000-user file has over a million entries: each container's marks are
-one array of packed integers in insertion order (a Python dict keeps the order in which the parser
-inserted the keys), and a key's index is looked up only when a location is asked for.
+one array of offsets into the text in the order of the container (a Python dict keeps the order
+in which the parser inserted the keys), turned into a line and column, and a key's index looked
+up, only when a location is asked for.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from userctl.errors import Path
-
-# A mark is one integer: line << 32 | column, both 0-based (strict_yaml packs them inline).
-_COL_BITS = 32
-_COL_MASK = (1 << _COL_BITS) - 1
-
-
-def unpack(mark: int) -> tuple[int, int]:
-    """The 1-based (line, column) of a packed mark."""
-    return (mark >> _COL_BITS) + 1, (mark & _COL_MASK) + 1
 
 
 def resolve_key(
@@ -51,7 +43,8 @@ class Marks(Protocol):
 class SourceMap:
     """Marks of one document. Mappings store (key mark, value mark) per entry, sequences one mark
     per item; `raw` keeps the source text of plain scalars read as numbers or null, so that a
-    message can quote what the author wrote (`0123456`, not 123456)."""
+    message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
+    into a line and column."""
 
     def __init__(
         self,
@@ -59,11 +52,13 @@ class SourceMap:
         root_mark: int,
         marks: dict[int, array[int]],
         raw: dict[tuple[int, str | int], str],
+        place: Callable[[int], tuple[int, int]],
     ) -> None:
         self.root = root
         self._root_mark = root_mark
-        self._marks = marks  # id(container) -> packed marks; ids stay valid while `root` lives
+        self._marks = marks  # id(container) -> offsets; ids stay valid while `root` lives
         self._raw = raw
+        self._place = place
         self._indexes: dict[int, dict[str, int]] = {}
         self._folded: dict[int, dict[str, str]] = {}
 
@@ -77,14 +72,16 @@ class SourceMap:
             if found is None:
                 break
             index, child = found
-            marks = self._marks[id(node)]
+            marks = self._marks.get(id(node))
+            if marks is None:  # inside an alias's value, which has no marks of its own
+                break
             if isinstance(node, dict):
                 last = i == len(path) - 1
                 mark = marks[2 * index] if key and last else marks[2 * index + 1]
             else:
                 mark = marks[index]
             node = child
-        return unpack(mark)
+        return self._place(mark)
 
     def value(self, path: Path) -> Any:
         node = self.root

@@ -16,8 +16,8 @@ from userctl.desired import fast_yaml, schema, semantic
 from userctl.desired.loader import check_desired, load_desired, locate
 from userctl.desired.reader import MAX_FILE_BYTES, read_source
 from userctl.desired.scalars import AMBIGUOUS_BOOLEANS
-from userctl.desired.sliced_marks import SlicedSourceMap
-from userctl.desired.strict_yaml import parse_marked
+from userctl.desired.sourcemap import SourceMap
+from userctl.desired.strict_yaml import lazy_marks, parse_marked
 from userctl.errors import InputError, NotFound, Problem
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "loader"
@@ -726,7 +726,7 @@ def test_a_big_generated_organization_loads_identically_on_both_paths(tmp_path: 
     assert fast == precise and len(fast.users) == 300
 
 
-# --- marks computed piece by piece ---------------------------------------------------------------
+# --- marks found when first asked ----------------------------------------------------------------
 
 
 def _all_paths(node: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
@@ -740,55 +740,41 @@ def _all_paths(node: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[s
     return paths
 
 
-def _sliced_and_whole(text: str) -> tuple[SlicedSourceMap, object]:
+def _lazy_and_whole(text: str) -> tuple[SourceMap, SourceMap]:
     value = fast_yaml.parse_unguarded(text)
     assert value is not None
-    return SlicedSourceMap(text, value), parse_marked(text).sourcemap
+    return lazy_marks(lambda: text, value), parse_marked(text).sourcemap
 
 
 @pytest.mark.parametrize(
     "name", VALID + ["invalid_numbers.yaml", "invalid_schema.yaml", "invalid_semantic.yaml"]
 )
-def test_sliced_marks_are_the_whole_documents_marks(name: str) -> None:
+def test_lazy_marks_are_the_whole_documents_marks(name: str) -> None:
     text = read_source(name).text
-    sliced, whole = _sliced_and_whole(text)
-    for path in _all_paths(sliced.root):
+    lazy, whole = _lazy_and_whole(text)
+    for path in _all_paths(lazy.root):
         for key in (False, True):
-            assert sliced.position(path, key=key) == whole.position(path, key=key), (path, key)  # type: ignore[attr-defined]
-        assert sliced.source_text(path) == whole.source_text(path), path  # type: ignore[attr-defined]
+            assert lazy.position(path, key=key) == whole.position(path, key=key), (path, key)
+        assert lazy.source_text(path) == whole.source_text(path), path
 
 
-def test_a_block_style_file_is_marked_piece_by_piece(tmp_path: Path) -> None:
+def test_a_block_style_file_is_marked_entry_by_entry(tmp_path: Path) -> None:
     from bench.gen_org import generate
 
     text = generate(200, seed=3).replace(
         "  user000150@bench.example.com:", "  # a comment line\n\n  user000150@bench.example.com:"
     )
-    sliced, whole = _sliced_and_whole(text)
-    for path in [
+    lazy, whole = _lazy_and_whole(text)
+    paths = [
         ("users", "user000150@bench.example.com", "phone"),
         ("users", "user000199@bench.example.com"),
         ("roles", "Viewer", "permissions", 1),
         ("organization",),
         ("version",),
         (),
-    ]:
-        assert sliced.position(path) == whole.position(path), path  # type: ignore[attr-defined]
-        assert sliced.position(path, key=True) == whole.position(path, key=True), path  # type: ignore[attr-defined]
-    assert sliced._whole is None  # never needed the whole document's marks
-
-
-@pytest.mark.parametrize(
-    "name,path,cut",
-    [
-        ("valid_flow_style.yaml", ("users", "bob@flow.example", "phone"), False),
-        ("valid_explicit_document.yaml", ("roles", "Viewer"), False),
-        ("valid_crlf.yaml", ("users", "ana@crlf.example", "role"), True),
-    ],
-)
-def test_files_that_cannot_be_cut_fall_back_to_whole_marks(
-    name: str, path: tuple[str, ...], cut: bool
-) -> None:
-    sliced, whole = _sliced_and_whole(read_source(name).text)
-    assert sliced.position(path) == whole.position(path)  # type: ignore[attr-defined]
-    assert (sliced._whole is None) == cut
+    ]
+    for path in paths:
+        assert lazy.position(path) == whole.position(path), path
+        assert lazy.position(path, key=True) == whole.position(path, key=True), path
+    # Only the entries a path entered were read: not the 199 other users.
+    assert len(lazy.pending) >= 199 + 5 and len(lazy.marks) < 10

@@ -3,7 +3,7 @@
 Per file: read (size, UTF-8, not empty), then parse: yaml_rs decides what the text means
 (fast_yaml). When a scan of the bytes vouches that nothing in the file concerns how YAML is
 written, only marks are missing: the schema runs on the value directly, and the few marks a
-problem needs are computed around that problem (sliced_marks). Any other file is read with marks,
+problem needs are found around it (strict_yaml.lazy_marks). Any other file is read with marks,
 applying the strict rules (strict_yaml). Either way the characters of every string are checked
 (characters), then the semantic rules run across all files, and every problem found anywhere is
 raised at once, sorted by FILE:LINE:COL.
@@ -31,9 +31,8 @@ from typing import Any, Literal
 from userctl import policies
 from userctl.desired import characters, fast_yaml, reader, schema, semantic
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
-from userctl.desired.sliced_marks import SlicedSourceMap
 from userctl.desired.sourcemap import Marks, iter_prefixes
-from userctl.desired.strict_yaml import MAX_DEPTH, nesting_depth, parse_marked
+from userctl.desired.strict_yaml import MAX_DEPTH, lazy_marks, nesting_depth, parse_marked
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
 from userctl.state import (
@@ -312,7 +311,7 @@ def _parse(
     fast = fast_yaml.parse_fast(source.data, started)
     if parser == "auto" and fast.trusted:
         # Only marks are missing: they are computed around each problem, if there is any.
-        marks = SlicedSourceMap(lambda: source.text, fast.value)
+        marks = lazy_marks(lambda: source.text, fast.value)
         try:
             found = schema.check(fast.value, marks)
         except schema.UNCHECKABLE:
@@ -339,7 +338,7 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
     fast = fast_yaml.parse_fast(source.data)
     marks: Marks
     if parser == "auto" and fast.trusted and _checkable(fast.value):
-        value, marks, problems = fast.value, SlicedSourceMap(source.text, fast.value), []
+        value, marks, problems = fast.value, lazy_marks(lambda: source.text, fast.value), []
     else:
         marked = parse_marked(source.text, mapping=False, read=fast.read)
         value, marks, problems = marked.value, marked.sourcemap, marked.problems
@@ -352,7 +351,7 @@ def _checkable(value: dict[str, Any]) -> bool:
     """Whether the schema can judge `value` (its keys are strings), as the loader's fast path
     requires: otherwise the marked reader names the key that is not."""
     try:
-        schema.check(value, SlicedSourceMap("", value))
+        schema.check(value, lazy_marks(lambda: "", value))
     except schema.UNCHECKABLE:
         return False
     return True
@@ -471,7 +470,7 @@ def _marks_of(file: str) -> Marks | None:
         return None  # the file went away since it was loaded: name it, without a line
     fast = fast_yaml.parse_fast(source.data)
     if fast.trusted:
-        return SlicedSourceMap(lambda: source.text, fast.value)
+        return lazy_marks(lambda: source.text, fast.value)
     return parse_marked(source.text, read=fast.read).sourcemap
 
 

@@ -31,7 +31,7 @@ def resolve_key(
 
 
 class Marks(Protocol):
-    """What locating a problem needs; SourceMap, or SlicedSourceMap for a fast-parsed file."""
+    """What locating a problem needs (a SourceMap)."""
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]: ...
 
@@ -44,35 +44,34 @@ class SourceMap:
     """Marks of one document. Mappings store (key mark, value mark) per entry, sequences one mark
     per item; `raw` keeps the source text of plain scalars read as numbers or null, so that a
     message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
-    into a line and column."""
+    into a line and column; `reveal`, when set, marks a container on first use (see
+    strict_yaml.lazy_marks), and `pending` holds what it has yet to mark."""
 
-    def __init__(
-        self,
-        root: Any,
-        root_mark: int,
-        marks: dict[int, array[int]],
-        raw: dict[tuple[int, str | int], str],
-        place: Callable[[int], tuple[int, int]],
-    ) -> None:
-        self.root = root
-        self._root_mark = root_mark
-        self._marks = marks  # id(container) -> offsets; ids stay valid while `root` lives
-        self._raw = raw
-        self._place = place
+    def __init__(self, root: Any, root_mark: int, place: Callable[[int], tuple[int, int]]) -> None:
+        self.root, self.root_mark, self.place = root, root_mark, place
+        # id(container) -> offsets; ids stay valid while `root` lives
+        self.marks: dict[int, array[int]] = {}
+        self.raw: dict[tuple[int, str | int], str] = {}
+        self.pending: dict[int, tuple[int, int]] = {}
+        self.reveal: Callable[[Any], None] | None = None
         self._indexes: dict[int, dict[str, int]] = {}
         self._folded: dict[int, dict[str, str]] = {}
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """(line, col) of the value at `path`, or of its key with `key=True`. A path that goes
         beyond what exists (a missing field) gives the position of the deepest part that does."""
-        mark = self._root_mark
+        if self.reveal is not None and not self.marks:
+            self.reveal(self.root)
+        mark = self.root_mark
         node = self.root
         for i, step in enumerate(path):
             found = self._child(node, step)
             if found is None:
                 break
             index, child = found
-            marks = self._marks.get(id(node))
+            if self.reveal is not None and id(node) in self.pending:
+                self.reveal(node)
+            marks = self.marks.get(id(node))
             if marks is None:  # inside an alias's value, which has no marks of its own
                 break
             if isinstance(node, dict):
@@ -81,7 +80,7 @@ class SourceMap:
             else:
                 mark = marks[index]
             node = child
-        return self._place(mark)
+        return self.place(mark)
 
     def value(self, path: Path) -> Any:
         node = self.root
@@ -96,13 +95,14 @@ class SourceMap:
         """The text as written of a plain scalar that was read as a number or null."""
         if not path:
             return None
+        self.position(path)  # marks what leads there, which notes the text on the way
         parent = self.value(path[:-1])
         if not isinstance(parent, (dict, list)):
             return None
         step = path[-1]
         if isinstance(parent, dict) and isinstance(step, str):
             step = self._resolve_key(parent, step) or step
-        return self._raw.get((id(parent), step))
+        return self.raw.get((id(parent), step))
 
     def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
         if isinstance(node, dict) and isinstance(step, str):

@@ -17,9 +17,11 @@ each at its line and column:
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -47,6 +49,11 @@ _ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*")
 _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
 _INDENT: Final = re.compile(r"[ ]*")
 _BLANKS: Final = re.compile(r"[ \t]*")
+
+
+@functools.cache
+def _next_entry(c: int) -> re.Pattern[str]:
+    return re.compile(rf"\n(?= {{0,{c}}}(?:[^\s#-]|-\S))")
 
 
 def _plain(safe: str) -> re.Pattern[str]:
@@ -87,8 +94,8 @@ Event = tuple[Any, ...]
 class _Scanner:
     """The events of the first document of `text`, and where a second one or a directive is."""
 
-    def __init__(self, text: str) -> None:
-        self.t, self.n = text, len(text)
+    def __init__(self, text: str, shallow: bool = False) -> None:
+        self.t, self.n, self.shallow = text, len(text), shallow
         self.events: list[Event] = []
         self.directive: int | None = None
         self.second: int | None = None  # where a second document starts
@@ -192,7 +199,7 @@ class _Scanner:
         """A block mapping at column `c`; `first`: its first key is read already (the index of
         its start event), and `j` is past that key's ':'."""
         while True:
-            end = self.node(c, j, True) if first is not None else self.entry(c, j)
+            end = self.value(c, j) if first is not None else self.entry(c, j)
             first, j = None, self.skip(end)
             if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
                 return self.close(end)
@@ -214,7 +221,19 @@ class _Scanner:
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
         if colon >= self.n or t[colon] != ":":
             raise _Misread(j)
-        return self.node(c, colon + 1, True)
+        return self.value(c, colon + 1)
+
+    def value(self, c: int, i: int) -> int:
+        """The value of an entry of a block mapping at column `c`, after its ':'. A shallow reading
+        leaves a nested one on lines of its own for later: to the next line at most `c` columns
+        in (a block node's lines all stand right of it), where the next entry starts."""
+        j = self.skip(i)
+        if self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0:
+            if not self.ends(j, c, True):
+                found = _next_entry(c).search(self.t, j)
+                self.events.append(("~", j, i, c))
+                return found.start() if found else self.n
+        return self.node(c, i, True)
 
     def more_plain(self, index: int, parent: int, end: int) -> int:
         """A plain scalar's further lines (block context), which stand right of `parent`."""
@@ -388,10 +407,13 @@ class _Aligner:
     of the format's rules, each at its path. `duplicates`: yaml_rs found a repeated key and
     `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
-    def __init__(self, events: list[Event], text: str, duplicates: bool) -> None:
+    def __init__(
+        self, events: list[Event], text: str, duplicates: bool, into: SourceMap | None = None
+    ) -> None:
         self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
-        self.marks: dict[int, array[int]] = {}
-        self.raw: dict[tuple[int, str | int], str] = {}
+        self.marks = into.marks if into is not None else {}
+        self.raw = into.raw if into is not None else {}
+        self.pending = into.pending if into is not None else {}  # left for later: see lazy_marks
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
         self.place = _Places(text)
@@ -407,6 +429,10 @@ class _Aligner:
         self.last, self.i = self.i, self.i + 1
         kind, props = event[0], event[2]
         at: int = event[1]
+        if kind == "~":  # marked when a path enters it
+            if isinstance(value, (dict, list)):
+                self.pending[id(value)] = (event[2], event[3])
+            return at
         for offset, text in props:
             if text[0] == "&":
                 self.problem(
@@ -592,7 +618,7 @@ def parse_marked(
     place = _Places(text)
 
     def refused(problem: Problem) -> MarkedDocument:
-        return MarkedDocument(None, SourceMap(None, 0, {}, {}, place), [problem])
+        return MarkedDocument(None, SourceMap(None, 0, place), [problem])
 
     def at(offset: int, message: str) -> Problem:
         line, col = place(offset)
@@ -627,7 +653,7 @@ def parse_marked(
             # every alias, and says so at each.
             walk = _Aligner(scanner.events, text, False)
             walk.node(_UNKNOWN, ())
-            return MarkedDocument(None, SourceMap(None, 0, {}, {}, place), walk.problems)
+            return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
     if read is None or not read.accepted and not read.duplicates:
         refusal = read.refusal if read is not None else None
         return refused(
@@ -668,8 +694,41 @@ def parse_marked(
             )
         )
         value = None
-    sourcemap = SourceMap(value, root_mark, aligner.marks, aligner.raw, place)
+    sourcemap = SourceMap(value, root_mark, place)
+    sourcemap.marks, sourcemap.raw = aligner.marks, aligner.raw
     return MarkedDocument(value, sourcemap, problems, aligner.tainted)
+
+
+def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
+    """The marks of a document yaml_rs read and the scan vouched for, found when first asked (a
+    valid file needs none). A shallow reading marks it down to the entries of `roles`, `users`
+    and any other nested block mapping; each is read when a path enters it. A 100,000-user file
+    with one mistake then costs a pass over its keys, not a reading of two million nodes."""
+    sourcemap = SourceMap(value, 0, _Places(""))
+
+    def reveal(node: Any) -> None:
+        source = text()
+        if node is value:
+            sourcemap.place, scanner = _Places(source), _Scanner(source, shallow=True)
+            reading: Callable[[], object] = scanner.stream
+        elif id(node) in sourcemap.pending:
+            i, c = sourcemap.pending.pop(id(node))
+            scanner = _Scanner(source)
+            scanner.depth = 2
+            reading = functools.partial(scanner.node, c, i, True)
+        else:
+            return
+        try:
+            reading()
+            aligner = _Aligner(scanner.events, source, False, sourcemap)
+            root_mark = aligner.node(node, ())
+        except (_Misread, IndexError, AssertionError):
+            return  # not marked: positions fall back to the deepest place known
+        if node is value:
+            sourcemap.root_mark = root_mark
+
+    sourcemap.reveal = reveal
+    return sourcemap
 
 
 def nesting_depth(value: Any) -> int:

@@ -9,10 +9,12 @@ declaration in a desired-state file, which the edges turn into FILE:LINE:COL. No
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final, Mapping
 
 from userctl.errors import Path, first_few
+from userctl.hygiene import expiry_findings
 from userctl.plan import Finding
 from userctl.state import (
     GATE_RULES,
@@ -93,6 +95,15 @@ def mailbox(email: str) -> str | None:
 
 def requires_reason(*policies: Policies) -> bool:
     return any(p.get(("require_reason", "")) is True for p in policies)
+
+
+def live_check(state: LiveState, today: dt.date) -> tuple[list[Violation], list[Finding]]:
+    """`policy check` on the live state: every violation of its policies, and every user past
+    their expiry still active (the next plan deactivates them; until then it is drift); and, as
+    notes, the users whose last day is near."""
+    dated = expiry_findings(state.users, today)
+    expired = [Violation("expires", f.message, f.path) for f in dated if f.blocking]
+    return [*check(state), *expired], [f for f in dated if not f.blocking]
 
 
 def check(state: LiveState, policies: Policies | None = None) -> list[Violation]:

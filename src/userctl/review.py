@@ -330,7 +330,11 @@ def review_status(
     if not done:
         return ReviewStatus(None, None, True)
     last = done[-1]
-    due = parse_utc(str(last["time"])) + dt.timedelta(days=settings.review_every_days)
+    attested = parse_utc(str(last["time"]))
+    # An attestation dated near the calendar's end (a wrong clock, a hand-edited row) would
+    # overflow: the review is then due at the last instant there is, never a crash.
+    room = dt.datetime.max - attested
+    due = attested + min(dt.timedelta(days=settings.review_every_days), room)
     return ReviewStatus(last, due, naive_utc(now) > due)
 
 

@@ -29,6 +29,7 @@ CORE = {
     "policies",
     "hygiene",
     "review",
+    "verification",
 }
 # What each layer may import from userctl, besides itself.
 ALLOWED: dict[str, set[str]] = {

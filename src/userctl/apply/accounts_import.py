@@ -18,10 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Mapping, Sequence
 
-from userctl.apply.verification import NOTHING_NEEDED
 from userctl.errors import InputError, Problem
 from userctl.names import text_problem
 from userctl.state import LIMITS, BankAccount, bank_account_record, character_problem
+from userctl.verification import NOTHING_NEEDED
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

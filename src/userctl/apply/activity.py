@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Mapping
 
 from userctl.apply.accounts_import import _LINE_BREAK, _decode, _Reader, csv_rows
-from userctl.apply.verification import NOTHING_NEEDED
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.errors import IdentityClash, InputError, UsageError
 from userctl.names import text_problem
 from userctl.printable import printable
 from userctl.state import email_key
+from userctl.verification import NOTHING_NEEDED
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -14,7 +14,6 @@ from userctl.apply import demo, otp
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.enrolment import enrolment_record
 from userctl.apply.four_eyes import ENROL_ACTION
-from userctl.apply.verification import AT_INIT
 from userctl.clock import utcnow
 from userctl.db import rows
 from userctl.db.engine import begin_write
@@ -22,6 +21,7 @@ from userctl.db.migrate import upgrade
 from userctl.db.snapshot import organization_slugs
 from userctl.errors import UsageError
 from userctl.plan import organization_address, role_address, user_address
+from userctl.verification import AT_INIT
 
 ADMIN_PERMISSION = "users.manage"
 

@@ -21,13 +21,13 @@ from userctl.apply import otp
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.four_eyes import ENROL_ACTION, Proof, two_people
 from userctl.apply.operators import Operator, load_operator
-from userctl.apply.verification import Confirmed, Verification
 from userctl.clock import naive_utc
 from userctl.db.identity import user_row
 from userctl.db.models import Approval, Organization, TotpSecret, User
 from userctl.errors import NotAuthorized, NotFound, TwoFactorRequired, UsageError
 from userctl.plan import user_address
 from userctl.state import given_email
+from userctl.verification import Confirmed, Verification
 
 CONFIRMER_NEEDS = frozenset({"users.manage"})
 

@@ -19,13 +19,13 @@ from sqlalchemy import Connection, Engine, func, select
 from userctl.apply import otp, outbox
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.operators import load_operator
-from userctl.apply.verification import OWN_CODE
 from userctl.clock import iso_z, naive_utc
 from userctl.db.identity import user_row
 from userctl.db.models import AuditEvent, User
 from userctl.errors import NotFound, Refused, UsageError
 from userctl.plan import user_address
 from userctl.state import given_email
+from userctl.verification import OWN_CODE
 
 ACTION = "notification.resend"
 PERMISSION = "users.add"

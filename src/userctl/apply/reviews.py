@@ -8,11 +8,11 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, Mapping
 
-from userctl import hygiene, review
-from userctl.apply.verification import OWN_CODE
+from userctl import review
 from userctl.errors import Refused, UsageError
 from userctl.names import free_text_problem
 from userctl.state import LiveState, Organization
+from userctl.verification import OWN_CODE
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -55,15 +55,13 @@ def read_report(
 ) -> dict[str, Any]:
     """The access review of organization `org_id` as it is now, in the caller's transaction."""
     from userctl.apply.audit import chain_head, list_events
-    from userctl.db.hygiene import read_facts, settings_for
+    from userctl.db.hygiene import findings_now, read_facts, settings_for
     from userctl.db.snapshot import read_live_state
 
     live = read_live_state(conn, org.slug)
     settings = settings_for(conn, org_id)
     everyone = read_facts(conn, org_id, settings, now, everyone=True)
-    flagged = hygiene.findings(read_facts(conn, org_id, settings, now), settings, now)
-    # Who expires when, and who is past it: part of who has access.
-    flagged += hygiene.expiry_findings(live.users, now.date())
+    flagged = findings_now(conn, org_id, live, settings, now)
     users = [
         review.ReviewUser(
             a,

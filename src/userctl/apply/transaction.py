@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from userctl.apply import approvals
     from userctl.apply.operators import Operator
 
-from userctl.apply.verification import (
+from userctl.verification import (
     NOTHING_NEEDED,
     OWN_CODE,
     Confirmed,

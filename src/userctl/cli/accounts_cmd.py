@@ -20,14 +20,12 @@ def accounts() -> None:
 @format_option(FORMATS)
 def list_accounts(fmt: str) -> None:
     """Bank accounts by key: bank, type, masked number, currency, assigned users."""
-    from userctl.db.listings import account_holders
-    from userctl.db.snapshot import read_bank_accounts
+    from userctl.db.listings import accounts_listing
     from userctl.render.tables import ACCOUNT_COLUMNS, account_row, render
 
     with reading() as (conn, org_id, _org):
-        registered = read_bank_accounts(conn, org_id)
-        holders = account_holders(conn, org_id)
-    rows = [account_row(registered[key], holders.get(key, [])) for key in sorted(registered)]
+        listed = accounts_listing(conn, org_id)
+    rows = [account_row(account, holders) for account, holders in listed]
     click.echo(render(ACCOUNT_COLUMNS, rows, fmt, empty="No bank accounts."), nl=False)
 
 

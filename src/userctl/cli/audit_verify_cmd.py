@@ -46,6 +46,7 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     unreadable key or checkpoint file)."""
     from userctl.apply import audit as trail
     from userctl.apply import checkpoints as signed_heads
+    from userctl.apply.reads import verified_chain
     from userctl.apply.signing import load_public_keys
     from userctl.render import results
 
@@ -54,11 +55,8 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
         raise UsageError("--checkpoint needs --public-key: a checkpoint is checked by its key")
     keys = load_public_keys(list(public_keys)) if public_keys else None
     kept = read_checkpoint(kept_file) if kept_file is not None else None
-    signed = None
     with reading() as (conn, org_id, org):
-        result = trail.verify_chain(conn, org_id, expected)
-        if keys is not None and result.ok:
-            signed = signed_heads.verify_checkpoints(conn, org_id, result.events, keys, kept)
+        result, signed = verified_chain(conn, org_id, expected, keys, kept)
     problem = result.problem if not result.ok else (signed.problem if signed else None)
     if fmt == "json":
         click.echo(

@@ -74,8 +74,7 @@ def evidence(
     With USERCTL_AUDIT_SIGNING_KEY set, also the period's signed checkpoints (checkpoints.json,
     every checkpoint verified) and SHA256SUMS.sig, the key's SSH signature over SHA256SUMS.
     Exits 4 (after writing the pack, which says so) when the audit chain does not verify."""
-    from userctl.apply.checkpoints import evidence_seal, signed_data
-    from userctl.apply.reviews import read_evidence
+    from userctl.apply.reads import sealed_evidence
     from userctl.apply.signing import EVIDENCE_NAMESPACE, load_public_keys, signing_key
     from userctl.cli.audit_keys_cmd import read_checkpoint
     from userctl.clock import utcnow
@@ -92,23 +91,9 @@ def evidence(
         )
     keys = load_public_keys(list(public_keys)) if public_keys else {}
     kept = read_checkpoint(kept_file) if kept_file is not None else None
+    now = utcnow().replace(microsecond=0)
     with reading() as (conn, org_id, org):
-        evidence = read_evidence(conn, org_id, org, start, end, utcnow().replace(microsecond=0))
-        if key is not None:
-            keys[key.key_id] = key.private.public_key()
-            verification = evidence["verification"]
-            signed, period = evidence_seal(
-                conn, org_id, verification["events"], keys, kept, start, end
-            )
-            # A broken chain is the first problem; the checkpoints are judged on an intact one.
-            if verification["ok"] and not signed.ok:
-                verification.update(ok=False, problem=signed.problem)
-            verification["signed"] = signed_data(signed) if verification["ok"] else None
-            evidence["checkpoints"] = {
-                "key_id": key.key_id,
-                "public_key": key.public_line().strip(),
-                "checkpoints": [c.as_data() for c in period],
-            }
+        evidence = sealed_evidence(conn, org_id, org, (start, end), now, key, keys, kept)
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
     if key is not None:

@@ -19,16 +19,12 @@ def hygiene(fmt: str) -> None:
     expired unused, holders of a privileged permission without an enrolled authenticator, and
     expiring access: users whose expiry is within 30 days, and users past it still active (a
     blocking finding). Exit 0 unless a finding blocks (then 4)."""
-    from userctl import hygiene as core
     from userctl.clock import iso_z, utcnow
-    from userctl.db.hygiene import read_facts, settings_for
-    from userctl.db.snapshot import read_live_state
+    from userctl.db.hygiene import hygiene_report
 
     now = utcnow()
     with reading() as (conn, org_id, org):
-        settings = settings_for(conn, org_id)
-        found = core.findings(read_facts(conn, org_id, settings, now), settings, now)
-        found += core.expiry_findings(read_live_state(conn, org.slug).users, now.date())
+        settings, found = hygiene_report(conn, org_id, org, now)
     if fmt == "json":
         from userctl.render.results import document
 

@@ -7,7 +7,6 @@ scheduled `notifications send` retries everything that is still queued."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import click
 
@@ -16,9 +15,6 @@ from userctl.cli.flags import result_format_option
 from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.cli.resend_cmd import resend
 from userctl.errors import UsageError, UserctlError
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
 # See apply/outbox.py: queued → sending → sent; cancelled (user deleted, or replaced by a resend
 # before it went out); revoked (a later invitation of the user was sent or resent).
@@ -37,7 +33,7 @@ def notifications() -> None:
 )
 def list_(status: str | None, fmt: str) -> None:
     """Show the outbox, oldest first. Invitation tokens are never shown (nor stored)."""
-    from userctl.apply import outbox
+    from userctl.apply.reads import outbox_listing
     from userctl.render.tables import (
         NOTIFICATION_COLUMNS,
         NOTIFICATION_TABLE_COLUMNS,
@@ -46,8 +42,7 @@ def list_(status: str | None, fmt: str) -> None:
     )
 
     with reading_database() as conn:
-        org_id = _organization_id(conn)
-        rows = outbox.list_notifications(conn, org_id, status)
+        rows = outbox_listing(conn, app().organization, status)
     click.echo(
         render(
             NOTIFICATION_COLUMNS,
@@ -79,8 +74,10 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
         )
     # Refused even with nothing queued: a scheduled run must not wait for an invitation to fail.
     letter = letterhead(invite_base_url, smtp_from, "queued invitations")
+    from userctl.apply.reads import organization_id
+
     with reading_database() as conn:
-        org_id = _organization_id(conn)
+        org_id = organization_id(conn, app().organization)
     report = outbox.send_queued(app().engine(), smtp_url, utcnow(), org_id, letterhead=letter)
     if fmt == "json":
         from dataclasses import asdict
@@ -109,15 +106,6 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
             f"{report.failed} invitation(s) could not be sent and stay queued; "
             "fix the cause above and rerun `userctl notifications send`"
         )
-
-
-def _organization_id(conn: "Connection") -> int | None:
-    slug = app().organization
-    if slug is None:
-        return None
-    from userctl.db.snapshot import read_organization
-
-    return read_organization(conn, slug)[0]
 
 
 # Defined apart (it confirms with a code, the others do not), shown under the same group.

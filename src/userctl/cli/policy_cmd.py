@@ -24,19 +24,14 @@ def check(fmt: str) -> None:
     """Judge the policies stored for the organization against its live users and roles, and its
     users' expiries (one past, of a user still active, is a violation; those within 30 days are
     listed): exit 0 when none is broken, 4 when some is."""
-    from userctl import hygiene, policies
     from userctl.clock import utcnow
     from userctl.db.snapshot import read_live_state
+    from userctl.policies import live_check
     from userctl.state import policy_text
 
     with reading() as (conn, _org_id, org):
         live = read_live_state(conn, org.slug)
-    dated = hygiene.expiry_findings(live.users, utcnow().date())
-    violations = [
-        *policies.check(live),
-        *(policies.Violation("expires", f.message, f.path) for f in dated if f.blocking),
-    ]
-    expiring = [f for f in dated if not f.blocking]
+    violations, expiring = live_check(live, utcnow().date())
     if fmt == "json":
         click.echo(
             document(

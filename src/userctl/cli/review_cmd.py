@@ -121,15 +121,12 @@ def attest(
 def status(fmt: str) -> None:
     """When the last attested review was; exit 4 when there is none or it is older than
     policies.review_every_days (default 182), for a scheduled pipeline."""
-    from userctl import review as core
-    from userctl.apply.audit import list_events
+    from userctl.apply.reads import review_status
     from userctl.clock import utcnow
-    from userctl.db.hygiene import settings_for
 
     now = utcnow()
     with reading() as (conn, org_id, org):
-        settings = settings_for(conn, org_id)
-        result = core.review_status(list_events(conn, org_id), settings, now)
+        settings, result = review_status(conn, org_id, now)
     data: dict[str, Any] = {"organization": org.slug, **result.to_data(settings)}
     if fmt == "json":
         click.echo(json_text(data), nl=False)

@@ -41,9 +41,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
     authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status,
     last login ("never" when none is known; null in JSON)."""
-    from userctl.db.listings import list_users as read_list
-    from userctl.db.snapshot import read_roles
-    from userctl.errors import NotFound
+    from userctl.db.listings import users_listing
     from userctl.render.tables import (
         USER_COLUMNS,
         USER_TABLE_COLUMNS,
@@ -53,16 +51,7 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     )
 
     with reading() as (conn, org_id, org):
-        if role is not None and role not in read_roles(conn, org_id, [role]):
-            known = sorted(read_roles(conn, org_id))
-            from userctl.errors import did_you_mean
-
-            raise NotFound(
-                f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
-                "its roles: "
-                f"{', '.join(known) or 'none'}"
-            )
-        listed = read_list(conn, org_id, status=status, role=role)
+        listed = users_listing(conn, org_id, org, status=status, role=role)
     rows = [
         user_row(item.user, item.last_login_at)
         for item in listed
@@ -83,36 +72,16 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
 def show_user(email: str, fmt: str) -> None:
     """Every field of one user, their role and permissions, and the organization's bank accounts
     split into assigned and unassigned."""
-    from userctl.db.identity import user_row
-    from userctl.db.listings import user_timestamps
-    from userctl.db.snapshot import read_bank_accounts, read_roles, read_users
-    from userctl.errors import NotFound
+    from userctl.db.listings import user_view
     from userctl.render.tables import render_user_detail, user_detail
-    from userctl.state import email_key
 
-    key = email_key(email.strip())
     with reading() as (conn, org_id, org):
-        # By identity (VIEW1@HIDDEN.CO finds a stored View1@Hidden.co); refused when several
-        # rows hold it, rather than showing one of them.
-        found = user_row(conn, org_id, key)
-        user = read_users(conn, org_id, [key]).get(key) if found is not None else None
-        if user is None:
-            from userctl.db.listings import user_emails
-            from userctl.errors import did_you_mean
-
-            emails = user_emails(conn, org_id)
-            raise NotFound(
-                f"organization {org.slug} has no user {email!r}"
-                f"{did_you_mean(key, [str(e).lower() for e in emails])} "
-                "(see `userctl users list --search`)"
-            )
-        role = read_roles(conn, org_id, [user.role])[user.role]
-        accounts = read_bank_accounts(conn, org_id)
-        stamps = user_timestamps(conn, org_id, key)
+        found = user_view(conn, org_id, org, email)
+    stamps = found.stamps
     detail = user_detail(
-        user,
-        role,
-        accounts,
+        found.user,
+        found.role,
+        found.accounts,
         stamps.created_at if stamps else None,
         stamps.updated_at if stamps else None,
         stamps.last_login_at if stamps else None,
@@ -129,12 +98,10 @@ def roles() -> None:
 @format_option(FORMATS)
 def list_roles(fmt: str) -> None:
     """Roles by name: description, number of permissions, number of users holding it."""
-    from userctl.db.listings import role_user_counts
-    from userctl.db.snapshot import read_roles
+    from userctl.db.listings import roles_listing
     from userctl.render.tables import ROLE_COLUMNS, render, role_row
 
     with reading() as (conn, org_id, _org):
-        all_roles = read_roles(conn, org_id)
-        counts = role_user_counts(conn, org_id)
-    rows = [role_row(all_roles[name], counts.get(name, 0)) for name in sorted(all_roles)]
+        listed = roles_listing(conn, org_id)
+    rows = [role_row(role, count) for role, count in listed]
     click.echo(render(ROLE_COLUMNS, rows, fmt, empty="No roles."), nl=False)

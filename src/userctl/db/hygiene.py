@@ -19,9 +19,32 @@ from userctl.hygiene import (
     Invitation,
     ReviewSettings,
     dormant_cutoff,
+    expiry_findings,
+    findings,
     privileged,
 )
-from userctl.state import LiveState, email_key, identity_keys
+from userctl.plan import Finding
+from userctl.state import LiveState, Organization, email_key, identity_keys
+
+
+def hygiene_report(
+    conn: Connection, org_id: int, org: Organization, now: dt.datetime
+) -> tuple[ReviewSettings, list[Finding]]:
+    """`userctl hygiene`: the organization's settings and every finding on the live database."""
+    from userctl.db.snapshot import read_live_state
+
+    settings = settings_for(conn, org_id)
+    return settings, findings_now(conn, org_id, read_live_state(conn, org.slug), settings, now)
+
+
+def findings_now(
+    conn: Connection, org_id: int, live: LiveState, settings: ReviewSettings, now: dt.datetime
+) -> list[Finding]:
+    """The findings of the live state `live` at `now` (what `hygiene` lists and the access review
+    flags): dormant users, expired invitations, privileged users without 2FA, then who expires
+    when and who is past it, which is part of who has access."""
+    found = findings(read_facts(conn, org_id, settings, now), settings, now)
+    return found + expiry_findings(live.users, now.date())
 
 
 def settings_for(conn: Connection, org_id: int) -> ReviewSettings:

@@ -1,6 +1,10 @@
 """Reads for the everyday views (`users list/show`, `roles list`, `accounts list`) that the
 planner's snapshot does not need: user ids (the lists are sorted by id, as in the dashboard),
-timestamps, and counts. Set-based Core SELECTs inside the caller's (read-only) transaction."""
+timestamps, and counts. Set-based Core SELECTs inside the caller's (read-only) transaction.
+
+Each view's command calls one function here (`users_listing`, `user_view`, `roles_listing`,
+`accounts_listing`): what a view reads, and its "not found" refusals, are stated once, below the
+CLI (tests/cli/test_thin_cli.py holds the commands to one read)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,14 @@ from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models, tables
-from userctl.db.snapshot import user_from_row, user_query
+from userctl.db.snapshot import (
+    read_bank_accounts,
+    read_roles,
+    read_users,
+    user_from_row,
+    user_query,
+)
+from userctl.errors import NotFound, did_you_mean
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +102,69 @@ def account_holders(conn: Connection, org_id: int) -> dict[str, list[str]]:
     for key, email in rows:
         holders[key].append(email.lower())
     return {key: sorted(emails) for key, emails in holders.items()}
+
+
+def users_listing(
+    conn: Connection,
+    org_id: int,
+    org: state.Organization,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+) -> list[ListedUser]:
+    """`users list`: `list_users`, after refusing a role the organization does not have (an
+    empty list would read as "nobody holds it")."""
+    if role is not None and role not in read_roles(conn, org_id, [role]):
+        known = sorted(read_roles(conn, org_id))
+        raise NotFound(
+            f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
+            f"its roles: {', '.join(known) or 'none'}"
+        )
+    return list_users(conn, org_id, status=status, role=role)
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """`users show`: the user, their role, the organization's bank accounts, the timestamps."""
+
+    user: state.User
+    role: state.Role
+    accounts: dict[str, state.BankAccount]
+    stamps: Timestamps | None
+
+
+def user_view(conn: Connection, org_id: int, org: state.Organization, email: str) -> UserView:
+    """The user whose identity `email` names (VIEW1@HIDDEN.CO finds a stored View1@Hidden.co;
+    refused when several rows hold it, rather than showing one of them); NotFound, with the
+    closest email, when none does."""
+    from userctl.db.identity import user_row
+
+    key = state.email_key(email.strip())
+    found = user_row(conn, org_id, key)
+    user = read_users(conn, org_id, [key]).get(key) if found is not None else None
+    if user is None:
+        emails = [e.lower() for e in user_emails(conn, org_id)]
+        raise NotFound(
+            f"organization {org.slug} has no user {email!r}{did_you_mean(key, emails)} "
+            "(see `userctl users list --search`)"
+        )
+    return UserView(
+        user,
+        read_roles(conn, org_id, [user.role])[user.role],
+        read_bank_accounts(conn, org_id),
+        user_timestamps(conn, org_id, key),
+    )
+
+
+def roles_listing(conn: Connection, org_id: int) -> list[tuple[state.Role, int]]:
+    """`roles list`: every role by name, with how many users hold it."""
+    roles = read_roles(conn, org_id)
+    counts = role_user_counts(conn, org_id)
+    return [(roles[name], counts.get(name, 0)) for name in sorted(roles)]
+
+
+def accounts_listing(conn: Connection, org_id: int) -> list[tuple[state.BankAccount, list[str]]]:
+    """`accounts list`: every bank account by key, with the emails it is assigned to."""
+    registered = read_bank_accounts(conn, org_id)
+    holders = account_holders(conn, org_id)
+    return [(registered[key], holders.get(key, [])) for key in sorted(registered)]

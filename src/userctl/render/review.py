@@ -9,6 +9,7 @@ from typing import Any, Final, Mapping, Sequence
 
 from userctl.printable import json_text, printable
 from userctl.render.tables import _csv_cell, _csv_lines
+from userctl.verification import Verification
 
 NONE: Final = "—"
 
@@ -47,10 +48,15 @@ def approvers(granted: Mapping[str, Any] | None) -> str:
 
 
 def verified(granted: Mapping[str, Any]) -> str:
+    """How a grant was confirmed, as stored, and whether the operator gave a code of their own
+    (unknown, None, for events written before that was recorded)."""
     how = str(granted["verified_by"])
-    if (
-        granted.get("operator_verified") is False and how != "init"
-    ):  # init enrols the admin: no code to give yet
+    try:
+        init = Verification.from_text(how, operator_verified=False).init
+    except ValueError:
+        init = False  # text no writer produces (an edited row or report): shown as it is
+    if granted.get("operator_verified") is False and not init:
+        # init enrols the first admin: there is no code to give yet.
         how += " (operator gave no code)"
     return how
 

@@ -11,9 +11,10 @@ from typing import Literal
 
 How = Literal["totp", "approval"]
 _INIT, _NONE = "init", "none"
-# An email may hold "+" itself (ops+payouts@...): a "+" joins two confirmations only where the
-# next one starts.
-_JOIN = re.compile(r"\+(?=(?:totp|approval)(?::|\+|$))")
+# One confirmation: "totp" or "approval", then ":EMAIL" when it is someone else's. An email's local
+# part may hold "+" (ops+payouts@..., even ops+approval+x@...), its domain never does: a "+"
+# after the domain, or after a bare "totp", is the one that joins the next confirmation.
+_PART = re.compile(r"(totp|approval)(?::([^@]*@[^+]*))?(\+|\Z)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +56,17 @@ class Verification:
         if text == _NONE:
             return cls(operator_verified=operator_verified)
         confirmed: list[Confirmed] = []
-        for part in _JOIN.split(text):
-            how, colon, by = part.partition(":")
-            if how not in ("totp", "approval") or (colon or how == "approval") and not by:
+        at = 0
+        while at < len(text):
+            part = _PART.match(text, at)
+            if part is None or part.group(1) == "approval" and part.group(2) is None:
                 raise ValueError(f"not a verified_by text: {text!r}")
-            confirmed.append(Confirmed("totp" if how == "totp" else "approval", by or None))
+            confirmed.append(Confirmed("totp" if part.group(1) == "totp" else "approval", part[2]))
+            at = part.end()
+            if part.group(3) and at == len(text):  # "+" joins two: one must follow
+                raise ValueError(f"not a verified_by text: {text!r}")
+        if not confirmed:
+            raise ValueError("an empty verified_by text")
         return cls(confirmed=tuple(confirmed), operator_verified=operator_verified)
 
 

@@ -1,0 +1,105 @@
+"""What the read-only commands that need the apply layer read (the audit chain, its signed
+checkpoints, the reviews, the outbox): one function per command, run in the read-only
+transaction the CLI opens (cli/context.reading). A command composes no reads of its own
+(tests/cli/test_thin_cli.py): how a chain and its checkpoints are judged together, or what an
+evidence pack holds, is stated here once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from userctl.state import Organization
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from sqlalchemy.engine import Connection
+
+    from userctl.apply.audit import VerifyResult
+    from userctl.apply.checkpoints import Checkpoint, SignedResult
+    from userctl.apply.signing import SigningKey
+    from userctl.hygiene import ReviewSettings
+    from userctl.review import ReviewStatus
+
+
+def verified_chain(
+    conn: "Connection",
+    org_id: int,
+    expected: str | None,
+    keys: "dict[str, Ed25519PublicKey] | None",
+    kept: "Checkpoint | None",
+) -> "tuple[VerifyResult, SignedResult | None]":
+    """`audit verify`: the chain recomputed (with `expected`, a head recorded earlier), then,
+    given `keys` and only on an intact chain, every signed checkpoint (and `kept`) against it."""
+    from userctl.apply.audit import verify_chain
+    from userctl.apply.checkpoints import verify_checkpoints
+
+    result = verify_chain(conn, org_id, expected)
+    if keys is None or not result.ok:
+        return result, None
+    return result, verify_checkpoints(conn, org_id, result.events, keys, kept)
+
+
+def sealed_evidence(
+    conn: "Connection",
+    org_id: int,
+    org: Organization,
+    period: tuple[dt.datetime, dt.datetime],
+    now: dt.datetime,
+    key: "SigningKey | None",
+    keys: "dict[str, Ed25519PublicKey]",
+    kept: "Checkpoint | None",
+) -> dict[str, Any]:
+    """`evidence`: the period's evidence (`reviews.read_evidence`); with a signing `key`, also
+    every checkpoint verified against the chain (by `keys` and the key's own public key) and the
+    checkpoints written in the period. A broken chain is the first problem; the checkpoints are
+    judged on an intact one."""
+    from userctl.apply.checkpoints import evidence_seal, signed_data
+    from userctl.apply.reviews import read_evidence
+
+    start, end = period
+    evidence = read_evidence(conn, org_id, org, start, end, now)
+    if key is None:
+        return evidence
+    trusted = {**keys, key.key_id: key.private.public_key()}
+    verification = evidence["verification"]
+    signed, written = evidence_seal(conn, org_id, verification["events"], trusted, kept, start, end)
+    if verification["ok"] and not signed.ok:
+        verification.update(ok=False, problem=signed.problem)
+    verification["signed"] = signed_data(signed) if verification["ok"] else None
+    evidence["checkpoints"] = {
+        "key_id": key.key_id,
+        "public_key": key.public_line().strip(),
+        "checkpoints": [c.as_data() for c in written],
+    }
+    return evidence
+
+
+def review_status(
+    conn: "Connection", org_id: int, now: dt.datetime
+) -> "tuple[ReviewSettings, ReviewStatus]":
+    """`review status`: the organization's review settings, and when the last attested review
+    was, judged against them at `now`."""
+    from userctl import review
+    from userctl.apply.audit import list_events
+    from userctl.db.hygiene import settings_for
+
+    settings = settings_for(conn, org_id)
+    return settings, review.review_status(list_events(conn, org_id), settings, now)
+
+
+def outbox_listing(
+    conn: "Connection", organization: str | None, status: str | None
+) -> list[dict[str, Any]]:
+    """`notifications list`: the outbox of `organization` (None: of every organization)."""
+    from userctl.apply.outbox import list_notifications
+
+    return list_notifications(conn, organization_id(conn, organization), status)
+
+
+def organization_id(conn: "Connection", organization: str | None) -> int | None:
+    """The id of `organization` (NotFound when absent); None, meaning every organization, when
+    none is named (the outbox commands' default)."""
+    from userctl.db.snapshot import read_organization
+
+    return None if organization is None else read_organization(conn, organization)[0]

@@ -14,28 +14,7 @@ from typing import Final
 # Plain scalars that are errors: anything a YAML 1.1 or 1.2 reader may take for a boolean, except
 # the two canonical spellings.
 AMBIGUOUS_BOOLEANS: Final = frozenset(
-    {
-        "y",
-        "Y",
-        "yes",
-        "Yes",
-        "YES",
-        "n",
-        "N",
-        "no",
-        "No",
-        "NO",
-        "on",
-        "On",
-        "ON",
-        "off",
-        "Off",
-        "OFF",
-        "True",
-        "TRUE",
-        "False",
-        "FALSE",
-    }
+    "y Y yes Yes YES n N no No NO on On ON off Off OFF True TRUE False FALSE".split()
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from userctl.errors import Path
 
@@ -28,16 +28,6 @@ def resolve_key(
     if folded is None:
         folded = folded_by_node[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
     return folded.get(step.lower())
-
-
-class Marks(Protocol):
-    """What locating a problem needs (a SourceMap)."""
-
-    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]: ...
-
-    def value(self, path: Path) -> Any: ...
-
-    def source_text(self, path: Path) -> str | None: ...
 
 
 class SourceMap:
@@ -127,3 +117,6 @@ class SourceMap:
 def iter_prefixes(path: Path) -> Iterable[Path]:
     for i in range(len(path) + 1):
         yield path[:i]
+
+
+Marks = SourceMap  # what locating a problem needs

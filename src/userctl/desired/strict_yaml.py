@@ -37,6 +37,19 @@ _TOO_DEEP: Final = (
     f"nested more than {MAX_DEPTH} levels deep (the format needs 4); "
     "check the brackets and indentation"
 )
+_SAY: Final = {  # the format's rules on how YAML is written, as their problems say them
+    "&": "anchors ({}) are not allowed; write values out in full",
+    "!": "tags ({}) are not allowed; write the plain value, quoted if it is a string",
+    "*": "aliases ({}) are not allowed; write the value out in full",
+    "<<": "merge keys (<<) are not supported; write the keys out in full",
+    "${": "${...} substitution is not supported: a plan must be reproducible from git alone; "
+    "write the value itself",
+    "bad": "YAML syntax error: '{}' cannot start a value in flow style; quote the value",
+    "%": "directives (%YAML, %TAG) are not supported; remove them",
+    "---": "several YAML documents in one file: a file holds exactly one (remove this '---', or "
+    "move what follows to a file of its own)",
+    "": "the file is empty (it holds no YAML document); it must declare version and organization",
+}
 UNREADABLE: Final = (
     "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
     "no empty keys, one key per line)"
@@ -434,21 +447,9 @@ class _Aligner:
                 self.pending[id(value)] = (event[2], event[3])
             return at
         for offset, text in props:
-            if text[0] == "&":
-                self.problem(
-                    f"anchors ({text}) are not allowed; write values out in full", offset, path
-                )
-            else:
-                self.problem(
-                    f"tags ({text}) are not allowed; write the plain value, quoted if it is a "
-                    "string",
-                    offset,
-                    path,
-                )
+            self.problem(_SAY[text[0]].format(text), offset, path)
         if kind == "*":
-            self.problem(
-                f"aliases ({event[3]}) are not allowed; write the value out in full", at, path
-            )
+            self.problem(_SAY["*"].format(event[3]), at, path)
             return at
         if value is _UNKNOWN and kind in "{[":
             for index in itertools.count():
@@ -469,28 +470,16 @@ class _Aligner:
             if value is _UNKNOWN:
                 value = plain or ""
             if style == "bad":
-                self.problem(
-                    f"YAML syntax error: '{self.text[at]}' cannot start a value in flow style; "
-                    "quote the value",
-                    at,
-                    path,
-                )
+                self.problem(_SAY["bad"].format(self.text[at]), at, path)
             elif style == "" and plain is not None:
                 if value.__class__ is str and plain != value:
                     raise _Misread(at)
                 if plain in AMBIGUOUS_BOOLEANS and (value.__class__ is str or not key):
                     self.problem(_ambiguous(plain, path), at, path)
                 elif plain == "<<" and key:
-                    self.problem(
-                        "merge keys (<<) are not supported; write the keys out in full", at, path
-                    )
+                    self.problem(_SAY["<<"], at, path)
             if value.__class__ is str and "${" in value:
-                self.problem(
-                    "${...} substitution is not supported: a plan must be reproducible from git "
-                    "alone; write the value itself",
-                    at,
-                    path,
-                )
+                self.problem(_SAY["${"], at, path)
             return at
         if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
             # (both refused): no order to follow, only the place matters
@@ -636,13 +625,7 @@ def parse_marked(
     except _TooDeep as exc:
         return refused(at(exc.at, _TOO_DEEP))
     except _Empty:
-        return refused(
-            at(
-                0,
-                "the file is empty (it holds no YAML document); it must declare "
-                "version and organization",
-            )
-        )
+        return refused(at(0, _SAY[""]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
     if read is None and misread is None:
@@ -660,18 +643,8 @@ def parse_marked(
             refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
         )
     if scanner.second is not None:
-        return refused(
-            at(
-                scanner.second,
-                "several YAML documents in one file: a file holds exactly one (remove this "
-                "'---', or move what follows to a file of its own)",
-            )
-        )
-    problems = []
-    if scanner.directive is not None:
-        problems.append(
-            at(scanner.directive, "directives (%YAML, %TAG) are not supported; remove them")
-        )
+        return refused(at(scanner.second, _SAY["---"]))
+    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
     aligner = _Aligner(scanner.events, text, read.duplicates)
     try:
         if misread is not None:
@@ -683,15 +656,10 @@ def parse_marked(
     problems += aligner.problems
     value = read.value
     if mapping and not isinstance(value, dict):
-        line, col = place(root_mark)
+        kind = "a list" if isinstance(value, list) else "a single value"
+        message = "the top level must be a mapping with version, organization, roles and users"
         problems.append(
-            Problem(
-                "the top level must be a mapping with version, organization, roles and users, "
-                f"not {_kind(value)}",
-                (),
-                line=line,
-                col=col,
-            )
+            at(root_mark, f"{message}, not {'an empty document' if value is None else kind}")
         )
         value = None
     sourcemap = SourceMap(value, root_mark, place)
@@ -769,11 +737,3 @@ def _describe_complex(key: Any) -> str:
     if isinstance(key, (dict, frozenset)):
         return "a mapping"
     return "a list" if isinstance(key, (list, tuple)) else "empty"
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "an empty document"
-    return "a single value"

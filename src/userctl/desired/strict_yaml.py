@@ -64,6 +64,12 @@ _INDENT: Final = re.compile(r"[ ]*")
 _BLANKS: Final = re.compile(r"[ \t]*")
 
 
+# A plain key alone on its line, its value on the lines below (group 2: just past the ':').
+_KEY_LINE: Final = re.compile(
+    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$"
+)
+
+
 @functools.cache
 def _next_entry(c: int) -> re.Pattern[str]:
     return re.compile(rf"\n(?= {{0,{c}}}(?:[^\s#-]|-\S))")
@@ -186,6 +192,9 @@ class _Scanner:
             start = props[0][0] if props else j
             self.events.insert(index, ("{", own[0][0] if own else start, own))
             self.open(None, start, ())
+            if self.shallow and self.depth >= 2 and not props:
+                del self.events[index + 1 :]  # the first key is read again, with the others
+                return self.shallow_map(self.col(start), j)
             return self.block_map(self.col(start), colon + 1, index)
         if own:
             kind, _, _, *rest = self.events[index]
@@ -211,6 +220,8 @@ class _Scanner:
     def block_map(self, c: int, j: int, first: int | None) -> int:
         """A block mapping at column `c`; `first`: its first key is read already (the index of
         its start event), and `j` is past that key's ':'."""
+        if self.shallow and self.depth >= 2 and first is None:
+            return self.shallow_map(c, j)
         while True:
             end = self.value(c, j) if first is not None else self.entry(c, j)
             first, j = None, self.skip(end)
@@ -235,6 +246,33 @@ class _Scanner:
         if colon >= self.n or t[colon] != ":":
             raise _Misread(j)
         return self.value(c, colon + 1)
+
+    def shallow_map(self, c: int, j: int) -> int:
+        """A nested block mapping whose entries' values are left for later (see value): each
+        ends where the next line at most `c` columns in starts, found by one search."""
+        t, boundary = self.t, _next_entry(c)
+        while True:
+            line_end = t.find("\n", j) % (self.n + 1)
+            key = _KEY_LINE.match(t, j, line_end)
+            if (
+                key is None or key.group(1)[-1] in " \t"
+            ):  # not a plain key alone on its line: read the entry as usual
+                end = self.entry(c, j)
+                found = boundary.search(t, end)
+            else:
+                self.events.append(("s", j, (), "", key.group(1), key.end(1)))
+                found = boundary.search(t, line_end)
+                end = found.start() if found else self.n
+                v = self.skip(line_end)
+                after = key.start(2)
+                self.events.append(
+                    ("~", v, after, c) if v < end else ("s", after, (), "", "", after)
+                )
+            if found is None:
+                return self.close(end)
+            j = _INDENT.match(t, found.start() + 1).end()  # type: ignore[union-attr]
+            if j - found.start() - 1 != c or (c == 0 and self.marker(j)):
+                return self.close(end)
 
     def value(self, c: int, i: int) -> int:
         """The value of an entry of a block mapping at column `c`, after its ':'. A shallow reading
@@ -505,8 +543,23 @@ class _Aligner:
     def mapping(self, value: Any, path: Path) -> None:
         marks = self.marks[id(value)] = array("q")
         keys, seen, names = iter(value), dict[Any, int](), dict[str, None]()  # seen: key marks
-        while self.events[self.i][0] != "]":
-            event = self.events[self.i]
+        events, quick = self.events, not self.duplicates
+        while events[self.i][0] != "]":
+            event, after = events[self.i], events[self.i + 1]
+            if quick and after[0] == "~" and event[0] == "s" and not event[2] and event[4]:
+                # A plain key over an entry left for later (a user of a shallow reading): the
+                # common case, inline.
+                key = next(keys, _NO_KEY)
+                if key != event[4] or key in AMBIGUOUS_BOOLEANS or "${" in key or key == "<<":
+                    raise _Misread(event[1])  # never in a file the scan vouched for
+                marks.append(event[1])
+                marks.append(after[1])
+                child = value[key]
+                if child.__class__ is dict or child.__class__ is list:
+                    self.pending[id(child)] = (after[2], after[3])
+                names[key] = None
+                self.i += 2
+                continue
             name = self.key_of(event) if self.duplicates else _NO_KEY
             if name is not _NO_KEY and name in seen:
                 line, _ = self.place(seen[name])
@@ -589,10 +642,13 @@ class _Places:
     """Offsets into a text as 1-based (line, column), the line starts found on first use."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
+        self.text, self.asked = text, 0
         self.starts: list[int] | None = None
 
     def __call__(self, offset: int) -> tuple[int, int]:
+        self.asked += 1
+        if self.starts is None and self.asked <= 16:  # a few problems: no table of 1M lines
+            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
         if self.starts is None:
             self.starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
         line = bisect.bisect_right(self.starts, offset)

@@ -70,6 +70,15 @@ _KEY_LINE: Final = re.compile(
 )
 
 
+_FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
+_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))")  # at column 0: a marker
+
+
+@functools.cache
+def _less(indent: int) -> re.Pattern[str]:
+    return re.compile(rf"\n(?= {{0,{indent - 1}}}[^ \r\n])")
+
+
 @functools.cache
 def _next_entry(c: int) -> re.Pattern[str]:
     return re.compile(rf"\n(?= {{0,{c}}}(?:[^\s#-]|-\S))")
@@ -332,33 +341,15 @@ class _Scanner:
         return line.end()
 
     def block_scalar(self, j: int, at: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
+        """A `|` or `>` block: its lines stand `indent` columns in (said by its header, or by its
+        first line that holds anything), up to a line that holds something further left."""
         t, header = self.t, _HEADER.match(self.t, j)
         assert header is not None
-        digit = header.group(1) or header.group(2)
-        i = header.end() + 1
-        if digit:
-            indent = max(parent, 0) + int(digit) if parent >= 0 else int(digit) - 1
-        else:
-            indent = parent + 1
-            probe = i
-            while probe < self.n:
-                spaces = _INDENT.match(t, probe).end()  # type: ignore[union-attr]
-                if spaces < self.n and t[spaces] not in "\r\n":
-                    indent = max(indent, spaces - probe)
-                    break
-                probe = spaces + 1
-        end = min(i, self.n)
-        while end < self.n:
-            spaces = _INDENT.match(t, end).end()  # type: ignore[union-attr]
-            if spaces < self.n and t[spaces] not in "\r\n" and spaces - end < indent:
-                break
-            if self.marker(end):
-                break
-            if spaces >= self.n:
-                end = self.n
-                break
-            end = t.find("\n", spaces)
-            end = self.n if end < 0 else end + 1
+        digit, start = header.group(1) or header.group(2), header.end()
+        first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
+        indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
+        after = _LESS_INDENTED.search(t, start) if indent == 0 else _less(indent).search(t, start)
+        end = after.start() + 1 if after else self.n
         self.events.append(("s", at, props, t[j], None, end))
         return end
 

@@ -162,3 +162,18 @@ def test_a_schema_error_deep_in_a_routed_file_is_at_its_own_place(tmp_path: Path
         assert isinstance(problems, list)
         assert any(p.startswith("17:") and "colour" in p for p in problems), problems
         assert all(p.split(":")[0] in ("10", "17") for p in problems), problems
+
+
+def test_a_repeated_key_before_a_syntax_error_is_a_syntax_error(tmp_path: Path) -> None:
+    # yaml_rs stops at the repeated key first; read again, it stops at the bracket left open.
+    (problem,) = assert_one_verdict(tmp_path, HEADER + "  Admin: {}\n  Ops: [\n")  # type: ignore[misc]
+    assert problem.startswith("8:8: (document): YAML syntax error"), problem
+
+
+def test_every_repeated_key_is_found_with_the_line_of_the_first(tmp_path: Path) -> None:
+    text = user_file().replace("{first_name: Ana,", "{first_name: Ana, 'first_name': Eva,")
+    problems = assert_one_verdict(tmp_path, text + "organization: y-org\n")
+    assert problems == [
+        "7:29: users.a@b.co.first_name: duplicate key 'first_name' (first defined at line 7)",
+        "8:1: organization: duplicate key 'organization' (first defined at line 2)",
+    ], problems

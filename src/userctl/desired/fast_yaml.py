@@ -165,7 +165,7 @@ class BackgroundParse:
 # it caps itself). A block node stands right of its parent, or at its column for a sequence under
 # a key, so a document whose lines all start with fewer than this many columns of indentation
 # and block indicators is under 2 * 256 + 2 levels deep: thousands fewer than yaml_rs survives.
-# Deeper ones go to the precise parser, which refuses them past MAX_DEPTH.
+# Deeper ones go to the marked reader, which refuses them past MAX_DEPTH.
 _DEEP_BLOCK_COLUMNS: Final = 256
 # What may stand before a block node on its line (indentation, `- `, `? `, `: `) becomes a space
 # and a line break a newline: the test is then two searches for a fixed string, which need no
@@ -178,7 +178,7 @@ _DEEP_RUN: Final = b" " * _DEEP_BLOCK_COLUMNS
 
 def maybe_too_deep(data: bytes) -> bool:
     """Whether a line of `data` starts far enough right to nest blocks deeper than yaml_rs can
-    parse without crashing; false alarms only cost the precise parse."""
+    parse without crashing; false alarms only cost the marked reading."""
     shape = data.translate(_PREFIX_AS_SPACE)
     return shape.startswith(_DEEP_RUN) or shape.find(b"\n" + _DEEP_RUN) != -1
 
@@ -199,21 +199,21 @@ def read(data: bytes, *, guarded: bool = True) -> Read:
     yaml_rs survives (not accepted, no refusal: the marked reader measures the depth first)."""
     if guarded and isinstance(data, bytes) and maybe_too_deep(data):
         return Read(None, None, False)
-    policy = yaml_rs.DuplicateKeyPolicy.Error
-    try:
-        with gc_paused():  # a parse allocates millions of objects that all survive
-            # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently,
-            # which is why the reader checks it first.
-            value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=policy)
-    except yaml_rs.YAMLDecodeError as exc:
-        if str(exc).startswith(_DUPLICATE):
-            first = yaml_rs.DuplicateKeyPolicy.FirstWins
-            value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=first)
-            return Read(value, None, False, duplicates=True)
-        return Read(None, _refusal(str(exc), data), False)
-    except (ValueError, RecursionError, TypeError):
-        return Read(None, None, False)
-    return Read(value, None, True)
+    duplicates = False
+    for policy in (yaml_rs.DuplicateKeyPolicy.Error, yaml_rs.DuplicateKeyPolicy.FirstWins):
+        try:
+            with gc_paused():  # a parse allocates millions of objects that all survive
+                # load() takes bytes (a str would be a file name); it replaces bad UTF-8
+                # silently, which is why the reader checks it first.
+                value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=policy)
+            return Read(value, None, not duplicates, duplicates)
+        except yaml_rs.YAMLDecodeError as exc:
+            if duplicates or not str(exc).startswith(_DUPLICATE):
+                return Read(None, _refusal(str(exc), data), False)
+            duplicates = True  # read again keeping the first of each: the marked reader says where
+        except (ValueError, RecursionError, TypeError):
+            break
+    return Read(None, None, False)
 
 
 def _refusal(message: str, data: bytes) -> Problem | None:

@@ -76,12 +76,12 @@ _LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))")  # at colum
 
 @functools.cache
 def _less(indent: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{indent - 1}}}[^ \r\n])")
+    return re.compile(rf"\n(?= {{0,{indent - 1}}}+[^ \r\n])")
 
 
 @functools.cache
 def _next_entry(c: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{c}}}(?:[^\s#-]|-\S))")
+    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))")
 
 
 def _plain(safe: str) -> re.Pattern[str]:

@@ -1,5 +1,5 @@
-"""The strict loader: reading, the strict YAML rules, directories, locate(), and the agreement of
-the fast parser (yaml_rs behind a pre-scan) with the precise one (libyaml with marks)."""
+"""The strict loader: reading, the strict YAML rules, directories, locate(), and one verdict on
+both paths: yaml_rs behind a pre-scan, and the marked reader laid over yaml_rs's value."""
 
 from __future__ import annotations
 

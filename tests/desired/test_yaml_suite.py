@@ -135,7 +135,7 @@ def test_the_counts_and_the_known_gaps_hold() -> None:
 @needs_suite
 @pytest.mark.parametrize("case", CASES)
 def test_each_case_gets_one_verdict_whichever_way_it_is_read(case: str) -> None:
-    """The fast path (yaml_rs, when the scan vouches for the text) and libyaml's give the same
+    """The fast path (yaml_rs, when the scan vouches for the text) and the marked one give the same
     verdict, and the same value when valid."""
     assert SUITE is not None
     text = (SUITE / case / "in.yaml").read_bytes().decode("utf-8")

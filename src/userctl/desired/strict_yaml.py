@@ -114,8 +114,9 @@ class _Empty(_Misread):
     pass
 
 
-# Events: ("{" | "[", offset, properties), ("]", offset), ("*", offset, properties),
-# ("s", offset, properties, style, plain text or None, end). Properties: ((offset, "&a"), ...).
+# Events: ("{" | "[", offset, properties), ("]", offset), ("*", offset, properties, "*name"),
+# ("s", offset, properties, style, plain text or None, end), and ("~", offset, offset past the
+# ':', column): a value a shallow reading leaves for later. Properties: ((offset, "&a"), ...).
 Event = tuple[Any, ...]
 
 

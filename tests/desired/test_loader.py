@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 from userctl.desired import fast_yaml, schema, semantic
 from userctl.desired.loader import check_desired, load_desired, locate
 from userctl.desired.reader import MAX_FILE_BYTES, read_source
-from userctl.desired.scalars import AMBIGUOUS_BOOLEANS
-from userctl.desired.sourcemap import SourceMap
-from userctl.desired.strict_yaml import lazy_marks, parse_marked
+from userctl.desired.strict_yaml import AMBIGUOUS_BOOLEANS, SourceMap, lazy_marks, parse_marked
 from userctl.errors import InputError, NotFound, Problem
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "loader"
@@ -228,7 +226,8 @@ def test_fast_and_precise_paths_agree(name: str) -> None:
 def _unguarded_verdict(path: str) -> bool:
     """What the fast parser alone (no pre-scan) would say: valid or not."""
     source = read_source(path)
-    value = fast_yaml.parse_unguarded(source.text)
+    read = fast_yaml.read(source.data)
+    value = read.value if read.accepted and isinstance(read.value, dict) else None
     if value is None or not schema.is_valid(value):
         return False
     return not semantic.check([(path, value)], lambda *a, **k: (1, 1))
@@ -741,8 +740,8 @@ def _all_paths(node: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[s
 
 
 def _lazy_and_whole(text: str) -> tuple[SourceMap, SourceMap]:
-    value = fast_yaml.parse_unguarded(text)
-    assert value is not None
+    value = fast_yaml.read(text.encode()).value
+    assert isinstance(value, dict)
     return lazy_marks(lambda: text, value), parse_marked(text).sourcemap
 
 

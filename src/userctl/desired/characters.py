@@ -26,7 +26,7 @@ import enum
 import re
 from typing import Any, Final
 
-from userctl.desired.sourcemap import Marks
+from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, letter_scripts, mixed_scripts, text_problem
 

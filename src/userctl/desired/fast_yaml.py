@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 # Imported here, on the thread importing the loader, never first on a parse thread: yaml_rs 0.1.6
@@ -51,10 +50,10 @@ _TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
 _INDICATOR_AT_NODE: Final = re.compile(rb"[:\-?,\[{\n]" + _TOKEN_START)
 _INDICATOR_AT_START: Final = re.compile(_TOKEN_START)
 
-# An ambiguous boolean (scalars.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as a whole
-# plain scalar: a mapping value, a block-sequence entry, a flow-collection entry, or anything
-# starting a line (a key, or a value on a line of its own). Possessive quantifiers keep each attempt
-# to one try.
+# An ambiguous boolean (strict_yaml.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as
+# a whole plain scalar: a mapping value, a block-sequence entry, a flow-collection entry, or
+# anything starting a line (a key, or a value on a line of its own). Possessive quantifiers keep
+# each attempt to one try.
 _WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
 _END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
 _AMBIGUOUS: Final = tuple(
@@ -96,28 +95,18 @@ def _odd_block(data: bytes) -> bool:
 class Read(NamedTuple):
     """yaml_rs's reading of a document: `value`, its root (any type); `accepted` when it read the
     text as YAML; else `refusal` says where, if yaml_rs said so. `duplicates`: it refused a
-    repeated key (without saying where), and `value` then keeps the first of each."""
+    repeated key (without saying where), and `value` then keeps the first of each. `trusted`
+    (parse_fast): nothing in the bytes concerns the format's rules on how YAML is written, so
+    that the value needs no marked reading."""
 
     value: Any
     refusal: Problem | None
     accepted: bool
     duplicates: bool = False
+    trusted: bool = False
 
 
-@dataclass(frozen=True)
-class FastRead:
-    """yaml_rs's reading, and whether the scan `trusted` it: nothing in the bytes concerns the
-    format's rules on how YAML is written, so that the value needs no marked reading."""
-
-    read: Read
-    trusted: bool
-
-    @property
-    def value(self) -> Any:
-        return self.read.value
-
-
-def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
+def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
     """yaml_rs's reading of the document (UTF-8 already checked), and whether the scan trusts it.
     `started`: the parse of these very bytes, begun earlier (the loader's prefetch).
 
@@ -130,7 +119,8 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
         read_ = parse.outcome()
     if reason is None and b"\\" in data and _spells_substitution(read_.value):
         reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes
-    return FastRead(read_, reason is None and read_.accepted and isinstance(read_.value, dict))
+    trusted = reason is None and read_.accepted and isinstance(read_.value, dict)
+    return read_._replace(trusted=trusted)
 
 
 def _spells_substitution(root: Any) -> bool:
@@ -149,11 +139,11 @@ def _spells_substitution(root: Any) -> bool:
 
 
 class BackgroundParse:
-    """parse_unguarded(data) on a thread of its own; result() waits for it, and re-raises here
+    """read(data) on a thread of its own; outcome() waits for it, and re-raises here
     whatever it raised there. Not a daemon thread: one left running when the process ends (an
     error before its result was wanted) is waited for, not stopped inside yaml_rs's Rust code.
 
-    Start it with the collector paused (gcpause.gc_paused): parse_unguarded, finding it enabled,
+    Start it with the collector paused (gcpause.gc_paused): read, finding it enabled,
     would switch it off and on again from the other thread, under the feet of this one."""
 
     def __init__(self, data: bytes) -> None:
@@ -197,12 +187,6 @@ def maybe_too_deep(data: bytes) -> bool:
     parse without crashing; false alarms only cost the marked reading."""
     shape = data.translate(_PREFIX_AS_SPACE)
     return shape.startswith(_DEEP_RUN) or shape.find(b"\n" + _DEEP_RUN) != -1
-
-
-def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
-    """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
-    read_ = read(data.encode("utf-8") if isinstance(data, str) else data)
-    return read_.value if read_.accepted and isinstance(read_.value, dict) else None
 
 
 # yaml_rs's syntax errors: "YAML parse error at line 2, column 7", the text quoted, then the reason.

@@ -31,8 +31,14 @@ from typing import Any, Literal
 from userctl import policies
 from userctl.desired import characters, fast_yaml, reader, schema, semantic
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
-from userctl.desired.sourcemap import Marks, iter_prefixes
-from userctl.desired.strict_yaml import MAX_DEPTH, lazy_marks, nesting_depth, parse_marked
+from userctl.desired.strict_yaml import (
+    MAX_DEPTH,
+    MarkedDocument,
+    Marks,
+    lazy_marks,
+    nesting_depth,
+    parse_marked,
+)
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
 from userctl.state import (
@@ -86,7 +92,7 @@ class _Document:
         it would quote the very characters that mislead)."""
         if path in self.refused:
             return True
-        return bool(self.tainted) and any(prefix in self.tainted for prefix in iter_prefixes(path))
+        return bool(self.tainted) and any(path[:i] in self.tainted for i in range(len(path) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,25 +312,37 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
 def _parse(
     source: Source, parser: Parser, started: fast_yaml.BackgroundParse | None = None
 ) -> _Document:
-    """yaml_rs's value, with the schema run on it directly when the scan vouches for the file;
-    otherwise read with marks and the strict rules (`parser="precise"` always does)."""
+    marked, found = _read(source, parser, started)
+    document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
+    return _checked(document, marked.problems, found)
+
+
+def _read(
+    source: Source,
+    parser: Parser,
+    started: fast_yaml.BackgroundParse | None = None,
+    *,
+    mapping: bool = True,
+) -> tuple[MarkedDocument, list[Problem]]:
+    """yaml_rs's value with its marks, and the schema's problems. When the scan vouches for the
+    file, only marks are missing: the schema runs on the value directly, and marks are found
+    around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value (a key
+    that is not a string) or it nests too deep, the marked reader reads it with the strict rules
+    and names what is wrong (`parser="precise"` always reads it so)."""
     fast = fast_yaml.parse_fast(source.data, started)
     if parser == "auto" and fast.trusted:
-        # Only marks are missing: they are computed around each problem, if there is any.
         marks = lazy_marks(lambda: source.text, fast.value)
         try:
             found = schema.check(fast.value, marks)
         except schema.UNCHECKABLE:
-            pass  # e.g. a key that is not a string: the marked reader says so
+            pass
         else:
-            if (
-                not found or nesting_depth(fast.value) <= MAX_DEPTH
-            ):  # deeper: the marked reader refuses it
-                return _checked(_Document(source, fast.value, marks), [], found)
-    marked = parse_marked(source.text, read=fast.read)
-    document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
-    found = schema.check(marked.value, marked.sourcemap) if marked.value is not None else []
-    return _checked(document, marked.problems, found)
+            if not found or nesting_depth(fast.value) <= MAX_DEPTH:
+                return MarkedDocument(fast.value, marks), found
+    marked = parse_marked(source.text, mapping=mapping, read=fast)
+    if not mapping or marked.value is None:
+        return marked, []
+    return marked, schema.check(marked.value, marked.sourcemap)
 
 
 def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[Problem]]:
@@ -335,26 +353,11 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
         source = Source(file, reader.check(text.encode("utf-8"), file))
     except InputError as exc:
         return None, list(exc.problems)
-    fast = fast_yaml.parse_fast(source.data)
-    marks: Marks
-    if parser == "auto" and fast.trusted and _checkable(fast.value):
-        value, marks, problems = fast.value, lazy_marks(lambda: source.text, fast.value), []
-    else:
-        marked = parse_marked(source.text, mapping=False, read=fast.read)
-        value, marks, problems = marked.value, marked.sourcemap, marked.problems
+    marked, _ = _read(source, parser, mapping=False)
+    value, problems = marked.value, marked.problems
     if isinstance(value, dict) and not problems:
-        problems = characters.check(value, source.data, marks)
+        problems = characters.check(value, source.data, marked.sourcemap)
     return value, problems
-
-
-def _checkable(value: dict[str, Any]) -> bool:
-    """Whether the schema can judge `value` (its keys are strings), as the loader's fast path
-    requires: otherwise the marked reader names the key that is not."""
-    try:
-        schema.check(value, lazy_marks(lambda: "", value))
-    except schema.UNCHECKABLE:
-        return False
-    return True
 
 
 def _checked(document: _Document, strict: list[Problem], found: list[Problem]) -> _Document:
@@ -468,10 +471,10 @@ def _marks_of(file: str) -> Marks | None:
         source = read_source(file)
     except InputError:
         return None  # the file went away since it was loaded: name it, without a line
-    fast = fast_yaml.parse_fast(source.data)
+    fast = fast_yaml.parse_fast(source.data)  # marks only: no schema run, as _read would
     if fast.trusted:
         return lazy_marks(lambda: source.text, fast.value)
-    return parse_marked(source.text, read=fast.read).sourcemap
+    return parse_marked(source.text, read=fast).sourcemap
 
 
 def _place(problem: Problem) -> tuple[str, int, int, str, str]:

@@ -9,7 +9,7 @@ refused as one userctl cannot mark (a known gap of the scanner, never a wrong va
 each at its line and column:
 - duplicate keys at any depth, naming the first definition;
 - anchors, aliases, tags (`!!str`, `!foo`), merge keys (`<<`), directives, several documents;
-- plain booleans other than `true`/`false` (see scalars), quoted ones being strings;
+- plain booleans other than `true`/`false` (AMBIGUOUS_BOOLEANS), quoted ones being strings;
 - `${...}` in any string however written: a plan must be reproducible from git alone;
 - characters YAML does not allow in a stream, and nesting deeper than MAX_DEPTH.
 """
@@ -26,10 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from userctl.desired import fast_yaml
-from userctl.desired.scalars import AMBIGUOUS_BOOLEANS
-from userctl.desired.sourcemap import SourceMap
 from userctl.errors import Path, Problem
 
+# Plain scalars that are errors (yaml_rs reads YAML 1.2's core schema): anything a YAML 1.1 or 1.2
+# reader may take for a boolean, except the two canonical spellings. `NO` silently becoming false
+# is the trap.
+AMBIGUOUS_BOOLEANS: Final = frozenset(
+    "y Y yes Yes YES n N no No NO on On ON off Off OFF True TRUE False FALSE".split()
+)
 # The format nests four levels deep (users > user > bank_accounts > item); far deeper input is a
 # mistake or an attack (memory), and jsonschema-rs gives up past about 250 levels.
 MAX_DEPTH = 64
@@ -433,6 +437,103 @@ class _Scanner:
         return end
 
 
+class SourceMap:
+    """Where each part of a document came from: path -> (line, column), found only when a problem
+    has to be located. Compact, as a 100,000-user file has over a million entries: each
+    container's marks are one array of offsets in its order (a dict keeps the parser's), a key's
+    index looked up when asked. Mappings store (key mark, value mark) per entry, sequences one
+    mark per item; `raw` keeps the source text of plain scalars read as numbers or null, so that
+    a message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
+    into a line and column; `reveal`, when set, marks a container on first use (see lazy_marks),
+    and `pending` holds what it has yet to mark."""
+
+    def __init__(self, root: Any, root_mark: int, place: Callable[[int], tuple[int, int]]) -> None:
+        self.root, self.root_mark, self.place = root, root_mark, place
+        # id(container) -> offsets; ids stay valid while `root` lives
+        self.marks: dict[int, array[int]] = {}
+        self.raw: dict[tuple[int, str | int], str] = {}
+        self.pending: dict[int, tuple[int, int]] = {}
+        self.reveal: Callable[[Any], None] | None = None
+        self._indexes: dict[int, dict[str, int]] = {}
+        self._folded: dict[int, dict[str, str]] = {}
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """(line, col) of the value at `path`, or of its key with `key=True`. A path that goes
+        beyond what exists (a missing field) gives the position of the deepest part that does."""
+        if self.reveal is not None and not self.marks:
+            self.reveal(self.root)
+        mark = self.root_mark
+        node = self.root
+        for i, step in enumerate(path):
+            found = self._child(node, step)
+            if found is None:
+                break
+            index, child = found
+            if self.reveal is not None and id(node) in self.pending:
+                self.reveal(node)
+            marks = self.marks.get(id(node))
+            if marks is None:  # inside an alias's value, which has no marks of its own
+                break
+            if isinstance(node, dict):
+                last = i == len(path) - 1
+                mark = marks[2 * index] if key and last else marks[2 * index + 1]
+            else:
+                mark = marks[index]
+            node = child
+        return self.place(mark)
+
+    def value(self, path: Path) -> Any:
+        node = self.root
+        for step in path:
+            found = self._child(node, step)
+            if found is None:
+                return None
+            node = found[1]
+        return node
+
+    def source_text(self, path: Path) -> str | None:
+        """The text as written of a plain scalar that was read as a number or null."""
+        if not path:
+            return None
+        self.position(path)  # marks what leads there, which notes the text on the way
+        parent = self.value(path[:-1])
+        if not isinstance(parent, (dict, list)):
+            return None
+        step = path[-1]
+        if isinstance(parent, dict) and isinstance(step, str):
+            step = self._resolve_key(parent, step) or step
+        return self.raw.get((id(parent), step))
+
+    def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
+        if isinstance(node, dict) and isinstance(step, str):
+            real = self._resolve_key(node, step)
+            if real is None:
+                return None
+            return self._index(node)[real], node[real]
+        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            return step, node[step]
+        return None
+
+    def _resolve_key(self, node: dict[str, Any], step: str) -> str | None:
+        """The key of `node` that `step` names. Paths from the planner carry emails lower-cased;
+        the file may spell them otherwise (each mapping's folded keys cached: it never changes)."""
+        if step in node:
+            return step
+        folded = self._folded.get(id(node))
+        if folded is None:
+            folded = self._folded[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
+        return folded.get(step.lower())
+
+    def _index(self, node: dict[str, Any]) -> dict[str, int]:
+        index = self._indexes.get(id(node))
+        if index is None:
+            index = self._indexes[id(node)] = {k: i for i, k in enumerate(node)}
+        return index
+
+
+Marks = SourceMap  # what locating a problem needs
+
+
 @dataclass
 class MarkedDocument:
     """`value` is None when the file could not be read as one YAML document at all.
@@ -785,3 +886,20 @@ def _describe_complex(key: Any) -> str:
     if isinstance(key, (dict, frozenset)):
         return "a mapping"
     return "a list" if isinstance(key, (list, tuple)) else "empty"
+
+
+def describe_kind(value: object) -> str:
+    """What a non-string value was read as, for messages ("a number", "null"...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return (
+        "a mapping"
+        if isinstance(value, dict)
+        else "a list"
+        if isinstance(value, list)
+        else "a string"
+    )

@@ -26,16 +26,14 @@ from userctl.gcpause import gc_paused
 
 # Bytes worth a look: C0 controls and DEL (YAML refuses them, yaml_rs does not); the indicators
 # & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab, % (directive); lead bytes
-# of multi-byte suspects: { (for ${...}), \xc2 (C1 controls, NEL), \xe2 (line/paragraph
-# separators), \xef (BOM, U+FFFE/FFFF); | and > (see _ODD_BLOCK). An escape may spell ${ too:
-# parse_fast looks at the values for it (the marked reader costs seconds at 100,000 users).
+# of multi-byte suspects: \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM,
+# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` is a rule of the data (characters), not of YAML.
 _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
 _INDICATORS: Final = frozenset(b"&*!?<\t")
-_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%{\xc2\xe2\xef|>")
+_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%\xc2\xe2\xef|>")
 _UNWATCHED: Final = bytes(b for b in range(256) if b not in _WATCHED)
 _SECOND_LOOK: Final = {
     ord("%"): re.compile(rb"(?:\A|\n)%"),  # a directive starts a line
-    ord("{"): re.compile(rb"\$\{"),
     0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
     0xE2: re.compile(rb"\xe2\x80[\xa8\xa9]"),
     0xEF: re.compile(rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])"),
@@ -117,25 +115,8 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
         parse = started if started is not None else BackgroundParse(data)
         reason = suspicion(data)
         read_ = parse.outcome()
-    if reason is None and b"\\" in data and _spells_substitution(read_.value):
-        reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes
     trusted = reason is None and read_.accepted and isinstance(read_.value, dict)
     return read_._replace(trusted=trusted)
-
-
-def _spells_substitution(root: Any) -> bool:
-    pending = [root]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, str):
-            if "${" in node:
-                return True
-        elif isinstance(node, dict):
-            pending.extend(node)
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
 
 
 class BackgroundParse:

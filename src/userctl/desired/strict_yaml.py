@@ -10,7 +10,6 @@ each at its line and column:
 - duplicate keys at any depth, naming the first definition;
 - anchors, aliases, tags (`!!str`, `!foo`), merge keys (`<<`), directives, several documents;
 - plain booleans other than `true`/`false` (AMBIGUOUS_BOOLEANS), quoted ones being strings;
-- `${...}` in any string however written: a plan must be reproducible from git alone;
 - characters YAML does not allow in a stream, and nesting deeper than MAX_DEPTH.
 """
 
@@ -46,8 +45,6 @@ _SAY: Final = {  # the format's rules on how YAML is written, as their problems 
     "!": "tags ({}) are not allowed; write the plain value, quoted if it is a string",
     "*": "aliases ({}) are not allowed; write the value out in full",
     "<<": "merge keys (<<) are not supported; write the keys out in full",
-    "${": "${...} substitution is not supported: a plan must be reproducible from git alone; "
-    "write the value itself",
     "bad": "YAML syntax error: '{}' cannot start a value in flow style; quote the value",
     "%": "directives (%YAML, %TAG) are not supported; remove them",
     "---": "several YAML documents in one file: a file holds exactly one (remove this '---', or "
@@ -632,8 +629,6 @@ class _Aligner:
                     self.problem(_ambiguous(plain, path), at, path)
                 elif plain == "<<" and key:
                     self.problem(_SAY["<<"], at, path)
-            if value.__class__ is str and "${" in value:
-                self.problem(_SAY["${"], at, path)
             return at
         if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
             # (both refused): no order to follow, only the place matters
@@ -666,7 +661,7 @@ class _Aligner:
                 # A plain key over an entry left for later (a user of a shallow reading): the
                 # common case, inline.
                 key = next(keys, _NO_KEY)
-                if key != event[4] or key in AMBIGUOUS_BOOLEANS or "${" in key or key == "<<":
+                if key != event[4] or key in AMBIGUOUS_BOOLEANS or key == "<<":
                     raise _Misread(event[1])  # never in a file the scan vouched for
                 marks.append(event[1])
                 marks.append(after[1])

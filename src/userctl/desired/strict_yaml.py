@@ -691,6 +691,14 @@ class _Aligner:
                 continue
             if key is _NO_KEY:
                 raise _Misread(event[1])
+            plain_key = quick and event[0] == "s" and key == event[4] and not event[2]
+            if plain_key and key != "<<" and key not in AMBIGUOUS_BOOLEANS:
+                self.i += 1  # a plain key no rule concerns (most keys): marked inline
+                marks.append(event[1])
+                marks.append(self.node(value[key], (*path, key)))
+                self.note_raw(value, key, value[key])
+                names[key] = None
+                continue
             shown = self.shown_key(event, key)
             at = self.node(key, (*path, shown), key=True)
             seen[key if name is _NO_KEY else name] = at

@@ -472,7 +472,7 @@ def test_deep_nesting_is_refused_the_same_way_on_both_paths(tmp_path: Path, dept
         "nested more than 64 levels deep (the format needs 4); check the brackets and indentation"
     )
     if depth >= 64:  # found by the marked reader before yaml_rs runs, at the bracket too many
-        assert auto[0] == f"{f}:3:71: (document): {too_deep}"
+        assert auto[0] == f"{f}:3:71: roles[0][0][0]: {too_deep}"
 
 
 # --- directories ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import itertools
 import re
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from userctl.desired import fast_yaml
@@ -798,7 +798,7 @@ def parse_marked(
     try:
         scanner.stream()
     except _TooDeep as exc:
-        return refused(at(exc.at, _TOO_DEEP))
+        return refused(replace(at(exc.at, _TOO_DEEP), path=_open_path(scanner.events)))
     except _Empty:
         return refused(at(0, _SAY[""]))
     except (_Misread, IndexError, AssertionError) as exc:
@@ -872,6 +872,23 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
 
     sourcemap.reveal = reveal
     return sourcemap
+
+
+def _open_path(events: list[Event]) -> Path:
+    """Where the scanner stopped: the path of the node it was reading, to the format's depth (4
+    steps: deeper ones would only repeat `[0]`)."""
+    stack: list[list[Any]] = []  # per open container: [kind, children read, last key]
+    for event in events:
+        kind = event[0]
+        if kind == "]":
+            stack.pop()
+        elif stack and stack[-1][0] == "{" and stack[-1][1] % 2 == 0:  # a key
+            stack[-1][2] = event[4] if kind == "s" and event[4] else "?"
+        if kind in "{[":
+            stack.append([kind, 0, "?"])
+        elif stack:
+            stack[-1][1] += 1  # a node of the container read whole
+    return tuple(top[2] if top[0] == "{" else top[1] for top in stack)[:4]
 
 
 def nesting_depth(value: Any) -> int:

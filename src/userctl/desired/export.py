@@ -88,10 +88,21 @@ def checked_export(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     from userctl.desired.loader import text_problems
 
     text = export_yaml(live, schema)
-    problems = text_problems(text, EXPORTED)
+    problems = text_problems(checked_text(text, schema), EXPORTED)
     if problems:
         raise InputError(refusals(problems, live))
     return text
+
+
+def checked_text(text: str, schema: str = SCHEMA_PATH) -> str:
+    """What the loader is given to judge `text`: the same text, line for line, with the schema
+    hint's comment (line 2) left blank. That comment names `userctl schema > ...`, and a `>`
+    anywhere in a file sends all of it through the loader's guards for block scalars (a second
+    read by libyaml, a look at every string) which a comment never needs; the verdict, and where
+    each problem is, stay the same (tests/desired/test_export.py holds both)."""
+    if schema != SCHEMA_PATH:
+        return text  # no hint was written
+    return text.replace(SCHEMA_HINT, "#", 1)
 
 
 def refusals(problems: Sequence[Problem], live: LiveState) -> list[Problem]:

@@ -525,3 +525,25 @@ def test_hostile_values_are_judged_the_same_without_the_hint(hostile: str) -> No
     live = state.LiveState(state.Organization("x-co", "X"), {name: role}, {user.email: user}, {})
     text = export_yaml(live)
     assert text_problems(checked_text(text), "f") == text_problems(text, "f")
+
+
+def test_a_user_entry_writes_every_declared_field_in_order() -> None:
+    # The entry is spelt out field by field: a field added to the state must be written too.
+    user = state.User(
+        "a@x.co",
+        "Ana",
+        "Pérez",
+        "CC",
+        "1234",
+        "+573000000002",
+        "Admin",
+        status="inactive",
+        force_password_reset=True,
+        bank_accounts=frozenset({"k1"}),
+        expires="2030-01-31",
+    )
+    role = state.Role("Admin", "", frozenset())
+    live = state.LiveState(state.Organization("x-co", "X"), {"Admin": role}, {user.email: user}, {})
+    entry = yaml_rs.loads(export_yaml(live))["users"]["a@x.co"]
+    assert tuple(entry) == state.DECLARED_USER_FIELDS
+    assert entry["force_password_reset"] is True and entry["bank_accounts"] == []

@@ -22,8 +22,8 @@ from userctl.db.snapshot import read_live_state
 from userctl.desired import characters, fast_yaml
 from userctl.desired.export import (
     SCHEMA_HINT,
-    checked_text,
     export_yaml,
+    judged_text,
     modeline,
     scalar,
     warnings,
@@ -497,7 +497,7 @@ def test_the_loader_judges_the_export_on_its_plain_path(factory: Factory, engine
     # each string; the text judged must avoid that and read, line for line, as the one written.
     _populate(factory)
     text = export_yaml(_live(engine))
-    judged = checked_text(text)
+    judged = judged_text(_live(engine))
     assert characters.screen(text.encode()) is characters.Screen.WALK  # what the hint costs
     assert characters.screen(judged.encode()) is not characters.Screen.WALK
     assert fast_yaml.suspicion(judged.encode()) is None
@@ -508,7 +508,8 @@ def test_the_loader_judges_the_export_on_its_plain_path(factory: Factory, engine
     assert text_problems(judged, "f") == text_problems(text, "f") == []
     # A chosen schema writes no hint: the text is judged as written.
     custom = export_yaml(_live(engine), "https://example.com/s.json")
-    assert checked_text(custom, "https://example.com/s.json") == custom
+    assert judged_text(_live(engine), "https://example.com/s.json") == custom
+    assert custom.splitlines()[1].startswith("# Exported by")
 
 
 @pytest.mark.parametrize(
@@ -524,7 +525,7 @@ def test_hostile_values_are_judged_the_same_without_the_hint(hostile: str) -> No
     )
     live = state.LiveState(state.Organization("x-co", "X"), {name: role}, {user.email: user}, {})
     text = export_yaml(live)
-    assert text_problems(checked_text(text), "f") == text_problems(text, "f")
+    assert text_problems(judged_text(live), "f") == text_problems(text, "f")
 
 
 def test_a_user_entry_writes_every_declared_field_in_order() -> None:

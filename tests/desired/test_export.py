@@ -19,8 +19,16 @@ from tests.conftest import Factory, Runner
 from userctl import state
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_live_state
-from userctl.desired.export import SCHEMA_HINT, export_yaml, modeline, scalar, warnings
-from userctl.desired.loader import load_desired
+from userctl.desired import characters, fast_yaml
+from userctl.desired.export import (
+    SCHEMA_HINT,
+    export_yaml,
+    judged_text,
+    modeline,
+    scalar,
+    warnings,
+)
+from userctl.desired.loader import load_desired, text_problems
 from userctl.planner import PlanOptions, diff
 
 # Strings that YAML would misread, or refuse, if they were written plain.
@@ -481,3 +489,62 @@ def test_output_does_not_depend_on_the_order_things_were_read() -> None:
         "an inactive user cannot be changed: the file will not plan until you delete them (remove "
         "them from the file) or reactivate them (status: active)"
     ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_loader_judges_the_export_on_its_plain_path(factory: Factory, engine: Engine) -> None:
+    # The hint's `>` (a comment) sent every export through libyaml's second read and a look at
+    # each string; the text judged must avoid that and read, line for line, as the one written.
+    _populate(factory)
+    text = export_yaml(_live(engine))
+    judged = judged_text(_live(engine))
+    assert characters.screen(text.encode()) is characters.Screen.WALK  # what the hint costs
+    assert characters.screen(judged.encode()) is not characters.Screen.WALK
+    assert fast_yaml.suspicion(judged.encode()) is None
+    assert b">" not in judged.encode() and b"|" not in judged.encode()
+    assert judged.splitlines()[2:] == text.splitlines()[2:]
+    assert len(judged.splitlines()) == len(text.splitlines())
+    assert yaml_rs.loads(judged) == yaml_rs.loads(text)
+    assert text_problems(judged, "f") == text_problems(text, "f") == []
+    # A chosen schema writes no hint: the text is judged as written.
+    custom = export_yaml(_live(engine), "https://example.com/s.json")
+    assert judged_text(_live(engine), "https://example.com/s.json") == custom
+    assert custom.splitlines()[1].startswith("# Exported by")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["Ana\u202eMaria", "Ana\tMaria", "\u0410dmin", "x", "A\u0301na"],
+)
+def test_hostile_values_are_judged_the_same_without_the_hint(hostile: str) -> None:
+    # The same problems, at the same lines and columns, as the text written would give.
+    name = hostile.encode().decode("unicode_escape")
+    role = state.Role(name, "d", frozenset({"users.view"}))
+    user = state.User(
+        "a@x.co", name, "Pérez", "CC", "1234", "+573000000002", name, two_factor="optional"
+    )
+    live = state.LiveState(state.Organization("x-co", "X"), {name: role}, {user.email: user}, {})
+    text = export_yaml(live)
+    assert text_problems(judged_text(live), "f") == text_problems(text, "f")
+
+
+def test_a_user_entry_writes_every_declared_field_in_order() -> None:
+    # The entry is spelt out field by field: a field added to the state must be written too.
+    user = state.User(
+        "a@x.co",
+        "Ana",
+        "Pérez",
+        "CC",
+        "1234",
+        "+573000000002",
+        "Admin",
+        status="inactive",
+        force_password_reset=True,
+        bank_accounts=frozenset({"k1"}),
+        expires="2030-01-31",
+    )
+    role = state.Role("Admin", "", frozenset())
+    live = state.LiveState(state.Organization("x-co", "X"), {"Admin": role}, {user.email: user}, {})
+    entry = yaml_rs.loads(export_yaml(live))["users"]["a@x.co"]
+    assert tuple(entry) == state.DECLARED_USER_FIELDS
+    assert entry["force_password_reset"] is True and entry["bank_accounts"] == []

@@ -1,5 +1,5 @@
 """parse_fast runs yaml_rs on a second thread while the pre-scan runs: a suspicious file's value
-is not trusted (libyaml reads it too), and what the parse raises reaches the caller."""
+is not trusted (the marked reader reads it too), and what the parse raises reaches the caller."""
 
 from __future__ import annotations
 
@@ -16,10 +16,7 @@ ALIASED = b"a: &x b\nc: *x\n"
 
 
 def test_a_suspicious_file_is_not_trusted_even_though_yaml_rs_reads_it() -> None:
-    assert fast_yaml.parse_unguarded(ALIASED) == {
-        "a": "b",
-        "c": "b",
-    }  # yaml_rs alone would accept it
+    assert fast_yaml.read(ALIASED).value == {"a": "b", "c": "b"}  # yaml_rs alone would accept it
     assert fast_yaml.suspicion(ALIASED) is not None
     assert not fast_yaml.parse_fast(ALIASED).trusted
 
@@ -29,15 +26,15 @@ def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
         b"version: 1\norganization: acme\nusers:\n"
         b"  a@x.co:\n    id_number: '0123'\n    status: active\n"
     )
-    assert fast_yaml.parse_fast(data) == fast_yaml.FastRead(
+    assert fast_yaml.parse_fast(data) == fast_yaml.Read(
         {
             "version": 1,
             "organization": "acme",
             "users": {"a@x.co": {"id_number": "0123", "status": "active"}},
         },
         None,
-        True,
-        True,
+        accepted=True,
+        trusted=True,
     )
 
 
@@ -51,7 +48,7 @@ def test_yaml_rs_says_where_it_refuses_the_text() -> None:
 
 
 def test_what_the_parse_raises_on_its_thread_is_raised_to_the_caller() -> None:
-    # parse_unguarded turns yaml_rs's own errors into None; anything else must not be lost on
+    # read turns yaml_rs's own errors into a refusal; anything else must not be lost on
     # the other thread. yaml_rs reads a file-like object: this one fails as it is read.
     class Broken(Exception):
         pass

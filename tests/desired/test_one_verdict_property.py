@@ -139,7 +139,9 @@ def test_text_that_does_not_change_the_data_does_not_change_the_result(
     text = render(data, style)
     value, problems = read_yaml(text, "x.yaml")
     assert problems == [] and value == data, text
-    assert read_yaml(text, "x.yaml", parser="precise") == (data, []), text  # libyaml agrees
+    assert read_yaml(text, "x.yaml", parser="precise") == (data, []), (
+        text
+    )  # the marked reader agrees
     assert text_problems(text, "x.yaml") == [], text
     assert value == read_yaml(render(data, PLAIN_ONLY), "x.yaml")[0]
 

@@ -7,6 +7,7 @@ Refused in every string value and mapping key, anywhere in a document:
   nothing, or rearrange what follows, and YAML's double-quoted escapes (`"\\0"`, `"\\u202E"`) put
   them in a value whose source reads as plain ASCII (a NUL would pass and then fail on PostgreSQL);
 - text not in NFC: a decomposed accent looks like the composed one and is another string;
+- `${...}`, however it is written (a plan must be reproducible from git alone);
 - in an email (a key of `users`) any character that is not ASCII: a Cyrillic a (U+0430) looks like
   a Latin one, and the address is a second identity;
 - in a name (the organization, a role's name and each reference to it, a user's first and last
@@ -26,7 +27,7 @@ import enum
 import re
 from typing import Any, Final
 
-from userctl.desired.sourcemap import Marks
+from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, letter_scripts, mixed_scripts, text_problem
 
@@ -62,15 +63,15 @@ def screen(data: bytes) -> Screen:
 
     Without escapes and block scalars, a string holds the characters of the text it was read
     from, with single line breaks folded into spaces: when that text holds only ASCII and Latin
-    letters, and no blank line that would fold into a line feed, no string can be refused, except
-    an email for being non-ASCII. One `translate` and one search over the bytes, instead of a
-    walk over every string of the file."""
+    letters, and no `${` nor blank line that would fold into a line feed, no string can be refused,
+    except an email for being non-ASCII. One `translate` and two searches over the bytes, instead
+    of a walk over every string of the file."""
     rest = set(data.translate(None, _INERT))
     carriage_return = _CR in rest
     rest.discard(_CR)
     if not rest <= LATIN_BYTES:
         return Screen.WALK
-    if _BLANK_LINE.search(data) or (carriage_return and _LONE_CR.search(data)):
+    if _BLANK_LINE.search(data) or b"${" in data or (carriage_return and _LONE_CR.search(data)):
         return Screen.WALK
     return Screen.EMAILS if rest else Screen.CLEAN
 
@@ -106,12 +107,14 @@ def _walk(root: dict[str, Any]) -> _Found:
         key_problem = email_problem if path == _USERS else text_problem
         steps: Any = node.items() if node.__class__ is dict else enumerate(node)
         for step, child in steps:
-            if step.__class__ is str and not (step.isprintable() and step.isascii()):
-                message = key_problem(step)
+            if step.__class__ is str and (
+                not (step.isprintable() and step.isascii()) or "${" in step
+            ):
+                message = SUBSTITUTION if "${" in step else key_problem(step)
                 if message is not None:
                     found.append((path + (step,), True, message))
             if child.__class__ is str:
-                if not (child.isprintable() and child.isascii()):
+                if not (child.isprintable() and child.isascii()) or "${" in child:
                     message = _value_problem(child)
                     if message is not None:
                         found.append((path + (step,), False, message))
@@ -128,7 +131,15 @@ _FINAL_BREAK: Final = (
 )
 
 
+SUBSTITUTION: Final = (
+    "${...} substitution is not supported: a plan must be reproducible from git alone; "
+    "write the value itself"
+)
+
+
 def _value_problem(text: str) -> str | None:
+    if "${" in text:
+        return SUBSTITUTION
     message = text_problem(text)
     if message is not None and text.endswith("\n") and text_problem(text.rstrip("\n")) is None:
         return _FINAL_BREAK

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Final, Sequence
+from typing import Callable, Final, Sequence
 
 from userctl.errors import InputError, Problem
 from userctl.state import (
-    DECLARED_USER_FIELDS,
     KEYED_POLICY_RULES,
     POLICY_RULES,
     LiveState,
@@ -45,6 +44,9 @@ _PLAIN: Final = re.compile(r"[^\W\d_][\w.@+\- ]*(?<! )")
 # Words that some YAML reader (1.1 or 1.2) takes for a boolean or null when unquoted; the strict
 # loader refuses the ambiguous ones, so they are always quoted.
 _KEYWORDS: Final = frozenset({"null", "true", "false", "yes", "no", "on", "off", "y", "n"})
+# What json.dumps(text, ensure_ascii=False) writes for a string, without building an encoder for
+# each of the export's hundreds of thousands of values.
+_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
 def modeline(schema: str = SCHEMA_PATH) -> str:
@@ -56,9 +58,22 @@ def modeline(schema: str = SCHEMA_PATH) -> str:
 def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     """The desired-state file that declares `live` exactly: planning it against the same
     database shows no changes (`warnings` names the states no file can declare)."""
+    return written(judged_text(live, schema), schema)
+
+
+# Line 2 of the text the loader judges, in place of SCHEMA_HINT.
+_BLANK_HINT: Final = "#"
+
+
+def judged_text(live: LiveState, schema: str = SCHEMA_PATH) -> str:
+    """The export as the loader is given it to judge: the file, line for line, with the schema
+    hint's comment (line 2) left blank. That comment names `userctl schema > ...`, and a `>`
+    anywhere in a file sends all of it through the loader's guards for block scalars (a second
+    read by libyaml, a look at every string) that a comment never needs; the verdict, and where
+    each problem is, stay the same (tests/desired/test_export.py holds both)."""
     lines = [
         modeline(schema),
-        *([SCHEMA_HINT] if schema == SCHEMA_PATH else []),
+        *([_BLANK_HINT] if schema == SCHEMA_PATH else []),
         "# Exported by `userctl export` from organization "
         f"{live.organization.slug}. This file is the",
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
@@ -70,8 +85,9 @@ def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     for name in sorted(live.roles):
         lines.extend(_role_lines(live.roles[name]))
     lines.append("users:" if live.users else "users: {}")
-    for email in sorted(live.users):
-        lines.extend(_user_lines(live.users[email]))
+    scalars = _Scalars()
+    users = live.users
+    lines += [_user_lines(users[email], scalars) for email in sorted(users)]
     return "\n".join(lines) + "\n"
 
 
@@ -87,11 +103,18 @@ def checked_export(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     refuses by its database row and column, then what to do."""
     from userctl.desired.loader import text_problems
 
-    text = export_yaml(live, schema)
+    text = judged_text(live, schema)  # the file itself is made after: one text held at a time
     problems = text_problems(text, EXPORTED)
     if problems:
         raise InputError(refusals(problems, live))
-    return text
+    return written(text, schema)
+
+
+def written(judged: str, schema: str = SCHEMA_PATH) -> str:
+    """The file of a `judged_text`: its schema hint written back on line 2."""
+    if schema != SCHEMA_PATH:
+        return judged  # no hint: line 1 ends at the first line break, which line 2 follows
+    return judged.replace(f"\n{_BLANK_HINT}\n", f"\n{SCHEMA_HINT}\n", 1)
 
 
 def refusals(problems: Sequence[Problem], live: LiveState) -> list[Problem]:
@@ -198,8 +221,9 @@ def _role_lines(role: Role) -> list[str]:
     ]
 
 
-def _user_lines(user: User) -> list[str]:
-    field = INDENT * 2
+def _user_lines(user: User, scalars: _Scalars) -> str:
+    """The user's entry, its fields in the order of DECLARED_USER_FIELDS (a test holds the two
+    equal), as one piece of text: spelt out rather than looped over, as it runs once per user."""
     status = user.status
     head = f"{INDENT}{scalar(user.email)}:"
     if status == "invited":
@@ -208,39 +232,46 @@ def _user_lines(user: User) -> list[str]:
         status = "active"
         head += "  " + PENDING_COMMENT
     accounts = user.bank_accounts
-    lines = [head]
-    for name in DECLARED_USER_FIELDS:
-        if name == "bank_accounts":
-            if user.status == "inactive" and accounts:
-                # Only the platform can leave this state behind: DESIGN §1 forbids declaring
-                # accounts for an inactive user, and an inactive user cannot be modified. Written
-                # as the file must say it, so that `plan` stops at this user and says what to do.
-                lines.append(
-                    f"{field}# still assigned in the database: "
-                    f"{', '.join(sorted(accounts))}; an inactive user"
-                )
-                lines.append(
-                    f"{field}# can hold none and cannot be changed: delete or reactivate them"
-                )
-                accounts = frozenset()
-            lines.append(f"{field}bank_accounts: {flow_list(accounts)}")
-        elif name == "status":
-            lines.append(f"{field}status: {status}")
-        elif name == "expires":
-            if user.expires is not None:
-                lines.append(f"{field}expires: {quoted(user.expires)}")
-        else:
-            lines.append(
-                f"{field}{name}: {_value(name, getattr(user, name))}"
-            )  # every other field is set
-    return lines
+    held = ""
+    if user.status == "inactive" and accounts:
+        # Only the platform can leave this state behind: DESIGN §1 forbids declaring accounts
+        # for an inactive user, and an inactive user cannot be modified. Written as the file
+        # must say it, so that `plan` stops at this user and says what to do.
+        held = (
+            f"{_FIELD}# still assigned in the database: {', '.join(sorted(accounts))}; "
+            f"an inactive user\n{_FIELD}# can hold none and cannot be changed: delete or "
+            "reactivate them\n"
+        )
+        accounts = frozenset()
+    # Document numbers and phones are always quoted: they look like numbers to YAML.
+    text = (
+        f"{head}\n"
+        f"{_FIELD}first_name: {scalars[user.first_name]}\n"
+        f"{_FIELD}last_name: {scalars[user.last_name]}\n"
+        f"{_FIELD}id_type: {scalars[user.id_type]}\n"
+        f"{_FIELD}id_number: {quoted(user.id_number)}\n"
+        f"{_FIELD}phone: {quoted(user.phone)}\n"
+        f"{_FIELD}role: {scalars[user.role]}\n"
+        f"{_FIELD}status: {status}\n"
+        f"{_FIELD}two_factor: {scalars[user.two_factor]}\n"
+        f"{_FIELD}force_password_reset: {'true' if user.force_password_reset else 'false'}\n"
+        f"{held}{_FIELD}bank_accounts: {flow_list(accounts, scalars)}"
+    )
+    if user.expires is not None:
+        text += f"\n{_FIELD}expires: {quoted(user.expires)}"
+    return text
 
 
-def _value(name: str, value: str | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    # Always quoted: document numbers and phones look like numbers to YAML.
-    return quoted(value) if name in ("id_number", "phone") else scalar(value)
+_FIELD: Final = INDENT * 2
+
+
+class _Scalars(dict[str, str]):
+    """scalar() of each text, worked out once per export: a role, a document type, a name or an
+    account key recurs across thousands of users."""
+
+    def __missing__(self, text: str) -> str:
+        written = self[text] = scalar(text)
+        return written
 
 
 def scalar(text: str) -> str:
@@ -253,7 +284,7 @@ def scalar(text: str) -> str:
 def quoted(text: str) -> str:
     """A double-quoted scalar. JSON's string syntax is valid YAML; characters that are not
     printable (which JSON leaves as they are beyond the C0 controls) are escaped too."""
-    encoded = json.dumps(text, ensure_ascii=False)
+    encoded = _json_string(text)
     if encoded.isprintable():
         return encoded
     return "".join(c if c.isprintable() else _escape(c) for c in encoded)
@@ -264,5 +295,9 @@ def _escape(char: str) -> str:
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def flow_list(items: frozenset[str]) -> str:
-    return "[" + ", ".join(scalar(item) for item in sorted(items)) + "]"
+def flow_list(items: frozenset[str], scalars: dict[str, str] | None = None) -> str:
+    if not items:
+        return "[]"
+    if scalars is None:
+        return "[" + ", ".join(scalar(item) for item in sorted(items)) + "]"
+    return "[" + ", ".join(scalars[item] for item in sorted(items)) + "]"

@@ -1,14 +1,10 @@
-"""yaml_rs (Rust), the spec's reading of every file: what is valid YAML and what each value is.
-It runs on every file; libyaml (strict_yaml) runs besides it only when a cheap scan of the bytes
-cannot vouch that libyaml would read the same value and find no strict rule broken.
-
-yaml_rs reads plain scalars exactly as strict_yaml does (see scalars) and refuses duplicate keys,
-but it accepts anchors, aliases, tags, `True`/`yes`-style words, control characters and tabs in
-indentation, and it reports no marks and no scalar styles. Rather than trust it on those,
-`suspicion` looks for anything that could introduce them, or make libyaml read otherwise; a hit
-sends the file to libyaml too, whose marks and styles then serve the strict rules, and the loader
-refuses a file the two read differently. False alarms only cost time; a miss would be a bug, so
-the tests run both paths over every fixture and the YAML test suite and require the same verdict.
+"""yaml_rs (Rust), the one reading of every file: what is valid YAML and what each value is.
+It reports no marks and no scalar styles, and it accepts what the format refuses (anchors,
+aliases, tags, `True`/`yes`-style words, control characters). Rather than mark every file,
+`suspicion` looks for anything that could introduce them; a hit sends the file to the marked
+reader (strict_yaml), which lays its marks and styles over yaml_rs's value. False alarms only cost
+time; a miss would be a bug, so the tests run both paths over every fixture and the YAML test
+suite and require the same verdict.
 
 The scan works on the raw bytes with C-speed primitives (one `translate` finds every watched
 byte; regexes start with a literal so that they jump between candidates): a regex starting with
@@ -19,39 +15,32 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 # Imported here, on the thread importing the loader, never first on a parse thread: yaml_rs 0.1.6
 # crashes (SIGSEGV) in any later call once the thread that first imported it has ended.
 import yaml_rs
 
-from userctl.desired.strict_yaml import libyaml_reads
 from userctl.errors import Problem
 from userctl.gcpause import gc_paused
 
-# Bytes worth a look: C0 controls and DEL (libyaml refuses them, yaml_rs does not); the
-# indicators & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab (libyaml refuses
-# it in indentation), % (directive); and lead bytes of multi-byte suspects: { (for ${...}),
-# \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM, U+FFFE/FFFF); and where
-# libyaml reads otherwise than the spec: \\ (a surrogate-pair escape, which libyaml refuses),
-# | and > (see _ODD_BLOCK).
+# Bytes worth a look: C0 controls and DEL (YAML refuses them, yaml_rs does not); the indicators
+# & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab, % (directive); lead bytes
+# of multi-byte suspects: \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM,
+# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` is a rule of the data (characters), not of YAML.
 _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
 _INDICATORS: Final = frozenset(b"&*!?<\t")
-_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%{\xc2\xe2\xef\\|>")
+_WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%\xc2\xe2\xef|>")
 _UNWATCHED: Final = bytes(b for b in range(256) if b not in _WATCHED)
 _SECOND_LOOK: Final = {
     ord("%"): re.compile(rb"(?:\A|\n)%"),  # a directive starts a line
-    ord("{"): re.compile(rb"\$\{"),
     0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
     0xE2: re.compile(rb"\xe2\x80[\xa8\xa9]"),
     0xEF: re.compile(rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])"),
-    ord("\\"): re.compile(rb"\\(?:u[dD][89a-fA-F]|U0000[dD][89a-fA-F])"),
 }
 # `|` or `>` where a node starts is a block scalar's header, which ends its line: followed by text
-# (`{first_name: >Bob}`) it is an indicator YAML forbids there, which yaml_rs takes as text. A
-# `+` (keep) header: libyaml drops the last line break of a block ending in a blank line.
-_ODD_BLOCK: Final = re.compile(rb"[|>](?:[-0-9]*+\+|[-+0-9]*+[ \t]*+[^\s#])")
+# (`{first_name: >Bob}`) it is an indicator YAML forbids there, which yaml_rs takes as text.
+_ODD_BLOCK: Final = re.compile(rb"[|>][-+0-9]*+[ \t]*+[^\s#]")
 _NODE_START: Final = frozenset(b":,[{-?\n\r")
 # An indicator matters only where a node starts: after a line's indentation, after ': ', '- ',
 # '? ', or a flow bracket or comma. Inside a scalar ("R&D", "Ruiz & Co", "Admin!") it is text.
@@ -59,10 +48,10 @@ _TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
 _INDICATOR_AT_NODE: Final = re.compile(rb"[:\-?,\[{\n]" + _TOKEN_START)
 _INDICATOR_AT_START: Final = re.compile(_TOKEN_START)
 
-# An ambiguous boolean (scalars.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as a whole
-# plain scalar: a mapping value, a block-sequence entry, a flow-collection entry, or anything
-# starting a line (a key, or a value on a line of its own). Possessive quantifiers keep each attempt
-# to one try.
+# An ambiguous boolean (strict_yaml.AMBIGUOUS_BOOLEANS, spelt out for speed; a test compares) as
+# a whole plain scalar: a mapping value, a block-sequence entry, a flow-collection entry, or
+# anything starting a line (a key, or a value on a line of its own). Possessive quantifiers keep
+# each attempt to one try.
 _WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
 _END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
 _AMBIGUOUS: Final = tuple(
@@ -93,26 +82,6 @@ def suspicion(data: bytes) -> str | None:
     return None
 
 
-# Where libyaml refuses YAML that the spec (and yaml_rs) reads, every case of the YAML test suite
-# needs one of these (tests/desired/test_yaml_suite.py holds each case to one verdict on both
-# paths): a flow mapping, a flow sequence that is not flat on one line, a block scalar, a tab, a
-# line starting with ':' (an empty key), '?' or '...' after its indentation and any '- '. A file
-# with none of them needs no check, as nearly every desired-state file: its lists are flat.
-_FLAT_LIST: Final = re.compile(rb"\[[^\[\]\n:#?{}\"']*\]")
-_ODD_LINE: Final = rb"[ -]*+[:?.]"
-_ODD_LINE_START: Final = re.compile(rb"\n" + _ODD_LINE)  # led by a literal: see the module's doc
-_ODD_FIRST_LINE: Final = re.compile(_ODD_LINE)
-
-
-def _may_trip_libyaml(data: bytes) -> bool:
-    if b"{" in data or b"|" in data or b">" in data or b"\t" in data:
-        return True
-    lists = data.count(b"[")
-    if lists and (lists != data.count(b"]") or lists != len(_FLAT_LIST.findall(data))):
-        return True
-    return bool(_ODD_FIRST_LINE.match(data) or _ODD_LINE_START.search(data))
-
-
 def _odd_block(data: bytes) -> bool:
     for match in _ODD_BLOCK.finditer(data):
         before = data[: match.start()].rstrip(b" ")
@@ -121,20 +90,21 @@ def _odd_block(data: bytes) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class FastRead:
-    """What yaml_rs made of a document: `value`, its root (any type), or None when it refused the
-    text (`refusal` then says where, when yaml_rs said so) or was not run on it (too deep for it);
-    `trusted` when the scan vouches that libyaml reads the same value and finds no strict rule
-    broken, so that the value needs no second parse."""
+class Read(NamedTuple):
+    """yaml_rs's reading of a document: `value`, its root (any type); `accepted` when it read the
+    text as YAML; else `refusal` says where, if yaml_rs said so. `duplicates`: it refused a
+    repeated key (without saying where), and `value` then keeps the first of each. `trusted`
+    (parse_fast): nothing in the bytes concerns the format's rules on how YAML is written, so
+    that the value needs no marked reading."""
 
     value: Any
     refusal: Problem | None
-    trusted: bool
-    accepted: bool  # yaml_rs read the text as YAML (value None: an empty document)
+    accepted: bool
+    duplicates: bool = False
+    trusted: bool = False
 
 
-def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
+def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
     """yaml_rs's reading of the document (UTF-8 already checked), and whether the scan trusts it.
     `started`: the parse of these very bytes, begun earlier (the loader's prefetch).
 
@@ -144,58 +114,37 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> FastRead:
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
         reason = suspicion(data)
-        if reason is None and _may_trip_libyaml(data) and not libyaml_reads(data):
-            # Valid YAML libyaml cannot read (see docs/yaml.md): refused on every path.
-            reason = "libyaml cannot read it"
-        value, refusal, accepted = parse.outcome()
-    if reason is None and b"\\" in data and _spells_substitution(value):
-        reason = "an escape spells ${"  # only escapes can: the scan saw no ${ in the bytes
-    return FastRead(value, refusal, reason is None and isinstance(value, dict), accepted)
-
-
-def _spells_substitution(root: Any) -> bool:
-    pending = [root]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, str):
-            if "${" in node:
-                return True
-        elif isinstance(node, dict):
-            pending.extend(node)
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
+        read_ = parse.outcome()
+    trusted = reason is None and read_.accepted and isinstance(read_.value, dict)
+    return read_._replace(trusted=trusted)
 
 
 class BackgroundParse:
-    """parse_unguarded(data) on a thread of its own; result() waits for it, and re-raises here
+    """read(data) on a thread of its own; outcome() waits for it, and re-raises here
     whatever it raised there. Not a daemon thread: one left running when the process ends (an
     error before its result was wanted) is waited for, not stopped inside yaml_rs's Rust code.
 
-    Start it with the collector paused (gcpause.gc_paused): parse_unguarded, finding it enabled,
+    Start it with the collector paused (gcpause.gc_paused): read, finding it enabled,
     would switch it off and on again from the other thread, under the feet of this one."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self._value: Any = None
-        self._refusal: Problem | None = None
-        self._accepted = False
+        self._read = Read(None, None, False)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._value, self._refusal, self._accepted = read(self.data)
+            self._read = read(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
             self._error = exc
 
-    def outcome(self) -> tuple[Any, Problem | None, bool]:
+    def outcome(self) -> Read:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value, self._refusal, self._accepted
+        return self._read
 
 
 # yaml_rs recurses once per level of block nesting, with no limit of its own: 20,000 levels
@@ -203,7 +152,7 @@ class BackgroundParse:
 # it caps itself). A block node stands right of its parent, or at its column for a sequence under
 # a key, so a document whose lines all start with fewer than this many columns of indentation
 # and block indicators is under 2 * 256 + 2 levels deep: thousands fewer than yaml_rs survives.
-# Deeper ones go to the precise parser, which refuses them past MAX_DEPTH.
+# Deeper ones go to the marked reader, which refuses them past MAX_DEPTH.
 _DEEP_BLOCK_COLUMNS: Final = 256
 # What may stand before a block node on its line (indentation, `- `, `? `, `: `) becomes a space
 # and a line break a newline: the test is then two searches for a fixed string, which need no
@@ -216,45 +165,45 @@ _DEEP_RUN: Final = b" " * _DEEP_BLOCK_COLUMNS
 
 def maybe_too_deep(data: bytes) -> bool:
     """Whether a line of `data` starts far enough right to nest blocks deeper than yaml_rs can
-    parse without crashing; false alarms only cost the precise parse."""
+    parse without crashing; false alarms only cost the marked reading."""
     shape = data.translate(_PREFIX_AS_SPACE)
     return shape.startswith(_DEEP_RUN) or shape.find(b"\n" + _DEEP_RUN) != -1
 
 
-def parse_unguarded(data: bytes | str) -> dict[str, Any] | None:
-    """yaml_rs alone, with no scan (the tests use it to show what the scan is for)."""
-    value, _, _ = read(data.encode("utf-8") if isinstance(data, str) else data)
-    return value if isinstance(value, dict) else None
-
-
 # yaml_rs's syntax errors: "YAML parse error at line 2, column 7", the text quoted, then the reason.
 _AT: Final = re.compile(r"at line (\d+), column (\d+)")
+_DUPLICATE: Final = "duplicate mapping key"
 
 
-def read(data: bytes) -> tuple[Any, Problem | None, bool]:
-    """yaml_rs's root value of `data`, where it refused the text (None: nowhere, or where is
-    unknown, e.g. a duplicate key, which libyaml locates), and whether it accepted it (not when it
-    was not run: on a document that could nest deeper than yaml_rs survives)."""
-    if isinstance(data, bytes) and maybe_too_deep(data):
-        return None, None, False
-    try:
-        with gc_paused():  # a parse allocates millions of objects that all survive
-            # load() takes bytes (a str would be a file name); it replaces bad UTF-8 silently,
-            # which is why the reader checks it first.
-            value = yaml_rs.load(
-                data, parse_datetime=False, duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.Error
-            )
-    except yaml_rs.YAMLDecodeError as exc:
-        return None, _refusal(str(exc)), False
-    # TypeError: a mapping key that holds a list or a mapping (libyaml then says what).
-    except (ValueError, RecursionError, TypeError):
-        return None, None, False
-    return value, None, True
+def read(data: bytes, *, guarded: bool = True) -> Read:
+    """yaml_rs's reading of `data`. `guarded`: not run on a document that could nest deeper than
+    yaml_rs survives (not accepted, no refusal: the marked reader measures the depth first)."""
+    if guarded and isinstance(data, bytes) and maybe_too_deep(data):
+        return Read(None, None, False)
+    duplicates = False
+    for policy in (yaml_rs.DuplicateKeyPolicy.Error, yaml_rs.DuplicateKeyPolicy.FirstWins):
+        try:
+            with gc_paused():  # a parse allocates millions of objects that all survive
+                # load() takes bytes (a str would be a file name); it replaces bad UTF-8
+                # silently, which is why the reader checks it first.
+                value = yaml_rs.load(data, parse_datetime=False, duplicate_key_policy=policy)
+            return Read(value, None, not duplicates, duplicates)
+        except yaml_rs.YAMLDecodeError as exc:
+            if duplicates or not str(exc).startswith(_DUPLICATE):
+                return Read(None, _refusal(str(exc), data), False)
+            duplicates = True  # read again keeping the first of each: the marked reader says where
+        except (ValueError, RecursionError, TypeError):
+            break
+    return Read(None, None, False)
 
 
-def _refusal(message: str) -> Problem | None:
+def _refusal(message: str, data: bytes) -> Problem | None:
     at = _AT.search(message)
     if at is None:
         return None
+    line, col = int(at.group(1)), int(at.group(2))
     reason = message.rstrip().rpartition("\n")[2].strip()
-    return Problem(f"YAML syntax error: {reason}", line=int(at.group(1)), col=int(at.group(2)))
+    text = data.split(b"\n", line)[line - 1 : line]
+    if text and text[0][col - 1 : col] == b"\t" or text and text[0].lstrip(b" ")[:1] == b"\t":
+        reason += "; indent with spaces, not tabs"
+    return Problem(f"YAML syntax error: {reason}", line=line, col=col)

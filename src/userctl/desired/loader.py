@@ -1,11 +1,12 @@
 """Loading a desired state: a file, or a directory whose *.yaml files form one desired state.
 
-Per file: read (size, UTF-8, not empty), then parse. When the fast parser can vouch for a file
-(fast_yaml), its value is the precise parser's and only marks are missing: the schema runs on it
-directly, and the few marks a problem needs are computed around that problem (sliced_marks). Any
-other file is parsed precisely, with marks, applying the strict rules (strict_yaml). Either way the
-characters of every string are checked (characters), then the semantic rules run across all
-files, and every problem found anywhere is raised at once, sorted by FILE:LINE:COL.
+Per file: read (size, UTF-8, not empty), then parse: yaml_rs decides what the text means
+(fast_yaml). When a scan of the bytes vouches that nothing in the file concerns how YAML is
+written, only marks are missing: the schema runs on the value directly, and the few marks a
+problem needs are found around it (strict_yaml.lazy_marks). Any other file is read with marks,
+applying the strict rules (strict_yaml). Either way the characters of every string are checked
+(characters), then the semantic rules run across all files, and every problem found anywhere is
+raised at once, sorted by FILE:LINE:COL.
 
 A directory: every `*.yaml` file in it (not hidden, not in subdirectories), in name order. Each
 file carries `version` and `organization` (the same in all), and any of `roles` and `users`.
@@ -18,7 +19,6 @@ reported are true ones.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import threading
@@ -30,11 +30,15 @@ from typing import Any, Literal
 
 from userctl import policies
 from userctl.desired import characters, fast_yaml, reader, schema, semantic
-from userctl.desired.agreement import first_difference
 from userctl.desired.reader import DIRECTORY, Source, at_start, broken_link, read_source
-from userctl.desired.sliced_marks import SlicedSourceMap
-from userctl.desired.sourcemap import Marks, iter_prefixes
-from userctl.desired.strict_yaml import MAX_DEPTH, MarkedDocument, nesting_depth, parse_marked
+from userctl.desired.strict_yaml import (
+    MAX_DEPTH,
+    MarkedDocument,
+    Marks,
+    lazy_marks,
+    nesting_depth,
+    parse_marked,
+)
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
 from userctl.state import (
@@ -88,7 +92,7 @@ class _Document:
         it would quote the very characters that mislead)."""
         if path in self.refused:
             return True
-        return bool(self.tainted) and any(prefix in self.tainted for prefix in iter_prefixes(path))
+        return bool(self.tainted) and any(path[:i] in self.tainted for i in range(len(path) + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,52 +312,37 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
 def _parse(
     source: Source, parser: Parser, started: fast_yaml.BackgroundParse | None = None
 ) -> _Document:
-    """One verdict whichever way the file is read: yaml_rs's value (the spec's) when the scan
-    vouches for it; otherwise libyaml's, with marks and the strict rules, and only where yaml_rs
-    accepts the text and reads the same value (`parser="precise"` skips the first way)."""
-    fast = fast_yaml.parse_fast(source.data, started)
-    if parser == "auto" and fast.trusted:
-        # Only marks are missing: they are computed around each problem, if there is any.
-        marks = SlicedSourceMap(lambda: source.text, fast.value)
-        try:
-            found = schema.check(fast.value, marks)
-        except schema.UNCHECKABLE:
-            pass  # e.g. a key that is not a string: the precise parser will say so
-        else:
-            if (
-                not found or nesting_depth(fast.value) <= MAX_DEPTH
-            ):  # deeper: the precise parser refuses it
-                return _checked(_Document(source, fast.value, marks), [], found)
-    marked = _marked(source, fast)
+    marked, found = _read(source, parser, started)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
-    found = schema.check(marked.value, marked.sourcemap) if marked.value is not None else []
     return _checked(document, marked.problems, found)
 
 
-def _marked(source: Source, fast: fast_yaml.FastRead, *, mapping: bool = True) -> MarkedDocument:
-    """libyaml's reading of `source`, refused where yaml_rs's (`fast`) differs."""
-    marked = parse_marked(source.text, mapping=mapping)
-    if not marked.problems:
-        disagreement = _disagreement(marked, fast)
-        if disagreement is not None:
-            marked.problems.append(disagreement)
-            marked.value = None
-    elif fast.accepted:
-        # Valid YAML that libyaml cannot read (a known gap, see docs/yaml.md): no "syntax error".
-        marked.problems[:] = [
-            replace(p, message=_UNREADABLE + p.message.removeprefix(_SYNTAX))
-            if p.message.startswith(_SYNTAX)
-            else p
-            for p in marked.problems
-        ]
-    return marked
-
-
-_SYNTAX = "YAML syntax error: "
-_UNREADABLE = (
-    "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
-    "no empty keys, one key per line): "
-)
+def _read(
+    source: Source,
+    parser: Parser,
+    started: fast_yaml.BackgroundParse | None = None,
+    *,
+    mapping: bool = True,
+) -> tuple[MarkedDocument, list[Problem]]:
+    """yaml_rs's value with its marks, and the schema's problems. When the scan vouches for the
+    file, only marks are missing: the schema runs on the value directly, and marks are found
+    around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value (a key
+    that is not a string) or it nests too deep, the marked reader reads it with the strict rules
+    and names what is wrong (`parser="precise"` always reads it so)."""
+    fast = fast_yaml.parse_fast(source.data, started)
+    if parser == "auto" and fast.trusted:
+        marks = lazy_marks(lambda: source.text, fast.value)
+        try:
+            found = schema.check(fast.value, marks)
+        except schema.UNCHECKABLE:
+            pass
+        else:
+            if not found or nesting_depth(fast.value) <= MAX_DEPTH:
+                return MarkedDocument(fast.value, marks), found
+    marked = parse_marked(source.text, mapping=mapping, read=fast)
+    if not mapping or marked.value is None:
+        return marked, []
+    return marked, schema.check(marked.value, marked.sourcemap)
 
 
 def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[Problem]]:
@@ -364,56 +353,11 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
         source = Source(file, reader.check(text.encode("utf-8"), file))
     except InputError as exc:
         return None, list(exc.problems)
-    fast = fast_yaml.parse_fast(source.data)
-    marks: Marks
-    if parser == "auto" and fast.trusted and _checkable(fast.value):
-        value, marks, problems = fast.value, SlicedSourceMap(source.text, fast.value), []
-    else:
-        marked = _marked(source, fast, mapping=False)
-        value, marks, problems = marked.value, marked.sourcemap, marked.problems
+    marked, _ = _read(source, parser, mapping=False)
+    value, problems = marked.value, marked.problems
     if isinstance(value, dict) and not problems:
-        problems = characters.check(value, source.data, marks)
+        problems = characters.check(value, source.data, marked.sourcemap)
     return value, problems
-
-
-def _checkable(value: dict[str, Any]) -> bool:
-    """Whether the schema can judge `value` (its keys are strings), as the loader's fast path
-    requires: otherwise libyaml names the key that is not."""
-    try:
-        schema.check(value, SlicedSourceMap("", value))
-    except schema.UNCHECKABLE:
-        return False
-    return True
-
-
-def _disagreement(marked: MarkedDocument, fast: fast_yaml.FastRead) -> Problem | None:
-    """Why a document libyaml read without a problem is refused all the same: yaml_rs (the spec)
-    refused its text, or reads some value of it otherwise."""
-    if fast.refusal is not None:
-        return fast.refusal
-    if fast.value is None or marked.value is None:
-        return None  # yaml_rs was not run (too deep for it), or refused without saying where
-    path = first_difference(fast.value, marked.value)
-    if path is None:
-        return None
-    line, col = marked.sourcemap.position(path)
-    spec, libyaml = _shown(fast.value, path), _shown(marked.value, path)
-    return Problem(
-        f"YAML readers disagree on this value: the YAML spec reads {spec}, others {libyaml}; "
-        "write it plainly (quote a string, one key per line)",
-        path,
-        line=line,
-        col=col,
-    )
-
-
-def _shown(root: Any, path: Path) -> str:
-    """The value at `path` as JSON, ASCII and cut short: it is quoted in a message."""
-    node = root
-    for step in path:
-        node = node[step]
-    text = json.dumps(node, ensure_ascii=True, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _checked(document: _Document, strict: list[Problem], found: list[Problem]) -> _Document:
@@ -527,10 +471,10 @@ def _marks_of(file: str) -> Marks | None:
         source = read_source(file)
     except InputError:
         return None  # the file went away since it was loaded: name it, without a line
-    fast = fast_yaml.parse_fast(source.data)
+    fast = fast_yaml.parse_fast(source.data)  # marks only: no schema run, as _read would
     if fast.trusted:
-        return SlicedSourceMap(lambda: source.text, fast.value)
-    return parse_marked(source.text).sourcemap
+        return lazy_marks(lambda: source.text, fast.value)
+    return parse_marked(source.text, read=fast).sourcemap
 
 
 def _place(problem: Problem) -> tuple[str, int, int, str, str]:

@@ -35,7 +35,7 @@ DESIRED_ADVICE: Final = "split the users across several files in a directory"
 MAX_DOCUMENT_BYTES: Final = 512 * _MIB
 _BOM_BYTES: Final = "\ufeff".encode("utf-8")
 # Stops at the first line holding anything else, so it costs nothing on a real file. A byte order
-# mark counts as blank: libyaml skips one wherever a token may start, so a file of nothing but
+# mark counts as blank: YAML skips one wherever a token may start, so a file of nothing but
 # BOMs (the first one is already gone) is no document at all, not a document of nothing.
 _BLANK: Final = rb"(?:[ \t\r]|\xef\xbb\xbf)*"
 _ONLY_COMMENTS: Final = re.compile(rb"(?:%s(?:#[^\n]*)?\n)*%s(?:#[^\n]*)?" % (_BLANK, _BLANK))

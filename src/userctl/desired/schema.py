@@ -13,8 +13,7 @@ import json
 from pathlib import Path as FilePath
 from typing import Any, Final
 
-from userctl.desired.scalars import describe_kind
-from userctl.desired.sourcemap import Marks
+from userctl.desired.strict_yaml import Marks, describe_kind
 from userctl.errors import Path, Problem, did_you_mean
 
 SCHEMA_FILE: Final = "userctl.schema.json"

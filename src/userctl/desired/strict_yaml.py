@@ -1,36 +1,557 @@
-"""The precise parser: libyaml's C parser, event by event, building the document's value together
-with its source map and refusing everything the desired-state format does not allow.
+"""The marked reader: where each node of a document stands, how each scalar is written, and every
+rule of the format about how the YAML is written rather than what it holds.
 
-It is the authority on what a file means. It runs whenever the fast parser cannot vouch for a
-file (see fast_yaml) or a problem has to be located, so it must find *every* strict-rule problem in
-one pass, with its line and column:
+yaml_rs (fast_yaml) alone decides whether a text is YAML and what every value is; this module never
+decides a value. A small scanner, restricted to what is needed (node starts, scalar styles, anchors,
+tags, aliases, directives, document markers), reads the text, and its nodes are laid over yaml_rs's
+value node for node. Where they do not line up, the scanner has misread valid YAML: the file is
+refused as one userctl cannot mark (a known gap of the scanner, never a wrong value). It finds,
+each at its line and column:
 - duplicate keys at any depth, naming the first definition;
 - anchors, aliases, tags (`!!str`, `!foo`), merge keys (`<<`), directives, several documents;
-- plain booleans other than `true`/`false` (see scalars);
-- `${...}`: substitution is not supported, a plan must be reproducible from git alone.
-Plain scalars are read with YAML 1.2 core rules, exactly as the fast parser reads them.
+- plain booleans other than `true`/`false` (AMBIGUOUS_BOOLEANS), quoted ones being strings;
+- characters YAML does not allow in a stream, and nesting deeper than MAX_DEPTH.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
+import re
 from array import array
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
-from userctl.desired.scalars import (
-    AMBIGUOUS_BOOLEANS,
-    NOT_STRINGS,
-    NUMBER_START,
-    resolve_plain,
-)
-from userctl.desired.sourcemap import SourceMap, unpack
+from userctl.desired import fast_yaml
 from userctl.errors import Path, Problem
 
-_NO_KEY: Any = object()  # a mapping frame waiting for its next key
+# Plain scalars that are errors (yaml_rs reads YAML 1.2's core schema): anything a YAML 1.1 or 1.2
+# reader may take for a boolean, except the two canonical spellings. `NO` silently becoming false
+# is the trap.
+AMBIGUOUS_BOOLEANS: Final = frozenset(
+    "y Y yes Yes YES n N no No NO on On ON off Off OFF True TRUE False FALSE".split()
+)
 # The format nests four levels deep (users > user > bank_accounts > item); far deeper input is a
 # mistake or an attack (memory), and jsonschema-rs gives up past about 250 levels.
 MAX_DEPTH = 64
-# Marks are packed as line << 32 | column (0-based), inline in the event loop: see sourcemap.
+_TOO_DEEP: Final = (
+    f"nested more than {MAX_DEPTH} levels deep (the format needs 4); "
+    "check the brackets and indentation"
+)
+_SAY: Final = {  # the format's rules on how YAML is written, as their problems say them
+    "&": "anchors ({}) are not allowed; write values out in full",
+    "!": "tags ({}) are not allowed; write the plain value, quoted if it is a string",
+    "*": "aliases ({}) are not allowed; write the value out in full",
+    "<<": "merge keys (<<) are not supported; write the keys out in full",
+    "bad": "YAML syntax error: '{}' cannot start a value in flow style; quote the value",
+    "%": "directives (%YAML, %TAG) are not supported; remove them",
+    "---": "several YAML documents in one file: a file holds exactly one (remove this '---', or "
+    "move what follows to a file of its own)",
+    "": "the file is empty (it holds no YAML document); it must declare version and organization",
+}
+UNREADABLE: Final = (
+    "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
+    "no empty keys, one key per line)"
+)
+_SKIP: Final = re.compile(r"(?:[ \t\r\n\ufeff]+|#[^\n]*)*")
+_DOUBLE: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_SINGLE: Final = re.compile(r"'(?:[^']|'')*'")
+_PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*")
+_ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*")
+_HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
+_INDENT: Final = re.compile(r"[ ]*")
+_BLANKS: Final = re.compile(r"[ \t]*")
+
+
+# A plain key alone on its line, its value on the lines below (group 2: just past the ':').
+_KEY_LINE: Final = re.compile(
+    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$"
+)
+
+
+_FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
+_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))")  # at column 0: a marker
+
+
+@functools.cache
+def _less(indent: int) -> re.Pattern[str]:
+    return re.compile(rf"\n(?= {{0,{indent - 1}}}+[^ \r\n])")
+
+
+@functools.cache
+def _next_entry(c: int) -> re.Pattern[str]:
+    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))")
+
+
+def _plain(safe: str) -> re.Pattern[str]:
+    """One line of a plain scalar: words of `safe` characters (a '#' inside a word is text, one
+    after a blank starts a comment) separated by blanks."""
+    word = rf"(?:{safe})(?:{safe}|#)*"
+    return re.compile(rf"{word}(?:[ \t]+{word})*")
+
+
+_PLAIN_BLOCK: Final = _plain(r"[^\s:#]|:(?=\S)")
+_PLAIN_FLOW: Final = _plain(r"[^\s,\[\]{}:#]|:(?=[^\s,\[\]{}])")
+_QUOTED_LINE: Final = r"\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\n]|'')*+'"
+_PLAIN_LINE: Final = rf"(?![-?:]\s|[\s#'\"&!*|>%@`,\[\]{{}}])(?:{_PLAIN_BLOCK.pattern})"
+
+
+@functools.cache
+def _simple_entry(c: int) -> re.Pattern[str]:
+    """Most lines of a file: `key: value` on one line, a plain key and a plain or quoted value, the
+    next line no further right than `c` (so the value does not go on there). One match reads such
+    an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
+    return re.compile(
+        rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
+        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)"
+    )
+
+
+# The characters YAML allows in a stream (c-printable).
+_NOT_PRINTABLE: Final = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+class _Misread(Exception):
+    """The scanner's reading does not line up with yaml_rs's value: `at` is where it parts."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+
+class _TooDeep(_Misread):
+    pass
+
+
+class _Empty(_Misread):
+    pass
+
+
+# Events: ("{" | "[", offset, properties), ("]", offset), ("*", offset, properties, "*name"),
+# ("s", offset, properties, style, plain text or None, end), and ("~", offset, offset past the
+# ':', column): a value a shallow reading leaves for later. Properties: ((offset, "&a"), ...).
+Event = tuple[Any, ...]
+
+
+class _Scanner:
+    """The events of the first document of `text`, and where a second one or a directive is."""
+
+    def __init__(self, text: str, shallow: bool = False) -> None:
+        self.t, self.n, self.shallow = text, len(text), shallow
+        self.events: list[Event] = []
+        self.directive: int | None = None
+        self.second: int | None = None  # where a second document starts
+        self.depth = 0
+
+    def col(self, i: int) -> int:
+        return i - self.t.rfind("\n", 0, i) - 1
+
+    def skip(self, i: int) -> int:
+        return _SKIP.match(self.t, i).end()  # type: ignore[union-attr]
+
+    def blank(self, i: int) -> bool:
+        return i >= self.n or self.t[i] in " \t\r\n"
+
+    def indicator(self, i: int) -> bool:
+        """Whether a ':' at `i` in flow style is a value indicator (not the start of a scalar)."""
+        return self.t[i] == ":" and (self.blank(i + 1) or self.t[i + 1] in ",[]{}")
+
+    def marker(self, i: int) -> bool:
+        return self.t.startswith(("---", "..."), i) and self.col(i) == 0 and self.blank(i + 3)
+
+    def stream(self) -> None:
+        t, i, documents = self.t, self.skip(0), 0
+        while i < self.n:
+            if t[i] == "%" and self.col(i) == 0:
+                self.directive = i if self.directive is None else self.directive
+                i = self.skip(t.find("\n", i) % (self.n + 1))
+                continue
+            if t.startswith("...", i) and self.marker(i):
+                i = self.skip(i + 3)
+                continue
+            documents += 1
+            if documents > 1:
+                self.second = i
+                return
+            explicit = t.startswith("---", i) and self.marker(i)
+            i = self.skip(self.node(-1, i + 3 if explicit else i))
+        if not documents:
+            raise _Empty(0)
+
+    # -- block context ----------------------------------------------------------------------------
+
+    def ends(self, j: int, parent: int, seq_ok: bool) -> bool:
+        if j >= self.n or self.marker(j):
+            return True
+        c = self.col(j)
+        return c <= parent and not (seq_ok and c == parent and self.is_entry(j))
+
+    def is_entry(self, j: int) -> bool:
+        return self.t[j] == "-" and self.blank(j + 1)
+
+    def node(self, parent: int, i: int, seq_ok: bool = False) -> int:
+        """A block node after offset `i`, its lines right of column `parent`; returns its end."""
+        t, j = self.t, self.skip(i)
+        if self.ends(j, parent, seq_ok):
+            self.events.append(("s", i, (), "", "", i))
+            return i
+        own: tuple[tuple[int, str], ...] = ()  # properties on a line of their own
+        props, j = self.properties(j)
+        while props and (j >= self.n or t[j] in "#\r\n"):
+            own, j = own + props, self.skip(j)
+            if self.ends(j, parent, seq_ok):
+                self.events.append(("s", own[0][0], own, "", "", j))
+                return j
+            props, j = self.properties(j)
+        c = self.col(j)
+        if t[j] in "-?:" and self.blank(j + 1):
+            kind = "[" if t[j] == "-" else "{"
+            self.open(kind, own[0][0] if own else j, own)
+            return self.block_seq(c, j) if kind == "[" else self.block_map(c, j, None)
+        index = len(self.events)
+        end = self.inline(j, props, parent)
+        colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
+        if t[colon : colon + 1] == ":" and self.blank(colon + 1) and t.find("\n", j, end) < 0:
+            start = props[0][0] if props else j
+            self.events.insert(index, ("{", own[0][0] if own else start, own))
+            self.open(None, start, ())
+            if self.shallow and self.depth >= 2 and not props:
+                del self.events[index + 1 :]  # the first key is read again, with the others
+                return self.shallow_map(self.col(start), j)
+            return self.block_map(self.col(start), colon + 1, index)
+        if own:
+            kind, _, _, *rest = self.events[index]
+            self.events[index] = (kind, own[0][0], own + props, *rest)
+        return self.more_plain(index, parent, end)
+
+    def properties(self, j: int) -> tuple[tuple[tuple[int, str], ...], int]:
+        """The anchors and tags at `j`, and where what they decorate starts."""
+        t, props = self.t, []
+        while j < self.n and t[j] in "&!":
+            end = _PROPERTY.match(t, j).end()  # type: ignore[union-attr]
+            props.append((j, t[j:end]))
+            j = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
+        return tuple(props), j
+
+    def block_seq(self, c: int, j: int) -> int:
+        while True:
+            end = self.node(c, j + 1)
+            j = self.skip(end)
+            if j >= self.n or self.marker(j) or self.col(j) != c or not self.is_entry(j):
+                return self.close(end)
+
+    def block_map(self, c: int, j: int, first: int | None) -> int:
+        """A block mapping at column `c`; `first`: its first key is read already (the index of
+        its start event), and `j` is past that key's ':'."""
+        if self.shallow and self.depth >= 2 and first is None:
+            return self.shallow_map(c, j)
+        simple, events = _simple_entry(c), self.events
+        while True:
+            line = simple.match(self.t, j) if first is None else None
+            if line is not None:
+                end, v = line.end(2), line.start(2)
+                events.append(("s", j, (), "", line.group(1), line.end(1)))
+                quote = self.t[v] if self.t[v] in "\"'" else ""
+                events.append(("s", v, (), quote, None if quote else line.group(2), end))
+            else:
+                end = self.value(c, j) if first is not None else self.entry(c, j)
+            first, j = None, self.skip(end)
+            if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
+                return self.close(end)
+
+    def entry(self, c: int, j: int) -> int:
+        t = self.t
+        if t[j] == "?" and self.blank(j + 1):
+            end = self.node(c, j + 1)
+            k = self.skip(end)
+            if k < self.n and self.col(k) == c and t[k] == ":" and self.blank(k + 1):
+                return self.node(c, k + 1, True)
+            self.events.append(("s", end, (), "", "", end))
+            return end
+        if t[j] == ":" and self.blank(j + 1):
+            self.events.append(("s", j, (), "", "", j))
+            return self.node(c, j + 1, True)
+        props, j = self.properties(j)
+        end = self.inline(j, props, c)
+        colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
+        if colon >= self.n or t[colon] != ":":
+            raise _Misread(j)
+        return self.value(c, colon + 1)
+
+    def shallow_map(self, c: int, j: int) -> int:
+        """A nested block mapping whose entries' values are left for later (see value): each
+        ends where the next line at most `c` columns in starts, found by one search."""
+        t, boundary = self.t, _next_entry(c)
+        while True:
+            line_end = t.find("\n", j) % (self.n + 1)
+            key = _KEY_LINE.match(t, j, line_end)
+            if (
+                key is None or key.group(1)[-1] in " \t"
+            ):  # not a plain key alone on its line: read the entry as usual
+                end = self.entry(c, j)
+                found = boundary.search(t, end)
+            else:
+                self.events.append(("s", j, (), "", key.group(1), key.end(1)))
+                found = boundary.search(t, line_end)
+                end = found.start() if found else self.n
+                v = self.skip(line_end)
+                after = key.start(2)
+                self.events.append(
+                    ("~", v, after, c) if v < end else ("s", after, (), "", "", after)
+                )
+            if found is None:
+                return self.close(end)
+            j = _INDENT.match(t, found.start() + 1).end()  # type: ignore[union-attr]
+            if j - found.start() - 1 != c or (c == 0 and self.marker(j)):
+                return self.close(end)
+
+    def value(self, c: int, i: int) -> int:
+        """The value of an entry of a block mapping at column `c`, after its ':'. A shallow reading
+        leaves a nested one on lines of its own for later: to the next line at most `c` columns
+        in (a block node's lines all stand right of it), where the next entry starts."""
+        j = self.skip(i)
+        if self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0:
+            if not self.ends(j, c, True):
+                found = _next_entry(c).search(self.t, j)
+                self.events.append(("~", j, i, c))
+                return found.start() if found else self.n
+        return self.node(c, i, True)
+
+    def more_plain(self, index: int, parent: int, end: int) -> int:
+        """A plain scalar's further lines (block context), which stand right of `parent`."""
+        event, t = self.events[index], self.t
+        if event[0] != "s" or event[3] != "":
+            return end
+        while True:
+            j = _SKIP.match(t, end).end()  # type: ignore[union-attr]
+            if t.find("#", end, j) >= 0 or j >= self.n or self.ends(j, parent, False):
+                break
+            if t.find("\n", end, j) < 0:
+                break
+            line = _PLAIN_BLOCK.match(t, j)
+            if line is None or line.end() == j:
+                break
+            end = line.end()
+        if end != event[5]:
+            self.events[index] = (*event[:4], None, end)
+        return end
+
+    # -- nodes written inline, and flow context ---------------------------------------------------
+
+    def inline(self, j: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
+        """A node starting at `j` that is not a block collection (one line of a plain scalar)."""
+        t = self.t
+        at = props[0][0] if props else j
+        if t[j] == "*":
+            end = _ALIAS.match(t, j).end()  # type: ignore[union-attr]
+            self.events.append(("*", at, props, t[j:end]))
+            return end
+        if t[j] in "\"'":
+            quoted = (_DOUBLE if t[j] == '"' else _SINGLE).match(t, j)
+            if quoted is None:
+                raise _Misread(j)
+            self.events.append(("s", at, props, t[j], None, quoted.end()))
+            return quoted.end()
+        if t[j] in "[{":
+            return self.flow(j, props)
+        if t[j] in "|>":
+            return self.block_scalar(j, at, props, parent)
+        line = _PLAIN_BLOCK.match(t, j)
+        if line is None:
+            raise _Misread(j)
+        self.events.append(("s", at, props, "", line.group(), line.end()))
+        return line.end()
+
+    def block_scalar(self, j: int, at: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
+        """A `|` or `>` block: its lines stand `indent` columns in (said by its header, or by its
+        first line that holds anything), up to a line that holds something further left."""
+        t, header = self.t, _HEADER.match(self.t, j)
+        assert header is not None
+        digit, start = header.group(1) or header.group(2), header.end()
+        first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
+        indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
+        after = _LESS_INDENTED.search(t, start) if indent == 0 else _less(indent).search(t, start)
+        end = after.start() + 1 if after else self.n
+        self.events.append(("s", at, props, t[j], None, end))
+        return end
+
+    def flow(self, j: int, props: tuple[tuple[int, str], ...]) -> int:
+        t = self.t
+        is_map, close = t[j] == "{", "}" if t[j] == "{" else "]"
+        self.open(t[j], props[0][0] if props else j, props)
+        k = self.skip(j + 1)
+        while k < self.n and t[k] != close:
+            start, index = k, len(self.events)
+            explicit = t[k] == "?" and self.blank(k + 1)
+            if explicit:
+                k = self.skip(k + 1)
+            if self.indicator(k) or (explicit and t[k] in ",]}"):
+                self.events.append(("s", k, (), "", "", k))
+            else:
+                k = self.skip(self.flow_node(k))
+            if k < self.n and t[k] == ":":
+                if not is_map:
+                    self.events.insert(index, ("{", start, ()))
+                k = self.skip(k + 1)
+                if t[k] in ",]}":
+                    self.events.append(("s", k, (), "", "", k))
+                else:
+                    k = self.skip(self.flow_node(k))
+                if not is_map:
+                    self.events.append(("]", k))
+            elif is_map or explicit:
+                if explicit and not is_map:
+                    self.events.insert(index, ("{", start, ()))
+                self.events.append(("s", k, (), "", "", k))
+                if explicit and not is_map:
+                    self.events.append(("]", k))
+            if k < self.n and t[k] == ",":
+                k = self.skip(k + 1)
+            elif k < self.n and t[k] != close:
+                raise _Misread(k)
+        if k >= self.n:
+            raise _Misread(j)
+        return self.close(k + 1)
+
+    def flow_node(self, k: int) -> int:
+        t = self.t
+        props, k = self.properties(k)
+        k = self.skip(k)
+        if t[k] in ",]}" or self.indicator(k):
+            self.events.append(("s", props[0][0] if props else k, tuple(props), "", "", k))
+            return k
+        if t[k] in "*\"'[{":
+            return self.inline(k, tuple(props), -1)
+        at = props[0][0] if props else k
+        if t[k] in "|>":  # an indicator YAML forbids here, which yaml_rs takes as text
+            after = _PLAIN_FLOW.match(t, k + 1)
+            stop = after.end() if after else k + 1
+            self.events.append(("s", at, props, "bad", None, stop))
+            return stop
+        line, lines = _PLAIN_FLOW.match(t, k), 0
+        if line is None:
+            raise _Misread(k)
+        end = line.end()
+        while True:  # a plain scalar goes on over lines in flow style
+            j = _SKIP.match(t, end).end()  # type: ignore[union-attr]
+            more = _PLAIN_FLOW.match(t, j) if t.find("#", end, j) < 0 else None
+            if more is None or more.end() == j:
+                break
+            end, lines = more.end(), lines + 1
+        self.events.append(("s", at, tuple(props), "", None if lines else line.group(), end))
+        return end
+
+    def open(self, kind: str | None, at: int, props: tuple[tuple[int, str], ...]) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _TooDeep(at)
+        if kind is not None:
+            self.events.append((kind, at, props))
+
+    def close(self, end: int) -> int:
+        self.depth -= 1
+        self.events.append(("]", end))
+        return end
+
+
+class SourceMap:
+    """Where each part of a document came from: path -> (line, column), found only when a problem
+    has to be located. Compact, as a 100,000-user file has over a million entries: each
+    container's marks are one array of offsets in its order (a dict keeps the parser's), a key's
+    index looked up when asked. Mappings store (key mark, value mark) per entry, sequences one
+    mark per item; `raw` keeps the source text of plain scalars read as numbers or null, so that
+    a message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
+    into a line and column; `reveal`, when set, marks a container on first use (see lazy_marks),
+    and `pending` holds what it has yet to mark."""
+
+    def __init__(self, root: Any, root_mark: int, place: Callable[[int], tuple[int, int]]) -> None:
+        self.root, self.root_mark, self.place = root, root_mark, place
+        # id(container) -> offsets; ids stay valid while `root` lives
+        self.marks: dict[int, array[int]] = {}
+        self.raw: dict[tuple[int, str | int], str] = {}
+        self.pending: dict[int, tuple[int, int]] = {}
+        self.reveal: Callable[[Any], None] | None = None
+        self._indexes: dict[int, dict[str, int]] = {}
+        self._folded: dict[int, dict[str, str]] = {}
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """(line, col) of the value at `path`, or of its key with `key=True`. A path that goes
+        beyond what exists (a missing field) gives the position of the deepest part that does."""
+        if self.reveal is not None and not self.marks:
+            self.reveal(self.root)
+        mark = self.root_mark
+        node = self.root
+        for i, step in enumerate(path):
+            found = self._child(node, step)
+            if found is None:
+                break
+            index, child = found
+            if self.reveal is not None and id(node) in self.pending:
+                self.reveal(node)
+            marks = self.marks.get(id(node))
+            if marks is None:  # inside an alias's value, which has no marks of its own
+                break
+            if isinstance(node, dict):
+                last = i == len(path) - 1
+                mark = marks[2 * index] if key and last else marks[2 * index + 1]
+            else:
+                mark = marks[index]
+            node = child
+        return self.place(mark)
+
+    def value(self, path: Path) -> Any:
+        node = self.root
+        for step in path:
+            found = self._child(node, step)
+            if found is None:
+                return None
+            node = found[1]
+        return node
+
+    def source_text(self, path: Path) -> str | None:
+        """The text as written of a plain scalar that was read as a number or null."""
+        if not path:
+            return None
+        self.position(path)  # marks what leads there, which notes the text on the way
+        parent = self.value(path[:-1])
+        if not isinstance(parent, (dict, list)):
+            return None
+        step = path[-1]
+        if isinstance(parent, dict) and isinstance(step, str):
+            step = self._resolve_key(parent, step) or step
+        return self.raw.get((id(parent), step))
+
+    def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
+        if isinstance(node, dict) and isinstance(step, str):
+            real = self._resolve_key(node, step)
+            if real is None:
+                return None
+            return self._index(node)[real], node[real]
+        if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            return step, node[step]
+        return None
+
+    def _resolve_key(self, node: dict[str, Any], step: str) -> str | None:
+        """The key of `node` that `step` names. Paths from the planner carry emails lower-cased;
+        the file may spell them otherwise (each mapping's folded keys cached: it never changes)."""
+        if step in node:
+            return step
+        folded = self._folded.get(id(node))
+        if folded is None:
+            folded = self._folded[id(node)] = {k.lower(): k for k in node if isinstance(k, str)}
+        return folded.get(step.lower())
+
+    def _index(self, node: dict[str, Any]) -> dict[str, int]:
+        index = self._indexes.get(id(node))
+        if index is None:
+            index = self._indexes[id(node)] = {k: i for i, k in enumerate(node)}
+        return index
+
+
+Marks = SourceMap  # what locating a problem needs
 
 
 @dataclass
@@ -45,278 +566,329 @@ class MarkedDocument:
     tainted: set[Path] = field(default_factory=set)
 
 
-class _Frame:
-    __slots__ = ("container", "is_map", "key", "key_mark", "mark", "marks", "skip", "step")
+class _Aligner:
+    """Lays the scanner's events over yaml_rs's value: the marks of every node, and the problems
+    of the format's rules, each at its path. `duplicates`: yaml_rs found a repeated key and
+    `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
-    def __init__(self, container: Any, is_map: bool, step: str | int | None, mark: int) -> None:
-        self.container = container
-        self.marks: array[int] = array("q")
-        self.is_map = is_map
-        self.key: Any = _NO_KEY
-        self.key_mark = 0
-        self.skip = False  # the current entry repeats a key: its value is dropped
-        self.step = step  # this container's key or index in its parent
-        self.mark = mark
-
-
-class _Builder:
-    """Receives parsed nodes and puts them in place; records problems with their paths."""
-
-    def __init__(self) -> None:
-        self.stack: list[_Frame] = []
-        self.marks: dict[int, array[int]] = {}
-        self.raw: dict[tuple[int, str | int], str] = {}
+    def __init__(
+        self, events: list[Event], text: str, duplicates: bool, into: SourceMap | None = None
+    ) -> None:
+        self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
+        self.marks = into.marks if into is not None else {}
+        self.raw = into.raw if into is not None else {}
+        self.pending = into.pending if into is not None else {}  # left for later: see lazy_marks
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
-        self.root: Any = None
-        self.root_mark = 0
-        self.done = False  # the root node has been read
+        self.place = _Places(text)
 
-    def path(self, extra: tuple[str | int, ...] = ()) -> Path:
-        steps = tuple(f.step for f in self.stack[1:] if f.step is not None)
-        return steps + extra
-
-    def next_step(self) -> str | int | None:
-        """The key or index the next node will take in the current container."""
-        if not self.stack:
-            return None
-        top = self.stack[-1]
-        if not top.is_map:
-            return len(top.container)
-        return None if top.key is _NO_KEY else top.key
-
-    def problem(self, message: str, mark: int, path: Path, *, taint: bool = False) -> None:
-        line, col = unpack(mark)
+    def problem(self, message: str, at: int, path: Path, *, taint: bool = True) -> None:
+        line, col = self.place(at)
         self.problems.append(Problem(message, path, line=line, col=col))
         if taint:
             self.tainted.add(path)
 
-    def awaits_key(self) -> bool:
-        return bool(self.stack) and self.stack[-1].is_map and self.stack[-1].key is _NO_KEY
-
-    def here(self, source: str | None) -> Path:
-        """The path of the node being parsed: for a key, the key itself."""
-        if self.awaits_key():
-            return self.path((source if source is not None else "?",))
-        step = self.next_step()
-        return self.path(() if step is None else (step,))
-
-    def node(self, value: Any, mark: int, source: str | None = None) -> None:
-        """Place a parsed node. `source` is a scalar's text as written: kept for numbers and
-        nulls so that messages can quote it, and used to name a key that is not a string."""
-        raw = (
-            source
-            if source is not None and value.__class__ is not str and value.__class__ is not bool
-            else None
-        )
-        if not self.stack:
-            self.root, self.root_mark, self.done = value, mark, True
-            return
-        top = self.stack[-1]
-        if not top.is_map:
-            if raw is not None:
-                self.raw[(id(top.container), len(top.container))] = raw
-            top.container.append(value)
-            top.marks.append(mark)
-            return
-        if top.key is _NO_KEY:
-            self._key(top, value, mark, source)
-            return
-        if not top.skip:
-            if raw is not None:
-                self.raw[(id(top.container), top.key)] = raw
-            top.container[top.key] = value
-            top.marks.append(top.key_mark)
-            top.marks.append(mark)
-        top.key = _NO_KEY
-        top.skip = False
-
-    def _key(self, top: _Frame, key: Any, mark: int, source: str | None) -> None:
-        if not isinstance(key, str):
-            if source:
-                message = f'keys must be strings: write "{source}" in quotes'
-            else:
-                message = f"keys must be plain strings, not {_describe_complex(key)}"
-            key = source or f"<{_describe_complex(key)}>"
-            self.problem(message, mark, self.path((key,)), taint=True)
-        if key in top.container:
-            first_line, _ = unpack(top.marks[2 * list(top.container).index(key)])
-            self.problem(
-                f"duplicate key '{key}' (first defined at line {first_line})",
-                mark,
-                self.path((key,)),
-            )
-            top.skip = True
-        top.key = key
-        top.key_mark = mark
-
-    def push(self, container: Any, is_map: bool, mark: int) -> None:
-        frame = _Frame(container, is_map, self.next_step(), mark)
-        self.marks[id(container)] = frame.marks
-        self.stack.append(frame)
-
-    def pop(self) -> None:
-        frame = self.stack.pop()
-        self.node(frame.container, frame.mark)
-
-
-def _describe_complex(key: Any) -> str:
-    return "a mapping" if isinstance(key, dict) else "a list" if isinstance(key, list) else "empty"
-
-
-def parse_marked(text: str, *, mapping: bool = True) -> MarkedDocument:
-    """`text` read with marks; `mapping`: refuse a top level that is not a mapping."""
-    import yaml  # imported when first needed: a valid file has no use for it before its scan
-
-    b = _Builder()
-    try:
-        _run(yaml, text, b)
-    except yaml.MarkedYAMLError as exc:
-        b.problems.append(_syntax_problem(text, exc))
-        b.root, b.done = None, False
-    except yaml.reader.ReaderError as exc:
-        b.problems.append(_reader_problem(text, exc))
-        b.root, b.done = None, False
-    if mapping and b.done and not isinstance(b.root, dict):
-        b.problem(
-            "the top level must be a mapping with version, organization, roles and users, "
-            f"not {_kind(b.root)}",
-            b.root_mark,
-            (),
-        )
-        b.root = None
-    return MarkedDocument(
-        b.root, SourceMap(b.root, b.root_mark, b.marks, b.raw), b.problems, b.tainted
-    )
-
-
-def _run(yaml: Any, text: str, b: _Builder) -> None:
-    from yaml._yaml import CParser
-
-    scalar_event, alias_event = yaml.ScalarEvent, yaml.AliasEvent
-    mapping_start, sequence_start = yaml.MappingStartEvent, yaml.SequenceStartEvent
-    mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
-    document_start, stream_end = yaml.DocumentStartEvent, yaml.StreamEndEvent
-    ambiguous = AMBIGUOUS_BOOLEANS
-    number_start, not_strings = NUMBER_START, NOT_STRINGS | AMBIGUOUS_BOOLEANS | {"<<"}
-    stack, no_key = b.stack, _NO_KEY
-
-    get_event = CParser(text).get_event
-    documents = 0
-    while True:
-        event: Any = get_event()
-        kind = type(event)
-        if kind is scalar_event:
-            m = event.start_mark
-            mark = (m.line << 32) | m.column
-            source = event.value
-            if (
-                stack
-                and event.anchor is None
-                and event.tag is None
-                and (
-                    event.style != ""
-                    or (source and source[0] not in number_start and source not in not_strings)
-                )
-                and "${" not in source
-            ):
-                # The common case, inlined (a million times per 100,000 users): a string that
-                # breaks no rule, as a new key, a value, or a list item.
-                top = stack[-1]
-                if not top.is_map:
-                    top.container.append(source)
-                    top.marks.append(mark)
+    def node(self, value: Any, path: Path, key: bool = False) -> int:
+        event = self.events[self.i]
+        self.last, self.i = self.i, self.i + 1
+        kind, props = event[0], event[2]
+        at: int = event[1]
+        if kind == "~":  # marked when a path enters it
+            if isinstance(value, (dict, list)):
+                self.pending[id(value)] = (event[2], event[3])
+            return at
+        for offset, text in props:
+            self.problem(_SAY[text[0]].format(text), offset, path)
+        if kind == "*":
+            self.problem(_SAY["*"].format(event[3]), at, path)
+            return at
+        if value is _UNKNOWN and kind in "{[":
+            for index in itertools.count():
+                if self.events[self.i][0] == "]":
+                    break
+                if kind == "[":
+                    self.node(_UNKNOWN, (*path, index))
                     continue
-                if top.key is no_key:
-                    if source not in top.container:
-                        top.key, top.key_mark = source, mark
-                        continue
-                elif not top.skip:
-                    top.container[top.key] = source
-                    top.marks.append(top.key_mark)
-                    top.marks.append(mark)
-                    top.key = no_key
-                    continue
-            value: Any = source
-            if event.anchor is not None or event.tag is not None:
-                _decorations(b, event, mark, source)
-            elif event.style == "":
-                value = resolve_plain(source)
-                if source in ambiguous and (value.__class__ is str or not b.awaits_key()):
-                    _refuse(b, mark, source, _ambiguous(source, b.here(source)))
-                elif source == "<<" and b.awaits_key():
-                    _refuse(
-                        b,
-                        mark,
-                        source,
-                        "merge keys (<<) are not supported; write the keys out in full",
-                    )
-            if "${" in source:
-                _refuse(
-                    b,
-                    mark,
-                    source,
-                    "${...} substitution is not supported: a plan must be reproducible from git "
-                    "alone; write the value itself",
+                name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
+                self.node(_UNKNOWN, (*path, name or "?"), key=True)
+                self.node(_UNKNOWN, (*path, name or "?"))
+            self.i += 1
+            return at
+        if kind == "s":
+            if isinstance(value, (dict, list, tuple, frozenset)):
+                raise _Misread(at)
+            style, plain = event[3], event[4]
+            if value is _UNKNOWN:
+                value = plain or ""
+            if style == "bad":
+                self.problem(_SAY["bad"].format(self.text[at]), at, path)
+            elif style == "" and plain is not None:
+                if value.__class__ is str and plain != value:
+                    raise _Misread(at)
+                if plain in AMBIGUOUS_BOOLEANS and (value.__class__ is str or not key):
+                    self.problem(_ambiguous(plain, path), at, path)
+                elif plain == "<<" and key:
+                    self.problem(_SAY["<<"], at, path)
+            return at
+        if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
+            # (both refused): no order to follow, only the place matters
+            self.i -= 1
+            self.skip()
+            return at
+        if kind == "{" and isinstance(value, dict):
+            self.mapping(value, path)
+        elif kind == "[" and isinstance(value, (list, tuple)):
+            marks = self.marks[id(value)] = array("q")
+            for index, item in enumerate(value):
+                if self.events[self.i][0] == "]":
+                    raise _Misread(at)
+                marks.append(self.node(item, (*path, index)))
+                self.note_raw(value, index, item)
+        else:
+            raise _Misread(at)
+        if self.events[self.i][0] != "]":
+            raise _Misread(self.events[self.i][1])
+        self.i += 1
+        return at
+
+    def mapping(self, value: Any, path: Path) -> None:
+        marks = self.marks[id(value)] = array("q")
+        keys, seen, names = iter(value), dict[Any, int](), dict[str, None]()  # seen: key marks
+        events, quick = self.events, not self.duplicates
+        while events[self.i][0] != "]":
+            event, after = events[self.i], events[self.i + 1]
+            if quick and after[0] == "~" and event[0] == "s" and not event[2] and event[4]:
+                # A plain key over an entry left for later (a user of a shallow reading): the
+                # common case, inline.
+                key = next(keys, _NO_KEY)
+                if key != event[4] or key in AMBIGUOUS_BOOLEANS or key == "<<":
+                    raise _Misread(event[1])  # never in a file the scan vouched for
+                marks.append(event[1])
+                marks.append(after[1])
+                child = value[key]
+                if child.__class__ is dict or child.__class__ is list:
+                    self.pending[id(child)] = (after[2], after[3])
+                names[key] = None
+                self.i += 2
+                continue
+            name = self.key_of(event) if self.duplicates else _NO_KEY
+            if name is not _NO_KEY and name in seen:
+                line, _ = self.place(seen[name])
+                shown = self.shown_key(event, name)
+                self.problem(
+                    f"duplicate key '{shown}' (first defined at line {line})",
+                    event[1],
+                    (*path, shown),
+                    taint=False,
                 )
-            b.node(value, mark, source)
-        elif kind is mapping_end or kind is sequence_end:
-            b.pop()
-        elif kind is mapping_start or kind is sequence_start:
-            m = event.start_mark
-            mark = (m.line << 32) | m.column
-            if len(stack) >= MAX_DEPTH:
-                b.problem(_TOO_DEEP, mark, b.path()[:2])
-                b.root, b.done = None, False
+                self.skip()
+                self.skip()
+                continue
+            key = next(keys, _NO_KEY)
+            if key is _NO_KEY and self.duplicates and event[0] == "*":
+                self.node(None, (*path, event[3]))  # an alias repeating a key: refused as such
+                self.skip()
+                continue
+            if key is _NO_KEY:
+                raise _Misread(event[1])
+            plain_key = quick and event[0] == "s" and key == event[4] and not event[2]
+            if plain_key and key != "<<" and key not in AMBIGUOUS_BOOLEANS:
+                self.i += 1  # a plain key no rule concerns (most keys): marked inline
+                marks.append(event[1])
+                marks.append(self.node(value[key], (*path, key)))
+                self.note_raw(value, key, value[key])
+                names[key] = None
+                continue
+            shown = self.shown_key(event, key)
+            at = self.node(key, (*path, shown), key=True)
+            seen[key if name is _NO_KEY else name] = at
+            if not isinstance(key, str):
+                plain = event[4] if event[0] == "s" and event[3] == "" else None
+                if event[0] == "s" and plain:
+                    message = f'keys must be strings: write "{plain}" in quotes'
+                else:
+                    message = f"keys must be plain strings, not {_describe_complex(key)}"
+                self.problem(message, at, (*path, shown))
+            marks.append(at)
+            marks.append(self.node(value[key], (*path, shown)))
+            self.note_raw(value, key, value[key])
+            names[shown if shown not in names else f"{shown} ({len(names) + 1})"] = None
+        if next(keys, _NO_KEY) is not _NO_KEY:
+            raise _Misread(self.events[self.i][1])
+        if any(name is not key for name, key in zip(names, value)):
+            # Each key as messages show it, so that the schema can judge the rest.
+            values = list(value.values())
+            value.clear()
+            value.update(zip(names, values))
+
+    def note_raw(self, container: Any, step: Any, value: Any) -> None:
+        """The text of a plain scalar read as a number or null, that messages quote."""
+        event = self.events[self.last]
+        if (value is None or value.__class__ in (int, float)) and event[0] == "s":
+            if event[3] == "" and event[4] is not None:
+                self.raw[(id(container), step)] = event[4]
+
+    def shown_key(self, event: Event, key: Any) -> str:
+        if isinstance(key, str):
+            return key
+        if event[0] == "s" and event[3] == "" and event[4]:
+            return str(event[4])
+        return f"<{_describe_complex(key)}>"
+
+    def key_of(self, event: Event) -> Any:
+        """A key's value read on its own (only when looking for repeated keys)."""
+        if event[0] != "s":
+            return _NO_KEY
+        read = fast_yaml.read(self.text[event[1] : event[5]].encode("utf-8"))
+        return read.value if read.accepted and not isinstance(read.value, (dict, list)) else _NO_KEY
+
+    def skip(self) -> None:
+        """Past one node's events (a repeated key's value: yaml_rs kept the first)."""
+        depth = 0
+        while True:
+            kind = self.events[self.i][0]
+            self.i += 1
+            depth += 1 if kind in "{[" else -1 if kind == "]" else 0
+            if depth == 0:
                 return
-            if event.anchor is not None or event.tag is not None:
-                _decorations(b, event, mark)
-            b.push({} if kind is mapping_start else [], kind is mapping_start, mark)
-        elif kind is alias_event:
-            m = event.start_mark
-            mark = (m.line << 32) | m.column
-            _refuse(
-                b,
-                mark,
-                None,
-                f"aliases (*{event.anchor}) are not allowed; write the value out in full",
-            )
-            b.node(None, mark, None)
-        elif kind is document_start:
-            documents += 1
-            m = event.start_mark
-            mark = (m.line << 32) | m.column
-            if documents > 1:
-                # Refused before anything else: what the first document holds is moot, so the
-                # problems found in it so far are dropped.
-                b.problems.clear()
-                b.tainted.clear()
-                b.problem(
-                    "several YAML documents in one file: a file holds exactly one "
-                    "(remove this '---', or move what follows to a file of its own)",
-                    mark,
-                    (),
-                )
-                b.root, b.done = None, False
-                return
-            if event.version is not None or event.tags:
-                b.problem("directives (%YAML, %TAG) are not supported; remove them", mark, ())
-        elif kind is stream_end:
-            return
 
 
-def libyaml_reads(data: bytes) -> bool:
-    """Whether libyaml parses `data` without an error: in C, no event reaching Python (about 0.4 s
-    at 100,000 users, against several for parse_marked). A file yaml_rs reads alone must be one
-    libyaml reads too, or a comment that sends it to libyaml would change its verdict."""
-    import yaml
-    from yaml._yaml import CParser
+_NO_KEY: Any = object()
+_UNKNOWN: Any = object()  # a value yaml_rs did not give
 
+
+class _Places:
+    """Offsets into a text as 1-based (line, column), the line starts found on first use."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.asked = text, 0
+        self.starts: list[int] | None = None
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        self.asked += 1
+        if self.starts is None and self.asked <= 16:  # a few problems: no table of 1M lines
+            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
+        if self.starts is None:
+            self.starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
+
+
+def parse_marked(
+    text: str, *, mapping: bool = True, read: fast_yaml.Read | None = None
+) -> MarkedDocument:
+    """`text` with its marks and the format's rules on its YAML; `read`: yaml_rs's reading of it,
+    when made already. `mapping`: refuse a top level that is not a mapping."""
+    place = _Places(text)
+
+    def refused(problem: Problem) -> MarkedDocument:
+        return MarkedDocument(None, SourceMap(None, 0, place), [problem])
+
+    def at(offset: int, message: str) -> Problem:
+        line, col = place(offset)
+        return Problem(message, line=line, col=col)
+
+    bad = _NOT_PRINTABLE.search(text)
+    if bad is not None:
+        char, kind = f"U+{ord(bad.group()):04X}", "control" if bad.group() < "\xa0" else "special"
+        message = f"character {char} is not allowed in YAML ({kind} characters are not allowed)"
+        return refused(at(bad.start(), message + "; remove it"))
+    scanner = _Scanner(text)
+    misread: int | None = None
     try:
-        CParser(data).raw_parse()
-    except yaml.YAMLError:
-        return False
-    return True
+        scanner.stream()
+    except _TooDeep as exc:
+        return refused(replace(at(exc.at, _TOO_DEEP), path=_open_path(scanner.events)))
+    except _Empty:
+        return refused(at(0, _SAY[""]))
+    except (_Misread, IndexError, AssertionError) as exc:
+        misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
+    if read is None and misread is None:
+        read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
+    if read is not None and not read.accepted and not read.duplicates and misread is None:
+        if any(event[0] == "*" for event in scanner.events):
+            # yaml_rs refused an alias (to no anchor, or expanding too far): the format refuses
+            # every alias, and says so at each.
+            walk = _Aligner(scanner.events, text, False)
+            walk.node(_UNKNOWN, ())
+            return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
+    if read is None or not read.accepted and not read.duplicates:
+        refusal = read.refusal if read is not None else None
+        return refused(
+            refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
+        )
+    if scanner.second is not None:
+        return refused(at(scanner.second, _SAY["---"]))
+    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
+    aligner = _Aligner(scanner.events, text, read.duplicates)
+    try:
+        if misread is not None:
+            raise _Misread(misread)
+        root_mark = aligner.node(read.value, ())
+    except (_Misread, IndexError) as exc:
+        offset = exc.at if isinstance(exc, _Misread) else 0
+        return refused(at(offset, UNREADABLE))
+    problems += aligner.problems
+    value = read.value
+    if mapping and not isinstance(value, dict):
+        kind = "a list" if isinstance(value, list) else "a single value"
+        message = "the top level must be a mapping with version, organization, roles and users"
+        problems.append(
+            at(root_mark, f"{message}, not {'an empty document' if value is None else kind}")
+        )
+        value = None
+    sourcemap = SourceMap(value, root_mark, place)
+    sourcemap.marks, sourcemap.raw = aligner.marks, aligner.raw
+    return MarkedDocument(value, sourcemap, problems, aligner.tainted)
+
+
+def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
+    """The marks of a document yaml_rs read and the scan vouched for, found when first asked (a
+    valid file needs none). A shallow reading marks it down to the entries of `roles`, `users`
+    and any other nested block mapping; each is read when a path enters it. A 100,000-user file
+    with one mistake then costs a pass over its keys, not a reading of two million nodes."""
+    sourcemap = SourceMap(value, 0, _Places(""))
+
+    def reveal(node: Any) -> None:
+        source = text()
+        if node is value:
+            sourcemap.place, scanner = _Places(source), _Scanner(source, shallow=True)
+            reading: Callable[[], object] = scanner.stream
+        elif id(node) in sourcemap.pending:
+            i, c = sourcemap.pending.pop(id(node))
+            scanner = _Scanner(source)
+            scanner.depth = 2
+            reading = functools.partial(scanner.node, c, i, True)
+        else:
+            return
+        try:
+            reading()
+            aligner = _Aligner(scanner.events, source, False, sourcemap)
+            root_mark = aligner.node(node, ())
+        except (_Misread, IndexError, AssertionError):
+            return  # not marked: positions fall back to the deepest place known
+        if node is value:
+            sourcemap.root_mark = root_mark
+
+    sourcemap.reveal = reveal
+    return sourcemap
+
+
+def _open_path(events: list[Event]) -> Path:
+    """Where the scanner stopped: the path of the node it was reading, to the format's depth (4
+    steps: deeper ones would only repeat `[0]`)."""
+    stack: list[list[Any]] = []  # per open container: [kind, children read, last key]
+    for event in events:
+        kind = event[0]
+        if kind == "]":
+            stack.pop()
+        elif stack and stack[-1][0] == "{" and stack[-1][1] % 2 == 0:  # a key
+            stack[-1][2] = event[4] if kind == "s" and event[4] else "?"
+        if kind in "{[":
+            stack.append([kind, 0, "?"])
+        elif stack:
+            stack[-1][1] += 1  # a node of the container read whole
+    return tuple(top[2] if top[0] == "{" else top[1] for top in stack)[:4]
 
 
 def nesting_depth(value: Any) -> int:
@@ -353,77 +925,24 @@ def _ambiguous(source: str, path: Path) -> str:
     )
 
 
-def _refuse(b: _Builder, mark: int, source: str | None, message: str) -> None:
-    """A strict-rule problem about the node being parsed (a key when a mapping awaits one)."""
-    b.problem(message, mark, b.here(source), taint=True)
+def _describe_complex(key: Any) -> str:
+    if isinstance(key, (dict, frozenset)):
+        return "a mapping"
+    return "a list" if isinstance(key, (list, tuple)) else "empty"
 
 
-def _decorations(b: _Builder, event: Any, mark: int, source: str | None = None) -> None:
-    if event.anchor is not None:
-        _refuse(
-            b, mark, source, f"anchors (&{event.anchor}) are not allowed; write values out in full"
-        )
-    if event.tag is not None:
-        tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
-        _refuse(
-            b,
-            mark,
-            source,
-            f"tags ({tag}) are not allowed; write the plain value, quoted if it is a string",
-        )
-
-
-_TOO_DEEP = (
-    f"nested more than {MAX_DEPTH} levels deep (the format needs 4); "
-    "check the brackets and indentation"
-)
-
-
-_REFUSED_ANYWAY = {
-    "while scanning a directive": "directives (%YAML, %TAG) are not supported; remove them",
-    "found incompatible YAML document": "directives (%YAML, %TAG) are not supported; remove them",
-    "while scanning an anchor": "anchors (&) are not allowed; write values out in full",
-    "while scanning an alias": "aliases (*) are not allowed; write the value out in full",
-}
-
-
-def _syntax_problem(text: str, exc: Any) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    if "maximum nesting depth" in str(exc.problem):
-        # libyaml >= 0.2.6 scans flow brackets ahead of its events and stops at 1000 levels before
-        # our own limit is reached: the same mistake, reported in the same words, at libyaml's mark.
-        return Problem(_TOO_DEEP, line=mark.line + 1, col=mark.column + 1)
-    refused = _REFUSED_ANYWAY.get(exc.context) or _REFUSED_ANYWAY.get(exc.problem)
-    if mark is not None and refused is not None:
-        # libyaml stops at a directive or an anchor it cannot read: the format refuses them all
-        # the same, and saying so is the fix (not a syntax lesson).
-        return Problem(refused, line=mark.line + 1, col=mark.column + 1)
-    message = f"YAML syntax error: {exc.problem or exc.context}"
-    if exc.context and exc.problem and exc.context_mark is not None:
-        message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    if mark is None:
-        return Problem(message)
-    lines = text.splitlines()
-    if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
-        message += "; indent with spaces, not tabs"
-    return Problem(message, line=mark.line + 1, col=mark.column + 1)
-
-
-def _reader_problem(text: str, exc: Any) -> Problem:
-    # libyaml reports a byte offset into the UTF-8 encoding of the text.
-    before = text.encode("utf-8")[: exc.position].decode("utf-8", errors="ignore")
-    line = before.count("\n") + 1
-    col = len(before) - (before.rfind("\n") + 1) + 1
-    char = exc.character
-    shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
-    return Problem(
-        f"character {shown} is not allowed in YAML ({exc.reason}); remove it", line=line, col=col
-    )
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
+def describe_kind(value: object) -> str:
+    """What a non-string value was read as, for messages ("a number", "null"...)."""
     if value is None:
-        return "an empty document"
-    return "a single value"
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return (
+        "a mapping"
+        if isinstance(value, dict)
+        else "a list"
+        if isinstance(value, list)
+        else "a string"
+    )

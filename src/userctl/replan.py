@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
@@ -142,12 +142,16 @@ _USER_COLUMNS: dict[str, str] = {
 }
 
 
+_UNJUDGED: Final = object()
+
+
 def _check_values(plan: Plan) -> None:
     """Every value a change writes fits its column and the character rules, as if it had come
     through the loader: a hand-written plan must not store what no file could declare."""
     problem = reason_problem(plan.options.get("reason"))
     if problem is not None:
         raise _forged(plan, printable(problem))
+    judged: dict[tuple[str, str], str | None] = {}
     for change in plan.changes:
         if change.kind == "policy":
             problem = value_problem(
@@ -182,7 +186,15 @@ def _check_values(plan: Plan) -> None:
         else:
             checks = [("bank_accounts.key", change.key[1] if len(change.key) > 1 else None)]
         for column, value in checks:
-            problem = limit_problem(column, value)
+            if type(value) is str:
+                # A value judged once per column: roles, statuses, id types and common names
+                # recur across a plan's changes, and the judgement depends on nothing else.
+                known = judged.get((column, value), _UNJUDGED)
+                if known is _UNJUDGED:
+                    known = judged[(column, value)] = limit_problem(column, value)
+                problem = known
+            else:
+                problem = limit_problem(column, value)
             if problem is not None:
                 raise _forged(
                     plan, f"{printable(change.address)} {change.action}: {printable(problem)}"

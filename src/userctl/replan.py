@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Any, Final, Mapping
+from typing import Any, Mapping
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
@@ -142,9 +142,6 @@ _USER_COLUMNS: dict[str, str] = {
 }
 
 
-_UNJUDGED: Final = object()
-
-
 def _check_values(plan: Plan) -> None:
     """Every value a change writes fits its column and the character rules, as if it had come
     through the loader: a hand-written plan must not store what no file could declare."""
@@ -189,10 +186,10 @@ def _check_values(plan: Plan) -> None:
             if type(value) is str:
                 # A value judged once per column: roles, statuses, id types and common names
                 # recur across a plan's changes, and the judgement depends on nothing else.
-                known = judged.get((column, value), _UNJUDGED)
-                if known is _UNJUDGED:
-                    known = judged[(column, value)] = limit_problem(column, value)
-                problem = known
+                if (column, value) in judged:
+                    problem = judged[(column, value)]
+                else:
+                    problem = judged[(column, value)] = limit_problem(column, value)
             else:
                 problem = limit_problem(column, value)
             if problem is not None:

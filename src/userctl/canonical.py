@@ -28,6 +28,7 @@ _SORTED = orjson.OPT_SORT_KEYS
 # is the json module's to write.
 _SCALARS = frozenset({str, int, bool, type(None)})
 _CONTAINERS = frozenset({dict, list, tuple})
+_ALLOWED = _SCALARS | _CONTAINERS
 
 
 def canonical_json(data: Any) -> str:
@@ -73,11 +74,13 @@ def _plain(data: Any) -> bool:
     stack = [data]
     while stack:
         container = stack.pop()
-        for value in container.values() if type(container) is dict else container:
-            kind = type(value)
-            if kind in _SCALARS:
-                continue
-            if kind not in _CONTAINERS:
-                return False
-            stack.append(value)
+        values = container.values() if type(container) is dict else container
+        # The set of the values' types, gathered in C: most containers (a record's fields) hold
+        # scalars only and are done in one test.
+        kinds = set(map(type, values))
+        if kinds <= _SCALARS:
+            continue
+        if not kinds <= _ALLOWED:
+            return False
+        stack.extend(value for value in values if type(value) in _CONTAINERS)
     return True

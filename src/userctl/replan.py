@@ -148,6 +148,7 @@ def _check_values(plan: Plan) -> None:
     problem = reason_problem(plan.options.get("reason"))
     if problem is not None:
         raise _forged(plan, printable(problem))
+    judged: dict[tuple[str, str], str | None] = {}
     for change in plan.changes:
         if change.kind == "policy":
             problem = value_problem(
@@ -182,7 +183,15 @@ def _check_values(plan: Plan) -> None:
         else:
             checks = [("bank_accounts.key", change.key[1] if len(change.key) > 1 else None)]
         for column, value in checks:
-            problem = limit_problem(column, value)
+            if type(value) is str:
+                # A value judged once per column: roles, statuses, id types and common names
+                # recur across a plan's changes, and the judgement depends on nothing else.
+                if (column, value) in judged:
+                    problem = judged[(column, value)]
+                else:
+                    problem = judged[(column, value)] = limit_problem(column, value)
+            else:
+                problem = limit_problem(column, value)
             if problem is not None:
                 raise _forged(
                     plan, f"{printable(change.address)} {change.action}: {printable(problem)}"

@@ -80,6 +80,18 @@ def test_a_creates_diff_is_derived_from_its_after_and_written_as_before() -> Non
     assert all(type(c.diff) is dict for c in read.changes if c.before is not None)
 
 
+def test_a_derived_diff_built_in_one_pass_is_the_mapping_it_reads_as() -> None:
+    """`as_dict` (what equality and the saved JSON use) gives what reading the diff field by
+    field gives, in the same order: a list field's sorted set, no field that is None."""
+    derived = DerivedDiff({"name": "ops", "permissions": ["b", "a", "b"], "expires": None})
+    by_field = {name: derived[name] for name in derived}
+    assert by_field["permissions"]["added"] == ["a", "b"] and "expires" not in by_field
+    assert derived.as_dict() == by_field and list(derived.as_dict()) == list(by_field)
+    assert plain_diff(derived) == by_field and derived == by_field
+    assert derived != {**by_field, "name": {"before": None, "after": "dev"}}
+    assert derived != {name: entry for name, entry in by_field.items() if name != "name"}
+
+
 def test_a_create_whose_diff_is_not_its_afters_keeps_the_diff_it_states() -> None:
     """A hand-edited diff must reach replan as it is (to be refused there), not be replaced by
     the one its `after` gives."""

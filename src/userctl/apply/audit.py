@@ -119,7 +119,7 @@ def append_events(
         seq += 1
         before = None if event.before is None else encode(event.before)
         after = None if event.after is None else encode(event.after)
-        payload = encode(
+        payload = canonical_bytes(
             _hashed_fields(
                 org_id,
                 seq,
@@ -136,7 +136,7 @@ def append_events(
                 event.reason,
                 event.refers_to,
             )
-        ).encode("utf-8")
+        )
         prev, head = head, sha256(payload).hexdigest()
         rows.append(
             (

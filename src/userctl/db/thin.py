@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from userctl import state
+from userctl import chain, state
 from userctl.db import plan_read
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
@@ -151,12 +151,58 @@ def read_for_plan(
     return PlanReads(live, facts, settings, parsed.shown())
 
 
+def scan_chain(
+    url: str,
+    organization: str | None,
+    wanted: str | None,
+    key: bytes | None,
+    connect_timeout: int | None = None,
+) -> tuple[str, chain.Scanned] | None:
+    """`audit verify`'s scan of the chain of `organization` (None: the only one), on the driver:
+    the organization's slug and what the scan found. None when this path does not apply (above)
+    or the organization is not plainly there (none, several, or not that one): the SQLAlchemy
+    path then reads and words it."""
+    parsed = parse(url)
+    if parsed is None:
+        return None
+    try:
+        with _reading(parsed, connect_timeout or CONNECT_TIMEOUT_S) as rows:
+            if rows is None:
+                return None
+            if organization is None:
+                slugs = rows("organization_slugs")
+                if len(slugs) != 1:
+                    return None
+                organization = str(slugs[0][0])
+            found = rows("organization", slug=organization)
+            if len(found) != 1:
+                return None
+            org_id, slug = int(found[0][0]), str(found[0][1])
+            read_time = _stored_instant if parsed.backend == "sqlite" else None
+            events = rows.batches("audit_chain", chain.VERIFY_BATCH, org_id=org_id)
+            return slug, chain.scan(events, org_id, wanted, key, read_time)
+    except _DriverError:
+        return None
+
+
+def _stored_instant(value: Any) -> dt.datetime:
+    """A time SQLite holds as the text SQLAlchemy writes (SQLITE_INSTANT), as its reader gives it
+    back; any other text is left to SQLAlchemy's reader (the scan then falls back)."""
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise _DriverError() from exc
+    if instant.tzinfo is not None or instant.strftime(SQLITE_INSTANT) != value:
+        raise _DriverError()
+    return instant
+
+
 class _DriverError(Exception):
     """Anything the driver raised: the SQLAlchemy path runs again and words it."""
 
 
 @contextlib.contextmanager
-def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
+def _reading(url: Url, connect_timeout: int) -> Iterator[_Rows | None]:
     """A read-only transaction on the database, as `engine.begin_read` opens it, at HEAD_REVISION
     (else None); driver errors become _DriverError."""
     try:
@@ -173,20 +219,8 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
     if conn is None:
         yield None
         return
-    statements = SQL[url.backend]
-
-    def run(sql: str, args: Any = (), fetch: bool = True) -> list[Any]:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql, args)
-            return list(cursor.fetchall()) if fetch else []
-        finally:
-            cursor.close()
-
-    def rows(name: str, **params: Any) -> list[Any]:
-        compiled = statements[name]
-        return run(compiled[0], driver_args(compiled, url.backend, params))
-
+    rows = _Rows(conn, url.backend)
+    run = rows.run
     try:
         try:
             if url.backend == "sqlite":
@@ -211,6 +245,45 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
             conn.rollback()
         with contextlib.suppress(Exception):
             conn.close()
+
+
+class _Rows:
+    """plan_read's runner on the driver connection (`rows(name, **params)`), and a streamed read
+    of a named query for a long one (`batches`)."""
+
+    def __init__(self, conn: Any, backend: str) -> None:
+        self._conn, self._backend, self._statements = conn, backend, SQL[backend]
+
+    def run(self, sql: str, args: Any = (), fetch: bool = True) -> list[Any]:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, args)
+            return list(cursor.fetchall()) if fetch else []
+        finally:
+            cursor.close()
+
+    def __call__(self, name: str, **params: Any) -> list[Any]:
+        compiled = self._statements[name]
+        return self.run(compiled[0], driver_args(compiled, self._backend, params))
+
+    def batches(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
+        """The rows of a named query, `size` a fetch, as db/driver.driver_batches streams them:
+        a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
+        compiled = self._statements[name]
+        if self._backend == "postgresql":
+            cursor = self._conn.cursor(name=f"userctl_stream_{name}")
+        elif self._backend == "mysql":
+            import pymysql.cursors  # type: ignore[import-untyped]
+
+            cursor = self._conn.cursor(pymysql.cursors.SSCursor)
+        else:
+            cursor = self._conn.cursor()
+        try:
+            cursor.execute(compiled[0], driver_args(compiled, self._backend, params))
+            while batch := cursor.fetchmany(size):
+                yield batch
+        finally:
+            cursor.close()
 
 
 def driver_args(
@@ -255,7 +328,7 @@ def _connect(url: Url, connect_timeout: int) -> tuple[Any, Any]:
 
         conn = psycopg.connect(dbname=url.database, connect_timeout=connect_timeout, **credentials)
         return conn, psycopg.Error
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     conn = pymysql.connect(
         database=url.database,

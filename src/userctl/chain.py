@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+import orjson
+
 from userctl.canonical import scalar_record_bytes
 from userctl.clock import naive_utc
 
@@ -147,7 +149,7 @@ def scan(
     # The events of one write share their time: formatted once per run of them.
     stored_time: Any = None
     time = ""
-    sha256 = hashlib.sha256
+    sha256, dumps = hashlib.sha256, orjson.dumps
     for batch in batches:
         events += len(batch)
         last = str(batch[-1][12])
@@ -176,24 +178,49 @@ def scan(
                 time = hashed_time(created_at if read_time is None else read_time(created_at))
             # The values as the driver gives them (no int(): a seq or id of another type can
             # only make the event look wrong, and `_check` then judges it).
-            payload = scalar_record_bytes(
-                hashed_fields(
-                    organization_id,
-                    seq,
-                    time,
-                    operator,
-                    verified_by,
-                    plan_digest,
-                    action,
-                    address,
-                    before,
-                    after,
-                    prev,
-                    operator_verified,
-                    reason,
-                    refers_to,
+            payload: bytes | None = None
+            if operator_verified is not None and reason is None and refers_to is None:
+                # The usual event: `hashed_fields` of it, its keys already in canonical (sorted)
+                # order, so orjson needs neither the call nor the sort (tests/core/test_chain.py
+                # holds the bytes equal). A value orjson refuses takes the general way below.
+                try:
+                    payload = dumps(
+                        {
+                            "action": action,
+                            "address": address,
+                            "after": after,
+                            "before": before,
+                            "operator": operator,
+                            "operator_verified": bool(operator_verified),
+                            "organization_id": organization_id,
+                            "plan_digest": plan_digest,
+                            "prev_hash": prev,
+                            "seq": seq,
+                            "time": time,
+                            "verified_by": verified_by,
+                        }
+                    )
+                except TypeError:  # orjson.JSONEncodeError too
+                    pass
+            if payload is None:
+                payload = scalar_record_bytes(
+                    hashed_fields(
+                        organization_id,
+                        seq,
+                        time,
+                        operator,
+                        verified_by,
+                        plan_digest,
+                        action,
+                        address,
+                        before,
+                        after,
+                        prev,
+                        operator_verified,
+                        reason,
+                        refers_to,
+                    )
                 )
-            )
             if (
                 seq != prev_seq + 1
                 or prev != prev_hash

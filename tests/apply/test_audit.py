@@ -384,6 +384,16 @@ def test_the_exact_path_decides_when_the_fast_scan_disagrees(
     assert "was altered: its contents no longer match its hash" in (result.problem or "")
 
 
+def _watched(batches, seen, statement, size):  # type: ignore[no-untyped-def]
+    """`batches`, passed on, once the cursor it opened is noted in `seen` with `statement`."""
+    first = next(batches, None)
+    cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
+    seen.append((statement, size, cursor))
+    if first is not None:
+        yield first
+        yield from batches
+
+
 def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     engine: Engine, factory, runner, monkeypatch
 ) -> None:
@@ -398,15 +408,12 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     seed(engine, org)
     seen: list[tuple[str, int, object]] = []
     real = thin._Rows.batches
+    dialect = engine.dialect.name
 
     def watched(self, name, size, **params):  # type: ignore[no-untyped-def]
-        batches = real(self, name, size, **params)
-        first = next(batches, None)
-        cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
-        seen.append((plan_sql.SQL[engine.dialect.name][name][0], size, cursor))
-        if first is not None:
-            yield first
-            yield from batches
+        return _watched(
+            real(self, name, size, **params), seen, plan_sql.SQL[dialect][name][0], size
+        )
 
     monkeypatch.setattr(thin._Rows, "batches", watched)
     result = runner("audit", "verify")
@@ -430,13 +437,9 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     from userctl.db import driver
 
     def watched_core(conn, query, batch_size):  # type: ignore[no-untyped-def]
-        batches = driver.driver_batches(conn, query, batch_size)
-        first = next(batches, None)
-        cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
-        seen.append((str(query), batch_size, cursor))
-        if first is not None:
-            yield first
-            yield from batches
+        return _watched(
+            driver.driver_batches(conn, query, batch_size), seen, str(query), batch_size
+        )
 
     monkeypatch.setattr(audit, "driver_batches", watched_core)
     with engine.connect() as conn:

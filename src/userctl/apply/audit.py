@@ -30,8 +30,8 @@ from userctl.canonical import canonical_bytes, canonical_json
 # too, as callers have always imported them.
 from userctl.chain import ENV_KEY as ENV_KEY
 from userctl.chain import GENESIS as GENESIS
+from userctl.chain import SCANNED, Scanned, hashed_fields, hashed_time, scan, verified
 from userctl.chain import VERIFY_BATCH as VERIFY_BATCH
-from userctl.chain import Scanned, hashed_fields, hashed_time, scan, verified
 from userctl.chain import VerifyResult as VerifyResult
 from userctl.chain import audit_key as audit_key
 from userctl.chain import event_hmac as _hmac
@@ -45,25 +45,9 @@ from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import email_key
 
-# The columns append_events writes, in the order of its tuples.
-_INSERTED = (
-    "organization_id",
-    "seq",
-    "created_at",
-    "operator",
-    "verified_by",
-    "operator_verified",
-    "plan_digest",
-    "action",
-    "address",
-    "before",
-    "after",
-    "prev_hash",
-    "hash",
-    "hmac",
-    "reason",
-    "refers_to",
-)
+# The columns append_events writes, in the order of its tuples: those a scan reads, the
+# organization in place of the id.
+_INSERTED = ("organization_id", *SCANNED[1:])
 
 
 class AuditRecord(NamedTuple):

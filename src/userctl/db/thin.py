@@ -16,13 +16,15 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from userctl import chain, state
 from userctl.db import plan_read
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
 from userctl.hygiene import HygieneFacts, ReviewSettings
+
+T = TypeVar("T")
 
 # The drivers `engine.normalise_url` picks, by the scheme people write.
 _BACKENDS = {
@@ -135,20 +137,14 @@ def read_for_plan(
     now: dt.datetime,
     connect_timeout: int | None = None,
 ) -> PlanReads | None:
-    """What plan_from_file reads, on the driver; None when this path does not apply (above).
-    A server that cannot be reached is refused as the engine refuses it (one wait, not two)."""
-    parsed = parse(url)
-    if parsed is None:
-        return None
-    try:
-        with _reading(parsed, connect_timeout or CONNECT_TIMEOUT_S) as rows:
-            if rows is None:
-                return None
-            live = plan_read.live_state(rows, slug, like)
-            facts, settings = plan_read.hygiene(rows, live, now)
-    except _DriverError:
-        return None
-    return PlanReads(live, facts, settings, parsed.shown())
+    """What plan_from_file reads, on the driver; None when this path does not apply (above)."""
+
+    def read(rows: _Rows, parsed: Url) -> PlanReads:
+        live = plan_read.live_state(rows, slug, like)
+        facts, settings = plan_read.hygiene(rows, live, now)
+        return PlanReads(live, facts, settings, parsed.shown())
+
+    return _on_driver(url, connect_timeout, read)
 
 
 def scan_chain(
@@ -162,25 +158,37 @@ def scan_chain(
     the organization's slug and what the scan found. None when this path does not apply (above)
     or the organization is not plainly there (none, several, or not that one): the SQLAlchemy
     path then reads and words it."""
+
+    def read(rows: _Rows, parsed: Url) -> tuple[str, chain.Scanned] | None:
+        slug = organization
+        if slug is None:
+            slugs = rows("organization_slugs")
+            if len(slugs) != 1:
+                return None
+            slug = str(slugs[0][0])
+        found = rows("organization", slug=slug)
+        if len(found) != 1:
+            return None
+        org_id = int(found[0][0])
+        read_time = _stored_instant if parsed.backend == "sqlite" else None
+        events = rows.batches("audit_chain", chain.VERIFY_BATCH, org_id=org_id)
+        return str(found[0][1]), chain.scan(events, org_id, wanted, key, read_time)
+
+    return _on_driver(url, connect_timeout, read)
+
+
+def _on_driver(
+    url: str, connect_timeout: int | None, read: Callable[[_Rows, Url], T | None]
+) -> T | None:
+    """`read` in a read-only transaction on the driver; None where this path does not apply
+    (above). A server that cannot be reached is refused as the engine refuses it (one wait, not
+    two)."""
     parsed = parse(url)
     if parsed is None:
         return None
     try:
         with _reading(parsed, connect_timeout or CONNECT_TIMEOUT_S) as rows:
-            if rows is None:
-                return None
-            if organization is None:
-                slugs = rows("organization_slugs")
-                if len(slugs) != 1:
-                    return None
-                organization = str(slugs[0][0])
-            found = rows("organization", slug=organization)
-            if len(found) != 1:
-                return None
-            org_id, slug = int(found[0][0]), str(found[0][1])
-            read_time = _stored_instant if parsed.backend == "sqlite" else None
-            events = rows.batches("audit_chain", chain.VERIFY_BATCH, org_id=org_id)
-            return slug, chain.scan(events, org_id, wanted, key, read_time)
+            return None if rows is None else read(rows, parsed)
     except _DriverError:
         return None
 

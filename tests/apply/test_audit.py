@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from userctl import chain
 from userctl.apply import audit
 from userctl.apply.audit import GENESIS, AuditRecord, append_events, verify_chain
 from userctl.db.models import AuditEvent
@@ -360,13 +361,13 @@ def test_the_exact_path_decides_when_the_fast_scan_disagrees(
     org = factory.org()
     with engine.begin() as conn:
         head = append_events(conn, org, records(6), T0)
-    real = audit.scalar_record_bytes
+    real = chain.scalar_record_bytes
 
     def diverging(record):  # type: ignore[no-untyped-def]
         encoded = real(record)
         return encoded + b" " if record["seq"] == 4 else encoded
 
-    monkeypatch.setattr(audit, "scalar_record_bytes", diverging)
+    monkeypatch.setattr(chain, "scalar_record_bytes", diverging)
     with engine.connect() as conn:
         assert verify_chain(conn, org, head, batch_size=4) == audit.VerifyResult(
             6, head, False, after_head=0
@@ -383,29 +384,38 @@ def test_the_exact_path_decides_when_the_fast_scan_disagrees(
     assert "was altered: its contents no longer match its hash" in (result.problem or "")
 
 
+def _watched(batches, seen, statement, size):  # type: ignore[no-untyped-def]
+    """`batches`, passed on, once the cursor it opened is noted in `seen` with `statement`."""
+    first = next(batches, None)
+    cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
+    seen.append((statement, size, cursor))
+    if first is not None:
+        yield first
+        yield from batches
+
+
 def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     engine: Engine, factory, runner, monkeypatch
 ) -> None:
     """Memory flat in the number of events: `audit verify` reads the chain as the driver's
     tuples through a streaming cursor (PostgreSQL: a named server-side cursor; MariaDB: an
-    unbuffered one), VERIFY_BATCH rows per fetch, rather than fetching every row at once. The
-    real reader runs; the test only looks at the cursor it opened."""
-    from userctl.db import driver
+    unbuffered one), VERIFY_BATCH rows per fetch, rather than fetching every row at once: on the
+    raw driver (db/thin.py) for an intact chain. The real reader runs; the test only looks at the
+    cursor it opened."""
+    from userctl.db import plan_sql, thin
 
     org = factory.org()
     seed(engine, org)
     seen: list[tuple[str, int, object]] = []
+    real = thin._Rows.batches
+    dialect = engine.dialect.name
 
-    def watched(conn, query, batch_size):  # type: ignore[no-untyped-def]
-        batches = driver.driver_batches(conn, query, batch_size)
-        first = next(batches, None)
-        cursor = batches.gi_frame.f_locals["cursor"] if batches.gi_frame else None
-        seen.append((str(query), batch_size, cursor))
-        if first is not None:
-            yield first
-            yield from batches
+    def watched(self, name, size, **params):  # type: ignore[no-untyped-def]
+        return _watched(
+            real(self, name, size, **params), seen, plan_sql.SQL[dialect][name][0], size
+        )
 
-    monkeypatch.setattr(audit, "driver_batches", watched)
+    monkeypatch.setattr(thin._Rows, "batches", watched)
     result = runner("audit", "verify")
     assert result.exit_code == 0, result.output
     assert "5 events" in result.stdout
@@ -421,6 +431,25 @@ def test_cli_verify_streams_the_events_through_a_server_side_cursor(
     elif engine.dialect.name == "mysql":
         import pymysql.cursors
 
+        assert isinstance(cursor, pymysql.cursors.SSCursor)
+
+    # The SQLAlchemy path (where the driver path declines, and to word a problem) streams alike.
+    from userctl.db import driver
+
+    def watched_core(conn, query, batch_size):  # type: ignore[no-untyped-def]
+        return _watched(
+            driver.driver_batches(conn, query, batch_size), seen, str(query), batch_size
+        )
+
+    monkeypatch.setattr(audit, "driver_batches", watched_core)
+    with engine.connect() as conn:
+        assert verify_chain(conn, org).events == 5
+    statement, batch_size, cursor = seen[1]
+    assert "ORDER BY audit_events.seq, audit_events.id" in statement
+    assert batch_size == audit.VERIFY_BATCH
+    if engine.dialect.name == "postgresql":
+        assert isinstance(cursor, psycopg.ServerCursor)
+    elif engine.dialect.name == "mysql":
         assert isinstance(cursor, pymysql.cursors.SSCursor)
 
 

@@ -13,9 +13,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from tests.apply.test_audit import seed
 from tests.conftest import Factory
 from tests.db.test_snapshot_driver_cursor import ORG_YAML
+from userctl.apply.audit import verify_chain
+from userctl.db.tables import audit_events
+from userctl.state import canonical_json
 
 # Runs the real entry point and reports, when the process exits, which heavy modules it loaded.
 PROBE = """
@@ -113,3 +118,52 @@ def test_plan_imports_only_the_requested_renderer(
     wanted = {RENDERERS[fmt], *RENDERER_USES.get(fmt, ())}
     assert wanted <= loaded
     assert not (set(RENDERERS.values()) - wanted) & loaded, sorted(loaded)
+
+
+def test_audit_verify_of_an_intact_chain_never_imports_sqlalchemy(
+    engine: Engine, db_url: str, factory: Factory
+) -> None:
+    """An intact chain is read and recomputed on the raw driver (db/thin.py, userctl/chain.py);
+    anything wrong is worded by the SQLAlchemy path (apply/audit.py), word for word as before."""
+    org = factory.org()
+    head = seed(engine, org)
+    code, loaded, out = _run(db_url, "audit", "verify", "--head", head)
+    assert code == 0, out
+    assert out.splitlines() == [
+        f"audit chain intact: 5 events, head {head}",
+        f"recorded head {head} is in the chain; 0 event(s) were appended after it",
+    ]
+    assert loaded == {"heavy": [], "sqlalchemy": False}
+    code, loaded, out = _run(db_url, "audit", "verify", "--format", "json")
+    assert code == 0 and json.loads(out)["events"] == 5 and json.loads(out)["head"] == head
+    assert loaded == {"heavy": [], "sqlalchemy": False}
+
+    # A head that is no event of the chain: the SQLAlchemy path says so.
+    proc = _verify(db_url, "--head", "ab" * 32)
+    assert proc.returncode == 4
+    assert f"the recorded head {'ab' * 32} is no event of this chain" in proc.stderr
+
+    with engine.begin() as conn:
+        conn.execute(
+            audit_events.update()
+            .where(audit_events.c.organization_id == org, audit_events.c.seq == 3)
+            .values(after=canonical_json({"first_name": "Mallory"}))
+        )
+    with engine.connect() as conn:
+        problem = verify_chain(conn, org).problem
+    assert problem is not None and "event #3" in problem and "was altered" in problem
+    proc = _verify(db_url)
+    assert proc.returncode == 4
+    assert f"audit chain of acme-payments is broken: {problem}" in proc.stderr
+    assert json.loads(proc.stderr.strip().splitlines()[-1])["sqlalchemy"] is True
+
+
+def _verify(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, "audit", "verify", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

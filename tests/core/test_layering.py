@@ -15,6 +15,7 @@ CONTRIBUTING = Path(__file__).resolve().parents[2] / "CONTRIBUTING.md"
 # The pure core: no I/O, no database, no terminal.
 CORE = {
     "canonical",
+    "chain",
     "errors",
     "clock",
     "state",

@@ -157,3 +157,23 @@ def test_an_instant_is_bound_on_sqlite_as_sqlalchemy_writes_it() -> None:
         compiled = plan_sql.SQL["sqlite"]["dormant"]
         args = thin.driver_args(compiled, "sqlite", {"org_id": 1, "cutoff": moment})
         assert process(moment) in args
+
+
+def test_a_stored_instant_is_read_as_sqlalchemy_reads_it_or_left_to_it() -> None:
+    """`audit verify`'s scan on the raw SQLite driver reads an event's stored time as SQLAlchemy's
+    DateTime reader does; text SQLAlchemy would not have written declines the driver path (the
+    scan then runs again through SQLAlchemy, which decides)."""
+    dialect = generator.DIALECTS["sqlite"]
+    impl = sa.DateTime().dialect_impl(dialect)
+    write, read = impl.bind_processor(dialect), impl.result_processor(dialect, None)
+    assert write is not None and read is not None
+    for moment in (
+        dt.datetime(2026, 1, 2, 3, 4, 5),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 60),
+        dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
+    ):
+        stored = write(moment)
+        assert thin._stored_instant(stored) == read(stored) == moment
+    for odd in ("2026-01-02 03:04:05", "2026-01-02T03:04:05.000000", "2026-01-02", "x", 5, None):
+        with pytest.raises(thin._DriverError):
+            thin._stored_instant(odd)

@@ -20,44 +20,34 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import math
-import os
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import Connection, Row, Select, or_, select
 
-from userctl.canonical import canonical_bytes, canonical_json, scalar_record_bytes
+from userctl.canonical import canonical_bytes, canonical_json
+
+# The chain's arithmetic lives in userctl/chain.py (no SQLAlchemy); its names are this module's
+# too, as callers have always imported them.
+from userctl.chain import ENV_KEY as ENV_KEY
+from userctl.chain import GENESIS as GENESIS
+from userctl.chain import SCANNED, Scanned, hashed_fields, hashed_time, scan, verified
+from userctl.chain import VERIFY_BATCH as VERIFY_BATCH
+from userctl.chain import VerifyResult as VerifyResult
+from userctl.chain import audit_key as audit_key
+from userctl.chain import event_hmac as _hmac
 from userctl.clock import iso_z, naive_utc
 
 # The Core table, not the ORM model: `audit verify` and `audit log` then never import
 # sqlalchemy.orm.
 from userctl.db.driver import column_reader, driver_batches, insert_many
+from userctl.db.snapshot import audit_chain_query
 from userctl.db.tables import audit_events as _table
 from userctl.plan import assignment_address, user_address
 from userctl.state import email_key
 
-GENESIS = "0" * 64
-ENV_KEY = "USERCTL_AUDIT_KEY"
-# The columns append_events writes, in the order of its tuples.
-_INSERTED = (
-    "organization_id",
-    "seq",
-    "created_at",
-    "operator",
-    "verified_by",
-    "operator_verified",
-    "plan_digest",
-    "action",
-    "address",
-    "before",
-    "after",
-    "prev_hash",
-    "hash",
-    "hmac",
-    "reason",
-    "refers_to",
-)
+# The columns append_events writes, in the order of its tuples: those a scan reads, the
+# organization in place of the id.
+_INSERTED = ("organization_id", *SCANNED[1:])
 
 
 class AuditRecord(NamedTuple):
@@ -80,27 +70,6 @@ class AuditRecord(NamedTuple):
     refers_to: int | None = None  # seq of the earlier event this one follows from
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    events: int
-    head: str  # hash of the last event, GENESIS for an empty chain
-    hmac_checked: bool
-    problem: str | None = None  # the first thing wrong, naming the event; None when intact
-    bad_seq: int | None = None
-    bad_id: int | None = None  # the row id of that event, which stays put when seqs are edited
-    # With a head to check: how many events were appended after it (None without one).
-    after_head: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-
-def audit_key() -> bytes | None:
-    key = os.environ.get(ENV_KEY)
-    return key.encode("utf-8") if key else None
-
-
 def append_events(
     conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime
 ) -> str:
@@ -111,7 +80,7 @@ def append_events(
         return head
     # Whole seconds: MariaDB's DATETIME keeps no fraction, and the hash must survive the round trip.
     created_at = naive_utc(now).replace(microsecond=0)
-    time = _hashed_time(created_at)
+    time = hashed_time(created_at)
     key = audit_key()
     sha256, encode = hashlib.sha256, canonical_json
     rows: list[tuple[Any, ...]] = []
@@ -120,7 +89,7 @@ def append_events(
         before = None if event.before is None else encode(event.before)
         after = None if event.after is None else encode(event.after)
         payload = canonical_bytes(
-            _hashed_fields(
+            hashed_fields(
                 org_id,
                 seq,
                 time,
@@ -183,10 +152,6 @@ def chain_head(conn: Connection, org_id: int) -> str:
     return tail(conn, org_id)[1]
 
 
-# Rows fetched per round trip by verify_chain: memory stays flat however long the chain is.
-VERIFY_BATCH = 2000
-
-
 def verify_chain(
     conn: Connection, org_id: int, head: str | None = None, *, batch_size: int = VERIFY_BATCH
 ) -> VerifyResult:
@@ -207,131 +172,26 @@ def verify_chain(
     wanted = None if head is None else head.strip().lower()
     scan = _scan(conn, org_id, wanted, key, batch_size)
     if scan.bad is None:
-        return _verified(scan.events, scan.last, key, wanted, scan.head_seq)
+        return verified(scan.events, scan.last, key, wanted, scan.head_seq)
     worded = _worded(conn, org_id, scan, key)
     return worded if worded is not None else _verify_rows(conn, org_id, wanted, key, batch_size)
 
 
-@dataclass(frozen=True, slots=True)
-class _Scanned:
-    events: int
-    last: str  # the hash of the last event, GENESIS for an empty chain
-    head_seq: int | None  # where the wanted head is among the intact events, if it is
-    bad: tuple[int, int | None] | None  # the row ids of the first wrong event and the one before
-
-
-# What `_scan` reads of an event, in this order: every stored field but the organization, which
-# the query fixes.
-_SCANNED = (
-    _table.c.id,
-    _table.c.seq,
-    _table.c.created_at,
-    _table.c.operator,
-    _table.c.verified_by,
-    _table.c.operator_verified,
-    _table.c.plan_digest,
-    _table.c.action,
-    _table.c.address,
-    _table.c.before,
-    _table.c.after,
-    _table.c.prev_hash,
-    _table.c.hash,
-    _table.c.hmac,
-    _table.c.reason,
-    _table.c.refers_to,
-)
-
-
 def _scan(
     conn: Connection, org_id: int, wanted: str | None, key: bytes | None, batch_size: int
-) -> _Scanned:
-    """`_check`'s checks over the chain on the driver's tuples: where the first wrong event is,
-    not what is wrong with it. It can only err towards "wrong" (which `_check` then judges): the
-    payload holds the values `_payload` takes, converted alike (SQLite's stored time text by
-    SQLAlchemy's own reader), and every comparison is with the text a passing event must hold."""
-    query = (
-        select(*_SCANNED)
-        .where(_table.c.organization_id == org_id)
-        .order_by(_table.c.seq, _table.c.id)
+) -> Scanned:
+    """`chain.scan` on the driver's tuples of the chain, streamed `batch_size` a fetch, SQLite's
+    stored time text converted by SQLAlchemy's own reader."""
+    return scan(
+        driver_batches(conn, audit_chain_query(int(org_id)), batch_size),
+        org_id,
+        wanted,
+        key,
+        column_reader(conn, _table.c.created_at),
     )
-    read_time = column_reader(conn, _table.c.created_at)
-    organization_id = int(org_id)
-    head_seq: int | None = 0 if wanted == GENESIS else None
-    events, last = 0, GENESIS
-    # The event before: none yet (seq 0, and an id below any).
-    prev_seq, prev_hash, prev_id = 0, GENESIS, -math.inf
-    bad: tuple[int, int | None] | None = None
-    # The events of one write share their time: formatted once per run of them.
-    stored_time: Any = None
-    time = ""
-    sha256 = hashlib.sha256
-    for batch in driver_batches(conn, query, batch_size):
-        events += len(batch)
-        last = str(batch[-1][12])
-        if bad is not None:
-            continue  # only counting remains
-        for (
-            id_,
-            seq,
-            created_at,
-            operator,
-            verified_by,
-            operator_verified,
-            plan_digest,
-            action,
-            address,
-            before,
-            after,
-            prev,
-            hash_,
-            mac,
-            reason,
-            refers_to,
-        ) in batch:
-            if created_at != stored_time:
-                stored_time = created_at
-                time = _hashed_time(created_at if read_time is None else read_time(created_at))
-            # The values as the driver gives them (no int(): a seq or id of another type can
-            # only make the event look wrong, and `_check` then judges it).
-            payload = scalar_record_bytes(
-                _hashed_fields(
-                    organization_id,
-                    seq,
-                    time,
-                    operator,
-                    verified_by,
-                    plan_digest,
-                    action,
-                    address,
-                    before,
-                    after,
-                    prev,
-                    operator_verified,
-                    reason,
-                    refers_to,
-                )
-            )
-            if (
-                seq != prev_seq + 1
-                or prev != prev_hash
-                or id_ < prev_id
-                or sha256(payload).hexdigest() != hash_
-                or (
-                    key is not None
-                    and (mac is None or not hmac.compare_digest(str(mac), _hmac(key, payload)))
-                )
-            ):
-                bad = (int(id_), None if prev_seq == 0 else int(prev_id))
-                break
-            if hash_ == wanted:
-                head_seq = seq
-            prev_seq, prev_hash, prev_id = seq, hash_, id_
-    return _Scanned(events, last, head_seq, bad)
 
 
-def _worded(
-    conn: Connection, org_id: int, scan: _Scanned, key: bytes | None
-) -> VerifyResult | None:
+def _worded(conn: Connection, org_id: int, scan: Scanned, key: bytes | None) -> VerifyResult | None:
     """The problem with the event `_scan` found wrong, in `_check`'s words; None if `_check`
     finds none there."""
     assert scan.bad is not None
@@ -379,7 +239,7 @@ def _verify_rows(
             int(row.seq),
             int(row.id),
         )
-    return _verified(events, last, key, wanted, head_seq)
+    return verified(events, last, key, wanted, head_seq)
 
 
 def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
@@ -395,22 +255,6 @@ def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
         return None if found is None else int(found)
 
     return seq_of
-
-
-def _verified(
-    events: int, last: str, key: bytes | None, wanted: str | None, head_seq: int | None
-) -> VerifyResult:
-    """The result for a chain found intact: with a wanted head, whether it is one of its events
-    (`head_seq`, its seq) and how many came after it."""
-    if wanted is None:
-        return VerifyResult(events, last, key is not None)
-    if head_seq is None:
-        problem = (
-            f"the recorded head {wanted} is no event of this chain (head {last}): events were "
-            "removed from the end, or the event it named was altered or the chain rewritten"
-        )
-        return VerifyResult(events, last, key is not None, problem)
-    return VerifyResult(events, last, key is not None, after_head=events - head_seq)
 
 
 def _check(
@@ -465,10 +309,10 @@ def _check(
 def _payload(row: Any) -> bytes:
     """The bytes that are hashed, of a stored event (a row's mapping)."""
     return canonical_bytes(
-        _hashed_fields(
+        hashed_fields(
             int(row["organization_id"]),
             int(row["seq"]),
-            _hashed_time(row["created_at"]),
+            hashed_time(row["created_at"]),
             row["operator"],
             row["verified_by"],
             row["plan_digest"],
@@ -482,59 +326,6 @@ def _payload(row: Any) -> bytes:
             row["refers_to"],
         )
     )
-
-
-def _hashed_fields(
-    organization_id: int,
-    seq: int,
-    time: str,
-    operator: str,
-    verified_by: str,
-    plan_digest: str | None,
-    action: str,
-    address: str,
-    before: str | None,
-    after: str | None,
-    prev_hash: str,
-    operator_verified: bool | int | None,
-    reason: str | None,
-    refers_to: int | None,
-) -> dict[str, Any]:
-    """What is hashed: every stored field but the id and the hash/HMAC themselves (`before` and
-    `after` as their stored canonical JSON, the time as `_hashed_time` gives it). Appending and
-    verifying both build it here. operator_verified is covered when present: events written
-    before it existed keep the hash they were written with."""
-    fields: dict[str, Any] = {
-        "organization_id": organization_id,
-        "seq": seq,
-        "time": time,
-        "operator": operator,
-        "verified_by": verified_by,
-        "plan_digest": plan_digest,
-        "action": action,
-        "address": address,
-        "before": before,
-        "after": after,
-        "prev_hash": prev_hash,
-    }
-    if operator_verified is not None:
-        fields["operator_verified"] = bool(operator_verified)  # MariaDB reads back 0/1
-    # Likewise the reason and the earlier event, added by migration 0004.
-    if reason is not None:
-        fields["reason"] = reason
-    if refers_to is not None:
-        fields["refers_to"] = int(refers_to)
-    return fields
-
-
-def _hashed_time(created_at: dt.datetime) -> str:
-    """The time as the hash covers it: frozen at the form events were first written in (Python's
-    isoformat, any fraction kept), so a change to how times are shown never breaks a chain."""
-    return naive_utc(created_at).isoformat() + "Z"
-
-
-def _hmac(key: bytes, payload: bytes) -> str:
-    return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
 def _name(row: Row[Any]) -> str:

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy.engine import Connection
 
-    from userctl.apply.audit import VerifyResult
     from userctl.apply.checkpoints import Checkpoint, SignedResult
     from userctl.apply.signing import SigningKey
+    from userctl.chain import VerifyResult
     from userctl.hygiene import ReviewSettings
     from userctl.review import ReviewStatus
 
@@ -39,6 +39,27 @@ def verified_chain(
     if keys is None or not result.ok:
         return result, None
     return result, verify_checkpoints(conn, org_id, result.events, keys, kept)
+
+
+def intact_chain(
+    url: str, organization: str | None, expected: str | None, connect_timeout: int | None
+) -> "tuple[str, VerifyResult] | None":
+    """`audit verify` without keys, on the raw driver (db/thin.py): the organization's slug and
+    the result when the chain is intact (and `expected`, given, is one of its events). None
+    otherwise, or where that path declines: `verified_chain` then reads it through SQLAlchemy
+    and words what is wrong, so that this path never imports SQLAlchemy and has no words of its
+    own."""
+    from userctl.chain import audit_key, verified
+    from userctl.db.thin import scan_chain
+
+    key = audit_key()
+    wanted = None if expected is None else expected.strip().lower()
+    found = scan_chain(url, organization, wanted, key, connect_timeout)
+    if found is None or found[1].bad is not None:
+        return None
+    slug, scanned = found
+    result = verified(scanned.events, scanned.last, key, wanted, scanned.head_seq)
+    return (slug, result) if result.ok else None
 
 
 def sealed_evidence(

@@ -8,7 +8,7 @@ import re
 import click
 
 from userctl.cli.audit_keys_cmd import read_checkpoint
-from userctl.cli.context import reading
+from userctl.cli.context import app, reading
 from userctl.cli.flags import result_format_option
 from userctl.errors import AuditChainBroken, UsageError
 
@@ -44,10 +44,9 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     is no event of the chain, or a checkpoint that is forged, replayed, missing or no longer
     matches), 1 when it could not be checked (no database, unknown organization, bad --head,
     unreadable key or checkpoint file)."""
-    from userctl.apply import audit as trail
-    from userctl.apply import checkpoints as signed_heads
-    from userctl.apply.reads import verified_chain
+    from userctl.apply.reads import intact_chain, verified_chain
     from userctl.apply.signing import load_public_keys
+    from userctl.chain import ENV_KEY
     from userctl.render import results
 
     expected = _parse_head(head) if head is not None else None
@@ -55,14 +54,30 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
         raise UsageError("--checkpoint needs --public-key: a checkpoint is checked by its key")
     keys = load_public_keys(list(public_keys)) if public_keys else None
     kept = read_checkpoint(kept_file) if kept_file is not None else None
-    with reading() as (conn, org_id, org):
-        result, signed = verified_chain(conn, org_id, expected, keys, kept)
+    ctx = app()
+    # An intact chain without keys is read on the raw driver; anything else through SQLAlchemy.
+    quick = (
+        None
+        if keys
+        else intact_chain(ctx.database_url, ctx.organization, expected, ctx.connect_timeout)
+    )
+    if quick is not None:
+        (slug, result), signed = quick, None
+    else:
+        with reading() as (conn, org_id, org):
+            slug = org.slug
+            result, signed = verified_chain(conn, org_id, expected, keys, kept)
     problem = result.problem if not result.ok else (signed.problem if signed else None)
     if fmt == "json":
+        shown_signed = None
+        if signed is not None:
+            from userctl.apply.checkpoints import signed_data
+
+            shown_signed = signed_data(signed)
         click.echo(
             results.document(
                 results.chain_verification(
-                    organization=org.slug,
+                    organization=slug,
                     events=result.events,
                     head=result.head,
                     expected_head=expected,
@@ -71,16 +86,16 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
                     bad_seq=result.bad_seq,
                     bad_id=result.bad_id,
                     after_head=result.after_head if result.ok else None,
-                    signed=None if signed is None else signed_heads.signed_data(signed),
+                    signed=shown_signed,
                 )
             ),
             nl=False,
         )
     if problem is not None:
-        raise AuditChainBroken(f"audit chain of {org.slug} is broken: {problem}")
+        raise AuditChainBroken(f"audit chain of {slug} is broken: {problem}")
     if not result.hmac_checked and signed is None:
         click.echo(
-            f"note: HMACs not checked ({trail.ENV_KEY} is not set); a rebuilt chain would pass",
+            f"note: HMACs not checked ({ENV_KEY} is not set); a rebuilt chain would pass",
             err=True,
         )
     if fmt == "text":

@@ -9,6 +9,19 @@ from typing import Any
 HEAD_REVISION = "0008"
 SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = {
     "mysql": {
+        "audit_chain": (
+            "SELECT audit_events.id, audit_events.seq, audit_events.created_at, "
+            "audit_events.operator, audit_events.verified_by, "
+            "audit_events.operator_verified, audit_events.plan_digest, "
+            "audit_events.action, audit_events.address, audit_events.`before`, "
+            "audit_events.after, audit_events.prev_hash, audit_events.hash, "
+            "audit_events.hmac, audit_events.reason, audit_events.refers_to \n"
+            "FROM audit_events \n"
+            "WHERE audit_events.organization_id = %(org_id)s ORDER BY "
+            "audit_events.seq, audit_events.id",
+            None,
+            {},
+        ),
         "bank_accounts": (
             "SELECT bank_accounts.`key`, bank_accounts.bank, "
             "bank_accounts.account_type, bank_accounts.masked_number, "
@@ -109,6 +122,20 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
         ),
     },
     "postgresql": {
+        "audit_chain": (
+            "SELECT audit_events.id, audit_events.seq, "
+            "audit_events.created_at, audit_events.operator, "
+            "audit_events.verified_by, audit_events.operator_verified, "
+            "audit_events.plan_digest, audit_events.action, "
+            "audit_events.address, audit_events.before, audit_events.after, "
+            "audit_events.prev_hash, audit_events.hash, audit_events.hmac, "
+            "audit_events.reason, audit_events.refers_to \n"
+            "FROM audit_events \n"
+            "WHERE audit_events.organization_id = %(org_id)s::INTEGER ORDER "
+            "BY audit_events.seq, audit_events.id",
+            None,
+            {},
+        ),
         "bank_accounts": (
             "SELECT bank_accounts.key, bank_accounts.bank, "
             "bank_accounts.account_type, bank_accounts.masked_number, "
@@ -214,6 +241,19 @@ SQL: dict[str, dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]]] = 
         ),
     },
     "sqlite": {
+        "audit_chain": (
+            "SELECT audit_events.id, audit_events.seq, audit_events.created_at, "
+            "audit_events.operator, audit_events.verified_by, "
+            "audit_events.operator_verified, audit_events.plan_digest, "
+            'audit_events.action, audit_events.address, audit_events."before", '
+            'audit_events."after", audit_events.prev_hash, audit_events.hash, '
+            "audit_events.hmac, audit_events.reason, audit_events.refers_to \n"
+            "FROM audit_events \n"
+            "WHERE audit_events.organization_id = ? ORDER BY audit_events.seq, "
+            "audit_events.id",
+            ("org_id",),
+            {},
+        ),
         "bank_accounts": (
             'SELECT bank_accounts."key", bank_accounts.bank, '
             "bank_accounts.account_type, bank_accounts.masked_number, "

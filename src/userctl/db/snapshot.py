@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, Select, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
+from userctl.chain import SCANNED
 from userctl.db import plan_read, tables
 from userctl.db.batches import chunks
 from userctl.db.driver import sql_rows
@@ -250,7 +251,20 @@ def plan_queries() -> dict[str, Select[Unpack[tuple[Any, ...]]]]:
             u.organization_id == org_id, u.email_key.in_(shared)
         ),
         **hygiene_queries(org_id, bindparam("cutoff", type_=DateTime, required=False)),
+        "audit_chain": audit_chain_query(org_id),
     }
+
+
+def audit_chain_query(org_id: Any) -> Select[Unpack[tuple[Any, ...]]]:
+    """`audit verify`'s read of one organization's chain: chain.SCANNED's columns, in seq then
+    id order (its scan runs on this, through SQLAlchemy's connection or, compiled ahead, on the
+    raw driver)."""
+    a = tables.audit_events.c
+    return (
+        select(*(a[name] for name in SCANNED))
+        .where(a.organization_id == org_id)
+        .order_by(a.seq, a.id)
+    )
 
 
 _COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}

@@ -16,13 +16,15 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from userctl import state
+from userctl import chain, state
 from userctl.db import plan_read
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
 from userctl.hygiene import HygieneFacts, ReviewSettings
+
+T = TypeVar("T")
 
 # The drivers `engine.normalise_url` picks, by the scheme people write.
 _BACKENDS = {
@@ -135,20 +137,72 @@ def read_for_plan(
     now: dt.datetime,
     connect_timeout: int | None = None,
 ) -> PlanReads | None:
-    """What plan_from_file reads, on the driver; None when this path does not apply (above).
-    A server that cannot be reached is refused as the engine refuses it (one wait, not two)."""
+    """What plan_from_file reads, on the driver; None when this path does not apply (above)."""
+
+    def read(rows: _Rows, parsed: Url) -> PlanReads:
+        live = plan_read.live_state(rows, slug, like)
+        facts, settings = plan_read.hygiene(rows, live, now)
+        return PlanReads(live, facts, settings, parsed.shown())
+
+    return _on_driver(url, connect_timeout, read)
+
+
+def scan_chain(
+    url: str,
+    organization: str | None,
+    wanted: str | None,
+    key: bytes | None,
+    connect_timeout: int | None = None,
+) -> tuple[str, chain.Scanned] | None:
+    """`audit verify`'s scan of the chain of `organization` (None: the only one), on the driver:
+    the organization's slug and what the scan found. None when this path does not apply (above)
+    or the organization is not plainly there (none, several, or not that one): the SQLAlchemy
+    path then reads and words it."""
+
+    def read(rows: _Rows, parsed: Url) -> tuple[str, chain.Scanned] | None:
+        slug = organization
+        if slug is None:
+            slugs = rows("organization_slugs")
+            if len(slugs) != 1:
+                return None
+            slug = str(slugs[0][0])
+        found = rows("organization", slug=slug)
+        if len(found) != 1:
+            return None
+        org_id = int(found[0][0])
+        read_time = _stored_instant if parsed.backend == "sqlite" else None
+        events = rows.batches("audit_chain", chain.VERIFY_BATCH, org_id=org_id)
+        return str(found[0][1]), chain.scan(events, org_id, wanted, key, read_time)
+
+    return _on_driver(url, connect_timeout, read)
+
+
+def _on_driver(
+    url: str, connect_timeout: int | None, read: Callable[[_Rows, Url], T | None]
+) -> T | None:
+    """`read` in a read-only transaction on the driver; None where this path does not apply
+    (above). A server that cannot be reached is refused as the engine refuses it (one wait, not
+    two)."""
     parsed = parse(url)
     if parsed is None:
         return None
     try:
         with _reading(parsed, connect_timeout or CONNECT_TIMEOUT_S) as rows:
-            if rows is None:
-                return None
-            live = plan_read.live_state(rows, slug, like)
-            facts, settings = plan_read.hygiene(rows, live, now)
+            return None if rows is None else read(rows, parsed)
     except _DriverError:
         return None
-    return PlanReads(live, facts, settings, parsed.shown())
+
+
+def _stored_instant(value: Any) -> dt.datetime:
+    """A time SQLite holds as the text SQLAlchemy writes (SQLITE_INSTANT), as its reader gives it
+    back; any other text is left to SQLAlchemy's reader (the scan then falls back)."""
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise _DriverError() from exc
+    if instant.tzinfo is not None or instant.strftime(SQLITE_INSTANT) != value:
+        raise _DriverError()
+    return instant
 
 
 class _DriverError(Exception):
@@ -156,7 +210,7 @@ class _DriverError(Exception):
 
 
 @contextlib.contextmanager
-def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
+def _reading(url: Url, connect_timeout: int) -> Iterator[_Rows | None]:
     """A read-only transaction on the database, as `engine.begin_read` opens it, at HEAD_REVISION
     (else None); driver errors become _DriverError."""
     try:
@@ -173,20 +227,8 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
     if conn is None:
         yield None
         return
-    statements = SQL[url.backend]
-
-    def run(sql: str, args: Any = (), fetch: bool = True) -> list[Any]:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql, args)
-            return list(cursor.fetchall()) if fetch else []
-        finally:
-            cursor.close()
-
-    def rows(name: str, **params: Any) -> list[Any]:
-        compiled = statements[name]
-        return run(compiled[0], driver_args(compiled, url.backend, params))
-
+    rows = _Rows(conn, url.backend)
+    run = rows.run
     try:
         try:
             if url.backend == "sqlite":
@@ -211,6 +253,45 @@ def _reading(url: Url, connect_timeout: int) -> Iterator[plan_read.Rows | None]:
             conn.rollback()
         with contextlib.suppress(Exception):
             conn.close()
+
+
+class _Rows:
+    """plan_read's runner on the driver connection (`rows(name, **params)`), and a streamed read
+    of a named query for a long one (`batches`)."""
+
+    def __init__(self, conn: Any, backend: str) -> None:
+        self._conn, self._backend, self._statements = conn, backend, SQL[backend]
+
+    def run(self, sql: str, args: Any = (), fetch: bool = True) -> list[Any]:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, args)
+            return list(cursor.fetchall()) if fetch else []
+        finally:
+            cursor.close()
+
+    def __call__(self, name: str, **params: Any) -> list[Any]:
+        compiled = self._statements[name]
+        return self.run(compiled[0], driver_args(compiled, self._backend, params))
+
+    def batches(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
+        """The rows of a named query, `size` a fetch, as db/driver.driver_batches streams them:
+        a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
+        compiled = self._statements[name]
+        if self._backend == "postgresql":
+            cursor = self._conn.cursor(name=f"userctl_stream_{name}")
+        elif self._backend == "mysql":
+            import pymysql.cursors  # type: ignore[import-untyped]
+
+            cursor = self._conn.cursor(pymysql.cursors.SSCursor)
+        else:
+            cursor = self._conn.cursor()
+        try:
+            cursor.execute(compiled[0], driver_args(compiled, self._backend, params))
+            while batch := cursor.fetchmany(size):
+                yield batch
+        finally:
+            cursor.close()
 
 
 def driver_args(
@@ -255,7 +336,7 @@ def _connect(url: Url, connect_timeout: int) -> tuple[Any, Any]:
 
         conn = psycopg.connect(dbname=url.database, connect_timeout=connect_timeout, **credentials)
         return conn, psycopg.Error
-    import pymysql  # type: ignore[import-untyped]
+    import pymysql
 
     conn = pymysql.connect(
         database=url.database,

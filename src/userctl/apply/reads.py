@@ -7,8 +7,9 @@ evidence pack holds, is stated here once."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from userctl.state import Organization
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from userctl.apply.signing import SigningKey
     from userctl.hygiene import ReviewSettings
     from userctl.review import ReviewStatus
+
+# The read-only snapshot of the chosen organization the CLI opens (cli/context.reading), handed
+# in so that what is checked before it opens (option files, keys) is checked first, as before.
+Reading = Callable[[], AbstractContextManager["tuple[Connection, int, Organization]"]]
 
 
 def verified_chain(
@@ -131,3 +136,80 @@ def exported(conn: "Connection", organization: str, schema: str | None) -> Expor
         roles=len(live.roles),
         users=len(live.users),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainVerified:
+    """What `audit verify` found: the organization, the chain recomputed, the signed checkpoints
+    judged (None without keys, or on a broken chain), and the first problem of either."""
+
+    organization: Organization
+    result: "VerifyResult"
+    signed: "SignedResult | None"
+    signed_data: dict[str, Any] | None
+    problem: str | None
+
+
+def audit_verify_command(
+    reading: Reading,
+    *,
+    expected: str | None,
+    public_keys: Sequence[str],
+    kept_file: str | None,
+    read_kept: "Callable[[str], Checkpoint]",
+) -> ChainVerified:
+    """`audit verify` as one call: the public keys loaded, the kept checkpoint read (the CLI's
+    `read_kept`), then the chain and its checkpoints judged in one snapshot (verified_chain)."""
+    from userctl.apply.checkpoints import signed_data
+    from userctl.apply.signing import load_public_keys
+
+    keys = load_public_keys(list(public_keys)) if public_keys else None
+    kept = read_kept(kept_file) if kept_file is not None else None
+    with reading() as (conn, org_id, org):
+        result, signed = verified_chain(conn, org_id, expected, keys, kept)
+    problem = result.problem if not result.ok else (signed.problem if signed else None)
+    return ChainVerified(
+        organization=org,
+        result=result,
+        signed=signed,
+        signed_data=None if signed is None else signed_data(signed),
+        problem=problem,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What `evidence` read: the organization, the period's evidence (sealed_evidence) and the
+    signing key that seals the pack (None when USERCTL_AUDIT_SIGNING_KEY is unset)."""
+
+    organization: Organization
+    evidence: dict[str, Any]
+    key: "SigningKey | None"
+
+
+def evidence_command(
+    reading: Reading,
+    *,
+    period: tuple[dt.datetime, dt.datetime],
+    now: Callable[[], dt.datetime],
+    public_keys: Sequence[str],
+    kept_file: str | None,
+    read_kept: "Callable[[str], Checkpoint]",
+) -> Evidence:
+    """`evidence` as one call: the signing key (extra keys or a kept checkpoint without it are a
+    usage error), the public keys loaded, the kept checkpoint read, then sealed_evidence."""
+    from userctl.apply.signing import load_public_keys, signing_key
+    from userctl.errors import UsageError
+
+    key = signing_key()
+    if key is None and (public_keys or kept_file):
+        raise UsageError(
+            "--public-key and --checkpoint need USERCTL_AUDIT_SIGNING_KEY: the pack is signed "
+            "with it"
+        )
+    keys = load_public_keys(list(public_keys)) if public_keys else {}
+    kept = read_kept(kept_file) if kept_file is not None else None
+    at = now()
+    with reading() as (conn, org_id, org):
+        evidence = sealed_evidence(conn, org_id, org, period, at, key, keys, kept)
+    return Evidence(organization=org, evidence=evidence, key=key)

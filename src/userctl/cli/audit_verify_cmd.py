@@ -45,19 +45,20 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     matches), 1 when it could not be checked (no database, unknown organization, bad --head,
     unreadable key or checkpoint file)."""
     from userctl.apply import audit as trail
-    from userctl.apply import checkpoints as signed_heads
-    from userctl.apply.reads import verified_chain
-    from userctl.apply.signing import load_public_keys
+    from userctl.apply.reads import audit_verify_command
     from userctl.render import results
 
     expected = _parse_head(head) if head is not None else None
     if kept_file is not None and not public_keys:
         raise UsageError("--checkpoint needs --public-key: a checkpoint is checked by its key")
-    keys = load_public_keys(list(public_keys)) if public_keys else None
-    kept = read_checkpoint(kept_file) if kept_file is not None else None
-    with reading() as (conn, org_id, org):
-        result, signed = verified_chain(conn, org_id, expected, keys, kept)
-    problem = result.problem if not result.ok else (signed.problem if signed else None)
+    found = audit_verify_command(
+        reading,
+        expected=expected,
+        public_keys=public_keys,
+        kept_file=kept_file,
+        read_kept=read_checkpoint,
+    )
+    org, result, signed, problem = found.organization, found.result, found.signed, found.problem
     if fmt == "json":
         click.echo(
             results.document(
@@ -71,7 +72,7 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
                     bad_seq=result.bad_seq,
                     bad_id=result.bad_id,
                     after_head=result.after_head if result.ok else None,
-                    signed=None if signed is None else signed_heads.signed_data(signed),
+                    signed=found.signed_data,
                 )
             ),
             nl=False,

@@ -228,7 +228,6 @@ MANY_CALLS_ALLOWED: dict[str, str] = {
     "db_cmd.py": "one migration; db.engine.redacted only formats the URL shown (no I/O)",
     "plan_cmd.py": "one plan_from_file, given plan_options (a record) inside prefetching's block",
     "validate_cmd.py": "one check_desired; desired_files names the file in a refusal's report",
-    "review_cmd.py": "to fold: a saved report read, or the report read, then recorded",
 }
 
 

@@ -290,3 +290,55 @@ def init_command(
     if reserved is not None:
         reserved.fill(document + "\n")
     return Initialised(desired=desired, result=result, document=document)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attested:
+    """What `review attest` recorded: the organization's slug, the report attested, the audit
+    chain head of the attestation, and the signed checkpoint appended (None without one)."""
+
+    organization: str
+    report: Any
+    head: str
+    checkpoint: dict[str, Any] | None
+
+
+def attest_command(
+    engine: Callable[[], "Engine"],
+    organization: str | None,
+    path: str,
+    *,
+    reviewer: str,
+    note: str | None,
+    lock_timeout_s: float,
+    with_code: CodeRunner,
+    recorded: Callable[[str, Any, str], None],
+) -> Attested:
+    """`userctl review attest`: the saved report read, the organization chosen, the attestation
+    recorded with the code `with_code` supplies (reviews.attest), `recorded(slug, report, head)`
+    told, then the signed checkpoint appended by the write read back."""
+    from userctl.apply import checkpoint_shown
+    from userctl.apply.reviews import attest, read_report_file
+    from userctl.db.reading import reading
+
+    data = read_report_file(path)
+    db = engine()
+    with reading(db, organization) as (_conn, _org_id, org):
+        slug = org.slug
+    head = with_code(
+        lambda given: attest(
+            db,
+            slug,
+            data,
+            reviewer,
+            given.code or "",
+            note,
+            now=clock.utcnow(),
+            lock_timeout_s=lock_timeout_s,
+            code_read_at=given.read_at,
+        ),
+        lambda: True,
+    )
+    recorded(slug, data, head)
+    signed = checkpoint_shown.written(db, slug, head)
+    return Attested(organization=slug, report=data, head=head, checkpoint=signed)

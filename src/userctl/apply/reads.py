@@ -213,3 +213,24 @@ def evidence_command(
     with reading() as (conn, org_id, org):
         evidence = sealed_evidence(conn, org_id, org, period, at, key, keys, kept)
     return Evidence(organization=org, evidence=evidence, key=key)
+
+
+def review_report_command(
+    reading: Reading, source: str | None, now: Callable[[], dt.datetime]
+) -> Any:
+    """`review`: the saved report `source` (refused when its digest or shape does not hold), or,
+    without one, the access review read now from the database (reviews.read_report)."""
+    from userctl import review as core
+    from userctl.apply.reviews import read_report, read_report_file
+    from userctl.errors import Refused
+
+    if source is not None:
+        data = read_report_file(source)
+        problem = core.report_problem(
+            data, str(data.get("organization")) if isinstance(data, dict) else ""
+        )
+        if problem is not None:
+            raise Refused(f"{source}: {problem}")
+        return data
+    with reading() as (conn, org_id, org):
+        return read_report(conn, org_id, org, now())

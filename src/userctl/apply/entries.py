@@ -7,6 +7,7 @@ lives here once and the command module only parses and renders (tests/cli/test_t
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from userctl.plan import Plan
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from userctl.apply.bootstrap import InitResult
     from userctl.apply.outbox import Letterhead, SendReport
+    from userctl.state import DesiredState
 
 T = TypeVar("T")
 
@@ -214,3 +217,128 @@ def resend_command(
     if target is None:
         return None
     return outbox.send_queued(db, target, clock.utcnow(), org_id, letterhead=letter)
+
+
+class SecretSlot(Protocol):
+    """Where init's --secret-file puts the admin's secret (cli/outputs.SecretFile): reserved,
+    empty and private, before anything is created; filled once, or discarded when nothing was."""
+
+    def fill(self, text: str) -> None:
+        """Write the secret document."""
+        ...
+
+    def discard(self) -> None:
+        """Remove the still empty file."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Initialised:
+    """What `init` did: the desired state loaded, and the new organization (None when it already
+    existed with this admin and `exist_ok`: nothing changed) with its --json document."""
+
+    desired: "DesiredState"
+    result: "InitResult | None"
+    document: str | None
+
+
+def init_command(
+    engine: Callable[[], "Engine"],
+    path: str,
+    *,
+    organization: str | None,
+    admin_email: str,
+    with_demo: bool,
+    exist_ok: bool,
+    secret_file: str | None,
+    reserve: Callable[[], SecretSlot | None],
+) -> Initialised:
+    """`userctl init`: the desired file loaded and checked against `organization` (--organization),
+    the secret file reserved (`reserve`, None without --secret-file, or when an existing one is
+    kept under --exist-ok), the organization initialised, and the reserved file filled with the
+    --json document, or discarded when nothing was created or initialising failed."""
+    from userctl.apply.bootstrap import initialise
+    from userctl.desired.loader import load_desired
+    from userctl.errors import UsageError
+
+    desired = load_desired(path)
+    if organization is not None and organization != desired.organization:
+        raise UsageError(
+            f"--organization {organization} does not match {path}, which "
+            f"declares {desired.organization!r}"
+        )
+    reserved = reserve()
+    try:
+        result = initialise(
+            engine(),
+            desired,
+            admin_email,
+            source=path,
+            with_demo=with_demo,
+            exist_ok=exist_ok,
+            kept_secret_file=secret_file if reserved is None else None,
+        )
+    except BaseException:
+        if reserved is not None:
+            reserved.discard()
+        raise
+    if result is None:
+        if reserved is not None:
+            reserved.discard()
+        return Initialised(desired=desired, result=None, document=None)
+    document = json.dumps(result.to_data(), indent=2)
+    if reserved is not None:
+        reserved.fill(document + "\n")
+    return Initialised(desired=desired, result=result, document=document)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attested:
+    """What `review attest` recorded: the organization's slug, the report attested, the audit
+    chain head of the attestation, and the signed checkpoint appended (None without one)."""
+
+    organization: str
+    report: Any
+    head: str
+    checkpoint: dict[str, Any] | None
+
+
+def attest_command(
+    engine: Callable[[], "Engine"],
+    organization: str | None,
+    path: str,
+    *,
+    reviewer: str,
+    note: str | None,
+    lock_timeout_s: float,
+    with_code: CodeRunner,
+    recorded: Callable[[str, Any, str], None],
+) -> Attested:
+    """`userctl review attest`: the saved report read, the organization chosen, the attestation
+    recorded with the code `with_code` supplies (reviews.attest), `recorded(slug, report, head)`
+    told, then the signed checkpoint appended by the write read back."""
+    from userctl.apply import checkpoint_shown
+    from userctl.apply.reviews import attest, read_report_file
+    from userctl.db.reading import reading
+
+    data = read_report_file(path)
+    db = engine()
+    with reading(db, organization) as (_conn, _org_id, org):
+        slug = org.slug
+    head = with_code(
+        lambda given: attest(
+            db,
+            slug,
+            data,
+            reviewer,
+            given.code or "",
+            note,
+            now=clock.utcnow(),
+            lock_timeout_s=lock_timeout_s,
+            code_read_at=given.read_at,
+        ),
+        lambda: True,
+    )
+    recorded(slug, data, head)
+    signed = checkpoint_shown.written(db, slug, head)
+    return Attested(organization=slug, report=data, head=head, checkpoint=signed)

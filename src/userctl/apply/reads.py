@@ -7,8 +7,9 @@ evidence pack holds, is stated here once."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from userctl.state import Organization
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from userctl.chain import VerifyResult
     from userctl.hygiene import ReviewSettings
     from userctl.review import ReviewStatus
+
+# The read-only snapshot of the chosen organization the CLI opens (cli/context.reading), handed
+# in so that what is checked before it opens (option files, keys) is checked first, as before.
+Reading = Callable[[], AbstractContextManager["tuple[Connection, int, Organization]"]]
 
 
 def verified_chain(
@@ -152,3 +157,113 @@ def exported(conn: "Connection", organization: str, schema: str | None) -> Expor
         roles=len(live.roles),
         users=len(live.users),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainVerified:
+    """What `audit verify` found: the organization, the chain recomputed, the signed checkpoints
+    judged (None without keys, or on a broken chain), and the first problem of either."""
+
+    organization: str  # its slug
+    result: "VerifyResult"
+    signed: "SignedResult | None"
+    signed_data: dict[str, Any] | None
+    problem: str | None
+
+
+def audit_verify_command(
+    reading: Reading,
+    *,
+    expected: str | None,
+    public_keys: Sequence[str],
+    kept_file: str | None,
+    read_kept: "Callable[[str], Checkpoint]",
+    database: tuple[str, str | None, int | None],
+) -> ChainVerified:
+    """`audit verify` as one call: the public keys loaded, the kept checkpoint read (the CLI's
+    `read_kept`), then the chain and its checkpoints judged in one snapshot (verified_chain).
+    Without keys, an intact chain is first read on the raw driver (`intact_chain`, from
+    `database`: the URL, the organization asked for, the connect timeout); anything else, and
+    whatever that path declines, through SQLAlchemy, which words what is wrong."""
+    from userctl.apply.signing import load_public_keys
+
+    keys = load_public_keys(list(public_keys)) if public_keys else None
+    kept = read_kept(kept_file) if kept_file is not None else None
+    quick = None if keys else intact_chain(*database[:2], expected, database[2])
+    if quick is not None:
+        slug, result = quick
+        return ChainVerified(
+            organization=slug, result=result, signed=None, signed_data=None, problem=None
+        )
+    # Imported only here: the checkpoints (and SQLAlchemy with them) are not the intact path's.
+    from userctl.apply.checkpoints import signed_data
+
+    with reading() as (conn, org_id, org):
+        result, signed = verified_chain(conn, org_id, expected, keys, kept)
+    problem = result.problem if not result.ok else (signed.problem if signed else None)
+    return ChainVerified(
+        organization=org.slug,
+        result=result,
+        signed=signed,
+        signed_data=None if signed is None else signed_data(signed),
+        problem=problem,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What `evidence` read: the organization, the period's evidence (sealed_evidence) and the
+    signing key that seals the pack (None when USERCTL_AUDIT_SIGNING_KEY is unset)."""
+
+    organization: Organization
+    evidence: dict[str, Any]
+    key: "SigningKey | None"
+
+
+def evidence_command(
+    reading: Reading,
+    *,
+    period: tuple[dt.datetime, dt.datetime],
+    now: Callable[[], dt.datetime],
+    public_keys: Sequence[str],
+    kept_file: str | None,
+    read_kept: "Callable[[str], Checkpoint]",
+) -> Evidence:
+    """`evidence` as one call: the signing key (extra keys or a kept checkpoint without it are a
+    usage error), the public keys loaded, the kept checkpoint read, then sealed_evidence."""
+    from userctl.apply.signing import load_public_keys, signing_key
+    from userctl.errors import UsageError
+
+    key = signing_key()
+    if key is None and (public_keys or kept_file):
+        raise UsageError(
+            "--public-key and --checkpoint need USERCTL_AUDIT_SIGNING_KEY: the pack is signed "
+            "with it"
+        )
+    keys = load_public_keys(list(public_keys)) if public_keys else {}
+    kept = read_kept(kept_file) if kept_file is not None else None
+    at = now()
+    with reading() as (conn, org_id, org):
+        evidence = sealed_evidence(conn, org_id, org, period, at, key, keys, kept)
+    return Evidence(organization=org, evidence=evidence, key=key)
+
+
+def review_report_command(
+    reading: Reading, source: str | None, now: Callable[[], dt.datetime]
+) -> Any:
+    """`review`: the saved report `source` (refused when its digest or shape does not hold), or,
+    without one, the access review read now from the database (reviews.read_report)."""
+    from userctl import review as core
+    from userctl.apply.reviews import read_report, read_report_file
+    from userctl.errors import Refused
+
+    if source is not None:
+        data = read_report_file(source)
+        problem = core.report_problem(
+            data, str(data.get("organization")) if isinstance(data, dict) else ""
+        )
+        if problem is not None:
+            raise Refused(f"{source}: {problem}")
+        return data
+    with reading() as (conn, org_id, org):
+        return read_report(conn, org_id, org, now())

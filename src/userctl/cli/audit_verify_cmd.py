@@ -44,36 +44,24 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     is no event of the chain, or a checkpoint that is forged, replayed, missing or no longer
     matches), 1 when it could not be checked (no database, unknown organization, bad --head,
     unreadable key or checkpoint file)."""
-    from userctl.apply.reads import intact_chain, verified_chain
-    from userctl.apply.signing import load_public_keys
+    from userctl.apply.reads import audit_verify_command
     from userctl.chain import ENV_KEY
     from userctl.render import results
 
+    ctx = app()
     expected = _parse_head(head) if head is not None else None
     if kept_file is not None and not public_keys:
         raise UsageError("--checkpoint needs --public-key: a checkpoint is checked by its key")
-    keys = load_public_keys(list(public_keys)) if public_keys else None
-    kept = read_checkpoint(kept_file) if kept_file is not None else None
-    ctx = app()
-    # An intact chain without keys is read on the raw driver; anything else through SQLAlchemy.
-    quick = (
-        None
-        if keys
-        else intact_chain(ctx.database_url, ctx.organization, expected, ctx.connect_timeout)
+    found = audit_verify_command(
+        reading,
+        expected=expected,
+        public_keys=public_keys,
+        kept_file=kept_file,
+        read_kept=read_checkpoint,
+        database=(ctx.database_url, ctx.organization, ctx.connect_timeout),
     )
-    if quick is not None:
-        (slug, result), signed = quick, None
-    else:
-        with reading() as (conn, org_id, org):
-            slug = org.slug
-            result, signed = verified_chain(conn, org_id, expected, keys, kept)
-    problem = result.problem if not result.ok else (signed.problem if signed else None)
+    slug, result, signed, problem = found.organization, found.result, found.signed, found.problem
     if fmt == "json":
-        shown_signed = None
-        if signed is not None:
-            from userctl.apply.checkpoints import signed_data
-
-            shown_signed = signed_data(signed)
         click.echo(
             results.document(
                 results.chain_verification(
@@ -86,7 +74,7 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
                     bad_seq=result.bad_seq,
                     bad_id=result.bad_id,
                     after_head=result.after_head if result.ok else None,
-                    signed=shown_signed,
+                    signed=found.signed_data,
                 )
             ),
             nl=False,

@@ -74,8 +74,8 @@ def evidence(
     With USERCTL_AUDIT_SIGNING_KEY set, also the period's signed checkpoints (checkpoints.json,
     every checkpoint verified) and SHA256SUMS.sig, the key's SSH signature over SHA256SUMS.
     Exits 4 (after writing the pack, which says so) when the audit chain does not verify."""
-    from userctl.apply.reads import sealed_evidence
-    from userctl.apply.signing import EVIDENCE_NAMESPACE, load_public_keys, signing_key
+    from userctl.apply.reads import evidence_command
+    from userctl.apply.signing import EVIDENCE_NAMESPACE
     from userctl.cli.audit_keys_cmd import read_checkpoint
     from userctl.clock import utcnow
     from userctl.render.review import evidence_files
@@ -83,17 +83,15 @@ def evidence(
     start, end = parse_bound("--since", since, end=False), parse_bound("--until", until, end=True)
     if end <= start:
         raise UsageError(f"--until {until} is not after --since {since}")
-    key = signing_key()
-    if key is None and (public_keys or kept_file):
-        raise UsageError(
-            "--public-key and --checkpoint need USERCTL_AUDIT_SIGNING_KEY: the pack is signed "
-            "with it"
-        )
-    keys = load_public_keys(list(public_keys)) if public_keys else {}
-    kept = read_checkpoint(kept_file) if kept_file is not None else None
-    now = utcnow().replace(microsecond=0)
-    with reading() as (conn, org_id, org):
-        evidence = sealed_evidence(conn, org_id, org, (start, end), now, key, keys, kept)
+    found = evidence_command(
+        reading,
+        period=(start, end),
+        now=lambda: utcnow().replace(microsecond=0),
+        public_keys=public_keys,
+        kept_file=kept_file,
+        read_kept=read_checkpoint,
+    )
+    org, evidence, key = found.organization, found.evidence, found.key
     files = evidence_files(evidence)
     files[MANIFEST] = manifest(files)
     if key is not None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from userctl.cli.context import app
-from userctl.errors import UsageError
 
 
 @click.command()
@@ -62,41 +59,26 @@ def init(
     declared there and the admin (active, with a new TOTP authenticator shown once).
 
     Everything else in FILE is then created by `userctl plan` / `userctl apply`."""
-    from userctl.apply.bootstrap import initialise
-    from userctl.desired.loader import load_desired
-
-    ctx = app()
-    desired = load_desired(path)
-    if ctx.organization is not None and ctx.organization != desired.organization:
-        raise UsageError(
-            f"--organization {ctx.organization} does not match {path}, which "
-            f"declares {desired.organization!r}"
-        )
+    from userctl.apply.entries import init_command
     from userctl.cli.outputs import SecretFile
 
-    reserved = (
-        SecretFile.reserve("--secret-file", secret_file, exist_ok)
-        if secret_file is not None
-        else None
+    ctx = app()
+    done = init_command(
+        ctx.engine,
+        path,
+        organization=ctx.organization,
+        admin_email=admin_email,
+        with_demo=demo,
+        exist_ok=exist_ok,
+        secret_file=secret_file,
+        reserve=lambda: (
+            SecretFile.reserve("--secret-file", secret_file, exist_ok)
+            if secret_file is not None
+            else None
+        ),
     )
-    kept = secret_file if reserved is None else None
-    try:
-        result = initialise(
-            ctx.engine(),
-            desired,
-            admin_email,
-            source=path,
-            with_demo=demo,
-            exist_ok=exist_ok,
-            kept_secret_file=kept,
-        )
-    except BaseException:
-        if reserved is not None:
-            reserved.discard()
-        raise
+    desired, result = done.desired, done.result
     if result is None:
-        if reserved is not None:
-            reserved.discard()
         click.echo(
             f"organization {desired.organization} is already initialised with administrator "
             f"{admin_email.lower()}: nothing changed"
@@ -105,11 +87,8 @@ def init(
         )
         return
 
-    document = json.dumps(result.to_data(), indent=2)
-    if reserved is not None:
-        reserved.fill(document + "\n")
     if as_json:
-        click.echo(document)
+        click.echo(done.document)
         return
 
     from userctl.render.enrolment import enrolment_text

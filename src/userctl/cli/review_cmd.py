@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from userctl.apply.reviews import read_report_file
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, otp_option
@@ -37,21 +36,11 @@ def review(ctx: click.Context, fmt: str, source: str | None) -> None:
     plan digest, operator, verified how, approved by whom, why), with a digest of its own."""
     if ctx.invoked_subcommand is not None:
         return
-    from userctl import review as core
-    from userctl.apply.reviews import read_report
+    from userctl.apply.reads import review_report_command
     from userctl.clock import utcnow
     from userctl.render.review import render_csv, render_html
 
-    if source is not None:
-        data = read_report_file(source)
-        problem = core.report_problem(
-            data, str(data.get("organization")) if isinstance(data, dict) else ""
-        )
-        if problem is not None:
-            raise Refused(f"{source}: {problem}")
-    else:
-        with reading() as (conn, org_id, org):
-            data = read_report(conn, org_id, org, utcnow().replace(microsecond=0))
+    data = review_report_command(reading, source, lambda: utcnow().replace(microsecond=0))
     if fmt == "json":
         click.echo(json_text(data, sort_keys=True), nl=False)
     else:
@@ -76,42 +65,33 @@ def attest(
 ) -> None:
     """Confirm with a TOTP code that you reviewed this exact report (its digest is recomputed from
     the file); recorded as an audit event, chained and HMAC'd like the others."""
-    from userctl.apply.reviews import attest as record
-    from userctl.clock import utcnow
+    from userctl.apply.entries import attest_command
 
     if not otp_code and not interactive():
         raise UsageError(
             "--otp-code (or USERCTL_OTP_CODE) is required: an attestation is confirmed with TOTP"
         )
-    data = read_report_file(path)
-    with reading() as (_conn, _org_id, org):
-        slug = org.slug
-    # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
-    head = with_code(
-        lambda given: record(
-            app().engine(),
-            slug,
-            data,
-            reviewer,
-            given.code or "",
-            note,
-            now=utcnow(),
-            lock_timeout_s=lock_timeout,
-            code_read_at=given.read_at,
+    ctx = app()
+    done = attest_command(
+        ctx.engine,
+        ctx.organization,
+        path,
+        reviewer=reviewer,
+        note=note,
+        lock_timeout_s=lock_timeout,
+        # A code typed at the prompt and rejected is asked for again, like apply's and approve's.
+        with_code=lambda attempt, _could_confirm: with_code(
+            attempt, otp_code or None, ask=not otp_code, prompt=f"TOTP code of {reviewer}"
         ),
-        otp_code or None,
-        ask=not otp_code,
-        prompt=f"TOTP code of {reviewer}",
+        recorded=lambda slug, data, head: click.echo(
+            f"Attested review {data['digest']} of {slug} by "
+            f"{given_email(reviewer)}; audit chain head {head}"
+        ),
     )
-    click.echo(
-        f"Attested review {data['digest']} of {slug} by "
-        f"{given_email(reviewer)}; audit chain head {head}"
-    )
-    from userctl.cli import checkpoint_out
+    if done.checkpoint is not None:
+        from userctl.cli import checkpoint_out
 
-    signed = checkpoint_out.written(app().engine(), slug, head)
-    if signed is not None:
-        click.echo(checkpoint_out.line(signed))
+        click.echo(checkpoint_out.line(done.checkpoint))
 
 
 @review.command()

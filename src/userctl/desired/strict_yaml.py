@@ -16,6 +16,7 @@ each at its line and column:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import itertools
 import re
@@ -610,6 +611,13 @@ class _Aligner:
                     self.node(_UNKNOWN, (*path, index))
                     continue
                 name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
+                if self.events[self.i][0] in "{[":  # a key yaml_rs could not hold (unhashable)
+                    complex_key = "a mapping" if self.events[self.i][0] == "{" else "a list"
+                    self.problem(
+                        f"keys must be plain strings, not {complex_key}",
+                        self.events[self.i][1],
+                        (*path, "?"),
+                    )
                 self.node(_UNKNOWN, (*path, name or "?"), key=True)
                 self.node(_UNKNOWN, (*path, name or "?"))
             self.i += 1
@@ -806,12 +814,15 @@ def parse_marked(
     if read is None and misread is None:
         read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
     if read is not None and not read.accepted and not read.duplicates and misread is None:
-        if any(event[0] == "*" for event in scanner.events):
-            # yaml_rs refused an alias (to no anchor, or expanding too far): the format refuses
-            # every alias, and says so at each.
+        if read.refusal is None or any(event[0] == "*" for event in scanner.events):
+            # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
+            # no reason (a mapping or list as a key, which Python cannot hold): the format
+            # refuses each, and says so where it is.
             walk = _Aligner(scanner.events, text, False)
-            walk.node(_UNKNOWN, ())
-            return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
+            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
+                walk.node(_UNKNOWN, ())
+            if walk.problems:
+                return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
     if read is None or not read.accepted and not read.duplicates:
         refusal = read.refusal if read is not None else None
         return refused(

@@ -23,7 +23,6 @@ from userctl.desired import characters, fast_yaml
 from userctl.desired.export import (
     SCHEMA_HINT,
     export_yaml,
-    judged_text,
     modeline,
     scalar,
     warnings,
@@ -492,40 +491,44 @@ def test_output_does_not_depend_on_the_order_things_were_read() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_the_loader_judges_the_export_on_its_plain_path(factory: Factory, engine: Engine) -> None:
-    # The hint's `>` (a comment) sent every export through libyaml's second read and a look at
-    # each string; the text judged must avoid that and read, line for line, as the one written.
+def test_the_export_takes_the_loaders_plain_path(factory: Factory, engine: Engine) -> None:
+    # The hint's `>` is in a comment, not a block scalar's header: it once sent every export
+    # through a look at each of its strings. The export is judged as written, on the plain path.
     _populate(factory)
     text = export_yaml(_live(engine))
-    judged = judged_text(_live(engine))
-    assert characters.screen(text.encode()) is characters.Screen.WALK  # what the hint costs
-    assert characters.screen(judged.encode()) is not characters.Screen.WALK
-    assert fast_yaml.suspicion(judged.encode()) is None
-    assert b">" not in judged.encode() and b"|" not in judged.encode()
-    assert judged.splitlines()[2:] == text.splitlines()[2:]
-    assert len(judged.splitlines()) == len(text.splitlines())
-    assert yaml_rs.loads(judged) == yaml_rs.loads(text)
-    assert text_problems(judged, "f") == text_problems(text, "f") == []
-    # A chosen schema writes no hint: the text is judged as written.
+    assert b">" in text.encode()  # the hint: `userctl schema > userctl.schema.json`
+    assert characters.screen(text.encode()) is not characters.Screen.WALK
+    assert fast_yaml.suspicion(text.encode()) is None
+    assert text_problems(text, "f") == []
+    # A chosen schema writes no hint.
     custom = export_yaml(_live(engine), "https://example.com/s.json")
-    assert judged_text(_live(engine), "https://example.com/s.json") == custom
     assert custom.splitlines()[1].startswith("# Exported by")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["k: |\n  a\n", "k: >-\n  a\n", "- |\n  a\n", "k:\t|\n  a\n", "|\n  a\n", "[a, b]\n# k: |\n"],
+)
+def test_a_block_scalars_header_has_every_string_looked_at(text: str) -> None:
+    # A block keeps its line breaks, so where one may start, every string is looked at (a
+    # comment that looks like a header costs only that look).
+    assert characters.screen(text.encode()) is characters.Screen.WALK
 
 
 @pytest.mark.parametrize(
     "hostile",
     ["Ana\u202eMaria", "Ana\tMaria", "\u0410dmin", "x", "A\u0301na"],
 )
-def test_hostile_values_are_judged_the_same_without_the_hint(hostile: str) -> None:
-    # The same problems, at the same lines and columns, as the text written would give.
+def test_hostile_values_in_an_export_are_found(hostile: str) -> None:
+    # The hint's `>` no longer sends the export down the walk over every string: what the walk
+    # found is still found, by the screen that lets only harmless text through.
     name = hostile.encode().decode("unicode_escape")
     role = state.Role(name, "d", frozenset({"users.view"}))
     user = state.User(
         "a@x.co", name, "Pérez", "CC", "1234", "+573000000002", name, two_factor="optional"
     )
     live = state.LiveState(state.Organization("x-co", "X"), {name: role}, {user.email: user}, {})
-    text = export_yaml(live)
-    assert text_problems(judged_text(live), "f") == text_problems(text, "f")
+    assert bool(text_problems(export_yaml(live), "f")) == (hostile != "x")
 
 
 def test_a_user_entry_writes_every_declared_field_in_order() -> None:

@@ -27,14 +27,18 @@ import enum
 import re
 from typing import Any, Final
 
+from userctl.desired.fast_yaml import at_node_start
 from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, letter_scripts, mixed_scripts, text_problem
 
 # Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
-# less the backslash (a double-quoted escape can spell anything) and `|` and `>` (a block scalar
-# keeps its line breaks). False alarms only cost the walk over every string.
-_INERT: Final = bytes(sorted(set(range(0x20, 0x7F)) - set(b"\\|>"))) + b"\n"
+# less the backslash (a double-quoted escape can spell anything). False alarms only cost the walk
+# over every string.
+_INERT: Final = bytes(sorted(set(range(0x20, 0x7F)) - set(b"\\"))) + b"\n"
+# A `|` or `>` where a node starts is a block scalar's header: the block keeps its line breaks.
+# Anywhere else (`a > b`, a comment's `userctl schema > file`) it is a character like any other.
+_BLOCK_HEADER: Final = re.compile(rb"[|>]")
 _CR: Final = 0x0D
 # The UTF-8 of U+00C0..U+027F (the letters of Latin-1, Latin Extended-A and -B: every accented
 # name of the languages this product serves): lead bytes 0xC3-0xC9 and continuation bytes. None of
@@ -72,6 +76,8 @@ def screen(data: bytes) -> Screen:
     if not rest <= LATIN_BYTES:
         return Screen.WALK
     if _BLANK_LINE.search(data) or b"${" in data or (carriage_return and _LONE_CR.search(data)):
+        return Screen.WALK
+    if (b"|" in data or b">" in data) and at_node_start(data, _BLOCK_HEADER):
         return Screen.WALK
     return Screen.EMAILS if rest else Screen.CLEAN
 

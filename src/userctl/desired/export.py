@@ -58,22 +58,9 @@ def modeline(schema: str = SCHEMA_PATH) -> str:
 def export_yaml(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     """The desired-state file that declares `live` exactly: planning it against the same
     database shows no changes (`warnings` names the states no file can declare)."""
-    return written(judged_text(live, schema), schema)
-
-
-# Line 2 of the text the loader judges, in place of SCHEMA_HINT.
-_BLANK_HINT: Final = "#"
-
-
-def judged_text(live: LiveState, schema: str = SCHEMA_PATH) -> str:
-    """The export as the loader is given it to judge: the file, line for line, with the schema
-    hint's comment (line 2) left blank. That comment names `userctl schema > ...`, and a `>`
-    anywhere in a file sends all of it through the loader's guards for block scalars (a second
-    read by libyaml, a look at every string) that a comment never needs; the verdict, and where
-    each problem is, stay the same (tests/desired/test_export.py holds both)."""
     lines = [
         modeline(schema),
-        *([_BLANK_HINT] if schema == SCHEMA_PATH else []),
+        *([SCHEMA_HINT] if schema == SCHEMA_PATH else []),
         "# Exported by `userctl export` from organization "
         f"{live.organization.slug}. This file is the",
         "# whole truth for the organization: users and roles absent from it are deleted at apply.",
@@ -103,18 +90,11 @@ def checked_export(live: LiveState, schema: str = SCHEMA_PATH) -> str:
     refuses by its database row and column, then what to do."""
     from userctl.desired.loader import text_problems
 
-    text = judged_text(live, schema)  # the file itself is made after: one text held at a time
+    text = export_yaml(live, schema)
     problems = text_problems(text, EXPORTED)
     if problems:
         raise InputError(refusals(problems, live))
-    return written(text, schema)
-
-
-def written(judged: str, schema: str = SCHEMA_PATH) -> str:
-    """The file of a `judged_text`: its schema hint written back on line 2."""
-    if schema != SCHEMA_PATH:
-        return judged  # no hint: line 1 ends at the first line break, which line 2 follows
-    return judged.replace(f"\n{_BLANK_HINT}\n", f"\n{SCHEMA_HINT}\n", 1)
+    return text
 
 
 def refusals(problems: Sequence[Problem], live: LiveState) -> list[Problem]:

@@ -83,9 +83,18 @@ def suspicion(data: bytes) -> str | None:
 
 
 def _odd_block(data: bytes) -> bool:
-    for match in _ODD_BLOCK.finditer(data):
-        before = data[: match.start()].rstrip(b" ")
-        if not before or before[-1] in _NODE_START:
+    return at_node_start(data, _ODD_BLOCK)
+
+
+def at_node_start(data: bytes, pattern: re.Pattern[bytes]) -> bool:
+    """Whether `pattern` matches somewhere a node can start: at the start of the text or of a
+    line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks. Elsewhere (inside a
+    scalar, in a comment's words) an indicator is text."""
+    for match in pattern.finditer(data):
+        i = match.start()
+        while i and data[i - 1] in b" \t":
+            i -= 1
+        if not i or data[i - 1] in _NODE_START:
             return True
     return False
 

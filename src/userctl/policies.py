@@ -20,12 +20,16 @@ from userctl.state import (
     GATE_RULES,
     KEYED_POLICY_RULES,
     PERMISSIONS,
+    POLICY_DEFAULTS,
     POLICY_RULES,
     TWO_FACTOR_POLICIES,
     LiveState,
+    Organization,
     Policies,
     PolicyKey,
+    PolicyValue,
     email_key,
+    gate_policies,
     policy_text,
 )
 
@@ -95,6 +99,41 @@ def mailbox(email: str) -> str | None:
 
 def requires_reason(*policies: Policies) -> bool:
     return any(p.get(("require_reason", "")) is True for p in policies)
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """A setting that always holds a value (DESIGN §8 invariant 4: a default is a value), and
+    whether that value is a default. A rule of POLICY_DEFAULTS is a default while the organization
+    declares none; a gate setting always holds a declared-or-initial value in the organization's
+    row, so it counts as a default while it holds what every organization starts with (a file that
+    declared that same value leaves no trace to tell them apart)."""
+
+    rule: str
+    value: PolicyValue
+    default: bool
+
+
+# The gate an organization starts with, before any file changed it (state.Organization's).
+GATE_DEFAULTS: Final[Mapping[str, PolicyValue]] = {
+    rule: value for (rule, _), value in gate_policies(Organization("", "")).items()
+}
+
+
+def in_force(state: LiveState) -> list[InForce]:
+    """Every setting that always holds a value, by rule name: the gate's and the day limits'."""
+    gate = {rule: value for (rule, _), value in gate_policies(state.organization).items()}
+    settings: list[InForce] = []
+    for rule in sorted([*GATE_DEFAULTS, *POLICY_DEFAULTS]):
+        if rule in gate:
+            value, default = gate[rule], GATE_DEFAULTS[rule]
+            settings.append(InForce(rule, value, value == default and type(value) is type(default)))
+            continue
+        declared = state.policies.get((rule, ""))
+        settings.append(
+            InForce(rule, POLICY_DEFAULTS[rule] if declared is None else declared, declared is None)
+        )
+    return settings
 
 
 def live_check(state: LiveState, today: dt.date) -> tuple[list[Violation], list[Finding]]:

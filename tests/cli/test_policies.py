@@ -404,3 +404,29 @@ def test_export_round_trips_policies_and_expiries(world: World) -> None:
     again = world.run("plan", "-f", str(exported), "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert "No changes" in again.stdout
+
+
+def test_policy_check_shows_the_gate_and_every_setting_in_force(world: World) -> None:
+    # A pipeline reading the JSON sees the gate a plan would be judged under, and which value in
+    # force is a default and which was declared (DESIGN §8 invariant 4: a default is a value).
+    world.write(["two_factor_policy: all", "review_every_days: 30"])
+    assert world.apply().exit_code == 0
+    as_json = world.run("policy", "check", "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["gate"] == {"two_factor_policy": "all", "four_eyes": False, "min_admins": 1}
+    assert report["in_force"] == [
+        {"policy": "four_eyes", "value": False, "default": True},
+        {"policy": "max_inactive_days", "value": 90, "default": True},
+        {"policy": "min_admins", "value": 1, "default": True},
+        {"policy": "review_every_days", "value": 30, "default": False},
+        {"policy": "two_factor_policy", "value": "all", "default": False},
+    ]
+    text = world.run("policy", "check")
+    assert text.exit_code == 0, text.output
+    # The plan's own header line, and the defaults marked as the plan marks them.
+    assert "Gate: 2FA for every change · four eyes off · min_admins 1\n" in text.stdout
+    assert (
+        "In force: four_eyes false (default), max_inactive_days 90 (default), "
+        'min_admins 1 (default), review_every_days 30, two_factor_policy "all"\n'
+    ) in text.stdout

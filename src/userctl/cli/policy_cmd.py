@@ -26,12 +26,16 @@ def check(fmt: str) -> None:
     listed): exit 0 when none is broken, 4 when some is."""
     from userctl.clock import utcnow
     from userctl.db.snapshot import read_live_state
-    from userctl.policies import live_check
-    from userctl.state import policy_text
+    from userctl.policies import in_force, live_check
+    from userctl.render.common import gate_line, in_force_line
+    from userctl.state import organization_settings, policy_text
 
     with reading() as (conn, _org_id, org):
         live = read_live_state(conn, org.slug)
     violations, expiring = live_check(live, utcnow().date())
+    # The gate a plan made now would be judged under, as the plan carries it.
+    gate = organization_settings(live.organization)
+    settings = [{"policy": s.rule, "value": s.value, "default": s.default} for s in in_force(live)]
     if fmt == "json":
         click.echo(
             document(
@@ -41,6 +45,8 @@ def check(fmt: str) -> None:
                         {"policy": policy_text(key), "value": value}
                         for key, value in sorted(live.policies.items())
                     ],
+                    "gate": gate,
+                    "in_force": settings,
                     "violations": [{"rule": v.rule, "message": v.message} for v in violations],
                     "expiring": [
                         {
@@ -62,6 +68,8 @@ def check(fmt: str) -> None:
             f"polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken."
         )
     if fmt == "text":
+        click.echo(gate_line({"gate": gate}))
+        click.echo(in_force_line(settings))
         for f in expiring:
             click.echo(printable(f"note: {f.message}"))
     if violations:

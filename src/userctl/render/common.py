@@ -124,6 +124,14 @@ def gate_line(data: Mapping[str, Any]) -> str:
     )
 
 
+def in_force_line(settings: Sequence[Mapping[str, Any]]) -> str:
+    """The settings that always hold a value, each marked `(default)` as a plan's policy change
+    marks the value in force that no declaration holds."""
+    return "In force: " + ", ".join(
+        f"{s['policy']} {value(s['value'])}{' (default)' if s['default'] else ''}" for s in settings
+    )
+
+
 def names(few: Mapping[str, Any]) -> str:
     """A capped list of names from a change's impact, worded as messages word lists."""
     return first_few([printable(n) for n in few["shown"]], len(few["shown"]), few["more"]) or "none"

@@ -275,6 +275,20 @@ def count_codes(found: Collection[Finding]) -> dict[str, int]:
 EXPIRY_HORIZON_DAYS: Final = 30
 
 
+def days_left(expires: str, today: dt.date, horizon: int) -> int | None:
+    """How many days from `today` to `expires` (a user's last day, YYYY-MM-DD; 0 when it is
+    today) while that is within `horizon` days, else None (past, or further away). The one count
+    for the plan's note (planner.EXPIRY_NOTICE_DAYS) and the reports' (EXPIRY_HORIZON_DAYS)."""
+    left = (dt.date.fromisoformat(expires) - today).days
+    return left if 0 <= left <= horizon else None
+
+
+def expiring_message(email: str, expires: str, left: int) -> str:
+    """How the plan and the reports name a user whose last day is `left` days away."""
+    when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
+    return f"{email} expires {when} ({expires}): deactivated by the first plan after that day"
+
+
 def expiry_findings(users: Mapping[str, User], today: dt.date) -> list[Finding]:
     """A blocking `expired_user` finding for every user past their expiry who is not inactive
     (only a plan that was not run since leaves one: the next one deactivates them), then an
@@ -285,7 +299,6 @@ def expiry_findings(users: Mapping[str, User], today: dt.date) -> list[Finding]:
         user = users[email]
         if user.expires is None or user.status == "inactive":
             continue
-        left = (dt.date.fromisoformat(user.expires) - today).days
         if user.expires < day:
             expired.append(
                 Finding(
@@ -296,16 +309,14 @@ def expiry_findings(users: Mapping[str, User], today: dt.date) -> list[Finding]:
                     ("users", email, "expires"),
                 )
             )
-        elif left <= EXPIRY_HORIZON_DAYS:
-            when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
+        elif (left := days_left(user.expires, today, EXPIRY_HORIZON_DAYS)) is not None:
             expiring.append(
                 (
                     user.expires,
                     Finding(
                         EXPIRING,
                         False,
-                        f"{email} expires {when} ({user.expires}): deactivated by the first "
-                        "plan after that day",
+                        expiring_message(email, user.expires, left),
                         ("users", email, "expires"),
                     ),
                 )

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, cast
 
 from userctl import guards, policies
 from userctl.errors import InputError, Problem, did_you_mean, first_few
+from userctl.hygiene import days_left, expiring_message
 from userctl.plan import (
     ACTION_TABLE,
     Action,
@@ -267,15 +268,14 @@ def _expiry_notes(after: LiveState, today: dt.date | None) -> list[Finding]:
     for email in sorted(
         e for e, u in after.users.items() if u.expires is not None and u.status != "inactive"
     ):
-        left = (dt.date.fromisoformat(after.users[email].expires or "") - today).days
-        if 0 <= left <= EXPIRY_NOTICE_DAYS:
-            when = "today" if left == 0 else f"in {left} day{'s' if left > 1 else ''}"
+        expires = after.users[email].expires or ""
+        left = days_left(expires, today, EXPIRY_NOTICE_DAYS)
+        if left is not None:
             notes.append(
                 Finding(
                     "expiry",
                     False,
-                    f"{email} expires {when} ({after.users[email].expires}): "
-                    "deactivated by the first plan after that day",
+                    expiring_message(email, expires, left),
                     ("users", email, "expires"),
                 )
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Final, Mapping
+from typing import Any, Final, Mapping, Sequence
 
 from userctl.errors import Path, first_few
 from userctl.hygiene import expiry_findings
@@ -187,6 +187,12 @@ def identity_violations(state: LiveState) -> list[Violation]:
     a plan or a report says about them would be about one of the two, so this holds always, with
     or without declared policies, on every state `check` judges (a plan's, apply's, the live one
     of `policy check` and the review)."""
+    return identity_clashes(state.case_duplicates)
+
+
+def identity_clashes(groups: Sequence[Sequence[str]]) -> list[Violation]:
+    """The violation of each group of stored emails of one identity: what `identity_violations`
+    reports, and the listings warn of, in one wording."""
     return [
         Violation(
             "case_blind_identity",
@@ -196,7 +202,7 @@ def identity_violations(state: LiveState) -> list[Violation]:
             "such a row",
             ("users", email_key(group[0])),
         )
-        for group in state.case_duplicates
+        for group in groups
     ]
 
 

@@ -105,7 +105,14 @@ def test_init_json_gives_a_working_secret_for_scripts(
     result = runner("init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"organization", "admin", "totp_secret", "otpauth_uri"}
+    assert set(data) == {
+        "organization",
+        "admin",
+        "totp_secret",
+        "otpauth_uri",
+        "audit_head",
+        "checkpoint",
+    }
     assert (data["organization"], data["admin"]) == ("small-co", "boss@small.co")
     totp = pyotp.TOTP(data["totp_secret"])
     assert totp.verify(totp.now())

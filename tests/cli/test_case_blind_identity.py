@@ -368,6 +368,47 @@ def test_commands_naming_an_identity_two_rows_hold_refuse(bare: World) -> None:
             load_operator(conn, bare.org, "root@acme.co", now=utcnow())
 
 
+def test_the_listings_show_each_row_of_one_identity_as_stored_and_warn(bare: World) -> None:
+    # Before: both rows were listed as view1@hidden.co (the key), so `users list` showed one user
+    # twice and `accounts list` one holder twice, with nothing to say that two accounts exist.
+    twin = bare.twin()
+    account = bare.factory.bank_account(bare.org, "ops-main")
+    bare.factory.assign(bare.view1, account)
+    bare.factory.assign(twin, account)
+    finding = "case_blind_identity: VIEW1@hidden.co and view1@hidden.co are 2 users of one identity"
+    for fmt in ("table", "json", "csv"):
+        listed = bare.run("users", "list", "--format", fmt)
+        assert listed.exit_code == 0, listed.output
+        # The finding `policy check` blocks on, on stderr: stdout stays one parseable document.
+        assert f"Warning: {finding}" in listed.stderr
+        assert finding not in listed.stdout
+    rows = json.loads(bare.run("users", "list", "--format", "json").stdout)
+    emails = [r["email"] for r in rows]
+    assert sorted(emails) == ["VIEW1@hidden.co", "root@acme.co", "view1@hidden.co"]
+    by_email = {r["email"]: r for r in rows}
+    assert by_email["VIEW1@hidden.co"]["last_name"] == OTHER["last_name"]
+    assert by_email["view1@hidden.co"]["last_name"] == VIEW1["last_name"]
+    table = bare.run("users", "list").stdout
+    assert "VIEW1@hidden.co" in table and "view1@hidden.co" in table
+
+    accounts = bare.run("accounts", "list", "--format", "json")
+    assert accounts.exit_code == 0, accounts.output
+    (row,) = json.loads(accounts.stdout)
+    assert row["assigned_users"] == ["VIEW1@hidden.co", "view1@hidden.co"]
+    assert f"Warning: {finding}" in accounts.stderr
+
+
+def test_the_listings_of_a_clean_organization_warn_of_nothing(world: World) -> None:
+    set_stored_email(world.engine, world.view1, "View1@Hidden.co")
+    for args in (("users", "list"), ("accounts", "list")):
+        listed = world.run(*args, "--format", "json")
+        assert listed.exit_code == 0, listed.output
+        assert listed.stderr == ""
+    # One row of its identity is listed by its identity, as before.
+    emails = [r["email"] for r in json.loads(world.run("users", "list", "--format", "json").stdout)]
+    assert emails == ["root@acme.co", "view1@hidden.co"]
+
+
 # --- a stored mixed-case email is matched, locked and changed like any other ------------------
 
 

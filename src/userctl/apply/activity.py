@@ -42,6 +42,7 @@ class ActivityPlan:
 class ActivityResult:
     organization: str
     plan: ActivityPlan
+    audit_head: str | None = None  # None when nothing was recorded, so nothing was appended
 
 
 def parse_instant(text: str) -> dt.datetime:
@@ -151,6 +152,7 @@ def import_activity(
                 )
                 + ". Nothing was written"
             )
+        head = None
         if result.updated:
             # updated_at is kept: a login is no edit of the user's record.
             conn.execute(
@@ -161,7 +163,7 @@ def import_activity(
             )
             # Last logins decide which accounts look dormant: who fed them in, and which file, is
             # evidence an auditor asks for. One event per import, not per user.
-            audit.append_events(
+            head = audit.append_events(
                 conn,
                 org_id,
                 [
@@ -181,4 +183,4 @@ def import_activity(
                 ],
                 now,
             )
-    return ActivityResult(slug, result)
+    return ActivityResult(slug, result, head)

@@ -32,16 +32,19 @@ class InitResult:
     admin: str
     totp_secret: str  # shown once, never stored in plain text when USERCTL_SECRET_KEY is set
     otpauth_uri: str
+    audit_head: str  # the chain head after init's events, which the write signed
     demo_users: int = 0
     demo_bank_accounts: int = 0
 
     def to_data(self) -> dict[str, str]:
-        """`init --json` (schemas/init.schema.json), and what --secret-file holds."""
+        """`init --json` (schemas/init.schema.json), and what --secret-file holds, but for the
+        signed checkpoint, read back after the commit (entries.init_command)."""
         return {
             "organization": self.organization,
             "admin": self.admin,
             "totp_secret": self.totp_secret,
             "otpauth_uri": self.otpauth_uri,
+            "audit_head": self.audit_head,
         }
 
 
@@ -114,7 +117,7 @@ def initialise(
             role_id = rows.insert_role(conn, org_id, role)
             admin_id = rows.insert_user(conn, org_id, admin, role_id)
             secret = otp.enroll(conn, admin_id)
-            append_events(
+            head = append_events(
                 conn,
                 org_id,
                 [
@@ -167,6 +170,7 @@ def initialise(
         admin=admin.email,
         totp_secret=secret,
         otpauth_uri=otp.provisioning_uri(secret, admin.email, slug),
+        audit_head=head,
         demo_users=users,
         demo_bank_accounts=accounts,
     )

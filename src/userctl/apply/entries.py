@@ -184,13 +184,14 @@ def resend_command(
     letter: "Letterhead",
     code_given: Callable[[], None],
     with_code: CodeRunner,
-    queued: Callable[[str], None],
+    queued: Callable[[str, dict[str, Any] | None], None],
 ) -> "SendReport | None":
     """`userctl notifications resend`: the SMTP URL parsed and `code_given()` (which raises when
     no code can be had) before anything is read, the invitation re-queued with the code
-    `with_code` supplies, `queued(slug)` told, and, when an SMTP server is set, the outbox sent
-    (its report; None without a server)."""
-    from userctl.apply import outbox
+    `with_code` supplies, `queued(slug, checkpoint)` told (the signed checkpoint the write
+    appended, None without a signing key), and, when an SMTP server is set, the outbox sent (its
+    report; None without a server)."""
+    from userctl.apply import checkpoint_shown, outbox
     from userctl.apply.resend import resend_invitation
     from userctl.db.reading import reading
 
@@ -200,7 +201,7 @@ def resend_command(
     db = engine()  # made only now: a refusal above is said first, as before any database
     with reading(db, organization) as (_conn, org_id, org):
         slug = org.slug
-    with_code(
+    head = with_code(
         lambda given: resend_invitation(
             db,
             slug,
@@ -213,7 +214,7 @@ def resend_command(
         ),
         lambda: True,
     )
-    queued(slug)
+    queued(slug, checkpoint_shown.written(db, slug, head))
     if target is None:
         return None
     return outbox.send_queued(db, target, clock.utcnow(), org_id, letterhead=letter)
@@ -240,6 +241,9 @@ class Initialised:
     desired: "DesiredState"
     result: "InitResult | None"
     document: str | None
+    # The signed checkpoint init's write appended (None without a signing key, or when nothing
+    # was created).
+    checkpoint: dict[str, Any] | None = None
 
 
 def init_command(
@@ -257,6 +261,7 @@ def init_command(
     the secret file reserved (`reserve`, None without --secret-file, or when an existing one is
     kept under --exist-ok), the organization initialised, and the reserved file filled with the
     --json document, or discarded when nothing was created or initialising failed."""
+    from userctl.apply import checkpoint_shown
     from userctl.apply.bootstrap import initialise
     from userctl.desired.loader import load_desired
     from userctl.errors import UsageError
@@ -269,8 +274,9 @@ def init_command(
         )
     reserved = reserve()
     try:
+        db = engine()
         result = initialise(
-            engine(),
+            db,
             desired,
             admin_email,
             source=path,
@@ -286,10 +292,17 @@ def init_command(
         if reserved is not None:
             reserved.discard()
         return Initialised(desired=desired, result=None, document=None)
-    document = json.dumps(result.to_data(), indent=2)
+    try:
+        signed = checkpoint_shown.written(db, result.organization, result.audit_head)
+    except BaseException:
+        # The organization exists now: its admin's secret must not be lost to a failed read-back.
+        if reserved is not None:
+            reserved.fill(json.dumps(result.to_data() | {"checkpoint": None}, indent=2) + "\n")
+        raise
+    document = json.dumps(result.to_data() | {"checkpoint": signed}, indent=2)
     if reserved is not None:
         reserved.fill(document + "\n")
-    return Initialised(desired=desired, result=result, document=document)
+    return Initialised(desired=desired, result=result, document=document, checkpoint=signed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,9 +51,15 @@ def policy_results(live: LiveState) -> list[dict[str, Any]]:
 
 
 def read_report(
-    conn: "Connection", org_id: int, org: Organization, now: dt.datetime
+    conn: "Connection",
+    org_id: int,
+    org: Organization,
+    now: dt.datetime,
+    events: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The access review of organization `org_id` as it is now, in the caller's transaction."""
+    """The access review of organization `org_id` as it is now, in the caller's transaction.
+    `events`: the organization's audit events (`audit.list_events`), when the caller has read
+    them in this transaction already; read here otherwise."""
     from userctl.apply.audit import chain_head, list_events
     from userctl.db.hygiene import findings_now, read_facts, settings_for
     from userctl.db.snapshot import read_live_state
@@ -76,7 +82,7 @@ def read_report(
         org.slug,
         org.name,
         users,
-        list_events(conn, org_id),
+        list_events(conn, org_id) if events is None else events,
         flagged,
         policy_results(live),
         settings,
@@ -175,7 +181,9 @@ def rederived_problem(
             f"({head_time or 'none'}) and now"
         )
     _, org = read_organization(conn, str(report.get("organization")))
-    differences = review.report_differences(report, read_report(conn, org_id, org, made))
+    # The events read above, in this transaction: the log is read once, under the lock.
+    rederived = read_report(conn, org_id, org, made, events)
+    differences = review.report_differences(report, rederived)
     if differences:
         return (
             "it differs from the database: "

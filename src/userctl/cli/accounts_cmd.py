@@ -7,7 +7,7 @@ import click
 
 from userctl.cli.context import app, reading
 from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, result_format_option
-from userctl.cli.views_cmd import format_option
+from userctl.cli.views_cmd import format_option, warn_of_clashes
 from userctl.render.tables import FORMATS
 
 
@@ -25,8 +25,9 @@ def list_accounts(fmt: str) -> None:
 
     with reading() as (conn, org_id, _org):
         listed = accounts_listing(conn, org_id)
-    rows = [account_row(account, holders) for account, holders in listed]
+    rows = [account_row(account, holders) for account, holders in listed.rows]
     click.echo(render(ACCOUNT_COLUMNS, rows, fmt, empty="No bank accounts."), nl=False)
+    warn_of_clashes(listed.clashes)
 
 
 @accounts.command("import")
@@ -85,5 +86,4 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
         f"{result.organization}: imported {len(result.plan.new)}, "
         f"unchanged {len(result.plan.unchanged)}"
     )
-    if signed is not None:
-        click.echo(checkpoint_out.line(signed))
+    checkpoint_out.show(signed)

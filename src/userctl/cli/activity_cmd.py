@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.context import app
 from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
 
@@ -51,4 +52,7 @@ def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
     click.echo(
         f"{result.organization}: last logins updated {len(result.plan.updated)}, "
         f"unchanged {result.plan.unchanged}"
+    )
+    checkpoint_out.show(
+        checkpoint_out.written(ctx.engine(), result.organization, result.audit_head)
     )

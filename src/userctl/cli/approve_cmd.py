@@ -114,5 +114,4 @@ def approve(
         f"valid until {iso_z(approval.expires_at)}."
     )
     click.echo(f"Audit chain head: {approval.audit_head}")
-    if signed is not None:
-        click.echo(checkpoint_out.line(signed))
+    checkpoint_out.show(signed)

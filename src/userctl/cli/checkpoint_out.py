@@ -16,6 +16,15 @@ def written(engine: "Engine", organization: str, head: str | None) -> dict[str, 
     return checkpoint_shown.written(engine, organization, head)
 
 
+def show(checkpoint: dict[str, Any] | None) -> None:
+    """Print the line of the signed checkpoint a write appended, if it appended one: how every
+    command that appends audit events reports it (apply writes the same `line` in its report)."""
+    if checkpoint is not None:
+        import click
+
+        click.echo(line(checkpoint))
+
+
 def line(checkpoint: dict[str, Any]) -> str:
     return (
         f"Signed checkpoint: #{checkpoint['seq']} {checkpoint['head']} at {checkpoint['time']} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.context import app
 
 
@@ -98,6 +99,7 @@ def init(
         f"Created organization {result.organization} with role {admin.role!r} "
         f"and administrator {result.admin}."
     )
+    checkpoint_out.show(done.checkpoint)
     if demo:
         click.echo(
             f"Demo data: {result.demo_bank_accounts} bank accounts and {result.demo_users} users. "

@@ -121,7 +121,6 @@ def enroll(
         + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
     click.echo(f"Audit head: {result.audit_head}")
-    if signed is not None:
-        click.echo(checkpoint_out.line(signed))
+    checkpoint_out.show(signed)
     click.echo()
     click.echo(enrolment_text(result.email, result.otpauth_uri, color=app().color()), nl=False)

@@ -3,10 +3,11 @@ confirmed by the operator's TOTP code, and sent at once when an SMTP server is s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 
+from userctl.cli import checkpoint_out
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
 from userctl.cli.flags import lock_option, operator_option, otp_option
@@ -53,6 +54,10 @@ def resend(
             attempt, otp_code or None, ask=not otp_code, prompt=f"TOTP code of {operator}"
         )
 
+    def queued(slug: str, checkpoint: dict[str, Any] | None) -> None:
+        click.echo(f"{slug}: a new invitation for {given_email(email)} is queued")
+        checkpoint_out.show(checkpoint)
+
     # The same refusals as `send`, before anything is written: the link must point somewhere.
     letter = letterhead(invite_base_url, smtp_from, "the new invitation")
     report = entries.resend_command(
@@ -64,9 +69,7 @@ def resend(
         letter=letter,
         code_given=code_given,
         with_code=code,
-        queued=lambda slug: click.echo(
-            f"{slug}: a new invitation for {given_email(email)} is queued"
-        ),
+        queued=queued,
     )
     if report is not None:
         click.echo(f"invitations: {report.sent} sent, {report.failed} failed")

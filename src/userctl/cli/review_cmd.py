@@ -88,10 +88,9 @@ def attest(
             f"{given_email(reviewer)}; audit chain head {head}"
         ),
     )
-    if done.checkpoint is not None:
-        from userctl.cli import checkpoint_out
+    from userctl.cli import checkpoint_out
 
-        click.echo(checkpoint_out.line(done.checkpoint))
+    checkpoint_out.show(done.checkpoint)
 
 
 @review.command()

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import click
 
 from userctl.cli.context import reading
+from userctl.printable import printable
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
+
+if TYPE_CHECKING:
+    from userctl.policies import Violation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +27,13 @@ def format_option(choices: tuple[str, ...], help_text: str | None = None) -> Cal
         show_default=True,
         help=help_text,
     )
+
+
+def warn_of_clashes(clashes: Sequence[Violation]) -> None:
+    """Rows of one identity in a listing: the finding `policy check` blocks on, on stderr, so
+    that stdout stays one document a pipeline parses."""
+    for clash in clashes:
+        click.echo(printable(f"Warning: {clash.message}"), err=True)
 
 
 @click.group()
@@ -54,13 +65,14 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
         listed = users_listing(conn, org_id, org, status=status, role=role)
     rows = [
         user_row(item.user, item.last_login_at)
-        for item in listed
+        for item in listed.rows
         if search is None or matches_search(item.user, search)
     ]
     click.echo(
         render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS),
         nl=False,
     )
+    warn_of_clashes(listed.clashes)
 
 
 @users.command("show")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -18,8 +19,15 @@ from sqlalchemy.engine import Connection
 from userctl import state
 from userctl.db import models, tables
 from userctl.db.plan_read import user_from_row
-from userctl.db.snapshot import read_bank_accounts, read_roles, read_users, user_query
+from userctl.db.snapshot import (
+    read_bank_accounts,
+    read_case_duplicates,
+    read_roles,
+    read_users,
+    user_query,
+)
 from userctl.errors import NotFound, did_you_mean
+from userctl.policies import Violation, identity_clashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +44,36 @@ class Timestamps:
     last_login_at: dt.datetime | None = None
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    """What a listing shows, and the rows of one identity among them (DESIGN §8 invariant 6): each
+    such row is listed by its email as stored, never merged into another or shown under a shared
+    key, and the violation `policy check` blocks on is reported beside it."""
+
+    rows: list[T]
+    clashes: list[Violation]
+
+
+def _clashing(conn: Connection, org_id: int) -> tuple[frozenset[str], list[Violation]]:
+    """The stored emails of rows that share an identity with another row, and their violations
+    (one cheap query: only the rows whose key is shared)."""
+    groups = read_case_duplicates(conn, org_id)
+    return frozenset(e for group in groups for e in group), identity_clashes(groups)
+
+
 def list_users(
-    conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None
+    conn: Connection,
+    org_id: int,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+    as_stored: frozenset[str] = frozenset(),
 ) -> list[ListedUser]:
-    """Users of the organization sorted by id, filtered by status and exact role name."""
+    """Users of the organization sorted by id, filtered by status and exact role name; a row
+    whose stored email is in `as_stored` keeps that spelling instead of its identity's key."""
     u, r = tables.users.c, tables.roles.c
     query = (
         user_query().add_columns(u.last_login_at).where(u.organization_id == org_id).order_by(u.id)
@@ -48,10 +82,13 @@ def list_users(
         query = query.where(u.status == status)
     if role is not None:
         query = query.where(r.name == role)
-    return [
-        ListedUser(int(row[0]), user_from_row(row, frozenset()), row[-1])
-        for row in conn.execute(query)
-    ]
+    listed = []
+    for row in conn.execute(query):
+        user = user_from_row(row, frozenset())
+        if row[1] in as_stored:
+            user = replace(user, email=row[1])
+        listed.append(ListedUser(int(row[0]), user, row[-1]))
+    return listed
 
 
 def user_emails(conn: Connection, org_id: int) -> list[str]:
@@ -84,8 +121,11 @@ def role_user_counts(conn: Connection, org_id: int) -> dict[str, int]:
     return {name: int(count) for name, count in rows}
 
 
-def account_holders(conn: Connection, org_id: int) -> dict[str, list[str]]:
-    """Bank-account key -> emails of the users it is assigned to, sorted."""
+def account_holders(
+    conn: Connection, org_id: int, as_stored: frozenset[str] = frozenset()
+) -> dict[str, list[str]]:
+    """Bank-account key -> emails of the users it is assigned to, sorted; an email in
+    `as_stored` keeps its stored spelling (see `list_users`)."""
     u, uba, ba = models.User, models.UserBankAccount, models.BankAccount
     rows = conn.execute(
         select(ba.key, u.email)
@@ -95,7 +135,7 @@ def account_holders(conn: Connection, org_id: int) -> dict[str, list[str]]:
     )
     holders: defaultdict[str, list[str]] = defaultdict(list)
     for key, email in rows:
-        holders[key].append(email.lower())
+        holders[key].append(email if email in as_stored else email.lower())
     return {key: sorted(emails) for key, emails in holders.items()}
 
 
@@ -106,16 +146,17 @@ def users_listing(
     *,
     status: str | None = None,
     role: str | None = None,
-) -> list[ListedUser]:
+) -> Listing[ListedUser]:
     """`users list`: `list_users`, after refusing a role the organization does not have (an
-    empty list would read as "nobody holds it")."""
+    empty list would read as "nobody holds it"), with the rows of one identity (`Listing`)."""
     if role is not None and role not in read_roles(conn, org_id, [role]):
         known = sorted(read_roles(conn, org_id))
         raise NotFound(
             f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
             f"its roles: {', '.join(known) or 'none'}"
         )
-    return list_users(conn, org_id, status=status, role=role)
+    as_stored, clashes = _clashing(conn, org_id)
+    return Listing(list_users(conn, org_id, status=status, role=role, as_stored=as_stored), clashes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +199,10 @@ def roles_listing(conn: Connection, org_id: int) -> list[tuple[state.Role, int]]
     return [(roles[name], counts.get(name, 0)) for name in sorted(roles)]
 
 
-def accounts_listing(conn: Connection, org_id: int) -> list[tuple[state.BankAccount, list[str]]]:
-    """`accounts list`: every bank account by key, with the emails it is assigned to."""
+def accounts_listing(conn: Connection, org_id: int) -> Listing[tuple[state.BankAccount, list[str]]]:
+    """`accounts list`: every bank account by key, with the emails it is assigned to, and the
+    rows of one identity (`Listing`)."""
     registered = read_bank_accounts(conn, org_id)
-    holders = account_holders(conn, org_id)
-    return [(registered[key], holders.get(key, [])) for key in sorted(registered)]
+    as_stored, clashes = _clashing(conn, org_id)
+    holders = account_holders(conn, org_id, as_stored)
+    return Listing([(registered[key], holders.get(key, [])) for key in sorted(registered)], clashes)

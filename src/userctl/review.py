@@ -33,6 +33,9 @@ class ReviewUser:
     last_name: str
     two_factor: str
     bank_accounts: frozenset[str]
+    # Their last day (YYYY-MM-DD), or None: shown beside each user, not only as a finding when it
+    # is near, so the reviewer sees whose access already has an end (DESIGN §8 invariant 3).
+    expires: str | None = None
 
 
 def grant_events(
@@ -136,6 +139,7 @@ def build_report(
                 "totp_enrolled": a.totp_enrolled,
                 "last_login_at": iso_z(a.last_login_at) if a.last_login_at else None,
                 "dormant": is_dormant(a, settings, now),
+                "expires": u.expires,
                 "grants": [
                     {
                         "kind": "role",

@@ -4,8 +4,11 @@ the stored expiry moved into the past."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -174,6 +177,38 @@ def test_hygiene_policy_check_and_the_review_show_who_expires_and_who_is_past_it
     assert any(past in msg for msg in messages) and any(soon in msg for msg in messages)
     page = world.run("review", "--format", "html").stdout
     assert soon in page
+
+
+def test_the_review_shows_each_users_expiry_where_the_reviewer_decides(
+    world: World,  # noqa: F811
+) -> None:
+    # An expiry beyond every horizon makes no finding: before, the review did not show it at all,
+    # so a reviewer keeping a contractor's access could not see that it ends.
+    world.sql(
+        sa.update(m.User)
+        .where(m.User.email == "ops1@acme.co")
+        .values(expires=dt.date.fromisoformat(day(45)))
+    )
+    review = checked("review.schema.json", world.run("review", "--format", "json").stdout)
+    rows = {u["email"]: u for u in review["users"]}
+    assert rows["ops1@acme.co"]["expires"] == day(45)
+    assert rows["ops2@acme.co"]["expires"] is None
+    assert not [f for f in review["findings"] if f["code"] in ("expiring_user", "expired_user")]
+
+    listed = list(csv.DictReader(io.StringIO(world.run("review", "--format", "csv").stdout)))
+    assert {r["email"]: r["expires"] for r in listed if r["grant"] == "role"} == {
+        "appr@acme.co": "",
+        "ops1@acme.co": day(45),
+        "ops2@acme.co": "",
+        "root@acme.co": "",
+    }
+
+    page = world.run("review", "--format", "html").stdout
+    assert "<th>last day</th>" in page
+    row = re.search(r'<tr [^>]*data-email="ops1@acme\.co">(.*?)</tr>', page, re.S)
+    assert row is not None and f"<td>{day(45)}</td>" in row.group(1)
+    other = re.search(r'<tr [^>]*data-email="ops2@acme\.co">(.*?)</tr>', page, re.S)
+    assert other is not None and "<td>none</td>" in other.group(1)
 
 
 # --- invariant 4 ----------------------------------------------------------------------------

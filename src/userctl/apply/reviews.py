@@ -75,6 +75,7 @@ def read_report(
             live.users[a.email].last_name,
             live.users[a.email].two_factor,
             live.users[a.email].bank_accounts,
+            live.users[a.email].expires,
         )
         for a in everyone.accounts
     ]

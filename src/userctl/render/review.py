@@ -29,6 +29,7 @@ CSV_COLUMNS = (
     "totp_enrolled",
     "last_login_at",
     "dormant",
+    "expires",
     "grant",
     "grant_name",
     "granted_at",
@@ -79,6 +80,7 @@ def render_csv(data: Mapping[str, Any]) -> str:
                         "totp_enrolled",
                         "last_login_at",
                         "dormant",
+                        "expires",
                     )
                 },
                 "grant": g["kind"],
@@ -150,7 +152,8 @@ def render_html(data: Mapping[str, Any]) -> str:
         rows.append(
             f'<tr class="{cls}" data-email="{e(u["email"])}">'
             f"<td>{e(u['name'])}<br><code>{_breakable(u['email'])}</code></td>"
-            f"<td>{e(u['status'])}</td><td>{e(u['role'])}</td>"
+            f"<td>{e(u['status'])}</td><td>{e(u['expires'] or 'none')}</td>"
+            f"<td>{e(u['role'])}</td>"
             f"<td>{e(', '.join(u['permissions'])) or NONE}"
             + (
                 f"<br><b>privileged:</b> {e(', '.join(u['privileged_permissions']))}"
@@ -196,7 +199,8 @@ audit chain head <code>{e(data["audit_head"])}</code>
 <p><b>Policy violations:</b></p><ul>{violations}</ul>
 <p><b>Hygiene findings:</b></p><ul>{findings}</ul>
 <h2>Users and their grants</h2>
-<table id="users"><thead><tr><th>user</th><th>status</th><th>role</th><th>permissions</th>\
+<table id="users"><thead><tr><th>user</th><th>status</th><th>last day</th><th>role</th>\
+<th>permissions</th>\
 <th>2FA</th><th>last login</th><th>grants: when, by whom, verified how, approved by whom, why</th>\
 </tr></thead>
 <tbody>

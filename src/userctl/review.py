@@ -20,7 +20,8 @@ from userctl.hygiene import Account, ReviewSettings, is_dormant, privileged
 from userctl.plan import Finding, assignment_address, compute_digest, user_address
 
 REPORT_KIND: Final = "userctl access review"
-REPORT_VERSION: Final = 1
+# 2: each user carries `expires` (a report of format 1 cannot show it, so it is made again).
+REPORT_VERSION: Final = 2
 ATTEST_ACTION: Final = "review.attest"
 APPROVE_ACTION: Final = "plan.approve"
 NO_REASON: Final = "—"
@@ -192,14 +193,16 @@ def report_digest(data: Mapping[str, Any]) -> str:
 
 def report_problem(data: Any, organization: str) -> str | None:
     """Why `data` (a report's JSON) cannot be attested for `organization`, or None."""
-    if (
-        not isinstance(data, dict)
-        or data.get("kind") != REPORT_KIND
-        or data.get("format_version") != REPORT_VERSION
-    ):
+    if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
         return (
             f"not a userctl access review (format_version {REPORT_VERSION}): run "
             "`userctl review --format json`"
+        )
+    if data.get("format_version") != REPORT_VERSION:
+        return (
+            f"it is an access review of format_version {data.get('format_version')!r}, made by "
+            f"another version of userctl (this one reads {REPORT_VERSION}): run "
+            "`userctl review --format json` again"
         )
     if data.get("digest") != report_digest(data):
         return (

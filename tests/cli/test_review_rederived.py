@@ -245,3 +245,19 @@ def test_events_that_change_no_access_leave_an_honest_report_attestable(
 def sa_rows(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(m.AuditEvent.action).order_by(m.AuditEvent.seq)))
+
+
+def test_a_report_of_an_earlier_format_is_refused_as_one_to_make_again(
+    runner: Runner, engine: Engine, org: Org, tmp_path: Path
+) -> None:
+    # Format 1 reports carry no `expires` per user: rather than refusing them as "differing" on
+    # a field they could not hold, attest names their version and says to run the review again.
+    _, report = _report(runner, tmp_path)
+    users = [{k: v for k, v in u.items() if k != "expires"} for u in report["users"]]
+    path = _forged(tmp_path, report, users=users, format_version=1)
+    before = tables(engine)
+
+    result = _attest(runner, path, "root@acme.co", org.root.code())
+
+    _refused(result, "format_version 1", "another version of userctl", "userctl review")
+    assert tables(engine) == before

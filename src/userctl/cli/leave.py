@@ -1,7 +1,9 @@
 """How the `userctl` process ends: what interpreter shutdown is for, done, then nothing else.
 
 Shutdown frees every object the command built one by one (at 10k users, a tenth of a `plan`'s CPU;
-more at 100k), and none of that can be seen from outside. What can be seen is done first: the
+more at 100k), and userctl leaves nothing to it: files are closed where they are written,
+temporary ones removed by the code that made them, connections closed by the command's context
+(AppContext.close) or db/thin.py. What can be seen from outside is done first: the
 atexit handlers run, stdout and stderr are flushed, and the process ends with the command's exit
 code. Where any of that is not certain — a flush that fails (a closed pipe), a thread still
 running, an exit that is not a plain code — the interpreter's own shutdown does it all as before.

@@ -1,7 +1,7 @@
 """How the `userctl` process ends: what interpreter shutdown is for, done, then nothing else.
 
 Shutdown frees every object the command built one by one (at 10k users, a tenth of a `plan`'s CPU;
-more at 100k), and userctl leaves nothing to it: files are closed where they are written,
+about 0.2 s at 100k), and userctl leaves nothing to it: files are closed where they are written,
 temporary ones removed by the code that made them, connections closed by the command's context
 (AppContext.close) or db/thin.py. What can be seen from outside is done first: the
 atexit handlers run, stdout and stderr are flushed, and the process ends with the command's exit

@@ -8,6 +8,7 @@ carries over.
                                       # 8 organizations at once
     python bench/bench.py --quick     # 10k users and 10k events only
     python bench/bench.py --sizes 50000 --backends sqlite,postgresql --events 10000
+    python bench/bench.py --quick --backends sqlite --events '' --steps plan   # plan alone
 
 Per backend and size: `userctl init` creates the organization (untimed), then `apply -f` of the
 whole file (N creates, with a real TOTP code), `plan` and `validate` of a 1%-drifted file,
@@ -36,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 import pyotp
 
@@ -338,7 +339,18 @@ def with_one_mistake(text: str) -> str:
 # --- one backend, one size ----------------------------------------------------------------------
 
 
-def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], None]) -> None:
+# The steps of one organization `--steps` can pick. The creates are applied (and everyone
+# registered) whichever are picked: every later step reads that organization.
+STEPS = ("validate", "apply", "plan", "export", "users", "mixed")
+
+
+def organization_steps(
+    backend: str,
+    n: int,
+    tmp: Path,
+    emit: Callable[[Row], None],
+    steps: Collection[str] = STEPS,
+) -> None:
     target = make_target(backend, tmp, human(n))
     try:
         base, drift, mixed = tmp / f"base{n}.yaml", tmp / f"drift{n}.yaml", tmp / f"mixed{n}.yaml"
@@ -364,7 +376,7 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
         run([USERCTL, "accounts", "import", str(accounts), "--operator", ADMIN], env)
         org_id = "1"
 
-        if backend == "sqlite":  # no database: once per size
+        if backend == "sqlite" and "validate" in steps:  # no database: once per size
             emit(
                 Row(
                     "validate",
@@ -387,51 +399,57 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
                     run(floor("parse", str(drift)), env, RUNS),
                 )
             )
-        write_floor = run(floor("write", spec, org_id, str(base)), env)
-        emit(
-            Row(
-                "apply (creates)", backend, n_label, apply_saved(base, tmp, env, codes), write_floor
-            )
-        )
+        created = apply_saved(base, tmp, env, codes)
+        if "apply" in steps:
+            write_floor = run(floor("write", spec, org_id, str(base)), env)
+            emit(Row("apply (creates)", backend, n_label, created, write_floor))
         register_everyone(target, base)
-        emit(
-            Row(
-                "plan (1% drift)",
-                backend,
-                n_label,
-                run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
-                run(floor("read", spec, org_id, str(drift)), env, RUNS),
+        if "plan" in steps:
+            emit(
+                Row(
+                    "plan (1% drift)",
+                    backend,
+                    n_label,
+                    run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
+                    run(floor("read", spec, org_id, str(drift)), env, RUNS),
+                )
             )
+        read_floor = (
+            run(floor("read", spec, org_id), env, RUNS)
+            if {"export", "users"} & set(steps)
+            else None
         )
-        read_floor = run(floor("read", spec, org_id), env, RUNS)
-        emit(
-            Row(
-                "export",
-                backend,
-                n_label,
-                run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
-                read_floor,
+        if "export" in steps and read_floor is not None:
+            emit(
+                Row(
+                    "export",
+                    backend,
+                    n_label,
+                    run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
+                    read_floor,
+                )
             )
-        )
-        emit(
-            Row(
-                "users list",
-                backend,
-                n_label,
-                run([USERCTL, "users", "list"], env, RUNS),
-                read_floor,
+        if "users" in steps and read_floor is not None:
+            emit(
+                Row(
+                    "users list",
+                    backend,
+                    n_label,
+                    run([USERCTL, "users", "list"], env, RUNS),
+                    read_floor,
+                )
             )
-        )
-        write_floor = run(floor("write", spec, org_id, str(mixed)), env)
-        emit(
-            Row(
-                "apply (mixed)",
-                backend,
-                f"{n_label} ({write_floor.out.strip()} changes)",
-                apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"),
-                write_floor,
+        if "mixed" in steps:
+            write_floor = run(floor("write", spec, org_id, str(mixed)), env)
+            emit(
+                Row(
+                    "apply (mixed)",
+                    backend,
+                    f"{n_label} ({write_floor.out.strip()} changes)",
+                    apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"),
+                    write_floor,
+                )
             )
-        )
     finally:
         target.drop()
 
@@ -680,7 +698,16 @@ def main(argv: list[str]) -> None:
         help="backends that get the event counts above 10k (MariaDB's load alone is minutes)",
     )
     parser.add_argument("--no-concurrency", action="store_true")
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps of each organization, of {','.join(STEPS)} (default all); "
+        "the creates are applied as setup whichever are picked",
+    )
     args = parser.parse_args(argv)
+    steps = [s for s in args.steps.split(",") if s]
+    if unknown := sorted(set(steps) - set(STEPS)):
+        parser.error(f"--steps: unknown {', '.join(unknown)}; pick from {', '.join(STEPS)}")
     # Stopped with kill: unwind, so that every database this run created is dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [
@@ -709,7 +736,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for backend in backends:
-                organization_steps(backend, n, Path(tmp), emit)
+                organization_steps(backend, n, Path(tmp), emit, steps)
         for count in events:
             for backend in backends:
                 if count <= 10_000 or backend in args.big_events_backends.split(","):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
@@ -56,6 +55,8 @@ def first_few(names: Sequence[str], limit: int, unlisted: int = 0) -> str:
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """The hint after a name that is not found: the closest known one, or nothing. The one place
     every "unknown X" message gets its suggestion from."""
+    import difflib  # only when a name was not found: every command imports this module
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -86,6 +86,57 @@ def test_validate_imports_no_database_layer_at_all(db_url: str, tmp_path: Path) 
     assert loaded == {"heavy": [], "sqlalchemy": False}
 
 
+# What only applying or verifying needs: the transaction (and, through it, replan and the 2FA
+# rules), the audit chain's arithmetic. A plan that imported them again would pay for them in
+# every run (issue 25: at 10k users the process's fixed costs are most of a plan's gap to its
+# floor).
+APPLY_ONLY = (
+    "userctl.apply.transaction",
+    "userctl.replan",
+    "userctl.verification",
+    "userctl.chain",
+)
+APPLY_PROBE = PROBE.replace(
+    'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "jinja2") or '
+    'm.startswith("sqlalchemy.orm"))',
+    f"heavy = sorted(m for m in sys.modules if m in {APPLY_ONLY!r})",
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_plan_imports_nothing_only_apply_or_verify_needs(
+    db_url: str, factory: Factory, tmp_path: Path
+) -> None:
+    assert APPLY_PROBE != PROBE
+    _organization(factory, tmp_path)
+    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", APPLY_PROBE, "plan", "-f", str(tmp_path / "org.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "first@acme.co" in proc.stdout, proc.stderr
+    assert json.loads(proc.stderr.splitlines()[-1])["heavy"] == []
+    # The same probe sees them where they are used: `from userctl.apply import apply_plan`
+    # still finds the transaction.
+    probe = APPLY_PROBE.replace(
+        "from userctl.cli.main import main\nmain()",
+        "import userctl.apply, userctl.chain\nuserctl.apply.apply_plan",
+    )
+    assert probe != APPLY_PROBE
+    seen = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    heavy = json.loads(seen.stderr.splitlines()[-1])["heavy"]
+    assert sorted(heavy) == sorted(APPLY_ONLY), seen.stderr
+
+
 RENDERERS = {"text": "text", "json": "jsonfmt", "markdown": "markdown", "html": "htmlpage"}
 # What each renderer's module imports of the others (markdown words its changes as text does).
 RENDERER_USES = {"markdown": {"text"}}

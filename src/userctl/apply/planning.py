@@ -182,11 +182,12 @@ def plan_options(
 ) -> PlanOptions:
     """The options a plan is made with, from the command line's: emails as identities, a
     reason refused as the planner would refuse it."""
-    from userctl.replan import reason_problem
+    if reason is not None:  # replan is apply's module: a plan without --reason never needs it
+        from userctl.replan import reason_problem
 
-    problem = reason_problem(reason)
-    if problem is not None:
-        raise UsageError(f"--reason: {problem}")
+        problem = reason_problem(reason)
+        if problem is not None:
+            raise UsageError(f"--reason: {problem}")
     return PlanOptions(
         prune=not no_prune,
         replace=frozenset(given_email(e) for e in replace),

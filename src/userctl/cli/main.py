@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from userctl import __version__
-from userctl.cli import failures
+from userctl.cli import failures, leave
 from userctl.cli.argv import env_flag, refuse_undecodable
 from userctl.cli.commands import LazyGroup
 from userctl.cli.context import DEFAULT_DATABASE_URL, ENV_DATABASE_URL, AppContext
@@ -147,4 +147,4 @@ def cli(
 
 
 def main() -> None:
-    cli.main(prog_name="userctl")
+    leave.run(lambda: cli.main(prog_name="userctl"))

@@ -16,13 +16,16 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
-from userctl import chain, state
+from userctl import state
 from userctl.db import plan_read
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
 from userctl.hygiene import HygieneFacts, ReviewSettings
+
+if TYPE_CHECKING:
+    from userctl import chain
 
 T = TypeVar("T")
 
@@ -158,6 +161,7 @@ def scan_chain(
     the organization's slug and what the scan found. None when this path does not apply (above)
     or the organization is not plainly there (none, several, or not that one): the SQLAlchemy
     path then reads and words it."""
+    from userctl import chain  # here, not at the top: `plan` reads on this module too
 
     def read(rows: _Rows, parsed: Url) -> tuple[str, chain.Scanned] | None:
         slug = organization

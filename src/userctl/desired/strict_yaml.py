@@ -56,11 +56,13 @@ UNREADABLE: Final = (
     "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
     "no empty keys, one key per line)"
 )
+# Blanks are spaces and tabs only: YAML takes U+00A0, U+2003... for text, Python's \s does not
+# (re.A on every pattern that says \s).
 _SKIP: Final = re.compile(r"(?:[ \t\r\n\ufeff]+|#[^\n]*)*")
 _DOUBLE: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _SINGLE: Final = re.compile(r"'(?:[^']|'')*'")
-_PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*")
-_ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*")
+_PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*", re.A)
+_ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*", re.A)
 _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
 _INDENT: Final = re.compile(r"[ ]*")
 _BLANKS: Final = re.compile(r"[ \t]*")
@@ -68,12 +70,12 @@ _BLANKS: Final = re.compile(r"[ \t]*")
 
 # A plain key alone on its line, its value on the lines below (group 2: just past the ':').
 _KEY_LINE: Final = re.compile(
-    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$"
+    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$", re.A
 )
 
 
 _FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
-_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))")  # at column 0: a marker
+_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))", re.A)  # at column 0: a marker
 
 
 @functools.cache
@@ -83,14 +85,14 @@ def _less(indent: int) -> re.Pattern[str]:
 
 @functools.cache
 def _next_entry(c: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))")
+    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))", re.A)
 
 
 def _plain(safe: str) -> re.Pattern[str]:
     """One line of a plain scalar: words of `safe` characters (a '#' inside a word is text, one
     after a blank starts a comment) separated by blanks."""
     word = rf"(?:{safe})(?:{safe}|#)*"
-    return re.compile(rf"{word}(?:[ \t]+{word})*")
+    return re.compile(rf"{word}(?:[ \t]+{word})*", re.A)
 
 
 _PLAIN_BLOCK: Final = _plain(r"[^\s:#]|:(?=\S)")
@@ -106,7 +108,8 @@ def _simple_entry(c: int) -> re.Pattern[str]:
     an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
     return re.compile(
         rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
-        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)"
+        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)",
+        re.A,
     )
 
 
@@ -483,24 +486,21 @@ class SourceMap:
         beyond what exists (a missing field) gives the position of the deepest part that does."""
         if self.reveal is not None and not self.marks:
             self.reveal(self.root)
-        mark = self.root_mark
-        node = self.root
+        mark, node = self.root_mark, self.root
         for i, step in enumerate(path):
             found = self._child(node, step)
             if found is None:
                 break
-            index, child = found
             if self.reveal is not None and id(node) in self.pending:
                 self.reveal(node)
-            marks = self.marks.get(id(node))
-            if marks is None:  # inside an alias's value, which has no marks of its own
+            marks = self.marks.get(id(node), ())
+            at_key = key and i == len(path) - 1
+            slot = 2 * found[0] + (not at_key) if isinstance(node, dict) else found[0]
+            # No marks: an alias's value has none of its own, and a reading that stopped short
+            # (see lazy_marks) left some out.
+            if slot >= len(marks):
                 break
-            if isinstance(node, dict):
-                last = i == len(path) - 1
-                mark = marks[2 * index] if key and last else marks[2 * index + 1]
-            else:
-                mark = marks[index]
-            node = child
+            mark, node = marks[slot], found[1]
         return self.place(mark)
 
     def value(self, path: Path) -> Any:

@@ -70,33 +70,46 @@ def suspicion(data: bytes) -> str | None:
         second_look = _SECOND_LOOK.get(byte)
         if second_look is not None and second_look.search(data):
             return f"contains {second_look.pattern!r}"
-    if (ord("|") in found or ord(">") in found) and _odd_block(data):
+    if (ord("|") in found or ord(">") in found) and at_node_start(data, _ODD_BLOCK):
         return "has | or > where a node starts, not as a block scalar's header"
-    if found & _INDICATORS and (_INDICATOR_AT_NODE.search(data) or _INDICATOR_AT_START.match(data)):
+    if found & _INDICATORS and (
+        _INDICATOR_AT_START.match(data) or _outside_comments(data, _INDICATOR_AT_NODE)
+    ):
         return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
-    for pattern in _AMBIGUOUS:
-        if pattern.search(data):
-            return "has a plain ambiguous boolean"
-    if _AMBIGUOUS_AT_START.match(data):
+    if _AMBIGUOUS_AT_START.match(data) or any(_outside_comments(data, p) for p in _AMBIGUOUS):
         return "has a plain ambiguous boolean"
     return None
-
-
-def _odd_block(data: bytes) -> bool:
-    return at_node_start(data, _ODD_BLOCK)
 
 
 def at_node_start(data: bytes, pattern: re.Pattern[bytes]) -> bool:
     """Whether `pattern` matches somewhere a node can start: at the start of the text or of a
     line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks. Elsewhere (inside a
-    scalar, in a comment's words) an indicator is text."""
+    scalar, in a comment) an indicator is text."""
     for match in pattern.finditer(data):
         i = match.start()
         while i and data[i - 1] in b" \t":
             i -= 1
-        if not i or data[i - 1] in _NODE_START:
+        if (not i or data[i - 1] in _NODE_START) and not _in_comment(data, match.end() - 1):
             return True
     return False
+
+
+def _outside_comments(data: bytes, pattern: re.Pattern[bytes]) -> bool:
+    return any(not _in_comment(data, match.end() - 1) for match in pattern.finditer(data))
+
+
+def _in_comment(data: bytes, at: int) -> bool:
+    """Whether the byte at `at` stands after a `#` that starts a comment on its line (at the
+    line's start or after a blank), with no quote before it there: outside a quoted scalar that
+    `#` is a comment's, and inside one (open since an earlier line) so is the byte, which is text
+    either way. A comment never changes the data: `# owner: *team*` must not cost the marked
+    reading of a valid file."""
+    line = data[max(data.rfind(b"\n", 0, at), data.rfind(b"\r", 0, at)) + 1 : at]
+    return (
+        b'"' not in line
+        and b"'" not in line
+        and (line.startswith(b"#") or b" #" in line or b"\t#" in line)
+    )
 
 
 class Read(NamedTuple):

@@ -664,21 +664,7 @@ class _Aligner:
         keys, seen, names = iter(value), dict[Any, int](), dict[str, None]()  # seen: key marks
         events, quick = self.events, not self.duplicates
         while events[self.i][0] != "]":
-            event, after = events[self.i], events[self.i + 1]
-            if quick and after[0] == "~" and event[0] == "s" and not event[2] and event[4]:
-                # A plain key over an entry left for later (a user of a shallow reading): the
-                # common case, inline.
-                key = next(keys, _NO_KEY)
-                if key != event[4] or key in AMBIGUOUS_BOOLEANS or key == "<<":
-                    raise _Misread(event[1])  # never in a file the scan vouched for
-                marks.append(event[1])
-                marks.append(after[1])
-                child = value[key]
-                if child.__class__ is dict or child.__class__ is list:
-                    self.pending[id(child)] = (after[2], after[3])
-                names[key] = None
-                self.i += 2
-                continue
+            event = events[self.i]
             name = self.key_of(event) if self.duplicates else _NO_KEY
             if name is not _NO_KEY and name in seen:
                 line, _ = self.place(seen[name])
@@ -904,18 +890,13 @@ def _open_path(events: list[Event]) -> Path:
 
 def nesting_depth(value: Any) -> int:
     """How many containers deep `value` goes (iteratively: it may be deep)."""
-    deepest = 0
-    pending = [(value, 1)]
+    deepest, pending = 0, [(value, 1)]
     while pending:
         node, depth = pending.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
     return deepest
 
 
@@ -944,16 +925,7 @@ def _describe_complex(key: Any) -> str:
 
 def describe_kind(value: object) -> str:
     """What a non-string value was read as, for messages ("a number", "null"...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
+    kinds = ((bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), (list, "a list"))
     return (
-        "a mapping"
-        if isinstance(value, dict)
-        else "a list"
-        if isinstance(value, list)
-        else "a string"
+        "null" if value is None else next((k for t, k in kinds if isinstance(value, t)), "a string")
     )

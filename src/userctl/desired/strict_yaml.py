@@ -22,7 +22,7 @@ import itertools
 import re
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from userctl.desired import fast_yaml
@@ -572,16 +572,16 @@ class _Aligner:
     of the format's rules, each at its path. `duplicates`: yaml_rs found a repeated key and
     `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
-    def __init__(
-        self, events: list[Event], text: str, duplicates: bool, into: SourceMap | None = None
-    ) -> None:
+    def __init__(self, events: list[Event], text: str, duplicates: bool, into: SourceMap) -> None:
         self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
-        self.marks = into.marks if into is not None else {}
-        self.raw = into.raw if into is not None else {}
-        self.pending = into.pending if into is not None else {}  # left for later: see lazy_marks
+        self.marks, self.raw, self.pending, self.place = (
+            into.marks,
+            into.raw,
+            into.pending,
+            into.place,
+        )
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
-        self.place = _Places(text)
 
     def problem(self, message: str, at: int, path: Path, *, taint: bool = True) -> None:
         line, col = self.place(at)
@@ -773,58 +773,56 @@ def parse_marked(
 ) -> MarkedDocument:
     """`text` with its marks and the format's rules on its YAML; `read`: yaml_rs's reading of it,
     when made already. `mapping`: refuse a top level that is not a mapping."""
-    place = _Places(text)
+    sourcemap = SourceMap(None, 0, _Places(text))
 
-    def refused(problem: Problem) -> MarkedDocument:
-        return MarkedDocument(None, SourceMap(None, 0, place), [problem])
+    def refused(*problems: Problem) -> MarkedDocument:
+        return MarkedDocument(None, sourcemap, list(problems))
 
-    def at(offset: int, message: str) -> Problem:
-        line, col = place(offset)
-        return Problem(message, line=line, col=col)
+    def at(offset: int, message: str, path: Path = ()) -> Problem:
+        line, col = sourcemap.place(offset)
+        return Problem(message, path, line=line, col=col)
 
     bad = _NOT_PRINTABLE.search(text)
     if bad is not None:
         char, kind = f"U+{ord(bad.group()):04X}", "control" if bad.group() < "\xa0" else "special"
         message = f"character {char} is not allowed in YAML ({kind} characters are not allowed)"
         return refused(at(bad.start(), message + "; remove it"))
-    scanner = _Scanner(text)
-    misread: int | None = None
+    scanner, misread = _Scanner(text), None
     try:
         scanner.stream()
     except _TooDeep as exc:
-        return refused(replace(at(exc.at, _TOO_DEEP), path=_open_path(scanner.events)))
+        return refused(at(exc.at, _TOO_DEEP, _open_path(scanner.events)))
     except _Empty:
         return refused(at(0, _SAY[""]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
     if read is None and misread is None:
         read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
-    if read is not None and not read.accepted and not read.duplicates and misread is None:
-        if read.refusal is None or any(event[0] == "*" for event in scanner.events):
-            # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
-            # no reason (a mapping or list as a key, which Python cannot hold): the format
-            # refuses each, and says so where it is.
-            walk = _Aligner(scanner.events, text, False)
-            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                walk.node(_UNKNOWN, ())
-            if walk.problems:
-                return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
     if read is None or not read.accepted and not read.duplicates:
+        if read is not None and misread is None:
+            if read.refusal is None or any(event[0] == "*" for event in scanner.events):
+                # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value
+                # and no reason (a mapping or list as a key, which Python cannot hold): the
+                # format refuses each, and says so where it is.
+                walk = _Aligner(scanner.events, text, False, sourcemap)
+                with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
+                    walk.node(_UNKNOWN, ())
+                if walk.problems:
+                    return refused(*walk.problems)
         refusal = read.refusal if read is not None else None
         return refused(
             refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
         )
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
-    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
-    aligner = _Aligner(scanner.events, text, read.duplicates)
+    aligner = _Aligner(scanner.events, text, read.duplicates, sourcemap)
     try:
         if misread is not None:
             raise _Misread(misread)
         root_mark = aligner.node(read.value, ())
     except (_Misread, IndexError) as exc:
-        offset = exc.at if isinstance(exc, _Misread) else 0
-        return refused(at(offset, UNREADABLE))
+        return refused(at(exc.at if isinstance(exc, _Misread) else 0, UNREADABLE))
+    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
     problems += aligner.problems
     value = read.value
     if mapping and not isinstance(value, dict):
@@ -834,8 +832,7 @@ def parse_marked(
             at(root_mark, f"{message}, not {'an empty document' if value is None else kind}")
         )
         value = None
-    sourcemap = SourceMap(value, root_mark, place)
-    sourcemap.marks, sourcemap.raw = aligner.marks, aligner.raw
+    sourcemap.root, sourcemap.root_mark = value, root_mark
     return MarkedDocument(value, sourcemap, problems, aligner.tainted)
 
 

@@ -574,12 +574,8 @@ class _Aligner:
 
     def __init__(self, events: list[Event], text: str, duplicates: bool, into: SourceMap) -> None:
         self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
-        self.marks, self.raw, self.pending, self.place = (
-            into.marks,
-            into.raw,
-            into.pending,
-            into.place,
-        )
+        self.marks, self.raw, self.place = into.marks, into.raw, into.place
+        self.pending = into.pending  # left for later: see lazy_marks
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
 
@@ -887,13 +883,12 @@ def _open_path(events: list[Event]) -> Path:
 
 def nesting_depth(value: Any) -> int:
     """How many containers deep `value` goes (iteratively: it may be deep)."""
-    deepest, pending = 0, [(value, 1)]
+    deepest, pending = 0, [(value, 1)] if isinstance(value, (dict, list)) else []
     while pending:
         node, depth = pending.pop()
+        deepest = max(deepest, depth)
         children = node.values() if isinstance(node, dict) else node
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in children)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 

@@ -42,7 +42,8 @@ from userctl.desired.strict_yaml import (
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
 from userctl.state import (
-    GATE_RULES,
+    KEYED_POLICY_RULES,
+    POLICY_RULES,
     DesiredState,
     LiveState,
     Organization,
@@ -428,21 +429,11 @@ def _build(documents: list[_Document]) -> DesiredState:
 def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
     """A file's `policies:` section (schema-checked) as the rows it declares."""
     found: dict[PolicyKey, PolicyValue] = {}
-    for name, permissions in section.get("separation_of_duties", {}).items():
-        found[("separation_of_duties", name)] = sorted(permissions)
-    if "require_two_factor" in section:
-        found[("require_two_factor", "")] = sorted(section["require_two_factor"])
-    for permission, limit in section.get("max_holders", {}).items():
-        found[("max_holders", permission)] = limit
-    for rule in (
-        "forbid_shared_mailboxes",
-        "require_reason",
-        "max_inactive_days",
-        "review_every_days",
-        *GATE_RULES,
-    ):
-        if rule in section:
-            found[(rule, "")] = section[rule]
+    for rule in (rule for rule in POLICY_RULES if rule in section):
+        value, listed = section[rule], rule in ("separation_of_duties", "require_two_factor")
+        entries = value.items() if rule in KEYED_POLICY_RULES else [("", value)]
+        for name, entry in entries:
+            found[(rule, name)] = sorted(entry) if listed else entry
     return found
 
 

@@ -607,12 +607,11 @@ class _Aligner:
                     self.node(_UNKNOWN, (*path, index))
                     continue
                 name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
-                if self.events[self.i][0] in "{[":  # a key yaml_rs could not hold (unhashable)
-                    complex_key = "a mapping" if self.events[self.i][0] == "{" else "a list"
+                kind_of_key, key_at = self.events[self.i][:2]
+                if kind_of_key in "{[":  # a key yaml_rs could not hold (unhashable)
+                    complex_key = "a mapping" if kind_of_key == "{" else "a list"
                     self.problem(
-                        f"keys must be plain strings, not {complex_key}",
-                        self.events[self.i][1],
-                        (*path, "?"),
+                        f"keys must be plain strings, not {complex_key}", key_at, (*path, "?")
                     )
                 self.node(_UNKNOWN, (*path, name or "?"), key=True)
                 self.node(_UNKNOWN, (*path, name or "?"))
@@ -663,14 +662,9 @@ class _Aligner:
             event = events[self.i]
             name = self.key_of(event) if self.duplicates else _NO_KEY
             if name is not _NO_KEY and name in seen:
-                line, _ = self.place(seen[name])
-                shown = self.shown_key(event, name)
-                self.problem(
-                    f"duplicate key '{shown}' (first defined at line {line})",
-                    event[1],
-                    (*path, shown),
-                    taint=False,
-                )
+                line, shown = self.place(seen[name])[0], self.shown_key(event, name)
+                message = f"duplicate key '{shown}' (first defined at line {line})"
+                self.problem(message, event[1], (*path, shown), taint=False)
                 self.skip()
                 self.skip()
                 continue

@@ -195,3 +195,12 @@ def test_a_comment_never_costs_a_valid_file_the_marked_reading(comment: str, new
     assert characters.screen(data) is characters.Screen.CLEAN or newline == "\r"
     # What the scan still sees: the same text, not in a comment.
     assert fast_yaml.suspicion(data.replace(b"#", b"z:")) is not None
+
+
+def test_what_the_scan_still_sees_past_a_hash() -> None:
+    # A '#' inside a quoted scalar that opened on an earlier line: the alias after the quote
+    # closes is real (yaml_rs expands it), and the scan must still send the file to be refused.
+    assert fast_yaml.suspicion(b'{d: &c 1, a: "x\n # y: *z", b: *c}\n') is not None
+    # A line longer than the scan looks into is judged by the marked reader, comment or not.
+    assert fast_yaml.suspicion(b"a: 1\n#" + b" x" * 600 + b": *y\n") is not None
+    assert fast_yaml.suspicion(b"a: 1\n#" + b" x" * 60 + b": *y\n") is None

@@ -167,18 +167,14 @@ def broken_link(path: str | os.PathLike[str]) -> str:
         looped = False
     except OSError as exc:
         looped = exc.errno == errno.ELOOP
+    fix = "; fix the link or remove it"
     if looped and target is not None:
-        return (
-            f"this is a symbolic link loop: it points to {target}, and following the links never "
-            "reaches a file; fix the link or remove it"
-        )
+        never = "and following the links never reaches a file"
+        return f"this is a symbolic link loop: it points to {target}, {never}{fix}"
     if looped:
-        return "this path runs through a symbolic link loop; fix the link or remove it"
+        return f"this path runs through a symbolic link loop{fix}"
     if target is not None:
-        return (
-            f"this is a broken link: it points to {target}, which does not "
-            "exist; fix the link or remove it"
-        )
+        return f"this is a broken link: it points to {target}, which does not exist{fix}"
     return "this file went away while it was being read; run the command again"
 
 

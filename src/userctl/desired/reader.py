@@ -24,6 +24,7 @@ from typing import Any, Final, Iterator
 from userctl.errors import InputError, Problem
 
 _MIB: Final = 1024 * 1024
+_FS_ENCODING: Final = sys.getfilesystemencoding()
 # 100,000 users with their accounts make a 30 MB desired-state file (DESIGN §6); twice that
 # leaves room for comments and long names. A CSV import is held to the same text limit: 100,000
 # rows of its widest legal values stay under it.
@@ -63,12 +64,13 @@ class Source:
 def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:
     """The checked content of `path`; raises InputError naming `file` (default: `path`)."""
     shown = file if file is not None else os.fspath(path)
-    if not _is_text(shown):
+    try:
+        shown.encode(_FS_ENCODING)
+    except UnicodeEncodeError:
         # A name read from a directory, its undecodable bytes as lone surrogates: a saved plan
         # records the files it was made from, and could not store this one's name.
-        raise InputError(
-            [at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")]
-        )
+        rename = f"this file's name is not {_FS_ENCODING.upper()} text: rename it"
+        raise InputError([at_start(shown, rename)]) from None
     data = read_bounded(path, MAX_FILE_BYTES, shown, advice=DESIRED_ADVICE, directory=DIRECTORY)
     return Source(shown, check(data, shown))
 
@@ -136,17 +138,6 @@ def bounded_chunks(
                 yield data
 
         yield chunks()
-
-
-_FS_ENCODING: Final = sys.getfilesystemencoding()
-
-
-def _is_text(name: str) -> bool:
-    try:
-        name.encode(_FS_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 DIRECTORY: Final = (

@@ -893,14 +893,10 @@ def _ambiguous(source: str, path: Path) -> str:
 
     values = enum_at(path)
     if values:
-        return (
-            f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); this field takes "
-            f"one of: {', '.join(values)}"
-        )
-    return (
-        f"'{source}' is ambiguous in YAML: use true or false; quote it "
-        f'("{source}") if you meant a string'
-    )
+        takes = f"this field takes one of: {', '.join(values)}"
+        return f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); {takes}"
+    quoted = f'quote it ("{source}") if you meant a string'
+    return f"'{source}' is ambiguous in YAML: use true or false; {quoted}"
 
 
 def _describe_complex(key: Any) -> str:

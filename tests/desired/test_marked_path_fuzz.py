@@ -97,3 +97,15 @@ def test_a_mutated_file_loads_or_is_refused_at_its_places(tmp_path: Path, text: 
     ]
     wanted += [Problem("x", ("roles", name), file=None) for name in desired.roles]
     assert all(_located(p) for p in locate(wanted, desired)), text
+
+
+def test_a_no_break_space_in_a_name_leaves_the_problem_beside_it_located() -> None:
+    # U+00A0 (pasted from a web page) is text to YAML; the marked reader once took it for a
+    # blank, read the user short, and `validate` ended in "unexpected IndexError".
+    lines = list(BASE)
+    name = [i for i, line in enumerate(lines) if "first_name:" in line][2]
+    number = [i for i, line in enumerate(lines) if "id_number:" in line][2]
+    lines[name] += "\u00a0Maria"
+    lines[number] = lines[number].replace('"', "")
+    problems = text_problems("\n".join(lines) + "\n", "x.yaml")
+    assert [(p.line, p.col) for p in problems] == [(number + 1, 16)], problems

@@ -835,16 +835,14 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
 
     def reveal(node: Any) -> None:
         source = text()
+        scanner = _Scanner(source, shallow=node is value)
+        reading: Callable[[], object] = scanner.stream
         if node is value:
-            sourcemap.place, scanner = _Places(source), _Scanner(source, shallow=True)
-            reading: Callable[[], object] = scanner.stream
-        elif id(node) in sourcemap.pending:
+            sourcemap.place = _Places(source)
+        else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
             i, c = sourcemap.pending.pop(id(node))
-            scanner = _Scanner(source)
             scanner.depth = 2
             reading = functools.partial(scanner.node, c, i, True)
-        else:
-            return
         try:
             reading()
             aligner = _Aligner(scanner.events, source, False, sourcemap)

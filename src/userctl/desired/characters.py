@@ -30,7 +30,7 @@ from typing import Any, Final
 from userctl.desired.fast_yaml import at_node_start
 from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
-from userctl.names import email_problem, letter_scripts, mixed_scripts, text_problem
+from userctl.names import email_problem, mixed_scripts, text_problem
 
 # Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
 # less the backslash (a double-quoted escape can spell anything). False alarms only cost the walk
@@ -166,8 +166,7 @@ def _emails(root: dict[str, Any]) -> _Found:
 
 def _mixed_names(root: dict[str, Any], refused: set[tuple[Path, bool]]) -> _Found:
     """A problem for each name (see the module's docstring) that mixes scripts, but those already
-    refused for another reason: one problem per string. A user's names are looked at inline, with
-    no path built unless refused: a walked file may hold 100,000 users written in Cyrillic."""
+    refused for another reason: one problem per string."""
     found: _Found = []
 
     def check(path: Path, text: Any, key: bool = False) -> None:
@@ -177,28 +176,14 @@ def _mixed_names(root: dict[str, Any], refused: set[tuple[Path, bool]]) -> _Foun
                 found.append((path, key, message))
 
     check(("organization",), root.get("organization"))
-    roles = root.get("roles")
-    if roles.__class__ is dict:
-        for name in roles:
-            check(("roles", name), name, key=True)
-    users = root.get("users")
-    if users.__class__ is not dict:
-        return found
-    script_of, other_than = letter_scripts()
-    for email, user in users.items():
-        if user.__class__ is not dict:
-            continue
-        get = user.get
-        for field in _NAMES_OF_A_USER:
-            text = get(field)
-            # mixed_scripts' first test, inline: a name in one script is the rule.
-            if text.__class__ is str and not text.isascii():
-                first = script_of.get(text[0])
-                if first is None or other_than[first](text) is not None:
-                    check(("users", email, field), text)
-        accounts = get("bank_accounts")
-        if accounts.__class__ is list:
-            for i, account in enumerate(accounts):
-                if account.__class__ is str and not account.isascii():
-                    check(("users", email, "bank_accounts", i), account)
+    roles, users = root.get("roles"), root.get("users")
+    for name in roles if roles.__class__ is dict else ():
+        check(("roles", name), name, key=True)
+    for email, user in users.items() if users.__class__ is dict else ():
+        if user.__class__ is dict:
+            for field in _NAMES_OF_A_USER:
+                check(("users", email, field), user.get(field))
+            accounts = user.get("bank_accounts")
+            for i, account in enumerate(accounts) if accounts.__class__ is list else ():
+                check(("users", email, "bank_accounts", i), account)
     return found

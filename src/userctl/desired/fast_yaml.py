@@ -42,6 +42,8 @@ _SECOND_LOOK: Final = {
 # (`{first_name: >Bob}`) it is an indicator YAML forbids there, which yaml_rs takes as text.
 _ODD_BLOCK: Final = re.compile(rb"[|>][-+0-9]*+[ \t]*+[^\s#]")
 _NODE_START: Final = frozenset(b":,[{-?\n\r")
+_LINE_BREAK: Final = re.compile(rb"[\r\n]")
+_LONGEST_COMMENT: Final = 512
 # An indicator matters only where a node starts: after a line's indentation, after ': ', '- ',
 # '? ', or a flow bracket or comma. Inside a scalar ("R&D", "Ruiz & Co", "Admin!") it is text.
 _TOKEN_START: Final = rb"[ ]*+(?:[&*!?\t]|<<)"
@@ -70,33 +72,59 @@ def suspicion(data: bytes) -> str | None:
         second_look = _SECOND_LOOK.get(byte)
         if second_look is not None and second_look.search(data):
             return f"contains {second_look.pattern!r}"
-    if (ord("|") in found or ord(">") in found) and _odd_block(data):
+    if (ord("|") in found or ord(">") in found) and at_node_start(data, _ODD_BLOCK):
         return "has | or > where a node starts, not as a block scalar's header"
-    if found & _INDICATORS and (_INDICATOR_AT_NODE.search(data) or _INDICATOR_AT_START.match(data)):
+    if found & _INDICATORS and (
+        _INDICATOR_AT_START.match(data) or _uncommented(data, _INDICATOR_AT_NODE)
+    ):
         return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
-    for pattern in _AMBIGUOUS:
-        if pattern.search(data):
-            return "has a plain ambiguous boolean"
-    if _AMBIGUOUS_AT_START.match(data):
+    if _AMBIGUOUS_AT_START.match(data) or any(_uncommented(data, p) for p in _AMBIGUOUS):
         return "has a plain ambiguous boolean"
     return None
 
 
-def _odd_block(data: bytes) -> bool:
-    return at_node_start(data, _ODD_BLOCK)
-
-
 def at_node_start(data: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Whether `pattern` matches somewhere a node can start: at the start of the text or of a
-    line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks. Elsewhere (inside a
-    scalar, in a comment's words) an indicator is text."""
-    for match in pattern.finditer(data):
-        i = match.start()
-        while i and data[i - 1] in b" \t":
+    """Whether `pattern` matches, not in a comment, somewhere a node can start: at the start of the
+    text or of a line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks. Elsewhere
+    (inside a scalar) an indicator is text."""
+    return _uncommented(data, pattern, node_start=True)
+
+
+def _uncommented(data: bytes, pattern: re.Pattern[bytes], *, node_start: bool = False) -> bool:
+    """Whether `pattern` matches outside comments (`node_start`: where a node can start)."""
+    at = 0
+    while (match := pattern.search(data, at)) is not None:
+        i, last, at = match.start(), match.end() - 1, match.end()
+        while node_start and i and data[i - 1] in b" \t":
             i -= 1
-        if not i or data[i - 1] in _NODE_START:
-            return True
+        if not node_start or not i or data[i - 1] in _NODE_START:
+            if not _in_comment(data, last):
+                return True
+            # The rest of the line is comment too, unless a quote there could end a quoted
+            # scalar that held the '#': then it is looked at hit by hit.
+            line_break = _LINE_BREAK.search(data, last)
+            end = line_break.start() if line_break is not None else len(data)
+            if data.find(b'"', last, end) == data.find(b"'", last, end) == -1:
+                at = end
     return False
+
+
+def _in_comment(data: bytes, at: int) -> bool:
+    """Whether the byte at `at` stands after a `#` that starts a comment on its line (at the
+    line's start or after a blank), with no quote before it there: outside a quoted scalar that
+    `#` is a comment's, and inside one (open since an earlier line) so is the byte, which is text
+    either way. A comment never changes the data: `# owner: *team*` must not cost the marked
+    reading of a valid file. A line longer than _LONGEST_COMMENT is not looked into (the marked
+    reader judges it), so that no file makes the scan slow."""
+    floor = max(0, at - _LONGEST_COMMENT)
+    start = max(data.rfind(b"\n", floor, at), data.rfind(b"\r", floor, at)) + 1
+    line = data[start:at]
+    return (
+        (start > 0 or floor == 0)
+        and b'"' not in line
+        and b"'" not in line
+        and (line.startswith(b"#") or b" #" in line or b"\t#" in line)
+    )
 
 
 class Read(NamedTuple):

@@ -42,7 +42,8 @@ from userctl.desired.strict_yaml import (
 from userctl.errors import InputError, NotFound, Path, Problem
 from userctl.gcpause import gc_paused
 from userctl.state import (
-    GATE_RULES,
+    KEYED_POLICY_RULES,
+    POLICY_RULES,
     DesiredState,
     LiveState,
     Organization,
@@ -207,17 +208,13 @@ def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Docum
     documents: list[_Document] = []
     for file in files:
         prefetched = _take_prefetched(file)
-        started = prefetched.parse if prefetched is not None else None
-        if prefetched is not None:
-            source = prefetched.source
-        else:
-            try:
-                source = read_source(file)
-            except InputError as exc:
-                problems.extend(exc.problems)
-                complete = False
-                continue
-        document = _parse(source, parser, started)
+        try:
+            source = prefetched.source if prefetched is not None else read_source(file)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            complete = False
+            continue
+        document = _parse(source, parser, prefetched.parse if prefetched is not None else None)
         problems.extend(document.problems)
         if document.value is not None:
             documents.append(document)
@@ -297,10 +294,8 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
             problems.append(at_start(entry, _MISNAMED))
         elif not os.path.exists(entry):
             problems.append(at_start(entry, broken_link(entry)))
-        elif not os.path.isfile(entry):
-            problems.append(
-                at_start(entry, _NOT_REGULAR)
-            )  # not opened: a pipe would wait for a writer
+        elif not os.path.isfile(entry):  # not opened: a pipe would wait for a writer
+            problems.append(at_start(entry, _NOT_REGULAR))
         else:
             files.append(entry)
     if not files and not problems:
@@ -312,9 +307,18 @@ def desired_files(path: str | os.PathLike[str]) -> tuple[list[str], list[Problem
 def _parse(
     source: Source, parser: Parser, started: fast_yaml.BackgroundParse | None = None
 ) -> _Document:
+    """The document in `source` with its problems: the strict rules', its strings' characters',
+    and the schema's but where one of the others already speaks."""
     marked, found = _read(source, parser, started)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
-    return _checked(document, marked.problems, found)
+    strict = marked.problems
+    if document.value is not None:
+        refused = characters.check(document.value, source.data, document.marks)
+        document.refused = {p.path for p in refused}
+        strict = strict + refused
+    kept = [p for p in found if not document.is_tainted(p.path)]
+    document.problems = [replace(p, file=source.file) for p in strict + kept]
+    return document
 
 
 def _read(
@@ -331,7 +335,7 @@ def _read(
     and names what is wrong (`parser="precise"` always reads it so)."""
     fast = fast_yaml.parse_fast(source.data, started)
     if parser == "auto" and fast.trusted:
-        marks = lazy_marks(lambda: source.text, fast.value)
+        marks = _marks(source, fast)
         try:
             found = schema.check(fast.value, marks)
         except schema.UNCHECKABLE:
@@ -358,18 +362,6 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
     if isinstance(value, dict) and not problems:
         problems = characters.check(value, source.data, marked.sourcemap)
     return value, problems
-
-
-def _checked(document: _Document, strict: list[Problem], found: list[Problem]) -> _Document:
-    """`document` with its problems: the strict rules' (`strict`), its strings' characters', and
-    the schema's (`found`) but where one of the others already speaks."""
-    if document.value is not None:
-        refused = characters.check(document.value, document.source.data, document.marks)
-        document.refused = {p.path for p in refused}
-        strict = strict + refused
-    kept = [p for p in found if not document.is_tainted(p.path)]
-    document.problems = [replace(p, file=document.file) for p in strict + kept]
-    return document
 
 
 def _semantic_problems(documents: list[_Document], *, complete: bool) -> list[Problem]:
@@ -437,21 +429,11 @@ def _build(documents: list[_Document]) -> DesiredState:
 def policies_of(section: dict[str, Any]) -> dict[PolicyKey, PolicyValue]:
     """A file's `policies:` section (schema-checked) as the rows it declares."""
     found: dict[PolicyKey, PolicyValue] = {}
-    for name, permissions in section.get("separation_of_duties", {}).items():
-        found[("separation_of_duties", name)] = sorted(permissions)
-    if "require_two_factor" in section:
-        found[("require_two_factor", "")] = sorted(section["require_two_factor"])
-    for permission, limit in section.get("max_holders", {}).items():
-        found[("max_holders", permission)] = limit
-    for rule in (
-        "forbid_shared_mailboxes",
-        "require_reason",
-        "max_inactive_days",
-        "review_every_days",
-        *GATE_RULES,
-    ):
-        if rule in section:
-            found[(rule, "")] = section[rule]
+    for rule in (rule for rule in POLICY_RULES if rule in section):
+        value, listed = section[rule], rule in ("separation_of_duties", "require_two_factor")
+        entries = value.items() if rule in KEYED_POLICY_RULES else [("", value)]
+        for name, entry in entries:
+            found[(rule, name)] = sorted(entry) if listed else entry
     return found
 
 
@@ -471,7 +453,10 @@ def _marks_of(file: str) -> Marks | None:
         source = read_source(file)
     except InputError:
         return None  # the file went away since it was loaded: name it, without a line
-    fast = fast_yaml.parse_fast(source.data)  # marks only: no schema run, as _read would
+    return _marks(source, fast_yaml.parse_fast(source.data))  # no schema run, as _read would
+
+
+def _marks(source: Source, fast: fast_yaml.Read) -> Marks:
     if fast.trusted:
         return lazy_marks(lambda: source.text, fast.value)
     return parse_marked(source.text, read=fast).sourcemap

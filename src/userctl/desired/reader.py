@@ -19,11 +19,12 @@ import os
 import re
 import stat
 import sys
-from typing import Final, Iterator
+from typing import Any, Final, Iterator
 
 from userctl.errors import InputError, Problem
 
 _MIB: Final = 1024 * 1024
+_FS_ENCODING: Final = sys.getfilesystemencoding()
 # 100,000 users with their accounts make a 30 MB desired-state file (DESIGN §6); twice that
 # leaves room for comments and long names. A CSV import is held to the same text limit: 100,000
 # rows of its widest legal values stay under it.
@@ -63,31 +64,23 @@ class Source:
 def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:
     """The checked content of `path`; raises InputError naming `file` (default: `path`)."""
     shown = file if file is not None else os.fspath(path)
-    if not _is_text(shown):
+    try:
+        shown.encode(_FS_ENCODING)
+    except UnicodeEncodeError:
         # A name read from a directory, its undecodable bytes as lone surrogates: a saved plan
         # records the files it was made from, and could not store this one's name.
-        raise InputError(
-            [at_start(shown, f"this file's name is not {_FS_ENCODING.upper()} text: rename it")]
-        )
+        rename = f"this file's name is not {_FS_ENCODING.upper()} text: rename it"
+        raise InputError([at_start(shown, rename)]) from None
     data = read_bounded(path, MAX_FILE_BYTES, shown, advice=DESIRED_ADVICE, directory=DIRECTORY)
     return Source(shown, check(data, shown))
 
 
 def read_bounded(
-    path: str | os.PathLike[str],
-    limit: int,
-    file: str | None = None,
-    *,
-    what: str = "file",
-    advice: str,
-    directory: str = "this is a directory, not a file",
+    path: str | os.PathLike[str], limit: int, file: str | None = None, **how: Any
 ) -> bytes:
-    """At most `limit` bytes of `path`, the one way a command reads a file it is given; raises
-    InputError naming `file` (default: `path`) when there are more, or the path cannot be read.
-    `what` names the kind of file in messages, `advice` what to do with one over the limit."""
-    with bounded_chunks(
-        path, limit, file, what=what, advice=advice, directory=directory, chunk=limit + 1
-    ) as chunks:
+    """At most `limit` bytes of `path`, the one way a command reads a file it is given: the checks
+    and messages of bounded_chunks, the file read at once."""
+    with bounded_chunks(path, limit, file, chunk=limit + 1, **how) as chunks:
         return b"".join(chunks)
 
 
@@ -102,23 +95,23 @@ def bounded_chunks(
     directory: str = "this is a directory, not a file",
     chunk: int = 1 << 20,
 ) -> Iterator[Iterator[bytes]]:
-    """`read_bounded`, for a reader that takes the file `chunk` bytes at a time and need not
-    hold it whole (a saved plan): the same checks, the same messages, the limit counted as the
-    chunks are read."""
+    """The content of `path`, `chunk` bytes at a time (a reader need not hold it whole); raises
+    InputError naming `file` (default: `path`) when there are more than `limit` bytes, or the path
+    cannot be read. `what` names the kind of file in messages, `advice` what to do with one over
+    the limit."""
     shown = file if file is not None else os.fspath(path)
+
+    def refused(exc: OSError) -> InputError:
+        if exc.errno == errno.ELOOP or exc.errno == errno.ENOENT and os.path.islink(path):
+            return InputError([at_start(shown, broken_link(path))])
+        unreadable = f"cannot read the {what}: {exc.strerror or exc}"
+        return InputError([at_start(shown, directory if exc.errno == errno.EISDIR else unreadable)])
+
     try:
         # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever if none comes.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError as exc:
-        if os.path.islink(path):
-            raise InputError([at_start(shown, broken_link(path))]) from None
-        raise InputError([at_start(shown, _unreadable(what, exc))]) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError([at_start(shown, broken_link(path))]) from None
-        if exc.errno == errno.EISDIR:
-            raise InputError([at_start(shown, directory)]) from None
-        raise InputError([at_start(shown, _unreadable(what, exc))]) from None
+        raise refused(exc) from None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -136,9 +129,7 @@ def bounded_chunks(
                     # ends.
                     data = fh.read(min(chunk, limit + 1 - total))
                 except OSError as exc:
-                    if exc.errno == errno.EISDIR:
-                        raise InputError([at_start(shown, directory)]) from None
-                    raise InputError([at_start(shown, _unreadable(what, exc))]) from None
+                    raise refused(exc) from None
                 if not data:
                     return
                 total += len(data)
@@ -147,21 +138,6 @@ def bounded_chunks(
                 yield data
 
         yield chunks()
-
-
-def _unreadable(what: str, exc: OSError) -> str:
-    return f"cannot read the {what}: {exc.strerror or exc}"
-
-
-_FS_ENCODING: Final = sys.getfilesystemencoding()
-
-
-def _is_text(name: str) -> bool:
-    try:
-        name.encode(_FS_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 DIRECTORY: Final = (
@@ -182,18 +158,14 @@ def broken_link(path: str | os.PathLike[str]) -> str:
         looped = False
     except OSError as exc:
         looped = exc.errno == errno.ELOOP
+    fix = "; fix the link or remove it"
     if looped and target is not None:
-        return (
-            f"this is a symbolic link loop: it points to {target}, and following the links never "
-            "reaches a file; fix the link or remove it"
-        )
+        never = "and following the links never reaches a file"
+        return f"this is a symbolic link loop: it points to {target}, {never}{fix}"
     if looped:
-        return "this path runs through a symbolic link loop; fix the link or remove it"
+        return f"this path runs through a symbolic link loop{fix}"
     if target is not None:
-        return (
-            f"this is a broken link: it points to {target}, which does not "
-            "exist; fix the link or remove it"
-        )
+        return f"this is a broken link: it points to {target}, which does not exist{fix}"
     return "this file went away while it was being read; run the command again"
 
 
@@ -211,17 +183,8 @@ def check(data: bytes, file: str) -> bytes:
             raise InputError([_not_utf8(data, exc.start, file)]) from None
     data = data.removeprefix(_BOM_BYTES)
     if _ONLY_COMMENTS.fullmatch(data):
-        raise InputError(
-            [
-                Problem(
-                    "the file is empty (only whitespace or comments); it must "
-                    "declare version and organization",
-                    file=file,
-                    line=1,
-                    col=1,
-                )
-            ]
-        )
+        empty = "the file is empty (only whitespace or comments); it must declare version and "
+        raise InputError([at_start(file, empty + "organization")])
     return data
 
 

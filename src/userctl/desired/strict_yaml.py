@@ -22,7 +22,7 @@ import itertools
 import re
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from userctl.desired import fast_yaml
@@ -56,11 +56,13 @@ UNREADABLE: Final = (
     "valid YAML that userctl's marked reader cannot read; write it more plainly (no tabs, "
     "no empty keys, one key per line)"
 )
+# Blanks are spaces and tabs only: YAML takes U+00A0, U+2003... for text, Python's \s does not
+# (re.A on every pattern that says \s).
 _SKIP: Final = re.compile(r"(?:[ \t\r\n\ufeff]+|#[^\n]*)*")
 _DOUBLE: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _SINGLE: Final = re.compile(r"'(?:[^']|'')*'")
-_PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*")
-_ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*")
+_PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*", re.A)
+_ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*", re.A)
 _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
 _INDENT: Final = re.compile(r"[ ]*")
 _BLANKS: Final = re.compile(r"[ \t]*")
@@ -68,12 +70,12 @@ _BLANKS: Final = re.compile(r"[ \t]*")
 
 # A plain key alone on its line, its value on the lines below (group 2: just past the ':').
 _KEY_LINE: Final = re.compile(
-    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$"
+    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$", re.A
 )
 
 
 _FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
-_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))")  # at column 0: a marker
+_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))", re.A)  # at column 0: a marker
 
 
 @functools.cache
@@ -83,14 +85,14 @@ def _less(indent: int) -> re.Pattern[str]:
 
 @functools.cache
 def _next_entry(c: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))")
+    return re.compile(rf"\n(?= {{0,{c}}}+(?:[^\s#-]|-\S))", re.A)
 
 
 def _plain(safe: str) -> re.Pattern[str]:
     """One line of a plain scalar: words of `safe` characters (a '#' inside a word is text, one
     after a blank starts a comment) separated by blanks."""
     word = rf"(?:{safe})(?:{safe}|#)*"
-    return re.compile(rf"{word}(?:[ \t]+{word})*")
+    return re.compile(rf"{word}(?:[ \t]+{word})*", re.A)
 
 
 _PLAIN_BLOCK: Final = _plain(r"[^\s:#]|:(?=\S)")
@@ -106,7 +108,8 @@ def _simple_entry(c: int) -> re.Pattern[str]:
     an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
     return re.compile(
         rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
-        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)"
+        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)",
+        re.A,
     )
 
 
@@ -483,24 +486,21 @@ class SourceMap:
         beyond what exists (a missing field) gives the position of the deepest part that does."""
         if self.reveal is not None and not self.marks:
             self.reveal(self.root)
-        mark = self.root_mark
-        node = self.root
+        mark, node = self.root_mark, self.root
         for i, step in enumerate(path):
             found = self._child(node, step)
             if found is None:
                 break
-            index, child = found
             if self.reveal is not None and id(node) in self.pending:
                 self.reveal(node)
-            marks = self.marks.get(id(node))
-            if marks is None:  # inside an alias's value, which has no marks of its own
+            marks = self.marks.get(id(node), ())
+            at_key = key and i == len(path) - 1
+            slot = 2 * found[0] + (not at_key) if isinstance(node, dict) else found[0]
+            # No marks: an alias's value has none of its own, and a reading that stopped short
+            # (see lazy_marks) left some out.
+            if slot >= len(marks):
                 break
-            if isinstance(node, dict):
-                last = i == len(path) - 1
-                mark = marks[2 * index] if key and last else marks[2 * index + 1]
-            else:
-                mark = marks[index]
-            node = child
+            mark, node = marks[slot], found[1]
         return self.place(mark)
 
     def value(self, path: Path) -> Any:
@@ -572,16 +572,12 @@ class _Aligner:
     of the format's rules, each at its path. `duplicates`: yaml_rs found a repeated key and
     `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
-    def __init__(
-        self, events: list[Event], text: str, duplicates: bool, into: SourceMap | None = None
-    ) -> None:
+    def __init__(self, events: list[Event], text: str, duplicates: bool, into: SourceMap) -> None:
         self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
-        self.marks = into.marks if into is not None else {}
-        self.raw = into.raw if into is not None else {}
-        self.pending = into.pending if into is not None else {}  # left for later: see lazy_marks
+        self.marks, self.raw, self.place = into.marks, into.raw, into.place
+        self.pending = into.pending  # left for later: see lazy_marks
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
-        self.place = _Places(text)
 
     def problem(self, message: str, at: int, path: Path, *, taint: bool = True) -> None:
         line, col = self.place(at)
@@ -611,12 +607,11 @@ class _Aligner:
                     self.node(_UNKNOWN, (*path, index))
                     continue
                 name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
-                if self.events[self.i][0] in "{[":  # a key yaml_rs could not hold (unhashable)
-                    complex_key = "a mapping" if self.events[self.i][0] == "{" else "a list"
+                kind_of_key, key_at = self.events[self.i][:2]
+                if kind_of_key in "{[":  # a key yaml_rs could not hold (unhashable)
+                    complex_key = "a mapping" if kind_of_key == "{" else "a list"
                     self.problem(
-                        f"keys must be plain strings, not {complex_key}",
-                        self.events[self.i][1],
-                        (*path, "?"),
+                        f"keys must be plain strings, not {complex_key}", key_at, (*path, "?")
                     )
                 self.node(_UNKNOWN, (*path, name or "?"), key=True)
                 self.node(_UNKNOWN, (*path, name or "?"))
@@ -664,31 +659,12 @@ class _Aligner:
         keys, seen, names = iter(value), dict[Any, int](), dict[str, None]()  # seen: key marks
         events, quick = self.events, not self.duplicates
         while events[self.i][0] != "]":
-            event, after = events[self.i], events[self.i + 1]
-            if quick and after[0] == "~" and event[0] == "s" and not event[2] and event[4]:
-                # A plain key over an entry left for later (a user of a shallow reading): the
-                # common case, inline.
-                key = next(keys, _NO_KEY)
-                if key != event[4] or key in AMBIGUOUS_BOOLEANS or key == "<<":
-                    raise _Misread(event[1])  # never in a file the scan vouched for
-                marks.append(event[1])
-                marks.append(after[1])
-                child = value[key]
-                if child.__class__ is dict or child.__class__ is list:
-                    self.pending[id(child)] = (after[2], after[3])
-                names[key] = None
-                self.i += 2
-                continue
+            event = events[self.i]
             name = self.key_of(event) if self.duplicates else _NO_KEY
             if name is not _NO_KEY and name in seen:
-                line, _ = self.place(seen[name])
-                shown = self.shown_key(event, name)
-                self.problem(
-                    f"duplicate key '{shown}' (first defined at line {line})",
-                    event[1],
-                    (*path, shown),
-                    taint=False,
-                )
+                line, shown = self.place(seen[name])[0], self.shown_key(event, name)
+                message = f"duplicate key '{shown}' (first defined at line {line})"
+                self.problem(message, event[1], (*path, shown), taint=False)
                 self.skip()
                 self.skip()
                 continue
@@ -787,58 +763,56 @@ def parse_marked(
 ) -> MarkedDocument:
     """`text` with its marks and the format's rules on its YAML; `read`: yaml_rs's reading of it,
     when made already. `mapping`: refuse a top level that is not a mapping."""
-    place = _Places(text)
+    sourcemap = SourceMap(None, 0, _Places(text))
 
-    def refused(problem: Problem) -> MarkedDocument:
-        return MarkedDocument(None, SourceMap(None, 0, place), [problem])
+    def refused(*problems: Problem) -> MarkedDocument:
+        return MarkedDocument(None, sourcemap, list(problems))
 
-    def at(offset: int, message: str) -> Problem:
-        line, col = place(offset)
-        return Problem(message, line=line, col=col)
+    def at(offset: int, message: str, path: Path = ()) -> Problem:
+        line, col = sourcemap.place(offset)
+        return Problem(message, path, line=line, col=col)
 
     bad = _NOT_PRINTABLE.search(text)
     if bad is not None:
         char, kind = f"U+{ord(bad.group()):04X}", "control" if bad.group() < "\xa0" else "special"
         message = f"character {char} is not allowed in YAML ({kind} characters are not allowed)"
         return refused(at(bad.start(), message + "; remove it"))
-    scanner = _Scanner(text)
-    misread: int | None = None
+    scanner, misread = _Scanner(text), None
     try:
         scanner.stream()
     except _TooDeep as exc:
-        return refused(replace(at(exc.at, _TOO_DEEP), path=_open_path(scanner.events)))
+        return refused(at(exc.at, _TOO_DEEP, _open_path(scanner.events)))
     except _Empty:
         return refused(at(0, _SAY[""]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
     if read is None and misread is None:
         read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
-    if read is not None and not read.accepted and not read.duplicates and misread is None:
-        if read.refusal is None or any(event[0] == "*" for event in scanner.events):
-            # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
-            # no reason (a mapping or list as a key, which Python cannot hold): the format
-            # refuses each, and says so where it is.
-            walk = _Aligner(scanner.events, text, False)
-            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                walk.node(_UNKNOWN, ())
-            if walk.problems:
-                return MarkedDocument(None, SourceMap(None, 0, place), walk.problems)
     if read is None or not read.accepted and not read.duplicates:
+        if read is not None and misread is None:
+            if read.refusal is None or any(event[0] == "*" for event in scanner.events):
+                # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value
+                # and no reason (a mapping or list as a key, which Python cannot hold): the
+                # format refuses each, and says so where it is.
+                walk = _Aligner(scanner.events, text, False, sourcemap)
+                with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
+                    walk.node(_UNKNOWN, ())
+                if walk.problems:
+                    return refused(*walk.problems)
         refusal = read.refusal if read is not None else None
         return refused(
             refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
         )
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
-    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
-    aligner = _Aligner(scanner.events, text, read.duplicates)
+    aligner = _Aligner(scanner.events, text, read.duplicates, sourcemap)
     try:
         if misread is not None:
             raise _Misread(misread)
         root_mark = aligner.node(read.value, ())
     except (_Misread, IndexError) as exc:
-        offset = exc.at if isinstance(exc, _Misread) else 0
-        return refused(at(offset, UNREADABLE))
+        return refused(at(exc.at if isinstance(exc, _Misread) else 0, UNREADABLE))
+    problems = [] if scanner.directive is None else [at(scanner.directive, _SAY["%"])]
     problems += aligner.problems
     value = read.value
     if mapping and not isinstance(value, dict):
@@ -848,8 +822,7 @@ def parse_marked(
             at(root_mark, f"{message}, not {'an empty document' if value is None else kind}")
         )
         value = None
-    sourcemap = SourceMap(value, root_mark, place)
-    sourcemap.marks, sourcemap.raw = aligner.marks, aligner.raw
+    sourcemap.root, sourcemap.root_mark = value, root_mark
     return MarkedDocument(value, sourcemap, problems, aligner.tainted)
 
 
@@ -862,16 +835,14 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
 
     def reveal(node: Any) -> None:
         source = text()
+        scanner = _Scanner(source, shallow=node is value)
+        reading: Callable[[], object] = scanner.stream
         if node is value:
-            sourcemap.place, scanner = _Places(source), _Scanner(source, shallow=True)
-            reading: Callable[[], object] = scanner.stream
-        elif id(node) in sourcemap.pending:
+            sourcemap.place = _Places(source)
+        else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
             i, c = sourcemap.pending.pop(id(node))
-            scanner = _Scanner(source)
             scanner.depth = 2
             reading = functools.partial(scanner.node, c, i, True)
-        else:
-            return
         try:
             reading()
             aligner = _Aligner(scanner.events, source, False, sourcemap)
@@ -904,17 +875,11 @@ def _open_path(events: list[Event]) -> Path:
 
 def nesting_depth(value: Any) -> int:
     """How many containers deep `value` goes (iteratively: it may be deep)."""
-    deepest = 0
-    pending = [(value, 1)]
+    deepest, pending = 0, [(value, 1)] if isinstance(value, (dict, list)) else []
     while pending:
         node, depth = pending.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
         deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node
         pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
@@ -926,14 +891,10 @@ def _ambiguous(source: str, path: Path) -> str:
 
     values = enum_at(path)
     if values:
-        return (
-            f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); this field takes "
-            f"one of: {', '.join(values)}"
-        )
-    return (
-        f"'{source}' is ambiguous in YAML: use true or false; quote it "
-        f'("{source}") if you meant a string'
-    )
+        takes = f"this field takes one of: {', '.join(values)}"
+        return f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); {takes}"
+    quoted = f'quote it ("{source}") if you meant a string'
+    return f"'{source}' is ambiguous in YAML: use true or false; {quoted}"
 
 
 def _describe_complex(key: Any) -> str:
@@ -944,16 +905,7 @@ def _describe_complex(key: Any) -> str:
 
 def describe_kind(value: object) -> str:
     """What a non-string value was read as, for messages ("a number", "null"...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
+    kinds = ((bool, "a boolean"), ((int, float), "a number"), (dict, "a mapping"), (list, "a list"))
     return (
-        "a mapping"
-        if isinstance(value, dict)
-        else "a list"
-        if isinstance(value, list)
-        else "a string"
+        "null" if value is None else next((k for t, k in kinds if isinstance(value, t)), "a string")
     )

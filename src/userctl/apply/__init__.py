@@ -2,8 +2,25 @@
 operators, TOTP codes and enrolment, approvals, the audit chain, the invitation outbox, the
 secret store, bootstrap (`init`) and its demo data, and the bank-account import.
 
-The pure core (state, plan, planner, guards, simulate) never imports from here; db/ neither."""
+The pure core (state, plan, planner, guards, simulate) never imports from here; db/ neither.
 
-from userctl.apply.transaction import ApplyResult, apply_plan, approve_plan, code_can_confirm
+The transaction's names are imported when first asked for (PEP 562): importing a module of
+this package for a read (`audit verify`'s apply/reads.py) then does not import the planner,
+the guards and the policies the transaction needs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from userctl.apply.transaction import ApplyResult, apply_plan, approve_plan, code_can_confirm
 
 __all__ = ["ApplyResult", "apply_plan", "approve_plan", "code_can_confirm"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from userctl.apply import transaction
+
+        return getattr(transaction, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,13 +16,16 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
-from userctl import chain, state
-from userctl.db import plan_read
+from userctl import chain
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
-from userctl.hygiene import HygieneFacts, ReviewSettings
+
+if TYPE_CHECKING:
+    # Plan's types only: `audit verify`'s scan imports none of the state and hygiene modules.
+    from userctl import state
+    from userctl.hygiene import HygieneFacts, ReviewSettings
 
 T = TypeVar("T")
 
@@ -138,6 +141,7 @@ def read_for_plan(
     connect_timeout: int | None = None,
 ) -> PlanReads | None:
     """What plan_from_file reads, on the driver; None when this path does not apply (above)."""
+    from userctl.db import plan_read
 
     def read(rows: _Rows, parsed: Url) -> PlanReads:
         live = plan_read.live_state(rows, slug, like)

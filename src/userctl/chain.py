@@ -172,6 +172,7 @@ def scan(
     stored_time: Any = None
     time = ""
     sha256, dumps = hashlib.sha256, orjson.dumps
+    looked_for = "" if wanted is None else wanted  # a str: comparing with None is slower
     for batch in batches:
         events += len(batch)
         last = str(batch[-1][12])
@@ -205,6 +206,7 @@ def scan(
             elif id_ < prev_id:
                 fault = ORDER
             else:
+                fault = None
                 if created_at != stored_time:
                     stored_time = created_at
                     time = hashed_time(created_at if read_time is None else read_time(created_at))
@@ -238,7 +240,7 @@ def scan(
                             payload = scalar_record_bytes(fields)
                     except (TypeError, ValueError):  # orjson.JSONEncodeError too
                         pass  # a value orjson refuses: the definition below writes it
-                if payload is None or (digest := sha256(payload).hexdigest()) != hash_:
+                if payload is None or sha256(payload).hexdigest() != hash_:
                     # The fast bytes only stand in for the definition's, which decides.
                     payload = event_payload(
                         organization_id,
@@ -256,21 +258,17 @@ def scan(
                         reason,
                         refers_to,
                     )
-                    digest = sha256(payload).hexdigest()
-                if digest != hash_:
-                    fault = HASH
-                elif key is None:
-                    fault = None
-                elif mac is None:
-                    fault = NO_HMAC
-                elif not hmac.compare_digest(str(mac), event_hmac(key, payload)):
-                    fault = HMAC
-                else:
-                    fault = None
+                    if sha256(payload).hexdigest() != hash_:
+                        fault = HASH
+                if key is not None and fault is None:
+                    if mac is None:
+                        fault = NO_HMAC
+                    elif not hmac.compare_digest(str(mac), event_hmac(key, payload)):
+                        fault = HMAC
             if fault is not None:
                 bad = Bad(int(id_), None if prev_seq == 0 else int(prev_id), fault)
                 break
-            if hash_ == wanted:
+            if hash_ == looked_for:
                 head_seq = seq
             prev_seq, prev_hash, prev_id = seq, hash_, id_
     return Scanned(events, last, head_seq, bad)

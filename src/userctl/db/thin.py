@@ -283,7 +283,9 @@ class _Rows:
         a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
         compiled = self._statements[name]
         if self._backend == "postgresql":
-            cursor = self._conn.cursor(name=f"userctl_stream_{name}")
+            # Binary rows: the same Python values (str, int, bool, datetime), with no text to
+            # parse for the numbers, flags and times (about a tenth of the fetch).
+            cursor = self._conn.cursor(name=f"userctl_stream_{name}", binary=True)
         elif self._backend == "mysql":
             import pymysql.cursors  # type: ignore[import-untyped]
 

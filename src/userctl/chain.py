@@ -12,11 +12,11 @@ import hmac
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Final, Iterable, Literal, NamedTuple, Sequence
 
 import orjson
 
-from userctl.canonical import scalar_record_bytes
+from userctl.canonical import canonical_bytes, scalar_record_bytes
 from userctl.clock import naive_utc
 
 GENESIS = "0" * 64
@@ -62,12 +62,34 @@ class VerifyResult:
         return self.problem is None
 
 
+# Which condition an event fails, in the order they are judged (`scan`): its seq is not the one
+# after the event before's; its prev_hash is not that event's hash; it was written (its row id)
+# before that event; its contents do not match its hash; with USERCTL_AUDIT_KEY set, it carries
+# no HMAC, or one that does not match.
+Fault = Literal["seq", "link", "order", "hash", "no_hmac", "hmac"]
+SEQ: Final = "seq"
+LINK: Final = "link"
+ORDER: Final = "order"
+HASH: Final = "hash"
+NO_HMAC: Final = "no_hmac"
+HMAC: Final = "hmac"
+
+
+class Bad(NamedTuple):
+    """The first wrong event of a chain: its row id, the row id of the event before it (None for
+    the first), and the condition it fails."""
+
+    id: int
+    before_id: int | None
+    fault: Fault
+
+
 @dataclass(frozen=True, slots=True)
 class Scanned:
     events: int
     last: str  # the hash of the last event, GENESIS for an empty chain
     head_seq: int | None  # where the wanted head is among the intact events, if it is
-    bad: tuple[int, int | None] | None  # the row ids of the first wrong event and the one before
+    bad: Bad | None  # the first wrong event, None when intact
 
 
 def audit_key() -> bytes | None:
@@ -135,21 +157,22 @@ def scan(
     key: bytes | None,
     read_time: Callable[[Any], Any] | None,
 ) -> Scanned:
-    """`audit._check`'s checks over a chain's events (tuples in SCANNED's order, in seq then id
-    order): where the first wrong event is, not what is wrong with it. It can only err towards
-    "wrong" (which `_check` then judges): the payload holds the values `_payload` takes,
-    converted alike (`read_time`: SQLAlchemy's reader of a stored time, where it has one), and
-    every comparison is with the text a passing event must hold."""
+    """The chain's events (tuples in SCANNED's order, in seq then id order) judged in order: the
+    first wrong one, the one before it and the condition it fails (`Fault`), or none. This is
+    the one statement of what an intact event is; `apply/audit.py` only words what it finds.
+    `read_time` is SQLAlchemy's reader of a stored time, where it has one, so that the time
+    hashed is the one SQLAlchemy would give."""
     organization_id = int(org_id)
     head_seq: int | None = 0 if wanted == GENESIS else None
     events, last = 0, GENESIS
     # The event before: none yet (seq 0, and an id below any).
     prev_seq, prev_hash, prev_id = 0, GENESIS, -math.inf
-    bad: tuple[int, int | None] | None = None
+    bad: Bad | None = None
     # The events of one write share their time: formatted once per run of them.
     stored_time: Any = None
     time = ""
     sha256, dumps = hashlib.sha256, orjson.dumps
+    looked_for = "" if wanted is None else wanted  # a str: comparing with None is slower
     for batch in batches:
         events += len(batch)
         last = str(batch[-1][12])
@@ -173,38 +196,53 @@ def scan(
             reason,
             refers_to,
         ) in batch:
-            if created_at != stored_time:
-                stored_time = created_at
-                time = hashed_time(created_at if read_time is None else read_time(created_at))
+            # The conditions, in the order they are judged: the first that fails is the fault.
             # The values as the driver gives them (no int(): a seq or id of another type can
-            # only make the event look wrong, and `_check` then judges it).
-            payload: bytes | None = None
-            if operator_verified is not None and reason is None and refers_to is None:
-                # The usual event: `hashed_fields` of it, its keys already in canonical (sorted)
-                # order, so orjson needs neither the call nor the sort (tests/core/test_chain.py
-                # holds the bytes equal). A value orjson refuses takes the general way below.
-                try:
-                    payload = dumps(
-                        {
-                            "action": action,
-                            "address": address,
-                            "after": after,
-                            "before": before,
-                            "operator": operator,
-                            "operator_verified": bool(operator_verified),
-                            "organization_id": organization_id,
-                            "plan_digest": plan_digest,
-                            "prev_hash": prev,
-                            "seq": seq,
-                            "time": time,
-                            "verified_by": verified_by,
-                        }
-                    )
-                except TypeError:  # orjson.JSONEncodeError too
-                    pass
-            if payload is None:
-                payload = scalar_record_bytes(
-                    hashed_fields(
+            # only make the event look wrong).
+            if seq != prev_seq + 1:
+                fault: Fault | None = SEQ
+            elif prev != prev_hash:
+                fault = LINK
+            elif id_ < prev_id:
+                fault = ORDER
+            else:
+                fault = None
+                if created_at != stored_time:
+                    stored_time = created_at
+                    time = hashed_time(created_at if read_time is None else read_time(created_at))
+                payload: bytes | None = None
+                if operator_verified is not None:
+                    # `hashed_fields` of the event, its keys already in canonical (sorted) order,
+                    # so orjson needs neither the call nor the sort (tests/core/test_chain.py holds
+                    # the bytes equal).
+                    fields = {
+                        "action": action,
+                        "address": address,
+                        "after": after,
+                        "before": before,
+                        "operator": operator,
+                        "operator_verified": bool(operator_verified),
+                        "organization_id": organization_id,
+                        "plan_digest": plan_digest,
+                        "prev_hash": prev,
+                        "seq": seq,
+                        "time": time,
+                        "verified_by": verified_by,
+                    }
+                    try:
+                        if reason is None and refers_to is None:
+                            payload = dumps(fields)
+                        else:
+                            if reason is not None:
+                                fields["reason"] = reason
+                            if refers_to is not None:
+                                fields["refers_to"] = int(refers_to)
+                            payload = scalar_record_bytes(fields)
+                    except (TypeError, ValueError):  # orjson.JSONEncodeError too
+                        pass  # a value orjson refuses: the definition below writes it
+                if payload is None or sha256(payload).hexdigest() != hash_:
+                    # The fast bytes only stand in for the definition's, which decides.
+                    payload = event_payload(
                         organization_id,
                         seq,
                         time,
@@ -220,23 +258,58 @@ def scan(
                         reason,
                         refers_to,
                     )
-                )
-            if (
-                seq != prev_seq + 1
-                or prev != prev_hash
-                or id_ < prev_id
-                or sha256(payload).hexdigest() != hash_
-                or (
-                    key is not None
-                    and (mac is None or not hmac.compare_digest(str(mac), event_hmac(key, payload)))
-                )
-            ):
-                bad = (int(id_), None if prev_seq == 0 else int(prev_id))
+                    if sha256(payload).hexdigest() != hash_:
+                        fault = HASH
+                if key is not None and fault is None:
+                    if mac is None:
+                        fault = NO_HMAC
+                    elif not hmac.compare_digest(str(mac), event_hmac(key, payload)):
+                        fault = HMAC
+            if fault is not None:
+                bad = Bad(int(id_), None if prev_seq == 0 else int(prev_id), fault)
                 break
-            if hash_ == wanted:
+            if hash_ == looked_for:
                 head_seq = seq
             prev_seq, prev_hash, prev_id = seq, hash_, id_
     return Scanned(events, last, head_seq, bad)
+
+
+def event_payload(
+    organization_id: int,
+    seq: Any,
+    time: str,
+    operator: str,
+    verified_by: str,
+    plan_digest: str | None,
+    action: str,
+    address: str,
+    before: str | None,
+    after: str | None,
+    prev_hash: str,
+    operator_verified: bool | int | None,
+    reason: str | None,
+    refers_to: int | None,
+) -> bytes:
+    """The bytes an event's hash is over, by the definition (`hashed_fields`, the canonical
+    encoder), from its stored values."""
+    return canonical_bytes(
+        hashed_fields(
+            int(organization_id),
+            int(seq),
+            time,
+            operator,
+            verified_by,
+            plan_digest,
+            action,
+            address,
+            before,
+            after,
+            prev_hash,
+            operator_verified,
+            reason,
+            refers_to,
+        )
+    )
 
 
 def verified(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import types
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -313,11 +315,11 @@ def test_a_chain_longer_than_a_batch_verifies_and_names_a_problem_past_the_first
 def test_the_fast_scan_alone_verifies_every_kind_of_event(
     engine: Engine, factory, monkeypatch
 ) -> None:
-    """An intact chain is verified by the scan on driver tuples without the row path: were the
-    scan's payload to drift from `_payload` (a field missed, converted otherwise), it would flag
-    every event and the chain would still pass, only several times slower, through the exact
-    path; here that path refuses to run. Reasons, an earlier event referred to, an operator
-    verified or not, two write times, and HMACs, across several batches."""
+    """An intact chain is verified by the scan's fast bytes alone: were they to drift from the
+    definition (`chain.event_payload`: a field missed, converted otherwise), every event would
+    be hashed again the definition's way and the chain would still pass, only slower; here that
+    way refuses to run. Reasons, an earlier event referred to, an operator verified or not, two
+    write times, and HMACs, across several batches."""
     monkeypatch.setenv(audit.ENV_KEY, "k3y")
     org = factory.org()
     kinds = [
@@ -344,8 +346,7 @@ def test_the_fast_scan_alone_verifies_every_kind_of_event(
     def refused(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("the exact path ran for an intact chain")
 
-    monkeypatch.setattr(audit, "_verify_rows", refused)
-    monkeypatch.setattr(audit, "_check", refused)
+    monkeypatch.setattr(chain, "event_payload", refused)
     with engine.connect() as conn:
         assert verify_chain(conn, org, head, batch_size=5) == audit.VerifyResult(
             12, head, True, after_head=0
@@ -355,19 +356,22 @@ def test_the_fast_scan_alone_verifies_every_kind_of_event(
 def test_the_exact_path_decides_when_the_fast_scan_disagrees(
     engine: Engine, factory, monkeypatch
 ) -> None:
-    """The scan on driver tuples only finds where to look; `_check` on the rows decides. Were
-    the fast encoder ever to write other bytes than the canonical ones for an event, the chain
-    is verified again the exact way and still found intact, head and all."""
+    """The scan's fast bytes only stand in for the definition's (`chain.event_payload`), which
+    decides. Were the fast encoder ever to write other bytes than the canonical ones for an
+    event, that event is hashed again the definition's way and the chain still found intact,
+    head and all; an altered event is still found."""
     org = factory.org()
     with engine.begin() as conn:
         head = append_events(conn, org, records(6), T0)
-    real = chain.scalar_record_bytes
+    real = orjson.dumps
 
-    def diverging(record):  # type: ignore[no-untyped-def]
-        encoded = real(record)
+    def diverging(record, **options):  # type: ignore[no-untyped-def]
+        encoded = real(record, **options)
         return encoded + b" " if record["seq"] == 4 else encoded
 
-    monkeypatch.setattr(chain, "scalar_record_bytes", diverging)
+    monkeypatch.setattr(
+        chain, "orjson", types.SimpleNamespace(dumps=diverging, OPT_SORT_KEYS=orjson.OPT_SORT_KEYS)
+    )
     with engine.connect() as conn:
         assert verify_chain(conn, org, head, batch_size=4) == audit.VerifyResult(
             6, head, False, after_head=0

@@ -115,4 +115,8 @@ def test_and_refuses_one_whose_stored_field_differs_from_what_was_hashed(
 ) -> None:
     row = list(stored(fields, None))
     row[8] = (row[8] or "") + "x"  # the address, after hashing
-    assert chain.scan([[tuple(row)]], fields["organization_id"], None, None, None).bad == (7, None)
+    assert chain.scan([[tuple(row)]], fields["organization_id"], None, None, None).bad == (
+        7,
+        None,
+        chain.HASH,
+    )

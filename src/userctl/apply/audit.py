@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
@@ -30,7 +29,21 @@ from userctl.canonical import canonical_bytes, canonical_json
 # too, as callers have always imported them.
 from userctl.chain import ENV_KEY as ENV_KEY
 from userctl.chain import GENESIS as GENESIS
-from userctl.chain import SCANNED, Scanned, hashed_fields, hashed_time, scan, verified
+from userctl.chain import (
+    HASH,
+    LINK,
+    NO_HMAC,
+    ORDER,
+    SCANNED,
+    SEQ,
+    Fault,
+    Scanned,
+    event_payload,
+    hashed_fields,
+    hashed_time,
+    scan,
+    verified,
+)
 from userctl.chain import VERIFY_BATCH as VERIFY_BATCH
 from userctl.chain import VerifyResult as VerifyResult
 from userctl.chain import audit_key as audit_key
@@ -163,18 +176,23 @@ def verify_chain(
     the intact chain (altered, removed, rewritten) is the problem.
 
     The events are streamed as the driver's tuples (a server-side cursor, `batch_size` rows per
-    fetch) and only the previous one is kept: `_scan` makes `_check`'s checks on them with the
-    fast canonical encoder. The first wrong event it finds, and the one before it, are read again
-    as rows once the stream is closed (MariaDB's unbuffered cursor allows no other statement
-    while it is open), and `_check` words the problem; should `_check` find nothing wrong there,
-    the chain is verified again, its way, which decides."""
+    fetch) and only the previous one is kept: `chain.scan` judges them, and names the first
+    wrong event, the one before it and the condition it fails. Those two are read again as rows
+    once the stream is closed (MariaDB's unbuffered cursor allows no other statement while it
+    is open), and `_problem` words the condition."""
     key = audit_key()
     wanted = None if head is None else head.strip().lower()
     scan = _scan(conn, org_id, wanted, key, batch_size)
     if scan.bad is None:
         return verified(scan.events, scan.last, key, wanted, scan.head_seq)
-    worded = _worded(conn, org_id, scan, key)
-    return worded if worded is not None else _verify_rows(conn, org_id, wanted, key, batch_size)
+    bad_id, before_id, fault = scan.bad
+    ids = [bad_id] if before_id is None else [bad_id, before_id]
+    rows = {int(r.id): r for r in conn.execute(select(_table).where(_table.c.id.in_(ids)))}
+    row = rows[bad_id]
+    problem = _problem(
+        fault, row, None if before_id is None else rows[before_id], _seq_of(conn, org_id)
+    )
+    return VerifyResult(scan.events, scan.last, key is not None, problem, int(row.seq), int(row.id))
 
 
 def _scan(
@@ -189,57 +207,6 @@ def _scan(
         key,
         column_reader(conn, _table.c.created_at),
     )
-
-
-def _worded(conn: Connection, org_id: int, scan: Scanned, key: bytes | None) -> VerifyResult | None:
-    """The problem with the event `_scan` found wrong, in `_check`'s words; None if `_check`
-    finds none there."""
-    assert scan.bad is not None
-    bad_id, before_id = scan.bad
-    ids = [bad_id] if before_id is None else [bad_id, before_id]
-    rows = {int(r.id): r for r in conn.execute(select(_table).where(_table.c.id.in_(ids)))}
-    row = rows[bad_id]
-    problem = _check(
-        row, None if before_id is None else rows[before_id], _seq_of(conn, org_id), key
-    )
-    if problem is None:
-        return None
-    return VerifyResult(scan.events, scan.last, key is not None, problem, int(row.seq), int(row.id))
-
-
-def _verify_rows(
-    conn: Connection, org_id: int, wanted: str | None, key: bytes | None, batch_size: int
-) -> VerifyResult:
-    """`verify_chain` on SQLAlchemy's rows, `_check` judging every event: the exact path."""
-    query = (
-        select(_table).where(_table.c.organization_id == org_id).order_by(_table.c.seq, _table.c.id)
-    )
-    # Position 0 is the empty chain's head (GENESIS), which every chain starts from.
-    head_seq: int | None = 0 if wanted == GENESIS else None
-    events, last = 0, GENESIS
-    previous: Row[Any] | None = None
-    bad: tuple[Row[Any], Row[Any] | None] | None = None
-    for row in conn.execution_options(stream_results=True, yield_per=batch_size).execute(query):
-        events += 1
-        last = str(row.hash)
-        if bad is None:
-            if _check(row, previous, lambda _hash: None, key) is not None:
-                bad = (row, previous)
-            elif last == wanted:
-                # Only an event checked intact up to here counts: its seq is its place.
-                head_seq = int(row.seq)
-            previous = row
-    if bad is not None:
-        row, before = bad
-        return VerifyResult(
-            events,
-            last,
-            key is not None,
-            _check(row, before, _seq_of(conn, org_id), key),
-            int(row.seq),
-            int(row.id),
-        )
-    return verified(events, last, key, wanted, head_seq)
 
 
 def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
@@ -257,24 +224,24 @@ def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
     return seq_of
 
 
-def _check(
-    row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int | None], key: bytes | None
-) -> str | None:
-    """What is wrong with `row` after `previous`, or None. `seq_of` (the seq of the event with a
-    given hash) only chooses between two messages for a broken link, never whether it is one."""
-    expected_seq = 1 if previous is None else int(previous.seq) + 1
-    expected_prev = GENESIS if previous is None else str(previous.hash)
-    if int(row.seq) != expected_seq:
+def _problem(
+    fault: Fault, row: Row[Any], previous: Row[Any] | None, seq_of: Callable[[str], int | None]
+) -> str:
+    """The words for `row` failing `fault` after `previous` (what `chain.scan` found). `seq_of`
+    (the seq of the event with a given hash) only chooses between two messages for a broken
+    link, as the seqs do for a seq out of place: which condition failed is the scan's."""
+    if fault == SEQ:
         if previous is not None and int(row.seq) == int(previous.seq):
             return f"{_name(row)} has the same seq as the event before it"
+        expected_seq = 1 if previous is None else int(previous.seq) + 1
         after = f"#{previous.seq}" if previous is not None else "the start"
         return (
             f"event #{expected_seq} is missing: the chain jumps from {after} to "
             f"{_name(row)} (an event was deleted)"
         )
-    if str(row.prev_hash) != expected_prev:
+    if fault == LINK:
         moved_to = seq_of(str(row.prev_hash))
-        if moved_to is not None and moved_to != expected_seq - 1:
+        if moved_to is not None and moved_to != (0 if previous is None else int(previous.seq)):
             return (
                 f"{_name(row)} is out of order: it was written right after "
                 f"the event now at #{moved_to}"
@@ -284,47 +251,42 @@ def _check(
             f"{_name(row)} does not chain onto {before}: its prev_hash differs "
             f"({before} was altered, or events between them were removed)"
         )
-    if previous is not None and int(row.id) < int(previous.id):
+    if fault == ORDER:
+        assert previous is not None, "the first event has no event to be written before"
         return (
             f"{_name(row)} is out of order: it was written before event "
             f"#{previous.seq} (id {previous.id})"
         )
-    payload = _payload(row._mapping)
-    if hashlib.sha256(payload).hexdigest() != str(row.hash):
+    if fault == HASH:
         return f"{_name(row)} was altered: its contents no longer match its hash"
-    if key is not None:
-        if row.hmac is None:
-            return (
-                f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written "
-                "or rewritten without the key"
-            )
-        if not hmac.compare_digest(str(row.hmac), _hmac(key, payload)):
-            return (
-                f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone "
-                f"without {ENV_KEY} (or the key is wrong)"
-            )
-    return None
+    if fault == NO_HMAC:
+        return (
+            f"{_name(row)} carries no HMAC although {ENV_KEY} is set: it was written "
+            "or rewritten without the key"
+        )
+    return (
+        f"{_name(row)} fails its HMAC check: it was altered or rewritten by someone "
+        f"without {ENV_KEY} (or the key is wrong)"
+    )
 
 
 def _payload(row: Any) -> bytes:
-    """The bytes that are hashed, of a stored event (a row's mapping)."""
-    return canonical_bytes(
-        hashed_fields(
-            int(row["organization_id"]),
-            int(row["seq"]),
-            hashed_time(row["created_at"]),
-            row["operator"],
-            row["verified_by"],
-            row["plan_digest"],
-            row["action"],
-            row["address"],
-            row["before"],
-            row["after"],
-            row["prev_hash"],
-            row["operator_verified"],
-            row["reason"],
-            row["refers_to"],
-        )
+    """The bytes that are hashed, of a stored event (a row's mapping): `chain.event_payload`."""
+    return event_payload(
+        row["organization_id"],
+        row["seq"],
+        hashed_time(row["created_at"]),
+        row["operator"],
+        row["verified_by"],
+        row["plan_digest"],
+        row["action"],
+        row["address"],
+        row["before"],
+        row["after"],
+        row["prev_hash"],
+        row["operator_verified"],
+        row["reason"],
+        row["refers_to"],
     )
 
 

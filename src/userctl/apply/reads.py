@@ -11,8 +11,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from userctl.state import Organization
-
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy.engine import Connection
@@ -22,6 +20,7 @@ if TYPE_CHECKING:
     from userctl.chain import VerifyResult
     from userctl.hygiene import ReviewSettings
     from userctl.review import ReviewStatus
+    from userctl.state import Organization
 
 # The read-only snapshot of the chosen organization the CLI opens (cli/context.reading), handed
 # in so that what is checked before it opens (option files, keys) is checked first, as before.
@@ -185,9 +184,12 @@ def audit_verify_command(
     Without keys, an intact chain is first read on the raw driver (`intact_chain`, from
     `database`: the URL, the organization asked for, the connect timeout); anything else, and
     whatever that path declines, through SQLAlchemy, which words what is wrong."""
-    from userctl.apply.signing import load_public_keys
+    keys = None
+    if public_keys:
+        # Imported only here: cryptography is no part of verifying without keys.
+        from userctl.apply.signing import load_public_keys
 
-    keys = load_public_keys(list(public_keys)) if public_keys else None
+        keys = load_public_keys(list(public_keys))
     kept = read_kept(kept_file) if kept_file is not None else None
     quick = None if keys else intact_chain(*database[:2], expected, database[2])
     if quick is not None:

@@ -18,14 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
-from userctl import state
-from userctl.db import plan_read
 from userctl.db.plan_sql import HEAD_REVISION, SQL
 from userctl.errors import DatabaseError
-from userctl.hygiene import HygieneFacts, ReviewSettings
 
 if TYPE_CHECKING:
-    from userctl import chain
+    # Types only: `audit verify`'s scan imports none of the state and hygiene modules, and
+    # `plan` none of the chain's.
+    from userctl import chain, state
+    from userctl.hygiene import HygieneFacts, ReviewSettings
 
 T = TypeVar("T")
 
@@ -141,6 +141,7 @@ def read_for_plan(
     connect_timeout: int | None = None,
 ) -> PlanReads | None:
     """What plan_from_file reads, on the driver; None when this path does not apply (above)."""
+    from userctl.db import plan_read
 
     def read(rows: _Rows, parsed: Url) -> PlanReads:
         live = plan_read.live_state(rows, slug, like)
@@ -283,7 +284,9 @@ class _Rows:
         a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
         compiled = self._statements[name]
         if self._backend == "postgresql":
-            cursor = self._conn.cursor(name=f"userctl_stream_{name}")
+            # Binary rows: the same Python values (str, int, bool, datetime), with no text to
+            # parse for the numbers, flags and times (about a tenth of the fetch).
+            cursor = self._conn.cursor(name=f"userctl_stream_{name}", binary=True)
         elif self._backend == "mysql":
             import pymysql.cursors  # type: ignore[import-untyped]
 

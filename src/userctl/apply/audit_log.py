@@ -61,10 +61,10 @@ def event_batches(
     records: bool = True,
 ) -> Iterator[EventBatch]:
     """`audit.iter_events(conn, org_id, since=since, user=user)` in lists of at most
-        VERIFY_BATCH events (never an empty one): the same dicts, keys and order. records=False leaves
-    `before` and `after` as the stored text (the text log shows neither: reading them is most of
-    an event's work). Streamed as that
-        one is, so MariaDB allows no other statement on the connection until the iteration ends."""
+    VERIFY_BATCH events (never an empty one): the same dicts, keys and order. records=False
+    leaves `before` and `after` as the stored text (the text log shows neither, and reading them
+    is most of an event's work). Streamed as iter_events is, so MariaDB allows no other statement
+    on the connection until the iteration ends."""
     table = audit_events
     query = audit._events_query(org_id, since, user).with_only_columns(
         *(table.c[name] for name in _SHOWN)

@@ -5,7 +5,7 @@ header and one `printable` line per event.
 
 orjson writes json.dumps(indent=2, ensure_ascii=False)'s bytes, several times faster, for data made
 only of dicts, lists, str, int, bool and None (the ground userctl.canonical proves it on; its
-indentation and empty containers are json's too, tests/render/test_streamed.py holds them to it).
+indentation and empty containers are json's too, tests/core/test_streamed_json.py holds them to it).
 A batch off that ground (a float), or one orjson refuses (an int beyond 64 bits, a lone
 surrogate), is written by the json module, as before."""
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any, Iterator, Unpack
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models, tables
+from userctl.db.driver import column_reader, driver_batches
 from userctl.db.plan_read import user_from_row
 from userctl.db.snapshot import read_bank_accounts, read_roles, read_users, user_query
 from userctl.errors import NotFound, did_you_mean
@@ -40,6 +42,15 @@ def list_users(
     conn: Connection, org_id: int, *, status: str | None = None, role: str | None = None
 ) -> list[ListedUser]:
     """Users of the organization sorted by id, filtered by status and exact role name."""
+    return [
+        ListedUser(int(row[0]), user_from_row(row, frozenset()), row[-1])
+        for row in conn.execute(_users_query(org_id, status, role))
+    ]
+
+
+def _users_query(
+    org_id: int, status: str | None, role: str | None
+) -> Select[Unpack[tuple[Any, ...]]]:
     u, r = tables.users.c, tables.roles.c
     query = (
         user_query().add_columns(u.last_login_at).where(u.organization_id == org_id).order_by(u.id)
@@ -48,10 +59,44 @@ def list_users(
         query = query.where(u.status == status)
     if role is not None:
         query = query.where(r.name == role)
-    return [
-        ListedUser(int(row[0]), user_from_row(row, frozenset()), row[-1])
-        for row in conn.execute(query)
-    ]
+    return query
+
+
+# Users a fetch of `users list`: its memory is a batch, and the table's rows.
+USERS_BATCH = 5000
+
+
+def _listed_batches(
+    conn: Connection, org_id: int, status: str | None, role: str | None
+) -> Iterator[list[ListedUser]]:
+    """`list_users`, streamed from the driver's tuples (db/driver.driver_batches) in lists of at
+    most USERS_BATCH (never an empty one): no SQLAlchemy Row per user. The dates and times are
+    converted as SQLAlchemy converts them (SQLite stores them as text), once per distinct value
+    a batch (a bulk import writes one instant, most users share an expiry)."""
+    u = tables.users.c
+    read_login = column_reader(conn, u.last_login_at)
+    read_expires = column_reader(conn, u.expires)
+    expires_at = 12  # user_query's position of `expires`
+    for batch in driver_batches(conn, _users_query(org_id, status, role), USERS_BATCH):
+        logins: dict[Any, Any] = {None: None}
+        expiries: dict[Any, Any] = {None: None}
+        listed = []
+        for row in batch:
+            login = row[-1]
+            if read_login is not None:
+                try:
+                    login = logins[login]
+                except KeyError:
+                    login = logins[login] = read_login(login)
+            if read_expires is not None:
+                row = list(row)
+                try:
+                    row[expires_at] = expiries[row[expires_at]]
+                except KeyError:
+                    row[expires_at] = expiries[row[expires_at]] = read_expires(row[expires_at])
+            listed.append(ListedUser(int(row[0]), user_from_row(row, frozenset()), login))
+        if listed:
+            yield listed
 
 
 def user_emails(conn: Connection, org_id: int) -> list[str]:
@@ -109,13 +154,32 @@ def users_listing(
 ) -> list[ListedUser]:
     """`users list`: `list_users`, after refusing a role the organization does not have (an
     empty list would read as "nobody holds it")."""
+    _known_role(conn, org_id, org, role)
+    return list_users(conn, org_id, status=status, role=role)
+
+
+def users_listing_batches(
+    conn: Connection,
+    org_id: int,
+    org: state.Organization,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+) -> Iterator[list[ListedUser]]:
+    """`users list` as `users_listing` reads it, in batches from the driver's tuples: the role
+    is refused here, before anything is read or written. MariaDB's streaming cursor allows no
+    other statement on the connection until the iteration ends."""
+    _known_role(conn, org_id, org, role)
+    return _listed_batches(conn, org_id, status, role)
+
+
+def _known_role(conn: Connection, org_id: int, org: state.Organization, role: str | None) -> None:
     if role is not None and role not in read_roles(conn, org_id, [role]):
         known = sorted(read_roles(conn, org_id))
         raise NotFound(
             f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
             f"its roles: {', '.join(known) or 'none'}"
         )
-    return list_users(conn, org_id, status=status, role=role)
 
 
 @dataclass(frozen=True, slots=True)

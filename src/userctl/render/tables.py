@@ -14,10 +14,11 @@ import datetime as dt
 import io
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Final, Iterable, Mapping, Sequence
+from typing import Any, Callable, Final, Iterable, Iterator, Mapping, Sequence
 
 from userctl.clock import iso_z
 from userctl.printable import json_text, printable
+from userctl.render.streamed import json_array
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
@@ -192,6 +193,36 @@ def render(
     if fmt == "table":
         return table(table_columns or columns, rows, cell=cell) if rows else empty + "\n"
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def render_batches(
+    columns: Sequence[Column],
+    batches: Iterable[Sequence[Row]],
+    fmt: str,
+    *,
+    empty: str,
+    table_columns: Sequence[Column] | None = None,
+    plain: bool = False,
+) -> Iterator[str]:
+    """`render` of every row of `batches`, as pieces that make its text: JSON and CSV a piece per
+    batch, so that only a batch is held; the table (whose widths need every row) at the end.
+    plain: every value of `columns` is a str, int, bool or None (render/streamed.json_array)."""
+    if fmt == "json":
+        yield from json_array(
+            ([{c.key: row[c.key] for c in columns} for row in batch], plain) for batch in batches
+        )
+    elif fmt == "csv":
+        yield _csv_lines([[c.key for c in columns]])
+        for batch in batches:
+            yield _csv_lines([_csv_cell(row[c.key]) for c in columns] for row in batch)
+    else:
+        yield render(
+            columns,
+            [row for batch in batches for row in batch],
+            fmt,
+            empty=empty,
+            table_columns=table_columns,
+        )
 
 
 def table(

@@ -47,8 +47,14 @@ def _items(batch: list[Any], plain: bool) -> str:
             text = None
     if text is None:
         text = json.dumps(batch, indent=2, ensure_ascii=False)
+    if not text.isascii():
+        # Line by line: a text holding one hidden character is searched match by match, and
+        # every line feed of the layout is one (visible_json leaves them as they are).
+        text = "\n".join(map(visible_json, text.split("\n")))
+    else:
+        text = visible_json(text)
     # "[\n" ... "\n]": the batch is not empty, so both are there.
-    return visible_json(text)[2:-2]
+    return text[2:-2]
 
 
 def audit_log_text(batches: Iterable[tuple[list[dict[str, Any]], bool]]) -> Iterator[str]:

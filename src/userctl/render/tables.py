@@ -123,6 +123,7 @@ def last_login_label(last_login_at: dt.datetime | None) -> str:
 
 
 def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, Any]:
+    login = iso_z(last_login_at) if last_login_at is not None else None  # last_login_label's
     return {
         "first_name": user.first_name,
         "last_name": user.last_name,
@@ -133,8 +134,8 @@ def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, 
         "totp_enrolled": user.totp_enrolled,
         "two_factor_label": two_factor_label(user.two_factor, user.totp_enrolled),
         "status": user.status,
-        "last_login_at": iso_z(last_login_at) if last_login_at is not None else None,
-        "last_login_label": last_login_label(last_login_at),
+        "last_login_at": login,
+        "last_login_label": "never" if login is None else login,
     }
 
 
@@ -214,7 +215,7 @@ def render_batches(
     elif fmt == "csv":
         yield _csv_lines([[c.key for c in columns]])
         for batch in batches:
-            yield _csv_lines([_csv_cell(row[c.key]) for c in columns] for row in batch)
+            yield _csv_cells([[_csv_cell(row[c.key]) for c in columns] for row in batch])
     else:
         yield render(
             columns,
@@ -260,12 +261,22 @@ def _csv_lines(rows: Iterable[Sequence[str]]) -> str:
     return out.getvalue()
 
 
+def _csv_cells(rows: list[list[str]]) -> str:
+    """`_csv_lines(rows)` of cells `_csv_cell` wrote, with one writer: printable has escaped
+    every line break in them, so no row holds the "\r" that needs a writer of its own."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 # What a spreadsheet takes for the start of a formula (OWASP "CSV Injection"): a cell such as
 # `=HYPERLINK(...)` in a name would run when an auditor opens the export.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> str:
+    if value.__class__ is str:  # most cells: as below, without the tests of the other kinds
+        return "'" + printable(value) if value.startswith(_FORMULA_START) else printable(value)
     if value is None:
         return ""  # as `users show` writes an unknown value (a last login never recorded)
     if isinstance(value, bool):

@@ -133,10 +133,10 @@ def test_audit_log_writes_the_old_paths_bytes(
         assert "99999999999999999999" in want_json and "(follows #5)" in want_text
     got_json = runner("audit", "log", "--format", "json", *options)
     assert got_json.exit_code == 0, got_json.output
-    assert got_json.stdout == want_json
+    assert got_json.stdout_bytes == want_json.encode()
     got_text = runner("audit", "log", *options)
     assert got_text.exit_code == 0, got_text.output
-    assert got_text.stdout == want_text
+    assert got_text.stdout_bytes == want_text.encode()
 
 
 # JSON values as stored records may hold them: the ints and floats orjson reads otherwise than

@@ -37,6 +37,8 @@ NAMES = [
     "-1+2",
     "😀 𝔘",
     'quo"te',
+    " lead  two\tspaces ",
+    "",
 ]
 
 

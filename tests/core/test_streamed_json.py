@@ -82,3 +82,18 @@ def test_audit_log_text_is_one_printable_line_per_event(batches: list[list[Any]]
         lines.append(printable("  ".join((*fields, *extra))))
     got = "".join(audit_log_text((batch, True) for batch in batches))
     assert got == "\n".join(lines) + "\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.one_of(_chars, st.sampled_from([" ", "\t", "\n", "\r", "\x0b", "\x0c"]))))
+@example(" a")
+@example("a  b")
+@example("")
+def test_a_table_cell_of_text_folds_its_layout_as_before(text: str) -> None:
+    """render/tables._cell's shortcut for a printable text is the fold it skips."""
+    import re
+
+    from userctl.render.tables import _cell
+
+    folded = " ".join(re.split(r"[ \t\n\r\x0b\x0c]+", text)).strip(" ") if text != "" else "-"
+    assert _cell(text) == folded

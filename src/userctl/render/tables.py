@@ -153,6 +153,16 @@ def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
+    if (
+        value.__class__ is str
+        and value.isprintable()
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        # Most cells, written as below leaves them (a printable text holds no layout but single
+        # spaces inside), without the split.
+        return value or "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):

@@ -644,32 +644,39 @@ def test_cli_needs_an_organization_when_there_are_several(factory, runner) -> No
 
 
 def test_cli_log_streams_the_events_and_writes_the_same_document(
-    engine: Engine, factory, runner
+    engine: Engine, factory, runner, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    """`audit log --format json` reads with the streaming cursor (memory flat in the number of
-    events) and writes, event by event, exactly the document `json.dumps` of the list would."""
+    """`audit log --format json` reads the driver's tuples through a streaming cursor (memory flat
+    in the number of events; PostgreSQL: a named server-side cursor, MariaDB: an unbuffered one),
+    VERIFY_BATCH rows a fetch, and writes exactly the document `json.dumps` of the list would."""
+    from userctl.apply import audit_log
+    from userctl.db import driver
+
     org = factory.org()
     seed(engine, org)
-    seen: list[dict[str, object]] = []
+    seen: list[tuple[str, int, object]] = []
 
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        if (
-            "FROM audit_events" in statement
-            and "ORDER BY audit_events.seq, audit_events.id" in statement
-        ):
-            seen.append(dict(context.execution_options))
+    def watched(conn, query, batch_size):  # type: ignore[no-untyped-def]
+        return _watched(
+            driver.driver_batches(conn, query, batch_size), seen, str(query), batch_size
+        )
 
-    sa.event.listen(sa.Engine, "before_cursor_execute", record)
-    try:
-        result = runner("audit", "log", "--format", "json")
-    finally:
-        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    monkeypatch.setattr(audit_log, "driver_batches", watched)
+    result = runner("audit", "log", "--format", "json")
     assert result.exit_code == 0, result.output
-    assert (
-        len(seen) == 1
-        and seen[0].get("stream_results") is True
-        and seen[0].get("yield_per") == audit.VERIFY_BATCH
-    )
+    assert len(seen) == 1
+    statement, batch_size, cursor = seen[0]
+    assert "FROM audit_events" in statement
+    assert "ORDER BY audit_events.seq, audit_events.id" in statement
+    assert batch_size == audit.VERIFY_BATCH
+    if engine.dialect.name == "postgresql":
+        import psycopg
+
+        assert isinstance(cursor, psycopg.ServerCursor)
+    elif engine.dialect.name == "mysql":
+        import pymysql.cursors
+
+        assert isinstance(cursor, pymysql.cursors.SSCursor)
     with engine.connect() as conn:
         events = audit.list_events(conn, org)
     assert len(events) > 1

@@ -52,26 +52,37 @@ def list_users(status: str | None, role: str | None, search: str | None, fmt: st
     """Users sorted by id: name, username (email), phone, role, 2FA (the setting and whether an
     authenticator is enrolled: two fields, two_factor and totp_enrolled, in JSON and CSV), status,
     last login ("never" when none is known; null in JSON)."""
-    from userctl.db.listings import users_listing
+    from userctl.db.listings import users_listing_batches
     from userctl.render.tables import (
         USER_COLUMNS,
         USER_TABLE_COLUMNS,
         matches_search,
-        render,
+        render_batches,
         user_row,
     )
 
+    # Streamed for JSON and CSV: each batch of users is written as it is read.
     with reading() as (conn, org_id, org):
-        listed = users_listing(conn, org_id, org, status=status, role=role)
-    rows = [
-        user_row(item.user, item.last_login_at)
-        for item in listed.rows
-        if search is None or matches_search(item.user, search)
-    ]
-    click.echo(
-        render(USER_COLUMNS, rows, fmt, empty="No users match.", table_columns=USER_TABLE_COLUMNS),
-        nl=False,
-    )
+        listed = users_listing_batches(conn, org_id, org, status=status, role=role)
+        rows = (
+            [
+                user_row(item.user, item.last_login_at)
+                for item in batch
+                if search is None or matches_search(item.user, search)
+            ]
+            for batch in listed.batches
+        )
+        # A user's fields are str, bool or None, as their columns' types.
+        pieces = render_batches(
+            USER_COLUMNS,
+            rows,
+            fmt,
+            empty="No users match.",
+            table_columns=USER_TABLE_COLUMNS,
+            plain=True,
+        )
+        for piece in pieces:
+            click.echo(piece, nl=False)
     warn_of_clashes(listed.clashes)
 
 

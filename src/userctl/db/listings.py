@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from typing import Any, Generic, Iterator, TypeVar, Unpack
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 
 from userctl import state
 from userctl.db import models, tables
+from userctl.db.driver import column_reader, driver_batches
 from userctl.db.plan_read import user_from_row
 from userctl.db.snapshot import (
     read_bank_accounts,
@@ -74,6 +75,18 @@ def list_users(
 ) -> list[ListedUser]:
     """Users of the organization sorted by id, filtered by status and exact role name; a row
     whose stored email is in `as_stored` keeps that spelling instead of its identity's key."""
+    listed = []
+    for row in conn.execute(_users_query(org_id, status, role)):
+        user = user_from_row(row, frozenset())
+        if row[1] in as_stored:
+            user = replace(user, email=row[1])
+        listed.append(ListedUser(int(row[0]), user, row[-1]))
+    return listed
+
+
+def _users_query(
+    org_id: int, status: str | None, role: str | None
+) -> Select[Unpack[tuple[Any, ...]]]:
     u, r = tables.users.c, tables.roles.c
     query = (
         user_query().add_columns(u.last_login_at).where(u.organization_id == org_id).order_by(u.id)
@@ -82,13 +95,47 @@ def list_users(
         query = query.where(u.status == status)
     if role is not None:
         query = query.where(r.name == role)
-    listed = []
-    for row in conn.execute(query):
-        user = user_from_row(row, frozenset())
-        if row[1] in as_stored:
-            user = replace(user, email=row[1])
-        listed.append(ListedUser(int(row[0]), user, row[-1]))
-    return listed
+    return query
+
+
+# Users a fetch of `users list`: its memory is a batch, and the table's rows.
+USERS_BATCH = 5000
+
+
+def _listed_batches(
+    conn: Connection, org_id: int, status: str | None, role: str | None, as_stored: frozenset[str]
+) -> Iterator[list[ListedUser]]:
+    """`list_users`, streamed from the driver's tuples (db/driver.driver_batches) in lists of at
+    most USERS_BATCH (never an empty one): no SQLAlchemy Row per user. The dates and times are
+    converted as SQLAlchemy converts them (SQLite stores them as text), once per distinct value
+    a batch (a bulk import writes one instant, most users share an expiry)."""
+    u = tables.users.c
+    read_login = column_reader(conn, u.last_login_at)
+    read_expires = column_reader(conn, u.expires)
+    expires_at = 12  # user_query's position of `expires`
+    for batch in driver_batches(conn, _users_query(org_id, status, role), USERS_BATCH):
+        logins: dict[Any, Any] = {None: None}
+        expiries: dict[Any, Any] = {None: None}
+        listed = []
+        for row in batch:
+            login = row[-1]
+            if read_login is not None:
+                try:
+                    login = logins[login]
+                except KeyError:
+                    login = logins[login] = read_login(login)
+            if read_expires is not None:
+                row = list(row)
+                try:
+                    row[expires_at] = expiries[row[expires_at]]
+                except KeyError:
+                    row[expires_at] = expiries[row[expires_at]] = read_expires(row[expires_at])
+            user = user_from_row(row, frozenset())
+            if row[1] in as_stored:
+                user = replace(user, email=row[1])
+            listed.append(ListedUser(int(row[0]), user, login))
+        if listed:
+            yield listed
 
 
 def user_emails(conn: Connection, org_id: int) -> list[str]:
@@ -149,14 +196,43 @@ def users_listing(
 ) -> Listing[ListedUser]:
     """`users list`: `list_users`, after refusing a role the organization does not have (an
     empty list would read as "nobody holds it"), with the rows of one identity (`Listing`)."""
+    _known_role(conn, org_id, org, role)
+    as_stored, clashes = _clashing(conn, org_id)
+    return Listing(list_users(conn, org_id, status=status, role=role, as_stored=as_stored), clashes)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedListing:
+    """`users list` in batches (`batches` reads as it is iterated), and the rows of one identity
+    among them, found before the stream starts."""
+
+    batches: Iterator[list[ListedUser]]
+    clashes: list[Violation]
+
+
+def users_listing_batches(
+    conn: Connection,
+    org_id: int,
+    org: state.Organization,
+    *,
+    status: str | None = None,
+    role: str | None = None,
+) -> StreamedListing:
+    """`users list` as `users_listing` reads it, in batches from the driver's tuples: the role
+    is refused and the rows of one identity found here, before anything is streamed (MariaDB's
+    streaming cursor allows no other statement on the connection until the iteration ends)."""
+    _known_role(conn, org_id, org, role)
+    as_stored, clashes = _clashing(conn, org_id)
+    return StreamedListing(_listed_batches(conn, org_id, status, role, as_stored), clashes)
+
+
+def _known_role(conn: Connection, org_id: int, org: state.Organization, role: str | None) -> None:
     if role is not None and role not in read_roles(conn, org_id, [role]):
         known = sorted(read_roles(conn, org_id))
         raise NotFound(
             f"organization {org.slug} has no role {role!r}{did_you_mean(role, known)}; "
             f"its roles: {', '.join(known) or 'none'}"
         )
-    as_stored, clashes = _clashing(conn, org_id)
-    return Listing(list_users(conn, org_id, status=status, role=role, as_stored=as_stored), clashes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,11 @@ import datetime as dt
 import io
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Final, Iterable, Mapping, Sequence
+from typing import Any, Callable, Final, Iterable, Iterator, Mapping, Sequence
 
 from userctl.clock import iso_z
 from userctl.printable import json_text, printable
+from userctl.render.streamed import json_array
 from userctl.state import USER_FIELDS, BankAccount, Role, User, bank_account_record, role_record
 
 FORMATS: Final = ("table", "json", "csv")
@@ -122,6 +123,7 @@ def last_login_label(last_login_at: dt.datetime | None) -> str:
 
 
 def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, Any]:
+    login = iso_z(last_login_at) if last_login_at is not None else None  # last_login_label's
     return {
         "first_name": user.first_name,
         "last_name": user.last_name,
@@ -132,8 +134,8 @@ def user_row(user: User, last_login_at: dt.datetime | None = None) -> dict[str, 
         "totp_enrolled": user.totp_enrolled,
         "two_factor_label": two_factor_label(user.two_factor, user.totp_enrolled),
         "status": user.status,
-        "last_login_at": iso_z(last_login_at) if last_login_at is not None else None,
-        "last_login_label": last_login_label(last_login_at),
+        "last_login_at": login,
+        "last_login_label": "never" if login is None else login,
     }
 
 
@@ -151,6 +153,16 @@ def account_row(account: BankAccount, holders: Sequence[str]) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
+    if (
+        value.__class__ is str
+        and value.isprintable()
+        and "  " not in value
+        and value[:1] != " "
+        and value[-1:] != " "
+    ):
+        # Most cells, written as below leaves them (a printable text holds no layout but single
+        # spaces inside), without the split.
+        return value or "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
@@ -194,6 +206,36 @@ def render(
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def render_batches(
+    columns: Sequence[Column],
+    batches: Iterable[Sequence[Row]],
+    fmt: str,
+    *,
+    empty: str,
+    table_columns: Sequence[Column] | None = None,
+    plain: bool = False,
+) -> Iterator[str]:
+    """`render` of every row of `batches`, as pieces that make its text: JSON and CSV a piece per
+    batch, so that only a batch is held; the table (whose widths need every row) at the end.
+    plain: every value of `columns` is a str, int, bool or None (render/streamed.json_array)."""
+    if fmt == "json":
+        yield from json_array(
+            ([{c.key: row[c.key] for c in columns} for row in batch], plain) for batch in batches
+        )
+    elif fmt == "csv":
+        yield _csv_lines([[c.key for c in columns]])
+        for batch in batches:
+            yield _csv_cells([[_csv_cell(row[c.key]) for c in columns] for row in batch])
+    else:
+        yield render(
+            columns,
+            [row for batch in batches for row in batch],
+            fmt,
+            empty=empty,
+            table_columns=table_columns,
+        )
+
+
 def table(
     columns: Sequence[Column], rows: Iterable[Row], indent: str = "", cell: Cell = _cell
 ) -> str:
@@ -229,12 +271,22 @@ def _csv_lines(rows: Iterable[Sequence[str]]) -> str:
     return out.getvalue()
 
 
+def _csv_cells(rows: list[list[str]]) -> str:
+    """`_csv_lines(rows)` of cells `_csv_cell` wrote, with one writer: printable has escaped
+    every line break in them, so no row holds the "\r" that needs a writer of its own."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 # What a spreadsheet takes for the start of a formula (OWASP "CSV Injection"): a cell such as
 # `=HYPERLINK(...)` in a name would run when an auditor opens the export.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: Any) -> str:
+    if value.__class__ is str:  # most cells: as below, without the tests of the other kinds
+        return "'" + printable(value) if value.startswith(_FORMULA_START) else printable(value)
     if value is None:
         return ""  # as `users show` writes an unknown value (a last login never recorded)
     if isinstance(value, bool):

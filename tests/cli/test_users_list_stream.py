@@ -77,7 +77,7 @@ def _old(engine: Engine, fmt: str, status: Any, role: Any, search: Any) -> str:
         listed = listings.users_listing(conn, org_id, org, status=status, role=role)
     rows = [
         user_row(item.user, item.last_login_at)
-        for item in listed
+        for item in listed.rows
         if search is None or matches_search(item.user, search)
     ]
     return render(

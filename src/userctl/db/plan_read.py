@@ -196,7 +196,7 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     """A row of `snapshot.user_query` as a User. Positional, in `state.USER_FIELDS` order: this
     runs for every user, and a keyword call with a dict per user costs a third more."""
     expires = row[12]
-    return state.User(
+    return state.build_user(
         row[1].lower(),  # state.email_key, inlined: this runs for every user
         row[2],
         row[3],

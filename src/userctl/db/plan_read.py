@@ -169,12 +169,12 @@ def users_keyed(
     same = like.get if like else None
     for row in user_rows:
         keys_ = accounts.get(row[0])
-        held = same(row[1].lower()) if same is not None else None
-        if held is not None and _row_is(row, held, keys_):
+        email = row[1].lower()  # the User's email either way (user_from_row)
+        held = same(email) if same is not None else None
+        if held is not None and _row_is(row, email, held, keys_):
             user = held
         else:
             user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
-        email = user.email
         if email in users:
             first = (stored.get(email, email), users[email])
             clashes.setdefault(email, [first]).append((row[1], user))
@@ -216,12 +216,12 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     )
 
 
-def _row_is(row: Sequence[Any], user: state.User, accounts: set[str] | None) -> bool:
-    """Whether a row of `snapshot.user_query` (with its bank-account keys) holds exactly `user`,
-    field by field as `user_from_row` would build it."""
+def _row_is(row: Sequence[Any], email: str, user: state.User, accounts: set[str] | None) -> bool:
+    """Whether a row of `snapshot.user_query` (with its lower-cased email and its bank-account
+    keys) holds exactly `user`, field by field as `user_from_row` would build it."""
     expires = row[12]
     return (
-        row[1].lower() == user.email
+        email == user.email
         and row[2] == user.first_name
         and row[3] == user.last_name
         and row[4] == user.id_type

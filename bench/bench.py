@@ -338,7 +338,23 @@ def with_one_mistake(text: str) -> str:
 # --- one backend, one size ----------------------------------------------------------------------
 
 
-def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], None]) -> None:
+# The organization steps --only names: "apply" is both applies, "users" is `users list`.
+STEPS = ("validate", "apply", "plan", "export", "users")
+
+
+def organization_steps(
+    backend: str,
+    n: int,
+    tmp: Path,
+    emit: Callable[[Row], None],
+    only: frozenset[str] | None = None,
+) -> None:
+    """`only`: the organization steps to time (None: all). The organization is set up all the
+    same: `apply (creates)` runs, untimed unless asked for, since every later step needs it."""
+
+    def wanted(step: str) -> bool:
+        return only is None or step in only
+
     target = make_target(backend, tmp, human(n))
     try:
         base, drift, mixed = tmp / f"base{n}.yaml", tmp / f"drift{n}.yaml", tmp / f"mixed{n}.yaml"
@@ -364,7 +380,7 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
         run([USERCTL, "accounts", "import", str(accounts), "--operator", ADMIN], env)
         org_id = "1"
 
-        if backend == "sqlite":  # no database: once per size
+        if backend == "sqlite" and wanted("validate"):  # no database: once per size
             emit(
                 Row(
                     "validate",
@@ -387,51 +403,63 @@ def organization_steps(backend: str, n: int, tmp: Path, emit: Callable[[Row], No
                     run(floor("parse", str(drift)), env, RUNS),
                 )
             )
-        write_floor = run(floor("write", spec, org_id, str(base)), env)
-        emit(
-            Row(
-                "apply (creates)", backend, n_label, apply_saved(base, tmp, env, codes), write_floor
+        if wanted("apply"):
+            write_floor = run(floor("write", spec, org_id, str(base)), env)
+            emit(
+                Row(
+                    "apply (creates)",
+                    backend,
+                    n_label,
+                    apply_saved(base, tmp, env, codes),
+                    write_floor,
+                )
             )
-        )
+        else:
+            apply_saved(base, tmp, env, codes)
         register_everyone(target, base)
-        emit(
-            Row(
-                "plan (1% drift)",
-                backend,
-                n_label,
-                run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
-                run(floor("read", spec, org_id, str(drift)), env, RUNS),
+        if wanted("plan"):
+            emit(
+                Row(
+                    "plan (1% drift)",
+                    backend,
+                    n_label,
+                    run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
+                    run(floor("read", spec, org_id, str(drift)), env, RUNS),
+                )
             )
-        )
-        read_floor = run(floor("read", spec, org_id), env, RUNS)
-        emit(
-            Row(
-                "export",
-                backend,
-                n_label,
-                run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
-                read_floor,
+        if wanted("export") or wanted("users"):
+            read_floor = run(floor("read", spec, org_id), env, RUNS)
+        if wanted("export"):
+            emit(
+                Row(
+                    "export",
+                    backend,
+                    n_label,
+                    run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
+                    read_floor,
+                )
             )
-        )
-        emit(
-            Row(
-                "users list",
-                backend,
-                n_label,
-                run([USERCTL, "users", "list"], env, RUNS),
-                read_floor,
+        if wanted("users"):
+            emit(
+                Row(
+                    "users list",
+                    backend,
+                    n_label,
+                    run([USERCTL, "users", "list"], env, RUNS),
+                    read_floor,
+                )
             )
-        )
-        write_floor = run(floor("write", spec, org_id, str(mixed)), env)
-        emit(
-            Row(
-                "apply (mixed)",
-                backend,
-                f"{n_label} ({write_floor.out.strip()} changes)",
-                apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"),
-                write_floor,
+        if wanted("apply"):
+            write_floor = run(floor("write", spec, org_id, str(mixed)), env)
+            emit(
+                Row(
+                    "apply (mixed)",
+                    backend,
+                    f"{n_label} ({write_floor.out.strip()} changes)",
+                    apply_saved(mixed, tmp, env, codes, "--allow-mass-removal"),
+                    write_floor,
+                )
             )
-        )
     finally:
         target.drop()
 
@@ -680,7 +708,15 @@ def main(argv: list[str]) -> None:
         help="backends that get the event counts above 10k (MariaDB's load alone is minutes)",
     )
     parser.add_argument("--no-concurrency", action="store_true")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated organization steps to time, of {', '.join(STEPS)} (default all; "
+        "the organization is still set up by an untimed apply)",
+    )
     args = parser.parse_args(argv)
+    only = frozenset(args.only.split(",")) if args.only else None
+    if only is not None and not only <= set(STEPS):
+        parser.error(f"--only: unknown step(s) {', '.join(sorted(only - set(STEPS)))}")
     # Stopped with kill: unwind, so that every database this run created is dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [
@@ -709,7 +745,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             for backend in backends:
-                organization_steps(backend, n, Path(tmp), emit)
+                organization_steps(backend, n, Path(tmp), emit, only)
         for count in events:
             for backend in backends:
                 if count <= 10_000 or backend in args.big_events_backends.split(","):

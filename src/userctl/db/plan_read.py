@@ -169,12 +169,14 @@ def users_keyed(
     same = like.get if like else None
     for row in user_rows:
         keys_ = accounts.get(row[0])
-        email = row[1].lower()  # the User's email either way (user_from_row)
-        held = same(email) if same is not None else None
-        if held is not None and _row_is(row, email, held, keys_):
+        key = row[1].lower()
+        held = same(key) if same is not None else None
+        if held is not None and _row_is(row, key, held, keys_):
             user = held
         else:
             user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
+        # The User's own string as the key, not `key`: 100,000 of those kept would be 7 MB.
+        email = user.email
         if email in users:
             first = (stored.get(email, email), users[email])
             clashes.setdefault(email, [first]).append((row[1], user))

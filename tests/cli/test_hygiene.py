@@ -278,3 +278,37 @@ def test_declared_review_policies_set_the_days_and_make_dormant_users_block(
         and "Nothing was written" in refused.stderr
     )
     assert rows() == before
+
+
+def test_a_plan_reads_invitations_only_while_someone_is_invited(
+    factory: Factory, engine: Engine
+) -> None:
+    """The invitations query aggregates every notification ever sent; a plan's snapshot knows
+    every user's status, so with nobody invited the query is not run (and nothing is lost: only
+    an invited user's invitation can be stale)."""
+    from userctl.db import plan_read
+    from userctl.db.engine import begin_read
+    from userctl.db.snapshot import core_rows, read_live_state
+
+    _org(factory, engine)
+
+    def read() -> tuple[list[str], list[str]]:
+        asked: list[str] = []
+        with begin_read(engine) as conn:
+            run = core_rows(conn)
+
+            def rows(name: str, **params: Any) -> Any:
+                asked.append(name)
+                return run(name, **params)
+
+            facts, _ = plan_read.hygiene(rows, read_live_state(conn, ORG), utcnow())
+        return asked, [i.email for i in facts.invitations]
+
+    asked, invitations = read()
+    assert "invitations" in asked and invitations == ["late@acme.co"]
+    u = tables.users.c
+    _set(engine, tables.users, u.status == "invited", status="active")
+    asked, invitations = read()
+    assert "invitations" not in asked and invitations == []
+    _set(engine, tables.users, u.email == "late@acme.co", status="invited")
+    assert read()[1] == ["late@acme.co"]

@@ -51,6 +51,8 @@ QUERIES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 _NO_ACCOUNTS: frozenset[str] = frozenset()
+# Statuses no collation compares equal to "invited" (the invitations query's filter).
+_SETTLED: Final = frozenset({"active", "inactive"})
 
 
 class Rows(Protocol):
@@ -167,11 +169,13 @@ def users_keyed(
     same = like.get if like else None
     for row in user_rows:
         keys_ = accounts.get(row[0])
-        held = same(row[1].lower()) if same is not None else None
-        if held is not None and _row_is(row, held, keys_):
+        key = row[1].lower()
+        held = same(key) if same is not None else None
+        if held is not None and _row_is(row, key, held, keys_):
             user = held
         else:
             user = user_from_row(row, frozenset(keys_) if keys_ else _NO_ACCOUNTS)
+        # The User's own string as the key, not `key`: 100,000 of those kept would be 7 MB.
         email = user.email
         if email in users:
             first = (stored.get(email, email), users[email])
@@ -196,7 +200,7 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     """A row of `snapshot.user_query` as a User. Positional, in `state.USER_FIELDS` order: this
     runs for every user, and a keyword call with a dict per user costs a third more."""
     expires = row[12]
-    return state.User(
+    return state.build_user(
         row[1].lower(),  # state.email_key, inlined: this runs for every user
         row[2],
         row[3],
@@ -214,12 +218,12 @@ def user_from_row(row: Sequence[Any], accounts: frozenset[str]) -> state.User:
     )
 
 
-def _row_is(row: Sequence[Any], user: state.User, accounts: set[str] | None) -> bool:
-    """Whether a row of `snapshot.user_query` (with its bank-account keys) holds exactly `user`,
-    field by field as `user_from_row` would build it."""
+def _row_is(row: Sequence[Any], email: str, user: state.User, accounts: set[str] | None) -> bool:
+    """Whether a row of `snapshot.user_query` (with its lower-cased email and its bank-account
+    keys) holds exactly `user`, field by field as `user_from_row` would build it."""
     expires = row[12]
     return (
-        row[1].lower() == user.email
+        email == user.email
         and row[2] == user.first_name
         and row[3] == user.last_name
         and row[4] == user.id_type
@@ -340,9 +344,16 @@ def hygiene(
         and not u.totp_enrolled
         and email not in known
     ]
+    # Only a user still invited has an invitation to find, and the snapshot holds every user's
+    # status: in an established organization nobody is, and the query (an aggregate over every
+    # notification ever sent, one per user created) is skipped. Any status but the two settled
+    # ones runs it, so that the database's own comparison still decides.
+    pending = any(u.status not in _SETTLED for u in users.values())
     return (
         HygieneFacts(
-            dormant, invitations(rows, org_id, keys), unenrolled=Unenrolled(unenrolled, account)
+            dormant,
+            invitations(rows, org_id, keys) if pending else (),
+            unenrolled=Unenrolled(unenrolled, account),
         ),
         settings,
     )

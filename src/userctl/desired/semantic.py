@@ -163,10 +163,10 @@ def _check_users(
             # setdefault hands back this very key object when the email is new: each key of a
             # parsed document is its own string object, so identity tells "first seen" apart.
             first = first_email(email.lower(), email)
-            if several and first is email:
-                email_files[email.lower()] = file
             if first is not email:
                 _duplicate_user(file, email, email_files.get(email.lower(), file), first, report)
+            elif several:
+                email_files[email.lower()] = file
             if user.__class__ is not dict:
                 continue
             get = user.get
@@ -184,6 +184,7 @@ def _check_users(
             id_number = get("id_number")
             if id_number.__class__ is str:
                 id_type = get("id_type")
+                # Per type, not keyed by (type, number): 100,000 tuples would be 6 MB more.
                 per_type = identities.get(id_type) if id_type.__class__ is str else None
                 if per_type is None and id_type.__class__ is str:
                     per_type = identities[id_type] = {}
@@ -194,7 +195,12 @@ def _check_users(
                             file, email, email_files.get(holder.lower(), file), holder, user, report
                         )
             accounts = get("bank_accounts")
-            if accounts and accounts.__class__ is list:
+            # _check_accounts finds nothing in one account of an active user (nearly every one).
+            if (
+                accounts
+                and accounts.__class__ is list
+                and (len(accounts) > 1 or get("status") == "inactive")
+            ):
                 _check_accounts(file, email, user, accounts, report)
             expires = get("expires")
             if (

@@ -464,42 +464,62 @@ _UNCHANGED: Final[FieldDiff] = {"before": None, "after": None}
 
 
 class DerivedDiff(Mapping[str, FieldDiff]):
-    """The field diff of a change whose `before` is None (a create): every field its `after` sets,
-    from None, derived from `after` on each use instead of stored beside it. At 100k creates the
-    stored diffs were most of the memory a plan held, twice over in an apply (bench/README.md).
-    Reads as the planner's `field_diff({}, after)`; `Change.to_data` writes it as a dict."""
+    """The field diff of a change with one side absent, derived from the other on each use instead
+    of stored beside it: a create (`before` None) sets every field its `after` sets, from None; a
+    delete (`gone=True`, `after` None) takes every field its `before` set to None. At 100k
+    changes the stored diffs were most of the memory a plan held, twice over in an apply
+    (bench/README.md). Reads as the planner's `field_diff({}, after)` or `field_diff(before,
+    {})`; `Change.to_data` writes it as a dict."""
 
-    __slots__ = ("_after",)
+    __slots__ = ("_record", "_gone")
 
-    def __init__(self, after: Mapping[str, Any] | None) -> None:
-        self._after: Mapping[str, Any] = after or {}
+    def __init__(self, record: Mapping[str, Any] | None, gone: bool = False) -> None:
+        self._record: Mapping[str, Any] = record or {}
+        self._gone = gone
 
-    def __getitem__(self, name: str) -> FieldDiff:
-        value = self._after[name]
-        if value is None:
-            raise KeyError(name)
-        entry: FieldDiff = {"before": None, "after": value}
+    def _entry(self, value: Any) -> FieldDiff:
+        gone = self._gone
+        entry: FieldDiff = (
+            {"before": value, "after": None} if gone else {"before": None, "after": value}
+        )
         if isinstance(value, list):
-            entry["added"] = sorted(set(value))
-            entry["removed"] = []
+            entry["added"] = [] if gone else sorted(set(value))
+            entry["removed"] = sorted(set(value)) if gone else []
         return entry
 
+    def __getitem__(self, name: str) -> FieldDiff:
+        value = self._record[name]
+        if value is None:
+            raise KeyError(name)
+        return self._entry(value)
+
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._after.get(name) is not None
+        return isinstance(name, str) and self._record.get(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name in sorted(self._after) if self._after[name] is not None)
+        return (name for name in sorted(self._record) if self._record[name] is not None)
 
     def __len__(self) -> int:
-        return sum(1 for value in self._after.values() if value is not None)
+        return sum(1 for value in self._record.values() if value is not None)
 
     def as_dict(self) -> dict[str, FieldDiff]:
         """The dict this diff stands for, built in one pass (what `{n: self[n] for n in self}`
         gives, without a lookup and a check per field)."""
-        after = self._after
+        record = self._record
         data: dict[str, FieldDiff] = {}
-        for name in sorted(after):
-            value = after[name]
+        if self._gone:
+            for name in sorted(record):
+                value = record[name]
+                if value is None:
+                    continue
+                data[name] = (
+                    self._entry(value)
+                    if isinstance(value, list)
+                    else {"before": value, "after": None}
+                )
+            return data
+        for name in sorted(record):
+            value = record[name]
             if value is None:
                 continue
             if isinstance(value, list):
@@ -515,7 +535,9 @@ class DerivedDiff(Mapping[str, FieldDiff]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DerivedDiff):
-            return self._after == other._after or self.as_dict() == other.as_dict()
+            return (
+                self._gone == other._gone and self._record == other._record
+            ) or self.as_dict() == other.as_dict()
         if isinstance(other, dict):
             return self.as_dict() == other
         return super().__eq__(other)
@@ -632,19 +654,25 @@ class Change:
         if (kind, action) not in ACTION_TABLE:
             raise ValueError(f"unknown action {kind}.{action}")
         diff = data["diff"]
-        if data["before"] is None and isinstance(data["after"], dict):
-            # Kept as derived when it is what its `after` gives (the planner's always is): the
-            # saved dict is then dropped. Any other diff is kept as written, for replan to refuse.
-            derived = DerivedDiff(data["after"])
-            if derived == diff:
-                diff = derived
+        before, after = data["before"], data["after"]
+        # Kept as derived when it is what the present side gives (the planner's always is): the
+        # saved dict is then dropped. Any other diff is kept as written, for replan to refuse.
+        derived: DerivedDiff | None = (
+            DerivedDiff(after)
+            if before is None and isinstance(after, dict)
+            else DerivedDiff(before, gone=True)
+            if after is None and isinstance(before, dict)
+            else None
+        )
+        if derived is not None and derived == diff:
+            diff = derived
         return cls(
             kind=kind,
             key=tuple(data["key"]),
             action=action,
             phase=PHASES.index(data["phase"]),
-            before=data["before"],
-            after=data["after"],
+            before=before,
+            after=after,
             diff=diff,
             destructive=data["destructive"],
             grants_privilege=data["grants_privilege"],
@@ -955,16 +983,37 @@ class _SavedChanges:
             value = data.get(name)
             if isinstance(value, str):
                 data[name] = memo.setdefault(value, value)
-        for side in ("before", "after"):
-            record = data.get(side)
-            if isinstance(record, dict):
-                data[side] = {
-                    memo.setdefault(k, k): memo.setdefault(v, v)
-                    if k in _FEW_VALUES and isinstance(v, str)
-                    else v
-                    for k, v in record.items()
-                }
+        before = data.get("before")
+        if isinstance(before, dict):
+            before = data["before"] = {
+                memo.setdefault(k, k): memo.setdefault(v, v)
+                if k in _FEW_VALUES and isinstance(v, str)
+                else v
+                for k, v in before.items()
+            }
+        else:
+            before = {}
+        after = data.get("after")
+        if isinstance(after, dict):
+            # An update's `after` repeats most of its `before`: the field it keeps is the same
+            # string object on both sides, not a second copy of it.
+            data["after"] = {
+                memo.setdefault(k, k): memo.setdefault(v, v)
+                if k in _FEW_VALUES and isinstance(v, str)
+                else _same(before.get(k), v)
+                for k, v in after.items()
+            }
+        key = data.get("key")
+        record = data["after"] if isinstance(data.get("after"), dict) else before
+        if isinstance(key, list) and key and isinstance(record, dict):
+            # The key names the row its record describes: a user's email, an assignment's user.
+            key[0] = _same(record.get("email", record.get("user")), key[0])
         return data
+
+
+def _same(mine: Any, value: Any) -> Any:
+    """`mine` where it is the same string as `value` (so one object is kept), else `value`."""
+    return mine if type(value) is str and type(mine) is str and mine == value else value
 
 
 # Record fields whose values repeat across a plan's changes (what `_SavedChanges` shares).

@@ -127,7 +127,9 @@ class _Builder:
             if diff is not None
             else DerivedDiff(after)
             if before is None
-            else field_diff(before, after or {})
+            else DerivedDiff(before, gone=True)
+            if after is None
+            else field_diff(before, after)
         )
         # Risk flags are set once the whole plan is known (risk.assess); the phase of a role
         # update depends on whether it removes permissions.

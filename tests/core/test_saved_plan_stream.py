@@ -206,3 +206,69 @@ def test_a_number_split_between_two_chunks_is_read_whole() -> None:
     at = text.index('"format_version": 31') + len('"format_version": 3')
     with pytest.raises(InputError, match="format_version 3 expected"):
         read_saved(iter((text[:at], text[at:])))
+
+
+def test_a_deletes_diff_is_derived_from_its_before_and_written_as_before() -> None:
+    """A removed user's and a removed role's diff (every field to None; a list field all
+    removed) is derived from `before` in the planned plan and in the plan read back, and reads
+    and writes as the planner's `field_diff(before, {})`."""
+    bob, eve = user("bob@acme.co", 1, role=ADMIN.name), user("eve@acme.co", 2)
+    state = live([ROOT, bob, eve], roles=[ADMIN, OPS])
+    planned = diff(
+        desired([ROOT, bob], roles=[ADMIN]),
+        state,
+        PlanOptions(operator=ROOT.email, allow_mass_removal=True),
+    )
+    deletes = [c for c in planned.changes if c.before is not None and c.after is None]
+    assert {c.kind for c in deletes} >= {"user", "role"}
+    written = replace(
+        planned,
+        provenance=planmod.provenance(
+            dt.datetime(2026, 3, 1), {"u.yaml": "sha256:" + "0" * 64}, None
+        ),
+    )
+    read = planmod.loads(planmod.dumps(written))
+    for plan in (written, read):
+        for change in (c for c in plan.changes if c.kind in ("user", "role") and c.after is None):
+            assert isinstance(change.diff, DerivedDiff)
+            expected = field_diff(dict(change.before or {}), {})
+            assert plain_diff(change.diff) == expected == dict(change.diff)
+            assert list(change.diff) == list(expected) and len(change.diff) == len(expected)
+    role = next(c for c in read.changes if c.kind == "role" and c.after is None)
+    assert role.diff["permissions"]["removed"] == sorted(OPS.permissions)
+    assert read.changes == written.changes and planmod.dumps(read) == planmod.dumps(written)
+    # A created and a removed record alike are two different diffs.
+    assert DerivedDiff({"name": "x"}) != DerivedDiff({"name": "x"}, gone=True)
+
+
+def test_a_deletes_diff_that_is_not_its_befores_is_kept_as_stated() -> None:
+    bob, eve = user("bob@acme.co", 1), user("eve@acme.co", 2)
+    planned = diff(desired([ROOT, bob]), live([ROOT, bob, eve]), PlanOptions(operator=ROOT.email))
+    data = json.loads(
+        planmod.dumps(
+            replace(
+                planned,
+                provenance=planmod.provenance(
+                    dt.datetime(2026, 3, 1), {"u.yaml": "sha256:" + "0" * 64}, None
+                ),
+            )
+        )
+    )
+    delete = next(c for c in data["changes"] if c["action"] == "delete")
+    delete["diff"]["first_name"]["before"] = "Mallory"
+    [kept] = [c for c in planmod.loads(_resigned(data)).changes if c.action == "delete"]
+    assert type(kept.diff) is dict and kept.diff["first_name"]["before"] == "Mallory"
+
+
+def test_a_saved_updates_after_shares_its_befores_strings() -> None:
+    """Each change is parsed on its own, so an update's `after` would hold a second copy of every
+    string its `before` holds, and its key a third copy of the email."""
+    read = planmod.loads(planmod.dumps(saved_plan(3)))
+    update = next(c for c in read.changes if c.action == "update" and c.kind == "user")
+    assert update.before is not None and update.after is not None
+    for name in ("email", "last_name", "phone", "id_number"):
+        assert update.after[name] is update.before[name]  # type: ignore[literal-required]
+    assert update.key[0] is update.after["email"]
+    assert update.after["first_name"] != update.before["first_name"]
+    created = next(c for c in read.changes if c.action == "create")
+    assert created.key[0] is (created.after or {})["email"]

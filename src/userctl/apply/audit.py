@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from sqlalchemy import Connection, Row, Select, or_, select
 
@@ -84,28 +85,52 @@ class AuditRecord(NamedTuple):
 
 
 def append_events(
-    conn: Connection, org_id: int, events: Sequence[AuditRecord], now: dt.datetime
+    conn: Connection, org_id: int, events: Iterable[AuditRecord], now: dt.datetime
 ) -> str:
-    """Append `events` in order after the organization's last event (one batched INSERT);
-    returns the new chain head."""
+    """Append `events` in order after the organization's last event (one batched INSERT, its rows
+    hashed and written as they come, never all held: an apply has one per change); returns the
+    new chain head."""
     seq, head = tail(conn, org_id)
-    if not events:
+    pending = iter(events)
+    first = next(pending, None)
+    if first is None:
         return head
     # Whole seconds: MariaDB's DATETIME keeps no fraction, and the hash must survive the round trip.
     created_at = naive_utc(now).replace(microsecond=0)
-    time = hashed_time(created_at)
-    key = audit_key()
-    sha256, encode = hashlib.sha256, canonical_json
-    rows: list[tuple[Any, ...]] = []
-    for event in events:
-        seq += 1
+    chained = _Chained(org_id, seq, head, created_at)
+    insert_many(
+        conn, _table, _INSERTED, map(chained.row, itertools.chain((first,), pending)), stream=True
+    )
+    # Here, where every write's events go in, so that no writer can leave its events unsigned
+    # when a signing key is set: one signature per batch, not per event. Imported here to keep
+    # cryptography off the read paths that import this module.
+    from userctl.apply.checkpoints import append_checkpoint
+
+    append_checkpoint(conn, org_id, chained.seq, chained.head, created_at)
+    return chained.head
+
+
+class _Chained:
+    """The stored row of each event in turn, chained onto the one before: `seq` and `head` are
+    the last row's once every event has been taken."""
+
+    __slots__ = ("org_id", "seq", "head", "created_at", "time", "key")
+
+    def __init__(self, org_id: int, seq: int, head: str, created_at: dt.datetime) -> None:
+        self.org_id, self.seq, self.head, self.created_at = org_id, seq, head, created_at
+        self.time = hashed_time(created_at)
+        self.key = audit_key()
+
+    def row(self, event: AuditRecord) -> tuple[Any, ...]:
+        encode, org_id = canonical_json, self.org_id
+        self.seq = seq = self.seq + 1
         before = None if event.before is None else encode(event.before)
         after = None if event.after is None else encode(event.after)
         payload = canonical_bytes(
             hashed_fields(
                 org_id,
                 seq,
-                time,
+                self.time,
                 event.operator,
                 event.verified_by,
                 event.plan_digest,
@@ -113,41 +138,32 @@ def append_events(
                 event.address,
                 before,
                 after,
-                head,
+                self.head,
                 event.operator_verified,
                 event.reason,
                 event.refers_to,
             )
         )
-        prev, head = head, sha256(payload).hexdigest()
-        rows.append(
-            (
-                org_id,
-                seq,
-                created_at,
-                event.operator,
-                event.verified_by,
-                event.operator_verified,
-                event.plan_digest,
-                event.action,
-                event.address,
-                before,
-                after,
-                prev,
-                head,
-                _hmac(key, payload) if key else None,
-                event.reason,
-                event.refers_to,
-            )
+        prev = self.head
+        self.head = head = hashlib.sha256(payload).hexdigest()
+        return (
+            org_id,
+            seq,
+            self.created_at,
+            event.operator,
+            event.verified_by,
+            event.operator_verified,
+            event.plan_digest,
+            event.action,
+            event.address,
+            before,
+            after,
+            prev,
+            head,
+            _hmac(self.key, payload) if self.key else None,
+            event.reason,
+            event.refers_to,
         )
-    insert_many(conn, _table, _INSERTED, rows)
-    # Here, where every write's events go in, so that no writer can leave its events unsigned
-    # when a signing key is set: one signature per batch, not per event. Imported here to keep
-    # cryptography off the read paths that import this module.
-    from userctl.apply.checkpoints import append_checkpoint
-
-    append_checkpoint(conn, org_id, seq, head, created_at)
-    return head
 
 
 def tail(conn: Connection, org_id: int) -> tuple[int, str]:

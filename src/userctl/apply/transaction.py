@@ -310,10 +310,12 @@ def _apply_locked(
     with _refusing_held_rows(plan.organization):
         created = executor.run(changes, progress)
     outbox.queue_invitations(conn, org_id, created, now)
+    # The states judged above are not needed any more: the audit step's memory is the changes'.
+    del live, after
     head = audit.append_events(
         conn,
         org_id,
-        [
+        (
             audit.AuditRecord(
                 operator=operator,
                 verified_by=confirmed.to_text(),
@@ -327,7 +329,7 @@ def _apply_locked(
                 refers_to=refers.get(c.key[0]) if c.action == "expire" else None,
             )
             for c in changes
-        ],
+        ),
         now,
     )
     serial = executor.bump_serial()

@@ -107,11 +107,18 @@ def insert_many(
     rows: Iterable[Sequence[Any]],
     *,
     batch: int | None = None,
+    stream: bool = False,
 ) -> None:
     """INSERT each row of `rows` (values in the order of `columns`, which name the Core table's
     column keys) into `table`: one executemany, or one per `batch` rows. Every column with a
-    Python-side default must be given: the database would not apply it."""
-    _run_many(conn, _statement(conn.dialect, table, columns, None), rows, batch)
+    Python-side default must be given: the database would not apply it. `stream`: one
+    executemany that takes `rows` as the driver asks for them, so they are never all held (an
+    apply's audit events: a row per change); `rows` must then not read through `conn`."""
+    statement = _statement(conn.dialect, table, columns, None)
+    if stream:
+        _stream_many(conn, statement, rows)
+    else:
+        _run_many(conn, statement, rows, batch)
 
 
 def update_many(
@@ -143,6 +150,22 @@ def _run_many(
             # counts or watches statements (db.engine's count, the tests) sees these too.
             conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, part, None, True)
             cursor.executemany(statement.sql, part)
+
+
+def _stream_many(conn: Connection, statement: _Statement, rows: Iterable[Sequence[Any]]) -> None:
+    """One executemany over `rows`, each converted as the driver takes it (sqlite3, psycopg,
+    PyMySQL and mysqlclient all iterate what executemany is given)."""
+    values = iter(rows)
+    first = next(values, None)
+    if first is None:
+        return
+    streamed: Iterator[Sequence[Any]] = itertools.chain((first,), values)
+    if statement.converts:
+        streamed = map(_converter(statement.converts), streamed)
+    with _cursor(conn, statement.sql) as cursor:
+        # The rows are not known yet: the listeners are told of the statement, with none.
+        conn.dispatch.before_cursor_execute(conn, cursor, statement.sql, (), None, True)
+        cursor.executemany(statement.sql, streamed)
 
 
 def sql_rows(conn: Connection, sql: str, args: Any) -> list[Any]:

@@ -64,16 +64,15 @@ _SINGLE: Final = re.compile(r"'(?:[^']|'')*'")
 _PROPERTY: Final = re.compile(r"![^\s<]*<[^>\s]*>|[&!][^\s,\[\]{}]*", re.A)
 _ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*", re.A)
 _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
-_INDENT: Final = re.compile(r"[ ]*")
 _BLANKS: Final = re.compile(r"[ \t]*")
 
 
-# A plain key alone on its line, its value on the lines below (group 2: just past the ':').
+# A plain key alone on its line, its value on the lines below (the match ends past the ':').
 _KEY_LINE: Final = re.compile(
-    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+):()[ \t]*\r?$", re.A
+    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+)(?<![ \t])"
+    r":(?=[ \t]*\r?(?:\n|\Z))",
+    re.A,
 )
-
-
 _FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
 _LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))", re.A)  # at column 0: a marker
 
@@ -97,20 +96,6 @@ def _plain(safe: str) -> re.Pattern[str]:
 
 _PLAIN_BLOCK: Final = _plain(r"[^\s:#]|:(?=\S)")
 _PLAIN_FLOW: Final = _plain(r"[^\s,\[\]{}:#]|:(?=[^\s,\[\]{}])")
-_QUOTED_LINE: Final = r"\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\n]|'')*+'"
-_PLAIN_LINE: Final = rf"(?![-?:]\s|[\s#'\"&!*|>%@`,\[\]{{}}])(?:{_PLAIN_BLOCK.pattern})"
-
-
-@functools.cache
-def _simple_entry(c: int) -> re.Pattern[str]:
-    """Most lines of a file: `key: value` on one line, a plain key and a plain or quoted value, the
-    next line no further right than `c` (so the value does not go on there). One match reads such
-    an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
-    return re.compile(
-        rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
-        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)",
-        re.A,
-    )
 
 
 # The characters YAML allows in a stream (c-printable).
@@ -222,9 +207,6 @@ class _Scanner:
             start = props[0][0] if props else j
             self.events.insert(index, ("{", own[0][0] if own else start, own))
             self.open(None, start, ())
-            if self.shallow and self.depth >= 2 and not props:
-                del self.events[index + 1 :]  # the first key is read again, with the others
-                return self.shallow_map(self.col(start), j)
             return self.block_map(self.col(start), colon + 1, index)
         if own:
             kind, _, _, *rest = self.events[index]
@@ -250,24 +232,18 @@ class _Scanner:
     def block_map(self, c: int, j: int, first: int | None) -> int:
         """A block mapping at column `c`; `first`: its first key is read already (the index of
         its start event), and `j` is past that key's ':'."""
-        if self.shallow and self.depth >= 2 and first is None:
-            return self.shallow_map(c, j)
-        simple, events = _simple_entry(c), self.events
         while True:
-            line = simple.match(self.t, j) if first is None else None
-            if line is not None:
-                end, v = line.end(2), line.start(2)
-                events.append(("s", j, (), "", line.group(1), line.end(1)))
-                quote = self.t[v] if self.t[v] in "\"'" else ""
-                events.append(("s", v, (), quote, None if quote else line.group(2), end))
-            else:
-                end = self.value(c, j) if first is not None else self.entry(c, j)
+            end = self.value(c, j) if first is not None else self.entry(c, j)
             first, j = None, self.skip(end)
             if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
                 return self.close(end)
 
     def entry(self, c: int, j: int) -> int:
         t = self.t
+        key = _KEY_LINE.match(t, j) if self.shallow and self.depth >= 2 else None
+        if key is not None:  # most entries a shallow reading meets (a user's email): one match
+            self.events.append(("s", j, (), "", key.group(1), key.end(1)))
+            return self.value(c, key.end())
         if t[j] == "?" and self.blank(j + 1):
             end = self.node(c, j + 1)
             k = self.skip(end)
@@ -284,33 +260,6 @@ class _Scanner:
         if colon >= self.n or t[colon] != ":":
             raise _Misread(j)
         return self.value(c, colon + 1)
-
-    def shallow_map(self, c: int, j: int) -> int:
-        """A nested block mapping whose entries' values are left for later (see value): each
-        ends where the next line at most `c` columns in starts, found by one search."""
-        t, boundary = self.t, _next_entry(c)
-        while True:
-            line_end = t.find("\n", j) % (self.n + 1)
-            key = _KEY_LINE.match(t, j, line_end)
-            if (
-                key is None or key.group(1)[-1] in " \t"
-            ):  # not a plain key alone on its line: read the entry as usual
-                end = self.entry(c, j)
-                found = boundary.search(t, end)
-            else:
-                self.events.append(("s", j, (), "", key.group(1), key.end(1)))
-                found = boundary.search(t, line_end)
-                end = found.start() if found else self.n
-                v = self.skip(line_end)
-                after = key.start(2)
-                self.events.append(
-                    ("~", v, after, c) if v < end else ("s", after, (), "", "", after)
-                )
-            if found is None:
-                return self.close(end)
-            j = _INDENT.match(t, found.start() + 1).end()  # type: ignore[union-attr]
-            if j - found.start() - 1 != c or (c == 0 and self.marker(j)):
-                return self.close(end)
 
     def value(self, c: int, i: int) -> int:
         """The value of an entry of a block mapping at column `c`, after its ':'. A shallow reading

@@ -98,6 +98,22 @@ _PLAIN_BLOCK: Final = _plain(r"[^\s:#]|:(?=\S)")
 _PLAIN_FLOW: Final = _plain(r"[^\s,\[\]{}:#]|:(?=[^\s,\[\]{}])")
 
 
+_QUOTED_LINE: Final = r"\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\n]|'')*+'"
+_PLAIN_LINE: Final = rf"(?![-?:]\s|[\s#'\"&!*|>%@`,\[\]{{}}])(?:{_PLAIN_BLOCK.pattern})"
+
+
+@functools.cache
+def _simple_entry(c: int) -> re.Pattern[str]:
+    """Most lines of a file: `key: value` on one line, a plain key and a plain or quoted value, the
+    next line no further right than `c` (so the value does not go on there). One match reads such
+    an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
+    return re.compile(
+        rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
+        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)",
+        re.A,
+    )
+
+
 # The characters YAML allows in a stream (c-printable).
 _NOT_PRINTABLE: Final = re.compile(
     "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
@@ -232,8 +248,16 @@ class _Scanner:
     def block_map(self, c: int, j: int, first: int | None) -> int:
         """A block mapping at column `c`; `first`: its first key is read already (the index of
         its start event), and `j` is past that key's ':'."""
+        simple, events = _simple_entry(c), self.events
         while True:
-            end = self.value(c, j) if first is not None else self.entry(c, j)
+            line = simple.match(self.t, j) if first is None and not self.shallow else None
+            if line is not None:
+                end, v = line.end(2), line.start(2)
+                events.append(("s", j, (), "", line.group(1), line.end(1)))
+                quote = self.t[v] if self.t[v] in "\"'" else ""
+                events.append(("s", v, (), quote, None if quote else line.group(2), end))
+            else:
+                end = self.value(c, j) if first is not None else self.entry(c, j)
             first, j = None, self.skip(end)
             if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
                 return self.close(end)

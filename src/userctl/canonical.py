@@ -61,12 +61,12 @@ def _fast(data: Any) -> bytes | None:
         encoded = orjson.dumps(data, option=_SORTED)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return encoded if _plain(data) else None
+    return encoded if orjson_exact(data) else None
 
 
-def _plain(data: Any) -> bool:
+def orjson_exact(data: Any) -> bool:
     """Whether `data` holds only dicts, lists and tuples of str, int, bool and None (exact types;
-    dict keys orjson has already required to be str)."""
+    dict keys orjson has already required to be str): then orjson writes json's bytes for it."""
     if type(data) in _SCALARS:
         return True
     if type(data) not in _CONTAINERS:

@@ -203,21 +203,7 @@ class _UserBeingBuilt:
     classes of one slot layout): from then on it is frozen, equal and hashed as any other User.
     tests/core/test_state_build.py holds the slots and the order of arguments to User's."""
 
-    __slots__ = (
-        "email",
-        "first_name",
-        "last_name",
-        "id_type",
-        "id_number",
-        "phone",
-        "role",
-        "status",
-        "two_factor",
-        "force_password_reset",
-        "bank_accounts",
-        "totp_enrolled",
-        "expires",
-    )
+    __slots__ = User.__slots__
 
     def __init__(
         self,

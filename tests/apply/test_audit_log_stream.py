@@ -165,7 +165,7 @@ def test_a_record_is_read_as_json_reads_it(value: Any, ascii_only: bool) -> None
     """The record (orjson where sure, json otherwise) is json.loads's value, type for type, and
     the batch stays plain only when json.dumps and orjson would write it alike (plain_data)."""
     from userctl.apply.audit_log import _record
-    from userctl.canonical import _plain as plain_data
+    from userctl.canonical import orjson_exact as plain_data
 
     text = json.dumps(value, ensure_ascii=ascii_only)
     plain = [True]

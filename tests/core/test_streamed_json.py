@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from userctl.canonical import _plain as plain_data
+from userctl.canonical import orjson_exact as plain_data
 from userctl.printable import json_text, printable
 from userctl.render.streamed import LOG_HEADER, audit_log_text, json_array
 

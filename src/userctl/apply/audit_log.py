@@ -15,30 +15,16 @@ from typing import Any, Iterator, NamedTuple
 import orjson
 from sqlalchemy import Connection
 
+from userctl import chain
 from userctl.apply import audit
-from userctl.canonical import _plain as plain_data
+from userctl.canonical import orjson_exact
 from userctl.clock import iso_z
 from userctl.db.driver import column_reader, driver_batches
 from userctl.db.tables import audit_events
 
-# The columns of an event, in the order the dict below unpacks them.
-_SHOWN = (
-    "seq",
-    "created_at",
-    "operator",
-    "verified_by",
-    "operator_verified",
-    "plan_digest",
-    "action",
-    "address",
-    "before",
-    "after",
-    "prev_hash",
-    "hash",
-    "hmac",
-    "reason",
-    "refers_to",
-)
+# The columns of an event, in the order the dict below unpacks them: every column the chain's
+# scan reads but the id.
+_SHOWN = chain.SCANNED[1:]
 
 
 # What orjson writes as json does, as the exact types of a flat record's values.
@@ -136,9 +122,9 @@ def _record(text: str, plain: list[bool]) -> Any:
         # A record is a flat dict of scalars, but for the rare nested one.
         if type(value) is dict and set(map(type, value.values())) <= _SCALARS:
             return value
-        if plain_data(value):
+        if orjson_exact(value):
             return value
     value = json.loads(text)
-    if not plain_data(value):
+    if not orjson_exact(value):
         plain[0] = False
     return value

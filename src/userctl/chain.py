@@ -118,8 +118,9 @@ def hashed_fields(
     verifying both build it here. operator_verified is covered when present: events written
     before it existed keep the hash they were written with."""
     fields: dict[str, Any] = {
-        "organization_id": organization_id,
-        "seq": seq,
+        # int(): a driver may read a stored integer back as another type (verify's definition).
+        "organization_id": int(organization_id),
+        "seq": int(seq),
         "time": time,
         "operator": operator,
         "verified_by": verified_by,
@@ -274,42 +275,10 @@ def scan(
     return Scanned(events, last, head_seq, bad)
 
 
-def event_payload(
-    organization_id: int,
-    seq: Any,
-    time: str,
-    operator: str,
-    verified_by: str,
-    plan_digest: str | None,
-    action: str,
-    address: str,
-    before: str | None,
-    after: str | None,
-    prev_hash: str,
-    operator_verified: bool | int | None,
-    reason: str | None,
-    refers_to: int | None,
-) -> bytes:
-    """The bytes an event's hash is over, by the definition (`hashed_fields`, the canonical
-    encoder), from its stored values."""
-    return canonical_bytes(
-        hashed_fields(
-            int(organization_id),
-            int(seq),
-            time,
-            operator,
-            verified_by,
-            plan_digest,
-            action,
-            address,
-            before,
-            after,
-            prev_hash,
-            operator_verified,
-            reason,
-            refers_to,
-        )
-    )
+def event_payload(*stored: Any) -> bytes:
+    """The bytes an event's hash is over, by the definition: `hashed_fields` of its stored values
+    (that function's arguments, in its order), through the canonical encoder."""
+    return canonical_bytes(hashed_fields(*stored))
 
 
 def verified(

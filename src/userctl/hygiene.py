@@ -76,7 +76,9 @@ class Invitation:
     expires_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
+# Inputs to `findings`, never compared or printed (its `account` is a function): no generated
+# __eq__/__hash__/__repr__ to compile at every import, nor for HygieneFacts below.
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Unenrolled:
     """Holders of a privileged permission without an authenticator, known by email only (a plan's
     snapshot has them all: half the organization at scale). Findings count them and build an
@@ -86,7 +88,7 @@ class Unenrolled:
     account: Callable[[str], Account] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class HygieneFacts:
     accounts: Sequence[Account] = ()
     invitations: Sequence[Invitation] = ()

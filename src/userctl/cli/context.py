@@ -22,7 +22,9 @@ DEFAULT_DATABASE_URL = "sqlite:///userctl.db"
 ENV_DATABASE_URL = "USERCTL_DATABASE_URL"
 
 
-@dataclass
+# One per command, never compared; repr would show the database URL's password. No generated
+# __eq__/__repr__ to compile at every start.
+@dataclass(eq=False, repr=False)
 class AppContext:
     database_url: str = DEFAULT_DATABASE_URL
     organization: str | None = None

@@ -68,7 +68,9 @@ DRIVERS = {
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
-@dataclass(frozen=True, slots=True)
+# Neither compared nor printed, and repr would show the password: no __eq__/__hash__/__repr__
+# generated at every import (dataclasses compiles each method from source).
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Url:
     scheme: str
     backend: str  # sqlite, postgresql, mysql (MariaDB)
@@ -125,7 +127,8 @@ def parse(url: str) -> Url | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
+# What the reads hand the planner, taken apart at once: never compared or printed (see Url).
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class PlanReads:
     live: state.LiveState
     facts: HygieneFacts

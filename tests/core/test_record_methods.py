@@ -1,0 +1,32 @@
+"""Records that are bundles handed from one step to the next, not values: nothing compares or
+prints them, so they generate no __eq__/__hash__/__repr__. dataclasses compiles every generated
+method from source at import, and `userctl plan` imports them all in every run (issue 25: at 10k
+users the process's fixed costs are most of a plan's gap to its floor). Two of them hold a
+database URL, whose password a generated repr would print."""
+
+from __future__ import annotations
+
+import pytest
+
+from userctl.cli.context import AppContext
+from userctl.db import thin
+from userctl.hygiene import HygieneFacts, Unenrolled
+
+BUNDLES = [thin.Url, thin.PlanReads, HygieneFacts, Unenrolled, AppContext]
+
+
+@pytest.mark.parametrize("record", BUNDLES, ids=lambda r: r.__name__)
+def test_bundles_generate_no_comparison_or_repr(record: type) -> None:
+    assert record.__eq__ is object.__eq__
+    assert record.__repr__ is object.__repr__
+    if record.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+        assert record.__hash__ is object.__hash__  # frozen and eq would generate one
+
+
+def test_neither_a_parsed_url_nor_the_context_shows_the_password() -> None:
+    url = "postgresql://someone:s3cret-pw@db.internal:5432/app"
+    parsed = thin.parse(url)
+    assert parsed is not None and parsed.password == "s3cret-pw"
+    assert "s3cret" not in repr(parsed) and "s3cret" not in str(parsed)
+    context = AppContext(database_url=url)
+    assert "s3cret" not in repr(context) and "s3cret" not in str(context)

@@ -86,7 +86,9 @@ Grant = Literal["never", "always", "role", "role_gain", "added", "expiry"]
 PHASES: Final[tuple[Phase, ...]] = get_args(Phase)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# Rows of ACTION_TABLE, read field by field, never compared or printed whole: no generated
+# __eq__/__hash__/__repr__ to compile at every import (see tests/core/test_record_methods.py).
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class ActionRule:
     """Everything the planner, guards, apply, simulation and renderers know about one action."""
 

@@ -1,5 +1,5 @@
-"""Records that are bundles handed from one step to the next, not values: nothing compares or
-prints them, so they generate no __eq__/__hash__/__repr__. dataclasses compiles every generated
+"""Records that nothing compares or prints whole (bundles handed from one step to the next, the
+action table's rows) generate no __eq__/__hash__/__repr__. dataclasses compiles every generated
 method from source at import, and `userctl plan` imports them all in every run (issue 25: at 10k
 users the process's fixed costs are most of a plan's gap to its floor). Two of them hold a
 database URL, whose password a generated repr would print."""
@@ -11,8 +11,9 @@ import pytest
 from userctl.cli.context import AppContext
 from userctl.db import thin
 from userctl.hygiene import HygieneFacts, Unenrolled
+from userctl.plan import ActionRule
 
-BUNDLES = [thin.Url, thin.PlanReads, HygieneFacts, Unenrolled, AppContext]
+BUNDLES = [thin.Url, thin.PlanReads, HygieneFacts, Unenrolled, AppContext, ActionRule]
 
 
 @pytest.mark.parametrize("record", BUNDLES, ids=lambda r: r.__name__)

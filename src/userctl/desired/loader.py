@@ -399,12 +399,11 @@ def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredSta
         for name, role in value.get("roles", {}).items():
             roles[name] = Role(name, role.get("description", ""), frozenset(role["permissions"]))
             origins[("roles", name)] = file
-    origins.update(typed.origins)
     return DesiredState(
         organization=organization,
         roles=roles,
         users=typed.users,
-        origins=origins,
+        origins=semantic.Origins(origins, typed),
         policies=policies,
     )
 

@@ -14,8 +14,9 @@ only at values of the type it expects and leaves the rest to the schema's messag
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, ValuesView
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
@@ -51,7 +52,46 @@ class TypedUsers:
     finds a problem (the loader raises it)."""
 
     users: dict[str, User] = field(default_factory=dict)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The file declaring each user: the only file, or by lower-case email where there are several
+    # (one (kind, name) tuple per user would be 100,000 tuples more; `Origins` answers for them).
+    only_file: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class Origins(Mapping[tuple[str, str], str]):
+    """DesiredState.origins of a loaded state: ("roles", name) and ("policies", "") from
+    `declared`, ("users", email) from the check's own record of where each user is (TypedUsers)."""
+
+    def __init__(self, declared: Mapping[tuple[str, str], str], typed: TypedUsers) -> None:
+        self._declared = declared
+        self._typed = typed
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        if len(key) == 2 and key[0] == "users" and key[1] in self._typed.users:
+            return self._typed.files.get(key[1], self._typed.only_file)
+        return self._declared[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self._declared
+        for email in self._typed.users:
+            yield ("users", email)
+
+    def __len__(self) -> int:
+        return len(self._declared) + len(self._typed.users)
+
+    def values(self) -> ValuesView[str]:
+        return _OriginValues(self)
+
+
+class _OriginValues(ValuesView[str]):
+    """Origins' values without a lookup per user (loader.locate takes the set of them)."""
+
+    _mapping: Origins
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._mapping._declared.values()
+        typed = self._mapping._typed
+        yield from typed.files.values() or itertools.repeat(typed.only_file, len(typed.users))
 
 
 class _Report:
@@ -184,14 +224,16 @@ def _check_users(
 ) -> None:
     # The one loop over every user: written for speed (it runs on every valid 100k-user load).
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
-    email_files: dict[str, str] = {}  # only filled when there are several files
+    # Only filled when there are several files (then it is also TypedUsers.files).
+    email_files: dict[str, str] = typed.files if typed is not None else {}
     identities: dict[str, dict[str, str]] = {}  # id_type -> id_number -> email
     folded_roles: dict[str, str] | None = (
         None  # folded name -> declared name, built at the first unknown role
     )
     several = len(documents) > 1
     built = typed.users if typed is not None else None
-    origins = typed.origins if typed is not None else None
+    if typed is not None and not several and documents:
+        typed.only_file = documents[0][0]
     for file, doc in documents:
         users = doc.get("users")
         if not isinstance(users, dict):
@@ -254,7 +296,7 @@ def _check_users(
                     ("users", email, "expires"),
                     f"expires {expires} is not a day of the calendar",
                 )
-            if built is None or origins is None:
+            if built is None:
                 continue
             # The typed build, every field positional to state.build_user. The schema has
             # passed, so the required fields are present and nothing else is; absent optional
@@ -275,7 +317,6 @@ def _check_users(
                 False,
                 expires,
             )
-            origins[("users", key)] = file
 
 
 def _duplicate_identity(

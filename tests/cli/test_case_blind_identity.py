@@ -14,6 +14,7 @@ few), or store `View1@Hidden.co` alone, which apply could not find (KeyError).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -530,3 +531,24 @@ def test_rows_of_one_identity_none_stored_lower_case_are_all_kept(bare: World) -
     checked = bare.run("policy", "check")
     assert checked.exit_code == 4, checked.output
     assert "VIEW1@hidden.co and View1@Hidden.co" in checked.output
+
+
+def test_a_plan_names_each_dormant_row_of_one_identity_as_the_snapshot_keys_it(
+    bare: World,
+) -> None:
+    """The plan's hygiene keys its dormant candidates by the snapshot's own groups of rows of
+    one identity: the twin under its stored email, the other under the identity."""
+    twin = bare.twin()
+    long_ago = utcnow() - dt.timedelta(days=400)
+    with bare.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.users)
+            .where(tables.users.c.id.in_([bare.view1, twin]))
+            .values(created_at=long_ago, last_login_at=None)
+        )
+    bare.file()
+    # --no-prune: the twin, absent from the file, stays (a deleted user is no finding).
+    made = bare.run("plan", "-f", str(bare.path), "--no-prune", "--format", "json")
+    plan = json.loads(made.stdout)
+    dormant = sorted(f["message"] for f in plan["findings"] if "dormant" in f["code"])
+    assert [m.split(":")[0] for m in dormant] == ["VIEW1@hidden.co", "view1@hidden.co"], dormant

@@ -163,3 +163,33 @@ def test_a_directory_keeps_the_declaring_file_of_each_user_and_role(tmp_path: Pa
     }
     assert desired.users["person.2@speed.example"].two_factor == "disabled"
     assert desired.users["person.1@speed.example"].two_factor == "optional"
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one file", "directory"])
+def test_the_origins_answer_every_way_a_mapping_is_read(tmp_path: Path, split: bool) -> None:
+    """The users' origins are read off the check's own record (semantic.Origins), not one tuple
+    per user: looked up, iterated, counted and their values taken, they are the plain mapping."""
+    users = "users:\n" + "".join(_user_yaml(i, {}) for i in range(1, 5))
+    if split:
+        (tmp_path / "a.yaml").write_text(HEAD + "users:\n" + _user_yaml(1, {}), encoding="utf-8")
+        (tmp_path / "b.yaml").write_text(
+            "version: 1\norganization: speed-co\nusers:\n"
+            + "".join(_user_yaml(i, {}) for i in range(2, 5)),
+            encoding="utf-8",
+        )
+        path, a, b = tmp_path, str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")
+    else:
+        (tmp_path / "one.yaml").write_text(HEAD + users, encoding="utf-8")
+        path = tmp_path / "one.yaml"
+        a = b = str(path)
+    desired = load_desired(path)
+    plain = {("roles", "Ops"): a, ("roles", "Viewer"): a, ("users", "person.1@speed.example"): a}
+    plain.update({("users", f"person.{i}@speed.example"): b for i in range(2, 5)})
+    origins = desired.origins
+    assert dict(origins) == plain and len(origins) == len(plain)
+    assert sorted(origins) == sorted(plain)
+    assert sorted(origins.values()) == sorted(plain.values())
+    assert list(origins.values()) == [origins[k] for k in origins]
+    assert origins.get(("users", "Person.1@Speed.Example")) is None  # keyed by lower case
+    assert origins.get(("users", "nobody@speed.example")) is None
+    assert origins.get(("roles", "Nobody")) is None

@@ -24,8 +24,7 @@ import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field, replace
-from dataclasses import fields as dataclass_fields
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from userctl import policies
@@ -50,8 +49,6 @@ from userctl.state import (
     PolicyKey,
     PolicyValue,
     Role,
-    User,
-    build_user,
 )
 
 Parser = Literal["auto", "precise"]
@@ -63,16 +60,6 @@ _NOT_REGULAR = (
     "this is not a regular file (a pipe, socket or device); a "
     "directory's *.yaml entries must be files"
 )
-
-# What an absent optional user field means: User's own defaults, named once for the hot loop of
-# _build.
-_USER_DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in dataclass_fields(User) if f.default is not MISSING
-}
-_DEFAULT_STATUS: str = _USER_DEFAULTS["status"]
-_DEFAULT_TWO_FACTOR: str = _USER_DEFAULTS["two_factor"]
-_DEFAULT_FORCE_PASSWORD_RESET: bool = _USER_DEFAULTS["force_password_reset"]
-_NO_ACCOUNTS: frozenset[str] = _USER_DEFAULTS["bank_accounts"]
 
 
 @dataclass
@@ -165,7 +152,8 @@ def load_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> De
     # Loading allocates millions of objects that all survive: cyclic collections meanwhile are
     # pure cost.
     with gc_paused():
-        return _build(_load_documents(path, parser))
+        typed = semantic.TypedUsers()
+        return _build(_load_documents(path, parser, typed), typed)
 
 
 def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> Summary:
@@ -203,7 +191,10 @@ def text_problems(text: str, file: str) -> list[Problem]:
         return sorted(problems or _policy_problems(documents), key=_place)
 
 
-def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Document]:
+def _load_documents(
+    path: str | os.PathLike[str], parser: Parser, typed: semantic.TypedUsers | None = None
+) -> list[_Document]:
+    """`typed`: filled with the typed users when every file is valid (see TypedUsers)."""
     files, problems = desired_files(path)
     complete = not problems  # every file of the desired state was read and parsed
     documents: list[_Document] = []
@@ -221,7 +212,10 @@ def _load_documents(path: str | os.PathLike[str], parser: Parser) -> list[_Docum
             documents.append(document)
         else:
             complete = False
-    problems.extend(_semantic_problems(documents, complete=complete))
+    # The users are built only for documents the schema passed (as their build assumes).
+    problems.extend(
+        _semantic_problems(documents, complete=complete, typed=None if problems else typed)
+    )
     if problems:
         raise InputError(sorted(problems, key=_place))
     return documents
@@ -233,7 +227,9 @@ def _policy_problems(documents: list[_Document]) -> list[Problem]:
     kept by --no-prune, expiries that have passed, the reason). Each at its FILE:LINE:COL."""
     if not any(d.value is not None and "policies" in d.value for d in documents):
         return []  # most files: no typed state is built for nothing
-    desired = _build(documents)
+    typed = semantic.TypedUsers()
+    _semantic_problems(documents, complete=True, typed=typed)  # valid: no problem found again
+    desired = _build(documents, typed)
     state = LiveState(
         Organization(desired.organization, desired.organization),
         desired.roles,
@@ -365,24 +361,30 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
     return value, problems
 
 
-def _semantic_problems(documents: list[_Document], *, complete: bool) -> list[Problem]:
+def _semantic_problems(
+    documents: list[_Document], *, complete: bool, typed: semantic.TypedUsers | None = None
+) -> list[Problem]:
     """`complete` is false when some file of the desired state could not be read or parsed: the
     roles it declares are unknown, so a reference to a role is not checked (the file's own
-    problem is the one to fix; "unknown role" elsewhere would be a false alarm)."""
+    problem is the one to fix; "unknown role" elsewhere would be a false alarm). `typed`: see
+    semantic.TypedUsers (only for documents the schema passed)."""
     by_file = {d.file: d for d in documents}
 
     def at(file: str, path: Path, *, key: bool = False) -> tuple[int, int]:
         return by_file[file].marks.position(path, key=key)
 
     found = semantic.check(
-        [(d.file, d.value) for d in documents if d.value is not None], at, roles_known=complete
+        [(d.file, d.value) for d in documents if d.value is not None],
+        at,
+        roles_known=complete,
+        typed=typed,
     )
     return [p for p in found if p.file is None or not by_file[p.file].is_tainted(p.path)]
 
 
-def _build(documents: list[_Document]) -> DesiredState:
+def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredState:
+    """The typed state of valid `documents`, whose users the semantic check built (`typed`)."""
     roles: dict[str, Role] = {}
-    users: dict[str, User] = {}
     origins: dict[tuple[str, str], str] = {}
     policies: dict[PolicyKey, PolicyValue] = {}
     organization = ""
@@ -397,32 +399,12 @@ def _build(documents: list[_Document]) -> DesiredState:
         for name, role in value.get("roles", {}).items():
             roles[name] = Role(name, role.get("description", ""), frozenset(role["permissions"]))
             origins[("roles", name)] = file
-        # Once per user (100,000 at scale): every field positional, to state.build_user. The
-        # schema has passed, so the required fields are present and nothing else is; absent
-        # optional ones take User's own defaults (tests keep those equal to the schema's, and
-        # keep this list of fields equal to the schema's properties).
-        for email, fields in value.get("users", {}).items():
-            get = fields.get
-            accounts = get("bank_accounts")
-            email = email.lower()
-            users[email] = build_user(
-                email,
-                fields["first_name"],
-                fields["last_name"],
-                fields["id_type"],
-                fields["id_number"],
-                fields["phone"],
-                fields["role"],
-                get("status", _DEFAULT_STATUS),
-                get("two_factor", _DEFAULT_TWO_FACTOR),
-                get("force_password_reset", _DEFAULT_FORCE_PASSWORD_RESET),
-                frozenset(accounts) if accounts else _NO_ACCOUNTS,
-                False,
-                get("expires"),
-            )
-            origins[("users", email)] = file
     return DesiredState(
-        organization=organization, roles=roles, users=users, origins=origins, policies=policies
+        organization=organization,
+        roles=roles,
+        users=typed.users,
+        origins=semantic.Origins(origins, typed),
+        policies=policies,
     )
 
 

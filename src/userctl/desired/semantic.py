@@ -14,11 +14,15 @@ only at values of the type it expects and leaves the rest to the schema's messag
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, ValuesView
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
 
 from userctl.errors import Path, Problem, did_you_mean, first_few
+from userctl.state import User, build_user
 
 
 class Locator(Protocol):
@@ -26,6 +30,68 @@ class Locator(Protocol):
 
 
 Document = tuple[str, Mapping[str, Any]]  # (file as shown, parsed top-level mapping)
+
+# What an absent optional user field means: User's own defaults, named once for the hot loop of
+# _check_users (tests keep them equal to the schema's).
+_USER_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclass_fields(User) if f.default is not MISSING
+}
+_DEFAULT_STATUS: str = _USER_DEFAULTS["status"]
+_DEFAULT_TWO_FACTOR: str = _USER_DEFAULTS["two_factor"]
+_DEFAULT_FORCE_PASSWORD_RESET: bool = _USER_DEFAULTS["force_password_reset"]
+_NO_ACCOUNTS: frozenset[str] = _USER_DEFAULTS["bank_accounts"]
+
+
+@dataclass(slots=True)
+class TypedUsers:
+    """Each declared user as its typed User (keyed by lower-case email), and the file declaring
+    it: filled by the check's own loop over the users (`check(..., typed=...)`), which reads
+    every field the build needs already, so that a valid desired state is visited once, not
+    once to check and once more to build. Only for documents the schema passed: the build reads
+    the required fields without asking whether they are there. Meaningless when the check
+    finds a problem (the loader raises it)."""
+
+    users: dict[str, User] = field(default_factory=dict)
+    # The file declaring each user: the only file, or by lower-case email where there are several
+    # (one (kind, name) tuple per user would be 100,000 tuples more; `Origins` answers for them).
+    only_file: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class Origins(Mapping[tuple[str, str], str]):
+    """DesiredState.origins of a loaded state: ("roles", name) and ("policies", "") from
+    `declared`, ("users", email) from the check's own record of where each user is (TypedUsers)."""
+
+    def __init__(self, declared: Mapping[tuple[str, str], str], typed: TypedUsers) -> None:
+        self._declared = declared
+        self._typed = typed
+
+    def __getitem__(self, key: tuple[str, str]) -> str:
+        if len(key) == 2 and key[0] == "users" and key[1] in self._typed.users:
+            return self._typed.files.get(key[1], self._typed.only_file)
+        return self._declared[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self._declared
+        for email in self._typed.users:
+            yield ("users", email)
+
+    def __len__(self) -> int:
+        return len(self._declared) + len(self._typed.users)
+
+    def values(self) -> ValuesView[str]:
+        return _OriginValues(self)
+
+
+class _OriginValues(ValuesView[str]):
+    """Origins' values without a lookup per user (loader.locate takes the set of them)."""
+
+    _mapping: Origins
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._mapping._declared.values()
+        typed = self._mapping._typed
+        yield from typed.files.values() or itertools.repeat(typed.only_file, len(typed.users))
 
 
 class _Report:
@@ -43,10 +109,17 @@ class _Report:
         return f"line {line}" if file == here else f"{file}:{line}"
 
 
-def check(documents: Sequence[Document], at: Locator, *, roles_known: bool = True) -> list[Problem]:
+def check(
+    documents: Sequence[Document],
+    at: Locator,
+    *,
+    roles_known: bool = True,
+    typed: TypedUsers | None = None,
+) -> list[Problem]:
     """`roles_known=False`: some file of the desired state could not be parsed, so the roles it
     declares are unknown and references to roles go unchecked. Duplicates are still reported:
-    two declarations found are two declarations, whatever a broken file holds."""
+    two declarations found are two declarations, whatever a broken file holds. `typed`: filled
+    with the users as typed Users (see TypedUsers; only for documents the schema passed)."""
     report = _Report(at)
     # A `roles:` that is not a mapping (the schema says so) declares roles nobody can read either.
     roles_known = roles_known and all(
@@ -55,7 +128,7 @@ def check(documents: Sequence[Document], at: Locator, *, roles_known: bool = Tru
     _check_organization(documents, report)
     _check_policies(documents, report)
     roles = _check_roles(documents, report)
-    _check_users(documents, roles if roles_known else None, report)
+    _check_users(documents, roles if roles_known else None, report, typed)
     return report.problems
 
 
@@ -144,33 +217,41 @@ def _check_roles(documents: Sequence[Document], report: _Report) -> dict[str, st
 
 
 def _check_users(
-    documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report
+    documents: Sequence[Document],
+    roles: Mapping[str, str] | None,
+    report: _Report,
+    typed: TypedUsers | None,
 ) -> None:
     # The one loop over every user: written for speed (it runs on every valid 100k-user load).
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
-    email_files: dict[str, str] = {}  # only filled when there are several files
+    # Only filled when there are several files (then it is also TypedUsers.files).
+    email_files: dict[str, str] = typed.files if typed is not None else {}
     identities: dict[str, dict[str, str]] = {}  # id_type -> id_number -> email
     folded_roles: dict[str, str] | None = (
         None  # folded name -> declared name, built at the first unknown role
     )
     several = len(documents) > 1
+    built = typed.users if typed is not None else None
+    if typed is not None and not several and documents:
+        typed.only_file = documents[0][0]
     for file, doc in documents:
         users = doc.get("users")
         if not isinstance(users, dict):
             continue
         first_email = emails.setdefault
         for email, user in users.items():
+            key = email.lower()
             # setdefault hands back this very key object when the email is new: each key of a
             # parsed document is its own string object, so identity tells "first seen" apart.
-            first = first_email(email.lower(), email)
+            first = first_email(key, email)
             if first is not email:
-                _duplicate_user(file, email, email_files.get(email.lower(), file), first, report)
+                _duplicate_user(file, email, email_files.get(key, file), first, report)
             elif several:
-                email_files[email.lower()] = file
+                email_files[key] = file
             if user.__class__ is not dict:
                 continue
             get = user.get
-            role = get("role")
+            role: Any = get("role")
             # The type first: `role in roles` raises for a list or a mapping (the schema reports
             # those).
             if roles is not None and role.__class__ is str and role not in roles:
@@ -181,9 +262,9 @@ def _check_users(
                     ("users", email, "role"),
                     f"unknown role '{role}'{_known(role, roles, folded_roles)}",
                 )
-            id_number = get("id_number")
+            id_number: Any = get("id_number")
+            id_type: Any = get("id_type")
             if id_number.__class__ is str:
-                id_type = get("id_type")
                 # Per type, not keyed by (type, number): 100,000 tuples would be 6 MB more.
                 per_type = identities.get(id_type) if id_type.__class__ is str else None
                 if per_type is None and id_type.__class__ is str:
@@ -195,11 +276,12 @@ def _check_users(
                             file, email, email_files.get(holder.lower(), file), holder, user, report
                         )
             accounts = get("bank_accounts")
+            status = get("status", _DEFAULT_STATUS)
             # _check_accounts finds nothing in one account of an active user (nearly every one).
             if (
                 accounts
                 and accounts.__class__ is list
-                and (len(accounts) > 1 or get("status") == "inactive")
+                and (len(accounts) > 1 or status == "inactive")
             ):
                 _check_accounts(file, email, user, accounts, report)
             expires = get("expires")
@@ -214,6 +296,27 @@ def _check_users(
                     ("users", email, "expires"),
                     f"expires {expires} is not a day of the calendar",
                 )
+            if built is None:
+                continue
+            # The typed build, every field positional to state.build_user. The schema has
+            # passed, so the required fields are present and nothing else is; absent optional
+            # ones take User's own defaults (tests keep those equal to the schema's, and keep
+            # this list of fields equal to the schema's properties).
+            built[key] = build_user(
+                key,
+                user["first_name"],
+                user["last_name"],
+                id_type,
+                id_number,
+                user["phone"],
+                role,
+                status,
+                get("two_factor", _DEFAULT_TWO_FACTOR),
+                get("force_password_reset", _DEFAULT_FORCE_PASSWORD_RESET),
+                frozenset(accounts) if accounts else _NO_ACCOUNTS,
+                False,
+                expires,
+            )
 
 
 def _duplicate_identity(

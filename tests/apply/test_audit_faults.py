@@ -127,7 +127,7 @@ def _definition_only(monkeypatch: pytest.MonkeyPatch) -> None:
         raise TypeError("the fast bytes are off")
 
     monkeypatch.setattr(
-        chain, "orjson", types.SimpleNamespace(dumps=refused, OPT_SORT_KEYS=orjson.OPT_SORT_KEYS)
+        chain, "orjson", types.SimpleNamespace(dumps=refused, Fragment=orjson.Fragment)
     )
 
 

@@ -373,7 +373,9 @@ class Confirmer:
         key = self.key
         dumps, sha256 = orjson.dumps, hashlib.sha256
         fields = dict.fromkeys(_COMMON, None)
-        fields["operator"], fields["time"] = middle, tail
+        reasoned = dict.fromkeys(_REASONED, None)
+        fields["operator"] = reasoned["operator"] = middle
+        fields["time"] = reasoned["time"] = tail
         try:
             for (
                 id_,
@@ -408,7 +410,8 @@ class Confirmer:
                     ):
                         break
                     middle, tail = self._middle, self._tail
-                    fields["operator"], fields["time"] = middle, tail
+                    fields["operator"] = reasoned["operator"] = middle
+                    fields["time"] = reasoned["time"] = tail
                     m_operator, m_ov, m_digest = self._middle_of
                     t_created, t_verified_by = self._tail_of
                 if reason is None and refers_to is None:
@@ -420,8 +423,18 @@ class Confirmer:
                     fields["prev_hash"] = prev
                     fields["seq"] = number
                     payload = dumps(fields)
+                elif refers_to is None:
+                    # A write with a --reason: every event carries it.
+                    reasoned["action"] = action
+                    reasoned["address"] = address
+                    reasoned["after"] = after
+                    reasoned["before"] = before
+                    reasoned["prev_hash"] = prev
+                    reasoned["reason"] = reason
+                    reasoned["seq"] = number
+                    payload = dumps(reasoned)
                 else:
-                    if refers_to is not None and type(refers_to) is not int:
+                    if type(refers_to) is not int:
                         break
                     record = {
                         "action": action,
@@ -465,6 +478,7 @@ _UNSET: Final = object()
 # The keys of an event's payload without a reason or an earlier event, in canonical order, the
 # two runs standing for theirs.
 _COMMON: Final = ("action", "address", "after", "before", "operator", "prev_hash", "seq", "time")
+_REASONED: Final = (*_COMMON[:6], "reason", *_COMMON[6:])  # with a reason, no earlier event
 
 
 def event_payload(*stored: Any) -> bytes:

@@ -160,8 +160,8 @@ def scan(
     read_time: Callable[[Any], Any] | None,
 ) -> Scanned:
     """The chain's events (tuples in SCANNED's order, in seq then id order) judged in order: the
-    first wrong one, the one before it and the condition it fails (`Fault`), or none. This is
-    the one statement of what an intact event is; `apply/audit.py` only words what it finds.
+    first wrong one, the one before it and the condition it fails (`Fault`), or none, as
+    `_judge` states it; `apply/audit.py` only words what it finds.
     `read_time` is SQLAlchemy's reader of a stored time, where it has one, so that the time
     hashed is the one SQLAlchemy would give.
 
@@ -187,7 +187,7 @@ def scan(
                 # The event the fast path could not confirm: the conditions, in the order they
                 # are judged, by the definition.
                 row = batch[index]
-                fault = _judge(row, fast.prev_seq, fast.prev_hash, fast.prev_id, fast, key)
+                fault = _judge(row, fast)
                 if fault is not None:
                     before_id = None if fast.prev_seq == 0 else int(fast.prev_id)
                     bad = Bad(int(row[0]), before_id, fault)
@@ -199,17 +199,12 @@ def scan(
     return Scanned(events, last, head_seq, bad)
 
 
-def _judge(
-    row: Sequence[Any],
-    prev_seq: int,
-    prev_hash: str,
-    prev_id: Any,
-    fast: Confirmer,
-    key: bytes | None,
-) -> Fault | None:
-    """The first condition one event fails after the event before it (its seq, hash and row
-    id), by the definition's bytes; None when it is intact. The values as the driver gives them
-    (no int(): a seq or id of another type can only make the event look wrong)."""
+def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
+    """The first condition one event fails after the event before it (`fast` holds its seq,
+    hash and row id), by the definition's bytes; None when it is intact. This is the one
+    statement of what an intact event is: `Confirmer` only confirms what it would find intact.
+    The values as the driver gives them (no int(): a seq or id of another type can only make
+    the event look wrong)."""
     (
         id_,
         seq,
@@ -228,11 +223,11 @@ def _judge(
         reason,
         refers_to,
     ) = row
-    if seq != prev_seq + 1:
+    if seq != fast.prev_seq + 1:
         return SEQ
-    if prev != prev_hash:
+    if prev != fast.prev_hash:
         return LINK
-    if id_ < prev_id:
+    if id_ < fast.prev_id:
         return ORDER
     payload = event_payload(
         fast.organization_id,
@@ -252,6 +247,7 @@ def _judge(
     )
     if hashlib.sha256(payload).hexdigest() != hash_:
         return HASH
+    key = fast.key
     if key is not None:
         if mac is None:
             return NO_HMAC
@@ -278,11 +274,15 @@ class Confirmer:
     the time; those two runs (operator .. plan_digest, and time, verified_by) are encoded once
     by the canonical encoder itself and spliced in as orjson Fragments, written verbatim. What
     changes per event (action, address, before, after, prev_hash, reason, refers_to, seq) goes
-    through orjson in a dict built in key order: a quarter fewer items than the whole record, no
+    through orjson in one dict reused from event to event, its keys in canonical order, its
+    values replaced: no dict built per event, a third fewer items than the whole record, no
     sort, no bool(). The seq written is the counter (prev_seq + 1), an int, which the seq was
     just found equal to: what the definition's int(seq) gives. The text columns give str or
     None (a BLOB, bytes, orjson refuses), for which orjson writes json's bytes; refers_to is
-    written only when an int (else the definition's int() decides)."""
+    written only when an int (else the definition's int() decides). A run is reused only for
+    an event whose values equal the ones it was encoded from, and only str values are cached,
+    so that an equal value is a str with the same bytes (tests/core/test_chain.py changes each
+    of them after hashing and watches the event found altered)."""
 
     __slots__ = (
         "organization_id",

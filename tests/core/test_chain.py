@@ -5,8 +5,9 @@ canonical bytes of `hashed_fields`, the definition every stored chain was hashed
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from typing import Any
+from typing import Any, Iterator
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -270,3 +271,36 @@ def test_a_run_is_never_spliced_into_an_event_that_left_it(
     rows[at][_RUN_COLUMNS[column]] = changed
     scanned = chain.scan([[tuple(r) for r in rows]], org, None, None, None)
     assert scanned.bad == (10 * (at + 1), None if at == 0 else 10 * at, chain.HASH)
+
+
+def test_the_scan_pauses_the_collector_while_it_reads() -> None:
+    """A million events' rows and payloads form no cycles: the collector is paused while the
+    batches are read and judged (a fetch happens as the scan pulls the next batch), and enabled
+    again after."""
+    rows = chained(1, [_plain_event("a"), _plain_event("b")], None)
+    seen: list[bool] = []
+
+    def batches() -> Iterator[list[tuple[Any, ...]]]:
+        for row in rows:
+            seen.append(gc.isenabled())
+            yield [row]
+
+    assert gc.isenabled()
+    assert chain.scan(batches(), 1, None, None, None).bad is None
+    assert seen == [False, False] and gc.isenabled()
+
+
+def _plain_event(action: str) -> dict[str, Any]:
+    return {
+        "time": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5),
+        "operator": "ana@acme.co",
+        "verified_by": "totp",
+        "plan_digest": None,
+        "operator_verified": True,
+        "action": action,
+        "address": 'user["b@acme.co"]',
+        "before": None,
+        "after": '{"first_name":"B"}',
+        "reason": None,
+        "refers_to": None,
+    }

@@ -16,8 +16,9 @@ from typing import Any, Callable, Final, Iterable, Literal, NamedTuple, Sequence
 
 import orjson
 
-from userctl.canonical import canonical_bytes, scalar_record_bytes
+from userctl.canonical import canonical_bytes
 from userctl.clock import naive_utc
+from userctl.gcpause import gc_paused
 
 GENESIS = "0" * 64
 ENV_KEY = "USERCTL_AUDIT_KEY"
@@ -159,120 +160,325 @@ def scan(
     read_time: Callable[[Any], Any] | None,
 ) -> Scanned:
     """The chain's events (tuples in SCANNED's order, in seq then id order) judged in order: the
-    first wrong one, the one before it and the condition it fails (`Fault`), or none. This is
-    the one statement of what an intact event is; `apply/audit.py` only words what it finds.
+    first wrong one, the one before it and the condition it fails (`Fault`), or none, as
+    `_judge` states it; `apply/audit.py` only words what it finds.
     `read_time` is SQLAlchemy's reader of a stored time, where it has one, so that the time
-    hashed is the one SQLAlchemy would give."""
+    hashed is the one SQLAlchemy would give.
+
+    Most events are confirmed by `Confirmer` (db/thin.py's scan of a million events is mostly
+    this); the first one it cannot confirm is judged here by the definition, then it resumes.
+    The collector is paused: the rows and payloads form no cycles."""
     organization_id = int(org_id)
     head_seq: int | None = 0 if wanted == GENESIS else None
     events, last = 0, GENESIS
-    # The event before: none yet (seq 0, and an id below any).
-    prev_seq, prev_hash, prev_id = 0, GENESIS, -math.inf
+    fast = Confirmer(organization_id, key, read_time, wanted)
     bad: Bad | None = None
-    # The events of one write share their time: formatted once per run of them.
-    stored_time: Any = None
-    time = ""
-    sha256, dumps = hashlib.sha256, orjson.dumps
-    looked_for = "" if wanted is None else wanted  # a str: comparing with None is slower
-    for batch in batches:
-        events += len(batch)
-        last = str(batch[-1][12])
-        if bad is not None:
-            continue  # only counting remains
-        for (
-            id_,
-            seq,
-            created_at,
-            operator,
-            verified_by,
-            operator_verified,
-            plan_digest,
-            action,
-            address,
-            before,
-            after,
-            prev,
-            hash_,
-            mac,
-            reason,
-            refers_to,
-        ) in batch:
-            # The conditions, in the order they are judged: the first that fails is the fault.
-            # The values as the driver gives them (no int(): a seq or id of another type can
-            # only make the event look wrong).
-            if seq != prev_seq + 1:
-                fault: Fault | None = SEQ
-            elif prev != prev_hash:
-                fault = LINK
-            elif id_ < prev_id:
-                fault = ORDER
-            else:
-                fault = None
-                if created_at != stored_time:
-                    stored_time = created_at
-                    time = hashed_time(created_at if read_time is None else read_time(created_at))
-                payload: bytes | None = None
-                if operator_verified is not None:
-                    # `hashed_fields` of the event, its keys already in canonical (sorted) order,
-                    # so orjson needs neither the call nor the sort (tests/core/test_chain.py holds
-                    # the bytes equal).
-                    fields = {
+    with gc_paused():
+        for batch in batches:
+            events += len(batch)
+            last = str(batch[-1][12])
+            if bad is not None:
+                continue  # only counting remains
+            index, size = 0, len(batch)
+            while index < size:
+                index = fast.confirm(batch, index)
+                if index == size:
+                    break
+                # The event the fast path could not confirm: the conditions, in the order they
+                # are judged, by the definition.
+                row = batch[index]
+                fault = _judge(row, fast)
+                if fault is not None:
+                    before_id = None if fast.prev_seq == 0 else int(fast.prev_id)
+                    bad = Bad(int(row[0]), before_id, fault)
+                    break
+                fast.accept(row)
+                index += 1
+    if fast.head_seq is not None:
+        head_seq = fast.head_seq
+    return Scanned(events, last, head_seq, bad)
+
+
+def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
+    """The first condition one event fails after the event before it (`fast` holds its seq,
+    hash and row id), by the definition's bytes; None when it is intact. This is the one
+    statement of what an intact event is: `Confirmer` only confirms what it would find intact.
+    The values as the driver gives them (no int(): a seq or id of another type can only make
+    the event look wrong)."""
+    (
+        id_,
+        seq,
+        created_at,
+        operator,
+        verified_by,
+        operator_verified,
+        plan_digest,
+        action,
+        address,
+        before,
+        after,
+        prev,
+        hash_,
+        mac,
+        reason,
+        refers_to,
+    ) = row
+    if seq != fast.prev_seq + 1:
+        return SEQ
+    if prev != fast.prev_hash:
+        return LINK
+    if id_ < fast.prev_id:
+        return ORDER
+    payload = event_payload(
+        fast.organization_id,
+        seq,
+        fast.hashed_time(created_at),
+        operator,
+        verified_by,
+        plan_digest,
+        action,
+        address,
+        before,
+        after,
+        prev,
+        operator_verified,
+        reason,
+        refers_to,
+    )
+    if hashlib.sha256(payload).hexdigest() != hash_:
+        return HASH
+    key = fast.key
+    if key is not None:
+        if mac is None:
+            return NO_HMAC
+        if not hmac.compare_digest(str(mac), event_hmac(key, payload)):
+            return HMAC
+    return None
+
+
+# The canonical bytes' openings of the two runs of keys `Confirmer` writes whole (see there).
+_MIDDLE_KEY = b'{"operator":'
+_TAIL_KEY = b'{"time":'
+
+
+class Confirmer:
+    """The fast half of `scan`: from the event before (its seq, hash and row id), how many of a
+    batch's events are intact, each hashed over bytes built its own way that equal the
+    definition's (`event_payload`) whenever it builds them (tests/core/test_chain.py holds them
+    equal on generated events); an event it cannot build, or whose hash or HMAC does not match,
+    it leaves to the definition (`_judge`), which decides. So it can only cost speed, never
+    change a verdict.
+
+    How: the canonical bytes are a dict's items in sorted key order, so they split into runs of
+    keys. The events of one write share their operator, how they were verified, the plan and
+    the time; those two runs (operator .. plan_digest, and time, verified_by) are encoded once
+    by the canonical encoder itself and spliced in as orjson Fragments, written verbatim. What
+    changes per event (action, address, before, after, prev_hash, reason, refers_to, seq) goes
+    through orjson in one dict reused from event to event, its keys in canonical order, its
+    values replaced: no dict built per event, a third fewer items than the whole record, no
+    sort, no bool(). The seq written is the counter (prev_seq + 1), an int, which the seq was
+    just found equal to: what the definition's int(seq) gives. The text columns give str or
+    None (a BLOB, bytes, orjson refuses), for which orjson writes json's bytes; refers_to is
+    written only when an int (else the definition's int() decides). A run is reused only for
+    an event whose values equal the ones it was encoded from, and only str values are cached,
+    so that an equal value is a str with the same bytes (tests/core/test_chain.py changes each
+    of them after hashing and watches the event found altered)."""
+
+    __slots__ = (
+        "organization_id",
+        "key",
+        "read_time",
+        "looked_for",
+        "head_seq",
+        "prev_seq",
+        "prev_hash",
+        "prev_id",
+        "_time_of",
+        "_time",
+        "_middle_of",
+        "_middle",
+        "_tail_of",
+        "_tail",
+    )
+
+    def __init__(
+        self,
+        organization_id: int,
+        key: bytes | None,
+        read_time: Callable[[Any], Any] | None,
+        wanted: str | None,
+    ) -> None:
+        self.organization_id, self.key, self.read_time = organization_id, key, read_time
+        self.looked_for = wanted
+        self.head_seq: int | None = None  # the seq of the intact event whose hash is `wanted`
+        # The event before: none yet (seq 0, and an id below any).
+        self.prev_seq: int = 0
+        self.prev_hash: str = GENESIS
+        self.prev_id: Any = -math.inf
+        # The runs' cached encodings, with the stored values they were encoded from; a sentinel
+        # no stored value equals until the first event sets them.
+        self._time_of: Any = _UNSET
+        self._time = ""
+        self._middle_of: tuple[Any, Any, Any] = (_UNSET, _UNSET, _UNSET)
+        self._middle: Any = None
+        self._tail_of: tuple[Any, Any] = (_UNSET, _UNSET)
+        self._tail: Any = None
+
+    def hashed_time(self, created_at: Any) -> str:
+        """The time the hash covers, formatted once per run of events that share it."""
+        if created_at != self._time_of:
+            read = self.read_time
+            self._time = hashed_time(created_at if read is None else read(created_at))
+            self._time_of = created_at
+        return self._time
+
+    def accept(self, row: Sequence[Any]) -> None:
+        """An event the definition found intact becomes the event before."""
+        self.prev_seq += 1
+        self.prev_hash, self.prev_id = row[12], row[0]
+        if row[12] == self.looked_for:
+            self.head_seq = self.prev_seq
+
+    def _runs(
+        self, created_at: Any, operator: Any, ov: Any, plan_digest: Any, verified_by: Any
+    ) -> bool:
+        """The two runs' Fragments for these stored values, encoded by the canonical encoder
+        (False where a value is not one this path writes: the definition takes the event). Only
+        str values are cached, so that a later equal value is a str with the same bytes."""
+        if type(operator) is not str or type(verified_by) is not str:
+            return False
+        if plan_digest is not None and type(plan_digest) is not str:
+            return False
+        middle: dict[str, Any] = {"operator": operator}
+        if ov is not None:
+            middle["operator_verified"] = bool(ov)
+        middle["organization_id"] = self.organization_id
+        middle["plan_digest"] = plan_digest
+        self._middle = orjson.Fragment(canonical_bytes(middle)[len(_MIDDLE_KEY) : -1])
+        self._middle_of = (operator, ov, plan_digest)
+        time = self.hashed_time(created_at)
+        tail = canonical_bytes({"time": time, "verified_by": verified_by})
+        self._tail = orjson.Fragment(tail[len(_TAIL_KEY) : -1])
+        self._tail_of = (created_at, verified_by)
+        return True
+
+    def confirm(self, rows: Sequence[Sequence[Any]], start: int) -> int:
+        """The index of the first of `rows[start:]` this path cannot confirm (len(rows): all
+        confirmed), each confirmed one becoming the event before."""
+        first_seq = prev_seq = self.prev_seq
+        prev_hash, prev_id = self.prev_hash, self.prev_id
+        middle, tail = self._middle, self._tail
+        m_operator, m_ov, m_digest = self._middle_of
+        t_created, t_verified_by = self._tail_of
+        key = self.key
+        dumps, sha256 = orjson.dumps, hashlib.sha256
+        fields = dict.fromkeys(_COMMON, None)
+        reasoned = dict.fromkeys(_REASONED, None)
+        fields["operator"] = reasoned["operator"] = middle
+        fields["time"] = reasoned["time"] = tail
+        try:
+            for (
+                id_,
+                seq,
+                created_at,
+                operator,
+                verified_by,
+                operator_verified,
+                plan_digest,
+                action,
+                address,
+                before,
+                after,
+                prev,
+                hash_,
+                mac,
+                reason,
+                refers_to,
+            ) in rows[start:] if start else rows:
+                number = prev_seq + 1
+                if seq != number or prev != prev_hash or id_ < prev_id:
+                    break
+                if (
+                    created_at != t_created
+                    or verified_by != t_verified_by
+                    or operator != m_operator
+                    or operator_verified != m_ov
+                    or plan_digest != m_digest
+                ):
+                    if not self._runs(
+                        created_at, operator, operator_verified, plan_digest, verified_by
+                    ):
+                        break
+                    middle, tail = self._middle, self._tail
+                    fields["operator"] = reasoned["operator"] = middle
+                    fields["time"] = reasoned["time"] = tail
+                    m_operator, m_ov, m_digest = self._middle_of
+                    t_created, t_verified_by = self._tail_of
+                if reason is None and refers_to is None:
+                    # One dict for them all, its keys in canonical order, the values replaced.
+                    fields["action"] = action
+                    fields["address"] = address
+                    fields["after"] = after
+                    fields["before"] = before
+                    fields["prev_hash"] = prev
+                    fields["seq"] = number
+                    payload = dumps(fields)
+                elif refers_to is None:
+                    # A write with a --reason: every event carries it.
+                    reasoned["action"] = action
+                    reasoned["address"] = address
+                    reasoned["after"] = after
+                    reasoned["before"] = before
+                    reasoned["prev_hash"] = prev
+                    reasoned["reason"] = reason
+                    reasoned["seq"] = number
+                    payload = dumps(reasoned)
+                else:
+                    if type(refers_to) is not int:
+                        break
+                    record = {
                         "action": action,
                         "address": address,
                         "after": after,
                         "before": before,
-                        "operator": operator,
-                        "operator_verified": bool(operator_verified),
-                        "organization_id": organization_id,
-                        "plan_digest": plan_digest,
+                        "operator": middle,
                         "prev_hash": prev,
-                        "seq": seq,
-                        "time": time,
-                        "verified_by": verified_by,
+                        "reason": reason,
+                        "refers_to": refers_to,
+                        "seq": number,
+                        "time": tail,
                     }
-                    try:
-                        if reason is None and refers_to is None:
-                            payload = dumps(fields)
-                        else:
-                            if reason is not None:
-                                fields["reason"] = reason
-                            if refers_to is not None:
-                                fields["refers_to"] = int(refers_to)
-                            payload = scalar_record_bytes(fields)
-                    except (TypeError, ValueError):  # orjson.JSONEncodeError too
-                        pass  # a value orjson refuses: the definition below writes it
-                if payload is None or sha256(payload).hexdigest() != hash_:
-                    # The fast bytes only stand in for the definition's, which decides.
-                    payload = event_payload(
-                        organization_id,
-                        seq,
-                        time,
-                        operator,
-                        verified_by,
-                        plan_digest,
-                        action,
-                        address,
-                        before,
-                        after,
-                        prev,
-                        operator_verified,
-                        reason,
-                        refers_to,
-                    )
-                    if sha256(payload).hexdigest() != hash_:
-                        fault = HASH
-                if key is not None and fault is None:
-                    if mac is None:
-                        fault = NO_HMAC
-                    elif not hmac.compare_digest(str(mac), event_hmac(key, payload)):
-                        fault = HMAC
-            if fault is not None:
-                bad = Bad(int(id_), None if prev_seq == 0 else int(prev_id), fault)
-                break
-            if hash_ == looked_for:
-                head_seq = seq
-            prev_seq, prev_hash, prev_id = seq, hash_, id_
-    return Scanned(events, last, head_seq, bad)
+                    if reason is None:
+                        del record["reason"]
+                    if refers_to is None:
+                        del record["refers_to"]
+                    payload = dumps(record)
+                if sha256(payload).hexdigest() != hash_:
+                    break
+                if key is not None and (
+                    mac is None or not hmac.compare_digest(str(mac), event_hmac(key, payload))
+                ):
+                    break
+                prev_seq, prev_hash, prev_id = number, hash_, id_
+        except (TypeError, ValueError):  # orjson.JSONEncodeError too: a value orjson refuses
+            pass  # the definition writes this event
+        finally:
+            self.prev_seq, self.prev_hash, self.prev_id = prev_seq, prev_hash, prev_id
+        index = start + prev_seq - first_seq  # one event confirmed, one seq on
+        looked_for = self.looked_for
+        if looked_for is not None:
+            # Where the head an auditor kept is, among the events just confirmed.
+            for offset, row in enumerate(rows[start:index]):
+                if row[12] == looked_for:
+                    self.head_seq = first_seq + offset + 1
+        return index
+
+
+_UNSET: Final = object()
+# The keys of an event's payload without a reason or an earlier event, in canonical order, the
+# two runs standing for theirs.
+_COMMON: Final = ("action", "address", "after", "before", "operator", "prev_hash", "seq", "time")
+_REASONED: Final = (*_COMMON[:6], "reason", *_COMMON[6:])  # with a reason, no earlier event
 
 
 def event_payload(*stored: Any) -> bytes:

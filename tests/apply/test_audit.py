@@ -370,7 +370,7 @@ def test_the_exact_path_decides_when_the_fast_scan_disagrees(
         return encoded + b" " if record["seq"] == 4 else encoded
 
     monkeypatch.setattr(
-        chain, "orjson", types.SimpleNamespace(dumps=diverging, OPT_SORT_KEYS=orjson.OPT_SORT_KEYS)
+        chain, "orjson", types.SimpleNamespace(dumps=diverging, Fragment=orjson.Fragment)
     )
     with engine.connect() as conn:
         assert verify_chain(conn, org, head, batch_size=4) == audit.VerifyResult(

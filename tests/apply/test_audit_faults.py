@@ -1,9 +1,10 @@
 """Each way a chain can be tampered with is reported with the same words by every path
-`audit verify` has: the scan's fast bytes (orjson on a dict in key order) and the definition's
-(`chain.event_payload`, forced here for every event), on the raw driver (db/thin.py, which only
-says where) and through SQLAlchemy (apply/audit.py, which words it), and by the CLI. The scan
-(`chain.scan`) is the one statement of the conditions; it names the one that failed (`Fault`),
-which the words follow."""
+`audit verify` has: the scan's fast bytes (`chain.Confirmer`: a write's shared fields encoded
+once, orjson on a dict in key order for the rest) and the definition's (`chain.event_payload`,
+forced here for every event), on the raw driver (db/thin.py, which only says where; in one batch
+and in batches of two) and through SQLAlchemy (apply/audit.py, which words it), and by the CLI.
+The scan (`chain.scan`) is the one statement of the conditions; it names the one that failed
+(`Fault`), which the words follow."""
 
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ def _definition_only(monkeypatch: pytest.MonkeyPatch) -> None:
         raise TypeError("the fast bytes are off")
 
     monkeypatch.setattr(
-        chain, "orjson", types.SimpleNamespace(dumps=refused, OPT_SORT_KEYS=orjson.OPT_SORT_KEYS)
+        chain, "orjson", types.SimpleNamespace(dumps=refused, Fragment=orjson.Fragment)
     )
 
 
@@ -167,8 +168,12 @@ def test_each_tampering_is_worded_alike_by_every_path(
     assert words in (fast.problem or ""), fast.problem
     assert fast.problem is not None and fast.problem.startswith("event #")
 
-    # The raw driver's scan finds the same event, the same one before it, the same fault.
+    # The raw driver's scan finds the same event, the same one before it, the same fault: in
+    # one batch, and two events a batch (the first batch, past it, the last).
     assert thin.scan_chain(db_url, "acme-payments", None, key) == ("acme-payments", scanned)
+    with monkeypatch.context() as small:
+        small.setattr(chain, "VERIFY_BATCH", 2)
+        assert thin.scan_chain(db_url, "acme-payments", None, key) == ("acme-payments", scanned)
 
     # The CLI: the same words, whichever path read the chain.
     result = runner("audit", "verify")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 
 from userctl import clock
 from userctl.apply.given import GivenCode
-from userctl.apply.planning import plan_from_file, plan_options, read_plan_file
+from userctl.apply.planning import held_saved, plan_from_file, plan_options, read_plan_file
 from userctl.apply.transaction import (
     ApplyResult,
     ApproveResult,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from userctl.apply.outbox import Letterhead, SendReport, SmtpTarget
+    from userctl.replan import HeldPlan
 
 # Clocks of the planning and the applying machine may disagree a little.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -163,9 +164,19 @@ def _refuse_if_stale(engine: "Engine", saved: Plan) -> None:
     check_preconditions(saved, live)
 
 
+def held(plan: Plan, plan_file: str | None) -> "HeldPlan":
+    """`plan` held for apply or approve (replan.HeldPlan): read from `plan_file`, its changes are
+    let go of while they are re-derived; made in this process (None), they are kept."""
+    if plan_file is not None:
+        return held_saved(plan, plan_file)
+    from userctl.replan import HeldPlan
+
+    return HeldPlan.kept(plan)
+
+
 def apply_now(
     engine: "Engine",
-    plan: Plan,
+    plan: "Plan | HeldPlan",
     operator: str,
     given: GivenCode,
     *,
@@ -192,7 +203,7 @@ def apply_now(
 
 def approve_now(
     engine: "Engine",
-    plan: Plan,
+    plan: "Plan | HeldPlan",
     operator: str,
     given: GivenCode,
     *,

@@ -108,13 +108,7 @@ def check_rederived(plan: Plan | HeldPlan, live: LiveState, today: dt.date | Non
         after = apply_changes(live, saved.changes)
     except DoesNotFit as exc:
         raise _forged(saved, f"{exc} does not fit the live state of {slug}") from None
-    for stated, judged in zip(saved.changes, assess(live, saved.changes, after, today)):
-        if _flags(stated) != _flags(judged):
-            raise _forged(
-                saved,
-                f"{stated.address} {stated.action} is marked "
-                f"{_shown(stated)}, but it is {_shown(judged)}",
-            )
+    _check_flags(saved, live, after, today)
     desired = _desired_after(live, saved.changes, after)
     del after
     # The saved changes are let go of before the planner writes its own: only their fingerprints
@@ -139,6 +133,18 @@ def check_rederived(plan: Plan | HeldPlan, live: LiveState, today: dt.date | Non
         )
         raise _forged(header, f"its preconditions are not the ones its changes depend on: {detail}")
     held.plan = header.with_changes(changes)
+
+
+def _check_flags(plan: Plan, live: LiveState, after: LiveState, today: dt.date | None) -> None:
+    """Each change's flags are what `risk.assess` gives for the live state. (A function of its
+    own: a loop's variable left in the caller would keep its last change alive.)"""
+    for stated, judged in zip(plan.changes, assess(live, plan.changes, after, today)):
+        if _flags(stated) != _flags(judged):
+            raise _forged(
+                plan,
+                f"{stated.address} {stated.action} is marked "
+                f"{_shown(stated)}, but it is {_shown(judged)}",
+            )
 
 
 def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple[Change, ...]:

@@ -149,8 +149,9 @@ def _check_flags(plan: Plan, live: LiveState, after: LiveState, today: dt.date |
 
 def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple[Change, ...]:
     """The re-derived changes `derived`, once each is proven the saved change at its place (the
-    saved plan's, where the two are equal as data but not byte for byte); else the refusal
-    `_same_changes` words, from the saved change given back."""
+    saved plan's, where the two are equal as data but not byte for byte); else the refusal of the
+    first that is not (`_same_change`), or of a change one side has and the other has not, worded
+    with the saved change given back."""
     fingerprints = header.fingerprints
     size = FINGERPRINT_SIZE
     stated = len(fingerprints) // size
@@ -173,23 +174,30 @@ def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple
     return tuple(adopted)
 
 
-def same_plan(saved: Plan, fresh: Plan) -> str | None:
-    """Why `saved` is not `fresh` (changes, preconditions, options; provenance aside), or None."""
+def same_plan(saved: Plan | HeldPlan, fresh: Plan) -> str | None:
+    """Why `saved` is not `fresh` (changes, preconditions, options; provenance aside), or None.
+    A HeldPlan may have let go of its changes already (`Plan.without_changes`, before `fresh` was
+    planned): when the two are the same it then holds `fresh`'s changes, as `check_rederived`
+    leaves it."""
+    held = saved if isinstance(saved, HeldPlan) else HeldPlan.kept(saved)
+    del saved
+    header = held.plan if not held.plan.changes else held.plan.without_changes()
     try:
-        _same_changes(saved, saved.changes, fresh.changes)
+        changes = _adopted(held, header, fresh.changes)
     except ForgedPlan as exc:
         return exc.detail
     except StalePlan as exc:
         return str(exc)
-    if dict(saved.options) != dict(fresh.options):
+    if dict(header.options) != dict(fresh.options):
         differ = sorted(
             k
-            for k in set(saved.options) | set(fresh.options)
-            if saved.options.get(k) != fresh.options.get(k)
+            for k in set(header.options) | set(fresh.options)
+            if header.options.get(k) != fresh.options.get(k)
         )
         return f"the planning options differ ({', '.join(differ)})"
-    if dict(saved.preconditions) != dict(fresh.preconditions):
+    if dict(header.preconditions) != dict(fresh.preconditions):
         return "the rows it depends on differ"
+    held.plan = header.with_changes(changes)
     return None
 
 
@@ -304,21 +312,6 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
         users,
         policies={**after.policies, **gate_policies(after.organization)},
     )
-
-
-def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:
-    for mine, theirs in zip(stated, derived):
-        _same_change(plan, mine, theirs)
-    if len(stated) != len(derived):
-        if len(stated) > len(derived):
-            raise _forged(
-                plan,
-                f"{stated[len(derived)].address} {stated[len(derived)].action} is a "
-                "change the planner does not write",
-            )
-        raise _forged(
-            plan, f"it leaves out {derived[len(stated)].address} {derived[len(stated)].action}"
-        )
 
 
 def _same_change(plan: Plan, mine: Change, theirs: Change) -> None:

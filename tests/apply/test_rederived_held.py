@@ -26,6 +26,7 @@ from tests.apply.apply_helpers import (
     tables,
     with_users,
 )
+from tests.cli.yaml_files import write_desired
 from tests.conftest import Runner
 from userctl import replan
 from userctl.apply import run
@@ -90,6 +91,37 @@ def test_approve_of_a_saved_plan_never_holds_the_saved_and_the_rederived_changes
     assert result.exit_code == 0, result.output
     assert saved["digest"] in result.stdout  # the digest approved is the saved plan's
     assert alive == [(len(saved["changes"]), len(saved["changes"]))]
+
+
+def test_apply_of_a_saved_plan_with_its_file_never_holds_two_plans_at_once(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apply PLAN -f FILE`: the saved changes are let go of before the file is planned, and the
+    file's plan is let go of (its changes held in the saved ones' place) before re-deriving."""
+    added = [new_user(f"held{i:03d}@acme.co", 500 + i) for i in range(100)]
+    desired = with_users(exported(live_state(engine)), *added)
+    yaml_file = write_desired(tmp_path / "users.yaml", desired)
+    planned = runner("plan", "-f", str(yaml_file), "--out", str(tmp_path / "plan.json"))
+    assert planned.exit_code == 0, planned.output
+    saved = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))
+    real = run.plan_from_file
+    from_file: list[tuple[int, int]] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Plan:
+        plan = real(*args, **kwargs)
+        from_file.append((sum(1 for o in gc.get_objects() if type(o) is Change), len(plan.changes)))
+        return plan
+
+    monkeypatch.setattr(run, "plan_from_file", counting)
+    alive = rederiving_as(monkeypatch, _unchanged)
+
+    result = runner(*apply_args(tmp_path / "plan.json", org.root.email), "-f", str(yaml_file))
+
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(engine, m.User, m.User.email.like("held%"))) == 100
+    assert from_file == [(100, 100)] and alive == [(100, 100)]
+    [event, *_] = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.create"]
+    assert event.plan_digest == saved["digest"]  # the reviewed plan's digest
 
 
 def _without_last(plan: Plan) -> Plan:

@@ -116,6 +116,10 @@ def _plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
         )
     require_current(engine)
     saved = read_saved_plan(source.plan_file, source.organization, now, source.max_age_days)
+    if source.path is not None:
+        # The saved changes are let go of before the file is planned (replan.same_plan).
+        held = held_saved(saved, source.plan_file)
+        held.plan = saved = saved.without_changes()
     saved_reason = saved.options.get("reason")
     if source.reason is not None and source.reason != saved_reason:
         raise UsageError(
@@ -132,21 +136,24 @@ def _plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
             saved.options.get("operator"),
             saved_reason,
         )
-        _refuse_unless_file_plans_to(engine, saved, source, as_saved, now)
+        del saved
+        _refuse_unless_file_plans_to(engine, held, source, as_saved, now)
+        return held.plan
     return saved
 
 
 def _refuse_unless_file_plans_to(
-    engine: "Engine", saved: Plan, source: Source, options: PlanOptions, now: dt.datetime
+    engine: "Engine", held: "HeldPlan", source: Source, options: PlanOptions, now: dt.datetime
 ) -> None:
     """The pipeline's guarantee: what is applied is what was reviewed, and no more than the merged
-    file says. An artifact from a pull request's own CI job cannot carry anything else."""
+    file says. An artifact from a pull request's own CI job cannot carry anything else. `held`
+    then holds the plan to apply (replan.same_plan)."""
     from userctl.replan import same_plan
 
     assert source.path is not None
-    why = same_plan(saved, plan_from_file(engine, source.path, options, source.organization, now))
+    why = same_plan(held, plan_from_file(engine, source.path, options, source.organization, now))
     if why is not None:
-        _refuse_if_stale(engine, saved)
+        _refuse_if_stale(engine, held.plan)
         raise Refused(
             f"{source.plan_file} does not match {source.path} on this branch: {why}. Nothing was "
             f"written: plan {source.path} again and have that plan reviewed"

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
-from userctl.plan import FINGERPRINT_SIZE, Change, Plan, change_fingerprint
+from userctl.plan import FINGERPRINT_SIZE, Change, Plan, planned_fingerprint
 from userctl.planner import PlanOptions, diff
 from userctl.policies import value_problem
 from userctl.printable import printable
@@ -158,7 +158,7 @@ def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple
     differing = [
         i
         for i, theirs in enumerate(derived[:stated])
-        if change_fingerprint(theirs) != fingerprints[i * size : (i + 1) * size]
+        if planned_fingerprint(theirs) != fingerprints[i * size : (i + 1) * size]
     ]
     adopted = list(derived)
     for i, mine in held.saved_at(differing):

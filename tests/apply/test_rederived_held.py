@@ -18,8 +18,10 @@ from tests.apply.apply_helpers import (
     Org,
     apply_args,
     drop_gone,
+    every_change,
     exported,
     live_state,
+    make_plan,
     new_user,
     rows_of,
     save_plan,
@@ -33,7 +35,15 @@ from userctl.apply import run
 from userctl.clock import utcnow
 from userctl.db import models as m
 from userctl.errors import ForgedPlan, Refused, StalePlan
-from userctl.plan import Change, Plan, compute_digest, user_address
+from userctl.plan import (
+    Change,
+    Plan,
+    change_fingerprint,
+    compute_digest,
+    planned_fingerprint,
+    user_address,
+)
+from userctl.planner import PlanOptions
 from userctl.replan import check_rederived
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
@@ -226,3 +236,17 @@ def test_a_saved_change_equal_as_data_but_not_as_bytes_is_applied_as_before(
     assert result.exit_code == 0, result.output
     assert tables(engine) != before
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
+
+
+def test_the_planners_changes_are_fingerprinted_as_the_digest_covers_them(
+    engine: Engine, org: Org
+) -> None:
+    """A re-derived change's fingerprint is taken without the canonical encoder's type walk: for
+    every kind of change the planner writes, it is the fingerprint of the canonical bytes."""
+    desired, options = every_change(engine)
+    plan = make_plan(engine, desired, PlanOptions(**options))
+    assert {c.kind for c in plan.changes} == {"role", "user", "assignment", "policy"}
+    assert [planned_fingerprint(c) for c in plan.changes] == [
+        change_fingerprint(c) for c in plan.changes
+    ]
+    assert b"".join(change_fingerprint(c) for c in plan.changes) == plan.fingerprints

@@ -26,6 +26,8 @@ from typing import (
     get_args,
 )
 
+import orjson
+
 from userctl.canonical import canonical_bytes
 from userctl.clock import iso_z, parse_utc
 from userctl.errors import InputError, Problem, Refused
@@ -717,6 +719,9 @@ class Plan:
     # A hash over every change, which apply and approve ask for several times. Not an argument:
     # `replace` makes a plan that computes its own.
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)
+    # Each change's fingerprint (FINGERPRINT_SIZE bytes each, in order), known with the digest:
+    # what lets apply let go of the changes while it re-derives them (replan.py).
+    _fingerprints: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def gate_settings(self) -> dict[str, Any]:
@@ -779,12 +784,56 @@ class Plan:
     @property
     def digest(self) -> str:
         if self._digest is None:
-            self._know_digest(compute_digest(self.signed_content()))
+            self._hash_changes()
         assert self._digest is not None
         return self._digest
 
+    @property
+    def fingerprints(self) -> bytes:
+        """`change_fingerprint` of each change, concatenated in the plan's order."""
+        if self._fingerprints is None:
+            self._hash_changes()
+        assert self._fingerprints is not None
+        return self._fingerprints
+
+    def _hash_changes(self) -> None:
+        """The digest and the changes' fingerprints, from one canonical encoding of each change."""
+        streamed = _StreamedDigest()
+        for change in self.changes:
+            streamed.add(change)
+        rest = self.signed_content_but_changes()
+        digest = streamed.finish(rest)
+        if self._digest is None:
+            self._know_digest(digest)
+        self._know_fingerprints(bytes(streamed.fingerprints))
+
     def _know_digest(self, digest: str) -> None:
         object.__setattr__(self, "_digest", digest)  # a cache: the plan itself stays frozen
+
+    def _know_fingerprints(self, fingerprints: bytes) -> None:
+        object.__setattr__(self, "_fingerprints", fingerprints)  # a cache, as the digest
+
+    def signed_content_but_changes(self) -> dict[str, Any]:
+        """`signed_content` without its "changes" (what the digest covers besides them)."""
+        rest = replace(self, changes=()).signed_content()
+        del rest["changes"]
+        return rest
+
+    def without_changes(self) -> "Plan":
+        """This plan with no changes, knowing this one's digest and fingerprints: what apply
+        keeps of a plan while the planner re-derives its changes (replan.py)."""
+        header = replace(self, changes=())
+        header._know_digest(self.digest)
+        header._know_fingerprints(self.fingerprints)
+        return header
+
+    def with_changes(self, changes: tuple[Change, ...]) -> "Plan":
+        """This plan (one `without_changes` gave) holding `changes`, which the caller proved to
+        be the ones it stood for, fingerprint by fingerprint: the same digest and fingerprints."""
+        whole = replace(self, changes=changes)
+        whole._know_digest(self.digest)
+        whole._know_fingerprints(self.fingerprints)
+        return whole
 
     def to_data(self) -> dict[str, Any]:
         """The one serialisation: JSON output, the saved plan file and every renderer use it."""
@@ -803,18 +852,56 @@ def compute_digest(content: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
+# The size of a change's fingerprint: a SHA-256, since a saved plan's author chooses its changes
+# and two different changes must not share one.
+FINGERPRINT_SIZE: Final = 32
+
+
+def change_fingerprint(change: Change) -> bytes:
+    """The SHA-256 of the change's canonical JSON (the text the plan's digest covers of it): equal
+    for two changes exactly when the digest cannot tell them apart."""
+    return hashlib.sha256(canonical_bytes(change.to_data())).digest()
+
+
+# orjson refuses, rather than writes its own way, what the json module would not write alike.
+_PLANNED: Final = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def planned_fingerprint(change: Change) -> bytes:
+    """`change_fingerprint` of a change the planner wrote, by orjson straight away: the planner's
+    records hold only the exact str, int, bool, None, dict and list for which orjson writes the
+    canonical bytes (canonical.py), so the walk that proves it for any data (half the cost, at
+    one per re-derived change) is skipped. Were one not, its fingerprint would differ from the
+    saved change's, and the two are then compared as data (replan._adopted): never a change
+    taken for another."""
+    data = change.to_data()
+    try:
+        text = orjson.dumps(data, option=_PLANNED)
+    except (TypeError, orjson.JSONEncodeError):
+        text = canonical_bytes(data)
+    return hashlib.sha256(text).digest()
+
+
 class _StreamedDigest:
     """`compute_digest` of a plan's signed content, fed its changes one at a time. The canonical
     JSON sorts "changes" first of the signed keys and writes a list as its items joined by
-    commas, so the text hashed is the same without ever being held whole."""
+    commas, so the text hashed is the same without ever being held whole. Each change's
+    fingerprint (`change_fingerprint`) is taken from the same text."""
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256(b'{"changes":[')
         self._count = 0
+        self.fingerprints = bytearray()
 
     def add(self, change: Change) -> None:
         text = canonical_bytes(change.to_data())
         self._hash.update(b"," + text if self._count else text)
+        self.fingerprints += hashlib.sha256(text).digest()
         self._count += 1
 
     def finish(self, rest: Mapping[str, Any]) -> str:
@@ -928,9 +1015,7 @@ def read_saved(chunks: Iterable[str], source: str = "plan") -> Plan:
             provenance=top["provenance"],
             gate=top["gate"],
         )
-        rest = replace(plan, changes=()).signed_content()
-        del rest["changes"]
-        actual = changes.digest.finish(rest)
+        actual = changes.digest.finish(plan.signed_content_but_changes())
         made_at(plan)  # read by --max-age: a stamp the calendar cannot hold is malformed here
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InputError([Problem(f"saved plan is malformed: {exc}", (), source)])
@@ -940,7 +1025,43 @@ def read_saved(chunks: Iterable[str], source: str = "plan") -> Plan:
             f"{top['digest']}; plan again instead of editing a saved plan"
         )
     plan._know_digest(actual)
+    plan._know_fingerprints(bytes(changes.digest.fingerprints))
     return plan
+
+
+def saved_changes_at(
+    chunks: Iterable[str], positions: Iterable[int], source: str = "plan"
+) -> Iterator[tuple[int, Change]]:
+    """The changes at `positions` (ascending) of a saved plan `read_saved` accepted, read again
+    from `chunks` of its text, each built as it is reached: apply words a refusal with a saved
+    change it let go of (replan.py). The caller checks each is the change it read before (by its
+    fingerprint): the text may have changed since."""
+    wanted = iter(positions)
+    target = next(wanted, None)
+    stream = _JsonStream(chunks, source)
+    if target is None or stream.peek() != "{":
+        return
+    stream.take()
+    while stream.peek() == '"':
+        key = stream.value()
+        if stream.peek() != ":":
+            return
+        stream.take()
+        if key == "changes" and stream.peek() == "[":
+            stream.take()
+            index = 0
+            while target is not None and stream.peek() not in ("]", ""):
+                data = stream.value()
+                if index == target:
+                    yield index, Change.from_data(data)
+                    target = next(wanted, None)
+                index += 1
+                if not stream.delimiter("]"):
+                    return
+            return
+        stream.value()
+        if not stream.delimiter("}"):
+            return
 
 
 class _SavedChanges:

@@ -15,12 +15,12 @@ only things trusted here are the live state (read under the organization lock) a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
-from typing import Any, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
-from userctl.plan import Change, Plan
+from userctl.plan import FINGERPRINT_SIZE, Change, Plan, planned_fingerprint
 from userctl.planner import PlanOptions, diff
 from userctl.policies import value_problem
 from userctl.printable import printable
@@ -55,45 +55,75 @@ def is_date(value: object) -> bool:
     return True
 
 
-def check_rederived(plan: Plan, live: LiveState, today: dt.date | None = None) -> None:
+# The saved changes at some positions (ascending), given back to word a refusal.
+SavedAt = Callable[[Sequence[int]], Iterator[tuple[int, Change]]]
+
+
+@dataclass(slots=True)
+class HeldPlan:
+    """A plan that apply (or approve) holds alone, so that it never holds two: while the planner
+    re-derives the plan's changes, the saved ones are let go of (`plan` is then the plan without
+    its changes, which knows their fingerprints), and once each re-derived change is proven to be
+    the saved one at its place, `plan` holds the re-derived ones: the same data, digest and
+    fingerprints, so what is applied is what was approved. Mutable on purpose: whoever holds the
+    holder reads whichever plan is current. After a refusal `plan` holds no changes.
+
+    `saved_at` gives back the saved changes at some positions, for a refusal worded as it always
+    was (re-read from the saved file; `kept` keeps them instead)."""
+
+    plan: Plan
+    saved_at: SavedAt
+
+    @classmethod
+    def kept(cls, plan: Plan) -> "HeldPlan":
+        """`plan` with its changes kept beside it: a plan its caller holds anyway, or one made in
+        this process, which no file gives back."""
+        changes = plan.changes
+        return cls(plan, lambda positions: ((i, changes[i]) for i in positions))
+
+
+def check_rederived(plan: Plan | HeldPlan, live: LiveState, today: dt.date | None = None) -> None:
     """Refuse `plan` (ForgedPlan) unless the planner, given the live state (and `today`, the UTC
-    date expiries are judged on), writes exactly it."""
+    date expiries are judged on), writes exactly it. A HeldPlan then holds the re-derived changes
+    (see there); a Plan is left as it is."""
+    held = plan if isinstance(plan, HeldPlan) else HeldPlan.kept(plan)
+    del plan  # from here the holder's is the only reference this frame keeps
+    saved = held.plan
     slug = live.organization.slug
-    _check_values(plan)
-    if plan.two_factor_policy != live.organization.two_factor_policy:
+    _check_values(saved)
+    if saved.two_factor_policy != live.organization.two_factor_policy:
         raise _forged(
-            plan,
-            f"it states the 2FA policy {plan.two_factor_policy!r}, but {slug}'s is "
+            saved,
+            f"it states the 2FA policy {saved.two_factor_policy!r}, but {slug}'s is "
             f"{live.organization.two_factor_policy!r}",
         )
     in_force = organization_settings(live.organization)
-    if plan.gate_settings != in_force:
+    if saved.gate_settings != in_force:
         raise _forged(
-            plan,
-            f"it states the gate {canonical_json(plan.gate_settings)}, but {slug}'s is "
+            saved,
+            f"it states the gate {canonical_json(saved.gate_settings)}, but {slug}'s is "
             f"{canonical_json(in_force)}",
         )
     try:
-        after = apply_changes(live, plan.changes)
+        after = apply_changes(live, saved.changes)
     except DoesNotFit as exc:
-        raise _forged(plan, f"{exc} does not fit the live state of {slug}") from None
-    for stated, judged in zip(plan.changes, assess(live, plan.changes, after, today)):
-        if _flags(stated) != _flags(judged):
-            raise _forged(
-                plan,
-                f"{stated.address} {stated.action} is marked "
-                f"{_shown(stated)}, but it is {_shown(judged)}",
-            )
+        raise _forged(saved, f"{exc} does not fit the live state of {slug}") from None
+    _check_flags(saved, live, after, today)
+    desired = _desired_after(live, saved.changes, after)
+    del after
+    # The saved changes are let go of before the planner writes its own: only their fingerprints
+    # stay, and each re-derived change is checked against the one at its place.
+    header = held.plan = saved.without_changes()
+    del saved
     try:
-        replanned = diff(
-            _desired_after(live, plan.changes, after), live, options_of(plan.options), today
-        )
+        replanned = diff(desired, live, options_of(header.options), today)
     except InputError as exc:
-        raise _forged(plan, f"the planner refuses what it asks: {exc.problems[0]}") from None
-    _same_changes(plan, plan.changes, replanned.changes)
-    if dict(replanned.preconditions) != dict(plan.preconditions):
-        missing = sorted(set(replanned.preconditions) - set(plan.preconditions))
-        extra = sorted(set(plan.preconditions) - set(replanned.preconditions))
+        raise _forged(header, f"the planner refuses what it asks: {exc.problems[0]}") from None
+    del desired
+    changes = _adopted(held, header, replanned.changes)
+    if dict(replanned.preconditions) != dict(header.preconditions):
+        missing = sorted(set(replanned.preconditions) - set(header.preconditions))
+        extra = sorted(set(header.preconditions) - set(replanned.preconditions))
         detail = (
             f"it omits {missing[0]}"
             if missing
@@ -101,26 +131,73 @@ def check_rederived(plan: Plan, live: LiveState, today: dt.date | None = None) -
             if extra
             else "their hashes differ"
         )
-        raise _forged(plan, f"its preconditions are not the ones its changes depend on: {detail}")
+        raise _forged(header, f"its preconditions are not the ones its changes depend on: {detail}")
+    held.plan = header.with_changes(changes)
 
 
-def same_plan(saved: Plan, fresh: Plan) -> str | None:
-    """Why `saved` is not `fresh` (changes, preconditions, options; provenance aside), or None."""
+def _check_flags(plan: Plan, live: LiveState, after: LiveState, today: dt.date | None) -> None:
+    """Each change's flags are what `risk.assess` gives for the live state. (A function of its
+    own: a loop's variable left in the caller would keep its last change alive.)"""
+    for stated, judged in zip(plan.changes, assess(live, plan.changes, after, today)):
+        if _flags(stated) != _flags(judged):
+            raise _forged(
+                plan,
+                f"{stated.address} {stated.action} is marked "
+                f"{_shown(stated)}, but it is {_shown(judged)}",
+            )
+
+
+def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple[Change, ...]:
+    """The re-derived changes `derived`, once each is proven the saved change at its place (the
+    saved plan's, where the two are equal as data but not byte for byte); else the refusal of the
+    first that is not (`_same_change`), or of a change one side has and the other has not, worded
+    with the saved change given back."""
+    fingerprints = header.fingerprints
+    size = FINGERPRINT_SIZE
+    stated = len(fingerprints) // size
+    differing = [
+        i
+        for i, theirs in enumerate(derived[:stated])
+        if planned_fingerprint(theirs) != fingerprints[i * size : (i + 1) * size]
+    ]
+    adopted = list(derived)
+    for i, mine in held.saved_at(differing):
+        _same_change(header, mine, derived[i])
+        adopted[i] = mine  # equal as data though not as bytes: the saved one, as always
+    if stated > len(derived):
+        for _, mine in held.saved_at([len(derived)]):
+            raise _forged(
+                header, f"{mine.address} {mine.action} is a change the planner does not write"
+            )
+    if stated < len(derived):
+        raise _forged(header, f"it leaves out {derived[stated].address} {derived[stated].action}")
+    return tuple(adopted)
+
+
+def same_plan(saved: Plan | HeldPlan, fresh: Plan) -> str | None:
+    """Why `saved` is not `fresh` (changes, preconditions, options; provenance aside), or None.
+    A HeldPlan may have let go of its changes already (`Plan.without_changes`, before `fresh` was
+    planned): when the two are the same it then holds `fresh`'s changes, as `check_rederived`
+    leaves it."""
+    held = saved if isinstance(saved, HeldPlan) else HeldPlan.kept(saved)
+    del saved
+    header = held.plan if not held.plan.changes else held.plan.without_changes()
     try:
-        _same_changes(saved, saved.changes, fresh.changes)
+        changes = _adopted(held, header, fresh.changes)
     except ForgedPlan as exc:
         return exc.detail
     except StalePlan as exc:
         return str(exc)
-    if dict(saved.options) != dict(fresh.options):
+    if dict(header.options) != dict(fresh.options):
         differ = sorted(
             k
-            for k in set(saved.options) | set(fresh.options)
-            if saved.options.get(k) != fresh.options.get(k)
+            for k in set(header.options) | set(fresh.options)
+            if header.options.get(k) != fresh.options.get(k)
         )
         return f"the planning options differ ({', '.join(differ)})"
-    if dict(saved.preconditions) != dict(fresh.preconditions):
+    if dict(header.preconditions) != dict(fresh.preconditions):
         return "the rows it depends on differ"
+    held.plan = header.with_changes(changes)
     return None
 
 
@@ -237,27 +314,17 @@ def _desired_after(live: LiveState, changes: tuple[Change, ...], after: LiveStat
     )
 
 
-def _same_changes(plan: Plan, stated: tuple[Change, ...], derived: tuple[Change, ...]) -> None:
-    for mine, theirs in zip(stated, derived):
-        # Equal as changes is equal as data (the same fields, compared alike), without building
-        # each side's data: two creates compare their `after` once, not a diff derived from it.
-        if mine != theirs and mine.to_data() != theirs.to_data():
-            if replace(mine, impact=theirs.impact) == theirs:
-                raise _impact_differs(mine)
-            raise _forged(
-                plan,
-                f"{mine.address} {mine.action} is not what the planner writes "
-                f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})",
-            )
-    if len(stated) != len(derived):
-        if len(stated) > len(derived):
-            raise _forged(
-                plan,
-                f"{stated[len(derived)].address} {stated[len(derived)].action} is a "
-                "change the planner does not write",
-            )
+def _same_change(plan: Plan, mine: Change, theirs: Change) -> None:
+    """Refuse `plan` unless its change `mine` is the planner's `theirs` at the same place."""
+    # Equal as changes is equal as data (the same fields, compared alike), without building
+    # each side's data: two creates compare their `after` once, not a diff derived from it.
+    if mine != theirs and mine.to_data() != theirs.to_data():
+        if replace(mine, impact=theirs.impact) == theirs:
+            raise _impact_differs(mine)
         raise _forged(
-            plan, f"it leaves out {derived[len(stated)].address} {derived[len(stated)].action}"
+            plan,
+            f"{mine.address} {mine.action} is not what the planner writes "
+            f"(it would write {theirs.address} {theirs.action}{_difference(mine, theirs)})",
         )
 
 

@@ -93,19 +93,21 @@ def apply_command(
     smtp = run.smtp_target()
     db = engine()
     started = clock.utcnow()
-    plan = run.plan_to_apply(db, source, started)
-    if not plan.active_changes:
-        return Applied(plan=plan, started=started, result=None)
-    count = invited(plan)
+    # Held, not kept in a variable here: applying lets go of the saved changes while it
+    # re-derives them, and the holder then holds the plan applied (replan.HeldPlan).
+    held = run.held(run.plan_to_apply(db, source, started), source.plan_file)
+    if not held.plan.active_changes:
+        return Applied(plan=held.plan, started=started, result=None)
+    count = invited(held.plan)
     letter = letterhead(f"{count} invitation(s)" if smtp and count else None)
-    confirm(plan)
+    confirm(held.plan)
     operator = source.operator or ""
 
     def attempt(given: GivenCode) -> ApplyResult:
-        with progress(len(plan.active_changes)) as bar:
+        with progress(len(held.plan.active_changes)) as bar:
             return run.apply_now(
                 db,
-                plan,
+                held,
                 operator,
                 given,
                 allow_mass_removal=source.allow_mass_removal,
@@ -115,11 +117,13 @@ def apply_command(
 
     result = with_code(
         attempt,
-        lambda: plan.requires_2fa and code_can_confirm(db, plan, operator, clock.utcnow()),
+        lambda: (
+            held.plan.requires_2fa and code_can_confirm(db, held.plan, operator, clock.utcnow())
+        ),
     )
-    signed = checkpoint_shown.written(db, plan.organization, result.audit_head)
+    signed = checkpoint_shown.written(db, held.plan.organization, result.audit_head)
     return Applied(
-        plan=plan,
+        plan=held.plan,
         started=started,
         result=result,
         checkpoint=signed,
@@ -147,17 +151,20 @@ def approve_command(
     from userctl.db.migrate import require_current
 
     require_current(engine)
-    plan = run.read_saved_plan(plan_file, organization, clock.utcnow(), max_age_days)
-    show(plan)
-    confirm(plan)
+    # Held, as by apply_command: approving re-derives the plan too.
+    held = run.held(
+        run.read_saved_plan(plan_file, organization, clock.utcnow(), max_age_days), plan_file
+    )
+    show(held.plan)
+    confirm(held.plan)
     done = with_code(
         lambda given: run.approve_now(
-            engine, plan, operator, given, valid_for=valid_for, lock_timeout_s=lock_timeout_s
+            engine, held, operator, given, valid_for=valid_for, lock_timeout_s=lock_timeout_s
         ),
         lambda: True,
     )
-    signed = checkpoint_shown.written(engine, plan.organization, done.audit_head)
-    return Approved(plan=plan, approval=done, checkpoint=signed)
+    signed = checkpoint_shown.written(engine, held.plan.organization, done.audit_head)
+    return Approved(plan=held.plan, approval=done, checkpoint=signed)
 
 
 def send_invitations(

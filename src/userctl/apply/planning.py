@@ -5,18 +5,28 @@ provenance (the files' hashes, the git commit, the database it was made against)
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from userctl import state
-from userctl.errors import InputError, Problem, UsageError
+from userctl.errors import InputError, Problem, Refused, UsageError, UserctlError
 from userctl.gcpause import gc_paused
-from userctl.plan import Finding, Plan, provenance, read_saved
+from userctl.plan import (
+    FINGERPRINT_SIZE,
+    Change,
+    Finding,
+    Plan,
+    change_fingerprint,
+    provenance,
+    read_saved,
+    saved_changes_at,
+)
 from userctl.planner import PlanOptions, diff
 from userctl.state import given_email
 
@@ -24,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from userctl.db.thin import PlanReads
+    from userctl.replan import HeldPlan
 
 
 def plan_from_file(
@@ -162,6 +173,55 @@ def read_plan_file(path: str) -> Plan:
             return read_saved(_decoded(chunks), source=path)
         except UnicodeDecodeError:
             raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
+
+
+def held_saved(plan: Plan, path: str) -> "HeldPlan":
+    """`plan`, read from the saved plan file `path`, held so that re-deriving it lets go of its
+    changes: a refusal gets the saved change it names back from the file, checked to be the one
+    read before (by its fingerprint)."""
+    from userctl.replan import HeldPlan
+
+    fingerprints = plan.fingerprints
+
+    def saved_at(positions: Sequence[int]) -> Iterator[tuple[int, Change]]:
+        if not positions:
+            return
+        changed = Refused(
+            f"{path} changed while it was being applied: the saved plan cannot be compared with "
+            "the one read. Nothing was written; apply it again"
+        )
+        given = 0
+        try:
+            with _saved_text(path) as text:
+                for index, change in saved_changes_at(text, positions, path):
+                    size = FINGERPRINT_SIZE
+                    if (
+                        change_fingerprint(change)
+                        != fingerprints[index * size : (index + 1) * size]
+                    ):
+                        raise changed
+                    given += 1
+                    yield index, change
+        except (UserctlError, OSError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            raise changed from None
+        if given < len(positions):
+            raise changed
+
+    return HeldPlan(plan, saved_at)
+
+
+@contextlib.contextmanager
+def _saved_text(path: str) -> Iterator[Iterator[str]]:
+    """The text of the saved plan at `path`, in chunks decoded as they come."""
+    from userctl.desired.reader import MAX_DOCUMENT_BYTES, bounded_chunks
+
+    with bounded_chunks(
+        path,
+        MAX_DOCUMENT_BYTES,
+        what="saved plan",
+        advice="it is not one `plan --out` wrote",
+    ) as chunks:
+        yield _decoded(chunks)
 
 
 def _decoded(chunks: Iterator[bytes]) -> Iterator[str]:

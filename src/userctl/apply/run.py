@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 
 from userctl import clock
 from userctl.apply.given import GivenCode
-from userctl.apply.planning import plan_from_file, plan_options, read_plan_file
+from userctl.apply.planning import held_saved, plan_from_file, plan_options, read_plan_file
 from userctl.apply.transaction import (
     ApplyResult,
     ApproveResult,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from userctl.apply.outbox import Letterhead, SendReport, SmtpTarget
+    from userctl.replan import HeldPlan
 
 # Clocks of the planning and the applying machine may disagree a little.
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -115,6 +116,10 @@ def _plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
         )
     require_current(engine)
     saved = read_saved_plan(source.plan_file, source.organization, now, source.max_age_days)
+    if source.path is not None:
+        # The saved changes are let go of before the file is planned (replan.same_plan).
+        held = held_saved(saved, source.plan_file)
+        held.plan = saved = saved.without_changes()
     saved_reason = saved.options.get("reason")
     if source.reason is not None and source.reason != saved_reason:
         raise UsageError(
@@ -131,21 +136,24 @@ def _plan_to_apply(engine: "Engine", source: Source, now: dt.datetime) -> Plan:
             saved.options.get("operator"),
             saved_reason,
         )
-        _refuse_unless_file_plans_to(engine, saved, source, as_saved, now)
+        del saved
+        _refuse_unless_file_plans_to(engine, held, source, as_saved, now)
+        return held.plan
     return saved
 
 
 def _refuse_unless_file_plans_to(
-    engine: "Engine", saved: Plan, source: Source, options: PlanOptions, now: dt.datetime
+    engine: "Engine", held: "HeldPlan", source: Source, options: PlanOptions, now: dt.datetime
 ) -> None:
     """The pipeline's guarantee: what is applied is what was reviewed, and no more than the merged
-    file says. An artifact from a pull request's own CI job cannot carry anything else."""
+    file says. An artifact from a pull request's own CI job cannot carry anything else. `held`
+    then holds the plan to apply (replan.same_plan)."""
     from userctl.replan import same_plan
 
     assert source.path is not None
-    why = same_plan(saved, plan_from_file(engine, source.path, options, source.organization, now))
+    why = same_plan(held, plan_from_file(engine, source.path, options, source.organization, now))
     if why is not None:
-        _refuse_if_stale(engine, saved)
+        _refuse_if_stale(engine, held.plan)
         raise Refused(
             f"{source.plan_file} does not match {source.path} on this branch: {why}. Nothing was "
             f"written: plan {source.path} again and have that plan reviewed"
@@ -163,9 +171,19 @@ def _refuse_if_stale(engine: "Engine", saved: Plan) -> None:
     check_preconditions(saved, live)
 
 
+def held(plan: Plan, plan_file: str | None) -> "HeldPlan":
+    """`plan` held for apply or approve (replan.HeldPlan): read from `plan_file`, its changes are
+    let go of while they are re-derived; made in this process (None), they are kept."""
+    if plan_file is not None:
+        return held_saved(plan, plan_file)
+    from userctl.replan import HeldPlan
+
+    return HeldPlan.kept(plan)
+
+
 def apply_now(
     engine: "Engine",
-    plan: Plan,
+    plan: "Plan | HeldPlan",
     operator: str,
     given: GivenCode,
     *,
@@ -192,7 +210,7 @@ def apply_now(
 
 def approve_now(
     engine: "Engine",
-    plan: Plan,
+    plan: "Plan | HeldPlan",
     operator: str,
     given: GivenCode,
     *,

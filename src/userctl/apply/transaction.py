@@ -23,7 +23,7 @@ from userctl.errors import (
 )
 from userctl.plan import Plan, organization_address, parse_address, required_permissions
 from userctl.planner import PlanOptions, policy_findings
-from userctl.replan import check_rederived
+from userctl.replan import HeldPlan, check_rederived
 from userctl.simulate import apply_changes
 from userctl.state import LiveState, fingerprint, given_email
 
@@ -107,7 +107,7 @@ def _fingerprint_of(live: LiveState, address: str) -> str:
 
 def apply_plan(
     engine: "Engine",
-    plan: Plan,
+    plan: Plan | HeldPlan,
     operator: str,
     *,
     otp_code: str | None,
@@ -117,18 +117,21 @@ def apply_plan(
     code_read_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> ApplyResult:
-    """`code_read_at`: when the command read `otp_code` (default `now`); it is judged then."""
+    """`code_read_at`: when the command read `otp_code` (default `now`); it is judged then.
+    A HeldPlan holds the plan applied once it is (see replan.HeldPlan)."""
     from userctl.apply import otp
 
     operator = given_email(operator)
-    refuse_blocked(plan)
+    held = plan if isinstance(plan, HeldPlan) else HeldPlan.kept(plan)
+    del plan  # the holder's is the one reference kept: re-deriving lets go of its changes
+    refuse_blocked(held.plan)
     return otp.locked_write(
         engine,
-        plan.organization,
+        held.plan.organization,
         lambda conn, org_id: _apply_locked(
             conn,
             org_id,
-            plan,
+            held,
             operator,
             otp_code,
             allow_mass_removal,
@@ -151,7 +154,7 @@ def refuse_blocked(plan: Plan) -> None:
 
 def approve_plan(
     engine: "Engine",
-    plan: Plan,
+    plan: Plan | HeldPlan,
     operator: str,
     otp_code: str,
     *,
@@ -166,12 +169,16 @@ def approve_plan(
     from userctl.apply.operators import load_operator
     from userctl.db.snapshot import read_live_state
 
-    refuse_blocked(plan)
+    held = plan if isinstance(plan, HeldPlan) else HeldPlan.kept(plan)
+    del plan  # the holder's is the one reference kept: re-deriving lets go of its changes
+    refuse_blocked(held.plan)
+    organization = held.plan.organization
 
     def approve(conn: "Connection", org_id: int) -> ApproveResult:
-        live = read_live_state(conn, plan.organization)
-        check_preconditions(plan, live)
-        check_rederived(plan, live, now.date())
+        live = read_live_state(conn, organization)
+        check_preconditions(held.plan, live)
+        check_rederived(held, live, now.date())
+        plan = held.plan
         me = load_operator(
             conn, org_id, operator, required_permissions(plan.active_changes), now=now
         )
@@ -203,9 +210,7 @@ def approve_plan(
             at=now,
         )
 
-    return otp.locked_write(
-        engine, plan.organization, approve, now=now, lock_timeout_s=lock_timeout_s
-    )
+    return otp.locked_write(engine, organization, approve, now=now, lock_timeout_s=lock_timeout_s)
 
 
 def _refuse_blocking_hygiene(
@@ -233,7 +238,7 @@ def _refuse_blocking_hygiene(
 def _apply_locked(
     conn: "Connection",
     org_id: int,
-    plan: Plan,
+    held: HeldPlan,
     operator: str,
     otp_code: str | None,
     allow_mass_removal: bool,
@@ -247,7 +252,7 @@ def _apply_locked(
     from userctl.db.executor import Executor
     from userctl.db.snapshot import lock_rows, read_live_state
 
-    changes = plan.active_changes
+    plan = held.plan
     digest = plan.digest  # a hash over the whole plan: computed once, not once per audit event
     # The rows the preconditions name are locked before they are read: a row the platform
     # is changing is waited for (within --lock-timeout), and its committed value is what the
@@ -257,7 +262,10 @@ def _apply_locked(
         lock_rows(conn, org_id, _touched(plan))
     live = read_live_state(conn, plan.organization)
     check_preconditions(plan, live)
-    check_rederived(plan, live, now.date())
+    del plan  # re-deriving lets go of the saved changes; the holder then holds the planner's
+    check_rederived(held, live, now.date())
+    plan = held.plan
+    changes = plan.active_changes
     if not changes:
         return ApplyResult(
             applied=0,

@@ -27,7 +27,7 @@ import enum
 import re
 from typing import Any, Final
 
-from userctl.desired.fast_yaml import at_node_start
+from userctl.desired.fast_yaml import uncommented
 from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, mixed_scripts, text_problem
@@ -77,7 +77,7 @@ def screen(data: bytes) -> Screen:
         return Screen.WALK
     if _BLANK_LINE.search(data) or b"${" in data or (carriage_return and _LONE_CR.search(data)):
         return Screen.WALK
-    if (b"|" in data or b">" in data) and at_node_start(data, _BLOCK_HEADER):
+    if (b"|" in data or b">" in data) and uncommented(data, _BLOCK_HEADER, node_start=True):
         return Screen.WALK
     return Screen.EMAILS if rest else Screen.CLEAN
 

@@ -93,11 +93,8 @@ def check(value: dict[str, Any], data: bytes, marks: Marks) -> list[Problem]:
         found += _mixed_names(value, {(path, key) for path, key, _ in found})
     else:
         found = _emails(value)
-    problems: list[Problem] = []
-    for path, key, message in found:
-        line, col = marks.position(path, key=key)
-        problems.append(Problem(message, path, line=line, col=col))
-    return problems
+    located = ((message, path, marks.position(path, key=key)) for path, key, message in found)
+    return [Problem(message, path, line=line, col=col) for message, path, (line, col) in located]
 
 
 _Found = list[tuple[Path, bool, str]]  # (path, at the key, message)

@@ -67,12 +67,13 @@ _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
 _BLANKS: Final = re.compile(r"[ \t]*")
 
 _FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
-_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))", re.A)  # at column 0: a marker
 
 
 @functools.cache
 def _less(indent: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{indent - 1}}}+[^ \r\n])")
+    """The line break before a line less indented (at column 0, a document marker)."""
+    less = rf" {{0,{indent - 1}}}+[^ \r\n]" if indent else r"(?:---|\.\.\.)(?:\s|\Z)"
+    return re.compile(rf"\n(?={less})", re.A)
 
 
 @functools.cache
@@ -160,7 +161,7 @@ class _Scanner:
         return self.t.startswith(("---", "..."), i) and self.col(i) == 0 and self.blank(i + 3)
 
     def stream(self) -> None:
-        t, i, documents = self.t, self.skip(0), 0
+        t, i = self.t, self.skip(0)
         while i < self.n:
             if t[i] == "%" and self.col(i) == 0:
                 self.directive = i if self.directive is None else self.directive
@@ -169,8 +170,7 @@ class _Scanner:
             if t.startswith("...", i) and self.marker(i):
                 i = self.skip(i + 3)
                 continue
-            documents += 1
-            if documents > 1:
+            if self.events:  # a document is read already
                 self.second = i
                 return
             explicit = t.startswith("---", i) and self.marker(i)
@@ -345,7 +345,7 @@ class _Scanner:
         digit, start = header.group(1) or header.group(2), header.end()
         first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
         indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
-        after = _LESS_INDENTED.search(t, start) if indent == 0 else _less(indent).search(t, start)
+        after = _less(indent).search(t, start)
         end = after.start() + 1 if after else self.n
         self.events.append(("s", at, props, t[j], None, end))
         return end
@@ -475,9 +475,7 @@ class SourceMap:
     def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
         if isinstance(node, dict) and isinstance(step, str):
             real = self._resolve_key(node, step)
-            if real is None:
-                return None
-            return self._index(node)[real], node[real]
+            return None if real is None else (self._index(node)[real], node[real])
         if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
             return step, node[step]
         return None
@@ -550,20 +548,18 @@ class _Aligner:
         if value is _UNKNOWN and kind in "{[":
             self.path = path
             for index in itertools.count():
-                if self.events[self.i][0] == "]":
+                child = self.events[self.i]
+                if child[0] == "]":
                     break
-                if kind == "[":
-                    self.node(_UNKNOWN, (*path, index))
-                    continue
-                name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
-                kind_of_key, key_at = self.events[self.i][:2]
-                if kind_of_key in "{[":  # a key yaml_rs could not hold (unhashable)
-                    complex_key = "a mapping" if kind_of_key == "{" else "a list"
+                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
+                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
+                    complex_key = _describe_complex({} if child[0] == "{" else [])
                     self.problem(
-                        f"keys must be plain strings, not {complex_key}", key_at, (*path, "?")
+                        f"keys must be plain strings, not {complex_key}", child[1], (*path, "?")
                     )
-                self.node(_UNKNOWN, (*path, name or "?"), key=True)
-                self.node(_UNKNOWN, (*path, name or "?"))
+                if kind == "{":
+                    self.node(_UNKNOWN, (*path, step), key=True)
+                self.node(_UNKNOWN, (*path, step))
             self.i += 1
             return at
         if kind == "s":
@@ -627,14 +623,11 @@ class _Aligner:
             plain_key = quick and event[0] == "s" and key == event[4] and not event[2]
             if plain_key and key != "<<" and key not in AMBIGUOUS_BOOLEANS:
                 self.i += 1  # a plain key no rule concerns (most keys): marked inline
-                marks.append(event[1])
-                marks.append(self.node(value[key], (*path, key)))
-                self.note_raw(value, key, value[key])
-                names[key] = None
-                continue
-            shown = self.shown_key(event, key)
-            at = self.node(key, (*path, shown), key=True)
-            seen[key if name is _NO_KEY else name] = at
+                at, shown = event[1], key
+            else:
+                shown = self.shown_key(event, key)
+                at = self.node(key, (*path, shown), key=True)
+                seen[key if name is _NO_KEY else name] = at
             if not isinstance(key, str):
                 plain = event[4] if event[0] == "s" and event[3] == "" else None
                 if event[0] == "s" and plain:
@@ -739,23 +732,21 @@ def parse_marked(
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
     if misread is None and not scanner.events:  # no document: directives and markers at most
         return refused(at(0, _SAY[""]))
-    if read is None and misread is None:
+    if read is None:
+        if misread is not None:
+            return refused(at(misread, UNREADABLE))
         read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
-    if read is None or not read.accepted and not read.duplicates:
-        if read is not None and misread is None:
-            if read.refusal is None or any(event[0] == "*" for event in scanner.events):
-                # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value
-                # and no reason (a mapping or list as a key, which Python cannot hold): the
-                # format refuses each, and says so where it is.
-                walk = _Aligner(scanner.events, text, False, sourcemap)
-                with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                    walk.node(_UNKNOWN, ())
-                if walk.problems:
-                    return refused(*walk.problems)
-        refusal = read.refusal if read is not None else None
-        return refused(
-            refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
-        )
+    if not read.accepted and not read.duplicates:
+        if misread is None and (read.refusal is None or any(e[0] == "*" for e in scanner.events)):
+            # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
+            # no reason (a mapping or list as a key, which Python cannot hold): the format
+            # refuses each, and says so where it is.
+            walk = _Aligner(scanner.events, text, False, sourcemap)
+            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
+                walk.node(_UNKNOWN, ())
+            if walk.problems:
+                return refused(*walk.problems)
+        return refused(read.refusal or at(misread or 0, "YAML syntax error"))
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
     aligner = _Aligner(scanner.events, text, read.duplicates, sourcemap)

@@ -153,10 +153,6 @@ class _Scanner:
     def blank(self, i: int) -> bool:
         return i >= self.n or self.t[i] in " \t\r\n"
 
-    def indicator(self, i: int) -> bool:
-        """Whether a ':' at `i` in flow style is a value indicator (not the start of a scalar)."""
-        return self.t[i] == ":" and (self.blank(i + 1) or self.t[i + 1] in ",[]{}")
-
     def marker(self, i: int) -> bool:
         return self.t.startswith(("---", "..."), i) and self.col(i) == 0 and self.blank(i + 3)
 
@@ -215,10 +211,13 @@ class _Scanner:
             self.open(None, start, ())
             c = self.col(start)
             return self.block_map(c, self.value(c, colon + 1))
+        kind, at, props, *rest = self.events[index]
         if own:
-            kind, _, _, *rest = self.events[index]
-            self.events[index] = (kind, own[0][0], own + props, *rest)
-        return self.more_plain(index, parent, end)
+            at, props = own[0][0], own + props
+        if rest[:1] == [""] and (more := self.go_on(end, parent)) != end:
+            rest, end = ["", None, more], more  # a plain scalar's further lines
+        self.events[index] = (kind, at, props, *rest)
+        return end
 
     def properties(self, j: int) -> tuple[tuple[tuple[int, str], ...], int]:
         """The anchors and tags at `j`, and where what they decorate starts."""
@@ -279,20 +278,12 @@ class _Scanner:
         leaves a nested one on lines of its own for later: to the next line at most `c` columns
         in (a block node's lines all stand right of it), where the next entry starts."""
         j = self.skip(i)
-        if self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0:
-            if not self.ends(j, c, True):
-                found = _next_entry(c).search(self.t, j)
-                self.events.append(("~", j, i, c))
-                return found.start() if found else self.n
+        shallow = self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0
+        if shallow and not self.ends(j, c, True):
+            found = _next_entry(c).search(self.t, j)
+            self.events.append(("~", j, i, c))
+            return found.start() if found else self.n
         return self.node(c, i, True)
-
-    def more_plain(self, index: int, parent: int, end: int) -> int:
-        """A plain scalar's further lines (block context), which stand right of `parent`."""
-        event = self.events[index]
-        if event[0] == "s" and event[3] == "" and (more := self.go_on(end, parent)) != end:
-            self.events[index] = (*event[:4], None, more)
-            return more
-        return end
 
     def go_on(self, end: int, parent: int | None) -> int:
         """Where a plain scalar whose first line ends at `end` ends: flow style (`parent` None)
@@ -380,7 +371,8 @@ class _Scanner:
         t = self.t
         props, k = self.properties(k)
         k = self.skip(k)
-        if t[k] in ",]}" or self.indicator(k):
+        # a ':' that is a value indicator (not the start of a scalar): an empty node
+        if t[k] in ",]}" or t[k] == ":" and (self.blank(k + 1) or t[k + 1] in ",[]{}"):
             self.events.append(("s", props[0][0] if props else k, props, "", "", k))
             return k
         if t[k] in "*\"'[{":
@@ -553,10 +545,8 @@ class _Aligner:
                     break
                 step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
                 if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
-                    complex_key = _describe_complex({} if child[0] == "{" else [])
-                    self.problem(
-                        f"keys must be plain strings, not {complex_key}", child[1], (*path, "?")
-                    )
+                    what = "a mapping" if child[0] == "{" else "a list"
+                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
                 if kind == "{":
                     self.node(_UNKNOWN, (*path, step), key=True)
                 self.node(_UNKNOWN, (*path, step))
@@ -628,12 +618,10 @@ class _Aligner:
                 shown = self.shown_key(event, key)
                 at = self.node(key, (*path, shown), key=True)
                 seen[key if name is _NO_KEY else name] = at
-            if not isinstance(key, str):
-                plain = event[4] if event[0] == "s" and event[3] == "" else None
-                if event[0] == "s" and plain:
-                    message = f'keys must be strings: write "{plain}" in quotes'
-                else:
-                    message = f"keys must be plain strings, not {_describe_complex(key)}"
+            if not isinstance(key, str):  # shown: as written if plain, else <what it is>
+                message = f"keys must be plain strings, not {shown[1:-1]}"
+                if shown[0] != "<":
+                    message = f'keys must be strings: write "{shown}" in quotes'
                 self.problem(message, at, (*path, shown))
             marks.append(at)
             marks.append(self.node(value[key], (*path, shown)))

@@ -515,7 +515,7 @@ def test_a_block_scalars_header_has_every_string_looked_at(text: str) -> None:
 
 
 def test_a_comment_that_reads_like_a_header_costs_no_look() -> None:
-    # What stands in a comment is no block's header (fast_yaml.at_node_start skips comments).
+    # What stands in a comment is no block's header (fast_yaml.uncommented skips comments).
     assert characters.screen(b"[a, b]\n# k: |\n") is characters.Screen.CLEAN
 
 

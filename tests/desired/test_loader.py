@@ -423,6 +423,26 @@ def test_indicators_inside_scalars_are_not_suspicious(text: str) -> None:
     assert fast_yaml.suspicion(text.encode()) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("organization: &o\n  acme\n", "anchors (&o) are not allowed"),
+        ("organization: !!str\n  # a comment\n  acme\n", "tags (!!str) are not allowed"),
+        ("organization: !!str\n  &o\n  acme\n", "tags (!!str) are not allowed"),
+    ],
+)
+def test_a_property_on_a_line_of_its_own_is_refused_and_marks_its_node(
+    text: str, said: str
+) -> None:
+    # The scalar it decorates starts on a later line: the property still counts, and the node's
+    # place is the property's (where the value begins as written).
+    marked = parse_marked(text)
+    assert marked.value == {"organization": "acme"}
+    assert [(p.line, p.col) for p in marked.problems][:1] == [(1, 15)]
+    assert said in marked.problems[0].message
+    assert marked.sourcemap.position(("organization",)) == (1, 15)
+
+
 _NUMBERISH = st.text(alphabet="0123456789_+-.eExXoObBaAfFiInNlLuU~", min_size=1, max_size=8)
 
 

@@ -27,7 +27,7 @@ import enum
 import re
 from typing import Any, Final
 
-from userctl.desired.fast_yaml import at_node_start
+from userctl.desired.fast_yaml import uncommented
 from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, mixed_scripts, text_problem
@@ -77,7 +77,7 @@ def screen(data: bytes) -> Screen:
         return Screen.WALK
     if _BLANK_LINE.search(data) or b"${" in data or (carriage_return and _LONE_CR.search(data)):
         return Screen.WALK
-    if (b"|" in data or b">" in data) and at_node_start(data, _BLOCK_HEADER):
+    if (b"|" in data or b">" in data) and uncommented(data, _BLOCK_HEADER, node_start=True):
         return Screen.WALK
     return Screen.EMAILS if rest else Screen.CLEAN
 
@@ -93,11 +93,8 @@ def check(value: dict[str, Any], data: bytes, marks: Marks) -> list[Problem]:
         found += _mixed_names(value, {(path, key) for path, key, _ in found})
     else:
         found = _emails(value)
-    problems: list[Problem] = []
-    for path, key, message in found:
-        line, col = marks.position(path, key=key)
-        problems.append(Problem(message, path, line=line, col=col))
-    return problems
+    located = ((message, path, marks.position(path, key=key)) for path, key, message in found)
+    return [Problem(message, path, line=line, col=col) for message, path, (line, col) in located]
 
 
 _Found = list[tuple[Path, bool, str]]  # (path, at the key, message)

@@ -72,26 +72,21 @@ def suspicion(data: bytes) -> str | None:
         second_look = _SECOND_LOOK.get(byte)
         if second_look is not None and second_look.search(data):
             return f"contains {second_look.pattern!r}"
-    if (ord("|") in found or ord(">") in found) and at_node_start(data, _ODD_BLOCK):
+    if (ord("|") in found or ord(">") in found) and uncommented(data, _ODD_BLOCK, node_start=True):
         return "has | or > where a node starts, not as a block scalar's header"
     if found & _INDICATORS and (
-        _INDICATOR_AT_START.match(data) or _uncommented(data, _INDICATOR_AT_NODE)
+        _INDICATOR_AT_START.match(data) or uncommented(data, _INDICATOR_AT_NODE)
     ):
         return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
-    if _AMBIGUOUS_AT_START.match(data) or any(_uncommented(data, p) for p in _AMBIGUOUS):
+    if _AMBIGUOUS_AT_START.match(data) or any(uncommented(data, p) for p in _AMBIGUOUS):
         return "has a plain ambiguous boolean"
     return None
 
 
-def at_node_start(data: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Whether `pattern` matches, not in a comment, somewhere a node can start: at the start of the
-    text or of a line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks. Elsewhere
-    (inside a scalar) an indicator is text."""
-    return _uncommented(data, pattern, node_start=True)
-
-
-def _uncommented(data: bytes, pattern: re.Pattern[bytes], *, node_start: bool = False) -> bool:
-    """Whether `pattern` matches outside comments (`node_start`: where a node can start)."""
+def uncommented(data: bytes, pattern: re.Pattern[bytes], *, node_start: bool = False) -> bool:
+    """Whether `pattern` matches outside comments; `node_start`: somewhere a node can start, at the
+    start of the text or of a line's content, or after `:`, `,`, `[`, `{`, `-` or `?` and blanks.
+    Elsewhere (inside a scalar) an indicator is text."""
     at = 0
     while (match := pattern.search(data, at)) is not None:
         i, last, at = match.start(), match.end() - 1, match.end()

@@ -96,8 +96,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class _Prefetched:
-    file: str
-    source: Source
+    source: Source  # its file named as given
     parse: fast_yaml.BackgroundParse
 
 
@@ -133,12 +132,12 @@ def _start_prefetch(file: str) -> _Prefetched | None:
         source = read_source(file)
     except (OSError, InputError):
         return None
-    return _Prefetched(file, source, fast_yaml.BackgroundParse(source.data))
+    return _Prefetched(source, fast_yaml.BackgroundParse(source.data))
 
 
 def _take_prefetched(file: str) -> _Prefetched | None:
     entry: _Prefetched | None = getattr(_prefetch, "entry", None)
-    if entry is None or entry.file != file:
+    if entry is None or entry.source.file != file:
         return None
     _prefetch.entry = None  # used once: a second load in the block reads the file again
     return entry
@@ -332,7 +331,7 @@ def _read(
     and names what is wrong (`parser="precise"` always reads it so)."""
     fast = fast_yaml.parse_fast(source.data, started)
     if parser == "auto" and fast.trusted:
-        marks = _marks(source, fast)
+        marks = lazy_marks(lambda: source.text, fast.value)
         try:
             found = schema.check(fast.value, marks)
         except schema.UNCHECKABLE:
@@ -435,10 +434,7 @@ def _marks_of(file: str) -> Marks | None:
         source = read_source(file)
     except InputError:
         return None  # the file went away since it was loaded: name it, without a line
-    return _marks(source, fast_yaml.parse_fast(source.data))  # no schema run, as _read would
-
-
-def _marks(source: Source, fast: fast_yaml.Read) -> Marks:
+    fast = fast_yaml.parse_fast(source.data)  # no schema run, as _read would
     if fast.trusted:
         return lazy_marks(lambda: source.text, fast.value)
     return parse_marked(source.text, read=fast).sourcemap

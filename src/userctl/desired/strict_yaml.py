@@ -66,20 +66,14 @@ _ALIAS: Final = re.compile(r"\*[^\s,\[\]{}]*", re.A)
 _HEADER: Final = re.compile(r"[|>]([1-9]?)[-+]?([1-9]?)[ \t]*(?:#[^\n]*)?")
 _BLANKS: Final = re.compile(r"[ \t]*")
 
-
-# A plain key alone on its line, its value on the lines below (the match ends past the ':').
-_KEY_LINE: Final = re.compile(
-    r"([^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\n]*+(?::(?=\S)[^:#\n]*+)*+)(?<![ \t])"
-    r":(?=[ \t]*\r?(?:\n|\Z))",
-    re.A,
-)
 _FIRST_LINE: Final = re.compile(r"[^\n]*(?:\n[ ]*(?=\r?\n))*(?:\n([ ]*))?")
-_LESS_INDENTED: Final = re.compile(r"\n(?=(?:---|\.\.\.)(?:\s|\Z))", re.A)  # at column 0: a marker
 
 
 @functools.cache
 def _less(indent: int) -> re.Pattern[str]:
-    return re.compile(rf"\n(?= {{0,{indent - 1}}}+[^ \r\n])")
+    """The line break before a line less indented (at column 0, a document marker)."""
+    less = rf" {{0,{indent - 1}}}+[^ \r\n]" if indent else r"(?:---|\.\.\.)(?:\s|\Z)"
+    return re.compile(rf"\n(?={less})", re.A)
 
 
 @functools.cache
@@ -100,16 +94,19 @@ _PLAIN_FLOW: Final = _plain(r"[^\s,\[\]{}:#]|:(?=[^\s,\[\]{}])")
 
 _QUOTED_LINE: Final = r"\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\n]|'')*+'"
 _PLAIN_LINE: Final = rf"(?![-?:]\s|[\s#'\"&!*|>%@`,\[\]{{}}])(?:{_PLAIN_BLOCK.pattern})"
+# A plain key without '#': its words read by possessive runs (faster than _PLAIN_LINE's).
+_PLAIN_KEY: Final = r"[^\s#'\"&!*?|>%@`,\[\]{}:-][^:#\r\n]*+(?::(?=\S)[^:#\r\n]*+)*+(?<![ \t])"
 
 
 @functools.cache
 def _simple_entry(c: int) -> re.Pattern[str]:
-    """Most lines of a file: `key: value` on one line, a plain key and a plain or quoted value, the
-    next line no further right than `c` (so the value does not go on there). One match reads such
-    an entry of a block mapping at column `c` (group 1: the key, group 2: the value)."""
+    """Most lines of a file: a plain key and, on its line, a plain or quoted value, the next line
+    no further right than `c` (so the value does not go on there), or nothing (the value is on the
+    lines below). One match reads such an entry of a block mapping at column `c` (group 1: the
+    key, group 2: the value if on the line; the match ends past the ':' if not)."""
     return re.compile(
-        rf"({_PLAIN_LINE}):[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
-        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)",
+        rf"({_PLAIN_KEY}):(?:[ ]+({_PLAIN_LINE}|{_QUOTED_LINE})"
+        rf"[ \t]*+(?:(?<=[ \t])#[^\n]*+)?(?=\r?\n {{0,{c}}}\S|\s*\Z)|(?=[ \t]*\r?(?:\n|\Z)))",
         re.A,
     )
 
@@ -128,10 +125,6 @@ class _Misread(Exception):
 
 
 class _TooDeep(_Misread):
-    pass
-
-
-class _Empty(_Misread):
     pass
 
 
@@ -160,15 +153,11 @@ class _Scanner:
     def blank(self, i: int) -> bool:
         return i >= self.n or self.t[i] in " \t\r\n"
 
-    def indicator(self, i: int) -> bool:
-        """Whether a ':' at `i` in flow style is a value indicator (not the start of a scalar)."""
-        return self.t[i] == ":" and (self.blank(i + 1) or self.t[i + 1] in ",[]{}")
-
     def marker(self, i: int) -> bool:
         return self.t.startswith(("---", "..."), i) and self.col(i) == 0 and self.blank(i + 3)
 
     def stream(self) -> None:
-        t, i, documents = self.t, self.skip(0), 0
+        t, i = self.t, self.skip(0)
         while i < self.n:
             if t[i] == "%" and self.col(i) == 0:
                 self.directive = i if self.directive is None else self.directive
@@ -177,14 +166,11 @@ class _Scanner:
             if t.startswith("...", i) and self.marker(i):
                 i = self.skip(i + 3)
                 continue
-            documents += 1
-            if documents > 1:
+            if self.events:  # a document is read already
                 self.second = i
                 return
             explicit = t.startswith("---", i) and self.marker(i)
             i = self.skip(self.node(-1, i + 3 if explicit else i))
-        if not documents:
-            raise _Empty(0)
 
     # -- block context ----------------------------------------------------------------------------
 
@@ -215,7 +201,7 @@ class _Scanner:
         if t[j] in "-?:" and self.blank(j + 1):
             kind = "[" if t[j] == "-" else "{"
             self.open(kind, own[0][0] if own else j, own)
-            return self.block_seq(c, j) if kind == "[" else self.block_map(c, j, None)
+            return self.block_seq(c, j) if kind == "[" else self.block_map(c, self.entry(c, j))
         index = len(self.events)
         end = self.inline(j, props, parent)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
@@ -223,11 +209,15 @@ class _Scanner:
             start = props[0][0] if props else j
             self.events.insert(index, ("{", own[0][0] if own else start, own))
             self.open(None, start, ())
-            return self.block_map(self.col(start), colon + 1, index)
+            c = self.col(start)
+            return self.block_map(c, self.value(c, colon + 1))
+        kind, at, props, *rest = self.events[index]
         if own:
-            kind, _, _, *rest = self.events[index]
-            self.events[index] = (kind, own[0][0], own + props, *rest)
-        return self.more_plain(index, parent, end)
+            at, props = own[0][0], own + props
+        if rest[:1] == [""] and (more := self.go_on(end, parent)) != end:
+            rest, end = ["", None, more], more  # a plain scalar's further lines
+        self.events[index] = (kind, at, props, *rest)
+        return end
 
     def properties(self, j: int) -> tuple[tuple[tuple[int, str], ...], int]:
         """The anchors and tags at `j`, and where what they decorate starts."""
@@ -245,29 +235,27 @@ class _Scanner:
             if j >= self.n or self.marker(j) or self.col(j) != c or not self.is_entry(j):
                 return self.close(end)
 
-    def block_map(self, c: int, j: int, first: int | None) -> int:
-        """A block mapping at column `c`; `first`: its first key is read already (the index of
-        its start event), and `j` is past that key's ':'."""
+    def block_map(self, c: int, end: int) -> int:
+        """A block mapping at column `c`, whose first entry is read up to `end`."""
         simple, events = _simple_entry(c), self.events
         while True:
-            line = simple.match(self.t, j) if first is None and not self.shallow else None
-            if line is not None:
-                end, v = line.end(2), line.start(2)
-                events.append(("s", j, (), "", line.group(1), line.end(1)))
-                quote = self.t[v] if self.t[v] in "\"'" else ""
-                events.append(("s", v, (), quote, None if quote else line.group(2), end))
-            else:
-                end = self.value(c, j) if first is not None else self.entry(c, j)
-            first, j = None, self.skip(end)
+            j = self.skip(end)
             if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
                 return self.close(end)
+            line = simple.match(self.t, j)
+            if line is not None:
+                events.append(("s", j, (), "", line.group(1), line.end(1)))
+                end, v = line.end(2), line.start(2)
+                if v < 0:  # the value on the lines below
+                    end = self.value(c, line.end())
+                else:
+                    quote = self.t[v] if self.t[v] in "\"'" else ""
+                    events.append(("s", v, (), quote, None if quote else line.group(2), end))
+            else:
+                end = self.entry(c, j)
 
     def entry(self, c: int, j: int) -> int:
         t = self.t
-        key = _KEY_LINE.match(t, j) if self.shallow and self.depth >= 2 else None
-        if key is not None:  # most entries a shallow reading meets (a user's email): one match
-            self.events.append(("s", j, (), "", key.group(1), key.end(1)))
-            return self.value(c, key.end())
         if t[j] == "?" and self.blank(j + 1):
             end = self.node(c, j + 1)
             k = self.skip(end)
@@ -290,31 +278,29 @@ class _Scanner:
         leaves a nested one on lines of its own for later: to the next line at most `c` columns
         in (a block node's lines all stand right of it), where the next entry starts."""
         j = self.skip(i)
-        if self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0:
-            if not self.ends(j, c, True):
-                found = _next_entry(c).search(self.t, j)
-                self.events.append(("~", j, i, c))
-                return found.start() if found else self.n
+        shallow = self.shallow and self.depth >= 2 and self.t.find("\n", i, j) >= 0
+        if shallow and not self.ends(j, c, True):
+            found = _next_entry(c).search(self.t, j)
+            self.events.append(("~", j, i, c))
+            return found.start() if found else self.n
         return self.node(c, i, True)
 
-    def more_plain(self, index: int, parent: int, end: int) -> int:
-        """A plain scalar's further lines (block context), which stand right of `parent`."""
-        event, t = self.events[index], self.t
-        if event[0] != "s" or event[3] != "":
-            return end
+    def go_on(self, end: int, parent: int | None) -> int:
+        """Where a plain scalar whose first line ends at `end` ends: flow style (`parent` None)
+        or block style, its lines then on lines of their own right of `parent`."""
+        t, plain = self.t, _PLAIN_FLOW if parent is None else _PLAIN_BLOCK
         while True:
-            j = _SKIP.match(t, end).end()  # type: ignore[union-attr]
-            if t.find("#", end, j) >= 0 or j >= self.n or self.ends(j, parent, False):
-                break
-            if t.find("\n", end, j) < 0:
-                break
-            line = _PLAIN_BLOCK.match(t, j)
+            j = self.skip(end)
+            if (
+                t.find("#", end, j) >= 0
+                or parent is not None
+                and (j >= self.n or self.ends(j, parent, False) or t.find("\n", end, j) < 0)
+            ):
+                return end
+            line = plain.match(t, j)
             if line is None or line.end() == j:
-                break
+                return end
             end = line.end()
-        if end != event[5]:
-            self.events[index] = (*event[:4], None, end)
-        return end
 
     # -- nodes written inline, and flow context ---------------------------------------------------
 
@@ -350,7 +336,7 @@ class _Scanner:
         digit, start = header.group(1) or header.group(2), header.end()
         first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
         indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
-        after = _LESS_INDENTED.search(t, start) if indent == 0 else _less(indent).search(t, start)
+        after = _less(indent).search(t, start)
         end = after.start() + 1 if after else self.n
         self.events.append(("s", at, props, t[j], None, end))
         return end
@@ -363,28 +349,16 @@ class _Scanner:
         while k < self.n and t[k] != close:
             start, index = k, len(self.events)
             explicit = t[k] == "?" and self.blank(k + 1)
-            if explicit:
-                k = self.skip(k + 1)
-            if self.indicator(k) or (explicit and t[k] in ",]}"):
-                self.events.append(("s", k, (), "", "", k))
-            else:
-                k = self.skip(self.flow_node(k))
+            k = self.skip(self.flow_node(self.skip(k + 1) if explicit else k))
+            pair = not is_map and (explicit or t[k : k + 1] == ":")  # a one-pair mapping
+            if pair:
+                self.events.insert(index, ("{", start, ()))
             if k < self.n and t[k] == ":":
-                if not is_map:
-                    self.events.insert(index, ("{", start, ()))
-                k = self.skip(k + 1)
-                if t[k] in ",]}":
-                    self.events.append(("s", k, (), "", "", k))
-                else:
-                    k = self.skip(self.flow_node(k))
-                if not is_map:
-                    self.events.append(("]", k))
+                k = self.skip(self.flow_node(self.skip(k + 1)))
             elif is_map or explicit:
-                if explicit and not is_map:
-                    self.events.insert(index, ("{", start, ()))
                 self.events.append(("s", k, (), "", "", k))
-                if explicit and not is_map:
-                    self.events.append(("]", k))
+            if pair:
+                self.events.append(("]", k))
             if k < self.n and t[k] == ",":
                 k = self.skip(k + 1)
             elif k < self.n and t[k] != close:
@@ -397,28 +371,23 @@ class _Scanner:
         t = self.t
         props, k = self.properties(k)
         k = self.skip(k)
-        if t[k] in ",]}" or self.indicator(k):
-            self.events.append(("s", props[0][0] if props else k, tuple(props), "", "", k))
+        # a ':' that is a value indicator (not the start of a scalar): an empty node
+        if t[k] in ",]}" or t[k] == ":" and (self.blank(k + 1) or t[k + 1] in ",[]{}"):
+            self.events.append(("s", props[0][0] if props else k, props, "", "", k))
             return k
         if t[k] in "*\"'[{":
-            return self.inline(k, tuple(props), -1)
+            return self.inline(k, props, -1)
         at = props[0][0] if props else k
         if t[k] in "|>":  # an indicator YAML forbids here, which yaml_rs takes as text
             after = _PLAIN_FLOW.match(t, k + 1)
             stop = after.end() if after else k + 1
             self.events.append(("s", at, props, "bad", None, stop))
             return stop
-        line, lines = _PLAIN_FLOW.match(t, k), 0
+        line = _PLAIN_FLOW.match(t, k)
         if line is None:
             raise _Misread(k)
-        end = line.end()
-        while True:  # a plain scalar goes on over lines in flow style
-            j = _SKIP.match(t, end).end()  # type: ignore[union-attr]
-            more = _PLAIN_FLOW.match(t, j) if t.find("#", end, j) < 0 else None
-            if more is None or more.end() == j:
-                break
-            end, lines = more.end(), lines + 1
-        self.events.append(("s", at, tuple(props), "", None if lines else line.group(), end))
+        end = self.go_on(line.end(), None)
+        self.events.append(("s", at, props, "", line.group() if end == line.end() else None, end))
         return end
 
     def open(self, kind: str | None, at: int, props: tuple[tuple[int, str], ...]) -> None:
@@ -490,10 +459,7 @@ class SourceMap:
         if not path:
             return None
         self.position(path)  # marks what leads there, which notes the text on the way
-        parent = self.value(path[:-1])
-        if not isinstance(parent, (dict, list)):
-            return None
-        step = path[-1]
+        parent, step = self.value(path[:-1]), path[-1]
         if isinstance(parent, dict) and isinstance(step, str):
             step = self._resolve_key(parent, step) or step
         return self.raw.get((id(parent), step))
@@ -501,9 +467,7 @@ class SourceMap:
     def _child(self, node: Any, step: str | int) -> tuple[int, Any] | None:
         if isinstance(node, dict) and isinstance(step, str):
             real = self._resolve_key(node, step)
-            if real is None:
-                return None
-            return self._index(node)[real], node[real]
+            return None if real is None else (self._index(node)[real], node[real])
         if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
             return step, node[step]
         return None
@@ -551,6 +515,7 @@ class _Aligner:
         self.pending = into.pending  # left for later: see lazy_marks
         self.problems: list[Problem] = []
         self.tainted: set[Path] = set()
+        self.path: Path = ()  # of the last container walked without yaml_rs's value
 
     def problem(self, message: str, at: int, path: Path, *, taint: bool = True) -> None:
         line, col = self.place(at)
@@ -573,21 +538,18 @@ class _Aligner:
             self.problem(_SAY["*"].format(event[3]), at, path)
             return at
         if value is _UNKNOWN and kind in "{[":
+            self.path = path
             for index in itertools.count():
-                if self.events[self.i][0] == "]":
+                child = self.events[self.i]
+                if child[0] == "]":
                     break
-                if kind == "[":
-                    self.node(_UNKNOWN, (*path, index))
-                    continue
-                name = self.events[self.i][4] if self.events[self.i][0] == "s" else None
-                kind_of_key, key_at = self.events[self.i][:2]
-                if kind_of_key in "{[":  # a key yaml_rs could not hold (unhashable)
-                    complex_key = "a mapping" if kind_of_key == "{" else "a list"
-                    self.problem(
-                        f"keys must be plain strings, not {complex_key}", key_at, (*path, "?")
-                    )
-                self.node(_UNKNOWN, (*path, name or "?"), key=True)
-                self.node(_UNKNOWN, (*path, name or "?"))
+                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
+                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
+                    what = "a mapping" if child[0] == "{" else "a list"
+                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
+                if kind == "{":
+                    self.node(_UNKNOWN, (*path, step), key=True)
+                self.node(_UNKNOWN, (*path, step))
             self.i += 1
             return at
         if kind == "s":
@@ -651,20 +613,15 @@ class _Aligner:
             plain_key = quick and event[0] == "s" and key == event[4] and not event[2]
             if plain_key and key != "<<" and key not in AMBIGUOUS_BOOLEANS:
                 self.i += 1  # a plain key no rule concerns (most keys): marked inline
-                marks.append(event[1])
-                marks.append(self.node(value[key], (*path, key)))
-                self.note_raw(value, key, value[key])
-                names[key] = None
-                continue
-            shown = self.shown_key(event, key)
-            at = self.node(key, (*path, shown), key=True)
-            seen[key if name is _NO_KEY else name] = at
-            if not isinstance(key, str):
-                plain = event[4] if event[0] == "s" and event[3] == "" else None
-                if event[0] == "s" and plain:
-                    message = f'keys must be strings: write "{plain}" in quotes'
-                else:
-                    message = f"keys must be plain strings, not {_describe_complex(key)}"
+                at, shown = event[1], key
+            else:
+                shown = self.shown_key(event, key)
+                at = self.node(key, (*path, shown), key=True)
+                seen[key if name is _NO_KEY else name] = at
+            if not isinstance(key, str):  # shown: as written if plain, else <what it is>
+                message = f"keys must be plain strings, not {shown[1:-1]}"
+                if shown[0] != "<":
+                    message = f'keys must be strings: write "{shown}" in quotes'
                 self.problem(message, at, (*path, shown))
             marks.append(at)
             marks.append(self.node(value[key], (*path, shown)))
@@ -754,28 +711,30 @@ def parse_marked(
     try:
         scanner.stream()
     except _TooDeep as exc:
-        return refused(at(exc.at, _TOO_DEEP, _open_path(scanner.events)))
-    except _Empty:
-        return refused(at(0, _SAY[""]))
+        # Where the scanner stopped, to the format's depth (deeper steps would only repeat `[0]`).
+        walk = _Aligner(scanner.events, text, False, sourcemap)
+        with contextlib.suppress(IndexError):  # the events stop inside the deepest container
+            walk.node(_UNKNOWN, ())
+        return refused(at(exc.at, _TOO_DEEP, walk.path[:4]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
-    if read is None and misread is None:
+    if misread is None and not scanner.events:  # no document: directives and markers at most
+        return refused(at(0, _SAY[""]))
+    if read is None:
+        if misread is not None:
+            return refused(at(misread, UNREADABLE))
         read = fast_yaml.read(text.encode("utf-8"), guarded=False)  # no deeper than MAX_DEPTH
-    if read is None or not read.accepted and not read.duplicates:
-        if read is not None and misread is None:
-            if read.refusal is None or any(event[0] == "*" for event in scanner.events):
-                # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value
-                # and no reason (a mapping or list as a key, which Python cannot hold): the
-                # format refuses each, and says so where it is.
-                walk = _Aligner(scanner.events, text, False, sourcemap)
-                with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                    walk.node(_UNKNOWN, ())
-                if walk.problems:
-                    return refused(*walk.problems)
-        refusal = read.refusal if read is not None else None
-        return refused(
-            refusal or at(misread or 0, UNREADABLE if read is None else "YAML syntax error")
-        )
+    if not read.accepted and not read.duplicates:
+        if misread is None and (read.refusal is None or any(e[0] == "*" for e in scanner.events)):
+            # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
+            # no reason (a mapping or list as a key, which Python cannot hold): the format
+            # refuses each, and says so where it is.
+            walk = _Aligner(scanner.events, text, False, sourcemap)
+            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
+                walk.node(_UNKNOWN, ())
+            if walk.problems:
+                return refused(*walk.problems)
+        return refused(read.refusal or at(misread or 0, "YAML syntax error"))
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
     aligner = _Aligner(scanner.events, text, read.duplicates, sourcemap)
@@ -827,23 +786,6 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
 
     sourcemap.reveal = reveal
     return sourcemap
-
-
-def _open_path(events: list[Event]) -> Path:
-    """Where the scanner stopped: the path of the node it was reading, to the format's depth (4
-    steps: deeper ones would only repeat `[0]`)."""
-    stack: list[list[Any]] = []  # per open container: [kind, children read, last key]
-    for event in events:
-        kind = event[0]
-        if kind == "]":
-            stack.pop()
-        elif stack and stack[-1][0] == "{" and stack[-1][1] % 2 == 0:  # a key
-            stack[-1][2] = event[4] if kind == "s" and event[4] else "?"
-        if kind in "{[":
-            stack.append([kind, 0, "?"])
-        elif stack:
-            stack[-1][1] += 1  # a node of the container read whole
-    return tuple(top[2] if top[0] == "{" else top[1] for top in stack)[:4]
 
 
 def nesting_depth(value: Any) -> int:

@@ -20,7 +20,15 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
-from userctl.plan import FINGERPRINT_SIZE, Change, Plan, planned_fingerprint
+from userctl.plan import (
+    FINGERPRINT_SIZE,
+    Action,
+    Change,
+    Kind,
+    Plan,
+    change_address,
+    planned_fingerprint,
+)
 from userctl.planner import PlanOptions, diff
 from userctl.policies import value_problem
 from userctl.printable import printable
@@ -60,10 +68,16 @@ SavedAt = Callable[[Sequence[int]], Iterator[tuple[int, Change]]]
 
 
 class ChangeName(NamedTuple):
-    """What a refusal names of a change that is let go of: its address and action."""
+    """What a refusal names of a change that is let go of: its address (from its kind and key,
+    the change's own objects, so that keeping them builds no text) and its action."""
 
-    address: str
-    action: str
+    kind: Kind
+    key: tuple[str, ...]
+    action: Action
+
+    @property
+    def address(self) -> str:
+        return change_address(self.kind, self.key)
 
 
 @dataclass(slots=True)
@@ -97,7 +111,7 @@ class HeldPlan:
         that differs is the live state moving where the preconditions do not pin it (who holds
         a role) or the day changing, so it is refused as stale, naming the change, with no need
         of the first one's data (and a refusal never calls the plan forged)."""
-        return cls(plan, None, tuple(ChangeName(c.address, c.action) for c in plan.changes))
+        return cls(plan, None, tuple(ChangeName(c.kind, c.key, c.action) for c in plan.changes))
 
 
 def check_rederived(plan: Plan | HeldPlan, live: LiveState, today: dt.date | None = None) -> None:

@@ -431,6 +431,17 @@ def policy_address(key: tuple[str, ...]) -> str:
     return f"policy[{json.dumps('.'.join(k for k in key if k), ensure_ascii=False)}]"
 
 
+def change_address(kind: Kind, key: tuple[str, ...]) -> str:
+    """The address of the change of `kind` to `key` (Change.address)."""
+    if kind == "role":
+        return role_address(key[0])
+    if kind == "user":
+        return user_address(key[0])
+    if kind == "policy":
+        return policy_address(key)
+    return assignment_address(key[0], key[1])
+
+
 _ADDRESS = re.compile(r"(user|role|bank_account|organization|policy)\[(\".*\")\]", re.DOTALL)
 
 
@@ -622,13 +633,7 @@ class Change:
 
     @property
     def address(self) -> str:
-        if self.kind == "role":
-            return role_address(self.key[0])
-        if self.kind == "user":
-            return user_address(self.key[0])
-        if self.kind == "policy":
-            return policy_address(self.key)
-        return assignment_address(self.key[0], self.key[1])
+        return change_address(self.kind, self.key)
 
     def to_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {

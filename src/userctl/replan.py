@@ -16,11 +16,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
-from userctl.plan import FINGERPRINT_SIZE, Change, Plan, planned_fingerprint
+from userctl.plan import (
+    FINGERPRINT_SIZE,
+    Action,
+    Change,
+    Kind,
+    Plan,
+    change_address,
+    planned_fingerprint,
+)
 from userctl.planner import PlanOptions, diff
 from userctl.policies import value_problem
 from userctl.printable import printable
@@ -59,6 +67,19 @@ def is_date(value: object) -> bool:
 SavedAt = Callable[[Sequence[int]], Iterator[tuple[int, Change]]]
 
 
+class ChangeName(NamedTuple):
+    """What a refusal names of a change that is let go of: its address (from its kind and key,
+    the change's own objects, so that keeping them builds no text) and its action."""
+
+    kind: Kind
+    key: tuple[str, ...]
+    action: Action
+
+    @property
+    def address(self) -> str:
+        return change_address(self.kind, self.key)
+
+
 @dataclass(slots=True)
 class HeldPlan:
     """A plan that apply (or approve) holds alone, so that it never holds two: while the planner
@@ -69,23 +90,35 @@ class HeldPlan:
     holder reads whichever plan is current. After a refusal `plan` holds no changes.
 
     `saved_at` gives back the saved changes at some positions, for a refusal worded as it always
-    was (re-read from the saved file; `kept` keeps them instead)."""
+    was (re-read from the saved file; `kept` keeps them instead). None for a plan `made` in this
+    process: `names` then words a refusal (see there)."""
 
     plan: Plan
-    saved_at: SavedAt
+    saved_at: SavedAt | None
+    names: tuple[ChangeName, ...] = ()
 
     @classmethod
     def kept(cls, plan: Plan) -> "HeldPlan":
-        """`plan` with its changes kept beside it: a plan its caller holds anyway, or one made in
-        this process, which no file gives back."""
+        """`plan` with its changes kept beside it: a plan its caller holds anyway."""
         changes = plan.changes
         return cls(plan, lambda positions: ((i, changes[i]) for i in positions))
+
+    @classmethod
+    def made(cls, plan: Plan) -> "HeldPlan":
+        """`plan`, made by the planner in this process moments before (`apply -f FILE`), held
+        with only each change's name beside its fingerprint. The planner wrote both it and the
+        re-derived plan, from the same file, and the preconditions held under the lock: a change
+        that differs is the live state moving where the preconditions do not pin it (who holds
+        a role) or the day changing, so it is refused as stale, naming the change, with no need
+        of the first one's data (and a refusal never calls the plan forged)."""
+        return cls(plan, None, tuple(ChangeName(c.kind, c.key, c.action) for c in plan.changes))
 
 
 def check_rederived(plan: Plan | HeldPlan, live: LiveState, today: dt.date | None = None) -> None:
     """Refuse `plan` (ForgedPlan) unless the planner, given the live state (and `today`, the UTC
-    date expiries are judged on), writes exactly it. A HeldPlan then holds the re-derived changes
-    (see there); a Plan is left as it is."""
+    date expiries are judged on), writes exactly it; a plan `HeldPlan.made` in this process whose
+    changes the planner no longer writes is refused as stale instead. A HeldPlan then holds the
+    re-derived changes (see there); a Plan is left as it is."""
     held = plan if isinstance(plan, HeldPlan) else HeldPlan.kept(plan)
     del plan  # from here the holder's is the only reference this frame keeps
     saved = held.plan
@@ -160,6 +193,9 @@ def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple
         for i, theirs in enumerate(derived[:stated])
         if planned_fingerprint(theirs) != fingerprints[i * size : (i + 1) * size]
     ]
+    if held.saved_at is None:
+        _refuse_moved(held.names, differing, derived)
+        return derived  # each proven, by its fingerprint, the change made moments before
     adopted = list(derived)
     for i, mine in held.saved_at(differing):
         _same_change(header, mine, derived[i])
@@ -172,6 +208,31 @@ def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple
     if stated < len(derived):
         raise _forged(header, f"it leaves out {derived[stated].address} {derived[stated].action}")
     return tuple(adopted)
+
+
+def _refuse_moved(
+    names: tuple[ChangeName, ...], differing: list[int], derived: tuple[Change, ...]
+) -> None:
+    """Refuse as stale (HeldPlan.made) a plan made in this process that the planner, re-deriving
+    it, no longer writes: the first change that differs, that it no longer writes or that it
+    now writes too, in the order `_adopted` looks for them."""
+    if differing:
+        name = names[differing[0]]
+        raise _moved(f"the planner now writes another {name.address} {name.action}")
+    if len(names) > len(derived):
+        name = names[len(derived)]
+        raise _moved(f"the planner no longer writes {name.address} {name.action}")
+    if len(names) < len(derived):
+        more = derived[len(names)]
+        raise _moved(f"the planner now also writes {more.address} {more.action}")
+
+
+def _moved(what: str) -> StalePlan:
+    return StalePlan(
+        f"the plan is stale: {printable(what)} for the live state (what the plan's rows do not "
+        "pin changed since the plan was made, such as who holds a role, or the day did). "
+        "Nothing was written; plan again."
+    )
 
 
 def same_plan(saved: Plan | HeldPlan, fresh: Plan) -> str | None:

@@ -134,6 +134,24 @@ def test_apply_of_a_saved_plan_with_its_file_never_holds_two_plans_at_once(
     assert event.plan_digest == saved["digest"]  # the reviewed plan's digest
 
 
+def test_apply_of_a_file_never_holds_its_plan_and_the_rederived_one_at_once(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apply -f FILE`: the plan made from the file moments before lets go of its changes while
+    the planner re-derives them under the lock (replan.HeldPlan.made)."""
+    added = [new_user(f"held{i:03d}@acme.co", 500 + i) for i in range(100)]
+    yaml_file = write_desired(
+        tmp_path / "users.yaml", with_users(exported(live_state(engine)), *added)
+    )
+    alive = rederiving_as(monkeypatch, _unchanged)
+
+    result = runner("apply", "-f", str(yaml_file), "--operator", org.root.email, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert len(rows_of(engine, m.User, m.User.email.like("held%"))) == 100
+    assert alive == [(100, 100)]  # the re-derived plan's creates, and not the first plan's
+
+
 def _without_last(plan: Plan) -> Plan:
     return replace(plan, changes=plan.changes[:-1])
 
@@ -250,3 +268,55 @@ def test_the_planners_changes_are_fingerprinted_as_the_digest_covers_them(
         change_fingerprint(c) for c in plan.changes
     ]
     assert b"".join(change_fingerprint(c) for c in plan.changes) == plan.fingerprints
+
+
+@pytest.mark.parametrize(
+    ("tamper", "detail"),
+    [
+        (_without_last, 'the planner no longer writes user["gone@acme.co"] delete'),
+        (_with_one_more, 'the planner now also writes user["zz-extra@acme.co"] delete'),
+        (_first_noted, "the planner now writes another assignment["),
+        (_impact_moved, 'the planner now writes another user["gone@acme.co"] delete'),
+    ],
+    ids=["planner-writes-fewer", "planner-writes-more", "a-field-differs", "impact-differs"],
+)
+def test_a_plan_made_in_this_process_that_the_planner_no_longer_writes_is_stale(
+    engine: Engine,
+    org: Org,
+    monkeypatch: pytest.MonkeyPatch,
+    tamper: Replanned,
+    detail: str,
+) -> None:
+    """`apply -f FILE` keeps of its plan only each change's name: a re-derived change that differs
+    is refused as stale (the live state or the day moved), never as forged, naming the change."""
+    now = utcnow()
+    held = run.held(make_plan(engine, drop_gone(engine)), None)
+    rederiving_as(monkeypatch, tamper)
+
+    with pytest.raises(StalePlan) as refused:
+        check_rederived(held, live_state(engine), now.date())
+
+    assert not isinstance(refused.value, ForgedPlan)
+    assert str(refused.value).startswith("the plan is stale: " + detail)
+    assert str(refused.value).endswith("Nothing was written; plan again.")
+    assert not held.plan.changes  # a refused plan holds nothing to apply
+
+
+def test_apply_of_a_file_whose_impact_moved_under_the_lock_is_refused_as_stale(
+    engine: Engine, org: Org, runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: the holders of what a delete takes away moved between planning the file and
+    re-deriving under the lock (as the planner is made to see it here): exit 4, nothing written."""
+    yaml_file = write_desired(tmp_path / "users.yaml", drop_gone(engine))
+    before = tables(engine)
+    rederiving_as(monkeypatch, _impact_moved)
+
+    result = runner("apply", "-f", str(yaml_file), "--operator", org.root.email, "--yes",
+                    "--otp-code", org.root.code())  # fmt: skip
+
+    assert result.exit_code == 4, result.output
+    assert 'the plan is stale: the planner now writes another user["gone@acme.co"] delete' in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+    assert tables(engine) == before

@@ -172,13 +172,14 @@ def _refuse_if_stale(engine: "Engine", saved: Plan) -> None:
 
 
 def held(plan: Plan, plan_file: str | None) -> "HeldPlan":
-    """`plan` held for apply or approve (replan.HeldPlan): read from `plan_file`, its changes are
-    let go of while they are re-derived; made in this process (None), they are kept."""
+    """`plan` held for apply or approve (replan.HeldPlan): its changes are let go of while they
+    are re-derived. Read from `plan_file`, a refusal reads the change it names back from there;
+    made in this process (None), it names the change by what is kept of it."""
     if plan_file is not None:
         return held_saved(plan, plan_file)
     from userctl.replan import HeldPlan
 
-    return HeldPlan.kept(plan)
+    return HeldPlan.made(plan)
 
 
 def apply_now(

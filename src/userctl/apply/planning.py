@@ -161,18 +161,11 @@ def git_commit(path: str | os.PathLike[str]) -> str | None:
 def read_plan_file(path: str) -> Plan:
     """A saved plan whose size, format and digest are right; nothing about it is trusted yet.
     Read in chunks, decoded as they come: the file is never held whole (plan.read_saved)."""
-    from userctl.desired.reader import MAX_DOCUMENT_BYTES, bounded_chunks
-
-    with bounded_chunks(
-        path,
-        MAX_DOCUMENT_BYTES,
-        what="saved plan",
-        advice="it is not one `plan --out` wrote",
-    ) as chunks:
-        try:
-            return read_saved(_decoded(chunks), source=path)
-        except UnicodeDecodeError:
-            raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
+    try:
+        with _saved_text(path) as text:
+            return read_saved(text, source=path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a saved plan (not UTF-8 text)") from None
 
 
 def held_saved(plan: Plan, path: str) -> "HeldPlan":

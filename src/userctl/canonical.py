@@ -43,17 +43,6 @@ def canonical_bytes(data: Any) -> bytes:
     return _EXACT.encode(data).encode("utf-8") if fast is None else fast
 
 
-def scalar_record_bytes(record: dict[str, Any]) -> bytes:
-    """`canonical_bytes` of a flat record whose values the caller built as str, int, bool or None
-    (audit verify's per-event payload, from typed columns), without the walk over the values:
-    the caller's types are the proof. Anything orjson refuses still goes to the json module; a
-    float would not, so none may be passed."""
-    try:
-        return orjson.dumps(record, option=_SORTED)
-    except (TypeError, orjson.JSONEncodeError):
-        return _EXACT.encode(record).encode("utf-8")
-
-
 def _fast(data: Any) -> bytes | None:
     """orjson's bytes when they are the canonical ones, else None. orjson first: it stops on a
     cycle (at its depth limit) where the walk below would not."""

@@ -307,6 +307,9 @@ class DesiredState:
     # (by the planner) be traced back to FILE:LINE:COL without the planner doing any I/O.
     origins: Mapping[tuple[str, str], str] = field(default_factory=dict)
     policies: Policies = field(default_factory=dict)
+    # Each file as messages name it -> "sha256:..." of the bytes loaded: a plan's provenance, not
+    # part of what is declared (two files that declare the same state are equal).
+    files: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def email_key(email: str) -> str:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import subprocess
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from userctl import state
@@ -83,7 +81,7 @@ def plan_from_file(
     return replace(
         planned,
         findings=findings,
-        provenance=provenance(now, file_hashes(path), git_commit(path), reads.shown),
+        provenance=provenance(now, desired.files, git_commit(path), reads.shown),
     )
 
 
@@ -122,23 +120,6 @@ def located_findings(
             else problem.file
         )
         yield replace(f, message=f"{at}: {f.message}")
-
-
-def file_hashes(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The SHA-256 of each desired-state file `path` names (a file, or a directory's *.yaml), by
-    the path as given."""
-    from userctl.desired.reader import MAX_FILE_BYTES, read_bounded
-
-    files = sorted(Path(path).glob("*.yaml")) if os.path.isdir(path) else [Path(path)]
-    # Read again after loading: bounded like the load, should the file have grown meanwhile.
-    return {
-        str(f): "sha256:"
-        + hashlib.sha256(
-            read_bounded(f, MAX_FILE_BYTES, advice="split the users across several files")
-        ).hexdigest()
-        for f in files
-        if f.is_file()
-    }
 
 
 def git_commit(path: str | os.PathLike[str]) -> str | None:

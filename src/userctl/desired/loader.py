@@ -181,7 +181,7 @@ def text_problems(text: str, file: str) -> list[Problem]:
         return [reader.too_big_desired(file, len(data))]  # the reader's own message, not a copy
     with gc_paused():  # as in load_desired
         try:
-            source = Source(file, reader.check(data, file))
+            source = Source(file, data)
         except InputError as exc:
             return list(exc.problems)
         document = _parse(source, "auto")
@@ -350,7 +350,7 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
     every problem of YAML itself and of the format's rules on YAML (strict rules, characters).
     The conformance test holds it to the YAML test suite."""
     try:
-        source = Source(file, reader.check(text.encode("utf-8"), file))
+        source = Source(file, text.encode("utf-8"))
     except InputError as exc:
         return None, list(exc.problems)
     marked, _ = _read(source, parser, mapping=False)
@@ -404,6 +404,7 @@ def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredSta
         users=typed.users,
         origins=semantic.Origins(origins, typed),
         policies=policies,
+        files={document.file: document.source.digest for document in documents},
     )
 
 

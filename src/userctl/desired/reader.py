@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -47,12 +48,18 @@ class Source:
     the bytes, and a 30 MB file's text takes 60 MB more (two bytes per character as soon as one
     is not Latin-1)."""
 
-    __slots__ = ("file", "data", "_text")
+    __slots__ = ("file", "read", "data", "_text")
 
-    def __init__(self, file: str, data: bytes) -> None:
+    def __init__(self, file: str, read: bytes) -> None:
         self.file = file  # as shown in messages: the path the user gave, or DIR/NAME.yaml
-        self.data = data  # UTF-8, without a BOM
+        self.read = read  # as read, for its digest
+        self.data = check(read, file)  # UTF-8, without a BOM
         self._text: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the very bytes parsed: a plan names the files it was made from so."""
+        return "sha256:" + hashlib.sha256(self.read).hexdigest()
 
     @property
     def text(self) -> str:
@@ -72,7 +79,7 @@ def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source
         rename = f"this file's name is not {_FS_ENCODING.upper()} text: rename it"
         raise InputError([at_start(shown, rename)]) from None
     data = read_bounded(path, MAX_FILE_BYTES, shown, advice=DESIRED_ADVICE, directory=DIRECTORY)
-    return Source(shown, check(data, shown))
+    return Source(shown, data)
 
 
 def read_bounded(

@@ -189,6 +189,17 @@ UNTYPED_SQLITE: dict[str, Tamper] = {
         2, "created_at", lambda v: v.replace(" ", "T") if isinstance(v, str) else v
     ),
     "hmac_number": _value(2, "hmac", 7),
+    # Values no event was hashed with, which the definition cannot hash: altered, not a crash.
+    "refers_to_blob": _value(3, "refers_to", b"\x01"),
+    "address_blob": _edited(2, "address", lambda v: v.encode()),
+    "before_blob": _value(2, "before", b"{}"),
+    "time_number": _value(2, "created_at", 20260301),
+}
+
+# On SQLite as migrated: what is no time, kept as text in a DATETIME column.
+EVERYWHERE_SQLITE: dict[str, Tamper] = {
+    "time_no_time": _value(2, "created_at", "garbage"),
+    "first_time_no_time": _value(1, "created_at", "2026-13-45 99:00:00"),
 }
 
 
@@ -210,10 +221,14 @@ def _json_before_undone(conn: sa.Connection) -> None:
 CASES = [
     *((name, None, tamper) for name, tamper in EVERYWHERE.items()),
     *((name, "sqlite", tamper) for name, tamper in UNTYPED_SQLITE.items()),
+    *((name, "sqlite-typed", tamper) for name, tamper in EVERYWHERE_SQLITE.items()),
     ("before_json_infinity_not_null", "postgresql", None),
 ]
 
 
+# A stream of batches left open when the scan stopped used to be closed by the collector after
+# its connection was gone ("Exception ignored ... Cannot operate on a closed database").
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize(("name", "only", "tamper"), CASES, ids=[c[0] for c in CASES])
 def test_a_tampered_value_is_judged_as_the_definition_judges_it(
     engine: Engine,
@@ -226,7 +241,7 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
     only: str | None,
     tamper: Tamper | None,
 ) -> None:
-    if only is not None and only != backend:
+    if only is not None and only.split("-")[0] != backend:
         pytest.skip(f"{name} is a tampering of {only}'s tables")
     monkeypatch.setenv(audit.ENV_KEY, KEY)
     key = chain.audit_key()
@@ -252,6 +267,8 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
         assert on_driver is None or on_driver[1].bad == slow.bad
         result = runner("audit", "verify")
         assert result.exit_code == (0 if slow.bad is None else 4), result.output
+        if slow.bad is not None:
+            assert "audit chain of acme-payments is broken: event #" in result.stderr
     finally:
         if tamper is None:
             with engine.begin() as conn:

@@ -448,3 +448,49 @@ def test_a_saved_plan_reformatted_by_a_tool_applies_as_written(
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
     [event] = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.delete"]
     assert event.plan_digest == data["digest"]
+
+
+# --- the changes' order and number are what the planner writes ---------------------------------
+
+
+def _reversed_changes(data: Data) -> None:
+    data["changes"].reverse()
+
+
+def _last_change_twice(data: Data) -> None:
+    data["changes"].append(copy.deepcopy(data["changes"][-1]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (_reversed_changes, 'user["upd@acme.co"] update is not what the planner writes'),
+        (_last_change_twice, 'user["upd@acme.co"] update is a change the planner does not write'),
+    ],
+    ids=["reversed", "last-twice"],
+)
+def test_honest_changes_reordered_or_repeated_are_refused(
+    engine: Engine,
+    org: Org,
+    runner: Runner,
+    tmp_path: Path,
+    edit: Callable[[Data], None],
+    why: str,
+) -> None:
+    """Every change as the planner writes it, but in another order, or one of them twice (the
+    digest recomputed; both still fit the live state): the re-derived change at each place is
+    compared with the saved one at that place (by fingerprint, then as data), so the plan is
+    refused, even with a valid code."""
+    desired = rename(
+        rename(exported(live_state(engine)), "calm@acme.co", "Kalm"), "upd@acme.co", "Up"
+    )
+    path = save_plan(engine, desired, tmp_path)
+    assert [c["address"] for c in json.loads(path.read_text(encoding="utf-8"))["changes"]] == [
+        user_address("calm@acme.co"),
+        user_address("upd@acme.co"),
+    ]
+    forged = forge(path, edit)
+    stderr = refused_as_forged(
+        engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
+    )
+    assert why in stderr

@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
+    ADMIN_PERMS,
+    SUPPORT,
     Org,
     apply_args,
     build_org,
+    bulk_org,
     drop_gone,
     every_change,
     exported,
@@ -305,6 +308,40 @@ def test_apply_plan_with_a_file_that_differs_by_one_user_is_refused(
     assert f"{path} does not match {merged} on this branch" in result.stderr
     assert 'user["calm@acme.co"]' in result.stderr
     assert tables(engine) == before
+
+
+def test_apply_plan_with_a_file_of_another_organization_is_refused(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
+) -> None:
+    """Two organizations in one database, alike where the plan touches them. The merged file
+    declares beta-bank; the plan handed to the merge job (from a pull request's own CI job) is
+    acme-payments' plan of the very same changes. The file plans to the same changes, rows and
+    options for its own organization, but it says nothing of acme-payments: refused, nothing
+    written."""
+    acme, root = bulk_org(factory)
+    beta = factory.org("beta-bank")
+    admin = factory.role(beta, "Admin", ADMIN_PERMS)
+    factory.role(beta, SUPPORT.name, sorted(SUPPORT.permissions), SUPPORT.description)
+    factory.operator(beta, "boss@beta.co", admin)
+    newcomer = new_user("new@acme.co", 1)
+    path = save_plan(engine, with_users(exported(live_state(engine)), newcomer), tmp_path)
+    merged = write_desired(
+        tmp_path / "users.yaml", with_users(exported(live_state(engine, "beta-bank")), newcomer)
+    )
+    planned_for_beta = runner("plan", "-f", str(merged), "--format", "json")
+    assert [c["address"] for c in json.loads(planned_for_beta.stdout)["changes"]] == [
+        user_address("new@acme.co")
+    ]
+    before = tables(engine)
+
+    result = runner(*apply_args(path, root.email), "-f", str(merged))
+
+    assert result.exit_code == 4, result.output
+    # Every plan pins its organization's row (a precondition keyed by its slug).
+    assert "the rows it depends on differ" in result.stderr
+    assert "Traceback" not in result.output
+    assert tables(engine) == before
+    assert acme != beta and not rows_of(engine, m.User, m.User.email == "new@acme.co")
 
 
 # --- --max-age ------------------------------------------------------------------------------------

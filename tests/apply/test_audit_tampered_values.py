@@ -203,33 +203,59 @@ EVERYWHERE_SQLITE: dict[str, Tamper] = {
 }
 
 
-def _json_before_postgresql(conn: sa.Connection) -> None:
-    """PostgreSQL: `before` made JSON holding each stored text as a JSON string (the driver
-    gives back the same text), the create's NULL made the number 1e999 (the driver: infinity)."""
-    conn.exec_driver_sql(
-        "ALTER TABLE audit_events ALTER COLUMN before TYPE json USING to_json(before)"
-    )
-    conn.exec_driver_sql("UPDATE audit_events SET before = '1e999'::json WHERE seq = 1")
+# PostgreSQL and MariaDB: a column retyped (and typed back after the test: the database is shared
+# by the session), as SQL (to do, to undo).
+RETYPED: dict[str, tuple[str, list[str], list[str]]] = {
+    # `before` made JSON holding each stored text as a JSON string (the driver gives back the
+    # same text), the create's NULL made the number 1e999 (the driver gives an infinity).
+    "before_json_infinity_not_null": (
+        "postgresql",
+        [
+            "ALTER TABLE audit_events ALTER COLUMN before TYPE json USING to_json(before)",
+            "UPDATE audit_events SET before = '1e999'::json WHERE seq = 1",
+        ],
+        ["ALTER TABLE audit_events ALTER COLUMN before TYPE text USING before #>> '{}'"],
+    ),
+    # Bytes where text was (the driver gives bytes for binary columns).
+    "reason_bytea": (
+        "postgresql",
+        [
+            "ALTER TABLE audit_events ALTER COLUMN reason TYPE bytea "
+            "USING convert_to(reason, 'UTF8')"
+        ],
+        [
+            "ALTER TABLE audit_events ALTER COLUMN reason TYPE text "
+            "USING convert_from(reason, 'UTF8')"
+        ],
+    ),
+    "before_blob_column": (
+        "mariadb",
+        ["ALTER TABLE audit_events MODIFY `before` BLOB NULL"],
+        ["ALTER TABLE audit_events MODIFY `before` TEXT NULL"],
+    ),
+}
 
 
-def _json_before_undone(conn: sa.Connection) -> None:
-    conn.exec_driver_sql(
-        "ALTER TABLE audit_events ALTER COLUMN before TYPE text USING before #>> '{}'"
-    )
+def _sql(statements: list[str]) -> Tamper:
+    def run(conn: sa.Connection) -> None:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+
+    return run
 
 
-CASES = [
-    *((name, None, tamper) for name, tamper in EVERYWHERE.items()),
-    *((name, "sqlite", tamper) for name, tamper in UNTYPED_SQLITE.items()),
-    *((name, "sqlite-typed", tamper) for name, tamper in EVERYWHERE_SQLITE.items()),
-    ("before_json_infinity_not_null", "postgresql", None),
+CASES: list[tuple[str, str | None, Tamper, Tamper | None]] = [
+    *((name, None, tamper, None) for name, tamper in EVERYWHERE.items()),
+    *((name, "sqlite", tamper, None) for name, tamper in UNTYPED_SQLITE.items()),
+    *((name, "sqlite-typed", tamper, None) for name, tamper in EVERYWHERE_SQLITE.items()),
+    *((name, only, _sql(do), _sql(undo)) for name, (only, do, undo) in RETYPED.items()),
 ]
 
 
 # A stream of batches left open when the scan stopped used to be closed by the collector after
 # its connection was gone ("Exception ignored ... Cannot operate on a closed database").
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize(("name", "only", "tamper"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "only", "tamper", "undo"), CASES, ids=[c[0] for c in CASES])
 def test_a_tampered_value_is_judged_as_the_definition_judges_it(
     engine: Engine,
     factory: Any,
@@ -239,7 +265,8 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
     monkeypatch: pytest.MonkeyPatch,
     name: str,
     only: str | None,
-    tamper: Tamper | None,
+    tamper: Tamper,
+    undo: Tamper | None,
 ) -> None:
     if only is not None and only.split("-")[0] != backend:
         pytest.skip(f"{name} is a tampering of {only}'s tables")
@@ -253,10 +280,7 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
             _untyped_sqlite(conn)
     try:
         with engine.begin() as conn:
-            if tamper is None:
-                _json_before_postgresql(conn)
-            else:
-                tamper(conn)
+            tamper(conn)
         with engine.connect() as conn:
             read_time = column_reader(conn, events_t.c.created_at)
             query = audit_chain_query(org)
@@ -270,6 +294,6 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
         if slow.bad is not None:
             assert "audit chain of acme-payments is broken: event #" in result.stderr
     finally:
-        if tamper is None:
+        if undo is not None:
             with engine.begin() as conn:
-                _json_before_undone(conn)
+                undo(conn)

@@ -190,6 +190,12 @@ UNTYPED_SQLITE: dict[str, Tamper] = {
         2, "created_at", lambda v: v.replace(" ", "T") if isinstance(v, str) else v
     ),
     "hmac_number": _value(2, "hmac", 7),
+    # Event #2 written twice (no unique key left to refuse it), the copy after the original.
+    "duplicated": lambda conn: conn.exec_driver_sql(
+        "INSERT INTO audit_events SELECT id + 100, "
+        + ", ".join(c.name for c in events_t.columns if c.name != "id")
+        + " FROM audit_events WHERE seq = 2"
+    ),
     # Values no event was hashed with, which the definition cannot hash: altered, not a crash.
     "refers_to_blob": _value(3, "refers_to", b"\x01"),
     "address_blob": _edited(2, "address", lambda v: v.encode()),

@@ -6,13 +6,14 @@ I/O but read USERCTL_AUDIT_KEY."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Final, Iterable, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Final, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 import orjson
 
@@ -173,8 +174,9 @@ def scan(
     events, last = 0, GENESIS
     fast = Confirmer(organization_id, key, read_time, wanted)
     bad: Bad | None = None
-    with gc_paused():
-        for batch in batches:
+    stream = iter(batches)
+    with gc_paused(), _closed_on_error(stream):
+        for batch in stream:
             events += len(batch)
             last = str(batch[-1][12])
             if bad is not None:
@@ -197,6 +199,20 @@ def scan(
     if fast.head_seq is not None:
         head_seq = fast.head_seq
     return Scanned(events, last, head_seq, bad)
+
+
+@contextlib.contextmanager
+def _closed_on_error(stream: Iterator[Any]) -> Iterator[None]:
+    """Where the scan stops on an error (a stored time the raw driver's path cannot read: it
+    falls back to SQLAlchemy's), the stream of batches is closed then, its cursor with it, while
+    its connection is still open: not later, by the collector, once the connection is gone."""
+    try:
+        yield
+    except BaseException:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        raise
 
 
 def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
@@ -229,22 +245,27 @@ def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
         return LINK
     if id_ < fast.prev_id:
         return ORDER
-    payload = event_payload(
-        fast.organization_id,
-        seq,
-        fast.hashed_time(created_at),
-        operator,
-        verified_by,
-        plan_digest,
-        action,
-        address,
-        before,
-        after,
-        prev,
-        operator_verified,
-        reason,
-        refers_to,
-    )
+    try:
+        payload = event_payload(
+            fast.organization_id,
+            seq,
+            fast.hashed_time(created_at),
+            operator,
+            verified_by,
+            plan_digest,
+            action,
+            address,
+            before,
+            after,
+            prev,
+            operator_verified,
+            reason,
+            refers_to,
+        )
+    except (TypeError, ValueError, OverflowError):
+        # A stored value no event was hashed with (bytes, a time that is no time, a refers_to
+        # that is no number): its contents cannot match its hash.
+        return HASH
     if hashlib.sha256(payload).hexdigest() != hash_:
         return HASH
     key = fast.key
@@ -278,8 +299,10 @@ class Confirmer:
     values replaced: no dict built per event, a third fewer items than the whole record, no
     sort, no bool(). The seq written is the counter (prev_seq + 1), an int, which the seq was
     just found equal to: what the definition's int(seq) gives. The text columns give str or
-    None (a BLOB, bytes, orjson refuses), for which orjson writes json's bytes; refers_to is
-    written only when an int (else the definition's int() decides). A run is reused only for
+    None (a BLOB, bytes, orjson refuses), for which orjson writes json's bytes; before and after
+    are written only when text or None (a column an operator retyped can give a float, and
+    orjson writes an infinity as null, which a NULL was hashed as); refers_to is written only
+    when an int (else the definition's int() decides). A run is reused only for
     an event whose values equal the ones it was encoded from, and only str values are cached,
     so that an equal value is a str with the same bytes (tests/core/test_chain.py changes each
     of them after hashing and watches the event found altered)."""
@@ -397,6 +420,12 @@ class Confirmer:
             ) in rows[start:] if start else rows:
                 number = prev_seq + 1
                 if seq != number or prev != prev_hash or id_ < prev_id:
+                    break
+                if (before is not None and type(before) is not str) or (
+                    after is not None and type(after) is not str
+                ):
+                    # Not text as userctl stores it: a float, say, which orjson writes its own
+                    # way (an infinity as null, the bytes a NULL before or after was hashed as).
                     break
                 if (
                     created_at != t_created

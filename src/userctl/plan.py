@@ -904,7 +904,11 @@ class _StreamedDigest:
         self.fingerprints = bytearray()
 
     def add(self, change: Change) -> None:
-        text = canonical_bytes(change.to_data())
+        self.add_data(change.to_data())
+
+    def add_data(self, data: Mapping[str, Any]) -> None:
+        """`add` of the change whose `to_data()` is `data`."""
+        text = canonical_bytes(data)
         self._hash.update(b"," + text if self._count else text)
         self.fingerprints += hashlib.sha256(text).digest()
         self._count += 1
@@ -1024,7 +1028,7 @@ def read_saved(chunks: Iterable[str], source: str = "plan") -> Plan:
         made_at(plan)  # read by --max-age: a stamp the calendar cannot hold is malformed here
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InputError([Problem(f"saved plan is malformed: {exc}", (), source)])
-    if actual != top["digest"]:
+    if actual != top["digest"] or changes.misaddressed:
         raise Refused(
             f"{source} was modified after it was written: its content does not match its digest "
             f"{top['digest']}; plan again instead of editing a saved plan"
@@ -1081,6 +1085,9 @@ class _SavedChanges:
         self.digest = _StreamedDigest()
         self.problem: InputError | None = None  # the schema refuses a change
         self.malformed: InputError | None = None  # it cannot be built
+        # A change whose stated address is not its kind and key's: the digest covers the address
+        # its kind and key give (Change.to_data), so an address edited alone would go unseen.
+        self.misaddressed = False
         self._memo: dict[str, str] = {}
 
     def add(self, data: Any) -> None:
@@ -1094,7 +1101,10 @@ class _SavedChanges:
             return
         try:
             change = Change.from_data(self._shared(data))
-            self.digest.add(change)
+            written = change.to_data()
+            if written["address"] != data["address"]:
+                self.misaddressed = True
+            self.digest.add_data(written)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             self.malformed = InputError(
                 [Problem(f"saved plan is malformed: {exc}", (), self.source)]

@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.apply.apply_helpers import (
+    ADMIN_PERMS,
+    SUPPORT,
     Org,
     apply_args,
     build_org,
+    bulk_org,
     drop_gone,
     every_change,
     exported,
@@ -307,6 +310,40 @@ def test_apply_plan_with_a_file_that_differs_by_one_user_is_refused(
     assert tables(engine) == before
 
 
+def test_apply_plan_with_a_file_of_another_organization_is_refused(
+    engine: Engine, factory: Factory, runner: Runner, tmp_path: Path
+) -> None:
+    """Two organizations in one database, alike where the plan touches them. The merged file
+    declares beta-bank; the plan handed to the merge job (from a pull request's own CI job) is
+    acme-payments' plan of the very same changes. The file plans to the same changes, rows and
+    options for its own organization, but it says nothing of acme-payments: refused, nothing
+    written."""
+    acme, root = bulk_org(factory)
+    beta = factory.org("beta-bank")
+    admin = factory.role(beta, "Admin", ADMIN_PERMS)
+    factory.role(beta, SUPPORT.name, sorted(SUPPORT.permissions), SUPPORT.description)
+    factory.operator(beta, "boss@beta.co", admin)
+    newcomer = new_user("new@acme.co", 1)
+    path = save_plan(engine, with_users(exported(live_state(engine)), newcomer), tmp_path)
+    merged = write_desired(
+        tmp_path / "users.yaml", with_users(exported(live_state(engine, "beta-bank")), newcomer)
+    )
+    planned_for_beta = runner("plan", "-f", str(merged), "--format", "json")
+    assert [c["address"] for c in json.loads(planned_for_beta.stdout)["changes"]] == [
+        user_address("new@acme.co")
+    ]
+    before = tables(engine)
+
+    result = runner(*apply_args(path, root.email), "-f", str(merged))
+
+    assert result.exit_code == 4, result.output
+    # Every plan pins its organization's row (a precondition keyed by its slug).
+    assert "the rows it depends on differ" in result.stderr
+    assert "Traceback" not in result.output
+    assert tables(engine) == before
+    assert acme != beta and not rows_of(engine, m.User, m.User.email == "new@acme.co")
+
+
 # --- --max-age ------------------------------------------------------------------------------------
 
 
@@ -448,3 +485,49 @@ def test_a_saved_plan_reformatted_by_a_tool_applies_as_written(
     assert not rows_of(engine, m.User, m.User.email == "gone@acme.co")
     [event] = [e for e in rows_of(engine, m.AuditEvent) if e.action == "user.delete"]
     assert event.plan_digest == data["digest"]
+
+
+# --- the changes' order and number are what the planner writes ---------------------------------
+
+
+def _reversed_changes(data: Data) -> None:
+    data["changes"].reverse()
+
+
+def _last_change_twice(data: Data) -> None:
+    data["changes"].append(copy.deepcopy(data["changes"][-1]))
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (_reversed_changes, 'user["upd@acme.co"] update is not what the planner writes'),
+        (_last_change_twice, 'user["upd@acme.co"] update is a change the planner does not write'),
+    ],
+    ids=["reversed", "last-twice"],
+)
+def test_honest_changes_reordered_or_repeated_are_refused(
+    engine: Engine,
+    org: Org,
+    runner: Runner,
+    tmp_path: Path,
+    edit: Callable[[Data], None],
+    why: str,
+) -> None:
+    """Every change as the planner writes it, but in another order, or one of them twice (the
+    digest recomputed; both still fit the live state): the re-derived change at each place is
+    compared with the saved one at that place (by fingerprint, then as data), so the plan is
+    refused, even with a valid code."""
+    desired = rename(
+        rename(exported(live_state(engine)), "calm@acme.co", "Kalm"), "upd@acme.co", "Up"
+    )
+    path = save_plan(engine, desired, tmp_path)
+    assert [c["address"] for c in json.loads(path.read_text(encoding="utf-8"))["changes"]] == [
+        user_address("calm@acme.co"),
+        user_address("upd@acme.co"),
+    ]
+    forged = forge(path, edit)
+    stderr = refused_as_forged(
+        engine, runner, forged, *apply_args(forged, org.root.email, org.root.code())
+    )
+    assert why in stderr

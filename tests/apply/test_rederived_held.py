@@ -230,6 +230,25 @@ def test_a_saved_plan_file_changed_while_it_is_applied_is_refused(
     assert not isinstance(refused.value, ForgedPlan)
 
 
+def test_a_saved_plan_file_swapped_for_json_nested_too_deep_is_refused_as_changed(
+    engine: Engine, org: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file read back to word a refusal may have become anything meanwhile, JSON nested
+    deeper than Python's stack included: refused as a file that changed, not an error."""
+    path = save_plan(engine, drop_gone(engine), tmp_path)
+    now = utcnow()
+    held = run.held(run.read_saved_plan(str(path), None, now, 1), str(path))
+
+    def swapped(plan: Plan) -> Plan:
+        path.write_text('{"changes": [' + "[" * 100_000 + "]" * 100_000 + "]}")
+        return _first_noted(plan)
+
+    rederiving_as(monkeypatch, swapped)
+    with pytest.raises(Refused, match="changed while it was being applied"):
+        check_rederived(held, live_state(engine), now.date())
+    assert not held.plan.changes
+
+
 def test_a_saved_change_equal_as_data_but_not_as_bytes_is_applied_as_before(
     engine: Engine, org: Org, runner: Runner, tmp_path: Path
 ) -> None:

@@ -141,6 +141,20 @@ def test_an_edit_deep_in_the_changes_is_refused_by_the_digest() -> None:
         read_saved(pieces(edited, 64))
 
 
+@pytest.mark.parametrize("shown", ['user["root@acme.co"]', 'user["new1@acme.co"]', ""])
+def test_a_changes_address_edited_alone_is_refused_by_the_digest(shown: str) -> None:
+    """A change's address is read from its kind and key, which the digest covers as the address
+    they give: an address edited alone (to name another user, the plan's operator, or nothing),
+    the digest left as written, must not read as the plan that was written, for a reviewer of
+    the file sees it."""
+    text = planmod.dumps(saved_plan(2))
+    stated = '"address": "user[\\"new0@acme.co\\"]"'
+    assert text.count(stated) == 1
+    edited = text.replace(stated, f'"address": {json.dumps(shown)}')
+    with pytest.raises(Refused, match="modified after it was written"):
+        read_saved(pieces(edited, 64))
+
+
 def test_a_key_given_twice_at_the_top_is_refused() -> None:
     text = planmod.dumps(saved_plan(2))
     for key in ("organization", "changes"):

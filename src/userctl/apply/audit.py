@@ -20,9 +20,11 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import types
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from sqlalchemy import Connection, Row, Select, or_, select
+from sqlalchemy import Connection, Row, Select, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from userctl.canonical import canonical_bytes, canonical_json
 
@@ -203,7 +205,7 @@ def verify_chain(
         return verified(scan.events, scan.last, key, wanted, scan.head_seq)
     bad_id, before_id, fault = scan.bad
     ids = [bad_id] if before_id is None else [bad_id, before_id]
-    rows = {int(r.id): r for r in conn.execute(select(_table).where(_table.c.id.in_(ids)))}
+    rows = _stored_rows(conn, ids)
     row = rows[bad_id]
     problem = _problem(
         fault, row, None if before_id is None else rows[before_id], _seq_of(conn, org_id)
@@ -223,6 +225,27 @@ def _scan(
         key,
         column_reader(conn, _table.c.created_at),
     )
+
+
+def _stored_rows(conn: Connection, ids: list[int]) -> dict[int, Any]:
+    """The events of row ids `ids`, their time as the driver gives it (`_name` reads it): a bad
+    event's stored time may be one SQLAlchemy's reader refuses, and it is named all the same."""
+    columns = [
+        type_coerce(c, NullType()).label(c.name) if c.name == "created_at" else c for c in _table.c
+    ]
+    found = conn.execute(select(*columns).where(_table.c.id.in_(ids)))
+    read = column_reader(conn, _table.c.created_at)
+    return {int(r.id): _with_time(r, read) for r in found}
+
+
+def _with_time(row: Row[Any], read: Callable[[Any], Any] | None) -> Any:
+    """`row`'s fields, its time read as SQLAlchemy reads it, or as stored where it cannot be."""
+    stored = row.created_at
+    try:
+        time: Any = stored if read is None else read(stored)
+    except (TypeError, ValueError, OverflowError):
+        time = stored
+    return types.SimpleNamespace(**{**row._mapping, "created_at": time})
 
 
 def _seq_of(conn: Connection, org_id: int) -> Callable[[str], int | None]:
@@ -307,7 +330,9 @@ def _payload(row: Any) -> bytes:
 
 
 def _name(row: Row[Any]) -> str:
-    return f"event #{row.seq} (id {row.id}, {iso_z(row.created_at)}, {row.action} {row.address})"
+    stored = row.created_at
+    time = iso_z(stored) if isinstance(stored, dt.datetime) else f"time {stored!r}"
+    return f"event #{row.seq} (id {row.id}, {time}, {row.action} {row.address})"
 
 
 def list_events(

@@ -176,7 +176,15 @@ def held_saved(plan: Plan, path: str) -> "HeldPlan":
                         raise changed
                     given += 1
                     yield index, change
-        except (UserctlError, OSError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        except (
+            UserctlError,
+            OSError,
+            UnicodeDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            RecursionError,  # nested deeper than a saved plan is read (plan.read_saved)
+        ):
             raise changed from None
         if given < len(positions):
             raise changed

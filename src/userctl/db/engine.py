@@ -39,9 +39,9 @@ def normalise_url(url: str) -> URL:
     the drivers userctl ships with."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise DatabaseError(
-            f"cannot parse database URL {url!r}: expected e.g. sqlite:///userctl.db, "
+            f"cannot parse database URL {_masked(url)!r}: expected e.g. sqlite:///userctl.db, "
             "postgresql://user@host/db or mysql://user@host/db"
         ) from None
     driver = DRIVERS.get(parsed.drivername, parsed.drivername)
@@ -55,8 +55,17 @@ def redacted(url: str | URL) -> str:
     """The URL as it may appear in messages: never the password."""
     try:
         return (make_url(url) if isinstance(url, str) else url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable URL>"
+
+
+def _masked(url: str) -> str:
+    """A URL SQLAlchemy cannot parse, as a message may quote it: what stands between the user's
+    name and the last '@' (the password, whatever characters it holds) hidden."""
+    at = url.rfind("@")
+    scheme = url.find("://")
+    colon = url.find(":", scheme + 3 if scheme >= 0 else 0, at)
+    return url if at < 0 or colon < 0 else f"{url[: colon + 1]}***{url[at:]}"
 
 
 def shown(url: URL) -> str:

@@ -31,3 +31,17 @@ def test_neither_a_parsed_url_nor_the_context_shows_the_password() -> None:
     assert "s3cret" not in repr(parsed) and "s3cret" not in str(parsed)
     context = AppContext(database_url=url)
     assert "s3cret" not in repr(context) and "s3cret" not in str(context)
+
+
+def test_neither_an_init_result_nor_a_given_code_shows_the_secret() -> None:
+    import datetime as dt
+
+    from userctl.apply.bootstrap import InitResult
+    from userctl.apply.given import GivenCode
+
+    secret = "JBSWY3DPEHPK3PXP"
+    made = InitResult("acme", "root@acme.co", secret, f"otpauth://totp/x?secret={secret}", "h")
+    given = GivenCode("492039", dt.datetime(2026, 12, 6))
+    assert secret not in repr(made) and secret not in str(made)
+    assert "492039" not in repr(given) and "492039" not in str(given)
+    assert made.totp_secret == secret and given.code == "492039"  # still there to use

@@ -4,7 +4,7 @@ so the first apply is reviewed like any other."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -30,8 +30,9 @@ ADMIN_PERMISSION = "users.manage"
 class InitResult:
     organization: str
     admin: str
-    totp_secret: str  # shown once, never stored in plain text when USERCTL_SECRET_KEY is set
-    otpauth_uri: str
+    # Shown once, never stored in plain text when USERCTL_SECRET_KEY is set; never in a repr.
+    totp_secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)  # holds the secret too
     audit_head: str  # the chain head after init's events, which the write signed
     demo_users: int = 0
     demo_bank_accounts: int = 0

@@ -5,10 +5,10 @@ expire a code that was valid when given."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class GivenCode:
-    code: str | None  # None: no code was given
+    code: str | None = field(repr=False)  # None: no code was given; a code is never printed
     read_at: dt.datetime

@@ -16,6 +16,7 @@ that skipped the lock into an error rather than a forked chain.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
@@ -58,6 +59,7 @@ from userctl.clock import iso_z, naive_utc
 from userctl.db.driver import column_reader, driver_batches, insert_many
 from userctl.db.snapshot import audit_chain_query
 from userctl.db.tables import audit_events as _table
+from userctl.errors import AuditChainBroken
 from userctl.plan import assignment_address, user_address
 from userctl.state import email_key
 
@@ -335,12 +337,32 @@ def _name(row: Row[Any]) -> str:
     return f"event #{row.seq} (id {row.id}, {time}, {row.action} {row.address})"
 
 
+@contextlib.contextmanager
+def events_read(conn: Connection, org_id: int) -> Iterator[None]:
+    """Around reading an organization's events as data: a stored value no event was written with
+    (a time that is no time, a seq that is no number, a before that is not JSON) means the chain
+    was altered, which `audit verify` then names (exit 4), for every command that reads events,
+    rather than an unexpected error. The reading's stream must be closed inside (MariaDB's
+    unbuffered cursor allows no other statement while it is open)."""
+    try:
+        yield
+    except (ValueError, TypeError):
+        found = verify_chain(conn, org_id)
+        if found.problem is None:
+            raise  # an intact chain: this error is not the data's
+        raise AuditChainBroken(
+            f"the audit chain is broken: {found.problem}; its events cannot be read (`userctl "
+            "audit verify` names the first altered one)"
+        ) from None
+
+
 def list_events(
     conn: Connection, org_id: int, *, since: dt.datetime | None = None, user: str | None = None
 ) -> list[dict[str, Any]]:
     """Events in chain order as plain data. `user` selects the events that user performed as
     operator or that were about them (their user, their bank-account assignments)."""
-    return [_event_data(r) for r in conn.execute(_events_query(org_id, since, user))]
+    with events_read(conn, org_id):
+        return [_event_data(r) for r in conn.execute(_events_query(org_id, since, user))]
 
 
 def iter_events(

@@ -8,9 +8,10 @@ holds the two reads equal on all three backends."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import orjson
 from sqlalchemy import Connection
@@ -56,7 +57,17 @@ def event_batches(
         *(table.c[name] for name in _SHOWN)
     )
     read_time = column_reader(conn, table.c.created_at)
-    for batch in driver_batches(conn, query, audit.VERIFY_BATCH):
+    with (
+        audit.events_read(conn, org_id),
+        contextlib.closing(driver_batches(conn, query, audit.VERIFY_BATCH)) as batches,
+    ):
+        yield from _batches(batches, read_time, records)
+
+
+def _batches(
+    batches: Iterator[list[Any]], read_time: Callable[[Any], Any] | None, records: bool
+) -> Iterator[EventBatch]:
+    for batch in batches:
         # An apply writes its events at one instant: each stored time is converted once a batch.
         times: dict[Any, str] = {}
         events = []

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence, Unpack
+from typing import Any, Callable, Generator, Iterable, Iterator, Sequence, Unpack
 
 from sqlalchemy import Column, Select, Table
 from sqlalchemy.engine import Connection, Dialect
@@ -39,7 +39,7 @@ def driver_rows(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> lis
 
 def driver_batches(
     conn: Connection, query: Select[Unpack[tuple[Any, ...]]], batch_size: int
-) -> Iterator[list[Any]]:
+) -> Generator[list[Any], None, None]:
     """The rows of `query` streamed, `batch_size` a fetch, so that memory stays flat however
     many there are: PostgreSQL through a named server-side cursor, MariaDB through an unbuffered
     one (which allows no other statement on the connection until the iteration ends), SQLite
@@ -57,7 +57,7 @@ def column_reader(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]
 
 def _batches(
     conn: Connection, query: Select[Unpack[tuple[Any, ...]]], batch_size: int | None
-) -> Iterator[list[Any]]:
+) -> Generator[list[Any], None, None]:
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     args: Any = (

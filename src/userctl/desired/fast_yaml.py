@@ -151,7 +151,7 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
     return read_._replace(trusted=trusted)
 
 
-class BackgroundParse:
+class BackgroundParse(threading.Thread):
     """read(data) on a thread of its own; outcome() waits for it, and re-raises here
     whatever it raised there. Not a daemon thread: one left running when the process ends (an
     error before its result was wanted) is waited for, not stopped inside yaml_rs's Rust code.
@@ -160,23 +160,21 @@ class BackgroundParse:
     would switch it off and on again from the other thread, under the feet of this one."""
 
     def __init__(self, data: bytes) -> None:
+        super().__init__(name="userctl-yaml-parse")
         self.data = data
-        self._read = Read(None, None, False)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
-        self._thread.start()
+        self.start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
-            self._read = read(self.data)
+            self._outcome: Read | BaseException = read(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
-            self._error = exc
+            self._outcome = exc
 
     def outcome(self) -> Read:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._read
+        self.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
 
 
 # yaml_rs recurses once per level of block nesting, with no limit of its own: 20,000 levels

@@ -94,13 +94,8 @@ class Summary:
     users: int
 
 
-@dataclass(frozen=True)
-class _Prefetched:
-    source: Source  # its file named as given
-    parse: fast_yaml.BackgroundParse
-
-
-# At most one prefetched file per thread (tests run commands on several threads at once).
+# At most one prefetched file per thread (tests run commands on several threads at once): its
+# Source (its file named as given) and the fast parse of its bytes, under way.
 _prefetch = threading.local()
 
 
@@ -118,27 +113,24 @@ def prefetching(path: str | os.PathLike[str]) -> Iterator[None]:
     file = os.fspath(path)
     previous = getattr(_prefetch, "entry", None)
     with gc_paused():
-        _prefetch.entry = _start_prefetch(file)
+        try:
+            source = read_source(file) if stat.S_ISREG(os.stat(file).st_mode) else None
+        except (OSError, InputError):
+            source = None
+        _prefetch.entry = (
+            None if source is None else (source, fast_yaml.BackgroundParse(source.data))
+        )
         try:
             yield
         finally:
             _prefetch.entry = previous
 
 
-def _start_prefetch(file: str) -> _Prefetched | None:
-    try:
-        if not stat.S_ISREG(os.stat(file).st_mode):
-            return None
-        source = read_source(file)
-    except (OSError, InputError):
-        return None
-    return _Prefetched(source, fast_yaml.BackgroundParse(source.data))
-
-
-def _take_prefetched(file: str) -> _Prefetched | None:
-    entry: _Prefetched | None = getattr(_prefetch, "entry", None)
-    if entry is None or entry.source.file != file:
-        return None
+def _read_source(file: str) -> tuple[Source, fast_yaml.BackgroundParse | None]:
+    """The checked content of `file`, and the fast parse of it under way if it was prefetched."""
+    entry: tuple[Source, fast_yaml.BackgroundParse] | None = getattr(_prefetch, "entry", None)
+    if entry is None or entry[0].file != file:
+        return read_source(file), None
     _prefetch.entry = None  # used once: a second load in the block reads the file again
     return entry
 
@@ -177,8 +169,10 @@ def text_problems(text: str, file: str) -> list[Problem]:
     FILE:LINE:COL order (none: the file is valid). For a text userctl writes itself (`export`),
     which must never write a file that this loader refuses: the rules exist once, here."""
     data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: "not UTF-8", located
-    if len(data) > reader.MAX_FILE_BYTES:
-        return [reader.too_big_desired(file, len(data))]  # the reader's own message, not a copy
+    if len(data) > reader.MAX_FILE_BYTES:  # the reader's own message, not a copy
+        return [
+            reader.too_big(file, "file", reader.MAX_FILE_BYTES, reader.DESIRED_ADVICE, len(data))
+        ]
     with gc_paused():  # as in load_desired
         try:
             source = Source(file, reader.check(data, file))
@@ -198,14 +192,13 @@ def _load_documents(
     complete = not problems  # every file of the desired state was read and parsed
     documents: list[_Document] = []
     for file in files:
-        prefetched = _take_prefetched(file)
         try:
-            source = prefetched.source if prefetched is not None else read_source(file)
+            source, started = _read_source(file)
         except InputError as exc:
             problems.extend(exc.problems)
             complete = False
             continue
-        document = _parse(source, parser, prefetched.parse if prefetched is not None else None)
+        document = _parse(source, parser, started)
         problems.extend(document.problems)
         if document.value is not None:
             documents.append(document)

@@ -117,7 +117,7 @@ def bounded_chunks(
         if stat.S_ISDIR(info.st_mode):
             raise InputError([at_start(shown, directory)])
         if stat.S_ISREG(info.st_mode) and info.st_size > limit:
-            raise InputError([_too_big(shown, what, limit, advice, info.st_size)])
+            raise InputError([too_big(shown, what, limit, advice, info.st_size)])
         # Reads wait for data again: a pipe's writer may be slower than this reader.
         os.set_blocking(fd, True)
 
@@ -134,7 +134,7 @@ def bounded_chunks(
                     return
                 total += len(data)
                 if total > limit:
-                    raise InputError([_too_big(shown, what, limit, advice)])
+                    raise InputError([too_big(shown, what, limit, advice)])
                 yield data
 
         yield chunks()
@@ -188,13 +188,9 @@ def check(data: bytes, file: str) -> bytes:
     return data
 
 
-def too_big_desired(file: str, size: int) -> Problem:
-    """The sentence for a desired-state text over the limit (one `export` would write)."""
-    return _too_big(file, "file", MAX_FILE_BYTES, DESIRED_ADVICE, size)
-
-
-def _too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:
-    """The one sentence for a file over its limit: a device or a pipe has no size to show."""
+def too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:
+    """The one sentence for a file over its limit (a desired-state text too, that `export` would
+    write): a device or a pipe has no size to show."""
     shown = "" if size is None else f" {size / _MIB:.1f} MiB,"
     return at_start(file, f"the {what} is{shown} over the {limit // _MIB} MiB limit; {advice}")
 

@@ -71,10 +71,6 @@ class _Document:
     refused: set[Path] = field(default_factory=set)  # strings refused for their characters
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def file(self) -> str:
-        return self.source.file
-
     def is_tainted(self, path: Path) -> bool:
         """Whether a later problem at `path` would repeat one already reported: a strict rule
         broken there or above, or a string refused for its characters (any other message about
@@ -157,7 +153,7 @@ def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> S
             raise InputError(found)
         values = [d.value for d in documents if d.value is not None]
         return Summary(
-            files=tuple(d.file for d in documents),
+            files=tuple(d.source.file for d in documents),
             organization=values[0]["organization"],
             roles=len({name for v in values for name in v.get("roles", {})}),
             users=sum(len(v.get("users", {})) for v in values),
@@ -230,7 +226,7 @@ def _policy_problems(documents: list[_Document]) -> list[Problem]:
         desired.policies,
     )
     violations = [Problem(v.message, v.path) for v in policies.check(state)]
-    return locate(violations, desired, {d.file: d.marks for d in documents})
+    return locate(violations, desired, {d.source.file: d.marks for d in documents})
 
 
 def locate(
@@ -298,11 +294,12 @@ def _parse(
 ) -> _Document:
     """The document in `source` with its problems: the strict rules', its strings' characters',
     and the schema's but where one of the others already speaks."""
-    marked, found = _read(source, parser, started)
+    fast = fast_yaml.parse_fast(source.data, started)
+    marked, found = _read(source, parser, fast)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
     strict = marked.problems
     if document.value is not None:
-        refused = characters.check(document.value, source.data, document.marks)
+        refused = characters.check(document.value, fast.screen, document.marks)
         document.refused = {p.path for p in refused}
         strict = strict + refused
     kept = [p for p in found if not document.is_tainted(p.path)]
@@ -311,18 +308,13 @@ def _parse(
 
 
 def _read(
-    source: Source,
-    parser: Parser,
-    started: fast_yaml.BackgroundParse | None = None,
-    *,
-    mapping: bool = True,
+    source: Source, parser: Parser, fast: fast_yaml.Read, *, mapping: bool = True
 ) -> tuple[MarkedDocument, list[Problem]]:
-    """yaml_rs's value with its marks, and the schema's problems. When the scan vouches for the
-    file, only marks are missing: the schema runs on the value directly, and marks are found
-    around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value (a key
-    that is not a string) or it nests too deep, the marked reader reads it with the strict rules
-    and names what is wrong (`parser="precise"` always reads it so)."""
-    fast = fast_yaml.parse_fast(source.data, started)
+    """yaml_rs's value (`fast`) with its marks, and the schema's problems. When the scan vouches
+    for the file, only marks are missing: the schema runs on the value directly, and marks are
+    found around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value
+    (a key that is not a string) or it nests too deep, the marked reader reads it with the strict
+    rules and names what is wrong (`parser="precise"` always reads it so)."""
     if parser == "auto" and fast.trusted:
         marks = lazy_marks(lambda: source.text, fast.value)
         try:
@@ -346,10 +338,11 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
         source = Source(file, reader.check(text.encode("utf-8"), file))
     except InputError as exc:
         return None, list(exc.problems)
-    marked, _ = _read(source, parser, mapping=False)
+    fast = fast_yaml.parse_fast(source.data)
+    marked, _ = _read(source, parser, fast, mapping=False)
     value, problems = marked.value, marked.problems
     if isinstance(value, dict) and not problems:
-        problems = characters.check(value, source.data, marked.sourcemap)
+        problems = characters.check(value, fast.screen, marked.sourcemap)
     return value, problems
 
 
@@ -360,13 +353,13 @@ def _semantic_problems(
     roles it declares are unknown, so a reference to a role is not checked (the file's own
     problem is the one to fix; "unknown role" elsewhere would be a false alarm). `typed`: see
     semantic.TypedUsers (only for documents the schema passed)."""
-    by_file = {d.file: d for d in documents}
+    by_file = {d.source.file: d for d in documents}
 
     def at(file: str, path: Path, *, key: bool = False) -> tuple[int, int]:
         return by_file[file].marks.position(path, key=key)
 
     found = semantic.check(
-        [(d.file, d.value) for d in documents if d.value is not None],
+        [(d.source.file, d.value) for d in documents if d.value is not None],
         at,
         roles_known=complete,
         typed=typed,
@@ -383,7 +376,7 @@ def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredSta
     for document in documents:
         value = document.value
         assert value is not None  # documents without a value were reported as problems
-        file = document.file
+        file = document.source.file
         organization = value["organization"]
         if "policies" in value:
             policies.update(policies_of(value["policies"]))

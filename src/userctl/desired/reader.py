@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -47,18 +48,13 @@ class Source:
     the bytes, and a 30 MB file's text takes 60 MB more (two bytes per character as soon as one
     is not Latin-1)."""
 
-    __slots__ = ("file", "data", "_text")
-
     def __init__(self, file: str, data: bytes) -> None:
         self.file = file  # as shown in messages: the path the user gave, or DIR/NAME.yaml
         self.data = data  # UTF-8, without a BOM
-        self._text: str | None = None
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        if self._text is None:
-            self._text = self.data.decode("utf-8")
-        return self._text
+        return self.data.decode("utf-8")
 
 
 def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:

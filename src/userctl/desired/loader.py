@@ -106,11 +106,10 @@ def prefetching(path: str | os.PathLike[str]) -> Iterator[None]:
     it itself and reports exactly what it always reports.
 
     The collector stays paused for the whole block (see fast_yaml.BackgroundParse)."""
-    file = os.fspath(path)
     previous = getattr(_prefetch, "entry", None)
     with gc_paused():
         try:
-            source = read_source(file) if stat.S_ISREG(os.stat(file).st_mode) else None
+            source = read_source(path) if stat.S_ISREG(os.stat(path).st_mode) else None
         except (OSError, InputError):
             source = None
         _prefetch.entry = (
@@ -185,21 +184,19 @@ def _load_documents(
 ) -> list[_Document]:
     """`typed`: filled with the typed users when every file is valid (see TypedUsers)."""
     files, problems = desired_files(path)
-    complete = not problems  # every file of the desired state was read and parsed
+    listed = not problems  # every entry of a directory could be read as a file
     documents: list[_Document] = []
     for file in files:
         try:
             source, started = _read_source(file)
         except InputError as exc:
             problems.extend(exc.problems)
-            complete = False
             continue
         document = _parse(source, parser, started)
         problems.extend(document.problems)
         if document.value is not None:
             documents.append(document)
-        else:
-            complete = False
+    complete = listed and len(documents) == len(files)  # every file was read and parsed
     # The users are built only for documents the schema passed (as their build assumes).
     problems.extend(
         _semantic_problems(documents, complete=complete, typed=None if problems else typed)

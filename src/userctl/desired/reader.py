@@ -57,9 +57,9 @@ class Source:
         return self.data.decode("utf-8")
 
 
-def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:
-    """The checked content of `path`; raises InputError naming `file` (default: `path`)."""
-    shown = file if file is not None else os.fspath(path)
+def read_source(path: str | os.PathLike[str]) -> Source:
+    """The checked content of `path`; raises InputError naming it as given."""
+    shown = os.fspath(path)
     try:
         shown.encode(_FS_ENCODING)
     except UnicodeEncodeError:

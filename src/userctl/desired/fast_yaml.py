@@ -29,7 +29,7 @@ from userctl.gcpause import gc_paused
 # Bytes worth a look: C0 controls and DEL (YAML refuses them, yaml_rs does not); the indicators
 # & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab, % (directive); lead bytes
 # of multi-byte suspects: \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM,
-# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` is a rule of the data (characters), not of YAML.
+# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` concerns the strings (the screen), not YAML.
 _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
 _INDICATORS: Final = frozenset(b"&*!?<\t")
 _WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%\xc2\xe2\xef|>")

@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -108,13 +108,11 @@ def prefetching(path: str | os.PathLike[str]) -> Iterator[None]:
     The collector stays paused for the whole block (see fast_yaml.BackgroundParse)."""
     previous = getattr(_prefetch, "entry", None)
     with gc_paused():
-        try:
-            source = read_source(path) if stat.S_ISREG(os.stat(path).st_mode) else None
-        except (OSError, InputError):
-            source = None
-        _prefetch.entry = (
-            None if source is None else (source, fast_yaml.BackgroundParse(source.data))
-        )
+        _prefetch.entry = None
+        with suppress(OSError, InputError):  # load_desired reads it again, and says why
+            if stat.S_ISREG(os.stat(path).st_mode):
+                source = read_source(path)
+                _prefetch.entry = (source, fast_yaml.BackgroundParse(source.data))
         try:
             yield
         finally:

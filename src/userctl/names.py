@@ -1,7 +1,7 @@
 """What a string shown to a reviewer may hold (DESIGN §2): no control or format character, NFC,
 an ASCII email, a name in one of the scripts whose letters look alike. One rule for the loader
-(desired/characters.py, which adds a fast screen over a whole file) and for apply's check of the
-values a saved plan writes (state.limit_problem), which never went through the loader.
+(desired/characters.py, with a fast screen over a whole file in fast_yaml.scan) and for apply's
+check of the values a saved plan writes (state.limit_problem), which never went through the loader.
 """
 
 from __future__ import annotations

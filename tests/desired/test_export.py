@@ -19,7 +19,7 @@ from tests.conftest import Factory, Runner
 from userctl import state
 from userctl.db.engine import begin_read
 from userctl.db.snapshot import read_live_state
-from userctl.desired import characters, fast_yaml
+from userctl.desired import fast_yaml
 from userctl.desired.export import (
     SCHEMA_HINT,
     export_yaml,
@@ -497,8 +497,8 @@ def test_the_export_takes_the_loaders_plain_path(factory: Factory, engine: Engin
     _populate(factory)
     text = export_yaml(_live(engine))
     assert b">" in text.encode()  # the hint: `userctl schema > userctl.schema.json`
-    assert characters.screen(text.encode()) is not characters.Screen.WALK
-    assert fast_yaml.suspicion(text.encode()) is None
+    assert fast_yaml.scan(text.encode()).screen is not fast_yaml.Screen.WALK
+    assert not fast_yaml.scan(text.encode()).suspect
     assert text_problems(text, "f") == []
     # A chosen schema writes no hint.
     custom = export_yaml(_live(engine), "https://example.com/s.json")
@@ -511,12 +511,12 @@ def test_the_export_takes_the_loaders_plain_path(factory: Factory, engine: Engin
 )
 def test_a_block_scalars_header_has_every_string_looked_at(text: str) -> None:
     # A block keeps its line breaks, so where one may start, every string is looked at.
-    assert characters.screen(text.encode()) is characters.Screen.WALK
+    assert fast_yaml.scan(text.encode()).screen is fast_yaml.Screen.WALK
 
 
 def test_a_comment_that_reads_like_a_header_costs_no_look() -> None:
     # What stands in a comment is no block's header (fast_yaml.uncommented skips comments).
-    assert characters.screen(b"[a, b]\n# k: |\n") is characters.Screen.CLEAN
+    assert fast_yaml.scan(b"[a, b]\n# k: |\n").screen is fast_yaml.Screen.CLEAN
 
 
 @pytest.mark.parametrize(

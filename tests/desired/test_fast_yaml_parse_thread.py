@@ -17,7 +17,7 @@ ALIASED = b"a: &x b\nc: *x\n"
 
 def test_a_suspicious_file_is_not_trusted_even_though_yaml_rs_reads_it() -> None:
     assert fast_yaml.read(ALIASED).value == {"a": "b", "c": "b"}  # yaml_rs alone would accept it
-    assert fast_yaml.suspicion(ALIASED) is not None
+    assert fast_yaml.scan(ALIASED).suspect
     assert not fast_yaml.parse_fast(ALIASED).trusted
 
 
@@ -35,6 +35,7 @@ def test_a_clean_file_gives_the_value_of_yaml_rs() -> None:
         None,
         accepted=True,
         trusted=True,
+        screen=fast_yaml.Screen.CLEAN,
     )
 
 

@@ -240,7 +240,7 @@ def _unguarded_verdict(path: str) -> bool:
 def test_the_prescan_flags_every_file_yaml_rs_alone_would_wrongly_accept(name: str) -> None:
     precise_ok = not isinstance(_outcome(name, "precise"), list)
     if _unguarded_verdict(name) and not precise_ok:
-        assert fast_yaml.suspicion(read_source(name).data) is not None
+        assert fast_yaml.scan(read_source(name).data).suspect
 
 
 HEADER = "version: 1\norganization: x-org\nroles:\n  Admin:\n    permissions: [users.view]\n"
@@ -278,7 +278,7 @@ def test_the_prescan_catches_what_yaml_rs_alone_would_accept(tmp_path: Path, nam
     f.write_text(ONLY_THE_PRESCAN_CATCHES[name], encoding="utf-8")
     assert _unguarded_verdict(str(f))  # without the pre-scan, the fast path would say valid
     assert isinstance(_outcome(str(f), "precise"), list)  # the strict rules refuse it
-    assert fast_yaml.suspicion(f.read_bytes()) is not None
+    assert fast_yaml.scan(f.read_bytes()).suspect
     assert _outcome(str(f), "auto") == _outcome(str(f), "precise")
 
 
@@ -290,7 +290,7 @@ def test_clean_files_take_the_fast_path() -> None:
         "valid_quoted_lookalikes.yaml",
         "valid_suspicious_but_fine.yaml",
     ):
-        assert fast_yaml.suspicion(read_source(name).data) is None, name
+        assert not fast_yaml.scan(read_source(name).data).suspect, name
 
 
 @pytest.mark.parametrize(
@@ -312,7 +312,7 @@ def test_clean_files_take_the_fast_path() -> None:
     ],
 )
 def test_the_prescan_finds_plain_ambiguous_booleans_in_every_position(text: str) -> None:
-    assert fast_yaml.suspicion(text.encode()) is not None
+    assert fast_yaml.scan(text.encode()).suspect
 
 
 @pytest.mark.parametrize(
@@ -331,7 +331,7 @@ def test_the_prescan_finds_plain_ambiguous_booleans_in_every_position(text: str)
     ],
 )
 def test_the_prescan_lets_unambiguous_text_through(text: str) -> None:
-    assert fast_yaml.suspicion(text.encode()) is None
+    assert not fast_yaml.scan(text.encode()).suspect
 
 
 def test_the_prescan_words_are_the_ambiguous_booleans() -> None:
@@ -376,7 +376,7 @@ def test_property_no_plain_ambiguous_boolean_escapes_the_prescan(word: str, temp
         if "ambiguous" in p.message or "keys must" in p.message
     ]
     assert refused, text  # the precise parser refuses it...
-    assert fast_yaml.suspicion(text.encode()) is not None, text  # ...so the fast one must not run
+    assert fast_yaml.scan(text.encode()).suspect, text  # ...so the fast one must not run
 
 
 _NODE_PROPERTIES = st.sampled_from(["&x", "*x", "!t", "!!str", "!<tag:x>", "? "])
@@ -402,7 +402,7 @@ def test_property_anchors_aliases_tags_where_a_node_starts_are_flagged(
     prop: str, template: str
 ) -> None:
     text = template.format(p=prop)
-    assert fast_yaml.suspicion(text.encode()) is not None, text
+    assert fast_yaml.scan(text.encode()).suspect, text
 
 
 @pytest.mark.parametrize(
@@ -420,7 +420,7 @@ def test_property_anchors_aliases_tags_where_a_node_starts_are_flagged(
     ],
 )
 def test_indicators_inside_scalars_are_not_suspicious(text: str) -> None:
-    assert fast_yaml.suspicion(text.encode()) is None
+    assert not fast_yaml.scan(text.encode()).suspect
 
 
 @pytest.mark.parametrize(
@@ -739,7 +739,7 @@ def test_a_big_generated_organization_loads_identically_on_both_paths(tmp_path: 
 
     f = tmp_path / "org.yaml"
     f.write_text(generate(300, seed=7), encoding="utf-8")
-    assert fast_yaml.suspicion(f.read_bytes()) is None  # it exercises the fast path
+    assert not fast_yaml.scan(f.read_bytes()).suspect  # it exercises the fast path
     fast, precise = load_desired(f), load_desired(f, parser="precise")
     assert fast == precise and len(fast.users) == 300
 

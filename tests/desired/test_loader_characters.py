@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from userctl import names
 from userctl.cli.main import cli
-from userctl.desired import characters
-from userctl.desired.characters import Screen
+from userctl.desired import characters, fast_yaml
+from userctl.desired.fast_yaml import Screen
 from userctl.desired.loader import check_desired, load_desired
 from userctl.desired.strict_yaml import parse_marked
 from userctl.errors import InputError
@@ -373,9 +373,9 @@ def test_a_generated_organization_with_accents_needs_no_walk(tmp_path: Path) -> 
 
     text = generate(300, seed=3)
     assert not text.isascii()
-    assert characters.screen(text.encode()) is Screen.EMAILS
-    assert characters.screen(text.encode("ascii", errors="ignore")) is Screen.CLEAN
-    assert characters.screen(text.replace("\n", "\r\n").encode()) is Screen.EMAILS
+    assert fast_yaml.scan(text.encode()).screen is Screen.EMAILS
+    assert fast_yaml.scan(text.encode("ascii", errors="ignore")).screen is Screen.CLEAN
+    assert fast_yaml.scan(text.replace("\n", "\r\n").encode()).screen is Screen.EMAILS
 
 
 @pytest.mark.parametrize(
@@ -396,14 +396,14 @@ def test_a_generated_organization_with_accents_needs_no_walk(tmp_path: Path) -> 
     ],
 )
 def test_the_screen_walks_whatever_could_hold_a_refused_character(text: str) -> None:
-    assert characters.screen(text.encode()) is Screen.WALK
+    assert fast_yaml.scan(text.encode()).screen is Screen.WALK
 
 
 def test_the_latin_letters_the_screen_lets_through_are_safe_in_any_order() -> None:
     latin = [chr(c) for c in range(0xC0, 0x280)]
     # LATIN_BYTES is exactly the UTF-8 of these letters: valid UTF-8 of those bytes is these
     # letters.
-    assert {b for c in latin for b in c.encode()} == characters.LATIN_BYTES
+    assert {b for c in latin for b in c.encode()} == fast_yaml.LATIN_BYTES
     for c in latin:
         assert (
             unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp")
@@ -500,7 +500,7 @@ def test_property_the_screen_never_misses_what_the_walk_finds(
     if marked.problems or not isinstance(marked.value, dict):
         return  # not a document: nothing to screen
     found = set(characters._walk(marked.value))
-    verdict = characters.screen(text.encode())
+    verdict = fast_yaml.scan(text.encode()).screen
     if verdict is Screen.CLEAN:
         assert found == set(), text
     elif verdict is Screen.EMAILS:

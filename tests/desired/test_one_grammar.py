@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from userctl.desired import characters, fast_yaml
+from userctl.desired import fast_yaml
 from userctl.desired.loader import load_desired
 from userctl.errors import InputError
 
@@ -190,17 +190,17 @@ def test_a_comment_never_costs_a_valid_file_the_marked_reading(comment: str, new
     its strings need no walk: at 100k users the marked reading costs about six times the load."""
     text = user_file() + f"  {comment}\n{comment}\n" + "# x\n" + f"x: 1  {comment}\n"
     data = text.replace("\n", newline).encode()
-    assert fast_yaml.suspicion(data) is None
+    assert not fast_yaml.scan(data).suspect
     # (A file breaking lines with a lone CR has its strings walked for that alone.)
-    assert characters.screen(data) is characters.Screen.CLEAN or newline == "\r"
+    assert fast_yaml.scan(data).screen is fast_yaml.Screen.CLEAN or newline == "\r"
     # What the scan still sees: the same text, not in a comment.
-    assert fast_yaml.suspicion(data.replace(b"#", b"z:")) is not None
+    assert fast_yaml.scan(data.replace(b"#", b"z:")).suspect
 
 
 def test_what_the_scan_still_sees_past_a_hash() -> None:
     # A '#' inside a quoted scalar that opened on an earlier line: the alias after the quote
     # closes is real (yaml_rs expands it), and the scan must still send the file to be refused.
-    assert fast_yaml.suspicion(b'{d: &c 1, a: "x\n # y: *z", b: *c}\n') is not None
+    assert fast_yaml.scan(b'{d: &c 1, a: "x\n # y: *z", b: *c}\n').suspect
     # A line longer than the scan looks into is judged by the marked reader, comment or not.
-    assert fast_yaml.suspicion(b"a: 1\n#" + b" x" * 600 + b": *y\n") is not None
-    assert fast_yaml.suspicion(b"a: 1\n#" + b" x" * 60 + b": *y\n") is None
+    assert fast_yaml.scan(b"a: 1\n#" + b" x" * 600 + b": *y\n").suspect
+    assert not fast_yaml.scan(b"a: 1\n#" + b" x" * 60 + b": *y\n").suspect

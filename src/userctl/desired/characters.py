@@ -16,79 +16,30 @@ Refused in every string value and mapping key, anywhere in a document:
   in one script is fine; digits, spaces and punctuation belong to none. Descriptions are prose
   and may quote a word in another script.
 
-Nearly every file needs no look at its strings at all: `screen` reads the bytes once and, when it
-can, proves that no string of the document can hold any of these (its Latin letters are all Latin
-by name, so they cannot mix scripts either).
+Nearly every file needs no look at its strings at all: fast_yaml.scan reads the bytes once and,
+when it can, proves that no string of the document can hold any of these (its Latin letters are
+all Latin by name, so they cannot mix scripts either).
 """
 
 from __future__ import annotations
 
-import enum
-import re
 from typing import Any, Final
 
-from userctl.desired.fast_yaml import uncommented
+from userctl.desired.fast_yaml import Screen
 from userctl.desired.strict_yaml import Marks
 from userctl.errors import Path, Problem
 from userctl.names import email_problem, mixed_scripts, text_problem
-
-# Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
-# less the backslash (a double-quoted escape can spell anything). False alarms only cost the walk
-# over every string.
-_INERT: Final = bytes(sorted(set(range(0x20, 0x7F)) - set(b"\\"))) + b"\n"
-# A `|` or `>` where a node starts is a block scalar's header: the block keeps its line breaks.
-# Anywhere else (`a > b`, a comment's `userctl schema > file`) it is a character like any other.
-_BLOCK_HEADER: Final = re.compile(rb"[|>]")
-_CR: Final = 0x0D
-# The UTF-8 of U+00C0..U+027F (the letters of Latin-1, Latin Extended-A and -B: every accented
-# name of the languages this product serves): lead bytes 0xC3-0xC9 and continuation bytes. None of
-# these characters is refused, each is NFC, and none composes with its neighbour, ASCII or not
-# (test_loader_characters proves all three), so text made of them and ASCII is NFC.
-LATIN_BYTES: Final = frozenset(range(0x80, 0xC0)) | frozenset(range(0xC3, 0xCA))
-# Where a line holds nothing but spaces, a multi-line scalar folds the line break into a line feed
-# (one line break alone folds into a space). One literal-led pattern finds such a line after an LF
-# or a CRLF; a file breaking lines with a lone CR is walked instead (an alternation for it would
-# make the search crawl).
-_BLANK_LINE: Final = re.compile(rb"\n *+[\r\n]")
-_LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
 _USERS: Final[Path] = ("users",)
 _NAMES_OF_A_USER: Final = ("first_name", "last_name", "role")
 
 
-class Screen(enum.Enum):
-    CLEAN = enum.auto()  # no string can hold a refused character
-    EMAILS = enum.auto()  # only an email can: it holds a letter of LATIN_BYTES, fine anywhere else
-    WALK = enum.auto()  # every string must be looked at
-
-
-def screen(data: bytes) -> Screen:
-    """What `data` (a document's UTF-8, already checked) leaves to check in its strings.
-
-    Without escapes and block scalars, a string holds the characters of the text it was read
-    from, with single line breaks folded into spaces: when that text holds only ASCII and Latin
-    letters, and no `${` nor blank line that would fold into a line feed, no string can be refused,
-    except an email for being non-ASCII. One `translate` and two searches over the bytes, instead
-    of a walk over every string of the file."""
-    rest = set(data.translate(None, _INERT))
-    carriage_return = _CR in rest
-    rest.discard(_CR)
-    if not rest <= LATIN_BYTES:
-        return Screen.WALK
-    if _BLANK_LINE.search(data) or b"${" in data or (carriage_return and _LONE_CR.search(data)):
-        return Screen.WALK
-    if (b"|" in data or b">" in data) and uncommented(data, _BLOCK_HEADER, node_start=True):
-        return Screen.WALK
-    return Screen.EMAILS if rest else Screen.CLEAN
-
-
-def check(value: dict[str, Any], data: bytes, marks: Marks) -> list[Problem]:
-    """A problem for every string of `value` (read from `data`) holding a refused character,
-    located with `marks` at the value, or at the key for a key."""
-    verdict = screen(data)
-    if verdict is Screen.CLEAN:
+def check(value: dict[str, Any], screen: Screen, marks: Marks) -> list[Problem]:
+    """A problem for every string of `value` holding a refused character, located with `marks` at
+    the value, or at the key for a key. `screen`: what the scan of its bytes left to check."""
+    if screen is Screen.CLEAN:
         return []
-    if verdict is Screen.WALK:
+    if screen is Screen.WALK:
         found = _walk(value)
         found += _mixed_names(value, {(path, key) for path, key, _ in found})
     else:

@@ -1,10 +1,11 @@
 """yaml_rs (Rust), the one reading of every file: what is valid YAML and what each value is.
 It reports no marks and no scalar styles, and it accepts what the format refuses (anchors,
 aliases, tags, `True`/`yes`-style words, control characters). Rather than mark every file,
-`suspicion` looks for anything that could introduce them; a hit sends the file to the marked
+`scan` looks for anything that could introduce them; a hit sends the file to the marked
 reader (strict_yaml), which lays its marks and styles over yaml_rs's value. False alarms only cost
 time; a miss would be a bug, so the tests run both paths over every fixture and the YAML test
-suite and require the same verdict.
+suite and require the same verdict. The same look tells what the strings leave to check for the
+characters refused in them (characters.check).
 
 The scan works on the raw bytes with C-speed primitives (one `translate` finds every watched
 byte; regexes start with a literal so that they jump between candidates): a regex starting with
@@ -13,6 +14,7 @@ a character class crawls through a 30 MB file.
 
 from __future__ import annotations
 
+import enum
 import re
 import threading
 from typing import Any, Final, NamedTuple
@@ -27,11 +29,26 @@ from userctl.gcpause import gc_paused
 # Bytes worth a look: C0 controls and DEL (YAML refuses them, yaml_rs does not); the indicators
 # & (anchor), * (alias), ! (tag), ? (complex key), < (merge key <<), tab, % (directive); lead bytes
 # of multi-byte suspects: \xc2 (C1 controls, NEL), \xe2 (line/paragraph separators), \xef (BOM,
-# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` is a rule of the data (characters), not of YAML.
+# U+FFFE/FFFF); | and > (see _ODD_BLOCK). `${` concerns the strings (the screen), not YAML.
 _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20)) + b"\x7f")
 _INDICATORS: Final = frozenset(b"&*!?<\t")
 _WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%\xc2\xe2\xef|>")
-_UNWATCHED: Final = bytes(b for b in range(256) if b not in _WATCHED)
+# Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
+# less the backslash (a double-quoted escape can spell anything). False alarms only cost the walk
+# over every string.
+_INERT: Final = frozenset(range(0x20, 0x7F)) - frozenset(b"\\") | frozenset(b"\n")
+_PLAIN: Final = bytes(b for b in range(256) if b in _INERT and b not in _WATCHED)
+# The UTF-8 of U+00C0..U+027F (the letters of Latin-1, Latin Extended-A and -B: every accented
+# name of the languages this product serves): lead bytes 0xC3-0xC9 and continuation bytes. None of
+# these characters is refused, each is NFC, and none composes with its neighbour, ASCII or not
+# (test_loader_characters proves all three), so text made of them and ASCII is NFC.
+LATIN_BYTES: Final = frozenset(range(0x80, 0xC0)) | frozenset(range(0xC3, 0xCA))
+# Where a line holds nothing but spaces, a multi-line scalar folds the line break into a line feed
+# (one line break alone folds into a space). One literal-led pattern finds such a line after an LF
+# or a CRLF; a file breaking lines with a lone CR is walked instead (an alternation for it would
+# make the search crawl).
+_BLANK_LINE: Final = re.compile(rb"\n *+[\r\n]")
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
 _SECOND_LOOK: Final = {
     ord("%"): re.compile(rb"(?:\A|\n)%"),  # a directive starts a line
     0xC2: re.compile(rb"\xc2[\x80-\x9f]"),
@@ -41,6 +58,9 @@ _SECOND_LOOK: Final = {
 # `|` or `>` where a node starts is a block scalar's header, which ends its line: followed by text
 # (`{first_name: >Bob}`) it is an indicator YAML forbids there, which yaml_rs takes as text.
 _ODD_BLOCK: Final = re.compile(rb"[|>][-+0-9]*+[ \t]*+[^\s#]")
+# Any `|` or `>` there is a block scalar's header: the block keeps its line breaks. Anywhere else
+# (`a > b`, a comment's `userctl schema > file`) it is a character like any other.
+_BLOCK_HEADER: Final = re.compile(rb"[|>]")
 _NODE_START: Final = frozenset(b":,[{-?\n\r")
 _LINE_BREAK: Final = re.compile(rb"[\r\n]")
 _LONGEST_COMMENT: Final = 512
@@ -63,24 +83,46 @@ _AMBIGUOUS: Final = tuple(
 _AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
 
 
-def suspicion(data: bytes) -> str | None:
-    """Why the file needs the precise parser, or None when the fast parser can be trusted."""
-    found = set(data.translate(None, _UNWATCHED))
-    for byte in sorted(found):
-        if byte in _CONTROLS:
-            return f"contains the control character {bytes([byte])!r}"
-        second_look = _SECOND_LOOK.get(byte)
-        if second_look is not None and second_look.search(data):
-            return f"contains {second_look.pattern!r}"
-    if (ord("|") in found or ord(">") in found) and uncommented(data, _ODD_BLOCK, node_start=True):
-        return "has | or > where a node starts, not as a block scalar's header"
-    if found & _INDICATORS and (
-        _INDICATOR_AT_START.match(data) or uncommented(data, _INDICATOR_AT_NODE)
-    ):
-        return "has an anchor, alias, tag, complex key, merge key or tab where a node starts"
-    if _AMBIGUOUS_AT_START.match(data) or any(uncommented(data, p) for p in _AMBIGUOUS):
-        return "has a plain ambiguous boolean"
-    return None
+class Screen(enum.Enum):  # what a document's strings leave to check for refused characters
+    CLEAN = enum.auto()  # no string can hold a refused character
+    EMAILS = enum.auto()  # only an email can: it holds a letter of LATIN_BYTES, fine anywhere else
+    WALK = enum.auto()  # every string must be looked at
+
+
+class Scan(NamedTuple):
+    suspect: bool  # the precise parser must read the file: yaml_rs's value cannot be trusted
+    screen: Screen
+
+
+def scan(data: bytes) -> Scan:
+    """What `data` (a document's UTF-8, already checked) tells before any parse of it.
+
+    Without escapes and block scalars, a string holds the characters of the text it was read
+    from, with single line breaks folded into spaces: when that text holds only ASCII and Latin
+    letters, and no `${` nor blank line that would fold into a line feed, no string can be refused,
+    except an email for being non-ASCII. One `translate` and a few searches over the bytes, instead
+    of a walk over every string of the file."""
+    found = set(data.translate(None, _PLAIN))
+    blocks = ord("|") in found or ord(">") in found
+    suspect = bool(
+        found & _CONTROLS
+        or any(look.search(data) for byte, look in _SECOND_LOOK.items() if byte in found)
+        or (blocks and uncommented(data, _ODD_BLOCK, node_start=True))
+        # an anchor, alias, tag, complex key, merge key or tab where a node starts
+        or (found & _INDICATORS and _INDICATOR_AT_START.match(data))
+        or (found & _INDICATORS and uncommented(data, _INDICATOR_AT_NODE))
+        or _AMBIGUOUS_AT_START.match(data)  # a plain ambiguous boolean
+        or any(uncommented(data, p) for p in _AMBIGUOUS)
+    )
+    rest = found - _INERT - {ord("\r")}  # what a string may hold beyond ASCII
+    walk = (
+        not rest <= LATIN_BYTES
+        or _BLANK_LINE.search(data)
+        or b"${" in data
+        or (ord("\r") in found and _LONE_CR.search(data))
+        or (blocks and uncommented(data, _BLOCK_HEADER, node_start=True))
+    )
+    return Scan(suspect, Screen.WALK if walk else Screen.EMAILS if rest else Screen.CLEAN)
 
 
 def uncommented(data: bytes, pattern: re.Pattern[bytes], *, node_start: bool = False) -> bool:
@@ -127,13 +169,14 @@ class Read(NamedTuple):
     text as YAML; else `refusal` says where, if yaml_rs said so. `duplicates`: it refused a
     repeated key (without saying where), and `value` then keeps the first of each. `trusted`
     (parse_fast): nothing in the bytes concerns the format's rules on how YAML is written, so
-    that the value needs no marked reading."""
+    that the value needs no marked reading; `screen`: what its strings leave to check."""
 
     value: Any
     refusal: Problem | None
     accepted: bool
     duplicates: bool = False
     trusted: bool = False
+    screen: Screen = Screen.WALK
 
 
 def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
@@ -145,13 +188,13 @@ def parse_fast(data: bytes, started: BackgroundParse | None = None) -> Read:
     assert started is None or started.data is data, "a prefetched parse is of the same bytes"
     with gc_paused():  # before the thread starts: see BackgroundParse
         parse = started if started is not None else BackgroundParse(data)
-        reason = suspicion(data)
+        suspect, screen = scan(data)
         read_ = parse.outcome()
-    trusted = reason is None and read_.accepted and isinstance(read_.value, dict)
-    return read_._replace(trusted=trusted)
+    trusted = not suspect and read_.accepted and isinstance(read_.value, dict)
+    return read_._replace(trusted=trusted, screen=screen)
 
 
-class BackgroundParse:
+class BackgroundParse(threading.Thread):
     """read(data) on a thread of its own; outcome() waits for it, and re-raises here
     whatever it raised there. Not a daemon thread: one left running when the process ends (an
     error before its result was wanted) is waited for, not stopped inside yaml_rs's Rust code.
@@ -160,23 +203,21 @@ class BackgroundParse:
     would switch it off and on again from the other thread, under the feet of this one."""
 
     def __init__(self, data: bytes) -> None:
+        super().__init__(name="userctl-yaml-parse")
         self.data = data
-        self._read = Read(None, None, False)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="userctl-yaml-parse")
-        self._thread.start()
+        self.start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
-            self._read = read(self.data)
+            self._outcome: Read | BaseException = read(self.data)
         except BaseException as exc:  # handed over to the waiting thread, which raises it
-            self._error = exc
+            self._outcome = exc
 
     def outcome(self) -> Read:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._read
+        self.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
 
 
 # yaml_rs recurses once per level of block nesting, with no limit of its own: 20,000 levels

@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -71,10 +71,6 @@ class _Document:
     refused: set[Path] = field(default_factory=set)  # strings refused for their characters
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def file(self) -> str:
-        return self.source.file
-
     def is_tainted(self, path: Path) -> bool:
         """Whether a later problem at `path` would repeat one already reported: a strict rule
         broken there or above, or a string refused for its characters (any other message about
@@ -94,13 +90,8 @@ class Summary:
     users: int
 
 
-@dataclass(frozen=True)
-class _Prefetched:
-    source: Source  # its file named as given
-    parse: fast_yaml.BackgroundParse
-
-
-# At most one prefetched file per thread (tests run commands on several threads at once).
+# At most one prefetched file per thread (tests run commands on several threads at once): its
+# Source (its file named as given) and the fast parse of its bytes, under way.
 _prefetch = threading.local()
 
 
@@ -115,30 +106,24 @@ def prefetching(path: str | os.PathLike[str]) -> Iterator[None]:
     it itself and reports exactly what it always reports.
 
     The collector stays paused for the whole block (see fast_yaml.BackgroundParse)."""
-    file = os.fspath(path)
     previous = getattr(_prefetch, "entry", None)
     with gc_paused():
-        _prefetch.entry = _start_prefetch(file)
+        _prefetch.entry = None
+        with suppress(OSError, InputError):  # load_desired reads it again, and says why
+            if stat.S_ISREG(os.stat(path).st_mode):
+                source = read_source(path)
+                _prefetch.entry = (source, fast_yaml.BackgroundParse(source.data))
         try:
             yield
         finally:
             _prefetch.entry = previous
 
 
-def _start_prefetch(file: str) -> _Prefetched | None:
-    try:
-        if not stat.S_ISREG(os.stat(file).st_mode):
-            return None
-        source = read_source(file)
-    except (OSError, InputError):
-        return None
-    return _Prefetched(source, fast_yaml.BackgroundParse(source.data))
-
-
-def _take_prefetched(file: str) -> _Prefetched | None:
-    entry: _Prefetched | None = getattr(_prefetch, "entry", None)
-    if entry is None or entry.source.file != file:
-        return None
+def _read_source(file: str) -> tuple[Source, fast_yaml.BackgroundParse | None]:
+    """The checked content of `file`, and the fast parse of it under way if it was prefetched."""
+    entry: tuple[Source, fast_yaml.BackgroundParse] | None = getattr(_prefetch, "entry", None)
+    if entry is None or entry[0].file != file:
+        return read_source(file), None
     _prefetch.entry = None  # used once: a second load in the block reads the file again
     return entry
 
@@ -165,7 +150,7 @@ def check_desired(path: str | os.PathLike[str], *, parser: Parser = "auto") -> S
             raise InputError(found)
         values = [d.value for d in documents if d.value is not None]
         return Summary(
-            files=tuple(d.file for d in documents),
+            files=tuple(d.source.file for d in documents),
             organization=values[0]["organization"],
             roles=len({name for v in values for name in v.get("roles", {})}),
             users=sum(len(v.get("users", {})) for v in values),
@@ -177,8 +162,10 @@ def text_problems(text: str, file: str) -> list[Problem]:
     FILE:LINE:COL order (none: the file is valid). For a text userctl writes itself (`export`),
     which must never write a file that this loader refuses: the rules exist once, here."""
     data = text.encode("utf-8", "surrogatepass")  # a lone surrogate: "not UTF-8", located
-    if len(data) > reader.MAX_FILE_BYTES:
-        return [reader.too_big_desired(file, len(data))]  # the reader's own message, not a copy
+    if len(data) > reader.MAX_FILE_BYTES:  # the reader's own message, not a copy
+        return [
+            reader.too_big(file, "file", reader.MAX_FILE_BYTES, reader.DESIRED_ADVICE, len(data))
+        ]
     with gc_paused():  # as in load_desired
         try:
             source = Source(file, data)
@@ -195,22 +182,19 @@ def _load_documents(
 ) -> list[_Document]:
     """`typed`: filled with the typed users when every file is valid (see TypedUsers)."""
     files, problems = desired_files(path)
-    complete = not problems  # every file of the desired state was read and parsed
+    listed = not problems  # every entry of a directory could be read as a file
     documents: list[_Document] = []
     for file in files:
-        prefetched = _take_prefetched(file)
         try:
-            source = prefetched.source if prefetched is not None else read_source(file)
+            source, started = _read_source(file)
         except InputError as exc:
             problems.extend(exc.problems)
-            complete = False
             continue
-        document = _parse(source, parser, prefetched.parse if prefetched is not None else None)
+        document = _parse(source, parser, started)
         problems.extend(document.problems)
         if document.value is not None:
             documents.append(document)
-        else:
-            complete = False
+    complete = listed and len(documents) == len(files)  # every file was read and parsed
     # The users are built only for documents the schema passed (as their build assumes).
     problems.extend(
         _semantic_problems(documents, complete=complete, typed=None if problems else typed)
@@ -237,7 +221,7 @@ def _policy_problems(documents: list[_Document]) -> list[Problem]:
         desired.policies,
     )
     violations = [Problem(v.message, v.path) for v in policies.check(state)]
-    return locate(violations, desired, {d.file: d.marks for d in documents})
+    return locate(violations, desired, {d.source.file: d.marks for d in documents})
 
 
 def locate(
@@ -305,11 +289,12 @@ def _parse(
 ) -> _Document:
     """The document in `source` with its problems: the strict rules', its strings' characters',
     and the schema's but where one of the others already speaks."""
-    marked, found = _read(source, parser, started)
+    fast = fast_yaml.parse_fast(source.data, started)
+    marked, found = _read(source, parser, fast)
     document = _Document(source, marked.value, marked.sourcemap, marked.tainted)
     strict = marked.problems
     if document.value is not None:
-        refused = characters.check(document.value, source.data, document.marks)
+        refused = characters.check(document.value, fast.screen, document.marks)
         document.refused = {p.path for p in refused}
         strict = strict + refused
     kept = [p for p in found if not document.is_tainted(p.path)]
@@ -318,18 +303,13 @@ def _parse(
 
 
 def _read(
-    source: Source,
-    parser: Parser,
-    started: fast_yaml.BackgroundParse | None = None,
-    *,
-    mapping: bool = True,
+    source: Source, parser: Parser, fast: fast_yaml.Read, *, mapping: bool = True
 ) -> tuple[MarkedDocument, list[Problem]]:
-    """yaml_rs's value with its marks, and the schema's problems. When the scan vouches for the
-    file, only marks are missing: the schema runs on the value directly, and marks are found
-    around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value (a key
-    that is not a string) or it nests too deep, the marked reader reads it with the strict rules
-    and names what is wrong (`parser="precise"` always reads it so)."""
-    fast = fast_yaml.parse_fast(source.data, started)
+    """yaml_rs's value (`fast`) with its marks, and the schema's problems. When the scan vouches
+    for the file, only marks are missing: the schema runs on the value directly, and marks are
+    found around each problem (lazy_marks). Otherwise, or when the schema cannot judge the value
+    (a key that is not a string) or it nests too deep, the marked reader reads it with the strict
+    rules and names what is wrong (`parser="precise"` always reads it so)."""
     if parser == "auto" and fast.trusted:
         marks = lazy_marks(lambda: source.text, fast.value)
         try:
@@ -353,10 +333,11 @@ def read_yaml(text: str, file: str, parser: Parser = "auto") -> tuple[Any, list[
         source = Source(file, text.encode("utf-8"))
     except InputError as exc:
         return None, list(exc.problems)
-    marked, _ = _read(source, parser, mapping=False)
+    fast = fast_yaml.parse_fast(source.data)
+    marked, _ = _read(source, parser, fast, mapping=False)
     value, problems = marked.value, marked.problems
     if isinstance(value, dict) and not problems:
-        problems = characters.check(value, source.data, marked.sourcemap)
+        problems = characters.check(value, fast.screen, marked.sourcemap)
     return value, problems
 
 
@@ -367,13 +348,13 @@ def _semantic_problems(
     roles it declares are unknown, so a reference to a role is not checked (the file's own
     problem is the one to fix; "unknown role" elsewhere would be a false alarm). `typed`: see
     semantic.TypedUsers (only for documents the schema passed)."""
-    by_file = {d.file: d for d in documents}
+    by_file = {d.source.file: d for d in documents}
 
     def at(file: str, path: Path, *, key: bool = False) -> tuple[int, int]:
         return by_file[file].marks.position(path, key=key)
 
     found = semantic.check(
-        [(d.file, d.value) for d in documents if d.value is not None],
+        [(d.source.file, d.value) for d in documents if d.value is not None],
         at,
         roles_known=complete,
         typed=typed,
@@ -390,7 +371,7 @@ def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredSta
     for document in documents:
         value = document.value
         assert value is not None  # documents without a value were reported as problems
-        file = document.file
+        file = document.source.file
         organization = value["organization"]
         if "policies" in value:
             policies.update(policies_of(value["policies"]))
@@ -404,7 +385,7 @@ def _build(documents: list[_Document], typed: semantic.TypedUsers) -> DesiredSta
         users=typed.users,
         origins=semantic.Origins(origins, typed),
         policies=policies,
-        files={document.file: document.source.digest for document in documents},
+        files={document.source.file: document.source.digest for document in documents},
     )
 
 

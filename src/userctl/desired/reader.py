@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -48,29 +49,24 @@ class Source:
     the bytes, and a 30 MB file's text takes 60 MB more (two bytes per character as soon as one
     is not Latin-1)."""
 
-    __slots__ = ("file", "read", "data", "_text")
-
     def __init__(self, file: str, read: bytes) -> None:
         self.file = file  # as shown in messages: the path the user gave, or DIR/NAME.yaml
         self.read = read  # as read, for its digest
         self.data = check(read, file)  # UTF-8, without a BOM
-        self._text: str | None = None
 
     @property
     def digest(self) -> str:
         """The SHA-256 of the very bytes parsed: a plan names the files it was made from so."""
         return "sha256:" + hashlib.sha256(self.read).hexdigest()
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        if self._text is None:
-            self._text = self.data.decode("utf-8")
-        return self._text
+        return self.data.decode("utf-8")
 
 
-def read_source(path: str | os.PathLike[str], file: str | None = None) -> Source:
-    """The checked content of `path`; raises InputError naming `file` (default: `path`)."""
-    shown = file if file is not None else os.fspath(path)
+def read_source(path: str | os.PathLike[str]) -> Source:
+    """The checked content of `path`; raises InputError naming it as given."""
+    shown = os.fspath(path)
     try:
         shown.encode(_FS_ENCODING)
     except UnicodeEncodeError:
@@ -124,7 +120,7 @@ def bounded_chunks(
         if stat.S_ISDIR(info.st_mode):
             raise InputError([at_start(shown, directory)])
         if stat.S_ISREG(info.st_mode) and info.st_size > limit:
-            raise InputError([_too_big(shown, what, limit, advice, info.st_size)])
+            raise InputError([too_big(shown, what, limit, advice, info.st_size)])
         # Reads wait for data again: a pipe's writer may be slower than this reader.
         os.set_blocking(fd, True)
 
@@ -141,7 +137,7 @@ def bounded_chunks(
                     return
                 total += len(data)
                 if total > limit:
-                    raise InputError([_too_big(shown, what, limit, advice)])
+                    raise InputError([too_big(shown, what, limit, advice)])
                 yield data
 
         yield chunks()
@@ -195,13 +191,9 @@ def check(data: bytes, file: str) -> bytes:
     return data
 
 
-def too_big_desired(file: str, size: int) -> Problem:
-    """The sentence for a desired-state text over the limit (one `export` would write)."""
-    return _too_big(file, "file", MAX_FILE_BYTES, DESIRED_ADVICE, size)
-
-
-def _too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:
-    """The one sentence for a file over its limit: a device or a pipe has no size to show."""
+def too_big(file: str, what: str, limit: int, advice: str, size: int | None = None) -> Problem:
+    """The one sentence for a file over its limit (a desired-state text too, that `export` would
+    write): a device or a pipe has no size to show."""
     shown = "" if size is None else f" {size / _MIB:.1f} MiB,"
     return at_start(file, f"the {what} is{shown} over the {limit // _MIB} MiB limit; {advice}")
 

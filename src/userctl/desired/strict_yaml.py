@@ -118,14 +118,11 @@ _NOT_PRINTABLE: Final = re.compile(
 
 
 class _Misread(Exception):
-    """The scanner's reading does not line up with yaml_rs's value: `at` is where it parts."""
+    """The scanner's reading does not line up with yaml_rs's value: `at` is where it parts (or
+    where the scanner stopped, nesting too deep: its depth then says so)."""
 
     def __init__(self, at: int) -> None:
         self.at = at
-
-
-class _TooDeep(_Misread):
-    pass
 
 
 # Events: ("{" | "[", offset, properties), ("]", offset), ("*", offset, properties, "*name"),
@@ -201,7 +198,7 @@ class _Scanner:
         if t[j] in "-?:" and self.blank(j + 1):
             kind = "[" if t[j] == "-" else "{"
             self.open(kind, own[0][0] if own else j, own)
-            return self.block_seq(c, j) if kind == "[" else self.block_map(c, self.entry(c, j))
+            return self.block(c, j, kind == "[")
         index = len(self.events)
         end = self.inline(j, props, parent)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
@@ -210,7 +207,7 @@ class _Scanner:
             self.events.insert(index, ("{", own[0][0] if own else start, own))
             self.open(None, start, ())
             c = self.col(start)
-            return self.block_map(c, self.value(c, colon + 1))
+            return self.block(c, self.value(c, colon + 1))
         kind, at, props, *rest = self.events[index]
         if own:
             at, props = own[0][0], own + props
@@ -228,21 +225,15 @@ class _Scanner:
             j = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
         return tuple(props), j
 
-    def block_seq(self, c: int, j: int) -> int:
-        while True:
-            end = self.node(c, j + 1)
-            j = self.skip(end)
-            if j >= self.n or self.marker(j) or self.col(j) != c or not self.is_entry(j):
-                return self.close(end)
-
-    def block_map(self, c: int, end: int) -> int:
-        """A block mapping at column `c`, whose first entry is read up to `end`."""
+    def block(self, c: int, end: int, seq: bool = False) -> int:
+        """A block sequence (`seq`) or mapping at column `c`, read up to `end`: where its first
+        entry starts, or past the first entry of a mapping whose first key is read already."""
         simple, events = _simple_entry(c), self.events
         while True:
             j = self.skip(end)
-            if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
+            if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j) != seq:
                 return self.close(end)
-            line = simple.match(self.t, j)
+            line = None if seq else simple.match(self.t, j)
             if line is not None:
                 events.append(("s", j, (), "", line.group(1), line.end(1)))
                 end, v = line.end(2), line.start(2)
@@ -252,7 +243,7 @@ class _Scanner:
                     quote = self.t[v] if self.t[v] in "\"'" else ""
                     events.append(("s", v, (), quote, None if quote else line.group(2), end))
             else:
-                end = self.entry(c, j)
+                end = self.node(c, j + 1) if seq else self.entry(c, j)
 
     def entry(self, c: int, j: int) -> int:
         t = self.t
@@ -393,7 +384,7 @@ class _Scanner:
     def open(self, kind: str | None, at: int, props: tuple[tuple[int, str], ...]) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _TooDeep(at)
+            raise _Misread(at)
         if kind is not None:
             self.events.append((kind, at, props))
 
@@ -510,7 +501,7 @@ class _Aligner:
     `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
     def __init__(self, events: list[Event], text: str, duplicates: bool, into: SourceMap) -> None:
-        self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
+        self.events, self.text, self.duplicates, self.i = events, text, duplicates, 0
         self.marks, self.raw, self.place = into.marks, into.raw, into.place
         self.pending = into.pending  # left for later: see lazy_marks
         self.problems: list[Problem] = []
@@ -523,9 +514,10 @@ class _Aligner:
         if taint:
             self.tainted.add(path)
 
-    def node(self, value: Any, path: Path, key: bool = False) -> int:
+    def node(self, value: Any, path: Path, key: bool = False, slot: Any = None) -> int:
+        """Marks `value`, at `path` (a key with `key`); `slot`: its (id(container), step)."""
         event = self.events[self.i]
-        self.last, self.i = self.i, self.i + 1
+        self.i += 1
         kind, props = event[0], event[2]
         at: int = event[1]
         if kind == "~":  # marked when a path enters it
@@ -567,6 +559,8 @@ class _Aligner:
                     self.problem(_ambiguous(plain, path), at, path)
                 elif plain == "<<" and key:
                     self.problem(_SAY["<<"], at, path)
+                if slot and (value is None or value.__class__ in (int, float)):
+                    self.raw[slot] = plain  # a number's or null's text, that messages quote
             return at
         if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
             # (both refused): no order to follow, only the place matters
@@ -580,8 +574,7 @@ class _Aligner:
             for index, item in enumerate(value):
                 if self.events[self.i][0] == "]":
                     raise _Misread(at)
-                marks.append(self.node(item, (*path, index)))
-                self.note_raw(value, index, item)
+                marks.append(self.node(item, (*path, index), slot=(id(value), index)))
         else:
             raise _Misread(at)
         if self.events[self.i][0] != "]":
@@ -624,8 +617,7 @@ class _Aligner:
                     message = f'keys must be strings: write "{shown}" in quotes'
                 self.problem(message, at, (*path, shown))
             marks.append(at)
-            marks.append(self.node(value[key], (*path, shown)))
-            self.note_raw(value, key, value[key])
+            marks.append(self.node(value[key], (*path, shown), slot=(id(value), key)))
             names[shown if shown not in names else f"{shown} ({len(names) + 1})"] = None
         if next(keys, _NO_KEY) is not _NO_KEY:
             raise _Misread(self.events[self.i][1])
@@ -634,13 +626,6 @@ class _Aligner:
             values = list(value.values())
             value.clear()
             value.update(zip(names, values))
-
-    def note_raw(self, container: Any, step: Any, value: Any) -> None:
-        """The text of a plain scalar read as a number or null, that messages quote."""
-        event = self.events[self.last]
-        if (value is None or value.__class__ in (int, float)) and event[0] == "s":
-            if event[3] == "" and event[4] is not None:
-                self.raw[(id(container), step)] = event[4]
 
     def shown_key(self, event: Event, key: Any) -> str:
         if isinstance(key, str):
@@ -708,16 +693,21 @@ def parse_marked(
         message = f"character {char} is not allowed in YAML ({kind} characters are not allowed)"
         return refused(at(bad.start(), message + "; remove it"))
     scanner, misread = _Scanner(text), None
+
+    def walked() -> _Aligner:
+        """The events walked without yaml_rs's value: the problems of the format's rules in them,
+        and the path of the last container entered."""
+        walk = _Aligner(scanner.events, text, False, sourcemap)
+        with contextlib.suppress(IndexError):  # the events may stop inside a container
+            walk.node(_UNKNOWN, ())
+        return walk
+
     try:
         scanner.stream()
-    except _TooDeep as exc:
-        # Where the scanner stopped, to the format's depth (deeper steps would only repeat `[0]`).
-        walk = _Aligner(scanner.events, text, False, sourcemap)
-        with contextlib.suppress(IndexError):  # the events stop inside the deepest container
-            walk.node(_UNKNOWN, ())
-        return refused(at(exc.at, _TOO_DEEP, walk.path[:4]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
+        if scanner.depth > MAX_DEPTH:  # where the scanner stopped, to the format's depth
+            return refused(at(misread, _TOO_DEEP, walked().path[:4]))  # (deeper: only `[0]`s)
     if misread is None and not scanner.events:  # no document: directives and markers at most
         return refused(at(0, _SAY[""]))
     if read is None:
@@ -728,12 +718,9 @@ def parse_marked(
         if misread is None and (read.refusal is None or any(e[0] == "*" for e in scanner.events)):
             # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
             # no reason (a mapping or list as a key, which Python cannot hold): the format
-            # refuses each, and says so where it is.
-            walk = _Aligner(scanner.events, text, False, sourcemap)
-            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                walk.node(_UNKNOWN, ())
-            if walk.problems:
-                return refused(*walk.problems)
+            # refuses each, and says so where it is (else the syntax error below).
+            if problems := walked().problems:
+                return refused(*problems)
         return refused(read.refusal or at(misread or 0, "YAML syntax error"))
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
@@ -768,15 +755,14 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
     def reveal(node: Any) -> None:
         source = text()
         scanner = _Scanner(source, shallow=node is value)
-        reading: Callable[[], object] = scanner.stream
-        if node is value:
-            sourcemap.place = _Places(source)
-        else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
-            i, c = sourcemap.pending.pop(id(node))
-            scanner.depth = 2
-            reading = functools.partial(scanner.node, c, i, True)
         try:
-            reading()
+            if node is value:
+                sourcemap.place = _Places(source)
+                scanner.stream()
+            else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
+                i, c = sourcemap.pending.pop(id(node))
+                scanner.depth = 2
+                scanner.node(c, i, True)
             aligner = _Aligner(scanner.events, source, False, sourcemap)
             root_mark = aligner.node(node, ())
         except (_Misread, IndexError, AssertionError):

@@ -247,16 +247,15 @@ class _Scanner:
 
     def entry(self, c: int, j: int) -> int:
         t = self.t
-        if t[j] == "?" and self.blank(j + 1):
-            end = self.node(c, j + 1)
+        if t[j] in "?:" and self.blank(j + 1):  # an explicit key, or an empty one
+            if t[j] == ":":
+                self.events.append(("s", j, (), "", "", j))
+            end = self.node(c, j + 1) if t[j] == "?" else j
             k = self.skip(end)
             if k < self.n and self.col(k) == c and t[k] == ":" and self.blank(k + 1):
                 return self.node(c, k + 1, True)
             self.events.append(("s", end, (), "", "", end))
             return end
-        if t[j] == ":" and self.blank(j + 1):
-            self.events.append(("s", j, (), "", "", j))
-            return self.node(c, j + 1, True)
         props, j = self.properties(j)
         end = self.inline(j, props, c)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
@@ -295,41 +294,43 @@ class _Scanner:
 
     # -- nodes written inline, and flow context ---------------------------------------------------
 
-    def inline(self, j: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
-        """A node starting at `j` that is not a block collection (one line of a plain scalar)."""
+    def inline(self, j: int, props: tuple[tuple[int, str], ...], parent: int | None) -> int:
+        """A node starting at `j` that is not a block collection: in flow style (`parent` None),
+        or in block style (one line of a plain scalar)."""
         t = self.t
         at = props[0][0] if props else j
         if t[j] == "*":
             end = _ALIAS.match(t, j).end()  # type: ignore[union-attr]
             self.events.append(("*", at, props, t[j:end]))
             return end
+        if t[j] in "[{":
+            return self.flow(j, props)
+        style, plain = t[j], None  # a scalar: its style, and its text if plain on one line
         if t[j] in "\"'":
             quoted = (_DOUBLE if t[j] == '"' else _SINGLE).match(t, j)
             if quoted is None:
                 raise _Misread(j)
-            self.events.append(("s", at, props, t[j], None, quoted.end()))
-            return quoted.end()
-        if t[j] in "[{":
-            return self.flow(j, props)
-        if t[j] in "|>":
-            return self.block_scalar(j, at, props, parent)
-        line = _PLAIN_BLOCK.match(t, j)
-        if line is None:
-            raise _Misread(j)
-        self.events.append(("s", at, props, "", line.group(), line.end()))
-        return line.end()
-
-    def block_scalar(self, j: int, at: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
-        """A `|` or `>` block: its lines stand `indent` columns in (said by its header, or by its
-        first line that holds anything), up to a line that holds something further left."""
-        t, header = self.t, _HEADER.match(self.t, j)
-        assert header is not None
-        digit, start = header.group(1) or header.group(2), header.end()
-        first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
-        indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
-        after = _less(indent).search(t, start)
-        end = after.start() + 1 if after else self.n
-        self.events.append(("s", at, props, t[j], None, end))
+            end = quoted.end()
+        elif t[j] in "|>" and parent is not None:
+            # A block scalar: its lines stand `indent` columns in (said by its header, or by its
+            # first line that holds anything), up to a line that holds something further left.
+            header = _HEADER.match(t, j)
+            assert header is not None
+            digit, start = header.group(1) or header.group(2), header.end()
+            first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
+            indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
+            after = _less(indent).search(t, start)
+            end = after.start() + 1 if after else self.n
+        elif t[j] in "|>":  # in flow style, an indicator YAML forbids, which yaml_rs takes as text
+            after = _PLAIN_FLOW.match(t, j + 1)
+            style, end = "bad", after.end() if after else j + 1
+        else:
+            line = (_PLAIN_BLOCK if parent is not None else _PLAIN_FLOW).match(t, j)
+            if line is None:
+                raise _Misread(j)
+            end = line.end() if parent is not None else self.go_on(line.end(), None)
+            style, plain = "", line.group() if end == line.end() else None
+        self.events.append(("s", at, props, style, plain, end))
         return end
 
     def flow(self, j: int, props: tuple[tuple[int, str], ...]) -> int:
@@ -366,20 +367,7 @@ class _Scanner:
         if t[k] in ",]}" or t[k] == ":" and (self.blank(k + 1) or t[k + 1] in ",[]{}"):
             self.events.append(("s", props[0][0] if props else k, props, "", "", k))
             return k
-        if t[k] in "*\"'[{":
-            return self.inline(k, props, -1)
-        at = props[0][0] if props else k
-        if t[k] in "|>":  # an indicator YAML forbids here, which yaml_rs takes as text
-            after = _PLAIN_FLOW.match(t, k + 1)
-            stop = after.end() if after else k + 1
-            self.events.append(("s", at, props, "bad", None, stop))
-            return stop
-        line = _PLAIN_FLOW.match(t, k)
-        if line is None:
-            raise _Misread(k)
-        end = self.go_on(line.end(), None)
-        self.events.append(("s", at, props, "", line.group() if end == line.end() else None, end))
-        return end
+        return self.inline(k, props, None)
 
     def open(self, kind: str | None, at: int, props: tuple[tuple[int, str], ...]) -> None:
         self.depth += 1
@@ -401,11 +389,12 @@ class SourceMap:
     index looked up when asked. Mappings store (key mark, value mark) per entry, sequences one
     mark per item; `raw` keeps the source text of plain scalars read as numbers or null, so that
     a message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
-    into a line and column; `reveal`, when set, marks a container on first use (see lazy_marks),
-    and `pending` holds what it has yet to mark."""
+    into `text` into a line and column; `reveal`, when set, marks a container on first use (see
+    lazy_marks), and `pending` holds what it has yet to mark."""
 
-    def __init__(self, root: Any, root_mark: int, place: Callable[[int], tuple[int, int]]) -> None:
-        self.root, self.root_mark, self.place = root, root_mark, place
+    def __init__(self, root: Any, text: str) -> None:
+        self.root, self.root_mark, self.text, self._asked = root, 0, text, 0
+        self._starts: list[int] | None = None  # of the lines, found once asked more than a few
         # id(container) -> offsets; ids stay valid while `root` lives
         self.marks: dict[int, array[int]] = {}
         self.raw: dict[tuple[int, str | int], str] = {}
@@ -435,6 +424,16 @@ class SourceMap:
                 break
             mark, node = marks[slot], found[1]
         return self.place(mark)
+
+    def place(self, offset: int) -> tuple[int, int]:
+        """The 1-based (line, column) of an offset into `text`."""
+        self._asked += 1
+        if self._starts is None and self._asked <= 16:  # a few problems: no table of 1M lines
+            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        line = bisect.bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
 
     def value(self, path: Path) -> Any:
         node = self.root
@@ -529,21 +528,6 @@ class _Aligner:
         if kind == "*":
             self.problem(_SAY["*"].format(event[3]), at, path)
             return at
-        if value is _UNKNOWN and kind in "{[":
-            self.path = path
-            for index in itertools.count():
-                child = self.events[self.i]
-                if child[0] == "]":
-                    break
-                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
-                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
-                    what = "a mapping" if child[0] == "{" else "a list"
-                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
-                if kind == "{":
-                    self.node(_UNKNOWN, (*path, step), key=True)
-                self.node(_UNKNOWN, (*path, step))
-            self.i += 1
-            return at
         if kind == "s":
             if isinstance(value, (dict, list, tuple, frozenset)):
                 raise _Misread(at)
@@ -562,12 +546,23 @@ class _Aligner:
                 if slot and (value is None or value.__class__ in (int, float)):
                     self.raw[slot] = plain  # a number's or null's text, that messages quote
             return at
-        if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
-            # (both refused): no order to follow, only the place matters
-            self.i -= 1
-            self.skip()
-            return at
-        if kind == "{" and isinstance(value, dict):
+        if value is _UNKNOWN:  # a collection
+            self.path = path
+            for index in itertools.count():
+                child = self.events[self.i]
+                if child[0] == "]":
+                    break
+                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
+                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
+                    what = "a mapping" if child[0] == "{" else "a list"
+                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
+                if kind == "{":
+                    self.node(_UNKNOWN, (*path, step), key=True)
+                self.node(_UNKNOWN, (*path, step))
+        elif kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
+            while self.events[self.i][0] != "]":  # (both refused): only the place matters
+                self.skip()
+        elif kind == "{" and isinstance(value, dict):
             self.mapping(value, path)
         elif kind == "[" and isinstance(value, (list, tuple)):
             marks = self.marks[id(value)] = array("q")
@@ -588,13 +583,16 @@ class _Aligner:
         events, quick = self.events, not self.duplicates
         while events[self.i][0] != "]":
             event = events[self.i]
-            name = self.key_of(event) if self.duplicates else _NO_KEY
+            name = _NO_KEY  # the key read on its own (only when looking for repeated keys)
+            if self.duplicates and event[0] == "s":
+                read = fast_yaml.read(self.text[event[1] : event[5]].encode("utf-8"))
+                if read.accepted and not isinstance(read.value, (dict, list)):
+                    name = read.value
             if name is not _NO_KEY and name in seen:
                 line, shown = self.place(seen[name])[0], self.shown_key(event, name)
                 message = f"duplicate key '{shown}' (first defined at line {line})"
                 self.problem(message, event[1], (*path, shown), taint=False)
-                self.skip()
-                self.skip()
+                self.skip(2)
                 continue
             key = next(keys, _NO_KEY)
             if key is _NO_KEY and self.duplicates and event[0] == "*":
@@ -632,45 +630,22 @@ class _Aligner:
             return key
         if event[0] == "s" and event[3] == "" and event[4]:
             return str(event[4])
-        return f"<{_describe_complex(key)}>"
+        if isinstance(key, (dict, frozenset)):
+            return "<a mapping>"
+        return "<a list>" if isinstance(key, (list, tuple)) else "<empty>"
 
-    def key_of(self, event: Event) -> Any:
-        """A key's value read on its own (only when looking for repeated keys)."""
-        if event[0] != "s":
-            return _NO_KEY
-        read = fast_yaml.read(self.text[event[1] : event[5]].encode("utf-8"))
-        return read.value if read.accepted and not isinstance(read.value, (dict, list)) else _NO_KEY
-
-    def skip(self) -> None:
-        """Past one node's events (a repeated key's value: yaml_rs kept the first)."""
+    def skip(self, nodes: int = 1) -> None:
+        """Past `nodes` nodes' events (a repeated key and its value: yaml_rs kept the first...)."""
         depth = 0
-        while True:
+        while nodes:
             kind = self.events[self.i][0]
             self.i += 1
             depth += 1 if kind in "{[" else -1 if kind == "]" else 0
-            if depth == 0:
-                return
+            nodes -= depth == 0
 
 
 _NO_KEY: Any = object()
 _UNKNOWN: Any = object()  # a value yaml_rs did not give
-
-
-class _Places:
-    """Offsets into a text as 1-based (line, column), the line starts found on first use."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.asked = text, 0
-        self.starts: list[int] | None = None
-
-    def __call__(self, offset: int) -> tuple[int, int]:
-        self.asked += 1
-        if self.starts is None and self.asked <= 16:  # a few problems: no table of 1M lines
-            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
-        if self.starts is None:
-            self.starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
-        line = bisect.bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
 
 
 def parse_marked(
@@ -678,7 +653,7 @@ def parse_marked(
 ) -> MarkedDocument:
     """`text` with its marks and the format's rules on its YAML; `read`: yaml_rs's reading of it,
     when made already. `mapping`: refuse a top level that is not a mapping."""
-    sourcemap = SourceMap(None, 0, _Places(text))
+    sourcemap = SourceMap(None, text)
 
     def refused(*problems: Problem) -> MarkedDocument:
         return MarkedDocument(None, sourcemap, list(problems))
@@ -750,25 +725,23 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
     valid file needs none). A shallow reading marks it down to the entries of `roles`, `users`
     and any other nested block mapping; each is read when a path enters it. A 100,000-user file
     with one mistake then costs a pass over its keys, not a reading of two million nodes."""
-    sourcemap = SourceMap(value, 0, _Places(""))
+    sourcemap = SourceMap(value, "")
 
     def reveal(node: Any) -> None:
         source = text()
         scanner = _Scanner(source, shallow=node is value)
-        try:
+        # What the scanner misreads stays unmarked: positions fall back to the deepest place known.
+        with contextlib.suppress(_Misread, IndexError, AssertionError):
             if node is value:
-                sourcemap.place = _Places(source)
+                sourcemap.text = source
                 scanner.stream()
             else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
                 i, c = sourcemap.pending.pop(id(node))
                 scanner.depth = 2
                 scanner.node(c, i, True)
-            aligner = _Aligner(scanner.events, source, False, sourcemap)
-            root_mark = aligner.node(node, ())
-        except (_Misread, IndexError, AssertionError):
-            return  # not marked: positions fall back to the deepest place known
-        if node is value:
-            sourcemap.root_mark = root_mark
+            mark = _Aligner(scanner.events, source, False, sourcemap).node(node, ())
+            if node is value:
+                sourcemap.root_mark = mark
 
     sourcemap.reveal = reveal
     return sourcemap
@@ -796,12 +769,6 @@ def _ambiguous(source: str, path: Path) -> str:
         return f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); {takes}"
     quoted = f'quote it ("{source}") if you meant a string'
     return f"'{source}' is ambiguous in YAML: use true or false; {quoted}"
-
-
-def _describe_complex(key: Any) -> str:
-    if isinstance(key, (dict, frozenset)):
-        return "a mapping"
-    return "a list" if isinstance(key, (list, tuple)) else "empty"
 
 
 def describe_kind(value: object) -> str:

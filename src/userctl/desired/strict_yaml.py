@@ -194,11 +194,9 @@ class _Scanner:
                 self.events.append(("s", own[0][0], own, "", "", j))
                 return j
             props, j = self.properties(j)
-        c = self.col(j)
         if t[j] in "-?:" and self.blank(j + 1):
-            kind = "[" if t[j] == "-" else "{"
-            self.open(kind, own[0][0] if own else j, own)
-            return self.block(c, j, kind == "[")
+            self.open("[" if t[j] == "-" else "{", own[0][0] if own else j, own)
+            return self.block(self.col(j), j, t[j] == "-")
         index = len(self.events)
         end = self.inline(j, props, parent)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]

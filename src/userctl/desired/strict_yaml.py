@@ -118,14 +118,11 @@ _NOT_PRINTABLE: Final = re.compile(
 
 
 class _Misread(Exception):
-    """The scanner's reading does not line up with yaml_rs's value: `at` is where it parts."""
+    """The scanner's reading does not line up with yaml_rs's value: `at` is where it parts (or
+    where the scanner stopped, nesting too deep: its depth then says so)."""
 
     def __init__(self, at: int) -> None:
         self.at = at
-
-
-class _TooDeep(_Misread):
-    pass
 
 
 # Events: ("{" | "[", offset, properties), ("]", offset), ("*", offset, properties, "*name"),
@@ -197,11 +194,9 @@ class _Scanner:
                 self.events.append(("s", own[0][0], own, "", "", j))
                 return j
             props, j = self.properties(j)
-        c = self.col(j)
         if t[j] in "-?:" and self.blank(j + 1):
-            kind = "[" if t[j] == "-" else "{"
-            self.open(kind, own[0][0] if own else j, own)
-            return self.block_seq(c, j) if kind == "[" else self.block_map(c, self.entry(c, j))
+            self.open("[" if t[j] == "-" else "{", own[0][0] if own else j, own)
+            return self.block(self.col(j), j, t[j] == "-")
         index = len(self.events)
         end = self.inline(j, props, parent)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
@@ -210,7 +205,7 @@ class _Scanner:
             self.events.insert(index, ("{", own[0][0] if own else start, own))
             self.open(None, start, ())
             c = self.col(start)
-            return self.block_map(c, self.value(c, colon + 1))
+            return self.block(c, self.value(c, colon + 1))
         kind, at, props, *rest = self.events[index]
         if own:
             at, props = own[0][0], own + props
@@ -228,21 +223,15 @@ class _Scanner:
             j = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
         return tuple(props), j
 
-    def block_seq(self, c: int, j: int) -> int:
-        while True:
-            end = self.node(c, j + 1)
-            j = self.skip(end)
-            if j >= self.n or self.marker(j) or self.col(j) != c or not self.is_entry(j):
-                return self.close(end)
-
-    def block_map(self, c: int, end: int) -> int:
-        """A block mapping at column `c`, whose first entry is read up to `end`."""
+    def block(self, c: int, end: int, seq: bool = False) -> int:
+        """A block sequence (`seq`) or mapping at column `c`, read up to `end`: where its first
+        entry starts, or past the first entry of a mapping whose first key is read already."""
         simple, events = _simple_entry(c), self.events
         while True:
             j = self.skip(end)
-            if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j):
+            if j >= self.n or self.marker(j) or self.col(j) != c or self.is_entry(j) != seq:
                 return self.close(end)
-            line = simple.match(self.t, j)
+            line = None if seq else simple.match(self.t, j)
             if line is not None:
                 events.append(("s", j, (), "", line.group(1), line.end(1)))
                 end, v = line.end(2), line.start(2)
@@ -252,20 +241,19 @@ class _Scanner:
                     quote = self.t[v] if self.t[v] in "\"'" else ""
                     events.append(("s", v, (), quote, None if quote else line.group(2), end))
             else:
-                end = self.entry(c, j)
+                end = self.node(c, j + 1) if seq else self.entry(c, j)
 
     def entry(self, c: int, j: int) -> int:
         t = self.t
-        if t[j] == "?" and self.blank(j + 1):
-            end = self.node(c, j + 1)
+        if t[j] in "?:" and self.blank(j + 1):  # an explicit key, or an empty one
+            if t[j] == ":":
+                self.events.append(("s", j, (), "", "", j))
+            end = self.node(c, j + 1) if t[j] == "?" else j
             k = self.skip(end)
             if k < self.n and self.col(k) == c and t[k] == ":" and self.blank(k + 1):
                 return self.node(c, k + 1, True)
             self.events.append(("s", end, (), "", "", end))
             return end
-        if t[j] == ":" and self.blank(j + 1):
-            self.events.append(("s", j, (), "", "", j))
-            return self.node(c, j + 1, True)
         props, j = self.properties(j)
         end = self.inline(j, props, c)
         colon = _BLANKS.match(t, end).end()  # type: ignore[union-attr]
@@ -304,41 +292,43 @@ class _Scanner:
 
     # -- nodes written inline, and flow context ---------------------------------------------------
 
-    def inline(self, j: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
-        """A node starting at `j` that is not a block collection (one line of a plain scalar)."""
+    def inline(self, j: int, props: tuple[tuple[int, str], ...], parent: int | None) -> int:
+        """A node starting at `j` that is not a block collection: in flow style (`parent` None),
+        or in block style (one line of a plain scalar)."""
         t = self.t
         at = props[0][0] if props else j
         if t[j] == "*":
             end = _ALIAS.match(t, j).end()  # type: ignore[union-attr]
             self.events.append(("*", at, props, t[j:end]))
             return end
+        if t[j] in "[{":
+            return self.flow(j, props)
+        style, plain = t[j], None  # a scalar: its style, and its text if plain on one line
         if t[j] in "\"'":
             quoted = (_DOUBLE if t[j] == '"' else _SINGLE).match(t, j)
             if quoted is None:
                 raise _Misread(j)
-            self.events.append(("s", at, props, t[j], None, quoted.end()))
-            return quoted.end()
-        if t[j] in "[{":
-            return self.flow(j, props)
-        if t[j] in "|>":
-            return self.block_scalar(j, at, props, parent)
-        line = _PLAIN_BLOCK.match(t, j)
-        if line is None:
-            raise _Misread(j)
-        self.events.append(("s", at, props, "", line.group(), line.end()))
-        return line.end()
-
-    def block_scalar(self, j: int, at: int, props: tuple[tuple[int, str], ...], parent: int) -> int:
-        """A `|` or `>` block: its lines stand `indent` columns in (said by its header, or by its
-        first line that holds anything), up to a line that holds something further left."""
-        t, header = self.t, _HEADER.match(self.t, j)
-        assert header is not None
-        digit, start = header.group(1) or header.group(2), header.end()
-        first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
-        indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
-        after = _less(indent).search(t, start)
-        end = after.start() + 1 if after else self.n
-        self.events.append(("s", at, props, t[j], None, end))
+            end = quoted.end()
+        elif t[j] in "|>" and parent is not None:
+            # A block scalar: its lines stand `indent` columns in (said by its header, or by its
+            # first line that holds anything), up to a line that holds something further left.
+            header = _HEADER.match(t, j)
+            assert header is not None
+            digit, start = header.group(1) or header.group(2), header.end()
+            first = len(_FIRST_LINE.match(t, start).group(1) or "")  # type: ignore[union-attr]
+            indent = max(parent, 0) + int(digit) if digit else max(parent + 1, first)
+            after = _less(indent).search(t, start)
+            end = after.start() + 1 if after else self.n
+        elif t[j] in "|>":  # in flow style, an indicator YAML forbids, which yaml_rs takes as text
+            after = _PLAIN_FLOW.match(t, j + 1)
+            style, end = "bad", after.end() if after else j + 1
+        else:
+            line = (_PLAIN_BLOCK if parent is not None else _PLAIN_FLOW).match(t, j)
+            if line is None:
+                raise _Misread(j)
+            end = line.end() if parent is not None else self.go_on(line.end(), None)
+            style, plain = "", line.group() if end == line.end() else None
+        self.events.append(("s", at, props, style, plain, end))
         return end
 
     def flow(self, j: int, props: tuple[tuple[int, str], ...]) -> int:
@@ -375,25 +365,12 @@ class _Scanner:
         if t[k] in ",]}" or t[k] == ":" and (self.blank(k + 1) or t[k + 1] in ",[]{}"):
             self.events.append(("s", props[0][0] if props else k, props, "", "", k))
             return k
-        if t[k] in "*\"'[{":
-            return self.inline(k, props, -1)
-        at = props[0][0] if props else k
-        if t[k] in "|>":  # an indicator YAML forbids here, which yaml_rs takes as text
-            after = _PLAIN_FLOW.match(t, k + 1)
-            stop = after.end() if after else k + 1
-            self.events.append(("s", at, props, "bad", None, stop))
-            return stop
-        line = _PLAIN_FLOW.match(t, k)
-        if line is None:
-            raise _Misread(k)
-        end = self.go_on(line.end(), None)
-        self.events.append(("s", at, props, "", line.group() if end == line.end() else None, end))
-        return end
+        return self.inline(k, props, None)
 
     def open(self, kind: str | None, at: int, props: tuple[tuple[int, str], ...]) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _TooDeep(at)
+            raise _Misread(at)
         if kind is not None:
             self.events.append((kind, at, props))
 
@@ -410,11 +387,12 @@ class SourceMap:
     index looked up when asked. Mappings store (key mark, value mark) per entry, sequences one
     mark per item; `raw` keeps the source text of plain scalars read as numbers or null, so that
     a message can quote what the author wrote (`0123456`, not 123456). `place` turns an offset
-    into a line and column; `reveal`, when set, marks a container on first use (see lazy_marks),
-    and `pending` holds what it has yet to mark."""
+    into `text` into a line and column; `reveal`, when set, marks a container on first use (see
+    lazy_marks), and `pending` holds what it has yet to mark."""
 
-    def __init__(self, root: Any, root_mark: int, place: Callable[[int], tuple[int, int]]) -> None:
-        self.root, self.root_mark, self.place = root, root_mark, place
+    def __init__(self, root: Any, text: str) -> None:
+        self.root, self.root_mark, self.text, self._asked = root, 0, text, 0
+        self._starts: list[int] | None = None  # of the lines, found once asked more than a few
         # id(container) -> offsets; ids stay valid while `root` lives
         self.marks: dict[int, array[int]] = {}
         self.raw: dict[tuple[int, str | int], str] = {}
@@ -444,6 +422,16 @@ class SourceMap:
                 break
             mark, node = marks[slot], found[1]
         return self.place(mark)
+
+    def place(self, offset: int) -> tuple[int, int]:
+        """The 1-based (line, column) of an offset into `text`."""
+        self._asked += 1
+        if self._starts is None and self._asked <= 16:  # a few problems: no table of 1M lines
+            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        line = bisect.bisect_right(self._starts, offset)
+        return line, offset - self._starts[line - 1] + 1
 
     def value(self, path: Path) -> Any:
         node = self.root
@@ -510,7 +498,7 @@ class _Aligner:
     `value` keeps each first one; the repeats are found here, by each key's own reading."""
 
     def __init__(self, events: list[Event], text: str, duplicates: bool, into: SourceMap) -> None:
-        self.events, self.text, self.duplicates, self.i, self.last = events, text, duplicates, 0, 0
+        self.events, self.text, self.duplicates, self.i = events, text, duplicates, 0
         self.marks, self.raw, self.place = into.marks, into.raw, into.place
         self.pending = into.pending  # left for later: see lazy_marks
         self.problems: list[Problem] = []
@@ -523,9 +511,10 @@ class _Aligner:
         if taint:
             self.tainted.add(path)
 
-    def node(self, value: Any, path: Path, key: bool = False) -> int:
+    def node(self, value: Any, path: Path, key: bool = False, slot: Any = None) -> int:
+        """Marks `value`, at `path` (a key with `key`); `slot`: its (id(container), step)."""
         event = self.events[self.i]
-        self.last, self.i = self.i, self.i + 1
+        self.i += 1
         kind, props = event[0], event[2]
         at: int = event[1]
         if kind == "~":  # marked when a path enters it
@@ -536,21 +525,6 @@ class _Aligner:
             self.problem(_SAY[text[0]].format(text), offset, path)
         if kind == "*":
             self.problem(_SAY["*"].format(event[3]), at, path)
-            return at
-        if value is _UNKNOWN and kind in "{[":
-            self.path = path
-            for index in itertools.count():
-                child = self.events[self.i]
-                if child[0] == "]":
-                    break
-                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
-                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
-                    what = "a mapping" if child[0] == "{" else "a list"
-                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
-                if kind == "{":
-                    self.node(_UNKNOWN, (*path, step), key=True)
-                self.node(_UNKNOWN, (*path, step))
-            self.i += 1
             return at
         if kind == "s":
             if isinstance(value, (dict, list, tuple, frozenset)):
@@ -567,21 +541,33 @@ class _Aligner:
                     self.problem(_ambiguous(plain, path), at, path)
                 elif plain == "<<" and key:
                     self.problem(_SAY["<<"], at, path)
+                if slot and (value is None or value.__class__ in (int, float)):
+                    self.raw[slot] = plain  # a number's or null's text, that messages quote
             return at
-        if kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
-            # (both refused): no order to follow, only the place matters
-            self.i -= 1
-            self.skip()
-            return at
-        if kind == "{" and isinstance(value, dict):
+        if value is _UNKNOWN:  # a collection
+            self.path = path
+            for index in itertools.count():
+                child = self.events[self.i]
+                if child[0] == "]":
+                    break
+                step = index if kind == "[" else (child[0] == "s" and child[4]) or "?"
+                if kind == "{" and child[0] in "{[":  # a key yaml_rs could not hold (unhashable)
+                    what = "a mapping" if child[0] == "{" else "a list"
+                    self.problem(f"keys must be plain strings, not {what}", child[1], (*path, "?"))
+                if kind == "{":
+                    self.node(_UNKNOWN, (*path, step), key=True)
+                self.node(_UNKNOWN, (*path, step))
+        elif kind == "{" and isinstance(value, (set, frozenset)):  # a !!set or a mapping as a key
+            while self.events[self.i][0] != "]":  # (both refused): only the place matters
+                self.skip()
+        elif kind == "{" and isinstance(value, dict):
             self.mapping(value, path)
         elif kind == "[" and isinstance(value, (list, tuple)):
             marks = self.marks[id(value)] = array("q")
             for index, item in enumerate(value):
                 if self.events[self.i][0] == "]":
                     raise _Misread(at)
-                marks.append(self.node(item, (*path, index)))
-                self.note_raw(value, index, item)
+                marks.append(self.node(item, (*path, index), slot=(id(value), index)))
         else:
             raise _Misread(at)
         if self.events[self.i][0] != "]":
@@ -595,13 +581,16 @@ class _Aligner:
         events, quick = self.events, not self.duplicates
         while events[self.i][0] != "]":
             event = events[self.i]
-            name = self.key_of(event) if self.duplicates else _NO_KEY
+            name = _NO_KEY  # the key read on its own (only when looking for repeated keys)
+            if self.duplicates and event[0] == "s":
+                read = fast_yaml.read(self.text[event[1] : event[5]].encode("utf-8"))
+                if read.accepted and not isinstance(read.value, (dict, list)):
+                    name = read.value
             if name is not _NO_KEY and name in seen:
                 line, shown = self.place(seen[name])[0], self.shown_key(event, name)
                 message = f"duplicate key '{shown}' (first defined at line {line})"
                 self.problem(message, event[1], (*path, shown), taint=False)
-                self.skip()
-                self.skip()
+                self.skip(2)
                 continue
             key = next(keys, _NO_KEY)
             if key is _NO_KEY and self.duplicates and event[0] == "*":
@@ -624,8 +613,7 @@ class _Aligner:
                     message = f'keys must be strings: write "{shown}" in quotes'
                 self.problem(message, at, (*path, shown))
             marks.append(at)
-            marks.append(self.node(value[key], (*path, shown)))
-            self.note_raw(value, key, value[key])
+            marks.append(self.node(value[key], (*path, shown), slot=(id(value), key)))
             names[shown if shown not in names else f"{shown} ({len(names) + 1})"] = None
         if next(keys, _NO_KEY) is not _NO_KEY:
             raise _Misread(self.events[self.i][1])
@@ -635,57 +623,27 @@ class _Aligner:
             value.clear()
             value.update(zip(names, values))
 
-    def note_raw(self, container: Any, step: Any, value: Any) -> None:
-        """The text of a plain scalar read as a number or null, that messages quote."""
-        event = self.events[self.last]
-        if (value is None or value.__class__ in (int, float)) and event[0] == "s":
-            if event[3] == "" and event[4] is not None:
-                self.raw[(id(container), step)] = event[4]
-
     def shown_key(self, event: Event, key: Any) -> str:
         if isinstance(key, str):
             return key
         if event[0] == "s" and event[3] == "" and event[4]:
             return str(event[4])
-        return f"<{_describe_complex(key)}>"
+        if isinstance(key, (dict, frozenset)):
+            return "<a mapping>"
+        return "<a list>" if isinstance(key, (list, tuple)) else "<empty>"
 
-    def key_of(self, event: Event) -> Any:
-        """A key's value read on its own (only when looking for repeated keys)."""
-        if event[0] != "s":
-            return _NO_KEY
-        read = fast_yaml.read(self.text[event[1] : event[5]].encode("utf-8"))
-        return read.value if read.accepted and not isinstance(read.value, (dict, list)) else _NO_KEY
-
-    def skip(self) -> None:
-        """Past one node's events (a repeated key's value: yaml_rs kept the first)."""
+    def skip(self, nodes: int = 1) -> None:
+        """Past `nodes` nodes' events (a repeated key and its value: yaml_rs kept the first...)."""
         depth = 0
-        while True:
+        while nodes:
             kind = self.events[self.i][0]
             self.i += 1
             depth += 1 if kind in "{[" else -1 if kind == "]" else 0
-            if depth == 0:
-                return
+            nodes -= depth == 0
 
 
 _NO_KEY: Any = object()
 _UNKNOWN: Any = object()  # a value yaml_rs did not give
-
-
-class _Places:
-    """Offsets into a text as 1-based (line, column), the line starts found on first use."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.asked = text, 0
-        self.starts: list[int] | None = None
-
-    def __call__(self, offset: int) -> tuple[int, int]:
-        self.asked += 1
-        if self.starts is None and self.asked <= 16:  # a few problems: no table of 1M lines
-            return self.text.count("\n", 0, offset) + 1, offset - self.text.rfind("\n", 0, offset)
-        if self.starts is None:
-            self.starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
-        line = bisect.bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
 
 
 def parse_marked(
@@ -693,7 +651,7 @@ def parse_marked(
 ) -> MarkedDocument:
     """`text` with its marks and the format's rules on its YAML; `read`: yaml_rs's reading of it,
     when made already. `mapping`: refuse a top level that is not a mapping."""
-    sourcemap = SourceMap(None, 0, _Places(text))
+    sourcemap = SourceMap(None, text)
 
     def refused(*problems: Problem) -> MarkedDocument:
         return MarkedDocument(None, sourcemap, list(problems))
@@ -708,16 +666,21 @@ def parse_marked(
         message = f"character {char} is not allowed in YAML ({kind} characters are not allowed)"
         return refused(at(bad.start(), message + "; remove it"))
     scanner, misread = _Scanner(text), None
+
+    def walked() -> _Aligner:
+        """The events walked without yaml_rs's value: the problems of the format's rules in them,
+        and the path of the last container entered."""
+        walk = _Aligner(scanner.events, text, False, sourcemap)
+        with contextlib.suppress(IndexError):  # the events may stop inside a container
+            walk.node(_UNKNOWN, ())
+        return walk
+
     try:
         scanner.stream()
-    except _TooDeep as exc:
-        # Where the scanner stopped, to the format's depth (deeper steps would only repeat `[0]`).
-        walk = _Aligner(scanner.events, text, False, sourcemap)
-        with contextlib.suppress(IndexError):  # the events stop inside the deepest container
-            walk.node(_UNKNOWN, ())
-        return refused(at(exc.at, _TOO_DEEP, walk.path[:4]))
     except (_Misread, IndexError, AssertionError) as exc:
         misread = exc.at if isinstance(exc, _Misread) else 0  # yaml_rs's verdict comes first
+        if scanner.depth > MAX_DEPTH:  # where the scanner stopped, to the format's depth
+            return refused(at(misread, _TOO_DEEP, walked().path[:4]))  # (deeper: only `[0]`s)
     if misread is None and not scanner.events:  # no document: directives and markers at most
         return refused(at(0, _SAY[""]))
     if read is None:
@@ -728,12 +691,9 @@ def parse_marked(
         if misread is None and (read.refusal is None or any(e[0] == "*" for e in scanner.events)):
             # yaml_rs refused an alias (to no anchor, or expanding too far), or gave no value and
             # no reason (a mapping or list as a key, which Python cannot hold): the format
-            # refuses each, and says so where it is.
-            walk = _Aligner(scanner.events, text, False, sourcemap)
-            with contextlib.suppress(_Misread, IndexError):  # then the syntax error below
-                walk.node(_UNKNOWN, ())
-            if walk.problems:
-                return refused(*walk.problems)
+            # refuses each, and says so where it is (else the syntax error below).
+            if problems := walked().problems:
+                return refused(*problems)
         return refused(read.refusal or at(misread or 0, "YAML syntax error"))
     if scanner.second is not None:
         return refused(at(scanner.second, _SAY["---"]))
@@ -763,26 +723,23 @@ def lazy_marks(text: Callable[[], str], value: Any) -> SourceMap:
     valid file needs none). A shallow reading marks it down to the entries of `roles`, `users`
     and any other nested block mapping; each is read when a path enters it. A 100,000-user file
     with one mistake then costs a pass over its keys, not a reading of two million nodes."""
-    sourcemap = SourceMap(value, 0, _Places(""))
+    sourcemap = SourceMap(value, "")
 
     def reveal(node: Any) -> None:
         source = text()
         scanner = _Scanner(source, shallow=node is value)
-        reading: Callable[[], object] = scanner.stream
-        if node is value:
-            sourcemap.place = _Places(source)
-        else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
-            i, c = sourcemap.pending.pop(id(node))
-            scanner.depth = 2
-            reading = functools.partial(scanner.node, c, i, True)
-        try:
-            reading()
-            aligner = _Aligner(scanner.events, source, False, sourcemap)
-            root_mark = aligner.node(node, ())
-        except (_Misread, IndexError, AssertionError):
-            return  # not marked: positions fall back to the deepest place known
-        if node is value:
-            sourcemap.root_mark = root_mark
+        # What the scanner misreads stays unmarked: positions fall back to the deepest place known.
+        with contextlib.suppress(_Misread, IndexError, AssertionError):
+            if node is value:
+                sourcemap.text = source
+                scanner.stream()
+            else:  # an entry the shallow reading left for later (SourceMap.position asks no other)
+                i, c = sourcemap.pending.pop(id(node))
+                scanner.depth = 2
+                scanner.node(c, i, True)
+            mark = _Aligner(scanner.events, source, False, sourcemap).node(node, ())
+            if node is value:
+                sourcemap.root_mark = mark
 
     sourcemap.reveal = reveal
     return sourcemap
@@ -810,12 +767,6 @@ def _ambiguous(source: str, path: Path) -> str:
         return f"'{source}' is ambiguous in YAML (YAML 1.1 reads it as a boolean); {takes}"
     quoted = f'quote it ("{source}") if you meant a string'
     return f"'{source}' is ambiguous in YAML: use true or false; {quoted}"
-
-
-def _describe_complex(key: Any) -> str:
-    if isinstance(key, (dict, frozenset)):
-        return "a mapping"
-    return "a list" if isinstance(key, (list, tuple)) else "empty"
 
 
 def describe_kind(value: object) -> str:

@@ -176,6 +176,29 @@ def sql_rows(conn: Connection, sql: str, args: Any) -> list[Any]:
         return list(cursor.fetchall())
 
 
+def sql_batches(conn: Connection, sql: str, args: Any, size: int) -> Iterator[list[Any]]:
+    """The rows of `sql` (as for `sql_rows`), `size` at a time, so that only a batch of them is
+    built as Python objects at once: PostgreSQL's client cursor holds the result already and
+    builds rows as they are fetched, MariaDB's unbuffered cursor reads them as they are fetched
+    (no other statement until the iteration ends), SQLite steps its own."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None, "a connection inside a transaction has its driver connection"
+    error = conn.dialect.loaded_dbapi.Error
+    cursor = (
+        dbapi.cursor(conn.dialect.loaded_dbapi.cursors.SSCursor)
+        if conn.dialect.name in ("mysql", "mariadb")
+        else dbapi.cursor()
+    )
+    try:
+        cursor.execute(sql, args)
+        while batch := cursor.fetchmany(size):
+            yield batch
+    except error as exc:
+        raise DBAPIError.instance(sql, args, exc, error) from exc
+    finally:
+        cursor.close()
+
+
 @contextlib.contextmanager
 def _cursor(conn: Connection, sql: str, params: Any = None) -> Iterator[Any]:
     """A cursor of the connection's driver connection; the driver's errors come out as the

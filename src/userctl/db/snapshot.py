@@ -8,7 +8,7 @@ which apply calls first, locks anything: planning reads never do."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Iterable, Mapping, Unpack
+from typing import Any, Collection, Iterable, Iterator, Mapping, Unpack
 
 from sqlalchemy import DateTime, Select, bindparam, func, select
 from sqlalchemy.engine import Connection
@@ -17,7 +17,7 @@ from userctl import state
 from userctl.chain import SCANNED
 from userctl.db import plan_read, tables
 from userctl.db.batches import chunks
-from userctl.db.driver import sql_rows
+from userctl.db.driver import sql_batches, sql_rows
 from userctl.db.thin import driver_args
 from userctl.errors import NotFound, UsageError
 
@@ -284,15 +284,29 @@ def compiled_plan_query(
     return _COMPILED[key]
 
 
-def core_rows(conn: Connection) -> Callable[..., list[Any]]:
+def core_rows(conn: Connection) -> "CoreRows":
     """plan_read's runner on a SQLAlchemy connection: each named query compiled for its backend,
     run inside its transaction on the driver's own cursor (as db/thin.py runs them)."""
+    return CoreRows(conn)
 
-    def rows(name: str, **params: Any) -> list[Any]:
+
+class CoreRows:
+    """plan_read.Rows on a SQLAlchemy connection (see `core_rows`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __call__(self, name: str, **params: Any) -> list[Any]:
+        conn = self._conn
         compiled = compiled_plan_query(name, conn.dialect)
         return sql_rows(conn, compiled[0], driver_args(compiled, conn.dialect.name, params))
 
-    return rows
+    def stream(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
+        conn = self._conn
+        compiled = compiled_plan_query(name, conn.dialect)
+        return sql_batches(
+            conn, compiled[0], driver_args(compiled, conn.dialect.name, params), size
+        )
 
 
 def _chunked_rows(

@@ -282,6 +282,20 @@ class _Rows:
         compiled = self._statements[name]
         return self.run(compiled[0], driver_args(compiled, self._backend, params))
 
+    def stream(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
+        """The rows of a named query as `__call__` gives them, on the same plain cursor, `size` at
+        a time (plan_read.Rows.stream): PostgreSQL's client cursor builds the rows of the
+        result it holds as they are fetched, MariaDB's unbuffered one reads them as they are
+        (no other statement until the iteration ends), SQLite steps its own."""
+        compiled = self._statements[name]
+        cursor = _unbuffered(self._conn) if self._backend == "mysql" else self._conn.cursor()
+        try:
+            cursor.execute(compiled[0], driver_args(compiled, self._backend, params))
+            while batch := cursor.fetchmany(size):
+                yield batch
+        finally:
+            cursor.close()
+
     def batches(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
         """The rows of a named query, `size` a fetch, as db/driver.driver_batches streams them:
         a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
@@ -291,9 +305,7 @@ class _Rows:
             # parse for the numbers, flags and times (about a tenth of the fetch).
             cursor = self._conn.cursor(name=f"userctl_stream_{name}", binary=True)
         elif self._backend == "mysql":
-            import pymysql.cursors  # type: ignore[import-untyped]
-
-            cursor = self._conn.cursor(pymysql.cursors.SSCursor)
+            cursor = _unbuffered(self._conn)
         else:
             cursor = self._conn.cursor()
         try:
@@ -302,6 +314,13 @@ class _Rows:
                 yield batch
         finally:
             cursor.close()
+
+
+def _unbuffered(conn: Any) -> Any:
+    """A PyMySQL cursor that reads rows as they are fetched, not all at execute."""
+    import pymysql.cursors  # type: ignore[import-untyped]
+
+    return conn.cursor(pymysql.cursors.SSCursor)
 
 
 def driver_args(

@@ -226,11 +226,17 @@ def _check_users(
         typed.only_file = documents[0][0]
     if _users_pass(documents, roles, typed):
         return
-    # Only a desired state with a problem gets here: the loop that says what is wrong and where.
-    # The typed users are meaningless then (the loader raises the problems): none are left.
+    # The typed users are meaningless now (the loader raises the problems): none are left.
     if typed is not None:
         typed.users.clear()
         typed.files.clear()
+    _report_users(documents, roles, report)
+
+
+def _report_users(
+    documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report
+) -> None:
+    """What is wrong with the users and where, when _users_pass found something is."""
     several = len(documents) > 1
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
     email_files: dict[str, str] = {}  # lower-case email -> its file (when there are several)

@@ -86,6 +86,35 @@ def test_validate_imports_no_database_layer_at_all(db_url: str, tmp_path: Path) 
     assert loaded == {"heavy": [], "sqlalchemy": False}
 
 
+# What only a plan needs: its Change and Finding types (with the hashing and JSON they import)
+# and the hygiene findings. Checking a file's policies does not (issue 25: at 10k users the
+# process's fixed costs are a large part of validate's gap to its floor).
+PLAN_ONLY = ("userctl.plan", "userctl.hygiene", "userctl.planner")
+PLAN_ONLY_PROBE = PROBE.replace(
+    'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "jinja2") or '
+    'm.startswith("sqlalchemy.orm"))',
+    f"heavy = sorted(m for m in sys.modules if m in {PLAN_ONLY!r})",
+)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "users.yaml"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_validate_of_a_file_with_policies_imports_nothing_only_a_plan_needs(
+    db_url: str,
+) -> None:
+    assert PLAN_ONLY_PROBE != PROBE and "policies:" in EXAMPLE.read_text(encoding="utf-8")
+    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAN_ONLY_PROBE, "validate", "-f", str(EXAMPLE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
+    assert json.loads(proc.stderr.splitlines()[-1])["heavy"] == []
+
+
 # What only applying or verifying needs: the transaction (and, through it, replan and the 2FA
 # rules), the audit chain's arithmetic. A plan that imported them again would pay for them in
 # every run (issue 25: at 10k users the process's fixed costs are most of a plan's gap to its

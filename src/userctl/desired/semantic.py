@@ -305,11 +305,11 @@ def _report_users(
 def _users_pass(
     documents: Sequence[Document], roles: Mapping[str, str] | None, typed: TypedUsers | None
 ) -> bool:
-    """Whether _check_users finds nothing wrong with the users, and then `typed` filled with them.
-    The one loop over every user of a valid desired state, written for speed (every load and
-    validate of 100,000 users runs it): it asks whether anything is wrong, exactly where
-    _check_users would say what and where, and leaves the saying to it. `typed`: see TypedUsers
-    (only for documents the schema passed)."""
+    """Whether nothing is wrong with the users, and then `typed` filled with them. The one loop
+    over every user of a valid desired state, written for speed (every load and validate of
+    100,000 users runs it): it answers False exactly when _report_users has something to say
+    (tests/desired/test_semantic_users_pass.py holds the two together), and leaves the saying to
+    it. `typed`: see TypedUsers (only for documents the schema passed)."""
     built = typed.users if typed is not None else None
     numbers: set[str] = set()  # every id_number: none repeated, no identity is either
     add_number = numbers.add

@@ -35,10 +35,10 @@ main()
 """  # noqa: E501 - a script, run as written
 
 
-def _run(db_url: str, *args: str) -> tuple[int, dict[str, object], str]:
+def _run(db_url: str, *args: str, probe: str = PROBE) -> tuple[int, dict[str, object], str]:
     env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120
     )
     return proc.returncode, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stdout
 
@@ -103,16 +103,9 @@ def test_validate_of_a_file_with_policies_imports_nothing_only_a_plan_needs(
     db_url: str,
 ) -> None:
     assert PLAN_ONLY_PROBE != PROBE and "policies:" in EXAMPLE.read_text(encoding="utf-8")
-    env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", PLAN_ONLY_PROBE, "validate", "-f", str(EXAMPLE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stderr
-    assert json.loads(proc.stderr.splitlines()[-1])["heavy"] == []
+    code, loaded, out = _run(db_url, "validate", "-f", str(EXAMPLE), probe=PLAN_ONLY_PROBE)
+    assert code == 0 and "valid" in out
+    assert loaded["heavy"] == []
 
 
 # What only applying or verifying needs: the transaction (and, through it, replan and the 2FA

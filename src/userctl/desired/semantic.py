@@ -367,10 +367,7 @@ def _users_pass(
                 False,
                 expires,
             )
-    # Two emails that lower-case alike are one key (the build's keys: every user is built when
-    # the schema passed).
-    emails = built if built is not None and len(built) == declared else _lower_emails(documents)
-    if len(emails) != declared:
+    if not _emails_distinct(documents, declared, built):
         return False
     return len(numbers) == declared - unnumbered or _identities_unique(documents)
 
@@ -392,13 +389,27 @@ def _distinct(accounts: list[Any]) -> bool:
     return len({fold(k) for k in keys}) == len(keys)
 
 
-def _lower_emails(documents: Sequence[Document]) -> set[str]:
-    return {
+def _emails_distinct(
+    documents: Sequence[Document], declared: int, built: Mapping[str, User] | None
+) -> bool:
+    """Whether no two of the `declared` emails lower-case alike (they would be one user)."""
+    if built is not None and len(built) == declared:
+        return True  # every user built, keyed by lower-case email
+    users = documents[0][1].get("users") if len(documents) == 1 else None
+    try:
+        emails = "".join(users) if isinstance(users, dict) else None
+    except TypeError:  # a key that is not a string (the schema says so)
+        emails = None
+    # The keys of one mapping are distinct: lower-case already, they are their own lower-case.
+    if emails is not None and emails.lower() == emails:
+        return True
+    lowered = {
         email.lower()
         for _, doc in documents
         if isinstance(users := doc.get("users"), dict)
         for email in users
     }
+    return len(lowered) == declared
 
 
 def _identities_unique(documents: Sequence[Document]) -> bool:

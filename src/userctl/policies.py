@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Final, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Mapping, Sequence
 
 from userctl.errors import Path, first_few
-from userctl.hygiene import expiry_findings
-from userctl.plan import Finding
 from userctl.state import (
     GATE_RULES,
     KEYED_POLICY_RULES,
@@ -32,6 +30,11 @@ from userctl.state import (
     gate_policies,
     policy_text,
 )
+
+# `userctl validate` checks a file's policies without the plan (and the hashing, JSON and hygiene
+# it imports): imported where a finding is made.
+if TYPE_CHECKING:
+    from userctl.plan import Finding
 
 # Local parts of shared role mailboxes (PCI DSS 8.2.2: one person per account). The one list.
 ROLE_MAILBOXES: Final[frozenset[str]] = frozenset(
@@ -88,6 +91,8 @@ class Violation:
     path: Path = ()
 
     def finding(self) -> Finding:
+        from userctl.plan import Finding
+
         return Finding(f"policy.{self.rule}", True, self.message, self.path)
 
 
@@ -140,6 +145,8 @@ def live_check(state: LiveState, today: dt.date) -> tuple[list[Violation], list[
     """`policy check` on the live state: every violation of its policies, and every user past
     their expiry still active (the next plan deactivates them; until then it is drift); and, as
     notes, the users whose last day is near."""
+    from userctl.hygiene import expiry_findings
+
     dated = expiry_findings(state.users, today)
     expired = [Violation("expires", f.message, f.path) for f in dated if f.blocking]
     return [*check(state), *expired], [f for f in dated if not f.blocking]

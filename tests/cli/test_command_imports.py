@@ -35,10 +35,10 @@ main()
 """  # noqa: E501 - a script, run as written
 
 
-def _run(db_url: str, *args: str) -> tuple[int, dict[str, object], str]:
+def _run(db_url: str, *args: str, probe: str = PROBE) -> tuple[int, dict[str, object], str]:
     env = {**os.environ, "USERCTL_DATABASE_URL": db_url, "NO_COLOR": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120
     )
     return proc.returncode, json.loads(proc.stderr.strip().splitlines()[-1]), proc.stdout
 
@@ -84,6 +84,28 @@ def test_validate_imports_no_database_layer_at_all(db_url: str, tmp_path: Path) 
     code, loaded, _ = _run(db_url, "validate", "-f", str(tmp_path / "org.yaml"))
     assert code == 0
     assert loaded == {"heavy": [], "sqlalchemy": False}
+
+
+# What only a plan needs: its Change and Finding types (with the hashing and JSON they import)
+# and the hygiene findings. Checking a file's policies does not (issue 25: at 10k users the
+# process's fixed costs are a large part of validate's gap to its floor).
+PLAN_ONLY = ("userctl.plan", "userctl.hygiene", "userctl.planner")
+PLAN_ONLY_PROBE = PROBE.replace(
+    'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "jinja2") or '
+    'm.startswith("sqlalchemy.orm"))',
+    f"heavy = sorted(m for m in sys.modules if m in {PLAN_ONLY!r})",
+)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "users.yaml"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_validate_of_a_file_with_policies_imports_nothing_only_a_plan_needs(
+    db_url: str,
+) -> None:
+    assert PLAN_ONLY_PROBE != PROBE and "policies:" in EXAMPLE.read_text(encoding="utf-8")
+    code, loaded, out = _run(db_url, "validate", "-f", str(EXAMPLE), probe=PLAN_ONLY_PROBE)
+    assert code == 0 and "valid" in out
+    assert loaded["heavy"] == []
 
 
 # What only applying or verifying needs: the transaction (and, through it, replan and the 2FA

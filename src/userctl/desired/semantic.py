@@ -222,18 +222,28 @@ def _check_users(
     report: _Report,
     typed: TypedUsers | None,
 ) -> None:
-    # The one loop over every user: written for speed (it runs on every valid 100k-user load).
+    if typed is not None and len(documents) == 1:
+        typed.only_file = documents[0][0]
+    if _users_pass(documents, roles, typed):
+        return
+    # The typed users are meaningless now (the loader raises the problems): none are left.
+    if typed is not None:
+        typed.users.clear()
+        typed.files.clear()
+    _report_users(documents, roles, report)
+
+
+def _report_users(
+    documents: Sequence[Document], roles: Mapping[str, str] | None, report: _Report
+) -> None:
+    """What is wrong with the users and where, when _users_pass found something is."""
+    several = len(documents) > 1
     emails: dict[str, str] = {}  # lower-case email -> the email as first written
-    # Only filled when there are several files (then it is also TypedUsers.files).
-    email_files: dict[str, str] = typed.files if typed is not None else {}
+    email_files: dict[str, str] = {}  # lower-case email -> its file (when there are several)
     identities: dict[str, dict[str, str]] = {}  # id_type -> id_number -> email
     folded_roles: dict[str, str] | None = (
         None  # folded name -> declared name, built at the first unknown role
     )
-    several = len(documents) > 1
-    built = typed.users if typed is not None else None
-    if typed is not None and not several and documents:
-        typed.only_file = documents[0][0]
     for file, doc in documents:
         users = doc.get("users")
         if not isinstance(users, dict):
@@ -276,37 +286,77 @@ def _check_users(
                             file, email, email_files.get(holder.lower(), file), holder, user, report
                         )
             accounts = get("bank_accounts")
-            status = get("status", _DEFAULT_STATUS)
             # _check_accounts finds nothing in one account of an active user (nearly every one).
             if (
                 accounts
                 and accounts.__class__ is list
-                and (len(accounts) > 1 or status == "inactive")
+                and (len(accounts) > 1 or get("status") == "inactive")
             ):
                 _check_accounts(file, email, user, accounts, report)
             expires = get("expires")
-            if (
-                expires is not None
-                and expires.__class__ is str
-                and len(expires) == 10
-                and not _is_date(expires)
-            ):
+            if _not_a_day(expires):
                 report(
                     file,
                     ("users", email, "expires"),
                     f"expires {expires} is not a day of the calendar",
                 )
+
+
+def _users_pass(
+    documents: Sequence[Document], roles: Mapping[str, str] | None, typed: TypedUsers | None
+) -> bool:
+    """Whether nothing is wrong with the users, and then `typed` filled with them. The one loop
+    over every user of a valid desired state, written for speed (every load and validate of
+    100,000 users runs it): it answers False exactly when _report_users has something to say
+    (tests/desired/test_semantic_users_pass.py holds the two together), and leaves the saying to
+    it. `typed`: see TypedUsers (only for documents the schema passed)."""
+    built = typed.users if typed is not None else None
+    numbers: set[str] = set()  # every id_number: none repeated, no identity is either
+    add_number = numbers.add
+    declared = unnumbered = 0  # users, and those the identity rule skips (no id_number string)
+    for file, doc in documents:
+        users = doc.get("users")
+        if not isinstance(users, dict):
+            continue
+        declared += len(users)
+        if typed is not None and len(documents) > 1:
+            typed.files.update(dict.fromkeys([email.lower() for email in users], file))
+        for email, user in users.items():
+            if user.__class__ is not dict:
+                unnumbered += 1
+                continue
+            get = user.get
+            role: Any = get("role")
+            if roles is not None and role.__class__ is str and role not in roles:
+                return False
+            id_number: Any = get("id_number")
+            if id_number.__class__ is str:
+                add_number(id_number)
+            else:
+                unnumbered += 1
+            accounts = get("bank_accounts")
+            status = get("status", _DEFAULT_STATUS)
+            if (
+                accounts
+                and accounts.__class__ is list
+                and (status == "inactive" or len(accounts) > 1 and not _distinct(accounts))
+            ):
+                return False
+            expires = get("expires")
+            if expires is not None and _not_a_day(expires):
+                return False
             if built is None:
                 continue
             # The typed build, every field positional to state.build_user. The schema has
             # passed, so the required fields are present and nothing else is; absent optional
             # ones take User's own defaults (tests keep those equal to the schema's, and keep
             # this list of fields equal to the schema's properties).
+            key = email.lower()
             built[key] = build_user(
                 key,
                 user["first_name"],
                 user["last_name"],
-                id_type,
+                user["id_type"],
                 id_number,
                 user["phone"],
                 role,
@@ -317,6 +367,65 @@ def _check_users(
                 False,
                 expires,
             )
+    if not _emails_distinct(documents, declared, built):
+        return False
+    return len(numbers) == declared - unnumbered or _identities_unique(documents)
+
+
+def _not_a_day(expires: Any) -> bool:
+    """What the schema's pattern lets through but the calendar has not: 2026-02-30."""
+    return expires.__class__ is str and len(expires) == 10 and not _is_date(expires)
+
+
+def _distinct(accounts: list[Any]) -> bool:
+    """Whether _check_accounts finds no key listed twice in `accounts` (two or more)."""
+    try:
+        ascii_keys = "".join(accounts).isascii()
+    except TypeError:  # a key that is not a string (the schema says so)
+        ascii_keys = False
+    if ascii_keys:  # fold() is lower() for ASCII
+        return len(set(map(str.lower, accounts))) == len(accounts)
+    keys = [a for a in accounts if a.__class__ is str]
+    return len({fold(k) for k in keys}) == len(keys)
+
+
+def _emails_distinct(
+    documents: Sequence[Document], declared: int, built: Mapping[str, User] | None
+) -> bool:
+    """Whether no two of the `declared` emails lower-case alike (they would be one user)."""
+    if built is not None and len(built) == declared:
+        return True  # every user built, keyed by lower-case email
+    users = documents[0][1].get("users") if len(documents) == 1 else None
+    try:
+        emails = "".join(users) if isinstance(users, dict) else None
+    except TypeError:  # a key that is not a string (the schema says so)
+        emails = None
+    # The keys of one mapping are distinct: lower-case already, they are their own lower-case.
+    if emails is not None and emails.lower() == emails:
+        return True
+    lowered = {
+        email.lower()
+        for _, doc in documents
+        if isinstance(users := doc.get("users"), dict)
+        for email in users
+    }
+    return len(lowered) == declared
+
+
+def _identities_unique(documents: Sequence[Document]) -> bool:
+    """Whether no two users hold one identity document: for a desired state where two users share
+    an id_number, under different id_types or not."""
+    identities: set[tuple[str, str]] = set()
+    count = 0
+    for _, doc in documents:
+        users = doc.get("users")
+        for user in users.values() if isinstance(users, dict) else ():
+            if user.__class__ is dict:
+                id_type, id_number = user.get("id_type"), user.get("id_number")
+                if id_type.__class__ is str and id_number.__class__ is str:
+                    identities.add((id_type, id_number))
+                    count += 1
+    return len(identities) == count
 
 
 def _duplicate_identity(

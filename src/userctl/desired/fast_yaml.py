@@ -118,7 +118,7 @@ def scan(data: bytes) -> Scan:
     walk = (
         not rest <= LATIN_BYTES
         or _BLANK_LINE.search(data)
-        or b"${" in data
+        or (b"{" in data and b"${" in data)  # one byte's search first: most files hold no {
         or (ord("\r") in found and _LONE_CR.search(data))
         or (blocks and uncommented(data, _BLOCK_HEADER, node_start=True))
     )

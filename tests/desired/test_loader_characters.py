@@ -393,6 +393,8 @@ def test_a_generated_organization_with_accents_needs_no_walk(tmp_path: Path) -> 
         "a: Ä\u0301\n",
         "a: \u00ad\n",
         "a: ¿x?\n",
+        "a: ${HOME}\n",
+        "a: 'cost $x'\nb: ${HOME}\n",
     ],
 )
 def test_the_screen_walks_whatever_could_hold_a_refused_character(text: str) -> None:

@@ -287,19 +287,12 @@ class _Rows:
         a time (plan_read.Rows.stream): PostgreSQL's client cursor builds the rows of the
         result it holds as they are fetched, MariaDB's unbuffered one reads them as they are
         (no other statement until the iteration ends), SQLite steps its own."""
-        compiled = self._statements[name]
         cursor = _unbuffered(self._conn) if self._backend == "mysql" else self._conn.cursor()
-        try:
-            cursor.execute(compiled[0], driver_args(compiled, self._backend, params))
-            while batch := cursor.fetchmany(size):
-                yield batch
-        finally:
-            cursor.close()
+        yield from self._fetched(cursor, name, size, params)
 
     def batches(self, name: str, size: int, **params: Any) -> Iterator[list[Any]]:
         """The rows of a named query, `size` a fetch, as db/driver.driver_batches streams them:
         a named cursor on PostgreSQL, an unbuffered one on MariaDB, SQLite stepping its own."""
-        compiled = self._statements[name]
         if self._backend == "postgresql":
             # Binary rows: the same Python values (str, int, bool, datetime), with no text to
             # parse for the numbers, flags and times (about a tenth of the fetch).
@@ -308,6 +301,12 @@ class _Rows:
             cursor = _unbuffered(self._conn)
         else:
             cursor = self._conn.cursor()
+        yield from self._fetched(cursor, name, size, params)
+
+    def _fetched(
+        self, cursor: Any, name: str, size: int, params: Mapping[str, Any]
+    ) -> Iterator[list[Any]]:
+        compiled = self._statements[name]
         try:
             cursor.execute(compiled[0], driver_args(compiled, self._backend, params))
             while batch := cursor.fetchmany(size):

@@ -21,7 +21,12 @@ from userctl.db.tables import audit_events
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
 
 
-def _two_events(engine: Engine, factory: Factory) -> None:
+@pytest.fixture
+def two_events(
+    engine: Engine, factory: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two events of one write, the commands run in tmp_path (evidence writes its pack there)."""
+    monkeypatch.chdir(tmp_path)
     org = factory.org()
     with engine.begin() as conn:
         append_events(
@@ -61,14 +66,8 @@ def _refused_as_broken(runner: Runner, tmp_path: Path, commands: list[tuple[str,
 
 
 def test_a_before_that_is_not_json_is_a_broken_chain(
-    engine: Engine,
-    factory: Factory,
-    runner: Runner,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine, runner: Runner, tmp_path: Path, two_events: None
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    _two_events(engine, factory)
     _tamper(engine, before='{"first_name": "Bo"')
     # The text log shows no before or after, so it does not read them: it lists the event.
     assert runner("audit", "log").exit_code == 0
@@ -77,28 +76,16 @@ def test_a_before_that_is_not_json_is_a_broken_chain(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_time_that_is_no_time_is_a_broken_chain(
-    engine: Engine,
-    factory: Factory,
-    runner: Runner,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine, runner: Runner, tmp_path: Path, two_events: None
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    _two_events(engine, factory)
     with engine.begin() as conn:  # SQLite keeps the text as given
         conn.exec_driver_sql("UPDATE audit_events SET created_at = 'garbage' WHERE seq = 2")
     _refused_as_broken(runner, tmp_path, COMMANDS)
 
 
 def test_an_intact_chain_is_read_by_each_command(
-    engine: Engine,
-    factory: Factory,
-    runner: Runner,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine, runner: Runner, tmp_path: Path, two_events: None
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    _two_events(engine, factory)
     for command in COMMANDS:
         result = runner(*command)
         assert result.exit_code == 0, (command, result.output)

@@ -81,6 +81,10 @@ _AMBIGUOUS: Final = tuple(
     for start in (r":\s*+", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
 )
 _AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
+# One pass first for all seven, over a shape where blanks, brackets, commas, colons and line breaks
+# read `:` and the words' initials `!`: a file showing no word's shape (`:!`, `:!es`) skips them.
+_SHAPE: Final = bytes.maketrans(b"\t\n\v\f\r ,:[]{}yYnNoOTF", b":" * 12 + b"!" * 8)
+_WORD_SHAPES: Final = re.compile(rb":!(?:!{0,2}|es|ES|ff|rue|RUE|alse|ALSE)(?=[:#]|\Z)")
 
 
 class Screen(enum.Enum):  # what a document's strings leave to check for refused characters
@@ -112,7 +116,8 @@ def scan(data: bytes) -> Scan:
         or (found & _INDICATORS and _INDICATOR_AT_START.match(data))
         or (found & _INDICATORS and uncommented(data, _INDICATOR_AT_NODE))
         or _AMBIGUOUS_AT_START.match(data)  # a plain ambiguous boolean
-        or any(uncommented(data, p) for p in _AMBIGUOUS)
+        or _WORD_SHAPES.search(data.translate(_SHAPE))  # then the seven, one by one
+        and any(uncommented(data, p) for p in _AMBIGUOUS)
     )
     rest = found - _INERT - {ord("\r")}  # what a string may hold beyond ASCII
     walk = (

@@ -1,6 +1,7 @@
 """fast_yaml.scan's first look for ambiguous booleans (one pass over a shape of the bytes) must
 never let a file through that the seven patterns alone would send to the marked reader: the
-reference below is the scan as it was before that look, and the verdicts must be the same."""
+reference below is the scan as it was before that look, and the verdicts must be the same. And
+the email screen, which skips email_problem for ASCII printable emails, must name the same ones."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Final
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from userctl.desired import characters
 from userctl.desired import fast_yaml as f
 from userctl.desired.strict_yaml import AMBIGUOUS_BOOLEANS
+from userctl.names import email_problem
 
 _WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
 _END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
@@ -95,3 +98,27 @@ def test_the_first_look_changes_no_verdict_on_the_repository_files() -> None:
         if path.is_file():
             data = path.read_bytes()
             assert f.scan(data) == reference_scan(data), path
+
+
+@given(st.text(st.characters(max_codepoint=0x7F)))
+def test_property_an_ascii_printable_email_has_no_problem(email: str) -> None:
+    # characters._emails calls email_problem only for the others
+    if email.isprintable():
+        assert email_problem(email) is None
+
+
+def test_the_email_screen_names_each_non_ascii_email_and_only_those() -> None:
+    emails = [f"user{i}@example.com" for i in range(50)] + [
+        "usér@example.com",
+        "b\x7f@x.io",
+        "a\u0430@x.io",
+    ]
+    value = {"users": dict.fromkeys(emails, {})}
+
+    class Marks:
+        def position(self, path: object, *, key: bool = False) -> tuple[int, int]:
+            return (1, 1)
+
+    found = characters.check(value, f.Screen.EMAILS, Marks())  # type: ignore[arg-type]
+    assert [p.path for p in found] == [("users", e) for e in emails[-3:]]
+    assert [p.message for p in found] == [email_problem(e) for e in emails[-3:]]

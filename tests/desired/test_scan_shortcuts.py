@@ -75,6 +75,7 @@ _PIECES: Final = st.sampled_from(
         "#", " #", "# x: no", "'", '"', "' #", '"a #', "a", "b: ", "  ", " ", "\t", "\n\n",
         "${", "|", ">-", "|\n  ", "&a", "*a", "!t", "? ", "<<", "é", "José", "Ж", "\u2028",
         "\x85", "\xa0", "%YAML", "\ufeff", "\\", "\\u00e9", "---", "...", "\v", "\f",
+        "x" * 250, " " * 200,
     ]
 )  # fmt: skip
 
@@ -84,6 +85,11 @@ _PIECES: Final = st.sampled_from(
 @example("# x: no\nyes: 1\n")
 @example("# a 'x: no\nyes: 1\n")
 @example("a: b # 'c: OFF\r- OFF\n")
+@example("# " + "x" * 505 + " no\n")
+@example("# " + "x" * 500 + " no" + " " * 20 + "\n")
+@example("a: b\n# " + "x" * 490 + ", yes" + "\t" * 30 + "# c\n")
+@example("# " + "x" * 508 + "\nno")
+@example("# " + "x" * 506 + " no")
 def test_property_the_first_look_changes_no_verdict(text: str) -> None:
     data = text.encode()
     assert f.scan(data) == reference_scan(data)

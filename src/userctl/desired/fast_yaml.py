@@ -34,8 +34,7 @@ _CONTROLS: Final = frozenset(bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0E
 _INDICATORS: Final = frozenset(b"&*!?<\t")
 _WATCHED: Final = _CONTROLS | _INDICATORS | frozenset(b"%\xc2\xe2\xef|>")
 # Bytes that cannot bring a refused character into any value: printable ASCII and the line feed,
-# less the backslash (a double-quoted escape can spell anything). False alarms only cost the walk
-# over every string.
+# less the backslash (a double-quoted escape can spell anything); a false alarm costs a walk.
 _INERT: Final = frozenset(range(0x20, 0x7F)) - frozenset(b"\\") | frozenset(b"\n")
 _PLAIN: Final = bytes(b for b in range(256) if b in _INERT and b not in _WATCHED)
 # The UTF-8 of U+00C0..U+027F (the letters of Latin-1, Latin Extended-A and -B: every accented
@@ -44,9 +43,8 @@ _PLAIN: Final = bytes(b for b in range(256) if b in _INERT and b not in _WATCHED
 # (test_loader_characters proves all three), so text made of them and ASCII is NFC.
 LATIN_BYTES: Final = frozenset(range(0x80, 0xC0)) | frozenset(range(0xC3, 0xCA))
 # Where a line holds nothing but spaces, a multi-line scalar folds the line break into a line feed
-# (one line break alone folds into a space). One literal-led pattern finds such a line after an LF
-# or a CRLF; a file breaking lines with a lone CR is walked instead (an alternation for it would
-# make the search crawl).
+# (one alone folds into a space). One literal-led pattern finds such a line after an LF or a CRLF;
+# a file breaking lines with a lone CR is walked instead (an alternation would make it crawl).
 _BLANK_LINE: Final = re.compile(rb"\n *+[\r\n]")
 _LONE_CR: Final = re.compile(rb"\r(?!\n)")
 _SECOND_LOOK: Final = {
@@ -81,10 +79,10 @@ _AMBIGUOUS: Final = tuple(
     for start in (r":\s*+", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
 )
 _AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
-# One pass first for all seven, over a shape where blanks, brackets, commas, colons and line breaks
-# read `:` and the words' initials `!`: a file showing no word's shape (`:!`, `:!es`) skips them.
+# Their first look, one pass over a shape: blanks, `,:[]{}` and line breaks read `:`, initials `!`.
 _SHAPE: Final = bytes.maketrans(b"\t\n\v\f\r ,:[]{}yYnNoOTF", b":" * 12 + b"!" * 8)
 _WORD_SHAPES: Final = re.compile(rb":!(?:!{0,2}|es|ES|ff|rue|RUE|alse|ALSE)(?=[:#]|\Z)")
+_BLANKS: Final = re.compile(rb"[ \t]*+")  # from a word's end to where the seven would end it
 
 
 class Screen(enum.Enum):  # what a document's strings leave to check for refused characters
@@ -116,7 +114,10 @@ def scan(data: bytes) -> Scan:
         or (found & _INDICATORS and _INDICATOR_AT_START.match(data))
         or (found & _INDICATORS and uncommented(data, _INDICATOR_AT_NODE))
         or _AMBIGUOUS_AT_START.match(data)  # a plain ambiguous boolean
-        or _WORD_SHAPES.search(data.translate(_SHAPE))  # then the seven, one by one
+        or any(  # a word's shape outside comments, then the seven, one by one
+            not _in_comment(data, min((_BLANKS.match(data, hit.end()) or hit).end(), len(data) - 1))
+            for hit in _WORD_SHAPES.finditer(data.translate(_SHAPE))
+        )
         and any(uncommented(data, p) for p in _AMBIGUOUS)
     )
     rest = found - _INERT - {ord("\r")}  # what a string may hold beyond ASCII

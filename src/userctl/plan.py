@@ -801,6 +801,15 @@ class Plan:
         assert self._fingerprints is not None
         return self._fingerprints
 
+    def fingerprint_at(self, position: int) -> bytes:
+        """The fingerprint of the change at `position` (empty past the last one)."""
+        return self.fingerprints[position * FINGERPRINT_SIZE : (position + 1) * FINGERPRINT_SIZE]
+
+    @property
+    def fingerprinted(self) -> int:
+        """How many changes the fingerprints stand for (all of them, held or let go of)."""
+        return len(self.fingerprints) // FINGERPRINT_SIZE
+
     def _hash_changes(self) -> None:
         """The digest and the changes' fingerprints, from one canonical encoding of each change."""
         streamed = _StreamedDigest()

@@ -21,7 +21,6 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 from userctl.errors import ForgedPlan, InputError, StalePlan
 from userctl.names import free_text_problem
 from userctl.plan import (
-    FINGERPRINT_SIZE,
     Action,
     Change,
     Kind,
@@ -185,13 +184,11 @@ def _adopted(held: HeldPlan, header: Plan, derived: tuple[Change, ...]) -> tuple
     saved plan's, where the two are equal as data but not byte for byte); else the refusal of the
     first that is not (`_same_change`), or of a change one side has and the other has not, worded
     with the saved change given back."""
-    fingerprints = header.fingerprints
-    size = FINGERPRINT_SIZE
-    stated = len(fingerprints) // size
+    stated = header.fingerprinted
     differing = [
         i
         for i, theirs in enumerate(derived[:stated])
-        if planned_fingerprint(theirs) != fingerprints[i * size : (i + 1) * size]
+        if planned_fingerprint(theirs) != header.fingerprint_at(i)
     ]
     if held.saved_at is None:
         _refuse_moved(held.names, differing, derived)

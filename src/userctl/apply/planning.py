@@ -16,7 +16,6 @@ from userctl import state
 from userctl.errors import InputError, Problem, Refused, UsageError, UserctlError
 from userctl.gcpause import gc_paused
 from userctl.plan import (
-    FINGERPRINT_SIZE,
     Change,
     Finding,
     Plan,
@@ -155,7 +154,8 @@ def held_saved(plan: Plan, path: str) -> "HeldPlan":
     read before (by its fingerprint)."""
     from userctl.replan import HeldPlan
 
-    fingerprints = plan.fingerprints
+    # Not `plan` itself: the closure would keep every saved change alive beside the re-derived.
+    fingerprint_at = plan.without_changes().fingerprint_at
 
     def saved_at(positions: Sequence[int]) -> Iterator[tuple[int, Change]]:
         if not positions:
@@ -168,11 +168,7 @@ def held_saved(plan: Plan, path: str) -> "HeldPlan":
         try:
             with _saved_text(path) as text:
                 for index, change in saved_changes_at(text, positions, path):
-                    size = FINGERPRINT_SIZE
-                    if (
-                        change_fingerprint(change)
-                        != fingerprints[index * size : (index + 1) * size]
-                    ):
+                    if change_fingerprint(change) != fingerprint_at(index):
                         raise changed
                     given += 1
                     yield index, change

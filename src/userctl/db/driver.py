@@ -181,31 +181,23 @@ def sql_batches(conn: Connection, sql: str, args: Any, size: int) -> Iterator[li
     built as Python objects at once: PostgreSQL's client cursor holds the result already and
     builds rows as they are fetched, MariaDB's unbuffered cursor reads them as they are fetched
     (no other statement until the iteration ends), SQLite steps its own."""
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None, "a connection inside a transaction has its driver connection"
-    error = conn.dialect.loaded_dbapi.Error
-    cursor = (
-        dbapi.cursor(conn.dialect.loaded_dbapi.cursors.SSCursor)
-        if conn.dialect.name in ("mysql", "mariadb")
-        else dbapi.cursor()
-    )
-    try:
+    with _cursor(conn, sql, args, unbuffered=True) as cursor:
         cursor.execute(sql, args)
         while batch := cursor.fetchmany(size):
             yield batch
-    except error as exc:
-        raise DBAPIError.instance(sql, args, exc, error) from exc
-    finally:
-        cursor.close()
 
 
 @contextlib.contextmanager
-def _cursor(conn: Connection, sql: str, params: Any = None) -> Iterator[Any]:
-    """A cursor of the connection's driver connection; the driver's errors come out as the
-    DBAPIError a Core execute raises (naming `sql`), so callers and the CLI treat them alike."""
+def _cursor(
+    conn: Connection, sql: str, params: Any = None, *, unbuffered: bool = False
+) -> Iterator[Any]:
+    """A cursor of the connection's driver connection (`unbuffered`: on MariaDB, one that reads
+    rows as they are fetched); the driver's errors come out as the DBAPIError a Core execute
+    raises (naming `sql`), so callers and the CLI treat them alike."""
     dbapi = conn.connection.driver_connection
     assert dbapi is not None, "a connection inside a transaction has its driver connection"
-    cursor = dbapi.cursor()
+    mariadb = unbuffered and conn.dialect.name in ("mysql", "mariadb")
+    cursor = dbapi.cursor(conn.dialect.loaded_dbapi.cursors.SSCursor) if mariadb else dbapi.cursor()
     try:
         yield cursor
     except conn.dialect.loaded_dbapi.Error as exc:

@@ -120,9 +120,9 @@ def hashed_fields(
     verifying both build it here. operator_verified is covered when present: events written
     before it existed keep the hash they were written with."""
     fields: dict[str, Any] = {
-        # int(): a driver may read a stored integer back as another type (verify's definition).
+        # The organization is the scan's own (its query's parameter), not a stored value.
         "organization_id": int(organization_id),
-        "seq": int(seq),
+        "seq": stored_int(seq),
         "time": time,
         "operator": operator,
         "verified_by": verified_by,
@@ -134,13 +134,33 @@ def hashed_fields(
         "prev_hash": prev_hash,
     }
     if operator_verified is not None:
-        fields["operator_verified"] = bool(operator_verified)  # MariaDB reads back 0/1
+        fields["operator_verified"] = bool(stored_flag(operator_verified))
     # Likewise the reason and the earlier event, added by migration 0004.
     if reason is not None:
         fields["reason"] = reason
     if refers_to is not None:
-        fields["refers_to"] = int(refers_to)
+        fields["refers_to"] = stored_int(refers_to)
     return fields
+
+
+def stored_flag(value: Any) -> bool | int:
+    """A stored flag as the drivers give the ones userctl writes: a bool, or 0/1 (SQLite, MariaDB).
+    Anything else (2, 1.0, "1") is a value no event was written with, though bool() would take
+    it for one: ValueError, and its event is altered."""
+    if value.__class__ not in _FLAG_TYPES or value not in (0, 1):
+        raise ValueError(f"not a stored flag: {value!r}")
+    return value
+
+
+def stored_int(value: Any) -> int:
+    """A stored integer as the drivers give the ones userctl writes: an int, never a bool, a
+    float (1.0, 1.25) or a text that int() would take for one (ValueError: altered)."""
+    if value.__class__ is not int:
+        raise ValueError(f"not a stored integer: {value!r}")
+    return value
+
+
+_FLAG_TYPES: Final = (bool, int)
 
 
 def hashed_time(created_at: dt.datetime) -> str:
@@ -239,7 +259,7 @@ def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
         reason,
         refers_to,
     ) = row
-    if seq != fast.prev_seq + 1:
+    if seq.__class__ is not int or seq != fast.prev_seq + 1:  # 2.0 is no seq userctl wrote
         return SEQ
     if prev != fast.prev_hash:
         return LINK
@@ -298,13 +318,14 @@ class Confirmer:
     through orjson in one dict reused from event to event, its keys in canonical order, its
     values replaced: no dict built per event, a third fewer items than the whole record, no
     sort, no bool(). The seq written is the counter (prev_seq + 1), an int, which the seq was
-    just found equal to: what the definition's int(seq) gives. The text columns give str or
-    None (a BLOB, bytes, orjson refuses), for which orjson writes json's bytes; before and after
-    are written only when text or None (a column an operator retyped can give a float, and
-    orjson writes an infinity as null, which a NULL was hashed as); refers_to is written only
-    when an int (else the definition's int() decides). A run is reused only for
-    an event whose values equal the ones it was encoded from, and only str values are cached,
-    so that an equal value is a str with the same bytes (tests/core/test_chain.py changes each
+    just found equal to and to be an int: what the definition's stored_int(seq) gives. The
+    text columns give str or None (a BLOB, bytes, orjson refuses), for which orjson writes
+    json's bytes; before and after are written only when text or None (a column an operator
+    retyped can give a float, and orjson writes an infinity as null, which a NULL was hashed
+    as); refers_to only when an int, operator_verified only when a flag stored_flag takes
+    (else the definition decides). A run is reused only for an event whose values equal the
+    ones it was encoded from, and only str values are cached, so that an equal value is a str
+    with the same bytes (tests/core/test_chain.py changes each
     of them after hashing and watches the event found altered)."""
 
     __slots__ = (
@@ -372,6 +393,8 @@ class Confirmer:
             return False
         if plan_digest is not None and type(plan_digest) is not str:
             return False
+        if ov is not None and (ov.__class__ not in _FLAG_TYPES or ov not in (0, 1)):
+            return False  # the definition's stored_flag refuses it
         middle: dict[str, Any] = {"operator": operator}
         if ov is not None:
             middle["operator_verified"] = bool(ov)
@@ -419,7 +442,7 @@ class Confirmer:
                 refers_to,
             ) in rows[start:] if start else rows:
                 number = prev_seq + 1
-                if seq != number or prev != prev_hash or id_ < prev_id:
+                if seq != number or seq.__class__ is not int or prev != prev_hash or id_ < prev_id:
                     break
                 if (before is not None and type(before) is not str) or (
                     after is not None and type(after) is not str
@@ -431,7 +454,9 @@ class Confirmer:
                     created_at != t_created
                     or verified_by != t_verified_by
                     or operator != m_operator
-                    or operator_verified != m_ov
+                    # `is`: the flags the drivers give (True, False, 0, 1) are singletons,
+                    # and a 1.0 equal to 1 must not reuse the run 1 was encoded for.
+                    or operator_verified is not m_ov
                     or plan_digest != m_digest
                 ):
                     if not self._runs(

@@ -1,13 +1,13 @@
 """`audit verify`'s fast path (`chain.Confirmer`) against the definition alone, on values no
 generated chain holds: a stored value of another type than userctl writes (a float where text
-was, an integer where text was, a float seq or refers_to), an empty text where NULL was, the same
-instant written another way, a change of case or of unicode normalisation. The tables are what an
-operator with write access can make of them: on SQLite a column without a type (any value kept as
-given), on PostgreSQL a column of JSON or bytea, on MariaDB a BLOB. For every one, the scan (both
-read paths, one batch and batches of two) finds the same first wrong event, the same event
-before it and the same condition as a scan that judges every event by the definition
-(`chain._judge` over `chain.event_payload`'s bytes), and the CLI says so (exit 4 and the event,
-never an unexpected error): a fast path never calls a broken chain intact."""
+was, an integer where text was, a float seq or refers_to, a flag of 2), an empty text where
+NULL was, the same instant written another way, a change of case or of unicode normalisation.
+The tables are what an operator with write access can make of them: on SQLite a column without
+a type (any value kept as given), on PostgreSQL a column of JSON or bytea, on MariaDB a BLOB.
+For every one, the scan (both read paths, one batch and batches of two) finds the same first
+wrong event, the same event before it and the same condition as a scan that judges every event
+by the definition (`chain._judge` over `chain.event_payload`'s bytes), and the CLI says so (exit
+4 and the event, never an unexpected error): a fast path never calls a broken chain intact."""
 
 from __future__ import annotations
 
@@ -260,6 +260,12 @@ CASES: list[tuple[str, str, Tamper, Tamper | None, bool]] = [
 ]
 
 
+SAME_VALUE_STORED = {
+    ("mariadb", "time_a_microsecond_on"),
+    ("sqlite", "time_same_instant_other_text"),
+}
+
+
 # A stream of batches left open when the scan stopped used to be closed by the collector after
 # its connection was gone ("Exception ignored ... Cannot operate on a closed database").
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
@@ -297,6 +303,11 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
             slow = definition_scan(driver_batches(conn, query, 2), org, key, read_time)
             fast = [audit._scan(conn, org, None, key, size) for size in (2, 1000)]
         assert [s.bad for s in fast] == [slow.bad, slow.bad]
+        # Every tampering leaves the chain broken (a stored 2, 1.0 or "1" is no value userctl
+        # wrote, though bool() or int() would take it for one), but for what stores the same
+        # instant: MariaDB's DATETIME keeps no microseconds, and SQLite's time text with a "T"
+        # is read as the very instant its hash covers.
+        assert slow.bad is not None or (backend, name) in SAME_VALUE_STORED
         on_driver = thin.scan_chain(db_url, "acme-payments", None, key)
         assert on_driver is None or on_driver[1].bad == slow.bad
         result = runner("audit", "verify")

@@ -9,6 +9,7 @@ import gc
 import hashlib
 from typing import Any, Iterator
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -22,15 +23,19 @@ from userctl.canonical import canonical_bytes, canonical_json
 # canonical bytes being UTF-8.)
 wide_int = st.one_of(int64, st.integers(min_value=2**64, max_value=2**70), st.just(-(2**63) - 1))
 maybe_text = st.one_of(st.none(), texts)
-flags = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1, 2]))
+# The flags the drivers give for the ones userctl writes: bools, or 0/1 (SQLite, MariaDB).
+flags = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1]))
 
 
-def stored(fields: dict[str, Any], key: bytes | None) -> tuple[Any, ...]:
-    """An event as the driver gives it, hashed (and MACed) over the canonical bytes."""
+def stored(
+    fields: dict[str, Any], key: bytes | None, seq: int = 1, prev: str = chain.GENESIS
+) -> tuple[Any, ...]:
+    """An event as the driver gives it (row id 6 + seq), hashed (and MACed) over the canonical
+    bytes."""
     payload = canonical_bytes(
         chain.hashed_fields(
             fields["organization_id"],
-            1,
+            seq,
             chain.hashed_time(fields["time"]),
             fields["operator"],
             fields["verified_by"],
@@ -39,15 +44,15 @@ def stored(fields: dict[str, Any], key: bytes | None) -> tuple[Any, ...]:
             fields["address"],
             fields["before"],
             fields["after"],
-            chain.GENESIS,
+            prev,
             fields["operator_verified"],
             fields["reason"],
             fields["refers_to"],
         )
     )
     return (
-        7,
-        1,
+        6 + seq,
+        seq,
         fields["time"],
         fields["operator"],
         fields["verified_by"],
@@ -57,7 +62,7 @@ def stored(fields: dict[str, Any], key: bytes | None) -> tuple[Any, ...]:
         fields["address"],
         fields["before"],
         fields["after"],
-        chain.GENESIS,
+        prev,
         hashlib.sha256(payload).hexdigest(),
         None if key is None else chain.event_hmac(key, payload),
         fields["reason"],
@@ -122,6 +127,51 @@ def test_and_refuses_one_whose_stored_field_differs_from_what_was_hashed(
         None,
         chain.HASH,
     )
+
+
+# A stored value that is not what userctl wrote, though int() or bool() would take it for it: the
+# value shown is not the one hashed, so the event is altered (the definition and the confirmer).
+@pytest.mark.parametrize(
+    ("index", "value", "fault"),
+    [
+        (5, 2, chain.HASH),  # operator_verified
+        (5, 1.0, chain.HASH),
+        (5, "1", chain.HASH),
+        (15, 1.0, chain.HASH),  # refers_to
+        (15, 1.25, chain.HASH),
+        (15, "1", chain.HASH),
+        (15, True, chain.HASH),
+        (1, 1.0, chain.SEQ),  # seq
+        (1, True, chain.SEQ),
+    ],
+)
+def test_a_value_equal_to_the_hashed_one_only_once_converted_is_altered(
+    index: int, value: Any, fault: str
+) -> None:
+    fields = {
+        "organization_id": 7,
+        "time": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5),
+        "operator": "ana@acme.co",
+        "verified_by": "totp",
+        "plan_digest": None,
+        "action": "user.delete",
+        "address": 'user["bo@acme.co"]',
+        "before": '{"first_name":"Bo"}',
+        "after": None,
+        "operator_verified": 1,
+        "reason": None,
+        "refers_to": 1,
+    }
+    row = stored(fields, None)
+    assert chain.scan([[row]], 7, None, None, None).bad is None  # as written: intact
+    # The same event twice over: the confirmer's run is encoded from the first one's values.
+    second = stored({**fields, "action": "user.create"}, None, 2, row[12])
+    assert chain.scan([[row, second]], 7, None, None, None).bad is None
+    tampered = tuple(value if i == index else v for i, v in enumerate(row))
+    assert chain.scan([[tampered]], 7, None, None, None).bad == (7, None, fault)
+    if index != 1:  # a seq is the second event's own (2)
+        second_tampered = tuple(value if i == index else v for i, v in enumerate(second))
+        assert chain.scan([[row, second_tampered]], 7, None, None, None).bad == (8, 7, fault)
 
 
 # --- The confirmer's bytes (chain.Confirmer): equal to the definition's for every event -------

@@ -144,12 +144,17 @@ def hashed_fields(
 
 
 def stored_flag(value: Any) -> bool | int:
-    """A stored flag as the drivers give the ones userctl writes: a bool, or 0/1 (SQLite, MariaDB).
-    Anything else (2, 1.0, "1") is a value no event was written with, though bool() would take
-    it for one: ValueError, and its event is altered."""
-    if value.__class__ not in _FLAG_TYPES or value not in (0, 1):
+    """A stored flag as the drivers give the ones userctl writes (`is_stored_flag`); anything
+    else is a value no event was written with, though bool() would take it for one: ValueError,
+    and its event is altered."""
+    if not is_stored_flag(value):
         raise ValueError(f"not a stored flag: {value!r}")
-    return value
+    return value  # type: ignore[no-any-return]
+
+
+def is_stored_flag(value: Any) -> bool:
+    """A bool, or 0/1 (SQLite, MariaDB); not 2, 1.0 or "1"."""
+    return value.__class__ in _FLAG_TYPES and value in (0, 1)
 
 
 def stored_int(value: Any) -> int:
@@ -393,7 +398,7 @@ class Confirmer:
             return False
         if plan_digest is not None and type(plan_digest) is not str:
             return False
-        if ov is not None and (ov.__class__ not in _FLAG_TYPES or ov not in (0, 1)):
+        if ov is not None and not is_stored_flag(ov):
             return False  # the definition's stored_flag refuses it
         middle: dict[str, Any] = {"operator": operator}
         if ov is not None:

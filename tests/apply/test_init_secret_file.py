@@ -132,3 +132,28 @@ def test_exist_ok_with_another_admin_is_still_refused(runner: Runner, tmp_path: 
     )
     assert result.exit_code == 1
     assert "organization small-co already exists" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_secret_never_goes_where_sqlite_keeps_its_journal(
+    runner: Runner, engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    # SQLite deletes a file under its journal's name at the next open: the only copy of the
+    # admin's secret would be gone (tests/cli/test_outputs.py shows it).
+    journal = Path(db_url.removeprefix("sqlite:///") + "-journal")
+    result = runner(
+        "init",
+        "-f",
+        _write(tmp_path, SMALL),
+        "--admin",
+        "boss@small.co",
+        "--secret-file",
+        str(journal),
+    )
+    assert result.exit_code == 1, result.output
+    assert f"is {journal}, which this command reads" in result.stderr
+    assert not journal.exists()
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(models.Organization)).scalar() == 0
+        )

@@ -202,6 +202,49 @@ def test_single_file_outputs_never_overwrite_what_the_command_reads(
         assert _tree(tmp_path) == before, args
 
 
+@sqlite_only
+@pytest.mark.parametrize("suffix", ["-journal", "-wal", "-shm"])
+def test_no_output_takes_the_name_of_a_file_sqlite_keeps_beside_the_database(
+    runner: Runner, org: None, db_url: str, tmp_path: Path, suffix: str
+) -> None:
+    """SQLite's journal, write-ahead log and its index are the database's own: an export written
+    as `userctl.db-journal` was deleted by the next command's open (a journal it cannot read is
+    a spent one), and over a journal a crash left behind it would have taken the database's
+    recovery with it."""
+    db = Path(db_url.removeprefix("sqlite:///"))
+    companion = Path(str(db) + suffix)
+    desired = write_desired(tmp_path / "users.yaml", exported(live_state_of(db_url)))
+    for args in [
+        ("export", "-o", str(companion)),
+        ("plan", "-f", str(desired), "--out", str(companion)),
+        ("audit", "keygen", "-o", str(companion)),
+    ]:
+        refused = runner(*args)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert f"is {companion}, which this command reads" in refused.stderr, refused.stderr
+        assert not companion.exists(), args
+    # Nor a pack's directory (a directory there would fail every later write of the database).
+    refused = runner("evidence", *PERIOD, "-o", str(companion))
+    assert refused.exit_code == 1 and f"would replace {companion}" in refused.stderr
+    assert not companion.exists()
+
+
+def test_a_file_named_as_a_databases_journal_is_deleted_by_sqlite(tmp_path: Path) -> None:
+    """Why the rule above: what SQLite does to a file under its journal's name."""
+    import sqlite3
+
+    db = tmp_path / "userctl.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    journal = Path(str(db) + "-journal")
+    journal.write_text("version: 1\norganization: acme\n", encoding="utf-8")
+    conn = sqlite3.connect(db)
+    conn.execute("SELECT count(*) FROM t").fetchall()
+    conn.close()
+    assert not journal.exists()
+
+
 def live_state_of(db_url: str) -> LiveState:
     from userctl.db.engine import create_engine_for
 

@@ -7,7 +7,8 @@ target, never the link (which used to leave a stray `.userctl-evidence-old-*` be
 
 - `write_file` replaces one file (a saved plan, an export) atomically. It refuses a directory, a
   device or anything but a regular file, and the files the command itself reads: the SQLite
-  database and the desired-state files.
+  database with the files SQLite keeps beside it (journal, write-ahead log), and the desired-state
+  files. `SecretFile` refuses the same.
 - `write_pack` writes a directory of files (the evidence pack) into a new or empty directory, or
   replaces an earlier pack that userctl recognises by its own manifest: a SHA256SUMS whose first
   line is PACK_HEADER, listing every other file of the directory with its right sum. Anything

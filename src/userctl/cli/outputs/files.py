@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Iterable
+from typing import Final, Iterable
 
 from userctl.errors import UsageError
 
@@ -33,9 +33,18 @@ def desired_files(path: str) -> list[str]:
     return [f for f in found if f == path or f.endswith(".yaml")]
 
 
+# The files SQLite keeps beside a database as its own (the rollback journal, the write-ahead log
+# and its index). A file written under one of those names is not ours for long: the next open
+# takes a journal it cannot read for a spent one and deletes it (an export, or a secret, lost
+# without a word); and written over a journal a crash left behind, it takes with it the only
+# record that undoes the half-made transaction.
+SQLITE_COMPANIONS: Final = ("-journal", "-wal", "-shm")
+
+
 def never_replaced(extra: Iterable[str]) -> list[str]:
-    """What a write must never replace: `extra` and this command's SQLite database file, which
-    every command reads (taken from the running command, so that no caller can forget it)."""
+    """What a write must never replace: `extra` and this command's SQLite database file and its
+    companions, which every command reads (taken from the running command, so that no caller
+    can forget it)."""
     import click
 
     from userctl.cli.context import AppContext
@@ -44,7 +53,18 @@ def never_replaced(extra: Iterable[str]) -> list[str]:
     ctx = click.get_current_context(silent=True)
     obj = None if ctx is None else ctx.find_object(AppContext)
     database = None if obj is None else sqlite_file(obj.database_url)
-    return found + ([database] if database else [])
+    if database:
+        found += [database, *(database + suffix for suffix in SQLITE_COMPANIONS)]
+    return found
+
+
+def refuse_read(option: str, path: str, real: str, reads: Iterable[str]) -> None:
+    """UsageError when `real` (the resolved `path`) is one of `reads` (see never_replaced)."""
+    for source in reads:
+        if os.path.realpath(source) == real:
+            raise UsageError(
+                f"{option} {path} is {source}, which this command reads: name another file"
+            )
 
 
 def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) -> None:
@@ -57,11 +77,7 @@ def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) 
         raise UsageError(f"{option} {path} is a directory: name a file")
     if os.path.lexists(real) and not os.path.isfile(real):
         raise UsageError(f"{option} {path} exists and is not a regular file: name another file")
-    for source in reads:
-        if os.path.realpath(source) == real:
-            raise UsageError(
-                f"{option} {path} is {source}, which this command reads: name another file"
-            )
+    refuse_read(option, path, real, reads)
     directory = os.path.dirname(real)
     tmp = None
     try:
@@ -100,6 +116,7 @@ class SecretFile:
     ) -> "SecretFile | None":
         """The reserved file; None when it exists already and `exist_ok` lets the command find
         what it belongs to."""
+        refuse_read(option, path, os.path.realpath(path), never_replaced(()))
         try:
             return cls(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from tests.cli.test_fuzz import SIGNED
 from tests.cli.yaml_files import write_desired
 from tests.conftest import Factory, Runner
 from userctl import clock
+from userctl.apply.signing import KEY_FILE_LIMIT
 from userctl.desired.reader import MAX_CSV_BYTES, MAX_DOCUMENT_BYTES, MAX_FILE_BYTES
 from userctl.plan import compute_digest
 
@@ -50,6 +52,7 @@ FILE_COMMANDS: list[tuple[str, tuple[str, ...], int]] = [
     ("review --from", ("review", "--from", "{}"), MAX_DOCUMENT_BYTES),
     ("activity import", ("activity", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
     ("accounts import", ("accounts", "import", "{}", "--operator", "root@acme.co"), MAX_CSV_BYTES),
+    ("audit verify --public-key", ("audit", "verify", "--public-key", "{}"), KEY_FILE_LIMIT),
 ]
 IDS = [name for name, _, _ in FILE_COMMANDS]
 
@@ -182,6 +185,29 @@ def test_a_fifo_fed_forever_is_refused_at_the_limit(db_url: str, org: Org, fifo:
     assert f"{fifo}:1:1: (document): the CSV file is over the {MAX_CSV_BYTES // MIB} MiB limit" in (
         result.stderr
     )
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "userctl"
+# What opens or reads a file: outside the bounded reader, only the package's own files (its JSON
+# Schemas), a pack's manifest and files that cli/outputs/ checks before it reads them (bounded,
+# streamed), and the writers. The next command that takes a file gets the bound instead of
+# forgetting it (`--public-key /dev/zero` once filled the memory).
+FILE_READS = re.compile(r"\.read_(text|bytes)\(|(?<![\w.])(?<!def )open\(|os\.open\(|fdopen\(")
+NOT_A_GIVEN_FILE = re.compile(
+    r"SCHEMA_PATH\.read_text|os\.O_WRONLY|[\"']w[\"']|cls\(path, os\.open"
+)
+
+
+def test_only_the_bounded_reader_reads_the_files_a_command_is_given() -> None:
+    found = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path != SRC / "desired" / "reader.py"
+        and path != SRC / "cli" / "outputs" / "manifests.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FILE_READS.search(line) and not NOT_A_GIVEN_FILE.search(line)
+    ]
+    assert found == []
 
 
 # --- instants -------------------------------------------------------------------------------

@@ -350,6 +350,37 @@ def test_verify_options_that_cannot_be_checked_are_usage_errors(
     assert "Traceback" not in alone.output + broken.output + wrong.output
 
 
+def test_key_files_are_read_to_a_bound(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A key file is a few hundred bytes: one past 1 MiB is the wrong file, refused before it is
+    read whole (`--public-key /dev/zero` filled the memory until the process was killed)."""
+    org = build_org(factory)
+    big = tmp_path / "big.pub"
+    big.write_bytes(b"ssh-ed25519 " + b"A" * (2 << 20) + b"\n")
+    refused = runner("audit", "verify", "--public-key", str(big))
+    assert refused.exit_code == 1, refused.output
+    assert f"{big}:1:1: (document): the public key file is 2.0 MiB, over the 1 MiB limit" in (
+        refused.stderr
+    )
+    monkeypatch.setenv(signing.ENV_SIGNING_KEY, str(big))
+    before = len(events_of(engine, org.id))
+    desired = exported(live_state(engine))
+    users = dict(desired.users)
+    users["mover@acme.co"] = replace(users["mover@acme.co"], first_name="Maria")
+    path = write_desired(tmp_path / "users.yaml", replace(desired, users=users))
+    done = runner(
+        "apply", "-f", str(path), "--operator", "root@acme.co", "--yes",
+        "--otp-code", org.root.code(),
+    )  # fmt: skip
+    assert done.exit_code == 1, done.output
+    assert f"the key file {signing.ENV_SIGNING_KEY} names: the signing key file is 2.0 MiB" in (
+        done.stderr
+    )
+    assert len(events_of(engine, org.id)) == before
+
+
 applied = test_review.applied  # an organization with a plan approved and applied
 
 

@@ -16,13 +16,13 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from userctl.errors import UsageError
+from userctl.errors import InputError, UsageError
 
 ENV_SIGNING_KEY = "USERCTL_AUDIT_SIGNING_KEY"
 CHECKPOINT_NAMESPACE = "userctl-checkpoint"
@@ -67,9 +67,9 @@ def _load_private(value: str) -> Ed25519PrivateKey:
     else:
         where = f"the key file {ENV_SIGNING_KEY} names"
         try:
-            text = Path(value).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {where}: {exc.strerror}") from None
+            text = _read_key_file(value, "signing key file", "name the FILE `audit keygen` made")
+        except InputError as exc:  # its message, never the value (which may be a key's text)
+            raise UsageError(f"{where}: {exc.problems[0].message}") from None
     key: object
     try:
         if b"BEGIN OPENSSH PRIVATE KEY" in text:
@@ -106,11 +106,11 @@ def load_public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
     a file), by key id. A file that holds none is a usage error naming it."""
     keys: dict[str, Ed25519PublicKey] = {}
     for path in paths:
+        data = _read_key_file(path, "public key file", "pass the FILE.pub `audit keygen` made")
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise UsageError(f"--public-key {path}: cannot read it: {reason}") from None
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UsageError(f"--public-key {path}: cannot read it: not UTF-8 text") from None
         found = 0
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -130,6 +130,17 @@ def load_public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
         if not found:
             raise UsageError(f"--public-key {path}: the file holds no public key")
     return keys
+
+
+# A key file is a few hundred bytes (a .pub of several keys, a few KiB): one far larger is the
+# wrong file, read no further (`--public-key /dev/zero` used to fill the memory until killed).
+KEY_FILE_LIMIT: Final = 1 << 20
+
+
+def _read_key_file(path: str, what: str, advice: str) -> bytes:
+    from userctl.desired.reader import read_bounded
+
+    return read_bounded(path, KEY_FILE_LIMIT, what=what, advice=advice)
 
 
 def generate() -> tuple[str, str, str]:

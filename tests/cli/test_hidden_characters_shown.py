@@ -295,3 +295,61 @@ def test_an_export_warning_shows_hidden_characters_escaped(
         result.stderr
     )
     assert "\ue000" not in result.stderr
+
+
+# --- what a command says about the paths it was given --------------------------------------
+
+# A path as a pull request can name it (a CI step that validates each changed file): an OSC
+# sequence that retitles the terminal, a bell, a bidi override.
+HOSTILE_NAME: Final = "x\x1b]0;owned\x07\u202e"
+
+
+def test_a_path_a_command_names_on_success_shows_hidden_characters_escaped(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path
+) -> None:
+    from tests.apply.apply_helpers import build_org
+
+    build_org(factory)
+    desired = write_desired(tmp_path / "users.yaml", exported(live_state(engine)))
+    named = tmp_path / f"{HOSTILE_NAME}.yaml"
+    named.write_bytes(desired.read_bytes())
+    key = tmp_path / f"{HOSTILE_NAME}.key"
+    runs = {
+        "validate": runner("validate", "-f", str(named)),
+        "export": runner("export", "-o", str(tmp_path / f"{HOSTILE_NAME}-export.yaml")),
+        "plan --out": runner(
+            "plan", "-f", str(desired), "--out", str(tmp_path / f"{HOSTILE_NAME}.json")
+        ),
+        "audit keygen": runner("audit", "keygen", "-o", str(key)),
+        "evidence": runner(
+            "evidence",
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2099-12-31",
+            "-o",
+            str(tmp_path / f"{HOSTILE_NAME}-pack"),
+        ),  # fmt: skip
+    }
+    for name, result in runs.items():
+        assert result.exit_code in (0, 2, 3), (name, result.output)
+        # A plan without changes names no file; the others say where they wrote or what they read.
+        assert_shown(result.output, *([] if name == "plan --out" else [HOSTILE_NAME]))
+
+
+SRC: Final = Path(__file__).resolve().parents[2] / "src" / "userctl"
+
+
+def test_every_sentence_a_command_writes_goes_through_say() -> None:
+    """cli/messages.say escapes what a sentence quotes; a command that formats its own (an
+    f-string, or printable() by hand) handed straight to click.echo is one that can forget."""
+    import re
+
+    by_hand = re.compile(r"click\.echo\(\s*(\(?\s*f[\"']|printable\()", re.S)
+    found = [
+        f"{path.relative_to(SRC)}:{text.count(chr(10), 0, m.start()) + 1}"
+        for path in sorted((SRC / "cli").rglob("*.py"))
+        for text in [path.read_text(encoding="utf-8")]
+        for m in by_hand.finditer(text)
+    ]
+    assert found == []

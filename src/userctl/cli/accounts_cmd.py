@@ -7,6 +7,7 @@ import click
 
 from userctl.cli.context import app, reading
 from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type, result_format_option
+from userctl.cli.messages import say
 from userctl.cli.views_cmd import format_option, warn_of_clashes
 from userctl.render.tables import FORMATS
 
@@ -82,7 +83,7 @@ def import_accounts(path: str, operator: str | None, lock_timeout_s: float, fmt:
             nl=False,
         )
         return
-    click.echo(
+    say(
         f"{result.organization}: imported {len(result.plan.new)}, "
         f"unchanged {len(result.plan.unchanged)}"
     )

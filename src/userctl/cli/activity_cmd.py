@@ -7,6 +7,7 @@ import click
 from userctl.cli import checkpoint_out
 from userctl.cli.context import app
 from userctl.cli.flags import DEFAULT_LOCK_TIMEOUT_S, lock_timeout_type
+from userctl.cli.messages import say
 
 
 @click.group()
@@ -49,7 +50,7 @@ def import_(path: str, operator: str | None, lock_timeout_s: float) -> None:
         lock_timeout_s,
         utcnow(),
     )
-    click.echo(
+    say(
         f"{result.organization}: last logins updated {len(result.plan.updated)}, "
         f"unchanged {result.plan.unchanged}"
     )

@@ -20,6 +20,7 @@ from userctl.cli.flags import (
     reason_option,
     result_format_option,
 )
+from userctl.cli.messages import say
 from userctl.cli.plan_inputs import invitation_options, letterhead, planning_options
 from userctl.errors import ConfirmationRequired
 from userctl.render import render
@@ -125,10 +126,10 @@ def apply(
         click.echo(applied_text(the_plan, result, signed), nl=False)
     assert done.delivery is not None  # an apply with changes always reports its invitations
     for warning in done.delivery.warnings:
-        click.echo(warning, err=True)
+        say(warning, err=True)
     report = done.delivery.report
     if report is not None and not as_json:
-        click.echo(f"Invitations: {report.sent} sent, {report.failed} still queued.")
+        say(f"Invitations: {report.sent} sent, {report.failed} still queued.")
     if as_json:
         sent = None if report is None else (report.sent, report.failed)
         click.echo(applied_document(the_plan, operator, result, sent, result.at, signed), nl=False)

@@ -22,6 +22,7 @@ from userctl.cli.flags import (
     otp_option,
     result_format_option,
 )
+from userctl.cli.messages import say
 from userctl.clock import iso_z
 from userctl.errors import ConfirmationRequired, UsageError
 from userctl.render.text import approval_text
@@ -109,9 +110,9 @@ def approve(
     if as_json:
         click.echo(approved_document(the_plan, approval, signed), nl=False)
         return
-    click.echo(
+    say(
         f"Approved plan {the_plan.digest} for {the_plan.organization} by {approval.approver}, "
         f"valid until {iso_z(approval.expires_at)}."
     )
-    click.echo(f"Audit chain head: {approval.audit_head}")
+    say(f"Audit chain head: {approval.audit_head}")
     checkpoint_out.show(signed)

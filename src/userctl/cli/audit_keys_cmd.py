@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from userctl.cli.context import reading
+from userctl.cli.messages import say
 from userctl.clock import parse_utc
 from userctl.errors import UsageError
 from userctl.printable import json_text
@@ -67,7 +68,7 @@ def checkpoints(since: str | None, last: bool, fmt: str) -> None:
         click.echo(json_text([c.as_data() for c in found]), nl=False)
         return
     for c in found:
-        click.echo(f"{c.time}  #{c.seq}  {c.head}  {c.key_id}")
+        say(f"{c.time}  #{c.seq}  {c.head}  {c.key_id}")
 
 
 @click.command("keygen")
@@ -103,8 +104,8 @@ def keygen(out: str) -> None:
         private.discard()
         raise
     private.fill(secret)
-    click.echo(f"private key: {out} (keep it secret; USERCTL_AUDIT_SIGNING_KEY={out})")
-    click.echo(f"public key: {public_path} ({fingerprint}): give it to the auditors")
+    say(f"private key: {out} (keep it secret; USERCTL_AUDIT_SIGNING_KEY={out})")
+    say(f"public key: {public_path} ({fingerprint}): give it to the auditors")
 
 
 def parse_since(value: str) -> dt.datetime:

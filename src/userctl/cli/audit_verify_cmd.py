@@ -10,6 +10,7 @@ import click
 from userctl.cli.audit_keys_cmd import read_checkpoint
 from userctl.cli.context import app, reading
 from userctl.cli.flags import result_format_option
+from userctl.cli.messages import say
 from userctl.errors import AuditChainBroken, UsageError
 
 
@@ -82,19 +83,19 @@ def verify(head: str | None, public_keys: tuple[str, ...], kept_file: str | None
     if problem is not None:
         raise AuditChainBroken(f"audit chain of {slug} is broken: {problem}")
     if not result.hmac_checked and signed is None:
-        click.echo(
+        say(
             f"note: HMACs not checked ({ENV_KEY} is not set); a rebuilt chain would pass",
             err=True,
         )
     if fmt == "text":
-        click.echo(f"audit chain intact: {result.events} events, head {result.head}")
+        say(f"audit chain intact: {result.events} events, head {result.head}")
         if expected is not None:
-            click.echo(
+            say(
                 f"recorded head {expected} is in the chain; "
                 f"{result.after_head} event(s) were appended after it"
             )
         if signed is not None:
-            click.echo(
+            say(
                 f"signed: {signed.checkpoints} checkpoint(s) verified, events up to "
                 f"#{signed.signed_seq} signed; {signed.unsigned} event(s) not yet signed"
             )

@@ -10,6 +10,7 @@ import click
 
 from userctl.apply.given import GivenCode
 from userctl.cli.context import app
+from userctl.cli.messages import say
 from userctl.errors import CodeRejected
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ def with_code(
         except CodeRejected as exc:
             if not ask or attempt == MAX_PROMPTED_CODES:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            say(f"Error: {exc}", err=True)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

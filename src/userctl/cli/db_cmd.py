@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import app
+from userctl.cli.messages import say
 
 
 @click.group()
@@ -22,6 +23,6 @@ def upgrade() -> None:
     before, after = migrate.upgrade(engine)
     where = redacted(engine.url)
     if before == after:
-        click.echo(f"Database at {where} is already at revision {after}.")
+        say(f"Database at {where} is already at revision {after}.")
     else:
-        click.echo(f"Database at {where} upgraded from {before or 'empty'} to revision {after}.")
+        say(f"Database at {where} upgraded from {before or 'empty'} to revision {after}.")

@@ -8,6 +8,7 @@ import datetime as dt
 import click
 
 from userctl.cli.context import reading
+from userctl.cli.messages import say
 from userctl.cli.outputs import MANIFEST, SIGNATURE, manifest, write_pack
 from userctl.clock import parse_utc
 from userctl.errors import AuditChainBroken, UsageError
@@ -98,7 +99,7 @@ def evidence(
         # Over the manifest, which lists every other file's sum: one signature seals the pack.
         files[SIGNATURE] = key.sign(files[MANIFEST].encode("utf-8"), EVIDENCE_NAMESPACE)
     write_pack("-o", out, files, force=force)
-    click.echo(
+    say(
         f"{org.slug}: evidence for {since} to {until} written to {out} "
         f"({len(files)} files; open index.html)"
     )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import reading
+from userctl.cli.messages import say
 from userctl.cli.outputs import write_file
-from userctl.printable import printable
 
 
 @click.command()
@@ -34,10 +34,10 @@ def export(output: str | None, schema: str | None) -> None:
     with reading() as (conn, _org_id, org):
         document = exported(conn, org.slug, schema)
     for warning in document.warnings:
-        click.echo(printable(f"Warning: {warning}"), err=True)
+        say(f"Warning: {warning}", err=True)
     if output:
         write_file("-o", output, document.text)
-        click.echo(
+        say(
             f"{output}: exported {document.roles} roles, {document.users} users of {org.slug}",
             err=True,
         )

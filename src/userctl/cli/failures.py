@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from userctl.cli.context import AppContext
+from userctl.cli.messages import say
 from userctl.errors import UserctlError
-from userctl.printable import printable
 
 
 def unexpected(exc: Exception) -> str:
@@ -64,7 +64,7 @@ def _database_reason(exc: Exception) -> str:
 def report(message: str) -> None:
     # Every error reaches the terminal here: a value quoted in it (an --operator, a name read from
     # the database) is shown with its hidden characters escaped, line by line.
-    click.echo("\n".join(map(printable, message.split("\n"))), err=True)
+    say(message, err=True)
 
 
 class ClosedPipe(Exception):

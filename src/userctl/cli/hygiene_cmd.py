@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import reading
+from userctl.cli.messages import say
 from userctl.errors import Refused
-from userctl.printable import printable
 
 
 @click.command()
@@ -40,10 +40,10 @@ def hygiene(fmt: str) -> None:
             nl=False,
         )
     elif not found:
-        click.echo(f"{org.slug}: no hygiene findings")
+        say(f"{org.slug}: no hygiene findings")
     else:
         for f in found:
-            click.echo(printable(f"{'BLOCKING ' if f.blocking else ''}{f.code}: {f.message}"))
+            say(f"{'BLOCKING ' if f.blocking else ''}{f.code}: {f.message}")
     blocking = [f for f in found if f.blocking]
     if blocking:
         raise Refused(

@@ -6,6 +6,7 @@ import click
 
 from userctl.cli import checkpoint_out
 from userctl.cli.context import app
+from userctl.cli.messages import say
 
 
 @click.command()
@@ -80,7 +81,7 @@ def init(
     )
     desired, result = done.desired, done.result
     if result is None:
-        click.echo(
+        say(
             f"organization {desired.organization} is already initialised with administrator "
             f"{admin_email.lower()}: nothing changed"
             + (f"; {secret_file} left as it is" if secret_file else ""),
@@ -95,23 +96,21 @@ def init(
     from userctl.render.enrolment import enrolment_text
 
     admin = desired.users[result.admin]
-    click.echo(
+    say(
         f"Created organization {result.organization} with role {admin.role!r} "
         f"and administrator {result.admin}."
     )
     checkpoint_out.show(done.checkpoint)
     if demo:
-        click.echo(
+        say(
             f"Demo data: {result.demo_bank_accounts} bank accounts and {result.demo_users} users. "
             f"Run `userctl plan -f {path}` to see every kind of change."
         )
     else:
-        click.echo(
-            f"Next: `userctl plan -f {path}` shows the rest of the file as changes to apply."
-        )
+        say(f"Next: `userctl plan -f {path}` shows the rest of the file as changes to apply.")
     click.echo()
     if secret_file is not None:
-        click.echo(
+        say(
             f"The administrator's TOTP secret is in {secret_file} (readable by you only): add it "
             "to an authenticator app or keep it in a secret store, then delete the file."
         )

@@ -9,6 +9,7 @@ import click
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, operator_option, otp_option
+from userctl.cli.messages import say
 from userctl.errors import UsageError
 from userctl.state import given_email
 
@@ -115,12 +116,12 @@ def enroll(
 
     from userctl.render.enrolment import enrolment_text
 
-    click.echo(
+    say(
         f"Enrolled a new authenticator for {result.email} in {result.organization}, "
         f"confirmed by {given_email(operator)}"
         + (f" and {result.second_confirmer}." if result.second_confirmer else ".")
     )
-    click.echo(f"Audit head: {result.audit_head}")
+    say(f"Audit head: {result.audit_head}")
     checkpoint_out.show(signed)
     click.echo()
     click.echo(enrolment_text(result.email, result.otpauth_uri, color=app().color()), nl=False)

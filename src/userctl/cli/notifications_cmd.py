@@ -12,6 +12,7 @@ import click
 
 from userctl.cli.context import app, reading_database
 from userctl.cli.flags import result_format_option
+from userctl.cli.messages import say
 from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.cli.resend_cmd import resend
 from userctl.errors import UsageError, UserctlError
@@ -95,7 +96,7 @@ def send(invite_base_url: str | None, smtp_from: str | None, fmt: str) -> None:
         summary += f", {report.cancelled} cancelled (user deleted)"
     click.echo(summary, err=fmt == "json")
     for line in report.errors:
-        click.echo(f"  not sent: {line}", err=True)
+        say(f"  not sent: {line}", err=True)
     if report.failed:
         raise UserctlError(
             f"{report.failed} invitation(s) could not be sent and stay queued; "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import reading
+from userctl.cli.messages import say
 from userctl.errors import PolicyViolation
-from userctl.printable import printable
 from userctl.render.results import document
 
 
@@ -61,9 +61,9 @@ def check(fmt: str) -> None:
             nl=False,
         )
     elif not live.policies and not violations:
-        click.echo(f"{org.slug} declares no policies.")
+        say(f"{org.slug} declares no policies.")
     elif not violations:
-        click.echo(
+        say(
             f"{org.slug}: {len(live.policies)} "
             f"polic{'y' if len(live.policies) == 1 else 'ies'} checked, none broken."
         )
@@ -71,11 +71,11 @@ def check(fmt: str) -> None:
         click.echo(gate_line({"gate": gate}))
         click.echo(in_force_line(settings))
         for f in expiring:
-            click.echo(printable(f"note: {f.message}"))
+            say(f"note: {f.message}")
     if violations:
         if fmt == "text":
             for v in violations:
-                click.echo(printable(v.message))
+                say(v.message)
         raise PolicyViolation(
             f"{len(violations)} policy violation(s) in {org.slug}'s live database"
         )

@@ -11,6 +11,7 @@ from userctl.cli import checkpoint_out
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app
 from userctl.cli.flags import lock_option, operator_option, otp_option
+from userctl.cli.messages import say
 from userctl.cli.plan_inputs import invitation_options, letterhead
 from userctl.errors import TwoFactorRequired, UserctlError
 from userctl.state import given_email
@@ -55,7 +56,7 @@ def resend(
         )
 
     def queued(slug: str, checkpoint: dict[str, Any] | None) -> None:
-        click.echo(f"{slug}: a new invitation for {given_email(email)} is queued")
+        say(f"{slug}: a new invitation for {given_email(email)} is queued")
         checkpoint_out.show(checkpoint)
 
     # The same refusals as `send`, before anything is written: the link must point somewhere.
@@ -72,7 +73,7 @@ def resend(
         queued=queued,
     )
     if report is not None:
-        click.echo(f"invitations: {report.sent} sent, {report.failed} failed")
+        say(f"invitations: {report.sent} sent, {report.failed} failed")
         if report.failed:
             raise UserctlError(
                 f"{report.failed} invitation(s) could not be sent and stay "

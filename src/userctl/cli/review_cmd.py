@@ -10,6 +10,7 @@ import click
 from userctl.cli.code_prompt import interactive, with_code
 from userctl.cli.context import app, reading
 from userctl.cli.flags import lock_option, otp_option
+from userctl.cli.messages import say
 from userctl.errors import Refused, UsageError
 from userctl.printable import json_text
 from userctl.state import given_email
@@ -83,7 +84,7 @@ def attest(
         with_code=lambda attempt, _could_confirm: with_code(
             attempt, otp_code or None, ask=not otp_code, prompt=f"TOTP code of {reviewer}"
         ),
-        recorded=lambda slug, data, head: click.echo(
+        recorded=lambda slug, data, head: say(
             f"Attested review {data['digest']} of {slug} by "
             f"{given_email(reviewer)}; audit chain head {head}"
         ),
@@ -110,9 +111,9 @@ def status(fmt: str) -> None:
     if fmt == "json":
         click.echo(json_text(data), nl=False)
     elif result.last is None:
-        click.echo(f"{org.slug}: no access review was ever attested")
+        say(f"{org.slug}: no access review was ever attested")
     else:
-        click.echo(
+        say(
             f"{org.slug}: last review attested {data['last_attested_at']} by {data['reviewer']} "
             f"(report {data['report_digest']}); next due {data['due_at']}"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from userctl.cli.context import app
+from userctl.cli.messages import say
 from userctl.errors import ExitCode, InputError, UsageError, exit_code_of
 
 
@@ -51,7 +52,7 @@ def validate(path: str, fmt: str) -> ExitCode | None:
                 click.echo(results.github_annotation(problem))
             elif fmt == "text":
                 click.echo(str(problem), err=True)
-        click.echo(f"{_plural(len(exc.problems), 'problem')} found", err=True)
+        say(f"{_plural(len(exc.problems), 'problem')} found", err=True)
         # The problems are shown already: the error is not raised again, only its code returned.
         return exit_code_of(exc)
     organization = app().organization
@@ -72,7 +73,7 @@ def validate(path: str, fmt: str) -> ExitCode | None:
         return ExitCode.OK
     files = f", {_plural(len(summary.files), 'file')}" if len(summary.files) > 1 else ""
     # github: a valid file makes no annotation; the line goes to the log (stderr) only.
-    click.echo(
+    say(
         f"{path}: valid ({_plural(summary.roles, 'role')}, "
         f"{_plural(summary.users, 'user')}{files})",
         err=fmt == "github",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 import click
 
 from userctl.cli.context import reading
-from userctl.printable import printable
+from userctl.cli.messages import say
 from userctl.render.tables import FORMATS
 from userctl.state import LIVE_STATUSES
 
@@ -33,7 +33,7 @@ def warn_of_clashes(clashes: Sequence[Violation]) -> None:
     """Rows of one identity in a listing: the finding `policy check` blocks on, on stderr, so
     that stdout stays one document a pipeline parses."""
     for clash in clashes:
-        click.echo(printable(f"Warning: {clash.message}"), err=True)
+        say(f"Warning: {clash.message}", err=True)
 
 
 @click.group()

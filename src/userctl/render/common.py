@@ -190,7 +190,7 @@ def two_factor_line(data: Mapping[str, Any], saved_as: str | None = None) -> str
         )
     return (
         f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or approve this exact plan "
-        f"first with `userctl approve {saved_as} --operator EMAIL --otp-code CODE`."
+        f"first with `userctl approve {printable(saved_as)} --operator EMAIL --otp-code CODE`."
     )
 
 

@@ -151,6 +151,29 @@ def test_a_base_url_that_is_no_web_address_is_a_usage_error(url: str) -> None:
         outbox.parse_base_url(url)
 
 
+@pytest.mark.parametrize(
+    "url", ["smtp://u:p@mail.internal", "smtp://u:p@10.0.0.5:2525", "smtp://u:p@[2001:db8::1]"]
+)
+def test_a_password_never_goes_over_plain_smtp_to_another_machine(url: str) -> None:
+    with pytest.raises(UsageError, match="would send its password in clear to") as refused:
+        outbox.parse_smtp_url(url)
+    assert "u:p" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["smtp://u:p@localhost:1025", "smtp://u:p@127.0.0.1:2525", "smtp://u:p@[::1]:2525"]
+)
+def test_a_password_over_plain_smtp_to_this_machine_is_taken(url: str) -> None:
+    assert outbox.parse_smtp_url(url).password == "p"
+
+
+def test_a_registration_link_over_http_is_refused_but_to_this_machine() -> None:
+    with pytest.raises(UsageError, match="carries the invitation's one-time token"):
+        outbox.parse_base_url("http://app.acme.co/join")
+    for local in ("http://localhost:8000/join", "http://127.0.0.1/join", "http://[::1]/join"):
+        assert outbox.parse_base_url(local) == local
+
+
 # --- against the database and a real SMTP server -------------------------------------------
 
 

@@ -104,7 +104,28 @@ def parse_base_url(url: str) -> str:
             f"{ENV_BASE_URL} must be the registration page's URL, "
             "e.g. https://app.example.com/register"
         )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        # The link carries the invitation's one-time token: whoever reads it on the way
+        # registers as the invitee.
+        raise UsageError(
+            f"{ENV_BASE_URL} {value} is http://: the link carries the invitation's one-time "
+            "token, which would cross the network in clear; use https:// (http:// only for "
+            "this machine, e.g. http://localhost:8000/register)"
+        )
     return value
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` names this machine (localhost, 127.0.0.0/8, ::1): the one place a secret
+    may travel without TLS."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +148,12 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         raise UsageError(
             f"{ENV_SMTP_URL} must look like smtp://host:port, "
             "smtp+starttls://user:password@host:587 or smtps://user:password@host:465"
+        )
+    if parts.scheme == "smtp" and parts.password and not _loopback(parts.hostname):
+        raise UsageError(
+            f"{ENV_SMTP_URL} would send its password in clear to {parts.hostname} (smtp:// has no "
+            "TLS): use smtp+starttls://user:password@host:587 or smtps://user:password@host:465 "
+            "(smtp:// carries a password only to this machine)"
         )
     return SmtpTarget(
         scheme=parts.scheme,

@@ -3,10 +3,18 @@ message when the key is missing or wrong."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import pyotp
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from userctl.apply import otp
 from userctl.apply.secret_store import ENV_KEY, decrypt_secret, encrypt_secret
+from userctl.clock import unix_seconds
+from userctl.db.models import TotpSecret
 from userctl.errors import UsageError
 
 SECRET = pyotp.random_base32(32)
@@ -46,3 +54,81 @@ def test_the_wrong_key_is_a_clear_error() -> None:
 def test_a_value_of_unknown_format_is_refused() -> None:
     with pytest.raises(UsageError, match="unknown format"):
         decrypt_secret(SECRET)
+
+
+def test_a_secret_in_clear_is_refused_once_a_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    with pytest.raises(UsageError, match="stored in clear although USERCTL_SECRET_KEY is set"):
+        decrypt_secret("plain:" + SECRET)
+    with pytest.raises(UsageError, match="userctl db seal-secrets"):
+        decrypt_secret("plain:" + SECRET, "k1")
+
+
+# --- against the database: who can write the table but holds no key -------------------------
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, 10)
+
+
+def _code(secret: str) -> str:
+    return pyotp.TOTP(secret).at(unix_seconds(T0))
+
+
+def _confirm(engine: Engine, user_id: int, code: str) -> None:
+    def work(conn: sa.Connection, _org_id: int) -> None:
+        otp.verify_operator_code(conn, user_id, code, T0, read_at=T0)
+
+    otp.locked_write(engine, "acme-payments", work, now=T0, lock_timeout_s=5)
+
+
+def _stored(engine: Engine, user_id: int) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.select(TotpSecret.secret).where(TotpSecret.user_id == user_id)
+            ).scalar_one()
+        )
+
+
+def _operator(factory: Any) -> Any:
+    org = factory.org()
+    return factory.operator(org, "ana@acme.co", factory.role(org, "Admin", ["users.manage"]))
+
+
+def test_a_secret_planted_in_clear_passes_no_one_s_2fa(
+    engine: Engine, factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The key is set, the operator's secret encrypted; someone who can write the table (but not
+    # read the key) replaces it with one they know, to pass as the operator.
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    op = _operator(factory)
+    assert _stored(engine, op.user_id).startswith("fernet:")
+    planted = pyotp.random_base32(32)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(TotpSecret)
+            .where(TotpSecret.user_id == op.user_id)
+            .values(secret="plain:" + planted)
+        )
+    with pytest.raises(UsageError, match="stored in clear although"):
+        _confirm(engine, op.user_id, _code(planted))
+
+
+def test_secrets_enrolled_before_the_key_are_sealed_once_and_then_taken(
+    engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    op = _operator(factory)
+    assert _stored(engine, op.user_id).startswith("plain:")
+    refused = runner("db", "seal-secrets")
+    assert refused.exit_code == 1 and "set USERCTL_SECRET_KEY first" in refused.stderr
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    with pytest.raises(UsageError, match="userctl db seal-secrets"):
+        _confirm(engine, op.user_id, _code(op.secret))
+    sealed = runner("db", "seal-secrets")
+    assert sealed.exit_code == 0, sealed.output
+    assert sealed.stdout.startswith("Encrypted 1 TOTP secret(s) stored in clear at ")
+    stored = _stored(engine, op.user_id)
+    assert stored.startswith("fernet:") and op.secret not in stored
+    _confirm(engine, op.user_id, _code(op.secret))  # taken now
+    again = runner("db", "seal-secrets")
+    assert again.exit_code == 0 and again.stdout.startswith("Encrypted 0 TOTP secret(s)")

@@ -184,6 +184,30 @@ def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
     )
 
 
+def seal_secrets(engine: Engine) -> int:
+    """Encrypt with USERCTL_SECRET_KEY every TOTP secret stored in clear (enrolled before the
+    key was set), in one transaction; how many. The secrets are taken as they are now: run it
+    right after setting the key, before anyone else could write the table."""
+    from userctl.apply.secret_store import ENV_KEY, is_plain, secret_key_from_env
+    from userctl.db.engine import begin_write
+    from userctl.errors import UsageError
+
+    key = secret_key_from_env()
+    if not key:
+        raise UsageError(f"set {ENV_KEY} first: the secrets are encrypted with it")
+    with begin_write(engine) as conn:
+        rows = conn.execute(select(TotpSecret.user_id, TotpSecret.secret)).all()
+        plain = [(user_id, stored) for user_id, stored in rows if is_plain(str(stored))]
+        for user_id, stored in plain:
+            secret = str(stored).split(":", 1)[1]
+            conn.execute(
+                update(TotpSecret)
+                .where(TotpSecret.user_id == user_id)
+                .values(secret=encrypt_secret(secret, key))
+            )
+    return len(plain)
+
+
 def _matching_step(secret: str, code: str, current: int) -> int | None:
     """The time step whose code is `code`, within the drift window. Every candidate is compared
     in constant time so the answer's timing says nothing about near misses."""

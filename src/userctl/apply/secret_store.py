@@ -37,14 +37,24 @@ def encrypt_secret(secret: str, key: str | None = None) -> str:
 
 
 def decrypt_secret(stored: str, key: str | None = None) -> str:
-    """The secret back from its stored form. Raises UsageError when the key is missing or wrong."""
+    """The secret back from its stored form. Raises UsageError when the key is missing or wrong,
+    and for a secret stored in clear while a key is set: whoever can write the database but
+    does not hold the key could have put it there, to pass an operator's 2FA and have userctl
+    record that operator as having confirmed (`userctl db seal-secrets` encrypts the secrets
+    enrolled before the key was set)."""
+    key = key if key is not None else secret_key_from_env()
     if stored.startswith(_PLAIN):
+        if key:
+            raise UsageError(
+                f"a TOTP secret is stored in clear although {ENV_KEY} is set, so it is not "
+                "taken: anyone who can write the database could have put it there. If it was "
+                "enrolled before the key was set, run `userctl db seal-secrets` once"
+            )
         return stored[len(_PLAIN) :]
     if not stored.startswith(_FERNET):
         raise UsageError(
             "a stored TOTP secret has an unknown format; was the totp_secrets table edited by hand?"
         )
-    key = key if key is not None else secret_key_from_env()
     if not key:
         raise UsageError(
             "TOTP secrets in this database are encrypted: set "
@@ -65,3 +75,8 @@ def _fernet(key: str) -> "Fernet":
     from cryptography.fernet import Fernet
 
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode("utf-8")).digest()))
+
+
+def is_plain(stored: str) -> bool:
+    """Whether `stored` is a secret kept in clear (enrolled while no key was set)."""
+    return stored.startswith(_PLAIN)

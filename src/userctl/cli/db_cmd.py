@@ -26,3 +26,16 @@ def upgrade() -> None:
         say(f"Database at {where} is already at revision {after}.")
     else:
         say(f"Database at {where} upgraded from {before or 'empty'} to revision {after}.")
+
+
+@db.command("seal-secrets")
+def seal_secrets() -> None:
+    """Encrypt with USERCTL_SECRET_KEY the TOTP secrets stored in clear (enrolled before the key
+    was set). Once the key is set, a secret in clear is refused, since whoever can write the
+    database could have put it there: run this once, right after setting the key."""
+    from userctl.apply.otp import seal_secrets as seal
+    from userctl.db.engine import redacted
+
+    engine = app().engine()
+    sealed = seal(engine)
+    say(f"Encrypted {sealed} TOTP secret(s) stored in clear at {redacted(engine.url)}.")

@@ -126,9 +126,56 @@ def test_secrets_enrolled_before_the_key_are_sealed_once_and_then_taken(
         _confirm(engine, op.user_id, _code(op.secret))
     sealed = runner("db", "seal-secrets")
     assert sealed.exit_code == 0, sealed.output
-    assert sealed.stdout.startswith("Encrypted 1 TOTP secret(s) stored in clear at ")
+    assert sealed.stdout.startswith("Sealed 1 TOTP secret(s) at ")
     stored = _stored(engine, op.user_id)
     assert stored.startswith("fernet:") and op.secret not in stored
     _confirm(engine, op.user_id, _code(op.secret))  # taken now
     again = runner("db", "seal-secrets")
-    assert again.exit_code == 0 and again.stdout.startswith("Encrypted 0 TOTP secret(s)")
+    assert again.exit_code == 0 and again.stdout.startswith("Sealed 0 TOTP secret(s)")
+
+
+def test_a_ciphertext_copied_into_another_users_row_passes_no_one_s_2fa(
+    engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One person, two authenticators: an operator who can write the table copies their own
+    # encrypted secret over an admin's, to confirm as the admin too (four eyes with one person).
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    org = factory.org()
+    role = factory.role(org, "Admin", ["users.manage"])
+    mallory = factory.operator(org, "mallory@acme.co", role)
+    admin = factory.operator(org, "admin@acme.co", role)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(TotpSecret)
+            .where(TotpSecret.user_id == admin.user_id)
+            .values(secret=_stored(engine, mallory.user_id))
+        )
+    with pytest.raises(UsageError, match="admin@acme.co is not sealed to that user"):
+        _confirm(engine, admin.user_id, _code(mallory.secret))
+    # Sealing never launders it: it is left alone, and said so.
+    sealed = runner("db", "seal-secrets")
+    assert sealed.exit_code == 0, sealed.output
+    assert "Left alone: the stored TOTP secret of admin@acme.co is sealed to another user" in (
+        sealed.stderr
+    )
+    with pytest.raises(UsageError, match="not sealed to that user"):
+        _confirm(engine, admin.user_id, _code(mallory.secret))
+    _confirm(engine, mallory.user_id, _code(mallory.secret))  # hers is still hers
+
+
+def test_a_secret_an_earlier_userctl_encrypted_is_sealed_to_its_user_once(
+    engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "a long random key from the vault"
+    monkeypatch.setenv(ENV_KEY, key)
+    op = _operator(factory)
+    with engine.begin() as conn:  # as userctl stored it before secrets were sealed to users
+        conn.execute(
+            sa.update(TotpSecret)
+            .where(TotpSecret.user_id == op.user_id)
+            .values(secret=encrypt_secret(op.secret, key))
+        )
+    with pytest.raises(UsageError, match="userctl db seal-secrets"):
+        _confirm(engine, op.user_id, _code(op.secret))
+    assert runner("db", "seal-secrets").stdout.startswith("Sealed 1 TOTP secret(s)")
+    _confirm(engine, op.user_id, _code(op.secret))

@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from userctl.apply.audit import AuditRecord, append_events
-from userctl.apply.secret_store import decrypt_secret, encrypt_secret
+from userctl.apply.secret_store import decrypt_secret, encrypt_secret, owner_of
 from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
 from userctl.db.models import OtpUse, TotpSecret, User
 from userctl.errors import CodeRejected, TwoFactorFailed
@@ -132,8 +132,7 @@ def verify_operator_code(
         raise TwoFactorFailed(
             f"operator (user id {user_id}) has no authenticator enrolled with userctl"
         )
-    # The identity, as every audit address and operator name spells it.
-    email = email_key(str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one()))
+    email = _email_of(conn, user_id)
     if row.locked_until is not None and row.locked_until > moment:
         raise TwoFactorFailed(
             f"operator {email} is locked out of confirmations until {iso_z(row.locked_until)} "
@@ -144,9 +143,8 @@ def verify_operator_code(
         raise CodeRejected(
             "a one-time code is exactly six digits 0-9; copy it from the authenticator app"
         )
-    step = _matching_step(
-        decrypt_secret(str(row.secret)), code, unix_seconds(given) // STEP_SECONDS
-    )
+    secret = decrypt_secret(str(row.secret), owner=owner_of(user_id, email))
+    step = _matching_step(secret, code, unix_seconds(given) // STEP_SECONDS)
     if step is None:
         raise WrongCode(user_id, email)
     last_used = conn.execute(
@@ -172,11 +170,21 @@ def verify_operator_code(
         )
 
 
+def _email_of(conn: Connection, user_id: int) -> str:
+    """The user's identity, as every audit address and operator name spells it."""
+    return email_key(str(conn.execute(select(User.email).where(User.id == user_id)).scalar_one()))
+
+
 def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
-    """Enrol an authenticator: keep the (encrypted) secret and mark the user enrolled."""
+    """Enrol an authenticator: keep the secret (encrypted, sealed to its user) and mark the user
+    enrolled."""
+    email = _email_of(conn, user_id)
     conn.execute(
         insert(TotpSecret).values(
-            user_id=user_id, secret=encrypt_secret(secret), created_at=utcnow(), failed_attempts=0
+            user_id=user_id,
+            secret=encrypt_secret(secret, owner=owner_of(user_id, email)),
+            created_at=utcnow(),
+            failed_attempts=0,
         )
     )
     conn.execute(
@@ -184,28 +192,37 @@ def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
     )
 
 
-def seal_secrets(engine: Engine) -> int:
-    """Encrypt with USERCTL_SECRET_KEY every TOTP secret stored in clear (enrolled before the
-    key was set), in one transaction; how many. The secrets are taken as they are now: run it
-    right after setting the key, before anyone else could write the table."""
-    from userctl.apply.secret_store import ENV_KEY, is_plain, secret_key_from_env
+def seal_secrets(engine: Engine) -> tuple[int, list[str]]:
+    """Seal with USERCTL_SECRET_KEY, each to its user, every TOTP secret stored in clear (enrolled
+    before the key was set) or sealed to no one (by an earlier userctl), in one transaction: how
+    many, and why each one left alone was (sealed to another user: a copied ciphertext). The
+    secrets are taken as they are now: run it right after setting the key or upgrading."""
+    from userctl.apply.secret_store import ENV_KEY, sealed, secret_key_from_env
     from userctl.db.engine import begin_write
     from userctl.errors import UsageError
 
     key = secret_key_from_env()
     if not key:
-        raise UsageError(f"set {ENV_KEY} first: the secrets are encrypted with it")
+        raise UsageError(f"set {ENV_KEY} first: the secrets are sealed with it")
+    count, refused = 0, []
     with begin_write(engine) as conn:
-        rows = conn.execute(select(TotpSecret.user_id, TotpSecret.secret)).all()
-        plain = [(user_id, stored) for user_id, stored in rows if is_plain(str(stored))]
-        for user_id, stored in plain:
-            secret = str(stored).split(":", 1)[1]
-            conn.execute(
-                update(TotpSecret)
-                .where(TotpSecret.user_id == user_id)
-                .values(secret=encrypt_secret(secret, key))
+        rows = conn.execute(
+            select(TotpSecret.user_id, TotpSecret.secret, User.email).join(
+                User, User.id == TotpSecret.user_id
             )
-    return len(plain)
+        ).all()
+        for user_id, stored, email in rows:
+            try:
+                new = sealed(str(stored), owner_of(int(user_id), email_key(str(email))), key)
+            except UsageError as exc:
+                refused.append(str(exc))
+                continue
+            if new is not None:
+                conn.execute(
+                    update(TotpSecret).where(TotpSecret.user_id == user_id).values(secret=new)
+                )
+                count += 1
+    return count, refused
 
 
 def _matching_step(secret: str, code: str, current: int) -> int | None:

@@ -27,28 +27,42 @@ def secret_key_from_env() -> str | None:
     return os.environ.get(ENV_KEY) or None
 
 
-def encrypt_secret(secret: str, key: str | None = None) -> str:
+def encrypt_secret(secret: str, key: str | None = None, *, owner: str | None = None) -> str:
     """The stored form of `secret`: encrypted with `key` (default: USERCTL_SECRET_KEY), or
-    tagged plain text when no key is configured."""
+    tagged plain text when no key is configured. `owner` (`owner_of`): the user it is sealed to,
+    inside the ciphertext, so that a ciphertext copied into another user's row is refused."""
     key = key if key is not None else secret_key_from_env()
     if not key:
         return _PLAIN + secret
-    return _FERNET + _fernet(key).encrypt(secret.encode("ascii")).decode("ascii")
+    plaintext = secret if owner is None else f"{owner}{_OWNER_END}{secret}"
+    return _FERNET + _fernet(key).encrypt(plaintext.encode("utf-8")).decode("ascii")
 
 
-def decrypt_secret(stored: str, key: str | None = None) -> str:
+def owner_of(user_id: int, email: str) -> str:
+    """Whom a secret is sealed to: the user's row and identity (a row id alone can come back
+    for another user once the last row is deleted, on SQLite)."""
+    return f"{int(user_id)}/{email}"
+
+
+# Between the owner and the secret: no email holds it, and a TOTP secret is base32.
+_OWNER_END = "|"
+
+
+def decrypt_secret(stored: str, key: str | None = None, *, owner: str | None = None) -> str:
     """The secret back from its stored form. Raises UsageError when the key is missing or wrong,
-    and for a secret stored in clear while a key is set: whoever can write the database but
-    does not hold the key could have put it there, to pass an operator's 2FA and have userctl
-    record that operator as having confirmed (`userctl db seal-secrets` encrypts the secrets
-    enrolled before the key was set)."""
+    and, with `owner` (an operator's code being checked), for a secret not sealed to that user:
+    stored in clear while a key is set, sealed to another user, or to none. Whoever can write
+    the database without holding the key could otherwise plant a secret they know, or copy
+    their own authenticator's ciphertext into an admin's row, pass that operator's 2FA and have
+    userctl record them as confirming. `userctl db seal-secrets` seals, once, the secrets
+    written before the key was set or before secrets were sealed to their users."""
     key = key if key is not None else secret_key_from_env()
     if stored.startswith(_PLAIN):
         if key:
             raise UsageError(
                 f"a TOTP secret is stored in clear although {ENV_KEY} is set, so it is not "
                 "taken: anyone who can write the database could have put it there. If it was "
-                "enrolled before the key was set, run `userctl db seal-secrets` once"
+                f"enrolled before the key was set, run `userctl {SEAL_COMMAND}` once"
             )
         return stored[len(_PLAIN) :]
     if not stored.startswith(_FERNET):
@@ -63,20 +77,51 @@ def decrypt_secret(stored: str, key: str | None = None) -> str:
     from cryptography.fernet import InvalidToken
 
     try:
-        return _fernet(key).decrypt(stored[len(_FERNET) :].encode("ascii")).decode("ascii")
+        plaintext = _fernet(key).decrypt(stored[len(_FERNET) :].encode("ascii")).decode("utf-8")
     except InvalidToken:
         raise UsageError(
             f"{ENV_KEY} does not decrypt the stored TOTP secret: it "
             "is not the key used at enrolment"
         ) from None
+    sealed_to, _, secret = plaintext.rpartition(_OWNER_END)
+    if owner is not None and sealed_to != owner:
+        raise UsageError(
+            f"the stored TOTP secret of {owner.partition('/')[2]} is not sealed to that user "
+            "(copied from another user's row, or written before secrets were sealed to their "
+            f"users), so it is not taken. If it was enrolled by an earlier userctl, run "
+            f"`userctl {SEAL_COMMAND}` once"
+        )
+    return secret
+
+
+SEAL_COMMAND = "db seal-secrets"
+
+
+def sealed(stored: str, owner: str, key: str) -> str | None:
+    """`stored` sealed to `owner` with `key`, when it is in clear or sealed to no one (written
+    before secrets were sealed); None when it is sealed to `owner` already. One sealed to another
+    user is never re-sealed (a copied ciphertext would become good): UsageError, as for a key
+    that does not decrypt it."""
+    if stored.startswith(_PLAIN):
+        return encrypt_secret(stored[len(_PLAIN) :], key, owner=owner)
+    secret = decrypt_secret(stored, key)
+    plaintext_owner = _sealed_to(stored, key)
+    if plaintext_owner == owner:
+        return None
+    if plaintext_owner:
+        raise UsageError(
+            f"the stored TOTP secret of {owner.partition('/')[2]} is sealed to another user: "
+            "it was copied from another row; re-enrol it (`userctl mfa enroll`)"
+        )
+    return encrypt_secret(secret, key, owner=owner)
+
+
+def _sealed_to(stored: str, key: str) -> str:
+    plaintext = _fernet(key).decrypt(stored[len(_FERNET) :].encode("ascii")).decode("utf-8")
+    return plaintext.rpartition(_OWNER_END)[0]
 
 
 def _fernet(key: str) -> "Fernet":
     from cryptography.fernet import Fernet
 
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode("utf-8")).digest()))
-
-
-def is_plain(stored: str) -> bool:
-    """Whether `stored` is a secret kept in clear (enrolled while no key was set)."""
-    return stored.startswith(_PLAIN)

@@ -30,12 +30,15 @@ def upgrade() -> None:
 
 @db.command("seal-secrets")
 def seal_secrets() -> None:
-    """Encrypt with USERCTL_SECRET_KEY the TOTP secrets stored in clear (enrolled before the key
-    was set). Once the key is set, a secret in clear is refused, since whoever can write the
-    database could have put it there: run this once, right after setting the key."""
+    """Seal with USERCTL_SECRET_KEY, each to its user, the TOTP secrets stored in clear (enrolled
+    before the key was set) or sealed to no one (by an earlier userctl). Once the key is set, a
+    secret not sealed to its user is refused, since whoever can write the database could have
+    put it there: run this once, right after setting the key or upgrading userctl."""
     from userctl.apply.otp import seal_secrets as seal
     from userctl.db.engine import redacted
 
     engine = app().engine()
-    sealed = seal(engine)
-    say(f"Encrypted {sealed} TOTP secret(s) stored in clear at {redacted(engine.url)}.")
+    count, refused = seal(engine)
+    say(f"Sealed {count} TOTP secret(s) at {redacted(engine.url)}.")
+    for why in refused:
+        say(f"Left alone: {why}", err=True)

@@ -12,6 +12,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "init": ("userctl init -f users.yaml --admin ana@acme.co",),
     "db": ("userctl db upgrade --database-url postgresql://u@db/app",),
     "db upgrade": ("userctl db upgrade", "userctl db upgrade --database-url mysql://root@db/app"),
+    "db seal-secrets": ("USERCTL_SECRET_KEY=$(cat /run/secrets/userctl) userctl db seal-secrets",),
     "validate": ("userctl validate -f users.yaml", "userctl validate -f users/"),
     "schema": ("userctl schema > userctl.schema.json",),
     "plan": (

@@ -278,3 +278,37 @@ def test_only_the_output_writer_writes_files() -> None:
     # The writer's own modules are seen by the pattern: the scan is not blind.
     for module in ("files.py", "packs.py"):
         assert FILE_WRITES.search((WRITER / module).read_text(encoding="utf-8")), module
+
+
+@sqlite_only
+def test_no_output_follows_a_link_another_user_made_in_a_shared_directory(
+    runner: Runner, org: None, db_url: str, tmp_path: Path
+) -> None:
+    """A classic /tmp attack: another local user plants `/tmp/users.yaml -> ~/.ssh/authorized_keys`
+    and waits for `export -o /tmp/users.yaml`. Resolved first and renamed onto, the link would
+    replace the victim's file (the kernel's fs.protected_symlinks guards open(), not that)."""
+    if os.geteuid() != 0:
+        pytest.skip("making a link that another user owns takes root (CI runs as root)")
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "authorized_keys"
+    victim.write_text("ssh-ed25519 AAAA the-only-key\n", encoding="utf-8")
+    planted = shared / "users.yaml"
+    planted.symlink_to(victim)
+    os.lchown(planted, 65534, 65534)  # nobody's link
+    desired = write_desired(tmp_path / "users.yaml", exported(live_state_of(db_url)))
+    for args in [
+        ("export", "-o", str(planted)),
+        ("plan", "-f", str(desired), "--out", str(planted)),
+    ]:
+        refused = runner(*args)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert "goes through a link another user made in the shared directory" in refused.stderr
+    assert victim.read_text(encoding="utf-8") == "ssh-ed25519 AAAA the-only-key\n"
+    # A link of one's own in the same directory is followed, as before.
+    mine = shared / "mine.yaml"
+    mine.symlink_to(tmp_path / "export.yaml")
+    done = runner("export", "-o", str(mine))
+    assert done.exit_code == 0, done.output
+    assert mine.is_symlink() and (tmp_path / "export.yaml").is_file()

@@ -4,6 +4,8 @@ deletes what userctl did not write).
 A path is resolved once (symlinks followed) and only the resolved path is used after that, so a
 link cannot be swapped between the check and the write, and what is replaced is the link's
 target, never the link (which used to leave a stray `.userctl-evidence-old-*` behind).
+A link another user made in a shared directory (sticky and world-writable, as /tmp is) is not
+followed (`files.resolved`): it would replace whatever file of ours they pointed it at.
 
 - `write_file` replaces one file (a saved plan, an export) atomically. It refuses a directory, a
   device or anything but a regular file, and the files the command itself reads: the SQLite

@@ -5,6 +5,7 @@ See the package doc for the rule."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import Final, Iterable
 
@@ -67,11 +68,33 @@ def refuse_read(option: str, path: str, real: str, reads: Iterable[str]) -> None
             )
 
 
+def resolved(option: str, path: str) -> str:
+    """`path` with its links followed, the one way a write resolves where it goes; refuses a link
+    that another user made in a shared directory (sticky and world-writable, as /tmp is):
+    followed, it would replace whatever file of ours they pointed it at. The kernel stops that
+    for open() (fs.protected_symlinks), not for a path resolved first and renamed onto."""
+    current = ""
+    for part in os.path.abspath(path).split(os.sep)[1:]:
+        current = os.path.join(current or os.sep, part)
+        if not os.path.islink(current):
+            continue
+        directory = os.path.dirname(current)
+        link, parent = os.lstat(current), os.stat(directory)
+        shared = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+        if shared and link.st_uid not in (os.geteuid(), parent.st_uid):
+            raise UsageError(
+                f"{option} {path} goes through a link another user made in the shared directory "
+                f"{directory}: name a path of your own. Nothing was written"
+            )
+        current = os.path.realpath(current)
+    return os.path.realpath(path)
+
+
 def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) -> None:
     """Replace `path` with `text` atomically (a reader, or a crashed run, never sees half a file).
     `reads` are the files this command reads (the desired-state files): never overwritten by its
     output, nor is the SQLite database."""
-    real = os.path.realpath(path)
+    real = resolved(option, path)
     reads = never_replaced(reads)
     if os.path.isdir(real):
         raise UsageError(f"{option} {path} is a directory: name a file")
@@ -116,7 +139,7 @@ class SecretFile:
     ) -> "SecretFile | None":
         """The reserved file; None when it exists already and `exist_ok` lets the command find
         what it belongs to."""
-        refuse_read(option, path, os.path.realpath(path), never_replaced(()))
+        refuse_read(option, path, resolved(option, path), never_replaced(()))
         try:
             return cls(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:

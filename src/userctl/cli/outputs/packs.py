@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from typing import Iterable, Mapping
 
-from userctl.cli.outputs.files import never_replaced
+from userctl.cli.outputs.files import never_replaced, resolved
 from userctl.cli.outputs.manifests import pack_problem
 from userctl.errors import UsageError
 
@@ -26,7 +26,7 @@ def write_pack(
     """Write `files` (name -> text, MANIFEST included) as the directory `path`: built beside it
     and renamed into place, so a reader never sees half a pack. An earlier pack there is replaced
     only with `force`; anything else userctl did not write is refused (see the module doc)."""
-    real = os.path.realpath(path)
+    real = resolved(option, path)
     _refuse_above(option, path, real, [os.getcwd(), *never_replaced(reads)])
     if os.path.lexists(real) and not os.path.isdir(real):
         raise UsageError(f"{option} {path} exists and is not a directory")

@@ -18,19 +18,15 @@ from tests.conftest import Runner
 from userctl.db import models
 
 
+def _init(tmp_path: Path) -> tuple[str, ...]:
+    return ("init", "-f", _write(tmp_path, SMALL), "--admin", "boss@small.co")
+
+
 def test_the_secret_file_is_private_and_holds_a_working_secret(
     runner: Runner, tmp_path: Path
 ) -> None:
     secret = tmp_path / "admin.json"
-    result = runner(
-        "init",
-        "-f",
-        _write(tmp_path, SMALL),
-        "--admin",
-        "boss@small.co",
-        "--secret-file",
-        str(secret),
-    )
+    result = runner(*_init(tmp_path), "--secret-file", str(secret))
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     doc = json.loads(secret.read_text(encoding="utf-8"))
@@ -141,15 +137,7 @@ def test_the_secret_never_goes_where_sqlite_keeps_its_journal(
     # SQLite deletes a file under its journal's name at the next open: the only copy of the
     # admin's secret would be gone (tests/cli/test_outputs.py shows it).
     journal = Path(db_url.removeprefix("sqlite:///") + "-journal")
-    result = runner(
-        "init",
-        "-f",
-        _write(tmp_path, SMALL),
-        "--admin",
-        "boss@small.co",
-        "--secret-file",
-        str(journal),
-    )
+    result = runner(*_init(tmp_path), "--secret-file", str(journal))
     assert result.exit_code == 1, result.output
     assert f"is {journal}, which this command reads" in result.stderr
     assert not journal.exists()

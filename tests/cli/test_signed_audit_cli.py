@@ -311,6 +311,18 @@ def test_the_evidence_pack_is_signed_and_ssh_keygen_verifies_it(
     assert again.exit_code == 0, again.output
 
 
+def _apply_a_rename(runner: Runner, engine: Engine, org: Any, tmp_path: Path) -> Any:
+    """`apply -f` of the live organization with one user renamed: a write, so a signed one."""
+    desired = exported(live_state(engine))
+    users = dict(desired.users)
+    users["mover@acme.co"] = replace(users["mover@acme.co"], first_name="Maria")
+    path = write_desired(tmp_path / "users.yaml", replace(desired, users=users))
+    return runner(
+        "apply", "-f", str(path), "--operator", "root@acme.co", "--yes",
+        "--otp-code", org.root.code(),
+    )  # fmt: skip
+
+
 def test_a_bad_signing_key_refuses_the_write_and_never_shows_the_key(
     runner: Runner, factory: Factory, engine: Engine, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -319,14 +331,7 @@ def test_a_bad_signing_key_refuses_the_write_and_never_shows_the_key(
     secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL\n-----END PRIVATE KEY-----\n"
     monkeypatch.setenv(signing.ENV_SIGNING_KEY, secret)
     before = len(events_of(engine, org.id))
-    desired = exported(live_state(engine))
-    users = dict(desired.users)
-    users["mover@acme.co"] = replace(users["mover@acme.co"], first_name="Maria")
-    path = write_desired(tmp_path / "users.yaml", replace(desired, users=users))
-    done = runner(
-        "apply", "-f", str(path), "--operator", "root@acme.co", "--yes",
-        "--otp-code", org.root.code(),
-    )  # fmt: skip
+    done = _apply_a_rename(runner, engine, org, tmp_path)
     assert done.exit_code == 1, done.output
     assert "TOPSECRETMATERIAL" not in done.output and "Traceback" not in done.output
     assert signing.ENV_SIGNING_KEY in done.output
@@ -366,14 +371,7 @@ def test_key_files_are_read_to_a_bound(
     )
     monkeypatch.setenv(signing.ENV_SIGNING_KEY, str(big))
     before = len(events_of(engine, org.id))
-    desired = exported(live_state(engine))
-    users = dict(desired.users)
-    users["mover@acme.co"] = replace(users["mover@acme.co"], first_name="Maria")
-    path = write_desired(tmp_path / "users.yaml", replace(desired, users=users))
-    done = runner(
-        "apply", "-f", str(path), "--operator", "root@acme.co", "--yes",
-        "--otp-code", org.root.code(),
-    )  # fmt: skip
+    done = _apply_a_rename(runner, engine, org, tmp_path)
     assert done.exit_code == 1, done.output
     assert f"the key file {signing.ENV_SIGNING_KEY} names: the signing key file is 2.0 MiB" in (
         done.stderr

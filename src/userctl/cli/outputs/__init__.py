@@ -5,7 +5,7 @@ A path is resolved once (symlinks followed) and only the resolved path is used a
 link cannot be swapped between the check and the write, and what is replaced is the link's
 target, never the link (which used to leave a stray `.userctl-evidence-old-*` behind).
 A link another user made in a shared directory (sticky and world-writable, as /tmp is) is not
-followed (`files.resolved`): it would replace whatever file of ours they pointed it at.
+followed (`places.resolved`): it would replace whatever file of ours they pointed it at.
 
 - `write_file` replaces one file (a saved plan, an export) atomically. It refuses a directory, a
   device or anything but a regular file, and the files the command itself reads: the SQLite
@@ -18,7 +18,7 @@ followed (`files.resolved`): it would replace whatever file of ours they pointed
   desired-state file, a directory with any other file, an edited pack) is refused, untouched.
 """
 
-from userctl.cli.outputs.files import SecretFile, desired_files, sqlite_file, write_file
+from userctl.cli.outputs.files import SecretFile, write_file
 from userctl.cli.outputs.manifests import (
     MANIFEST,
     PACK_HEADER,
@@ -27,6 +27,7 @@ from userctl.cli.outputs.manifests import (
     pack_problem,
 )
 from userctl.cli.outputs.packs import write_pack
+from userctl.cli.outputs.places import desired_files, sqlite_file
 
 __all__ = [
     "MANIFEST",

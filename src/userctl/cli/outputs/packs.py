@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from typing import Iterable, Mapping
 
-from userctl.cli.outputs.files import never_replaced, resolved
 from userctl.cli.outputs.manifests import pack_problem
+from userctl.cli.outputs.places import never_replaced, resolved
 from userctl.errors import UsageError
 
 _STAGING = ".userctl-evidence-"

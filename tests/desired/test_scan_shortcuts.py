@@ -5,7 +5,6 @@ the email screen, which skips email_problem for ASCII printable emails, must nam
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Final
 
@@ -17,17 +16,9 @@ from userctl.desired import fast_yaml as f
 from userctl.desired.strict_yaml import AMBIGUOUS_BOOLEANS
 from userctl.names import email_problem
 
-_WORDS: Final = r"y(?:es)?|Y(?:es|ES)?|no?|N[oO]?|o(?:n|ff)|O(?:n|N|ff|FF)|True|TRUE|False|FALSE"
-_END: Final = r"[ \t]*+(?:[\r\n#,\]}:]|\Z)"
-_AMBIGUOUS: Final = tuple(
-    re.compile(rf"{start}(?:{_WORDS}){_END}".encode())
-    for start in (r":\s*+", r"-\s++", r"\[\s*+", r"\{\s*+", r",\s*+", r"\n[ ]*+", r"\r[ ]*+")
-)
-_AMBIGUOUS_AT_START: Final = re.compile(rf"[ ]*+(?:{_WORDS}){_END}".encode())
-
 
 def reference_scan(data: bytes) -> f.Scan:
-    """The scan before the first look (integ7), the spec."""
+    """The scan before the first look (integ7), the spec: the seven patterns, each a pass."""
     found = set(data.translate(None, f._PLAIN))
     blocks = ord("|") in found or ord(">") in found
     suspect = bool(
@@ -36,8 +27,8 @@ def reference_scan(data: bytes) -> f.Scan:
         or (blocks and f.uncommented(data, f._ODD_BLOCK, node_start=True))
         or (found & f._INDICATORS and f._INDICATOR_AT_START.match(data))
         or (found & f._INDICATORS and f.uncommented(data, f._INDICATOR_AT_NODE))
-        or _AMBIGUOUS_AT_START.match(data)
-        or any(f.uncommented(data, p) for p in _AMBIGUOUS)
+        or f._AMBIGUOUS_AT_START.match(data)
+        or any(f.uncommented(data, p) for p in f._AMBIGUOUS)
     )
     rest = found - f._INERT - {ord("\r")}
     walk = (

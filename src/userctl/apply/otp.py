@@ -38,10 +38,17 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from userctl.apply.audit import AuditRecord, append_events
-from userctl.apply.secret_store import decrypt_secret, encrypt_secret, owner_of
+from userctl.apply.secret_store import (
+    ENV_KEY,
+    decrypt_secret,
+    encrypt_secret,
+    owner_of,
+    sealed,
+    secret_key_from_env,
+)
 from userctl.clock import iso_z, naive_utc, unix_seconds, utcnow
 from userctl.db.models import OtpUse, TotpSecret, User
-from userctl.errors import CodeRejected, TwoFactorFailed
+from userctl.errors import CodeRejected, TwoFactorFailed, UsageError
 from userctl.plan import user_address
 from userctl.state import email_key
 
@@ -197,9 +204,7 @@ def seal_secrets(engine: Engine) -> tuple[int, list[str]]:
     before the key was set) or sealed to no one (by an earlier userctl), in one transaction: how
     many, and why each one left alone was (sealed to another user: a copied ciphertext). The
     secrets are taken as they are now: run it right after setting the key or upgrading."""
-    from userctl.apply.secret_store import ENV_KEY, sealed, secret_key_from_env
     from userctl.db.engine import begin_write
-    from userctl.errors import UsageError
 
     key = secret_key_from_env()
     if not key:

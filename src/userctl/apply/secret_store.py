@@ -46,6 +46,8 @@ def owner_of(user_id: int, email: str) -> str:
 
 # Between the owner and the secret: no email holds it, and a TOTP secret is base32.
 _OWNER_END = "|"
+# What seals the secrets written before sealing (or before the key).
+SEAL_COMMAND = "db seal-secrets"
 
 
 def decrypt_secret(stored: str, key: str | None = None, *, owner: str | None = None) -> str:
@@ -65,6 +67,38 @@ def decrypt_secret(stored: str, key: str | None = None, *, owner: str | None = N
                 f"enrolled before the key was set, run `userctl {SEAL_COMMAND}` once"
             )
         return stored[len(_PLAIN) :]
+    sealed_to, secret = _opened(stored, key)
+    if owner is not None and sealed_to != owner:
+        raise UsageError(
+            f"the stored TOTP secret of {owner.partition('/')[2]} is not sealed to that user "
+            "(copied from another user's row, or written before secrets were sealed to their "
+            f"users), so it is not taken. If it was enrolled by an earlier userctl, run "
+            f"`userctl {SEAL_COMMAND}` once"
+        )
+    return secret
+
+
+def sealed(stored: str, owner: str, key: str) -> str | None:
+    """`stored` sealed to `owner` with `key`, when it is in clear or sealed to no one (written
+    before secrets were sealed); None when it is sealed to `owner` already. One sealed to another
+    user is never re-sealed (a copied ciphertext would become good): UsageError, as for a key
+    that does not decrypt it."""
+    if stored.startswith(_PLAIN):
+        return encrypt_secret(stored[len(_PLAIN) :], key, owner=owner)
+    sealed_to, secret = _opened(stored, key)
+    if sealed_to == owner:
+        return None
+    if sealed_to:
+        raise UsageError(
+            f"the stored TOTP secret of {owner.partition('/')[2]} is sealed to another user: "
+            "it was copied from another row; re-enrol it (`userctl mfa enroll`)"
+        )
+    return encrypt_secret(secret, key, owner=owner)
+
+
+def _opened(stored: str, key: str | None) -> tuple[str, str]:
+    """Whom an encrypted `stored` is sealed to ("" for no one) and the secret; UsageError for a
+    value of no known form, a missing key or one that does not decrypt it."""
     if not stored.startswith(_FERNET):
         raise UsageError(
             "a stored TOTP secret has an unknown format; was the totp_secrets table edited by hand?"
@@ -84,41 +118,7 @@ def decrypt_secret(stored: str, key: str | None = None, *, owner: str | None = N
             "is not the key used at enrolment"
         ) from None
     sealed_to, _, secret = plaintext.rpartition(_OWNER_END)
-    if owner is not None and sealed_to != owner:
-        raise UsageError(
-            f"the stored TOTP secret of {owner.partition('/')[2]} is not sealed to that user "
-            "(copied from another user's row, or written before secrets were sealed to their "
-            f"users), so it is not taken. If it was enrolled by an earlier userctl, run "
-            f"`userctl {SEAL_COMMAND}` once"
-        )
-    return secret
-
-
-SEAL_COMMAND = "db seal-secrets"
-
-
-def sealed(stored: str, owner: str, key: str) -> str | None:
-    """`stored` sealed to `owner` with `key`, when it is in clear or sealed to no one (written
-    before secrets were sealed); None when it is sealed to `owner` already. One sealed to another
-    user is never re-sealed (a copied ciphertext would become good): UsageError, as for a key
-    that does not decrypt it."""
-    if stored.startswith(_PLAIN):
-        return encrypt_secret(stored[len(_PLAIN) :], key, owner=owner)
-    secret = decrypt_secret(stored, key)
-    plaintext_owner = _sealed_to(stored, key)
-    if plaintext_owner == owner:
-        return None
-    if plaintext_owner:
-        raise UsageError(
-            f"the stored TOTP secret of {owner.partition('/')[2]} is sealed to another user: "
-            "it was copied from another row; re-enrol it (`userctl mfa enroll`)"
-        )
-    return encrypt_secret(secret, key, owner=owner)
-
-
-def _sealed_to(stored: str, key: str) -> str:
-    plaintext = _fernet(key).decrypt(stored[len(_FERNET) :].encode("ascii")).decode("utf-8")
-    return plaintext.rpartition(_OWNER_END)[0]
+    return sealed_to, secret
 
 
 def _fernet(key: str) -> "Fernet":

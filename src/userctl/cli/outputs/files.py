@@ -8,7 +8,7 @@ import os
 import tempfile
 from typing import Iterable
 
-from userctl.cli.outputs.places import never_replaced, refuse_read, resolved
+from userctl.cli.outputs.places import refuse_read, resolved
 from userctl.errors import UsageError
 
 
@@ -17,7 +17,6 @@ def write_file(option: str, path: str, text: str, *, reads: Iterable[str] = ()) 
     `reads` are the files this command reads (the desired-state files): never overwritten by its
     output, nor is the SQLite database."""
     real = resolved(option, path)
-    reads = never_replaced(reads)
     if os.path.isdir(real):
         raise UsageError(f"{option} {path} is a directory: name a file")
     if os.path.lexists(real) and not os.path.isfile(real):
@@ -61,7 +60,7 @@ class SecretFile:
     ) -> "SecretFile | None":
         """The reserved file; None when it exists already and `exist_ok` lets the command find
         what it belongs to."""
-        refuse_read(option, path, resolved(option, path), never_replaced(()))
+        refuse_read(option, path, resolved(option, path))
         try:
             return cls(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:

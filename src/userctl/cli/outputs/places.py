@@ -58,9 +58,10 @@ def never_replaced(extra: Iterable[str]) -> list[str]:
     return found
 
 
-def refuse_read(option: str, path: str, real: str, reads: Iterable[str]) -> None:
-    """UsageError when `real` (the resolved `path`) is one of `reads` (see never_replaced)."""
-    for source in reads:
+def refuse_read(option: str, path: str, real: str, reads: Iterable[str] = ()) -> None:
+    """UsageError when `real` (the resolved `path`) is one of `reads` or of what every command
+    reads (never_replaced)."""
+    for source in never_replaced(reads):
         if os.path.realpath(source) == real:
             raise UsageError(
                 f"{option} {path} is {source}, which this command reads: name another file"

@@ -312,3 +312,64 @@ def test_no_output_follows_a_link_another_user_made_in_a_shared_directory(
     done = runner("export", "-o", str(mine))
     assert done.exit_code == 0, done.output
     assert mine.is_symlink() and (tmp_path / "export.yaml").is_file()
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "sqlite:///file:{db}?uri=true",
+        "sqlite:///file:{db}?mode=rw&uri=true",
+        "sqlite:///file://localhost{db}?uri=true",
+        "sqlite:///file:{quoted}?uri=1",
+    ],
+)
+def test_no_output_replaces_a_database_named_by_a_sqlite_uri(
+    org: None, db_url: str, tmp_path: Path, spelling: str
+) -> None:
+    """The same database named as a SQLite URI (https://www.sqlite.org/uri.html): `export -o` of
+    the database's own path replaced it with the export, and the next command found "file is not
+    a database"."""
+    from urllib.parse import quote
+
+    from tests.conftest import Runner
+
+    db = Path(db_url.removeprefix("sqlite:///"))
+    runner = Runner(spelling.format(db=db, quoted=quote(str(db))))
+    assert runner("users", "list").exit_code == 0  # the URL names this very database
+    stored = db.read_bytes()
+    desired = write_desired(tmp_path / "users.yaml", exported(live_state_of(db_url)))
+    for target in (db, Path(str(db) + "-journal")):
+        for args in [
+            ("export", "-o", str(target)),
+            ("plan", "-f", str(desired), "--out", str(target)),
+        ]:
+            refused = runner(*args)
+            assert refused.exit_code == 1, (args, refused.output)
+            assert "which this command reads" in refused.stderr, refused.stderr
+    assert db.read_bytes() == stored
+    assert not Path(str(db) + "-journal").exists()
+    assert runner("users", "list").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///file::memory:?uri=true", None),
+        ("sqlite:///file:shared?mode=memory&cache=shared&uri=true", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite://", None),
+        ("postgresql://u@h/db", None),
+        ("sqlite:///file:rel.db?uri=true", "rel.db"),
+        ("sqlite:///file:a%20b.db?uri=true", "a b.db"),
+        ("sqlite:///file:/abs/x.db?mode=ro&uri=true", "/abs/x.db"),
+        ("sqlite:///plain.db", "plain.db"),
+        # Without uri=true SQLAlchemy's driver opens the name as it is written.
+        ("sqlite:///file:/abs/x.db", "file:/abs/x.db"),
+        ("sqlite:///file:/abs/x.db?uri=false", "file:/abs/x.db"),
+    ],
+)
+def test_the_file_a_sqlite_url_names(url: str, path: str | None) -> None:
+    from userctl.db.engine import sqlite_path
+
+    assert sqlite_path(url) == (None if path is None else os.path.abspath(path))

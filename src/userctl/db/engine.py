@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import ExceptionContext
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.util import asbool
 
 from userctl.db.thin import DRIVERS
 from userctl.errors import DatabaseError, LockTimeout, NotFound
@@ -319,14 +320,39 @@ def _is_lock_timeout(exc: DBAPIError) -> bool:
 
 
 def sqlite_path(url: str) -> str | None:
-    """The file of a file-backed SQLite URL, else None (server databases, :memory:)."""
+    """The file of a file-backed SQLite URL, else None (server databases, in-memory ones): the
+    one answer to which file a command's database is, so that no write replaces it."""
     parsed = normalise_url(url)
-    if (
-        parsed.get_backend_name() != "sqlite"
-        or not parsed.database
-        or parsed.database == ":memory:"
-    ):
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
-    if parsed.database.startswith("file:"):
+    if database.startswith("file:") and _is_true(parsed.query.get("uri")):
+        # Opened as a SQLite URI (as SQLAlchemy's driver decides it): the file is the URI's
+        # path, not a file named "file:...".
+        return _uri_file(database[len("file:") :], parsed.query.get("mode"))
+    return os.path.abspath(database)
+
+
+def _is_true(option: str | tuple[str, ...] | None) -> bool:
+    """Whether a URL's query option is true as SQLAlchemy reads it (anything else it refuses)."""
+    try:
+        return isinstance(option, str) and bool(asbool(option))
+    except ValueError:
+        return False
+
+
+def _uri_file(uri: str, mode: str | tuple[str, ...] | None) -> str | None:
+    """The file a SQLite URI filename (after `file:`) names, None for an in-memory database
+    (https://www.sqlite.org/uri.html): an optional `//localhost` authority, a percent-encoded
+    path, and its own query and fragment."""
+    from urllib.parse import parse_qs, unquote
+
+    path, _, query = uri.partition("#")[0].partition("?")
+    if path.startswith("//"):
+        path = "/" + path[2:].partition("/")[2]
+    path = unquote(path)
+    # The URL's own query (where SQLAlchemy takes it from) and the filename's.
+    modes = {*parse_qs(query).get("mode", ()), *([mode] if isinstance(mode, str) else mode or ())}
+    if not path or path == ":memory:" or "memory" in modes:
         return None
-    return os.path.abspath(parsed.database)
+    return os.path.abspath(path)

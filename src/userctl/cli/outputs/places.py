@@ -12,17 +12,15 @@ from userctl.errors import UsageError
 
 
 def sqlite_file(database_url: str) -> str | None:
-    """The file of a SQLite database URL (None for a server or an in-memory database)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """The file of a SQLite database URL (None for a server or an in-memory database, or a URL
+    that names none: the command refuses it on its own)."""
+    from userctl.db.engine import sqlite_path
+    from userctl.errors import DatabaseError
 
     try:
-        url = make_url(database_url)
-    except ArgumentError:
+        return sqlite_path(database_url)
+    except DatabaseError:
         return None
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return url.database
 
 
 def desired_files(path: str) -> list[str]:

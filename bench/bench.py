@@ -13,8 +13,10 @@ carries over.
 Per backend and size: `userctl init` creates the organization (untimed), then `apply -f` of the
 whole file (N creates, with a real TOTP code), `plan` and `validate` of a 1%-drifted file,
 `export`, `users list`, and `apply` of N mixed changes (N/2 renames, N/4 deletes, N/4 creates;
---allow-mass-removal). The read-only steps take the best of BENCH_RUNS (default 3) runs, an
-apply one run (it changes the database), each floor likewise. `audit verify` and
+--allow-mass-removal). A read-only step runs BENCH_RUNS (default 3) times alternated with its
+floor (A B A B ...): the table has each side's median seconds and CPU, and the CPU ratio as the
+median of the pairs' ratios, their range beside it. An apply runs once (it changes the
+database), its floor once before it. `audit verify` and
 `audit log --format json` run over an organization whose events are generated straight into
 the table, chained with userctl's own hashing so that verify passes. Then 8 organizations in one
 PostgreSQL database each apply 5,000 creates concurrently, against the slowest of 8 applied
@@ -31,6 +33,7 @@ import os
 import re
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,9 +162,12 @@ class Measured:
     peak_mb: float
     code: int
     out: str
-    # User + system seconds of the process (of the best run): steadier than wall time on a busy
-    # machine.
+    # User + system seconds of the process (of the best run, or the median of paired runs):
+    # steadier than wall time on a busy machine.
     cpu: float = 0.0
+    # Each run's CPU seconds, in the order run: for a pair of commands run alternately (`paired`),
+    # the i-th of one was run next to the i-th of the other.
+    cpus: tuple[float, ...] = ()
 
 
 def _time_report(path: str) -> tuple[float, float]:
@@ -172,33 +178,81 @@ def _time_report(path: str) -> tuple[float, float]:
     return (int(rss.group(1)) / 1024 if rss else 0.0), cpu
 
 
-def run(cmd: list[str], env: dict[str, str], runs: int = 1, check: bool = True) -> Measured:
-    """The whole process under /usr/bin/time: best wall seconds of `runs`, their
-    highest peak RSS."""
-    best, peak, cpu, last = float("inf"), 0.0, 0.0, None
-    with tempfile.NamedTemporaryFile(suffix=".time") as report:
-        for _ in range(runs):
-            start = time.perf_counter()
-            proc = subprocess.run(
-                [TIME, "-v", "-o", report.name, *cmd],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            seconds = time.perf_counter() - start
-            rss, used = _time_report(report.name)
-            if seconds < best:
-                best, cpu = seconds, used
-            peak = max(peak, rss)
-            last = proc
-    assert last is not None
+@dataclass
+class _Run:
+    seconds: float
+    peak_mb: float
+    cpu: float
+    proc: subprocess.CompletedProcess[str]
+
+
+def _timed(cmd: list[str], env: dict[str, str], report: str) -> _Run:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [TIME, "-v", "-o", report, *cmd], env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    rss, cpu = _time_report(report)
+    return _Run(seconds, rss, cpu, proc)
+
+
+def _checked(cmd: list[str], last: subprocess.CompletedProcess[str], check: bool) -> None:
     if check and last.returncode not in (0, 2, 3):
         raise SystemExit(
             f"{' '.join(cmd[:4])}... exited {last.returncode}:\n"
             f"{last.stdout[-2000:]}\n{last.stderr[-2000:]}"
         )
-    return Measured(best, peak, last.returncode, last.stdout, cpu)
+
+
+def run(cmd: list[str], env: dict[str, str], runs: int = 1, check: bool = True) -> Measured:
+    """The whole process under /usr/bin/time: best wall seconds of `runs` (with that run's CPU),
+    their highest peak RSS."""
+    with tempfile.NamedTemporaryFile(suffix=".time") as report:
+        done = [_timed(cmd, env, report.name) for _ in range(runs)]
+    _checked(cmd, done[-1].proc, check)
+    best = min(done, key=lambda r: r.seconds)
+    return Measured(
+        best.seconds,
+        max(r.peak_mb for r in done),
+        done[-1].proc.returncode,
+        done[-1].proc.stdout,
+        best.cpu,
+        tuple(r.cpu for r in done),
+    )
+
+
+def paired(
+    cmd: list[str],
+    floor_cmd: list[str],
+    env: dict[str, str],
+    runs: int = RUNS,
+    check: bool = True,
+) -> tuple[Measured, Measured]:
+    """`cmd` and its floor, `runs` times each, alternately (A B A B ...): a machine whose speed
+    drifts (other work, the page cache, the CPU's clock) drifts under both alike, and each pair's
+    CPU ratio is taken between neighbours (Row takes their median). Each side reports its median
+    wall and CPU seconds and its highest peak RSS."""
+    mine: list[_Run] = []
+    floors: list[_Run] = []
+    with tempfile.NamedTemporaryFile(suffix=".time") as report:
+        for _ in range(runs):
+            mine.append(_timed(cmd, env, report.name))
+            floors.append(_timed(floor_cmd, env, report.name))
+    _checked(cmd, mine[-1].proc, check)
+    _checked(floor_cmd, floors[-1].proc, True)
+    return _measured(mine), _measured(floors)
+
+
+def _measured(done: list[_Run]) -> Measured:
+    last = done[-1].proc
+    return Measured(
+        statistics.median(r.seconds for r in done),
+        max(r.peak_mb for r in done),
+        last.returncode,
+        last.stdout,
+        statistics.median(r.cpu for r in done),
+        tuple(r.cpu for r in done),
+    )
 
 
 def environment(target: Target, organization: str | None = None) -> dict[str, str]:
@@ -246,12 +300,22 @@ class Row:
 
     def line(self) -> str:
         ratio = self.mine.seconds / self.floor.seconds if self.floor.seconds else float("nan")
-        cpu_ratio = self.mine.cpu / self.floor.cpu if self.floor.cpu else float("nan")
         return (
             f"| {self.step} | {self.backend} | {self.n} | {self.mine.seconds:.2f} | "
             f"{self.mine.peak_mb:.0f} | {self.floor.seconds:.2f} | {ratio:.2f}× | "
-            f"{self.mine.cpu:.2f} / {self.floor.cpu:.2f} | {cpu_ratio:.2f}× |"
+            f"{self.mine.cpu:.2f} / {self.floor.cpu:.2f} | {self.cpu_ratio()} |"
         )
+
+    def cpu_ratio(self) -> str:
+        """The median of the paired runs' CPU ratios, with their range; a single run's ratio."""
+        pairs = (
+            [a / b for a, b in zip(self.mine.cpus, self.floor.cpus, strict=True) if b]
+            if len(self.mine.cpus) == len(self.floor.cpus) > 1
+            else []
+        )
+        if not pairs:
+            return f"{self.mine.cpu / self.floor.cpu:.2f}×" if self.floor.cpu else "nan"
+        return f"{statistics.median(pairs):.2f}× ({min(pairs):.2f}-{max(pairs):.2f})"
 
 
 HEADER = (
@@ -383,8 +447,9 @@ def organization_steps(
                     "validate",
                     "-",
                     n_label,
-                    run([USERCTL, "validate", "-f", str(drift)], env, RUNS),
-                    run(floor("parse", str(drift)), env, RUNS),
+                    *paired(
+                        [USERCTL, "validate", "-f", str(drift)], floor("parse", str(drift)), env
+                    ),
                 )
             )
             # A mistake sends the file to the precise parser, which locates it: what a PR author
@@ -396,8 +461,12 @@ def organization_steps(
                     "validate (1 problem)",
                     "-",
                     n_label,
-                    run([USERCTL, "validate", "-f", str(wrong)], env, RUNS, check=False),
-                    run(floor("parse", str(drift)), env, RUNS),
+                    *paired(
+                        [USERCTL, "validate", "-f", str(wrong)],
+                        floor("parse", str(drift)),
+                        env,
+                        check=False,
+                    ),
                 )
             )
         # The floor writes (and rolls back) the creates before they are applied: after, it would
@@ -415,33 +484,30 @@ def organization_steps(
                     "plan (1% drift)",
                     backend,
                     n_label,
-                    run([USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"], env, RUNS),
-                    run(floor("read", spec, org_id, str(drift)), env, RUNS),
+                    *paired(
+                        [USERCTL, "plan", "-f", str(drift), "--detailed-exitcode"],
+                        floor("read", spec, org_id, str(drift)),
+                        env,
+                    ),
                 )
             )
-        read_floor = (
-            run(floor("read", spec, org_id), env, RUNS)
-            if {"export", "users"} & set(steps)
-            else None
-        )
-        if "export" in steps and read_floor is not None:
+        read_floor = floor("read", spec, org_id)
+        if "export" in steps:
             emit(
                 Row(
                     "export",
                     backend,
                     n_label,
-                    run([USERCTL, "export", "-o", str(tmp / "exported.yaml")], env, RUNS),
-                    read_floor,
+                    *paired([USERCTL, "export", "-o", str(tmp / "exported.yaml")], read_floor, env),
                 )
             )
-        if "users" in steps and read_floor is not None:
+        if "users" in steps:
             emit(
                 Row(
                     "users list",
                     backend,
                     n_label,
-                    run([USERCTL, "users", "list"], env, RUNS),
-                    read_floor,
+                    *paired([USERCTL, "users", "list"], read_floor, env),
                 )
             )
         if "mixed" in steps:
@@ -583,8 +649,11 @@ def audit_steps(backend: str, count: int, tmp: Path, emit: Callable[[Row], None]
         run([USERCTL, "db", "upgrade"], environment(target))
         load_events(target, count)
         env = environment(target, AUDIT_SLUG)
-        events_floor = run(floor("events", json.dumps(target.spec), str(AUDIT_ORG_ID)), env, RUNS)
-        verify = run([USERCTL, "audit", "verify"], env, RUNS)
+        verify, events_floor = paired(
+            [USERCTL, "audit", "verify"],
+            floor("events", json.dumps(target.spec), str(AUDIT_ORG_ID)),
+            env,
+        )
         if f"{count} events" not in verify.out:
             raise SystemExit(f"audit verify did not pass on {backend}: {verify.out}")
         emit(Row("audit verify", backend, human(count), verify, events_floor))
@@ -740,7 +809,7 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-        f"best of {RUNS} for read-only steps",
+        f"{RUNS} runs of each read-only step alternated with its floor's (medians)",
         flush=True,
     )
     print(HEADER, flush=True)

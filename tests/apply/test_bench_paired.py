@@ -1,0 +1,34 @@
+"""The benchmark's read-only steps run alternately with their floor (A B A B ...) and report the
+median of the pairs' CPU ratios: a best run picked by wall time, then its CPU, swung the plan's
+ratio at 100k by ±0.1 from one run to the next, wider than the gap it was measuring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import bench
+
+
+def test_a_step_and_its_floor_run_alternately(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    mine, floor = bench.paired(
+        ["sh", "-c", f"echo A >> {log}"], ["sh", "-c", f"echo B >> {log}"], {}, runs=3
+    )
+    assert log.read_text().split() == ["A", "B", "A", "B", "A", "B"]
+    assert len(mine.cpus) == len(floor.cpus) == 3
+    assert mine.code == floor.code == 0
+
+
+def test_the_cpu_ratio_is_the_median_of_the_pairs() -> None:
+    def measured(*cpus: float) -> bench.Measured:
+        return bench.Measured(1.0, 10.0, 0, "", sorted(cpus)[len(cpus) // 2], cpus)
+
+    # Pairs 3.0/1.0, 1.0/2.0, 2.0/1.0: their median is 2.0, which the medians' ratio (2.0/1.0)
+    # happens to equal here but not below.
+    row = bench.Row("plan", "sqlite", "10k", measured(3.0, 1.0, 2.0), measured(1.0, 2.0, 1.0))
+    assert row.cpu_ratio() == "2.00× (0.50-3.00)"
+    row = bench.Row("plan", "sqlite", "10k", measured(1.0, 4.0, 4.0), measured(1.0, 4.0, 1.0))
+    assert row.cpu_ratio() == "1.00× (1.00-4.00)"  # the medians' ratio would say 4.00×
+    # A single run (an apply): its own ratio.
+    one = bench.Row("apply", "sqlite", "10k", measured(3.0), measured(1.5))
+    assert one.cpu_ratio() == "2.00×"

@@ -454,3 +454,17 @@ def test_tables_never_write_a_control_character() -> None:
     detail = user_detail(eve, replace(OPS, description=f"Pay{ANSI}"), {})
     text = render_user_detail(detail, "table")
     assert raw_controls(text) == [] and "ana\\u202e@acme.co" in text and "Pay\\x1b[2J" in text
+
+
+def test_the_saved_plans_name_cannot_end_the_approve_commands_code_span() -> None:
+    """`plan --out` names the file in the PR comment's approve command: a backtick in it once
+    ended the code span, and what followed was markdown (a link, an image, raw HTML)."""
+    data = privilege_plan().to_data()
+    saved = "p`[approve here](http://evil)`<img src=x>.json"
+    md = render_markdown(data, saved_as=saved)
+    line = next(line for line in md.splitlines() if line.startswith("**2FA:**"))
+    span = line[line.index("approve this exact plan first with ") + 35 : -1]
+    assert code_span_content(span) == (f"userctl approve {saved} --operator EMAIL --otp-code CODE")
+    # The page shows the name as it is (escaped), quoted as before.
+    page = render(data, "html", saved_as=saved)
+    assert str(escape(f"`userctl approve {saved} --operator EMAIL")) in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from userctl.errors import first_few
 from userctl.hygiene import CODES
@@ -178,8 +178,17 @@ def summary_line(summary: Mapping[str, int]) -> str:
     return text
 
 
-def two_factor_line(data: Mapping[str, Any], saved_as: str | None = None) -> str:
-    """`saved_as`: the file the plan was saved to; only a saved plan can be approved."""
+def _backticked(text: str) -> str:
+    return f"`{printable(text)}`"
+
+
+def two_factor_line(
+    data: Mapping[str, Any],
+    saved_as: str | None = None,
+    command: Callable[[str], str] = _backticked,
+) -> str:
+    """`saved_as`: the file the plan was saved to; only a saved plan can be approved, with the
+    command shown as `command` quotes it (markdown: a code span no backtick in the path ends)."""
     n = data["summary"]["requires_2fa"]
     if not n:
         return "No step needs a 2FA confirmation."
@@ -190,7 +199,7 @@ def two_factor_line(data: Mapping[str, Any], saved_as: str | None = None) -> str
         )
     return (
         f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or approve this exact plan "
-        f"first with `userctl approve {printable(saved_as)} --operator EMAIL --otp-code CODE`."
+        f"first with {command(f'userctl approve {saved_as} --operator EMAIL --otp-code CODE')}."
     )
 
 

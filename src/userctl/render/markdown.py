@@ -355,7 +355,7 @@ def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES, saved_as: str | 
     if any(not is_summarised(f) for f in data["findings"]):
         top.append("")
     tail = _notes(data["findings"]) + [
-        f"**2FA:** {two_factor_line(data, saved_as)}",
+        f"**2FA:** {two_factor_line(data, saved_as, code)}",
         "",
         f"Plan digest: {code(data['digest'])}",
         "",

@@ -110,7 +110,7 @@ def postgresql_target(name: str) -> Target:
 
 
 def mariadb_target(name: str) -> Target:
-    import pymysql
+    import pymysql  # type: ignore[import-untyped]
 
     def admin(sql: str) -> None:
         conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3)
@@ -374,12 +374,15 @@ def register_everyone(target: Target, desired: Path) -> None:
 
     from userctl.db.engine import create_engine_for
 
-    users = yaml_rs.loads(desired.read_text(encoding="utf-8"))["users"]
+    document: Any = yaml_rs.loads(desired.read_text(encoding="utf-8"))
+    users: dict[str, Any] = document["users"]
     engine = create_engine_for(target.url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE users SET status = 'active' WHERE status = 'invited'"))
-        ids = dict(conn.execute(text("SELECT email, id FROM users")).all())
-        banks = dict(conn.execute(text("SELECT bank_accounts.key, id FROM bank_accounts")).all())
+        ids: dict[str, int] = dict(conn.execute(text("SELECT email, id FROM users")).all())
+        banks: dict[str, int] = dict(
+            conn.execute(text("SELECT bank_accounts.key, id FROM bank_accounts")).all()
+        )
         pairs = [
             {"u": ids[e], "b": banks[k]}
             for e, u in users.items()

@@ -40,9 +40,11 @@ def median_write(url: str, n: int, runs: int) -> float:
     """The median seconds of one write transaction appending `n` events."""
     engine = create_engine_for(url)
     with engine.begin() as conn:
-        org_id = conn.execute(
+        inserted = conn.execute(
             sa.insert(organizations).values(slug=f"bench-{n}-{time.time_ns()}", name="bench")
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None
+        org_id = inserted[0]
     batch = records(n)
     times = []
     for _ in range(runs):

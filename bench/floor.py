@@ -51,7 +51,7 @@ class Db:
 
             self.conn = psycopg.connect(spec["conninfo"])
         else:
-            import pymysql
+            import pymysql  # type: ignore[import-untyped]
 
             self.conn = pymysql.connect(
                 host=spec["host"],
@@ -78,7 +78,7 @@ class Db:
         if self.backend == "postgresql":
             cur: Any = self.conn.cursor(name="floor")
         elif self.backend == "mysql":
-            import pymysql.cursors
+            import pymysql.cursors  # type: ignore[import-untyped]
 
             cur = self.conn.cursor(pymysql.cursors.SSCursor)
         else:
@@ -111,7 +111,8 @@ def parse(path: str) -> dict[str, Any]:
     import yaml_rs
 
     with open(path, encoding="utf-8") as fh:
-        return dict(yaml_rs.loads(fh.read()))
+        document: Any = yaml_rs.loads(fh.read())
+        return dict(document)
 
 
 def write(db: Db, org_id: int, desired: dict[str, Any]) -> int:

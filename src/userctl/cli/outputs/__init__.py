@@ -27,7 +27,7 @@ from userctl.cli.outputs.manifests import (
     pack_problem,
 )
 from userctl.cli.outputs.packs import write_pack
-from userctl.cli.outputs.places import desired_files, sqlite_file
+from userctl.cli.outputs.places import desired_files
 
 __all__ = [
     "MANIFEST",
@@ -37,7 +37,6 @@ __all__ = [
     "desired_files",
     "manifest",
     "pack_problem",
-    "sqlite_file",
     "write_file",
     "write_pack",
 ]

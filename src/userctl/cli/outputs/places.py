@@ -11,18 +11,6 @@ from typing import Final, Iterable
 from userctl.errors import UsageError
 
 
-def sqlite_file(database_url: str) -> str | None:
-    """The file of a SQLite database URL (None for a server or an in-memory database, or a URL
-    that names none: the command refuses it on its own)."""
-    from userctl.db.engine import sqlite_path
-    from userctl.errors import DatabaseError
-
-    try:
-        return sqlite_path(database_url)
-    except DatabaseError:
-        return None
-
-
 def desired_files(path: str) -> list[str]:
     """What `-f PATH` reads: the file, or the directory and every *.yaml in it."""
     found = [path]
@@ -50,10 +38,22 @@ def never_replaced(extra: Iterable[str]) -> list[str]:
     found = list(extra)
     ctx = click.get_current_context(silent=True)
     obj = None if ctx is None else ctx.find_object(AppContext)
-    database = None if obj is None else sqlite_file(obj.database_url)
+    database = None if obj is None else _sqlite_file(obj.database_url)
     if database:
         found += [database, *(database + suffix for suffix in SQLITE_COMPANIONS)]
     return found
+
+
+def _sqlite_file(database_url: str) -> str | None:
+    """The command's SQLite database file (None for a server, an in-memory database, or a URL
+    that names none: the command refuses that on its own)."""
+    from userctl.db.engine import sqlite_path
+    from userctl.errors import DatabaseError
+
+    try:
+        return sqlite_path(database_url)
+    except DatabaseError:
+        return None
 
 
 def refuse_read(option: str, path: str, real: str, reads: Iterable[str] = ()) -> None:

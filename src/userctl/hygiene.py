@@ -19,6 +19,7 @@ from typing import Any, Callable, Collection, Final, Iterable, Mapping, Sequence
 
 from userctl.clock import iso_z, naive_utc
 from userctl.plan import Finding, Plan
+from userctl.printable import shell_command
 from userctl.state import PRIVILEGED_PERMISSIONS, User
 
 # Defaults of `policies.max_inactive_days` (PCI DSS 8.2.6) and `policies.review_every_days`
@@ -180,7 +181,8 @@ def _stale_message(invitation: Any) -> str:
     return (
         f"{invitation.email} never registered: their invitation expired "
         f"{iso_z(invitation.expires_at)}; send a new one with "
-        f"`userctl notifications resend {invitation.email}`, or remove them from the file"
+        f"`{shell_command('userctl', 'notifications', 'resend', invitation.email)}`, or remove "
+        "them from the file"
     )
 
 

@@ -42,6 +42,17 @@ def printable(text: str) -> str:
     return _hidden().sub(lambda m: _escape(m.group()) if is_hidden(m.group()) else m.group(), text)
 
 
+def shell_command(*words: str) -> str:
+    """A command line a reader may copy into a POSIX shell: each word quoted where it needs it
+    (shlex.quote; `plan.json` and `ana@acme.co` stay as they are). A path or an email may hold
+    backticks, `$` and braces (an email's local part allows all three), which pasted unquoted
+    would run as commands on the machine of whoever pastes it: an approver, an admin. Hidden
+    characters are escaped first (`printable`), for the same reason as anywhere else."""
+    import shlex  # only a message suggesting a command needs it
+
+    return " ".join(shlex.quote(printable(word)) for word in words)
+
+
 def visible_json(encoded: str) -> str:
     """JSON text (from json.dumps with ensure_ascii=False) with every hidden character written as
     a `\\uXXXX` escape. JSON's own syntax is ASCII, so such a character can only be inside a

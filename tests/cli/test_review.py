@@ -179,6 +179,9 @@ def test_attest_with_a_real_code_is_an_audit_event(
         "fine \u202eenif",
     )
     assert hidden.exit_code == 1 and "--note: the note" in hidden.stderr, hidden.output
+    # One code for the attestation and its replay: read twice, a 30-second step could pass
+    # between them and the replay would bring a fresh code.
+    code = org.root.code()
     done = runner(
         "review",
         "attest",
@@ -186,14 +189,12 @@ def test_attest_with_a_real_code_is_an_audit_event(
         "--reviewer",
         "ROOT@acme.co",
         "--otp-code",
-        org.root.code(),
+        code,
         "--note",
         "all fine",
     )
     assert done.exit_code == 0, done.output
-    replay = runner(
-        "review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", org.root.code()
-    )
+    replay = runner("review", "attest", str(path), "--reviewer", "root@acme.co", "--otp-code", code)
     assert replay.exit_code == 4 and "already used" in replay.stderr
 
     events = json.loads(runner("audit", "log", "--format", "json").stdout)

@@ -464,7 +464,10 @@ def test_the_saved_plans_name_cannot_end_the_approve_commands_code_span() -> Non
     md = render_markdown(data, saved_as=saved)
     line = next(line for line in md.splitlines() if line.startswith("**2FA:**"))
     span = line[line.index("approve this exact plan first with ") + 35 : -1]
-    assert code_span_content(span) == (f"userctl approve {saved} --operator EMAIL --otp-code CODE")
-    # The page shows the name as it is (escaped), quoted as before.
+    # The name as the shell reads it back (tests/core/test_suggested_commands.py), whole.
+    assert code_span_content(span) == (
+        f"userctl approve '{saved}' --operator EMAIL --otp-code CODE"
+    )
+    # The page shows the same command, escaped.
     page = render(data, "html", saved_as=saved)
-    assert str(escape(f"`userctl approve {saved} --operator EMAIL")) in page
+    assert str(escape(f"`userctl approve '{saved}' --operator EMAIL")) in page

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from userctl.db.identity import user_row
 from userctl.db.models import Role, RolePermission, TotpSecret, User
 from userctl.errors import NotAuthorized
+from userctl.printable import shell_command
 from userctl.state import given_email
 
 
@@ -73,7 +74,7 @@ def load_operator(
     if not row.totp_enrolled or not has_secret:
         raise NotAuthorized(
             f"operator {email} has no authenticator enrolled with userctl: another admin must run "
-            f"`userctl mfa enroll {email}` first"
+            f"`{shell_command('userctl', 'mfa', 'enroll', email)}` first"
         )
     permissions = frozenset(
         conn.execute(

@@ -7,6 +7,7 @@ import click
 from userctl.cli import checkpoint_out
 from userctl.cli.context import app
 from userctl.cli.messages import say
+from userctl.printable import shell_command
 
 
 @click.command()
@@ -104,10 +105,13 @@ def init(
     if demo:
         say(
             f"Demo data: {result.demo_bank_accounts} bank accounts and {result.demo_users} users. "
-            f"Run `userctl plan -f {path}` to see every kind of change."
+            f"Run `{shell_command('userctl', 'plan', '-f', path)}` to see every kind of change."
         )
     else:
-        say(f"Next: `userctl plan -f {path}` shows the rest of the file as changes to apply.")
+        say(
+            f"Next: `{shell_command('userctl', 'plan', '-f', path)}` shows the rest of the file "
+            "as changes to apply."
+        )
     click.echo()
     if secret_file is not None:
         say(

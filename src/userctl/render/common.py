@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping, Sequence
 from userctl.errors import first_few
 from userctl.hygiene import CODES
 from userctl.plan import ACTION_TABLE
-from userctl.printable import printable, visible_json
+from userctl.printable import printable, shell_command, visible_json
 
 # Fields a create shows, in reading order (email is already in the address).
 SHOWN_ON_CREATE = (
@@ -179,7 +179,7 @@ def summary_line(summary: Mapping[str, int]) -> str:
 
 
 def _backticked(text: str) -> str:
-    return f"`{printable(text)}`"
+    return f"`{text}`"
 
 
 def two_factor_line(
@@ -197,9 +197,12 @@ def two_factor_line(
             f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or save the plan with "
             "`--out plan.json` and have that exact plan approved (`userctl approve plan.json`)."
         )
+    approve = shell_command(
+        "userctl", "approve", saved_as, "--operator", "EMAIL", "--otp-code", "CODE"
+    )
     return (
         f"{n} step(s) need a 2FA confirmation: apply with --otp-code, or approve this exact plan "
-        f"first with {command(f'userctl approve {saved_as} --operator EMAIL --otp-code CODE')}."
+        f"first with {command(approve)}."
     )
 
 

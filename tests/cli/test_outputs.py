@@ -363,6 +363,8 @@ def test_no_output_replaces_a_database_named_by_a_sqlite_uri(
         ("sqlite:///file:rel.db?uri=true", "rel.db"),
         ("sqlite:///file:a%20b.db?uri=true", "a b.db"),
         ("sqlite:///file:/abs/x.db?mode=ro&uri=true", "/abs/x.db"),
+        ("sqlite:///file:///abs/y.db?uri=true", "/abs/y.db"),  # an empty authority
+        ("sqlite:///file://localhost/abs/z.db?uri=true", "/abs/z.db"),
         ("sqlite:///plain.db", "plain.db"),
         # Without uri=true SQLAlchemy's driver opens the name as it is written.
         ("sqlite:///file:/abs/x.db", "file:/abs/x.db"),

@@ -158,11 +158,17 @@ def is_stored_flag(value: Any) -> bool:
 
 
 def stored_int(value: Any) -> int:
-    """A stored integer as the drivers give the ones userctl writes: an int, never a bool, a
-    float (1.0, 1.25) or a text that int() would take for one (ValueError: altered)."""
-    if value.__class__ is not int:
+    """A stored integer as the drivers give the ones userctl writes (`is_stored_int`); anything
+    else (ValueError) makes its event altered."""
+    if not is_stored_int(value):
         raise ValueError(f"not a stored integer: {value!r}")
-    return value
+    return value  # type: ignore[no-any-return]
+
+
+def is_stored_int(value: Any) -> bool:
+    """An int; never a bool, a float (1.0, 1.25) or a text that int() would take for one.
+    (Confirmer.confirm tests it inline: a call per event would add about 0.05 s a million.)"""
+    return value.__class__ is int
 
 
 _FLAG_TYPES: Final = (bool, int)
@@ -264,7 +270,7 @@ def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
         reason,
         refers_to,
     ) = row
-    if seq.__class__ is not int or seq != fast.prev_seq + 1:  # 2.0 is no seq userctl wrote
+    if not is_stored_int(seq) or seq != fast.prev_seq + 1:  # 2.0 is no seq userctl wrote
         return SEQ
     if prev != fast.prev_hash:
         return LINK

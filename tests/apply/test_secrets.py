@@ -113,6 +113,35 @@ def test_a_secret_planted_in_clear_passes_no_one_s_2fa(
         _confirm(engine, op.user_id, _code(planted))
 
 
+def test_sealing_never_launders_a_secret_planted_in_clear_once_secrets_are_encrypted(
+    engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The key is in use (the operators' secrets encrypted); someone who can write the table
+    # plants a secret they know in clear, then waits for an admin to run `db seal-secrets`.
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    org = factory.org()
+    role = factory.role(org, "Admin", ["users.manage"])
+    admin = factory.operator(org, "admin@acme.co", role)
+    factory.operator(org, "other@acme.co", role)
+    planted = pyotp.random_base32(32)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(TotpSecret)
+            .where(TotpSecret.user_id == admin.user_id)
+            .values(secret="plain:" + planted)
+        )
+    sealed = runner("db", "seal-secrets")
+    assert sealed.exit_code == 0, sealed.output
+    assert sealed.stdout.startswith("Sealed 0 TOTP secret(s)")
+    assert (
+        "Left alone: the TOTP secret of admin@acme.co is stored in clear beside encrypted ones"
+        in sealed.stderr
+    )
+    assert _stored(engine, admin.user_id) == "plain:" + planted
+    with pytest.raises(UsageError, match="stored in clear although"):
+        _confirm(engine, admin.user_id, _code(planted))
+
+
 def test_secrets_enrolled_before_the_key_are_sealed_once_and_then_taken(
     engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

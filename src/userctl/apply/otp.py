@@ -42,6 +42,7 @@ from userctl.apply.secret_store import (
     ENV_KEY,
     decrypt_secret,
     encrypt_secret,
+    is_encrypted,
     owner_of,
     sealed,
     secret_key_from_env,
@@ -201,9 +202,10 @@ def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
 
 def seal_secrets(engine: Engine) -> tuple[int, list[str]]:
     """Seal with USERCTL_SECRET_KEY, each to its user, every TOTP secret stored in clear (enrolled
-    before the key was set) or sealed to no one (by an earlier userctl), in one transaction: how
-    many, and why each one left alone was (sealed to another user: a copied ciphertext). The
-    secrets are taken as they are now: run it right after setting the key or upgrading."""
+    before the key was set, while none is encrypted yet) or sealed to no one (by an earlier
+    userctl), in one transaction: how many, and why each one left alone was (sealed to another
+    user, or in clear beside encrypted ones: `secret_store.sealed`). Run it right after setting
+    the key or upgrading."""
     from userctl.db.engine import begin_write
 
     key = secret_key_from_env()
@@ -216,9 +218,12 @@ def seal_secrets(engine: Engine) -> tuple[int, list[str]]:
                 User, User.id == TotpSecret.user_id
             )
         ).all()
+        # In clear is taken only while nothing is encrypted yet (see sealed).
+        clear_taken = not any(is_encrypted(str(stored)) for _, stored, _ in rows)
         for user_id, stored, email in rows:
             try:
-                new = sealed(str(stored), owner_of(int(user_id), email_key(str(email))), key)
+                owner = owner_of(int(user_id), email_key(str(email)))
+                new = sealed(str(stored), owner, key, clear_taken=clear_taken)
             except UsageError as exc:
                 refused.append(str(exc))
                 continue

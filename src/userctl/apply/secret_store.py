@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from userctl.errors import UsageError
+from userctl.printable import shell_command
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -78,12 +79,22 @@ def decrypt_secret(stored: str, key: str | None = None, *, owner: str | None = N
     return secret
 
 
-def sealed(stored: str, owner: str, key: str) -> str | None:
+def sealed(stored: str, owner: str, key: str, *, clear_taken: bool) -> str | None:
     """`stored` sealed to `owner` with `key`, when it is in clear or sealed to no one (written
-    before secrets were sealed); None when it is sealed to `owner` already. One sealed to another
-    user is never re-sealed (a copied ciphertext would become good): UsageError, as for a key
-    that does not decrypt it."""
+    before secrets were sealed); None when it is sealed to `owner` already. Never laundered into
+    a good one (UsageError, as for a key that does not decrypt it): a secret sealed to another
+    user (a copied ciphertext), nor one in clear unless `clear_taken` (no secret is encrypted
+    yet: the key has just been set). Once any is, a secret in clear was written without the
+    key, or planted by whoever can write the table: sealed, it would pass as that user's."""
     if stored.startswith(_PLAIN):
+        if not clear_taken:
+            who = owner.partition("/")[2]
+            raise UsageError(
+                f"the TOTP secret of {who} is stored in clear beside encrypted ones: written "
+                f"without {ENV_KEY} after the key was in use, or planted by whoever can write "
+                "the table, so it is not sealed; re-enrol it "
+                f"(`{shell_command('userctl', 'mfa', 'enroll', who)}`)"
+            )
         return encrypt_secret(stored[len(_PLAIN) :], key, owner=owner)
     sealed_to, secret = _opened(stored, key)
     if sealed_to == owner:
@@ -94,6 +105,10 @@ def sealed(stored: str, owner: str, key: str) -> str | None:
             "it was copied from another row; re-enrol it (`userctl mfa enroll`)"
         )
     return encrypt_secret(secret, key, owner=owner)
+
+
+def is_encrypted(stored: str) -> bool:
+    return stored.startswith(_FERNET)
 
 
 def _opened(stored: str, key: str | None) -> tuple[str, str]:

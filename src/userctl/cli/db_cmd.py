@@ -33,7 +33,8 @@ def seal_secrets() -> None:
     """Seal with USERCTL_SECRET_KEY, each to its user, the TOTP secrets stored in clear (enrolled
     before the key was set) or sealed to no one (by an earlier userctl). Once the key is set, a
     secret not sealed to its user is refused, since whoever can write the database could have
-    put it there: run this once, right after setting the key or upgrading userctl."""
+    put it there: run this once, right after setting the key or upgrading userctl. A secret in
+    clear beside encrypted ones is left alone (its user re-enrols)."""
     from userctl.apply.otp import seal_secrets as seal
     from userctl.db.engine import redacted
 

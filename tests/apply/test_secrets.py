@@ -94,6 +94,21 @@ def _operator(factory: Any) -> Any:
     return factory.operator(org, "ana@acme.co", factory.role(org, "Admin", ["users.manage"]))
 
 
+def _admins(factory: Any, *emails: str) -> list[Any]:
+    """Operators of one organization, each with an enrolled authenticator."""
+    org = factory.org()
+    role = factory.role(org, "Admin", ["users.manage"])
+    return [factory.operator(org, email, role) for email in emails]
+
+
+def _overwrite(engine: Engine, user_id: int, stored: str) -> None:
+    """What whoever can write the table (but not read the key) does to a user's secret."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(TotpSecret).where(TotpSecret.user_id == user_id).values(secret=stored)
+        )
+
+
 def test_a_secret_planted_in_clear_passes_no_one_s_2fa(
     engine: Engine, factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,12 +118,7 @@ def test_a_secret_planted_in_clear_passes_no_one_s_2fa(
     op = _operator(factory)
     assert _stored(engine, op.user_id).startswith("fernet:")
     planted = pyotp.random_base32(32)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(TotpSecret)
-            .where(TotpSecret.user_id == op.user_id)
-            .values(secret="plain:" + planted)
-        )
+    _overwrite(engine, op.user_id, "plain:" + planted)
     with pytest.raises(UsageError, match="stored in clear although"):
         _confirm(engine, op.user_id, _code(planted))
 
@@ -119,17 +129,9 @@ def test_sealing_never_launders_a_secret_planted_in_clear_once_secrets_are_encry
     # The key is in use (the operators' secrets encrypted); someone who can write the table
     # plants a secret they know in clear, then waits for an admin to run `db seal-secrets`.
     monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
-    org = factory.org()
-    role = factory.role(org, "Admin", ["users.manage"])
-    admin = factory.operator(org, "admin@acme.co", role)
-    factory.operator(org, "other@acme.co", role)
+    admin, _other = _admins(factory, "admin@acme.co", "other@acme.co")
     planted = pyotp.random_base32(32)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(TotpSecret)
-            .where(TotpSecret.user_id == admin.user_id)
-            .values(secret="plain:" + planted)
-        )
+    _overwrite(engine, admin.user_id, "plain:" + planted)
     sealed = runner("db", "seal-secrets")
     assert sealed.exit_code == 0, sealed.output
     assert sealed.stdout.startswith("Sealed 0 TOTP secret(s)")
@@ -169,16 +171,8 @@ def test_a_ciphertext_copied_into_another_users_row_passes_no_one_s_2fa(
     # One person, two authenticators: an operator who can write the table copies their own
     # encrypted secret over an admin's, to confirm as the admin too (four eyes with one person).
     monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
-    org = factory.org()
-    role = factory.role(org, "Admin", ["users.manage"])
-    mallory = factory.operator(org, "mallory@acme.co", role)
-    admin = factory.operator(org, "admin@acme.co", role)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(TotpSecret)
-            .where(TotpSecret.user_id == admin.user_id)
-            .values(secret=_stored(engine, mallory.user_id))
-        )
+    mallory, admin = _admins(factory, "mallory@acme.co", "admin@acme.co")
+    _overwrite(engine, admin.user_id, _stored(engine, mallory.user_id))
     with pytest.raises(UsageError, match="admin@acme.co is not sealed to that user"):
         _confirm(engine, admin.user_id, _code(mallory.secret))
     # Sealing never launders it: it is left alone, and said so.
@@ -198,12 +192,8 @@ def test_a_secret_an_earlier_userctl_encrypted_is_sealed_to_its_user_once(
     key = "a long random key from the vault"
     monkeypatch.setenv(ENV_KEY, key)
     op = _operator(factory)
-    with engine.begin() as conn:  # as userctl stored it before secrets were sealed to users
-        conn.execute(
-            sa.update(TotpSecret)
-            .where(TotpSecret.user_id == op.user_id)
-            .values(secret=encrypt_secret(op.secret, key))
-        )
+    # As userctl stored it before secrets were sealed to users.
+    _overwrite(engine, op.user_id, encrypt_secret(op.secret, key))
     with pytest.raises(UsageError, match="userctl db seal-secrets"):
         _confirm(engine, op.user_id, _code(op.secret))
     assert runner("db", "seal-secrets").stdout.startswith("Sealed 1 TOTP secret(s)")

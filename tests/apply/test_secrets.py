@@ -144,6 +144,21 @@ def test_sealing_never_launders_a_secret_planted_in_clear_once_secrets_are_encry
         _confirm(engine, admin.user_id, _code(planted))
 
 
+def test_no_secret_is_stored_in_clear_beside_encrypted_ones(
+    engine: Engine, factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An enrolment run without the key where the others are encrypted: stored in clear it could
+    # never be taken (nor sealed, see above), so it is refused before anything is written.
+    monkeypatch.setenv(ENV_KEY, "a long random key from the vault")
+    first, second = _admins(factory, "first@acme.co", "second@acme.co")
+    before = _stored(engine, second.user_id)
+    monkeypatch.delenv(ENV_KEY)
+    with pytest.raises(UsageError, match=f"set {ENV_KEY}: the other TOTP secrets are encrypted"):
+        with engine.begin() as conn:
+            otp.enroll(conn, second.user_id)
+    assert _stored(engine, second.user_id) == before
+
+
 def test_secrets_enrolled_before_the_key_are_sealed_once_and_then_taken(
     engine: Engine, factory: Any, runner: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

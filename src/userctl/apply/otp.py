@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from userctl.apply.audit import AuditRecord, append_events
 from userctl.apply.secret_store import (
+    ENCRYPTED_PREFIX,
     ENV_KEY,
     decrypt_secret,
     encrypt_secret,
@@ -185,7 +186,20 @@ def _email_of(conn: Connection, user_id: int) -> str:
 
 def store_totp_secret(conn: Connection, user_id: int, secret: str) -> None:
     """Enrol an authenticator: keep the secret (encrypted, sealed to its user) and mark the user
-    enrolled."""
+    enrolled. Without the key where other secrets are encrypted, refused: a secret in clear
+    beside them is never taken, nor sealed (secret_store.sealed)."""
+    if (
+        secret_key_from_env() is None
+        and conn.execute(
+            select(TotpSecret.user_id)
+            .where(TotpSecret.secret.startswith(ENCRYPTED_PREFIX))
+            .limit(1)
+        ).first()
+    ):
+        raise UsageError(
+            f"set {ENV_KEY}: the other TOTP secrets are encrypted with it, and one stored in "
+            "clear beside them would be refused"
+        )
     email = _email_of(conn, user_id)
     conn.execute(
         insert(TotpSecret).values(

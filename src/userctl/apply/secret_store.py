@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 ENV_KEY = "USERCTL_SECRET_KEY"
 _FERNET = "fernet:"
+ENCRYPTED_PREFIX = _FERNET  # how an encrypted stored value starts (a query can look for it)
 _PLAIN = "plain:"
 
 
@@ -108,7 +109,7 @@ def sealed(stored: str, owner: str, key: str, *, clear_taken: bool) -> str | Non
 
 
 def is_encrypted(stored: str) -> bool:
-    return stored.startswith(_FERNET)
+    return stored.startswith(ENCRYPTED_PREFIX)
 
 
 def _opened(stored: str, key: str | None) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Final, Iterable, Iterator, Literal, NamedTuple
 
 import orjson
 
+from userctl import hexdigest
 from userctl.canonical import canonical_bytes
 from userctl.clock import naive_utc
 from userctl.gcpause import gc_paused
@@ -297,7 +298,7 @@ def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
         # A stored value no event was hashed with (bytes, a time that is no time, a refers_to
         # that is no number): its contents cannot match its hash.
         return HASH
-    if hashlib.sha256(payload).hexdigest() != hash_:
+    if not hexdigest.matches_by_hashlib(payload, hash_):
         return HASH
     key = fast.key
     if key is not None:
@@ -428,7 +429,8 @@ class Confirmer:
         m_operator, m_ov, m_digest = self._middle_of
         t_created, t_verified_by = self._tail_of
         key = self.key
-        dumps, sha256 = orjson.dumps, hashlib.sha256
+        # The definition's hash test (hashlib's digest == the stored one), in C where it was built.
+        dumps, matches = orjson.dumps, hexdigest.matches
         fields = dict.fromkeys(_COMMON, None)
         reasoned = dict.fromkeys(_REASONED, None)
         fields["operator"] = reasoned["operator"] = middle
@@ -518,7 +520,7 @@ class Confirmer:
                     if refers_to is None:
                         del record["refers_to"]
                     payload = dumps(record)
-                if sha256(payload).hexdigest() != hash_:
+                if not matches(payload, hash_):
                     break
                 if key is not None and (
                     mac is None or not hmac.compare_digest(str(mac), event_hmac(key, payload))

@@ -14,7 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.core.test_canonical import int64, plain, texts
-from userctl import chain
+from tests.core.test_hexdigest import accelerated
+from userctl import chain, hexdigest
 from userctl.canonical import canonical_bytes, canonical_json
 
 # As the drivers give them: text, or None where the column may be empty; 0/1 (or a bool, or any
@@ -25,6 +26,19 @@ wide_int = st.one_of(int64, st.integers(min_value=2**64, max_value=2**70), st.ju
 maybe_text = st.one_of(st.none(), texts)
 # The flags the drivers give for the ones userctl writes: bools, or 0/1 (SQLite, MariaDB).
 flags = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1]))
+
+
+@pytest.fixture(scope="module", params=["C", "hashlib"], autouse=True)
+def _hash_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs with the confirmer's hash test in C (userctl._sha256) and with
+    hashlib's, as an install without the extension has it."""
+    if request.param == "C":
+        accelerated()
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(hexdigest, "matches", hexdigest.matches_by_hashlib)
+        yield
 
 
 def stored(

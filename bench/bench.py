@@ -14,8 +14,9 @@ Per backend and size: `userctl init` creates the organization (untimed), then `a
 whole file (N creates, with a real TOTP code), `plan` and `validate` of a 1%-drifted file,
 `export`, `users list`, and `apply` of N mixed changes (N/2 renames, N/4 deletes, N/4 creates;
 --allow-mass-removal). A read-only step runs BENCH_RUNS (default 3) times alternated with its
-floor (A B A B ...): the table has each side's median seconds and CPU, and the CPU ratio as the
-median of the pairs' ratios, their range beside it. An apply runs once (it changes the
+floor (A B A B ...), and more pairs (up to 15) while they have taken under BENCH_MIN_SECONDS
+(default 8): the table has each side's median seconds and CPU, and the CPU ratio as the median
+of the pairs' ratios, their range beside it. An apply runs once (it changes the
 database), its floor once before it. `audit verify` and
 `audit log --format json` run over an organization whose events are generated straight into
 the table, chained with userctl's own hashing so that verify passes. Then 8 organizations in one
@@ -53,6 +54,11 @@ from userctl.db.thin import SQLITE_INSTANT  # noqa: E402
 from userctl.state import canonical_json  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+# A short step (a 10k plan: 0.3 s against a 0.15 s floor) runs more pairs, until its pairs have
+# taken this many seconds or there are MAX_PAIRS: on a 2-core machine one pair of such short
+# processes can swing by half (1.5-2.7x in one run at stop 24), and the median of three did too.
+MIN_PAIRED_SECONDS = float(os.environ.get("BENCH_MIN_SECONDS", "8"))
+MAX_PAIRS = 15
 ADMIN = user_email(0)
 PYTHON = sys.executable
 USERCTL = str(Path(sys.executable).with_name("userctl"))
@@ -227,15 +233,20 @@ def paired(
     env: dict[str, str],
     runs: int = RUNS,
     check: bool = True,
+    min_seconds: float = MIN_PAIRED_SECONDS,
 ) -> tuple[Measured, Measured]:
     """`cmd` and its floor, `runs` times each, alternately (A B A B ...): a machine whose speed
     drifts (other work, the page cache, the CPU's clock) drifts under both alike, and each pair's
-    CPU ratio is taken between neighbours (Row takes their median). Each side reports its median
-    wall and CPU seconds and its highest peak RSS."""
+    CPU ratio is taken between neighbours (Row takes their median). Then more pairs while all of
+    them have taken under `min_seconds` (up to MAX_PAIRS): short steps get the pairs their noise
+    needs, long ones `runs`. Each side reports its median wall and CPU seconds and its highest
+    peak RSS."""
     mine: list[_Run] = []
     floors: list[_Run] = []
     with tempfile.NamedTemporaryFile(suffix=".time") as report:
-        for _ in range(runs):
+        while len(mine) < runs or (
+            len(mine) < MAX_PAIRS and sum(r.seconds for r in (*mine, *floors)) < min_seconds
+        ):
             mine.append(_timed(cmd, env, report.name))
             floors.append(_timed(floor_cmd, env, report.name))
     _checked(cmd, mine[-1].proc, check)

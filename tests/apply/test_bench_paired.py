@@ -12,11 +12,34 @@ from bench import bench
 def test_a_step_and_its_floor_run_alternately(tmp_path: Path) -> None:
     log = tmp_path / "log"
     mine, floor = bench.paired(
-        ["sh", "-c", f"echo A >> {log}"], ["sh", "-c", f"echo B >> {log}"], {}, runs=3
+        ["sh", "-c", f"echo A >> {log}"],
+        ["sh", "-c", f"echo B >> {log}"],
+        {},
+        runs=3,
+        min_seconds=0,
     )
     assert log.read_text().split() == ["A", "B", "A", "B", "A", "B"]
     assert len(mine.cpus) == len(floor.cpus) == 3
     assert mine.code == floor.code == 0
+
+
+def test_a_short_step_runs_more_pairs_until_they_have_taken_long_enough(tmp_path: Path) -> None:
+    """Pairs of short processes swing widely: they are run until the pairs have taken
+    `min_seconds` (at most MAX_PAIRS), still alternately; a long step stops at `runs`."""
+    log = tmp_path / "log"
+    mine, floor = bench.paired(
+        ["sh", "-c", f"echo A >> {log}; sleep 0.05"],
+        ["sh", "-c", f"echo B >> {log}; sleep 0.05"],
+        {},
+        runs=3,
+        min_seconds=0.8,
+    )
+    ran = log.read_text().split()
+    assert ran == ["A", "B"] * (len(ran) // 2)
+    assert 3 < len(mine.cpus) == len(floor.cpus) == len(ran) // 2 < 9  # 0.1 s and more a pair
+    log.write_text("")
+    bench.paired(["sh", "-c", f"echo A >> {log}"], ["true"], {}, runs=2, min_seconds=1e9)
+    assert log.read_text().split() == ["A"] * bench.MAX_PAIRS
 
 
 def test_the_cpu_ratio_is_the_median_of_the_pairs() -> None:

@@ -318,7 +318,8 @@ class Row:
         )
 
     def cpu_ratio(self) -> str:
-        """The median of the paired runs' CPU ratios, with their range; a single run's ratio."""
+        """The median of the paired runs' CPU ratios, with their range and how many pairs; a
+        single run's ratio."""
         pairs = (
             [a / b for a, b in zip(self.mine.cpus, self.floor.cpus, strict=True) if b]
             if len(self.mine.cpus) == len(self.floor.cpus) > 1
@@ -326,7 +327,7 @@ class Row:
         )
         if not pairs:
             return f"{self.mine.cpu / self.floor.cpu:.2f}×" if self.floor.cpu else "nan"
-        return f"{statistics.median(pairs):.2f}× ({min(pairs):.2f}-{max(pairs):.2f})"
+        return f"{statistics.median(pairs):.2f}× ({min(pairs):.2f}-{max(pairs):.2f}, {len(pairs)})"
 
 
 HEADER = (
@@ -823,7 +824,9 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-        f"{RUNS} runs of each read-only step alternated with its floor's (medians)",
+        f"{RUNS} runs of each read-only step alternated with its floor's, more for a short one "
+        f"(up to {MAX_PAIRS} pairs or {MIN_PAIRED_SECONDS:g} s; medians, then the pairs' range "
+        "and count)",
         flush=True,
     )
     print(HEADER, flush=True)

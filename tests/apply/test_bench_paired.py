@@ -49,9 +49,9 @@ def test_the_cpu_ratio_is_the_median_of_the_pairs() -> None:
     # Pairs 3.0/1.0, 1.0/2.0, 2.0/1.0: their median is 2.0, which the medians' ratio (2.0/1.0)
     # happens to equal here but not below.
     row = bench.Row("plan", "sqlite", "10k", measured(3.0, 1.0, 2.0), measured(1.0, 2.0, 1.0))
-    assert row.cpu_ratio() == "2.00× (0.50-3.00)"
+    assert row.cpu_ratio() == "2.00× (0.50-3.00, 3)"
     row = bench.Row("plan", "sqlite", "10k", measured(1.0, 4.0, 4.0), measured(1.0, 4.0, 1.0))
-    assert row.cpu_ratio() == "1.00× (1.00-4.00)"  # the medians' ratio would say 4.00×
+    assert row.cpu_ratio() == "1.00× (1.00-4.00, 3)"  # the medians' ratio would say 4.00×
     # A single run (an apply): its own ratio.
     one = bench.Row("apply", "sqlite", "10k", measured(3.0), measured(1.5))
     assert one.cpu_ratio() == "2.00×"

@@ -185,6 +185,18 @@ def event_hmac(key: bytes, payload: bytes) -> str:
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
+def mac_matches(key: bytes, payload: bytes, mac: Any) -> bool:
+    """Whether a stored HMAC is the one the key gives `payload`, compared in constant time. A
+    stored value that is no str, or not ASCII, is none userctl wrote: False, so its event is
+    altered (compare_digest raises TypeError on a str it cannot take as ASCII, which stopped the
+    scan instead of naming the event)."""
+    return (
+        isinstance(mac, str)
+        and mac.isascii()
+        and hmac.compare_digest(mac, event_hmac(key, payload))
+    )
+
+
 def scan(
     batches: Iterable[Sequence[Sequence[Any]]],
     org_id: int,
@@ -304,7 +316,7 @@ def _judge(row: Sequence[Any], fast: Confirmer) -> Fault | None:
     if key is not None:
         if mac is None:
             return NO_HMAC
-        if not hmac.compare_digest(str(mac), event_hmac(key, payload)):
+        if not mac_matches(key, payload, mac):
             return HMAC
     return None
 
@@ -522,9 +534,7 @@ class Confirmer:
                     payload = dumps(record)
                 if not matches(payload, hash_):
                     break
-                if key is not None and (
-                    mac is None or not hmac.compare_digest(str(mac), event_hmac(key, payload))
-                ):
+                if key is not None and (mac is None or not mac_matches(key, payload, mac)):
                     break
                 prev_seq, prev_hash, prev_id = number, hash_, id_
         except (TypeError, ValueError):  # orjson.JSONEncodeError too: a value orjson refuses

@@ -163,6 +163,8 @@ EVERYWHERE: dict[str, Tamper] = {
     "hash_upper": _edited(2, "hash", str.upper),
     "hmac_upper": _edited(2, "hmac", str.upper),
     "hmac_empty": _value(1, "hmac", ""),
+    # A MAC that is no hex: compare_digest refuses a str it cannot take as ASCII (TypeError).
+    "hmac_not_ascii": _value(2, "hmac", "é" * 64),
 }
 
 # SQLite with columns of no type: a value of any type, kept as given.

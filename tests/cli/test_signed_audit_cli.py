@@ -415,3 +415,55 @@ def test_every_kind_of_write_appends_a_checkpoint_and_says_so(
     signed = json.loads(verified.stdout)["signed"]
     assert signed["not_yet_signed"] == 0
     assert signed["checkpoints"] == 5  # approve, apply, attest, the wrong code, enroll
+
+
+# SQLite keeps a value of any type in any column (a server refuses them): each is a checkpoint
+# no one wrote with the key, and verify names it instead of stopping on it.
+STORED_JUNK = {
+    "seq": "two",
+    "seq_fraction": 1.5,
+    "created_at": "not a time",
+    "head": 7,
+    "key_id": b"\x00",
+    "signature": 12,
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("column", sorted(STORED_JUNK))
+def test_a_checkpoint_holding_a_value_no_checkpoint_has_is_refused_not_a_crash(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path, key: str, column: str
+) -> None:
+    org = build_org(factory)
+    apply_a_change(runner, engine, org, tmp_path, "Maria")
+    apply_a_change(runner, engine, org, tmp_path, "Marta")
+    name = column.split("_fraction")[0]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE audit_checkpoints SET {name} = ? WHERE id = 1", (STORED_JUNK[column],)
+        )
+    verified = runner("audit", "verify", "--public-key", key)
+    assert verified.exit_code == 4, verified.output
+    assert "audit chain of acme-payments is broken" in verified.output
+    assert "checkpoint" in verified.output and "unexpected" not in verified.output
+    assert "checkpoint 0" not in verified.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_listing_and_the_evidence_name_such_a_checkpoint_too(
+    runner: Runner, factory: Factory, engine: Engine, tmp_path: Path, key: str
+) -> None:
+    """`audit checkpoints` refuses the listing (exit 4, saying which), and the evidence pack is
+    written with its verification failed, as for any other tampering."""
+    org = build_org(factory)
+    apply_a_change(runner, engine, org, tmp_path, "Maria")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_checkpoints SET seq = 'two' WHERE id = 1")
+    listed = runner("audit", "checkpoints")
+    assert listed.exit_code == 4, listed.output
+    assert "checkpoint 1 (in the order stored) holds a value no checkpoint" in listed.output
+    pack = tmp_path / "pack"
+    made = runner("evidence", "--since", "2020-01-01", "--until", "2099-12-31", "-o", str(pack))
+    assert made.exit_code == 4, made.output
+    verification = json.loads((pack / "audit-log.json").read_text())["verification"]
+    assert verification["ok"] is False and "seq 'two' is not a number" in verification["problem"]

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, insert, select
 
 from userctl.apply.signing import CHECKPOINT_NAMESPACE, signing_key, sshsig_verify
 from userctl.canonical import canonical_bytes
+from userctl.chain import is_stored_int
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.db.tables import audit_checkpoints as _table
 from userctl.db.tables import audit_events as _events
 from userctl.db.tables import organizations as _orgs
+from userctl.errors import AuditChainBroken
 
 # Checkpoints fetched per round trip by verify_checkpoints.
 VERIFY_BATCH = 2000
@@ -90,19 +92,26 @@ def append_checkpoint(
 
 
 def list_checkpoints(
-    conn: Connection, org_id: int, *, since: dt.datetime | None = None
+    conn: Connection,
+    org_id: int,
+    *,
+    since: dt.datetime | None = None,
+    stop_at_unreadable: bool = False,
 ) -> list[Checkpoint]:
-    """The organization's checkpoints in the order they were written."""
+    """The organization's checkpoints in the order they were written. A row holding a value no
+    checkpoint is written with (`_stored`) is AuditChainBroken, or with `stop_at_unreadable`
+    ends the list there (the evidence pack's period: its verification already names it)."""
     slug = str(conn.execute(select(_orgs.c.slug).where(_orgs.c.id == org_id)).scalar_one())
     query = select(_table).where(_table.c.organization_id == org_id)
     if since is not None:
         query = query.where(_table.c.created_at >= naive_utc(since))
-    return [
-        Checkpoint(
-            slug, org_id, int(r.seq), str(r.head), iso_z(r.created_at), str(r.key_id), r.signature
-        )
-        for r in conn.execute(query.order_by(_table.c.id))
-    ]
+    found: list[Checkpoint] = []
+    try:
+        found.extend(c for _, c in _read(slug, org_id, conn.execute(query.order_by(_table.c.id))))
+    except _Unreadable as exc:
+        if not stop_at_unreadable:
+            raise AuditChainBroken(f"audit chain of {slug} is broken: {exc}") from None
+    return found
 
 
 def checkpoint_at(conn: Connection, org_id: int, head: str) -> Checkpoint | None:
@@ -200,17 +209,15 @@ def verify_checkpoints(
     streamed = conn.execution_options(stream_results=True, yield_per=VERIFY_BATCH)
     result = streamed.execute(query)
     try:
-        for row in result:
+        for row, checkpoint in _read(slug, org_id, result):
             count += 1
-            checkpoint = Checkpoint(
-                slug, org_id, int(row.seq), str(row.head), iso_z(row.created_at),
-                str(row.key_id), row.signature,
-            )  # fmt: skip
             actual = None if row.event_hash is None else str(row.event_hash)
             problem = _wrong(checkpoint, keys, actual, previous, good_seq)
             if problem is not None:
                 break
             good_seq, previous = checkpoint.seq, checkpoint
+    except _Unreadable as exc:
+        count, problem = count + 1, str(exc)
     finally:
         result.close()
     if problem is None and kept is not None:
@@ -218,6 +225,45 @@ def verify_checkpoints(
     if problem is not None:
         return SignedResult(count, good_seq, max(events - good_seq, 0), problem)
     return SignedResult(count, good_seq, events - good_seq, None, previous)
+
+
+class _Unreadable(Exception):
+    """A stored row holding a value no checkpoint is written with: SQLite keeps a value of any
+    type in any column (a time that is no time, a seq that is no number). Verify names it, as it
+    names a forged checkpoint, instead of stopping on it."""
+
+
+def _read(slug: str, org_id: int, rows: Iterable[Any]) -> Iterator[tuple[Any, Checkpoint]]:
+    """Each stored row with the Checkpoint it holds, in order; _Unreadable at the first that
+    holds none (reading it may already fail, in SQLAlchemy's reader of its time)."""
+    stream = iter(rows)
+    at = 0
+    while True:
+        at += 1
+        try:
+            row = next(stream, None)
+            if row is None:
+                return
+            checkpoint = _stored(slug, org_id, row)
+        except (TypeError, ValueError) as exc:
+            raise _Unreadable(
+                f"checkpoint {at} (in the order stored) holds a value no checkpoint is written "
+                f"with ({exc})"
+            ) from None
+        yield row, checkpoint
+
+
+def _stored(slug: str, org_id: int, row: Any) -> Checkpoint:
+    """A stored checkpoint row as the Checkpoint it claims to be; ValueError (or TypeError) for a
+    value no checkpoint was written with: a seq that is no int, a signature that is no text."""
+    seq, signature = row.seq, row.signature
+    if not is_stored_int(seq):
+        raise ValueError(f"seq {seq!r} is not a number")
+    if not isinstance(signature, str):
+        raise ValueError(f"its signature is {type(signature).__name__}, not text")
+    return Checkpoint(
+        slug, org_id, seq, str(row.head), iso_z(row.created_at), str(row.key_id), signature
+    )
 
 
 def _wrong(
@@ -295,7 +341,7 @@ def evidence_seal(
     result = verify_checkpoints(conn, org_id, events, keys, kept)
     period = [
         c
-        for c in list_checkpoints(conn, org_id, since=since)
+        for c in list_checkpoints(conn, org_id, since=since, stop_at_unreadable=True)
         if parse_utc(c.time) < naive_utc(until)
     ]
     return result, period

@@ -314,6 +314,14 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
         assert on_driver is None or on_driver[1].bad == slow.bad
         result = runner("audit", "verify")
         assert result.exit_code == (0 if slow.bad is None else 4), result.output
+        # The log shows every event, or refuses to (exit 4) where one holds a value no event is
+        # written with: never an internal error (exit 70).
+        for fmt in ("text", "json"):
+            logged = runner("audit", "log", "--format", fmt)
+            assert logged.exit_code in (0, 4), (fmt, logged.output[-500:])
+        # The other reader of the events (audit.list_events), as `review status` runs it.
+        status = runner("review", "status")
+        assert status.exit_code in (0, 4), status.output[-500:]
         if slow.bad is not None:
             assert "audit chain of acme-payments is broken: event #" in result.stderr
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import unicodedata
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import pytest
@@ -287,6 +288,7 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
     tamper: Tamper,
     undo: Tamper | None,
     untyped: bool,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv(audit.ENV_KEY, KEY)
     key = chain.audit_key()
@@ -322,6 +324,12 @@ def test_a_tampered_value_is_judged_as_the_definition_judges_it(
         # The other reader of the events (audit.list_events), as `review status` runs it.
         status = runner("review", "status")
         assert status.exit_code in (0, 4), status.output[-500:]
+        made = runner(
+            "evidence", "--since", "2020-01-01", "--until", "2099-12-31", "-o", str(tmp_path / "p")
+        )
+        assert made.exit_code in (0, 4), made.output[-500:]
+        if "holds a value no event is written with" in made.output:
+            assert not (tmp_path / "p").exists()  # no pack rather than half of one
         if slow.bad is not None:
             assert "audit chain of acme-payments is broken: event #" in result.stderr
     finally:

@@ -172,6 +172,17 @@ def is_stored_int(value: Any) -> bool:
     return value.__class__ is int
 
 
+def is_stored_text(*values: Any) -> bool:
+    """Whether each value of a text column is text, as the drivers give what userctl writes (not
+    the integer or bytes SQLite keeps in any column, or a retyped column gives)."""
+    return all(v.__class__ is str for v in values)
+
+
+def is_stored_text_or_none(*values: Any) -> bool:
+    """Likewise for text columns that may be empty."""
+    return all(v is None or v.__class__ is str for v in values)
+
+
 _FLAG_TYPES: Final = (bool, int)
 
 

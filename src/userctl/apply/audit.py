@@ -45,6 +45,8 @@ from userctl.chain import (
     event_payload,
     hashed_fields,
     hashed_time,
+    is_stored_text,
+    is_stored_text_or_none,
     scan,
     stored_flag,
     stored_int,
@@ -399,9 +401,12 @@ def _events_query(org_id: int, since: dt.datetime | None, user: str | None) -> S
 def _event_data(r: Row[Any]) -> dict[str, Any]:
     """An event as plain data. A stored value no event is written with raises ValueError (or
     TypeError), which `events_read` turns into the broken chain `audit verify` names."""
-    if not shown_as_stored(r.operator, r.verified_by, r.action, r.address, r.prev_hash, r.hash):
-        raise ValueError("a text column holds no text")
-    if not maybe_shown_as_stored(r.plan_digest, r.hmac, r.reason):
+    if not (
+        is_stored_text(r.operator, r.verified_by, r.action, r.address, r.prev_hash, r.hash)
+        and is_stored_text_or_none(r.plan_digest, r.hmac, r.reason, r.before, r.after)
+    ):
+        # An integer action (SQLite keeps one) would otherwise reach the renderers and stop
+        # them there, outside events_read.
         raise ValueError("a text column holds no text")
     return {
         "seq": stored_int(r.seq),
@@ -422,18 +427,6 @@ def _event_data(r: Row[Any]) -> dict[str, Any]:
         "reason": r.reason,
         "refers_to": None if r.refers_to is None else stored_int(r.refers_to),
     }
-
-
-def shown_as_stored(*values: Any) -> bool:
-    """Whether each of these values of text columns is text, as userctl writes them: an integer
-    action (SQLite keeps one) would otherwise reach the renderers and stop them there, outside
-    `events_read`."""
-    return all(type(v) is str for v in values)
-
-
-def maybe_shown_as_stored(*values: Any) -> bool:
-    """Likewise for text columns that may be empty."""
-    return all(v is None or type(v) is str for v in values)
 
 
 def expiry_set_by(conn: Connection, org_id: int, email: str) -> int | None:

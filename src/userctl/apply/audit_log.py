@@ -97,8 +97,8 @@ def _batches(
                 time = times[created_at] = iso_z(
                     created_at if read_time is None else read_time(created_at)
                 )
-            # audit.shown_as_stored's test, inline: two calls per event showed in the time
-            # of a million events' log.
+            # chain.is_stored_text and is_stored_text_or_none, inline: two calls per event
+            # showed in the time of a million events' log.
             if not (
                 operator.__class__
                 is verified_by.__class__

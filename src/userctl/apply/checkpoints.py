@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert, select
 
 from userctl.apply.signing import CHECKPOINT_NAMESPACE, signing_key, sshsig_verify
 from userctl.canonical import canonical_bytes
-from userctl.chain import is_stored_int
+from userctl.chain import is_stored_int, is_stored_text
 from userctl.clock import iso_z, naive_utc, parse_utc
 from userctl.db.tables import audit_checkpoints as _table
 from userctl.db.tables import audit_events as _events
@@ -123,17 +123,7 @@ def checkpoint_at(conn: Connection, org_id: int, head: str) -> Checkpoint | None
         .order_by(_table.c.id.desc())
         .limit(1)
     ).first()
-    if row is None:
-        return None
-    return Checkpoint(
-        slug,
-        org_id,
-        int(row.seq),
-        str(row.head),
-        iso_z(row.created_at),
-        str(row.key_id),
-        row.signature,
-    )
+    return None if row is None else _stored(slug, org_id, row)
 
 
 def from_data(data: Any) -> Checkpoint:
@@ -256,14 +246,12 @@ def _read(slug: str, org_id: int, rows: Iterable[Any]) -> Iterator[tuple[Any, Ch
 def _stored(slug: str, org_id: int, row: Any) -> Checkpoint:
     """A stored checkpoint row as the Checkpoint it claims to be; ValueError (or TypeError) for a
     value no checkpoint was written with: a seq that is no int, a signature that is no text."""
-    seq, signature = row.seq, row.signature
+    seq, head, key_id, signature = row.seq, row.head, row.key_id, row.signature
     if not is_stored_int(seq):
         raise ValueError(f"seq {seq!r} is not a number")
-    if not isinstance(signature, str):
-        raise ValueError(f"its signature is {type(signature).__name__}, not text")
-    return Checkpoint(
-        slug, org_id, seq, str(row.head), iso_z(row.created_at), str(row.key_id), signature
-    )
+    if not is_stored_text(head, key_id, signature):
+        raise ValueError("a text column holds no text")
+    return Checkpoint(slug, org_id, seq, head, iso_z(row.created_at), key_id, signature)
 
 
 def _wrong(
